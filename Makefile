@@ -1,0 +1,50 @@
+# The two README commands: `make demo` and `make test`. Both create .venv and install the
+# project with pinned dependencies (constraints.txt) when needed, then do their job.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+
+.PHONY: demo test install db ui psql lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing qtis and pinned dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]' 2>&1 \
+		| { grep -v "^WARNING: Location 'file:" || true; }
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; exit 1; }
+	@$(BIN)/python -c "import orchestration.definitions" 
+	@touch $@
+
+db: $(STAMP)
+	@$(BIN)/qtis db up
+
+demo: $(STAMP)
+	@$(BIN)/qtis demo
+
+test: $(STAMP)
+	@$(BIN)/python -m pytest
+
+ui: $(STAMP)
+	@$(BIN)/qtis ui
+
+psql: $(STAMP)
+	@$(BIN)/qtis db psql
+
+lint: $(STAMP)
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	@$(BIN)/python bench/ingest.py
+
+clean:
+	-@test -x $(BIN)/qtis && $(BIN)/qtis db down
+	rm -rf $(VENV) .qtis

@@ -1,0 +1,102 @@
+"""Market-data assets: thin wrappers around ``warehouse.ingest``."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from orchestration.resources import WarehouseResource
+from warehouse import quality
+from warehouse.ingest import ingest
+from warehouse.providers import make_provider
+
+
+class RawBarsConfig(Config):
+    source: str = Field(default="bundled", description="bundled | csv | parquet | synthetic | yfinance")
+    path: str | None = Field(default=None, description="File or directory for csv/parquet")
+    symbols: list[str] = Field(default_factory=list, description="Subset of symbols; empty = all")
+    column_map: dict[str, str] = Field(default_factory=dict, description="File header -> column")
+    n_symbols: int = Field(default=20, description="synthetic: number of symbols")
+    n_bars: int = Field(default=1000, description="synthetic: bars per symbol")
+    freq: str = Field(default="1D", description="synthetic: bar length, e.g. 1D or 5min")
+    seed: int = Field(default=7, description="synthetic: random seed")
+
+
+@asset(group_name="market", kinds={"postgres", "python"})
+def raw_bars(
+    context: AssetExecutionContext, config: RawBarsConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Validated OHLCV bars in ``market.bars``; bad rows in ``market.bars_quarantine``."""
+    synthetic = {"n_symbols": config.n_symbols, "n_bars": config.n_bars, "freq": config.freq,
+                 "seed": config.seed}
+    provider = make_provider(config.source, config.path, config.column_map, synthetic)
+    report = ingest(provider, warehouse.url(), config.symbols or None, warehouse.settings(),
+                    progress=context.log.info)
+    return MaterializeResult(
+        metadata={
+            "source": report.source,
+            "origin": report.origin,
+            "symbols": MetadataValue.json(report.symbols),
+            "rows_in": report.rows_in,
+            "loaded": report.loaded,
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "quarantined": report.quarantined,
+            "quarantine_reasons": MetadataValue.json(report.quarantine_reasons),
+            "flags": MetadataValue.json(report.flags),
+            "first_ts": str(report.first_ts),
+            "last_ts": str(report.last_ts),
+            "ingest_run_id": report.run_id,
+            "table": "market.bars",
+        }
+    )
+
+
+@asset_check(asset=raw_bars, description="Every symbol of the last ingest has bars in the table.")
+def raw_bars_row_count(warehouse: WarehouseResource) -> AssetCheckResult:
+    run = quality.last_run(warehouse.url())
+    if run is None:
+        return AssetCheckResult(passed=False, metadata={"reason": "no ingest run recorded"})
+    counts = quality.bars_per_symbol(warehouse.url(), run.symbols)
+    empty = [s for s in run.symbols if counts.get(s, 0) == 0]
+    return AssetCheckResult(
+        passed=bool(run.symbols) and not empty,
+        metadata={"bars": sum(counts.values()), "symbols": len(counts), "empty_symbols": empty,
+                  "per_symbol": MetadataValue.json(counts)},
+    )
+
+
+@asset_check(asset=raw_bars, description="Share of quarantined rows in the last ingest is small.")
+def raw_bars_quarantine_ratio(warehouse: WarehouseResource) -> AssetCheckResult:
+    limit = warehouse.settings().max_quarantine_ratio
+    run = quality.last_run(warehouse.url())
+    if run is None:
+        return AssetCheckResult(passed=False, metadata={"reason": "no ingest run recorded"})
+    return AssetCheckResult(
+        passed=run.quarantine_ratio <= limit,
+        metadata={"ratio": run.quarantine_ratio, "limit (QTIS_MAX_QUARANTINE_RATIO)": limit,
+                  "quarantined": run.quarantined, "rows_in": run.rows_in},
+    )
+
+
+@asset_check(asset=raw_bars, description="The newest bar is recent (warns on stale data).")
+def raw_bars_freshness(warehouse: WarehouseResource) -> AssetCheckResult:
+    limit = warehouse.settings().freshness_max_age_hours
+    newest, age = quality.newest_bar_age_hours(warehouse.url())
+    return AssetCheckResult(
+        passed=age is not None and age <= limit,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"newest_bar": str(newest), "age_hours": round(age or -1, 1),
+                  "limit_hours (QTIS_FRESHNESS_MAX_AGE_HOURS)": limit},
+    )
+
+
+raw_bars_checks = [raw_bars_row_count, raw_bars_quarantine_ratio, raw_bars_freshness]

@@ -1,0 +1,184 @@
+"""The root ``qtis`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from warehouse import embedded
+from warehouse.db import database_url, redact
+from warehouse.providers import SOURCES, DataSourceError, make_provider
+from warehouse.schema import bars_storage, migrate
+from warehouse.settings import get_settings
+
+app = typer.Typer(help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True)
+db_app = typer.Typer(help="The Postgres warehouse (embedded unless QTIS_DATABASE_URL is set).",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _ready_url() -> str:
+    """Database URL with the server started and the schema migrated."""
+    try:
+        url = database_url()
+        migrate(url)
+    except ConnectionError as exc:
+        raise fail(str(exc)) from exc
+    return url
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Start the embedded server (if used) and apply schema migrations."""
+    settings = get_settings()
+    url = _ready_url()
+    where = settings.pgdata if settings.uses_embedded else "external server"
+    console.print(f"[green]database ready[/] ({where}); market.bars storage: {bars_storage(url)}")
+    console.print(f"url: {redact(url)}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the embedded server."""
+    settings = get_settings()
+    if not settings.uses_embedded:
+        raise fail("QTIS_DATABASE_URL is set: QTIS does not manage that server")
+    stopped = embedded.stop(settings.pgdata)
+    console.print("stopped" if stopped else "not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Is the database up, where is it, which schema revision."""
+    settings = get_settings()
+    if settings.uses_embedded:
+        state = embedded.status(settings.pgdata)
+        if not state.running:
+            console.print(f"embedded server: [yellow]stopped[/] (data dir {state.pgdata})")
+            raise typer.Exit(1)
+        console.print(f"embedded server: [green]running[/] pid {state.pid}, data dir {state.pgdata}")
+    from warehouse.schema import current_revision, head_revision
+
+    url = database_url(settings)
+    console.print(f"url: {redact(url)}")
+    console.print(f"schema revision: {current_revision(url)} (head {head_revision()})")
+    console.print(f"market.bars storage: {bars_storage(url)}")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (for psql, SQLAlchemy, notebooks)."""
+    print(database_url())
+
+
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def db_psql(ctx: typer.Context) -> None:
+    """Open psql on the QTIS database (extra arguments go to psql)."""
+    url = database_url()
+    psql = str(embedded.psql_path())
+    os.execv(psql, [psql, url, *ctx.args])
+
+
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise fail(f"--map expects HEADER=COLUMN, got {pair!r}")
+        header, column = pair.split("=", 1)
+        mapping[header.strip()] = column.strip()
+    return mapping
+
+
+def _split_symbols(symbols: list[str] | None) -> list[str] | None:
+    if not symbols:
+        return None
+    return [s.strip().upper() for item in symbols for s in item.split(",") if s.strip()]
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}")] = "bundled",
+    path: Annotated[Path | None, typer.Option(help="CSV/Parquet file or directory")] = None,
+    symbols: Annotated[list[str] | None, typer.Option(help="Symbols (repeat or comma-separate)")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="HEADER=COLUMN, e.g. Px_Last=close")] = None,
+    n_symbols: Annotated[int, typer.Option(help="synthetic: symbols")] = 20,
+    n_bars: Annotated[int, typer.Option(help="synthetic: bars per symbol")] = 1000,
+    freq: Annotated[str, typer.Option(help="synthetic: bar length (1D, 5min, ...)")] = "1D",
+    seed: Annotated[int, typer.Option(help="synthetic: random seed")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Load bars into market.bars (same code path as the Dagster asset raw_bars)."""
+    from warehouse.ingest import ingest as run_ingest
+
+    synthetic = {"n_symbols": n_symbols, "n_bars": n_bars, "freq": freq, "seed": seed}
+    try:
+        provider = make_provider(source, path, _parse_map(map_ or []), synthetic)
+        url = _ready_url()
+        if as_json:
+            report = run_ingest(provider, url, _split_symbols(symbols))
+        else:
+            with console.status("ingesting") as status:
+                report = run_ingest(provider, url, _split_symbols(symbols),
+                                    progress=lambda msg: status.update(msg))
+    except DataSourceError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    console.print(
+        f"[bold]{report.source}[/] ({report.origin}): {report.rows_in:,} rows read, "
+        f"{report.loaded:,} loaded ({report.inserted:,} new, {report.updated:,} updated, "
+        f"{report.unchanged:,} unchanged), [{'red' if report.quarantined else 'green'}]"
+        f"{report.quarantined:,} quarantined[/]"
+    )
+    if report.quarantine_reasons:
+        table = Table("quarantine reason", "rows", title="market.bars_quarantine")
+        for reason, count in report.quarantine_reasons.items():
+            table.add_row(reason, f"{count:,}")
+        console.print(table)
+    if report.flags:
+        console.print("flagged (loaded, see market.bar_flags): "
+                      + ", ".join(f"{k} {v}" for k, v in report.flags.items()))
+
+
+@app.command()
+def demo() -> None:
+    """Run the pipeline on the bundled sample through Dagster and print where to look."""
+    from orchestration.demo import run_demo
+
+    run_demo(console)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port for the Dagster webserver")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+) -> None:
+    """Start the Dagster UI (webserver + daemon) on this machine."""
+    from orchestration.instance import dagster_home
+
+    home = dagster_home(get_settings())
+    _ready_url()
+    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C to stop")
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions",
+           "-h", host, "-p", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env=os.environ | {"DAGSTER_HOME": str(home)}))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,29 @@
+"""Dagster resources for systems outside the code: the Postgres warehouse."""
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from warehouse.db import database_url
+from warehouse.schema import migrate
+from warehouse.settings import WarehouseSettings
+
+
+class WarehouseResource(ConfigurableResource):
+    """The QTIS Postgres database, migrated to the current schema on first use.
+
+    ``database_url`` overrides ``QTIS_DATABASE_URL``; with neither, the embedded server is used.
+    """
+
+    database_url: str | None = None
+    _url: str | None = PrivateAttr(default=None)
+
+    def settings(self) -> WarehouseSettings:
+        overrides = {"database_url": self.database_url} if self.database_url else {}
+        return WarehouseSettings(**overrides)
+
+    def url(self) -> str:
+        if self._url is None:
+            url = database_url(self.settings())
+            migrate(url)
+            self._url = url
+        return self._url

@@ -1,0 +1,53 @@
+"""One place that turns settings into a live database URL and connections."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from warehouse import embedded
+from warehouse.settings import WarehouseSettings, get_settings
+
+
+def with_database(url: str, name: str) -> str:
+    """Return ``url`` pointing at database ``name`` (query string such as ``host=`` kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def database_url(settings: WarehouseSettings | None = None) -> str:
+    """URL of the QTIS database, starting the embedded server and creating the DB if needed."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    admin = embedded.start(settings.pgdata)
+    embedded.ensure_database(admin, settings.database_name)
+    return with_database(admin, settings.database_name)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same database as a SQLAlchemy URL using the psycopg 3 driver."""
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    raise ValueError(f"QTIS_DATABASE_URL must be a postgresql:// URL, got scheme {scheme!r}")
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    """Connect with a clear message when the server is unreachable."""
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise ConnectionError(
+            f"cannot connect to Postgres at {redact(url)}: {exc}".strip()
+            + "\nCheck QTIS_DATABASE_URL, or unset it to use the embedded server (`qtis db up`)."
+        ) from exc
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

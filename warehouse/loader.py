@@ -1,0 +1,193 @@
+"""Bulk load: binary COPY into a staging table, then one idempotent upsert into ``market.bars``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg.types.json import Jsonb
+
+from warehouse.providers.base import Instrument
+
+_STAGE = """
+create temp table bars_stage (
+    symbol text not null, ts timestamptz not null,
+    open float8 not null, high float8 not null, low float8 not null,
+    close float8 not null, volume float8 not null
+) on commit drop
+"""
+
+# Rows whose values did not change are left alone, so a re-run writes nothing and reports it.
+_UPSERT = """
+with up as (
+    insert into market.bars as b (symbol, ts, open, high, low, close, volume, source)
+    select symbol, ts, open, high, low, close, volume, %(source)s
+    from bars_stage
+    on conflict (symbol, ts) do update
+        set open = excluded.open, high = excluded.high, low = excluded.low,
+            close = excluded.close, volume = excluded.volume, source = excluded.source
+        where (b.open, b.high, b.low, b.close, b.volume, b.source)
+              is distinct from
+              (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume,
+               excluded.source)
+    returning {inserted} as inserted
+)
+select count(*) filter (where inserted), count(*) filter (where not inserted) from up
+"""
+# Postgres 18 can return the old row; older servers count new keys before the upsert instead.
+_NEW_KEYS = """
+select count(*) from bars_stage s
+where not exists (select 1 from market.bars b
+                  where b.symbol = s.symbol and b.ts = s.ts)
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rows: int
+    inserted: int
+    updated: int
+    partitions_created: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.inserted - self.updated
+
+
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC, the zero of Postgres binary timestamps
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_COPY_TRAILER = b"\xff\xff"
+_VALUES = ("open", "high", "low", "close", "volume")
+
+
+def binary_copy_payload(bars: pd.DataFrame) -> list[bytes]:
+    """Encode bars in Postgres binary COPY format with numpy, one record array per symbol width.
+
+    Building the bytes column-wise is several times faster than a Python loop over rows, and
+    binary COPY skips text parsing on the server.
+    """
+    codes, uniques = pd.factorize(bars["symbol"].astype(str), sort=False)
+    encoded = [u.encode("utf-8") for u in uniques]
+    widths = np.array([len(e) for e in encoded])[codes]
+    symbol_bytes = np.array(encoded, dtype=object)
+    ts = bars["ts"].dt.tz_convert("UTC").astype("datetime64[us, UTC]").array.asi8 - PG_EPOCH_US
+    values = bars[list(_VALUES)].to_numpy(np.float64)
+
+    parts = [_COPY_HEADER]
+    for width in np.unique(widths):
+        rows = np.flatnonzero(widths == width)
+        fields = [("n", ">i2"), ("symbol_len", ">i4"), ("symbol", f"S{width}"), ("ts_len", ">i4"),
+                  ("ts", ">i8")]
+        for name in _VALUES:
+            fields += [(f"{name}_len", ">i4"), (name, ">f8")]
+        record = np.empty(len(rows), dtype=np.dtype(fields))
+        record["n"] = 2 + len(_VALUES)
+        record["symbol_len"] = width
+        record["symbol"] = symbol_bytes[codes[rows]].astype(f"S{width}")
+        record["ts_len"] = 8
+        record["ts"] = ts[rows]
+        for i, name in enumerate(_VALUES):
+            record[f"{name}_len"] = 8
+            record[name] = values[rows, i]
+        parts.append(record.tobytes())
+    parts.append(_COPY_TRAILER)
+    return parts
+
+
+def copy_bars(cur: psycopg.Cursor, bars: pd.DataFrame) -> None:
+    """Stream ``bars`` into the session's staging table with binary COPY."""
+    with cur.copy(
+        "copy bars_stage (symbol, ts, open, high, low, close, volume) from stdin (format binary)"
+    ) as copy:
+        for part in binary_copy_payload(bars):
+            copy.write(part)
+
+
+def load_bars(conn: psycopg.Connection, bars: pd.DataFrame, source: str) -> LoadResult:
+    """Upsert validated bars in one transaction (all or nothing)."""
+    if bars.empty:
+        return LoadResult(0, 0, 0, 0)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_STAGE)
+        copy_bars(cur, bars)
+        lo, hi = bars["ts"].min(), bars["ts"].max()
+        created = cur.execute(
+            "select market.ensure_bars_partitions(%s, %s)", (lo.to_pydatetime(), hi.to_pydatetime())
+        ).fetchone()[0]
+        if conn.info.server_version >= 180000:
+            upsert = _UPSERT.format(inserted="(old.symbol is null)")
+            inserted, updated = cur.execute(upsert, {"source": source}).fetchone()
+        else:
+            inserted = cur.execute(_NEW_KEYS).fetchone()[0]
+            written = sum(cur.execute(_UPSERT.format(inserted="true"), {"source": source}).fetchone())
+            updated = written - inserted
+    return LoadResult(len(bars), inserted, updated, created)
+
+
+def register_instruments(
+    conn: psycopg.Connection, known: list[Instrument], symbols: list[str]
+) -> None:
+    """Upsert what the provider knows; add bare rows (defaults) for other new symbols."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """
+            insert into market.instruments (symbol, name, sector, asset_class, currency, exchange_tz,
+                tick_size, lot_size, multiplier, listed_from, delisted_at)
+            values (%(symbol)s, %(name)s, %(sector)s, %(asset_class)s, %(currency)s, %(exchange_tz)s,
+                %(tick_size)s, %(lot_size)s, %(multiplier)s, %(listed_from)s, %(delisted_at)s)
+            on conflict (symbol) do update set
+                name = excluded.name, sector = excluded.sector, asset_class = excluded.asset_class,
+                currency = excluded.currency, exchange_tz = excluded.exchange_tz,
+                tick_size = excluded.tick_size, lot_size = excluded.lot_size,
+                multiplier = excluded.multiplier, listed_from = excluded.listed_from,
+                delisted_at = excluded.delisted_at, updated_at = now()
+            """,
+            [vars(i) for i in known],
+        )
+        named = {i.symbol for i in known}
+        cur.executemany(
+            "insert into market.instruments (symbol) values (%s) on conflict do nothing",
+            [(s,) for s in symbols if s not in named],
+        )
+
+
+def exchange_timezones(conn: psycopg.Connection) -> dict[str, str]:
+    return dict(conn.execute("select symbol, exchange_tz from market.instruments").fetchall())
+
+
+def quarantine_rows(conn: psycopg.Connection, rows: pd.DataFrame, source: str) -> int:
+    """Keep bad rows with their reasons; returns how many were new to the quarantine."""
+    if rows.empty:
+        return 0
+    params = [
+        (r.symbol, None if pd.isna(r.ts) else r.ts.to_pydatetime(), Jsonb(r.raw), r.reason, source)
+        for r in rows.itertuples(index=False)
+    ]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """
+            insert into market.bars_quarantine (symbol, ts, raw, reason, source)
+            values (%s, %s, %s, %s, %s)
+            on conflict (source, md5(raw::text), reason) do nothing
+            """,
+            params,
+        )
+        return cur.rowcount
+
+
+def record_flags(conn: psycopg.Connection, flags: pd.DataFrame, source: str) -> None:
+    if flags.empty:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """
+            insert into market.bar_flags (symbol, ts, flag, detail, source)
+            values (%s, %s, %s, %s, %s)
+            on conflict (symbol, ts, flag) do update
+                set detail = excluded.detail, source = excluded.source, flagged_at = now()
+            """,
+            [(r.symbol, r.ts.to_pydatetime(), r.flag, r.detail, source)
+             for r in flags.itertuples(index=False)],
+        )

@@ -1,0 +1,39 @@
+"""Data providers: each returns raw bars in one canonical shape for validation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from warehouse.providers.base import BarProvider, DataSourceError, Instrument, RawBars
+from warehouse.providers.bundled import BundledProvider
+from warehouse.providers.files import FileProvider
+from warehouse.providers.synthetic import SyntheticMarket
+from warehouse.providers.vendor import YahooProvider
+
+SOURCES = ("bundled", "csv", "parquet", "synthetic", "yfinance")
+
+__all__ = [
+    "SOURCES", "BarProvider", "BundledProvider", "DataSourceError", "FileProvider", "Instrument",
+    "RawBars", "SyntheticMarket", "YahooProvider", "make_provider",
+]
+
+
+def make_provider(
+    source: str,
+    path: str | Path | None = None,
+    column_map: Mapping[str, str] | None = None,
+    synthetic: Mapping[str, object] | None = None,
+) -> BarProvider:
+    """Build the provider named ``source``; the one place the CLI and the asset share."""
+    if source == "bundled":
+        return BundledProvider()
+    if source in ("csv", "parquet"):
+        if path is None:
+            raise DataSourceError(f"--source {source} needs --path to a file or directory")
+        return FileProvider(path, source, column_map)
+    if source == "synthetic":
+        return SyntheticMarket(**dict(synthetic or {}))
+    if source == "yfinance":
+        return YahooProvider()
+    raise DataSourceError(f"unknown source {source!r}; choose one of: {', '.join(SOURCES)}")

@@ -1,0 +1,64 @@
+"""The provider interface: a source of raw OHLCV rows plus what it knows about instruments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+import pandas as pd
+
+# Canonical raw columns every provider returns (values may still be unparsed strings).
+REQUIRED_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
+OPTIONAL_COLUMNS = ("adj_close",)
+
+
+class DataSourceError(ValueError):
+    """A source that cannot be read at all (missing columns, empty, wrong format)."""
+
+
+@dataclass(frozen=True)
+class Instrument:
+    symbol: str
+    name: str | None = None
+    sector: str | None = None
+    asset_class: str = "equity"
+    currency: str = "USD"
+    exchange_tz: str = "UTC"
+    tick_size: float = 0.01
+    lot_size: float = 1.0
+    multiplier: float = 1.0
+    listed_from: date | None = None
+    delisted_at: date | None = None
+
+
+@dataclass
+class RawBars:
+    """What a provider hands to validation: raw rows, their origin, known instruments."""
+
+    frame: pd.DataFrame
+    source: str
+    origin: str
+    instruments: list[Instrument] = field(default_factory=list)
+
+
+class BarProvider(Protocol):
+    name: str
+
+    def load(self, symbols: Sequence[str] | None = None) -> RawBars: ...
+
+
+def select_symbols(frame: pd.DataFrame, symbols: Sequence[str] | None, origin: str) -> pd.DataFrame:
+    """Keep only ``symbols`` (case-insensitive); an unknown symbol is an error, not silence."""
+    if not symbols:
+        return frame
+    wanted = {s.upper() for s in symbols}
+    present = set(frame["symbol"].astype(str).str.upper().unique())
+    missing = sorted(wanted - present)
+    if missing:
+        raise DataSourceError(
+            f"{origin}: symbol(s) not found: {', '.join(missing)} "
+            f"(available: {', '.join(sorted(present)[:20])}{' ...' if len(present) > 20 else ''})"
+        )
+    return frame[frame["symbol"].astype(str).str.upper().isin(wanted)].reset_index(drop=True)

@@ -1,0 +1,120 @@
+"""User files: CSV and Parquet with common headers recognised out of the box."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from warehouse.providers.base import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    DataSourceError,
+    RawBars,
+    select_symbols,
+)
+
+# Normalised header (lower case, non-alphanumerics removed) -> canonical column.
+HEADER_ALIASES = {
+    "symbol": "symbol", "ticker": "symbol", "instrument": "symbol",
+    "date": "ts", "datetime": "ts", "timestamp": "ts", "ts": "ts", "time": "ts",
+    "open": "open", "high": "high", "low": "low", "close": "close",
+    "volume": "volume", "vol": "volume",
+    "adjclose": "adj_close", "adjustedclose": "adj_close", "adjusted": "adj_close",
+}
+
+
+def _normalise(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(header).lower())
+
+
+def standardize_columns(
+    frame: pd.DataFrame, origin: str, column_map: Mapping[str, str] | None = None,
+    default_symbol: str | None = None,
+) -> pd.DataFrame:
+    """Rename headers to the canonical names; fail naming the file if a required one is missing.
+
+    ``column_map`` maps a file header to a canonical name (``{"Px_Last": "close"}``) and wins over
+    the built-in aliases. Without a symbol column, ``default_symbol`` (the file stem) is used.
+    """
+    explicit = {_normalise(k): v for k, v in (column_map or {}).items()}
+    unknown = set(explicit.values()) - set(REQUIRED_COLUMNS) - set(OPTIONAL_COLUMNS)
+    if unknown:
+        raise DataSourceError(
+            f"{origin}: column mapping targets unknown column(s) {sorted(unknown)}; "
+            f"valid targets: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+        )
+    renames: dict[str, str] = {}
+    for header in frame.columns:
+        key = _normalise(header)
+        target = explicit.get(key) or HEADER_ALIASES.get(key)
+        if target and target not in renames.values():
+            renames[header] = target
+    out = frame.rename(columns=renames)[list(renames.values())]
+    if "symbol" not in out.columns and default_symbol:
+        out.insert(0, "symbol", default_symbol)
+    missing = [c for c in REQUIRED_COLUMNS if c not in out.columns]
+    if missing:
+        raise DataSourceError(
+            f"{origin}: missing required column(s): {', '.join(missing)} "
+            f"(found: {', '.join(map(str, frame.columns)) or 'none'}); "
+            "map other headers with --map HEADER=COLUMN"
+        )
+    if out.empty:
+        raise DataSourceError(f"{origin}: the file has a header but no rows")
+    return out
+
+
+def read_table(path: Path, kind: str) -> pd.DataFrame:
+    """Read one CSV or Parquet file as raw values, with one clear error when it cannot be read."""
+    if not path.exists():
+        raise DataSourceError(f"{path}: file not found")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataSourceError(f"{path}: the file is empty")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        # Strings in, so that a bad cell is quarantined with its raw text, not silently NaN.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                           skipinitialspace=True, encoding="utf-8")
+    except pd.errors.EmptyDataError as exc:
+        raise DataSourceError(f"{path}: the file is empty") from exc
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataSourceError(f"{path}: not a readable CSV file ({type(exc).__name__})") from exc
+    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        if kind == "parquet":
+            raise DataSourceError(f"{path}: not a readable Parquet file ({exc})") from exc
+        raise
+
+
+class FileProvider:
+    """Bars from a CSV/Parquet file, or every such file in a directory (one symbol per file ok)."""
+
+    def __init__(self, path: str | Path, kind: str, column_map: Mapping[str, str] | None = None):
+        if kind not in ("csv", "parquet"):
+            raise ValueError(f"file kind must be csv or parquet, got {kind!r}")
+        self.path = Path(path)
+        self.kind = kind
+        self.name = kind
+        self.column_map = dict(column_map or {})
+
+    def _files(self) -> list[Path]:
+        if self.path.is_dir():
+            suffixes = (".csv", ".csv.gz") if self.kind == "csv" else (".parquet", ".pq")
+            files = sorted(p for p in self.path.iterdir() if p.name.lower().endswith(suffixes))
+            if not files:
+                raise DataSourceError(f"{self.path}: no {self.kind} files in this directory")
+            return files
+        return [self.path]
+
+    def load(self, symbols: Sequence[str] | None = None) -> RawBars:
+        frames = []
+        for file in self._files():
+            raw = read_table(file, self.kind)
+            stem = file.name.split(".")[0].upper()
+            frames.append(standardize_columns(raw, str(file), self.column_map, default_symbol=stem))
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame = select_symbols(frame, symbols, str(self.path))
+        return RawBars(frame=frame, source=self.name, origin=str(self.path))

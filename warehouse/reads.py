@@ -1,0 +1,52 @@
+"""Columnar reads for training and analytics: COPY TO streamed into Arrow, never row by row."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from warehouse.db import connect
+
+BAR_SCHEMA = pa.schema([
+    ("symbol", pa.string()), ("ts_us", pa.int64()), ("open", pa.float64()), ("high", pa.float64()),
+    ("low", pa.float64()), ("close", pa.float64()), ("volume", pa.float64()),
+])
+
+
+def read_bars(
+    url: str,
+    symbols: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pa.Table:
+    """Bars as an Arrow table sorted by (symbol, ts); ``ts`` is ``timestamp[us, UTC]``."""
+    where = [sql.SQL("true")]
+    if symbols:
+        where.append(sql.SQL("symbol = any({})").format(sql.Literal(list(symbols))))
+    if start is not None:
+        where.append(sql.SQL("ts >= {}").format(sql.Literal(start)))
+    if end is not None:
+        where.append(sql.SQL("ts < {}").format(sql.Literal(end)))
+    query = sql.SQL(
+        "copy (select symbol, (extract(epoch from ts) * 1000000)::bigint, open, high, low, close, "
+        "volume from market.bars where {} order by symbol, ts) to stdout (format csv)"
+    ).format(sql.SQL(" and ").join(where))
+
+    buffer = io.BytesIO()
+    with connect(url) as conn, conn.cursor() as cur, cur.copy(query) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    buffer.seek(0)
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=BAR_SCHEMA.names),
+        convert_options=pacsv.ConvertOptions(column_types=BAR_SCHEMA),
+    ) if buffer.getbuffer().nbytes else BAR_SCHEMA.empty_table()
+    ts = pc.cast(table["ts_us"], pa.timestamp("us", tz="UTC"))
+    return table.set_column(1, "ts", ts)

@@ -1,0 +1,48 @@
+"""Typed settings for the warehouse, read from ``QTIS_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WarehouseSettings(BaseSettings):
+    """Where the data lives and how ingestion judges it.
+
+    ``database_url`` wins when set; otherwise an embedded Postgres keeps its data under
+    ``home``/pg so that a fresh clone needs no database server.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="Postgres URL; unset means the embedded server under QTIS_HOME."
+    )
+    home: Path = Field(default=Path(".qtis"), description="Directory for local state.")
+    database_name: str = Field(default="qtis", description="Database used on the embedded server.")
+    max_quarantine_ratio: float = Field(
+        default=0.05, ge=0, le=1, description="Asset check fails above this share of bad rows."
+    )
+    freshness_max_age_hours: float = Field(
+        default=96.0, gt=0, description="Asset check warns when the newest bar is older."
+    )
+    spike_zscore: float = Field(
+        default=12.0, gt=0, description="Robust z-score of a log return that flags a spike."
+    )
+    gap_factor: float = Field(
+        default=5.0, gt=1, description="A gap is flagged when spacing exceeds this x median."
+    )
+
+    @property
+    def pgdata(self) -> Path:
+        return (self.home / "pg").resolve()
+
+    @property
+    def uses_embedded(self) -> bool:
+        return not self.database_url
+
+
+def get_settings() -> WarehouseSettings:
+    return WarehouseSettings()
