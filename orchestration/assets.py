@@ -19,7 +19,9 @@ from warehouse.providers import make_provider
 
 
 class RawBarsConfig(Config):
-    source: str = Field(default="bundled", description="bundled | csv | parquet | synthetic | yfinance")
+    source: str = Field(
+        default="bundled", description="bundled | csv | parquet | synthetic | yfinance"
+    )
     path: str | None = Field(default=None, description="File or directory for csv/parquet")
     symbols: list[str] = Field(default_factory=list, description="Subset of symbols; empty = all")
     column_map: dict[str, str] = Field(default_factory=dict, description="File header -> column")
@@ -34,11 +36,20 @@ def raw_bars(
     context: AssetExecutionContext, config: RawBarsConfig, warehouse: WarehouseResource
 ) -> MaterializeResult:
     """Validated OHLCV bars in ``market.bars``; bad rows in ``market.bars_quarantine``."""
-    synthetic = {"n_symbols": config.n_symbols, "n_bars": config.n_bars, "freq": config.freq,
-                 "seed": config.seed}
+    synthetic = {
+        "n_symbols": config.n_symbols,
+        "n_bars": config.n_bars,
+        "freq": config.freq,
+        "seed": config.seed,
+    }
     provider = make_provider(config.source, config.path, config.column_map, synthetic)
-    report = ingest(provider, warehouse.url(), config.symbols or None, warehouse.settings(),
-                    progress=context.log.info)
+    report = ingest(
+        provider,
+        warehouse.url(),
+        config.symbols or None,
+        warehouse.settings(),
+        progress=context.log.info,
+    )
     return MaterializeResult(
         metadata={
             "source": report.source,
@@ -69,8 +80,12 @@ def raw_bars_row_count(warehouse: WarehouseResource) -> AssetCheckResult:
     empty = [s for s in run.symbols if counts.get(s, 0) == 0]
     return AssetCheckResult(
         passed=bool(run.symbols) and not empty,
-        metadata={"bars": sum(counts.values()), "symbols": len(counts), "empty_symbols": empty,
-                  "per_symbol": MetadataValue.json(counts)},
+        metadata={
+            "bars": sum(counts.values()),
+            "symbols": len(counts),
+            "empty_symbols": empty,
+            "per_symbol": MetadataValue.json(counts),
+        },
     )
 
 
@@ -82,8 +97,12 @@ def raw_bars_quarantine_ratio(warehouse: WarehouseResource) -> AssetCheckResult:
         return AssetCheckResult(passed=False, metadata={"reason": "no ingest run recorded"})
     return AssetCheckResult(
         passed=run.quarantine_ratio <= limit,
-        metadata={"ratio": run.quarantine_ratio, "limit (QTIS_MAX_QUARANTINE_RATIO)": limit,
-                  "quarantined": run.quarantined, "rows_in": run.rows_in},
+        metadata={
+            "ratio": run.quarantine_ratio,
+            "limit (QTIS_MAX_QUARANTINE_RATIO)": limit,
+            "quarantined": run.quarantined,
+            "rows_in": run.rows_in,
+        },
     )
 
 
@@ -94,8 +113,11 @@ def raw_bars_freshness(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(
         passed=age is not None and age <= limit,
         severity=AssetCheckSeverity.WARN,
-        metadata={"newest_bar": str(newest), "age_hours": round(age or -1, 1),
-                  "limit_hours (QTIS_FRESHNESS_MAX_AGE_HOURS)": limit},
+        metadata={
+            "newest_bar": str(newest),
+            "age_hours": round(age or -1, 1),
+            "limit_hours (QTIS_FRESHNESS_MAX_AGE_HOURS)": limit,
+        },
     )
 
 

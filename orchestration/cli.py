@@ -20,8 +20,9 @@ from warehouse.schema import bars_storage, migrate
 from warehouse.settings import get_settings
 
 app = typer.Typer(help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True)
-db_app = typer.Typer(help="The Postgres warehouse (embedded unless QTIS_DATABASE_URL is set).",
-                     no_args_is_help=True)
+db_app = typer.Typer(
+    help="The Postgres warehouse (embedded unless QTIS_DATABASE_URL is set).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 console = Console()
 err = Console(stderr=True)
@@ -71,7 +72,9 @@ def db_status() -> None:
         if not state.running:
             console.print(f"embedded server: [yellow]stopped[/] (data dir {state.pgdata})")
             raise typer.Exit(1)
-        console.print(f"embedded server: [green]running[/] pid {state.pid}, data dir {state.pgdata}")
+        console.print(
+            f"embedded server: [green]running[/] pid {state.pid}, data dir {state.pgdata}"
+        )
     from warehouse.schema import current_revision, head_revision
 
     url = database_url(settings)
@@ -114,8 +117,12 @@ def _split_symbols(symbols: list[str] | None) -> list[str] | None:
 def ingest(
     source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}")] = "bundled",
     path: Annotated[Path | None, typer.Option(help="CSV/Parquet file or directory")] = None,
-    symbols: Annotated[list[str] | None, typer.Option(help="Symbols (repeat or comma-separate)")] = None,
-    map_: Annotated[list[str] | None, typer.Option("--map", help="HEADER=COLUMN, e.g. Px_Last=close")] = None,
+    symbols: Annotated[
+        list[str] | None, typer.Option(help="Symbols (repeat or comma-separate)")
+    ] = None,
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="HEADER=COLUMN, e.g. Px_Last=close")
+    ] = None,
     n_symbols: Annotated[int, typer.Option(help="synthetic: symbols")] = 20,
     n_bars: Annotated[int, typer.Option(help="synthetic: bars per symbol")] = 1000,
     freq: Annotated[str, typer.Option(help="synthetic: bar length (1D, 5min, ...)")] = "1D",
@@ -133,8 +140,9 @@ def ingest(
             report = run_ingest(provider, url, _split_symbols(symbols))
         else:
             with console.status("ingesting") as status:
-                report = run_ingest(provider, url, _split_symbols(symbols),
-                                    progress=lambda msg: status.update(msg))
+                report = run_ingest(
+                    provider, url, _split_symbols(symbols), progress=lambda msg: status.update(msg)
+                )
     except DataSourceError as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -152,8 +160,10 @@ def ingest(
             table.add_row(reason, f"{count:,}")
         console.print(table)
     if report.flags:
-        console.print("flagged (loaded, see market.bar_flags): "
-                      + ", ".join(f"{k} {v}" for k, v in report.flags.items()))
+        console.print(
+            "flagged (loaded, see market.bar_flags): "
+            + ", ".join(f"{k} {v}" for k, v in report.flags.items())
+        )
 
 
 @app.command()
@@ -175,8 +185,18 @@ def ui(
     home = dagster_home(get_settings())
     _ready_url()
     console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C to stop")
-    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions",
-           "-h", host, "-p", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "orchestration.definitions",
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
     raise typer.Exit(subprocess.call(cmd, env=os.environ | {"DAGSTER_HOME": str(home)}))
 
 

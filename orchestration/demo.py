@@ -53,12 +53,17 @@ def run_demo(console: Console) -> None:
         f"market.bars_quarantine; flags: {s.flags or 'none'} (market.bar_flags)."
     )
     for check in checks:
-        state = "[green]passed[/]" if check.passed else (
-            "[yellow]warning[/]" if check.severity.value == "WARN" else "[red]failed[/]")
+        state = (
+            "[green]passed[/]"
+            if check.passed
+            else ("[yellow]warning[/]" if check.severity.value == "WARN" else "[red]failed[/]")
+        )
         console.print(f"  check {check.check_name}: {state}")
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
-    console.print(f"\n[bold]Where to look[/]\n"
-                  f"  database   {redact(url)}  ({bars_storage(url)} market.bars, data in {where})\n"
-                  f"  psql       qtis db psql   (or: make psql)\n"
-                  f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (run {result.run_id[:8]} "
-                  f"is in DAGSTER_HOME={home})")
+    console.print(
+        f"\n[bold]Where to look[/]\n"
+        f"  database   {redact(url)}  ({bars_storage(url)} market.bars, data in {where})\n"
+        f"  psql       qtis db psql   (or: make psql)\n"
+        f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (run {result.run_id[:8]} "
+        f"is in DAGSTER_HOME={home})"
+    )

@@ -51,7 +51,9 @@ def status(pgdata: Path) -> ServerStatus:
     info = _postmaster(pgdata)
     if info is None:
         return ServerStatus(running=False, pgdata=pgdata)
-    return ServerStatus(running=True, pgdata=pgdata, pid=info.pid, uri=info.get_uri(database="postgres"))
+    return ServerStatus(
+        running=True, pgdata=pgdata, pid=info.pid, uri=info.get_uri(database="postgres")
+    )
 
 
 def stop(pgdata: Path) -> bool:

@@ -93,7 +93,9 @@ def ingest(
             flags={k: int(v) for k, v in result.flags["flag"].value_counts().items()},
             first_ts=good["ts"].min().isoformat() if len(good) else None,
             last_ts=good["ts"].max().isoformat() if len(good) else None,
-            bars_per_symbol={k: int(v) for k, v in good["symbol"].value_counts().sort_index().items()},
+            bars_per_symbol={
+                k: int(v) for k, v in good["symbol"].value_counts().sort_index().items()
+            },
         )
         report.run_id = conn.execute(
             """
@@ -101,9 +103,21 @@ def ingest(
                 updated, unchanged, quarantined, flagged, first_ts, last_ts, started_at)
             values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id
             """,
-            (report.source, report.origin, report.symbols, report.rows_in, report.loaded,
-             report.inserted, report.updated, report.unchanged, report.quarantined,
-             sum(report.flags.values()), report.first_ts, report.last_ts, started),
+            (
+                report.source,
+                report.origin,
+                report.symbols,
+                report.rows_in,
+                report.loaded,
+                report.inserted,
+                report.updated,
+                report.unchanged,
+                report.quarantined,
+                sum(report.flags.values()),
+                report.first_ts,
+                report.last_ts,
+                started,
+            ),
         ).fetchone()[0]
         conn.commit()
     return report

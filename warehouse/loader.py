@@ -36,6 +36,21 @@ with up as (
 )
 select count(*) filter (where inserted), count(*) filter (where not inserted) from up
 """
+# A key can only collide inside the time span a symbol is being loaded for; when no stored bar
+# falls in any of those spans (the usual append of new bars), a plain INSERT is safe and skips
+# the speculative-insertion cost of ON CONFLICT.
+_OVERLAPS = """
+select exists (
+    select 1 from (select symbol, min(ts) as lo, max(ts) as hi from bars_stage group by symbol) s
+    where exists (select 1 from market.bars b
+                  where b.symbol = s.symbol and b.ts between s.lo and s.hi)
+)
+"""
+_APPEND = """
+insert into market.bars (symbol, ts, open, high, low, close, volume, source)
+select symbol, ts, open, high, low, close, volume, %(source)s from bars_stage
+"""
+
 # Postgres 18 can return the old row; older servers count new keys before the upsert instead.
 _NEW_KEYS = """
 select count(*) from bars_stage s
@@ -78,8 +93,13 @@ def binary_copy_payload(bars: pd.DataFrame) -> list[bytes]:
     parts = [_COPY_HEADER]
     for width in np.unique(widths):
         rows = np.flatnonzero(widths == width)
-        fields = [("n", ">i2"), ("symbol_len", ">i4"), ("symbol", f"S{width}"), ("ts_len", ">i4"),
-                  ("ts", ">i8")]
+        fields = [
+            ("n", ">i2"),
+            ("symbol_len", ">i4"),
+            ("symbol", f"S{width}"),
+            ("ts_len", ">i4"),
+            ("ts", ">i8"),
+        ]
         for name in _VALUES:
             fields += [(f"{name}_len", ">i4"), (name, ">f8")]
         record = np.empty(len(rows), dtype=np.dtype(fields))
@@ -106,7 +126,12 @@ def copy_bars(cur: psycopg.Cursor, bars: pd.DataFrame) -> None:
 
 
 def load_bars(conn: psycopg.Connection, bars: pd.DataFrame, source: str) -> LoadResult:
-    """Upsert validated bars in one transaction (all or nothing)."""
+    """Upsert validated bars in one transaction (all or nothing).
+
+    Bars are staged with binary COPY, then either appended (no stored bar in the spans being
+    loaded) or merged with ``INSERT ... ON CONFLICT (symbol, ts) DO UPDATE``; rows whose values
+    did not change are not rewritten.
+    """
     if bars.empty:
         return LoadResult(0, 0, 0, 0)
     with conn.transaction(), conn.cursor() as cur:
@@ -116,12 +141,21 @@ def load_bars(conn: psycopg.Connection, bars: pd.DataFrame, source: str) -> Load
         created = cur.execute(
             "select market.ensure_bars_partitions(%s, %s)", (lo.to_pydatetime(), hi.to_pydatetime())
         ).fetchone()[0]
+        if not cur.execute(_OVERLAPS).fetchone()[0]:
+            try:
+                with conn.transaction():  # savepoint: a concurrent writer may still collide
+                    cur.execute(_APPEND, {"source": source})
+                    return LoadResult(len(bars), cur.rowcount, 0, created)
+            except psycopg.errors.UniqueViolation:
+                pass
         if conn.info.server_version >= 180000:
             upsert = _UPSERT.format(inserted="(old.symbol is null)")
             inserted, updated = cur.execute(upsert, {"source": source}).fetchone()
         else:
             inserted = cur.execute(_NEW_KEYS).fetchone()[0]
-            written = sum(cur.execute(_UPSERT.format(inserted="true"), {"source": source}).fetchone())
+            written = sum(
+                cur.execute(_UPSERT.format(inserted="true"), {"source": source}).fetchone()
+            )
             updated = written - inserted
     return LoadResult(len(bars), inserted, updated, created)
 
@@ -133,10 +167,11 @@ def register_instruments(
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             """
-            insert into market.instruments (symbol, name, sector, asset_class, currency, exchange_tz,
-                tick_size, lot_size, multiplier, listed_from, delisted_at)
-            values (%(symbol)s, %(name)s, %(sector)s, %(asset_class)s, %(currency)s, %(exchange_tz)s,
-                %(tick_size)s, %(lot_size)s, %(multiplier)s, %(listed_from)s, %(delisted_at)s)
+            insert into market.instruments (symbol, name, sector, asset_class, currency,
+                exchange_tz, tick_size, lot_size, multiplier, listed_from, delisted_at)
+            values (%(symbol)s, %(name)s, %(sector)s, %(asset_class)s, %(currency)s,
+                %(exchange_tz)s, %(tick_size)s, %(lot_size)s, %(multiplier)s, %(listed_from)s,
+                %(delisted_at)s)
             on conflict (symbol) do update set
                 name = excluded.name, sector = excluded.sector, asset_class = excluded.asset_class,
                 currency = excluded.currency, exchange_tz = excluded.exchange_tz,
@@ -188,6 +223,8 @@ def record_flags(conn: psycopg.Connection, flags: pd.DataFrame, source: str) -> 
             on conflict (symbol, ts, flag) do update
                 set detail = excluded.detail, source = excluded.source, flagged_at = now()
             """,
-            [(r.symbol, r.ts.to_pydatetime(), r.flag, r.detail, source)
-             for r in flags.itertuples(index=False)],
+            [
+                (r.symbol, r.ts.to_pydatetime(), r.flag, r.detail, source)
+                for r in flags.itertuples(index=False)
+            ],
         )

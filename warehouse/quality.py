@@ -63,8 +63,12 @@ def newest_bar_age_hours(url: str) -> tuple[datetime | None, float | None]:
 
 def summary(url: str) -> WarehouseSummary:
     with connect(url) as conn:
-        bars, first, last = conn.execute("select count(*), min(ts), max(ts) from market.bars").fetchone()
+        bars, first, last = conn.execute(
+            "select count(*), min(ts), max(ts) from market.bars"
+        ).fetchone()
         quarantined = conn.execute("select count(*) from market.bars_quarantine").fetchone()[0]
-        flags = dict(conn.execute("select flag, count(*) from market.bar_flags group by flag").fetchall())
+        flags = dict(
+            conn.execute("select flag, count(*) from market.bar_flags group by flag").fetchall()
+        )
     per_symbol = bars_per_symbol(url)
     return WarehouseSummary(len(per_symbol), bars, first, last, quarantined, flags, per_symbol)

@@ -13,10 +13,17 @@ from psycopg import sql
 
 from warehouse.db import connect
 
-BAR_SCHEMA = pa.schema([
-    ("symbol", pa.string()), ("ts_us", pa.int64()), ("open", pa.float64()), ("high", pa.float64()),
-    ("low", pa.float64()), ("close", pa.float64()), ("volume", pa.float64()),
-])
+BAR_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("ts_us", pa.int64()),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+    ]
+)
 
 
 def read_bars(
@@ -43,10 +50,14 @@ def read_bars(
         for chunk in copy:
             buffer.write(chunk)
     buffer.seek(0)
-    table = pacsv.read_csv(
-        buffer,
-        read_options=pacsv.ReadOptions(column_names=BAR_SCHEMA.names),
-        convert_options=pacsv.ConvertOptions(column_types=BAR_SCHEMA),
-    ) if buffer.getbuffer().nbytes else BAR_SCHEMA.empty_table()
+    table = (
+        pacsv.read_csv(
+            buffer,
+            read_options=pacsv.ReadOptions(column_names=BAR_SCHEMA.names),
+            convert_options=pacsv.ConvertOptions(column_types=BAR_SCHEMA),
+        )
+        if buffer.getbuffer().nbytes
+        else BAR_SCHEMA.empty_table()
+    )
     ts = pc.cast(table["ts_us"], pa.timestamp("us", tz="UTC"))
     return table.set_column(1, "ts", ts)

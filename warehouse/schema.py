@@ -69,9 +69,7 @@ def bars_storage(url: str) -> BarsStorage:
         if conn.execute(sa.text("select to_regclass('market.bars')")).scalar() is None:
             return "missing"
         hyper = conn.execute(
-            sa.text(
-                "select 1 from pg_extension where extname = 'timescaledb'"
-            )
+            sa.text("select 1 from pg_extension where extname = 'timescaledb'")
         ).first()
         if hyper is not None:
             is_hyper = conn.execute(

@@ -25,16 +25,27 @@ _AWARE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _finite = pa.Check(lambda s: np.isfinite(s), name="must be finite")
 BAR_SCHEMA = pa.DataFrameSchema(
     {
-        "symbol": pa.Column(str, pa.Check(lambda s: s.str.len() > 0, name="must not be empty"), nullable=False),
+        "symbol": pa.Column(
+            str, pa.Check(lambda s: s.str.len() > 0, name="must not be empty"), nullable=False
+        ),
         "ts": pa.Column(pd.DatetimeTZDtype("ns", "UTC"), nullable=False),
-        **{c: pa.Column(float, [pa.Check(lambda s: s > 0, name="must be > 0"), _finite], nullable=False) for c in PRICE_COLUMNS},
-        "volume": pa.Column(float, [pa.Check(lambda s: s >= 0, name="must be >= 0"), _finite], nullable=False),
+        **{
+            c: pa.Column(
+                float, [pa.Check(lambda s: s > 0, name="must be > 0"), _finite], nullable=False
+            )
+            for c in PRICE_COLUMNS
+        },
+        "volume": pa.Column(
+            float, [pa.Check(lambda s: s >= 0, name="must be >= 0"), _finite], nullable=False
+        ),
     },
     checks=[
-        pa.Check(lambda f: f["high"] >= f[["open", "close"]].max(axis=1),
-                 name="high >= max(open, close)"),
-        pa.Check(lambda f: f["low"] <= f[["open", "close"]].min(axis=1),
-                 name="low <= min(open, close)"),
+        pa.Check(
+            lambda f: f["high"] >= f[["open", "close"]].max(axis=1), name="high >= max(open, close)"
+        ),
+        pa.Check(
+            lambda f: f["low"] <= f[["open", "close"]].min(axis=1), name="low <= min(open, close)"
+        ),
     ],
     strict=False,
     name="bars",
@@ -76,7 +87,9 @@ class _Reasons:
         return pd.concat(self.parts).groupby(level=0).agg("; ".join)
 
 
-def parse_timestamps(values: pd.Series, symbols: pd.Series, tz_by_symbol: Mapping[str, str]) -> pd.Series:
+def parse_timestamps(
+    values: pd.Series, symbols: pd.Series, tz_by_symbol: Mapping[str, str]
+) -> pd.Series:
     """Timestamps in UTC; naive and date-only values are taken in the symbol's exchange time zone.
 
     Values that do not parse, or that do not exist in that zone (DST gaps), become NaT.
@@ -139,7 +152,9 @@ def _schema_reasons(parsed: pd.DataFrame) -> pd.Series:
         cases = err.failure_cases.dropna(subset=["index"])
         column = cases["column"].where(cases["schema_context"] == "Column", None)
         text = (column.fillna("") + ": ").where(column.notna(), "") + cases["check"].astype(str)
-        return text.groupby(cases["index"].astype(int).values).agg(lambda s: "; ".join(sorted(set(s))))
+        return text.groupby(cases["index"].astype(int).values).agg(
+            lambda s: "; ".join(sorted(set(s)))
+        )
     return pd.Series(dtype=str)
 
 
@@ -158,7 +173,9 @@ def validate_bars(
 
     ts = parse_timestamps(raw["ts"], symbol.fillna(""), tz_by_symbol or {})
     reasons.add(raw["ts"].isna(), "ts: missing")
-    reasons.add(ts.isna() & raw["ts"].notna(), "ts: unparseable or nonexistent timestamp", raw["ts"])
+    reasons.add(
+        ts.isna() & raw["ts"].notna(), "ts: unparseable or nonexistent timestamp", raw["ts"]
+    )
 
     parsed = pd.DataFrame({"symbol": symbol.astype(object), "ts": ts})
     number_columns = [*NUMBER_COLUMNS, *(["adj_close"] if "adj_close" in raw.columns else [])]
@@ -171,7 +188,11 @@ def validate_bars(
     if "adj_close" in parsed.columns:
         # Back-adjust OHLC so that returns include splits and dividends.
         factor = parsed["adj_close"] / parsed["close"]
-        bad_factor = (~np.isfinite(factor) | (factor <= 0)) & parsed["adj_close"].notna() & parsed["close"].notna()
+        bad_factor = (
+            (~np.isfinite(factor) | (factor <= 0))
+            & parsed["adj_close"].notna()
+            & parsed["close"].notna()
+        )
         reasons.add(bad_factor, "adj_close: no valid adjustment factor")
         for col in PRICE_COLUMNS:
             parsed[col] = parsed[col] * factor
@@ -189,12 +210,16 @@ def validate_bars(
     all_reasons = reasons.combined()
     good = parsed.drop(index=all_reasons.index)[list(BAR_COLUMNS)]
     good = good.sort_values(["symbol", "ts"]).reset_index(drop=True)
-    quarantine = pd.DataFrame({
-        "symbol": symbol.loc[all_reasons.index].astype(object).where(symbol.loc[all_reasons.index].notna(), None),
-        "ts": ts.loc[all_reasons.index],
-        "raw": raw_records(raw.loc[all_reasons.index]),
-        "reason": all_reasons.values,
-    }).reset_index(drop=True)
+    quarantine = pd.DataFrame(
+        {
+            "symbol": symbol.loc[all_reasons.index]
+            .astype(object)
+            .where(symbol.loc[all_reasons.index].notna(), None),
+            "ts": ts.loc[all_reasons.index],
+            "raw": raw_records(raw.loc[all_reasons.index]),
+            "reason": all_reasons.values,
+        }
+    ).reset_index(drop=True)
     return ValidationResult(good, quarantine, detect_flags(good, spike_zscore, gap_factor))
 
 
@@ -211,8 +236,10 @@ def detect_flags(good: pd.DataFrame, spike_zscore: float, gap_factor: float) -> 
     spike = z > spike_zscore
     spikes = good.loc[spike, ["symbol", "ts"]].assign(
         flag="spike",
-        detail=[f"log return {r:+.4f} is {s:.1f} robust sd from the median"
-                for r, s in zip(log_ret[spike], z[spike], strict=True)],
+        detail=[
+            f"log return {r:+.4f} is {s:.1f} robust sd from the median"
+            for r, s in zip(log_ret[spike], z[spike], strict=True)
+        ],
     )
 
     day = good["ts"].dt.floor("D")
@@ -221,9 +248,12 @@ def detect_flags(good: pd.DataFrame, spike_zscore: float, gap_factor: float) -> 
     usual_day = day_step.groupby(good["symbol"]).transform("median")
     bar_step = by_symbol["ts"].diff().where(~new_day)
     usual_bar = bar_step.groupby(good["symbol"]).transform("median")
-    gap = (new_day & (day_step > gap_factor * usual_day)) | (~new_day & (bar_step > gap_factor * usual_bar))
+    gap = (new_day & (day_step > gap_factor * usual_day)) | (
+        ~new_day & (bar_step > gap_factor * usual_bar)
+    )
     step = day_step.where(new_day, bar_step)
     gaps = good.loc[gap, ["symbol", "ts"]].assign(
-        flag="gap", detail=[f"{s} since the previous bar" for s in step[gap]],
+        flag="gap",
+        detail=[f"{s} since the previous bar" for s in step[gap]],
     )
     return pd.concat([spikes, gaps], ignore_index=True)[columns]

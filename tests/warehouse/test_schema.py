@@ -2,7 +2,13 @@ import psycopg
 import sqlalchemy as sa
 
 from warehouse.db import sqlalchemy_url
-from warehouse.schema import bars_storage, current_revision, head_revision, migrate, timescaledb_available
+from warehouse.schema import (
+    bars_storage,
+    current_revision,
+    head_revision,
+    migrate,
+    timescaledb_available,
+)
 
 CATALOG = """
 select table_schema, table_name, column_name, data_type, is_nullable, column_default
@@ -10,12 +16,19 @@ from information_schema.columns
 where table_schema in ('market', 'features', 'mlops', 'runtime')
 order by 1, 2, 3
 """
-INDEXES = "select schemaname, tablename, indexname, indexdef from pg_indexes where schemaname = 'market' order by 3"
+INDEXES = (
+    "select schemaname, tablename, indexname, indexdef from pg_indexes "
+    "where schemaname = 'market' order by 3"
+)
 
 
 def snapshot(url: str) -> tuple[list, list, str | None]:
     with psycopg.connect(url) as conn:
-        return conn.execute(CATALOG).fetchall(), conn.execute(INDEXES).fetchall(), current_revision(url)
+        return (
+            conn.execute(CATALOG).fetchall(),
+            conn.execute(INDEXES).fetchall(),
+            current_revision(url),
+        )
 
 
 def test_migrations_twice_change_nothing(empty_db_url):
@@ -25,19 +38,46 @@ def test_migrations_twice_change_nothing(empty_db_url):
     assert migrate(empty_db_url) == (head_revision(), head_revision())
     assert snapshot(empty_db_url) == first
     tables = {(s, t) for s, t, *_ in first[0]}
-    for expected in [("market", "bars"), ("market", "bars_quarantine"), ("market", "instruments"),
-                     ("market", "bar_flags"), ("market", "ingest_runs")]:
+    for expected in [
+        ("market", "bars"),
+        ("market", "bars_quarantine"),
+        ("market", "instruments"),
+        ("market", "bar_flags"),
+        ("market", "ingest_runs"),
+    ]:
         assert expected in tables
 
 
 def test_quarantine_and_instrument_columns(db_url):
     with psycopg.connect(db_url) as conn:
-        cols = lambda t: [r[0] for r in conn.execute(  # noqa: E731
-            "select column_name from information_schema.columns where table_schema='market' "
-            "and table_name=%s order by ordinal_position", (t,)).fetchall()]
-        assert cols("bars_quarantine")[1:] == ["symbol", "ts", "raw", "reason", "source", "ingested_at"]
-        for c in ["symbol", "name", "sector", "asset_class", "currency", "tick_size", "lot_size",
-                  "multiplier", "listed_from", "delisted_at"]:
+
+        def cols(table: str) -> list[str]:
+            query = (
+                "select column_name from information_schema.columns where table_schema='market' "
+                "and table_name=%s order by ordinal_position"
+            )
+            return [r[0] for r in conn.execute(query, (table,)).fetchall()]
+
+        assert cols("bars_quarantine")[1:] == [
+            "symbol",
+            "ts",
+            "raw",
+            "reason",
+            "source",
+            "ingested_at",
+        ]
+        for c in [
+            "symbol",
+            "name",
+            "sector",
+            "asset_class",
+            "currency",
+            "tick_size",
+            "lot_size",
+            "multiplier",
+            "listed_from",
+            "delisted_at",
+        ]:
             assert c in cols("instruments")
 
 

@@ -1,4 +1,4 @@
-"""Validation rules, one bad-row kind at a time, plus a hypothesis property over generated frames."""
+"""Validation rules, one bad-row kind at a time, plus a hypothesis property over frames."""
 
 import numpy as np
 import pandas as pd
@@ -12,11 +12,17 @@ from warehouse.validation import validate_bars
 def good_frame(n: int = 5, symbol: str = "AAA") -> pd.DataFrame:
     days = pd.date_range("2021-01-04", periods=n, freq="B")
     close = 100 + np.arange(n, dtype=float)
-    return pd.DataFrame({
-        "symbol": symbol, "ts": days.strftime("%Y-%m-%d"), "open": (close - 0.5).astype(str),
-        "high": (close + 1).astype(str), "low": (close - 1).astype(str), "close": close.astype(str),
-        "volume": "1000",
-    })
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "ts": days.strftime("%Y-%m-%d"),
+            "open": (close - 0.5).astype(str),
+            "high": (close + 1).astype(str),
+            "low": (close - 1).astype(str),
+            "close": close.astype(str),
+            "volume": "1000",
+        }
+    )
 
 
 BAD_ROWS = {
@@ -99,8 +105,9 @@ CORRUPTIONS = {
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(min_value=3, max_value=40),
-    corrupt=st.dictionaries(st.integers(min_value=0, max_value=39), st.sampled_from(sorted(CORRUPTIONS)),
-                            max_size=10),
+    corrupt=st.dictionaries(
+        st.integers(min_value=0, max_value=39), st.sampled_from(sorted(CORRUPTIONS)), max_size=10
+    ),
     symbols=st.lists(st.sampled_from(["AAA", "BB", "CCCC"]), min_size=1, max_size=3, unique=True),
 )
 def test_generated_bad_frames_lose_nothing(n, corrupt, symbols):

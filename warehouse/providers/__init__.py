@@ -14,8 +14,16 @@ from warehouse.providers.vendor import YahooProvider
 SOURCES = ("bundled", "csv", "parquet", "synthetic", "yfinance")
 
 __all__ = [
-    "SOURCES", "BarProvider", "BundledProvider", "DataSourceError", "FileProvider", "Instrument",
-    "RawBars", "SyntheticMarket", "YahooProvider", "make_provider",
+    "SOURCES",
+    "BarProvider",
+    "BundledProvider",
+    "DataSourceError",
+    "FileProvider",
+    "Instrument",
+    "RawBars",
+    "SyntheticMarket",
+    "YahooProvider",
+    "make_provider",
 ]
 
 

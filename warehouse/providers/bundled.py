@@ -10,16 +10,41 @@ from warehouse.providers.base import Instrument, RawBars, select_symbols
 DEFAULT_SYMBOLS = ("AAPL", "IBM", "MSFT", "GOOG")
 
 INSTRUMENTS = {
-    "AAPL": Instrument("AAPL", "Apple Inc.", "Information Technology", exchange_tz="America/New_York",
-                       listed_from=date(1980, 12, 12)),
-    "IBM": Instrument("IBM", "International Business Machines", "Information Technology",
-                      exchange_tz="America/New_York", listed_from=date(1962, 1, 2)),
-    "MSFT": Instrument("MSFT", "Microsoft Corp.", "Information Technology",
-                       exchange_tz="America/New_York", listed_from=date(1986, 3, 13)),
-    "GOOG": Instrument("GOOG", "Alphabet Inc. (Google)", "Communication Services",
-                       exchange_tz="America/New_York", listed_from=date(2004, 8, 19)),
-    "FB": Instrument("FB", "Meta Platforms (Facebook)", "Communication Services",
-                     exchange_tz="America/New_York", listed_from=date(2012, 5, 18)),
+    "AAPL": Instrument(
+        "AAPL",
+        "Apple Inc.",
+        "Information Technology",
+        exchange_tz="America/New_York",
+        listed_from=date(1980, 12, 12),
+    ),
+    "IBM": Instrument(
+        "IBM",
+        "International Business Machines",
+        "Information Technology",
+        exchange_tz="America/New_York",
+        listed_from=date(1962, 1, 2),
+    ),
+    "MSFT": Instrument(
+        "MSFT",
+        "Microsoft Corp.",
+        "Information Technology",
+        exchange_tz="America/New_York",
+        listed_from=date(1986, 3, 13),
+    ),
+    "GOOG": Instrument(
+        "GOOG",
+        "Alphabet Inc. (Google)",
+        "Communication Services",
+        exchange_tz="America/New_York",
+        listed_from=date(2004, 8, 19),
+    ),
+    "FB": Instrument(
+        "FB",
+        "Meta Platforms (Facebook)",
+        "Communication Services",
+        exchange_tz="America/New_York",
+        listed_from=date(2012, 5, 18),
+    ),
 }
 
 

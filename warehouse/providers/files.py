@@ -18,11 +18,23 @@ from warehouse.providers.base import (
 
 # Normalised header (lower case, non-alphanumerics removed) -> canonical column.
 HEADER_ALIASES = {
-    "symbol": "symbol", "ticker": "symbol", "instrument": "symbol",
-    "date": "ts", "datetime": "ts", "timestamp": "ts", "ts": "ts", "time": "ts",
-    "open": "open", "high": "high", "low": "low", "close": "close",
-    "volume": "volume", "vol": "volume",
-    "adjclose": "adj_close", "adjustedclose": "adj_close", "adjusted": "adj_close",
+    "symbol": "symbol",
+    "ticker": "symbol",
+    "instrument": "symbol",
+    "date": "ts",
+    "datetime": "ts",
+    "timestamp": "ts",
+    "ts": "ts",
+    "time": "ts",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+    "vol": "volume",
+    "adjclose": "adj_close",
+    "adjustedclose": "adj_close",
+    "adjusted": "adj_close",
 }
 
 
@@ -31,7 +43,9 @@ def _normalise(header: str) -> str:
 
 
 def standardize_columns(
-    frame: pd.DataFrame, origin: str, column_map: Mapping[str, str] | None = None,
+    frame: pd.DataFrame,
+    origin: str,
+    column_map: Mapping[str, str] | None = None,
     default_symbol: str | None = None,
 ) -> pd.DataFrame:
     """Rename headers to the canonical names; fail naming the file if a required one is missing.
@@ -77,8 +91,14 @@ def read_table(path: Path, kind: str) -> pd.DataFrame:
         if kind == "parquet":
             return pd.read_parquet(path)
         # Strings in, so that a bad cell is quarantined with its raw text, not silently NaN.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                           skipinitialspace=True, encoding="utf-8")
+        return pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skipinitialspace=True,
+            encoding="utf-8",
+        )
     except pd.errors.EmptyDataError as exc:
         raise DataSourceError(f"{path}: the file is empty") from exc
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:

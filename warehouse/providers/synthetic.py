@@ -16,8 +16,16 @@ import pandas as pd
 from warehouse.providers.base import Instrument, RawBars, select_symbols
 
 SECTORS = (
-    "Energy", "Materials", "Industrials", "Consumer Discretionary", "Consumer Staples",
-    "Health Care", "Financials", "Information Technology", "Communication Services", "Utilities",
+    "Energy",
+    "Materials",
+    "Industrials",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Health Care",
+    "Financials",
+    "Information Technology",
+    "Communication Services",
+    "Utilities",
 )
 SESSION_OPEN_UTC = pd.Timedelta(hours=14, minutes=30)
 SESSION_LENGTH = pd.Timedelta(hours=6, minutes=30)
@@ -79,8 +87,11 @@ class SyntheticMarket:
         market = rng.standard_normal((t, 1))
         sectors = rng.standard_normal((t, len(SECTORS)))[:, sector]
         idio_weight = np.sqrt(max(1e-6, 1 - self.market_beta**2 - self.sector_weight**2))
-        shocks = (self.market_beta * market + self.sector_weight * sectors
-                  + idio_weight * rng.standard_normal((t, n)))
+        shocks = (
+            self.market_beta * market
+            + self.sector_weight * sectors
+            + idio_weight * rng.standard_normal((t, n))
+        )
         jumps = (rng.random((t, n)) < self.jump_rate) * rng.normal(0, self.jump_scale, (t, n))
         log_ret = vol * shocks + jumps - 0.5 * vol**2
 
@@ -92,23 +103,38 @@ class SyntheticMarket:
         high = np.maximum(open_, close) * np.exp(wick[0])
         low = np.minimum(open_, close) * np.exp(-wick[1])
         base_volume = rng.uniform(1e5, 5e6, size=n)
-        volume = np.round(base_volume * np.exp(0.3 * rng.standard_normal((t, n)))
-                          * (1 + 5 * np.abs(log_ret) / sigma / 10))
+        volume = np.round(
+            base_volume
+            * np.exp(0.3 * rng.standard_normal((t, n)))
+            * (1 + 5 * np.abs(log_ret) / sigma / 10)
+        )
 
         ts = self.timestamps()
-        return pd.DataFrame({
-            "symbol": np.tile(np.array(self.symbols, dtype=object), t),
-            "ts": np.repeat(ts.values, n),
-            "open": open_.ravel(), "high": high.ravel(), "low": low.ravel(),
-            "close": close.ravel(), "volume": volume.ravel(),
-        }).assign(ts=lambda f: f["ts"].dt.tz_localize("UTC"))
+        return pd.DataFrame(
+            {
+                "symbol": np.tile(np.array(self.symbols, dtype=object), t),
+                "ts": np.repeat(ts.values, n),
+                "open": open_.ravel(),
+                "high": high.ravel(),
+                "low": low.ravel(),
+                "close": close.ravel(),
+                "volume": volume.ravel(),
+            }
+        ).assign(ts=lambda f: f["ts"].dt.tz_localize("UTC"))
 
     def instruments(self) -> list[Instrument]:
         sector = self._sectors()
-        return [Instrument(s, f"Synthetic {s}", SECTORS[k]) for s, k in zip(self.symbols, sector, strict=True)]
+        return [
+            Instrument(s, f"Synthetic {s}", SECTORS[k])
+            for s, k in zip(self.symbols, sector, strict=True)
+        ]
 
     def load(self, symbols: Sequence[str] | None = None) -> RawBars:
         frame = select_symbols(self.generate(), symbols, "synthetic market")
         keep = set(frame["symbol"].unique())
-        return RawBars(frame=frame, source=self.name, origin=f"synthetic(seed={self.seed})",
-                       instruments=[i for i in self.instruments() if i.symbol in keep])
+        return RawBars(
+            frame=frame,
+            source=self.name,
+            origin=f"synthetic(seed={self.seed})",
+            instruments=[i for i in self.instruments() if i.symbol in keep],
+        )

@@ -34,10 +34,23 @@ class YahooProvider:
             if hist.empty:
                 raise DataSourceError(f"yfinance: no data returned for {symbol}")
             hist = hist.reset_index().rename(columns=str.lower)
-            frames.append(pd.DataFrame({
-                "symbol": symbol, "ts": hist.iloc[:, 0], "open": hist["open"], "high": hist["high"],
-                "low": hist["low"], "close": hist["close"], "volume": hist["volume"],
-                "adj_close": hist["adj close"],
-            }))
-        return RawBars(frame=pd.concat(frames, ignore_index=True), source=self.name,
-                       origin="yfinance", instruments=[Instrument(s) for s in symbols])
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "symbol": symbol,
+                        "ts": hist.iloc[:, 0],
+                        "open": hist["open"],
+                        "high": hist["high"],
+                        "low": hist["low"],
+                        "close": hist["close"],
+                        "volume": hist["volume"],
+                        "adj_close": hist["adj close"],
+                    }
+                )
+            )
+        return RawBars(
+            frame=pd.concat(frames, ignore_index=True),
+            source=self.name,
+            origin="yfinance",
+            instruments=[Instrument(s) for s in symbols],
+        )

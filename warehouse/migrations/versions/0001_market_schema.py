@@ -70,8 +70,8 @@ def upgrade() -> None:
             symbol       text primary key,
             name         text,
             sector       text,
-            asset_class  text not null default 'equity'
-                         check (asset_class in ('equity', 'future', 'fx', 'crypto', 'etf', 'index')),
+            asset_class  text not null default 'equity' check (asset_class in
+                             ('equity', 'future', 'fx', 'crypto', 'etf', 'index')),
             currency     text not null default 'USD',
             exchange_tz  text not null default 'UTC',
             tick_size    double precision not null default 0.01 check (tick_size > 0),
@@ -89,7 +89,8 @@ def upgrade() -> None:
         op.execute("create extension if not exists timescaledb")
         op.execute(f"create table market.bars ({BARS_COLUMNS})")
         op.execute(
-            "select create_hypertable('market.bars', 'ts', chunk_time_interval => interval '30 days')"
+            "select create_hypertable('market.bars', 'ts', "
+            "chunk_time_interval => interval '30 days')"
         )
     else:
         op.execute(f"create table market.bars ({BARS_COLUMNS}) partition by range (ts)")
@@ -109,7 +110,9 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute("create index bars_quarantine_source_idx on market.bars_quarantine (source, ingested_at)")
+    op.execute(
+        "create index bars_quarantine_source_idx on market.bars_quarantine (source, ingested_at)"
+    )
     # The same bad row from the same source is kept once, however often it is re-ingested.
     op.execute(
         "create unique index bars_quarantine_once on market.bars_quarantine "

@@ -1,0 +1,186 @@
+"""Ingestion end to end against the real embedded Postgres."""
+
+import pandas as pd
+import psycopg
+import pytest
+
+from tests.conftest import table_rows
+from warehouse.ingest import ingest
+from warehouse.providers import BundledProvider, DataSourceError, FileProvider, SyntheticMarket
+from warehouse.reads import read_bars
+from warehouse.settings import WarehouseSettings
+
+
+def test_bundled_ingest_twice_leaves_the_table_identical(db_url):
+    first = ingest(BundledProvider(), db_url)
+    rows = table_rows(db_url, "market.bars")
+    second = ingest(BundledProvider(), db_url)
+    assert table_rows(db_url, "market.bars") == rows
+    assert first.symbols == ["AAPL", "GOOG", "IBM", "MSFT"]
+    assert first.inserted == len(rows) == 3270 * 3 + 2148
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, len(rows))
+    with psycopg.connect(db_url) as conn:
+        tz = conn.execute(
+            "select exchange_tz, sector from market.instruments where symbol='AAPL'"
+        ).fetchone()
+        assert tz == ("America/New_York", "Information Technology")
+        runs = conn.execute("select count(*) from market.ingest_runs").fetchone()[0]
+        assert runs == 2
+
+
+def test_changed_values_are_updated_not_duplicated(db_url, tmp_path):
+    frame = SyntheticMarket(n_symbols=3, n_bars=50).generate()
+    frame.to_parquet(tmp_path / "bars.parquet")
+    ingest(FileProvider(tmp_path / "bars.parquet", "parquet"), db_url)
+    frame.loc[frame.index[:5], ["close", "high"]] *= 1.01
+    frame.to_parquet(tmp_path / "bars.parquet")
+    report = ingest(FileProvider(tmp_path / "bars.parquet", "parquet"), db_url)
+    assert (report.inserted, report.updated, report.unchanged) == (0, 5, 145)
+    assert len(table_rows(db_url, "market.bars")) == 150
+
+
+def write_csv(path, text):
+    path.write_text(text)
+    return path
+
+
+CSV_WITH_BAD_ROWS = """Ticker,Date,Open,High,Low,Close,Adj Close,Volume
+XYZ,2020-01-02,10,11,9,10.5,10.5,100
+XYZ,2020-01-03,10,9,9,10.5,10.5,100
+XYZ,2020-01-06,ten,11,9,10.5,10.5,100
+XYZ,2020-01-07,10,11,9,10.5,10.5,-100
+XYZ,not-a-date,10,11,9,10.5,10.5,100
+XYZ,2020-01-02,10,11,9,10.5,10.5,100
+XYZ,2020-01-08,10,11,9,10.4,10.4,100
+"""
+
+
+def test_bad_rows_are_quarantined_and_good_rows_load(db_url, tmp_path):
+    path = write_csv(tmp_path / "xyz.csv", CSV_WITH_BAD_ROWS)
+    report = ingest(FileProvider(path, "csv"), db_url)
+    assert (report.loaded, report.quarantined) == (2, 5)
+    assert report.quarantine_reasons == {
+        "duplicate (symbol, ts) in this batch": 1,
+        "high >= max(open, close)": 1,
+        "open: not a number": 1,
+        "ts: unparseable or nonexistent timestamp": 1,
+        "volume: must be >= 0": 1,
+    }
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute(
+            "select symbol, raw->>'open', reason, source from market.bars_quarantine order by id"
+        ).fetchall()
+    assert ("XYZ", "ten", "open: not a number 'ten'", "csv") in stored
+    # Re-ingesting the same file neither duplicates bars nor quarantine rows.
+    ingest(FileProvider(path, "csv"), db_url)
+    assert len(table_rows(db_url, "market.bars_quarantine")) == 5
+    assert len(table_rows(db_url, "market.bars")) == 2
+
+
+MALFORMED = {
+    "missing_column.csv": (
+        "Date,Open,High,Low,Volume\n2020-01-02,1,2,0.5,10\n",
+        "missing required column(s): close",
+    ),
+    "empty.csv": ("", "the file is empty"),
+    "header_only.csv": ("symbol,date,open,high,low,close,volume\n", "header but no rows"),
+    "garbage.csv": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\xfa binary", "not a readable CSV file"),
+    "text.parquet": ("symbol,date\nA,2020-01-01\n", "not a readable Parquet file"),
+    "readme.csv": ("This is not a table of prices.\nJust words.\n", "missing required column(s)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_files_fail_clearly_and_load_nothing(db_url, tmp_path, name):
+    content, message = MALFORMED[name]
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    ingest(BundledProvider(), db_url, symbols=["IBM"])
+    before = table_rows(db_url, "market.bars"), table_rows(db_url, "market.bars_quarantine")
+    kind = "parquet" if name.endswith(".parquet") else "csv"
+    with pytest.raises(DataSourceError) as info:
+        ingest(FileProvider(path, kind), db_url)
+    assert str(path) in str(info.value) and message in str(info.value)
+    assert (
+        table_rows(db_url, "market.bars"),
+        table_rows(db_url, "market.bars_quarantine"),
+    ) == before
+
+
+def test_header_mapping_and_symbol_from_file_name(db_url, tmp_path):
+    path = write_csv(
+        tmp_path / "acme.csv",
+        "When,PX_OPEN,PX_HIGH,PX_LOW,PX_LAST,PX_VOLUME\n2020-01-02,1,2,0.5,1.5,10\n",
+    )
+    with pytest.raises(DataSourceError, match="--map"):
+        ingest(FileProvider(path, "csv"), db_url)
+    mapping = {
+        "When": "ts",
+        "PX_OPEN": "open",
+        "PX_HIGH": "high",
+        "PX_LOW": "low",
+        "PX_LAST": "close",
+        "PX_VOLUME": "volume",
+    }
+    report = ingest(FileProvider(path, "csv", mapping), db_url)
+    assert report.symbols == ["ACME"] and report.loaded == 1
+
+
+def test_dates_use_the_registered_exchange_time_zone(db_url, tmp_path):
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "insert into market.instruments (symbol, exchange_tz) values ('7203.T', 'Asia/Tokyo')"
+        )
+    path = write_csv(
+        tmp_path / "t.csv",
+        "symbol,date,open,high,low,close,volume\n"
+        "7203.T,2020-01-06,1,2,0.5,1.5,10\nZZZ,2020-01-06,1,2,0.5,1.5,10\n",
+    )
+    ingest(FileProvider(path, "csv"), db_url)
+    bars = read_bars(db_url).to_pandas().set_index("symbol")["ts"]
+    assert bars["7203.T"] == pd.Timestamp("2020-01-05T15:00Z")  # midnight in Tokyo
+    assert bars["ZZZ"] == pd.Timestamp("2020-01-06T00:00Z")  # unknown zone: UTC
+
+
+def test_unknown_symbol_is_an_error(db_url):
+    with pytest.raises(DataSourceError, match="not found: NOPE"):
+        ingest(BundledProvider(), db_url, symbols=["NOPE"])
+
+
+def test_arrow_read_matches_what_was_loaded(db_url):
+    ingest(SyntheticMarket(n_symbols=5, n_bars=300, freq="5min", seed=3), db_url)
+    table = read_bars(db_url, symbols=["SYN0001", "SYN0003"])
+    frame = table.to_pandas()
+    expected = SyntheticMarket(n_symbols=5, n_bars=300, freq="5min", seed=3).generate()
+    expected = expected[expected.symbol.isin(["SYN0001", "SYN0003"])].sort_values(["symbol", "ts"])
+    assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+    pd.testing.assert_frame_equal(
+        frame.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False
+    )
+    window = read_bars(db_url, start=expected.ts.iloc[10], end=expected.ts.iloc[20])
+    assert set(window.column("symbol").to_pylist()) == {f"SYN000{i}" for i in range(5)}
+
+
+def test_flags_are_recorded(db_url):
+    settings = WarehouseSettings(database_url=db_url)
+    report = ingest(BundledProvider(), db_url, settings=settings)
+    assert report.flags == {"spike": 6, "gap": 3}
+    with psycopg.connect(db_url) as conn:
+        gaps = conn.execute(
+            "select symbol, ts::date from market.bar_flags where flag='gap' order by 1"
+        ).fetchall()
+    assert [g[0] for g in gaps] == ["AAPL", "IBM", "MSFT"]  # reopening after 9/11
+    assert str(gaps[0][1]) == "2001-09-17"
+
+
+def test_mixed_new_and_changed_rows_take_the_upsert_path(db_url):
+    from warehouse.loader import load_bars
+
+    bars = SyntheticMarket(n_symbols=2, n_bars=20).generate().sort_values(["symbol", "ts"])
+    with psycopg.connect(db_url) as conn:
+        assert load_bars(conn, bars.iloc[:30], "s").inserted == 30  # append path
+        changed = bars.copy()
+        changed.loc[changed.index[:3], "volume"] += 1
+        result = load_bars(conn, changed, "s")
+    assert (result.inserted, result.updated, result.unchanged) == (10, 3, 27)
+    assert len(table_rows(db_url, "market.bars")) == 40
