@@ -52,13 +52,19 @@ def run_demo(console: Console) -> None:
         f"{s.first_ts:%Y-%m-%d} to {s.last_ts:%Y-%m-%d}; {s.quarantined:,} rows in "
         f"market.bars_quarantine; flags: {s.flags or 'none'} (market.bar_flags)."
     )
-    for check in checks:
-        state = (
-            "[green]passed[/]"
-            if check.passed
-            else ("[yellow]warning[/]" if check.severity.value == "WARN" else "[red]failed[/]")
+    for check in sorted(checks, key=lambda c: c.check_name):
+        if check.passed:
+            state = "[green]passed[/]"
+        elif check.severity.value == "WARN":
+            state = "[yellow]warning[/]"
+        else:
+            state = "[red]failed[/]"
+        details = ", ".join(
+            f"{k} {v.value}"
+            for k, v in check.metadata.items()
+            if not isinstance(v.value, dict | list)
         )
-        console.print(f"  check {check.check_name}: {state}")
+        console.print(f"  check {check.check_name}: {state} ({details})")
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
     console.print(
         f"\n[bold]Where to look[/]\n"
