@@ -74,7 +74,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "bars.csv"
         bars.assign(source="synthetic")[COLUMNS].to_csv(csv_path, index=False, header=False)
-        loader_s, reload_s, psql_s = [], [], []
+        loader_s, reload_s, update_s, psql_s = [], [], [], []
+        changed = bars.assign(volume=bars["volume"] + 1)
         for i in range(args.repeats):
             with console.status(f"[{i + 1}/{args.repeats}] qtis loader, {n:,} rows"):
                 url = fresh_database(admin, "bench_loader", lo, hi)
@@ -82,6 +83,8 @@ def main() -> None:
                     loader_s.append(timed(lambda conn=conn: load_bars(conn, bars, "synthetic")))
                     # the same rows again: every key collides, so this is the ON CONFLICT path
                     reload_s.append(timed(lambda conn=conn: load_bars(conn, bars, "synthetic")))
+                    # every value changed: ON CONFLICT rewrites each row
+                    update_s.append(timed(lambda conn=conn: load_bars(conn, changed, "synthetic")))
             with console.status(f"[{i + 1}/{args.repeats}] psql \\copy, {n:,} rows"):
                 url = fresh_database(admin, "bench_psql", lo, hi)
                 copy = f"\\copy market.bars ({', '.join(COLUMNS)}) from '{csv_path}' csv"
@@ -119,8 +122,9 @@ def main() -> None:
     psql_rate = n / min(psql_s)
     to_sql_rate = len(subset) / to_sql_s
     rows = [
-        ("qtis loader (binary COPY -> staging -> upsert)", n, min(loader_s), loader_rate),
+        ("qtis loader, new bars (COPY -> staging -> append)", n, min(loader_s), loader_rate),
         ("qtis loader, same rows again (upsert, unchanged)", n, min(reload_s), n / min(reload_s)),
+        ("qtis loader, all rows changed (upsert, rewritten)", n, min(update_s), n / min(update_s)),
         ("psql \\copy from CSV file", n, min(psql_s), psql_rate),
         ("pandas to_sql(method='multi')", len(subset), to_sql_s, to_sql_rate),
         ("validation only (pandera + OHLC rules)", n, validate_s, n / validate_s),
@@ -157,6 +161,7 @@ def main() -> None:
                 "runs_seconds": {
                     "loader": loader_s,
                     "loader_reload": reload_s,
+                    "loader_all_changed": update_s,
                     "psql_copy": psql_s,
                 },
                 "ratios": {"loader_vs_psql_copy": vs_psql, "loader_vs_to_sql": vs_to_sql},
