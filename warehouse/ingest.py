@@ -68,7 +68,9 @@ def ingest(
     with connect(url) as conn:
         zones = exchange_timezones(conn) | {i.symbol: i.exchange_tz for i in raw.instruments}
         step(f"validating {len(raw.frame):,} rows")
-        result = validate_bars(raw.frame, zones, settings.spike_zscore, settings.gap_factor)
+        result = validate_bars(
+            raw.frame, zones, settings.spike_zscore, settings.gap_factor, original=raw.original
+        )
         loaded_symbols = sorted(result.good["symbol"].unique())
 
         step(f"quarantining {len(result.quarantine):,} rows")

@@ -163,9 +163,15 @@ def validate_bars(
     tz_by_symbol: Mapping[str, str] | None = None,
     spike_zscore: float = 12.0,
     gap_factor: float = 5.0,
+    original: pd.DataFrame | None = None,
 ) -> ValidationResult:
-    """Split canonical raw bars into good rows, quarantined rows and flags."""
+    """Split canonical raw bars into good rows, quarantined rows and flags.
+
+    ``original`` (aligned with ``raw``) is what the quarantine keeps of a bad row; by default the
+    canonical raw row.
+    """
     raw = raw.reset_index(drop=True)
+    original = raw if original is None else original.reset_index(drop=True)
     reasons = _Reasons(raw.index)
 
     symbol = raw["symbol"].astype("string").str.strip().str.upper()
@@ -216,7 +222,7 @@ def validate_bars(
             .astype(object)
             .where(symbol.loc[all_reasons.index].notna(), None),
             "ts": ts.loc[all_reasons.index],
-            "raw": raw_records(raw.loc[all_reasons.index]),
+            "raw": raw_records(original.loc[all_reasons.index]),
             "reason": all_reasons.values,
         }
     ).reset_index(drop=True)

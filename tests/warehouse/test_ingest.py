@@ -68,7 +68,7 @@ def test_bad_rows_are_quarantined_and_good_rows_load(db_url, tmp_path):
     }
     with psycopg.connect(db_url) as conn:
         stored = conn.execute(
-            "select symbol, raw->>'open', reason, source from market.bars_quarantine order by id"
+            "select symbol, raw->>'Open', reason, source from market.bars_quarantine order by id"
         ).fetchall()
     assert ("XYZ", "ten", "open: not a number 'ten'", "csv") in stored
     # Re-ingesting the same file neither duplicates bars nor quarantine rows.
@@ -184,3 +184,25 @@ def test_mixed_new_and_changed_rows_take_the_upsert_path(db_url):
         result = load_bars(conn, changed, "s")
     assert (result.inserted, result.updated, result.unchanged) == (10, 3, 27)
     assert len(table_rows(db_url, "market.bars")) == 40
+
+
+def test_quarantine_keeps_the_row_as_written(db_url, tmp_path):
+    path = write_csv(
+        tmp_path / "q.csv",
+        "Symbol,Date,Open,High,Low,Close,Volume,Note\n"
+        "Q,2020-01-02,1,2,0.5,1.5,10,ok\nQ,2020-01-03,1,2,0.5,1.5,lots,typo here\n",
+    )
+    ingest(FileProvider(path, "csv"), db_url)
+    with psycopg.connect(db_url) as conn:
+        raw = conn.execute("select raw from market.bars_quarantine").fetchone()[0]
+    assert raw == {
+        "Symbol": "Q",
+        "Date": "2020-01-03",
+        "Open": "1",
+        "High": "2",
+        "Low": "0.5",
+        "Close": "1.5",
+        "Volume": "lots",
+        "Note": "typo here",
+        "_file": str(path),
+    }

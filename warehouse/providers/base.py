@@ -41,6 +41,9 @@ class RawBars:
     source: str
     origin: str
     instruments: list[Instrument] = field(default_factory=list)
+    # The rows as the source wrote them (own headers, extra columns), aligned with ``frame``;
+    # quarantine keeps these so that nothing of a bad row is lost.
+    original: pd.DataFrame | None = None
 
 
 class BarProvider(Protocol):
@@ -51,8 +54,12 @@ class BarProvider(Protocol):
 
 def select_symbols(frame: pd.DataFrame, symbols: Sequence[str] | None, origin: str) -> pd.DataFrame:
     """Keep only ``symbols`` (case-insensitive); an unknown symbol is an error, not silence."""
+    return frame[symbol_mask(frame, symbols, origin)].reset_index(drop=True)
+
+
+def symbol_mask(frame: pd.DataFrame, symbols: Sequence[str] | None, origin: str) -> pd.Series:
     if not symbols:
-        return frame
+        return pd.Series(True, index=frame.index)
     wanted = {s.upper() for s in symbols}
     present = set(frame["symbol"].astype(str).str.upper().unique())
     missing = sorted(wanted - present)
@@ -61,4 +68,4 @@ def select_symbols(frame: pd.DataFrame, symbols: Sequence[str] | None, origin: s
             f"{origin}: symbol(s) not found: {', '.join(missing)} "
             f"(available: {', '.join(sorted(present)[:20])}{' ...' if len(present) > 20 else ''})"
         )
-    return frame[frame["symbol"].astype(str).str.upper().isin(wanted)].reset_index(drop=True)
+    return frame["symbol"].astype(str).str.upper().isin(wanted)

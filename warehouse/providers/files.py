@@ -13,7 +13,7 @@ from warehouse.providers.base import (
     REQUIRED_COLUMNS,
     DataSourceError,
     RawBars,
-    select_symbols,
+    symbol_mask,
 )
 
 # Normalised header (lower case, non-alphanumerics removed) -> canonical column.
@@ -130,11 +130,18 @@ class FileProvider:
         return [self.path]
 
     def load(self, symbols: Sequence[str] | None = None) -> RawBars:
-        frames = []
+        frames, originals = [], []
         for file in self._files():
             raw = read_table(file, self.kind)
             stem = file.name.split(".")[0].upper()
             frames.append(standardize_columns(raw, str(file), self.column_map, default_symbol=stem))
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        frame = select_symbols(frame, symbols, str(self.path))
-        return RawBars(frame=frame, source=self.name, origin=str(self.path))
+            originals.append(raw.assign(_file=str(file)))
+        frame = pd.concat(frames, ignore_index=True)
+        original = pd.concat(originals, ignore_index=True)
+        keep = symbol_mask(frame, symbols, str(self.path))
+        return RawBars(
+            frame=frame[keep].reset_index(drop=True),
+            source=self.name,
+            origin=str(self.path),
+            original=original[keep].reset_index(drop=True),
+        )
