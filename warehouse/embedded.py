@@ -24,7 +24,6 @@ class ServerStatus:
     running: bool
     pgdata: Path
     pid: int | None = None
-    uri: str | None = None
 
 
 def _postmaster(pgdata: Path):
@@ -51,9 +50,7 @@ def status(pgdata: Path) -> ServerStatus:
     info = _postmaster(pgdata)
     if info is None:
         return ServerStatus(running=False, pgdata=pgdata)
-    return ServerStatus(
-        running=True, pgdata=pgdata, pid=info.pid, uri=info.get_uri(database="postgres")
-    )
+    return ServerStatus(running=True, pgdata=pgdata, pid=info.pid)
 
 
 def stop(pgdata: Path) -> bool:

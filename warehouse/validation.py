@@ -68,9 +68,8 @@ class ValidationResult:
 class _Reasons:
     """Collects reasons per row; a row may fail several rules and keeps them all."""
 
-    def __init__(self, index: pd.Index):
+    def __init__(self) -> None:
         self.parts: list[pd.Series] = []
-        self.index = index
 
     def add(self, mask: pd.Series, text: str, quote: pd.Series | None = None) -> None:
         """Record ``text`` for rows in ``mask``, followed by the offending raw value if given."""
@@ -172,7 +171,7 @@ def validate_bars(
     """
     raw = raw.reset_index(drop=True)
     original = raw if original is None else original.reset_index(drop=True)
-    reasons = _Reasons(raw.index)
+    reasons = _Reasons()
 
     symbol = raw["symbol"].astype("string").str.strip().str.upper()
     reasons.add(symbol.isna() | (symbol == ""), "symbol: missing")
