@@ -1,0 +1,110 @@
+{# SQL for each feature kind of the spec; formulas in docs/features.md. #}
+
+{% macro qtis() %}{{ return(var('qtis')) }}{% endmacro %}
+
+{# A trailing frame of n rows per symbol, in time order. #}
+{% macro trailing(n) -%}
+over (partition by symbol order by ts rows between {{ n - 1 }} preceding and current row)
+{%- endmacro %}
+
+{% macro running() -%}
+over (partition by symbol order by ts rows between unbounded preceding and current row)
+{%- endmacro %}
+
+{# `expr` over the last n rows, null until the frame holds n non-null `of` values. #}
+{% macro full_window(expr, n, of='close') -%}
+case when count({{ of }}) {{ trailing(n) }} = {{ n }} then {{ expr }} {{ trailing(n) }} end
+{%- endmacro %}
+
+{# Select-list SQL of one windowed feature; inputs: symbol, ts, open/high/low/close/volume,
+   prev_close, prev_high, prev_low, ret (log return). #}
+{% macro windowed_feature(f) %}
+{%- set o = f.outputs -%}
+{%- if f.kind == 'log_return' -%}
+    ret as {{ o[0] }}
+{%- elif f.kind == 'sma' -%}
+    {{ full_window('avg(close)', f.window) }} as {{ o[0] }}
+{%- elif f.kind == 'bbands' -%}
+    {%- set mid = full_window('avg(close)', f.window) -%}
+    {%- set sd = full_window('stddev_pop(close)', f.window) -%}
+    {{ mid }} + {{ f.k }} * {{ sd }} as {{ o[0] }},
+    {{ mid }} as {{ o[1] }},
+    {{ mid }} - {{ f.k }} * {{ sd }} as {{ o[2] }}
+{%- elif f.kind == 'stoch' -%}
+    {%- set hh = full_window('max(high)', f.k_window) -%}
+    {%- set ll = full_window('min(low)', f.k_window) -%}
+    case when {{ hh }} > {{ ll }} then 100 * (close - {{ ll }}) / ({{ hh }} - {{ ll }})
+         when {{ hh }} = {{ ll }} then 0 end as {{ o[0] }}
+{%- elif f.kind == 'willr' -%}
+    {%- set hh = full_window('max(high)', f.window) -%}
+    {%- set ll = full_window('min(low)', f.window) -%}
+    case when {{ hh }} > {{ ll }} then -100 * ({{ hh }} - close) / ({{ hh }} - {{ ll }})
+         when {{ hh }} = {{ ll }} then 0 end as {{ o[0] }}
+{%- elif f.kind == 'roc' -%}
+    {%- set base = 'lag(close, ' ~ f.window ~ ') over (partition by symbol order by ts)' -%}
+    case when {{ base }} <> 0 then (close / {{ base }} - 1) * 100
+         when {{ base }} = 0 then 0 end as {{ o[0] }}
+{%- elif f.kind == 'volume_z' -%}
+    (volume - {{ full_window('avg(volume)', f.window, 'volume') }})
+        / nullif({{ full_window('stddev_samp(volume)', f.window, 'volume') }}, 0) as {{ o[0] }}
+{%- elif f.kind == 'hist_vol' -%}
+    {{ full_window('stddev_samp(ret)', f.window, 'ret') }} * sqrt({{ qtis().bars_per_year }}::float8)
+        as {{ o[0] }}
+{%- elif f.kind == 'range' -%}
+    {{ full_window('max(high)', f.window) }} as {{ o[0] }},
+    {{ full_window('min(low)', f.window) }} as {{ o[1] }},
+    close / {{ full_window('max(high)', f.window) }} - 1 as {{ o[2] }},
+    close / {{ full_window('min(low)', f.window) }} - 1 as {{ o[3] }}
+{%- elif f.kind == 'pivots' -%}
+    {%- set p = '((prev_high + prev_low + prev_close) / 3)' -%}
+    {{ p }} as {{ o[0] }},
+    2 * {{ p }} - prev_low as {{ o[1] }},
+    2 * {{ p }} - prev_high as {{ o[2] }},
+    {{ p }} + (prev_high - prev_low) as {{ o[3] }},
+    {{ p }} - (prev_high - prev_low) as {{ o[4] }}
+{%- else -%}
+    {{ exceptions.raise_compiler_error("windowed feature " ~ f.name ~ ": unknown kind " ~ f.kind) }}
+{%- endif -%}
+{% endmacro %}
+
+{# Second pass over the first pass's columns: what needs other features of nearby rows. #}
+{% macro windowed_output(f) %}
+{%- set o = f.outputs -%}
+{%- if f.kind == 'bbands' -%}
+    {{ o[0] }}, {{ o[1] }}, {{ o[2] }},
+    (close - {{ o[2] }}) / nullif({{ o[0] }} - {{ o[2] }}, 0) as {{ o[3] }},
+    ({{ o[0] }} - {{ o[2] }}) / nullif({{ o[1] }}, 0) as {{ o[4] }}
+{%- elif f.kind == 'stoch' -%}
+    {{ o[0] }}, {{ full_window('avg(' ~ o[0] ~ ')', f.d_window, o[0]) }} as {{ o[1] }}
+{%- else -%}
+    {{ o | join(', ') }}
+{%- endif -%}
+{% endmacro %}
+
+{# Column lists of one stage, for the select lists of downstream models. #}
+{% macro stage_columns(stage, prefix='') -%}
+{%- for f in qtis()[stage] -%}
+{%- for c in f.outputs %}{{ prefix }}{{ c }}{{ ", " if not loop.last }}{% endfor -%}
+{{ ", " if not loop.last }}
+{%- endfor -%}
+{%- endmacro %}
+
+{#
+  Per symbol, where an incremental run of `relation` starts reading market.bars: the ts of the
+  `lookback`-th row at or before the symbol's last row in `relation` (so windows are complete),
+  or -infinity for a symbol `relation` has not seen. `watermark` is that last row's ts.
+#}
+{% macro read_from(relation, lookback) %}
+select i.symbol,
+       w.ts as watermark,
+       coalesce(
+           (select b.ts from {{ source('market', 'bars') }} b
+             where b.symbol = i.symbol and b.ts <= w.ts
+             order by b.ts desc offset {{ lookback - 1 }} limit 1),
+           '-infinity'::timestamptz
+       ) as read_from
+from {{ source('market', 'instruments') }} i
+left join lateral (
+    select max(t.ts) as ts from {{ relation }} t where t.symbol = i.symbol
+) w on true
+{% endmacro %}

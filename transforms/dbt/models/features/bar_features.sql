@@ -1,0 +1,39 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['symbol', 'ts'],
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['symbol', 'ts'], 'unique': True}, {'columns': ['ts']}],
+) }}
+{# The feature store: one row per (symbol, ts), one column per feature of the spec. #}
+
+with cursor as (
+{%- if is_incremental() %}
+    {{ read_from(this, 1) }}
+{%- else %}
+    select symbol, null::timestamptz as watermark from {{ source('market', 'instruments') }}
+{%- endif %}
+)
+
+select
+    r.symbol,
+    r.ts,
+    {{ stage_columns('recursive', 'r.') }},
+    {{ stage_columns('windowed', 'w.') }},
+    {{ stage_columns('cross_asset', 'x.') }},
+    d.day_of_week,
+    d.month,
+    d.is_month_end,
+    d.is_quarter_end,
+    d.days_to_month_end,
+    d.is_turn_of_month,
+    d.is_pre_holiday,
+    d.is_post_holiday,
+    g.garch_vol as {{ qtis().garch_column }}
+from cursor c
+join {{ ref('feat_recursive') }} r
+    on r.symbol = c.symbol and (c.watermark is null or r.ts > c.watermark)
+join {{ ref('feat_window') }} w on w.symbol = r.symbol and w.ts = r.ts
+join {{ ref('feat_cross_asset') }} x on x.symbol = r.symbol and x.ts = r.ts
+join {{ ref('stg_bars') }} b on b.symbol = r.symbol and b.ts = r.ts
+left join {{ ref('calendar_days') }} d on d.day = b.local_date
+left join {{ source('garch', 'garch_vol') }} g on g.symbol = r.symbol and g.ts = r.ts

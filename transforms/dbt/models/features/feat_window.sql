@@ -1,0 +1,54 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['symbol', 'ts'],
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['symbol', 'ts'], 'unique': True}],
+) }}
+{# Fixed-window features. An incremental run re-reads `lookback` rows per symbol. #}
+{%- set win = qtis().windowed -%}
+
+with cursor as (
+{%- if is_incremental() %}
+    {{ read_from(this, qtis().lookback) }}
+{%- else %}
+    select symbol, null::timestamptz as watermark, '-infinity'::timestamptz as read_from
+    from {{ source('market', 'instruments') }}
+{%- endif %}
+),
+
+bars as (
+    select
+        b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume, c.watermark,
+        lag(b.close) over w as prev_close,
+        lag(b.high) over w as prev_high,
+        lag(b.low) over w as prev_low,
+        ln(b.close / lag(b.close) over w) as ret
+    from cursor c
+    join lateral (
+        select * from {{ source('market', 'bars') }} x
+        where x.symbol = c.symbol and x.ts >= c.read_from
+    ) b on true
+    window w as (partition by b.symbol order by b.ts)
+),
+
+first_pass as (
+    select
+        symbol, ts, close, watermark
+        {%- for f in win %},
+        {{ windowed_feature(f) }}
+        {%- endfor %}
+    from bars
+),
+
+second_pass as (
+    select
+        symbol, ts, watermark
+        {%- for f in win %},
+        {{ windowed_output(f) }}
+        {%- endfor %}
+    from first_pass
+)
+
+select symbol, ts, {{ stage_columns('windowed') }}
+from second_pass
+where watermark is null or ts > watermark

@@ -1,0 +1,255 @@
+"""The feature spec (feature_spec.yml) as typed Python: output columns, warm-ups, dbt vars.
+
+Column names and warm-up lengths are derived here once; the dbt models receive them through
+``--vars`` and the online engine reads them from the same objects, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SPEC_PATH = Path(__file__).with_name("feature_spec.yml")
+STAGES = ("recursive", "windowed", "cross_asset", "calendar", "garch")
+CALENDAR_COLUMNS = (
+    "day_of_week",
+    "month",
+    "is_month_end",
+    "is_quarter_end",
+    "days_to_month_end",
+    "is_turn_of_month",
+    "is_pre_holiday",
+    "is_post_holiday",
+)
+
+
+class SpecError(ValueError):
+    """The feature spec file is not valid; the message names the entry."""
+
+
+def _single(e: dict) -> tuple[list[str], list[int]]:
+    return [e["name"]], [0]
+
+
+def _windowed(lag: int) -> Callable[[dict], tuple[list[str], list[int]]]:
+    """One output, null for the first ``window - 1 + lag`` bars."""
+    return lambda e: ([e["name"]], [e["window"] - 1 + lag])
+
+
+def _macd(e: dict) -> tuple[list[str], list[int]]:
+    slow, signal = e["slow"], e["signal"]
+    return ["macd", "macd_signal", "macd_hist"], [slow - 1, slow + signal - 2, slow + signal - 2]
+
+
+def _bbands(e: dict) -> tuple[list[str], list[int]]:
+    w = e["window"]
+    names = [f"bb_{part}_{w}" for part in ("upper", "middle", "lower", "pctb", "width")]
+    return names, [w - 1] * 5
+
+
+def _stoch(e: dict) -> tuple[list[str], list[int]]:
+    k, d = e["k_window"], e["d_window"]
+    return [f"stoch_k_{k}", f"stoch_d_{d}"], [k - 1, k + d - 2]
+
+
+def _range(e: dict) -> tuple[list[str], list[int]]:
+    w = e["window"]
+    return [f"high_{w}", f"low_{w}", f"dist_high_{w}", f"dist_low_{w}"], [w - 1] * 4
+
+
+def _pivots(e: dict) -> tuple[list[str], list[int]]:
+    return ["pivot", "pivot_r1", "pivot_s1", "pivot_r2", "pivot_s2"], [1] * 5
+
+
+def _market(e: dict) -> tuple[list[str], list[int]]:
+    w = e["window"]
+    return [f"corr_mkt_{w}", f"beta_mkt_{w}"], [w, w]
+
+
+# kind -> (required parameters, outputs and warm-up bars per output)
+KINDS: dict[str, tuple[tuple[str, ...], Callable[[dict], tuple[list[str], list[int]]]]] = {
+    "ema": (("window",), _windowed(0)),
+    "macd": (("fast", "slow", "signal"), _macd),
+    "rsi": (("window",), _windowed(1)),
+    "atr": (("window",), _windowed(1)),
+    "psar": (("acceleration", "maximum"), lambda e: ([e["name"]], [1])),
+    "obv": ((), _single),
+    "vpt": ((), _single),
+    "ad": ((), _single),
+    "log_return": ((), lambda e: ([e["name"]], [1])),
+    "sma": (("window",), _windowed(0)),
+    "bbands": (("window", "k"), _bbands),
+    "stoch": (("k_window", "d_window"), _stoch),
+    "willr": (("window",), _windowed(0)),
+    "roc": (("window",), _windowed(1)),
+    "volume_z": (("window",), _windowed(0)),
+    "hist_vol": (("window",), _windowed(1)),
+    "range": (("window",), _range),
+    "pivots": ((), _pivots),
+    "market": (("window",), _market),
+    "rel_strength": (("window",), _windowed(1)),
+    "sector_relative": ((), lambda e: ([e["name"]], [1])),
+}
+STAGE_KINDS = {
+    "recursive": {"ema", "macd", "rsi", "atr", "psar", "obv", "vpt", "ad"},
+    "windowed": {
+        "log_return",
+        "sma",
+        "bbands",
+        "stoch",
+        "willr",
+        "roc",
+        "volume_z",
+        "hist_vol",
+        "range",
+        "pivots",
+    },
+    "cross_asset": {"market", "rel_strength", "sector_relative"},
+}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One spec entry: a kind with parameters, producing one or more columns."""
+
+    name: str
+    kind: str
+    stage: str
+    params: dict[str, Any]
+    outputs: tuple[str, ...]
+    warmups: tuple[int, ...]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+    @property
+    def window(self) -> int:
+        return int(self.params.get("window", 0))
+
+
+@dataclass(frozen=True)
+class GarchSpec:
+    name: str = "garch_vol"
+    p: int = 1
+    q: int = 1
+    window: int = 1000
+    min_obs: int = 250
+    refit_every: int = 21
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    bars_per_year: float
+    features: tuple[Feature, ...]
+    benchmark: str | None
+    turn_of_month_before: int
+    turn_of_month_after: int
+    garch: GarchSpec
+    horizons: tuple[int, ...]
+    warmups: dict[str, int] = field(default_factory=dict)
+
+    def stage(self, stage: str) -> list[Feature]:
+        return [f for f in self.features if f.stage == stage]
+
+    def columns(self, stage: str | None = None) -> list[str]:
+        """Feature columns of ``features.bar_features`` in table order (or of one stage)."""
+        cols = [c for f in self.features if stage in (None, f.stage) for c in f.outputs]
+        if stage in (None, "calendar"):
+            cols += list(CALENDAR_COLUMNS)
+        if stage in (None, "garch"):
+            cols.append(self.garch.name)
+        return cols
+
+    def label_columns(self) -> list[str]:
+        return [f"{kind}_{h}" for h in self.horizons for kind in ("fwd_ret", "fwd_dir", "fwd_vol")]
+
+    @property
+    def lookback(self) -> int:
+        """Bars an incremental run re-reads before each symbol's last row (longest window)."""
+        windows = [w for f in self.features if f.stage != "recursive" for w in f.warmups]
+        return max(windows, default=0) + 1
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """What the dbt models see as ``var('qtis')``."""
+
+        def entry(f: Feature) -> dict[str, Any]:
+            return {"name": f.name, "kind": f.kind, "outputs": list(f.outputs), **f.params}
+
+        return {
+            "bars_per_year": self.bars_per_year,
+            "lookback": self.lookback,
+            "benchmark": self.benchmark,
+            "turn_of_month_before": self.turn_of_month_before,
+            "turn_of_month_after": self.turn_of_month_after,
+            "garch_column": self.garch.name,
+            "horizons": list(self.horizons),
+            "max_horizon": max(self.horizons),
+            **{s: [entry(f) for f in self.stage(s)] for s in STAGE_KINDS},
+        }
+
+
+def _feature(stage: str, raw: Any) -> Feature:
+    if not isinstance(raw, dict) or "name" not in raw or "kind" not in raw:
+        raise SpecError(f"{stage}: every entry needs 'name' and 'kind', got {raw!r}")
+    name, kind = raw["name"], raw["kind"]
+    if kind not in STAGE_KINDS[stage]:
+        allowed = ", ".join(sorted(STAGE_KINDS[stage]))
+        raise SpecError(f"{stage}/{name}: kind {kind!r} does not belong here (allowed: {allowed})")
+    required, outputs_of = KINDS[kind]
+    params = {k: v for k, v in raw.items() if k not in ("name", "kind")}
+    missing = [p for p in required if p not in params]
+    if missing:
+        raise SpecError(f"{stage}/{name}: missing parameter(s) {', '.join(missing)}")
+    for key, value in params.items():
+        if "window" in key or key in ("fast", "slow", "signal"):
+            if not isinstance(value, int) or value < 1:
+                raise SpecError(f"{stage}/{name}: {key} must be a positive integer, got {value!r}")
+    outputs, warmups = outputs_of(raw)
+    return Feature(name, kind, stage, params, tuple(outputs), tuple(warmups))
+
+
+def parse_spec(raw: dict[str, Any]) -> FeatureSpec:
+    features = [_feature(s, e) for s in ("recursive", "windowed") for e in raw.get(s) or []]
+    cross = raw.get("cross_asset") or {}
+    features += [_feature("cross_asset", e) for e in cross.get("features") or []]
+    garch = GarchSpec(**(raw.get("garch") or {}))
+    tom = (raw.get("calendar") or {}).get("turn_of_month") or {}
+    horizons = tuple((raw.get("labels") or {}).get("horizons") or ())
+    if not horizons or any(not isinstance(h, int) or h < 1 for h in horizons):
+        raise SpecError(f"labels.horizons must be positive integers, got {horizons!r}")
+    spec = FeatureSpec(
+        bars_per_year=float(raw.get("bars_per_year", 252)),
+        features=tuple(features),
+        benchmark=cross.get("benchmark"),
+        turn_of_month_before=int(tom.get("before", 1)),
+        turn_of_month_after=int(tom.get("after", 3)),
+        garch=garch,
+        horizons=horizons,
+    )
+    columns = spec.columns()
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise SpecError(f"duplicate feature columns: {', '.join(duplicated)}")
+    warmups = {c: w for f in features for c, w in zip(f.outputs, f.warmups, strict=True)}
+    warmups |= dict.fromkeys(CALENDAR_COLUMNS, 0) | {garch.name: garch.min_obs}
+    object.__setattr__(spec, "warmups", warmups)
+    return spec
+
+
+def load_spec(path: Path | str | None = None) -> FeatureSpec:
+    path = Path(path) if path else SPEC_PATH
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"cannot read feature spec {path}: {exc}") from exc
+    return parse_spec(raw or {})
+
+
+@cache
+def default_spec() -> FeatureSpec:
+    return load_spec()
