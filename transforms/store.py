@@ -1,0 +1,51 @@
+"""What the feature store holds: row counts and coverage, for the CLI, the demo and checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import sql
+
+from transforms.spec import FeatureSpec, default_spec
+from warehouse.db import connect
+
+TABLES = ("bar_features", "labels", "training_set", "garch_vol", "bars_weekly")
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    features: int
+    labels: int
+    rows: dict[str, int]
+    symbols: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+
+def summary(url: str, spec: FeatureSpec | None = None) -> StoreSummary:
+    spec = spec or default_spec()
+    rows = {}
+    with connect(url) as conn:
+        for table in TABLES:
+            exists = conn.execute(
+                "select to_regclass(%s) is not null", (f"features.{table}",)
+            ).fetchone()[0]
+            if exists:
+                query = sql.SQL("select count(*) from features.{}").format(sql.Identifier(table))
+                rows[table] = conn.execute(query).fetchone()[0]
+        symbols, first_ts, last_ts = (
+            conn.execute(
+                "select count(distinct symbol), min(ts), max(ts) from features.bar_features"
+            ).fetchone()
+            if "bar_features" in rows
+            else (0, None, None)
+        )
+    return StoreSummary(
+        features=len(spec.columns()),
+        labels=len(spec.label_columns()),
+        rows=rows,
+        symbols=symbols,
+        first_ts=first_ts,
+        last_ts=last_ts,
+    )
