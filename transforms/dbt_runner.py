@@ -116,7 +116,7 @@ def build(
     threads: int | None = None,
     on_node: Callable[[str, str], None] | None = None,
 ) -> BuildReport:
-    """``dbt build`` (seeds, models, tests) in-process; ``on_node(name, status)`` reports progress."""
+    """``dbt build`` (seeds, models, tests) in-process; ``on_node(name, status)`` shows progress."""
     from dbt.cli.main import dbtRunner
 
     args = ["build", "--project-dir", str(PROJECT_DIR), "--vars", dbt_vars(spec), "--quiet"]

@@ -48,7 +48,9 @@ def nyse_holidays(start: str = "1990-01-01", end: str = "2035-12-31") -> pd.Data
             USPresidentsDay,
             GoodFriday,
             USMemorialDay,
-            Holiday("Juneteenth", month=6, day=19, start_date="2022-01-01", observance=nearest_workday),
+            Holiday(
+                "Juneteenth", month=6, day=19, start_date="2022-01-01", observance=nearest_workday
+            ),
             Holiday("Independence Day", month=7, day=4, observance=nearest_workday),
             USLaborDay,
             USThanksgivingDay,
@@ -58,7 +60,10 @@ def nyse_holidays(start: str = "1990-01-01", end: str = "2035-12-31") -> pd.Data
     dates = NYSECalendar().holidays(start, end, return_name=True)
     frame = pd.DataFrame({"day": dates.index.date, "name": dates.to_numpy()})
     extra = pd.DataFrame(
-        {"day": pd.to_datetime(list(UNSCHEDULED_CLOSURES)).date, "name": list(UNSCHEDULED_CLOSURES.values())}
+        {
+            "day": pd.to_datetime(list(UNSCHEDULED_CLOSURES)).date,
+            "name": list(UNSCHEDULED_CLOSURES.values()),
+        }
     )
     frame = pd.concat([frame, extra]).drop_duplicates("day").sort_values("day")
     return frame[pd.to_datetime(frame["day"]).dt.dayofweek < 5].reset_index(drop=True)

@@ -206,9 +206,9 @@ def _feature(stage: str, raw: Any) -> Feature:
     if missing:
         raise SpecError(f"{stage}/{name}: missing parameter(s) {', '.join(missing)}")
     for key, value in params.items():
-        if "window" in key or key in ("fast", "slow", "signal"):
-            if not isinstance(value, int) or value < 1:
-                raise SpecError(f"{stage}/{name}: {key} must be a positive integer, got {value!r}")
+        is_length = "window" in key or key in ("fast", "slow", "signal")
+        if is_length and (not isinstance(value, int) or value < 1):
+            raise SpecError(f"{stage}/{name}: {key} must be a positive integer, got {value!r}")
     outputs, warmups = outputs_of(raw)
     return Feature(name, kind, stage, params, tuple(outputs), tuple(warmups))
 
