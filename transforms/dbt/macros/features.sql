@@ -16,6 +16,15 @@ over (partition by symbol order by ts rows between unbounded preceding and curre
 case when count({{ of }}) {{ trailing(n) }} = {{ n }} then {{ expr }} {{ trailing(n) }} end
 {%- endmacro %}
 
+{#
+  `expr` over the last n rows of a symbol, null before row `first` (1-based, default n). `rn` is
+  the row number in the frame read, which equals the symbol's own row number wherever a value
+  is kept (an incremental run reads `lookback` rows more than any window needs).
+#}
+{% macro rolled(expr, n, first=none) -%}
+case when rn >= {{ first or n }} then {{ expr }} {{ trailing(n) }} end
+{%- endmacro %}
+
 {# Select-list SQL of one windowed feature; inputs: symbol, ts, open/high/low/close/volume,
    prev_close, prev_high, prev_low, ret (log return). #}
 {% macro windowed_feature(f) %}
@@ -23,21 +32,21 @@ case when count({{ of }}) {{ trailing(n) }} = {{ n }} then {{ expr }} {{ trailin
 {%- if f.kind == 'log_return' -%}
     ret as {{ o[0] }}
 {%- elif f.kind == 'sma' -%}
-    {{ full_window('avg(close)', f.window) }} as {{ o[0] }}
+    {{ rolled('avg(close)', f.window) }} as {{ o[0] }}
 {%- elif f.kind == 'bbands' -%}
-    {%- set mid = full_window('avg(close)', f.window) -%}
-    {%- set sd = full_window('stddev_pop(close)', f.window) -%}
+    {%- set mid = rolled('avg(close)', f.window) -%}
+    {%- set sd = rolled('stddev_pop(close)', f.window) -%}
     {{ mid }} + {{ f.k }} * {{ sd }} as {{ o[0] }},
     {{ mid }} as {{ o[1] }},
     {{ mid }} - {{ f.k }} * {{ sd }} as {{ o[2] }}
 {%- elif f.kind == 'stoch' -%}
-    {%- set hh = full_window('max(high)', f.k_window) -%}
-    {%- set ll = full_window('min(low)', f.k_window) -%}
+    {%- set hh = rolled('max(high)', f.k_window) -%}
+    {%- set ll = rolled('min(low)', f.k_window) -%}
     case when {{ hh }} > {{ ll }} then 100 * (close - {{ ll }}) / ({{ hh }} - {{ ll }})
          when {{ hh }} = {{ ll }} then 0 end as {{ o[0] }}
 {%- elif f.kind == 'willr' -%}
-    {%- set hh = full_window('max(high)', f.window) -%}
-    {%- set ll = full_window('min(low)', f.window) -%}
+    {%- set hh = rolled('max(high)', f.window) -%}
+    {%- set ll = rolled('min(low)', f.window) -%}
     case when {{ hh }} > {{ ll }} then -100 * ({{ hh }} - close) / ({{ hh }} - {{ ll }})
          when {{ hh }} = {{ ll }} then 0 end as {{ o[0] }}
 {%- elif f.kind == 'roc' -%}
@@ -45,16 +54,16 @@ case when count({{ of }}) {{ trailing(n) }} = {{ n }} then {{ expr }} {{ trailin
     case when {{ base }} <> 0 then (close / {{ base }} - 1) * 100
          when {{ base }} = 0 then 0 end as {{ o[0] }}
 {%- elif f.kind == 'volume_z' -%}
-    (volume - {{ full_window('avg(volume)', f.window, 'volume') }})
-        / nullif({{ full_window('stddev_samp(volume)', f.window, 'volume') }}, 0) as {{ o[0] }}
+    (volume - {{ rolled('avg(volume)', f.window) }})
+        / nullif({{ rolled('stddev_samp(volume)', f.window) }}, 0) as {{ o[0] }}
 {%- elif f.kind == 'hist_vol' -%}
-    {{ full_window('stddev_samp(ret)', f.window, 'ret') }} * sqrt({{ qtis().bars_per_year }}::float8)
+    {{ rolled('stddev_samp(ret)', f.window, f.window + 1) }} * sqrt({{ qtis().bars_per_year }}::float8)
         as {{ o[0] }}
 {%- elif f.kind == 'range' -%}
-    {{ full_window('max(high)', f.window) }} as {{ o[0] }},
-    {{ full_window('min(low)', f.window) }} as {{ o[1] }},
-    close / {{ full_window('max(high)', f.window) }} - 1 as {{ o[2] }},
-    close / {{ full_window('min(low)', f.window) }} - 1 as {{ o[3] }}
+    {{ rolled('max(high)', f.window) }} as {{ o[0] }},
+    {{ rolled('min(low)', f.window) }} as {{ o[1] }},
+    close / {{ rolled('max(high)', f.window) }} - 1 as {{ o[2] }},
+    close / {{ rolled('min(low)', f.window) }} - 1 as {{ o[3] }}
 {%- elif f.kind == 'pivots' -%}
     {%- set p = '((prev_high + prev_low + prev_close) / 3)' -%}
     {{ p }} as {{ o[0] }},
@@ -75,7 +84,7 @@ case when count({{ of }}) {{ trailing(n) }} = {{ n }} then {{ expr }} {{ trailin
     (close - {{ o[2] }}) / nullif({{ o[0] }} - {{ o[2] }}, 0) as {{ o[3] }},
     ({{ o[0] }} - {{ o[2] }}) / nullif({{ o[1] }}, 0) as {{ o[4] }}
 {%- elif f.kind == 'stoch' -%}
-    {{ o[0] }}, {{ full_window('avg(' ~ o[0] ~ ')', f.d_window, o[0]) }} as {{ o[1] }}
+    {{ o[0] }}, {{ rolled('avg(' ~ o[0] ~ ')', f.d_window, f.k_window + f.d_window - 1) }} as {{ o[1] }}
 {%- else -%}
     {{ o | join(', ') }}
 {%- endif -%}
@@ -107,4 +116,20 @@ from {{ source('market', 'instruments') }} i
 left join lateral (
     select max(t.ts) as ts from {{ relation }} t where t.symbol = i.symbol
 ) w on true
+{% endmacro %}
+
+{#
+  The earliest read_from over all symbols, as a literal: repeated next to the per-symbol bound so
+  the planner sees how few rows an incremental run touches and uses the (symbol, ts) indexes.
+#}
+{% macro incremental_floor(relation, lookback) %}
+{%- if execute and is_incremental() -%}
+    {%- set query -%}
+        select coalesce(min(read_from), '-infinity')::text
+        from ({{ read_from(relation, lookback) }}) r
+    {%- endset -%}
+    {{ return("'" ~ run_query(query).columns[0].values()[0] ~ "'::timestamptz") }}
+{%- else -%}
+    {{ return("'-infinity'::timestamptz") }}
+{%- endif -%}
 {% endmacro %}

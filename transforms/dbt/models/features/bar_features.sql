@@ -5,6 +5,7 @@
     indexes=[{'columns': ['symbol', 'ts'], 'unique': True}, {'columns': ['ts']}],
 ) }}
 {# The feature store: one row per (symbol, ts), one column per feature of the spec. #}
+{%- set floor = incremental_floor(this, 1) -%}
 
 with cursor as (
 {%- if is_incremental() %}
@@ -29,11 +30,14 @@ select
     d.is_pre_holiday,
     d.is_post_holiday,
     g.garch_vol as {{ qtis().garch_column }}
-from cursor c
-join {{ ref('feat_recursive') }} r
-    on r.symbol = c.symbol and (c.watermark is null or r.ts > c.watermark)
+from {{ ref('feat_recursive') }} r
+join cursor c on c.symbol = r.symbol
 join {{ ref('feat_window') }} w on w.symbol = r.symbol and w.ts = r.ts
 join {{ ref('feat_cross_asset') }} x on x.symbol = r.symbol and x.ts = r.ts
-join {{ ref('stg_bars') }} b on b.symbol = r.symbol and b.ts = r.ts
-left join {{ ref('calendar_days') }} d on d.day = b.local_date
-left join {{ source('garch', 'garch_vol') }} g on g.symbol = r.symbol and g.ts = r.ts
+join {{ source('market', 'bars') }} b on b.symbol = r.symbol and b.ts = r.ts
+join {{ source('market', 'instruments') }} i on i.symbol = r.symbol
+left join {{ ref('calendar_days') }} d on d.day = (b.ts at time zone i.exchange_tz)::date
+left join {{ source('garch', 'garch_vol') }} g
+    on g.symbol = r.symbol and g.ts = r.ts and g.ts >= {{ floor }}
+where (c.watermark is null or r.ts > c.watermark)
+  and r.ts >= {{ floor }} and w.ts >= {{ floor }} and x.ts >= {{ floor }} and b.ts >= {{ floor }}

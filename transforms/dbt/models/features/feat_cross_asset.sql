@@ -15,6 +15,7 @@
 {%- set lookback = [1] -%}
 {%- for f in feats %}{% do lookback.append(f.window | default(1)) %}{% endfor -%}
 {%- set lookback = lookback | max -%}
+{%- set floor = incremental_floor(this, lookback) -%}
 
 with cursor as (
 {%- if is_incremental() %}
@@ -31,7 +32,7 @@ rows_needed as (
     join {{ source('market', 'instruments') }} i using (symbol)
     join lateral (
         select * from {{ ref('feat_window') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from
+        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
     ) w on true
 ),
 
@@ -40,11 +41,11 @@ market as (
     select ts, {{ ret }} as mkt_ret
     from {{ ref('feat_window') }}
     where symbol = '{{ qtis().benchmark }}'
-      and ts >= (select min(ts) from rows_needed)
+      and ts >= {{ floor }}
     {%- else %}
     select ts, avg({{ ret }} order by symbol) as mkt_ret
     from {{ ref('feat_window') }}
-    where ts >= (select min(ts) from rows_needed)
+    where ts >= {{ floor }}
     group by ts
     {%- endif %}
 ),
@@ -54,7 +55,7 @@ sectors as (
     from {{ ref('feat_window') }} w
     join {{ source('market', 'instruments') }} i using (symbol)
     where i.sector is not null
-      and w.ts >= (select min(ts) from rows_needed)
+      and w.ts >= {{ floor }}
     group by w.ts, i.sector
 ),
 

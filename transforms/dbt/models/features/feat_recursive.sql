@@ -9,6 +9,7 @@
   incremental run seeds every aggregate with the state on the symbol's last stored row.
 #}
 {%- set rec = qtis().recursive -%}
+{%- set floor = incremental_floor(this, 1) -%}
 
 with cursor as (
 {%- if is_incremental() %}
@@ -52,7 +53,7 @@ bars as (
     from cursor c
     join lateral (
         select * from {{ source('market', 'bars') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from
+        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
     ) b on true
     {%- if is_incremental() %}
     left join {{ this }} s on s.symbol = c.symbol and s.ts = c.watermark

@@ -6,6 +6,7 @@
 ) }}
 {# Fixed-window features. An incremental run re-reads `lookback` rows per symbol. #}
 {%- set win = qtis().windowed -%}
+{%- set floor = incremental_floor(this, qtis().lookback) -%}
 
 with cursor as (
 {%- if is_incremental() %}
@@ -22,18 +23,19 @@ bars as (
         lag(b.close) over w as prev_close,
         lag(b.high) over w as prev_high,
         lag(b.low) over w as prev_low,
-        ln(b.close / lag(b.close) over w) as ret
+        ln(b.close / lag(b.close) over w) as ret,
+        row_number() over w as rn
     from cursor c
     join lateral (
         select * from {{ source('market', 'bars') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from
+        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
     ) b on true
     window w as (partition by b.symbol order by b.ts)
 ),
 
 first_pass as (
     select
-        symbol, ts, close, watermark
+        symbol, ts, close, watermark, rn
         {%- for f in win %},
         {{ windowed_feature(f) }}
         {%- endfor %}
@@ -42,7 +44,7 @@ first_pass as (
 
 second_pass as (
     select
-        symbol, ts, watermark
+        symbol, ts, watermark, rn
         {%- for f in win %},
         {{ windowed_output(f) }}
         {%- endfor %}

@@ -10,6 +10,7 @@
 #}
 {%- set h_max = qtis().max_horizon -%}
 {%- set bpy = qtis().bars_per_year -%}
+{%- set floor = incremental_floor(this, h_max) -%}
 
 with cursor as (
 {%- if is_incremental() %}
@@ -26,7 +27,7 @@ bars as (
     from cursor c
     join lateral (
         select * from {{ source('market', 'bars') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from
+        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
     ) b on true
     window w as (partition by b.symbol order by b.ts)
 )

@@ -6,7 +6,7 @@ select
     (array_agg(open order by ts))[1] as open,
     max(high) as high,
     min(low) as low,
-    (array_agg(close order by ts desc))[1] as close,
+    (array_agg(close order by ts))[count(*)] as close,
     sum(volume) as volume,
     count(*) as bars
 from {{ ref('stg_bars') }}

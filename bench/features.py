@@ -1,0 +1,240 @@
+"""Feature-store speed: (a) dbt full refresh vs incremental after one new day; (b) the online
+engine's symbol-bar updates per second vs pandas rolling recomputation of the same features.
+
+(a) loads N synthetic symbols x B daily bars minus the last day, times a full refresh, appends the
+last day and times the incremental run (the two builds run on the same server in the same run).
+(b) feeds cross-sections of S symbols through ``transforms.online.OnlineFeatureEngine`` and, as the
+baseline, recomputes the same windows with pandas rolling over the history at each new bar.
+
+    python bench/features.py [--symbols 500] [--bars 2520] [--online-symbols 500 5000]
+                             [--online-bars 300] [--skip-dbt] [--skip-online]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from warehouse.db import database_url, with_database
+from warehouse.ingest import ingest
+from warehouse.providers import SyntheticMarket
+from warehouse.providers.base import RawBars
+from warehouse.schema import migrate
+
+RESULTS = Path(__file__).parent / "results" / "features.json"
+
+
+class _Frame:
+    name = "synthetic"
+
+    def __init__(self, raw: RawBars, frame: pd.DataFrame) -> None:
+        self.raw, self.frame = raw, frame
+
+    def load(self, symbols=None) -> RawBars:
+        return RawBars(self.frame, self.raw.source, self.raw.origin, self.raw.instruments)
+
+
+def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
+    from transforms.dbt_runner import build
+
+    market = SyntheticMarket(n_symbols=n_symbols, n_bars=n_bars, freq="1D", seed=3)
+    raw = market.load()
+    ts = pd.to_datetime(raw.frame["ts"])
+    last = ts.max()
+    admin = with_database(database_url(), "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("drop database if exists bench_features with (force)")
+        conn.execute("create database bench_features")
+    url = with_database(admin, "bench_features")
+    migrate(url)
+    with console.status(f"loading {n_symbols} x {n_bars - 1} bars"):
+        ingest(_Frame(raw, raw.frame[ts < last].reset_index(drop=True)), url)
+    with console.status("dbt run --full-refresh"):
+        full = build(url, full_refresh=True, command="run")
+    assert full.success, [(n.name, n.message) for n in full.failures()]
+    with console.status("dbt test (full tables)"):
+        tests = build(url, command="test")
+    assert tests.success, [(n.name, n.message) for n in tests.failures()]
+    with console.status("appending one day"):
+        ingest(_Frame(raw, raw.frame[ts == last].reset_index(drop=True)), url)
+    with console.status("dbt run (incremental)"):
+        incremental = build(url, command="run")
+    assert incremental.success, [(n.name, n.message) for n in incremental.failures()]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("select count(*) from features.bar_features").fetchone()[0]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("drop database if exists bench_features with (force)")
+
+    def per_model(report) -> dict[str, float]:
+        return {n.name: n.seconds for n in report.nodes if n.resource_type == "model"}
+
+    return {
+        "symbols": n_symbols,
+        "bars": n_bars,
+        "rows": rows,
+        "full_refresh_s": full.seconds,
+        "incremental_s": incremental.seconds,
+        "ratio": incremental.seconds / full.seconds,
+        "tests_s": tests.seconds,
+        "full_refresh_models_s": per_model(full),
+        "incremental_models_s": per_model(incremental),
+    }
+
+
+def _cross_sections(n_symbols: int, n_bars: int) -> dict[str, np.ndarray]:
+    frame = SyntheticMarket(n_symbols=n_symbols, n_bars=n_bars, freq="1D", seed=5).generate()
+    frame = frame.sort_values(["ts", "symbol"])
+    shape = (n_bars, n_symbols)
+    out = {k: frame[k].to_numpy(float).reshape(shape) for k in ("open", "high", "low", "close")}
+    out["volume"] = frame["volume"].to_numpy(float).reshape(shape)
+    out["ts"] = pd.to_datetime(frame["ts"]).to_numpy().reshape(shape)[:, 0]
+    out["symbols"] = frame["symbol"].to_numpy().reshape(shape)[0]
+    return out
+
+
+def bench_online(n_symbols: int, n_bars: int) -> dict:
+    from transforms.online import OnlineFeatureEngine
+
+    data = _cross_sections(n_symbols, n_bars)
+    engine = OnlineFeatureEngine(list(data["symbols"]))
+    times = []
+    for i in range(n_bars):
+        start = time.perf_counter()
+        engine.update(
+            pd.Timestamp(data["ts"][i], tz="UTC"),
+            data["open"][i],
+            data["high"][i],
+            data["low"][i],
+            data["close"][i],
+            data["volume"][i],
+        )
+        times.append(time.perf_counter() - start)
+    steady = np.array(times[len(times) // 5 :])  # after the first windows fill
+    return {
+        "symbols": n_symbols,
+        "bars": n_bars,
+        "columns": len(engine.columns),
+        "updates_per_s": n_symbols / steady.mean(),
+        "mean_ms": steady.mean() * 1e3,
+        "p50_ms": float(np.percentile(steady, 50) * 1e3),
+        "p99_ms": float(np.percentile(steady, 99) * 1e3),
+    }
+
+
+def pandas_recompute(n_symbols: int, n_bars: int, new_bars: int = 5) -> dict:
+    """Baseline: on each new bar, recompute the rolling features over the history with pandas."""
+    data = _cross_sections(n_symbols, n_bars)
+    close = pd.DataFrame(data["close"])
+    high, low, volume = (pd.DataFrame(data[k]) for k in ("high", "low", "volume"))
+    times = []
+    for end in range(n_bars - new_bars, n_bars):
+        start = time.perf_counter()
+        c, h, lo, v = (x.iloc[: end + 1] for x in (close, high, low, volume))
+        ret = np.log(c / c.shift())
+        for w in (5, 10, 20, 50, 200):
+            c.rolling(w).mean()
+        for w in (12, 26, 50):
+            c.ewm(span=w, adjust=False).mean()
+        c.rolling(20).std(ddof=0)
+        for w in (14, 20, 50):
+            h.rolling(w).max()
+            lo.rolling(w).min()
+        v.rolling(20).mean()
+        v.rolling(20).std()
+        ret.rolling(20).std()
+        ret.rolling(60).std()
+        mkt = ret.mean(axis=1)
+        ret.rolling(60).corr(mkt)
+        times.append(time.perf_counter() - start)
+    seconds = float(np.mean(times))
+    return {"symbols": n_symbols, "history_bars": n_bars, "updates_per_s": n_symbols / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--bars", type=int, default=2520)
+    parser.add_argument("--online-symbols", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--online-bars", type=int, default=300)
+    parser.add_argument("--skip-dbt", action="store_true")
+    parser.add_argument("--skip-online", action="store_true")
+    args = parser.parse_args()
+    console = Console()
+    results: dict = {}
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+    if not args.skip_dbt:
+        d = results["dbt"] = bench_dbt(console, args.symbols, args.bars)
+        table = Table("dbt", "rows", "seconds", title="dbt feature store (models, then tests)")
+        table.add_row("run --full-refresh", f"{d['rows']:,}", f"{d['full_refresh_s']:.1f}")
+        table.add_row("run, one new day", f"{args.symbols:,}", f"{d['incremental_s']:.1f}")
+        table.add_row("test (all data tests)", f"{d['rows']:,}", f"{d['tests_s']:.1f}")
+        console.print(table)
+        slowest = sorted(d["incremental_models_s"].items(), key=lambda kv: -kv[1])[:4]
+        console.print(
+            "incremental run, slowest models: "
+            + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in slowest)
+        )
+        console.print(
+            f"incremental / full = [bold]{d['ratio']:.1%}[/] (target <= 5%: "
+            f"{'met' if d['ratio'] <= 0.05 else 'NOT met'})"
+        )
+
+    if not args.skip_online:
+        results["online"] = []
+        table = Table(
+            "symbols", "engine updates/s", "mean ms", "p99 ms", "pandas recompute updates/s",
+            "speed-up", title="online engine (per cross-section update)",
+        )  # fmt: skip
+        for n in args.online_symbols:
+            with console.status(f"online engine, {n} symbols"):
+                o = bench_online(n, args.online_bars)
+            with console.status(f"pandas recompute, {n} symbols"):
+                p = pandas_recompute(n, args.online_bars)
+            o["pandas_updates_per_s"] = p["updates_per_s"]
+            o["speedup_vs_pandas"] = o["updates_per_s"] / p["updates_per_s"]
+            results["online"].append(o)
+            table.add_row(
+                f"{n:,}",
+                f"{o['updates_per_s']:,.0f}",
+                f"{o['mean_ms']:.2f}",
+                f"{o['p99_ms']:.2f}",
+                f"{p['updates_per_s']:,.0f}",
+                f"{o['speedup_vs_pandas']:.0f}x",
+            )
+        console.print(table)
+        top = results["online"][-1]
+        console.print(
+            f"{top['symbols']:,} symbols: {top['updates_per_s']:,.0f} symbol-bar updates/s "
+            f"(target >= 500,000: {'met' if top['updates_per_s'] >= 500_000 else 'NOT met'})"
+        )
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        **previous,
+        "benchmark": "features",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "params": vars(args),
+        **results,
+        "targets": {"incremental_over_full": 0.05, "online_updates_per_s_at_5000": 500_000},
+    }
+    RESULTS.write_text(json.dumps(payload, indent=2, default=str))
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
