@@ -61,15 +61,15 @@ def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
     with console.status(f"loading {n_symbols} x {n_bars - 1} bars"):
         ingest(_Frame(raw, raw.frame[ts < last].reset_index(drop=True)), url)
     with console.status("dbt run --full-refresh"):
-        full = build(url, full_refresh=True, command="run")
+        full = build(url, full_refresh=True, tests=False)
     assert full.success, [(n.name, n.message) for n in full.failures()]
     with console.status("dbt test (full tables)"):
-        tests = build(url, command="test")
+        tests = build(url, select="resource_type:test")
     assert tests.success, [(n.name, n.message) for n in tests.failures()]
     with console.status("appending one day"):
         ingest(_Frame(raw, raw.frame[ts == last].reset_index(drop=True)), url)
     with console.status("dbt run (incremental)"):
-        incremental = build(url, command="run")
+        incremental = build(url, tests=False)
     assert incremental.success, [(n.name, n.message) for n in incremental.failures()]
     with psycopg.connect(url) as conn:
         rows = conn.execute("select count(*) from features.bar_features").fetchone()[0]

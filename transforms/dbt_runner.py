@@ -115,19 +115,21 @@ def build(
     spec: FeatureSpec | None = None,
     threads: int | None = None,
     on_node: Callable[[str, str], None] | None = None,
-    command: str = "build",
+    tests: bool = True,
 ) -> BuildReport:
     """``dbt build`` (seeds, models, tests) in-process; ``on_node(name, status)`` shows progress.
 
-    ``command="run"`` builds the models without their tests (the benchmark times both).
+    ``tests=False`` builds seeds and models only (the benchmark times tests separately).
     """
     from dbt.cli.main import dbtRunner
 
-    args = [command, "--project-dir", str(PROJECT_DIR), "--vars", dbt_vars(spec), "--quiet"]
+    args = ["build", "--project-dir", str(PROJECT_DIR), "--vars", dbt_vars(spec), "--quiet"]
     if full_refresh:
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
+    if not tests:
+        args += ["--exclude-resource-type", "test"]
 
     def callback(event) -> None:
         if on_node is None:
@@ -144,7 +146,7 @@ def build(
         result = dbtRunner(callbacks=[callback]).invoke(args)
     report = BuildReport(full_refresh=full_refresh, seconds=time.perf_counter() - started)
     if result.result is None:
-        raise DbtError(f"dbt {command} did not run: {result.exception}")
+        raise DbtError(f"dbt build did not run: {result.exception}")
     for r in result.result.results:
         rows = (r.adapter_response or {}).get("rows_affected")
         report.nodes.append(
