@@ -4,7 +4,7 @@ import psycopg
 from dagster import DagsterInstance, materialize
 
 from orchestration.assets import raw_bars, raw_bars_checks
-from orchestration.definitions import daily_ingest, defs
+from orchestration.definitions import daily_schedule, defs
 from orchestration.resources import WarehouseResource
 
 
@@ -49,5 +49,8 @@ def test_synthetic_config_and_definitions_load(db_url):
     assert result.success
     assert result.asset_materializations_for_node("raw_bars")[0].metadata["loaded"].value == 400
     assert defs.resolve_job_def("ingest_job") is not None
-    assert daily_ingest.cron_schedule == "30 22 * * 1-5"
-    assert len(defs.resolve_asset_graph().asset_check_keys) == 3
+    assert daily_schedule.cron_schedule == "30 22 * * 1-5"
+    raw_checks = [
+        k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key.path == ["raw_bars"]
+    ]
+    assert len(raw_checks) == 3

@@ -1,0 +1,52 @@
+"""The feature spec: derived columns and warm-ups, and errors that name the bad entry."""
+
+import copy
+
+import pytest
+import yaml
+
+from transforms.spec import SPEC_PATH, SpecError, default_spec, parse_spec
+
+RAW = yaml.safe_load(SPEC_PATH.read_text())
+
+
+def test_default_spec_columns_and_warmups():
+    spec = default_spec()
+    columns = spec.columns()
+    assert len(columns) >= 25 and len(set(columns)) == len(columns)
+    for name in ("sma_200", "ema_12", "macd_hist", "rsi_14", "psar", "garch_vol", "corr_mkt_60"):
+        assert name in columns
+    assert spec.warmups["sma_200"] == 199 and spec.warmups["macd_signal"] == 33
+    assert spec.warmups["rsi_14"] == 14 and spec.warmups["hv_60"] == 60
+    assert spec.lookback == 200
+    assert spec.label_columns()[:3] == ["fwd_ret_1", "fwd_dir_1", "fwd_vol_1"]
+
+
+def test_adding_an_entry_adds_its_column():
+    raw = copy.deepcopy(RAW)
+    raw["windowed"].append({"name": "sma_100", "kind": "sma", "window": 100})
+    spec = parse_spec(raw)
+    assert "sma_100" in spec.columns() and spec.warmups["sma_100"] == 99
+    assert {"name": "sma_100", "kind": "sma", "outputs": ["sma_100"], "window": 100} in (
+        spec.dbt_vars()["windowed"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r["windowed"].append({"name": "x", "kind": "ema", "window": 3}), "does not"),
+        (lambda r: r["windowed"].append({"name": "x", "kind": "sma"}), "missing parameter"),
+        (lambda r: r["windowed"].append({"name": "x", "kind": "sma", "window": 0}), "positive"),
+        (
+            lambda r: r["windowed"].append({"name": "sma_5", "kind": "sma", "window": 5}),
+            "duplicate",
+        ),
+        (lambda r: r["labels"].update(horizons=[]), "horizons"),
+    ],
+)
+def test_bad_entries_are_named(edit, message):
+    raw = copy.deepcopy(RAW)
+    edit(raw)
+    with pytest.raises(SpecError, match=message):
+        parse_spec(raw)
