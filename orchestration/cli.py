@@ -24,6 +24,10 @@ db_app = typer.Typer(
     help="The Postgres warehouse (embedded unless QTIS_DATABASE_URL is set).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+features_app = typer.Typer(
+    help="The feature store: dbt models over market.bars, GARCH, labels.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
 console = Console()
 err = Console(stderr=True)
 
@@ -164,6 +168,47 @@ def ingest(
             "flagged (loaded, see market.bar_flags): "
             + ", ".join(f"{k} {v}" for k, v in report.flags.items())
         )
+
+
+@features_app.command("build")
+def features_build(
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild every row instead of only new bars")
+    ] = False,
+    select: Annotated[str | None, typer.Option(help="dbt selection, e.g. 'bar_features+'")] = None,
+) -> None:
+    """GARCH volatility, then dbt build (models + tests) - what the Dagster assets run."""
+    from orchestration.feature_build import build_features, print_build
+
+    url = _ready_url()
+    report = build_features(url, console, full_refresh=full_refresh, select=select)
+    print_build(console, url, report)
+    if not report.dbt.success:
+        raise typer.Exit(1)
+
+
+@features_app.command("list")
+def features_list() -> None:
+    """Every feature column of features.bar_features, from transforms/feature_spec.yml."""
+    from transforms.spec import default_spec
+
+    spec = default_spec()
+    table = Table("column", "kind", "stage", "parameters", "warm-up bars", title="feature spec")
+    for f in spec.features:
+        params = ", ".join(f"{k}={v}" for k, v in f.params.items())
+        for column, warmup in zip(f.outputs, f.warmups, strict=True):
+            table.add_row(column, f.kind, f.stage, params, str(warmup))
+    for column in spec.columns("calendar"):
+        table.add_row(column, "calendar", "calendar", "", "0")
+    g = spec.garch
+    table.add_row(
+        g.name, "garch", "python", f"window={g.window}, refit_every={g.refit_every}", str(g.min_obs)
+    )
+    console.print(table)
+    console.print(
+        f"{len(spec.columns())} features; labels: {', '.join(spec.label_columns())} "
+        f"(definitions: docs/features.md)"
+    )
 
 
 @app.command()

@@ -5,21 +5,26 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asset_job
 
 from orchestration.assets import raw_bars, raw_bars_checks
+from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.resources import WarehouseResource
 
 ingest_job = define_asset_job("ingest_job", selection=AssetSelection.assets(raw_bars))
+features_job = define_asset_job(
+    "features_job", selection=AssetSelection.assets(garch_vol, feature_store)
+)
+daily_pipeline = define_asset_job("daily_pipeline", selection=AssetSelection.all())
 
-daily_ingest = ScheduleDefinition(
-    name="daily_ingest",
-    job=ingest_job,
+daily_schedule = ScheduleDefinition(
+    name="daily_pipeline_schedule",
+    job=daily_pipeline,
     cron_schedule="30 22 * * 1-5",  # after the US close, weekdays
     execution_timezone="UTC",
 )
 
 defs = Definitions(
-    assets=[raw_bars],
+    assets=[raw_bars, garch_vol, feature_store],
     asset_checks=raw_bars_checks,
-    jobs=[ingest_job],
-    schedules=[daily_ingest],
-    resources={"warehouse": WarehouseResource()},
+    jobs=[ingest_job, features_job, daily_pipeline],
+    schedules=[daily_schedule],
+    resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

@@ -7,8 +7,10 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.assets import raw_bars, raw_bars_checks
+from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
 from orchestration.resources import WarehouseResource
+from transforms import store
 from warehouse import quality
 from warehouse.db import redact
 from warehouse.schema import bars_storage
@@ -21,10 +23,12 @@ def run_demo(console: Console) -> None:
     warehouse = WarehouseResource()
     with console.status("starting the database and applying migrations"):
         url = warehouse.url()
-    with console.status("materializing raw_bars (bundled sample) through Dagster"):
+    with console.status(
+        "materializing raw_bars (bundled sample), garch_vol and the dbt models through Dagster"
+    ):
         result = materialize(
-            [raw_bars, *raw_bars_checks],
-            resources={"warehouse": warehouse},
+            [raw_bars, *raw_bars_checks, garch_vol, feature_store],
+            resources={"warehouse": warehouse, "dbt": dbt_resource()},
             instance=DagsterInstance.get(),
             run_config={
                 "ops": {"raw_bars": {"config": {"source": "bundled"}}},
@@ -32,7 +36,7 @@ def run_demo(console: Console) -> None:
             },
         )
     if not result.success:
-        raise SystemExit("the raw_bars materialization failed; see the Dagster UI for the run log")
+        raise SystemExit("the demo run failed; see the Dagster UI (make ui) for the run log")
 
     meta = result.asset_materializations_for_node("raw_bars")[0].metadata
     checks = result.get_asset_check_evaluations()
@@ -53,6 +57,8 @@ def run_demo(console: Console) -> None:
         f"market.bars_quarantine; flags: {s.flags or 'none'} (market.bar_flags)."
     )
     for check in sorted(checks, key=lambda c: c.check_name):
+        if check.asset_key.path != ["raw_bars"]:
+            continue
         if check.passed:
             state = "[green]passed[/]"
         elif check.severity.value == "WARN":
@@ -65,6 +71,7 @@ def run_demo(console: Console) -> None:
             if not isinstance(v.value, dict | list)
         )
         console.print(f"  check {check.check_name}: {state} ({details})")
+    _print_features(console, url, result, checks)
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
     console.print(
         f"\n[bold]Where to look[/]\n"
@@ -72,4 +79,26 @@ def run_demo(console: Console) -> None:
         f"  psql       qtis db psql   (or: make psql)\n"
         f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (run {result.run_id[:8]} "
         f"is in DAGSTER_HOME={home})"
+    )
+
+
+def _print_features(console: Console, url: str, result, checks) -> None:
+    fs = store.summary(url)
+    garch = result.asset_materializations_for_node("garch_vol")[0].metadata
+    dbt_checks = [c for c in checks if c.asset_key.path != ["raw_bars"]]
+    failed = [c.check_name for c in dbt_checks if not c.passed]
+    table = Table("table", "rows", title="feature store (schema features)")
+    for name, rows in fs.rows.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.print(
+        f"[bold]Features[/]: {fs.features} feature columns x {fs.rows.get('bar_features', 0):,} "
+        f"rows ({fs.symbols} symbols), {fs.labels} label columns (5 horizons); GARCH "
+        f"{garch['fits'].value} fits. dbt tests as asset checks: "
+        + (
+            f"[green]{len(dbt_checks)} passed[/]"
+            if not failed
+            else f"[red]{len(failed)} of {len(dbt_checks)} failed[/] ({', '.join(failed)})"
+        )
+        + ". Definitions: docs/features.md; list: qtis features list"
     )

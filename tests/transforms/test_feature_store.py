@@ -36,20 +36,6 @@ def talib_reference(bars: pd.DataFrame) -> dict[str, np.ndarray]:
     return ref
 
 
-@pytest.fixture(scope="module")
-def built(pg_server, bundled):
-    """One database with the whole bundled sample and a full feature build (shared, read-only)."""
-    from tests.conftest import _fresh_database
-    from warehouse.schema import migrate
-
-    url = _fresh_database(pg_server)
-    migrate(url)
-    load_bars(url, bundled)
-    report = build(url, full_refresh=True)
-    assert report.success, [(n.name, n.message) for n in report.failures()]
-    return url, report
-
-
 def test_every_spec_column_is_built(built):
     url, report = built
     features = read_table(url, "features.bar_features", "symbol = 'IBM'")
