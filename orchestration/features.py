@@ -2,7 +2,9 @@
 GARCH volatility asset that dbt joins as a source. Bodies are thin calls into ``transforms``."""
 
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -19,7 +21,12 @@ from orchestration.assets import raw_bars
 from orchestration.resources import WarehouseResource
 from transforms.dbt_runner import PROJECT_DIR, dbt_env, dbt_vars, ensure_manifest
 
-SOURCE_ASSETS = {("market", "bars"): "raw_bars", ("market", "instruments"): "raw_bars"}
+# market.bars is what raw_bars writes; other sources keep their own keys (instruments are
+# registered by the same asset but dagster-dbt needs one key per source).
+SOURCE_ASSETS = {
+    ("market", "bars"): AssetKey("raw_bars"),
+    ("garch", "garch_vol"): AssetKey("garch_vol"),
+}
 
 
 class QtisDbtTranslator(DagsterDbtTranslator):
@@ -28,9 +35,7 @@ class QtisDbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             key = (dbt_resource_props["source_name"], dbt_resource_props["name"])
-            if key in SOURCE_ASSETS:
-                return AssetKey(SOURCE_ASSETS[key])
-            return AssetKey(dbt_resource_props["name"])
+            return SOURCE_ASSETS.get(key, AssetKey(list(key)))
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -85,4 +90,10 @@ def garch_vol(
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(PROJECT_DIR))
+    # the dbt installed next to this interpreter, whether or not the venv is on PATH
+    executable = Path(sys.executable).with_name("dbt")
+    return DbtCliResource(
+        project_dir=str(PROJECT_DIR),
+        profiles_dir=str(PROJECT_DIR),
+        dbt_executable=str(executable) if executable.exists() else "dbt",
+    )

@@ -10,14 +10,19 @@ from orchestration.resources import WarehouseResource
 from tests.orchestration.test_cli import qtis
 from transforms.spec import default_spec
 
+MODELS = ("feat_recursive", "feat_window", "feat_cross_asset", "bar_features", "labels")
+MODELS += ("training_set", "bars_weekly", "calendar_days", "stg_bars", "market_holidays")
+
 
 def test_dbt_models_are_assets_downstream_of_raw_bars():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw_bars", "garch_vol", "bar_features", "labels", "training_set"} <= keys
-    assert AssetKey("raw_bars") in graph.get(AssetKey("feat_window")).parent_keys
-    assert AssetKey("garch_vol") in graph.get(AssetKey("bar_features")).parent_keys
-    assert AssetKey("bar_features") in graph.get(AssetKey("training_set")).parent_keys
+    expected = {"raw_bars", "garch_vol", *(f"features/{m}" for m in MODELS)}
+    assert expected <= keys, expected - keys
+    parents = {k.to_user_string(): graph.get(k).parent_keys for k in graph.get_all_asset_keys()}
+    assert AssetKey("raw_bars") in parents["features/feat_window"]
+    assert AssetKey("garch_vol") in parents["features/bar_features"]
+    assert AssetKey(["features", "bar_features"]) in parents["features/training_set"]
     dbt_checks = [k for k in graph.asset_check_keys if k.asset_key != AssetKey("raw_bars")]
     assert len(dbt_checks) >= 20  # dbt tests surface as asset checks
 
