@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from dagster import DagsterInstance, materialize
 from rich.console import Console
 from rich.table import Table
@@ -18,13 +20,21 @@ from warehouse.settings import get_settings
 
 
 def run_demo(console: Console) -> None:
+    # bound to the terminal, so that redirecting dbt's stream below leaves our output alone
+    console = Console(file=console.file)
     settings = get_settings()
     home = dagster_home(settings)
+    dbt_log = (settings.home / "logs" / "demo-dbt.log").resolve()
+    dbt_log.parent.mkdir(parents=True, exist_ok=True)
     warehouse = WarehouseResource()
     with console.status("starting the database and applying migrations"):
         url = warehouse.url()
-    with console.status(
-        "materializing raw_bars (bundled sample), garch_vol and the dbt models through Dagster"
+    with (
+        console.status(
+            "materializing raw_bars (bundled sample), garch_vol and the dbt models through Dagster"
+        ),
+        dbt_log.open("w") as log,
+        contextlib.redirect_stdout(log),  # dagster-dbt echoes every dbt log line to stdout
     ):
         result = materialize(
             [raw_bars, *raw_bars_checks, garch_vol, feature_store],
@@ -72,6 +82,7 @@ def run_demo(console: Console) -> None:
         )
         console.print(f"  check {check.check_name}: {state} ({details})")
     _print_features(console, url, result, checks)
+    console.print(f"  dbt log of this run: {dbt_log}")
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
     console.print(
         f"\n[bold]Where to look[/]\n"

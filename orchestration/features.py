@@ -15,11 +15,11 @@ from dagster import (
     asset,
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
-from transforms.garch import update_garch
 
 from orchestration.assets import raw_bars
 from orchestration.resources import WarehouseResource
 from transforms.dbt_runner import PROJECT_DIR, dbt_env, dbt_vars, ensure_manifest
+from transforms.garch import update_garch
 
 # market.bars is what raw_bars writes; other sources keep their own keys (instruments are
 # registered by the same asset but dagster-dbt needs one key per source).
