@@ -98,7 +98,7 @@ def _cross_sections(n_symbols: int, n_bars: int) -> dict[str, np.ndarray]:
     shape = (n_bars, n_symbols)
     out = {k: frame[k].to_numpy(float).reshape(shape) for k in ("open", "high", "low", "close")}
     out["volume"] = frame["volume"].to_numpy(float).reshape(shape)
-    out["ts"] = pd.to_datetime(frame["ts"]).to_numpy().reshape(shape)[:, 0]
+    out["ts"] = pd.to_datetime(frame["ts"], utc=True).to_numpy().reshape(shape)[:, 0]
     out["symbols"] = frame["symbol"].to_numpy().reshape(shape)[0]
     return out
 
@@ -112,7 +112,7 @@ def bench_online(n_symbols: int, n_bars: int) -> dict:
     for i in range(n_bars):
         start = time.perf_counter()
         engine.update(
-            pd.Timestamp(data["ts"][i], tz="UTC"),
+            pd.Timestamp(data["ts"][i]),
             data["open"][i],
             data["high"][i],
             data["low"][i],
