@@ -44,6 +44,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python bench/ingest.py
+	@$(BIN)/python bench/features.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down
