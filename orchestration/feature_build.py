@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from transforms.garch import GarchReport, update_garch
 
 from transforms import store
 from transforms.dbt_runner import BuildReport, build, ensure_manifest
+from transforms.garch import GarchReport, update_garch
 
 
 @dataclass
@@ -44,6 +44,14 @@ def _dbt_node_count(select: str | None) -> int | None:
 def build_features(
     url: str, console: Console, *, full_refresh: bool = False, select: str | None = None
 ) -> FeatureBuild:
+    rewritten = [] if full_refresh else store.rewritten_history(url)
+    if rewritten:
+        console.print(
+            f"[yellow]history changed[/] for {len(rewritten)} symbol(s) "
+            f"({', '.join(rewritten[:5])}{' ...' if len(rewritten) > 5 else ''}): "
+            "running a full refresh"
+        )
+        full_refresh = True
     with _progress(console) as progress:
         task = progress.add_task("GARCH(1,1) fits", total=None, current="")
 

@@ -20,6 +20,7 @@ from orchestration.assets import raw_bars
 from orchestration.resources import WarehouseResource
 from transforms.dbt_runner import PROJECT_DIR, dbt_env, dbt_vars, ensure_manifest
 from transforms.garch import update_garch
+from transforms.store import rewritten_history
 
 # market.bars is what raw_bars writes; other sources keep their own keys (instruments are
 # registered by the same asset but dagster-dbt needs one key per source).
@@ -58,9 +59,13 @@ def feature_store(
     config: FeatureBuildConfig,
 ):
     """dbt build of the selected models (incremental unless full_refresh), tests included."""
-    os.environ.update(dbt_env(warehouse.url()))
+    url = warehouse.url()
+    os.environ.update(dbt_env(url))
     args = ["build", "--vars", dbt_vars()]
-    if config.full_refresh:
+    rewritten = [] if config.full_refresh else rewritten_history(url)
+    if rewritten:
+        context.log.warning(f"history changed for {rewritten}: running a full refresh")
+    if config.full_refresh or rewritten:
         args.append("--full-refresh")
     yield from dbt.cli(args, context=context).stream()
 
@@ -74,8 +79,10 @@ def garch_vol(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: GarchConfig
 ) -> MaterializeResult:
     """GARCH(1,1) volatility per bar (features.garch_vol): rolling refits, no look-ahead."""
+    url = warehouse.url()
+    rewritten = [] if config.full_refresh else rewritten_history(url)
     report = update_garch(
-        warehouse.url(), full_refresh=config.full_refresh, progress=context.log.debug
+        url, full_refresh=config.full_refresh or bool(rewritten), progress=context.log.debug
     )
     return MaterializeResult(
         metadata={

@@ -49,3 +49,26 @@ def summary(url: str, spec: FeatureSpec | None = None) -> StoreSummary:
         first_ts=first_ts,
         last_ts=last_ts,
     )
+
+
+def rewritten_history(url: str) -> list[str]:
+    """Symbols whose bars at or before their last feature row changed in number since the build
+    (a backfill, a deleted bar): incremental models only append, so these need a full refresh."""
+    query = """
+        select i.symbol
+        from market.instruments i
+        cross join lateral (
+            select max(ts) as watermark, count(*) as n
+            from features.bar_features f where f.symbol = i.symbol
+        ) f
+        where f.watermark is not null
+          and f.n <> (
+              select count(*) from market.bars b
+              where b.symbol = i.symbol and b.ts <= f.watermark
+          )
+        order by 1
+    """
+    with connect(url) as conn:
+        if conn.execute("select to_regclass('features.bar_features') is null").fetchone()[0]:
+            return []
+        return [row[0] for row in conn.execute(query)]

@@ -1,5 +1,7 @@
 """Feature-store assets in Dagster (real dbt, real GARCH) and `qtis features` as a subprocess."""
 
+import dataclasses
+
 import psycopg
 from dagster import AssetKey, DagsterInstance, materialize
 
@@ -63,3 +65,33 @@ def test_features_cli_build_and_list(qtis_env, tmp_path):
     assert (
         listing.returncode == 0 and "psar" in listing.stdout and f"{n} features" in listing.stdout
     )
+
+
+def test_backfilled_history_triggers_a_full_refresh(db_url):
+    import io
+
+    from rich.console import Console
+
+    from orchestration.feature_build import build_features
+    from transforms.store import rewritten_history
+    from warehouse.ingest import ingest
+    from warehouse.providers.bundled import BundledProvider
+
+    raw = BundledProvider().load(["IBM"])
+    late = raw.frame[raw.frame["ts"] >= "2005-01-01"].reset_index(drop=True)
+    from tests.transforms.conftest import FrameProvider
+
+    ingest(FrameProvider(dataclasses.replace(raw, frame=late, original=None)), db_url)
+    out = io.StringIO()
+    assert build_features(db_url, Console(file=out)).dbt.success
+    assert rewritten_history(db_url) == []
+    ingest(BundledProvider(), db_url, ["IBM"])  # the years before 2005 arrive later
+    assert rewritten_history(db_url) == ["IBM"]
+    report = build_features(db_url, Console(file=out))
+    assert "history changed for 1 symbol(s) (IBM)" in out.getvalue()
+    assert report.dbt.full_refresh and rewritten_history(db_url) == []
+    with psycopg.connect(db_url) as conn:
+        first = conn.execute(
+            "select ts, sma_200 from features.bar_features where symbol = 'IBM' order by ts limit 1"
+        ).fetchone()
+    assert first[0].year == 2000 and first[1] is None
