@@ -133,3 +133,22 @@ left join lateral (
     {{ return("'-infinity'::timestamptz") }}
 {%- endif -%}
 {% endmacro %}
+
+{# The `cursor` CTE body of an incremental model: per symbol, its watermark and read_from. #}
+{% macro cursor(lookback) %}
+{%- if is_incremental() %}
+    {{ read_from(this, lookback) }}
+{%- else %}
+    select symbol, null::timestamptz as watermark, '-infinity'::timestamptz as read_from
+    from {{ source('market', 'instruments') }}
+{%- endif %}
+{% endmacro %}
+
+{# Rows of `relation` (default market.bars) from each cursor symbol's read_from on. #}
+{% macro rows_from(cursor_alias, floor, relation=none) -%}
+join lateral (
+    select * from {{ relation if relation is not none else source('market', 'bars') }} x
+    where x.symbol = {{ cursor_alias }}.symbol
+      and x.ts >= {{ cursor_alias }}.read_from and x.ts >= {{ floor }}
+)
+{%- endmacro %}

@@ -8,11 +8,7 @@
 {%- set floor = incremental_floor(this, 1) -%}
 
 with cursor as (
-{%- if is_incremental() %}
-    {{ read_from(this, 1) }}
-{%- else %}
-    select symbol, null::timestamptz as watermark from {{ source('market', 'instruments') }}
-{%- endif %}
+    {{ cursor(1) }}
 )
 
 select

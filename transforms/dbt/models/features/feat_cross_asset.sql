@@ -18,22 +18,14 @@
 {%- set floor = incremental_floor(this, lookback) -%}
 
 with cursor as (
-{%- if is_incremental() %}
-    {{ read_from(this, lookback) }}
-{%- else %}
-    select symbol, null::timestamptz as watermark, '-infinity'::timestamptz as read_from
-    from {{ source('market', 'instruments') }}
-{%- endif %}
+    {{ cursor(lookback) }}
 ),
 
 rows_needed as (
     select w.symbol, w.ts, w.{{ ret }} as ret, c.watermark, i.sector
     from cursor c
     join {{ source('market', 'instruments') }} i using (symbol)
-    join lateral (
-        select * from {{ ref('feat_window') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
-    ) w on true
+    {{ rows_from('c', floor, ref('feat_window')) }} w on true
 ),
 
 market as (

@@ -12,12 +12,7 @@
 {%- set floor = incremental_floor(this, 1) -%}
 
 with cursor as (
-{%- if is_incremental() %}
-    {{ read_from(this, 1) }}
-{%- else %}
-    select symbol, null::timestamptz as watermark, '-infinity'::timestamptz as read_from
-    from {{ source('market', 'instruments') }}
-{%- endif %}
+    {{ cursor(1) }}
 ),
 
 bars as (
@@ -51,10 +46,7 @@ bars as (
         {%- endfor %}
         {%- endif %}
     from cursor c
-    join lateral (
-        select * from {{ source('market', 'bars') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
-    ) b on true
+    {{ rows_from('c', floor) }} b on true
     {%- if is_incremental() %}
     left join {{ this }} s on s.symbol = c.symbol and s.ts = c.watermark
     {%- endif %}

@@ -9,12 +9,7 @@
 {%- set floor = incremental_floor(this, qtis().lookback) -%}
 
 with cursor as (
-{%- if is_incremental() %}
-    {{ read_from(this, qtis().lookback) }}
-{%- else %}
-    select symbol, null::timestamptz as watermark, '-infinity'::timestamptz as read_from
-    from {{ source('market', 'instruments') }}
-{%- endif %}
+    {{ cursor(qtis().lookback) }}
 ),
 
 bars as (
@@ -26,10 +21,7 @@ bars as (
         ln(b.close / lag(b.close) over w) as ret,
         row_number() over w as rn
     from cursor c
-    join lateral (
-        select * from {{ source('market', 'bars') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
-    ) b on true
+    {{ rows_from('c', floor) }} b on true
     window w as (partition by b.symbol order by b.ts)
 ),
 

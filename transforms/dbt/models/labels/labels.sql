@@ -13,11 +13,7 @@
 {%- set floor = incremental_floor(this, h_max) -%}
 
 with cursor as (
-{%- if is_incremental() %}
-    {{ read_from(this, h_max) }}
-{%- else %}
-    select symbol, '-infinity'::timestamptz as read_from from {{ source('market', 'instruments') }}
-{%- endif %}
+    {{ cursor(h_max) }}
 ),
 
 bars as (
@@ -25,10 +21,7 @@ bars as (
         b.symbol, b.ts, b.close,
         ln(lead(b.close) over w / b.close) as next_ret
     from cursor c
-    join lateral (
-        select * from {{ source('market', 'bars') }} x
-        where x.symbol = c.symbol and x.ts >= c.read_from and x.ts >= {{ floor }}
-    ) b on true
+    {{ rows_from('c', floor) }} b on true
     window w as (partition by b.symbol order by b.ts)
 )
 
