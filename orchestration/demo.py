@@ -13,6 +13,7 @@ from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
 from orchestration.resources import WarehouseResource
 from transforms import store
+from transforms.spec import default_spec
 from warehouse import quality
 from warehouse.db import redact
 from warehouse.schema import bars_storage
@@ -104,7 +105,8 @@ def _print_features(console: Console, url: str, result, checks) -> None:
     console.print(table)
     console.print(
         f"[bold]Features[/]: {fs.features} feature columns x {fs.rows.get('bar_features', 0):,} "
-        f"rows ({fs.symbols} symbols), {fs.labels} label columns (5 horizons); GARCH "
+        f"rows ({fs.symbols} symbols), {fs.labels} label columns "
+        f"(horizons {', '.join(map(str, default_spec().horizons))}); GARCH "
         f"{garch['fits'].value} fits. dbt tests as asset checks: "
         + (
             f"[green]{len(dbt_checks)} passed[/]"
