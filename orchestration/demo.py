@@ -107,7 +107,8 @@ def _print_features(console: Console, url: str, result, checks) -> None:
         f"[bold]Features[/]: {fs.features} feature columns x {fs.rows.get('bar_features', 0):,} "
         f"rows ({fs.symbols} symbols), {fs.labels} label columns "
         f"(horizons {', '.join(map(str, default_spec().horizons))}); GARCH "
-        f"{garch['fits'].value} fits. dbt tests as asset checks: "
+        f"{fs.rows.get('garch_fits', 0):,} fits stored ({garch['fits'].value} new in this run). "
+        "dbt tests as asset checks: "
         + (
             f"[green]{len(dbt_checks)} passed[/]"
             if not failed

@@ -10,7 +10,7 @@ from psycopg import sql
 from transforms.spec import FeatureSpec, default_spec
 from warehouse.db import connect
 
-TABLES = ("bar_features", "labels", "training_set", "garch_vol", "bars_weekly")
+TABLES = ("bar_features", "labels", "training_set", "garch_vol", "garch_fits", "bars_weekly")
 
 
 @dataclass(frozen=True)
