@@ -11,6 +11,8 @@ import pytest
 
 from warehouse import embedded
 from warehouse.db import with_database
+from warehouse.providers.base import RawBars
+from warehouse.providers.bundled import BundledProvider
 from warehouse.schema import migrate
 
 
@@ -56,3 +58,23 @@ def qtis_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st
 def table_rows(url: str, table: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(f"select * from {table} order by 1, 2").fetchall()
+
+
+@pytest.fixture(scope="session")
+def bundled() -> RawBars:
+    return BundledProvider().load()
+
+
+@pytest.fixture(scope="module")
+def built(pg_server, bundled):
+    """A database with the whole bundled sample and a full feature build (read-only, per module)."""
+    from tests.transforms.conftest import load_bars
+    from transforms.dbt_runner import build
+    from warehouse.schema import migrate
+
+    url = _fresh_database(pg_server)
+    migrate(url)
+    load_bars(url, bundled)
+    report = build(url, full_refresh=True)
+    assert report.success, [(n.name, n.message) for n in report.failures()]
+    return url, report

@@ -41,23 +41,26 @@ def read_bars(
     if end is not None:
         where.append(sql.SQL("ts < {}").format(sql.Literal(end)))
     query = sql.SQL(
-        "copy (select symbol, (extract(epoch from ts) * 1000000)::bigint, open, high, low, close, "
-        "volume from market.bars where {} order by symbol, ts) to stdout (format csv)"
+        "select symbol, (extract(epoch from ts) * 1000000)::bigint, open, high, low, close, "
+        "volume from market.bars where {} order by symbol, ts"
     ).format(sql.SQL(" and ").join(where))
-
-    buffer = io.BytesIO()
-    with connect(url) as conn, conn.cursor() as cur, cur.copy(query) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    buffer.seek(0)
-    table = (
-        pacsv.read_csv(
-            buffer,
-            read_options=pacsv.ReadOptions(column_names=BAR_SCHEMA.names),
-            convert_options=pacsv.ConvertOptions(column_types=BAR_SCHEMA),
-        )
-        if buffer.getbuffer().nbytes
-        else BAR_SCHEMA.empty_table()
-    )
+    table = read_query(url, query, BAR_SCHEMA)
     ts = pc.cast(table["ts_us"], pa.timestamp("us", tz="UTC"))
     return table.set_column(1, "ts", ts)
+
+
+def read_query(url: str, query: sql.Composable, schema: pa.Schema) -> pa.Table:
+    """A select streamed with COPY (CSV) straight into Arrow columns of ``schema``."""
+    copy_query = sql.SQL("copy ({}) to stdout (format csv)").format(query)
+    buffer = io.BytesIO()
+    with connect(url) as conn, conn.cursor() as cur, cur.copy(copy_query) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    if not buffer.getbuffer().nbytes:
+        return schema.empty_table()
+    buffer.seek(0)
+    return pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=schema.names, block_size=1 << 24),
+        convert_options=pacsv.ConvertOptions(column_types=schema),
+    )

@@ -7,11 +7,9 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 import psycopg
-import pytest
 
 from warehouse.ingest import ingest
 from warehouse.providers.base import RawBars
-from warehouse.providers.bundled import BundledProvider
 
 
 @dataclass
@@ -23,11 +21,6 @@ class FrameProvider:
 
     def load(self, symbols: Sequence[str] | None = None) -> RawBars:
         return self.raw
-
-
-@pytest.fixture(scope="session")
-def bundled() -> RawBars:
-    return BundledProvider().load()
 
 
 def load_bars(url: str, raw: RawBars, keep: Callable[[pd.DataFrame], pd.Series] | None = None):
@@ -43,18 +36,3 @@ def read_table(url: str, table: str, where: str = "true") -> pd.DataFrame:
         cur.execute(f"select * from {table} where {where} order by symbol, ts")
         columns = [d.name for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=columns)
-
-
-@pytest.fixture(scope="module")
-def built(pg_server, bundled):
-    """A database with the whole bundled sample and a full feature build (read-only, per module)."""
-    from tests.conftest import _fresh_database
-    from transforms.dbt_runner import build
-    from warehouse.schema import migrate
-
-    url = _fresh_database(pg_server)
-    migrate(url)
-    load_bars(url, bundled)
-    report = build(url, full_refresh=True)
-    assert report.success, [(n.name, n.message) for n in report.failures()]
-    return url, report

@@ -1,0 +1,1 @@
+"""Model training on the feature store: datasets, leakage-safe splits, models, metrics."""

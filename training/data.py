@@ -1,0 +1,90 @@
+"""The training set as arrays: features and labels per (symbol, bar), read through Arrow.
+
+Rows are sorted by (symbol, ts), so a window of the last ``window`` bars of a symbol is a slice
+``X[i - window + 1 : i + 1]`` of one array: windows are views, never copies of the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+from psycopg import sql
+
+from transforms.spec import FeatureSpec, default_spec
+from warehouse.reads import read_query
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Aligned arrays, one row per (symbol, bar), sorted by symbol then time."""
+
+    symbols: np.ndarray  # (n,) symbol of each row
+    ts: np.ndarray  # (n,) datetime64[us] (UTC)
+    features: np.ndarray  # (n, n_features) float32, NaN where a feature is undefined
+    returns: np.ndarray  # (n, n_horizons) float32 forward log returns, NaN at the end
+    volatility: np.ndarray  # (n, n_horizons) float32 forward realized volatility
+    feature_names: tuple[str, ...]
+    horizons: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def row_in_symbol(self) -> np.ndarray:
+        """0-based position of each row within its symbol's history."""
+        starts = np.r_[0, np.flatnonzero(self.symbols[1:] != self.symbols[:-1]) + 1]
+        lengths = np.diff(np.r_[starts, len(self.symbols)])
+        return np.arange(len(self.symbols)) - np.repeat(starts, lengths)
+
+
+def load_training_data(
+    url: str,
+    symbols: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    spec: FeatureSpec | None = None,
+) -> TrainingData:
+    """Read features.training_set (COPY -> Arrow -> float32)."""
+    spec = spec or default_spec()
+    features = spec.columns()
+    returns = [f"fwd_ret_{h}" for h in spec.horizons]
+    vols = [f"fwd_vol_{h}" for h in spec.horizons]
+    numeric = [*features, *returns, *vols]
+    where = [sql.SQL("true")]
+    if symbols:
+        where.append(sql.SQL("symbol = any({})").format(sql.Literal(list(symbols))))
+    if start is not None:
+        where.append(sql.SQL("ts >= {}").format(sql.Literal(start)))
+    if end is not None:
+        where.append(sql.SQL("ts < {}").format(sql.Literal(end)))
+    query = sql.SQL(
+        "select symbol, (extract(epoch from ts) * 1000000)::bigint, {} "
+        "from features.training_set where {} order by symbol, ts"
+    ).format(
+        sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in numeric),
+        sql.SQL(" and ").join(where),
+    )
+    schema = pa.schema(
+        [("symbol", pa.string()), ("ts_us", pa.int64())] + [(c, pa.float64()) for c in numeric]
+    )
+    table = read_query(url, query, schema)
+
+    def block(names: list[str]) -> np.ndarray:
+        if not len(table):
+            return np.empty((0, len(names)), dtype=np.float32)
+        cols = [table[c].to_numpy(zero_copy_only=False) for c in names]
+        return np.column_stack(cols).astype(np.float32)
+
+    return TrainingData(
+        symbols=table["symbol"].to_numpy(zero_copy_only=False).astype(str),
+        ts=table["ts_us"].to_numpy().astype("datetime64[us]"),
+        features=block(features),
+        returns=block(returns),
+        volatility=block(vols),
+        feature_names=tuple(features),
+        horizons=tuple(spec.horizons),
+    )
