@@ -212,6 +212,59 @@ def features_list() -> None:
 
 
 @app.command()
+def train(
+    model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "all",
+    size: Annotated[
+        str, typer.Option(help="network sizes: seed (the spec's), small, tiny")
+    ] = "seed",
+    epochs: Annotated[int, typer.Option(help="max epochs (early stopping on validation)")] = 20,
+    window: Annotated[int, typer.Option(help="bars per input window")] = 60,
+    splits: Annotated[int, typer.Option(help="walk-forward test folds")] = 4,
+    cost_bps: Annotated[float, typer.Option(help="transaction cost per unit traded")] = 5.0,
+    symbols: Annotated[list[str] | None, typer.Option(help="restrict to these symbols")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (Lightning seed_everything)")] = 7,
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator")] = "cpu",
+    devices: Annotated[str, typer.Option(help="Lightning devices (e.g. 1, 2, auto)")] = "1",
+    strategy: Annotated[str, typer.Option(help="Lightning strategy (auto, ddp, ...)")] = "auto",
+    json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
+) -> None:
+    """Walk-forward training and out-of-sample evaluation next to the baselines."""
+    from orchestration.train_report import print_evaluation
+    from training.runner import FAMILIES, TrainConfig, run_training
+
+    models = FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
+    config = TrainConfig(
+        models=models,
+        size=size,
+        window=window,
+        epochs=epochs,
+        splits=splits,
+        cost_bps=cost_bps,
+        seed=seed,
+        accelerator=accelerator,
+        devices=int(devices) if devices.isdigit() else devices,
+        strategy=strategy,
+    )
+    try:
+        config.factories()
+        url = _ready_url()
+        with console.status("training") as status:
+            ev = run_training(
+                url,
+                config,
+                _split_symbols(symbols),
+                on_fold=lambda name, k: status.update(f"fold {k + 1}/{splits}: fitting {name}"),
+            )
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    print_evaluation(console, ev)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(ev.to_dict(), indent=2, default=str))
+        console.print(f"wrote {json_out}")
+
+
+@app.command()
 def demo() -> None:
     """Run the pipeline on the bundled sample through Dagster and print where to look."""
     from orchestration.demo import run_demo

@@ -54,6 +54,9 @@ def information_coefficients(
     """IC and rank IC: the mean of per-bar cross-sectional correlations when bars hold at least
     ``min_cross_section`` symbols, otherwise one pooled time-series correlation."""
     frame = pd.DataFrame({"ts": ts, "p": pred, "y": true}).dropna()
+    if frame["p"].nunique() < 2:  # a constant forecast has no correlation with anything
+        nan = Interval(math.nan, math.nan, math.nan)
+        return {"kind": "undefined (constant forecast)", "ic": nan, "rank_ic": nan}
     sizes = frame.groupby("ts").size()
     if len(sizes) and sizes.median() >= min_cross_section:
         big = frame[frame["ts"].isin(sizes[sizes >= min_cross_section].index)]
@@ -70,9 +73,9 @@ def information_coefficients(
 
 
 def directional_accuracy(pred: np.ndarray, true: np.ndarray) -> dict[str, object]:
-    """Share of non-zero outcomes whose sign the prediction got right, a Wilson interval and the
-    one-sided binomial p-value against a coin (50%)."""
-    ok = ~np.isnan(pred) & ~np.isnan(true) & (true != 0)
+    """Share of non-zero outcomes whose sign a non-zero prediction got right (a zero forecast
+    makes no call), a Wilson interval and the one-sided binomial p-value against a coin (50%)."""
+    ok = ~np.isnan(pred) & ~np.isnan(true) & (true != 0) & (pred != 0)
     n = int(ok.sum())
     if not n:
         return {"accuracy": Interval(math.nan, math.nan, math.nan), "p_value": math.nan, "n": 0}

@@ -1,0 +1,103 @@
+"""Models on the bundled feature store: shapes, seed architectures, reproducibility, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.orchestration.test_cli import qtis
+from training.data import load_training_data
+from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
+from training.models.sequence import SequenceModel
+from training.models.tabular import RidgeModel, XGBoostModel
+from training.splits import PurgedWalkForward
+from training.windows import FeatureScaler, WindowDataset, window_ends
+
+
+@pytest.fixture(scope="module")
+def data(built):
+    return load_training_data(built[0], symbols=["IBM", "MSFT"])
+
+
+@pytest.fixture(scope="module")
+def fold(data):
+    ends = set(window_ends(data, 20, 200))
+    f = next(iter(PurgedWalkForward(n_splits=1, horizon=20, first_test=0.8).split(data.ts)))
+    pick = lambda rows: np.array([r for r in rows if r in ends])  # noqa: E731
+    return pick(f.train), pick(f.validation), pick(f.test)
+
+
+def test_seed_architectures():
+    lstm = StackedLSTM(56, 5, LSTMConfig())
+    assert [m.hidden_size for m in lstm.lstms] == [128, 64, 32]
+    assert lstm.head[0].out_features == 50 and lstm.head[-1].out_features == 5
+    assert isinstance(lstm.norm, torch.nn.BatchNorm1d) and lstm.dropout.p == 0.2
+    tr = WindowTransformer(56, 5, 60, TransformerConfig())
+    layer = tr.encoder.layers[0]
+    assert len(tr.encoder.layers) == 4 and layer.self_attn.num_heads == 8
+    assert layer.linear1.out_features == 2048 and tr.position.shape == (1, 60, 512)
+    lstm.eval()
+    tr.eval()
+    x = torch.randn(3, 60, 56)
+    assert lstm(x).shape == (3, 5) and tr(x).shape == (3, 5)
+
+
+def test_windows_are_views_and_scaler_uses_train_rows(data):
+    scaler = FeatureScaler().fit(data.features[:1000])
+    np.testing.assert_allclose(
+        scaler.mean_[0], np.nanmean(data.features[:1000, 0].astype(np.float64)), rtol=1e-6
+    )
+    x = scaler.transform(data.features)
+    ds = WindowDataset(x, data.returns, window_ends(data, 60), 60)
+    window, _ = ds[0]
+    assert window.shape == (60, x.shape[1]) and np.shares_memory(window.numpy(), x)
+    assert not np.isnan(x).any()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_sequence_models_are_reproducible(data, fold, kind):
+    train, val, test = fold
+    config = {"hidden": (8, 4), "dense": 4} if kind == "lstm" else {
+        "d_model": 8, "heads": 2, "layers": 1, "feed_forward": 16
+    }  # fmt: skip
+
+    def fit_predict() -> np.ndarray:
+        model = SequenceModel(kind, window=20, config=config, max_epochs=2, batch_size=64)
+        return model.fit(data, train[-600:], val).predict(data, test)
+
+    first, second = fit_predict(), fit_predict()
+    assert first.shape == (len(test), 5) and np.isfinite(first).all()
+    np.testing.assert_array_equal(first, second)
+
+
+def test_tabular_models(data, fold):
+    train, val, test = fold
+    xgb = XGBoostModel(n_estimators=50).fit(data, train, val)
+    assert xgb.predict(data, test).shape == (len(test), 5)
+    ridge = RidgeModel().fit(data, train, val)
+    assert np.isfinite(ridge.predict(data, test)).all()
+
+
+def test_train_cli_reports_out_of_sample_next_to_baselines(built, tmp_path):
+    url, _ = built
+    out = tmp_path / "oos.json"
+    env = {"QTIS_DATABASE_URL": url, "QTIS_HOME": str(tmp_path / ".qtis")}
+    run = qtis(
+        "train", "--size", "tiny", "--epochs", "1", "--splits", "2", "--window", "20",
+        "--symbols", "IBM,MSFT", "--json-out", str(out), env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Out of sample" in run.stdout and "baseline" in run.stdout
+    report = json.loads(out.read_text())
+    assert set(report["models"]) == {
+        "lstm", "transformer", "xgboost", "zero", "ridge", "buy_and_hold"
+    }  # fmt: skip
+    xgb = report["models"]["xgboost"]
+    assert len(xgb["folds"]) == 2 and xgb["test_rows"] > 1000
+    assert set(xgb["horizons"]) == {"h1", "h2", "h5", "h10", "h20"}
+    assert {"sharpe", "max_drawdown", "turnover"} <= set(xgb["trading"])
+    bad = qtis("train", "--model", "gru", env=env)
+    assert bad.returncode == 2 and "unknown model" in bad.stderr

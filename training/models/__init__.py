@@ -1,0 +1,1 @@
+"""Model families: sequence networks (Lightning), XGBoost, and the baselines beside them."""

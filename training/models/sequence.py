@@ -1,0 +1,147 @@
+"""LSTM and Transformer estimators on windows, trained with Lightning (devices pass through)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from training.data import TrainingData
+from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
+from training.windows import FeatureScaler, WindowDataset
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE over the labels that exist (the last bars of a symbol lack the longer horizons)."""
+    ok = ~torch.isnan(target)
+    return ((pred - torch.nan_to_num(target)) ** 2 * ok).sum() / ok.sum().clamp(min=1)
+
+
+class SequenceModule(L.LightningModule):
+    def __init__(
+        self,
+        kind: str,
+        n_features: int,
+        n_outputs: int,
+        window: int,
+        config: dict[str, Any],
+        lr: float,
+        weight_decay: float,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if kind == "lstm":
+            self.net = StackedLSTM(n_features, n_outputs, LSTMConfig(**config))
+        elif kind == "transformer":
+            self.net = WindowTransformer(n_features, n_outputs, window, TransformerConfig(**config))
+        else:
+            raise ValueError(f"unknown sequence model {kind!r} (lstm, transformer)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        loss = masked_mse(self(batch[0]), batch[1])
+        self.log("train_loss", loss, prog_bar=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self.log("val_loss", masked_mse(self(batch[0]), batch[1]), prog_bar=True, sync_dist=True)
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        return self(batch[0])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp = self.hparams
+        return torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+
+
+@dataclass
+class SequenceModel:
+    """fit/predict estimator: ``kind`` is lstm or transformer; sizes default to the seed's."""
+
+    kind: str = "lstm"
+    window: int = 60
+    config: dict[str, Any] = field(default_factory=dict)
+    max_epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 3
+    seed: int = 7
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        defaults = LSTMConfig() if self.kind == "lstm" else TransformerConfig()
+        self.config = asdict(defaults) | dict(self.config)
+        self.scaler = FeatureScaler()
+        self.module: SequenceModule | None = None
+        self.target_scale = np.ones(1, dtype=np.float32)
+
+    def _loader(self, data_x: np.ndarray, y: np.ndarray, rows: np.ndarray, shuffle: bool):
+        dataset = WindowDataset(data_x, y, rows, self.window)
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
+
+    def _trainer(self, **kwargs: Any) -> L.Trainer:
+        if not self.progress:  # device banners and tips once per fold drown the report
+            logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+            os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
+        return L.Trainer(
+            accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=self.progress,
+            enable_model_summary=False,
+            deterministic=True,
+            **kwargs,
+        )
+
+    def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> SequenceModel:
+        L.seed_everything(self.seed, workers=True, verbose=False)
+        first = int(train.min()) - self.window + 1
+        fit_rows = np.arange(max(first, 0), int(train.max()) + 1)
+        self.scaler.fit(data.features[fit_rows])
+        self._x = self.scaler.transform(data.features)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scale = np.nanstd(data.returns[train], axis=0)
+        self.target_scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        y = data.returns / self.target_scale
+        self.module = SequenceModule(
+            self.kind, data.features.shape[1], y.shape[1], self.window, self.config,
+            self.lr, self.weight_decay,
+        )  # fmt: skip
+        callbacks = []
+        if len(validation):
+            callbacks.append(L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience))
+        trainer = self._trainer(max_epochs=self.max_epochs, callbacks=callbacks)
+        trainer.fit(
+            self.module,
+            self._loader(self._x, y, train, shuffle=True),
+            self._loader(self._x, y, validation, shuffle=False) if len(validation) else None,
+        )
+        self.epochs_ = trainer.current_epoch
+        return self
+
+    def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
+        if self.module is None:
+            raise RuntimeError("SequenceModel.predict before fit")
+        x = self.scaler.transform(data.features)
+        dummy = np.zeros((len(data), len(self.target_scale)), dtype=np.float32)
+        out = self._trainer().predict(self.module, self._loader(x, dummy, rows, shuffle=False))
+        return torch.cat(out).numpy() * self.target_scale

@@ -1,0 +1,101 @@
+"""What `qtis train` and the Dagster training assets run: load, split, fit, score, report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from training.data import load_training_data
+from training.evaluate import Estimator, Evaluation, evaluate
+from training.models.sequence import SequenceModel
+from training.models.tabular import HistoricalMeanModel, RidgeModel, XGBoostModel, ZeroModel
+from training.splits import PurgedWalkForward
+from transforms.spec import default_spec
+
+FAMILIES = ("lstm", "transformer", "xgboost")
+BASELINES = ("zero", "ridge", "buy_and_hold")
+# network sizes: "seed" is the seed spec's architecture; "small" trains in seconds on a CPU
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "seed": {"lstm": {}, "transformer": {}},
+    "small": {
+        "lstm": {"hidden": (32, 16), "dense": 16},
+        "transformer": {"d_model": 32, "heads": 4, "layers": 2, "feed_forward": 64},
+    },
+    "tiny": {
+        "lstm": {"hidden": (8, 4), "dense": 4},
+        "transformer": {"d_model": 8, "heads": 2, "layers": 1, "feed_forward": 16},
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    models: Sequence[str] = FAMILIES
+    size: str = "seed"
+    window: int = 60
+    epochs: int = 20
+    batch_size: int = 256
+    splits: int = 4
+    first_test: float = 0.5
+    min_history: int = 200
+    cost_bps: float = 5.0
+    seed: int = 7
+    xgb_estimators: int = 600
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    progress: bool = False
+
+    def factories(self) -> dict[str, Callable[[], Estimator]]:
+        unknown = set(self.models) - set(FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {FAMILIES}")
+        if self.size not in SIZES:
+            raise ValueError(f"unknown size {self.size!r}; choose from {sorted(SIZES)}")
+
+        def sequence(kind: str) -> Callable[[], Estimator]:
+            return lambda: SequenceModel(
+                kind,
+                window=self.window,
+                config=SIZES[self.size][kind],
+                max_epochs=self.epochs,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                accelerator=self.accelerator,
+                devices=self.devices,
+                strategy=self.strategy,
+                progress=self.progress,
+            )
+
+        made: dict[str, Callable[[], Estimator]] = {}
+        for name in self.models:
+            if name == "xgboost":
+                made[name] = lambda: XGBoostModel(n_estimators=self.xgb_estimators, seed=self.seed)
+            else:
+                made[name] = sequence(name)
+        made |= {"zero": ZeroModel, "ridge": RidgeModel, "buy_and_hold": HistoricalMeanModel}
+        return made
+
+
+def run_training(
+    url: str,
+    config: TrainConfig,
+    symbols: Sequence[str] | None = None,
+    on_fold: Callable[[str, int], None] | None = None,
+) -> Evaluation:
+    data = load_training_data(url, symbols)
+    if not len(data):
+        raise ValueError("features.training_set is empty: run `qtis features build` first")
+    splitter = PurgedWalkForward(
+        n_splits=config.splits, horizon=max(default_spec().horizons), first_test=config.first_test
+    )
+    return evaluate(
+        data,
+        config.factories(),
+        splitter,
+        window=config.window,
+        min_history=config.min_history,
+        cost_bps=config.cost_bps,
+        on_fold=on_fold,
+    )

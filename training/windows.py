@@ -1,0 +1,61 @@
+"""Model inputs: a train-fold scaler and windows of the last ``window`` bars as views."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from training.data import TrainingData
+
+
+class FeatureScaler:
+    """Per-feature standardization fitted on training rows only; undefined values become 0
+    (the training mean) and extremes are clipped, so one bad bar cannot dominate a batch."""
+
+    def __init__(self, clip: float = 10.0) -> None:
+        self.clip = clip
+        self.mean_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+
+    def fit(self, features: np.ndarray) -> FeatureScaler:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (long warm-ups)
+            mean = np.nanmean(features, axis=0, dtype=np.float64)
+            std = np.nanstd(features, axis=0, dtype=np.float64)
+        self.mean_ = np.nan_to_num(mean).astype(np.float32)
+        self.scale_ = np.where(np.isfinite(std) & (std > 0), std, 1.0).astype(np.float32)
+        return self
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        if self.mean_ is None:
+            raise RuntimeError("FeatureScaler.transform before fit")
+        out = (features - self.mean_) / self.scale_
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=self.clip, neginf=-self.clip)
+        return np.clip(out, -self.clip, self.clip, out=out)
+
+
+def window_ends(data: TrainingData, window: int, min_history: int = 0) -> np.ndarray:
+    """Rows that end a full window of one symbol, after ``min_history`` bars of warm-up."""
+    return np.flatnonzero(data.row_in_symbol >= window - 1 + min_history)
+
+
+class WindowDataset(Dataset):
+    """(window x features, targets) for the given window-end rows; each item slices the scaled
+    feature matrix, so memory is one copy of the data whatever the window length."""
+
+    def __init__(
+        self, features: np.ndarray, targets: np.ndarray, ends: np.ndarray, window: int
+    ) -> None:
+        self.features, self.targets = features, targets
+        self.ends, self.window = ends, window
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = int(self.ends[k])
+        x = self.features[i - self.window + 1 : i + 1]
+        return torch.from_numpy(x), torch.from_numpy(self.targets[i])
