@@ -227,6 +227,9 @@ def train(
     devices: Annotated[str, typer.Option(help="Lightning devices (e.g. 1, 2, auto)")] = "1",
     strategy: Annotated[str, typer.Option(help="Lightning strategy (auto, ddp, ...)")] = "auto",
     json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
+    track: Annotated[
+        bool, typer.Option(help="log runs to MLflow and register the final models")
+    ] = True,
 ) -> None:
     """Walk-forward training and out-of-sample evaluation next to the baselines."""
     from orchestration.train_report import print_evaluation
@@ -249,19 +252,48 @@ def train(
         config.factories()
         url = _ready_url()
         with console.status("training") as status:
-            ev = run_training(
-                url,
-                config,
-                _split_symbols(symbols),
-                on_fold=lambda name, k: status.update(f"fold {k + 1}/{splits}: fitting {name}"),
-            )
-    except ValueError as exc:
+
+            def on_fold(name: str, k: int) -> None:
+                step = f"fold {k + 1}/{splits}" if k >= 0 else "final fit on all history"
+                status.update(f"{step}: fitting {name}")
+
+            result = run_training(url, config, _split_symbols(symbols), on_fold, track=track)
+    except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
-    print_evaluation(console, ev)
+    print_evaluation(console, result.evaluation)
+    for family, info in result.registered.items():
+        console.print(
+            f"MLflow: {family} -> [bold]{info['registered']}[/] version {info['version']} "
+            f"(run {info['run_id'][:8]}, {info['model_uri']})"
+        )
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(ev.to_dict(), indent=2, default=str))
+        registered = {
+            f: {k: v for k, v in info.items() if k != "example"}
+            for f, info in result.registered.items()
+        }
+        payload = result.evaluation.to_dict() | {"registered": registered}
+        json_out.write_text(json.dumps(payload, indent=2, default=str))
         console.print(f"wrote {json_out}")
+
+
+mlflow_app = typer.Typer(help="MLflow on the QTIS database.", no_args_is_help=True)
+app.add_typer(mlflow_app, name="mlflow")
+
+
+@mlflow_app.command("ui")
+def mlflow_ui(
+    port: Annotated[int, typer.Option(help="Port for the MLflow UI")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the project's tracking store (runs, metrics, registered models)."""
+    from training.tracking import tracking_uri
+
+    uri = tracking_uri(_ready_url())
+    console.print(f"MLflow UI on http://{host}:{port} (store {redact(uri)}); Ctrl-C to stop")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd))
 
 
 @app.command()

@@ -6,11 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from training.data import load_training_data
 from training.evaluate import Estimator, Evaluation, evaluate
 from training.models.sequence import SequenceModel
 from training.models.tabular import HistoricalMeanModel, RidgeModel, XGBoostModel, ZeroModel
-from training.splits import PurgedWalkForward
+from training.splits import PurgedWalkForward, final_split
+from training.windows import window_ends
 from transforms.spec import default_spec
 
 FAMILIES = ("lstm", "transformer", "xgboost")
@@ -83,13 +86,55 @@ def run_training(
     config: TrainConfig,
     symbols: Sequence[str] | None = None,
     on_fold: Callable[[str, int], None] | None = None,
-) -> Evaluation:
+    track: bool = True,
+) -> TrainingRun:
+    """Walk-forward evaluation of every model, then (``track``) one final fit per family on all
+    history, logged to MLflow and registered."""
     data = load_training_data(url, symbols)
     if not len(data):
         raise ValueError("features.training_set is empty: run `qtis features build` first")
+    horizon = max(default_spec().horizons)
     splitter = PurgedWalkForward(
-        n_splits=config.splits, horizon=max(default_spec().horizons), first_test=config.first_test
+        n_splits=config.splits, horizon=horizon, first_test=config.first_test
     )
+    evaluation = _evaluate(data, config, splitter, on_fold)
+    registered: dict[str, dict[str, Any]] = {}
+    finals: dict[str, Any] = {}
+    if track:
+        from training import tracking
+
+        tracking.configure(url)
+        final = final_split(data.ts, horizon)
+        ends = window_ends(data, config.window, config.min_history)
+        valid = np.zeros(len(data), dtype=bool)
+        valid[ends] = True
+        train, val = final.train[valid[final.train]], final.validation[valid[final.validation]]
+        factories = config.factories()
+        for family in config.models:
+            if on_fold:
+                on_fold(family, -1)
+            model = factories[family]().fit(data, train, val)
+            example_rows = ends[-2:]
+            if family == "xgboost":
+                example = data.features[example_rows]
+            else:
+                example = data.features[example_rows[:, None] + np.arange(-config.window + 1, 1)]
+            finals[family] = model.bundle()
+            registered[family] = tracking.log_family(
+                family, evaluation, config, finals[family], example
+            )
+            registered[family]["example"] = example
+    return TrainingRun(evaluation, registered, finals)
+
+
+@dataclass
+class TrainingRun:
+    evaluation: Evaluation
+    registered: dict[str, dict[str, Any]]  # family -> run id, model URI, version, metrics
+    final_models: dict[str, Any]  # family -> the fitted bundle that was registered
+
+
+def _evaluate(data, config: TrainConfig, splitter, on_fold) -> Evaluation:
     return evaluate(
         data,
         config.factories(),

@@ -129,3 +129,20 @@ class CombinatorialPurgedCV:
                 validation=np.empty(0, dtype=np.int64),
                 test=_rows(index, test),
             )
+
+
+def final_split(
+    ts: np.ndarray, horizon: int, validation: float = 0.15, embargo: int | None = None
+) -> Fold:
+    """All history for a final model: the last ``validation`` share of bars held out (purged)
+    for early stopping, no test set."""
+    embargo = horizon if embargo is None else max(embargo, horizon)
+    index, n_times = _time_index(ts)
+    times = np.arange(n_times)
+    val_start = n_times - int(n_times * validation)
+    return Fold(
+        number=0,
+        train=_rows(index, times < val_start - embargo),
+        validation=_rows(index, times >= val_start),
+        test=np.empty(0, dtype=np.int64),
+    )

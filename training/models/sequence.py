@@ -116,7 +116,7 @@ class SequenceModel:
         first = int(train.min()) - self.window + 1
         fit_rows = np.arange(max(first, 0), int(train.max()) + 1)
         self.scaler.fit(data.features[fit_rows])
-        self._x = self.scaler.transform(data.features)
+        x = self.scaler.transform(data.features)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             scale = np.nanstd(data.returns[train], axis=0)
@@ -132,16 +132,71 @@ class SequenceModel:
         trainer = self._trainer(max_epochs=self.max_epochs, callbacks=callbacks)
         trainer.fit(
             self.module,
-            self._loader(self._x, y, train, shuffle=True),
-            self._loader(self._x, y, validation, shuffle=False) if len(validation) else None,
+            self._loader(x, y, train, shuffle=True),
+            self._loader(x, y, validation, shuffle=False) if len(validation) else None,
         )
         self.epochs_ = trainer.current_epoch
         return self
 
-    def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
+    def bundle(self) -> SequenceBundle:
+        """Everything prediction needs, without Lightning or the training data (for MLflow)."""
         if self.module is None:
-            raise RuntimeError("SequenceModel.predict before fit")
-        x = self.scaler.transform(data.features)
-        dummy = np.zeros((len(data), len(self.target_scale)), dtype=np.float32)
-        out = self._trainer().predict(self.module, self._loader(x, dummy, rows, shuffle=False))
-        return torch.cat(out).numpy() * self.target_scale
+            raise RuntimeError("SequenceModel.bundle before fit")
+        hp = self.module.hparams
+        return SequenceBundle(
+            kind=self.kind,
+            n_features=hp.n_features,
+            n_outputs=hp.n_outputs,
+            window=self.window,
+            config=dict(self.config),
+            state={k: v.detach().cpu().clone() for k, v in self.module.net.state_dict().items()},
+            scaler=self.scaler,
+            target_scale=self.target_scale,
+        )
+
+    def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
+        return self.bundle().predict_rows(data.features, rows)
+
+
+@dataclass
+class SequenceBundle:
+    """A fitted network as plain state: raw feature windows in, returns per horizon out."""
+
+    kind: str
+    n_features: int
+    n_outputs: int
+    window: int
+    config: dict[str, Any]
+    state: dict[str, torch.Tensor]
+    scaler: FeatureScaler
+    target_scale: np.ndarray
+
+    def net(self) -> torch.nn.Module:
+        if getattr(self, "_net", None) is None:
+            if self.kind == "lstm":
+                net = StackedLSTM(self.n_features, self.n_outputs, LSTMConfig(**self.config))
+            else:
+                net = WindowTransformer(
+                    self.n_features, self.n_outputs, self.window, TransformerConfig(**self.config)
+                )
+            net.load_state_dict(self.state)
+            self._net = net.eval()
+        return self._net
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_net"}
+
+    @torch.no_grad()
+    def predict_windows(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, window, features) of raw feature values -> (batch, horizons)."""
+        x = self.scaler.transform(np.asarray(windows, dtype=np.float32))
+        out = self.net()(torch.from_numpy(np.ascontiguousarray(x)))
+        return out.numpy() * self.target_scale
+
+    def predict_rows(self, features: np.ndarray, rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        parts = [np.empty((0, self.n_outputs), dtype=np.float32)]
+        offsets = np.arange(-self.window + 1, 1)
+        for start in range(0, len(rows), chunk):
+            idx = rows[start : start + chunk, None] + offsets
+            parts.append(self.predict_windows(features[idx]))
+        return np.concatenate(parts)

@@ -51,7 +51,14 @@ class XGBoostModel:
         return self
 
     def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(data.features[rows]), dtype=np.float32)
+        return self.predict_features(data.features[rows])
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """(batch, features) of raw feature values -> (batch, horizons)."""
+        return np.asarray(self.model.predict(features), dtype=np.float32)
+
+    def bundle(self) -> XGBoostModel:
+        return self
 
 
 @dataclass

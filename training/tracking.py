@@ -1,0 +1,180 @@
+"""MLflow on the project's Postgres: every walk-forward evaluation and final model is a run, the
+final models are registered as qtis-lstm / qtis-transformer / qtis-xgboost.
+
+The tracking store is a database next to the warehouse (``mlflow`` on the same server), used
+in-process, so no tracking server runs; artifacts go under ``QTIS_HOME/mlruns``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from training.evaluate import Evaluation
+from transforms.spec import SPEC_PATH
+from warehouse import embedded
+from warehouse.db import sqlalchemy_url, with_database
+from warehouse.settings import get_settings
+
+REGISTERED_NAMES = {
+    "lstm": "qtis-lstm",
+    "transformer": "qtis-transformer",
+    "xgboost": "qtis-xgboost",
+}
+
+
+class TrackingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QTIS_", env_file=".env", extra="ignore")
+
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; unset = database 'mlflow' on our server"
+    )
+    mlflow_database: str = Field(default="mlflow", description="Database for MLflow's tables")
+    mlflow_experiment: str = Field(default="qtis", description="Experiment that runs go to")
+
+
+def tracking_uri(url: str, settings: TrackingSettings | None = None) -> str:
+    """The MLflow store: QTIS_MLFLOW_TRACKING_URI, or a database beside the warehouse."""
+    settings = settings or TrackingSettings()
+    if settings.mlflow_tracking_uri:
+        return settings.mlflow_tracking_uri
+    try:
+        embedded.ensure_database(with_database(url, "postgres"), settings.mlflow_database)
+    except Exception as exc:  # e.g. no CREATEDB right on a managed server
+        raise ConnectionError(
+            f"cannot create database {settings.mlflow_database!r} for MLflow ({exc}); create it "
+            "or set QTIS_MLFLOW_TRACKING_URI"
+        ) from exc
+    return sqlalchemy_url(with_database(url, settings.mlflow_database))
+
+
+def configure(url: str, settings: TrackingSettings | None = None) -> str:
+    """Point MLflow at our store and experiment; returns the experiment id."""
+    import mlflow
+
+    settings = settings or TrackingSettings()
+    mlflow.set_tracking_uri(tracking_uri(url, settings))
+    mlflow.set_registry_uri(mlflow.get_tracking_uri())
+    if mlflow.get_experiment_by_name(settings.mlflow_experiment) is None:
+        artifacts = (get_settings().home / "mlruns").resolve()
+        artifacts.mkdir(parents=True, exist_ok=True)
+        mlflow.create_experiment(settings.mlflow_experiment, artifacts.as_uri())
+    return mlflow.set_experiment(settings.mlflow_experiment).experiment_id
+
+
+def spec_hash() -> str:
+    return hashlib.sha256(SPEC_PATH.read_bytes()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+class QtisPyfunc:
+    """The MLflow pyfunc face of a fitted model: raw inputs in, returns per horizon out."""
+
+    def __init__(self, bundle: Any, input_kind: str) -> None:
+        self.bundle, self.input_kind = bundle, input_kind
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> np.ndarray:
+        x = np.asarray(model_input, dtype=np.float32)
+        if self.input_kind == "windows":
+            return self.bundle.predict_windows(x)
+        return self.bundle.predict_features(x)
+
+
+def _pyfunc(bundle: Any, input_kind: str):
+    import mlflow
+
+    class _Model(mlflow.pyfunc.PythonModel):
+        def __init__(self) -> None:
+            self.impl = QtisPyfunc(bundle, input_kind)
+
+        def predict(self, context, model_input, params=None):
+            return self.impl.predict(context, model_input, params)
+
+    return _Model()
+
+
+def log_family(
+    family: str,
+    evaluation: Evaluation,
+    config: Any,
+    bundle: Any,
+    example: np.ndarray,
+) -> dict[str, Any]:
+    """One run for one model family: params, per-fold and OOS metrics, lineage, the final
+    model (with signature and input example) registered under its qtis-* name."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    data = evaluation.data
+    result = evaluation.results[family]
+    report = evaluation.to_dict()["models"][family]
+    input_kind = "windows" if example.ndim == 3 else "features"
+    with mlflow.start_run(run_name=family) as run:
+        mlflow.log_params(
+            {k: str(v) for k, v in asdict(config).items() if k not in ("models", "progress")}
+        )
+        mlflow.set_tags(
+            {
+                "model_family": family,
+                "git_commit": git_commit(),
+                "feature_spec_sha256": spec_hash(),
+                "data_start": str(data.ts.min()),
+                "data_end": str(data.ts.max()),
+                "symbols": ",".join(sorted(set(data.symbols))),
+                "evaluation": "purged walk-forward, out of sample only",
+            }
+        )
+        for fold in result.fold_metrics:
+            for key in ("mse_h1", "hit_rate_h1"):
+                if fold[key] is not None and np.isfinite(fold[key]):
+                    mlflow.log_metric(f"fold_{key}", fold[key], step=fold["fold"])
+        summary = {}
+        for h, values in report["horizons"].items():
+            summary[f"oos_mse_{h}"] = values["mse"]
+            for key in ("ic", "rank_ic", "hit_rate"):
+                if values[key] and values[key]["value"] is not None:
+                    summary[f"oos_{key}_{h}"] = values[key]["value"]
+        trading = report["trading"]
+        summary |= {
+            "oos_sharpe": trading["sharpe"]["value"],
+            "oos_max_drawdown": trading["max_drawdown"],
+            "oos_turnover": trading["turnover"],
+        }
+        mlflow.log_metrics({k: float(v) for k, v in summary.items() if v is not None})
+        mlflow.log_dict({"features": list(data.feature_names)}, "features.json")
+        mlflow.log_dict(report, "oos_report.json")
+        output = QtisPyfunc(bundle, input_kind).predict(None, example)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=_pyfunc(bundle, input_kind),
+            signature=infer_signature(example, output),
+            input_example=example,
+            registered_model_name=REGISTERED_NAMES[family],
+        )
+    return {
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "registered": REGISTERED_NAMES[family],
+        "version": info.registered_model_version,
+        "metrics": summary,
+    }
