@@ -260,7 +260,8 @@ def train(
             result = run_training(url, config, _split_symbols(symbols), on_fold, track=track)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
-    print_evaluation(console, result.evaluation)
+    report = result.evaluation.to_dict()
+    print_evaluation(console, report)
     for family, info in result.registered.items():
         console.print(
             f"MLflow: {family} -> [bold]{info['registered']}[/] version {info['version']} "
@@ -272,7 +273,7 @@ def train(
             f: {k: v for k, v in info.items() if k != "example"}
             for f, info in result.registered.items()
         }
-        payload = result.evaluation.to_dict() | {"registered": registered}
+        payload = report | {"registered": registered}
         json_out.write_text(json.dumps(payload, indent=2, default=str))
         console.print(f"wrote {json_out}")
 

@@ -7,11 +7,13 @@ from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asse
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.resources import WarehouseResource
+from orchestration.training_assets import training_assets
 
 ingest_job = define_asset_job("ingest_job", selection=AssetSelection.assets(raw_bars))
 features_job = define_asset_job(
     "features_job", selection=AssetSelection.assets(garch_vol, feature_store)
 )
+training_job = define_asset_job("training_job", selection=AssetSelection.groups("training"))
 daily_pipeline = define_asset_job("daily_pipeline", selection=AssetSelection.all())
 
 daily_schedule = ScheduleDefinition(
@@ -22,9 +24,9 @@ daily_schedule = ScheduleDefinition(
 )
 
 defs = Definitions(
-    assets=[raw_bars, garch_vol, feature_store],
+    assets=[raw_bars, garch_vol, feature_store, *training_assets],
     asset_checks=raw_bars_checks,
-    jobs=[ingest_job, features_job, daily_pipeline],
+    jobs=[ingest_job, features_job, training_job, daily_pipeline],
     schedules=[daily_schedule],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 from dagster import DagsterInstance, materialize
 from rich.console import Console
@@ -12,6 +13,9 @@ from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
 from orchestration.resources import WarehouseResource
+from orchestration.train_report import print_evaluation
+from orchestration.training_assets import report_path, training_assets
+from training.runner import BASELINES, FAMILIES
 from transforms import store
 from transforms.spec import default_spec
 from warehouse import quality
@@ -84,13 +88,16 @@ def run_demo(console: Console) -> None:
         console.print(f"  check {check.check_name}: {state} ({details})")
     _print_features(console, url, result, checks)
     console.print(f"  dbt log of this run: {dbt_log}")
+    training = _train(console, warehouse)
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
     console.print(
         f"\n[bold]Where to look[/]\n"
         f"  database   {redact(url)}  ({bars_storage(url)} market.bars, data in {where})\n"
         f"  psql       qtis db psql   (or: make psql)\n"
-        f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (run {result.run_id[:8]} "
-        f"is in DAGSTER_HOME={home})"
+        f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (runs {result.run_id[:8]}, "
+        f"{training.run_id[:8]} are in DAGSTER_HOME={home})\n"
+        "  MLflow UI  qtis mlflow ui  ->  http://127.0.0.1:5000  (experiment qtis, models qtis-*)\n"
+        f"  reports    {report_path(settings.home, 'lstm').parent}/<family>.json"
     )
 
 
@@ -116,3 +123,39 @@ def _print_features(console: Console, url: str, result, checks) -> None:
         )
         + ". Definitions: docs/features.md; list: qtis features list"
     )
+
+
+# small but real: the seed's architectures at reduced width, a few epochs, three folds
+DEMO_TRAINING = {"size": "small", "epochs": 2, "splits": 3, "window": 60, "xgb_estimators": 200}
+
+
+def _train(console: Console, warehouse: WarehouseResource):
+    """Materialize the three model assets and print one out-of-sample comparison."""
+    with console.status(
+        "training LSTM, Transformer and XGBoost (purged walk-forward, small sizes) through Dagster"
+    ):
+        result = materialize(
+            training_assets,
+            resources={"warehouse": warehouse},
+            instance=DagsterInstance.get(),
+            run_config={
+                "ops": {a.op.name: {"config": DEMO_TRAINING} for a in training_assets},
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            },
+        )
+    if not result.success:
+        raise SystemExit("training failed; see the Dagster UI (make ui) for the run log")
+    home = warehouse.settings().home
+    reports = {f: json.loads(report_path(home, f).read_text()) for f in FAMILIES}
+    merged = dict(reports[FAMILIES[0]])
+    merged["models"] = {f: reports[f]["models"][f] for f in FAMILIES} | {
+        b: reports[FAMILIES[0]]["models"][b] for b in BASELINES
+    }
+    print_evaluation(console, merged)
+    for family in FAMILIES:
+        meta = result.asset_materializations_for_node(f"{family}_model")[0].metadata
+        console.print(
+            f"  MLflow: {meta['registered_model'].value} version {meta['version'].value} "
+            f"(run {meta['mlflow_run_id'].value[:8]})"
+        )
+    return result

@@ -69,7 +69,15 @@ class Evaluation:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"folds": self.folds, "cost_bps": self.cost_bps, "models": {}}
+        rows = np.concatenate([r.rows for r in self.results.values()])
+        out: dict[str, Any] = {
+            "folds": self.folds,
+            "cost_bps": self.cost_bps,
+            "test_start": str(self.data.ts[rows].min())[:10] if len(rows) else None,
+            "test_end": str(self.data.ts[rows].max())[:10] if len(rows) else None,
+            "horizons": list(self.data.horizons),
+            "models": {},
+        }
         for name, r in self.results.items():
             horizons = {
                 f"h{h}": _plain(self.horizon_metrics(name, i))
@@ -87,7 +95,7 @@ class Evaluation:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, metrics.Interval):
-        return {"value": value.value, "low": value.low, "high": value.high}
+        return _plain({"value": value.value, "low": value.low, "high": value.high})
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
