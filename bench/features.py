@@ -29,20 +29,10 @@ from rich.table import Table
 from warehouse.db import database_url, with_database
 from warehouse.ingest import ingest
 from warehouse.providers import SyntheticMarket
-from warehouse.providers.base import RawBars
+from warehouse.providers.base import FrameProvider
 from warehouse.schema import migrate
 
 RESULTS = Path(__file__).parent / "results" / "features.json"
-
-
-class _Frame:
-    name = "synthetic"
-
-    def __init__(self, raw: RawBars, frame: pd.DataFrame) -> None:
-        self.raw, self.frame = raw, frame
-
-    def load(self, symbols=None) -> RawBars:
-        return RawBars(self.frame, self.raw.source, self.raw.origin, self.raw.instruments)
 
 
 def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
@@ -59,7 +49,7 @@ def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
     url = with_database(admin, "bench_features")
     migrate(url)
     with console.status(f"loading {n_symbols} x {n_bars - 1} bars"):
-        ingest(_Frame(raw, raw.frame[ts < last].reset_index(drop=True)), url)
+        ingest(FrameProvider(raw).where(ts < last), url)
     with console.status("dbt run --full-refresh"):
         full = build(url, full_refresh=True, tests=False)
     assert full.success, [(n.name, n.message) for n in full.failures()]
@@ -67,7 +57,7 @@ def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
         tests = build(url, select="resource_type:test")
     assert tests.success, [(n.name, n.message) for n in tests.failures()]
     with console.status("appending one day"):
-        ingest(_Frame(raw, raw.frame[ts == last].reset_index(drop=True)), url)
+        ingest(FrameProvider(raw).where(ts == last), url)
     with console.status("dbt run (incremental)"):
         incremental = build(url, tests=False)
     assert incremental.success, [(n.name, n.message) for n in incremental.failures()]

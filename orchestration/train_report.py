@@ -55,6 +55,15 @@ def print_evaluation(console: Console, report: dict[str, Any]) -> None:
         if name not in ("zero", "buy_and_hold"):
             by_h.add_row(name, *(_ci(m["horizons"][f"h{h}"]["ic"]) for h in horizons))
     console.print(by_h)
+    folds = Table(
+        "model",
+        *(f"fold {f['fold']}" for f in next(iter(models.values()))["folds"]),
+        title="Per fold, horizon 1: IC / Sharpe after costs",
+    )
+    for name, m in models.items():
+        folds.add_row(name, *(_fold_cell(f) for f in m["folds"]))
+    console.print(folds)
+    _print_volatility(console, report.get("volatility") or {})
     base = [models[b]["trading"]["sharpe"]["value"] for b in BASELINES if b in models]
     best = max((s for s in base if s is not None), default=-math.inf)
     winners = [
@@ -69,3 +78,42 @@ def print_evaluation(console: Console, report: dict[str, Any]) -> None:
         console.print(f"[green]Beat the baselines[/] ({rule}): {', '.join(winners)}")
     else:
         console.print(f"[yellow]No model beats the baselines[/] on this data (none has an {rule}).")
+
+
+def _fold_cell(fold: dict[str, Any]) -> str:
+    ic, sharpe = fold.get("ic_h1"), (fold.get("trading") or {}).get("sharpe") or {}
+    ic_text = f"{ic:.3f}" if ic is not None else "-"
+    sharpe_text = f"{sharpe['value']:.2f}" if sharpe.get("value") is not None else "-"
+    return f"{ic_text} / {sharpe_text}"
+
+
+def _print_volatility(console: Console, vol: dict[str, Any]) -> None:
+    if not vol:
+        return
+    forecast, reference = vol["forecast"], vol["reference"]
+    table = Table(
+        "horizon",
+        f"RMSE {forecast}",
+        f"RMSE {reference}",
+        f"QLIKE {forecast}",
+        f"QLIKE {reference}",
+        f"direction vs {reference} (p vs 50%)",
+        title=f"Volatility forecast, out of sample: {forecast} (one step, held over the horizon) "
+        f"vs persistence of {reference}; annualized",
+    )
+    for h, m in vol["forecast_metrics"].items():
+        base = vol["reference_metrics"][h]
+        p = m.get("direction_p_value")
+        table.add_row(
+            h,
+            _num(m["rmse"]),
+            _num(base["rmse"]),
+            _num(m["qlike"]),
+            _num(base["qlike"]),
+            _ci(m["direction"]) + (f" (p={p:.3f})" if p is not None else ""),
+        )
+    console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "-"

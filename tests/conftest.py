@@ -67,14 +67,17 @@ def bundled() -> RawBars:
 
 @pytest.fixture(scope="module")
 def built(pg_server, bundled):
-    """A database with the whole bundled sample and a full feature build (read-only, per module)."""
+    """A database with the whole bundled sample, its GARCH fits and a full feature build
+    (read-only, per module)."""
     from tests.transforms.conftest import load_bars
     from transforms.dbt_runner import build
+    from transforms.garch import update_garch
     from warehouse.schema import migrate
 
     url = _fresh_database(pg_server)
     migrate(url)
     load_bars(url, bundled)
+    update_garch(url)
     report = build(url, full_refresh=True)
     assert report.success, [(n.name, n.message) for n in report.failures()]
     return url, report

@@ -48,7 +48,7 @@ def load_training_data(
     end: datetime | None = None,
     spec: FeatureSpec | None = None,
 ) -> TrainingData:
-    """Read features.training_set (COPY -> Arrow -> float32)."""
+    """Read features.training_set (binary COPY -> Arrow -> float32)."""
     spec = spec or default_spec()
     features = spec.columns()
     returns = [f"fwd_ret_{h}" for h in spec.horizons]
@@ -62,14 +62,14 @@ def load_training_data(
     if end is not None:
         where.append(sql.SQL("ts < {}").format(sql.Literal(end)))
     query = sql.SQL(
-        "select symbol, (extract(epoch from ts) * 1000000)::bigint, {} "
-        "from features.training_set where {} order by symbol, ts"
+        "select symbol, ts, {} from features.training_set where {} order by symbol, ts"
     ).format(
         sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in numeric),
         sql.SQL(" and ").join(where),
     )
     schema = pa.schema(
-        [("symbol", pa.string()), ("ts_us", pa.int64())] + [(c, pa.float64()) for c in numeric]
+        [("symbol", pa.string()), ("ts", pa.timestamp("us", tz="UTC"))]
+        + [(c, pa.float64()) for c in numeric]
     )
     table = read_query(url, query, schema)
 
@@ -81,7 +81,7 @@ def load_training_data(
 
     return TrainingData(
         symbols=table["symbol"].to_numpy(zero_copy_only=False).astype(str),
-        ts=table["ts_us"].to_numpy().astype("datetime64[us]"),
+        ts=table["ts"].to_numpy().astype("datetime64[us]"),
         features=block(features),
         returns=block(returns),
         volatility=block(vols),

@@ -36,8 +36,14 @@ class ModelResult:
 class Evaluation:
     data: TrainingData
     results: dict[str, ModelResult]
-    folds: int
+    fold_rows: list[np.ndarray]  # each fold's test rows
     cost_bps: float
+    vol_forecast: str = "garch_vol"
+    vol_reference: str = "hv_20"
+
+    @property
+    def folds(self) -> int:
+        return len(self.fold_rows)
 
     def horizon_metrics(self, name: str, h_index: int) -> dict[str, Any]:
         r = self.results[name]
@@ -55,15 +61,46 @@ class Evaluation:
             "n": hit["n"],
         }
 
-    def trading(self, name: str, long_short: bool = True) -> metrics.StrategyResult:
-        """The 1-bar rule on the first horizon's prediction (buy-and-hold: always long)."""
+    def volatility(self) -> dict[str, Any]:
+        """The volatility forecast (GARCH(1,1) one step ahead, held flat over each horizon) and
+        the persistence baseline (trailing historical vol) against the realized forward vol of
+        every horizon, overall and per fold, on the same test bars as the models."""
+        names = self.data.feature_names
+        if self.vol_forecast not in names or self.vol_reference not in names:
+            return {}
+        forecast = self.data.features[:, names.index(self.vol_forecast)]
+        reference = self.data.features[:, names.index(self.vol_reference)]
+        out: dict[str, Any] = {"forecast": self.vol_forecast, "reference": self.vol_reference}
+        for label, model in (("forecast_metrics", forecast), ("reference_metrics", reference)):
+            out[label] = {}
+            for i, h in enumerate(self.data.horizons):
+                realized = self.data.volatility[:, i]
+                rows = np.concatenate(self.fold_rows) if self.fold_rows else np.empty(0, int)
+                overall = metrics.volatility_forecast(model[rows], realized[rows], reference[rows])
+                overall["folds"] = [
+                    {
+                        "fold": number,
+                        **metrics.volatility_forecast(model[r], realized[r], reference[r]),
+                    }
+                    for number, r in enumerate(self.fold_rows)
+                ]
+                out[label][f"h{h}"] = overall
+        return _plain(out)
+
+    def trading(
+        self, name: str, long_short: bool = True, fold: int | None = None
+    ) -> metrics.StrategyResult:
+        """The 1-bar rule on the first horizon's prediction (buy-and-hold: always long), over
+        all test bars or one fold's."""
         r = self.results[name]
-        signal = r.predictions[:, 0] if name != "buy_and_hold" else np.ones(len(r.rows))
+        keep = np.isin(r.rows, self.fold_rows[fold]) if fold is not None else slice(None)
+        rows, pred = r.rows[keep], r.predictions[keep, 0]
+        signal = pred if name != "buy_and_hold" else np.ones(len(rows))
         return metrics.strategy(
             signal,
-            self.data.returns[r.rows, 0],
-            self.data.symbols[r.rows],
-            self.data.ts[r.rows],
+            self.data.returns[rows, 0],
+            self.data.symbols[rows],
+            self.data.ts[rows],
             cost_bps=self.cost_bps,
             long_short=long_short and name != "buy_and_hold",
         )
@@ -77,6 +114,7 @@ class Evaluation:
             "test_end": str(self.data.ts[rows].max())[:10] if len(rows) else None,
             "horizons": list(self.data.horizons),
             "models": {},
+            "volatility": self.volatility(),
         }
         for name, r in self.results.items():
             horizons = {
@@ -88,7 +126,10 @@ class Evaluation:
                 "fit_seconds": r.fit_seconds,
                 "horizons": horizons,
                 "trading": _plain(self.trading(name).summary()),
-                "folds": r.fold_metrics,
+                "folds": [
+                    fold | _plain({"trading": self.trading(name, fold=i).summary()})
+                    for i, fold in enumerate(r.fold_metrics)
+                ],
             }
         return out
 
@@ -98,6 +139,8 @@ def _plain(value: Any) -> Any:
         return _plain({"value": value.value, "low": value.low, "high": value.high})
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -120,10 +163,10 @@ def evaluate(
     results = {
         n: ModelResult(n, np.empty(0, int), np.empty((0, len(data.horizons)))) for n in models
     }
-    folds = 0
+    fold_rows = []
     for fold in splitter.split(data.ts):
-        folds += 1
         train, val, test = (rows[valid[rows]] for rows in (fold.train, fold.validation, fold.test))
+        fold_rows.append(test)
         for name, make in models.items():
             if on_fold:
                 on_fold(name, fold.number)
@@ -132,7 +175,6 @@ def evaluate(
             pred = model.predict(data, test)
             results[name].fit_seconds += time.perf_counter() - started
             collected[name].append((test, pred))
-            true = data.returns[test, 0]
             results[name].fold_metrics.append(
                 {
                     "fold": fold.number,
@@ -140,11 +182,22 @@ def evaluate(
                     "test_rows": len(test),
                     "test_start": str(data.ts[test].min()) if len(test) else None,
                     "test_end": str(data.ts[test].max()) if len(test) else None,
-                    "mse_h1": metrics.mse(pred[:, 0], true),
-                    "hit_rate_h1": metrics.directional_accuracy(pred[:, 0], true)["accuracy"].value,
+                    **_fold_scores(data, test, pred),
                 }
             )
     for name, parts in collected.items():
         results[name].rows = np.concatenate([p[0] for p in parts])
         results[name].predictions = np.concatenate([p[1] for p in parts])
-    return Evaluation(data, results, folds, cost_bps)
+    return Evaluation(data, results, fold_rows, cost_bps)
+
+
+def _fold_scores(data: TrainingData, rows: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MSE, IC and hit rate of one fold, per horizon (plain floats, for MLflow steps)."""
+    out = {}
+    for i, h in enumerate(data.horizons):
+        true = data.returns[rows, i]
+        ic = metrics.information_coefficients(pred[:, i], true, data.ts[rows])["ic"]
+        out[f"mse_h{h}"] = metrics.mse(pred[:, i], true)
+        out[f"ic_h{h}"] = ic.value
+        out[f"hit_rate_h{h}"] = metrics.directional_accuracy(pred[:, i], true)["accuracy"].value
+    return _plain(out)

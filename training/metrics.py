@@ -85,6 +85,25 @@ def directional_accuracy(pred: np.ndarray, true: np.ndarray) -> dict[str, object
     return {"accuracy": Interval(hits / n, ci.low, ci.high), "p_value": float(p_value), "n": n}
 
 
+def volatility_forecast(
+    forecast: np.ndarray, realized: np.ndarray, reference: np.ndarray
+) -> dict[str, object]:
+    """How good a volatility forecast was: RMSE and QLIKE against the realized volatility
+    (QLIKE = log f^2 + r^2 / f^2, Patton's loss that is robust to a noisy realized proxy; compare
+    it between forecasts only), and how often it called the direction of change from
+    ``reference`` (the trailing volatility known when the forecast was made) right."""
+    ok = np.isfinite(forecast) & np.isfinite(realized) & np.isfinite(reference) & (forecast > 0)
+    f, r, ref = forecast[ok], realized[ok], reference[ok]
+    direction = directional_accuracy(f - ref, r - ref)
+    return {
+        "rmse": float(np.sqrt(np.mean((f - r) ** 2))) if ok.any() else math.nan,
+        "qlike": float(np.mean(np.log(f**2) + r**2 / f**2)) if ok.any() else math.nan,
+        "direction": direction["accuracy"],
+        "direction_p_value": direction["p_value"],
+        "n": int(ok.sum()),
+    }
+
+
 def sharpe_ratio(returns: np.ndarray, periods_per_year: float = 252) -> float:
     r = returns[~np.isnan(returns)]
     if len(r) < 2 or r.std(ddof=1) == 0:

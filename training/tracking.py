@@ -145,9 +145,9 @@ def log_family(
             }
         )
         for fold in result.fold_metrics:
-            for key in ("mse_h1", "hit_rate_h1"):
-                if fold[key] is not None and np.isfinite(fold[key]):
-                    mlflow.log_metric(f"fold_{key}", fold[key], step=fold["fold"])
+            for key, value in fold.items():
+                if key.startswith(("mse_h", "ic_h", "hit_rate_h")) and value is not None:
+                    mlflow.log_metric(f"fold_{key}", value, step=fold["fold"])
         summary = {}
         for h, values in report["horizons"].items():
             summary[f"oos_mse_{h}"] = values["mse"]

@@ -1,22 +1,19 @@
-"""Columnar reads for training and analytics: COPY TO streamed into Arrow, never row by row."""
+"""Columnar reads for training and analytics: binary COPY straight into Arrow (ADBC), never row by
+row and never through Python objects."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import datetime
 
+import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import sql
-
-from warehouse.db import connect
 
 BAR_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
-        ("ts_us", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
         ("open", pa.float64()),
         ("high", pa.float64()),
         ("low", pa.float64()),
@@ -41,26 +38,19 @@ def read_bars(
     if end is not None:
         where.append(sql.SQL("ts < {}").format(sql.Literal(end)))
     query = sql.SQL(
-        "select symbol, (extract(epoch from ts) * 1000000)::bigint, open, high, low, close, "
+        "select symbol, ts, open, high, low, close, "
         "volume from market.bars where {} order by symbol, ts"
     ).format(sql.SQL(" and ").join(where))
-    table = read_query(url, query, BAR_SCHEMA)
-    ts = pc.cast(table["ts_us"], pa.timestamp("us", tz="UTC"))
-    return table.set_column(1, "ts", ts)
+    return read_query(url, query, BAR_SCHEMA)
 
 
 def read_query(url: str, query: sql.Composable, schema: pa.Schema) -> pa.Table:
-    """A select streamed with COPY (CSV) straight into Arrow columns of ``schema``."""
-    copy_query = sql.SQL("copy ({}) to stdout (format csv)").format(query)
-    buffer = io.BytesIO()
-    with connect(url) as conn, conn.cursor() as cur, cur.copy(copy_query) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    if not buffer.getbuffer().nbytes:
-        return schema.empty_table()
-    buffer.seek(0)
-    return pacsv.read_csv(
-        buffer,
-        read_options=pacsv.ReadOptions(column_names=schema.names, block_size=1 << 24),
-        convert_options=pacsv.ConvertOptions(column_types=schema),
-    )
+    """The rows of a select as an Arrow table with the names and types of ``schema``.
+
+    The ADBC PostgreSQL driver reads the result with binary COPY in C++ into Arrow buffers: about
+    an order of magnitude less work per value than text COPY or ``pandas.read_sql``.
+    """
+    with adbc.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(query.as_string())
+        table = cur.fetch_arrow_table()
+    return table.rename_columns(schema.names).cast(schema)

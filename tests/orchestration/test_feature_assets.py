@@ -79,7 +79,7 @@ def test_backfilled_history_triggers_a_full_refresh(db_url):
 
     raw = BundledProvider().load(["IBM"])
     late = raw.frame[raw.frame["ts"] >= "2005-01-01"].reset_index(drop=True)
-    from tests.transforms.conftest import FrameProvider
+    from warehouse.providers.base import FrameProvider
 
     ingest(FrameProvider(dataclasses.replace(raw, frame=late, original=None)), db_url)
     out = io.StringIO()

@@ -13,6 +13,7 @@ from training.metrics import (
     mse,
     sharpe_ratio,
     strategy,
+    volatility_forecast,
 )
 
 RNG = np.random.default_rng(3)
@@ -60,3 +61,18 @@ def test_strategy_by_hand():
     assert res.turnover == pytest.approx(2 / 3)
     flat = strategy(signal, logret, symbols, ts, cost_bps=0, long_short=False)
     np.testing.assert_allclose(flat.returns, [0.05, 0.0, 0.0], atol=1e-12)
+
+
+def test_volatility_forecast_error_and_direction():
+    realized = np.array([0.20, 0.10, 0.30, 0.25, np.nan])
+    reference = np.full(5, 0.18)
+    forecast = np.array([0.22, 0.15, 0.17, 0.30, 0.2])
+    out = volatility_forecast(forecast, realized, reference)
+    assert out["n"] == 4  # the bar without a realized volatility is left out
+    f, r = forecast[:4], realized[:4]
+    assert out["rmse"] == pytest.approx(np.sqrt(np.mean((f - r) ** 2)))
+    assert out["qlike"] == pytest.approx(np.mean(np.log(f**2) + r**2 / f**2))
+    # calls up, down, down, up against realized up, down, up, up: 3 of 4 right
+    assert out["direction"].value == pytest.approx(3 / 4)
+    # QLIKE is smallest for the true volatility
+    assert volatility_forecast(r, r, reference[:4])["qlike"] < out["qlike"]

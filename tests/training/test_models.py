@@ -99,5 +99,14 @@ def test_train_cli_reports_out_of_sample_next_to_baselines(built, tmp_path):
     assert len(xgb["folds"]) == 2 and xgb["test_rows"] > 1000
     assert set(xgb["horizons"]) == {"h1", "h2", "h5", "h10", "h20"}
     assert {"sharpe", "max_drawdown", "turnover"} <= set(xgb["trading"])
+    fold = xgb["folds"][0]
+    assert {"mse_h20", "ic_h20", "hit_rate_h20", "trading"} <= set(fold)
+    vol = report["volatility"]
+    assert vol["forecast"] == "garch_vol" and set(vol["forecast_metrics"]) == set(xgb["horizons"])
+    assert (
+        vol["forecast_metrics"]["h5"]["n"] > 1000
+        and len(vol["reference_metrics"]["h5"]["folds"]) == 2
+    )
+    assert "Volatility forecast" in run.stdout
     bad = qtis("train", "--model", "gru", env=env)
     assert bad.returncode == 2 and "unknown model" in bad.stderr

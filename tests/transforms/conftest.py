@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 import pandas as pd
 import psycopg
 
 from warehouse.ingest import ingest
-from warehouse.providers.base import RawBars
-
-
-@dataclass
-class FrameProvider:
-    """Bars already in memory (a slice or an edit of a real source), behind the provider API."""
-
-    raw: RawBars
-    name: str = "frame"
-
-    def load(self, symbols: Sequence[str] | None = None) -> RawBars:
-        return self.raw
+from warehouse.providers.base import FrameProvider, RawBars
 
 
 def load_bars(url: str, raw: RawBars, keep: Callable[[pd.DataFrame], pd.Series] | None = None):

@@ -11,6 +11,7 @@ import talib
 
 from tests.transforms.conftest import load_bars, read_table
 from transforms.dbt_runner import build
+from transforms.garch import update_garch
 from transforms.spec import default_spec
 
 SPEC = default_spec()
@@ -113,6 +114,7 @@ def test_no_look_ahead(built, db_url, bundled, cut):
     cut_ts = pd.Timestamp(cut)
     edited = replace(bundled, frame=_perturb_after(bundled, cut_ts, seed=len(cut)))
     load_bars(db_url, edited)
+    update_garch(db_url)  # the GARCH fits are in the check too
     assert build(db_url, full_refresh=True).success
     where = f"ts <= '{cut} 23:59:59+00'"
     original = read_table(base_url, "features.bar_features", where)

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from tests.transforms.conftest import read_table
-from transforms.garch import update_garch
 from transforms.online import OnlineFeatureEngine, calendar_row
 from transforms.spec import CALENDAR_COLUMNS, default_spec
 
@@ -35,7 +34,6 @@ def relative_errors(sql: pd.DataFrame, online: pd.DataFrame) -> dict[str, float]
 
 def test_replay_reproduces_bar_features(built):
     url, _ = built
-    update_garch(url)  # garch_vol is part of the parity too
     from transforms.dbt_runner import build
 
     assert build(url, full_refresh=True, select="bar_features").success

@@ -186,7 +186,7 @@ class SequenceBundle:
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_net"}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_windows(self, windows: np.ndarray) -> np.ndarray:
         """(batch, window, features) of raw feature values -> (batch, horizons)."""
         x = self.scaler.transform(np.asarray(windows, dtype=np.float32))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Protocol
 
@@ -69,3 +69,20 @@ def symbol_mask(frame: pd.DataFrame, symbols: Sequence[str] | None, origin: str)
             f"(available: {', '.join(sorted(present)[:20])}{' ...' if len(present) > 20 else ''})"
         )
     return frame["symbol"].astype(str).str.upper().isin(wanted)
+
+
+@dataclass
+class FrameProvider:
+    """Bars already in memory (a slice or an edit of another source) behind the provider API."""
+
+    raw: RawBars
+    name: str = "frame"
+
+    def load(self, symbols: Sequence[str] | None = None) -> RawBars:
+        return self.raw
+
+    def where(self, keep: pd.Series) -> FrameProvider:
+        """The same source restricted to the rows where ``keep`` is true."""
+        frame = self.raw.frame[keep].reset_index(drop=True)
+        original = None if self.raw.original is None else self.raw.original[keep]
+        return FrameProvider(replace(self.raw, frame=frame, original=original), self.name)
