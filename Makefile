@@ -45,6 +45,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python bench/ingest.py
 	@$(BIN)/python bench/features.py
+	@$(BIN)/python bench/training.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

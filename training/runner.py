@@ -117,9 +117,10 @@ def run_training(
             example_rows = ends[-2:]
             if family == "xgboost":
                 example = data.features[example_rows]
+                finals[family] = model.bundle()
             else:
                 example = data.features[example_rows[:, None] + np.arange(-config.window + 1, 1)]
-            finals[family] = model.bundle()
+                finals[family] = model.bundle().compile()  # served through ONNX Runtime
             registered[family] = tracking.log_family(
                 family, evaluation, config, finals[family], example
             )

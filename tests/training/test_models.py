@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -11,8 +12,9 @@ import torch
 from tests.orchestration.test_cli import qtis
 from training.data import load_training_data
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
-from training.models.sequence import SequenceModel
+from training.models.sequence import SequenceBundle, SequenceModel
 from training.models.tabular import RidgeModel, XGBoostModel
+from training.runner import SIZES
 from training.splits import PurgedWalkForward
 from training.windows import FeatureScaler, WindowDataset, window_ends
 
@@ -43,6 +45,36 @@ def test_seed_architectures():
     tr.eval()
     x = torch.randn(3, 60, 56)
     assert lstm(x).shape == (3, 5) and tr(x).shape == (3, 5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_compiled_bundle_predicts_what_torch_predicts(kind):
+    """The ONNX Runtime path (what registered models serve with) agrees with torch, for one
+    window and a batch, and survives pickling (MLflow's artifact)."""
+    torch.manual_seed(0)
+    config = SIZES["small"][kind]
+    net = (
+        StackedLSTM(56, 5, LSTMConfig(**config))
+        if kind == "lstm"
+        else WindowTransformer(56, 5, 30, TransformerConfig(**config))
+    )
+    rng = np.random.default_rng(0)
+    bundle = SequenceBundle(
+        kind=kind,
+        n_features=56,
+        n_outputs=5,
+        window=30,
+        config=config,
+        state=net.state_dict(),
+        scaler=FeatureScaler().fit(rng.normal(size=(500, 56)).astype(np.float32)),
+        target_scale=np.full(5, 0.02, dtype=np.float32),
+    )
+    windows = rng.normal(2.0, 3.0, size=(7, 30, 56)).astype(np.float32)
+    eager = bundle.predict_windows(windows)
+    compiled = pickle.loads(pickle.dumps(bundle.compile()))
+    assert compiled.onnx is not None and np.abs(eager).max() > 0
+    for batch in (windows[:1], windows):
+        np.testing.assert_allclose(compiled.predict_windows(batch), eager[: len(batch)], atol=1e-6)
 
 
 def test_windows_are_views_and_scaler_uses_train_rows(data):
