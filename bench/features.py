@@ -26,7 +26,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from warehouse.db import database_url, with_database
+from warehouse.db import drop_database, recreate_database
 from warehouse.ingest import ingest
 from warehouse.providers import SyntheticMarket
 from warehouse.providers.base import FrameProvider
@@ -42,11 +42,7 @@ def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
     raw = market.load()
     ts = pd.to_datetime(raw.frame["ts"])
     last = ts.max()
-    admin = with_database(database_url(), "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("drop database if exists bench_features with (force)")
-        conn.execute("create database bench_features")
-    url = with_database(admin, "bench_features")
+    url = recreate_database("bench_features")
     migrate(url)
     with console.status(f"loading {n_symbols} x {n_bars - 1} bars"):
         ingest(FrameProvider(raw).where(ts < last), url)
@@ -63,8 +59,7 @@ def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
     assert incremental.success, [(n.name, n.message) for n in incremental.failures()]
     with psycopg.connect(url) as conn:
         rows = conn.execute("select count(*) from features.bar_features").fetchone()[0]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("drop database if exists bench_features with (force)")
+    drop_database(url)
 
     def per_model(report) -> dict[str, float]:
         return {n.name: n.seconds for n in report.nodes if n.resource_type == "model"}

@@ -24,7 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from warehouse import embedded
-from warehouse.db import database_url, sqlalchemy_url, with_database
+from warehouse.db import (
+    database_url,
+    drop_database,
+    recreate_database,
+    sqlalchemy_url,
+    with_database,
+)
 from warehouse.loader import load_bars
 from warehouse.providers import SyntheticMarket
 from warehouse.schema import migrate
@@ -34,11 +40,8 @@ RESULTS = Path(__file__).parent / "results" / "ingest.json"
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume", "source"]
 
 
-def fresh_database(admin_url: str, name: str, lo, hi) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {name} with (force)")
-        conn.execute(f"create database {name}")
-    url = with_database(admin_url, name)
+def fresh_database(name: str, lo, hi) -> str:
+    url = recreate_database(name)
     migrate(url)
     with psycopg.connect(url) as conn:  # same partitions for every contender, created untimed
         conn.execute("select market.ensure_bars_partitions(%s, %s)", (lo, hi))
@@ -69,7 +72,6 @@ def main() -> None:
         validate_s = time.perf_counter() - start
     n = len(bars)
     lo, hi = bars["ts"].min().to_pydatetime(), bars["ts"].max().to_pydatetime()
-    admin = with_database(database_url(), "postgres")
     psql = embedded.psql_path()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +81,7 @@ def main() -> None:
         changed = bars.assign(volume=bars["volume"] + 1)
         for i in range(args.repeats):
             with console.status(f"[{i + 1}/{args.repeats}] qtis loader, {n:,} rows"):
-                url = fresh_database(admin, "bench_loader", lo, hi)
+                url = fresh_database("bench_loader", lo, hi)
                 with psycopg.connect(url) as conn:
                     loader_s.append(timed(lambda conn=conn: load_bars(conn, bars, "synthetic")))
                     # the same rows again: every key collides, so this is the ON CONFLICT path
@@ -87,7 +89,7 @@ def main() -> None:
                     # every value changed: ON CONFLICT rewrites each row
                     update_s.append(timed(lambda conn=conn: load_bars(conn, changed, "synthetic")))
             with console.status(f"[{i + 1}/{args.repeats}] psql \\copy, {n:,} rows"):
-                url = fresh_database(admin, "bench_psql", lo, hi)
+                url = fresh_database("bench_psql", lo, hi)
                 copy = f"\\copy market.bars ({', '.join(COLUMNS)}) from '{csv_path}' csv"
                 psql_s.append(
                     timed(
@@ -101,7 +103,7 @@ def main() -> None:
 
     subset = bars.iloc[: args.to_sql_rows].assign(source="synthetic")[COLUMNS]
     with console.status(f"DataFrame.to_sql(method='multi'), {len(subset):,} rows"):
-        url = fresh_database(admin, "bench_tosql", lo, hi)
+        url = fresh_database("bench_tosql", lo, hi)
         engine = sa.create_engine(sqlalchemy_url(url))
         to_sql_s = timed(
             lambda: subset.to_sql(
@@ -116,8 +118,7 @@ def main() -> None:
         )
         engine.dispose()
     for name in ("bench_loader", "bench_psql", "bench_tosql"):
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"drop database if exists {name} with (force)")
+        drop_database(with_database(database_url(), name))
 
     loader_rate = n / min(loader_s)
     psql_rate = n / min(psql_s)

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-import psycopg
 import sqlalchemy as sa
 import torch
 from rich.console import Console
@@ -34,7 +33,7 @@ from training.models.sequence import SequenceBundle, masked_mse
 from training.models.tabular import XGBoostModel
 from training.windows import FeatureScaler
 from transforms.spec import default_spec
-from warehouse.db import sqlalchemy_url
+from warehouse.db import drop_database, sqlalchemy_url
 
 RESULTS = Path(__file__).parent / "results" / "training.json"
 
@@ -43,17 +42,13 @@ def prepare(console: Console, n_symbols: int, n_bars: int) -> str:
     """A database with a synthetic market and its feature store."""
     from transforms.dbt_runner import build
     from transforms.garch import update_garch
-    from warehouse.db import database_url, with_database
+    from warehouse.db import recreate_database
     from warehouse.ingest import ingest
     from warehouse.providers import SyntheticMarket
     from warehouse.providers.base import FrameProvider
     from warehouse.schema import migrate
 
-    admin = with_database(database_url(), "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("drop database if exists bench_training with (force)")
-        conn.execute("create database bench_training")
-    url = with_database(admin, "bench_training")
+    url = recreate_database("bench_training")
     migrate(url)
     raw = SyntheticMarket(n_symbols=n_symbols, n_bars=n_bars, freq="1D", seed=11).load()
     with console.status("loading bars and building features"):
@@ -211,8 +206,7 @@ def main() -> None:
             target = "reported"
         t.add_row(name, f"{v['p50_ms']:.3f}", f"{v['p99_ms']:.3f}", target)
     console.print(t)
-    with psycopg.connect(url.replace("bench_training", "postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists bench_training with (force)")
+    drop_database(url)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(

@@ -15,7 +15,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from transforms.spec import FeatureSpec, default_spec
-from warehouse.reads import read_query
+from warehouse.reads import read_query, selection
 
 
 @dataclass(frozen=True)
@@ -48,24 +48,17 @@ def load_training_data(
     end: datetime | None = None,
     spec: FeatureSpec | None = None,
 ) -> TrainingData:
-    """Read features.training_set (binary COPY -> Arrow -> float32)."""
+    """Read features.training_set (ADBC binary COPY -> Arrow -> float32)."""
     spec = spec or default_spec()
     features = spec.columns()
     returns = [f"fwd_ret_{h}" for h in spec.horizons]
     vols = [f"fwd_vol_{h}" for h in spec.horizons]
     numeric = [*features, *returns, *vols]
-    where = [sql.SQL("true")]
-    if symbols:
-        where.append(sql.SQL("symbol = any({})").format(sql.Literal(list(symbols))))
-    if start is not None:
-        where.append(sql.SQL("ts >= {}").format(sql.Literal(start)))
-    if end is not None:
-        where.append(sql.SQL("ts < {}").format(sql.Literal(end)))
     query = sql.SQL(
         "select symbol, ts, {} from features.training_set where {} order by symbol, ts"
     ).format(
         sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in numeric),
-        sql.SQL(" and ").join(where),
+        selection(symbols, start, end),
     )
     schema = pa.schema(
         [("symbol", pa.string()), ("ts", pa.timestamp("us", tz="UTC"))]

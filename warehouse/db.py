@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from warehouse import embedded
 from warehouse.settings import WarehouseSettings, get_settings
@@ -24,6 +25,23 @@ def database_url(settings: WarehouseSettings | None = None) -> str:
     admin = embedded.start(settings.pgdata)
     embedded.ensure_database(admin, settings.database_name)
     return with_database(admin, settings.database_name)
+
+
+def recreate_database(name: str, settings: WarehouseSettings | None = None) -> str:
+    """An empty database ``name`` on the QTIS server, dropping any old one: scratch space for
+    benchmarks, which must not touch the user's data."""
+    url = with_database(database_url(settings), name)
+    drop_database(url)
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return url
+
+
+def drop_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        statement = sql.SQL("drop database if exists {} with (force)")
+        conn.execute(statement.format(sql.Identifier(name)))
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -23,13 +23,12 @@ BAR_SCHEMA = pa.schema(
 )
 
 
-def read_bars(
-    url: str,
+def selection(
     symbols: Sequence[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-) -> pa.Table:
-    """Bars as an Arrow table sorted by (symbol, ts); ``ts`` is ``timestamp[us, UTC]``."""
+) -> sql.Composable:
+    """The where clause for some symbols over [start, end) of a table keyed by (symbol, ts)."""
     where = [sql.SQL("true")]
     if symbols:
         where.append(sql.SQL("symbol = any({})").format(sql.Literal(list(symbols))))
@@ -37,10 +36,20 @@ def read_bars(
         where.append(sql.SQL("ts >= {}").format(sql.Literal(start)))
     if end is not None:
         where.append(sql.SQL("ts < {}").format(sql.Literal(end)))
+    return sql.SQL(" and ").join(where)
+
+
+def read_bars(
+    url: str,
+    symbols: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pa.Table:
+    """Bars as an Arrow table sorted by (symbol, ts); ``ts`` is ``timestamp[us, UTC]``."""
     query = sql.SQL(
         "select symbol, ts, open, high, low, close, "
         "volume from market.bars where {} order by symbol, ts"
-    ).format(sql.SQL(" and ").join(where))
+    ).format(selection(symbols, start, end))
     return read_query(url, query, BAR_SCHEMA)
 
 
