@@ -1,12 +1,14 @@
-"""Model inputs: a train-fold scaler and windows of the last ``window`` bars as views."""
+"""Model inputs: a train-fold scaler, windows of the last ``window`` bars as views, and the
+Lightning DataModule that serves one fold's windows."""
 
 from __future__ import annotations
 
 import warnings
 
+import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from training.data import TrainingData
 
@@ -59,3 +61,44 @@ class WindowDataset(Dataset):
         i = int(self.ends[k])
         x = self.features[i - self.window + 1 : i + 1]
         return torch.from_numpy(x), torch.from_numpy(self.targets[i])
+
+
+class WindowDataModule(L.LightningDataModule):
+    """One fold's windows: features scaled with statistics of the fold's training rows only,
+    targets divided by their training-fold std (so every horizon weighs alike in the loss)."""
+
+    def __init__(
+        self,
+        data: TrainingData,
+        train: np.ndarray,
+        validation: np.ndarray,
+        window: int = 60,
+        batch_size: int = 256,
+        seed: int = 7,
+    ) -> None:
+        super().__init__()
+        if not len(train):
+            raise ValueError("WindowDataModule needs training rows")
+        self.data, self.train_rows, self.validation_rows = data, train, validation
+        self.window, self.batch_size, self.seed = window, batch_size, seed
+        self.scaler = FeatureScaler().fit(data.features[train])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN long horizons at the end
+            scale = np.nanstd(data.returns[train], axis=0)
+        self.target_scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+    def setup(self, stage: str) -> None:
+        if not hasattr(self, "features"):
+            self.features = self.scaler.transform(self.data.features)
+            self.targets = (self.data.returns / self.target_scale).astype(np.float32)
+
+    def _loader(self, rows: np.ndarray, shuffle: bool) -> DataLoader:
+        dataset = WindowDataset(self.features, self.targets, rows, self.window)
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_rows, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.validation_rows, shuffle=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
@@ -16,7 +17,7 @@ from training.models.sequence import SequenceBundle, SequenceModel
 from training.models.tabular import RidgeModel, XGBoostModel
 from training.runner import SIZES
 from training.splits import PurgedWalkForward
-from training.windows import FeatureScaler, WindowDataset, window_ends
+from training.windows import FeatureScaler, WindowDataModule, WindowDataset, window_ends
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,21 @@ def test_windows_are_views_and_scaler_uses_train_rows(data):
     window, _ = ds[0]
     assert window.shape == (60, x.shape[1]) and np.shares_memory(window.numpy(), x)
     assert not np.isnan(x).any()
+
+
+def test_datamodule_scales_with_the_training_rows_only(data, fold):
+    train, val, _ = fold
+    dm = WindowDataModule(data, train, val, window=20, batch_size=32)
+    others = np.setdiff1d(np.arange(len(data)), train)
+    shifted = dataclasses.replace(data, features=data.features.copy())
+    shifted.features[others] += 100.0  # validation, test and every other row move
+    again = WindowDataModule(shifted, train, val, window=20, batch_size=32)
+    np.testing.assert_array_equal(dm.scaler.mean_, again.scaler.mean_)
+    np.testing.assert_array_equal(dm.target_scale, again.target_scale)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (32, 20, data.features.shape[1]) and y.shape == (32, len(data.horizons))
+    assert len(dm.val_dataloader().dataset) == len(val)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])

@@ -11,12 +11,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from training.data import TrainingData
 from training.models import onnx_export
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
-from training.windows import FeatureScaler, WindowDataset
+from training.windows import FeatureScaler, WindowDataModule
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -89,11 +88,6 @@ class SequenceModel:
         self.module: SequenceModule | None = None
         self.target_scale = np.ones(1, dtype=np.float32)
 
-    def _loader(self, data_x: np.ndarray, y: np.ndarray, rows: np.ndarray, shuffle: bool):
-        dataset = WindowDataset(data_x, y, rows, self.window)
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
-
     def _trainer(self, **kwargs: Any) -> L.Trainer:
         if not self.progress:  # device banners and tips once per fold drown the report
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -114,28 +108,23 @@ class SequenceModel:
 
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> SequenceModel:
         L.seed_everything(self.seed, workers=True, verbose=False)
-        first = int(train.min()) - self.window + 1
-        fit_rows = np.arange(max(first, 0), int(train.max()) + 1)
-        self.scaler.fit(data.features[fit_rows])
-        x = self.scaler.transform(data.features)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            scale = np.nanstd(data.returns[train], axis=0)
-        self.target_scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        y = data.returns / self.target_scale
+        datamodule = WindowDataModule(
+            data, train, validation, self.window, self.batch_size, self.seed
+        )
+        self.scaler, self.target_scale = datamodule.scaler, datamodule.target_scale
         self.module = SequenceModule(
-            self.kind, data.features.shape[1], y.shape[1], self.window, self.config,
+            self.kind, data.features.shape[1], data.returns.shape[1], self.window, self.config,
             self.lr, self.weight_decay,
         )  # fmt: skip
         callbacks = []
         if len(validation):
             callbacks.append(L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience))
-        trainer = self._trainer(max_epochs=self.max_epochs, callbacks=callbacks)
-        trainer.fit(
-            self.module,
-            self._loader(x, y, train, shuffle=True),
-            self._loader(x, y, validation, shuffle=False) if len(validation) else None,
+        trainer = self._trainer(
+            max_epochs=self.max_epochs,
+            callbacks=callbacks,
+            limit_val_batches=1.0 if len(validation) else 0,
         )
+        trainer.fit(self.module, datamodule=datamodule)
         self.epochs_ = trainer.current_epoch
         return self
 
