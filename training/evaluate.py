@@ -49,8 +49,9 @@ class Evaluation:
         r = self.results[name]
         true = self.data.returns[r.rows, h_index]
         pred = r.predictions[:, h_index]
-        ic = metrics.information_coefficients(pred, true, self.data.ts[r.rows])
-        hit = metrics.directional_accuracy(pred, true)
+        h = self.data.horizons[h_index]
+        ic = metrics.information_coefficients(pred, true, self.data.ts[r.rows], overlap=h)
+        hit = metrics.directional_accuracy(pred, true, overlap=h)
         return {
             "mse": metrics.mse(pred, true),
             "ic": ic["ic"],
@@ -76,11 +77,15 @@ class Evaluation:
             for i, h in enumerate(self.data.horizons):
                 realized = self.data.volatility[:, i]
                 rows = np.concatenate(self.fold_rows) if self.fold_rows else np.empty(0, int)
-                overall = metrics.volatility_forecast(model[rows], realized[rows], reference[rows])
+                overall = metrics.volatility_forecast(
+                    model[rows], realized[rows], reference[rows], overlap=h
+                )
                 overall["folds"] = [
                     {
                         "fold": number,
-                        **metrics.volatility_forecast(model[r], realized[r], reference[r]),
+                        **metrics.volatility_forecast(
+                            model[r], realized[r], reference[r], overlap=h
+                        ),
                     }
                     for number, r in enumerate(self.fold_rows)
                 ]

@@ -29,18 +29,27 @@ def mse(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean((pred[ok] - true[ok]) ** 2)) if ok.any() else math.nan
 
 
-def _mean_interval(values: np.ndarray, level: float = 0.95) -> Interval:
+def _mean_interval(values: np.ndarray, overlap: int = 1, level: float = 0.95) -> Interval:
+    """Mean with a t interval; with ``overlap`` > 1 (values from labels spanning that many bars,
+    so neighbours share outcomes) the standard error is Newey-West's, Bartlett bandwidth
+    2 x overlap (lag overlap - 1 alone leaves a third of the autocovariance out)."""
+    from arch.covariance.kernel import Bartlett
+
     values = values[~np.isnan(values)]
     if len(values) < 2:
         v = float(values.mean()) if len(values) else math.nan
         return Interval(v, math.nan, math.nan)
-    mean, se = values.mean(), values.std(ddof=1) / math.sqrt(len(values))
+    variance = values.var(ddof=1)
+    if overlap > 1:
+        long_run = Bartlett(values, bandwidth=2 * overlap, center=True).cov.long_run
+        variance = max(float(long_run[0, 0]), variance / overlap)  # never below i.i.d./overlap
+    mean, se = values.mean(), math.sqrt(variance / len(values))
     t = stats.t.ppf(0.5 + level / 2, len(values) - 1)
     return Interval(float(mean), float(mean - t * se), float(mean + t * se))
 
 
 def _corr_interval(r: float, n: int, level: float = 0.95) -> Interval:
-    """Fisher-z interval of a correlation over n pairs."""
+    """Fisher-z interval of a correlation over n (effectively independent) pairs."""
     if n < 4 or not np.isfinite(r):
         return Interval(r, math.nan, math.nan)
     z, se = np.arctanh(np.clip(r, -0.999999, 0.999999)), 1 / math.sqrt(n - 3)
@@ -49,10 +58,16 @@ def _corr_interval(r: float, n: int, level: float = 0.95) -> Interval:
 
 
 def information_coefficients(
-    pred: np.ndarray, true: np.ndarray, ts: np.ndarray, min_cross_section: int = 5
+    pred: np.ndarray,
+    true: np.ndarray,
+    ts: np.ndarray,
+    min_cross_section: int = 5,
+    overlap: int = 1,
 ) -> dict[str, object]:
     """IC and rank IC: the mean of per-bar cross-sectional correlations when bars hold at least
-    ``min_cross_section`` symbols, otherwise one pooled time-series correlation."""
+    ``min_cross_section`` symbols, otherwise one pooled time-series correlation. ``overlap`` is
+    the label horizon in bars: h-bar returns of neighbouring bars overlap, so the intervals use
+    a HAC error (cross-sectional) or n / overlap effective pairs (time-series)."""
     frame = pd.DataFrame({"ts": ts, "p": pred, "y": true}).dropna()
     if frame["p"].nunique() < 2:  # a constant forecast has no correlation with anything
         nan = Interval(math.nan, math.nan, math.nan)
@@ -65,28 +80,40 @@ def information_coefficients(
         ric = grouped.apply(
             lambda g: g["p"].corr(g["y"], method="spearman"), include_groups=False
         ).to_numpy()
-        return {"kind": "cross-sectional", "ic": _mean_interval(ic), "rank_ic": _mean_interval(ric)}
+        return {
+            "kind": "cross-sectional",
+            "ic": _mean_interval(ic, overlap),
+            "rank_ic": _mean_interval(ric, overlap),
+        }
     n = len(frame)
     ic = frame["p"].corr(frame["y"]) if n > 2 else math.nan
     ric = frame["p"].corr(frame["y"], method="spearman") if n > 2 else math.nan
-    return {"kind": "time-series", "ic": _corr_interval(ic, n), "rank_ic": _corr_interval(ric, n)}
+    n_eff = n // max(overlap, 1)
+    return {
+        "kind": "time-series",
+        "ic": _corr_interval(ic, n_eff),
+        "rank_ic": _corr_interval(ric, n_eff),
+    }
 
 
-def directional_accuracy(pred: np.ndarray, true: np.ndarray) -> dict[str, object]:
+def directional_accuracy(pred: np.ndarray, true: np.ndarray, overlap: int = 1) -> dict[str, object]:
     """Share of non-zero outcomes whose sign a non-zero prediction got right (a zero forecast
-    makes no call), a Wilson interval and the one-sided binomial p-value against a coin (50%)."""
+    makes no call), a Wilson interval and the one-sided binomial p-value against a coin (50%).
+    With ``overlap``-bar labels the interval and test count n / overlap independent calls."""
     ok = ~np.isnan(pred) & ~np.isnan(true) & (true != 0) & (pred != 0)
     n = int(ok.sum())
     if not n:
         return {"accuracy": Interval(math.nan, math.nan, math.nan), "p_value": math.nan, "n": 0}
     hits = int((np.sign(pred[ok]) == np.sign(true[ok])).sum())
-    ci = stats.binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
-    p_value = stats.binomtest(hits, n, 0.5, alternative="greater").pvalue
+    n_eff = max(n // max(overlap, 1), 1)
+    hits_eff = round(hits * n_eff / n)
+    ci = stats.binomtest(hits_eff, n_eff).proportion_ci(confidence_level=0.95, method="wilson")
+    p_value = stats.binomtest(hits_eff, n_eff, 0.5, alternative="greater").pvalue
     return {"accuracy": Interval(hits / n, ci.low, ci.high), "p_value": float(p_value), "n": n}
 
 
 def volatility_forecast(
-    forecast: np.ndarray, realized: np.ndarray, reference: np.ndarray
+    forecast: np.ndarray, realized: np.ndarray, reference: np.ndarray, overlap: int = 1
 ) -> dict[str, object]:
     """How good a volatility forecast was: RMSE and QLIKE against the realized volatility
     (QLIKE = log f^2 + r^2 / f^2, Patton's loss that is robust to a noisy realized proxy; compare
@@ -94,7 +121,7 @@ def volatility_forecast(
     ``reference`` (the trailing volatility known when the forecast was made) right."""
     ok = np.isfinite(forecast) & np.isfinite(realized) & np.isfinite(reference) & (forecast > 0)
     f, r, ref = forecast[ok], realized[ok], reference[ok]
-    direction = directional_accuracy(f - ref, r - ref)
+    direction = directional_accuracy(f - ref, r - ref, overlap)
     return {
         "rmse": float(np.sqrt(np.mean((f - r) ** 2))) if ok.any() else math.nan,
         "qlike": float(np.mean(np.log(f**2) + r**2 / f**2)) if ok.any() else math.nan,

@@ -6,6 +6,7 @@ import empyrical
 import numpy as np
 import pytest
 
+from training import metrics
 from training.metrics import (
     directional_accuracy,
     information_coefficients,
@@ -76,3 +77,23 @@ def test_volatility_forecast_error_and_direction():
     assert out["direction"].value == pytest.approx(3 / 4)
     # QLIKE is smallest for the true volatility
     assert volatility_forecast(r, r, reference[:4])["qlike"] < out["qlike"]
+
+
+def test_overlapping_labels_widen_the_intervals():
+    """Means of h-bar overlapping outcomes (a moving sum of noise, true mean 0): the i.i.d.
+    interval misses 0 far more often than 5%; the overlap-aware (Newey-West) one does not."""
+    h, misses = 10, {1: 0, 10: 0}
+    for seed in range(200):
+        noise = np.random.default_rng(seed).normal(size=1000 + h)
+        overlapping = np.convolve(noise, np.ones(h), mode="valid")[:1000]
+        for overlap in misses:
+            ci = metrics._mean_interval(overlapping, overlap)
+            misses[overlap] += not ci.low <= 0 <= ci.high
+    assert misses[1] > 60 and misses[10] < 20, misses
+    calls = np.random.default_rng(0).normal(size=5000)
+    naive = directional_accuracy(calls, calls + 1.5)
+    deflated = directional_accuracy(calls, calls + 1.5, overlap=20)
+    assert deflated["accuracy"].value == naive["accuracy"].value
+    assert deflated["accuracy"].high - deflated["accuracy"].low > 3 * (
+        naive["accuracy"].high - naive["accuracy"].low
+    )
