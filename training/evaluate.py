@@ -71,12 +71,12 @@ class Evaluation:
             return {}
         forecast = self.data.features[:, names.index(self.vol_forecast)]
         reference = self.data.features[:, names.index(self.vol_reference)]
+        rows = np.concatenate(self.fold_rows) if self.fold_rows else np.empty(0, int)
         out: dict[str, Any] = {"forecast": self.vol_forecast, "reference": self.vol_reference}
         for label, model in (("forecast_metrics", forecast), ("reference_metrics", reference)):
             out[label] = {}
             for i, h in enumerate(self.data.horizons):
                 realized = self.data.volatility[:, i]
-                rows = np.concatenate(self.fold_rows) if self.fold_rows else np.empty(0, int)
                 overall = metrics.volatility_forecast(
                     model[rows], realized[rows], reference[rows], overlap=h
                 )

@@ -57,10 +57,15 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.OperationalError as exc:
-        raise ConnectionError(
-            f"cannot connect to Postgres at {redact(url)}: {exc}".strip()
-            + "\nCheck QTIS_DATABASE_URL, or unset it to use the embedded server (`qtis db up`)."
-        ) from exc
+        raise unreachable(url, exc) from exc
+
+
+def unreachable(url: str, exc: Exception) -> ConnectionError:
+    """The error every connection path raises when the server cannot be reached."""
+    return ConnectionError(
+        f"cannot connect to Postgres at {redact(url)}: {exc}".strip()
+        + "\nCheck QTIS_DATABASE_URL, or unset it to use the embedded server (`qtis db up`)."
+    )
 
 
 def redact(url: str) -> str:

@@ -10,6 +10,8 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
+from warehouse.db import unreachable
+
 BAR_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
@@ -59,7 +61,11 @@ def read_query(url: str, query: sql.Composable, schema: pa.Schema) -> pa.Table:
     The ADBC PostgreSQL driver reads the result with binary COPY in C++ into Arrow buffers: about
     an order of magnitude less work per value than text COPY or ``pandas.read_sql``.
     """
-    with adbc.connect(url) as conn, conn.cursor() as cur:
+    try:
+        conn = adbc.connect(url)
+    except adbc.OperationalError as exc:
+        raise unreachable(url, exc) from exc
+    with conn, conn.cursor() as cur:
         cur.execute(query.as_string())
         table = cur.fetch_arrow_table()
     return table.rename_columns(schema.names).cast(schema)

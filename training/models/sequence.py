@@ -84,9 +84,7 @@ class SequenceModel:
     def __post_init__(self) -> None:
         defaults = LSTMConfig() if self.kind == "lstm" else TransformerConfig()
         self.config = asdict(defaults) | dict(self.config)
-        self.scaler = FeatureScaler()
-        self.module: SequenceModule | None = None
-        self.target_scale = np.ones(1, dtype=np.float32)
+        self.module: SequenceModule | None = None  # with scaler and target_scale, set by fit
 
     def _trainer(self, **kwargs: Any) -> L.Trainer:
         if not self.progress:  # device banners and tips once per fold drown the report
