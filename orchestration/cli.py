@@ -117,6 +117,26 @@ def _split_symbols(symbols: list[str] | None) -> list[str] | None:
     return [s.strip().upper() for item in symbols for s in item.split(",") if s.strip()]
 
 
+def _parse_params(pairs: list[str]) -> dict[str, dict]:
+    """FAMILY.NAME=VALUE overrides (values parsed as YAML: 0, 1e-3, [16, 8], true)."""
+    import yaml
+
+    from training.runner import FAMILIES, override_params
+
+    raw: dict[str, dict] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        family, dot, name = key.strip().partition(".")
+        if not sep or not dot or family not in FAMILIES:
+            raise fail(f"--param expects FAMILY.NAME=VALUE with FAMILY in {FAMILIES}, got {pair!r}")
+        parsed = yaml.safe_load(value)
+        raw.setdefault(family, {})[name] = tuple(parsed) if isinstance(parsed, list) else parsed
+    try:
+        return {family: override_params(family, values) for family, values in raw.items()}
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
 @app.command()
 def ingest(
     source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}")] = "bundled",
@@ -230,11 +250,24 @@ def train(
     track: Annotated[
         bool, typer.Option(help="log runs to MLflow and register the final models")
     ] = True,
+    tuned: Annotated[
+        bool, typer.Option(help="start from the best trial of each family's Optuna study")
+    ] = True,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="FAMILY.NAME=VALUE, e.g. lstm.dropout=0 or xgboost.max_depth=3"),
+    ] = None,
 ) -> None:
-    """Walk-forward training and out-of-sample evaluation next to the baselines."""
-    from orchestration.train_report import print_evaluation
-    from training.runner import FAMILIES, TrainConfig, run_training
+    """Walk-forward training and out-of-sample evaluation next to the baselines.
 
+    With --devices N --strategy ddp, Lightning runs N processes (this command is started again
+    for ranks 1..N-1); only rank 0 prints, logs to MLflow and writes --json-out."""
+    from orchestration.train_report import print_evaluation
+    from training.runner import FAMILIES, TrainConfig, global_rank, run_training
+
+    rank = global_rank()
+    if rank:
+        console.quiet = True
     models = FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
     config = TrainConfig(
         models=models,
@@ -247,10 +280,20 @@ def train(
         accelerator=accelerator,
         devices=int(devices) if devices.isdigit() else devices,
         strategy=strategy,
+        params=_parse_params(param or []),
     )
     try:
         config.factories()
         url = _ready_url()
+        if tuned:
+            from training.tuning import with_tuned_params
+
+            config = with_tuned_params(url, config)
+            for family, info in config.tuning.items():
+                console.print(
+                    f"{family}: best of {info['trials']} trials of study {info['study']} "
+                    f"(trial {info['best_trial']}, objective {info['best_value']:.5f})"
+                )
         with console.status("training") as status:
 
             def on_fold(name: str, k: int) -> None:
@@ -267,7 +310,7 @@ def train(
             f"MLflow: {family} -> [bold]{info['registered']}[/] version {info['version']} "
             f"(run {info['run_id'][:8]}, {info['model_uri']})"
         )
-    if json_out:
+    if json_out and rank == 0:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         registered = {
             f: {k: v for k, v in info.items() if k != "example"}
@@ -276,6 +319,92 @@ def train(
         payload = report | {"registered": registered}
         json_out.write_text(json.dumps(payload, indent=2, default=str))
         console.print(f"wrote {json_out}")
+
+
+@app.command()
+def tune(
+    model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "xgboost",
+    trials: Annotated[int, typer.Option(help="trials to add to the study")] = 20,
+    workers: Annotated[int, typer.Option(help="worker processes sharing the study")] = 1,
+    size: Annotated[str, typer.Option(help="network size preset the widths scale")] = "small",
+    epochs: Annotated[int, typer.Option(help="max epochs per fold (neural models)")] = 5,
+    window: Annotated[int, typer.Option(help="bars per input window")] = 60,
+    splits: Annotated[int, typer.Option(help="inner walk-forward folds")] = 2,
+    xgb_estimators: Annotated[int, typer.Option(help="max boosting rounds")] = 300,
+    score: Annotated[str, typer.Option(help="objective: r2 (vs zero forecast) or ic")] = "r2",
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
+    study: Annotated[str | None, typer.Option(help="study name (default qtis-<model>)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    seed: Annotated[int, typer.Option(help="sampler seed (worker k uses seed + k)")] = 7,
+    json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
+) -> None:
+    """Optuna search on the history before the reported test folds; studies live in Postgres
+    and `qtis train` starts from their best trial."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from training.runner import FAMILIES
+    from training.tuning import TuneConfig
+    from training.tuning import tune as run_tune
+
+    families = FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
+    try:
+        shared = {
+            "trials": trials, "workers": workers, "size": size, "epochs": epochs,
+            "window": window, "splits": splits, "xgb_estimators": xgb_estimators, "score": score,
+            "pruner": pruner, "timeout": timeout, "seed": seed,
+            "study": study if len(families) == 1 else None,
+        }  # fmt: skip
+        configs = [TuneConfig(family=family, **shared) for family in families]
+        url = _ready_url()
+        results = []
+        columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            for config in configs:
+                task = progress.add_task(f"{config.name} ({workers} workers)", total=trials)
+                results.append(
+                    run_tune(url, config, lambda n, _, t=task: progress.update(t, completed=n))
+                )
+    except (ValueError, ConnectionError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    table = Table(
+        "study", "trials (this run)", "complete", "pruned", "failed", "best objective",
+        "trial", "by worker", "seconds", title=f"Optuna studies (objective: mean OOS {score} "
+        "over inner purged walk-forward folds before the reported test period)",
+    )  # fmt: skip
+    for r in results:
+        table.add_row(
+            r.study, f"{r.total_trials} ({r.trials_run})", str(r.complete), str(r.pruned),
+            str(r.failed), f"{r.best_value:.5f}" if r.best_value is not None else "-",
+            str(r.best_trial), ", ".join(f"w{w}: {n}" for w, n in r.by_worker.items()),
+            f"{r.seconds:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    for r in results:
+        console.print(f"{r.study} best: {r.best_params}")
+    console.print("dashboard: qtis optuna dashboard; `qtis train` now starts from these params")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps([r.to_dict() for r in results], indent=2, default=str))
+        console.print(f"wrote {json_out}")
+
+
+optuna_app = typer.Typer(help="Optuna studies on the QTIS database.", no_args_is_help=True)
+app.add_typer(optuna_app, name="optuna")
+
+
+@optuna_app.command("dashboard")
+def optuna_dashboard(
+    port: Annotated[int, typer.Option(help="Port for the dashboard")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+) -> None:
+    """Open optuna-dashboard on the project's study storage."""
+    from training.tuning import storage_url
+
+    uri = storage_url(_ready_url())
+    console.print(f"Optuna dashboard on http://{host}:{port} (storage {redact(uri)}); Ctrl-C stops")
+    dashboard = Path(sys.executable).parent / "optuna-dashboard"
+    cmd = [str(dashboard), uri, "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd))
 
 
 mlflow_app = typer.Typer(help="MLflow on the QTIS database.", no_args_is_help=True)

@@ -7,7 +7,7 @@ Rows are sorted by (symbol, ts), so a window of the last ``window`` bars of a sy
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -32,6 +32,17 @@ class TrainingData:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def take(self, keep: np.ndarray) -> TrainingData:
+        """The rows where boolean ``keep`` is true, order kept."""
+        return replace(
+            self,
+            symbols=self.symbols[keep],
+            ts=self.ts[keep],
+            features=self.features[keep],
+            returns=self.returns[keep],
+            volatility=self.volatility[keep],
+        )
 
     @property
     def row_in_symbol(self) -> np.ndarray:

@@ -187,6 +187,7 @@ def evaluate(
                     "test_rows": len(test),
                     "test_start": str(data.ts[test].min()) if len(test) else None,
                     "test_end": str(data.ts[test].max()) if len(test) else None,
+                    "processes": getattr(model, "processes_", 1),  # > 1 under DDP
                     **_fold_scores(data, test, pred),
                 }
             )

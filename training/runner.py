@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from training.data import load_training_data
 from training.evaluate import Estimator, Evaluation, evaluate
+from training.models.networks import LSTMConfig, TransformerConfig
 from training.models.sequence import SequenceModel
 from training.models.tabular import HistoricalMeanModel, RidgeModel, XGBoostModel, ZeroModel
 from training.splits import PurgedWalkForward, final_split
@@ -17,6 +20,7 @@ from training.windows import window_ends
 from transforms.spec import default_spec
 
 FAMILIES = ("lstm", "transformer", "xgboost")
+NETWORK_CONFIGS = {"lstm": LSTMConfig, "transformer": TransformerConfig}
 BASELINES = ("zero", "ridge", "buy_and_hold")
 # network sizes: "seed" is the seed spec's architecture; "small" trains in seconds on a CPU
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
@@ -49,6 +53,10 @@ class TrainConfig:
     devices: int | str = 1
     strategy: str = "auto"
     progress: bool = False
+    # estimator arguments per family (e.g. the best trial of a tuning study) and where they
+    # came from (study name, number of trials: promotion deflates the Sharpe ratio by it)
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tuning: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def factories(self) -> dict[str, Callable[[], Estimator]]:
         unknown = set(self.models) - set(FAMILIES)
@@ -58,27 +66,62 @@ class TrainConfig:
             raise ValueError(f"unknown size {self.size!r}; choose from {sorted(SIZES)}")
 
         def sequence(kind: str) -> Callable[[], Estimator]:
-            return lambda: SequenceModel(
-                kind,
-                window=self.window,
-                config=SIZES[self.size][kind],
-                max_epochs=self.epochs,
-                batch_size=self.batch_size,
-                seed=self.seed,
-                accelerator=self.accelerator,
-                devices=self.devices,
-                strategy=self.strategy,
-                progress=self.progress,
-            )
+            tuned = dict(self.params.get(kind, {}))
+            config = SIZES[self.size][kind] | dict(tuned.pop("config", {}))
+            kwargs = {
+                "window": self.window,
+                "max_epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+                "accelerator": self.accelerator,
+                "devices": self.devices,
+                "strategy": self.strategy,
+                "progress": self.progress,
+            } | tuned
+            return lambda: SequenceModel(kind, config=config, **kwargs)
 
         made: dict[str, Callable[[], Estimator]] = {}
         for name in self.models:
             if name == "xgboost":
-                made[name] = lambda: XGBoostModel(n_estimators=self.xgb_estimators, seed=self.seed)
+                made[name] = functools.partial(
+                    XGBoostModel,
+                    **{"n_estimators": self.xgb_estimators, "seed": self.seed}
+                    | dict(self.params.get("xgboost", {})),
+                )
             else:
                 made[name] = sequence(name)
         made |= {"zero": ZeroModel, "ridge": RidgeModel, "buy_and_hold": HistoricalMeanModel}
         return made
+
+
+def global_rank() -> int:
+    """This process's rank under Lightning DDP (0 when not distributed): DDP re-runs the whole
+    command in every process, and only rank 0 may log, register or print."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
+def override_params(family: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"dropout": 0, "lr": 1e-3}`` -> estimator arguments of ``family``: network fields go into
+    its ``config``; unknown names are refused with the list of known ones."""
+    if family == "xgboost":
+        known = {f.name for f in dataclasses.fields(XGBoostModel)} - {"callbacks", "seed"}
+        network: set[str] = set()
+    else:
+        network = {f.name for f in dataclasses.fields(NETWORK_CONFIGS[family])}
+        known = {f.name for f in dataclasses.fields(SequenceModel)} - {"kind", "callbacks"}
+    out: dict[str, Any] = {}
+    for key, value in pairs.items():
+        if key in network:
+            out.setdefault("config", {})[key] = value
+        elif key in known:
+            out[key] = value
+        else:
+            raise ValueError(
+                f"unknown {family} parameter {key!r}; known: {', '.join(sorted(known | network))}"
+            )
+    return out
 
 
 def run_training(
@@ -100,10 +143,12 @@ def run_training(
     evaluation = _evaluate(data, config, splitter, on_fold)
     registered: dict[str, dict[str, Any]] = {}
     finals: dict[str, Any] = {}
-    if track:
+    if track:  # final fits run in every DDP process; MLflow only hears from rank 0
         from training import tracking
 
-        tracking.configure(url)
+        logs = global_rank() == 0
+        if logs:
+            tracking.configure(url)
         final = final_split(data.ts, horizon)
         ends = window_ends(data, config.window, config.min_history)
         valid = np.zeros(len(data), dtype=bool)
@@ -114,6 +159,8 @@ def run_training(
             if on_fold:
                 on_fold(family, -1)
             model = factories[family]().fit(data, train, val)
+            if not logs:
+                continue
             example_rows = ends[-2:]
             if family == "xgboost":
                 example = data.features[example_rows]

@@ -131,6 +131,13 @@ class CombinatorialPurgedCV:
             )
 
 
+def before_first_test(ts: np.ndarray, first_test: float, embargo: int) -> np.ndarray:
+    """Rows a model may be chosen on when ``PurgedWalkForward(first_test=...)`` reports the rest:
+    every bar before its first test block, minus the embargo (a boolean mask)."""
+    index, n_times = _time_index(ts)
+    return index < int(n_times * first_test) - embargo
+
+
 def final_split(
     ts: np.ndarray, horizon: int, validation: float = 0.15, embargo: int | None = None
 ) -> Fold:

@@ -19,8 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training.evaluate import Evaluation
 from transforms.spec import SPEC_PATH
-from warehouse import embedded
-from warehouse.db import sqlalchemy_url, with_database
+from warehouse.db import companion_database
 from warehouse.settings import get_settings
 
 REGISTERED_NAMES = {
@@ -45,14 +44,7 @@ def tracking_uri(url: str, settings: TrackingSettings | None = None) -> str:
     settings = settings or TrackingSettings()
     if settings.mlflow_tracking_uri:
         return settings.mlflow_tracking_uri
-    try:
-        embedded.ensure_database(with_database(url, "postgres"), settings.mlflow_database)
-    except Exception as exc:  # e.g. no CREATEDB right on a managed server
-        raise ConnectionError(
-            f"cannot create database {settings.mlflow_database!r} for MLflow ({exc}); create it "
-            "or set QTIS_MLFLOW_TRACKING_URI"
-        ) from exc
-    return sqlalchemy_url(with_database(url, settings.mlflow_database))
+    return companion_database(url, settings.mlflow_database, "MLflow", "QTIS_MLFLOW_TRACKING_URI")
 
 
 def configure(url: str, settings: TrackingSettings | None = None) -> str:
@@ -130,9 +122,10 @@ def log_family(
     report = evaluation.to_dict()["models"][family]
     input_kind = "windows" if example.ndim == 3 else "features"
     with mlflow.start_run(run_name=family) as run:
-        mlflow.log_params(
-            {k: str(v) for k, v in asdict(config).items() if k not in ("models", "progress")}
-        )
+        skip = ("models", "progress", "params", "tuning")
+        mlflow.log_params({k: str(v) for k, v in asdict(config).items() if k not in skip})
+        mlflow.log_params({f"model_{k}": str(v) for k, v in config.params.get(family, {}).items()})
+        tuning = config.tuning.get(family)
         mlflow.set_tags(
             {
                 "model_family": family,
@@ -142,6 +135,9 @@ def log_family(
                 "data_end": str(data.ts.max()),
                 "symbols": ",".join(sorted(set(data.symbols))),
                 "evaluation": "purged walk-forward, out of sample only",
+                # promotion deflates the Sharpe ratio by the number of trials behind a choice
+                "tuning_study": tuning["study"] if tuning else "none",
+                "tuning_trials": str(tuning["trials"]) if tuning else "0",
             }
         )
         for fold in result.fold_metrics:

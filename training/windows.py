@@ -8,7 +8,7 @@ import warnings
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from training.data import TrainingData
 
@@ -92,13 +92,20 @@ class WindowDataModule(L.LightningDataModule):
             self.features = self.scaler.transform(self.data.features)
             self.targets = (self.data.returns / self.target_scale).astype(np.float32)
 
-    def _loader(self, rows: np.ndarray, shuffle: bool) -> DataLoader:
-        dataset = WindowDataset(self.features, self.targets, rows, self.window)
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_rows, shuffle=True)
+        """One seeded permutation per epoch, dealt out across processes: under DDP with N
+        processes, rank r takes every N-th window of it in batches of batch_size / N, so the
+        union of a step's batches is the single-process batch and the averaged gradient is the
+        same (up to float rounding, batch-norm statistics and dropout draws)."""
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        if self.batch_size % world:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by {world} devices")
+        dataset = WindowDataset(self.features, self.targets, self.train_rows, self.window)
+        sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
+        return DataLoader(dataset, batch_size=self.batch_size // world, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.validation_rows, shuffle=False)
+        """Every process validates on all windows, so early stopping sees one number."""
+        dataset = WindowDataset(self.features, self.targets, self.validation_rows, self.window)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False)

@@ -44,6 +44,19 @@ def drop_database(url: str) -> None:
         conn.execute(statement.format(sql.Identifier(name)))
 
 
+def companion_database(url: str, name: str, purpose: str, override_env: str) -> str:
+    """SQLAlchemy URL of database ``name`` beside the warehouse on the same server (created if
+    missing): where MLflow and Optuna keep their own tables."""
+    try:
+        embedded.ensure_database(with_database(url, "postgres"), name)
+    except Exception as exc:  # e.g. no CREATEDB right on a managed server
+        raise ConnectionError(
+            f"cannot create database {name!r} for {purpose} ({exc}); "
+            f"create it or set {override_env}"
+        ) from exc
+    return sqlalchemy_url(with_database(url, name))
+
+
 def sqlalchemy_url(url: str) -> str:
     """The same database as a SQLAlchemy URL using the psycopg 3 driver."""
     scheme, rest = url.split("://", 1)

@@ -80,6 +80,7 @@ class SequenceModel:
     devices: int | str = 1
     strategy: str = "auto"
     progress: bool = False
+    callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (pruning)
 
     def __post_init__(self) -> None:
         defaults = LSTMConfig() if self.kind == "lstm" else TransformerConfig()
@@ -101,6 +102,8 @@ class SequenceModel:
             enable_progress_bar=self.progress,
             enable_model_summary=False,
             deterministic=True,
+            use_distributed_sampler=False,  # WindowDataModule deals out its own permutation
+            sync_batchnorm=self.accelerator in ("gpu", "cuda"),  # SyncBatchNorm needs GPUs
             **kwargs,
         )
 
@@ -114,7 +117,7 @@ class SequenceModel:
             self.kind, data.features.shape[1], data.returns.shape[1], self.window, self.config,
             self.lr, self.weight_decay,
         )  # fmt: skip
-        callbacks = []
+        callbacks = list(self.callbacks)
         if len(validation):
             callbacks.append(L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience))
         trainer = self._trainer(
@@ -123,7 +126,7 @@ class SequenceModel:
             limit_val_batches=1.0 if len(validation) else 0,
         )
         trainer.fit(self.module, datamodule=datamodule)
-        self.epochs_ = trainer.current_epoch
+        self.epochs_, self.processes_ = trainer.current_epoch, trainer.world_size
         return self
 
     def bundle(self) -> SequenceBundle:

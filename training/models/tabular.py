@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import Ridge
@@ -25,9 +26,12 @@ class XGBoostModel:
     learning_rate: float = 0.03
     subsample: float = 0.8
     colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    reg_lambda: float = 1.0
     early_stopping_rounds: int = 40
     seed: int = 7
     n_jobs: int = 2
+    callbacks: list[Any] = field(default_factory=list)  # e.g. Optuna's pruning callback
 
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> XGBoostModel:
         import xgboost as xgb
@@ -39,15 +43,20 @@ class XGBoostModel:
             learning_rate=self.learning_rate,
             subsample=self.subsample,
             colsample_bytree=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            reg_lambda=self.reg_lambda,
             tree_method="hist",
             random_state=self.seed,
             n_jobs=self.n_jobs,
             early_stopping_rounds=self.early_stopping_rounds if len(validation) else None,
+            callbacks=self.callbacks or None,
         )
         eval_set = (
             [(data.features[validation], data.returns[validation])] if len(validation) else None
         )
         self.model.fit(data.features[train], data.returns[train], eval_set=eval_set, verbose=False)
+        self.model.set_params(callbacks=None)  # they may hold an Optuna trial: not for pickling
+        self.callbacks = []
         return self
 
     def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:

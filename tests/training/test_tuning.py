@@ -1,0 +1,96 @@
+"""Optuna on Postgres: workers share one study, choosing never sees the reported test period,
+pruning follows every fold, and the best trial feeds training."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import mlflow
+import numpy as np
+import optuna
+import pytest
+
+from tests.conftest import _fresh_database
+from tests.orchestration.test_cli import qtis
+from training.data import load_training_data
+from training.runner import TrainConfig
+from training.splits import PurgedWalkForward
+from training.tuning import (
+    TuneConfig,
+    estimator_kwargs,
+    open_study,
+    tune,
+    tuning_data,
+    with_tuned_params,
+)
+from warehouse.db import sqlalchemy_url
+
+
+@pytest.fixture
+def stores(pg_server, tmp_path, monkeypatch):
+    """Fresh Optuna and MLflow databases for one test."""
+    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
+
+
+def test_two_workers_share_one_study_and_lose_no_trial(built, stores):
+    url, _ = built
+    config = TuneConfig(
+        family="lstm", trials=6, workers=2, size="tiny", window=20, epochs=2, min_history=50
+    )
+    result = tune(url, config)
+    assert set(result.by_worker) == {0, 1} and all(n > 0 for n in result.by_worker.values())
+    study = open_study(url, config, create=False)
+    trials = study.get_trials()
+    states = {t.state for t in trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert result.trials_run == len(trials) >= 6 and result.failed == 0
+    assert sum(result.by_worker.values()) == len(trials)
+    assert {t.user_attrs["pid"] for t in trials}.__len__() == 2  # two processes
+    # every trial is a child run of the study's MLflow run; the count is recorded there
+    children = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'"
+    )
+    assert len(children) == len(trials)
+    parent = mlflow.get_run(result.mlflow_run_id).data
+    assert parent.metrics["n_trials"] == len(trials)
+    # the best trial feeds training, with its provenance
+    tuned = with_tuned_params(url, TrainConfig(models=("lstm",), size="tiny"))
+    assert tuned.params["lstm"] == estimator_kwargs("lstm", study.best_params, "tiny")
+    assert tuned.tuning["lstm"]["trials"] == len(trials)
+
+
+def test_tuning_data_ends_before_the_reported_test_period(built):
+    url, _ = built
+    config = TuneConfig(family="xgboost", first_test=0.5)
+    full = load_training_data(url)
+    horizon = max(full.horizons)
+    first_test = next(iter(PurgedWalkForward(3, horizon=horizon, first_test=0.5).split(full.ts)))
+    test_start = full.ts[first_test.test].min()
+    times = np.unique(full.ts)
+    chosen = tuning_data(url, config)
+    gap = np.searchsorted(times, test_start) - np.searchsorted(times, chosen.ts.max())
+    assert chosen.ts.max() < test_start and gap > horizon  # purged by the longest horizon
+    assert len(chosen) > 0.4 * len(full)
+
+
+def test_pruning_sees_every_fold_and_the_cli_reports(built, stores, tmp_path):
+    url, _ = built
+    out = tmp_path / "tune.json"
+    env = {"QTIS_DATABASE_URL": url}
+    done = qtis(
+        "tune", "--model", "xgboost", "--trials", "3", "--xgb-estimators", "60",
+        "--json-out", str(out), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(out.read_text())
+    assert result["study"] == "qtis-xgboost" and result["total_trials"] == 3
+    assert result["best_value"] is not None and set(result["best_params"]) >= {"max_depth"}
+    study = optuna.load_study(study_name="qtis-xgboost", storage=os.environ["QTIS_OPTUNA_STORAGE"])
+    steps = [set(t.intermediate_values) for t in study.get_trials()]
+    # boosting rounds of fold 1 are reported after fold 0's (offset by xgb_estimators)
+    assert any(min(s) < 60 <= max(s) for s in steps if s)
+    bad = qtis("tune", "--model", "xgboost", "--trials", "1", "--window", "30", env=env)
+    assert bad.returncode != 0 and "--study" in bad.stderr  # different setup, same study

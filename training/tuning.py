@@ -1,0 +1,525 @@
+"""Hyperparameter search with Optuna on the project's Postgres, shared by any number of workers.
+
+Choosing must never see a test bar of the evaluation that is reported later: a study only uses
+the history before the first walk-forward test block (minus the embargo), and inside that span
+runs its own purged walk-forward folds. The objective is the mean out-of-sample score over those
+inner folds; pruning watches the validation loss epoch by epoch (boosting round by round).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from training import metrics
+from training.data import TrainingData, load_training_data
+from training.runner import FAMILIES, SIZES, TrainConfig
+from training.splits import PurgedWalkForward, before_first_test
+from training.windows import window_ends
+from warehouse.db import companion_database, redact
+
+PRUNERS = ("median", "hyperband", "none")
+SCORES = ("r2", "ic")
+
+
+class TuningSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QTIS_", env_file=".env", extra="ignore")
+
+    optuna_storage: str | None = Field(
+        default=None, description="Optuna RDB storage URL; unset = database 'optuna' on our server"
+    )
+    optuna_database: str = Field(default="optuna", description="Database for Optuna's tables")
+
+
+def storage_url(url: str, settings: TuningSettings | None = None) -> str:
+    settings = settings or TuningSettings()
+    if settings.optuna_storage:
+        return settings.optuna_storage
+    return companion_database(url, settings.optuna_database, "Optuna", "QTIS_OPTUNA_STORAGE")
+
+
+def storage(url: str):
+    """RDB storage with heartbeats: a trial whose worker died is marked failed and retried once,
+    so a crashed worker loses no trial."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RDBStorage(
+            storage_url(url),
+            heartbeat_interval=15,
+            grace_period=60,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+
+
+def study_name(family: str) -> str:
+    return f"qtis-{family}"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    family: str = "xgboost"
+    trials: int = 20
+    workers: int = 1
+    size: str = "small"
+    window: int = 60
+    epochs: int = 5
+    splits: int = 2  # inner walk-forward folds inside the tuning span
+    first_test: float = 0.5  # of the evaluation that is reported later: tuning stays before it
+    min_history: int = 200
+    xgb_estimators: int = 300
+    score: str = "r2"
+    pruner: str = "median"
+    seed: int = 7
+    timeout: float | None = None
+    study: str | None = None
+    threads: int | None = None  # per worker; default: the machine's cores shared out
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model {self.family!r}; choose from {FAMILIES}")
+        if self.pruner not in PRUNERS:
+            raise ValueError(f"unknown pruner {self.pruner!r}; choose from {PRUNERS}")
+        if self.score not in SCORES:
+            raise ValueError(f"unknown score {self.score!r}; choose from {SCORES}")
+        if self.size not in SIZES:
+            raise ValueError(f"unknown size {self.size!r}; choose from {sorted(SIZES)}")
+        if self.trials < 1 or self.workers < 1:
+            raise ValueError("--trials and --workers must be at least 1")
+
+    @property
+    def name(self) -> str:
+        return self.study or study_name(self.family)
+
+    @property
+    def steps_per_fold(self) -> int:
+        """Pruning steps one fold reports (epochs or boosting rounds)."""
+        return self.xgb_estimators if self.family == "xgboost" else self.epochs
+
+    def thread_count(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def data_key(self) -> dict[str, Any]:
+        """What must match for trials to be comparable within one study."""
+        keys = ("size", "window", "epochs", "splits", "first_test", "min_history", "score")
+        return {k: getattr(self, k) for k in keys} | {"xgb_estimators": self.xgb_estimators}
+
+
+def suggest(trial, family: str) -> dict[str, Any]:
+    """The search space of each family (raw Optuna parameters)."""
+    if family == "xgboost":
+        return {
+            "max_depth": trial.suggest_int("max_depth", 2, 8),
+            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 100.0, log=True),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 100.0, log=True),
+        }
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "width": trial.suggest_categorical("width", [0.5, 1.0, 2.0]),
+        "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256, 512]),
+    }
+
+
+def estimator_kwargs(family: str, params: dict[str, Any], size: str) -> dict[str, Any]:
+    """Optuna parameters -> arguments of the family's estimator (``TrainConfig.params``); widths
+    scale the chosen size preset."""
+    if family == "xgboost":
+        return dict(params)
+    base = SIZES[size][family]
+    width = float(params["width"])
+    if family == "lstm":
+        config = {
+            "hidden": tuple(max(2, round(h * width)) for h in base.get("hidden", (128, 64, 32))),
+            "dense": max(2, round(base.get("dense", 50) * width)),
+        }
+    else:
+        heads = base.get("heads", 8)
+        d_model = max(heads, heads * round(base.get("d_model", 512) * width / heads))
+        config = {
+            "d_model": d_model,
+            "feed_forward": max(4, round(base.get("feed_forward", 2048) * width)),
+        }
+    config["dropout"] = float(params["dropout"])
+    return {
+        "lr": float(params["lr"]),
+        "weight_decay": float(params["weight_decay"]),
+        "batch_size": int(params["batch_size"]),
+        "config": config,
+    }
+
+
+def score(pred: np.ndarray, true: np.ndarray, ts: np.ndarray, kind: str) -> float:
+    """Out-of-sample score, averaged over horizons: ``r2`` = 1 - SSE/SSE of the zero forecast
+    (the random walk), ``ic`` = information coefficient."""
+    values = []
+    for i in range(true.shape[1]):
+        ok = np.isfinite(true[:, i])
+        p, y = pred[ok, i].astype(np.float64), true[ok, i].astype(np.float64)
+        if kind == "r2":
+            values.append(1.0 - np.sum((p - y) ** 2) / max(np.sum(y**2), 1e-300))
+        else:
+            ic = metrics.information_coefficients(p, y, ts[ok])["ic"].value
+            values.append(ic if np.isfinite(ic) else 0.0)
+    return float(np.mean(values))
+
+
+class _FoldTrial:
+    """The trial as the pruning callbacks see it: steps offset by the fold, so fold k's epoch e
+    is one step of a single curve that the pruner compares across trials."""
+
+    def __init__(self, trial, offset: int) -> None:
+        self._trial, self._offset = trial, offset
+
+    def report(self, value: float, step: int) -> None:
+        self._trial.report(value, step=step + self._offset)
+
+    def should_prune(self) -> bool:
+        return self._trial.should_prune()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
+
+
+def tuning_data(url: str, config: TuneConfig) -> TrainingData:
+    data = load_training_data(url)
+    if not len(data):
+        raise ValueError("features.training_set is empty: run `qtis features build` first")
+    keep = before_first_test(data.ts, config.first_test, max(data.horizons))
+    return data.take(keep)
+
+
+def make_objective(data: TrainingData, config: TuneConfig, worker: int) -> Callable:
+    import optuna
+    import torch
+    from optuna_integration import PyTorchLightningPruningCallback, XGBoostPruningCallback
+
+    torch.set_num_threads(config.thread_count())
+    horizon = max(data.horizons)
+    splitter = PurgedWalkForward(n_splits=config.splits, horizon=horizon, first_test=0.5)
+    valid = np.zeros(len(data), dtype=bool)
+    valid[window_ends(data, config.window, config.min_history)] = True
+    folds = [
+        tuple(rows[valid[rows]] for rows in (f.train, f.validation, f.test))
+        for f in splitter.split(data.ts)
+    ]
+    base = TrainConfig(
+        models=(config.family,),
+        size=config.size,
+        window=config.window,
+        epochs=config.epochs,
+        xgb_estimators=config.xgb_estimators,
+        seed=config.seed,
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("pid", os.getpid())
+        kwargs = estimator_kwargs(config.family, suggest(trial, config.family), config.size)
+        if config.family == "xgboost":
+            kwargs["n_jobs"] = config.thread_count()
+        make = TrainConfig(**(asdict(base) | {"params": {config.family: kwargs}})).factories()
+        scores = []
+        for k, (train, validation, test) in enumerate(folds):
+            model = make[config.family]()
+            fold_trial = _FoldTrial(trial, k * config.steps_per_fold)
+            if config.family == "xgboost":
+                model.callbacks = [XGBoostPruningCallback(fold_trial, "validation_0-rmse")]
+            else:
+                model.callbacks = [PyTorchLightningPruningCallback(fold_trial, "val_loss")]
+            model.fit(data, train, validation)
+            pred = model.predict(data, test)
+            scores.append(score(pred, data.returns[test], data.ts[test], config.score))
+            trial.set_user_attr(f"fold_{k}_score", scores[-1])
+        return float(np.mean(scores))
+
+    return objective
+
+
+def _pruner(config: TuneConfig):
+    import optuna
+
+    if config.pruner == "none":
+        return optuna.pruners.NopPruner()
+    total = config.steps_per_fold * config.splits
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=total)
+    warmup = 1 if config.family != "xgboost" else min(20, config.xgb_estimators // 5)
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
+
+
+def open_study(url: str, config: TuneConfig, create: bool = True):
+    """The family's study on our storage (``load_if_exists``); refuses to mix trials from a
+    different data setup, which would make their scores incomparable."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if create:
+        study = optuna.create_study(
+            storage=storage(url),
+            study_name=config.name,
+            direction="maximize",
+            pruner=_pruner(config),
+            load_if_exists=True,
+        )
+    else:
+        study = optuna.load_study(
+            study_name=config.name, storage=storage(url), pruner=_pruner(config)
+        )
+    key = study.user_attrs.get("data_key")
+    if key is None:
+        study.set_user_attr("data_key", config.data_key())
+        study.set_user_attr("family", config.family)
+    elif key != config.data_key():
+        raise ValueError(
+            f"study {config.name!r} was run with {key}; this run uses {config.data_key()}. "
+            "Use the same settings, or another study name (--study)."
+        )
+    return study
+
+
+def _finished(study) -> int:
+    import optuna
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def _log_trial(parent_run_id: str | None, config: TuneConfig) -> Callable:
+    """Optuna callback: every finished trial becomes an MLflow child run of the study's run."""
+
+    def log(study, trial) -> None:
+        if parent_run_id is None:
+            return
+        import mlflow
+
+        with mlflow.start_run(
+            run_name=f"{config.name} trial {trial.number}",
+            parent_run_id=parent_run_id,
+            nested=True,
+        ):
+            mlflow.log_params(trial.params)
+            mlflow.set_tags(
+                {
+                    "optuna_study": config.name,
+                    "optuna_trial": str(trial.number),
+                    "state": trial.state.name,
+                    "worker": str(trial.user_attrs.get("worker")),
+                }
+            )
+            if trial.value is not None:
+                mlflow.log_metric(f"objective_{config.score}", trial.value)
+            for step, value in sorted(trial.intermediate_values.items()):
+                mlflow.log_metric("val_loss_curve", value, step=step)
+
+    return log
+
+
+def run_worker(
+    url: str,
+    config: TuneConfig,
+    worker: int,
+    parent_run_id: str | None,
+    budget: int,
+    on_finished: Callable[[int], None] | None = None,
+) -> None:
+    """One worker: pull trials from the shared study until it holds ``budget`` finished ones
+    (``on_finished`` hears the study's finished count after each trial)."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+
+    from training import tracking
+
+    if parent_run_id is not None:
+        tracking.configure(url)
+    study = open_study(url, config, create=False)
+    study.sampler = optuna.samplers.TPESampler(seed=config.seed + worker)
+    objective = make_objective(tuning_data(url, config), config, worker)
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    callbacks = [MaxTrialsCallback(budget, states=done), _log_trial(parent_run_id, config)]
+    if on_finished:
+        callbacks.append(lambda s, t: on_finished(_finished(s)))
+    study.optimize(objective, n_trials=config.trials, timeout=config.timeout, callbacks=callbacks)
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str
+    family: str
+    trials_run: int  # finished in this call
+    total_trials: int  # every trial the study holds: the number promotion deflates by
+    complete: int
+    pruned: int
+    failed: int
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_trial: int | None
+    by_worker: dict[int, int]
+    seconds: float
+    mlflow_run_id: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tune(
+    url: str,
+    config: TuneConfig,
+    on_progress: Callable[[int, int], None] | None = None,
+    track: bool = True,
+) -> TuneResult:
+    """Run ``config.trials`` more trials of the family's study with ``config.workers``
+    processes (one in-process worker when 1) and summarize the study."""
+
+    from training import tracking
+
+    tuning_data(url, config)  # fail early, here, with the clear message
+    study = open_study(url, config)
+    before = _finished(study)
+    budget = before + config.trials
+    parent = None
+    if track:
+        import mlflow
+
+        tracking.configure(url)
+        run = mlflow.start_run(run_name=f"tune {config.name}")
+        parent = run.info.run_id
+        mlflow.log_params({k: str(v) for k, v in asdict(config).items()})
+        mlflow.set_tags({"optuna_study": config.name, "model_family": config.family})
+        mlflow.end_run()
+    started = time.perf_counter()
+    if config.workers == 1:
+        progress = (lambda n: on_progress(n - before, config.trials)) if on_progress else None
+        run_worker(url, config, 0, parent, budget, progress)
+    else:
+        _run_processes(url, config, parent, budget, before, study, on_progress)
+    seconds = time.perf_counter() - started
+    return _summarize(url, config, before, seconds, parent)
+
+
+def _run_processes(url, config, parent, budget, before, study, on_progress) -> None:
+    context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
+    workers = [
+        context.Process(target=run_worker, args=(url, config, w, parent, budget), daemon=False)
+        for w in range(config.workers)
+    ]
+    for p in workers:
+        p.start()
+    try:
+        while any(p.is_alive() for p in workers):
+            time.sleep(1.0)
+            if on_progress:
+                on_progress(_finished(study) - before, config.trials)
+    finally:
+        for p in workers:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+    failed = [p.exitcode for p in workers if p.exitcode]
+    if failed:
+        raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+
+
+def _summarize(url, config: TuneConfig, before: int, seconds: float, parent) -> TuneResult:
+    import optuna
+
+    study = open_study(url, config, create=False)
+    trials = study.get_trials(deepcopy=False)
+    states = optuna.trial.TrialState
+    finished = [t for t in trials if t.state in (states.COMPLETE, states.PRUNED)]
+    by_worker: dict[int, int] = {}
+    for t in finished[before:] if len(finished) > before else []:
+        w = int(t.user_attrs.get("worker", -1))
+        by_worker[w] = by_worker.get(w, 0) + 1
+    complete = [t for t in trials if t.state == states.COMPLETE]
+    best = study.best_trial if complete else None
+    result = TuneResult(
+        study=config.name,
+        storage=redact(storage_url(url)),
+        family=config.family,
+        trials_run=len(finished) - before,
+        total_trials=len(trials),
+        complete=len(complete),
+        pruned=sum(t.state == states.PRUNED for t in trials),
+        failed=sum(t.state == states.FAIL for t in trials),
+        best_value=best.value if best else None,
+        best_params=dict(best.params) if best else {},
+        best_trial=best.number if best else None,
+        by_worker=dict(sorted(by_worker.items())),
+        seconds=seconds,
+        mlflow_run_id=parent,
+        config=asdict(config),
+    )
+    if parent is not None:
+        import mlflow
+
+        with mlflow.start_run(run_id=parent):
+            mlflow.log_metrics(
+                {
+                    "n_trials": result.total_trials,
+                    "n_complete": result.complete,
+                    "n_pruned": result.pruned,
+                    "tuning_seconds": seconds,
+                }
+                | ({"best_value": result.best_value} if best else {})
+            )
+            if best:
+                mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
+    return result
+
+
+def tuned_params(url: str, family: str, size: str, study: str | None = None):
+    """(estimator kwargs, provenance) of the best trial of the family's study, or None when no
+    study has a completed trial: what `qtis train` and the training assets start from."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    name = study or study_name(family)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        found = optuna.load_study(study_name=name, storage=storage_url(url))
+    except (KeyError, SQLAlchemyError):
+        return None
+    complete = found.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return None
+    best = found.best_trial
+    provenance = {
+        "study": name,
+        "trials": len(found.get_trials(deepcopy=False)),
+        "best_trial": best.number,
+        "best_value": best.value,
+        "score": found.user_attrs.get("data_key", {}).get("score"),
+    }
+    return estimator_kwargs(family, best.params, size), provenance
+
+
+def with_tuned_params(url: str, config: TrainConfig) -> TrainConfig:
+    """``config`` with each family's best tuned parameters (when a study has them)."""
+    params, tuning = dict(config.params), dict(config.tuning)
+    for family in config.models:
+        found = tuned_params(url, family, config.size)
+        if found:
+            best, tuning[family] = found
+            given = dict(params.get(family, {}))  # explicit arguments win over the study's
+            config_part = {**best.get("config", {}), **given.pop("config", {})}
+            params[family] = best | given | ({"config": config_part} if config_part else {})
+    return TrainConfig(**(asdict(config) | {"params": params, "tuning": tuning}))
