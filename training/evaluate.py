@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from training import metrics
 from training.data import TrainingData
@@ -109,6 +110,20 @@ class Evaluation:
             cost_bps=self.cost_bps,
             long_short=long_short and name != "buy_and_hold",
         )
+
+    def out_of_fold(self, name: str) -> pd.DataFrame:
+        """One model's walk-forward test predictions with their (symbol, ts) keys and fold: what
+        an ensemble's meta-learner may be fitted on."""
+        r = self.results[name]
+        fold = np.full(len(self.data), -1)
+        for number, rows in enumerate(self.fold_rows):
+            fold[rows] = number
+        frame = pd.DataFrame(
+            {"symbol": self.data.symbols[r.rows], "ts": self.data.ts[r.rows], "fold": fold[r.rows]}
+        )
+        for i, h in enumerate(self.data.horizons):
+            frame[f"pred_h{h}"] = r.predictions[:, i]
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         rows = np.concatenate([r.rows for r in self.results.values()])

@@ -168,8 +168,10 @@ def run_training(
             else:
                 example = data.features[example_rows[:, None] + np.arange(-config.window + 1, 1)]
                 finals[family] = model.bundle().compile()  # served through ONNX Runtime
+            # the final model has seen labels up to here: online updates start after it
+            trained = {"trained_through": str(data.ts[train].max())}
             registered[family] = tracking.log_family(
-                family, evaluation, config, finals[family], example
+                family, evaluation, config, finals[family], example, tags=trained
             )
             registered[family]["example"] = example
     return TrainingRun(evaluation, registered, finals)

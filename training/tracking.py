@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ REGISTERED_NAMES = {
     "lstm": "qtis-lstm",
     "transformer": "qtis-transformer",
     "xgboost": "qtis-xgboost",
+    "ensemble": "qtis-ensemble",
 }
 
 
@@ -111,9 +113,11 @@ def log_family(
     config: Any,
     bundle: Any,
     example: np.ndarray,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One run for one model family: params, per-fold and OOS metrics, lineage, the final
-    model (with signature and input example) registered under its qtis-* name."""
+    """One run for one model family: params, per-fold and OOS metrics, lineage, the walk-forward
+    predictions (artifact oof_predictions.parquet), the final model (with signature and input
+    example) registered under its qtis-* name."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -159,6 +163,12 @@ def log_family(
         mlflow.log_metrics({k: float(v) for k, v in summary.items() if v is not None})
         mlflow.log_dict({"features": list(data.feature_names)}, "features.json")
         mlflow.log_dict(report, "oos_report.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            oof = Path(tmp) / "oof_predictions.parquet"
+            evaluation.out_of_fold(family).to_parquet(oof, index=False)
+            mlflow.log_artifact(str(oof))
+        if tags:
+            mlflow.set_tags(tags)
         output = QtisPyfunc(bundle, input_kind).predict(None, example)
         info = mlflow.pyfunc.log_model(
             name="model",
