@@ -203,7 +203,7 @@ def evaluate(
                     "test_start": str(data.ts[test].min()) if len(test) else None,
                     "test_end": str(data.ts[test].max()) if len(test) else None,
                     "processes": getattr(model, "processes_", 1),  # > 1 under DDP
-                    **_fold_scores(data, test, pred),
+                    **fold_scores(data, test, pred),
                 }
             )
     for name, parts in collected.items():
@@ -212,7 +212,7 @@ def evaluate(
     return Evaluation(data, results, fold_rows, cost_bps)
 
 
-def _fold_scores(data: TrainingData, rows: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+def fold_scores(data: TrainingData, rows: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """MSE, IC and hit rate of one fold, per horizon (plain floats, for MLflow steps)."""
     out = {}
     for i, h in enumerate(data.horizons):
