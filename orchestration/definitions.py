@@ -7,14 +7,25 @@ from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asse
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.resources import WarehouseResource
-from orchestration.training_assets import training_assets
+from orchestration.training_assets import ensemble_model, training_assets
+from orchestration.tuning_assets import tuning_assets
 
 ingest_job = define_asset_job("ingest_job", selection=AssetSelection.assets(raw_bars))
 features_job = define_asset_job(
     "features_job", selection=AssetSelection.assets(garch_vol, feature_store)
 )
 training_job = define_asset_job("training_job", selection=AssetSelection.groups("training"))
-daily_pipeline = define_asset_job("daily_pipeline", selection=AssetSelection.all())
+tuning_job = define_asset_job("tuning_job", selection=AssetSelection.groups("tuning"))
+# features -> tune -> train -> ensemble, for a scheduled or drift-triggered full retrain
+retrain = define_asset_job(
+    "retrain",
+    selection=AssetSelection.assets(garch_vol, feature_store)
+    | AssetSelection.groups("tuning", "training"),
+)
+# tuning is the expensive part: the daily run trains from the studies' current best trials
+daily_pipeline = define_asset_job(
+    "daily_pipeline", selection=AssetSelection.all() - AssetSelection.groups("tuning")
+)
 
 daily_schedule = ScheduleDefinition(
     name="daily_pipeline_schedule",
@@ -24,9 +35,9 @@ daily_schedule = ScheduleDefinition(
 )
 
 defs = Definitions(
-    assets=[raw_bars, garch_vol, feature_store, *training_assets],
+    assets=[raw_bars, garch_vol, feature_store, *tuning_assets, *training_assets, ensemble_model],
     asset_checks=raw_bars_checks,
-    jobs=[ingest_job, features_job, training_job, daily_pipeline],
+    jobs=[ingest_job, features_job, tuning_job, training_job, retrain, daily_pipeline],
     schedules=[daily_schedule],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

@@ -14,8 +14,9 @@ from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
 from orchestration.resources import WarehouseResource
 from orchestration.train_report import print_evaluation
-from orchestration.training_assets import report_path, training_assets
-from training.runner import BASELINES, FAMILIES
+from orchestration.training_assets import ensemble_model, report_path, training_assets
+from orchestration.tuning_assets import tuning_assets
+from training.runner import FAMILIES
 from transforms import store
 from transforms.spec import default_spec
 from warehouse import quality
@@ -97,6 +98,7 @@ def run_demo(console: Console) -> None:
         f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (runs {result.run_id[:8]}, "
         f"{training.run_id[:8]} are in DAGSTER_HOME={home})\n"
         "  MLflow UI  qtis mlflow ui  ->  http://127.0.0.1:5000  (experiment qtis, models qtis-*)\n"
+        "  Optuna     qtis optuna dashboard  ->  http://127.0.0.1:8080  (studies qtis-*)\n"
         f"  reports    {report_path(settings.home, 'lstm').parent}/<family>.json"
     )
 
@@ -127,35 +129,63 @@ def _print_features(console: Console, url: str, result, checks) -> None:
 
 # small but real: the seed's architectures at reduced width, a few epochs, three folds
 DEMO_TRAINING = {"size": "small", "epochs": 2, "splits": 3, "window": 60, "xgb_estimators": 200}
+# a short study per family (a handful of trials) on the history before the test folds
+DEMO_TUNING = {
+    "xgboost_tuning": {"trials": 12, "workers": 2, "xgb_estimators": 200},
+    "lstm_tuning": {"trials": 4, "workers": 2, "epochs": 2},
+    "transformer_tuning": {"trials": 2, "workers": 2, "epochs": 2},
+}
 
 
 def _train(console: Console, warehouse: WarehouseResource):
-    """Materialize the three model assets and print one out-of-sample comparison."""
+    """Materialize tuning, the three model assets and the ensemble; print one out-of-sample
+    comparison of all of them on the same test bars."""
     with console.status(
-        "training LSTM, Transformer and XGBoost (purged walk-forward, small sizes) through Dagster"
+        "tuning (Optuna, 2 workers per study), training LSTM, Transformer and XGBoost (purged "
+        "walk-forward, small sizes) and stacking them, through Dagster"
     ):
         result = materialize(
-            training_assets,
+            [*tuning_assets, *training_assets, ensemble_model],
             resources={"warehouse": warehouse},
             instance=DagsterInstance.get(),
             run_config={
-                "ops": {a.op.name: {"config": DEMO_TRAINING} for a in training_assets},
+                "ops": {a.op.name: {"config": DEMO_TRAINING} for a in training_assets}
+                | {name: {"config": config} for name, config in DEMO_TUNING.items()},
                 "loggers": {"console": {"config": {"log_level": "WARNING"}}},
             },
         )
     if not result.success:
         raise SystemExit("training failed; see the Dagster UI (make ui) for the run log")
+    _print_tuning(console, result)
     home = warehouse.settings().home
-    reports = {f: json.loads(report_path(home, f).read_text()) for f in FAMILIES}
-    merged = dict(reports[FAMILIES[0]])
-    merged["models"] = {f: reports[f]["models"][f] for f in FAMILIES} | {
-        b: reports[FAMILIES[0]]["models"][b] for b in BASELINES
-    }
-    print_evaluation(console, merged)
-    for family in FAMILIES:
-        meta = result.asset_materializations_for_node(f"{family}_model")[0].metadata
+    print_evaluation(console, json.loads(report_path(home, "ensemble").read_text()))
+    for node in (*(f"{family}_model" for family in FAMILIES), "ensemble_model"):
+        meta = result.asset_materializations_for_node(node)[0].metadata
         console.print(
             f"  MLflow: {meta['registered_model'].value} version {meta['version'].value} "
             f"(run {meta['mlflow_run_id'].value[:8]})"
+            + (f", members {meta['members'].value}" if "members" in meta else "")
         )
     return result
+
+
+def _print_tuning(console: Console, result) -> None:
+    table = Table(
+        "study", "trials", "pruned", "best objective (OOS R² vs zero)", "best params",
+        title="Optuna (inner purged walk-forward folds, all before the test period below)",
+    )  # fmt: skip
+    for family in FAMILIES:
+        meta = result.asset_materializations_for_node(f"{family}_tuning")[0].metadata
+        best = meta["best_value"].value
+        params = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in (meta["best_params"].value or {}).items()
+        )
+        table.add_row(
+            meta["study"].value,
+            str(meta["trials_total"].value),
+            str(meta["pruned"].value),
+            f"{best:.5f}" if best is not None else "-",
+            params,
+        )
+    console.print(table)

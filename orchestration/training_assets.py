@@ -1,5 +1,6 @@
-"""One Dagster asset per model family, downstream of the dbt training set: walk-forward
-evaluation next to the baselines, then the final model logged and registered in MLflow."""
+"""One Dagster asset per model family, downstream of the dbt training set and its tuning study:
+walk-forward evaluation next to the baselines, then the final model logged and registered in
+MLflow; and the stacked ensemble of the three."""
 
 import json
 from pathlib import Path
@@ -9,12 +10,15 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    Failure,
     MaterializeResult,
     asset,
 )
 
 from orchestration.resources import WarehouseResource
+from training.ensemble import run_ensemble
 from training.runner import FAMILIES, TrainConfig, run_training
+from training.tuning import with_tuned_params
 
 
 class TrainingConfig(Config):
@@ -25,6 +29,11 @@ class TrainingConfig(Config):
     cost_bps: float = 5.0
     seed: int = 7
     xgb_estimators: int = 300
+    tuned: bool = True  # start from the best trial of the family's study, when there is one
+    accelerator: str = "cpu"
+    devices: int = 1
+    # "ddp" re-runs the launching command in every process: inside Dagster use "ddp_spawn"
+    strategy: str = "auto"
 
 
 def report_path(home: Path, family: str) -> Path:
@@ -35,15 +44,25 @@ def _training_asset(family: str) -> AssetsDefinition:
     @asset(
         name=f"{family}_model",
         group_name="training",
-        deps=[AssetKey(["features", "training_set"])],
+        deps=[AssetKey(["features", "training_set"]), AssetKey(f"{family}_tuning")],
         description=f"{family}: purged walk-forward OOS evaluation, registered as qtis-{family}",
     )
     def _train(
         context: AssetExecutionContext, warehouse: WarehouseResource, config: TrainingConfig
     ) -> MaterializeResult:
+        if config.strategy == "ddp" and config.devices != 1:
+            raise Failure(
+                "strategy 'ddp' starts the launching command again in each process, which "
+                "inside Dagster is the step worker: use strategy 'ddp_spawn' here, or run "
+                "`qtis train --devices N --strategy ddp` from a shell"
+            )
+        settings = config.model_dump(exclude={"tuned"})
+        train_config = TrainConfig(models=(family,), **settings)
+        if config.tuned:
+            train_config = with_tuned_params(warehouse.url(), train_config)
         run = run_training(
             warehouse.url(),
-            TrainConfig(models=(family,), **config.model_dump()),
+            train_config,
             on_fold=lambda name, k: context.log.info(f"{name}: fold {k}"),
         )
         report = run.evaluation.to_dict()
@@ -63,6 +82,7 @@ def _training_asset(family: str) -> AssetsDefinition:
                     "sharpe"
                 ]["value"],
                 "report": str(path),
+                "tuning_trials": int(train_config.tuning.get(family, {}).get("trials", 0)),
             }
         )
 
@@ -70,3 +90,40 @@ def _training_asset(family: str) -> AssetsDefinition:
 
 
 training_assets = [_training_asset(family) for family in FAMILIES]
+
+
+class EnsembleConfig(Config):
+    regime_feature: str = "hv_20"  # the volatility regime that switches the stack's weights
+
+
+@asset(
+    group_name="training",
+    deps=[AssetKey(f"{family}_model") for family in FAMILIES],
+    description="qtis-ensemble: the three families stacked on their out-of-fold predictions",
+)
+def ensemble_model(
+    context: AssetExecutionContext, warehouse: WarehouseResource, config: EnsembleConfig
+) -> MaterializeResult:
+    run = run_ensemble(warehouse.url(), FAMILIES, regime_feature=config.regime_feature)
+    report = run.result.evaluation.to_dict()
+    report["ensemble_weights"] = run.bundle.stack.weights()
+    path = report_path(warehouse.settings().home, "ensemble")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str))
+    models = report["models"]
+    info = run.registered
+    return MaterializeResult(
+        metadata={
+            "registered_model": info["registered"],
+            "version": str(info["version"]),
+            "mlflow_run_id": info["run_id"],
+            "members": ", ".join(f"{f} v{v}" for f, v in run.bundle.versions.items()),
+            **{
+                f"oos_ic_h1_{name}": m["horizons"]["h1"]["ic"]["value"]
+                for name, m in models.items()
+                if name != "zero"
+            },
+            **{f"oos_sharpe_{name}": m["trading"]["sharpe"]["value"] for name, m in models.items()},
+            "report": str(path),
+        }
+    )

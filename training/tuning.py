@@ -349,7 +349,9 @@ def run_worker(
     if parent_run_id is not None:
         tracking.configure(url)
     study = open_study(url, config, create=False)
-    study.sampler = optuna.samplers.TPESampler(seed=config.seed + worker)
+    # distinct draws per worker and per family (else every study starts with the same points)
+    seed = config.seed + 1000 * FAMILIES.index(config.family) + worker
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
     objective = make_objective(tuning_data(url, config), config, worker)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     callbacks = [MaxTrialsCallback(budget, states=done), _log_trial(parent_run_id, config)]

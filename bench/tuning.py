@@ -1,0 +1,185 @@
+"""Tuning and scale-out on this machine, each compared with a baseline measured in the same run:
+trials per minute with 1 vs 2 Optuna workers on one study, pruning (median) vs none on the same
+study (time and best score), and Lightning DDP with 2 CPU processes vs 1.
+
+    python bench/tuning.py [--trials 24] [--pruning-trials 30] [--family xgboost]
+
+Uses scratch databases (bench_tuning, bench_optuna) on the QTIS server with the bundled sample.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/training.py would shadow the training package: keep bench/ off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from training.tuning import TuneConfig, tune
+from warehouse.db import drop_database, recreate_database, sqlalchemy_url
+
+RESULTS = Path(__file__).parent / "results" / "tuning.json"
+
+
+def prepare(console: Console) -> str:
+    from transforms.dbt_runner import build
+    from transforms.garch import update_garch
+    from warehouse.ingest import ingest
+    from warehouse.providers.bundled import BundledProvider
+    from warehouse.schema import migrate
+
+    url = recreate_database("bench_tuning")
+    migrate(url)
+    with console.status("loading the bundled sample and building features"):
+        ingest(BundledProvider(), url)
+        update_garch(url)
+        assert build(url, full_refresh=True, tests=False).success
+    return url
+
+
+def run_study(url: str, name: str, **settings) -> dict:
+    config = TuneConfig(study=name, **settings)
+    result = tune(url, config, track=False)
+    return {
+        "study": name,
+        "workers": config.workers,
+        "threads_per_worker": config.thread_count(),
+        "pruner": config.pruner,
+        "trials": result.trials_run,
+        "pruned": result.pruned,
+        "seconds": result.seconds,
+        "trials_per_minute": 60 * result.trials_run / result.seconds,
+        "best_value": result.best_value,
+    }
+
+
+def bench_workers(url: str, family: str, trials: int) -> list[dict]:
+    """Same search, no pruning (so trials cost alike), one study per worker count."""
+    common = {"family": family, "trials": trials, "pruner": "none", "epochs": 2}
+    return [run_study(url, f"workers-{w}", workers=w, **common) for w in (1, 2)]
+
+
+def bench_pruning(url: str, family: str, trials: int) -> list[dict]:
+    """The same seeded study with and without the median pruner, one worker each."""
+    common = {"family": family, "trials": trials, "workers": 1, "epochs": 4}
+    return [run_study(url, f"pruning-{p}", pruner=p, **common) for p in ("none", "median")]
+
+
+def bench_ddp(url: str, tmp: Path) -> list[dict]:
+    """`qtis train` on one LSTM fold, 1 process (all cores) vs DDP with 2 processes."""
+    rows = []
+    for devices in (1, 2):
+        out = tmp / f"ddp{devices}.json"
+        cmd = [
+            sys.executable, "-m", "orchestration.cli", "train", "--model", "lstm", "--size",
+            "small", "--epochs", "3", "--splits", "1", "--no-track", "--no-tuned", "--strategy",
+            "ddp", "--devices", str(devices), "--json-out", str(out),
+        ]  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run(
+            cmd,
+            env=os.environ | {"QTIS_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        wall = time.perf_counter() - started
+        if done.returncode:
+            raise RuntimeError(done.stderr[-2000:])
+        report = json.loads(out.read_text())["models"]["lstm"]
+        fold = report["folds"][0]
+        rows.append(
+            {
+                "processes": fold["processes"],
+                "train_windows": fold["train_rows"],
+                "fit_seconds": report["fit_seconds"],
+                "wall_seconds": wall,
+                "oos_mse_h1": fold["mse_h1"],
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="xgboost", choices=("xgboost", "lstm", "transformer"))
+    parser.add_argument("--trials", type=int, default=24, help="trials per worker-count study")
+    parser.add_argument("--pruning-trials", type=int, default=30)
+    args = parser.parse_args()
+    console = Console()
+    url = prepare(console)
+    optuna_url = recreate_database("bench_optuna")
+    os.environ["QTIS_OPTUNA_STORAGE"] = sqlalchemy_url(optuna_url)
+    try:
+        with console.status("1 vs 2 workers"):
+            workers = bench_workers(url, args.family, args.trials)
+        with console.status("median pruning vs none"):
+            pruning = bench_pruning(url, args.family, args.pruning_trials)
+        with console.status("DDP: 1 vs 2 processes"):
+            ddp = bench_ddp(url, Path(os.environ.get("TMPDIR", "/tmp")))
+    finally:
+        drop_database(optuna_url)
+        drop_database(url)
+
+    speedup = workers[1]["trials_per_minute"] / workers[0]["trials_per_minute"]
+    saved = 1 - pruning[1]["seconds"] / pruning[0]["seconds"]
+    ddp_ratio = ddp[0]["fit_seconds"] / ddp[1]["fit_seconds"]
+    table = Table("measure", "baseline", "value", "ratio", title=f"Tuning ({args.family})")
+    table.add_row(
+        "trials/min, 2 workers vs 1",
+        f"{workers[0]['trials_per_minute']:.1f} ({workers[0]['threads_per_worker']} threads)",
+        f"{workers[1]['trials_per_minute']:.1f} (1 thread each)",
+        f"{speedup:.2f}x (target >= 1.6x)",
+    )
+    table.add_row(
+        f"tuning time, median pruning vs none ({args.pruning_trials} trials)",
+        f"{pruning[0]['seconds']:.1f} s",
+        f"{pruning[1]['seconds']:.1f} s ({pruning[1]['pruned']} pruned)",
+        f"{saved:.0%} saved (target >= 30%)",
+    )
+    table.add_row(
+        "best objective (OOS R² vs zero), pruning vs none",
+        f"{pruning[0]['best_value']:.5f}",
+        f"{pruning[1]['best_value']:.5f}",
+        f"{pruning[1]['best_value'] - pruning[0]['best_value']:+.5f}",
+    )
+    table.add_row(
+        "LSTM fit time, DDP 2 processes vs 1 (one fold, 3 epochs)",
+        f"{ddp[0]['fit_seconds']:.1f} s",
+        f"{ddp[1]['fit_seconds']:.1f} s",
+        f"{ddp_ratio:.2f}x throughput",
+    )
+    console.print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "family": args.family,
+                "workers": workers,
+                "workers_speedup": speedup,
+                "pruning": pruning,
+                "pruning_time_saved": saved,
+                "ddp": ddp,
+                "ddp_throughput_ratio": ddp_ratio,
+            },
+            indent=2,
+        )
+    )
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

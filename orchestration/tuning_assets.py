@@ -1,0 +1,67 @@
+"""One Optuna study per model family as a Dagster asset: the training assets start from its
+best trial, and the trial count travels with the model (promotion deflates by it)."""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    asset,
+)
+
+from orchestration.resources import WarehouseResource
+from training.runner import FAMILIES
+from training.tuning import TuneConfig, tune
+
+
+class TuningConfig(Config):
+    trials: int = 10
+    workers: int = 1  # processes sharing the study
+    size: str = "small"
+    epochs: int = 5
+    window: int = 60
+    splits: int = 2  # inner walk-forward folds, all before the reported test period
+    xgb_estimators: int = 300
+    score: str = "r2"  # r2 (vs the zero forecast) or ic
+    pruner: str = "median"  # median, hyperband or none
+    seed: int = 7
+    timeout: float | None = None
+
+
+def _tuning_asset(family: str) -> AssetsDefinition:
+    @asset(
+        name=f"{family}_tuning",
+        group_name="tuning",
+        deps=[AssetKey(["features", "training_set"])],
+        description=f"Optuna study qtis-{family} on Postgres; its best trial feeds {family}_model",
+    )
+    def _tune(
+        context: AssetExecutionContext, warehouse: WarehouseResource, config: TuningConfig
+    ) -> MaterializeResult:
+        result = tune(
+            warehouse.url(),
+            TuneConfig(family=family, **config.model_dump()),
+            on_progress=lambda done, total: context.log.info(f"{done}/{total} trials"),
+        )
+        return MaterializeResult(
+            metadata={
+                "study": result.study,
+                "storage": result.storage,
+                "trials_total": result.total_trials,
+                "trials_this_run": result.trials_run,
+                "complete": result.complete,
+                "pruned": result.pruned,
+                "failed": result.failed,
+                "best_value": result.best_value,
+                "best_trial": result.best_trial,
+                "best_params": result.best_params,
+                "mlflow_run_id": result.mlflow_run_id or "",
+                "seconds": result.seconds,
+            }
+        )
+
+    return _tune
+
+
+tuning_assets = [_tuning_asset(family) for family in FAMILIES]
