@@ -322,6 +322,53 @@ def train(
 
 
 @app.command()
+def update(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="lstm, transformer or xgboost (default: the champion's family, else "
+            "the most recently registered)"
+        ),
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="xgboost: boosting rounds to add")] = 50,
+    steps: Annotated[int, typer.Option(help="networks: fine-tuning optimizer steps (max)")] = 50,
+    lr: Annotated[float, typer.Option(help="networks: fine-tuning learning rate")] = 1e-4,
+    holdout: Annotated[
+        float, typer.Option(help="share of the new bars held out (after a purge) to compare")
+    ] = 0.2,
+    json_out: Annotated[Path | None, typer.Option(help="also write the result as JSON")] = None,
+) -> None:
+    """Online update: fold the bars labelled since the model was trained into it (no full
+    retrain) and register the next version, pending promotion."""
+    from training.online import update_model
+
+    try:
+        url = _ready_url()
+        with console.status("updating"):
+            result = update_model(url, model, rounds=rounds, steps=steps, lr=lr, holdout=holdout)
+    except (ValueError, ConnectionError) as exc:
+        raise fail(str(exc)) from exc
+    base, new = result.metrics["base"], result.metrics["updated"]
+    table = Table(
+        "holdout metric", f"base v{result.base_version}", f"updated v{result.new_version}",
+        title=f"{result.registered}: {result.rows_used:,} new rows learnt (through "
+        f"{result.trained_through_after}), {result.holdout_rows:,} held out",
+    )  # fmt: skip
+    for key in ("mse_h1", "ic_h1", "mse_mean", "ic_mean"):
+        cells = ("-" if v is None else f"{v:.6g}" for v in (base[key], new[key]))
+        table.add_row(key, *cells)
+    console.print(table)
+    console.print(
+        f"MLflow: {result.registered} version {result.new_version} (run {result.run_id[:8]}), "
+        f"update of version {result.base_version}, promotion [yellow]pending[/]"
+    )
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+        console.print(f"wrote {json_out}")
+
+
+@app.command()
 def tune(
     model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "xgboost",
     trials: Annotated[int, typer.Option(help="trials to add to the study")] = 20,

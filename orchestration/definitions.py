@@ -6,6 +6,7 @@ from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asse
 
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.features import dbt_resource, feature_store, garch_vol
+from orchestration.online_assets import model_update
 from orchestration.resources import WarehouseResource
 from orchestration.training_assets import ensemble_model, training_assets
 from orchestration.tuning_assets import tuning_assets
@@ -16,15 +17,21 @@ features_job = define_asset_job(
 )
 training_job = define_asset_job("training_job", selection=AssetSelection.groups("training"))
 tuning_job = define_asset_job("tuning_job", selection=AssetSelection.groups("tuning"))
+# fold newly labelled bars into the champion family (no full retrain), promotion pending
+online_update_job = define_asset_job(
+    "online_update_job", selection=AssetSelection.assets(model_update)
+)
 # features -> tune -> train -> ensemble, for a scheduled or drift-triggered full retrain
 retrain = define_asset_job(
     "retrain",
     selection=AssetSelection.assets(garch_vol, feature_store)
     | AssetSelection.groups("tuning", "training"),
 )
-# tuning is the expensive part: the daily run trains from the studies' current best trials
+# tuning is the expensive part: the daily run trains from the studies' current best trials;
+# it retrains in full, so the online update (its own job) stays out
 daily_pipeline = define_asset_job(
-    "daily_pipeline", selection=AssetSelection.all() - AssetSelection.groups("tuning")
+    "daily_pipeline",
+    selection=AssetSelection.all() - AssetSelection.groups("tuning", "online"),
 )
 
 daily_schedule = ScheduleDefinition(
@@ -35,9 +42,25 @@ daily_schedule = ScheduleDefinition(
 )
 
 defs = Definitions(
-    assets=[raw_bars, garch_vol, feature_store, *tuning_assets, *training_assets, ensemble_model],
+    assets=[
+        raw_bars,
+        garch_vol,
+        feature_store,
+        *tuning_assets,
+        *training_assets,
+        ensemble_model,
+        model_update,
+    ],
     asset_checks=raw_bars_checks,
-    jobs=[ingest_job, features_job, tuning_job, training_job, retrain, daily_pipeline],
+    jobs=[
+        ingest_job,
+        features_job,
+        tuning_job,
+        training_job,
+        retrain,
+        daily_pipeline,
+        online_update_job,
+    ],
     schedules=[daily_schedule],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

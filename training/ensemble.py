@@ -233,7 +233,10 @@ def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, An
 
     name = REGISTERED_NAMES[family]
     if version is None:
-        versions = client.search_model_versions(f"name='{name}'")
+        # online updates (tag update_of) have no walk-forward predictions to stack on
+        versions = [
+            v for v in client.search_model_versions(f"name='{name}'") if "update_of" not in v.tags
+        ]
         if not versions:
             raise ValueError(f"{name} is not registered yet: train it first (qtis train)")
         version = str(max(int(v.version) for v in versions))

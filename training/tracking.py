@@ -107,6 +107,23 @@ def _pyfunc(bundle: Any, input_kind: str):
     return _Model()
 
 
+def log_model(name: str, bundle: Any, example: np.ndarray):
+    """Log ``bundle`` as the active run's pyfunc model (signature and input example from
+    ``example``: windows when 3-D, feature rows when 2-D) and register it as ``name``."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    input_kind = "windows" if example.ndim == 3 else "features"
+    output = QtisPyfunc(bundle, input_kind).predict(None, example)
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=_pyfunc(bundle, input_kind),
+        signature=infer_signature(example, output),
+        input_example=example,
+        registered_model_name=name,
+    )
+
+
 def log_family(
     family: str,
     evaluation: Evaluation,
@@ -119,12 +136,10 @@ def log_family(
     predictions (artifact oof_predictions.parquet), the final model (with signature and input
     example) registered under its qtis-* name."""
     import mlflow
-    from mlflow.models import infer_signature
 
     data = evaluation.data
     result = evaluation.results[family]
     report = evaluation.to_dict()["models"][family]
-    input_kind = "windows" if example.ndim == 3 else "features"
     with mlflow.start_run(run_name=family) as run:
         skip = ("models", "progress", "params", "tuning")
         mlflow.log_params({k: str(v) for k, v in asdict(config).items() if k not in skip})
@@ -169,18 +184,48 @@ def log_family(
             mlflow.log_artifact(str(oof))
         if tags:
             mlflow.set_tags(tags)
-        output = QtisPyfunc(bundle, input_kind).predict(None, example)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=_pyfunc(bundle, input_kind),
-            signature=infer_signature(example, output),
-            input_example=example,
-            registered_model_name=REGISTERED_NAMES[family],
-        )
+        info = log_model(REGISTERED_NAMES[family], bundle, example)
     return {
         "run_id": run.info.run_id,
         "model_uri": info.model_uri,
         "registered": REGISTERED_NAMES[family],
         "version": info.registered_model_version,
         "metrics": summary,
+    }
+
+
+def log_update(
+    family: str,
+    bundle: Any,
+    example: np.ndarray,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    report: dict[str, Any],
+    feature_names: tuple[str, ...],
+) -> dict[str, Any]:
+    """One run for an online update (training.online): params, tags and holdout metrics, the
+    update report, and the updated model registered as the next version of its qtis-* name;
+    the version carries the run's ``promotion`` and ``update_of`` tags too."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    name = REGISTERED_NAMES[family]
+    with mlflow.start_run(run_name=f"{family}-update") as run:
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        mlflow.set_tags({"git_commit": git_commit(), "feature_spec_sha256": spec_hash()} | tags)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_dict({"features": list(feature_names)}, "features.json")
+        mlflow.log_dict(report, "update_report.json")
+        info = log_model(name, bundle, example)
+    client = MlflowClient()
+    for key in ("promotion", "update_of", "trained_through"):
+        if key in tags:
+            client.set_model_version_tag(name, str(info.registered_model_version), key, tags[key])
+    return {
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "registered": name,
+        "version": info.registered_model_version,
+        "metrics": metrics,
     }

@@ -182,13 +182,15 @@ def score(pred: np.ndarray, true: np.ndarray, ts: np.ndarray, kind: str) -> floa
 
 class _FoldTrial:
     """The trial as the pruning callbacks see it: steps offset by the fold, so fold k's epoch e
-    is one step of a single curve that the pruner compares across trials."""
+    is one step of a single curve that the pruner compares across trials; higher is better."""
 
     def __init__(self, trial, offset: int) -> None:
         self._trial, self._offset = trial, offset
 
     def report(self, value: float, step: int) -> None:
-        self._trial.report(value, step=step + self._offset)
+        # the callbacks report losses, the study maximizes a score: the pruner compares
+        # intermediate values in the study's direction, so report the loss negated
+        self._trial.report(-value, step=step + self._offset)
 
     def should_prune(self) -> bool:
         return self._trial.should_prune()
@@ -338,10 +340,12 @@ def run_worker(
     parent_run_id: str | None,
     budget: int,
     on_finished: Callable[[int], None] | None = None,
+    data: TrainingData | None = None,
 ) -> None:
     """One worker: pull trials from the shared study until it holds ``budget`` finished ones
     (``on_finished`` hears the study's finished count after each trial)."""
     import optuna
+    import torch
     from optuna.study import MaxTrialsCallback
 
     from training import tracking
@@ -352,12 +356,18 @@ def run_worker(
     # distinct draws per worker and per family (else every study starts with the same points)
     seed = config.seed + 1000 * FAMILIES.index(config.family) + worker
     study.sampler = optuna.samplers.TPESampler(seed=seed)
-    objective = make_objective(tuning_data(url, config), config, worker)
+    threads = torch.get_num_threads()
+    objective = make_objective(data or tuning_data(url, config), config, worker)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     callbacks = [MaxTrialsCallback(budget, states=done), _log_trial(parent_run_id, config)]
     if on_finished:
         callbacks.append(lambda s, t: on_finished(_finished(s)))
-    study.optimize(objective, n_trials=config.trials, timeout=config.timeout, callbacks=callbacks)
+    try:
+        study.optimize(
+            objective, n_trials=config.trials, timeout=config.timeout, callbacks=callbacks
+        )
+    finally:
+        torch.set_num_threads(threads)  # the caller (a Dagster step, the CLI) trains next
 
 
 @dataclass
@@ -388,12 +398,12 @@ def tune(
     on_progress: Callable[[int, int], None] | None = None,
     track: bool = True,
 ) -> TuneResult:
-    """Run ``config.trials`` more trials of the family's study with ``config.workers``
-    processes (one in-process worker when 1) and summarize the study."""
+    """Run ``config.trials`` more trials of the family's study: this process is worker 0 and
+    ``config.workers - 1`` more processes join it on the same study."""
 
     from training import tracking
 
-    tuning_data(url, config)  # fail early, here, with the clear message
+    data = tuning_data(url, config)  # fails early, here, with the clear message
     study = open_study(url, config)
     before = _finished(study)
     budget = before + config.trials
@@ -408,36 +418,30 @@ def tune(
         mlflow.set_tags({"optuna_study": config.name, "model_family": config.family})
         mlflow.end_run()
     started = time.perf_counter()
-    if config.workers == 1:
-        progress = (lambda n: on_progress(n - before, config.trials)) if on_progress else None
-        run_worker(url, config, 0, parent, budget, progress)
-    else:
-        _run_processes(url, config, parent, budget, before, study, on_progress)
-    seconds = time.perf_counter() - started
-    return _summarize(url, config, before, seconds, parent)
-
-
-def _run_processes(url, config, parent, budget, before, study, on_progress) -> None:
     context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
-    workers = [
-        context.Process(target=run_worker, args=(url, config, w, parent, budget), daemon=False)
-        for w in range(config.workers)
+    helpers = [
+        context.Process(target=run_worker, args=(url, config, w, parent, budget))
+        for w in range(1, config.workers)
     ]
-    for p in workers:
+    for p in helpers:
         p.start()
+    progress = (lambda n: on_progress(n - before, config.trials)) if on_progress else None
     try:
-        while any(p.is_alive() for p in workers):
-            time.sleep(1.0)
-            if on_progress:
-                on_progress(_finished(study) - before, config.trials)
+        run_worker(url, config, 0, parent, budget, progress, data)
+        while any(p.is_alive() for p in helpers):
+            time.sleep(0.5)
+            if progress:
+                progress(_finished(study))
     finally:
-        for p in workers:
+        for p in helpers:
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
-    failed = [p.exitcode for p in workers if p.exitcode]
+    failed = [p.exitcode for p in helpers if p.exitcode]
     if failed:
         raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+    seconds = time.perf_counter() - started
+    return _summarize(url, config, before, seconds, parent)
 
 
 def _summarize(url, config: TuneConfig, before: int, seconds: float, parent) -> TuneResult:

@@ -1,0 +1,403 @@
+"""Online learning: fold the bars whose labels became known since a registered model was trained
+into that model, without a full retrain, and register the result as a new version of the same
+qtis-* model, marked ``promotion=pending`` (it serves nothing until promotion passes it).
+
+Which bars: rows after the base version's ``trained_through`` tag whose every horizon label is
+finite *and* that have at least ``max(horizons)`` later bars of their symbol in the data (a label
+looking h bars ahead is only known h bars later; the second test guards against a label table that
+runs ahead of the bars). Those rows are split in time: ``max(horizons)`` bars are purged out, the
+last ``holdout`` share of the rest is kept out to compare the base and the updated model out of
+sample, and the earlier part is what the model learns from.
+
+How: XGBoost keeps boosting from the trees the base model predicts with (``rounds`` more rounds);
+a network is fine-tuned for at most ``steps`` optimizer steps from its weights, on inputs scaled
+with the scaler and target scale it was trained with (never refitted), and recompiled to ONNX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from training.data import TrainingData, load_training_data
+from training.metrics import information_coefficients, mse
+from training.windows import window_ends
+
+UPDATABLE = ("lstm", "transformer", "xgboost")
+CHAMPION = "champion"
+
+
+class NothingToUpdate(ValueError):
+    """The model has already seen every bar whose labels are known."""
+
+
+@dataclass
+class UpdateResult:
+    family: str
+    registered: str  # qtis-<family>
+    base_version: str
+    new_version: str
+    run_id: str
+    model_uri: str
+    rows_used: int  # (symbol, bar) rows the model learnt from
+    holdout_rows: int  # rows after the purge that compare base and updated out of sample
+    trained_through_before: str
+    trained_through_after: str
+    # {"base": {...}, "updated": {...}}: holdout mse/ic per horizon (mse_h1, ic_h1, ...) and
+    # their means over horizons (mse_mean, ic_mean); None where undefined
+    metrics: dict[str, dict[str, float | None]]
+    details: dict[str, Any]  # xgboost: rounds before/after; networks: optimizer steps run
+    bundle: Any = field(repr=False)  # the updated model (what the new version holds)
+    example: np.ndarray = field(repr=False)  # the input example it was registered with
+    update_keys: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (symbols, ts) learnt from
+    holdout_keys: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (symbols, ts) held out
+
+    def to_dict(self) -> dict[str, Any]:
+        skip = {"bundle", "example", "update_keys", "holdout_keys"}
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip
+        }
+
+
+def new_labelled_rows(
+    data: TrainingData, trained_through: np.datetime64, window: int = 1, min_history: int = 0
+) -> np.ndarray:
+    """Rows after ``trained_through`` whose labels are all known: every horizon finite and at
+    least ``max(horizons)`` later bars of the same symbol in ``data``; each also ends a full
+    input window after ``min_history`` bars of warm-up (as in training)."""
+    n = len(data)
+    if not n:
+        return np.empty(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(data.symbols[1:] != data.symbols[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, n])
+    last = np.repeat(np.r_[starts[1:], n] - 1, lengths)  # last row of each row's symbol
+    later = last - np.arange(n)
+    ok = (
+        (data.ts > trained_through)
+        & np.isfinite(data.returns).all(axis=1)
+        & (later >= max(data.horizons))
+        & (data.row_in_symbol >= window - 1 + min_history)
+    )
+    return np.flatnonzero(ok)
+
+
+def split_in_time(
+    ts: np.ndarray, rows: np.ndarray, holdout: float, purge: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(update rows, holdout rows): the bars of ``rows`` in time order, ``purge`` bars dropped
+    between the two so no update label overlaps a holdout bar; the holdout is the last
+    ``holdout`` share of the bars left after the purge (none when too few bars remain)."""
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    times = np.unique(ts[rows])
+    left = len(times) - purge
+    n_hold = min(math.ceil(left * holdout), left - 1) if holdout and left >= 2 else 0
+    if not n_hold:
+        return rows, np.empty(0, dtype=np.int64)
+    n_update = left - n_hold
+    update = rows[ts[rows] <= times[n_update - 1]]
+    held = rows[ts[rows] >= times[len(times) - n_hold]]
+    return update, held
+
+
+def holdout_metrics(
+    pred: np.ndarray, true: np.ndarray, ts: np.ndarray, horizons: Sequence[int]
+) -> dict[str, float | None]:
+    """MSE and IC per horizon on the holdout rows, and their means over horizons."""
+    if not len(true):
+        keys = [f"{m}_h{h}" for h in horizons for m in ("mse", "ic")]
+        return dict.fromkeys([*keys, "mse_mean", "ic_mean"])
+    out: dict[str, float | None] = {}
+    mses, ics = [], []
+    for k, h in enumerate(horizons):
+        m = mse(pred[:, k], true[:, k])
+        ic = information_coefficients(pred[:, k], true[:, k], ts, overlap=h)["ic"].value
+        mses.append(m)
+        ics.append(ic)
+        out[f"mse_h{h}"], out[f"ic_h{h}"] = m, ic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: the mean is undefined too
+        out["mse_mean"] = float(np.nanmean(mses))
+        out["ic_mean"] = float(np.nanmean(ics))
+    return {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in out.items()}
+
+
+def _latest(client, name: str):
+    versions = client.search_model_versions(f"name='{name}'")
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def resolve_base(client, family: str | None = None, version: str | int | None = None):
+    """(family, model version) to update: the named version; else the family's @champion; else
+    its latest version. With no family: the family whose model holds @champion, else the
+    family registered most recently."""
+    from training.tracking import REGISTERED_NAMES
+
+    names = {f: REGISTERED_NAMES[f] for f in UPDATABLE}
+    if family is None:
+        champions = [
+            m.name
+            for m in client.search_registered_models("name LIKE 'qtis-%'")
+            if CHAMPION in (m.aliases or {})
+        ]
+        if len(champions) > 1:
+            raise ValueError(
+                f"several models hold @{CHAMPION} ({', '.join(sorted(champions))}): "
+                f"name the family to update ({', '.join(UPDATABLE)})"
+            )
+        if champions:
+            by_name = {v: k for k, v in names.items()}
+            if champions[0] not in by_name:
+                raise ValueError(
+                    f"the champion is {champions[0]}, which online updates do not cover: "
+                    f"name one family to update ({', '.join(UPDATABLE)})"
+                )
+            family = by_name[champions[0]]
+        else:
+            latest = {f: v for f in UPDATABLE if (v := _latest(client, names[f])) is not None}
+            if not latest:
+                raise ValueError(
+                    f"no model is registered yet ({', '.join(names.values())}): "
+                    "train one first (qtis train)"
+                )
+            family = max(latest, key=lambda f: int(latest[f].creation_timestamp))
+    if family not in names:
+        raise ValueError(f"cannot update {family!r}: choose from {', '.join(UPDATABLE)}")
+    name = names[family]
+    if version is not None:
+        return family, client.get_model_version(name, str(version))
+    registered = client.search_registered_models(f"name = '{name}'")
+    aliases = (registered[0].aliases or {}) if registered else {}
+    if CHAMPION in aliases:
+        return family, client.get_model_version(name, str(aliases[CHAMPION]))
+    found = _latest(client, name)
+    if found is None:
+        raise ValueError(
+            f"{name} is not registered yet: train it first (qtis train --model {family})"
+        )
+    return family, found
+
+
+def _update_xgboost(base: Any, data: TrainingData, rows: np.ndarray, rounds: int):
+    """Boost ``rounds`` more rounds on the update rows, starting from the trees the base model
+    predicts with (an early-stopped booster holds more trees than its best iteration uses)."""
+    import xgboost as xgb
+
+    booster = base.model.get_booster()
+    try:
+        used = int(base.model.best_iteration) + 1
+    except AttributeError:  # trained without early stopping: every round counts
+        used = booster.num_boosted_rounds()
+    params = base.model.get_params() | {
+        "n_estimators": rounds,
+        "early_stopping_rounds": None,  # no validation rows: the holdout only reports
+        "callbacks": None,
+    }
+    model = xgb.XGBRegressor(**params)
+    model.fit(data.features[rows], data.returns[rows], xgb_model=booster[:used], verbose=False)
+    updated = dataclasses.replace(base, callbacks=[])
+    updated.model = model
+    details = {
+        "rounds_before": used,
+        "rounds_added": model.get_booster().num_boosted_rounds() - used,
+        "rounds_after": model.get_booster().num_boosted_rounds(),
+    }
+    return updated, details
+
+
+def _update_network(
+    base: Any,
+    data: TrainingData,
+    rows: np.ndarray,
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    seed: int,
+):
+    """At most ``steps`` AdamW steps from the base weights on windows ending at ``rows``, inputs
+    and targets scaled as at training (the bundle's scaler and target scale, kept fixed)."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader
+
+    from training.models.sequence import SequenceModel, SequenceModule
+    from training.windows import WindowDataset
+
+    if len(rows) < 2:  # batch norm needs more than one window per batch
+        raise ValueError(f"{len(rows)} new labelled bar: too few to fine-tune a network on")
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = SequenceModule(
+        base.kind, base.n_features, base.n_outputs, base.window, base.config, lr, weight_decay
+    )
+    module.net.load_state_dict(base.state)
+    features = base.scaler.transform(data.features)
+    targets = (data.returns / base.target_scale).astype(np.float32)
+    loader = DataLoader(
+        WindowDataset(features, targets, rows, base.window),
+        batch_size=min(batch_size, len(rows)),
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=len(rows) > batch_size,  # no odd short batch (batch norm needs 2 windows)
+    )
+    trainer = SequenceModel(kind=base.kind, window=base.window)._trainer(
+        max_steps=steps, limit_val_batches=0
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")  # none wanted
+        trainer.fit(module, train_dataloaders=loader)
+    state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+    updated = dataclasses.replace(base, state=state, onnx=None).compile()
+    return updated, {"steps": int(trainer.global_step), "batch_size": loader.batch_size}
+
+
+def _predict(bundle: Any, data: TrainingData, rows: np.ndarray) -> np.ndarray:
+    if not len(rows):
+        return np.empty((0, len(data.horizons)), dtype=np.float32)
+    if hasattr(bundle, "predict_windows"):
+        return bundle.predict_rows(data.features, rows)
+    return bundle.predict_features(data.features[rows])
+
+
+def update_model(
+    url: str,
+    family: str | None = None,
+    *,
+    rounds: int = 50,
+    steps: int = 50,
+    lr: float = 1e-4,
+    holdout: float = 0.2,
+    version: str | int | None = None,
+    end: datetime | None = None,
+) -> UpdateResult:
+    """Fold the newly labelled bars into a registered model (``family`` None: the champion's
+    family, else the most recently registered one; ``version`` None: its @champion, else its
+    latest version) and register the result as the next version, ``promotion=pending``.
+    ``end`` reads bars up to that time only (replays). Raises ValueError when there is nothing
+    new to learn from (NothingToUpdate when every labelled bar is already in the model)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+    from training.models.sequence import SequenceModel
+
+    if rounds < 1 or steps < 1:
+        raise ValueError("rounds and steps must be at least 1")
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    tracking.configure(url)
+    client = MlflowClient()
+    family, base_version = resolve_base(client, family, version)
+    name = tracking.REGISTERED_NAMES[family]
+    run = client.get_run(base_version.run_id)
+    params, tags = run.data.params, run.data.tags
+    if "trained_through" not in tags:
+        raise ValueError(
+            f"{name} version {base_version.version} has no trained_through tag, so the bars it "
+            "has seen are unknown: retrain it (qtis train)"
+        )
+    if tags.get("feature_spec_sha256", tracking.spec_hash()) != tracking.spec_hash():
+        raise ValueError(
+            f"the feature spec changed since {name} version {base_version.version} was trained: "
+            "its inputs no longer match, retrain it (qtis train)"
+        )
+    before = tags["trained_through"]
+    trained_through = np.datetime64(before, "us")
+    window, min_history = int(params.get("window", 1)), int(params.get("min_history", 0))
+    symbols = tags["symbols"].split(",") if tags.get("symbols") else None
+    data = load_training_data(url, symbols, end=end)
+    horizon = max(data.horizons)
+    rows = new_labelled_rows(data, trained_through, window, min_history)
+    if not len(rows):
+        raise NothingToUpdate(
+            f"nothing to update: {name} version {base_version.version} has seen every "
+            f"labelled bar up to {before} (a bar's label is known {horizon} bars later)"
+        )
+    update_rows, held = split_in_time(data.ts, rows, holdout, purge=horizon)
+    bundle = mlflow.pyfunc.load_model(
+        f"models:/{name}/{base_version.version}"
+    ).unwrap_python_model().impl.bundle  # fmt: skip
+    seed = int(params.get("seed", 7))
+    if family == "xgboost":
+        updated, details = _update_xgboost(bundle, data, update_rows, rounds)
+    else:
+        updated, details = _update_network(
+            bundle, data, update_rows, steps=steps, lr=lr,
+            weight_decay=float(params.get("model_weight_decay", SequenceModel.weight_decay)),
+            batch_size=int(params.get("model_batch_size", params.get("batch_size", 256))),
+            seed=seed,
+        )  # fmt: skip
+    truth, when = data.returns[held], data.ts[held]
+    metrics = {
+        which: holdout_metrics(_predict(model, data, held), truth, when, data.horizons)
+        for which, model in (("base", bundle), ("updated", updated))
+    }
+    after = str(data.ts[update_rows].max())
+    ends = window_ends(data, window, min_history)[-2:]
+    if family == "xgboost":
+        example = data.features[ends]
+    else:
+        example = data.features[ends[:, None] + np.arange(-window + 1, 1)]
+    inherited = {k: v for k, v in tags.items() if not k.startswith("mlflow.") and k != "git_commit"}
+    run_tags = inherited | {
+        "model_family": family,
+        "update_of": str(base_version.version),
+        "trained_through": after,
+        "update_rows": str(len(update_rows)),
+        "holdout_rows": str(len(held)),
+        "promotion": "pending",
+        "data_end": str(data.ts.max()),
+        "evaluation": (
+            f"online update of version {base_version.version}: holdout after a purge of "
+            f"{horizon} bars, out of sample for both"
+        ),
+    }
+    update_params = {"update_rounds": rounds, "update_steps": steps, "update_lr": lr}
+    update_params |= {"update_holdout": holdout, **{f"update_{k}": v for k, v in details.items()}}
+    flat = {
+        f"holdout_{which}_{key}": value
+        for which, values in metrics.items()
+        for key, value in values.items()
+        if value is not None
+    }
+    report = {
+        "base_version": str(base_version.version),
+        "trained_through_before": before,
+        "trained_through_after": after,
+        "update_rows": len(update_rows),
+        "holdout_rows": len(held),
+        "holdout_start": str(data.ts[held].min()) if len(held) else None,
+        "holdout_end": str(data.ts[held].max()) if len(held) else None,
+        "details": details,
+        "metrics": metrics,
+    }
+    logged = tracking.log_update(
+        family, updated, example, params=dict(params) | update_params, tags=run_tags,
+        metrics=flat, report=report, feature_names=data.feature_names,
+    )  # fmt: skip
+    return UpdateResult(
+        family=family,
+        registered=name,
+        base_version=str(base_version.version),
+        new_version=str(logged["version"]),
+        run_id=logged["run_id"],
+        model_uri=logged["model_uri"],
+        rows_used=len(update_rows),
+        holdout_rows=len(held),
+        trained_through_before=before,
+        trained_through_after=after,
+        metrics=metrics,
+        details=details,
+        bundle=updated,
+        example=example,
+        update_keys=(data.symbols[update_rows], data.ts[update_rows]),
+        holdout_keys=(data.symbols[held], data.ts[held]),
+    )
