@@ -257,6 +257,9 @@ def train(
         list[str] | None,
         typer.Option(help="FAMILY.NAME=VALUE, e.g. lstm.dropout=0 or xgboost.max_depth=3"),
     ] = None,
+    explain_samples: Annotated[
+        int, typer.Option(help="bars the final models' SHAP values are computed on (0 = off)")
+    ] = 200,
 ) -> None:
     """Walk-forward training and out-of-sample evaluation next to the baselines.
 
@@ -281,6 +284,7 @@ def train(
         devices=int(devices) if devices.isdigit() else devices,
         strategy=strategy,
         params=_parse_params(param or []),
+        explain_samples=explain_samples,
     )
     try:
         config.factories()
@@ -309,6 +313,11 @@ def train(
         console.print(
             f"MLflow: {family} -> [bold]{info['registered']}[/] version {info['version']} "
             f"(run {info['run_id'][:8]}, {info['model_uri']})"
+            + (
+                f"; top features {', '.join(info['top_features'])}"
+                if "top_features" in info
+                else ""
+            )
         )
     if json_out and rank == 0:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -365,6 +374,74 @@ def update(
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+        console.print(f"wrote {json_out}")
+
+
+@app.command()
+def explain(
+    model: Annotated[
+        str | None,
+        typer.Option(help="lstm, transformer or xgboost (default: the champion's family)"),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="registered version (default: @champion, else latest)")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="most recent bars to explain")] = 200,
+    top: Annotated[int, typer.Option(help="features to show")] = 15,
+    plot: Annotated[
+        Path | None, typer.Option(help="write the SHAP summary plot (PNG) here")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option(help="also write the result as JSON")] = None,
+) -> None:
+    """SHAP attributions of a registered model on the most recent bars, next to the ranking
+    stored when that version was registered (a first look at attribution drift)."""
+    from training.explain import explain_registered, summary_figure
+
+    try:
+        url = _ready_url()
+        with console.status("computing SHAP values"):
+            found = explain_registered(url, model, version, samples=samples)
+    except (ValueError, ConnectionError) as exc:
+        raise fail(str(exc)) from exc
+    attributions = found.attributions
+    horizons = [f"h{h}" for h in attributions.horizons]
+    reference = found.reference.set_index("feature")["rank"] if len(found.reference) else None
+    table = Table(
+        "rank", "feature", *horizons, "then",
+        title=f"{found.registered} version {found.version}: {attributions.method} SHAP on "
+        f"{attributions.values.shape[0]} bars, {found.start[:10]} to {found.end[:10]}",
+        caption="mean |SHAP| per horizon (return units); then = rank at registration",
+    )  # fmt: skip
+    for row in attributions.importance().head(top).to_dict(orient="records"):
+        then = "-" if reference is None else str(reference.get(row["feature"], "-"))
+        table.add_row(
+            str(row["rank"]),
+            row["feature"],
+            *(f"{row[f'mean_abs_{h}']:.2e}" for h in horizons),
+            then,
+        )
+    console.print(table)
+    summary = found.to_dict(top)
+    agreement = summary.get("agreement_with_reference")
+    if agreement:
+        console.print(
+            f"Agreement with the ranking at registration: Spearman {agreement['spearman']:.2f}, "
+            f"{agreement['top_overlap']:.0%} of its top {agreement['top']} still in the top "
+            f"{agreement['top']}"
+        )
+    else:
+        console.print("No ranking was stored when this version was registered.")
+    if plot:
+        import matplotlib.pyplot as plt
+
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        figure = summary_figure(attributions)
+        figure.savefig(plot, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        console.print(f"wrote {plot}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=2, default=str))
         console.print(f"wrote {json_out}")
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
+from orchestration.online_assets import model_update
 from orchestration.resources import WarehouseResource
 from orchestration.train_report import print_evaluation
 from orchestration.training_assets import ensemble_model, report_path, training_assets
@@ -99,7 +100,9 @@ def run_demo(console: Console) -> None:
         f"{training.run_id[:8]} are in DAGSTER_HOME={home})\n"
         "  MLflow UI  qtis mlflow ui  ->  http://127.0.0.1:5000  (experiment qtis, models qtis-*)\n"
         "  Optuna     qtis optuna dashboard  ->  http://127.0.0.1:8080  (studies qtis-*)\n"
-        f"  reports    {report_path(settings.home, 'lstm').parent}/<family>.json"
+        f"  reports    {report_path(settings.home, 'lstm').parent}/<family>.json\n"
+        "  SHAP       MLflow run artifacts explanations/ (summary plot, importance table);\n"
+        "             qtis explain --model xgboost  (recent bars vs the ranking at registration)"
     )
 
 
@@ -137,6 +140,10 @@ DEMO_TUNING = {
 }
 
 
+# the final fits stop before their purged validation tail: fold those labelled bars in
+DEMO_UPDATE = {"family": "xgboost", "rounds": 20}
+
+
 def _train(console: Console, warehouse: WarehouseResource):
     """Materialize tuning, the three model assets and the ensemble; print one out-of-sample
     comparison of all of them on the same test bars."""
@@ -145,12 +152,13 @@ def _train(console: Console, warehouse: WarehouseResource):
         "walk-forward, small sizes) and stacking them, through Dagster"
     ):
         result = materialize(
-            [*tuning_assets, *training_assets, ensemble_model],
+            [*tuning_assets, *training_assets, ensemble_model, model_update],
             resources={"warehouse": warehouse},
             instance=DagsterInstance.get(),
             run_config={
                 "ops": {a.op.name: {"config": DEMO_TRAINING} for a in training_assets}
-                | {name: {"config": config} for name, config in DEMO_TUNING.items()},
+                | {name: {"config": config} for name, config in DEMO_TUNING.items()}
+                | {"model_update": {"config": DEMO_UPDATE}},
                 "loggers": {"console": {"config": {"log_level": "WARNING"}}},
             },
         )
@@ -165,8 +173,34 @@ def _train(console: Console, warehouse: WarehouseResource):
             f"  MLflow: {meta['registered_model'].value} version {meta['version'].value} "
             f"(run {meta['mlflow_run_id'].value[:8]})"
             + (f", members {meta['members'].value}" if "members" in meta else "")
+            + (
+                f"; top SHAP features {meta['top_features'].value}"
+                if meta.get("top_features") and meta["top_features"].value
+                else ""
+            )
         )
+    _print_update(console, result)
     return result
+
+
+def _print_update(console: Console, result) -> None:
+    found = result.asset_materializations_for_node("model_update")
+    if not found:
+        console.print("  Online update: no newly labelled bars since the models were trained")
+        return
+    meta = {k: v.value for k, v in found[0].metadata.items()}
+
+    def ic(which: str) -> str:
+        value = meta.get(f"holdout_ic_mean_{which}")
+        return "-" if value is None else f"{value:.4f}"
+
+    console.print(
+        f"[bold]Online update[/] (model_update): {meta['registered_model']} version "
+        f"{meta['new_version']} = version {meta['base_version']} + {meta['rows_used']:,} newly "
+        f"labelled rows (through {meta['trained_through_after'][:10]}); on "
+        f"{meta['holdout_rows']:,} held-out rows mean IC {ic('base')} -> {ic('updated')}; "
+        "promotion [yellow]pending[/]"
+    )
 
 
 def _print_tuning(console: Console, result) -> None:

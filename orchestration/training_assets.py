@@ -34,6 +34,7 @@ class TrainingConfig(Config):
     devices: int = 1
     # "ddp" re-runs the launching command in every process: inside Dagster use "ddp_spawn"
     strategy: str = "auto"
+    explain_samples: int = 200  # bars the final model's SHAP values are computed on; 0 = off
 
 
 def report_path(home: Path, family: str) -> Path:
@@ -83,6 +84,7 @@ def _training_asset(family: str) -> AssetsDefinition:
                 ]["value"],
                 "report": str(path),
                 "tuning_trials": int(train_config.tuning.get(family, {}).get("trials", 0)),
+                "top_features": ", ".join(info.get("top_features", [])),
             }
         )
 

@@ -277,6 +277,7 @@ def update_model(
     holdout: float = 0.2,
     version: str | int | None = None,
     end: datetime | None = None,
+    explain_samples: int = 200,
 ) -> UpdateResult:
     """Fold the newly labelled bars into a registered model (``family`` None: the champion's
     family, else the most recently registered one; ``version`` None: its @champion, else its
@@ -286,7 +287,7 @@ def update_model(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from training import tracking
+    from training import explain, tracking
     from training.models.sequence import SequenceModel
 
     if rounds < 1 or steps < 1:
@@ -379,10 +380,19 @@ def update_model(
         "details": details,
         "metrics": metrics,
     }
+    # the new version's attribution ranking, on bars it learnt from, against bars it had seen
+    seen = window_ends(data, window, min_history)
+    seen = seen[data.ts[seen] <= trained_through]
+    attributions = explain.explain(
+        updated, data, explain.sample_rows(update_rows, explain_samples, seed),
+        explain.sample_rows(seen, 100, seed + 1), seed=seed,
+    ) if explain_samples > 0 and len(seen) else None  # fmt: skip
     logged = tracking.log_update(
         family, updated, example, params=dict(params) | update_params, tags=run_tags,
-        metrics=flat, report=report, feature_names=data.feature_names,
+        metrics=flat, report=report, feature_names=data.feature_names, attributions=attributions,
     )  # fmt: skip
+    if attributions is not None:
+        explain.save_ranking(url, name, str(logged["version"]), logged["run_id"], attributions)
     return UpdateResult(
         family=family,
         registered=name,

@@ -53,6 +53,7 @@ class TrainConfig:
     devices: int | str = 1
     strategy: str = "auto"
     progress: bool = False
+    explain_samples: int = 200  # bars the registered models' SHAP values are computed on; 0 = off
     # estimator arguments per family (e.g. the best trial of a tuning study) and where they
     # came from (study name, number of trials: promotion deflates the Sharpe ratio by it)
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -144,7 +145,7 @@ def run_training(
     registered: dict[str, dict[str, Any]] = {}
     finals: dict[str, Any] = {}
     if track:  # final fits run in every DDP process; MLflow only hears from rank 0
-        from training import tracking
+        from training import explain, tracking
 
         logs = global_rank() == 0
         if logs:
@@ -170,10 +171,21 @@ def run_training(
                 finals[family] = model.bundle().compile()  # served through ONNX Runtime
             # the final model has seen labels up to here: online updates start after it
             trained = {"trained_through": str(data.ts[train].max())}
+            attributions = None
+            if config.explain_samples > 0:
+                attributions = explain.explain_final(
+                    finals[family], data, train, config.window, config.explain_samples, config.seed
+                )
             registered[family] = tracking.log_family(
-                family, evaluation, config, finals[family], example, tags=trained
+                family, evaluation, config, finals[family], example, trained, attributions
             )
             registered[family]["example"] = example
+            if attributions is not None:
+                info = registered[family]
+                explain.save_ranking(
+                    url, info["registered"], info["version"], info["run_id"], attributions
+                )
+                info["top_features"] = attributions.ranking()[:5]
     return TrainingRun(evaluation, registered, finals)
 
 

@@ -18,7 +18,9 @@ import numpy as np
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from training import explain
 from training.evaluate import Evaluation
+from training.explain import Attributions
 from transforms.spec import SPEC_PATH
 from warehouse.db import companion_database
 from warehouse.settings import get_settings
@@ -131,10 +133,12 @@ def log_family(
     bundle: Any,
     example: np.ndarray,
     tags: dict[str, str] | None = None,
+    attributions: Attributions | None = None,
 ) -> dict[str, Any]:
     """One run for one model family: params, per-fold and OOS metrics, lineage, the walk-forward
-    predictions (artifact oof_predictions.parquet), the final model (with signature and input
-    example) registered under its qtis-* name."""
+    predictions (artifact oof_predictions.parquet), SHAP explanations of the final model (under
+    explanations/), the final model (with signature and input example) registered under its
+    qtis-* name."""
     import mlflow
 
     data = evaluation.data
@@ -184,6 +188,8 @@ def log_family(
             mlflow.log_artifact(str(oof))
         if tags:
             mlflow.set_tags(tags)
+        if attributions is not None:
+            explain.log_to_mlflow(attributions)
         info = log_model(REGISTERED_NAMES[family], bundle, example)
     return {
         "run_id": run.info.run_id,
@@ -203,6 +209,7 @@ def log_update(
     metrics: dict[str, float],
     report: dict[str, Any],
     feature_names: tuple[str, ...],
+    attributions: Attributions | None = None,
 ) -> dict[str, Any]:
     """One run for an online update (training.online): params, tags and holdout metrics, the
     update report, and the updated model registered as the next version of its qtis-* name;
@@ -217,6 +224,8 @@ def log_update(
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.log_dict({"features": list(feature_names)}, "features.json")
         mlflow.log_dict(report, "update_report.json")
+        if attributions is not None:
+            explain.log_to_mlflow(attributions)
         info = log_model(name, bundle, example)
     client = MlflowClient()
     for key in ("promotion", "update_of", "trained_through"):

@@ -41,7 +41,7 @@ def test_ddp_matches_one_process_and_only_rank_zero_logs(built, pg_server, tmp_p
     mlflow.set_tracking_uri(tracking)
     runs = mlflow.search_runs(search_all_experiments=True)
     assert list(runs["tags.mlflow.runName"]) == ["transformer"]  # one run, from rank 0
-    versions = mlflow.tracking.MlflowClient(tracking).search_model_versions(
+    versions = mlflow.tracking.MlflowClient(tracking, registry_uri=tracking).search_model_versions(
         "name='qtis-transformer'"
     )
     assert [str(v.version) for v in versions] == ["1"]

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import _fresh_database
 from training.data import TrainingData, load_training_data
+from training.explain import load_ranking
 from training.online import NothingToUpdate, new_labelled_rows, split_in_time, update_model
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
@@ -122,6 +123,11 @@ def test_update_folds_new_bars_into_both_families(trained):
         assert logged.tags["model_family"] == family
         assert logged.tags["update_rows"] == str(result.rows_used)
         assert logged.tags["trained_through"] == result.trained_through_after
+        # the new version has its own attribution ranking, for attribution-drift checks
+        ranking = load_ranking(url, name, "2")
+        assert (
+            len(ranking) == len(data.feature_names) and ranking["run_id"].iloc[0] == result.run_id
+        )
         assert {"holdout_base_mse_h1", "holdout_updated_mse_h1", "holdout_updated_ic_mean"} <= set(
             logged.metrics
         )

@@ -3,10 +3,14 @@ predict exactly what the in-memory model predicts."""
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import numpy as np
 
 from tests.conftest import _fresh_database
+from tests.orchestration.test_cli import qtis
+from training.explain import load_ranking
 from training.runner import TrainConfig, run_training
 from training.tracking import spec_hash
 from warehouse.db import sqlalchemy_url
@@ -40,3 +44,31 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
         history = mlflow.tracking.MlflowClient().get_metric_history(info["run_id"], "fold_mse_h1")
         assert [m.step for m in history] == [0, 1]
     assert (tmp_path / ".qtis" / "mlruns").is_dir()  # artifacts under QTIS_HOME, not ./mlruns
+    # SHAP explanations of each registered model: plots, table and ranking in its run, the
+    # ranking also in mlops.feature_attributions for monitoring
+    for family, name in (("lstm", "qtis-lstm"), ("xgboost", "qtis-xgboost")):
+        info = run.registered[family]
+        logged = {
+            a.path
+            for a in mlflow.tracking.MlflowClient().list_artifacts(info["run_id"], "explanations")
+        }
+        assert logged == {
+            f"explanations/{f}"
+            for f in ("shap_summary.png", "feature_importance.png", "feature_importance.csv",
+                      "feature_ranking.json")
+        }  # fmt: skip
+        stored = load_ranking(url, name, "1")
+        assert list(stored["rank"]) == list(range(1, len(stored) + 1)) == list(range(1, 57))
+        assert stored["samples"].iloc[0] == 200 and stored["mean_abs"].is_monotonic_decreasing
+        assert info["top_features"] == list(stored["feature"][:5])
+    out = tmp_path / "explain.json"
+    env = {"QTIS_DATABASE_URL": url, "QTIS_HOME": str(tmp_path / ".qtis")}
+    done = qtis("explain", "--model", "xgboost", "--samples", "50", "--json-out", str(out), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rank at registration" in done.stdout.replace("\n", " ") and "Spearman" in done.stdout
+    summary = json.loads(out.read_text())
+    assert summary["registered"] == "qtis-xgboost" and summary["samples"] == 50
+    assert summary["end"].startswith("2013") and summary["method"] == "tree"
+    assert -1 <= summary["agreement_with_reference"]["spearman"] <= 1
+    bad = qtis("explain", "--model", "ensemble", env=env)
+    assert bad.returncode == 2 and "choose from" in bad.stderr
