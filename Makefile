@@ -46,6 +46,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/ingest.py
 	@$(BIN)/python bench/features.py
 	@$(BIN)/python bench/training.py
+	@$(BIN)/python bench/tuning.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

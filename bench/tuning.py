@@ -79,7 +79,13 @@ def run_study(url: str, name: str, params: list[dict], **settings) -> dict:
         "seconds": result.seconds,
         "trials_per_minute": 60 * result.trials_run / result.seconds,  # with process start-up
         "trials_per_minute_in_study": 60 * len(trials) / span.total_seconds(),
+        "mean_trial_seconds": sum(
+            (t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+        )
+        / len(trials),
+        "by_worker": result.by_worker,
         "best_value": result.best_value,
+        "best_trial_params": result.best_params,
     }
 
 
@@ -97,42 +103,58 @@ def bench_workers(url: str, family: str, trials: int) -> list[dict]:
 
 
 def bench_pruning(url: str, family: str, trials: int) -> list[dict]:
-    """The same candidates with and without the median pruner, one worker each: pruning keeps
-    the best score only if it never stops the candidate that would have won."""
+    """The same candidates with no pruner, the median pruner and Hyperband, one worker with one
+    thread each: pruning keeps the best score only if it never stops the candidate that would
+    have won."""
     params = candidates(family, trials, seed=5)
     common = {"family": family, "workers": 1, "threads": 1, "epochs": 4}
-    return [run_study(url, f"pruning-{p}", params, pruner=p, **common) for p in ("none", "median")]
+    if family == "xgboost":
+        common |= {"xgb_estimators": 300}
+    return [
+        run_study(url, f"pruning-{family}-{p}", params, pruner=p, **common)
+        for p in ("none", "median", "hyperband")
+    ]
 
 
-def bench_ddp(url: str, tmp: Path) -> list[dict]:
-    """`qtis train` on one seed-size LSTM fold, 1 process (all cores) vs DDP with 2."""
+def bench_ddp(url: str, tmp: Path, epochs: tuple[int, int] = (2, 6)) -> list[dict]:
+    """`qtis train` on one seed-size LSTM fold, 1 process vs DDP with 2 (gloo), each at two epoch
+    counts with early stopping off: the difference is pure training time, without process-group
+    start-up and prediction, so throughput = windows x extra epochs / extra seconds."""
     rows = []
     for devices in (1, 2):
-        out = tmp / f"ddp{devices}.json"
-        cmd = [
-            sys.executable, "-m", "orchestration.cli", "train", "--model", "lstm", "--size",
-            "seed", "--epochs", "2", "--splits", "1", "--no-track", "--no-tuned", "--strategy",
-            "ddp", "--devices", str(devices), "--json-out", str(out),
-        ]  # fmt: skip
-        started = time.perf_counter()
-        done = subprocess.run(
-            cmd,
-            env=os.environ | {"QTIS_DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        wall = time.perf_counter() - started
-        if done.returncode:
-            raise RuntimeError(done.stderr[-2000:])
-        report = json.loads(out.read_text())["models"]["lstm"]
-        fold = report["folds"][0]
+        runs = {}
+        for n in epochs:
+            out = tmp / f"ddp{devices}-{n}.json"
+            cmd = [
+                sys.executable, "-m", "orchestration.cli", "train", "--model", "lstm", "--size",
+                "seed", "--epochs", str(n), "--splits", "1", "--no-track", "--no-tuned",
+                "--param", "lstm.patience=1000", "--strategy", "ddp", "--devices", str(devices),
+                "--json-out", str(out),
+            ]  # fmt: skip
+            started = time.perf_counter()
+            done = subprocess.run(
+                cmd,
+                env=os.environ | {"QTIS_DATABASE_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
+            wall = time.perf_counter() - started
+            if done.returncode:
+                raise RuntimeError(done.stderr[-2000:])
+            report = json.loads(out.read_text())["models"]["lstm"]
+            runs[n] = (report, wall)
+        (short, short_wall), (long, long_wall) = runs[epochs[0]], runs[epochs[1]]
+        fold = long["folds"][0]
+        extra = long["fit_seconds"] - short["fit_seconds"]
         rows.append(
             {
                 "processes": fold["processes"],
                 "train_windows": fold["train_rows"],
-                "fit_seconds": report["fit_seconds"],
-                "wall_seconds": wall,
+                "epochs": list(epochs),
+                "fit_seconds": [short["fit_seconds"], long["fit_seconds"]],
+                "wall_seconds": [short_wall, long_wall],
+                "windows_per_second": fold["train_rows"] * (epochs[1] - epochs[0]) / extra,
                 "oos_mse_h1": fold["mse_h1"],
             }
         )
@@ -142,18 +164,23 @@ def bench_ddp(url: str, tmp: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="lstm", choices=("xgboost", "lstm", "transformer"))
-    parser.add_argument("--trials", type=int, default=12, help="trials per worker-count study")
-    parser.add_argument("--pruning-trials", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=40, help="trials per worker-count study")
+    parser.add_argument("--pruning-trials", type=int, default=24)
+    parser.add_argument(
+        "--pruning-families", default="lstm,xgboost", help="families of the pruning studies"
+    )
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)  # the table stays readable in logs
     url = prepare(console)
     optuna_url = recreate_database("bench_optuna")
     os.environ["QTIS_OPTUNA_STORAGE"] = sqlalchemy_url(optuna_url)
     try:
         with console.status("1 vs 2 workers"):
             workers = bench_workers(url, args.family, args.trials)
-        with console.status("median pruning vs none"):
-            pruning = bench_pruning(url, args.family, args.pruning_trials)
+        pruning = {}
+        for family in args.pruning_families.split(","):
+            with console.status(f"{family}: median pruning and Hyperband vs none"):
+                pruning[family] = bench_pruning(url, family, args.pruning_trials)
         with console.status("DDP: 1 vs 2 processes"):
             ddp = bench_ddp(url, Path(os.environ.get("TMPDIR", "/tmp")))
     finally:
@@ -163,20 +190,20 @@ def main() -> None:
     one = max(workers[:2], key=lambda r: r["trials_per_minute"])  # the faster single worker
     two = workers[2]
     speedup = two["trials_per_minute"] / one["trials_per_minute"]
-    saved = 1 - pruning[1]["seconds"] / pruning[0]["seconds"]
-    ddp_ratio = ddp[0]["fit_seconds"] / ddp[1]["fit_seconds"]
-    table = Table("measure", "baseline", "value", "ratio", title=f"Tuning ({args.family})")
     in_study = two["trials_per_minute_in_study"] / one["trials_per_minute_in_study"]
-    for row in workers[:2]:
+    ddp_ratio = ddp[1]["windows_per_second"] / ddp[0]["windows_per_second"]
+    table = Table("measure", "baseline", "value", "ratio", title="Tuning and scale-out")
+    for row in workers:
         table.add_row(
-            f"trials/min, 1 worker x {row['threads_per_worker']} thread(s) ({args.trials} trials)",
+            f"{args.family}: {row['workers']} worker(s) x {row['threads_per_worker']} thread(s), "
+            f"{row['trials']} trials",
             "",
-            f"{row['trials_per_minute']:.1f}",
+            f"{row['trials_per_minute']:.1f} trials/min, {row['mean_trial_seconds']:.2f} s/trial",
             "",
         )
     table.add_row(
-        "trials/min, 2 workers x 1 thread vs the faster single worker (wall, with start-up)",
-        f"{one['trials_per_minute']:.1f} ({one['threads_per_worker']} thread(s))",
+        "trials/min, 2 workers vs the faster single worker (wall, with start-up)",
+        f"{one['trials_per_minute']:.1f}",
         f"{two['trials_per_minute']:.1f}",
         f"{speedup:.2f}x (target >= 1.6x)",
     )
@@ -186,24 +213,39 @@ def main() -> None:
         f"{two['trials_per_minute_in_study']:.1f}",
         f"{in_study:.2f}x",
     )
+    saved = {}
+    for family, (none, *pruned) in pruning.items():
+        for row in pruned:
+            key = f"{family}-{row['pruner']}"
+            saved[key] = 1 - row["seconds"] / none["seconds"]
+            table.add_row(
+                f"{family}: tuning time, {row['pruner']} vs none ({row['trials']} trials)",
+                f"{none['seconds']:.1f} s",
+                f"{row['seconds']:.1f} s ({row['pruned']} pruned)",
+                f"{saved[key]:.0%} saved (target >= 30%)",
+            )
+            table.add_row(
+                f"{family}: best objective (OOS R² vs zero), {row['pruner']} vs none",
+                f"{none['best_value']:.5f}",
+                f"{row['best_value']:.5f}",
+                f"{row['best_value'] - none['best_value']:+.5f}"
+                + (" (same best trial)" if row["best_trial_params"] == none["best_trial_params"]
+                   else ""),
+            )  # fmt: skip
     table.add_row(
-        f"tuning time, median pruning vs none ({args.pruning_trials} trials)",
-        f"{pruning[0]['seconds']:.1f} s",
-        f"{pruning[1]['seconds']:.1f} s ({pruning[1]['pruned']} pruned)",
-        f"{saved:.0%} saved (target >= 30%)",
+        "LSTM (seed size) training windows/s, DDP 2 processes vs 1 (marginal epochs)",
+        f"{ddp[0]['windows_per_second']:,.0f}",
+        f"{ddp[1]['windows_per_second']:,.0f}",
+        f"{ddp_ratio:.2f}x",
     )
-    table.add_row(
-        "best objective (OOS R² vs zero), pruning vs none",
-        f"{pruning[0]['best_value']:.5f}",
-        f"{pruning[1]['best_value']:.5f}",
-        f"{pruning[1]['best_value'] - pruning[0]['best_value']:+.5f}",
-    )
-    table.add_row(
-        "LSTM (seed size) fit time, DDP 2 processes vs 1 (one fold, 2 epochs)",
-        f"{ddp[0]['fit_seconds']:.1f} s",
-        f"{ddp[1]['fit_seconds']:.1f} s",
-        f"{ddp_ratio:.2f}x throughput",
-    )
+    for row in ddp:
+        table.add_row(
+            f"  {row['processes']} process(es): fit + predict at {row['epochs'][0]} / "
+            f"{row['epochs'][1]} epochs",
+            "",
+            " / ".join(f"{t:.1f} s" for t in row["fit_seconds"]),
+            "",
+        )
     console.print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(

@@ -105,8 +105,13 @@ class TuneConfig:
 
     @property
     def steps_per_fold(self) -> int:
-        """Pruning steps one fold reports (epochs or boosting rounds)."""
+        """Steps one fold counts (epochs or boosting rounds)."""
         return self.xgb_estimators if self.family == "xgboost" else self.epochs
+
+    @property
+    def report_interval(self) -> int:
+        """Steps between reports to the pruner: every epoch; about 30 times per fold for trees."""
+        return max(1, self.xgb_estimators // 30) if self.family == "xgboost" else 1
 
     def thread_count(self) -> int:
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
@@ -182,18 +187,25 @@ def score(pred: np.ndarray, true: np.ndarray, ts: np.ndarray, kind: str) -> floa
 
 class _FoldTrial:
     """The trial as the pruning callbacks see it: steps offset by the fold, so fold k's epoch e
-    is one step of a single curve that the pruner compares across trials; higher is better."""
+    is one step of a single curve that the pruner compares across trials; higher is better.
 
-    def __init__(self, trial, offset: int) -> None:
-        self._trial, self._offset = trial, offset
+    Only every ``interval``-th step reaches the storage (and the pruner): XGBoost's callback
+    reports every boosting round, and a database round trip per round (plus the pruner reading
+    every trial's curve) would cost more than pruning saves."""
+
+    def __init__(self, trial, offset: int, interval: int = 1) -> None:
+        self._trial, self._offset, self._interval = trial, offset, interval
+        self._reported = False
 
     def report(self, value: float, step: int) -> None:
-        # the callbacks report losses, the study maximizes a score: the pruner compares
-        # intermediate values in the study's direction, so report the loss negated
-        self._trial.report(-value, step=step + self._offset)
+        self._reported = (step + 1) % self._interval == 0
+        if self._reported:
+            # the callbacks report losses, the study maximizes a score: the pruner compares
+            # intermediate values in the study's direction, so report the loss negated
+            self._trial.report(-value, step=step + self._offset)
 
     def should_prune(self) -> bool:
-        return self._trial.should_prune()
+        return self._reported and self._trial.should_prune()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._trial, name)
@@ -240,7 +252,7 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int) -> Calla
         scores = []
         for k, (train, validation, test) in enumerate(folds):
             model = make[config.family]()
-            fold_trial = _FoldTrial(trial, k * config.steps_per_fold)
+            fold_trial = _FoldTrial(trial, k * config.steps_per_fold, config.report_interval)
             if config.family == "xgboost":
                 model.callbacks = [XGBoostPruningCallback(fold_trial, "validation_0-rmse")]
             else:
