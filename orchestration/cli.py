@@ -425,7 +425,9 @@ def explain(
     agreement = summary.get("agreement_with_reference")
     if agreement:
         console.print(
-            f"Agreement with the ranking at registration: Spearman {agreement['spearman']:.2f}, "
+            "Agreement with the ranking at registration: Spearman "
+            + ("-" if agreement["spearman"] is None else f"{agreement['spearman']:.2f}")
+            + ", "
             f"{agreement['top_overlap']:.0%} of its top {agreement['top']} still in the top "
             f"{agreement['top']}"
         )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
+import warnings
 
 from dagster import DagsterInstance, materialize
 from rich.console import Console
@@ -26,9 +29,20 @@ from warehouse.schema import bars_storage
 from warehouse.settings import get_settings
 
 
+def _quiet_libraries() -> None:
+    """The demo prints its own summary: MLflow's per-model notices, pickling advice and
+    artifact progress bars would bury it (the Dagster run log keeps everything)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "psycopg"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r"Add type hints to the `predict` method")
+
+
 def run_demo(console: Console) -> None:
     # bound to the terminal, so that redirecting dbt's stream below leaves our output alone
-    console = Console(file=console.file)
+    # (and 120 columns when that is a log file, not a terminal: tables stay readable)
+    console = Console(file=console.file, width=None if console.is_terminal else 120)
+    _quiet_libraries()
     settings = get_settings()
     home = dagster_home(settings)
     dbt_log = (settings.home / "logs" / "demo-dbt.log").resolve()

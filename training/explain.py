@@ -79,6 +79,13 @@ def explain(
     if isinstance(model, XGBoostModel):
         return explain_tree(model, data.features[rows], data.feature_names, data.horizons)
     if isinstance(model, SequenceBundle):
+        short = [r for r in (rows, background) if (data.row_in_symbol[r] < model.window - 1).any()]
+        if short:
+            raise ValueError(
+                f"rows to explain must end a full {model.window}-bar window of their symbol"
+            )
+        if not len(background):
+            raise ValueError("expected gradients need at least one background window")
         offsets = np.arange(-model.window + 1, 1)
         return explain_network(
             model,
@@ -141,11 +148,15 @@ def explain_network(
         return torch.from_numpy(np.ascontiguousarray(x))
 
     reference = scaled(background)
-    torch.manual_seed(seed)
-    explainer = shap.GradientExplainer(model, reference)
-    values = np.asarray(
-        explainer.shap_values(scaled(windows), nsamples=nsamples, rseed=seed), dtype=np.float64
-    )  # (samples, window, features, horizons)
+    numpy_state = np.random.get_state()  # shap seeds numpy's global generator: give it back
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        explainer = shap.GradientExplainer(model, reference, batch_size=256)
+        values = np.asarray(
+            explainer.shap_values(scaled(windows), nsamples=nsamples, rseed=seed),
+            dtype=np.float64,
+        )  # (samples, window, features, horizons)
+    np.random.set_state(numpy_state)
     values = values.reshape(len(windows), bundle.window, len(feature_names), len(horizons))
     with torch.no_grad():
         base = model(reference).mean(dim=0).numpy()
@@ -168,10 +179,13 @@ def explain_final(
     seed: int = 7,
 ) -> Attributions:
     """The registered model explained on ``samples`` of the bars it was trained on (the
-    reference monitoring compares later attributions with), against other training bars."""
+    reference monitoring compares later attributions with), against other training bars (or
+    the same ones, when there are too few to keep them apart)."""
+    window = getattr(model, "window", window)
     ends = np.intersect1d(train, window_ends(data, window))
     rows = sample_rows(ends, samples, seed)
-    background = sample_rows(np.setdiff1d(ends, rows), min(100, samples), seed + 1)
+    rest = np.setdiff1d(ends, rows)
+    background = sample_rows(rest if len(rest) >= 20 else ends, min(100, samples), seed + 1)
     return explain(model, data, rows, background, seed=seed)
 
 
@@ -352,24 +366,25 @@ def explain_registered(
         raise ValueError("--samples must be at least 1")
     tracking.configure(url)
     client = MlflowClient()
-    family, found = resolve_base(client, family, version)
+    family, found = resolve_base(client, family, version, action="explain")
     name = tracking.REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
-    window = int(run.data.params.get("window", 1)) if family != "xgboost" else 1
+    bundle = mlflow.pyfunc.load_model(
+        f"models:/{name}/{found.version}"
+    ).unwrap_python_model().impl.bundle  # fmt: skip
     symbols = run.data.tags.get("symbols")
     data = load_training_data(url, symbols.split(",") if symbols else None)
-    ends = window_ends(data, window)
+    # the bars the model could have been trained on: full windows after the warm-up
+    ends = window_ends(
+        data, getattr(bundle, "window", 1), int(run.data.params.get("min_history", 0))
+    )
     if not len(ends):
         raise ValueError("features.training_set has no complete window: build features first")
     recent = ends[np.argsort(data.ts[ends], kind="stable")][-samples:]
     trained = run.data.tags.get("trained_through")
     seen = ends[data.ts[ends] <= np.datetime64(trained, "us")] if trained else ends
-    background = sample_rows(np.setdiff1d(seen, recent), 100, seed)
-    if not len(background):
-        background = sample_rows(ends, 100, seed)
-    bundle = mlflow.pyfunc.load_model(
-        f"models:/{name}/{found.version}"
-    ).unwrap_python_model().impl.bundle  # fmt: skip
+    rest = np.setdiff1d(seen, recent)
+    background = sample_rows(rest if len(rest) >= 20 else ends, 100, seed)
     rows = np.sort(recent)
     return RegisteredExplanation(
         registered=name,

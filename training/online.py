@@ -134,10 +134,12 @@ def _latest(client, name: str):
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def resolve_base(client, family: str | None = None, version: str | int | None = None):
-    """(family, model version) to update: the named version; else the family's @champion; else
-    its latest version. With no family: the family whose model holds @champion, else the
-    family registered most recently."""
+def resolve_base(
+    client, family: str | None = None, version: str | int | None = None, action: str = "update"
+):
+    """(family, model version) to ``action`` (update, explain): the named version; else the
+    family's @champion; else its latest version. With no family: the family whose model holds
+    @champion, else the family registered most recently."""
     from training.tracking import REGISTERED_NAMES
 
     names = {f: REGISTERED_NAMES[f] for f in UPDATABLE}
@@ -150,14 +152,14 @@ def resolve_base(client, family: str | None = None, version: str | int | None = 
         if len(champions) > 1:
             raise ValueError(
                 f"several models hold @{CHAMPION} ({', '.join(sorted(champions))}): "
-                f"name the family to update ({', '.join(UPDATABLE)})"
+                f"name the family to {action} ({', '.join(UPDATABLE)})"
             )
         if champions:
             by_name = {v: k for k, v in names.items()}
             if champions[0] not in by_name:
                 raise ValueError(
-                    f"the champion is {champions[0]}, which online updates do not cover: "
-                    f"name one family to update ({', '.join(UPDATABLE)})"
+                    f"the champion is {champions[0]}, which {action} does not cover: "
+                    f"name one family to {action} ({', '.join(UPDATABLE)})"
                 )
             family = by_name[champions[0]]
         else:
@@ -169,10 +171,15 @@ def resolve_base(client, family: str | None = None, version: str | int | None = 
                 )
             family = max(latest, key=lambda f: int(latest[f].creation_timestamp))
     if family not in names:
-        raise ValueError(f"cannot update {family!r}: choose from {', '.join(UPDATABLE)}")
+        raise ValueError(f"cannot {action} {family!r}: choose from {', '.join(UPDATABLE)}")
     name = names[family]
     if version is not None:
-        return family, client.get_model_version(name, str(version))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return family, client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            raise ValueError(f"{name} has no version {version}") from exc
     registered = client.search_registered_models(f"name = '{name}'")
     aliases = (registered[0].aliases or {}) if registered else {}
     if CHAMPION in aliases:

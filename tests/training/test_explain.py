@@ -89,6 +89,9 @@ def test_gradient_shap_on_a_network_finds_the_signal():
     total = attributions.values.sum(axis=1)
     for h in range(2):
         assert np.corrcoef(total[:, h], pred[:, h] - attributions.base_values[h])[0, 1] > 0.9
+    # a row without a full window of its own symbol behind it is refused, not wrapped around
+    with pytest.raises(ValueError, match="full 5-bar window"):
+        explain(bundle, data, np.array([2, 600]), background)
 
 
 def test_rank_agreement_and_figures():

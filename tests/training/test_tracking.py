@@ -71,4 +71,6 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
     assert summary["end"].startswith("2013") and summary["method"] == "tree"
     assert -1 <= summary["agreement_with_reference"]["spearman"] <= 1
     bad = qtis("explain", "--model", "ensemble", env=env)
-    assert bad.returncode == 2 and "choose from" in bad.stderr
+    assert bad.returncode == 2 and "cannot explain 'ensemble'" in bad.stderr
+    missing = qtis("explain", "--model", "xgboost", "--version", "99", env=env)
+    assert missing.returncode == 2 and "qtis-xgboost has no version 99" in missing.stderr
