@@ -32,10 +32,13 @@ from warehouse.settings import get_settings
 def _quiet_libraries() -> None:
     """The demo prints its own summary: MLflow's per-model notices, pickling advice and
     artifact progress bars would bury it (the Dagster run log keeps everything)."""
+    import mlflow  # noqa: F401  (it sets its loggers' levels when imported: import it first)
+
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "psycopg"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=r"Add type hints to the `predict` method")
+    # the message starts with a colour escape
+    warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
 
 
 def run_demo(console: Console) -> None:
