@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import os
-import warnings
 
 from dagster import DagsterInstance, materialize
 from rich.console import Console
@@ -37,8 +36,6 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "psycopg"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    # the message starts with a colour escape
-    warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
 
 
 def run_demo(console: Console) -> None:

@@ -103,7 +103,9 @@ def _pyfunc(bundle: Any, input_kind: str):
         def __init__(self) -> None:
             self.impl = QtisPyfunc(bundle, input_kind)
 
-        def predict(self, context, model_input, params=None):
+        # an ndarray hint: MLflow then skips its type-hint validation (the signature is given
+        # explicitly) instead of warning on every log_model
+        def predict(self, context, model_input: np.ndarray, params=None):
             return self.impl.predict(context, model_input, params)
 
     return _Model()
