@@ -227,11 +227,9 @@ class EnsembleRun:
 
 def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, Any], Any]:
     """(model version, run, fitted bundle) of a registered member; latest version by default."""
-    import mlflow
+    from training import tracking
 
-    from training.tracking import REGISTERED_NAMES
-
-    name = REGISTERED_NAMES[family]
+    name = tracking.REGISTERED_NAMES[family]
     if version is None:
         # online updates (tag update_of) have no walk-forward predictions to stack on
         versions = [
@@ -242,8 +240,7 @@ def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, An
         version = str(max(int(v.version) for v in versions))
     found = client.get_model_version(name, version)
     run = client.get_run(found.run_id)
-    bundle = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().impl.bundle
-    return found, run, bundle
+    return found, run, tracking.load_bundle(name, version)
 
 
 def run_ensemble(

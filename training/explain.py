@@ -174,28 +174,34 @@ def explain_final(
     model: Any,
     data: TrainingData,
     train: np.ndarray,
-    window: int,
     samples: int,
     seed: int = 7,
 ) -> Attributions:
     """The registered model explained on ``samples`` of the bars it was trained on (the
     reference monitoring compares later attributions with), against other training bars (or
     the same ones, when there are too few to keep them apart)."""
-    window = getattr(model, "window", window)
-    ends = np.intersect1d(train, window_ends(data, window))
+    ends = np.intersect1d(train, window_ends(data, getattr(model, "window", 1)))
     rows = sample_rows(ends, samples, seed)
     rest = np.setdiff1d(ends, rows)
     background = sample_rows(rest if len(rest) >= 20 else ends, min(100, samples), seed + 1)
     return explain(model, data, rows, background, seed=seed)
 
 
-def summary_figure(attributions: Attributions, horizon: int | None = None, top: int = 20):
-    """SHAP's beeswarm summary plot for one horizon (default: the first)."""
+def _pyplot():
+    """pyplot on the Agg backend: figures are written to files, never shown."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def summary_figure(attributions: Attributions, horizon: int | None = None, top: int = 20):
+    """SHAP's beeswarm summary plot for one horizon (default: the first)."""
     import shap
+
+    plt = _pyplot()
 
     h = attributions.horizons.index(horizon) if horizon else 0
     values = attributions.values[:, :, h]
@@ -219,11 +225,7 @@ def summary_figure(attributions: Attributions, horizon: int | None = None, top: 
 
 def importance_figure(attributions: Attributions, top: int = 20):
     """Mean |SHAP| of the top features, one bar per horizon."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     table = attributions.importance().head(top).iloc[::-1]
     columns = [f"mean_abs_h{h}" for h in attributions.horizons]
     figure, ax = plt.subplots(figsize=(9, 0.35 * len(table) + 1.5))
@@ -355,7 +357,6 @@ def explain_registered(
 ) -> RegisteredExplanation:
     """Explain a registered version (default: the family's @champion, else its latest) on the
     most recent ``samples`` bars of the warehouse, against a background of bars it trained on."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     from training import tracking
@@ -369,9 +370,7 @@ def explain_registered(
     family, found = resolve_base(client, family, version, action="explain")
     name = tracking.REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
-    bundle = mlflow.pyfunc.load_model(
-        f"models:/{name}/{found.version}"
-    ).unwrap_python_model().impl.bundle  # fmt: skip
+    bundle = tracking.load_bundle(name, found.version)
     symbols = run.data.tags.get("symbols")
     data = load_training_data(url, symbols.split(",") if symbols else None)
     # the bars the model could have been trained on: full windows after the warm-up

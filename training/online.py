@@ -291,7 +291,6 @@ def update_model(
     latest version) and register the result as the next version, ``promotion=pending``.
     ``end`` reads bars up to that time only (replays). Raises ValueError when there is nothing
     new to learn from (NothingToUpdate when every labelled bar is already in the model)."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     from training import explain, tracking
@@ -330,9 +329,7 @@ def update_model(
             f"labelled bar up to {before} (a bar's label is known {horizon} bars later)"
         )
     update_rows, held = split_in_time(data.ts, rows, holdout, purge=horizon)
-    bundle = mlflow.pyfunc.load_model(
-        f"models:/{name}/{base_version.version}"
-    ).unwrap_python_model().impl.bundle  # fmt: skip
+    bundle = tracking.load_bundle(name, base_version.version)
     seed = int(params.get("seed", 7))
     if family == "xgboost":
         updated, details = _update_xgboost(bundle, data, update_rows, rounds)

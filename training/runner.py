@@ -174,7 +174,7 @@ def run_training(
             attributions = None
             if config.explain_samples > 0:
                 attributions = explain.explain_final(
-                    finals[family], data, train, config.window, config.explain_samples, config.seed
+                    finals[family], data, train, config.explain_samples, config.seed
                 )
             registered[family] = tracking.log_family(
                 family, evaluation, config, finals[family], example, trained, attributions

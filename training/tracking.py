@@ -111,6 +111,13 @@ def _pyfunc(bundle: Any, input_kind: str):
     return _Model()
 
 
+def load_bundle(name: str, version: str | int) -> Any:
+    """The fitted bundle inside registered model ``name`` version ``version``."""
+    import mlflow
+
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().impl.bundle
+
+
 def log_model(name: str, bundle: Any, example: np.ndarray):
     """Log ``bundle`` as the active run's pyfunc model (signature and input example from
     ``example``: windows when 3-D, feature rows when 2-D) and register it as ``name``."""

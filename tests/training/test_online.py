@@ -19,6 +19,7 @@ from training.data import TrainingData, load_training_data
 from training.explain import load_ranking
 from training.online import NothingToUpdate, new_labelled_rows, split_in_time, update_model
 from training.runner import TrainConfig, run_training
+from training.tracking import load_bundle
 from warehouse.db import sqlalchemy_url
 
 SYMBOLS = ["IBM", "MSFT"]
@@ -43,8 +44,7 @@ def trained(built, pg_server, tmp_path_factory):
 
 
 def _bundle(name: str, version: str):
-    uri = f"models:/{name}/{version}"
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().impl.bundle
+    return load_bundle(name, version)
 
 
 def _rows(data: TrainingData, keys: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
