@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from orchestration.cli_common import console, fail
+from orchestration.cli_common import ready_url as _ready_url
+from orchestration.cli_models import models_app, serve
 from warehouse import embedded
 from warehouse.db import database_url, redact
 from warehouse.providers import SOURCES, DataSourceError, make_provider
-from warehouse.schema import bars_storage, migrate
+from warehouse.schema import bars_storage
 from warehouse.settings import get_settings
 
 app = typer.Typer(help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True)
@@ -28,23 +30,8 @@ features_app = typer.Typer(
     help="The feature store: dbt models over market.bars, GARCH, labels.", no_args_is_help=True
 )
 app.add_typer(features_app, name="features")
-console = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _ready_url() -> str:
-    """Database URL with the server started and the schema migrated."""
-    try:
-        url = database_url()
-        migrate(url)
-    except ConnectionError as exc:
-        raise fail(str(exc)) from exc
-    return url
+app.add_typer(models_app, name="models")
+app.command()(serve)
 
 
 @db_app.command("up")

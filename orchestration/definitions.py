@@ -7,6 +7,7 @@ from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asse
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.online_assets import model_update
+from orchestration.promotion_assets import promotion
 from orchestration.resources import WarehouseResource
 from orchestration.training_assets import ensemble_model, training_assets
 from orchestration.tuning_assets import tuning_assets
@@ -15,17 +16,20 @@ ingest_job = define_asset_job("ingest_job", selection=AssetSelection.assets(raw_
 features_job = define_asset_job(
     "features_job", selection=AssetSelection.assets(garch_vol, feature_store)
 )
-training_job = define_asset_job("training_job", selection=AssetSelection.groups("training"))
+training_job = define_asset_job(
+    "training_job", selection=AssetSelection.groups("training", "promotion")
+)
 tuning_job = define_asset_job("tuning_job", selection=AssetSelection.groups("tuning"))
 # fold newly labelled bars into the champion family (no full retrain), promotion pending
 online_update_job = define_asset_job(
     "online_update_job", selection=AssetSelection.assets(model_update)
 )
-# features -> tune -> train -> ensemble, for a scheduled or drift-triggered full retrain
+# features -> tune -> train -> ensemble -> promotion gates, for a scheduled or drift-triggered
+# full retrain
 retrain = define_asset_job(
     "retrain",
     selection=AssetSelection.assets(garch_vol, feature_store)
-    | AssetSelection.groups("tuning", "training"),
+    | AssetSelection.groups("tuning", "training", "promotion"),
 )
 # tuning is the expensive part: the daily run trains from the studies' current best trials;
 # it retrains in full, so the online update (its own job) stays out
@@ -49,6 +53,7 @@ defs = Definitions(
         *tuning_assets,
         *training_assets,
         ensemble_model,
+        promotion,
         model_update,
     ],
     asset_checks=raw_bars_checks,

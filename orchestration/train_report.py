@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from training.runner import BASELINES
+from training.evaluate import BASELINES
 
 
 def _ci(interval: dict[str, Any] | None, digits: int = 3) -> str:

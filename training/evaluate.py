@@ -17,6 +17,8 @@ from training.data import TrainingData
 from training.splits import PurgedWalkForward
 from training.windows import window_ends
 
+BASELINES = ("zero", "ridge", "buy_and_hold")  # every model is reported next to these
+
 
 class Estimator(Protocol):
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> Any: ...

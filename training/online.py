@@ -28,10 +28,10 @@ import numpy as np
 
 from training.data import TrainingData, load_training_data
 from training.metrics import information_coefficients, mse
+from training.promotion import CHAMPION
 from training.windows import window_ends
 
 UPDATABLE = ("lstm", "transformer", "xgboost")
-CHAMPION = "champion"
 
 
 class NothingToUpdate(ValueError):

@@ -21,7 +21,6 @@ from transforms.spec import default_spec
 
 FAMILIES = ("lstm", "transformer", "xgboost")
 NETWORK_CONFIGS = {"lstm": LSTMConfig, "transformer": TransformerConfig}
-BASELINES = ("zero", "ridge", "buy_and_hold")
 # network sizes: "seed" is the seed spec's architecture; "small" trains in seconds on a CPU
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "seed": {"lstm": {}, "transformer": {}},

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training import explain
-from training.evaluate import Evaluation
+from training.evaluate import BASELINES, Evaluation
 from training.explain import Attributions
 from transforms.spec import SPEC_PATH
 from warehouse.db import companion_database
@@ -145,9 +146,9 @@ def log_family(
     attributions: Attributions | None = None,
 ) -> dict[str, Any]:
     """One run for one model family: params, per-fold and OOS metrics, lineage, the walk-forward
-    predictions (artifact oof_predictions.parquet), SHAP explanations of the final model (under
-    explanations/), the final model (with signature and input example) registered under its
-    qtis-* name."""
+    predictions (artifact oof_predictions.parquet; the baselines' on the same bars in
+    oof_baselines.parquet), SHAP explanations of the final model (under explanations/), the final
+    model (with signature and input example) registered under its qtis-* name."""
     import mlflow
 
     data = evaluation.data
@@ -195,6 +196,16 @@ def log_family(
             oof = Path(tmp) / "oof_predictions.parquet"
             evaluation.out_of_fold(family).to_parquet(oof, index=False)
             mlflow.log_artifact(str(oof))
+            # the baselines on the same test bars: what promotion must beat
+            baselines = [
+                evaluation.out_of_fold(b).assign(baseline=b)
+                for b in BASELINES
+                if b in evaluation.results
+            ]
+            if baselines:
+                path = Path(tmp) / "oof_baselines.parquet"
+                pd.concat(baselines, ignore_index=True).to_parquet(path, index=False)
+                mlflow.log_artifact(str(path))
         if tags:
             mlflow.set_tags(tags)
         if attributions is not None:

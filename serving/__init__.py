@@ -1,0 +1,1 @@
+"""The prediction API: the @champion model (and a shadow @challenger) behind BentoML."""

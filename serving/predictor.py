@@ -1,0 +1,383 @@
+"""The in-process predictor: @champion (and @challenger) loaded from the MLflow registry, inputs
+checked against the model, windows looked up in the warehouse, the challenger scored in shadow
+(or, under an A/B split, answering a share of requests), every answer logged.
+
+The BentoML service wraps one of these; backtests use it directly. Both speak the schemas of
+:mod:`serving.schemas`, so a strategy does not know which one it talks to.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from serving.prediction_log import PredictionLog
+from serving.schemas import (
+    ExplainRequest,
+    ExplainResponse,
+    FeatureAttribution,
+    ModelCard,
+    ModelInfo,
+    PredictRequest,
+    PredictResponse,
+)
+from serving.settings import ServingSettings
+from serving.windows import WindowSource
+
+log = logging.getLogger("qtis.serving")
+
+
+class RequestError(ValueError):
+    """A request the service cannot answer, with the field at fault: a 4xx, never a 500."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field, self.status = field, status
+
+
+class NoChampion(RuntimeError):
+    """No loadable model holds @champion: the service does not start."""
+
+
+class Predicting(Protocol):
+    """What the trading runtime needs from a model: the HTTP client and this class both do it."""
+
+    def predict(self, request: PredictRequest) -> PredictResponse: ...
+
+    def explain(self, request: ExplainRequest) -> ExplainResponse: ...
+
+    def info(self) -> ModelInfo: ...
+
+
+@dataclass
+class LoadedModel:
+    role: str
+    name: str
+    version: str
+    run_id: str
+    impl: Any  # training.tracking.QtisPyfunc
+    window: int
+    features: tuple[str, ...]
+    horizons: tuple[int, ...]
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """(n, bars >= window, features) -> (n, horizons)."""
+        if self.impl.input_kind == "features":
+            return self.impl.bundle.predict_features(windows[:, -1, :])
+        return self.impl.bundle.predict_windows(windows[:, -self.window :, :])
+
+    def card(self) -> ModelCard:
+        return ModelCard(
+            role=self.role,
+            model=self.name,
+            version=self.version,
+            window=self.window,
+            input_kind=self.impl.input_kind,
+            features=list(self.features),
+            horizons=list(self.horizons),
+            run_id=self.run_id,
+            loaded_at=self.loaded_at,
+        )
+
+
+def load_model(client, role: str, name: str, version: str) -> LoadedModel:
+    """One registered version, with what a request must look like for it."""
+    import json
+
+    import mlflow
+    from mlflow.artifacts import download_artifacts
+
+    from transforms.spec import default_spec
+
+    found = client.get_model_version(name, version)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    impl = pyfunc.unwrap_python_model().impl
+    example = np.asarray(pyfunc.input_example)
+    window = int(example.shape[1]) if impl.input_kind == "windows" else 1
+    names = json.loads(
+        Path(download_artifacts(run_id=found.run_id, artifact_path="features.json")).read_text()
+    )["features"]
+    return LoadedModel(
+        role, name, str(version), found.run_id, impl, window, tuple(names), default_spec().horizons
+    )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    windows: np.ndarray  # (n, bars, features), checked
+    as_of: list[datetime] | None  # bar each looked-up window ends at
+    serve: LoadedModel
+    shadow: LoadedModel | None
+    started: float  # perf_counter when the request arrived
+
+
+class Predictor:
+    """Answers predict / explain / info requests from the registered champion."""
+
+    def __init__(
+        self,
+        url: str,
+        settings: ServingSettings | None = None,
+        prediction_log: PredictionLog | None = None,
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from training import tracking
+
+        self.url, self.settings = url, settings or ServingSettings()
+        tracking.configure(url)
+        self.client = MlflowClient()
+        self.champion: LoadedModel | None = None
+        self.challenger: LoadedModel | None = None
+        self.promotion: dict | None = None
+        self._lock = threading.Lock()
+        self._split = random.Random(self.settings.serve_seed)
+        self._shadow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qtis-shadow")
+        self.log = prediction_log
+        self.reload()
+        self.windows = WindowSource(url, self.champion.features)
+        self._background: dict[tuple[str, str], np.ndarray] = {}
+
+    # --- models ---------------------------------------------------------------------------
+
+    def reload(self) -> dict[str, str | None]:
+        """Load whatever now holds @champion / @challenger, then swap: requests in flight finish
+        on the models they started with. Returns the (new) versions."""
+        from training.promotion import CHALLENGER, CHAMPION, holder
+
+        with self._lock:
+            current = holder(self.client, CHAMPION)
+            if current is None:
+                if self.champion is None:
+                    raise NoChampion(
+                        "no model holds @champion: promote one first (`qtis models promote`, "
+                        "or the `promotion` asset after training)"
+                    )
+                log.warning("@champion was removed; still serving %s", self._label(self.champion))
+            elif self.champion is None or (self.champion.name, self.champion.version) != current:
+                try:
+                    model = load_model(self.client, "champion", *current)
+                except Exception as exc:
+                    if self.champion is None:
+                        raise NoChampion(
+                            f"the champion {current[0]} v{current[1]} cannot be loaded: {exc}"
+                        ) from exc
+                    raise
+                self.champion = model
+                self.promotion = self._promotion(*current)
+            wanted = holder(self.client, CHALLENGER)
+            have = self.challenger
+            if wanted is None:
+                self.challenger = None
+            elif have is None or (have.name, have.version) != wanted:
+                try:
+                    self.challenger = load_model(self.client, "challenger", *wanted)
+                except Exception as exc:  # a broken challenger must not stop the champion
+                    log.error("challenger %s v%s not loaded: %s", *wanted, exc)
+                    self.challenger = None
+            return {
+                "champion": self._label(self.champion),
+                "challenger": self._label(self.challenger),
+            }
+
+    @staticmethod
+    def _label(model: LoadedModel | None) -> str | None:
+        return f"{model.name} v{model.version}" if model else None
+
+    def _promotion(self, name: str, version: str) -> dict | None:
+        from training.promotion import INSTALLING
+        from warehouse.db import connect
+
+        with connect(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "select id, decided_at, decision, reason, gates, actor from mlops.promotions"
+                " where model = %s and version = %s and decision = any(%s)"
+                " order by id desc limit 1",
+                (name, version, [*INSTALLING, "rolled_back"]),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        keys = ("id", "decided_at", "decision", "reason", "gates", "actor")
+        return dict(zip(keys, row, strict=True))
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            champion=self.champion.card(),
+            challenger=self.challenger.card() if self.challenger else None,
+            ab_share=self.settings.serve_ab_share,
+            batching=self.settings.serve_batching,
+            promotion=self.promotion,
+        )
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def _bars_needed(self) -> int:
+        models = [m for m in (self.champion, self.challenger) if m is not None]
+        return max(m.window for m in models)
+
+    def _check_windows(self, raw: list, field: str) -> np.ndarray:
+        try:
+            windows = np.asarray(raw, dtype=np.float32)
+        except ValueError as exc:
+            raise RequestError(
+                f"{field} must be a rectangular (windows, bars, features) array: {exc}", field
+            ) from exc
+        if windows.ndim != 3:
+            raise RequestError(f"{field} must be (windows, bars, features) of numbers", field)
+        _, bars, features = windows.shape
+        champion = self.champion
+        if features != len(champion.features):
+            raise RequestError(
+                f"{field}: each bar needs {len(champion.features)} features in the order "
+                f"GET /model lists, got {features}",
+                field,
+            )
+        if bars < champion.window:
+            raise RequestError(
+                f"{field}: {champion.name} needs {champion.window} bars per window, got {bars}",
+                field,
+            )
+        if not np.isfinite(windows).all():
+            raise RequestError(f"{field}: values must be finite 32-bit floats", field)
+        return windows
+
+    def _inputs(self, request: PredictRequest) -> tuple[np.ndarray, list[datetime] | None]:
+        limit = self.settings.serve_max_windows
+        count = len(request.windows if request.windows is not None else request.symbols)
+        if count > limit:
+            what = "windows" if request.windows is not None else "symbols"
+            raise RequestError(f"{what}: {count} in one request, at most {limit}", what, 413)
+        if request.windows is not None:
+            return self._check_windows(request.windows, "windows"), None
+        try:
+            return self.windows.latest(request.symbols, request.as_of, self._bars_needed())
+        except LookupError as exc:
+            raise RequestError(
+                exc.args[0], exc.args[1] if len(exc.args) > 1 else "symbols"
+            ) from exc
+
+    # --- predict / explain ----------------------------------------------------------------
+
+    def prepare(self, request: PredictRequest) -> Prepared:
+        """Checked input windows, and who answers: the champion (or, for the A/B share, the
+        challenger); the other one, when loaded, scores the same windows in shadow."""
+        champion, challenger = self.champion, self.challenger
+        windows, as_of = self._inputs(request)
+        serve = champion
+        if challenger is not None and self._split.random() < self.settings.serve_ab_share:
+            serve = challenger
+        shadow = challenger if serve is champion else champion
+        if shadow is not None and shadow.window > windows.shape[1]:
+            shadow = None  # the request carries too few bars for it
+        return Prepared(windows, as_of, serve, shadow, time.perf_counter())
+
+    def respond(
+        self, request: PredictRequest, prepared: Prepared, predictions: np.ndarray
+    ) -> PredictResponse:
+        """The response for ``prepared``'s forecasts; logs them and starts the shadow."""
+        serve = prepared.serve
+        request_id = uuid.uuid4().hex
+        response = PredictResponse(
+            request_id=request_id,
+            model=serve.name,
+            version=serve.version,
+            role=serve.role,
+            horizons=list(serve.horizons),
+            predictions=np.asarray(predictions, dtype=np.float64).tolist(),
+            symbols=request.symbols,
+            as_of=prepared.as_of,
+        )
+        latency = (time.perf_counter() - prepared.started) * 1e3
+        if self.log is not None:
+            self.log.add(
+                request_id, serve, True, request.symbols, prepared.as_of, predictions, latency
+            )
+            if prepared.shadow is not None:
+                self._shadow.submit(
+                    self._score_shadow, prepared.shadow, prepared.windows, request, prepared.as_of,
+                    request_id,
+                )  # fmt: skip
+        return response
+
+    def predict(self, request: PredictRequest) -> PredictResponse:
+        prepared = self.prepare(request)
+        return self.respond(request, prepared, prepared.serve.predict(prepared.windows))
+
+    def _score_shadow(self, model, windows, request, as_of, request_id) -> None:
+        started = time.perf_counter()
+        try:
+            predictions = model.predict(windows)
+        except Exception as exc:  # the shadow never hurts the answer
+            log.error("shadow %s v%s failed: %s", model.name, model.version, exc)
+            return
+        latency = (time.perf_counter() - started) * 1e3
+        self.log.add(request_id, model, False, request.symbols, as_of, predictions, latency)
+
+    def explain(self, request: ExplainRequest) -> ExplainResponse:
+        """SHAP attributions of the champion's forecast for one window."""
+        from training.explain import explain_network, explain_tree
+        from training.models.sequence import SequenceBundle
+        from training.models.tabular import XGBoostModel
+
+        model = self.champion
+        if request.window is not None:
+            window = self._check_windows([request.window], "window")
+        else:
+            try:
+                window, _ = self.windows.latest([request.symbol], request.as_of, model.window)
+            except LookupError as exc:
+                field = exc.args[1] if len(exc.args) > 1 else "symbol"
+                raise RequestError(exc.args[0], field.rstrip("s")) from exc
+        bundle = model.impl.bundle
+        if isinstance(bundle, XGBoostModel):
+            found = explain_tree(bundle, window[:, -1, :], model.features, model.horizons)
+        elif isinstance(bundle, SequenceBundle):
+            background = self._background_for(model)
+            found = explain_network(
+                bundle, window[:, -model.window :], background, model.features, model.horizons
+            )
+        else:
+            raise RequestError(
+                f"{model.name} has no SHAP explainer (explain its members instead)", None, 409
+            )
+        values = found.values[0]  # (features, horizons)
+        order = np.argsort(-np.abs(values).sum(axis=1))
+        return ExplainResponse(
+            model=model.name,
+            version=model.version,
+            method=found.method,
+            horizons=list(model.horizons),
+            base_values=found.base_values.tolist(),
+            prediction=model.predict(window)[0].astype(float).tolist(),
+            attributions=[
+                FeatureAttribution(
+                    feature=model.features[i],
+                    value=float(found.inputs[0, i]),
+                    shap=values[i].tolist(),
+                )
+                for i in order
+            ],
+        )
+
+    def _background_for(self, model: LoadedModel) -> np.ndarray:
+        key = (model.name, model.version)
+        if key not in self._background:
+            self._background[key] = self.windows.sample(model.window, n=50)
+        return self._background[key]
+
+    def close(self) -> None:
+        self._shadow.shutdown(wait=True)
+        if self.log is not None:
+            self.log.close()

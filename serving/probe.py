@@ -1,0 +1,60 @@
+"""The promotion gate's view of serving: does a registered version load the way the service loads
+it, answer a real window sent through the request schema with a valid response, and how long
+does one single-window prediction take (p50/p99, in process: the model's own share of a
+request's latency)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from serving.predictor import load_model
+from serving.schemas import PredictRequest, PredictResponse
+from serving.windows import WindowSource
+from training.promotion import Probe, ServingCheck
+
+
+def serving_probe(url: str, samples: int = 200) -> Probe:
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    tracking.configure(url)
+    client = MlflowClient()
+
+    def check(name: str, version: str) -> ServingCheck:
+        try:
+            model = load_model(client, "champion", name, str(version))
+        except Exception as exc:
+            return ServingCheck(False, None, None, f"does not load: {type(exc).__name__}: {exc}")
+        try:
+            window = WindowSource(url, model.features).sample(model.window, n=1)
+            request = PredictRequest.model_validate_json(
+                PredictRequest(windows=window.tolist()).model_dump_json()
+            )
+            x = np.asarray(request.windows, dtype=np.float32)
+            model.predict(x)  # warm up
+            times = []
+            for _ in range(samples):
+                started = time.perf_counter()
+                out = model.predict(x)
+                times.append((time.perf_counter() - started) * 1e3)
+            PredictResponse(
+                request_id="probe",
+                model=name,
+                version=str(version),
+                role="champion",
+                horizons=list(model.horizons),
+                predictions=np.asarray(out, dtype=np.float64).tolist(),
+            )
+            if np.shape(out) != (1, len(model.horizons)):
+                raise ValueError(
+                    f"answered shape {np.shape(out)} for 1 window, not (1, {len(model.horizons)})"
+                )
+        except Exception as exc:
+            return ServingCheck(False, None, None, f"does not answer: {type(exc).__name__}: {exc}")
+        p50, p99 = np.percentile(times, [50, 99])
+        return ServingCheck(True, float(p50), float(p99), f"loads and answers ({samples} calls)")
+
+    return check

@@ -1,0 +1,108 @@
+"""Request and response bodies of the prediction API (also what the Python client speaks).
+
+A request carries either feature windows, ``(windows, bars, features)`` of raw feature values in
+the order ``GET /model`` lists, or symbols and an as-of time, for which the service reads the
+windows from ``features.training_set``. Values must be finite; ``extra`` keys are refused so a
+misspelt field is an error, not a silently ignored one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["champion", "challenger"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PredictRequest(_Strict):
+    windows: list[list[list[float]]] | None = Field(
+        None, description="feature windows: (windows, bars, features), oldest bar first"
+    )
+    symbols: list[str] | None = Field(
+        None, description="symbols whose latest window (up to as_of) the service looks up"
+    )
+    as_of: datetime | None = Field(None, description="window end for symbols; default: latest bar")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> PredictRequest:
+        if (self.windows is None) == (self.symbols is None):
+            raise ValueError("give exactly one of 'windows' or 'symbols'")
+        if self.as_of is not None and self.symbols is None:
+            raise ValueError("'as_of' goes with 'symbols'")
+        if self.windows is not None and not self.windows:
+            raise ValueError("'windows' is empty")
+        if self.symbols is not None and not self.symbols:
+            raise ValueError("'symbols' is empty")
+        return self
+
+
+class PredictResponse(_Strict):
+    request_id: str
+    model: str
+    version: str
+    role: Role = Field(description="which model answered: champion, or challenger under A/B")
+    horizons: list[int]
+    predictions: list[list[float]] = Field(description="(windows, horizons) forward log returns")
+    symbols: list[str] | None = None
+    as_of: list[datetime] | None = Field(None, description="bar each looked-up window ends at")
+
+
+class ExplainRequest(_Strict):
+    window: list[list[float]] | None = Field(None, description="one window: (bars, features)")
+    symbol: str | None = None
+    as_of: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ExplainRequest:
+        if (self.window is None) == (self.symbol is None):
+            raise ValueError("give exactly one of 'window' or 'symbol'")
+        if self.as_of is not None and self.symbol is None:
+            raise ValueError("'as_of' goes with 'symbol'")
+        return self
+
+
+class FeatureAttribution(_Strict):
+    feature: str
+    value: float = Field(description="the feature's value on the window's last bar")
+    shap: list[float] = Field(description="contribution to each horizon's forecast")
+
+
+class ExplainResponse(_Strict):
+    model: str
+    version: str
+    method: str
+    horizons: list[int]
+    base_values: list[float]
+    prediction: list[float]
+    attributions: list[FeatureAttribution] = Field(description="by |contribution|, largest first")
+
+
+class ModelCard(_Strict):
+    role: Role
+    model: str
+    version: str
+    window: int = Field(description="bars a window needs")
+    input_kind: str = Field(description="windows (networks, ensemble) or features (trees)")
+    features: list[str]
+    horizons: list[int]
+    run_id: str
+    loaded_at: datetime
+
+
+class ModelInfo(_Strict):
+    champion: ModelCard
+    challenger: ModelCard | None
+    ab_share: float = Field(description="share of /predict requests the challenger answers")
+    batching: bool
+    promotion: dict | None = Field(None, description="the decision that made the champion")
+
+
+class ErrorBody(_Strict):
+    error: str
+    field: str | None = None

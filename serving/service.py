@@ -1,0 +1,187 @@
+"""The BentoML prediction service: `bentoml serve serving.service:QtisService` (`qtis serve`).
+
+It loads @champion (refusing to start without one, saying why) and @challenger from the MLflow
+registry, checks for new aliases every ``QTIS_SERVE_RELOAD_SECONDS`` (and on ``POST
+/admin/reload``), and answers:
+
+- ``POST /predict`` ``{"request": {"windows": [...]}}`` or ``{"request": {"symbols": [...],
+  "as_of": ...}}`` -> forecasts for every horizon, with the model and version that made them;
+- ``POST /explain`` -> SHAP attributions of one forecast;
+- ``GET /model`` -> champion/challenger cards and the promotion decision behind the champion;
+- ``POST /admin/reload``, ``POST /admin/rollback`` (admin role);
+- BentoML's ``/livez``, ``/readyz``, ``/metrics`` and ``/docs`` (OpenAPI at ``/docs.json``).
+
+Bad requests get a 4xx JSON body ``{"error": ..., "field": ...}``; authentication, roles and rate
+limits are :mod:`serving.auth`'s middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import bentoml
+from fastapi import FastAPI
+from starlette.responses import JSONResponse, RedirectResponse
+
+from serving.auth import BearerAuth
+from serving.batching import AdaptiveBatcher
+from serving.errors import ValidationMessages
+from serving.prediction_log import PredictionLog
+from serving.predictor import NoChampion, Predictor, RequestError
+from serving.schemas import (
+    ExplainRequest,
+    ExplainResponse,
+    ModelInfo,
+    PredictRequest,
+    PredictResponse,
+)
+from serving.settings import ServingSettings
+
+log = logging.getLogger("qtis.serving")
+SETTINGS = ServingSettings()
+
+PREDICTIONS = bentoml.metrics.Counter(
+    name="qtis_predictions",
+    documentation="windows answered, by the role and version of the model that answered",
+    labelnames=["role", "model", "version"],
+)
+REJECTED = bentoml.metrics.Counter(
+    name="qtis_rejected_requests",
+    documentation="requests answered with a 4xx, by endpoint and status",
+    labelnames=["endpoint", "status"],
+)
+BATCH_WINDOWS = bentoml.metrics.Histogram(
+    name="qtis_batch_windows",
+    documentation="windows per model call (adaptive batching merges requests)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+MODEL_VERSION = bentoml.metrics.Gauge(
+    name="qtis_model_version",
+    documentation="registered version being served, by role and model",
+    labelnames=["role", "model"],
+)
+
+pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _rejected(endpoint: str, exc: RequestError) -> JSONResponse:
+    REJECTED.labels(endpoint=endpoint, status=str(exc.status)).inc()
+    return JSONResponse({"error": str(exc), "field": exc.field}, status_code=exc.status)
+
+
+@bentoml.asgi_app(pages, path="/")
+@bentoml.service(workers=1, traffic={"timeout": 30})
+class QtisService:
+    def __init__(self) -> None:
+        from warehouse.db import database_url
+        from warehouse.schema import migrate
+
+        url = database_url()
+        migrate(url)
+        shadow_log = PredictionLog(url) if SETTINGS.serve_shadow_log else None
+        try:
+            self.predictor = Predictor(url, SETTINGS, shadow_log)
+        except NoChampion as exc:
+            log.error("not starting: %s", exc)
+            raise
+        self._publish()
+        self.batcher = None
+        if SETTINGS.serve_batching:
+            self.batcher = AdaptiveBatcher(SETTINGS.serve_max_batch_size, BATCH_WINDOWS.observe)
+        self._stop = threading.Event()
+        if SETTINGS.serve_reload_seconds > 0:
+            threading.Thread(target=self._watch, name="qtis-alias-watch", daemon=True).start()
+        log.info("serving %s", self.predictor.reload())
+
+    def _publish(self) -> None:
+        for model in (self.predictor.champion, self.predictor.challenger):
+            if model is not None:
+                MODEL_VERSION.labels(role=model.role, model=model.name).set(float(model.version))
+
+    def _watch(self) -> None:
+        while not self._stop.wait(SETTINGS.serve_reload_seconds):
+            try:
+                before = self.predictor.reload()
+                self._publish()
+                log.debug("aliases checked: %s", before)
+            except Exception as exc:  # keep serving what is loaded
+                log.error("alias check failed: %s", exc)
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        self._stop.set()
+        self.predictor.close()
+
+    def __is_ready__(self) -> bool:
+        return self.predictor.champion is not None
+
+    # --- scoring --------------------------------------------------------------------------
+
+    @bentoml.api(route="/predict")
+    async def predict(self, request: PredictRequest) -> PredictResponse:
+        """Forecasts of every horizon for a batch of windows, or for symbols as of a time."""
+        predictor = self.predictor
+        try:
+            if request.symbols is not None:  # a warehouse read: off the event loop
+                prepared = await asyncio.to_thread(predictor.prepare, request)
+            else:
+                prepared = predictor.prepare(request)
+        except RequestError as exc:
+            return _rejected("predict", exc)
+        if self.batcher is not None:
+            predictions = await self.batcher.score(prepared.serve, prepared.windows)
+        else:
+            BATCH_WINDOWS.observe(len(prepared.windows))
+            predictions = await asyncio.to_thread(prepared.serve.predict, prepared.windows)
+        response = predictor.respond(request, prepared, predictions)
+        PREDICTIONS.labels(role=response.role, model=response.model, version=response.version).inc(
+            len(response.predictions)
+        )
+        return response
+
+    @bentoml.api(route="/explain")
+    def explain(self, request: ExplainRequest) -> ExplainResponse:
+        """SHAP attributions of the champion's forecast for one window (or symbol as of)."""
+        try:
+            return self.predictor.explain(request)
+        except RequestError as exc:
+            return _rejected("explain", exc)
+
+    @pages.get("/docs", include_in_schema=False)
+    def docs(self) -> RedirectResponse:
+        """BentoML's Swagger UI is its index page; the OpenAPI document is /docs.json."""
+        return RedirectResponse("/")
+
+    @pages.get("/model", response_model=ModelInfo)
+    def model(self) -> ModelInfo:
+        """Champion and challenger (name, version, window, features) and the champion's
+        promotion decision."""
+        return self.predictor.info()
+
+    # --- admin ----------------------------------------------------------------------------
+
+    @bentoml.api(route="/admin/reload")
+    def admin_reload(self) -> dict:
+        """Load whatever holds the aliases now (admin role)."""
+        loaded = self.predictor.reload()
+        self._publish()
+        return loaded
+
+    @bentoml.api(route="/admin/rollback")
+    def admin_rollback(self, reason: str = "rollback through the API") -> dict:
+        """Give @champion back to the previous champion and serve it (admin role)."""
+        from training.promotion import rollback
+
+        try:
+            decision = rollback(self.predictor.url, reason, actor="api")
+        except ValueError as exc:
+            return _rejected("admin_rollback", RequestError(str(exc), None, 409))
+        loaded = self.predictor.reload()
+        self._publish()
+        return {"decision": decision.decision, "reason": decision.reason, **loaded}
+
+
+QtisService.add_asgi_middleware(ValidationMessages)
+QtisService.add_asgi_middleware(BearerAuth)

@@ -1,0 +1,177 @@
+"""Promotion gates on real registered runs: an oracle (a model whose walk-forward predictions are
+the true returns plus noise) must pass and become the first champion, a noise model must not
+replace it; every decision lands in mlops.promotions; rollback walks the history back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from serving.probe import serving_probe
+from tests.conftest import _fresh_database
+from training import promotion, significance, tracking
+from training.data import load_training_data
+from training.evaluate import evaluate
+from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
+from training.promotion import CHALLENGER, CHAMPION, PromotionSettings
+from training.runner import TrainConfig
+from training.splits import PurgedWalkForward
+from warehouse.db import sqlalchemy_url
+
+SYMBOLS = ["AAPL", "IBM", "MSFT"]
+
+
+@dataclass
+class Planted:
+    """A stand-in model of known skill: its test predictions are ``skill`` x the true forward
+    returns plus noise of the returns' own scale; live, it forecasts zero. skill 0 = noise."""
+
+    skill: float
+    seed: int = 0
+
+    def fit(self, data, train, validation) -> Planted:
+        return self
+
+    def predict(self, data, rows: np.ndarray) -> np.ndarray:
+        true = np.nan_to_num(data.returns[rows].astype(np.float64))
+        noise = np.random.default_rng(self.seed + len(rows)).normal(size=true.shape)
+        return (self.skill * true + noise * true.std(axis=0)).astype(np.float32)
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        return np.zeros((len(features), 5), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def registry(built, pg_server, tmp_path_factory):
+    url, _ = built
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_HOME", str(tmp_path_factory.mktemp("promotion") / ".qtis"))
+        tracking.configure(url)
+        data = load_training_data(url, SYMBOLS)
+        yield url, data
+
+
+def register(url: str, data, skill: float, seed: int = 0, trials: int = 1) -> str:
+    """Evaluate the planted model walk-forward next to the real baselines and log it the way
+    `qtis train` does; returns the qtis-xgboost version."""
+    models = {
+        "xgboost": lambda: Planted(skill, seed),
+        "zero": ZeroModel,
+        "ridge": RidgeModel,
+        "buy_and_hold": HistoricalMeanModel,
+    }
+    splitter = PurgedWalkForward(n_splits=3, horizon=max(data.horizons), first_test=0.5)
+    evaluation = evaluate(data, models, splitter, window=1, min_history=200)
+    config = TrainConfig(
+        models=("xgboost",), tuning={"xgboost": {"study": "planted", "trials": trials}}
+    )
+    info = tracking.log_family(
+        "xgboost", evaluation, config, Planted(skill, seed), data.features[-2:]
+    )
+    return str(info["version"])
+
+
+def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
+    url, data = registry
+    probe = serving_probe(url, samples=20)
+    settings = PromotionSettings()
+    noise = register(url, data, skill=0.0, seed=1)
+    [first] = promotion.promote(url, probe, [("qtis-xgboost", noise)], settings)
+    assert first.decision == "rejected"
+    assert first.gate("beats_champion").passed is None  # no champion yet
+    assert first.gate("deflated_sharpe").passed is False
+    assert first.gate("beats_baselines").passed is False
+    assert first.gate("servable").passed is True
+    assert promotion.holder(MlflowClient(), CHAMPION) is None
+
+    oracle = register(url, data, skill=1.0, seed=2, trials=50)
+    [decision] = promotion.promote(url, probe, [("qtis-xgboost", oracle)], settings)
+    assert decision.decision == "promoted", decision.reason
+    assert decision.reason == "passed every gate: first champion"
+    dsr = decision.gate("deflated_sharpe")
+    assert dsr.value > 0.95 and "best of 50" in dsr.detail  # deflated by the 50 tuning trials
+    assert decision.numbers["oos_sharpe"] > max(decision.numbers["baselines"].values())
+    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", oracle)
+
+    # noise against the oracle champion: the paired test fails too, and it must not win
+    noise2 = register(url, data, skill=0.0, seed=3)
+    [against] = promotion.promote(url, probe, [("qtis-xgboost", noise2)], settings)
+    assert against.decision == "challenger"  # shadowed, never served
+    assert against.gate("beats_champion").passed is False
+    assert against.gate("beats_champion").value > 0.5  # p-value: not better at all
+    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", oracle)
+    assert promotion.holder(MlflowClient(), CHALLENGER) == ("qtis-xgboost", noise2)
+
+    rows = promotion.history(url)
+    assert list(rows["decision"]) == ["challenger", "promoted", "rejected"]
+    recorded = rows.iloc[1]["gates"]
+    names = [g["name"] for g in recorded["gates"]]
+    assert names == [
+        "beats_champion", "deflated_sharpe", "beats_baselines", "servable", "backtest_overfitting"
+    ]  # fmt: skip
+    assert all("detail" in g and "value" in g for g in recorded["gates"])
+    assert rows.iloc[0]["champion_version"] == oracle  # the champion it was compared with
+
+    # a forced promotion is recorded with its failed gates; rollback restores the oracle
+    forced = promotion.force(url, "qtis-xgboost", noise2, "drill", probe, settings)
+    assert forced.decision == "forced" and "failed gates" in forced.reason
+    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", noise2)
+    assert promotion.holder(MlflowClient(), CHALLENGER) is None  # never both
+    back = promotion.rollback(url, "drill over")
+    assert (back.model, back.version, back.decision) == ("qtis-xgboost", oracle, "rolled_back")
+    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", oracle)
+    with pytest.raises(ValueError, match="first champion"):
+        promotion.rollback(url)
+
+
+def test_a_forced_promotion_needs_a_reason(registry):
+    url, _ = registry
+    with pytest.raises(ValueError, match="reason"):
+        promotion.force(url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10))
+
+
+def _evidence(pred: np.ndarray, true: np.ndarray, ts, symbols) -> promotion.Evidence:
+    frame = pd.DataFrame({"symbol": symbols, "ts": ts, "fold": 0})
+    frame["pred_h1"], frame["true_h1"] = pred, true
+    return promotion.Evidence("m", "1", "r", frame, {}, 1, 5.0, (1,))
+
+
+def test_the_paired_test_compares_the_same_bars_only():
+    """Paired losses come from the (symbol, bar) pairs both models predicted, averaged per bar;
+    a champion that shares too few bars fails the gate with a reason instead of a number."""
+    rng = np.random.default_rng(0)
+    ts = np.repeat(pd.date_range("2020-01-01", periods=300, freq="D").to_numpy(), 2)
+    symbols = np.tile(["A", "B"], 300)
+    true = rng.normal(0, 0.01, len(ts))
+    good = _evidence(true + rng.normal(0, 0.002, len(ts)), true, ts, symbols)
+    bad = _evidence(rng.normal(0, 0.01, len(ts)), true, ts, symbols)
+    champ, cand = promotion.paired_losses(good, bad, 1)
+    assert len(champ) == 300  # one per bar, not per row
+    gate = promotion.champion_gate(good, bad, PromotionSettings())
+    assert gate.passed and gate.value < 1e-6
+    reverse = promotion.champion_gate(bad, good, PromotionSettings())
+    assert reverse.passed is False and reverse.value > 0.99
+    late = _evidence(bad.predictions["pred_h1"], true, ts + np.timedelta64(600, "D"), symbols)
+    apart = promotion.champion_gate(late, good, PromotionSettings())
+    assert apart.passed is False and apart.value is None and "shares only 0" in apart.detail
+
+
+def test_overfitting_is_reported_from_the_candidates_returns():
+    rng = np.random.default_rng(1)
+    ts = pd.date_range("2020-01-01", periods=400, freq="D").to_numpy()
+    true = rng.normal(0, 0.01, 400)
+    noise = [_evidence(rng.normal(size=400), true, ts, np.full(400, "A")) for _ in range(4)]
+    gate, pbo = promotion.overfitting_gate(noise, PromotionSettings())
+    assert gate.passed is None  # reported, not a gate unless QTIS_PROMOTION_MAX_PBO is set
+    assert pbo.n_configurations == 4 and 0 <= gate.value <= 1
+    strict, _ = promotion.overfitting_gate(noise, PromotionSettings(max_pbo=0.0))
+    assert strict.passed is (pbo.probability <= 0.0)
+    # the deflated Sharpe of the chosen noise strategy, deflated by four trials, is no pass
+    best = max(noise, key=lambda e: e.strategy().sharpe.value)
+    dsr = significance.deflated_sharpe_ratio(best.strategy().returns, n_trials=4)
+    assert dsr.probability < 0.95
