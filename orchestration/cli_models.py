@@ -167,9 +167,20 @@ def serve(
     ] = None,
 ) -> None:
     """Serve @champion (and @challenger in shadow) over HTTP with BentoML; Ctrl-C stops it."""
-    from serving.settings import ServingSettings
+    from mlflow.tracking import MlflowClient
 
-    ready_url()
+    from serving.settings import ServingSettings
+    from training import tracking
+    from training.promotion import CHAMPION, holder
+
+    url = ready_url()
+    tracking.configure(url)
+    champion = holder(MlflowClient(), CHAMPION)
+    if champion is None:
+        raise fail(
+            "no model holds @champion, so there is nothing to serve: promote one first "
+            "(`qtis models promote`, or `qtis models promote NAME VERSION --force --reason ...`)"
+        )
     for key, value in (("HOST", host), ("PORT", port), ("BATCHING", batching)):
         if value is not None:
             os.environ[f"QTIS_SERVE_{key}"] = str(value).lower()
@@ -177,14 +188,15 @@ def serve(
         os.environ["QTIS_SERVE_AB_SHARE"] = str(ab_share)
     settings = ServingSettings()
     console.print(
-        f"serving on http://{settings.serve_host}:{settings.serve_port} (docs at /docs); "
-        "Ctrl-C to stop"
+        f"serving {champion[0]} v{champion[1]} on http://{settings.serve_host}:"
+        f"{settings.serve_port} (docs at /docs); Ctrl-C to stop"
     )
     raise typer.Exit(subprocess.call(service_command(settings), env=service_env()))
 
 
 def service_env() -> dict[str, str]:
-    return dict(os.environ) | {"BENTOML_DO_NOT_TRACK": "true"}
+    """No usage tracking; and a service that cannot start exits instead of being restarted."""
+    return dict(os.environ) | {"BENTOML_DO_NOT_TRACK": "true", "BENTOML_CONTAINERIZED": "true"}
 
 
 def service_command(settings) -> list[str]:

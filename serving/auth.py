@@ -196,17 +196,20 @@ class BearerAuth:
             return await reply(send, 429, {"error": "rate limit exceeded", "field": None}, headers)
         if role != "admin":
             return await self.app(scope, receive, send)
-        status = {}
+        answered = False
 
         async def recording_send(message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+            nonlocal answered
+            if message["type"] == "http.response.start":  # logged before the caller hears
+                answered = True
+                self.audit.write(token=who, path=path, status=message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self.audit.write(token=who, path=path, status=status.get("code"))
+            if not answered:
+                self.audit.write(token=who, path=path, status=None, error="no response")
 
     async def _deny(self, send, status: int, message: str, path: str, who) -> None:
         if path.startswith(ADMIN_PREFIX):

@@ -150,8 +150,8 @@ def test_the_paired_test_compares_the_same_bars_only():
     true = rng.normal(0, 0.01, len(ts))
     good = _evidence(true + rng.normal(0, 0.002, len(ts)), true, ts, symbols)
     bad = _evidence(rng.normal(0, 0.01, len(ts)), true, ts, symbols)
-    champ, cand = promotion.paired_losses(good, bad, 1)
-    assert len(champ) == 300  # one per bar, not per row
+    champion_losses, candidate_losses = promotion.paired_losses(good, bad, 1)
+    assert len(champion_losses) == len(candidate_losses) == 300  # one per bar, not per row
     gate = promotion.champion_gate(good, bad, PromotionSettings())
     assert gate.passed and gate.value < 1e-6
     reverse = promotion.champion_gate(bad, good, PromotionSettings())

@@ -1,0 +1,376 @@
+"""The real BentoML service in a subprocess on a free port, against a real registry: every
+endpoint, auth, each kind of bad input (4xx naming the field, never a 5xx), shadow logging,
+hot reload and rollback without dropped requests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from mlflow.tracking import MlflowClient
+
+from orchestration.cli_models import service_command, service_env
+from serving.client import ServingClient, ServingError
+from serving.predictor import Predictor
+from serving.probe import serving_probe
+from serving.schemas import ExplainRequest, PredictRequest
+from serving.settings import ServingSettings
+from serving.windows import WindowSource
+from tests.conftest import _fresh_database
+from training import promotion
+from training.promotion import CHALLENGER, move_alias
+from training.runner import TrainConfig, run_training
+from warehouse.db import sqlalchemy_url
+
+SYMBOLS = ["IBM", "MSFT"]
+PREDICT_TOKEN = "predict-token-for-tests-0001"
+ADMIN_TOKEN = "admin-token-for-tests-000002"
+MAX_WINDOWS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def trained(built, pg_server, tmp_path_factory):
+    """xgboost v1 forced to @champion, lstm v1 the @challenger, in a fresh MLflow store."""
+    url, _ = built
+    home = tmp_path_factory.mktemp("serving") / ".qtis"
+    env = {
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_HOME": str(home),
+        "QTIS_DATABASE_URL": url,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        config = TrainConfig(
+            models=("lstm", "xgboost"), size="tiny", epochs=1, splits=2, window=20,
+            xgb_estimators=30, explain_samples=0,
+        )  # fmt: skip
+        run_training(url, config, symbols=SYMBOLS)
+        probe = serving_probe(url, samples=10)
+        promotion.force(url, "qtis-xgboost", "1", "serving tests", probe)
+        move_alias(MlflowClient(), CHALLENGER, "qtis-lstm", "1")
+        yield url, env, home
+
+
+@pytest.fixture(scope="module")
+def service(trained, tmp_path_factory):
+    url, env, home = trained
+    tokens = tmp_path_factory.mktemp("tokens") / "tokens.yml"
+    tokens.write_text(f"{PREDICT_TOKEN}: predict\n{ADMIN_TOKEN}: [admin]\n")
+    port = free_port()
+    settings_env = env | {
+        "QTIS_SERVE_PORT": str(port),
+        "QTIS_API_TOKEN_FILE": str(tokens),
+        "QTIS_SERVE_RELOAD_SECONDS": "0.5",
+        "QTIS_SERVE_MAX_WINDOWS": str(MAX_WINDOWS),
+        "QTIS_API_RATE_BURST": "10000",
+    }
+    log = home / "service.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in settings_env.items():
+            mp.setenv(key, value)
+        command = service_command(ServingSettings())
+        process = subprocess.Popen(
+            command, env=service_env(), stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"service exited {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"service not ready in 120 s:\n{log.read_text()[-3000:]}")
+    yield base, url, home
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def client(service):
+    base, *_ = service
+    with ServingClient(base, token=PREDICT_TOKEN, retries=0) as c:
+        yield c
+
+
+def windows_from_warehouse(url: str, client: ServingClient, bars: int = 20) -> np.ndarray:
+    features = client.info().champion.features
+    return WindowSource(url, features).latest(SYMBOLS, None, bars)[0]
+
+
+def test_predict_windows_and_symbols(service, client):
+    _, url, _ = service
+    windows = windows_from_warehouse(url, client)
+    by_windows = client.predict(PredictRequest(windows=windows.tolist()))
+    assert (by_windows.model, by_windows.version, by_windows.role) == (
+        "qtis-xgboost",
+        "1",
+        "champion",
+    )
+    assert np.shape(by_windows.predictions) == (2, 5) and by_windows.horizons == [1, 2, 5, 10, 20]
+    by_symbols = client.predict(PredictRequest(symbols=SYMBOLS))
+    assert by_symbols.symbols == SYMBOLS and len(by_symbols.as_of) == 2
+    np.testing.assert_allclose(by_symbols.predictions, by_windows.predictions, rtol=1e-6)
+    # the in-process predictor answers the same request the same way (same interface)
+    local = Predictor(url)
+    try:
+        same = local.predict(PredictRequest(windows=windows.tolist()))
+    finally:
+        local.close()
+    np.testing.assert_allclose(same.predictions, by_windows.predictions, rtol=1e-6)
+
+
+def test_model_and_explain(client):
+    info = client.info()
+    assert (info.champion.model, info.champion.version) == ("qtis-xgboost", "1")
+    assert (info.challenger.model, info.challenger.version, info.challenger.window) == (
+        "qtis-lstm", "1", 20,
+    )  # fmt: skip
+    assert info.promotion["decision"] == "forced" and "serving tests" in info.promotion["reason"]
+    explained = client.explain(ExplainRequest(symbol="IBM"))
+    assert explained.method == "tree" and len(explained.attributions) == len(info.champion.features)
+    shap = np.array([a.shap for a in explained.attributions])
+    # exact TreeSHAP adds up: base value + contributions = the forecast, per horizon
+    np.testing.assert_allclose(
+        shap.sum(axis=0) + explained.base_values, explained.prediction, atol=1e-5
+    )
+    sizes = np.abs(shap).sum(axis=1)
+    assert (np.diff(sizes) <= 1e-12).all()  # largest first
+
+
+def test_health_metrics_and_docs_are_open(service, client):
+    base, *_ = service
+    client.predict(PredictRequest(symbols=["IBM"]))
+    for path in ("/livez", "/readyz", "/metrics", "/docs.json"):
+        assert httpx.get(base + path).status_code == 200, path
+    assert httpx.get(base + "/docs").status_code in (200, 307)
+    spec = httpx.get(base + "/docs.json").json()
+    assert {"/predict", "/explain"} <= set(spec["paths"])
+    metrics = httpx.get(base + "/metrics").text
+    assert 'qtis_predictions_total{model="qtis-xgboost",role="champion",version="1"}' in metrics
+    assert "bentoml_service_request_duration_seconds_bucket" in metrics
+    assert "qtis_batch_windows_bucket" in metrics
+    assert 'qtis_model_version{model="qtis-lstm"' in metrics
+
+
+def test_auth_roles_and_audit(service):
+    base, _, home = service
+    body = {"request": {"symbols": ["IBM"]}}
+    assert httpx.post(base + "/predict", json=body).status_code == 401
+    wrong = httpx.post(base + "/predict", json=body, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "unknown token"
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    predictor = {"authorization": f"Bearer {PREDICT_TOKEN}"}
+    assert httpx.post(base + "/predict", json=body, headers=admin).status_code == 200
+    denied = httpx.post(base + "/admin/reload", json={}, headers=predictor)
+    assert denied.status_code == 403 and "admin" in denied.json()["error"]
+    assert httpx.post(base + "/admin/reload", json={}, headers=admin).status_code == 200
+    audit = (home / "logs" / "serving-audit.log").read_text()
+    assert '"status": 403' in audit and '"status": 200' in audit
+    assert PREDICT_TOKEN not in audit and ADMIN_TOKEN not in audit  # only fingerprints
+
+
+def _bad_requests(features: int) -> list[tuple[str, object, int, str]]:
+    window = [[0.1] * features]
+    return [
+        ("malformed JSON", '{"request": {"symbols": [', 400, "invalid json"),
+        ("no request", {}, 400, "request"),
+        ("misspelt field", {"request": {"windowz": [window]}}, 400, "windowz"),
+        ("both inputs", {"request": {"windows": [window], "symbols": ["IBM"]}}, 400, "exactly one"),
+        ("wrong type", {"request": {"windows": "abc"}}, 400, "request.windows"),
+        ("ragged", {"request": {"windows": [[[0.1] * features, [0.1]]]}}, 422, "rectangular"),
+        ("no bars", {"request": {"windows": [[]]}}, 422, "windows"),
+        ("wrong features", {"request": {"windows": [[[0.1, 0.2]]]}}, 422, f"{features} features"),
+        ("float32 overflow", {"request": {"windows": [[[1e39] * features]]}}, 422, "finite"),
+        ("oversized", {"request": {"windows": [window] * (MAX_WINDOWS + 1)}}, 413, "at most"),
+        ("unknown symbol", {"request": {"symbols": ["IBM", "NOPE"]}}, 422, "NOPE"),
+        ("too early", {"request": {"symbols": ["IBM"], "as_of": "1990-01-02"}}, 422, "as_of"),
+        ("bad time", {"request": {"symbols": ["IBM"], "as_of": "yesterday"}}, 400, "as_of"),
+        ("explain nothing", {"request": {}}, 400, "exactly one"),
+    ]
+
+
+def test_bad_input_is_a_4xx_naming_the_problem(service, client):
+    base, *_ = service
+    features = len(client.info().champion.features)
+    headers = {"authorization": f"Bearer {PREDICT_TOKEN}", "content-type": "application/json"}
+    for name, body, status, needle in _bad_requests(features):
+        path = "/explain" if name.startswith("explain") else "/predict"
+        content = body if isinstance(body, str) else None
+        response = httpx.post(
+            base + path, content=content, json=None if content else body, headers=headers
+        )
+        assert response.status_code == status, (name, response.text)
+        text = response.json()["error"].lower()
+        assert needle.lower() in text or needle.lower() in str(response.json()).lower(), (
+            name,
+            response.text,
+        )
+    # NaN is not JSON, but Python's json writes it: refused by name too
+    nan = '{"request": {"windows": [[[NaN]]]}}'
+    response = httpx.post(base + "/predict", content=nan, headers=headers)
+    assert response.status_code == 400 and response.json()["field"] == "request.windows.0.0.0"
+    assert server_errors(base) == []
+
+
+def server_errors(base: str) -> list[str]:
+    """The request counters of any 5xx answer that was counted (BentoML lists them at 0)."""
+    return [
+        line
+        for line in httpx.get(base + "/metrics").text.splitlines()
+        if line.startswith("bentoml_service_request_total")
+        and 'http_response_code="5' in line
+        and float(line.rsplit(" ", 1)[1]) != 0
+    ]
+
+
+def test_the_shadow_challenger_is_logged_and_never_answers(service, client):
+    _, url, _ = service
+    response = client.predict(PredictRequest(symbols=SYMBOLS))
+    assert response.role == "champion" and response.model == "qtis-xgboost"
+    rows = []
+    for _ in range(40):  # written in the background, in batches
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "select role, served, model, version, predictions from mlops.prediction_log"
+                " where request_id = %s order by role",
+                (response.request_id,),
+            ).fetchall()
+        if len(rows) == 2:
+            break
+        time.sleep(0.25)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("challenger", False, "qtis-lstm"),
+        ("champion", True, "qtis-xgboost"),
+    ]
+    np.testing.assert_allclose(rows[1][4], response.predictions, rtol=1e-6)
+    assert np.shape(rows[0][4]) == (2, 5)
+
+
+def test_ab_split_in_process_records_who_answered(trained):
+    url, env, _ = trained
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        from serving.prediction_log import PredictionLog
+
+        local = Predictor(url, ServingSettings(serve_ab_share=1.0), PredictionLog(url, 0.05))
+        response = local.predict(PredictRequest(symbols=SYMBOLS))
+        local.close()  # flushes the log
+    assert (response.role, response.model) == ("challenger", "qtis-lstm")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select role, served from mlops.prediction_log where request_id = %s order by role",
+            (response.request_id,),
+        ).fetchall()
+    assert rows == [("challenger", True), ("champion", False)]
+
+
+def test_client_retries_then_names_the_failure():
+    with ServingClient(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.01) as dead:
+        started = time.monotonic()
+        with pytest.raises(ServingError, match="ConnectError"):
+            dead.info()
+        assert time.monotonic() - started < 10
+        assert dead.ready() is False
+
+
+def test_client_raises_4xx_at_once_with_the_field(client):
+    with pytest.raises(ServingError) as caught:
+        client.predict(PredictRequest(symbols=["NOPE"]))
+    assert caught.value.status == 422 and caught.value.field == "symbols"
+
+
+def test_hot_reload_and_rollback_drop_no_request(service, trained):
+    """Move @champion while requests flow: the service picks the new version up by itself; the
+    admin rollback brings the old one back. Every request in between is answered."""
+    base, url, _ = service
+    _, env, _ = trained
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with ServingClient(base, token=PREDICT_TOKEN, retries=0) as c:
+            while not stop.is_set():
+                try:
+                    answer = c.predict(PredictRequest(symbols=SYMBOLS))
+                    statuses.append(200)
+                    versions.add(f"{answer.model} v{answer.version}")
+                except ServingError as exc:
+                    statuses.append(exc.status or 0)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        time.sleep(0.5)
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            promotion.force(url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5))
+        deadline = time.monotonic() + 20
+        with ServingClient(base, token=ADMIN_TOKEN, retries=0) as admin:
+            while time.monotonic() < deadline and admin.info().champion.model != "qtis-lstm":
+                time.sleep(0.2)
+            assert admin.info().champion.model == "qtis-lstm"
+            assert admin.info().challenger is None  # it was the challenger: never both
+            time.sleep(0.5)
+            rolled = admin.rollback("test over")
+            assert rolled["champion"] == "qtis-xgboost v1"
+            assert admin.info().champion.model == "qtis-xgboost"
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    assert versions == {"qtis-xgboost v1", "qtis-lstm v1"}
+    assert server_errors(base) == []
+
+
+def test_serve_refuses_to_start_without_a_champion(db_url, tmp_path):
+    from tests.orchestration.test_cli import qtis
+
+    env = {"QTIS_DATABASE_URL": db_url, "QTIS_HOME": str(tmp_path / ".qtis")}
+    env["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(db_url)
+    result = qtis("serve", "--port", str(free_port()), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "no model holds @champion" in " ".join(result.stderr.split())
+
+
+def test_token_file_errors_name_the_problem(tmp_path):
+    from serving.auth import TokenFileError, TokenTable
+
+    bad = tmp_path / "tokens.yml"
+    bad.write_text("short: predict\n")
+    with pytest.raises(TokenFileError, match="shorter than 16"):
+        TokenTable.from_settings(ServingSettings(api_token_file=bad))
+    bad.write_text("a-long-enough-token-123: trader\n")
+    with pytest.raises(TokenFileError, match="must be one of predict, admin"):
+        TokenTable.from_settings(ServingSettings(api_token_file=bad))
+    missing = Path(os.devnull).parent / "no-such-dir" / "tokens.yml"
+    with pytest.raises(TokenFileError, match="cannot read"):
+        TokenTable.from_settings(ServingSettings(api_token_file=missing))
