@@ -47,6 +47,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/features.py
 	@$(BIN)/python bench/training.py
 	@$(BIN)/python bench/tuning.py
+	@$(BIN)/python bench/serving.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

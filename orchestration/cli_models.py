@@ -191,7 +191,11 @@ def serve(
         f"serving {champion[0]} v{champion[1]} on http://{settings.serve_host}:"
         f"{settings.serve_port} (docs at /docs); Ctrl-C to stop"
     )
-    raise typer.Exit(subprocess.call(service_command(settings), env=service_env()))
+    raise typer.Exit(
+        subprocess.call(
+            service_command(settings.serve_host, settings.serve_port), env=service_env()
+        )
+    )
 
 
 def service_env() -> dict[str, str]:
@@ -199,7 +203,7 @@ def service_env() -> dict[str, str]:
     return dict(os.environ) | {"BENTOML_DO_NOT_TRACK": "true", "BENTOML_CONTAINERIZED": "true"}
 
 
-def service_command(settings) -> list[str]:
+def service_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -207,7 +211,7 @@ def service_command(settings) -> list[str]:
         "serve",
         "serving.service:QtisService",
         "--host",
-        settings.serve_host,
+        host,
         "--port",
-        str(settings.serve_port),
+        str(port),
     ]

@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.assets import raw_bars, raw_bars_checks
+from orchestration.demo_serving import print_promotion, show_serving
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
 from orchestration.online_assets import model_update
+from orchestration.promotion_assets import promotion
 from orchestration.resources import WarehouseResource
 from orchestration.train_report import print_evaluation
 from orchestration.training_assets import ensemble_model, report_path, training_assets
@@ -116,7 +118,10 @@ def run_demo(console: Console) -> None:
         "  Optuna     qtis optuna dashboard  ->  http://127.0.0.1:8080  (studies qtis-*)\n"
         f"  reports    {report_path(settings.home, 'lstm').parent}/<family>.json\n"
         "  SHAP       MLflow run artifacts explanations/ (summary plot, importance table);\n"
-        "             qtis explain --model xgboost  (recent bars vs the ranking at registration)"
+        "             qtis explain --model xgboost  (recent bars vs the ranking at registration)\n"
+        "  promotion  qtis models status  (gates and decisions; mlops.promotions)\n"
+        "  serving    qtis serve  ->  http://127.0.0.1:3100  (POST /predict, /explain; GET "
+        "/model; OpenAPI /docs.json)"
     )
 
 
@@ -163,10 +168,11 @@ def _train(console: Console, warehouse: WarehouseResource):
     comparison of all of them on the same test bars."""
     with console.status(
         "tuning (Optuna, 2 workers per study), training LSTM, Transformer and XGBoost (purged "
-        "walk-forward, small sizes) and stacking them, through Dagster"
+        "walk-forward, small sizes), stacking them and running the promotion gates, through "
+        "Dagster"
     ):
         result = materialize(
-            [*tuning_assets, *training_assets, ensemble_model, model_update],
+            [*tuning_assets, *training_assets, ensemble_model, promotion, model_update],
             resources={"warehouse": warehouse},
             instance=DagsterInstance.get(),
             run_config={
@@ -194,6 +200,8 @@ def _train(console: Console, warehouse: WarehouseResource):
             )
         )
     _print_update(console, result)
+    if print_promotion(console, result, warehouse.url()) is not None:
+        show_serving(console, warehouse.url(), home / "logs" / "demo-serving.log")
     return result
 
 

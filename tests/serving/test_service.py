@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,9 +85,11 @@ def service(trained, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in settings_env.items():
             mp.setenv(key, value)
-        command = service_command(ServingSettings())
         process = subprocess.Popen(
-            command, env=service_env(), stdout=log.open("w"), stderr=subprocess.STDOUT
+            service_command("127.0.0.1", port),
+            env=service_env(),
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -374,3 +377,16 @@ def test_token_file_errors_name_the_problem(tmp_path):
     missing = Path(os.devnull).parent / "no-such-dir" / "tokens.yml"
     with pytest.raises(TokenFileError, match="cannot read"):
         TokenTable.from_settings(ServingSettings(api_token_file=missing))
+
+
+def test_bentoml_build_packages_the_service(tmp_path):
+    env = os.environ | {"BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    root = Path(__file__).resolve().parents[2]
+    built = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "--output", "tag"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    bentos = list((tmp_path / "bentoml" / "bentos" / "qtis-serving").glob("*/bento.yaml"))
+    assert len(bentos) == 1
+    assert (bentos[0].parent / "src" / "serving" / "service.py").exists()

@@ -175,3 +175,32 @@ def test_overfitting_is_reported_from_the_candidates_returns():
     best = max(noise, key=lambda e: e.strategy().sharpe.value)
     dsr = significance.deflated_sharpe_ratio(best.strategy().returns, n_trials=4)
     assert dsr.probability < 0.95
+
+
+def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server, tmp_path):
+    from dagster import materialize
+
+    from orchestration.promotion_assets import promotion as promotion_asset
+    from orchestration.resources import WarehouseResource
+
+    url, _ = built
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
+        tracking.configure(url)
+        data = load_training_data(url, SYMBOLS)
+        version = register(url, data, skill=1.0, seed=4, trials=10)
+        result = materialize(
+            [promotion_asset],
+            resources={"warehouse": WarehouseResource(database_url=url)},
+            run_config={"ops": {"promotion": {"config": {"latency_budget_ms": 50.0}}}},
+        )
+    assert result.success
+    meta = {
+        k: v.value
+        for k, v in result.asset_materializations_for_node("promotion")[0].metadata.items()
+    }
+    assert meta["champion"] == f"qtis-xgboost v{version}"
+    assert meta["xgboost_decision"] == "promoted"
+    assert meta["xgboost_deflated_sharpe"] > 0.95
+    assert "| qtis-xgboost v" in meta["decisions"] and "deflated_sharpe" in meta["decisions"]

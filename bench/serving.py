@@ -1,0 +1,217 @@
+"""Serving latency and throughput: the real BentoML service on loopback, single-window
+``POST /predict`` requests from an async client at concurrency 1, 8 and 32, for an XGBoost and an
+LSTM champion, with adaptive batching on and off (the baseline, measured in the same run).
+
+    python bench/serving.py [--seconds 8]
+
+Uses scratch databases (bench_serving, bench_serving_mlflow) on the QTIS server with the bundled
+sample. The load generator shares the machine's cores with the service: on 2 cores its own CPU
+time caps throughput, so the numbers are a floor of what a separate client would see.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/serving.py would shadow the serving package: keep bench/ off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).parent / "results" / "serving.json"
+CONCURRENCY = (1, 8, 32)
+
+
+def prepare(console: Console, home: Path) -> str:
+    from mlflow.tracking import MlflowClient  # noqa: F401  (configures its logging first)
+
+    from training.runner import TrainConfig, run_training
+    from transforms.dbt_runner import build
+    from transforms.garch import update_garch
+    from warehouse.db import recreate_database, sqlalchemy_url
+    from warehouse.ingest import ingest
+    from warehouse.providers.bundled import BundledProvider
+    from warehouse.schema import migrate
+
+    url = recreate_database("bench_serving")
+    os.environ["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(
+        recreate_database("bench_serving_mlflow")
+    )
+    os.environ["QTIS_DATABASE_URL"] = url
+    os.environ["QTIS_HOME"] = str(home)
+    migrate(url)
+    with console.status("loading the bundled sample and building features"):
+        ingest(BundledProvider(), url)
+        update_garch(url)
+        assert build(url, full_refresh=True, tests=False).success
+    with console.status("training an XGBoost and an LSTM champion (small)"):
+        config = TrainConfig(
+            models=("xgboost", "lstm"), size="small", epochs=1, splits=2, xgb_estimators=200,
+            explain_samples=0,
+        )  # fmt: skip
+        run_training(url, config)
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(port: int, batching: bool) -> subprocess.Popen:
+    from orchestration.cli_models import service_command, service_env
+
+    env = service_env() | {
+        "QTIS_SERVE_BATCHING": str(batching).lower(),
+        "QTIS_SERVE_RELOAD_SECONDS": "0",
+        "QTIS_API_RATE_LIMIT": "1000000",
+        "QTIS_API_RATE_BURST": "1000000",
+    }
+    process = subprocess.Popen(
+        service_command("127.0.0.1", port),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.3)
+    process.kill()
+    raise SystemExit("the service did not start")
+
+
+async def load(base: str, body: bytes, concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def user() -> None:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                response = await client.post("/predict", content=body, headers=headers)
+                latencies.append((time.perf_counter() - t0) * 1e3)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    values = np.array(latencies)
+    return {
+        "concurrency": concurrency,
+        "requests": len(values),
+        "throughput_rps": len(values) / elapsed,
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "status": {str(k): v for k, v in sorted(statuses.items())},
+        "server_errors": sum(v for k, v in statuses.items() if k >= 500),
+    }
+
+
+def measure(url: str, name: str, seconds: float, console: Console) -> list[dict]:
+    from mlflow.tracking import MlflowClient
+
+    from serving.predictor import load_model
+    from serving.probe import serving_probe
+    from serving.windows import WindowSource
+    from training import promotion, tracking
+
+    tracking.configure(url)
+    promotion.force(
+        url, name, "1", "serving benchmark", serving_probe(url, samples=20), actor="bench"
+    )
+    model = load_model(MlflowClient(), "champion", name, "1")
+    window = WindowSource(url, model.features).sample(model.window, n=1)
+    body = json.dumps({"request": {"windows": window.tolist()}}).encode()
+    rows = []
+    for batching in (False, True):
+        port = free_port()
+        process = start(port, batching)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(load(base, body, 4, 2.0))  # warm up
+            for concurrency in CONCURRENCY:
+                label = f"{name} batching={'on' if batching else 'off'} c={concurrency}"
+                with console.status(label):
+                    row = asyncio.run(load(base, body, concurrency, seconds))
+                rows.append({"champion": name, "batching": batching, **row})
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
+    args = parser.parse_args()
+    console = Console()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = prepare(console, Path(tmp) / ".qtis")
+        rows = []
+        for name in ("qtis-xgboost", "qtis-lstm"):
+            rows += measure(url, name, args.seconds, console)
+    table = Table(
+        "champion", "batching", "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "5xx",
+        title=f"POST /predict, one window per request, {args.seconds:g} s each, loopback",
+    )  # fmt: skip
+    for r in rows:
+        table.add_row(
+            r["champion"], "on" if r["batching"] else "off", str(r["concurrency"]),
+            f"{r['requests']:,}", f"{r['throughput_rps']:.0f}", f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}", str(r["server_errors"]),
+        )  # fmt: skip
+    console.print(table)
+    ratios = {}
+    for name in ("qtis-xgboost", "qtis-lstm"):
+        by = {(r["batching"], r["concurrency"]): r for r in rows if r["champion"] == name}
+        ratios[name] = by[(True, 32)]["throughput_rps"] / by[(False, 32)]["throughput_rps"]
+        console.print(
+            f"{name}: batching on/off throughput at c=32: {ratios[name]:.2f}x; p99 at c=1: "
+            f"{by[(False, 1)]['p99_ms']:.2f} ms (off), {by[(True, 1)]['p99_ms']:.2f} ms (on)"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "measured_at": datetime.now(UTC).isoformat(),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "seconds_per_point": args.seconds,
+                "rows": rows,
+                "batching_throughput_ratio_c32": ratios,
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            },
+            indent=2,
+        )
+    )
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
