@@ -51,16 +51,23 @@ def print_promotion(console: Console, result, url: str) -> tuple[str, str] | Non
     if not servable:
         console.print("[red]No version is servable: the service is not started.[/]")
         return None
-    pick = max(servable, key=_sharpe)
-    promotion.force(
-        url, pick["model"], pick["version"], DEMO_OVERRIDE, serving_probe(url), actor="demo"
-    )
+    ranked = sorted(servable, key=_sharpe, reverse=True)
+    pick = ranked[0]
+    probe = serving_probe(url)
+    promotion.force(url, pick["model"], pick["version"], DEMO_OVERRIDE, probe, actor="demo")
     console.print(
         f"[yellow]No version passed every gate[/], so nothing would serve. To show the API the "
         f"demo forces {pick['model']} v{pick['version']} (best out-of-sample Sharpe among the "
         "servable ones); the override is recorded as 'forced' with its reason and failed gates "
         "(qtis models status)."
     )
+    if len(ranked) > 1:  # the runner-up faces the gates again, now against a champion
+        [second] = promotion.promote(url, probe, [(ranked[1]["model"], ranked[1]["version"])])
+        test = second.gate("beats_champion")
+        console.print(
+            f"  {second.model} v{second.version} judged against it: {second.decision}"
+            + (f" ({test.detail})" if test is not None else "")
+        )
     return pick["model"], pick["version"]
 
 
@@ -138,6 +145,13 @@ def show_serving(console: Console, url: str, log_path: Path) -> None:
                 f"  50 single-symbol requests (warehouse lookup included): median "
                 f"{timings[25]:.1f} ms, max {timings[-1]:.1f} ms (bench/serving.py measures p99)"
             )
+            shadow = _logged(url, answer.request_id)
+            if shadow:
+                console.print(
+                    "  mlops.prediction_log for that request: "
+                    + "; ".join(f"{role} {model} v{version} ({'served' if served else 'shadow'})"
+                                for role, served, model, version in shadow)
+                )  # fmt: skip
             for body, label in (
                 ({"request": {"symbols": ["NOPE"]}}, "unknown symbol"),
                 ({"request": {"windows": [[[1.0, 2.0]]]}}, "wrong feature count"),
@@ -152,6 +166,24 @@ def show_serving(console: Console, url: str, log_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     console.print(f"  service stopped; its log: {log_path}")
+
+
+def _logged(url: str, request_id: str) -> list[tuple]:
+    """The prediction-log rows of one request (written in the background: wait for them)."""
+    from warehouse.db import connect
+
+    rows: list[tuple] = []
+    for _ in range(20):
+        with connect(url) as conn:
+            rows = conn.execute(
+                "select role, served, model, version from mlops.prediction_log"
+                " where request_id = %s order by served desc",
+                (request_id,),
+            ).fetchall()
+        if len(rows) > 1:
+            break
+        time.sleep(0.1)
+    return rows
 
 
 def _ready(base: str) -> bool:
