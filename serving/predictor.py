@@ -175,7 +175,7 @@ class Predictor:
                         ) from exc
                     raise
                 self.champion = model
-                self.promotion = self._promotion(*current)
+                self.promotion = self._promotion(*current, model.run_id)
             wanted = holder(self.client, CHALLENGER)
             have = self.challenger
             if wanted is None:
@@ -195,16 +195,16 @@ class Predictor:
     def _label(model: LoadedModel | None) -> str | None:
         return f"{model.name} v{model.version}" if model else None
 
-    def _promotion(self, name: str, version: str) -> dict | None:
+    def _promotion(self, name: str, version: str, run_id: str) -> dict | None:
         from training.promotion import INSTALLING
         from warehouse.db import connect
 
         with connect(self.url) as conn, conn.cursor() as cur:
             cur.execute(
                 "select id, decided_at, decision, reason, gates, actor from mlops.promotions"
-                " where model = %s and version = %s and decision = any(%s)"
+                " where model = %s and version = %s and run_id = %s and decision = any(%s)"
                 " order by id desc limit 1",
-                (name, version, [*INSTALLING, "rolled_back"]),
+                (name, version, run_id, [*INSTALLING, "rolled_back"]),
             )
             row = cur.fetchone()
         if row is None:

@@ -86,6 +86,7 @@ class Decision:
     reason: str
     actor: str
     numbers: dict[str, Any] = field(default_factory=dict)  # headline figures, for displays
+    run_id: str | None = None  # the MLflow run behind the version
 
     @property
     def passed(self) -> bool:
@@ -388,12 +389,13 @@ def record(url: str, decision: Decision) -> int:
     gates = {"gates": [asdict(g) for g in decision.gates], "numbers": _plain(decision.numbers)}
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            "insert into mlops.promotions (model, version, decision, champion_model,"
-            " champion_version, gates, reason, actor) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "insert into mlops.promotions (model, version, run_id, decision, champion_model,"
+            " champion_version, gates, reason, actor) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " returning id",
             (
                 decision.model,
                 decision.version,
+                decision.run_id,
                 decision.decision,
                 decision.champion_model,
                 decision.champion_version,
@@ -430,13 +432,15 @@ def history(url: str, limit: int = 20) -> pd.DataFrame:
         return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
 
 
-def decided(url: str, name: str, version: str) -> bool:
+def decided(url: str, name: str, version: str, run_id: str) -> bool:
+    """Whether this version (of this MLflow store: the run id tells) has a decision already."""
     from warehouse.db import connect
 
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            "select 1 from mlops.promotions where model = %s and version = %s limit 1",
-            (name, str(version)),
+            "select 1 from mlops.promotions where model = %s and version = %s and run_id = %s"
+            " limit 1",
+            (name, str(version), run_id),
         )
         return cur.fetchone() is not None
 
@@ -455,9 +459,9 @@ def default_candidates(client, url: str) -> list[tuple[str, str]]:
         ]
         if not versions:
             continue
-        latest = str(max(int(v.version) for v in versions))
-        if not decided(url, name, latest):
-            out.append((name, latest))
+        latest = max(versions, key=lambda v: int(v.version))
+        if not decided(url, name, latest.version, latest.run_id):
+            out.append((name, str(latest.version)))
     return out
 
 
@@ -498,12 +502,17 @@ def promote(
     before = current or (None, None)
     drafts: list[Decision] = []
     for (name, version), found in evidence.items():
+        run_id = client.get_model_version(name, version).run_id
         if isinstance(found, NoEvidence):
             gate = Gate("evidence", False, None, None, str(found))
-            drafts.append(Decision(name, version, "rejected", *before, (gate,), str(found), actor))
+            drafts.append(
+                Decision(name, version, "rejected", *before, (gate,), str(found), actor, {}, run_id)
+            )
             continue
         gates, numbers = judge(found, champion, probe(name, version), settings, overfitting)
-        drafts.append(Decision(name, version, "rejected", *before, gates, "", actor, numbers))
+        drafts.append(
+            Decision(name, version, "rejected", *before, gates, "", actor, numbers, run_id)
+        )
     passing = [d for d in drafts if d.passed]
     winner = max(passing, key=lambda d: d.numbers["deflated_sharpe"] or 0.0, default=None)
     if winner is not None:
@@ -579,9 +588,11 @@ def force(
     failed = failed_reason(gates)
     text = f"forced by {actor}: {reason}" + (f"; failed gates: {failed}" if failed else "")
     move_alias(client, CHAMPION, name, str(version))
+    run_id = client.get_model_version(name, str(version)).run_id
     decision = Decision(
-        name, str(version), "forced", *(current or (None, None)), gates, text, actor, numbers
-    )
+        name, str(version), "forced", *(current or (None, None)), gates, text, actor, numbers,
+        run_id,
+    )  # fmt: skip
     record(url, decision)
     return decision
 
@@ -598,11 +609,12 @@ def rollback(url: str, reason: str = "rollback", actor: str = "cli") -> Decision
     current = holder(client, CHAMPION)
     if current is None:
         raise ValueError("no model holds @champion: nothing to roll back")
+    run_id = client.get_model_version(*current).run_id
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select champion_model, champion_version from mlops.promotions where model = %s"
-            " and version = %s and decision = any(%s) order by id desc limit 1",
-            (*current, list(INSTALLING)),
+            " and version = %s and run_id = %s and decision = any(%s) order by id desc limit 1",
+            (*current, run_id, list(INSTALLING)),
         )
         row = cur.fetchone()
     if row is None or row[0] is None:
@@ -612,8 +624,9 @@ def rollback(url: str, reason: str = "rollback", actor: str = "cli") -> Decision
     previous = (row[0], row[1])
     move_alias(client, CHAMPION, *previous)
     decision = Decision(
-        *previous, "rolled_back", *current, (), f"{reason} (from {current[0]} v{current[1]})", actor
-    )
+        *previous, "rolled_back", *current, (), f"{reason} (from {current[0]} v{current[1]})",
+        actor, {}, client.get_model_version(*previous).run_id,
+    )  # fmt: skip
     record(url, decision)
     return decision
 

@@ -314,11 +314,12 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
     base, url, _ = service
     _, env, _ = trained
     statuses: list[int] = []
+    failures: list[str] = []
     versions: set[str] = set()
     stop = threading.Event()
 
     def traffic() -> None:
-        with ServingClient(base, token=PREDICT_TOKEN, retries=0) as c:
+        with ServingClient(base, token=PREDICT_TOKEN, retries=0, timeout=30) as c:
             while not stop.is_set():
                 try:
                     answer = c.predict(PredictRequest(symbols=SYMBOLS))
@@ -326,6 +327,7 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
                     versions.add(f"{answer.model} v{answer.version}")
                 except ServingError as exc:
                     statuses.append(exc.status or 0)
+                    failures.append(str(exc))
 
     sender = threading.Thread(target=traffic)
     sender.start()
@@ -349,7 +351,7 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
     finally:
         stop.set()
         sender.join(timeout=30)
-    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    assert statuses and set(statuses) == {200}, failures[:5]
     assert versions == {"qtis-xgboost v1", "qtis-lstm v1"}
     assert server_errors(base) == []
 

@@ -22,6 +22,7 @@ def upgrade() -> None:
             decided_at        timestamptz not null default now(),
             model             text        not null,
             version           text        not null,
+            run_id            text,
             decision          text        not null check (decision in
                                   ('promoted', 'rejected', 'challenger', 'forced', 'rolled_back')),
             champion_model    text,
