@@ -37,6 +37,9 @@ from serving.windows import WindowSource
 log = logging.getLogger("qtis.serving")
 
 
+MAX_SHADOW_PENDING = 1000  # shadow scoring that falls this far behind is skipped, not queued
+
+
 class RequestError(ValueError):
     """A request the service cannot answer, with the field at fault: a 4xx, never a 500."""
 
@@ -144,6 +147,7 @@ class Predictor:
         self._lock = threading.Lock()
         self._split = random.Random(self.settings.serve_seed)
         self._shadow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qtis-shadow")
+        self._shadow_pending, self._lock_pending = 0, threading.Lock()
         self.log = prediction_log
         self.reload()
         self.windows = WindowSource(url, self.champion.features)
@@ -304,7 +308,9 @@ class Predictor:
             self.log.add(
                 request_id, serve, True, request.symbols, prepared.as_of, predictions, latency
             )
-            if prepared.shadow is not None:
+            if prepared.shadow is not None and self._shadow_pending < MAX_SHADOW_PENDING:
+                with self._lock_pending:
+                    self._shadow_pending += 1
                 self._shadow.submit(
                     self._score_shadow, prepared.shadow, prepared.windows, request, prepared.as_of,
                     request_id,
@@ -322,6 +328,9 @@ class Predictor:
         except Exception as exc:  # the shadow never hurts the answer
             log.error("shadow %s v%s failed: %s", model.name, model.version, exc)
             return
+        finally:
+            with self._lock_pending:
+                self._shadow_pending -= 1
         latency = (time.perf_counter() - started) * 1e3
         self.log.add(request_id, model, False, request.symbols, as_of, predictions, latency)
 
