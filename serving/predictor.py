@@ -94,7 +94,18 @@ class LoadedModel:
         )
 
 
-def load_model(client, role: str, name: str, version: str) -> LoadedModel:
+def limit_threads(bundle: Any, threads: int) -> None:
+    """Run XGBoost (here or in an ensemble) on ``threads`` threads: idle OpenMP workers spin, and
+    on a small machine they starve the threads that parse the next requests. (The service sizes
+    the networks' ONNX Runtime sessions the same way, through torch's thread count.)"""
+    parts = [bundle, *getattr(bundle, "members", {}).values()]
+    for part in parts:
+        booster = getattr(part, "model", None)
+        if booster is not None and hasattr(booster, "set_params"):
+            booster.set_params(n_jobs=threads)
+
+
+def load_model(client, role: str, name: str, version: str, threads: int = 1) -> LoadedModel:
     """One registered version, with what a request must look like for it."""
     import json
 
@@ -106,6 +117,7 @@ def load_model(client, role: str, name: str, version: str) -> LoadedModel:
     found = client.get_model_version(name, version)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     impl = pyfunc.unwrap_python_model().impl
+    limit_threads(impl.bundle, threads)
     example = np.asarray(pyfunc.input_example)
     window = int(example.shape[1]) if impl.input_kind == "windows" else 1
     names = json.loads(
@@ -171,7 +183,9 @@ class Predictor:
                 log.warning("@champion was removed; still serving %s", self._label(self.champion))
             elif self.champion is None or (self.champion.name, self.champion.version) != current:
                 try:
-                    model = load_model(self.client, "champion", *current)
+                    model = load_model(
+                        self.client, "champion", *current, self.settings.serve_model_threads
+                    )
                 except Exception as exc:
                     if self.champion is None:
                         raise NoChampion(
@@ -186,7 +200,9 @@ class Predictor:
                 self.challenger = None
             elif have is None or (have.name, have.version) != wanted:
                 try:
-                    self.challenger = load_model(self.client, "challenger", *wanted)
+                    self.challenger = load_model(
+                        self.client, "challenger", *wanted, self.settings.serve_model_threads
+                    )
                 except Exception as exc:  # a broken challenger must not stop the champion
                     log.error("challenger %s v%s not loaded: %s", *wanted, exc)
                     self.challenger = None

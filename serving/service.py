@@ -75,9 +75,12 @@ def _rejected(endpoint: str, exc: RequestError) -> JSONResponse:
 @bentoml.service(workers=1, traffic={"timeout": 30})
 class QtisService:
     def __init__(self) -> None:
+        import torch
+
         from warehouse.db import database_url
         from warehouse.schema import migrate
 
+        torch.set_num_threads(SETTINGS.serve_model_threads)  # ONNX Runtime sessions follow it
         url = database_url()
         migrate(url)
         shadow_log = PredictionLog(url) if SETTINGS.serve_shadow_log else None

@@ -16,6 +16,9 @@ class ServingSettings(BaseSettings):
     serve_max_windows: int = Field(256, ge=1, description="windows one /predict may carry")
     serve_batching: bool = Field(True, description="adaptive batching of /predict")
     serve_max_batch_size: int = Field(256, ge=1, description="windows one adaptive batch holds")
+    serve_model_threads: int = Field(
+        1, ge=1, description="threads per model call: a server's parallelism is its requests"
+    )
     serve_ab_share: float = Field(
         0.0, ge=0, le=1, description="share of /predict requests the challenger answers (A/B)"
     )
