@@ -93,7 +93,7 @@ class Evaluation:
                     for number, r in enumerate(self.fold_rows)
                 ]
                 out[label][f"h{h}"] = overall
-        return _plain(out)
+        return plain(out)
 
     def trading(
         self, name: str, long_short: bool = True, fold: int | None = None
@@ -140,29 +140,32 @@ class Evaluation:
         }
         for name, r in self.results.items():
             horizons = {
-                f"h{h}": _plain(self.horizon_metrics(name, i))
+                f"h{h}": plain(self.horizon_metrics(name, i))
                 for i, h in enumerate(self.data.horizons)
             }
             out["models"][name] = {
                 "test_rows": len(r.rows),
                 "fit_seconds": r.fit_seconds,
                 "horizons": horizons,
-                "trading": _plain(self.trading(name).summary()),
+                "trading": plain(self.trading(name).summary()),
                 "folds": [
-                    fold | _plain({"trading": self.trading(name, fold=i).summary()})
+                    fold | plain({"trading": self.trading(name, fold=i).summary()})
                     for i, fold in enumerate(r.fold_metrics)
                 ],
             }
         return out
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` as JSON-safe Python: intervals as dicts, numpy scalars unwrapped, NaN/inf None."""
     if isinstance(value, metrics.Interval):
-        return _plain({"value": value.value, "low": value.low, "high": value.high})
+        return plain({"value": value.value, "low": value.low, "high": value.high})
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return plain(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -223,4 +226,4 @@ def fold_scores(data: TrainingData, rows: np.ndarray, pred: np.ndarray) -> dict[
         out[f"mse_h{h}"] = metrics.mse(pred[:, i], true)
         out[f"ic_h{h}"] = ic.value
         out[f"hit_rate_h{h}"] = metrics.directional_accuracy(pred[:, i], true)["accuracy"].value
-    return _plain(out)
+    return plain(out)

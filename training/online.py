@@ -28,7 +28,7 @@ import numpy as np
 
 from training.data import TrainingData, load_training_data
 from training.metrics import information_coefficients, mse
-from training.promotion import CHAMPION
+from training.promotion import CHAMPION, holder
 from training.windows import window_ends
 
 UPDATABLE = ("lstm", "transformer", "xgboost")
@@ -144,16 +144,12 @@ def resolve_base(
 
     names = {f: REGISTERED_NAMES[f] for f in UPDATABLE}
     if family is None:
-        champions = [
-            m.name
-            for m in client.search_registered_models("name LIKE 'qtis-%'")
-            if CHAMPION in (m.aliases or {})
-        ]
-        if len(champions) > 1:
-            raise ValueError(
-                f"several models hold @{CHAMPION} ({', '.join(sorted(champions))}): "
-                f"name the family to {action} ({', '.join(UPDATABLE)})"
-            )
+        try:
+            champion = holder(client, CHAMPION)
+        except ValueError as exc:  # several hold it
+            message = f"{exc}, or name the family to {action} ({', '.join(UPDATABLE)})"
+            raise ValueError(message) from exc
+        champions = [champion[0]] if champion else []
         if champions:
             by_name = {v: k for k, v in names.items()}
             if champions[0] not in by_name:

@@ -35,6 +35,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training import metrics, significance
+from training.evaluate import plain
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -386,7 +387,7 @@ def record(url: str, decision: Decision) -> int:
 
     from warehouse.db import connect
 
-    gates = {"gates": [asdict(g) for g in decision.gates], "numbers": _plain(decision.numbers)}
+    gates = {"gates": [asdict(g) for g in decision.gates], "numbers": plain(decision.numbers)}
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "insert into mlops.promotions (model, version, run_id, decision, champion_model,"
@@ -399,24 +400,12 @@ def record(url: str, decision: Decision) -> int:
                 decision.decision,
                 decision.champion_model,
                 decision.champion_version,
-                Jsonb(_plain(gates)),
+                Jsonb(plain(gates)),
                 decision.reason,
                 decision.actor,
             ),
         )
         return int(cur.fetchone()[0])
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    return value
 
 
 def history(url: str, limit: int = 20) -> pd.DataFrame:
@@ -465,6 +454,17 @@ def default_candidates(client, url: str) -> list[tuple[str, str]]:
     return out
 
 
+def _champion_evidence(client, url: str, current: tuple[str, str] | None) -> Evidence | None:
+    """The champion's record; None without a champion, or when it has none (e.g. a forced online
+    update): candidates are then judged on the absolute gates only."""
+    if current is None:
+        return None
+    try:
+        return load_evidence(client, url, *current)
+    except NoEvidence:
+        return None
+
+
 def promote(
     url: str,
     probe: Probe,
@@ -484,12 +484,7 @@ def promote(
     client = MlflowClient()
     candidates = list(candidates) if candidates is not None else default_candidates(client, url)
     current = holder(client, CHAMPION)
-    champion = None
-    if current is not None:
-        try:
-            champion = load_evidence(client, url, *current)
-        except NoEvidence:
-            champion = None  # e.g. a forced online update: judged on the absolute gates only
+    champion = _champion_evidence(client, url, current)
     candidates = [c for c in candidates if current is None or tuple(map(str, c)) != current]
     evidence: dict[tuple[str, str], Evidence | NoEvidence] = {}
     for name, version in candidates:
@@ -567,12 +562,7 @@ def force(
     tracking.configure(url)
     client = MlflowClient()
     current = holder(client, CHAMPION)
-    champion = None
-    if current is not None:
-        try:
-            champion = load_evidence(client, url, *current)
-        except NoEvidence:
-            champion = None
+    champion = _champion_evidence(client, url, current)
     check = probe(name, str(version))
     try:
         found = load_evidence(client, url, name, str(version))
