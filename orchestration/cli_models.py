@@ -69,7 +69,7 @@ def models_status(
     limit: Annotated[int, typer.Option(help="latest decisions to show")] = 10,
 ) -> None:
     """Who holds @champion and @challenger, and the latest promotion decisions with their gates."""
-    from training.promotion import status
+    from training.promotion import as_decisions, status
 
     try:
         found = status(ready_url(), limit)
@@ -78,10 +78,7 @@ def models_status(
     for alias in ("champion", "challenger"):
         holder = found[alias]
         console.print(f"@{alias}: " + (f"[bold]{holder[0]} v{holder[1]}[/]" if holder else "none"))
-    rows = [
-        {**row, "gates": (row["gates"] or {}).get("gates", [])}
-        for row in found["decisions"].to_dict(orient="records")
-    ]
+    rows = as_decisions(found["decisions"])
     if not rows:
         console.print("No promotion decision yet: train, then run `qtis models promote`.")
         return

@@ -29,10 +29,7 @@ def print_promotion(console: Console, result, url: str) -> tuple[str, str] | Non
 
     meta = result.asset_materializations_for_node("promotion")[0].metadata
     made = sum(1 for key in meta if key.endswith("_decision"))  # this run's decisions
-    decisions = [
-        {**row, "gates": (row["gates"] or {}).get("gates", [])}
-        for row in promotion.history(url, limit=made).to_dict(orient="records")
-    ] if made else []  # fmt: skip
+    decisions = promotion.as_decisions(promotion.history(url, limit=made)) if made else []
     found = promotion.status(url, limit=0)
     current = found["champion"]
     if decisions:

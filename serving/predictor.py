@@ -206,10 +206,11 @@ class Predictor:
                 except Exception as exc:  # a broken challenger must not stop the champion
                     log.error("challenger %s v%s not loaded: %s", *wanted, exc)
                     self.challenger = None
-            return {
-                "champion": self._label(self.champion),
-                "challenger": self._label(self.challenger),
-            }
+            return self.loaded()
+
+    def loaded(self) -> dict[str, str | None]:
+        """The versions being served, by role."""
+        return {"champion": self._label(self.champion), "challenger": self._label(self.challenger)}
 
     @staticmethod
     def _label(model: LoadedModel | None) -> str | None:

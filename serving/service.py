@@ -96,7 +96,7 @@ class QtisService:
         self._stop = threading.Event()
         if SETTINGS.serve_reload_seconds > 0:
             threading.Thread(target=self._watch, name="qtis-alias-watch", daemon=True).start()
-        log.info("serving %s", self.predictor.reload())
+        log.info("serving %s", self.predictor.loaded())
 
     def _publish(self) -> None:
         for model in (self.predictor.champion, self.predictor.challenger):
@@ -106,9 +106,9 @@ class QtisService:
     def _watch(self) -> None:
         while not self._stop.wait(SETTINGS.serve_reload_seconds):
             try:
-                before = self.predictor.reload()
+                loaded = self.predictor.reload()
                 self._publish()
-                log.debug("aliases checked: %s", before)
+                log.debug("aliases checked: %s", loaded)
             except Exception as exc:  # keep serving what is loaded
                 log.error("alias check failed: %s", exc)
 

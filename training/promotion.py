@@ -421,6 +421,14 @@ def history(url: str, limit: int = 20) -> pd.DataFrame:
         return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
 
 
+def as_decisions(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of :func:`history` shaped like ``Decision.to_dict()``: ``gates`` the list of gates."""
+    return [
+        {**row, "gates": (row["gates"] or {}).get("gates", [])}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
 def decided(url: str, name: str, version: str, run_id: str) -> bool:
     """Whether this version (of this MLflow store: the run id tells) has a decision already."""
     from warehouse.db import connect
