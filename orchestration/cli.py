@@ -15,6 +15,7 @@ from rich.table import Table
 from orchestration.cli_common import console, fail
 from orchestration.cli_common import ready_url as _ready_url
 from orchestration.cli_models import models_app, serve
+from orchestration.cli_trade import trade_app
 from warehouse import embedded
 from warehouse.db import database_url, redact
 from warehouse.providers import SOURCES, DataSourceError, make_provider
@@ -31,6 +32,7 @@ features_app = typer.Typer(
 )
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
+app.add_typer(trade_app, name="trade")
 app.command()(serve)
 
 

@@ -1,0 +1,547 @@
+"""``qtis trade``: backtests and paper runs of the event-sourced engine, their state, and the
+operator's overrides (halt, resume, limits) - which are journal events with who and why."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from orchestration.cli_common import console, err, fail, ready_url
+
+trade_app = typer.Typer(
+    help="The trading runtime: backtest, paper trading, status, kill switch, journal replay.",
+    no_args_is_help=True,
+)
+
+Symbols = Annotated[list[str] | None, typer.Option(help="Universe (repeat or comma-separate)")]
+Stream = Annotated[str, typer.Option(help="Journal stream of the run")]
+
+
+def _symbols(values: list[str] | None) -> list[str] | None:
+    out = [s.strip().upper() for v in values or [] for s in v.split(",") if s.strip()]
+    return out or None
+
+
+def _config(mode: str, stream: str, options: dict[str, Any], strategies_file: Path | None):
+    from trading_runtime.config import RunConfig, StrategyConfig
+
+    strategy_keys = set(StrategyConfig.model_fields) - {"limits"}
+    run_keys = {"symbols", "start", "end", "free_costs", "model_url", "bars_per_second"}
+    strategy = {k: v for k, v in options.items() if k in strategy_keys and v is not None}
+    run = {k: v for k, v in options.items() if k in run_keys and v is not None}
+    costs = {k: v for k, v in options["costs"].items() if v is not None}
+    try:
+        if strategies_file is not None:
+            loaded = yaml.safe_load(strategies_file.read_text()) or {}
+            strategies = [StrategyConfig(**s) for s in loaded.get("strategies", [])]
+            if not strategies:
+                raise fail(f"{strategies_file} lists no strategies (a 'strategies:' list)")
+            costs = {**loaded.get("costs", {}), **costs}
+        else:
+            limits = dict(options["limits"])
+            strategies = [StrategyConfig(**strategy, limits=limits)]
+        return RunConfig(mode=mode, stream=stream, strategies=strategies, costs=costs, **run)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"invalid run configuration: {problems}") from exc
+
+
+def _limits(pairs: list[str] | None) -> dict[str, Any]:
+    from trading_runtime.settings import RiskLimits
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in RiskLimits.model_fields:
+            known = ", ".join(RiskLimits.model_fields)
+            raise fail(f"--limit {pair!r}: expected NAME=VALUE with NAME one of {known}")
+        out[key] = None if value.lower() in ("none", "off", "") else yaml.safe_load(value)
+    return out
+
+
+def _run(config, json_out: Path | None, venue_log: Path | None = None) -> None:
+    from trading_runtime.engine import EngineHalted
+    from trading_runtime.runs import StreamBusy, run
+
+    url = ready_url()
+    columns = (
+        TextColumn(f"[bold]{config.mode}[/] {config.stream}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("bars"),
+        TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("bars", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if done % 25 == 0 or done == total:
+                progress.update(task, completed=done, total=total)
+
+        try:
+            result = run(url, config, advance, venue_log=venue_log)
+        except EngineHalted as exc:
+            raise fail(str(exc), code=3) from exc
+        except (StreamBusy, LookupError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+    elapsed = time.perf_counter() - started
+    _print_metrics(result, elapsed)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.to_json(), indent=1, default=_plain))
+        console.print(f"wrote {json_out} (metrics, {len(result.fills)} fills, equity curve)")
+
+
+def _plain(value: Any) -> Any:
+    from training.evaluate import plain
+
+    return plain(value)
+
+
+def _print_metrics(result, elapsed: float) -> None:
+    metrics = result.metrics
+    table = Table("", *metrics, title=f"stream {result.stream}")
+    rows = (
+        ("final equity", "final_equity", "{:,.2f}"),
+        ("total return", "total_return", "{:.2%}"),
+        ("CAGR", "cagr", "{:.2%}"),
+        ("volatility", "volatility", "{:.2%}"),
+        ("Sharpe", "sharpe", "{:.2f}"),
+        ("max drawdown", "max_drawdown", "{:.2%}"),
+        ("fees", "fees", "{:,.2f}"),
+        ("slippage + spread", "slippage", "{:,.2f}"),
+        ("orders (denied)", None, None),
+        ("turnover / year", "turnover", "{:.2f}x"),
+        ("bars", "bars", "{:,}"),
+    )
+    for label, key, fmt in rows:
+        if key is None:
+            cells = [f"{m['orders']:,} ({m['denied']:,})" for m in metrics.values()]
+        else:
+            cells = [fmt.format(m[key]) if m[key] == m[key] else "-" for m in metrics.values()]
+        table.add_row(label, *cells)
+    console.print(table)
+    bars = next(iter(metrics.values()))["bars"]
+    symbols = len(result.book.config.get("symbols") or []) or "all"
+    console.print(f"{bars:,} bars x {symbols} symbols in {elapsed:.1f} s", highlight=False)
+    if result.denials:
+        console.print(
+            "denied by check: " + ", ".join(f"{k} {v}" for k, v in result.denials.items())
+        )
+    if result.latency_us:
+        lat = result.latency_us
+        console.print(
+            f"tick-to-order: p50 {lat['p50'] / 1e3:.2f} ms, p99 {lat['p99'] / 1e3:.2f} ms"
+            f" over {lat['orders']} orders"
+        )
+
+
+def _strategy_options(
+    signal: str,
+    fast: int,
+    slow: int,
+    sizing: str | None,
+    quantity: float | None,
+    capital: float | None,
+    stop_atr: float | None,
+    trail_atr: float | None,
+    algo: str,
+    algo_bars: int,
+    threshold: float | None,
+) -> dict[str, Any]:
+    if sizing is None:
+        sizing = {"buy-and-hold": "equal"}.get(signal, "vol-target")
+    return {
+        "signal": signal,
+        "fast": fast,
+        "slow": slow,
+        "sizing": sizing,
+        "quantity": quantity,
+        "capital": capital,
+        "stop_atr": stop_atr,
+        "trail_atr": trail_atr,
+        "algo": algo,
+        "algo_bars": algo_bars,
+        "threshold": threshold,
+    }
+
+
+Signal = Annotated[str, typer.Option(help="buy-and-hold | sma-cross | model")]
+Sizing = Annotated[str | None, typer.Option(help="fixed | equal | vol-target")]
+
+
+@trade_app.command()
+def backtest(
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    symbols: Symbols = None,
+    signal: Signal = "sma-cross",
+    fast: int = 20,
+    slow: int = 50,
+    sizing: Sizing = None,
+    quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
+    capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
+    stop_atr: Annotated[float | None, typer.Option(help="fixed stop, ATRs")] = None,
+    trail_atr: Annotated[float | None, typer.Option(help="trailing stop, ATRs")] = None,
+    algo: Annotated[str, typer.Option(help="market | twap | vwap")] = "market",
+    algo_bars: int = 4,
+    threshold: Annotated[float | None, typer.Option(help="model: smallest forecast")] = None,
+    model_url: Annotated[
+        str | None, typer.Option(help="prediction API; default in process")
+    ] = None,
+    free_costs: Annotated[bool, typer.Option(help="no costs, no volume cap")] = False,
+    commission_bps: float | None = None,
+    commission_per_share: float | None = None,
+    spread_bps: Annotated[float | None, typer.Option(help="half spread, bps")] = None,
+    slippage: Annotated[str | None, typer.Option(help="fixed | volatility | impact")] = None,
+    slippage_bps: float | None = None,
+    participation: float | None = None,
+    limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
+    stream: Annotated[str | None, typer.Option(help="default backtest-<id>")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="write metrics, fills, equity")] = None,
+) -> None:
+    """Replay market.bars through the engine (features, signals, risk, simulated execution),
+    journaled, and print the metrics after costs."""
+    options = _strategy_options(
+        signal,
+        fast,
+        slow,
+        sizing,
+        quantity,
+        capital,
+        stop_atr,
+        trail_atr,
+        algo,
+        algo_bars,
+        threshold,
+    )
+    options |= {
+        "symbols": _symbols(symbols),
+        "start": start.date() if start else None,
+        "end": end.date() if end else None,
+        "free_costs": free_costs,
+        "model_url": model_url,
+        "limits": _limits(limit),
+        "costs": {
+            "commission_bps": commission_bps,
+            "commission_per_share": commission_per_share,
+            "half_spread_bps": spread_bps,
+            "slippage": slippage,
+            "slippage_bps": slippage_bps,
+            "participation": participation,
+        },
+    }
+    name = stream or f"backtest-{date.today():%Y%m%d}-{uuid.uuid4().hex[:6]}"
+    _run(_config("backtest", name, options, strategies), json_out)
+
+
+@trade_app.command()
+def paper(
+    stream: Stream = "paper",
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    symbols: Symbols = None,
+    signal: Signal = "sma-cross",
+    fast: int = 20,
+    slow: int = 50,
+    sizing: Sizing = None,
+    quantity: float | None = None,
+    capital: float | None = None,
+    stop_atr: float | None = None,
+    trail_atr: float | None = None,
+    algo: str = "market",
+    algo_bars: int = 4,
+    threshold: float | None = None,
+    model_url: Annotated[
+        str | None, typer.Option(help="prediction API; default in process")
+    ] = None,
+    bars_per_second: Annotated[float | None, typer.Option(help="pace; default flat out")] = 20.0,
+    limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
+    venue_log: Annotated[Path | None, typer.Option(help="the simulated venue's order log")] = None,
+    json_out: Path | None = None,
+) -> None:
+    """Trade a live-like replay of the bars on the simulated venue, committing every decision
+    before acting on it. Run it again with the same --stream to resume after a crash."""
+    from trading_runtime.config import RunConfig
+    from trading_runtime.journal import Journal
+
+    url = ready_url()
+    journal = Journal(url, stream)
+    try:
+        existing = journal.exists() and journal.read(types=["run_started"])
+        first = next(iter(existing), None) if existing else None
+    finally:
+        journal.close()
+    if first is not None:
+        config = RunConfig(**first.payload["config"])
+        console.print(f"resuming stream {stream} (its options are the ones it started with)")
+    else:
+        options = _strategy_options(
+            signal,
+            fast,
+            slow,
+            sizing,
+            quantity,
+            capital,
+            stop_atr,
+            trail_atr,
+            algo,
+            algo_bars,
+            threshold,
+        )
+        options |= {
+            "symbols": _symbols(symbols),
+            "start": start.date() if start else None,
+            "end": end.date() if end else None,
+            "model_url": model_url,
+            "bars_per_second": bars_per_second,
+            "limits": _limits(limit),
+            "costs": {},
+        }
+        config = _config("paper", stream, options, strategies)
+    log = venue_log or _venue_log(stream)
+    _run(config, json_out, log)
+
+
+def _venue_log(stream: str) -> Path:
+    from warehouse.settings import get_settings
+
+    path = get_settings().home / "venue" / f"{stream}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@trade_app.command()
+def runs() -> None:
+    """Every journal stream with its size and last write."""
+    from trading_runtime.journal import streams
+
+    table = Table("stream", "events", "last write", title="runtime.events")
+    for stream, count, last in streams(ready_url()):
+        table.add_row(stream, f"{count:,}", f"{last:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+def _book(stream: str):
+    from trading_runtime.engine import rebuild
+    from trading_runtime.journal import Journal
+
+    journal = Journal(ready_url(), stream)
+    try:
+        if not journal.exists():
+            raise fail(f"no stream {stream!r} (see `qtis trade runs`)")
+        return rebuild(journal)
+    finally:
+        journal.close()
+
+
+@trade_app.command()
+def status(stream: Stream = "paper", as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Positions, open orders, PnL and risk state, rebuilt from the journal."""
+    book = _book(stream)
+    if as_json:
+        console.print_json(json.dumps(book.to_state(), default=str))
+        return
+    console.print(
+        f"stream [bold]{stream}[/], last bar {book.last_bar}, {book.events:,} events"
+        + (" (finished)" if book.finished else "")
+    )
+    accounts = Table(
+        "account", "state", "equity", "cash", "realized", "fees", "drawdown", title="accounts"
+    )
+    for a in book.accounts.values():
+        state = {"active": "green", "reducing": "yellow", "halted": "red"}[a.state.value]
+        accounts.add_row(
+            a.name,
+            f"[{state}]{a.state.value}[/] {a.state_reason}",
+            f"{a.equity:,.2f}",
+            f"{a.cash:,.2f}",
+            f"{a.realized:,.2f}",
+            f"{a.fees:,.2f}",
+            f"{a.drawdown:.2%}",
+        )
+    console.print(accounts)
+    positions = Table(
+        "account", "symbol", "quantity", "avg price", "mark", "unrealized", title="positions"
+    )
+    for a in book.accounts.values():
+        for p in a.positions.values():
+            if p.quantity:
+                mark = book.marks.get(p.symbol, p.avg_price)
+                positions.add_row(
+                    a.name,
+                    p.symbol,
+                    f"{p.quantity:g}",
+                    f"{p.avg_price:.4f}",
+                    f"{mark:.4f}",
+                    f"{p.unrealized(mark):,.2f}",
+                )
+    console.print(positions)
+    _orders_table(list(book.open.values()), "open orders")
+    if book.pending_commands:
+        console.print(f"{len(book.pending_commands)} command(s) wait for the engine to apply them")
+
+
+def _orders_table(orders, title: str) -> None:
+    table = Table(
+        "client id", "side", "qty", "type", "status", "filled", "avg price", "why", title=title
+    )
+    for o in orders:
+        price = o.stop_price or o.limit_price
+        kind = f"{o.type.value}" + (f" @ {price}" if price else "")
+        table.add_row(
+            o.client_id,
+            o.side.value,
+            f"{o.quantity:g}",
+            kind,
+            o.status.value,
+            f"{o.filled:g}",
+            f"{o.avg_price:.4f}" if o.filled else "-",
+            o.reason or "",
+        )
+    console.print(table)
+
+
+@trade_app.command()
+def orders(
+    stream: Stream = "paper",
+    last: Annotated[int, typer.Option(help="how many, newest last")] = 20,
+    status_: Annotated[str | None, typer.Option("--status", help="e.g. denied, filled")] = None,
+) -> None:
+    """The stream's orders with their state and why they ended where they did."""
+    chosen = [o for o in _book(stream).orders.values() if not status_ or o.status == status_]
+    _orders_table(chosen[-last:], f"{len(chosen):,} orders, last {min(last, len(chosen))}")
+
+
+def _command(
+    stream: str,
+    command: str,
+    reason: str,
+    account: str | None,
+    actor: str | None,
+    limits: dict | None = None,
+) -> None:
+    from trading_runtime.commands import command_events, command_payload
+    from trading_runtime.engine import rebuild
+    from trading_runtime.journal import Journal
+
+    url = ready_url()
+    try:
+        payload = command_payload(command, actor or getpass.getuser(), reason, account, limits)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    journal = Journal(url, stream)
+    try:
+        if not journal.exists():
+            raise fail(f"no stream {stream!r} (see `qtis trade runs`)")
+        if journal.acquire():  # no engine runs: apply it here, the venue hears at next start
+            seq = journal.append_command(payload)
+            book = rebuild(journal)
+            try:
+                effects = command_events(book, seq, payload)
+            except ValidationError as exc:
+                raise fail(f"limits refused: {exc.errors()[0]['msg']}") from exc
+            journal.write(effects)
+            _report_effects(effects)
+            return
+        seq = journal.append_command(payload)
+        console.print(f"command {seq} journaled; waiting for the running engine to apply it ...")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            applied = [
+                e
+                for e in journal.read(after=seq, types=["command_applied"])
+                if e.payload["command_seq"] == seq
+            ]
+            if applied:
+                effects = [e for e in journal.read(after=applied[0].seq - 1)][:200]
+                _report_effects(effects)
+                return
+            time.sleep(0.2)
+        raise fail("the engine holds the stream but did not apply the command within 30 s")
+    finally:
+        journal.close()
+
+
+def _report_effects(effects) -> None:
+    for e in effects:
+        if e.type == "command_applied" and e.payload.get("error"):
+            raise fail(e.payload["error"])
+        if e.type == "risk_state_changed":
+            console.print(f"{e.payload['account']}: {e.payload['state']} ({e.payload['reason']})")
+        elif e.type == "cancel_requested":
+            console.print(f"cancel {e.payload['client_id']}")
+        elif e.type == "limits_changed":
+            console.print(f"{e.payload['account']}: limits {e.payload['limits']}")
+
+
+Reason = Annotated[str, typer.Option(help="why: goes into the journal")]
+Account = Annotated[str | None, typer.Option(help="one sub-account; default all")]
+Actor = Annotated[str | None, typer.Option(help="who; default the OS user")]
+
+
+@trade_app.command()
+def halt(
+    stream: Stream = "paper", reason: Reason = "", account: Account = None, actor: Actor = None
+) -> None:
+    """Kill switch: cancel every open order and stop trading until `resume`."""
+    _command(stream, "halt", reason, account, actor)
+
+
+@trade_app.command()
+def resume(
+    stream: Stream = "paper", reason: Reason = "", account: Account = None, actor: Actor = None
+) -> None:
+    """Trade again after a halt (the drawdown peak restarts from today's equity)."""
+    _command(stream, "resume", reason, account, actor)
+
+
+@trade_app.command()
+def limits(
+    set_: Annotated[list[str], typer.Option("--set", help="NAME=VALUE")],
+    stream: Stream = "paper",
+    reason: Reason = "",
+    account: Account = None,
+    actor: Actor = None,
+) -> None:
+    """Change risk limits of a running (or stopped) stream."""
+    _command(stream, "limits", reason, account, actor, _limits(set_))
+
+
+@trade_app.command()
+def replay(stream: Stream = "paper") -> None:
+    """Rebuild the state from the whole journal and check it: against the latest snapshot plus
+    the events after it, and against the journal's own invariants."""
+    from trading_runtime.journal import Journal
+    from trading_runtime.verify import verify
+
+    journal = Journal(ready_url(), stream)
+    try:
+        if not journal.exists():
+            raise fail(f"no stream {stream!r} (see `qtis trade runs`)")
+        found = verify(journal)
+    finally:
+        journal.close()
+    for line in found.checks:
+        console.print(f"[green]ok[/] {line}")
+    for line in found.problems:
+        err.print(f"[red]mismatch[/] {line}")
+    if found.problems:
+        raise typer.Exit(1)

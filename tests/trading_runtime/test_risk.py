@@ -1,0 +1,141 @@
+"""The pre-trade risk engine: no sequence of orders and prices breaches a configured limit, and
+each check denies with its reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trading_runtime import events as ev
+from trading_runtime.book import Book, TradingState
+from trading_runtime.domain import Fill, Order, OrderType, Side
+from trading_runtime.instruments import Instrument
+from trading_runtime.risk import RiskEngine
+from trading_runtime.settings import RiskLimits
+
+TS = datetime(2024, 1, 2, tzinfo=UTC)
+INSTRUMENTS = {
+    "A": Instrument("A", sector="tech"),
+    "B": Instrument("B", sector="tech"),
+    "C": Instrument("C", sector="energy", lot_size=10),
+}
+LIMITS = dict(
+    max_order_notional=30_000, max_order_quantity=2_000, max_position_notional=45_000,
+    max_symbol_weight=0.4, max_sector_weight=0.6, max_gross_exposure=0.9,
+    max_net_exposure=0.8, max_orders_per_bar=3, reducing_drawdown=None, halt_drawdown=None,
+)  # fmt: skip
+
+
+def new_book(**limits) -> Book:
+    merged = RiskLimits(**{**LIMITS, **limits}).model_dump()
+    start = {"config": {}, "accounts": [{"name": "a", "capital": 100_000, "limits": merged}]}
+    return Book().apply_all([ev.Event(ev.RUN_STARTED, start)])
+
+
+def close_bar(book: Book, step: int, prices: dict[str, float]) -> None:
+    book.apply(ev.Event(ev.BAR_CLOSED, {"ts": TS.isoformat(), "step": step, "marks": prices}))
+
+
+def trade(book: Book, order: Order, price: float, n: int) -> None:
+    """Send, accept and fill ``order`` at ``price`` with a 1 bp fee."""
+    book.apply(ev.Event(ev.ORDER_SUBMITTED, {"order": order.to_payload(), "step": book.step}))
+    book.apply(ev.Event(ev.ORDER_ACCEPTED, {"client_id": order.client_id}))
+    fill = Fill(f"f{n}", order.client_id, "a", order.symbol, order.side, order.quantity, price,
+                1e-4 * order.quantity * price, TS, price)  # fmt: skip
+    book.apply(ev.Event(ev.ORDER_FILLED, {"fill": fill.to_payload()}))
+
+
+step = st.tuples(
+    st.fixed_dictionaries({s: st.floats(5, 200) for s in INSTRUMENTS}),  # the bar's prices
+    st.lists(  # orders the strategy proposes after it
+        st.tuples(st.sampled_from(sorted(INSTRUMENTS)), st.sampled_from(list(Side)),
+                  st.integers(1, 400).map(lambda k: 10.0 * k)),
+        max_size=6,
+    ),
+    st.sampled_from(list(TradingState)),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=1, max_size=25), st.booleans())
+def test_no_sequence_of_orders_and_prices_breaches_a_limit(steps, allow_short):
+    book, risk = new_book(allow_short=allow_short), RiskEngine(INSTRUMENTS)
+    limits = RiskLimits(**{**LIMITS, "allow_short": allow_short})
+    n = 0
+    for k, (prices, proposals, state) in enumerate(steps):
+        close_bar(book, k, prices)
+        account = book.accounts["a"]
+        account.state = state
+        sent = 0
+        for symbol, side, qty in proposals:
+            n += 1
+            before = account.quantity(symbol)
+            order = Order(f"o{n}", "a", symbol, side, qty, created=TS)
+            if risk.check(order, book, prices[symbol]) is not None:
+                continue
+            sent += 1
+            assert state != TradingState.HALTED
+            trade(book, order, prices[symbol], n)
+            after = account.quantity(symbol)
+            grew = abs(after) > abs(before) + 1e-9 or after * before < 0
+            assert not (grew and state == TradingState.REDUCING)
+            assert allow_short or after >= 0
+            assert account.cash >= -1e-6 and sent <= limits.max_orders_per_bar
+            if not grew:
+                continue  # a reducing order may leave a limit that prices broke still broken
+            equity = account.equity_at(prices)
+            values = {s: p.quantity * prices[s] for s, p in account.positions.items()}
+            tech = abs(values.get("A", 0)) + abs(values.get("B", 0))
+            assert qty <= limits.max_order_quantity and qty * prices[symbol] <= 30_000 + 1e-6
+            assert abs(values[symbol]) <= limits.max_position_notional + 1e-6
+            assert abs(values[symbol]) <= limits.max_symbol_weight * equity + 1e-6
+            if symbol in ("A", "B"):
+                assert tech <= limits.max_sector_weight * equity + 1e-6
+            assert sum(map(abs, values.values())) <= limits.max_gross_exposure * equity + 1e-6
+            assert abs(sum(values.values())) <= limits.max_net_exposure * equity + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("order", "limits", "check"),
+    [
+        (dict(quantity=3000.0), {}, "max_order_quantity"),
+        (dict(quantity=1000.0), {"max_order_quantity": None}, "max_order_notional"),
+        (dict(quantity=150.0), {}, "concentration"),
+        (dict(side=Side.SELL, quantity=10.0, symbol="B"), {}, "short"),
+        (dict(quantity=15.0, symbol="C"), {}, "lot_size"),
+        (dict(quantity=10.0, type=OrderType.LIMIT, limit_price=130.0), {}, "price_band"),
+        (dict(quantity=10.0, type=OrderType.LIMIT, limit_price=100.005), {}, "tick_size"),
+        (dict(quantity=10.0, symbol="B", reduce_only=True), {}, "reduce_only"),
+        (dict(quantity=800.0), {"max_symbol_weight": None, "max_order_notional": None,
+                                "max_position_notional": None, "max_gross_exposure": 5,
+                                "max_net_exposure": 5, "max_sector_weight": 5}, "cash"),
+        (dict(quantity=250.0, symbol="B"), {"max_sector_weight": 0.5}, "sector_concentration"),
+    ],
+)  # fmt: skip
+def test_each_check_denies_with_its_reason(order, limits, check):
+    book = new_book(**limits)
+    close_bar(book, 0, {"A": 100.0, "B": 100.0, "C": 100.0})
+    trade(book, Order("held", "a", "A", Side.BUY, 300.0, created=TS), 100.0, 0)
+    close_bar(book, 1, {"A": 100.0, "B": 100.0, "C": 100.0})
+    kwargs = {"client_id": "x", "account": "a", "symbol": "A", "side": Side.BUY,
+              "created": TS, **order}  # fmt: skip
+    denial = RiskEngine(INSTRUMENTS).check(Order(**kwargs), book, 100.0)
+    assert denial is not None and denial.check == check, denial
+    assert str(denial).startswith(check + ": ")
+
+
+def test_halted_and_reducing_states():
+    book = new_book()
+    close_bar(book, 0, {"A": 100.0, "B": 100.0, "C": 100.0})
+    trade(book, Order("held", "a", "A", Side.BUY, 100.0, created=TS), 100.0, 0)
+    risk = RiskEngine(INSTRUMENTS)
+    buy = Order("b", "a", "A", Side.BUY, 10.0, created=TS)
+    sell = Order("s", "a", "A", Side.SELL, 10.0, created=TS)
+    book.accounts["a"].state = TradingState.REDUCING
+    assert risk.check(buy, book, 100.0).check == "trading_state"
+    assert risk.check(sell, book, 100.0) is None
+    book.accounts["a"].state = TradingState.HALTED
+    assert risk.check(sell, book, 100.0).check == "trading_state"

@@ -1,0 +1,285 @@
+"""The projection: orders, positions, cash, PnL and risk state, derived from journal events and
+nothing else. ``Book.apply`` is the only way state changes, so replaying a stream (or a snapshot
+and the events after it) rebuilds exactly what the engine had."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from trading_runtime import events as ev
+from trading_runtime.domain import Fill, Order, OrderStatus, Position
+
+
+class TradingState(StrEnum):
+    ACTIVE = "active"
+    REDUCING = "reducing"  # only orders that make a position smaller
+    HALTED = "halted"  # nothing is sent
+
+
+@dataclass
+class Account:
+    """One strategy's sub-account."""
+
+    name: str
+    initial: float
+    cash: float
+    limits: dict[str, Any]
+    positions: dict[str, Position] = field(default_factory=dict)
+    fees: float = 0.0
+    slippage: float = 0.0
+    state: TradingState = TradingState.ACTIVE
+    state_reason: str = ""
+    peak: float = 0.0
+    equity: float = 0.0
+    stopped: dict[str, int] = field(default_factory=dict)  # symbol -> direction stopped out
+
+    def quantity(self, symbol: str) -> float:
+        position = self.positions.get(symbol)
+        return position.quantity if position else 0.0
+
+    def equity_at(self, marks: dict[str, float]) -> float:
+        return self.cash + sum(
+            p.market_value(marks.get(s, p.avg_price)) for s, p in self.positions.items()
+        )
+
+    @property
+    def realized(self) -> float:
+        return sum(p.realized for p in self.positions.values())
+
+    @property
+    def drawdown(self) -> float:
+        return 1.0 - self.equity / self.peak if self.peak > 0 else 0.0
+
+
+class Book:
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+        self.accounts: dict[str, Account] = {}
+        self.orders: dict[str, Order] = {}
+        self.open: dict[str, Order] = {}
+        self.cancelling: set[str] = set()  # cancel requested, not yet confirmed by the venue
+        self.submitted_step: dict[str, int] = {}
+        self.marks: dict[str, float] = {}
+        self.last_bar: str | None = None
+        self.step = -1  # index of the last closed bar
+        self.pending_commands: dict[int, dict[str, Any]] = {}
+        self.applied_commands: set[int] = set()
+        self.schedules: dict[str, dict[str, Any]] = {}
+        self.orders_this_bar: dict[str, int] = {}
+        self.finished = False
+        self.events = 0
+
+    # --- applying events --------------------------------------------------------------------
+
+    def apply(self, event: ev.Event) -> None:
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is None:
+            raise ValueError(f"unknown event type {event.type!r} (seq {event.seq})")
+        if event.type == ev.COMMAND:
+            handler(event.payload, event.seq)
+        else:
+            handler(event.payload)
+        self.events += 1
+
+    def apply_all(self, events) -> Book:
+        for event in events:
+            self.apply(event)
+        return self
+
+    def _on_run_started(self, p: dict[str, Any]) -> None:
+        self.config = p["config"]
+        for spec in p["accounts"]:
+            capital = float(spec["capital"])
+            self.accounts[spec["name"]] = Account(
+                spec["name"], capital, capital, dict(spec["limits"]), peak=capital, equity=capital
+            )
+
+    def _on_order_submitted(self, p: dict[str, Any]) -> None:
+        order = Order.from_payload(p["order"]).moved_to(OrderStatus.SUBMITTED)
+        self.orders[order.client_id] = self.open[order.client_id] = order
+        self.submitted_step[order.client_id] = p["step"]
+        self.orders_this_bar[order.account] = self.orders_this_bar.get(order.account, 0) + 1
+        if order.parent_id in self.schedules:
+            self.schedules[order.parent_id]["done"] += 1
+
+    def _on_order_denied(self, p: dict[str, Any]) -> None:
+        order = Order.from_payload(p["order"]).moved_to(OrderStatus.DENIED, reason=p["reason"])
+        self.orders[order.client_id] = order
+
+    def _move(self, client_id: str, status: OrderStatus, reason: str | None = None) -> None:
+        order = self.orders[client_id].moved_to(status, reason=reason)
+        self.orders[client_id] = order
+        if order.status.is_open:
+            self.open[client_id] = order
+        else:
+            self.open.pop(client_id, None)
+            self.cancelling.discard(client_id)
+
+    def _on_cancel_requested(self, p: dict[str, Any]) -> None:
+        if p["client_id"] in self.open:
+            self.cancelling.add(p["client_id"])
+
+    def _on_order_accepted(self, p: dict[str, Any]) -> None:
+        self._move(p["client_id"], OrderStatus.ACCEPTED)
+
+    def _on_order_rejected(self, p: dict[str, Any]) -> None:
+        self._move(p["client_id"], OrderStatus.REJECTED, p["reason"])
+
+    def _on_order_cancelled(self, p: dict[str, Any]) -> None:
+        self._move(p["client_id"], OrderStatus.CANCELLED, p["reason"])
+
+    def _on_order_expired(self, p: dict[str, Any]) -> None:
+        self._move(p["client_id"], OrderStatus.EXPIRED, p.get("reason", "time in force"))
+
+    def _on_order_triggered(self, p: dict[str, Any]) -> None:
+        order = replace(self.orders[p["client_id"]], triggered=True)
+        self.orders[order.client_id] = self.open[order.client_id] = order
+
+    def _on_order_filled(self, p: dict[str, Any]) -> None:
+        fill = Fill.from_payload(p["fill"])
+        order = self.orders[fill.client_id].with_fill(fill)
+        self.orders[fill.client_id] = order
+        if order.status.is_open:
+            self.open[fill.client_id] = order
+        else:
+            self.open.pop(fill.client_id, None)
+            self.cancelling.discard(fill.client_id)
+        account = self.accounts[fill.account]
+        held = account.positions.get(fill.symbol) or Position(
+            fill.symbol, multiplier=fill.multiplier
+        )
+        account.positions[fill.symbol] = held.with_fill(fill)
+        account.cash -= fill.signed_quantity * fill.price * fill.multiplier + fill.fee
+        account.fees += fill.fee
+        account.slippage += fill.slippage_cost
+        if order.tag == "stop":
+            account.stopped[fill.symbol] = 1 if fill.side == "sell" else -1
+        self.marks.setdefault(fill.symbol, fill.price)
+
+    def _on_bar_closed(self, p: dict[str, Any]) -> None:
+        self.marks.update(p["marks"])
+        self.last_bar, self.step = p["ts"], p["step"]
+        self.orders_this_bar.clear()
+        for account in self.accounts.values():
+            account.equity = account.equity_at(self.marks)
+            account.peak = max(account.peak, account.equity)
+
+    def _on_risk_state_changed(self, p: dict[str, Any]) -> None:
+        account = self.accounts[p["account"]]
+        account.state, account.state_reason = TradingState(p["state"]), p["reason"]
+        if p.get("reset_peak"):
+            account.peak = account.equity
+
+    def _on_limits_changed(self, p: dict[str, Any]) -> None:
+        self.accounts[p["account"]].limits.update(p["limits"])
+
+    def _on_schedule_started(self, p: dict[str, Any]) -> None:
+        self.schedules[p["parent_id"]] = {**p, "done": 0}
+
+    def _on_schedule_ended(self, p: dict[str, Any]) -> None:
+        self.schedules.pop(p["parent_id"], None)
+
+    def _on_command(self, p: dict[str, Any], seq: int | None) -> None:
+        if seq is not None and seq not in self.applied_commands:
+            self.pending_commands[seq] = p
+
+    def _on_command_applied(self, p: dict[str, Any]) -> None:
+        self.applied_commands.add(p["command_seq"])
+        self.pending_commands.pop(p["command_seq"], None)
+
+    def _on_stop_cleared(self, p: dict[str, Any]) -> None:
+        self.accounts[p["account"]].stopped.pop(p["symbol"], None)
+
+    def _on_run_finished(self, p: dict[str, Any]) -> None:
+        self.finished = True
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def working(self, account: str, symbol: str | None = None) -> list[Order]:
+        """Open orders not being cancelled."""
+        return [
+            o
+            for o in self.open.values()
+            if o.account == account
+            and (symbol is None or o.symbol == symbol)
+            and o.client_id not in self.cancelling
+        ]
+
+    def pending_quantity(self, account: str, symbol: str) -> float:
+        """Signed quantity still to fill on the working orders of ``symbol``."""
+        return sum(o.signed_remaining for o in self.working(account, symbol))
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything, as JSON, such that ``from_state(to_state())`` equals this book."""
+        return {
+            "config": self.config,
+            "accounts": [
+                {
+                    "name": a.name,
+                    "initial": a.initial,
+                    "cash": a.cash,
+                    "limits": a.limits,
+                    "positions": [asdict(p) for p in a.positions.values()],
+                    "fees": a.fees,
+                    "slippage": a.slippage,
+                    "state": a.state.value,
+                    "state_reason": a.state_reason,
+                    "peak": a.peak,
+                    "equity": a.equity,
+                    "stopped": a.stopped,
+                }
+                for a in self.accounts.values()
+            ],
+            "orders": [o.to_payload() for o in self.orders.values()],
+            "submitted_step": self.submitted_step,
+            "cancelling": sorted(self.cancelling),
+            "marks": self.marks,
+            "last_bar": self.last_bar,
+            "step": self.step,
+            "pending_commands": {str(k): v for k, v in self.pending_commands.items()},
+            "applied_commands": sorted(self.applied_commands),
+            "schedules": self.schedules,
+            "orders_this_bar": self.orders_this_bar,
+            "finished": self.finished,
+            "events": self.events,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Book:
+        book = cls()
+        book.config = state["config"]
+        for a in state["accounts"]:
+            positions = {p["symbol"]: Position(**p) for p in a["positions"]}
+            book.accounts[a["name"]] = Account(
+                a["name"],
+                a["initial"],
+                a["cash"],
+                a["limits"],
+                positions,
+                a["fees"],
+                a["slippage"],
+                TradingState(a["state"]),
+                a["state_reason"],
+                a["peak"],
+                a["equity"],
+                dict(a["stopped"]),
+            )
+        for payload in state["orders"]:
+            order = Order.from_payload(payload)
+            book.orders[order.client_id] = order
+            if order.status.is_open:
+                book.open[order.client_id] = order
+        book.submitted_step = dict(state["submitted_step"])
+        book.cancelling = set(state["cancelling"])
+        book.marks = dict(state["marks"])
+        book.last_bar, book.step = state["last_bar"], state["step"]
+        book.pending_commands = {int(k): v for k, v in state["pending_commands"].items()}
+        book.applied_commands = set(state["applied_commands"])
+        book.schedules = dict(state["schedules"])
+        book.orders_this_bar = dict(state["orders_this_bar"])
+        book.finished, book.events = state["finished"], state["events"]
+        return book

@@ -1,0 +1,78 @@
+"""What a run is: its strategies (each with its own sub-account and limits), universe, dates,
+costs and mode. Stored in the journal's first event, so a resumed run is the same run."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trading_runtime.settings import CostModel, RiskLimits, RuntimeSettings
+
+
+class StrategyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("main", pattern=r"^[A-Za-z0-9_]+$", description="its sub-account")
+    signal: Literal["buy-and-hold", "sma-cross", "model"] = "sma-cross"
+    fast: int = Field(20, ge=1)
+    slow: int = Field(50, ge=2)
+    horizon: int = Field(1, ge=1, description="model forecast horizon traded")
+    threshold: float = Field(0.0, ge=0, description="smallest model forecast acted on")
+    sizing: Literal["fixed", "equal", "vol-target"] = "vol-target"
+    quantity: float = Field(100.0, gt=0, description="fixed sizing: units per symbol")
+    capital: float | None = Field(None, gt=0, description="default QTIS_TRADE_CAPITAL")
+    target_vol: float | None = Field(None, gt=0)
+    max_weight: float | None = Field(None, gt=0)
+    rebalance: bool | None = Field(
+        None, description="trade size changes too, not only entries and exits (model default)"
+    )
+    stop_atr: float | None = Field(None, gt=0, description="fixed stop, ATRs from entry")
+    trail_atr: float | None = Field(None, gt=0, description="trailing stop, ATRs from close")
+    algo: Literal["market", "twap", "vwap"] = "market"
+    algo_bars: int = Field(4, ge=1, description="bars a TWAP/VWAP order is spread over")
+    limits: dict = Field(default_factory=dict, description="overrides of QTIS_RISK_* limits")
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategyConfig:
+        if self.stop_atr and self.trail_atr:
+            raise ValueError("give stop_atr or trail_atr, not both")
+        RiskLimits(**self.limits)  # an unknown or out-of-range limit is refused here
+        return self
+
+    def resolved_limits(self) -> dict:
+        return RiskLimits(**self.limits).model_dump()
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["backtest", "paper"] = "backtest"
+    stream: str
+    symbols: list[str] | None = None
+    start: date | None = None
+    end: date | None = None
+    strategies: list[StrategyConfig] = Field(default_factory=lambda: [StrategyConfig()])
+    costs: dict = Field(default_factory=dict, description="overrides of QTIS_COST_* costs")
+    free_costs: bool = Field(False, description="no commission, spread, slippage or volume cap")
+    model_url: str | None = Field(None, description="prediction API; None: in process")
+    warmup_bars: int = Field(250, ge=0, description="bars before start that warm features up")
+    bars_per_second: float | None = Field(None, gt=0, description="paper pace; None: flat out")
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        names = [s.name for s in self.strategies]
+        if len(set(names)) != len(names):
+            raise ValueError(f"strategy names must differ (they name sub-accounts): {names}")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        self.cost_model()
+        return self
+
+    def cost_model(self) -> CostModel:
+        base = CostModel.free().model_dump() if self.free_costs else CostModel().model_dump()
+        return CostModel(**{**base, **self.costs})
+
+    def capital(self, strategy: StrategyConfig, settings: RuntimeSettings) -> float:
+        return strategy.capital or settings.capital

@@ -1,0 +1,251 @@
+"""The runtime's value types: orders, fills, positions, signals and bars, each immutable.
+
+State changes are new values (``Order.moved_to`` returns the order in its new state, refusing a
+transition the state machine does not allow), so a projection that replays the same events
+always arrives at the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"  # expires at the end of the trading day it became live in
+    GTC = "gtc"
+    IOC = "ioc"  # fills what it can on its first bar, the rest is cancelled
+    FOK = "fok"  # fills entirely on its first bar or not at all
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    DENIED = "denied"  # refused by the pre-trade risk engine, never sent
+
+    @property
+    def is_open(self) -> bool:
+        return self in OPEN
+
+
+OPEN = frozenset({OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.NEW: frozenset({OrderStatus.SUBMITTED, OrderStatus.DENIED}),
+    OrderStatus.SUBMITTED: frozenset(
+        {OrderStatus.ACCEPTED, OrderStatus.REJECTED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.ACCEPTED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.PARTIALLY_FILLED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+    OrderStatus.DENIED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    """An event that would move an order where the state machine does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    symbol: str
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What a strategy wants for one symbol: a direction and conviction in [-1, 1], and the
+    forecast behind it (a model's log return; None for rule strategies)."""
+
+    symbol: str
+    ts: datetime
+    strength: float
+    forecast: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    client_id: str  # deterministic: the same decision always gets the same id
+    account: str
+    symbol: str
+    side: Side
+    quantity: float
+    type: OrderType = OrderType.MARKET
+    tif: TimeInForce = TimeInForce.GTC
+    limit_price: float | None = None
+    stop_price: float | None = None
+    reduce_only: bool = False
+    created: datetime | None = None  # bar the decision was taken on
+    tag: str = "entry"  # entry | stop | algo | flatten | manual
+    parent_id: str | None = None  # the TWAP/VWAP schedule a child belongs to
+    status: OrderStatus = OrderStatus.NEW
+    filled: float = 0.0
+    avg_price: float = 0.0
+    triggered: bool = False  # a stop-limit whose stop was hit now rests as a limit
+    reason: str | None = None  # why it was denied, rejected, cancelled or expired
+
+    def __post_init__(self) -> None:
+        if not self.quantity > 0:
+            raise ValueError(f"order {self.client_id}: quantity must be positive")
+        needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit != (self.limit_price is not None):
+            raise ValueError(f"order {self.client_id}: a {self.type} order needs limit_price")
+        if needs_stop != (self.stop_price is not None):
+            raise ValueError(f"order {self.client_id}: a {self.type} order needs stop_price")
+
+    @property
+    def remaining(self) -> float:
+        return self.quantity - self.filled
+
+    @property
+    def signed_remaining(self) -> float:
+        return self.side.sign * self.remaining
+
+    def moved_to(self, status: OrderStatus, **changes: Any) -> Order:
+        if status not in TRANSITIONS[self.status]:
+            raise IllegalTransition(
+                f"order {self.client_id}: {self.status} -> {status} is not allowed"
+            )
+        return replace(self, status=status, **changes)
+
+    def with_fill(self, fill: Fill) -> Order:
+        filled = self.filled + fill.quantity
+        if filled > self.quantity + 1e-9:
+            raise IllegalTransition(
+                f"order {self.client_id}: fill of {fill.quantity} exceeds remaining "
+                f"{self.remaining}"
+            )
+        average = (self.avg_price * self.filled + fill.price * fill.quantity) / filled
+        done = filled >= self.quantity - 1e-9
+        status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+        return self.moved_to(status, filled=filled, avg_price=average)
+
+    def to_payload(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created"] = self.created.isoformat() if self.created else None
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Order:
+        data = dict(data)
+        data["side"], data["type"] = Side(data["side"]), OrderType(data["type"])
+        data["tif"], data["status"] = TimeInForce(data["tif"]), OrderStatus(data["status"])
+        data["created"] = datetime.fromisoformat(data["created"]) if data["created"] else None
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    fill_id: str  # deterministic: order id + bar + sequence within the bar
+    client_id: str
+    account: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float  # after spread and slippage
+    fee: float
+    ts: datetime  # bar the fill happened in
+    reference: float  # the price before costs (open, limit or stop): slippage = price - it
+    multiplier: float = 1.0
+
+    @property
+    def signed_quantity(self) -> float:
+        return self.side.sign * self.quantity
+
+    @property
+    def slippage_cost(self) -> float:
+        """Money lost to spread, slippage and impact (positive is a cost)."""
+        return self.side.sign * (self.price - self.reference) * self.quantity * self.multiplier
+
+    def to_payload(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ts"] = self.ts.isoformat()
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Fill:
+        data = dict(data)
+        data["side"], data["ts"] = Side(data["side"]), datetime.fromisoformat(data["ts"])
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A net position at average cost; ``realized`` is the PnL of what was closed."""
+
+    symbol: str
+    quantity: float = 0.0
+    avg_price: float = 0.0
+    realized: float = 0.0
+    multiplier: float = 1.0
+
+    def with_fill(self, fill: Fill) -> Position:
+        q, dq = self.quantity, fill.signed_quantity
+        new = q + dq
+        realized = self.realized
+        if q == 0 or (q > 0) == (dq > 0):  # opening or adding
+            avg = (self.avg_price * abs(q) + fill.price * abs(dq)) / abs(new)
+        else:  # reducing, closing or flipping
+            closed = min(abs(dq), abs(q))
+            realized += (
+                closed * (fill.price - self.avg_price) * (1 if q > 0 else -1) * (self.multiplier)
+            )
+            if abs(new) < 1e-12:
+                new, avg = 0.0, 0.0
+            elif (new > 0) == (q > 0):
+                avg = self.avg_price
+            else:
+                avg = fill.price
+        return replace(self, quantity=new, avg_price=avg, realized=realized)
+
+    def market_value(self, price: float) -> float:
+        return self.quantity * price * self.multiplier
+
+    def unrealized(self, price: float) -> float:
+        return self.quantity * (price - self.avg_price) * self.multiplier

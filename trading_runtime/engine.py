@@ -1,0 +1,543 @@
+"""The engine loop, one bar at a time: fills of the resting orders -> online features -> signals
+(rules or the served model) -> target positions -> pre-trade risk -> orders. Every event of a
+bar is appended to the journal in one transaction before any order is sent, and the book
+(positions, cash, risk state) is only ever changed by applying those events.
+
+A restart rebuilds the book from the journal (the latest snapshot and the events after it),
+replays the bars before the resume point through the features and signals without trading, and
+re-sends the orders the journal says were decided but not acknowledged - which the venue
+recognises by their deterministic client order ids. The bar that was in flight is decided again,
+identically, and its events (keyed) are written once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from serving.predictor import Predicting
+from trading_runtime import events as ev
+from trading_runtime.book import Account, Book, TradingState
+from trading_runtime.broker import CrossSection, SimulatedBroker
+from trading_runtime.commands import cancel_request, command_events, risk_state
+from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
+from trading_runtime.feed import BarFeed
+from trading_runtime.instruments import Instrument, round_price
+from trading_runtime.journal import Journal, JournalError
+from trading_runtime.risk import RiskEngine
+from trading_runtime.settings import RuntimeSettings
+from trading_runtime.signals import BuyAndHold, ModelSignals, SignalSource, SmaCross
+from trading_runtime.sizing import EqualWeight, FixedQuantity, Sizer, StopPolicy, VolatilityTarget
+
+
+class EngineHalted(RuntimeError):
+    """Trading stopped because the journal could not be written; nothing unjournaled was sent."""
+
+
+@dataclass
+class Slot:
+    """One strategy and its sub-account."""
+
+    config: StrategyConfig
+    source: SignalSource
+    sizer: Sizer
+    stops: StopPolicy
+    rebalance: bool
+
+
+@dataclass
+class Timings:
+    """Microseconds from a bar's arrival to each stage, for bars that sent orders."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: RunConfig,
+        feed: BarFeed,
+        instruments: dict[str, Instrument],
+        journal: Journal,
+        *,
+        predictor: Predicting | None = None,
+        features=None,  # transforms.online.OnlineFeatureEngine over feed.symbols, if needed
+        settings: RuntimeSettings | None = None,
+        venue_log: Path | None = None,
+    ) -> None:
+        self.config, self.feed, self.journal = config, feed, journal
+        self.settings = settings or RuntimeSettings()
+        self.symbols = feed.symbols
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.instruments = instruments
+        self.lots = np.array([instruments[s].lot_size for s in self.symbols])
+        self.broker = SimulatedBroker(config.cost_model(), instruments, self.symbols, venue_log)
+        self.risk = RiskEngine(instruments)
+        self.live = config.mode == "paper"
+        self.features = features
+        self.columns = list(features.columns) if features is not None else []
+        self.slots = [self._slot(s, predictor) for s in config.strategies]
+        needs = any(
+            s.source.needs_features or s.sizer.needs_volatility or s.stops.active
+            for s in self.slots
+        )
+        if needs and features is None:
+            raise ValueError("this configuration needs online features: pass features=")
+        self.book = Book()
+        self._features: np.ndarray | None = None
+        self._pending: list[ev.Event] = []
+        self._carry: list[ev.Event] = []
+        self._to_send: list[Order] = []
+        self._to_cancel: list[str] = []
+        self.timings = Timings()
+        self.restarted = False
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def _slot(self, s: StrategyConfig, predictor: Predicting | None) -> Slot:
+        n, settings = len(self.symbols), self.settings
+        if s.signal == "buy-and-hold":
+            source: SignalSource = BuyAndHold(n)
+        elif s.signal == "sma-cross":
+            source = SmaCross(n, s.fast, s.slow)
+        else:
+            if predictor is None:
+                raise ValueError(f"strategy {s.name} trades the model: a predictor is needed")
+            source = ModelSignals(
+                predictor,
+                self.columns,
+                n,
+                horizon=s.horizon,
+                threshold=s.threshold,
+                local=self.config.model_url is None,
+            )
+        if s.sizing == "fixed":
+            sizer: Sizer = FixedQuantity(s.quantity)
+        elif s.sizing == "equal":
+            sizer = EqualWeight(n)
+        else:
+            sizer = VolatilityTarget(
+                n,
+                s.target_vol or settings.target_vol,
+                s.max_weight or settings.max_weight,
+                settings.bars_per_year,
+            )
+        rebalance = s.rebalance if s.rebalance is not None else s.signal == "model"
+        return Slot(s, source, sizer, StopPolicy(s.stop_atr, s.trail_atr), rebalance)
+
+    def start(self) -> None:
+        """A new stream starts with its configuration; an existing one is rebuilt from it."""
+        if not self.journal.exists():
+            accounts = [
+                {
+                    "name": s.name,
+                    "capital": self.config.capital(s, self.settings),
+                    "limits": s.resolved_limits(),
+                }
+                for s in self.config.strategies
+            ]
+            payload = {"config": self.config.model_dump(mode="json"), "accounts": accounts}
+            self._emit(ev.Event(ev.RUN_STARTED, payload, ev.RUN_STARTED))
+            self._carry, self._pending = self._pending, []
+            return
+        self.book = rebuild(self.journal)
+        if self.book.config != self.config.model_dump(mode="json"):
+            raise ValueError(
+                f"stream {self.journal.stream!r} was started with another configuration;"
+                " resume it without changing options, or use a new --stream"
+            )
+        self.restarted = True
+        book = self.book
+        for event in self.broker.restore(list(book.open.values()), book.submitted_step):
+            self._emit(event)
+        for client_id in sorted(book.cancelling):
+            confirmed = self.broker.cancel(client_id, "cancel requested before a restart")
+            if confirmed is not None:
+                self._emit(confirmed)
+        self._carry, self._pending = self._pending, []
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> Book:
+        self.start()
+        resume_at = max(self.book.step + 1, self.feed.first_trading_step)
+        pace = self.config.bars_per_second if self.live else None
+        try:
+            for bar in self.feed.replay(0, pace, paced_from=resume_at):
+                if bar.step < resume_at:
+                    self._observe(bar)
+                else:
+                    self._step(bar)
+                if progress is not None:
+                    progress(bar.step + 1, len(self.feed))
+            if not self.book.finished:
+                self._pending = [*self._carry, ev.Event(ev.RUN_FINISHED, {}, ev.RUN_FINISHED)]
+                self._carry = []
+                for event in self._pending:
+                    self.book.apply(event)
+                self.journal.write(self._pending)
+                self.journal.flush()
+        except JournalError as exc:
+            for account in self.book.accounts.values():
+                account.state, account.state_reason = TradingState.HALTED, str(exc)
+            raise EngineHalted(f"HALTED: {exc}. No order was sent after the failed write.") from exc
+        return self.book
+
+    def _observe(self, bar: CrossSection) -> None:
+        """Advance features, signal state and the venue's volatility by one bar."""
+        if self.features is not None:
+            self._features = self.features.update(
+                bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume
+            )
+        for slot in self.slots:
+            slot.source.observe(bar, self._features)
+        self.broker.observe(bar)
+
+    def _emit(self, event: ev.Event) -> None:
+        self.book.apply(event)
+        self._pending.append(event)
+
+    def _step(self, bar: CrossSection) -> None:
+        arrived = time.perf_counter()
+        self._pending, self._carry = self._carry, []
+        self._to_send, self._to_cancel = [], []
+        if self.live:
+            self._apply_commands()
+        for event in self.broker.on_bar(bar):
+            self._emit(event)
+        self._observe(bar)
+        featured = time.perf_counter()
+        self._close_bar(bar)
+        self._risk_states()
+        predicted = featured
+        for slot in self.slots:
+            if self.book.accounts[slot.config.name].state != TradingState.HALTED:
+                predicted += self._decide(slot, bar)
+        decided = time.perf_counter()
+        snapshot = None
+        if self.live and bar.step % self.settings.snapshot_every == 0:
+            snapshot = self.book.to_state()
+        self.journal.write(self._pending, snapshot)
+        committed = time.perf_counter()
+        self._send(bar, arrived)
+        if self._to_send:
+            sent = time.perf_counter()
+            us = 1e6
+            self.timings.rows.append(
+                {
+                    "features": (featured - arrived) * us,
+                    "signals": (predicted - featured) * us,
+                    "decided": (decided - arrived) * us,
+                    "committed": (committed - arrived) * us,
+                    "tick_to_order": (sent - arrived) * us,
+                }
+            )
+
+    def _apply_commands(self) -> None:
+        for command in self.journal.commands():
+            if command.seq not in self.book.applied_commands:
+                if command.seq not in self.book.pending_commands:
+                    self.book.apply(command)  # journaled already, by the operator's CLI
+                for event in command_events(self.book, command.seq, command.payload):
+                    self._emit(event)
+                    if event.type == ev.CANCEL_REQUESTED:
+                        self._to_cancel.append(event.payload["client_id"])
+
+    def _close_bar(self, bar: CrossSection) -> None:
+        book = self.book
+        held = {s for a in book.accounts.values() for s in a.positions}
+        held |= {o.symbol for o in book.open.values()}
+        marks = {}
+        for symbol in sorted(held):
+            price = bar.close[self.index[symbol]] if symbol in self.index else np.nan
+            if not np.isnan(price):
+                marks[symbol] = float(price)
+        ts = bar.ts.isoformat()
+        now = {**book.marks, **marks}
+        equity = {a.name: round(a.equity_at(now), 6) for a in book.accounts.values()}
+        payload = {"ts": ts, "step": bar.step, "marks": marks, "equity": equity}
+        self._emit(ev.Event(ev.BAR_CLOSED, payload, f"bar:{bar.step}"))
+
+    def _risk_states(self) -> None:
+        for account in self.book.accounts.values():
+            halt = account.limits.get("halt_drawdown")
+            reduce = account.limits.get("reducing_drawdown")
+            dd, state = account.drawdown, account.state
+            key = f"{account.name}:{self.book.step}"
+            where = f"drawdown {dd:.1%} from the peak {account.peak:,.2f}"
+            if state != TradingState.HALTED and halt is not None and dd >= halt:
+                self._emit(
+                    risk_state(
+                        account.name,
+                        TradingState.HALTED,
+                        f"{where} reached the halt level {halt:.0%}",
+                        "risk",
+                        key,
+                    )
+                )
+                for order in self.book.working(account.name):
+                    self._cancel(order.client_id, "trading halted by drawdown")
+            elif state == TradingState.ACTIVE and reduce is not None and dd >= reduce:
+                self._emit(
+                    risk_state(
+                        account.name,
+                        TradingState.REDUCING,
+                        f"{where} reached the reducing level {reduce:.0%}",
+                        "risk",
+                        key,
+                    )
+                )
+            elif (
+                state == TradingState.REDUCING
+                and account.state_reason.startswith("drawdown")
+                and (reduce is None or dd < reduce)
+            ):
+                self._emit(
+                    risk_state(
+                        account.name,
+                        TradingState.ACTIVE,
+                        f"{where}: back under the reducing level",
+                        "risk",
+                        key,
+                    )
+                )
+
+    def _cancel(self, client_id: str, reason: str) -> None:
+        self._emit(cancel_request(client_id, reason, "engine"))
+        self._to_cancel.append(client_id)
+
+    # --- decisions --------------------------------------------------------------------------
+
+    def _decide(self, slot: Slot, bar: CrossSection) -> float:
+        """Orders of one strategy for the next bar; returns the seconds its signals took."""
+        started = time.perf_counter()
+        strength, _ = slot.source.signals(bar)
+        took = time.perf_counter() - started
+        book, name = self.book, slot.config.name
+        account = book.accounts[name]
+        strength = np.asarray(strength, dtype=float).copy()
+        held, working = self._holdings(account)
+        self._respect_stop_outs(account, strength, bar)
+        if not account.limits.get("allow_short"):
+            strength = np.maximum(strength, 0.0)
+        close = bar.close
+        vol = self._daily_vol(bar) if slot.sizer.needs_volatility else None
+        target = slot.sizer.targets(strength, close, account.equity, vol)
+        target = np.sign(target) * np.floor(np.abs(target) / self.lots + 1e-9) * self.lots
+        current = held + working
+        delta = target - current
+        if slot.rebalance:
+            band = self.settings.min_trade * np.abs(target)
+            wanted = (target == 0) | (np.abs(delta) >= band)
+        else:
+            wanted = np.sign(target) != np.sign(current)
+        if account.state == TradingState.REDUCING:  # only what shrinks a position is tried
+            wanted &= (np.abs(target) < np.abs(current)) & (target * current >= 0)
+        busy = {s["symbol"] for s in book.schedules.values() if s["account"] == name}
+        candidates = np.nonzero(wanted & ~np.isnan(close) & (np.abs(delta) >= self.lots))[0]
+        stamp = ev.stamp(bar.ts)
+        for i in candidates:
+            symbol = self.symbols[i]
+            if symbol in busy:
+                continue
+            for stop in self._stops(name, symbol):  # a stop must not outlive its position
+                self._cancel(stop.client_id, "position exited")
+            side = Side.BUY if delta[i] > 0 else Side.SELL
+            client_id = f"{name}-{stamp}-{symbol}"
+            if slot.config.algo == "market":
+                self._submit(
+                    Order(client_id, name, symbol, side, float(abs(delta[i])), created=bar.ts),
+                    float(close[i]),
+                )
+            else:
+                self._start_schedule(slot, client_id, symbol, side, abs(delta[i]), bar)
+        self._work_schedules(name, bar)
+        if slot.stops.active:
+            self._manage_stops(slot, account, bar)
+        return took
+
+    def _holdings(self, account: Account) -> tuple[np.ndarray, np.ndarray]:
+        held, working = np.zeros(len(self.symbols)), np.zeros(len(self.symbols))
+        for symbol, position in account.positions.items():
+            held[self.index[symbol]] = position.quantity
+        for order in self.book.working(account.name):
+            if order.tag != "stop":
+                working[self.index[order.symbol]] += order.signed_remaining
+        return held, working
+
+    def _respect_stop_outs(self, account: Account, strength: np.ndarray, bar) -> None:
+        """After a stop-out, stay out until the signal has turned."""
+        for symbol, direction in list(account.stopped.items()):
+            i = self.index[symbol]
+            if strength[i] * direction <= 0:
+                self._emit(
+                    ev.Event(
+                        ev.STOP_CLEARED,
+                        {"account": account.name, "symbol": symbol},
+                        f"stop_cleared:{account.name}:{symbol}:{bar.step}",
+                    )
+                )
+            else:
+                strength[i] = 0.0
+
+    def _daily_vol(self, bar: CrossSection) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._features[:, self.columns.index("atr_14")] / bar.close
+
+    def _submit(self, order: Order, price: float) -> None:
+        denial = self.risk.check(order, self.book, price)
+        if denial is not None:
+            payload = {"order": order.to_payload(), "check": denial.check, "reason": str(denial)}
+            self._emit(ev.Event(ev.ORDER_DENIED, payload, f"denied:{order.client_id}"))
+            return
+        payload = {"order": order.to_payload(), "step": self.book.step, "price": price}
+        self._emit(ev.Event(ev.ORDER_SUBMITTED, payload, f"submitted:{order.client_id}"))
+        self._to_send.append(order)
+
+    def _send(self, bar: CrossSection, arrived: float) -> None:
+        """After the commit: orders to the venue, cancels to the venue; their answers are
+        journaled with the next bar."""
+        for order in self._to_send:
+            event = self.broker.submit(order, bar.step)
+            event.payload["tick_to_order_us"] = round((time.perf_counter() - arrived) * 1e6, 1)
+            self.book.apply(event)
+            self._carry.append(event)
+        for client_id in self._to_cancel:
+            event = self.broker.cancel(client_id, "requested")
+            if event is not None:
+                self.book.apply(event)
+                self._carry.append(event)
+
+    # --- execution algorithms ---------------------------------------------------------------
+
+    def _start_schedule(self, slot, parent_id, symbol, side, quantity, bar) -> None:
+        lot = self.instruments[symbol].lot_size
+        weights = np.full(slot.config.algo_bars, 1.0 / slot.config.algo_bars)
+        if slot.config.algo == "vwap":
+            weights = self._volume_profile(symbol, bar.step, slot.config.algo_bars)
+        slices = split_quantity(quantity, weights, lot)
+        payload = {
+            "parent_id": parent_id,
+            "account": slot.config.name,
+            "symbol": symbol,
+            "side": side.value,
+            "slices": slices,
+            "algo": slot.config.algo,
+            "step": bar.step,
+        }
+        self._emit(ev.Event(ev.SCHEDULE_STARTED, payload, f"schedule:{parent_id}"))
+
+    def _volume_profile(self, symbol: str, step: int, bars: int) -> np.ndarray:
+        """Expected volume of each of the next ``bars`` bars: the same bar-of-session a day
+        earlier, averaged over the last 20 sessions; daily bars have one slot (equal slices)."""
+        volume = self.feed.arrays["volume"][: step + 1, self.index[symbol]]
+        times = self.feed.times[: step + 1]
+        per_day = max(1, int(np.unique(times.normalize(), return_counts=True)[1][-20:].max()))
+        if per_day == 1:
+            return np.full(bars, 1.0 / bars)
+        slots = np.arange(step + 1, step + 1 + bars) % per_day
+        recent = volume[-20 * per_day :]
+        profile = np.array([np.nanmean(recent[k::per_day]) for k in range(per_day)])
+        weights = np.nan_to_num(profile[slots], nan=1.0)
+        return weights / weights.sum()
+
+    def _work_schedules(self, account: str, bar: CrossSection) -> None:
+        """The next slice of every running schedule of ``account`` (one per bar)."""
+        for parent_id, schedule in list(self.book.schedules.items()):
+            symbol, slices = schedule["symbol"], schedule["slices"]
+            if schedule["account"] != account or np.isnan(bar.close[self.index[symbol]]):
+                continue
+            done = schedule["done"]
+            child = Order(
+                f"{parent_id}-{done}",
+                account,
+                symbol,
+                Side(schedule["side"]),
+                slices[done],
+                created=bar.ts,
+                tag="algo",
+                parent_id=parent_id,
+            )
+            self._submit(child, float(bar.close[self.index[symbol]]))
+            if self.book.orders[child.client_id].status == OrderStatus.DENIED:
+                reason = "a slice was denied"
+            elif done + 1 >= len(slices):
+                reason = "all slices sent"
+            else:
+                continue
+            payload = {"parent_id": parent_id, "reason": reason}
+            self._emit(ev.Event(ev.SCHEDULE_ENDED, payload, f"schedule_end:{parent_id}"))
+
+    # --- stops ------------------------------------------------------------------------------
+
+    def _stops(self, account: str, symbol: str) -> list[Order]:
+        return [o for o in self.book.working(account, symbol) if o.tag == "stop"]
+
+    def _manage_stops(self, slot: Slot, account: Account, bar: CrossSection) -> None:
+        """A protective stop for every settled position, tightened as a trailing stop moves."""
+        atr = self._features[:, self.columns.index("atr_14")]
+        stamp = ev.stamp(bar.ts)
+        for symbol, position in list(account.positions.items()):
+            stops = self._stops(account.name, symbol)
+            if position.quantity == 0:
+                for stop in stops:
+                    self._cancel(stop.client_id, "position closed")
+                continue
+            if any(o.tag != "stop" for o in self.book.working(account.name, symbol)):
+                continue  # not settled: orders are still working
+            i = self.index[symbol]
+            direction = 1 if position.quantity > 0 else -1
+            level = slot.stops.level(direction, position.avg_price, bar.close[i], atr[i])
+            if level is None or level <= 0 or np.isnan(bar.close[i]):
+                continue
+            instrument = self.instruments[symbol]
+            level = round_price(instrument, level)
+            quantity = abs(position.quantity)
+            if stops:
+                old = stops[0]
+                moved = (
+                    slot.stops.trail_atr is not None
+                    and slot.stops.tighter(direction, level, old.stop_price)
+                    and abs(level - old.stop_price) >= instrument.tick_size
+                )
+                if not moved and old.remaining == quantity:
+                    continue
+                level = level if moved else old.stop_price
+                self._cancel(old.client_id, "stop moved" if moved else "position size changed")
+            side = Side.SELL if direction > 0 else Side.BUY
+            stop = Order(
+                f"{account.name}-{stamp}-{symbol}-stop",
+                account.name,
+                symbol,
+                side,
+                quantity,
+                OrderType.STOP,
+                TimeInForce.GTC,
+                stop_price=level,
+                reduce_only=True,
+                created=bar.ts,
+                tag="stop",
+            )
+            self._submit(stop, float(bar.close[i]))
+
+
+def split_quantity(quantity: float, weights: np.ndarray, lot: float) -> list[float]:
+    """``quantity`` in whole lots over slices in proportion to ``weights``; the last slice
+    takes the rounding remainder so the slices add up exactly."""
+    lots = round(quantity / lot)
+    cumulative = np.floor(np.cumsum(weights) * lots + 1e-9).astype(int)
+    cumulative[-1] = lots
+    counts = np.diff(np.concatenate([[0], cumulative]))
+    return [float(c * lot) for c in counts if c > 0]
+
+
+def rebuild(journal: Journal, from_snapshot: bool = True) -> Book:
+    """The book as the journal says it is: the latest snapshot plus the events after it."""
+    snapshot = journal.latest_snapshot() if from_snapshot else None
+    book = Book.from_state(snapshot[1]) if snapshot else Book()
+    return book.apply_all(journal.read(snapshot[0] if snapshot else 0))

@@ -1,0 +1,194 @@
+"""The pre-trade risk engine: every order is checked against its account's limits before it is
+sent, and a denial names the check and the numbers.
+
+Limits are judged on the account as it would be if the order and every other open order of
+the account filled at the last price, so a burst of orders cannot slip past a limit one by one.
+An order that makes a position smaller is always allowed unless trading is halted: a limit that
+a price move pushed past can only be worked back inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from trading_runtime.book import Account, Book, TradingState
+from trading_runtime.domain import Order, OrderType, Side
+from trading_runtime.instruments import Instrument, listed, round_quantity
+from trading_runtime.settings import RiskLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    check: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.reason}"
+
+
+class RiskEngine:
+    def __init__(self, instruments: dict[str, Instrument]) -> None:
+        self.instruments = instruments
+
+    def check(self, order: Order, book: Book, price: float) -> Denial | None:
+        """None if ``order`` may be sent at last price ``price``; else the first failed check."""
+        account = book.accounts[order.account]
+        limits = RiskLimits.model_construct(**account.limits)
+        instrument = self.instruments.get(order.symbol)
+        if instrument is None:
+            return Denial("instrument", f"{order.symbol} is not a known instrument")
+        if account.state == TradingState.HALTED:
+            return Denial("trading_state", f"trading is halted ({account.state_reason})")
+        if book.last_bar is not None and not listed(instrument, _day(book.last_bar)):
+            return Denial("universe", f"{order.symbol} is not listed on {book.last_bar[:10]}")
+        if round_quantity(instrument, order.quantity) != order.quantity:
+            return Denial(
+                "lot_size", f"{order.quantity} is not a multiple of the lot {instrument.lot_size}"
+            )
+        for name, value in (("limit", order.limit_price), ("stop", order.stop_price)):
+            if value is None:
+                continue
+            ticks = value / instrument.tick_size
+            if abs(ticks - round(ticks)) > 1e-6:
+                return Denial(
+                    "tick_size", f"{name} {value} is not on the tick {instrument.tick_size}"
+                )
+            band = limits.price_band
+            if name == "limit" and band is not None and abs(value / price - 1) > band:
+                return Denial(
+                    "price_band",
+                    f"{name} {value} is {abs(value / price - 1):.1%} from the last {price}"
+                    f" (band {limits.price_band:.0%})",
+                )
+        held = account.quantity(order.symbol)
+        delta = order.side.sign * order.quantity
+        before = held + book.pending_quantity(order.account, order.symbol)
+        after = before + delta
+        if order.reduce_only and not shrinks(held, delta):
+            return Denial("reduce_only", f"would not reduce the {held:g} held in {order.symbol}")
+        if limits.max_orders_per_bar is not None:
+            sent = book.orders_this_bar.get(order.account, 0)
+            if sent >= limits.max_orders_per_bar:
+                return Denial(
+                    "order_rate", f"{sent} orders this bar (limit {limits.max_orders_per_bar})"
+                )
+        if shrinks(before, delta):
+            return None
+        if account.state == TradingState.REDUCING:
+            return Denial("trading_state", f"risk-reducing orders only ({account.state_reason})")
+        notional = order.quantity * price * instrument.multiplier
+        for check, value, limit in (
+            ("max_order_quantity", order.quantity, limits.max_order_quantity),
+            ("max_order_notional", notional, limits.max_order_notional),
+            ("max_position_quantity", abs(after), limits.max_position_quantity),
+            (
+                "max_position_notional",
+                abs(after) * price * instrument.multiplier,
+                limits.max_position_notional,
+            ),
+        ):
+            if limit is not None and value > limit + 1e-9:
+                return Denial(check, f"{value:,.2f} above the limit {limit:,.2f}")
+        if after < 0 and not limits.allow_short:
+            return Denial("short", f"would leave {after:g} {order.symbol}: shorting is off")
+        return self._exposure(order, account, book, price, after, limits) or self._funds(
+            order, account, book, price, after, limits
+        )
+
+    def _projected(self, account: Account, book: Book, symbol: str, price: float, after: float):
+        """Signed value of every symbol of the account once open orders (and this one) fill."""
+        values = {}
+        symbols = set(account.positions) | {o.symbol for o in book.working(account.name)}
+        for s in symbols | {symbol}:
+            mark = price if s == symbol else book.marks.get(s, 0.0)
+            mult = self.instruments[s].multiplier if s in self.instruments else 1.0
+            qty = (
+                after
+                if s == symbol
+                else account.quantity(s) + book.pending_quantity(account.name, s)
+            )
+            values[s] = qty * mark * mult
+        return values
+
+    def _exposure(self, order, account, book, price, after, limits) -> Denial | None:
+        equity = account.equity_at({**book.marks, order.symbol: price})
+        if equity <= 0:
+            return Denial("equity", f"equity is {equity:,.2f}: nothing can be added")
+        values = self._projected(account, book, order.symbol, price, after)
+        weight = abs(values[order.symbol]) / equity
+        if limits.max_symbol_weight is not None and weight > limits.max_symbol_weight + 1e-9:
+            return Denial(
+                "concentration",
+                f"{order.symbol} would be {weight:.1%} of equity"
+                f" (limit {limits.max_symbol_weight:.0%})",
+            )
+        sector = self.instruments[order.symbol].sector
+        if limits.max_sector_weight is not None and sector:
+            in_sector = sum(
+                abs(v)
+                for s, v in values.items()
+                if s in self.instruments and self.instruments[s].sector == sector
+            )
+            if in_sector / equity > limits.max_sector_weight + 1e-9:
+                return Denial(
+                    "sector_concentration",
+                    f"sector {sector} would be {in_sector / equity:.1%} of equity"
+                    f" (limit {limits.max_sector_weight:.0%})",
+                )
+        gross = sum(abs(v) for v in values.values()) / equity
+        net = abs(sum(values.values())) / equity
+        if limits.max_gross_exposure is not None and gross > limits.max_gross_exposure + 1e-9:
+            return Denial(
+                "gross_exposure", f"{gross:.2f}x equity (limit {limits.max_gross_exposure:.2f}x)"
+            )
+        if limits.max_net_exposure is not None and net > limits.max_net_exposure + 1e-9:
+            return Denial(
+                "net_exposure", f"{net:.2f}x equity (limit {limits.max_net_exposure:.2f}x)"
+            )
+        return None
+
+    def _funds(self, order, account, book, price, after, limits) -> Denial | None:
+        reserve = 1 + limits.fee_reserve_bps * 1e-4
+        if limits.cash_account:
+            if order.side != Side.BUY:
+                return None
+            committed = sum(
+                o.remaining
+                * _order_price(o, book.marks.get(o.symbol, price))
+                * self.instruments[o.symbol].multiplier
+                for o in book.working(account.name)
+                if o.side == Side.BUY
+            )
+            cost = (
+                order.quantity
+                * _order_price(order, price)
+                * self.instruments[order.symbol].multiplier
+            )
+            free = account.cash - committed * reserve
+            if cost * reserve > free + 1e-9:
+                return Denial("cash", f"needs {cost * reserve:,.2f} with fees, {free:,.2f} free")
+            return None
+        values = self._projected(account, book, order.symbol, price, after)
+        equity = account.equity_at({**book.marks, order.symbol: price})
+        needed = sum(abs(v) for v in values.values()) * limits.initial_margin * reserve
+        if needed > equity + 1e-9:
+            return Denial("margin", f"needs {needed:,.2f} margin, equity {equity:,.2f}")
+        return None
+
+
+def _order_price(order: Order, last: float) -> float:
+    """The price an order would pay at worst: its limit, else the last price."""
+    if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return max(order.limit_price, last) if order.side == Side.BUY else order.limit_price
+    return last
+
+
+def shrinks(before: float, delta: float) -> bool:
+    """Does adding ``delta`` make the position smaller without flipping it?"""
+    after = before + delta
+    return abs(after) <= abs(before) + 1e-9 and after * before >= 0
+
+
+def _day(ts: str) -> date:
+    return datetime.fromisoformat(ts).date()

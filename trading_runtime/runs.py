@@ -1,0 +1,154 @@
+"""Backtest and paper runs: the engine wired to the warehouse, the model and the journal, and
+what a run reports afterwards (metrics, every fill, the equity curve, tick-to-order latency) -
+all read back from the journal, so a resumed paper run reports its whole life."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trading_runtime import events as ev
+from trading_runtime.book import Book
+from trading_runtime.config import RunConfig
+from trading_runtime.engine import Engine, rebuild
+from trading_runtime.feed import BarFeed
+from trading_runtime.instruments import load_instruments
+from trading_runtime.journal import Journal
+from trading_runtime.metrics import summary
+from trading_runtime.settings import RuntimeSettings
+
+
+class StreamBusy(RuntimeError):
+    """Another engine is running this stream."""
+
+
+@dataclass
+class RunReport:
+    stream: str
+    book: Book
+    metrics: dict[str, Any]
+    fills: list[dict[str, Any]]
+    equity_curve: list[dict[str, Any]]
+    latency_us: dict[str, float]
+    denials: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "config": self.book.config,
+            "metrics": self.metrics,
+            "fills": self.fills,
+            "equity_curve": self.equity_curve,
+            "tick_to_order_us": self.latency_us,
+            "denials": self.denials,
+        }
+
+
+def build_engine(
+    url: str,
+    config: RunConfig,
+    settings: RuntimeSettings | None = None,
+    venue_log: Path | None = None,
+) -> Engine:
+    settings = settings or RuntimeSettings()
+    instruments = load_instruments(url, config.symbols)
+    feed = BarFeed.from_warehouse(url, instruments, config.start, config.end, config.warmup_bars)
+    needs_features = any(
+        s.signal == "model" or s.sizing == "vol-target" or s.stop_atr or s.trail_atr
+        for s in config.strategies
+    )
+    features = None
+    if needs_features:
+        from transforms.online import OnlineFeatureEngine
+
+        features = OnlineFeatureEngine.from_warehouse(url, feed.symbols, warm_up=False)
+    predictor = None
+    if any(s.signal == "model" for s in config.strategies):
+        predictor = model_client(url, config.model_url)
+    journal = Journal(
+        url, config.stream, batched=config.mode == "backtest", batch_size=settings.journal_batch
+    )
+    return Engine(
+        config,
+        feed,
+        instruments,
+        journal,
+        predictor=predictor,
+        features=features,
+        settings=settings,
+        venue_log=venue_log,
+    )
+
+
+def model_client(url: str, model_url: str | None):
+    """The champion: over HTTP when ``model_url`` is given, else loaded in this process."""
+    if model_url:
+        from serving.client import ServingClient
+
+        return ServingClient(model_url)
+    from serving.predictor import Predictor
+    from serving.settings import ServingSettings
+
+    return Predictor(url, ServingSettings(serve_shadow_log=False))
+
+
+def run(
+    url: str,
+    config: RunConfig,
+    progress: Callable[[int, int], None] | None = None,
+    settings: RuntimeSettings | None = None,
+    venue_log: Path | None = None,
+) -> RunReport:
+    """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars."""
+    settings = settings or RuntimeSettings()
+    engine = build_engine(url, config, settings, venue_log)
+    journal = engine.journal
+    try:
+        if config.mode == "backtest" and journal.exists():
+            raise ValueError(
+                f"stream {config.stream!r} already exists: a backtest starts a new stream"
+            )
+        if not journal.acquire():
+            raise StreamBusy(f"an engine is already running stream {config.stream!r}")
+        engine.run(progress)
+    finally:
+        journal.close()
+    return report(url, config.stream, settings.bars_per_year)
+
+
+def report(url: str, stream: str, bars_per_year: float = 252.0) -> RunReport:
+    """A stream's results from its journal."""
+    journal = Journal(url, stream)
+    try:
+        if not journal.exists():
+            raise LookupError(f"no stream {stream!r} in runtime.events (`qtis trade runs`)")
+        book = rebuild(journal)
+        wanted = [ev.ORDER_FILLED, ev.BAR_CLOSED, ev.ORDER_ACCEPTED, ev.ORDER_DENIED]
+        fills, curve, latencies, denials = [], [], [], {}
+        for event in journal.read(types=wanted):
+            p = event.payload
+            if event.type == ev.ORDER_FILLED:
+                fills.append(p["fill"])
+            elif event.type == ev.BAR_CLOSED:
+                curve.append({"ts": p["ts"], "equity": p["equity"]})
+            elif event.type == ev.ORDER_ACCEPTED and "tick_to_order_us" in p:
+                latencies.append(p["tick_to_order_us"])
+            elif event.type == ev.ORDER_DENIED:
+                denials[p["check"]] = denials.get(p["check"], 0) + 1
+    finally:
+        journal.close()
+    metrics = summary(book, [(c["ts"], c["equity"]) for c in curve], bars_per_year)
+    latency = {}
+    if latencies:
+        values = np.asarray(latencies)
+        latency = {
+            "orders": len(values),
+            "p50": float(np.percentile(values, 50)),
+            "p99": float(np.percentile(values, 99)),
+            "max": float(values.max()),
+        }
+    return RunReport(stream, book, metrics, fills, curve, latency, denials)

@@ -1,0 +1,87 @@
+"""Typed configuration of the runtime: risk limits (``QTIS_RISK_*``), execution costs
+(``QTIS_COST_*``) and the engine (``QTIS_TRADE_*``). Each is a plain settings object, so a
+strategy's own limits are the defaults with some fields overridden."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RiskLimits(BaseSettings):
+    """Every pre-trade check's threshold. ``None`` switches a check off."""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_RISK_", extra="forbid")
+
+    max_order_notional: float | None = Field(250_000.0, gt=0, description="per order")
+    max_order_quantity: float | None = Field(100_000.0, gt=0, description="per order")
+    max_position_notional: float | None = Field(500_000.0, gt=0, description="per symbol")
+    max_position_quantity: float | None = Field(None, gt=0, description="per symbol")
+    max_symbol_weight: float | None = Field(0.5, gt=0, description="|position| / equity")
+    max_sector_weight: float | None = Field(1.0, gt=0, description="sector gross / equity")
+    max_gross_exposure: float | None = Field(1.0, gt=0, description="sum |positions| / equity")
+    max_net_exposure: float | None = Field(1.0, gt=0, description="|sum positions| / equity")
+    allow_short: bool = Field(False, description="may a position go below zero")
+    cash_account: bool = Field(
+        True, description="buys need the cash (no margin); otherwise gross x margin <= equity"
+    )
+    initial_margin: float = Field(0.5, gt=0, le=1, description="margin accounts only")
+    fee_reserve_bps: float = Field(20.0, ge=0, description="cash kept back for fees, in bps")
+    price_band: float | None = Field(0.1, gt=0, description="|limit or stop - last| / last")
+    max_orders_per_bar: int | None = Field(100, gt=0, description="orders one account may send")
+    reducing_drawdown: float | None = Field(
+        0.10, gt=0, lt=1, description="drawdown from peak that allows risk-reducing orders only"
+    )
+    halt_drawdown: float | None = Field(0.20, gt=0, lt=1, description="drawdown that halts")
+
+
+class CostModel(BaseSettings):
+    """What trading costs in the simulator. Slippage is on top of the half spread."""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_COST_", extra="forbid")
+
+    commission_bps: float = Field(1.0, ge=0, description="of traded notional")
+    commission_per_share: float = Field(0.0, ge=0)
+    commission_min: float = Field(0.0, ge=0, description="per fill")
+    half_spread_bps: float = Field(1.0, ge=0)
+    slippage: Literal["fixed", "volatility", "impact"] = Field(
+        "fixed", description="fixed bps | k x daily vol | square-root impact by participation"
+    )
+    slippage_bps: float = Field(2.0, ge=0, description="fixed model")
+    volatility_k: float = Field(0.1, ge=0, description="volatility model: k x daily vol")
+    impact_eta: float = Field(0.5, ge=0, description="impact model: eta x vol x sqrt(q / V)")
+    participation: float | None = Field(
+        0.1, gt=0, le=1, description="share of a bar's volume one symbol's fills may take"
+    )
+    latency_bars: int = Field(0, ge=0, description="bars an order waits before it can fill")
+
+    @classmethod
+    def free(cls) -> CostModel:
+        """No costs and no volume limit: what other backtesters do by default."""
+        return cls(
+            commission_bps=0,
+            commission_per_share=0,
+            commission_min=0,
+            half_spread_bps=0,
+            slippage_bps=0,
+            volatility_k=0,
+            impact_eta=0,
+            participation=None,
+            latency_bars=0,
+        )
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QTIS_TRADE_", env_file=".env", extra="ignore")
+
+    capital: float = Field(1_000_000.0, gt=0, description="starting cash per strategy")
+    target_vol: float = Field(0.15, gt=0, description="annual volatility the sizer aims at")
+    max_weight: float = Field(0.25, gt=0, description="sizer's cap per symbol (of equity)")
+    min_trade: float = Field(
+        0.1, ge=0, description="rebalance only when the change exceeds this share of target"
+    )
+    snapshot_every: int = Field(250, ge=1, description="bars between snapshots (paper)")
+    journal_batch: int = Field(20_000, ge=1, description="events per COPY (backtests)")
+    bars_per_year: float = Field(252.0, gt=0)

@@ -1,0 +1,124 @@
+"""Signal sources: what a strategy wants, per symbol, after each bar.
+
+Each source sees every bar through ``observe`` (also during warm-up, so its state after a
+restart is what it was before) and answers ``signals`` with a strength per symbol in [-1, 1]
+(0: flat) and, for a model, the forecast behind it. Vectorized across symbols.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from serving.predictor import Predicting
+from serving.schemas import PredictRequest
+from trading_runtime.broker import CrossSection
+from transforms.online import Moments
+
+
+class SignalSource(Protocol):
+    needs_features: bool
+
+    def observe(self, bar: CrossSection, features: np.ndarray | None) -> None: ...
+
+    def signals(self, bar: CrossSection) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+class BuyAndHold:
+    """Long every symbol from its first bar on."""
+
+    needs_features = False
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def observe(self, bar: CrossSection, features: np.ndarray | None) -> None:
+        pass
+
+    def signals(self, bar: CrossSection) -> tuple[np.ndarray, None]:
+        return np.where(np.isnan(bar.close), 0.0, 1.0), None
+
+
+class SmaCross:
+    """Long while the fast simple moving average of close is above the slow one, else flat."""
+
+    needs_features = False
+
+    def __init__(self, n: int, fast: int, slow: int) -> None:
+        if not 0 < fast < slow:
+            raise ValueError(f"sma-cross needs 0 < fast < slow, got fast={fast} slow={slow}")
+        self.fast, self.slow = Moments(n, fast), Moments(n, slow)
+
+    def observe(self, bar: CrossSection, features: np.ndarray | None) -> None:
+        mask = ~np.isnan(bar.close)
+        self.fast.push(mask, bar.close)
+        self.slow.push(mask, bar.close)
+
+    def signals(self, bar: CrossSection) -> tuple[np.ndarray, None]:
+        fast, slow = self.fast.mean(), self.slow.mean()
+        with np.errstate(invalid="ignore"):
+            return np.where(fast > slow, 1.0, 0.0), None
+
+
+class ModelSignals:
+    """The served model's h-bar forecast, scaled by the symbol's volatility over h bars: a
+    forecast of one sigma is full conviction. Forecasts smaller than ``threshold`` (a log
+    return, e.g. the round-trip cost) are no signal."""
+
+    needs_features = True
+
+    def __init__(
+        self,
+        predictor: Predicting,
+        columns: list[str],
+        n: int,
+        *,
+        horizon: int = 1,
+        threshold: float = 0.0,
+        local: bool = True,
+    ) -> None:
+        card = predictor.info().champion
+        self.predictor, self.local, self.threshold = predictor, local, threshold
+        self.window = card.window
+        if horizon not in card.horizons:
+            raise ValueError(f"the model forecasts horizons {card.horizons}, not {horizon}")
+        self.h, self.horizon = card.horizons.index(horizon), horizon
+        missing = [f for f in card.features if f not in columns]
+        if missing:
+            raise ValueError(f"the online features lack {missing} that {card.model} needs")
+        self.cols = np.array([columns.index(f) for f in card.features])
+        self.atr = columns.index("atr_14")
+        self.buf = np.full((n, self.window, len(self.cols)), np.nan, dtype=np.float32)
+        self.pos = 0
+        self.vol = np.full(n, np.nan)
+        self.model = f"{card.model} v{card.version}"
+
+    def observe(self, bar: CrossSection, features: np.ndarray | None) -> None:
+        self.buf[:, self.pos, :] = features[:, self.cols]
+        self.pos = (self.pos + 1) % self.window
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.vol = features[:, self.atr] / bar.close
+
+    def signals(self, bar: CrossSection) -> tuple[np.ndarray, np.ndarray]:
+        order = (self.pos + np.arange(self.window)) % self.window
+        windows = self.buf[:, order, :]
+        ready = np.isfinite(windows).all(axis=(1, 2)) & ~np.isnan(bar.close)
+        strength = np.zeros(len(ready))
+        forecast = np.full(len(ready), np.nan)
+        if not ready.any():
+            return strength, forecast
+        chosen = windows[ready]
+        if self.local:  # in process: the arrays are ours and already checked finite
+            request = PredictRequest.model_construct(windows=chosen, symbols=None, as_of=None)
+        else:
+            request = PredictRequest(windows=chosen.tolist())
+        response = self.predictor.predict(request)
+        predicted = np.asarray(response.predictions)[:, self.h]
+        forecast[ready] = predicted
+        scale = self.vol[ready] * np.sqrt(self.horizon)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.clip(predicted / scale, -1.0, 1.0)
+        s[np.abs(predicted) < self.threshold] = 0.0
+        strength[ready] = np.nan_to_num(s)
+        return strength, forecast

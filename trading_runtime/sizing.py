@@ -1,0 +1,87 @@
+"""From a signal's strength to a target position, and where its protective stop goes.
+
+Volatility targeting gives each symbol an equal share of the annual risk budget, assuming the
+symbols uncorrelated (budget / sqrt(n)), with daily volatility from ATR/close; the gross
+exposure limit of the risk engine stops a correlated book from adding up past its cap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class Sizer(Protocol):
+    needs_volatility: bool
+
+    def targets(
+        self, strength: np.ndarray, price: np.ndarray, equity: float, vol: np.ndarray | None
+    ) -> np.ndarray:
+        """Target quantity per symbol (before lot rounding)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedQuantity:
+    """``quantity`` units per unit of strength: what a reference backtest does."""
+
+    quantity: float
+    needs_volatility = False
+
+    def targets(self, strength, price, equity, vol):
+        return np.sign(strength) * self.quantity
+
+
+@dataclass(frozen=True)
+class EqualWeight:
+    """``gross`` of equity spread evenly over the universe."""
+
+    n: int
+    gross: float = 1.0
+    needs_volatility = False
+
+    def targets(self, strength, price, equity, vol):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nan_to_num(strength * self.gross / self.n * equity / price)
+
+
+@dataclass(frozen=True)
+class VolatilityTarget:
+    n: int
+    target_vol: float = 0.15
+    max_weight: float = 0.25
+    bars_per_year: float = 252.0
+    needs_volatility = True
+
+    def targets(self, strength, price, equity, vol):
+        budget = self.target_vol / math.sqrt(self.bars_per_year) / math.sqrt(self.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = np.minimum(budget / vol, self.max_weight) * strength
+            return np.nan_to_num(weight * equity / price)
+
+
+@dataclass(frozen=True)
+class StopPolicy:
+    """Protective stops ``fixed_atr`` ATRs from the entry, or trailing ``trail_atr`` ATRs behind
+    the close (and never loosened)."""
+
+    fixed_atr: float | None = None
+    trail_atr: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.fixed_atr is not None or self.trail_atr is not None
+
+    def level(self, direction: int, entry: float, close: float, atr: float) -> float | None:
+        """Stop price for a long (direction 1) or short (-1) position."""
+        if math.isnan(atr):
+            return None
+        if self.trail_atr is not None:
+            return close - direction * self.trail_atr * atr
+        return entry - direction * self.fixed_atr * atr
+
+    def tighter(self, direction: int, new: float, old: float) -> bool:
+        return (new - old) * direction > 0
