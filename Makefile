@@ -43,11 +43,13 @@ format: $(STAMP)
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 bench: $(STAMP)
+	@$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[bench]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	@$(BIN)/python bench/ingest.py
 	@$(BIN)/python bench/features.py
 	@$(BIN)/python bench/training.py
 	@$(BIN)/python bench/tuning.py
 	@$(BIN)/python bench/serving.py
+	@$(BIN)/python bench/runtime.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

@@ -271,7 +271,7 @@ def paper(
     model_url: Annotated[
         str | None, typer.Option(help="prediction API; default in process")
     ] = None,
-    bars_per_second: Annotated[float | None, typer.Option(help="pace; default flat out")] = 20.0,
+    bars_per_second: Annotated[float, typer.Option(help="pace of the replay; 0: flat out")] = 20.0,
     limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
     strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
     venue_log: Annotated[Path | None, typer.Option(help="the simulated venue's order log")] = None,
@@ -311,7 +311,7 @@ def paper(
             "start": start.date() if start else None,
             "end": end.date() if end else None,
             "model_url": model_url,
-            "bars_per_second": bars_per_second,
+            "bars_per_second": bars_per_second or None,
             "limits": _limits(limit),
             "costs": {},
         }

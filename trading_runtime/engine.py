@@ -176,10 +176,8 @@ class Engine:
                 if progress is not None:
                     progress(bar.step + 1, len(self.feed))
             if not self.book.finished:
-                self._pending = [*self._carry, ev.Event(ev.RUN_FINISHED, {}, ev.RUN_FINISHED)]
-                self._carry = []
-                for event in self._pending:
-                    self.book.apply(event)
+                self._pending, self._carry = self._carry, []  # applied when they happened
+                self._emit(ev.Event(ev.RUN_FINISHED, {}, ev.RUN_FINISHED))
                 self.journal.write(self._pending)
                 self.journal.flush()
         except JournalError as exc:

@@ -63,7 +63,13 @@ class BarFeed:
     ) -> BarFeed:
         """``bars`` (symbol, ts, OHLCV) to aligned arrays, masked by listing dates."""
         if bars.empty:
-            raise LookupError("no bars in the chosen range: ingest data or widen the dates")
+            span = " and ".join(
+                part for part in (start and f"on or after {start}", end and f"before {end}") if part
+            )
+            raise LookupError(
+                f"no bars {span or 'at all'} for these symbols: ingest data (`qtis ingest`)"
+                " or widen the dates"
+            )
         symbols = sorted(instruments)
         wide = bars.pivot(index="ts", columns="symbol", values=list(FIELDS)).sort_index()
         if end is not None:

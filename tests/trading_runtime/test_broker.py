@@ -34,8 +34,11 @@ def send(broker, side=Side.BUY, qty=100.0, step=0, **kw) -> str:
 
 
 def fills(events):
-    return [(e.payload["fill"]["quantity"], e.payload["fill"]["price"]) for e in events
-            if e.type == ev.ORDER_FILLED]  # fmt: skip
+    return [
+        (e.payload["fill"]["quantity"], e.payload["fill"]["price"])
+        for e in events
+        if e.type == ev.ORDER_FILLED
+    ]
 
 
 def test_market_orders_fill_at_the_next_open_not_the_decision_bar():
@@ -55,12 +58,22 @@ def test_market_orders_fill_at_the_next_open_not_the_decision_bar():
         (Side.SELL, OrderType.STOP, {"stop_price": 9.0}, (10, 10, 8.8, 9.2), 9.0),  # hit
         (Side.SELL, OrderType.STOP, {"stop_price": 9.0}, (8.5, 9.1, 8.2, 8.6), 8.5),  # gap
         (Side.BUY, OrderType.STOP, {"stop_price": 11.0}, (10, 10.9, 9.8, 10.5), None),
-        (Side.BUY, OrderType.STOP_LIMIT, {"stop_price": 11.0, "limit_price": 11.2},
-         (10.5, 11.5, 10.4, 11.3), 11.0),
-        (Side.BUY, OrderType.STOP_LIMIT, {"stop_price": 11.0, "limit_price": 11.2},
-         (11.5, 11.8, 11.4, 11.6), None),  # gapped past the limit: rests, triggered
+        (
+            Side.BUY,
+            OrderType.STOP_LIMIT,
+            {"stop_price": 11.0, "limit_price": 11.2},
+            (10.5, 11.5, 10.4, 11.3),
+            11.0,
+        ),
+        (
+            Side.BUY,
+            OrderType.STOP_LIMIT,
+            {"stop_price": 11.0, "limit_price": 11.2},
+            (11.5, 11.8, 11.4, 11.6),
+            None,
+        ),  # gapped past the limit: rests, triggered
     ],
-)  # fmt: skip
+)
 def test_limits_and_stops_trigger_on_the_bar_range(side, kind, price, ohlc, expected):
     b = venue()
     cid = send(b, side, type=kind, **price)

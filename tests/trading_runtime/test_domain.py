@@ -25,8 +25,16 @@ TERMINAL = {s for s, nxt in TRANSITIONS.items() if not nxt}
 
 
 def order(**kw) -> Order:
-    return Order(**{"client_id": "a-1", "account": "a", "symbol": "X", "side": Side.BUY,
-                    "quantity": 100.0, **kw})  # fmt: skip
+    return Order(
+        **{
+            "client_id": "a-1",
+            "account": "a",
+            "symbol": "X",
+            "side": Side.BUY,
+            "quantity": 100.0,
+            **kw,
+        }
+    )
 
 
 def fill(quantity: float, price: float = 10.0, side: Side = Side.BUY) -> Fill:
@@ -48,9 +56,12 @@ def test_only_listed_transitions_are_allowed(path):
 
 def test_terminal_states_accept_nothing():
     assert {
-        OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
         OrderStatus.DENIED,
-    } == TERMINAL  # fmt: skip
+    } == TERMINAL
     for status in TERMINAL:
         for target in OrderStatus:
             with pytest.raises(IllegalTransition):

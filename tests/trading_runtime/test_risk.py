@@ -23,10 +23,17 @@ INSTRUMENTS = {
     "C": Instrument("C", sector="energy", lot_size=10),
 }
 LIMITS = dict(
-    max_order_notional=30_000, max_order_quantity=2_000, max_position_notional=45_000,
-    max_symbol_weight=0.4, max_sector_weight=0.6, max_gross_exposure=0.9,
-    max_net_exposure=0.8, max_orders_per_bar=3, reducing_drawdown=None, halt_drawdown=None,
-)  # fmt: skip
+    max_order_notional=30_000,
+    max_order_quantity=2_000,
+    max_position_notional=45_000,
+    max_symbol_weight=0.4,
+    max_sector_weight=0.6,
+    max_gross_exposure=0.9,
+    max_net_exposure=0.8,
+    max_orders_per_bar=3,
+    reducing_drawdown=None,
+    halt_drawdown=None,
+)
 
 
 def new_book(**limits) -> Book:
@@ -43,20 +50,33 @@ def trade(book: Book, order: Order, price: float, n: int) -> None:
     """Send, accept and fill ``order`` at ``price`` with a 1 bp fee."""
     book.apply(ev.Event(ev.ORDER_SUBMITTED, {"order": order.to_payload(), "step": book.step}))
     book.apply(ev.Event(ev.ORDER_ACCEPTED, {"client_id": order.client_id}))
-    fill = Fill(f"f{n}", order.client_id, "a", order.symbol, order.side, order.quantity, price,
-                1e-4 * order.quantity * price, TS, price)  # fmt: skip
+    fill = Fill(
+        f"f{n}",
+        order.client_id,
+        "a",
+        order.symbol,
+        order.side,
+        order.quantity,
+        price,
+        1e-4 * order.quantity * price,
+        TS,
+        price,
+    )
     book.apply(ev.Event(ev.ORDER_FILLED, {"fill": fill.to_payload()}))
 
 
 step = st.tuples(
     st.fixed_dictionaries({s: st.floats(5, 200) for s in INSTRUMENTS}),  # the bar's prices
     st.lists(  # orders the strategy proposes after it
-        st.tuples(st.sampled_from(sorted(INSTRUMENTS)), st.sampled_from(list(Side)),
-                  st.integers(1, 400).map(lambda k: 10.0 * k)),
+        st.tuples(
+            st.sampled_from(sorted(INSTRUMENTS)),
+            st.sampled_from(list(Side)),
+            st.integers(1, 400).map(lambda k: 10.0 * k),
+        ),
         max_size=6,
     ),
     st.sampled_from(list(TradingState)),
-)  # fmt: skip
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,19 +129,34 @@ def test_no_sequence_of_orders_and_prices_breaches_a_limit(steps, allow_short):
         (dict(quantity=10.0, type=OrderType.LIMIT, limit_price=130.0), {}, "price_band"),
         (dict(quantity=10.0, type=OrderType.LIMIT, limit_price=100.005), {}, "tick_size"),
         (dict(quantity=10.0, symbol="B", reduce_only=True), {}, "reduce_only"),
-        (dict(quantity=800.0), {"max_symbol_weight": None, "max_order_notional": None,
-                                "max_position_notional": None, "max_gross_exposure": 5,
-                                "max_net_exposure": 5, "max_sector_weight": 5}, "cash"),
+        (
+            dict(quantity=800.0),
+            {
+                "max_symbol_weight": None,
+                "max_order_notional": None,
+                "max_position_notional": None,
+                "max_gross_exposure": 5,
+                "max_net_exposure": 5,
+                "max_sector_weight": 5,
+            },
+            "cash",
+        ),
         (dict(quantity=250.0, symbol="B"), {"max_sector_weight": 0.5}, "sector_concentration"),
     ],
-)  # fmt: skip
+)
 def test_each_check_denies_with_its_reason(order, limits, check):
     book = new_book(**limits)
     close_bar(book, 0, {"A": 100.0, "B": 100.0, "C": 100.0})
     trade(book, Order("held", "a", "A", Side.BUY, 300.0, created=TS), 100.0, 0)
     close_bar(book, 1, {"A": 100.0, "B": 100.0, "C": 100.0})
-    kwargs = {"client_id": "x", "account": "a", "symbol": "A", "side": Side.BUY,
-              "created": TS, **order}  # fmt: skip
+    kwargs = {
+        "client_id": "x",
+        "account": "a",
+        "symbol": "A",
+        "side": Side.BUY,
+        "created": TS,
+        **order,
+    }
     denial = RiskEngine(INSTRUMENTS).check(Order(**kwargs), book, 100.0)
     assert denial is not None and denial.check == check, denial
     assert str(denial).startswith(check + ": ")
