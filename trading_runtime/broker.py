@@ -131,6 +131,8 @@ class SimulatedBroker:
 
     def on_bar(self, bar: CrossSection) -> list[ev.Event]:
         """Fills, expiries and IOC/FOK cancels of the working orders against ``bar``."""
+        if not self.working:
+            return []
         out: list[ev.Event] = []
         self.triggered: list[str] = []
         taken: dict[str, float] = {}
@@ -238,6 +240,8 @@ class SimulatedBroker:
 
     def observe(self, bar: CrossSection) -> None:
         """Update the volatility estimate with ``bar``'s close (after its fills)."""
+        if self.costs.slippage == "fixed":
+            return  # only the volatility and impact models use it
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.log(bar.close / self._prev_close) ** 2
         ok = ~np.isnan(r2)

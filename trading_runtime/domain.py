@@ -7,7 +7,7 @@ always arrives at the same values.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -167,7 +167,7 @@ class Order:
         return self.moved_to(status, filled=filled, avg_price=average)
 
     def to_payload(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in ORDER_FIELDS}
         data["created"] = self.created.isoformat() if self.created else None
         return data
 
@@ -178,6 +178,9 @@ class Order:
         data["tif"], data["status"] = TimeInForce(data["tif"]), OrderStatus(data["status"])
         data["created"] = datetime.fromisoformat(data["created"]) if data["created"] else None
         return cls(**data)
+
+
+ORDER_FIELDS = tuple(f.name for f in fields(Order))
 
 
 @dataclass(frozen=True, slots=True)

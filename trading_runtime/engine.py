@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,13 +48,6 @@ class Slot:
     sizer: Sizer
     stops: StopPolicy
     rebalance: bool
-
-
-@dataclass
-class Timings:
-    """Microseconds from a bar's arrival to each stage, for bars that sent orders."""
-
-    rows: list[dict[str, float]] = field(default_factory=list)
 
 
 class Engine:
@@ -91,10 +84,10 @@ class Engine:
         self.book = Book()
         self._features: np.ndarray | None = None
         self._pending: list[ev.Event] = []
-        self._carry: list[ev.Event] = []
+        self._carry: list[ev.Event] = []  # applied, journaled with the next write
+        self._answers: list[ev.Event] = []  # the venue's answers: applied and journaled next
         self._to_send: list[Order] = []
         self._to_cancel: list[str] = []
-        self.timings = Timings()
         self.restarted = False
 
     # --- set-up -----------------------------------------------------------------------------
@@ -176,7 +169,7 @@ class Engine:
                 if progress is not None:
                     progress(bar.step + 1, len(self.feed))
             if not self.book.finished:
-                self._pending, self._carry = self._carry, []  # applied when they happened
+                self._take_answers()
                 self._emit(ev.Event(ev.RUN_FINISHED, {}, ev.RUN_FINISHED))
                 self.journal.write(self._pending)
                 self.journal.flush()
@@ -200,9 +193,15 @@ class Engine:
         self.book.apply(event)
         self._pending.append(event)
 
+    def _take_answers(self) -> None:
+        self._pending, self._carry = self._carry, []
+        for event in self._answers:
+            self._emit(event)
+        self._answers = []
+
     def _step(self, bar: CrossSection) -> None:
         arrived = time.perf_counter()
-        self._pending, self._carry = self._carry, []
+        self._take_answers()
         self._to_send, self._to_cancel = [], []
         if self.live:
             self._apply_commands()
@@ -212,29 +211,24 @@ class Engine:
         featured = time.perf_counter()
         self._close_bar(bar)
         self._risk_states()
-        predicted = featured
+        signals = 0.0
         for slot in self.slots:
             if self.book.accounts[slot.config.name].state != TradingState.HALTED:
-                predicted += self._decide(slot, bar)
+                signals += self._decide(slot, bar)
         decided = time.perf_counter()
-        snapshot = None
-        if self.live and bar.step % self.settings.snapshot_every == 0:
-            snapshot = self.book.to_state()
-        self.journal.write(self._pending, snapshot)
+        self.journal.write(self._pending)
         committed = time.perf_counter()
-        self._send(bar, arrived)
-        if self._to_send:
-            sent = time.perf_counter()
-            us = 1e6
-            self.timings.rows.append(
-                {
-                    "features": (featured - arrived) * us,
-                    "signals": (predicted - featured) * us,
-                    "decided": (decided - arrived) * us,
-                    "committed": (committed - arrived) * us,
-                    "tick_to_order": (sent - arrived) * us,
-                }
-            )
+        stages = {
+            "features": (featured - arrived) * 1e6,
+            "signals": signals * 1e6,
+            "decided": (decided - arrived) * 1e6,
+            "committed": (committed - arrived) * 1e6,
+        }
+        self._send(bar, arrived, stages)
+        if self.live and bar.step % self.settings.snapshot_every == 0:
+            # after the orders went out, and before their answers are applied: the state
+            # exactly as journaled so far
+            self.journal.write([], self.book.to_state())
 
     def _apply_commands(self) -> None:
         for command in self.journal.commands():
@@ -262,48 +256,32 @@ class Engine:
         self._emit(ev.Event(ev.BAR_CLOSED, payload, f"bar:{bar.step}"))
 
     def _risk_states(self) -> None:
+        """Drawdown protection: REDUCING at one drawdown, HALTED at a deeper one. An automatic
+        REDUCING lifts once the drawdown is back under its level; a halt needs `resume`."""
         for account in self.book.accounts.values():
+            if account.state == TradingState.HALTED:
+                continue
             halt = account.limits.get("halt_drawdown")
             reduce = account.limits.get("reducing_drawdown")
             dd, state = account.drawdown, account.state
-            key = f"{account.name}:{self.book.step}"
-            where = f"drawdown {dd:.1%} from the peak {account.peak:,.2f}"
-            if state != TradingState.HALTED and halt is not None and dd >= halt:
-                self._emit(
-                    risk_state(
-                        account.name,
-                        TradingState.HALTED,
-                        f"{where} reached the halt level {halt:.0%}",
-                        "risk",
-                        key,
-                    )
-                )
-                for order in self.book.working(account.name):
-                    self._cancel(order.client_id, "trading halted by drawdown")
+            if halt is not None and dd >= halt:
+                new, why = TradingState.HALTED, f"reached the halt level {halt:.0%}"
             elif state == TradingState.ACTIVE and reduce is not None and dd >= reduce:
-                self._emit(
-                    risk_state(
-                        account.name,
-                        TradingState.REDUCING,
-                        f"{where} reached the reducing level {reduce:.0%}",
-                        "risk",
-                        key,
-                    )
-                )
+                new, why = TradingState.REDUCING, f"reached the reducing level {reduce:.0%}"
             elif (
                 state == TradingState.REDUCING
                 and account.state_reason.startswith("drawdown")
                 and (reduce is None or dd < reduce)
             ):
-                self._emit(
-                    risk_state(
-                        account.name,
-                        TradingState.ACTIVE,
-                        f"{where}: back under the reducing level",
-                        "risk",
-                        key,
-                    )
-                )
+                new, why = TradingState.ACTIVE, "is back under the reducing level"
+            else:
+                continue
+            reason = f"drawdown {dd:.1%} from the peak {account.peak:,.2f} {why}"
+            key = f"{account.name}:{self.book.step}"
+            self._emit(risk_state(account.name, new, reason, "risk", key))
+            if new == TradingState.HALTED:
+                for order in self.book.working(account.name):
+                    self._cancel(order.client_id, "trading halted by drawdown")
 
     def _cancel(self, client_id: str, reason: str) -> None:
         self._emit(cancel_request(client_id, reason, "engine"))
@@ -338,7 +316,7 @@ class Engine:
             wanted &= (np.abs(target) < np.abs(current)) & (target * current >= 0)
         busy = {s["symbol"] for s in book.schedules.values() if s["account"] == name}
         candidates = np.nonzero(wanted & ~np.isnan(close) & (np.abs(delta) >= self.lots))[0]
-        stamp = ev.stamp(bar.ts)
+        stamp = ev.stamp(bar.ts) if len(candidates) else ""
         for i in candidates:
             symbol = self.symbols[i]
             if symbol in busy:
@@ -397,19 +375,18 @@ class Engine:
         self._emit(ev.Event(ev.ORDER_SUBMITTED, payload, f"submitted:{order.client_id}"))
         self._to_send.append(order)
 
-    def _send(self, bar: CrossSection, arrived: float) -> None:
-        """After the commit: orders to the venue, cancels to the venue; their answers are
-        journaled with the next bar."""
+    def _send(self, bar: CrossSection, arrived: float, stages: dict[str, float]) -> None:
+        """After the commit: orders and cancels to the venue. Its answers, with the time each
+        stage of this bar took, are applied and journaled with the next bar."""
         for order in self._to_send:
             event = self.broker.submit(order, bar.step)
             event.payload["tick_to_order_us"] = round((time.perf_counter() - arrived) * 1e6, 1)
-            self.book.apply(event)
-            self._carry.append(event)
+            event.payload["stages_us"] = {k: round(v, 1) for k, v in stages.items()}
+            self._answers.append(event)
         for client_id in self._to_cancel:
             event = self.broker.cancel(client_id, "requested")
             if event is not None:
-                self.book.apply(event)
-                self._carry.append(event)
+                self._answers.append(event)
 
     # --- execution algorithms ---------------------------------------------------------------
 
@@ -478,6 +455,8 @@ class Engine:
 
     def _manage_stops(self, slot: Slot, account: Account, bar: CrossSection) -> None:
         """A protective stop for every settled position, tightened as a trailing stop moves."""
+        if not account.positions:
+            return
         atr = self._features[:, self.columns.index("atr_14")]
         stamp = ev.stamp(bar.ts)
         for symbol, position in list(account.positions.items()):

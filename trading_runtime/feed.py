@@ -28,11 +28,14 @@ class BarFeed:
     def __len__(self) -> int:
         return len(self.times)
 
+    def __post_init__(self) -> None:
+        self._stamps = list(self.times.to_pydatetime())
+
     def at(self, step: int) -> CrossSection:
         a = self.arrays
         return CrossSection(
             step,
-            self.times[step].to_pydatetime(),
+            self._stamps[step],
             a["open"][step],
             a["high"][step],
             a["low"][step],

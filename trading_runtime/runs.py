@@ -85,15 +85,18 @@ def build_engine(
 
 
 def model_client(url: str, model_url: str | None):
-    """The champion: over HTTP when ``model_url`` is given, else loaded in this process."""
+    """The champion: over HTTP when ``model_url`` is given (with QTIS_API_TOKEN as the bearer
+    token), else loaded in this process."""
+    from serving.settings import ServingSettings
+
+    settings = ServingSettings()
     if model_url:
         from serving.client import ServingClient
 
-        return ServingClient(model_url)
+        return ServingClient(model_url, token=settings.api_token)
     from serving.predictor import Predictor
-    from serving.settings import ServingSettings
 
-    return Predictor(url, ServingSettings(serve_shadow_log=False))
+    return Predictor(url, settings.model_copy(update={"serve_shadow_log": False}))
 
 
 def run(

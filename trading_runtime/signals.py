@@ -14,7 +14,6 @@ import numpy as np
 from serving.predictor import Predicting
 from serving.schemas import PredictRequest
 from trading_runtime.broker import CrossSection
-from transforms.online import Moments
 
 
 class SignalSource(Protocol):
@@ -41,24 +40,43 @@ class BuyAndHold:
 
 
 class SmaCross:
-    """Long while the fast simple moving average of close is above the slow one, else flat."""
+    """Long while the fast simple moving average of close is above the slow one, else flat.
+
+    Each symbol's last ``slow`` closes sit in a ring with its own cursor (a symbol without a
+    bar does not move), and both means are taken over the window exactly, every bar: no running
+    sums to drift, and the same numbers a batch SMA gives.
+    """
 
     needs_features = False
 
     def __init__(self, n: int, fast: int, slow: int) -> None:
         if not 0 < fast < slow:
             raise ValueError(f"sma-cross needs 0 < fast < slow, got fast={fast} slow={slow}")
-        self.fast, self.slow = Moments(n, fast), Moments(n, slow)
+        self.fast, self.slow = fast, slow
+        self.ring = np.full((n, slow), np.nan)
+        self.cursor = np.zeros(n, dtype=np.int64)  # next slot to write, per symbol
+        self.seen = np.zeros(n, dtype=np.int64)
+        self.rows = np.arange(n)
+        self.back = np.arange(1, slow + 1)  # 1 = newest
 
     def observe(self, bar: CrossSection, features: np.ndarray | None) -> None:
         mask = ~np.isnan(bar.close)
-        self.fast.push(mask, bar.close)
-        self.slow.push(mask, bar.close)
+        if mask.all():
+            self.ring[self.rows, self.cursor] = bar.close
+            self.cursor = (self.cursor + 1) % self.slow
+            self.seen += 1
+            return
+        rows = self.rows[mask]
+        self.ring[rows, self.cursor[rows]] = bar.close[rows]
+        self.cursor[rows] = (self.cursor[rows] + 1) % self.slow
+        self.seen[rows] += 1
 
     def signals(self, bar: CrossSection) -> tuple[np.ndarray, None]:
-        fast, slow = self.fast.mean(), self.slow.mean()
-        with np.errstate(invalid="ignore"):
-            return np.where(fast > slow, 1.0, 0.0), None
+        newest_first = (self.cursor[:, None] - self.back[None, :]) % self.slow
+        window = self.ring[self.rows[:, None], newest_first]
+        fast = window[:, : self.fast].sum(axis=1) / self.fast
+        slow = window.sum(axis=1) / self.slow
+        return np.where((self.seen >= self.slow) & (fast > slow), 1.0, 0.0), None
 
 
 class ModelSignals:

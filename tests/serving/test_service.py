@@ -308,6 +308,29 @@ def test_client_raises_4xx_at_once_with_the_field(client):
     assert caught.value.status == 422 and caught.value.field == "symbols"
 
 
+def test_the_engine_trades_the_champion_in_process_and_over_http(service, trained, monkeypatch):
+    """The trading runtime reaches the model through the client interface: the same backtest
+    against the in-process predictor and against the running service fills identically."""
+    from trading_runtime.config import RunConfig, StrategyConfig
+    from trading_runtime.runs import run
+
+    url, env, _ = trained
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("QTIS_API_TOKEN", PREDICT_TOKEN)
+    strategy = StrategyConfig(signal="model", sizing="vol-target")
+    results = {}
+    for name, model_url in (("local", None), ("http", service[0])):
+        config = RunConfig(
+            stream=f"model-{name}", symbols=SYMBOLS, start="2012-09-04", strategies=[strategy],
+            model_url=model_url,
+        )  # fmt: skip
+        results[name] = run(url, config).to_json()
+    local, http = results["local"], results["http"]
+    assert len(local["fills"]) > 5
+    assert local["fills"] == http["fills"] and local["equity_curve"] == http["equity_curve"]
+
+
 def test_hot_reload_and_rollback_drop_no_request(service, trained):
     """Move @champion while requests flow: the service picks the new version up by itself; the
     admin rollback brings the old one back. Every request in between is answered."""
