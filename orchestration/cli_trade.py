@@ -37,7 +37,15 @@ def _config(mode: str, stream: str, options: dict[str, Any], strategies_file: Pa
     from trading_runtime.config import RunConfig, StrategyConfig
 
     strategy_keys = set(StrategyConfig.model_fields) - {"limits"}
-    run_keys = {"symbols", "start", "end", "free_costs", "model_url", "bars_per_second"}
+    run_keys = {
+        "symbols",
+        "start",
+        "end",
+        "free_costs",
+        "model_url",
+        "bars_per_second",
+        "in_sample",
+    }
     strategy = {k: v for k, v in options.items() if k in strategy_keys and v is not None}
     run = {k: v for k, v in options.items() if k in run_keys and v is not None}
     costs = {k: v for k, v in options["costs"].items() if v is not None}
@@ -103,14 +111,10 @@ def _run(config, json_out: Path | None, venue_log: Path | None = None) -> None:
     _print_metrics(result, elapsed)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.to_json(), indent=1, default=_plain))
+        from training.evaluate import plain  # JSON-safe: NaN as null
+
+        json_out.write_text(json.dumps(plain(result.to_json()), indent=1))
         console.print(f"wrote {json_out} (metrics, {len(result.fills)} fills, equity curve)")
-
-
-def _plain(value: Any) -> Any:
-    from training.evaluate import plain
-
-    return plain(value)
 
 
 def _print_metrics(result, elapsed: float) -> None:
@@ -151,33 +155,22 @@ def _print_metrics(result, elapsed: float) -> None:
         )
 
 
-def _strategy_options(
-    signal: str,
-    fast: int,
-    slow: int,
-    sizing: str | None,
-    quantity: float | None,
-    capital: float | None,
-    stop_atr: float | None,
-    trail_atr: float | None,
-    algo: str,
-    algo_bars: int,
-    threshold: float | None,
-) -> dict[str, Any]:
-    if sizing is None:
-        sizing = {"buy-and-hold": "equal"}.get(signal, "vol-target")
-    return {
-        "signal": signal,
-        "fast": fast,
-        "slow": slow,
+COST_OPTIONS = {"commission_bps": "commission_bps", "commission_per_share": "commission_per_share",
+                "spread_bps": "half_spread_bps", "slippage": "slippage",
+                "slippage_bps": "slippage_bps", "participation": "participation"}  # fmt: skip
+
+
+def _options(raw: dict[str, Any]) -> dict[str, Any]:
+    """A command's option values as RunConfig / StrategyConfig fields."""
+    sizing = raw["sizing"] or {"buy-and-hold": "equal"}.get(raw["signal"], "vol-target")
+    return raw | {
         "sizing": sizing,
-        "quantity": quantity,
-        "capital": capital,
-        "stop_atr": stop_atr,
-        "trail_atr": trail_atr,
-        "algo": algo,
-        "algo_bars": algo_bars,
-        "threshold": threshold,
+        "symbols": _symbols(raw["symbols"]),
+        "start": raw["start"].date() if raw["start"] else None,
+        "end": raw["end"].date() if raw["end"] else None,
+        "limits": _limits(raw["limit"]),
+        "costs": {field: raw.get(option) for option, field in COST_OPTIONS.items()},
+        "bars_per_second": raw.get("bars_per_second") or None,
     }
 
 
@@ -205,6 +198,9 @@ def backtest(
         str | None, typer.Option(help="prediction API; default in process")
     ] = None,
     free_costs: Annotated[bool, typer.Option(help="no costs, no volume cap")] = False,
+    in_sample: Annotated[
+        bool, typer.Option(help="let the model trade bars it was trained on (not honest)")
+    ] = False,
     commission_bps: float | None = None,
     commission_per_share: float | None = None,
     spread_bps: Annotated[float | None, typer.Option(help="half spread, bps")] = None,
@@ -218,35 +214,7 @@ def backtest(
 ) -> None:
     """Replay market.bars through the engine (features, signals, risk, simulated execution),
     journaled, and print the metrics after costs."""
-    options = _strategy_options(
-        signal,
-        fast,
-        slow,
-        sizing,
-        quantity,
-        capital,
-        stop_atr,
-        trail_atr,
-        algo,
-        algo_bars,
-        threshold,
-    )
-    options |= {
-        "symbols": _symbols(symbols),
-        "start": start.date() if start else None,
-        "end": end.date() if end else None,
-        "free_costs": free_costs,
-        "model_url": model_url,
-        "limits": _limits(limit),
-        "costs": {
-            "commission_bps": commission_bps,
-            "commission_per_share": commission_per_share,
-            "half_spread_bps": spread_bps,
-            "slippage": slippage,
-            "slippage_bps": slippage_bps,
-            "participation": participation,
-        },
-    }
+    options = _options(dict(locals()))
     name = stream or f"backtest-{date.today():%Y%m%d}-{uuid.uuid4().hex[:6]}"
     _run(_config("backtest", name, options, strategies), json_out)
 
@@ -282,42 +250,18 @@ def paper(
     from trading_runtime.config import RunConfig
     from trading_runtime.journal import Journal
 
-    url = ready_url()
-    journal = Journal(url, stream)
+    options = _options(dict(locals()))
+    journal = Journal(ready_url(), stream)
     try:
-        existing = journal.exists() and journal.read(types=["run_started"])
-        first = next(iter(existing), None) if existing else None
+        first = next(journal.read(types=["run_started"]), None)
     finally:
         journal.close()
     if first is not None:
         config = RunConfig(**first.payload["config"])
         console.print(f"resuming stream {stream} (its options are the ones it started with)")
     else:
-        options = _strategy_options(
-            signal,
-            fast,
-            slow,
-            sizing,
-            quantity,
-            capital,
-            stop_atr,
-            trail_atr,
-            algo,
-            algo_bars,
-            threshold,
-        )
-        options |= {
-            "symbols": _symbols(symbols),
-            "start": start.date() if start else None,
-            "end": end.date() if end else None,
-            "model_url": model_url,
-            "bars_per_second": bars_per_second or None,
-            "limits": _limits(limit),
-            "costs": {},
-        }
         config = _config("paper", stream, options, strategies)
-    log = venue_log or _venue_log(stream)
-    _run(config, json_out, log)
+    _run(config, json_out, venue_log or _venue_log(stream))
 
 
 def _venue_log(stream: str) -> Path:

@@ -9,6 +9,7 @@ from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.online_assets import model_update
 from orchestration.promotion_assets import promotion
 from orchestration.resources import WarehouseResource
+from orchestration.trading_assets import reference_backtests
 from orchestration.training_assets import ensemble_model, training_assets
 from orchestration.tuning_assets import tuning_assets
 
@@ -17,7 +18,7 @@ features_job = define_asset_job(
     "features_job", selection=AssetSelection.assets(garch_vol, feature_store)
 )
 training_job = define_asset_job(
-    "training_job", selection=AssetSelection.groups("training", "promotion")
+    "training_job", selection=AssetSelection.groups("training", "promotion", "trading")
 )
 tuning_job = define_asset_job("tuning_job", selection=AssetSelection.groups("tuning"))
 # fold newly labelled bars into the champion family (no full retrain), promotion pending
@@ -29,7 +30,7 @@ online_update_job = define_asset_job(
 retrain = define_asset_job(
     "retrain",
     selection=AssetSelection.assets(garch_vol, feature_store)
-    | AssetSelection.groups("tuning", "training", "promotion"),
+    | AssetSelection.groups("tuning", "training", "promotion", "trading"),
 )
 # tuning is the expensive part: the daily run trains from the studies' current best trials;
 # it retrains in full, so the online update (its own job) stays out
@@ -54,6 +55,7 @@ defs = Definitions(
         *training_assets,
         ensemble_model,
         promotion,
+        reference_backtests,
         model_update,
     ],
     asset_checks=raw_bars_checks,

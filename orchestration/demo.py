@@ -13,6 +13,7 @@ from rich.table import Table
 
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.demo_serving import print_promotion, show_serving
+from orchestration.demo_trading import show_trading
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
 from orchestration.online_assets import model_update
@@ -107,6 +108,7 @@ def run_demo(console: Console) -> None:
     _print_features(console, url, result, checks)
     console.print(f"  dbt log of this run: {dbt_log}")
     training = _train(console, warehouse)
+    paper = show_trading(console, warehouse)
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
     console.print(
         f"\n[bold]Where to look[/]\n"
@@ -121,7 +123,12 @@ def run_demo(console: Console) -> None:
         "             qtis explain --model xgboost  (recent bars vs the ranking at registration)\n"
         "  promotion  qtis models status  (gates and decisions; mlops.promotions)\n"
         "  serving    qtis serve  ->  http://127.0.0.1:3100  (POST /predict, /explain; GET "
-        "/model; OpenAPI /docs.json)"
+        "/model; OpenAPI /docs.json)\n"
+        f"  trading    qtis trade status --stream {paper}  (positions, orders, risk state);\n"
+        f"             qtis trade replay --stream {paper}  (rebuild from runtime.events);\n"
+        f"             qtis trade backtest --signal sma-cross --fast 20 --slow 50 --json-out "
+        f"{settings.home}/reports/bt.json;  backtest JSON in {settings.home}/reports/"
+        "backtest_<strategy>.json"
     )
 
 

@@ -72,6 +72,7 @@ class LoadedModel:
     window: int
     features: tuple[str, ...]
     horizons: tuple[int, ...]
+    trained_through: datetime | None = None
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
@@ -91,6 +92,7 @@ class LoadedModel:
             horizons=list(self.horizons),
             run_id=self.run_id,
             loaded_at=self.loaded_at,
+            trained_through=self.trained_through,
         )
 
 
@@ -123,9 +125,12 @@ def load_model(client, role: str, name: str, version: str, threads: int = 1) -> 
     names = json.loads(
         Path(download_artifacts(run_id=found.run_id, artifact_path="features.json")).read_text()
     )["features"]
+    through = client.get_run(found.run_id).data.tags.get("trained_through")
+    trained_through = datetime.fromisoformat(through).replace(tzinfo=UTC) if through else None
     return LoadedModel(
-        role, name, str(version), found.run_id, impl, window, tuple(names), default_spec().horizons
-    )
+        role, name, str(version), found.run_id, impl, window, tuple(names),
+        default_spec().horizons, trained_through,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

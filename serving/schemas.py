@@ -93,6 +93,9 @@ class ModelCard(_Strict):
     horizons: list[int]
     run_id: str
     loaded_at: datetime
+    trained_through: datetime | None = Field(
+        None, description="last bar its training saw: only later bars are out of sample"
+    )
 
 
 class ModelInfo(_Strict):

@@ -58,6 +58,9 @@ class RunConfig(BaseModel):
     free_costs: bool = Field(False, description="no commission, spread, slippage or volume cap")
     model_url: str | None = Field(None, description="prediction API; None: in process")
     warmup_bars: int = Field(250, ge=0, description="bars before start that warm features up")
+    in_sample: bool = Field(
+        False, description="let the model trade bars it was trained on (not out of sample)"
+    )
     bars_per_second: float | None = Field(None, gt=0, description="paper pace; None: flat out")
 
     @model_validator(mode="after")

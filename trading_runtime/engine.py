@@ -27,7 +27,7 @@ from trading_runtime.commands import cancel_request, command_events, risk_state
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
 from trading_runtime.feed import BarFeed
-from trading_runtime.instruments import Instrument, round_price
+from trading_runtime.instruments import Instrument, round_price, round_quantity
 from trading_runtime.journal import Journal, JournalError
 from trading_runtime.risk import RiskEngine
 from trading_runtime.settings import RuntimeSettings
@@ -325,17 +325,33 @@ class Engine:
                 self._cancel(stop.client_id, "position exited")
             side = Side.BUY if delta[i] > 0 else Side.SELL
             client_id = f"{name}-{stamp}-{symbol}"
+            quantity = self._order_size(account, symbol, abs(delta[i]), close[i])
+            if quantity <= 0:
+                continue
             if slot.config.algo == "market":
                 self._submit(
-                    Order(client_id, name, symbol, side, float(abs(delta[i])), created=bar.ts),
+                    Order(client_id, name, symbol, side, quantity, created=bar.ts),
                     float(close[i]),
                 )
             else:
-                self._start_schedule(slot, client_id, symbol, side, abs(delta[i]), bar)
+                self._start_schedule(slot, client_id, symbol, side, quantity, bar)
         self._work_schedules(name, bar)
         if slot.stops.active:
             self._manage_stops(slot, account, bar)
         return took
+
+    def _order_size(self, account: Account, symbol: str, wanted: float, price: float) -> float:
+        """``wanted`` cut to the account's per-order quantity and notional limits, in lots: a
+        target beyond them is worked towards, not refused bar after bar."""
+        cap = wanted
+        limit = account.limits.get("max_order_quantity")
+        if limit is not None:
+            cap = min(cap, limit)
+        limit = account.limits.get("max_order_notional")
+        instrument = self.instruments[symbol]
+        if limit is not None:
+            cap = min(cap, limit / (price * instrument.multiplier))
+        return float(round_quantity(instrument, cap))
 
     def _holdings(self, account: Account) -> tuple[np.ndarray, np.ndarray]:
         held, working = np.zeros(len(self.symbols)), np.zeros(len(self.symbols))

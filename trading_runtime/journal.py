@@ -46,14 +46,20 @@ class Journal:
             if snapshot is not None or len(self._buffer) >= self.batch_size:
                 self.flush(snapshot)
             return
-        rows = [(self.stream, e.type, e.key, _dumps(e.payload)) for e in events]
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                if rows:
-                    cur.executemany(
+                if events:  # one statement, one round trip, in the events' order
+                    cur.execute(
                         "insert into runtime.events (stream, type, key, payload)"
-                        " values (%s, %s, %s, %s::jsonb) on conflict (stream, key) do nothing",
-                        rows,
+                        " select %s, t, k, p::jsonb from unnest(%s::text[], %s::text[],"
+                        " %s::text[]) with ordinality as e(t, k, p, n) order by n"
+                        " on conflict (stream, key) do nothing",
+                        (
+                            self.stream,
+                            [e.type for e in events],
+                            [e.key for e in events],
+                            [_dumps(e.payload) for e in events],
+                        ),
                     )
                 if snapshot is not None:
                     self._snapshot(cur, snapshot)

@@ -45,7 +45,7 @@ def summary(
             "orders": len(orders),
             "denied": sum(o.status == OrderStatus.DENIED for o in orders),
             "filled_orders": len(filled),
-            "turnover": traded / np.mean(curve) / years if years > 0 else math.nan,
+            "turnover": float(traded / np.mean(curve) / years) if years > 0 else math.nan,
             "bars": len(returns),
         }
     return out

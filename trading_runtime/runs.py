@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from trading_runtime import events as ev
 from trading_runtime.book import Book
-from trading_runtime.config import RunConfig
+from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import Engine, rebuild
 from trading_runtime.feed import BarFeed
 from trading_runtime.instruments import load_instruments
@@ -55,6 +56,10 @@ def build_engine(
     venue_log: Path | None = None,
 ) -> Engine:
     settings = settings or RuntimeSettings()
+    predictor = None
+    if any(s.signal == "model" for s in config.strategies):
+        predictor = model_client(url, config.model_url)
+        config = out_of_sample(config, predictor.info().champion)
     instruments = load_instruments(url, config.symbols)
     feed = BarFeed.from_warehouse(url, instruments, config.start, config.end, config.warmup_bars)
     needs_features = any(
@@ -66,9 +71,6 @@ def build_engine(
         from transforms.online import OnlineFeatureEngine
 
         features = OnlineFeatureEngine.from_warehouse(url, feed.symbols, warm_up=False)
-    predictor = None
-    if any(s.signal == "model" for s in config.strategies):
-        predictor = model_client(url, config.model_url)
     journal = Journal(
         url, config.stream, batched=config.mode == "backtest", batch_size=settings.journal_batch
     )
@@ -82,6 +84,24 @@ def build_engine(
         settings=settings,
         venue_log=venue_log,
     )
+
+
+def out_of_sample(config: RunConfig, card) -> RunConfig:
+    """A model trades only bars after the last one its training saw: with no start given, the
+    run starts the day after; an earlier start is refused unless ``in_sample`` is set."""
+    through = card.trained_through
+    if through is None or config.in_sample:
+        return config
+    first = through.date() + timedelta(days=1)
+    if config.start is None:
+        return config.model_copy(update={"start": first})
+    if config.start < first:
+        raise ValueError(
+            f"the champion {card.model} v{card.version} was trained on bars through"
+            f" {through:%Y-%m-%d}: start on or after {first} to trade out of sample"
+            " (or allow in-sample trading explicitly; its results would not be honest)"
+        )
+    return config
 
 
 def model_client(url: str, model_url: str | None):
@@ -155,3 +175,36 @@ def report(url: str, stream: str, bars_per_year: float = 252.0) -> RunReport:
             "max": float(values.max()),
         }
     return RunReport(stream, book, metrics, fills, curve, latency, denials)
+
+
+def reference_runs(
+    url: str,
+    tag: str,
+    fast: int = 20,
+    slow: int = 50,
+    costs: dict[str, Any] | None = None,
+) -> tuple[dict[str, RunReport], str | None]:
+    """The champion traded out of sample, next to buy-and-hold and an SMA cross on the same
+    bars with the same costs - the comparison a model has to win. Returns the runs by name and,
+    when no model can trade, why."""
+    from serving.predictor import NoChampion
+
+    strategies = {
+        "buy_and_hold": StrategyConfig(name="buy_and_hold", signal="buy-and-hold"),
+        f"sma_{fast}_{slow}": StrategyConfig(
+            name=f"sma_{fast}_{slow}", signal="sma-cross", fast=fast, slow=slow
+        ),
+    }
+    start, why = None, None
+    try:
+        card = model_client(url, None).info().champion
+        start = out_of_sample(RunConfig(stream="probe"), card).start
+        strategies = {"champion": StrategyConfig(name="champion", signal="model")} | strategies
+    except NoChampion as exc:
+        why = str(exc)
+    runs = {}
+    for name, strategy in strategies.items():
+        config = RunConfig(stream=f"{tag}-{name}", strategies=[strategy], start=start,
+                           costs=costs or {})  # fmt: skip
+        runs[name] = run(url, config)
+    return runs, why

@@ -37,10 +37,11 @@ class FixedQuantity:
 
 @dataclass(frozen=True)
 class EqualWeight:
-    """``gross`` of equity spread evenly over the universe."""
+    """``gross`` of equity spread evenly over the universe (2% stays in cash for fees and for
+    the open being above the close the order was sized at)."""
 
     n: int
-    gross: float = 1.0
+    gross: float = 0.98
     needs_volatility = False
 
     def targets(self, strength, price, equity, vol):

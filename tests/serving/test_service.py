@@ -323,7 +323,7 @@ def test_the_engine_trades_the_champion_in_process_and_over_http(service, traine
     for name, model_url in (("local", None), ("http", service[0])):
         config = RunConfig(
             stream=f"model-{name}", symbols=SYMBOLS, start="2012-09-04", strategies=[strategy],
-            model_url=model_url,
+            model_url=model_url, in_sample=True,  # the paths must agree; honesty is tested apart
         )  # fmt: skip
         results[name] = run(url, config).to_json()
     local, http = results["local"], results["http"]

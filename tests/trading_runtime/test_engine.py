@@ -3,7 +3,8 @@ a point-in-time universe, and a journal that cannot be written stops trading."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import EngineHalted
 from trading_runtime.journal import Journal
-from trading_runtime.runs import run
+from trading_runtime.runs import out_of_sample, run
 
 IMPACT = {"slippage": "impact", "impact_eta": 0.5, "participation": 0.05, "commission_bps": 1}
 
@@ -115,3 +116,16 @@ def test_an_unwritable_journal_halts_trading_and_says_why(market, tmp_path):
         journal.close()
     received = log.read_text().splitlines()
     assert sent and len(received) == len(sent)  # nothing reached the venue unjournaled
+
+
+def test_a_model_trades_only_bars_after_its_training():
+    card = SimpleNamespace(
+        model="qtis-xgboost", version="3", trained_through=datetime(2012, 6, 29, tzinfo=UTC)
+    )
+    config = RunConfig(stream="oos", strategies=[StrategyConfig(signal="model")])
+    assert out_of_sample(config, card).start == date(2012, 6, 30)
+    early = config.model_copy(update={"start": date(2012, 1, 3)})
+    with pytest.raises(ValueError, match="trained on bars through 2012-06-29"):
+        out_of_sample(early, card)
+    allowed = early.model_copy(update={"in_sample": True})
+    assert out_of_sample(allowed, card).start == date(2012, 1, 3)
