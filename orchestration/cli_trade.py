@@ -118,7 +118,9 @@ def _run(config, json_out: Path | None, venue_log: Path | None = None) -> None:
 
 
 def _print_metrics(result, elapsed: float) -> None:
-    metrics = result.metrics
+    metrics = dict(result.metrics)
+    if len(metrics) == 2:  # one sub-account: its total is itself
+        metrics.pop("total")
     table = Table("", *metrics, title=f"stream {result.stream}")
     rows = (
         ("final equity", "final_equity", "{:,.2f}"),
@@ -187,6 +189,7 @@ def backtest(
     fast: int = 20,
     slow: int = 50,
     sizing: Sizing = None,
+    vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
     quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
     capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
     stop_atr: Annotated[float | None, typer.Option(help="fixed stop, ATRs")] = None,
@@ -229,6 +232,7 @@ def paper(
     fast: int = 20,
     slow: int = 50,
     sizing: Sizing = None,
+    vol: str = "atr",
     quantity: float | None = None,
     capital: float | None = None,
     stop_atr: float | None = None,

@@ -60,6 +60,8 @@ class Book:
         self.orders: dict[str, Order] = {}
         self.open: dict[str, Order] = {}
         self.cancelling: set[str] = set()  # cancel requested, not yet confirmed by the venue
+        # open orders not being cancelled, by (account, symbol): what risk checks look at
+        self._working: dict[tuple[str, str], dict[str, Order]] = {}
         self.submitted_step: dict[str, int] = {}
         self.marks: dict[str, float] = {}
         self.last_bar: str | None = None
@@ -99,6 +101,7 @@ class Book:
     def _on_order_submitted(self, p: dict[str, Any]) -> None:
         order = Order.from_payload(p["order"]).moved_to(OrderStatus.SUBMITTED)
         self.orders[order.client_id] = self.open[order.client_id] = order
+        self._track(order)
         self.submitted_step[order.client_id] = p["step"]
         self.orders_this_bar[order.account] = self.orders_this_bar.get(order.account, 0) + 1
         if order.parent_id in self.schedules:
@@ -108,18 +111,30 @@ class Book:
         order = Order.from_payload(p["order"]).moved_to(OrderStatus.DENIED, reason=p["reason"])
         self.orders[order.client_id] = order
 
+    def _track(self, order: Order) -> None:
+        """Keep the open order table and the working index in step with ``order``."""
+        cid, key = order.client_id, (order.account, order.symbol)
+        if order.status.is_open:
+            self.open[cid] = order
+        else:
+            self.open.pop(cid, None)
+            self.cancelling.discard(cid)
+        if order.status.is_open and cid not in self.cancelling:
+            self._working.setdefault(key, {})[cid] = order
+        elif key in self._working:
+            self._working[key].pop(cid, None)
+            if not self._working[key]:
+                del self._working[key]
+
     def _move(self, client_id: str, status: OrderStatus, reason: str | None = None) -> None:
         order = self.orders[client_id].moved_to(status, reason=reason)
         self.orders[client_id] = order
-        if order.status.is_open:
-            self.open[client_id] = order
-        else:
-            self.open.pop(client_id, None)
-            self.cancelling.discard(client_id)
+        self._track(order)
 
     def _on_cancel_requested(self, p: dict[str, Any]) -> None:
         if p["client_id"] in self.open:
             self.cancelling.add(p["client_id"])
+            self._track(self.open[p["client_id"]])
 
     def _on_order_accepted(self, p: dict[str, Any]) -> None:
         self._move(p["client_id"], OrderStatus.ACCEPTED)
@@ -135,17 +150,14 @@ class Book:
 
     def _on_order_triggered(self, p: dict[str, Any]) -> None:
         order = replace(self.orders[p["client_id"]], triggered=True)
-        self.orders[order.client_id] = self.open[order.client_id] = order
+        self.orders[order.client_id] = order
+        self._track(order)
 
     def _on_order_filled(self, p: dict[str, Any]) -> None:
         fill = Fill.from_payload(p["fill"])
         order = self.orders[fill.client_id].with_fill(fill)
         self.orders[fill.client_id] = order
-        if order.status.is_open:
-            self.open[fill.client_id] = order
-        else:
-            self.open.pop(fill.client_id, None)
-            self.cancelling.discard(fill.client_id)
+        self._track(order)
         account = self.accounts[fill.account]
         held = account.positions.get(fill.symbol) or Position(
             fill.symbol, multiplier=fill.multiplier
@@ -199,17 +211,18 @@ class Book:
 
     def working(self, account: str, symbol: str | None = None) -> list[Order]:
         """Open orders not being cancelled."""
-        return [
-            o
-            for o in self.open.values()
-            if o.account == account
-            and (symbol is None or o.symbol == symbol)
-            and o.client_id not in self.cancelling
-        ]
+        if symbol is not None:
+            return list(self._working.get((account, symbol), {}).values())
+        return [o for (a, _), orders in self._working.items() if a == account
+                for o in orders.values()]  # fmt: skip
+
+    def working_keys(self):
+        """(account, symbol) pairs that have working orders."""
+        return self._working.keys()
 
     def pending_quantity(self, account: str, symbol: str) -> float:
         """Signed quantity still to fill on the working orders of ``symbol``."""
-        return sum(o.signed_remaining for o in self.working(account, symbol))
+        return sum(o.signed_remaining for o in self._working.get((account, symbol), {}).values())
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -268,13 +281,12 @@ class Book:
                 a["equity"],
                 dict(a["stopped"]),
             )
+        book.cancelling = set(state["cancelling"])
         for payload in state["orders"]:
             order = Order.from_payload(payload)
             book.orders[order.client_id] = order
-            if order.status.is_open:
-                book.open[order.client_id] = order
+            book._track(order)
         book.submitted_step = dict(state["submitted_step"])
-        book.cancelling = set(state["cancelling"])
         book.marks = dict(state["marks"])
         book.last_bar, book.step = state["last_bar"], state["step"]
         book.pending_commands = {int(k): v for k, v in state["pending_commands"].items()}

@@ -38,23 +38,13 @@ def command_events(book: Book, seq: int, command: dict[str, Any]) -> list[ev.Eve
     for account in [wanted] if wanted else list(book.accounts):
         key = f"{seq}:{account}"
         if name == "halt":
-            out.append(
-                _state(account, TradingState.HALTED, f"halted by {actor}: {reason}", actor, key)
-            )
-            for order in book.open.values():
-                if order.account == account and order.client_id not in book.cancelling:
-                    out.append(cancel_request(order.client_id, f"kill switch: {reason}", actor))
+            why = f"halted by {actor}: {reason}"
+            out.append(risk_state(account, TradingState.HALTED, why, actor, f"manual:{key}"))
+            for order in book.working(account):
+                out.append(cancel_request(order.client_id, f"kill switch: {reason}", actor))
         elif name == "resume":
-            out.append(
-                _state(
-                    account,
-                    TradingState.ACTIVE,
-                    f"resumed by {actor}: {reason}",
-                    actor,
-                    key,
-                    reset_peak=True,
-                )
-            )
+            why = f"resumed by {actor}: {reason}"
+            out.append(risk_state(account, TradingState.ACTIVE, why, actor, f"manual:{key}", True))
         else:
             merged = {**book.accounts[account].limits, **command["limits"]}
             RiskLimits(**merged)  # refuse a bad value before it is journaled
@@ -71,10 +61,6 @@ def command_events(book: Book, seq: int, command: dict[str, Any]) -> list[ev.Eve
                 )
             )
     return out
-
-
-def _state(account, state, reason, actor, key, reset_peak=False) -> ev.Event:
-    return risk_state(account, state, reason, actor, f"manual:{key}", reset_peak)
 
 
 def risk_state(

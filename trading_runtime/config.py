@@ -21,6 +21,9 @@ class StrategyConfig(BaseModel):
     horizon: int = Field(1, ge=1, description="model forecast horizon traded")
     threshold: float = Field(0.0, ge=0, description="smallest model forecast acted on")
     sizing: Literal["fixed", "equal", "vol-target"] = "vol-target"
+    vol: Literal["atr", "garch"] = Field(
+        "atr", description="vol-target: daily volatility from ATR/close or the GARCH forecast"
+    )
     quantity: float = Field(100.0, gt=0, description="fixed sizing: units per symbol")
     capital: float | None = Field(None, gt=0, description="default QTIS_TRADE_CAPITAL")
     target_vol: float | None = Field(None, gt=0)

@@ -302,7 +302,7 @@ class Engine:
         if not account.limits.get("allow_short"):
             strength = np.maximum(strength, 0.0)
         close = bar.close
-        vol = self._daily_vol(bar) if slot.sizer.needs_volatility else None
+        vol = self._daily_vol(bar, slot.config.vol) if slot.sizer.needs_volatility else None
         target = slot.sizer.targets(strength, close, account.equity, vol)
         target = np.sign(target) * np.floor(np.abs(target) / self.lots + 1e-9) * self.lots
         current = held + working
@@ -377,7 +377,12 @@ class Engine:
             else:
                 strength[i] = 0.0
 
-    def _daily_vol(self, bar: CrossSection) -> np.ndarray:
+    def _daily_vol(self, bar: CrossSection, source: str) -> np.ndarray:
+        """Daily volatility per symbol: ATR / close, or the annualized GARCH forecast scaled
+        back to a day."""
+        if source == "garch":
+            annual = self._features[:, self.columns.index("garch_vol")]
+            return annual / np.sqrt(self.settings.bars_per_year)
         with np.errstate(invalid="ignore", divide="ignore"):
             return self._features[:, self.columns.index("atr_14")] / bar.close
 

@@ -30,9 +30,26 @@ class Denial:
 class RiskEngine:
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self.instruments = instruments
+        self._cache: dict[str, Exposure] = {}
+
+    def multiplier(self, symbol: str) -> float:
+        instrument = self.instruments.get(symbol)
+        return instrument.multiplier if instrument else 1.0
+
+    def sector(self, symbol: str) -> str | None:
+        instrument = self.instruments.get(symbol)
+        return instrument.sector if instrument else None
 
     def check(self, order: Order, book: Book, price: float) -> Denial | None:
-        """None if ``order`` may be sent at last price ``price``; else the first failed check."""
+        """None if ``order`` may be sent at last price ``price``; else the first failed check.
+        An approved order is counted in the account's projected exposure from then on (the
+        caller sends every order it approves)."""
+        denial = self._check(order, book, price)
+        if denial is None and order.account in book.accounts:
+            self._exposure_of(book.accounts[order.account], book).add(self, order, book, price)
+        return denial
+
+    def _check(self, order: Order, book: Book, price: float) -> Denial | None:
         account = book.accounts[order.account]
         limits = RiskLimits.model_construct(**account.limits)
         instrument = self.instruments.get(order.symbol)
@@ -96,48 +113,39 @@ class RiskEngine:
             order, account, book, price, after, limits
         )
 
-    def _projected(self, account: Account, book: Book, symbol: str, price: float, after: float):
-        """Signed value of every symbol of the account once open orders (and this one) fill."""
-        values = {}
-        symbols = set(account.positions) | {o.symbol for o in book.working(account.name)}
-        for s in symbols | {symbol}:
-            mark = price if s == symbol else book.marks.get(s, 0.0)
-            mult = self.instruments[s].multiplier if s in self.instruments else 1.0
-            qty = (
-                after
-                if s == symbol
-                else account.quantity(s) + book.pending_quantity(account.name, s)
-            )
-            values[s] = qty * mark * mult
-        return values
+    def _exposure_of(self, account: Account, book: Book) -> Exposure:
+        key = (account.name, book.step, book.last_bar, account.cash, len(book.cancelling))
+        cached = self._cache.get(account.name)
+        if cached is None or cached.key != key:
+            cached = self._cache[account.name] = Exposure.build(key, self, account, book)
+        return cached
 
     def _exposure(self, order, account, book, price, after, limits) -> Denial | None:
-        equity = account.equity_at({**book.marks, order.symbol: price})
+        exposure = self._exposure_of(account, book)
+        equity = exposure.equity_at(self, order.symbol, account, book, price)
         if equity <= 0:
             return Denial("equity", f"equity is {equity:,.2f}: nothing can be added")
-        values = self._projected(account, book, order.symbol, price, after)
-        weight = abs(values[order.symbol]) / equity
+        instrument = self.instruments[order.symbol]
+        new = after * price * instrument.multiplier
+        old = exposure.values.get(order.symbol, 0.0)
+        weight = abs(new) / equity
         if limits.max_symbol_weight is not None and weight > limits.max_symbol_weight + 1e-9:
             return Denial(
                 "concentration",
                 f"{order.symbol} would be {weight:.1%} of equity"
                 f" (limit {limits.max_symbol_weight:.0%})",
             )
-        sector = self.instruments[order.symbol].sector
+        sector = instrument.sector
         if limits.max_sector_weight is not None and sector:
-            in_sector = sum(
-                abs(v)
-                for s, v in values.items()
-                if s in self.instruments and self.instruments[s].sector == sector
-            )
+            in_sector = exposure.sectors.get(sector, 0.0) - abs(old) + abs(new)
             if in_sector / equity > limits.max_sector_weight + 1e-9:
                 return Denial(
                     "sector_concentration",
                     f"sector {sector} would be {in_sector / equity:.1%} of equity"
                     f" (limit {limits.max_sector_weight:.0%})",
                 )
-        gross = sum(abs(v) for v in values.values()) / equity
-        net = abs(sum(values.values())) / equity
+        gross = (exposure.gross - abs(old) + abs(new)) / equity
+        net = abs(exposure.net - old + new) / equity
         if limits.max_gross_exposure is not None and gross > limits.max_gross_exposure + 1e-9:
             return Denial(
                 "gross_exposure", f"{gross:.2f}x equity (limit {limits.max_gross_exposure:.2f}x)"
@@ -150,31 +158,83 @@ class RiskEngine:
 
     def _funds(self, order, account, book, price, after, limits) -> Denial | None:
         reserve = 1 + limits.fee_reserve_bps * 1e-4
+        exposure = self._exposure_of(account, book)
+        multiplier = self.instruments[order.symbol].multiplier
         if limits.cash_account:
             if order.side != Side.BUY:
                 return None
-            committed = sum(
-                o.remaining
-                * _order_price(o, book.marks.get(o.symbol, price))
-                * self.instruments[o.symbol].multiplier
-                for o in book.working(account.name)
-                if o.side == Side.BUY
-            )
-            cost = (
-                order.quantity
-                * _order_price(order, price)
-                * self.instruments[order.symbol].multiplier
-            )
-            free = account.cash - committed * reserve
+            cost = order.quantity * _order_price(order, price) * multiplier
+            free = account.cash - exposure.committed * reserve
             if cost * reserve > free + 1e-9:
                 return Denial("cash", f"needs {cost * reserve:,.2f} with fees, {free:,.2f} free")
             return None
-        values = self._projected(account, book, order.symbol, price, after)
-        equity = account.equity_at({**book.marks, order.symbol: price})
-        needed = sum(abs(v) for v in values.values()) * limits.initial_margin * reserve
+        equity = exposure.equity_at(self, order.symbol, account, book, price)
+        old = exposure.values.get(order.symbol, 0.0)
+        gross = exposure.gross - abs(old) + abs(after * price * multiplier)
+        needed = gross * limits.initial_margin * reserve
         if needed > equity + 1e-9:
             return Denial("margin", f"needs {needed:,.2f} margin, equity {equity:,.2f}")
         return None
+
+
+@dataclass
+class Exposure:
+    """One account's exposure as it would be once every working order fills, for the bar being
+    decided: each symbol's signed value at the last marks, their gross, net and per-sector sums,
+    equity and the cash committed to working buys. Built once a bar and kept up to date as
+    orders are approved, so checking an order costs O(1), not O(symbols)."""
+
+    key: tuple
+    values: dict[str, float]
+    gross: float
+    net: float
+    sectors: dict[str, float]
+    equity: float
+    committed: float
+
+    @classmethod
+    def build(cls, key: tuple, risk: RiskEngine, account: Account, book: Book) -> Exposure:
+        values: dict[str, float] = {}
+        committed = 0.0
+        symbols = set(account.positions) | {s for a, s in book.working_keys() if a == account.name}
+        for symbol in symbols:
+            mark = book.marks.get(symbol, 0.0)
+            multiplier = risk.multiplier(symbol)
+            qty = account.quantity(symbol) + book.pending_quantity(account.name, symbol)
+            values[symbol] = qty * mark * multiplier
+            for o in book.working(account.name, symbol):
+                if o.side == Side.BUY:
+                    committed += o.remaining * _order_price(o, mark) * multiplier
+        sectors: dict[str, float] = {}
+        for symbol, value in values.items():
+            sector = risk.sector(symbol)
+            if sector:
+                sectors[sector] = sectors.get(sector, 0.0) + abs(value)
+        return cls(key, values, sum(map(abs, values.values())), sum(values.values()), sectors,
+                   account.equity_at(book.marks), committed)  # fmt: skip
+
+    def equity_at(self, risk, symbol, account, book, price) -> float:
+        """Equity with ``symbol`` marked at ``price`` instead of its last mark."""
+        mark = book.marks.get(symbol)
+        if mark is None or price == mark:
+            return self.equity
+        return self.equity + account.quantity(symbol) * (price - mark) * risk.multiplier(symbol)
+
+    def add(self, risk: RiskEngine, order: Order, book: Book, price: float) -> None:
+        """Count an approved order: its symbol's projected value moves to the new position."""
+        account = book.accounts[order.account]
+        multiplier = risk.multiplier(order.symbol)
+        before = account.quantity(order.symbol) + book.pending_quantity(account.name, order.symbol)
+        new = (before + order.side.sign * order.quantity) * price * multiplier
+        old = self.values.get(order.symbol, 0.0)
+        self.values[order.symbol] = new
+        self.gross += abs(new) - abs(old)
+        self.net += new - old
+        sector = risk.sector(order.symbol)
+        if sector:
+            self.sectors[sector] = self.sectors.get(sector, 0.0) + abs(new) - abs(old)
+        if order.side == Side.BUY:
+            self.committed += order.quantity * _order_price(order, price) * multiplier
 
 
 def _order_price(order: Order, last: float) -> float:
