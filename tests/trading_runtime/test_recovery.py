@@ -26,7 +26,7 @@ ARGS = [
     "--trail-atr",
     "2",
     "--start",
-    "2012-01-03",
+    "2012-03-01",
     "--bars-per-second",
     "0",
 ]
@@ -57,14 +57,14 @@ def state(url: str, stream: str) -> tuple:
 
 def test_kill_minus_nine_at_random_points_loses_and_repeats_nothing(market, tmp_path):
     strategy = StrategyConfig(signal="sma-cross", fast=3, slow=8, trail_atr=2.0)
-    reference = RunConfig(mode="paper", stream="calm", strategies=[strategy], start="2012-01-03")
+    reference = RunConfig(mode="paper", stream="calm", strategies=[strategy], start="2012-03-01")
     run(market, reference, venue_log=tmp_path / "calm.jsonl")
     log = tmp_path / "crashy.jsonl"
     env = {**os.environ, "QTIS_DATABASE_URL": market, "QTIS_HOME": str(tmp_path / ".qtis")}
     crashes = crash_and_resume(
-        market, "crashy", [*ARGS, "--venue-log", str(log)], env, kills=5, seed=8, max_gap=80
+        market, "crashy", [*ARGS, "--venue-log", str(log)], env, kills=4, seed=8, max_gap=70
     )
-    assert crashes.kills >= 4, crashes
+    assert crashes.kills >= 3, crashes
     calm, crashy = state(market, "calm"), state(market, "crashy")
     *_, fills, submitted, _, finished = crashy
     assert finished and len(fills) > 10
