@@ -64,6 +64,7 @@ class SimulatedBroker:
         self.variance = np.full(len(symbols), np.nan)
         self._prev_close = np.full(len(symbols), np.nan)
         self.venue_log = venue_log
+        self._log = None
         self.received: set[str] = set()
         self.duplicates = 0
         self.triggered: list[str] = []
@@ -74,12 +75,15 @@ class SimulatedBroker:
 
     # --- order entry ------------------------------------------------------------------------
 
-    def submit(self, order: Order, step: int) -> ev.Event:
-        """The venue receives ``order`` (decided on bar ``step``): accepted or rejected."""
-        if order.client_id in self.received:
-            self.duplicates += 1  # a re-send after a crash: the venue already has it
-        else:
-            self._receive(order)
+    def submit(self, orders: list[Order], step: int) -> list[ev.Event]:
+        """The venue receives ``orders`` (decided on bar ``step``), all at once as one message
+        (one fsync of its log): each is accepted or rejected."""
+        fresh = [o for o in orders if o.client_id not in self.received]
+        self.duplicates += len(orders) - len(fresh)  # re-sent after a crash: already known
+        self._receive(fresh)
+        return [self._accept(order, step) for order in orders]
+
+    def _accept(self, order: Order, step: int) -> ev.Event:
         if order.symbol not in self.index:
             return ev.Event(
                 ev.ORDER_REJECTED,
@@ -94,14 +98,15 @@ class SimulatedBroker:
             ev.ORDER_ACCEPTED, {"client_id": order.client_id}, f"accepted:{order.client_id}"
         )
 
-    def _receive(self, order: Order) -> None:
-        self.received.add(order.client_id)
-        if self.venue_log is None:
+    def _receive(self, orders: list[Order]) -> None:
+        self.received.update(o.client_id for o in orders)
+        if self.venue_log is None or not orders:
             return
-        with self.venue_log.open("a") as log:
-            log.write(json.dumps({"client_id": order.client_id}) + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+        if self._log is None:
+            self._log = self.venue_log.open("a")
+        self._log.write("".join(json.dumps({"client_id": o.client_id}) + "\n" for o in orders))
+        self._log.flush()
+        os.fsync(self._log.fileno())
 
     def restore(self, orders: list[Order], steps: dict[str, int]) -> list[ev.Event]:
         """Orders the journal says are open: the accepted ones rest again, the ones submitted but
@@ -109,7 +114,7 @@ class SimulatedBroker:
         events = []
         for order in orders:
             if order.status == OrderStatus.SUBMITTED:
-                events.append(self.submit(order, steps[order.client_id]))
+                events += self.submit([order], steps[order.client_id])
             else:
                 self.working[order.client_id] = order
                 self.eligible[order.client_id] = (

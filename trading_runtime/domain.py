@@ -7,7 +7,7 @@ always arrives at the same values.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -152,7 +152,15 @@ class Order:
             raise IllegalTransition(
                 f"order {self.client_id}: {self.status} -> {status} is not allowed"
             )
-        return replace(self, status=status, **changes)
+        return self._evolve(status=status, **changes)
+
+    def _evolve(self, **changes: Any) -> Order:
+        """A copy with ``changes``: ``dataclasses.replace`` without re-running the checks of
+        ``__post_init__`` (quantity, prices and type never change after creation)."""
+        new = object.__new__(Order)
+        for name in ORDER_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
 
     def with_fill(self, fill: Fill) -> Order:
         filled = self.filled + fill.quantity
@@ -207,7 +215,7 @@ class Fill:
         return self.side.sign * (self.price - self.reference) * self.quantity * self.multiplier
 
     def to_payload(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in FILL_FIELDS}
         data["ts"] = self.ts.isoformat()
         return data
 
@@ -216,6 +224,9 @@ class Fill:
         data = dict(data)
         data["side"], data["ts"] = Side(data["side"]), datetime.fromisoformat(data["ts"])
         return cls(**data)
+
+
+FILL_FIELDS = tuple(f.name for f in fields(Fill))
 
 
 @dataclass(frozen=True, slots=True)

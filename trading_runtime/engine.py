@@ -89,6 +89,7 @@ class Engine:
         self._to_send: list[Order] = []
         self._to_cancel: list[str] = []
         self.restarted = False
+        self._polled = -float("inf")
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -101,6 +102,8 @@ class Engine:
         else:
             if predictor is None:
                 raise ValueError(f"strategy {s.name} trades the model: a predictor is needed")
+            from serving.settings import ServingSettings
+
             source = ModelSignals(
                 predictor,
                 self.columns,
@@ -108,6 +111,7 @@ class Engine:
                 horizon=s.horizon,
                 threshold=s.threshold,
                 local=self.config.model_url is None,
+                batch=ServingSettings().serve_max_windows,
             )
         if s.sizing == "fixed":
             sizer: Sizer = FixedQuantity(s.quantity)
@@ -203,7 +207,8 @@ class Engine:
         arrived = time.perf_counter()
         self._take_answers()
         self._to_send, self._to_cancel = [], []
-        if self.live:
+        if self.live and arrived - self._polled >= self.settings.command_poll_seconds:
+            self._polled = arrived
             self._apply_commands()
         for event in self.broker.on_bar(bar):
             self._emit(event)
@@ -249,11 +254,11 @@ class Engine:
             price = bar.close[self.index[symbol]] if symbol in self.index else np.nan
             if not np.isnan(price):
                 marks[symbol] = float(price)
-        ts = bar.ts.isoformat()
-        now = {**book.marks, **marks}
-        equity = {a.name: round(a.equity_at(now), 6) for a in book.accounts.values()}
-        payload = {"ts": ts, "step": bar.step, "marks": marks, "equity": equity}
+        payload = {"ts": bar.ts.isoformat(), "step": bar.step, "marks": marks}
         self._emit(ev.Event(ev.BAR_CLOSED, payload, f"bar:{bar.step}"))
+        # the equity the projection arrived at, journaled with the bar (before it is written)
+        # so that `qtis trade replay` can check that the events still give it
+        payload["equity"] = {a.name: round(a.equity, 6) for a in book.accounts.values()}
 
     def _risk_states(self) -> None:
         """Drawdown protection: REDUCING at one drawdown, HALTED at a deeper one. An automatic
@@ -399,11 +404,13 @@ class Engine:
     def _send(self, bar: CrossSection, arrived: float, stages: dict[str, float]) -> None:
         """After the commit: orders and cancels to the venue. Its answers, with the time each
         stage of this bar took, are applied and journaled with the next bar."""
-        for order in self._to_send:
-            event = self.broker.submit(order, bar.step)
-            event.payload["tick_to_order_us"] = round((time.perf_counter() - arrived) * 1e6, 1)
-            event.payload["stages_us"] = {k: round(v, 1) for k, v in stages.items()}
-            self._answers.append(event)
+        if self._to_send:
+            answers = self.broker.submit(self._to_send, bar.step)
+            sent = round((time.perf_counter() - arrived) * 1e6, 1)
+            stages = {k: round(v, 1) for k, v in stages.items()}
+            for event in answers:
+                event.payload["tick_to_order_us"], event.payload["stages_us"] = sent, stages
+            self._answers += answers
         for client_id in self._to_cancel:
             event = self.broker.cancel(client_id, "requested")
             if event is not None:

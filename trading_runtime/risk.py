@@ -31,14 +31,23 @@ class RiskEngine:
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self.instruments = instruments
         self._cache: dict[str, Exposure] = {}
+        self._limits: dict[str, tuple[dict, RiskLimits]] = {}
+        self.multipliers = {s: i.multiplier for s, i in instruments.items()}
+        self.sectors = {s: i.sector for s, i in instruments.items()}
+
+    def _limits_of(self, account: Account) -> RiskLimits:
+        """The account's limits as a typed object (rebuilt only when they change)."""
+        cached = self._limits.get(account.name)
+        if cached is None or cached[0] != account.limits:
+            cached = (dict(account.limits), RiskLimits.model_construct(**account.limits))
+            self._limits[account.name] = cached
+        return cached[1]
 
     def multiplier(self, symbol: str) -> float:
-        instrument = self.instruments.get(symbol)
-        return instrument.multiplier if instrument else 1.0
+        return self.multipliers.get(symbol, 1.0)
 
     def sector(self, symbol: str) -> str | None:
-        instrument = self.instruments.get(symbol)
-        return instrument.sector if instrument else None
+        return self.sectors.get(symbol)
 
     def check(self, order: Order, book: Book, price: float) -> Denial | None:
         """None if ``order`` may be sent at last price ``price``; else the first failed check.
@@ -51,7 +60,7 @@ class RiskEngine:
 
     def _check(self, order: Order, book: Book, price: float) -> Denial | None:
         account = book.accounts[order.account]
-        limits = RiskLimits.model_construct(**account.limits)
+        limits = self._limits_of(account)
         instrument = self.instruments.get(order.symbol)
         if instrument is None:
             return Denial("instrument", f"{order.symbol} is not a known instrument")
@@ -194,24 +203,24 @@ class Exposure:
 
     @classmethod
     def build(cls, key: tuple, risk: RiskEngine, account: Account, book: Book) -> Exposure:
-        values: dict[str, float] = {}
+        marks, multipliers = book.marks, risk.multipliers
+        quantities = {s: p.quantity for s, p in account.positions.items()}
         committed = 0.0
-        symbols = set(account.positions) | {s for a, s in book.working_keys() if a == account.name}
-        for symbol in symbols:
-            mark = book.marks.get(symbol, 0.0)
-            multiplier = risk.multiplier(symbol)
-            qty = account.quantity(symbol) + book.pending_quantity(account.name, symbol)
-            values[symbol] = qty * mark * multiplier
-            for o in book.working(account.name, symbol):
-                if o.side == Side.BUY:
-                    committed += o.remaining * _order_price(o, mark) * multiplier
+        for order in book.working(account.name):
+            s = order.symbol
+            quantities[s] = quantities.get(s, 0.0) + order.signed_remaining
+            if order.side == Side.BUY:
+                mark = marks.get(s, 0.0)
+                committed += order.remaining * _order_price(order, mark) * multipliers.get(s, 1.0)
+        values = {s: q * marks.get(s, 0.0) * multipliers.get(s, 1.0) for s, q in quantities.items()}
         sectors: dict[str, float] = {}
         for symbol, value in values.items():
-            sector = risk.sector(symbol)
+            sector = risk.sectors.get(symbol)
             if sector:
                 sectors[sector] = sectors.get(sector, 0.0) + abs(value)
-        return cls(key, values, sum(map(abs, values.values())), sum(values.values()), sectors,
-                   account.equity_at(book.marks), committed)  # fmt: skip
+        gross = sum(map(abs, values.values()))
+        equity = account.equity_at(marks)
+        return cls(key, values, gross, sum(values.values()), sectors, equity, committed)
 
     def equity_at(self, risk, symbol, account, book, price) -> float:
         """Equity with ``symbol`` marked at ``price`` instead of its last mark."""

@@ -61,7 +61,20 @@ def build_engine(
         predictor = model_client(url, config.model_url)
         config = out_of_sample(config, predictor.info().champion)
     instruments = load_instruments(url, config.symbols)
-    feed = BarFeed.from_warehouse(url, instruments, config.start, config.end, config.warmup_bars)
+    try:
+        feed = BarFeed.from_warehouse(
+            url, instruments, config.start, config.end, config.warmup_bars
+        )
+    except LookupError as exc:
+        if predictor is None:
+            raise
+        card = predictor.info().champion
+        if card.trained_through is None or config.in_sample:
+            raise
+        raise LookupError(
+            f"{exc}. The champion {card.model} v{card.version} trades only bars after its"
+            f" training data (through {card.trained_through:%Y-%m-%d}): ingest later bars"
+        ) from exc
     needs_features = any(
         s.signal == "model" or s.sizing == "vol-target" or s.stop_atr or s.trail_atr
         for s in config.strategies

@@ -83,5 +83,8 @@ class RuntimeSettings(BaseSettings):
         0.1, ge=0, description="rebalance only when the change exceeds this share of target"
     )
     snapshot_every: int = Field(250, ge=1, description="bars between snapshots (paper)")
+    command_poll_seconds: float = Field(
+        0.2, ge=0, description="how often a paper run looks for operators' commands"
+    )
     journal_batch: int = Field(20_000, ge=1, description="events per COPY (backtests)")
     bars_per_year: float = Field(252.0, gt=0)

@@ -95,9 +95,11 @@ class ModelSignals:
         horizon: int = 1,
         threshold: float = 0.0,
         local: bool = True,
+        batch: int = 256,
     ) -> None:
         card = predictor.info().champion
         self.predictor, self.local, self.threshold = predictor, local, threshold
+        self.batch = batch
         self.window = card.window
         if horizon not in card.horizons:
             raise ValueError(f"the model forecasts horizons {card.horizons}, not {horizon}")
@@ -111,6 +113,13 @@ class ModelSignals:
         self.pos = 0
         self.vol = np.full(n, np.nan)
         self.model = f"{card.model} v{card.version}"
+
+    def _predict(self, windows: np.ndarray) -> np.ndarray:
+        if self.local:  # in process: the arrays are ours and already checked finite
+            request = PredictRequest.model_construct(windows=windows, symbols=None, as_of=None)
+        else:
+            request = PredictRequest(windows=windows.tolist())
+        return np.asarray(self.predictor.predict(request).predictions)
 
     def observe(self, bar: CrossSection, features: np.ndarray | None) -> None:
         self.buf[:, self.pos, :] = features[:, self.cols]
@@ -127,12 +136,10 @@ class ModelSignals:
         if not ready.any():
             return strength, forecast
         chosen = windows[ready]
-        if self.local:  # in process: the arrays are ours and already checked finite
-            request = PredictRequest.model_construct(windows=chosen, symbols=None, as_of=None)
-        else:
-            request = PredictRequest(windows=chosen.tolist())
-        response = self.predictor.predict(request)
-        predicted = np.asarray(response.predictions)[:, self.h]
+        parts = [
+            self._predict(chosen[i : i + self.batch]) for i in range(0, len(chosen), self.batch)
+        ]  # in requests of at most QTIS_SERVE_MAX_WINDOWS windows, as the service takes them
+        predicted = np.concatenate(parts)[:, self.h]
         forecast[ready] = predicted
         scale = self.vol[ready] * np.sqrt(self.horizon)
         with np.errstate(invalid="ignore", divide="ignore"):

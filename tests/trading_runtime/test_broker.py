@@ -29,7 +29,7 @@ def venue(**costs) -> SimulatedBroker:
 
 def send(broker, side=Side.BUY, qty=100.0, step=0, **kw) -> str:
     o = Order(f"o{len(broker.received)}", "a", "X", side, qty, created=DAY0, **kw)
-    assert broker.submit(o, step).type == ev.ORDER_ACCEPTED
+    assert broker.submit([o], step)[0].type == ev.ORDER_ACCEPTED
     return o.client_id
 
 
@@ -137,5 +137,5 @@ def test_a_resent_order_is_known_to_the_venue(tmp_path):
     send(b)
     again = SimulatedBroker(b.costs, b.instruments, ["X"], log)
     o = Order("o0", "a", "X", Side.BUY, 100.0, created=DAY0)
-    assert again.submit(o, 0).type == ev.ORDER_ACCEPTED
+    assert again.submit([o], 0)[0].type == ev.ORDER_ACCEPTED
     assert again.duplicates == 1 and len(log.read_text().splitlines()) == 1
