@@ -19,6 +19,8 @@ import psycopg
 from trading_runtime.events import COMMAND, Event
 from warehouse.db import connect
 
+ROWS_PER_INSERT = 5000  # 4 parameters a row, under Postgres's 65,535 per statement
+
 
 class JournalError(RuntimeError):
     """The journal cannot be written: the engine must stop trading."""
@@ -47,24 +49,27 @@ class Journal:
                 self.flush(snapshot)
             return
         try:
+            if snapshot is None and len(events) <= ROWS_PER_INSERT:
+                if events:  # one statement is its own transaction: one round trip
+                    self._insert(self._conn, events)
+                return
             with self._conn.transaction(), self._conn.cursor() as cur:
-                if events:  # one statement, one round trip, in the events' order
-                    cur.execute(
-                        "insert into runtime.events (stream, type, key, payload)"
-                        " select %s, t, k, p::jsonb from unnest(%s::text[], %s::text[],"
-                        " %s::text[]) with ordinality as e(t, k, p, n) order by n"
-                        " on conflict (stream, key) do nothing",
-                        (
-                            self.stream,
-                            [e.type for e in events],
-                            [e.key for e in events],
-                            [_dumps(e.payload) for e in events],
-                        ),
-                    )
+                for i in range(0, len(events), ROWS_PER_INSERT):
+                    self._insert(cur, events[i : i + ROWS_PER_INSERT])
                 if snapshot is not None:
                     self._snapshot(cur, snapshot)
         except psycopg.Error as exc:
             raise JournalError(f"cannot write the journal of {self.stream!r}: {exc}") from exc
+
+    def _insert(self, target, events: Sequence[Event]) -> None:
+        """Rows in the events' order (VALUES keeps it, and seq follows it)."""
+        rows = ", ".join(["(%s, %s, %s, %s::jsonb)"] * len(events))
+        params = [v for e in events for v in (self.stream, e.type, e.key, _dumps(e.payload))]
+        target.execute(
+            f"insert into runtime.events (stream, type, key, payload) values {rows}"
+            " on conflict (stream, key) do nothing",
+            params,
+        )
 
     def flush(self, snapshot: dict[str, Any] | None = None) -> None:
         """COPY the buffered events (backtests) in one transaction."""
