@@ -50,6 +50,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/tuning.py
 	@$(BIN)/python bench/serving.py
 	@$(BIN)/python bench/runtime.py
+	@$(BIN)/python bench/recovery.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

@@ -13,6 +13,12 @@ point through the features. Uses a scratch database (bench_recovery) with the bu
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/serving.py would shadow the serving package the engine imports: keep bench/ off the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import json
 import os
@@ -20,7 +26,6 @@ import platform
 import tempfile
 from collections import Counter
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
