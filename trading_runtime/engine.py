@@ -262,7 +262,8 @@ class Engine:
 
     def _risk_states(self) -> None:
         """Drawdown protection: REDUCING at one drawdown, HALTED at a deeper one. An automatic
-        REDUCING lifts once the drawdown is back under its level; a halt needs `resume`."""
+        REDUCING lifts once the drawdown is back under its level, or once the account is flat
+        (the loss is taken: the peak restarts from there); a halt needs `resume`."""
         for account in self.book.accounts.values():
             if account.state == TradingState.HALTED:
                 continue
@@ -273,20 +274,27 @@ class Engine:
                 new, why = TradingState.HALTED, f"reached the halt level {halt:.0%}"
             elif state == TradingState.ACTIVE and reduce is not None and dd >= reduce:
                 new, why = TradingState.REDUCING, f"reached the reducing level {reduce:.0%}"
-            elif (
-                state == TradingState.REDUCING
-                and account.state_reason.startswith("drawdown")
-                and (reduce is None or dd < reduce)
-            ):
-                new, why = TradingState.ACTIVE, "is back under the reducing level"
+            elif state == TradingState.REDUCING and account.state_reason.startswith("drawdown"):
+                if reduce is None or dd < reduce:
+                    new, why = TradingState.ACTIVE, "is back under the reducing level"
+                elif self._flat(account):  # de-risked: the loss is taken, trade from here
+                    new, why = TradingState.ACTIVE, "taken: flat again, the peak restarts here"
+                else:
+                    continue
             else:
                 continue
             reason = f"drawdown {dd:.1%} from the peak {account.peak:,.2f} {why}"
             key = f"{account.name}:{self.book.step}"
-            self._emit(risk_state(account.name, new, reason, "risk", key))
+            reset = new == TradingState.ACTIVE and dd >= (reduce or 1.0)
+            self._emit(risk_state(account.name, new, reason, "risk", key, reset))
             if new == TradingState.HALTED:
                 for order in self.book.working(account.name):
                     self._cancel(order.client_id, "trading halted by drawdown")
+
+    def _flat(self, account: Account) -> bool:
+        return not self.book.working(account.name) and not any(
+            p.quantity for p in account.positions.values()
+        )
 
     def _cancel(self, client_id: str, reason: str) -> None:
         self._emit(cancel_request(client_id, reason, "engine"))
