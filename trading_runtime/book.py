@@ -216,10 +216,6 @@ class Book:
         return [o for (a, _), orders in self._working.items() if a == account
                 for o in orders.values()]  # fmt: skip
 
-    def working_keys(self):
-        """(account, symbol) pairs that have working orders."""
-        return self._working.keys()
-
     def pending_quantity(self, account: str, symbol: str) -> float:
         """Signed quantity still to fill on the working orders of ``symbol``."""
         return sum(o.signed_remaining for o in self._working.get((account, symbol), {}).values())

@@ -88,7 +88,6 @@ class Engine:
         self._answers: list[ev.Event] = []  # the venue's answers: applied and journaled next
         self._to_send: list[Order] = []
         self._to_cancel: list[str] = []
-        self.restarted = False
         self._polled = -float("inf")
 
     # --- set-up -----------------------------------------------------------------------------
@@ -148,7 +147,6 @@ class Engine:
                 f"stream {self.journal.stream!r} was started with another configuration;"
                 " resume it without changing options, or use a new --stream"
             )
-        self.restarted = True
         book = self.book
         for event in self.broker.restore(list(book.open.values()), book.submitted_step):
             self._emit(event)
