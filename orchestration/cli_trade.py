@@ -173,7 +173,32 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
         "limits": _limits(raw["limit"]),
         "costs": {field: raw.get(option) for option, field in COST_OPTIONS.items()},
         "bars_per_second": raw.get("bars_per_second") or None,
+        "portfolio": _portfolio(raw),
     }
+
+
+def _portfolio(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The --portfolio method and its options as a PortfolioConfig's fields."""
+    if raw.get("portfolio") is None:
+        return None
+    caps = {}
+    for pair in raw.get("sector_cap") or []:
+        sector, sep, cap = pair.partition("=")
+        if not sep:
+            raise fail(f"--sector-cap {pair!r}: expected SECTOR=MAX_WEIGHT, e.g. technology=0.4")
+        caps[sector.strip()] = yaml.safe_load(cap)
+    names = ("covariance", "lookback", "rebalance_every", "long_short", "turnover")
+    options = {k: raw[k] for k in names if raw.get(k) is not None}
+    return {"method": raw["portfolio"], **options} | ({"sector_caps": caps} if caps else {})
+
+
+Portfolio = Annotated[
+    str | None,
+    typer.Option(
+        help="size with an optimizer: equal | min-variance | risk-parity | hrp | mean-cvar"
+        " | black-litterman (views: the model's forecasts)"
+    ),
+]
 
 
 Signal = Annotated[str, typer.Option(help="buy-and-hold | sma-cross | model")]
@@ -211,6 +236,21 @@ def backtest(
     slippage_bps: float | None = None,
     participation: float | None = None,
     limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    portfolio: Portfolio = None,
+    covariance: Annotated[
+        str | None, typer.Option(help="portfolio: empirical | ledoit-wolf | denoise")
+    ] = None,
+    lookback: Annotated[int | None, typer.Option(help="portfolio: bars of returns")] = None,
+    rebalance_every: Annotated[int | None, typer.Option(help="portfolio: bars")] = None,
+    long_short: Annotated[
+        bool | None, typer.Option("--long-short", help="portfolio: allow shorts")
+    ] = None,
+    turnover: Annotated[
+        float | None, typer.Option(help="portfolio: max weight change per rebalance")
+    ] = None,
+    sector_cap: Annotated[
+        list[str] | None, typer.Option(help="portfolio: SECTOR=MAX_WEIGHT (repeatable)")
+    ] = None,
     strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
     stream: Annotated[str | None, typer.Option(help="default backtest-<id>")] = None,
     json_out: Annotated[Path | None, typer.Option(help="write metrics, fills, equity")] = None,
@@ -245,6 +285,7 @@ def paper(
     ] = None,
     bars_per_second: Annotated[float, typer.Option(help="pace of the replay; 0: flat out")] = 20.0,
     limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    portfolio: Portfolio = None,
     strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
     venue_log: Annotated[Path | None, typer.Option(help="the simulated venue's order log")] = None,
     json_out: Path | None = None,

@@ -107,6 +107,9 @@ class Book:
         if order.parent_id in self.schedules:
             self.schedules[order.parent_id]["done"] += 1
 
+    def _on_portfolio_rebalanced(self, p: dict[str, Any]) -> None:
+        """A record for reports: positions follow from the orders it led to."""
+
     def _on_order_denied(self, p: dict[str, Any]) -> None:
         order = Order.from_payload(p["order"]).moved_to(OrderStatus.DENIED, reason=p["reason"])
         self.orders[order.client_id] = order

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trading_runtime.portfolio.optimizers import PortfolioConfig
 from trading_runtime.settings import CostModel, RiskLimits, RuntimeSettings
 
 
@@ -36,6 +37,16 @@ class StrategyConfig(BaseModel):
     algo: Literal["market", "twap", "vwap"] = "market"
     algo_bars: int = Field(4, ge=1, description="bars a TWAP/VWAP order is spread over")
     limits: dict = Field(default_factory=dict, description="overrides of QTIS_RISK_* limits")
+    portfolio: PortfolioConfig | None = Field(
+        None,
+        description="size by a portfolio optimizer (replaces sizing); a method name or"
+        " its full configuration",
+    )
+
+    @field_validator("portfolio", mode="before")
+    @classmethod
+    def _method_name(cls, value):
+        return {"method": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check(self) -> StrategyConfig:

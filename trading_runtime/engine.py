@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,10 @@ from trading_runtime.commands import cancel_request, command_events, risk_state
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
 from trading_runtime.feed import BarFeed
+from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument, round_price, round_quantity
 from trading_runtime.journal import Journal, JournalError
+from trading_runtime.portfolio.sizer import PortfolioSizer
 from trading_runtime.risk import RiskEngine
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.signals import BuyAndHold, ModelSignals, SignalSource, SmaCross
@@ -45,9 +47,14 @@ class Slot:
 
     config: StrategyConfig
     source: SignalSource
-    sizer: Sizer
+    sizer: Sizer | None  # None: the portfolio optimizer sizes
     stops: StopPolicy
     rebalance: bool
+    portfolio: PortfolioSizer | None = None
+
+    @property
+    def needs_volatility(self) -> bool:
+        return self.sizer is not None and self.sizer.needs_volatility
 
 
 class Engine:
@@ -74,10 +81,11 @@ class Engine:
         self.live = config.mode == "paper"
         self.features = features
         self.columns = list(features.columns) if features is not None else []
+        self.returns = ReturnWindow(len(self.symbols), self.settings.return_window)
+        self.risk.use_returns(self.returns, self.symbols)
         self.slots = [self._slot(s, predictor) for s in config.strategies]
         needs = any(
-            s.source.needs_features or s.sizer.needs_volatility or s.stops.active
-            for s in self.slots
+            s.source.needs_features or s.needs_volatility or s.stops.active for s in self.slots
         )
         if needs and features is None:
             raise ValueError("this configuration needs online features: pass features=")
@@ -112,8 +120,18 @@ class Engine:
                 local=self.config.model_url is None,
                 batch=ServingSettings().serve_max_windows,
             )
-        if s.sizing == "fixed":
-            sizer: Sizer = FixedQuantity(s.quantity)
+        rebalance = s.rebalance if s.rebalance is not None else s.signal == "model"
+        portfolio: PortfolioSizer | None = None
+        sizer: Sizer | None = None
+        if s.portfolio is not None:
+            sectors = {sym: self.instruments[sym].sector for sym in self.symbols}
+            multipliers = np.array([self.instruments[sym].multiplier for sym in self.symbols])
+            portfolio = PortfolioSizer(
+                s.portfolio, self.symbols, self.returns, multipliers, sectors, s.horizon
+            )
+            rebalance = True
+        elif s.sizing == "fixed":
+            sizer = FixedQuantity(s.quantity)
         elif s.sizing == "equal":
             sizer = EqualWeight(n)
         else:
@@ -123,8 +141,8 @@ class Engine:
                 s.max_weight or settings.max_weight,
                 settings.bars_per_year,
             )
-        rebalance = s.rebalance if s.rebalance is not None else s.signal == "model"
-        return Slot(s, source, sizer, StopPolicy(s.stop_atr, s.trail_atr), rebalance)
+        stops = StopPolicy(s.stop_atr, s.trail_atr)
+        return Slot(s, source, sizer, stops, rebalance, portfolio)
 
     def start(self) -> None:
         """A new stream starts with its configuration; an existing one is rebuilt from it."""
@@ -187,6 +205,7 @@ class Engine:
             self._features = self.features.update(
                 bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume
             )
+        self.returns.update(bar.close)
         for slot in self.slots:
             slot.source.observe(bar, self._features)
         self.broker.observe(bar)
@@ -303,7 +322,7 @@ class Engine:
     def _decide(self, slot: Slot, bar: CrossSection) -> float:
         """Orders of one strategy for the next bar; returns the seconds its signals took."""
         started = time.perf_counter()
-        strength, _ = slot.source.signals(bar)
+        strength, forecast = slot.source.signals(bar)
         took = time.perf_counter() - started
         book, name = self.book, slot.config.name
         account = book.accounts[name]
@@ -313,8 +332,11 @@ class Engine:
         if not account.limits.get("allow_short"):
             strength = np.maximum(strength, 0.0)
         close = bar.close
-        vol = self._daily_vol(bar, slot.config.vol) if slot.sizer.needs_volatility else None
-        target = slot.sizer.targets(strength, close, account.equity, vol)
+        vol = self._daily_vol(bar, slot.config.vol) if slot.needs_volatility else None
+        if slot.portfolio is not None:
+            target = self._portfolio_targets(slot, bar, strength, forecast, held)
+        else:
+            target = slot.sizer.targets(strength, close, account.equity, vol)
         target = np.sign(target) * np.floor(np.abs(target) / self.lots + 1e-9) * self.lots
         current = held + working
         delta = target - current
@@ -350,6 +372,19 @@ class Engine:
         if slot.stops.active:
             self._manage_stops(slot, account, bar)
         return took
+
+    def _portfolio_targets(self, slot: Slot, bar: CrossSection, strength, forecast, held):
+        """The optimizer's target positions; a re-solve is journaled with its weights."""
+        account = self.book.accounts[slot.config.name]
+        target, rebalance = slot.portfolio.targets(
+            bar.step, strength, forecast, bar.close, account.equity, held
+        )
+        if rebalance is not None:
+            payload = {"account": account.name, "step": bar.step, "ts": bar.ts.isoformat()}
+            payload |= {"method": slot.config.portfolio.method, **asdict(rebalance)}
+            key = f"{ev.PORTFOLIO_REBALANCED}:{account.name}:{bar.step}"
+            self._emit(ev.Event(ev.PORTFOLIO_REBALANCED, payload, key))
+        return target
 
     def _order_size(self, account: Account, symbol: str, wanted: float, price: float) -> float:
         """``wanted`` cut to the account's per-order quantity and notional limits, in lots: a

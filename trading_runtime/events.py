@@ -29,6 +29,7 @@ SCHEDULE_ENDED = "schedule_ended"
 COMMAND = "command"  # an operator's request (halt, resume, limits), written by the CLI
 COMMAND_APPLIED = "command_applied"  # the engine acted on it: its effects follow
 STOP_CLEARED = "stop_cleared"  # a stopped-out symbol may be entered again
+PORTFOLIO_REBALANCED = "portfolio_rebalanced"  # an optimizer's new target weights
 RUN_FINISHED = "run_finished"
 
 COMMANDS = ("halt", "resume", "limits")

@@ -76,7 +76,10 @@ def build_engine(
             f" training data (through {card.trained_through:%Y-%m-%d}): ingest later bars"
         ) from exc
     needs_features = any(
-        s.signal == "model" or s.sizing == "vol-target" or s.stop_atr or s.trail_atr
+        s.signal == "model"
+        or (s.sizing == "vol-target" and s.portfolio is None)
+        or s.stop_atr
+        or s.trail_atr
         for s in config.strategies
     )
     features = None

@@ -35,6 +35,16 @@ class RiskLimits(BaseSettings):
         0.10, gt=0, lt=1, description="drawdown from peak that allows risk-reducing orders only"
     )
     halt_drawdown: float | None = Field(0.20, gt=0, lt=1, description="drawdown that halts")
+    max_var: float | None = Field(
+        None, gt=0, description="1-bar historical VaR / equity after the order, at var_level"
+    )
+    max_es: float | None = Field(
+        None, gt=0, description="1-bar historical expected shortfall / equity, at var_level"
+    )
+    var_level: float = Field(0.99, gt=0, lt=1, description="confidence of the VaR/ES limits")
+    var_min_bars: int = Field(
+        20, ge=2, description="bars of returns before the VaR/ES limits apply"
+    )
 
 
 class CostModel(BaseSettings):
@@ -88,3 +98,6 @@ class RuntimeSettings(BaseSettings):
     )
     journal_batch: int = Field(20_000, ge=1, description="events per COPY (backtests)")
     bars_per_year: float = Field(252.0, gt=0)
+    return_window: int = Field(
+        252, ge=2, description="bars of returns kept for portfolio optimization and VaR limits"
+    )

@@ -1,0 +1,1 @@
+"""Portfolio construction and portfolio risk."""

@@ -1,0 +1,217 @@
+"""Target weights from recent returns: skfolio's estimators, configured from a PortfolioConfig.
+
+The strategy's signal picks the symbols and their direction (a symbol with no signal gets no
+weight); the optimizer sizes them. Every method solves under the same constraints - long-only
+or long/short, a cap per symbol, caps per sector, and a budget - and a turnover budget limits
+how far one rebalance moves from the weights held: the new weights are the held ones moved
+towards the optimum by at most ``turnover`` of gross weight. Both ends satisfy the (convex)
+constraints, so the blend does too. Hierarchical risk parity takes no linear constraints, so
+there a sector over its cap is scaled down to it and the rest stays in cash.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Method = Literal["equal", "min-variance", "risk-parity", "hrp", "mean-cvar", "black-litterman"]
+Covariance = Literal["empirical", "ledoit-wolf", "denoise"]
+LONG_ONLY_METHODS = ("risk-parity", "hrp")
+
+
+class PortfolioConfig(BaseModel):
+    """How a strategy turns its signals into target weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = "min-variance"
+    covariance: Covariance = Field("ledoit-wolf", description="covariance estimator")
+    lookback: int = Field(252, ge=20, description="bars of returns the estimate uses")
+    rebalance_every: int = Field(21, ge=1, description="bars between rebalances")
+    long_short: bool = Field(False, description="allow short weights where the signal is < 0")
+    max_weight: float = Field(0.35, gt=0, le=1, description="cap per symbol (absolute)")
+    budget: float = Field(0.98, gt=0, le=1, description="net weight invested")
+    sector_caps: dict[str, float] = Field(
+        default_factory=dict, description="max gross weight per sector"
+    )
+    turnover: float | None = Field(
+        None, gt=0, description="max sum of |weight changes| per rebalance; None: no budget"
+    )
+    cvar_beta: float = Field(0.95, gt=0.5, lt=1, description="mean-cvar: CVaR confidence")
+    risk_aversion: float = Field(1.0, gt=0, description="mean-cvar / black-litterman utility")
+    tau: float = Field(0.05, gt=0, description="black-litterman: uncertainty of the prior")
+
+    @model_validator(mode="after")
+    def _check(self) -> PortfolioConfig:
+        if self.long_short and self.method in LONG_ONLY_METHODS:
+            raise ValueError(f"{self.method} is long-only: drop long_short or pick another method")
+        bad = {k: v for k, v in self.sector_caps.items() if not 0 < v <= 1}
+        if bad:
+            raise ValueError(f"sector caps must be in (0, 1]: {bad}")
+        return self
+
+
+class PortfolioOptimizer:
+    """``fit(returns, ...)`` then ``weights_``: one rebalance's target weights (estimator style:
+    configuration in the constructor, results as fitted attributes)."""
+
+    def __init__(self, config: PortfolioConfig, sectors: dict[str, str | None] | None = None):
+        self.config = config
+        self.sectors = sectors or {}
+
+    def fit(
+        self,
+        returns: pd.DataFrame,
+        direction: np.ndarray | None = None,
+        views: np.ndarray | None = None,
+        confidence: float = 0.5,
+        previous: np.ndarray | None = None,
+    ) -> PortfolioOptimizer:
+        """``returns``: bars x symbols. ``direction``: +1 / -1 / 0 per symbol (the signal's sign;
+        default all long). ``views``: per-bar expected returns (black-litterman; NaN: no view),
+        believed with ``confidence`` in (0, 1). ``previous``: the weights held now."""
+        n = returns.shape[1]
+        direction = np.ones(n) if direction is None else np.sign(np.nan_to_num(direction))
+        if not self.config.long_short:
+            direction = np.maximum(direction, 0.0)
+        previous = np.zeros(n) if previous is None else np.nan_to_num(previous)
+        weights = np.zeros(n)
+        chosen = np.flatnonzero(direction != 0)
+        if len(chosen) == 1:
+            weights[chosen] = direction[chosen] * min(self.config.max_weight, self.config.budget)
+        elif len(chosen) > 1:
+            sub = returns.iloc[:, chosen]
+            sub_views = None if views is None else views[chosen]
+            weights[chosen] = self._solve(sub, direction[chosen], sub_views, confidence)
+        weights = self._cap_sectors(list(returns.columns), weights)
+        self.optimal_ = weights
+        self.weights_ = self._within_turnover(weights, previous)
+        self.turnover_ = float(np.abs(self.weights_ - previous).sum())
+        return self
+
+    # --- the solve --------------------------------------------------------------------------
+
+    def _solve(self, returns, direction, views, confidence) -> np.ndarray:
+        c = self.config
+        if c.method == "equal":
+            k = len(direction)
+            return direction * min(c.budget / k, c.max_weight)
+        estimator = self._estimator(returns, direction, views, confidence)
+        estimator.fit(returns)
+        weights = np.asarray(estimator.weights_, dtype=float)
+        if c.method in LONG_ONLY_METHODS:  # fully invested by construction: scale to budget
+            weights *= c.budget
+        return weights
+
+    def _estimator(self, returns, direction, views, confidence):
+        from skfolio import RiskMeasure
+        from skfolio.optimization import (
+            HierarchicalRiskParity,
+            MeanRisk,
+            ObjectiveFunction,
+            RiskBudgeting,
+        )
+        from skfolio.prior import EmpiricalPrior
+
+        c = self.config
+        low = np.where(direction < 0, -c.max_weight, 0.0)
+        high = np.where(direction > 0, c.max_weight, 0.0)
+        bounds = {"min_weights": low, "max_weights": high}
+        linear = self._sector_constraints(list(returns.columns))
+        prior = EmpiricalPrior(covariance_estimator=self._covariance())
+        if c.method == "hrp":
+            return HierarchicalRiskParity(prior_estimator=prior, **bounds)
+        budget = {"budget": c.budget} | ({"max_short": c.budget} if c.long_short else {})
+        if c.method == "risk-parity":
+            return RiskBudgeting(
+                risk_measure=RiskMeasure.VARIANCE, prior_estimator=prior, **bounds, **linear
+            )
+        common = {**bounds, **budget, **linear}
+        if c.method == "min-variance":
+            return MeanRisk(
+                ObjectiveFunction.MINIMIZE_RISK,
+                risk_measure=RiskMeasure.VARIANCE,
+                prior_estimator=prior,
+                **common,
+            )
+        if c.method == "mean-cvar":
+            return MeanRisk(
+                ObjectiveFunction.MAXIMIZE_UTILITY,
+                risk_measure=RiskMeasure.CVAR,
+                risk_aversion=c.risk_aversion,
+                cvar_beta=c.cvar_beta,
+                prior_estimator=prior,
+                **common,
+            )
+        return MeanRisk(
+            ObjectiveFunction.MAXIMIZE_UTILITY,
+            risk_measure=RiskMeasure.VARIANCE,
+            risk_aversion=c.risk_aversion,
+            prior_estimator=self._black_litterman(list(returns.columns), views, confidence),
+            **common,
+        )
+
+    def _covariance(self):
+        from skfolio.moments import DenoiseCovariance, EmpiricalCovariance, LedoitWolf
+
+        return {
+            "empirical": EmpiricalCovariance,
+            "ledoit-wolf": LedoitWolf,
+            "denoise": DenoiseCovariance,
+        }[self.config.covariance]()
+
+    def _black_litterman(self, assets: list[str], views, confidence: float):
+        """The market-implied (equilibrium) returns as the prior, the model's forecasts as
+        absolute views; with no view at all it is the prior alone."""
+        from skfolio.moments import EquilibriumMu
+        from skfolio.prior import BlackLitterman, EmpiricalPrior
+
+        c = self.config
+        equilibrium = EmpiricalPrior(
+            mu_estimator=EquilibriumMu(risk_aversion=c.risk_aversion),
+            covariance_estimator=self._covariance(),
+        )
+        stated = [] if views is None else [(a, v) for a, v in zip(assets, views, strict=True)]
+        stated = [(a, float(v)) for a, v in stated if np.isfinite(v)]
+        if not stated:
+            return equilibrium
+        return BlackLitterman(
+            views=[f"{a} == {v:.10f}" for a, v in stated],
+            prior_estimator=equilibrium,
+            tau=c.tau,
+            view_confidences=[float(np.clip(confidence, 0.01, 0.99))] * len(stated),
+        )
+
+    # --- constraints ------------------------------------------------------------------------
+
+    def _sector_constraints(self, assets: list[str]) -> dict:
+        caps = self.config.sector_caps
+        if not caps:
+            return {}
+        groups = [[self.sectors.get(a) or "unknown" for a in assets]]
+        present = set(groups[0])
+        rules = [f"{s} <= {cap}" for s, cap in caps.items() if s in present]
+        if self.config.long_short or not rules:  # gross caps on signed weights: applied after
+            return {}
+        return {"groups": groups, "linear_constraints": rules}
+
+    def _cap_sectors(self, assets: list[str], weights: np.ndarray) -> np.ndarray:
+        """Scale a sector over its gross cap down to it (the rest stays in cash)."""
+        out = weights.copy()
+        sectors = np.array([self.sectors.get(a) or "unknown" for a in assets])
+        for sector, cap in self.config.sector_caps.items():
+            mask = sectors == sector
+            gross = np.abs(out[mask]).sum()
+            if gross > cap:
+                out[mask] *= cap / gross
+        return out
+
+    def _within_turnover(self, target: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        budget = self.config.turnover
+        change = np.abs(target - previous).sum()
+        if budget is None or change <= budget:
+            return target
+        return previous + (target - previous) * (budget / change)
