@@ -81,7 +81,9 @@ def _limits(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _run(config, json_out: Path | None, venue_log: Path | None = None) -> None:
+def _run(
+    config, json_out: Path | None, venue_log: Path | None = None, tear_sheet: Path | None = None
+) -> None:
     from trading_runtime.engine import EngineHalted
     from trading_runtime.runs import StreamBusy, run
 
@@ -109,12 +111,63 @@ def _run(config, json_out: Path | None, venue_log: Path | None = None) -> None:
             raise fail(str(exc)) from exc
     elapsed = time.perf_counter() - started
     _print_metrics(result, elapsed)
+    if any(a.shadow for a in result.book.accounts.values()):
+        try:
+            _print_comparison(_compare(result))
+        except (LookupError, ValueError) as exc:
+            err.print(f"no live/shadow comparison: {exc}")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         from training.evaluate import plain  # JSON-safe: NaN as null
 
         json_out.write_text(json.dumps(plain(result.to_json()), indent=1))
         console.print(f"wrote {json_out} (metrics, {len(result.fills)} fills, equity curve)")
+    if tear_sheet is not None:
+        _write_tear_sheet(_analysis(url, config.stream), tear_sheet)
+
+
+def _with_challenger(config):
+    """--challenger-shadow: the strategy on the champion, and the same strategy on the
+    challenger in a shadow book."""
+    main = config.strategies[0]
+    if len(config.strategies) != 1 or main.signal != "model":
+        raise fail(
+            "--challenger-shadow goes with --signal model (a --strategies file marks its own"
+            " shadow strategies: shadow: true, model_role: challenger)"
+        )
+    update = {"name": "challenger", "model_role": "challenger", "shadow": True}
+    return config.model_copy(update={"strategies": [main, main.model_copy(update=update)]})
+
+
+def _compare(result, live: str | None = None, shadow: str | None = None):
+    from trading_runtime.ab import compare
+    from trading_runtime.settings import RuntimeSettings
+
+    return compare(result, live, shadow, RuntimeSettings().bars_per_year)
+
+
+def _print_comparison(found) -> None:
+    """The live book against the shadow book, with the paired test's verdict."""
+    table = Table("", f"{found.live} (live)", f"{found.shadow} (shadow)", "shadow - live",
+                  title=f"live vs shadow, stream {found.stream}")  # fmt: skip
+    table.add_row(
+        "total return",
+        *(f"{v:.2%}" for v in (found.live_total_return, found.shadow_total_return)),
+        f"{found.total_return_difference:+.2%}",
+    )
+    table.add_row(
+        "Sharpe",
+        *(f"{v:.2f}" for v in (found.live_sharpe, found.shadow_sharpe)),
+        f"{found.sharpe_difference:+.2f}",
+    )
+    console.print(table)
+    console.print(
+        f"paired test on {found.bars} per-bar returns (Diebold-Mariano, HAC Newey-West"
+        f" {found.hac_lags} lags): statistic {found.statistic:+.2f}, p={found.p_value:.3f};"
+        f" P(shadow Sharpe > live Sharpe) {found.psr:.2f}",
+        highlight=False,
+    )
+    console.print(f"[bold]{found.verdict}[/]", highlight=False)
 
 
 def _print_metrics(result, elapsed: float) -> None:
@@ -202,6 +255,12 @@ Portfolio = Annotated[
 
 
 Signal = Annotated[str, typer.Option(help="buy-and-hold | sma-cross | model")]
+ChallengerShadow = Annotated[
+    bool,
+    typer.Option(
+        help="model: trade the champion, and the challenger the same way in a shadow book"
+    ),
+]
 Sizing = Annotated[str | None, typer.Option(help="fixed | equal | vol-target")]
 
 
@@ -254,12 +313,17 @@ def backtest(
     strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
     stream: Annotated[str | None, typer.Option(help="default backtest-<id>")] = None,
     json_out: Annotated[Path | None, typer.Option(help="write metrics, fills, equity")] = None,
+    tear_sheet: Annotated[Path | None, typer.Option(help="write the HTML tear sheet")] = None,
+    challenger_shadow: ChallengerShadow = False,
 ) -> None:
     """Replay market.bars through the engine (features, signals, risk, simulated execution),
-    journaled, and print the metrics after costs."""
+    journaled, and print the metrics after costs (and live vs shadow, with a shadow book)."""
     options = _options(dict(locals()))
     name = stream or f"backtest-{date.today():%Y%m%d}-{uuid.uuid4().hex[:6]}"
-    _run(_config("backtest", name, options, strategies), json_out)
+    config = _config("backtest", name, options, strategies)
+    if challenger_shadow:
+        config = _with_challenger(config)
+    _run(config, json_out, tear_sheet=tear_sheet)
 
 
 @trade_app.command()
@@ -289,6 +353,7 @@ def paper(
     strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
     venue_log: Annotated[Path | None, typer.Option(help="the simulated venue's order log")] = None,
     json_out: Path | None = None,
+    challenger_shadow: ChallengerShadow = False,
 ) -> None:
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
     before acting on it. Run it again with the same --stream to resume after a crash."""
@@ -306,6 +371,8 @@ def paper(
         console.print(f"resuming stream {stream} (its options are the ones it started with)")
     else:
         config = _config("paper", stream, options, strategies)
+        if challenger_shadow:
+            config = _with_challenger(config)
     _run(config, json_out, venue_log or _venue_log(stream))
 
 
@@ -326,6 +393,87 @@ def runs() -> None:
     for stream, count, last in streams(ready_url()):
         table.add_row(stream, f"{count:,}", f"{last:%Y-%m-%d %H:%M:%S}")
     console.print(table)
+
+
+def _analysis(url: str, stream: str):
+    from trading_runtime.analytics.analysis import analyze
+
+    try:
+        return analyze(url, stream)
+    except LookupError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _write_tear_sheet(analysis, path: Path) -> None:
+    from trading_runtime.analytics.tearsheet import write_tear_sheet
+
+    try:
+        written = write_tear_sheet(analysis, path)
+    except OSError as exc:
+        raise fail(
+            f"cannot write the tear sheet to {path}: {exc.strerror or exc}; the run is in stream"
+            f" {analysis.stream} (`qtis trade report {analysis.stream} --html OTHER_PATH`)"
+        ) from exc
+    console.print(f"tear sheet: {written.resolve()}", highlight=False, soft_wrap=True)
+
+
+@trade_app.command()
+def report(
+    stream: Annotated[str, typer.Argument(help="journal stream (see `qtis trade runs`)")],
+    html: Annotated[Path | None, typer.Option(help="write the HTML tear sheet")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option(help="write metrics, intervals, execution quality")
+    ] = None,
+) -> None:
+    """An existing stream's metrics with bootstrap intervals, its execution quality against
+    the arrival prices, and optionally its tear sheet. Conventions: QTIS_ANALYTICS_*."""
+    from trading_runtime.analytics.tearsheet import execution_rows, metric_rows
+    from training.evaluate import plain  # JSON-safe: NaN as null
+
+    analysis = _analysis(ready_url(), stream)
+    for title, (columns, rows) in (
+        (f"stream {stream} (intervals: {analysis.conventions.ci_level:.0%} bootstrap)",
+         metric_rows(analysis)),
+        ("execution quality (vs arrival: the decision bar's close)", execution_rows(analysis)),
+    ):  # fmt: skip
+        table = Table("", *columns, title=title)
+        for label, cells in rows:
+            table.add_row(label, *cells)
+        console.print(table)
+    if json_out is not None:
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(plain(analysis.to_json()), indent=1))
+        except OSError as exc:
+            raise fail(f"cannot write {json_out}: {exc.strerror or exc}") from exc
+        console.print(f"wrote {json_out}", highlight=False, soft_wrap=True)
+    if html is not None:
+        _write_tear_sheet(analysis, html)
+
+
+@trade_app.command()
+def ab(
+    stream: Annotated[str, typer.Argument(help="journal stream with a live and a shadow account")],
+    live: Annotated[str | None, typer.Option(help="live account; default its only one")] = None,
+    shadow: Annotated[str | None, typer.Option(help="shadow account; default its only one")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="write the comparison")] = None,
+) -> None:
+    """Champion/challenger: a stream's live book against its shadow book - total return,
+    Sharpe, and a paired test on the per-bar returns (Diebold-Mariano, HAC variance)."""
+    from trading_runtime.runs import report
+    from trading_runtime.settings import RuntimeSettings
+
+    try:
+        found = _compare(report(ready_url(), stream, RuntimeSettings().bars_per_year), live, shadow)
+    except (LookupError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    _print_comparison(found)
+    if json_out is not None:
+        from training.evaluate import plain  # JSON-safe: NaN as null
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(plain(found.to_dict()), indent=1))
+        console.print(f"wrote {json_out}", highlight=False, soft_wrap=True)
 
 
 def _book(stream: str):

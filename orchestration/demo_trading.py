@@ -47,7 +47,28 @@ def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
             f"{m['slippage']:,.2f}", f"{m['orders']} ({m['denied']})",
         )  # fmt: skip
     console.print(table)
+    console.print(_tear_sheet(warehouse, meta), soft_wrap=True)
     return _paper(console, warehouse.url(), meta["window"].value[:10])
+
+
+def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
+    """The champion's reference backtest as an HTML tear sheet (the best Sharpe of this
+    materialization's runs when no model traded); returns the line that says where it is."""
+    from trading_runtime.analytics.analysis import analyze
+    from trading_runtime.analytics.tearsheet import write_tear_sheet
+
+    names = [k.removesuffix("_report") for k in meta if k.endswith("_report")]
+    if not names:
+        return "no backtest ran, so there is no tear sheet"
+
+    def sharpe(name: str) -> float:
+        value = meta[f"{name}_sharpe"].value
+        return value if value == value else -float("inf")  # NaN last
+
+    name = "champion" if "champion" in names else max(names, key=sharpe)
+    analysis = analyze(warehouse.url(), f"{meta['streams'].value}-{name}")
+    path = warehouse.settings().home / "reports" / f"tearsheet_{name}.html"
+    return f"[bold]Tear sheet[/] of {name}: {write_tear_sheet(analysis, path).resolve()}"
 
 
 def _pct(value) -> str:

@@ -30,6 +30,7 @@ from serving.schemas import (
     ModelInfo,
     PredictRequest,
     PredictResponse,
+    Role,
 )
 from serving.settings import ServingSettings
 from serving.windows import WindowSource
@@ -253,7 +254,7 @@ class Predictor:
         models = [m for m in (self.champion, self.challenger) if m is not None]
         return max(m.window for m in models)
 
-    def _check_windows(self, raw: list, field: str) -> np.ndarray:
+    def _check_windows(self, raw: list, field: str, model: LoadedModel | None = None) -> np.ndarray:
         try:
             windows = np.asarray(raw, dtype=np.float32)
         except ValueError as exc:
@@ -263,30 +264,32 @@ class Predictor:
         if windows.ndim != 3:
             raise RequestError(f"{field} must be (windows, bars, features) of numbers", field)
         _, bars, features = windows.shape
-        champion = self.champion
-        if features != len(champion.features):
+        model = model or self.champion
+        if features != len(model.features):
             raise RequestError(
-                f"{field}: each bar needs {len(champion.features)} features in the order "
+                f"{field}: each bar needs {len(model.features)} features in the order "
                 f"GET /model lists, got {features}",
                 field,
             )
-        if bars < champion.window:
+        if bars < model.window:
             raise RequestError(
-                f"{field}: {champion.name} needs {champion.window} bars per window, got {bars}",
+                f"{field}: {model.name} needs {model.window} bars per window, got {bars}",
                 field,
             )
         if not np.isfinite(windows).all():
             raise RequestError(f"{field}: values must be finite 32-bit floats", field)
         return windows
 
-    def _inputs(self, request: PredictRequest) -> tuple[np.ndarray, list[datetime] | None]:
+    def _inputs(
+        self, request: PredictRequest, model: LoadedModel | None = None
+    ) -> tuple[np.ndarray, list[datetime] | None]:
         limit = self.settings.serve_max_windows
         count = len(request.windows if request.windows is not None else request.symbols)
         if count > limit:
             what = "windows" if request.windows is not None else "symbols"
             raise RequestError(f"{what}: {count} in one request, at most {limit}", what, 413)
         if request.windows is not None:
-            return self._check_windows(request.windows, "windows"), None
+            return self._check_windows(request.windows, "windows", model), None
         try:
             return self.windows.latest(request.symbols, request.as_of, self._bars_needed())
         except LookupError as exc:
@@ -296,13 +299,17 @@ class Predictor:
 
     # --- predict / explain ----------------------------------------------------------------
 
-    def prepare(self, request: PredictRequest) -> Prepared:
+    def prepare(self, request: PredictRequest, role: Role | None = None) -> Prepared:
         """Checked input windows, and who answers: the champion (or, for the A/B share, the
-        challenger); the other one, when loaded, scores the same windows in shadow."""
+        challenger); the other one, when loaded, scores the same windows in shadow. A ``role``
+        names who answers, with no A/B draw: a backtest trading both books asks each itself."""
         champion, challenger = self.champion, self.challenger
-        windows, as_of = self._inputs(request)
-        serve = champion
-        if challenger is not None and self._split.random() < self.settings.serve_ab_share:
+        if role == "challenger" and challenger is None:
+            raise RequestError("no model holds @challenger", "role", 409)
+        asked = {"champion": champion, "challenger": challenger}.get(role)
+        windows, as_of = self._inputs(request, asked)
+        serve, share = asked or champion, self.settings.serve_ab_share
+        if asked is None and challenger is not None and self._split.random() < share:
             serve = challenger
         shadow = challenger if serve is champion else champion
         if shadow is not None and shadow.window > windows.shape[1]:
@@ -339,8 +346,8 @@ class Predictor:
                 )  # fmt: skip
         return response
 
-    def predict(self, request: PredictRequest) -> PredictResponse:
-        prepared = self.prepare(request)
+    def predict(self, request: PredictRequest, role: Role | None = None) -> PredictResponse:
+        prepared = self.prepare(request, role)
         return self.respond(request, prepared, prepared.serve.predict(prepared.windows))
 
     def _score_shadow(self, model, windows, request, as_of, request_id) -> None:

@@ -34,6 +34,7 @@ class Account:
     peak: float = 0.0
     equity: float = 0.0
     stopped: dict[str, int] = field(default_factory=dict)  # symbol -> direction stopped out
+    shadow: bool = False  # a hypothetical book: its orders never reach the real venue
 
     def quantity(self, symbol: str) -> float:
         position = self.positions.get(symbol)
@@ -95,7 +96,13 @@ class Book:
         for spec in p["accounts"]:
             capital = float(spec["capital"])
             self.accounts[spec["name"]] = Account(
-                spec["name"], capital, capital, dict(spec["limits"]), peak=capital, equity=capital
+                spec["name"],
+                capital,
+                capital,
+                dict(spec["limits"]),
+                peak=capital,
+                equity=capital,
+                shadow=spec.get("shadow", False),
             )
 
     def _on_order_submitted(self, p: dict[str, Any]) -> None:
@@ -243,6 +250,7 @@ class Book:
                     "peak": a.peak,
                     "equity": a.equity,
                     "stopped": a.stopped,
+                    "shadow": a.shadow,
                 }
                 for a in self.accounts.values()
             ],
@@ -279,6 +287,7 @@ class Book:
                 a["peak"],
                 a["equity"],
                 dict(a["stopped"]),
+                a.get("shadow", False),
             )
         book.cancelling = set(state["cancelling"])
         for payload in state["orders"]:

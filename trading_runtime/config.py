@@ -21,6 +21,14 @@ class StrategyConfig(BaseModel):
     slow: int = Field(50, ge=2)
     horizon: int = Field(1, ge=1, description="model forecast horizon traded")
     threshold: float = Field(0.0, ge=0, description="smallest model forecast acted on")
+    model_role: Literal["champion", "challenger"] = Field(
+        "champion", description="model signal: which registered model it asks"
+    )
+    shadow: bool = Field(
+        False,
+        description="orders go to a hypothetical book (a simulated venue of its own, same"
+        " costs and bars), never to the real venue",
+    )
     sizing: Literal["fixed", "equal", "vol-target"] = "vol-target"
     vol: Literal["atr", "garch"] = Field(
         "atr", description="vol-target: daily volatility from ATR/close or the GARCH forecast"
@@ -52,6 +60,8 @@ class StrategyConfig(BaseModel):
     def _check(self) -> StrategyConfig:
         if self.stop_atr and self.trail_atr:
             raise ValueError("give stop_atr or trail_atr, not both")
+        if self.model_role == "challenger" and self.signal != "model":
+            raise ValueError("model_role challenger goes with signal model")
         RiskLimits(**self.limits)  # an unknown or out-of-range limit is refused here
         return self
 

@@ -26,6 +26,7 @@ from trading_runtime.broker import CrossSection, SimulatedBroker
 from trading_runtime.commands import cancel_request, command_events, risk_state
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
+from trading_runtime.execution import Execution
 from trading_runtime.feed import BarFeed
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument, round_price, round_quantity
@@ -69,6 +70,7 @@ class Engine:
         features=None,  # transforms.online.OnlineFeatureEngine over feed.symbols, if needed
         settings: RuntimeSettings | None = None,
         venue_log: Path | None = None,
+        execution: Execution | None = None,
     ) -> None:
         self.config, self.feed, self.journal = config, feed, journal
         self.settings = settings or RuntimeSettings()
@@ -76,7 +78,16 @@ class Engine:
         self.index = {s: i for i, s in enumerate(self.symbols)}
         self.instruments = instruments
         self.lots = np.array([instruments[s].lot_size for s in self.symbols])
-        self.broker = SimulatedBroker(config.cost_model(), instruments, self.symbols, venue_log)
+        self.broker = execution or SimulatedBroker(
+            config.cost_model(), instruments, self.symbols, venue_log
+        )
+        # shadow strategies trade a hypothetical book: a venue of its own, same costs and bars
+        self.shadow = {s.name for s in config.strategies if s.shadow}
+        self.shadow_broker = (
+            SimulatedBroker(config.cost_model(), instruments, self.symbols) if self.shadow else None
+        )
+        venues = (self.broker, self.shadow_broker)
+        self._venues: list[Execution] = [v for v in venues if v is not None]
         self.risk = RiskEngine(instruments)
         self.live = config.mode == "paper"
         self.features = features
@@ -119,6 +130,7 @@ class Engine:
                 threshold=s.threshold,
                 local=self.config.model_url is None,
                 batch=ServingSettings().serve_max_windows,
+                role=s.model_role,
             )
         rebalance = s.rebalance if s.rebalance is not None else s.signal == "model"
         portfolio: PortfolioSizer | None = None
@@ -152,6 +164,7 @@ class Engine:
                     "name": s.name,
                     "capital": self.config.capital(s, self.settings),
                     "limits": s.resolved_limits(),
+                    "shadow": s.shadow,
                 }
                 for s in self.config.strategies
             ]
@@ -166,10 +179,13 @@ class Engine:
                 " resume it without changing options, or use a new --stream"
             )
         book = self.book
-        for event in self.broker.restore(list(book.open.values()), book.submitted_step):
-            self._emit(event)
+        for venue in self._venues:
+            held = [o for o in book.open.values() if self._venue(o.account) is venue]
+            for event in venue.restore(held, book.submitted_step):
+                self._emit(event)
         for client_id in sorted(book.cancelling):
-            confirmed = self.broker.cancel(client_id, "cancel requested before a restart")
+            venue = self._venue(book.orders[client_id].account)
+            confirmed = venue.cancel(client_id, "cancel requested before a restart")
             if confirmed is not None:
                 self._emit(confirmed)
         self._carry, self._pending = self._pending, []
@@ -208,7 +224,12 @@ class Engine:
         self.returns.update(bar.close)
         for slot in self.slots:
             slot.source.observe(bar, self._features)
-        self.broker.observe(bar)
+        for venue in self._venues:
+            venue.observe(bar)
+
+    def _venue(self, account: str) -> Execution:
+        """Where ``account``'s orders go: the real venue, or the shadow accounts' own."""
+        return self.shadow_broker if account in self.shadow else self.broker
 
     def _emit(self, event: ev.Event) -> None:
         self.book.apply(event)
@@ -227,8 +248,9 @@ class Engine:
         if self.live and arrived - self._polled >= self.settings.command_poll_seconds:
             self._polled = arrived
             self._apply_commands()
-        for event in self.broker.on_bar(bar):
-            self._emit(event)
+        for venue in self._venues:
+            for event in venue.on_bar(bar):
+                self._emit(event)
         self._observe(bar)
         featured = time.perf_counter()
         self._close_bar(bar)
@@ -445,15 +467,19 @@ class Engine:
     def _send(self, bar: CrossSection, arrived: float, stages: dict[str, float]) -> None:
         """After the commit: orders and cancels to the venue. Its answers, with the time each
         stage of this bar took, are applied and journaled with the next bar."""
-        if self._to_send:
-            answers = self.broker.submit(self._to_send, bar.step)
+        live = [o for o in self._to_send if o.account not in self.shadow]
+        if live:
+            answers = self.broker.submit(live, bar.step)
             sent = round((time.perf_counter() - arrived) * 1e6, 1)
             stages = {k: round(v, 1) for k, v in stages.items()}
             for event in answers:
                 event.payload["tick_to_order_us"], event.payload["stages_us"] = sent, stages
             self._answers += answers
+        shadow = [o for o in self._to_send if o.account in self.shadow]
+        if shadow:  # after the real orders, and not timed: the hypothetical book is no venue
+            self._answers += self.shadow_broker.submit(shadow, bar.step)
         for client_id in self._to_cancel:
-            event = self.broker.cancel(client_id, "requested")
+            event = self._venue(self.book.orders[client_id].account).cancel(client_id, "requested")
             if event is not None:
                 self._answers.append(event)
 

@@ -1,5 +1,6 @@
-"""Summary figures of a run, from its equity curve and fills (conventions as in
-training.metrics: simple returns per bar, Sharpe with ddof=1 and risk-free 0)."""
+"""Summary figures of a run, from its equity curve and the book: the return-based metrics of
+``trading_runtime.analytics.performance`` under its stated conventions (simple returns per bar,
+risk-free 0, sample standard deviation; QTIS_ANALYTICS_*), plus costs and activity."""
 
 from __future__ import annotations
 
@@ -8,44 +9,45 @@ from typing import Any
 
 import numpy as np
 
+from trading_runtime.analytics.conventions import Conventions
+from trading_runtime.analytics.performance import curve_returns, performance
 from trading_runtime.book import Book
 from trading_runtime.domain import OrderStatus
-from training.metrics import max_drawdown, sharpe_ratio
 
 
 def summary(
     book: Book, equity_curve: list[tuple[str, dict[str, float]]], bars_per_year: float = 252.0
 ) -> dict[str, Any]:
-    """Per account and in total: return, CAGR, volatility, Sharpe, drawdown, costs, activity."""
+    """Per account and in total: return, CAGR, volatility, Sharpe, Sortino, Calmar, drawdown
+    and its duration, hit rate, profit factor, VaR/ES, costs, activity and turnover (traded
+    notional over mean equity, a year)."""
+    conventions = Conventions(periods_per_year=bars_per_year)
     out: dict[str, Any] = {}
     names = list(book.accounts)
+    live = [a for a in names if not book.accounts[a].shadow] or names  # shadows: hypothetical
     for name in [*names, "total"]:
-        accounts = names if name == "total" else [name]
+        accounts = live if name == "total" else [name]
         equity = np.array([sum(e[a] for a in accounts) for _, e in equity_curve])
         initial = sum(book.accounts[a].initial for a in accounts)
-        curve = np.r_[initial, equity]
-        returns = np.diff(curve) / curve[:-1]
+        returns = curve_returns(initial, equity)
         years = len(returns) / bars_per_year
-        final = float(curve[-1])
+        final = float(equity[-1]) if len(equity) else initial
         orders = [o for o in book.orders.values() if o.account in accounts]
         filled = [o for o in orders if o.filled > 0]
         traded = sum(o.filled * o.avg_price for o in filled)
         out[name] = {
             "initial": initial,
             "final_equity": round(final, 2),
+            **performance(returns, conventions=conventions),
             "total_return": final / initial - 1,
-            "cagr": (final / initial) ** (1 / years) - 1 if years > 0 and final > 0 else math.nan,
-            "volatility": float(np.std(returns, ddof=1) * math.sqrt(bars_per_year))
-            if len(returns) > 1
-            else math.nan,
-            "sharpe": sharpe_ratio(returns, bars_per_year),
-            "max_drawdown": max_drawdown(returns),
             "fees": round(sum(book.accounts[a].fees for a in accounts), 2),
             "slippage": round(sum(book.accounts[a].slippage for a in accounts), 2),
             "orders": len(orders),
             "denied": sum(o.status == OrderStatus.DENIED for o in orders),
             "filled_orders": len(filled),
-            "turnover": float(traded / np.mean(curve) / years) if years > 0 else math.nan,
+            "turnover": float(traded / np.mean(np.r_[initial, equity]) / years)
+            if years > 0
+            else math.nan,
             "bars": len(returns),
         }
     return out

@@ -12,9 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import numpy as np
+
 from trading_runtime.book import Account, Book, TradingState
 from trading_runtime.domain import Order, OrderType, Side
+from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument, listed, round_quantity
+from trading_runtime.portfolio.risk import ScenarioPnL, scenario_risk
 from trading_runtime.settings import RiskLimits
 
 
@@ -34,6 +38,23 @@ class RiskEngine:
         self._limits: dict[str, tuple[dict, RiskLimits]] = {}
         self.multipliers = {s: i.multiplier for s, i in instruments.items()}
         self.sectors = {s: i.sector for s, i in instruments.items()}
+        self.returns: ReturnWindow | None = None  # for VaR/ES limits: see use_returns
+        self.columns: dict[str, int] = {}
+        self._rows: tuple[int, np.ndarray] | None = None
+
+    def use_returns(self, window: ReturnWindow, symbols: list[str]) -> None:
+        """Judge VaR/ES limits on ``window`` (the engine's, its columns in ``symbols`` order)."""
+        self.returns, self.columns, self._rows = window, {s: i for i, s in enumerate(symbols)}, None
+
+    def _scenario_rows(self) -> np.ndarray | None:
+        """The window's bars with any return, missing ones as 0; read once a bar."""
+        if self.returns is None:
+            return None
+        if self._rows is None or self._rows[0] != self.returns.count:
+            rows = self.returns.matrix()
+            rows = np.nan_to_num(rows[~np.isnan(rows).all(axis=1)])
+            self._rows = (self.returns.count, rows)
+        return self._rows[1]
 
     def _limits_of(self, account: Account) -> RiskLimits:
         """The account's limits as a typed object (rebuilt only when they change)."""
@@ -118,8 +139,10 @@ class RiskEngine:
                 return Denial(check, f"{value:,.2f} above the limit {limit:,.2f}")
         if after < 0 and not limits.allow_short:
             return Denial("short", f"would leave {after:g} {order.symbol}: shorting is off")
-        return self._exposure(order, account, book, price, after, limits) or self._funds(
-            order, account, book, price, after, limits
+        return (
+            self._exposure(order, account, book, price, after, limits)
+            or self._funds(order, account, book, price, after, limits)
+            or self._tail_risk(order, account, book, price, after, limits)
         )
 
     def _exposure_of(self, account: Account, book: Book) -> Exposure:
@@ -185,6 +208,39 @@ class RiskEngine:
             return Denial("margin", f"needs {needed:,.2f} margin, equity {equity:,.2f}")
         return None
 
+    def _tail_risk(self, order, account, book, price, after, limits) -> Denial | None:
+        """1-bar historical VaR/ES of the account after the order: the return window's bars
+        replayed on its projected exposure (off until the window has ``var_min_bars``). An
+        order that lowers the VaR/ES passes even above the limit."""
+        if limits.max_var is None and limits.max_es is None:
+            return None
+        rows = self._scenario_rows()
+        if rows is None or len(rows) < limits.var_min_bars:
+            return None
+        exposure = self._exposure_of(account, book)
+        if exposure.scenarios is None:
+            exposure.scenarios = ScenarioPnL(rows, self.columns, exposure.values)
+        equity = exposure.equity_at(self, order.symbol, account, book, price)
+        new = after * price * self.instruments[order.symbol].multiplier
+        delta = new - exposure.values.get(order.symbol, 0.0)
+        level = limits.var_level
+        now = scenario_risk(exposure.scenarios.with_change(order.symbol, delta), level)
+        for check, name, field, limit in (
+            ("max_var", "VaR", "var", limits.max_var),
+            ("max_es", "ES", "es", limits.max_es),
+        ):
+            value = getattr(now, field)
+            if limit is None or value / equity <= limit + 1e-9:
+                continue
+            before = getattr(scenario_risk(exposure.scenarios.pnl, level), field) / equity
+            if value / equity > before + 1e-12:
+                return Denial(
+                    check,
+                    f"1-bar {level:.0%} {name} would be {value / equity:.2%} of equity,"
+                    f" {value:,.2f} (limit {limit:.2%}; {before:.2%} before the order)",
+                )
+        return None
+
 
 @dataclass
 class Exposure:
@@ -200,6 +256,7 @@ class Exposure:
     sectors: dict[str, float]
     equity: float
     committed: float
+    scenarios: ScenarioPnL | None = None  # built by the first VaR/ES check of the bar
 
     @classmethod
     def build(cls, key: tuple, risk: RiskEngine, account: Account, book: Book) -> Exposure:
@@ -244,6 +301,8 @@ class Exposure:
             self.sectors[sector] = self.sectors.get(sector, 0.0) + abs(new) - abs(old)
         if order.side == Side.BUY:
             self.committed += order.quantity * _order_price(order, price) * multiplier
+        if self.scenarios is not None:
+            self.scenarios.add(order.symbol, new - old)
 
 
 def _order_price(order: Order, last: float) -> float:

@@ -21,6 +21,7 @@ from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
 from trading_runtime.metrics import summary
 from trading_runtime.settings import RuntimeSettings
+from trading_runtime.signals import model_card
 
 
 class StreamBusy(RuntimeError):
@@ -56,23 +57,21 @@ def build_engine(
     venue_log: Path | None = None,
 ) -> Engine:
     settings = settings or RuntimeSettings()
-    predictor = None
+    predictor, card = None, None
     if any(s.signal == "model" for s in config.strategies):
         predictor = model_client(url, config.model_url)
-        config = out_of_sample(config, predictor.info().champion)
+        card = latest_trained(predictor, config)
+        config = out_of_sample(config, card)
     instruments = load_instruments(url, config.symbols)
     try:
         feed = BarFeed.from_warehouse(
             url, instruments, config.start, config.end, config.warmup_bars
         )
     except LookupError as exc:
-        if predictor is None:
-            raise
-        card = predictor.info().champion
-        if card.trained_through is None or config.in_sample:
+        if predictor is None or card.trained_through is None or config.in_sample:
             raise
         raise LookupError(
-            f"{exc}. The champion {card.model} v{card.version} trades only bars after its"
+            f"{exc}. The {card.role} {card.model} v{card.version} trades only bars after its"
             f" training data (through {card.trained_through:%Y-%m-%d}): ingest later bars"
         ) from exc
     needs_features = any(
@@ -102,6 +101,15 @@ def build_engine(
     )
 
 
+def latest_trained(predictor, config: RunConfig):
+    """Of the models the strategies ask (champion, challenger), the card of the one trained on
+    the latest bars: both books trade only bars neither model saw."""
+    info = predictor.info()
+    roles = {s.model_role for s in config.strategies if s.signal == "model"}
+    cards = [model_card(info, role) for role in sorted(roles)]
+    return max(cards, key=lambda c: (c.trained_through is not None, c.trained_through))
+
+
 def out_of_sample(config: RunConfig, card) -> RunConfig:
     """A model trades only bars after the last one its training saw: with no start given, the
     run starts the day after; an earlier start is refused unless ``in_sample`` is set."""
@@ -113,7 +121,7 @@ def out_of_sample(config: RunConfig, card) -> RunConfig:
         return config.model_copy(update={"start": first})
     if config.start < first:
         raise ValueError(
-            f"the champion {card.model} v{card.version} was trained on bars through"
+            f"the model {card.model} v{card.version} was trained on bars through"
             f" {through:%Y-%m-%d}: start on or after {first} to trade out of sample"
             " (or allow in-sample trading explicitly; its results would not be honest)"
         )

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from serving.predictor import Predicting
-from serving.schemas import PredictRequest
+from serving.schemas import ModelCard, ModelInfo, PredictRequest, Role
 from trading_runtime.broker import CrossSection
 
 
@@ -79,10 +79,24 @@ class SmaCross:
         return np.where((self.seen >= self.slow) & (fast > slow), 1.0, 0.0), None
 
 
+def model_card(info: ModelInfo, role: Role) -> ModelCard:
+    """The card of the model holding ``role``; a missing challenger says how to get one."""
+    card = info.champion if role == "champion" else info.challenger
+    if card is None:
+        raise LookupError(
+            "no model holds @challenger: train candidates (`qtis train`) and judge them"
+            " (`qtis models promote`): the best one that does not become champion is the"
+            " challenger"
+        )
+    return card
+
+
 class ModelSignals:
     """The served model's h-bar forecast, scaled by the symbol's volatility over h bars: a
     forecast of one sigma is full conviction. Forecasts smaller than ``threshold`` (a log
-    return, e.g. the round-trip cost) are no signal."""
+    return, e.g. the round-trip cost) are no signal. ``role`` picks the champion or the
+    challenger; only the in-process predictor answers as the challenger (the service answers
+    with the champion and scores the challenger in shadow)."""
 
     needs_features = True
 
@@ -96,9 +110,16 @@ class ModelSignals:
         threshold: float = 0.0,
         local: bool = True,
         batch: int = 256,
+        role: Role = "champion",
     ) -> None:
-        card = predictor.info().champion
+        if role == "challenger" and not local:
+            raise ValueError(
+                "the challenger trades in process only: drop the model URL (the service"
+                " answers with the champion and scores the challenger in shadow)"
+            )
+        card = model_card(predictor.info(), role)
         self.predictor, self.local, self.threshold = predictor, local, threshold
+        self.ask = {"role": role} if local else {}  # in process: that model, no A/B draw
         self.batch = batch
         self.window = card.window
         if horizon not in card.horizons:
@@ -119,7 +140,7 @@ class ModelSignals:
             request = PredictRequest.model_construct(windows=windows, symbols=None, as_of=None)
         else:
             request = PredictRequest(windows=windows.tolist())
-        return np.asarray(self.predictor.predict(request).predictions)
+        return np.asarray(self.predictor.predict(request, **self.ask).predictions)
 
     def observe(self, bar: CrossSection, features: np.ndarray | None) -> None:
         self.buf[:, self.pos, :] = features[:, self.cols]

@@ -1,0 +1,2 @@
+"""Run analytics: performance metrics under stated conventions, bootstrap intervals, execution
+quality, positions over time and the HTML tear sheet."""

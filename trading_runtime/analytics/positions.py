@@ -1,0 +1,102 @@
+"""Holdings, weights and exposure per bar, replayed from the journal: positions move with the
+fills, and are valued at the marks each ``bar_closed`` carries (the engine's own marks, so the
+values plus cash add up to the equity it journaled)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from trading_runtime import events as ev
+
+EVENTS = (ev.ORDER_FILLED, ev.BAR_CLOSED)
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """One account (or the total) bar by bar, indexed by the bar's time."""
+
+    quantities: pd.DataFrame  # signed units after the bar's fills, a column per symbol
+    values: pd.DataFrame  # market value at the bar's close
+    equity: pd.Series
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        return self.values.div(self.equity, axis=0)
+
+    @property
+    def gross_exposure(self) -> pd.Series:
+        return self.values.abs().sum(axis=1) / self.equity
+
+    @property
+    def net_exposure(self) -> pd.Series:
+        return self.values.sum(axis=1) / self.equity
+
+    def summary(self) -> dict[str, float]:
+        """Mean gross and net exposure and the share of bars holding anything."""
+        gross = self.gross_exposure
+        if gross.empty:
+            return {"exposure": float("nan"), "net_exposure": float("nan"),
+                    "time_in_market": float("nan")}  # fmt: skip
+        return {
+            "exposure": float(gross.mean()),
+            "net_exposure": float(self.net_exposure.mean()),
+            "time_in_market": float((gross > 0).mean()),
+        }
+
+
+def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
+    """Per account, and ``total`` over all accounts, from the stream's fills and bar closes
+    (other events are ignored)."""
+    held: dict[str, dict[str, float]] = {}
+    multiplier: dict[str, float] = {}
+    marks: dict[str, float] = {}
+    times, quantities, values, equity = [], [], [], []
+    for event in events:
+        p = event.payload
+        if event.type == ev.ORDER_FILLED:
+            fill = p["fill"]
+            account = held.setdefault(fill["account"], {})
+            sign = 1 if fill["side"] == "buy" else -1
+            account[fill["symbol"]] = account.get(fill["symbol"], 0.0) + sign * fill["quantity"]
+            multiplier[fill["symbol"]] = fill.get("multiplier", 1.0)
+            marks.setdefault(fill["symbol"], fill["price"])
+        elif event.type == ev.BAR_CLOSED:
+            marks.update(p["marks"])
+            times.append(pd.Timestamp(p["ts"]))
+            for name in p["equity"]:
+                held.setdefault(name, {})
+            quantities.append({a: dict(q) for a, q in held.items()})
+            values.append(
+                {a: {s: q * marks[s] * multiplier[s] for s, q in h.items()}
+                 for a, h in held.items()}
+            )  # fmt: skip
+            equity.append(dict(p["equity"]))
+    index = pd.DatetimeIndex(times, name="ts")
+    equities = pd.DataFrame(equity, index=index)
+    out = {}
+    for name in equities.columns:
+        out[name] = Holdings(
+            _frame([row.get(name, {}) for row in quantities], index),
+            _frame([row.get(name, {}) for row in values], index),
+            equities[name],
+        )
+    if out:
+        out["total"] = Holdings(
+            _total([h.quantities for h in out.values()]),
+            _total([h.values for h in out.values()]),
+            equities.sum(axis=1),
+        )
+    return out
+
+
+def _frame(rows: list[dict[str, float]], index: pd.DatetimeIndex) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, index=index, dtype=float).fillna(0.0)
+    return frame.reindex(columns=sorted(frame.columns))
+
+
+def _total(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    total = pd.concat(frames, axis=1).T.groupby(level=0).sum().T
+    return total.reindex(columns=sorted(total.columns))

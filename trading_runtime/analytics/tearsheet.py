@@ -1,0 +1,247 @@
+"""One self-contained HTML page per run: plotly.js inlined once (the page must open on a
+machine without internet), interactive charts, the metrics with their bootstrap intervals,
+execution quality and the conventions they were computed under."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from trading_runtime.analytics.analysis import Analysis
+from trading_runtime.analytics.performance import (
+    drawdowns,
+    monthly_returns,
+    rolling_sharpe,
+    rolling_volatility,
+)
+
+ROWS = (  # label, metric key, format (intervals, when the key has one, follow the value)
+    ("Total return", "total_return", "{:.2%}"),
+    ("CAGR", "cagr", "{:.2%}"),
+    ("Volatility", "volatility", "{:.2%}"),
+    ("Sharpe", "sharpe", "{:.2f}"),
+    ("Sortino", "sortino", "{:.2f}"),
+    ("Calmar", "calmar", "{:.2f}"),
+    ("Max drawdown", "max_drawdown", "{:.2%}"),
+    ("Max drawdown duration (bars)", "max_drawdown_duration", "{:,}"),
+    ("Hit rate", "hit_rate", "{:.1%}"),
+    ("Profit factor", "profit_factor", "{:.2f}"),
+    ("VaR", "value_at_risk", "{:.2%}"),
+    ("ES", "expected_shortfall", "{:.2%}"),
+    ("Alpha", "alpha", "{:.2%}"),
+    ("Beta", "beta", "{:.2f}"),
+    ("Exposure (mean gross)", "exposure", "{:.1%}"),
+    ("Net exposure (mean)", "net_exposure", "{:.1%}"),
+    ("Time in market", "time_in_market", "{:.1%}"),
+    ("Turnover / year", "turnover", "{:.2f}x"),
+    ("Fees", "fees", "{:,.2f}"),
+    ("Slippage + spread", "slippage", "{:,.2f}"),
+    ("Orders (denied)", "orders", "{:,}"),
+    ("Bars", "bars", "{:,}"),
+)
+EXECUTION_ROWS = (
+    ("Decisions (fills)", "decisions", "{:,}"),
+    ("Fill rate (quantity)", "fill_rate", "{:.1%}"),
+    ("Decisions filled in full", "orders_filled", "{:.1%}"),
+    ("Implementation shortfall", "implementation_shortfall_bps", "{:.1f} bps"),
+    ("of which delay (arrival to reference)", "shortfall_delay_bps", "{:.1f} bps"),
+    ("of which execution (reference to fill)", "shortfall_execution_bps", "{:.1f} bps"),
+    ("of which fees", "shortfall_fees_bps", "{:.1f} bps"),
+    ("Slippage vs reference", "slippage_bps", "{:.1f} bps"),
+    ("Market impact vs bar open", "market_impact_bps", "{:.1f} bps"),
+)
+
+
+def write_tear_sheet(analysis: Analysis, path: Path) -> Path:
+    """Write the page to ``path`` (its folder is created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tear_sheet(analysis), encoding="utf-8")
+    return path
+
+
+def _chart(fig: go.Figure, i: int) -> str:
+    """A figure's div and its newPlot call, relying on the plotly.js in the page's head."""
+    body = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"chart-{i}",
+        config={"displaylogo": False, "responsive": True},
+    )
+    return f'<section class="chart">{body}</section>'
+
+
+def tear_sheet(analysis: Analysis) -> str:
+    """The page as a string: tables first, then the charts."""
+    charts = "\n".join(_chart(fig, i) for i, fig in enumerate(figures(analysis)))
+    conventions = "".join(
+        f"<li>{html.escape(line)}</li>" for line in analysis.conventions.describe()
+    )
+    title = f"QTIS tear sheet: {html.escape(analysis.stream)}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-variant-numeric: tabular-nums; }}
+th, td {{ padding: 0.25rem 0.75rem; border-bottom: 1px solid #ddd; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+.conventions {{ background: #f4f6f8; border-left: 4px solid #4a78b5; padding: 0.5rem 1rem; }}
+.chart {{ margin: 1rem 0; }}
+</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>{title}</h1>
+<p>Benchmark: {html.escape(analysis.benchmark_name)}. Intervals in brackets:
+{analysis.conventions.ci_level:.0%} block-bootstrap percentile intervals.</p>
+<h2>Performance</h2>
+{_html_table("metrics", metric_rows(analysis))}
+<h2>Execution quality</h2>
+{_html_table("execution", execution_rows(analysis))}
+<div class="conventions"><h3>Conventions</h3><ul>{conventions}</ul>
+<p>Change them with QTIS_ANALYTICS_* environment variables (e.g. QTIS_ANALYTICS_RISK_FREE=0.02).
+</p></div>
+<h2>Charts</h2>
+{charts}
+</body></html>
+"""
+
+
+def _columns(table: dict[str, dict]) -> dict[str, dict]:
+    """One account: its total is itself, so show it once."""
+    return {k: v for k, v in table.items() if k != "total"} if len(table) == 2 else table
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return fmt.format(value)
+
+
+def metric_rows(analysis: Analysis) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The performance table as text: column names, then (label, cells) rows; the intervals
+    follow their value in brackets."""
+    columns = _columns(analysis.metrics)
+    rows = []
+    for label, key, fmt in ROWS:
+        cells = []
+        for account, metrics in columns.items():
+            text = _cell(metrics.get(key), fmt)
+            if key == "orders":
+                text += f" ({metrics['denied']:,})"
+            interval = analysis.intervals[account].get(key)
+            if interval is not None and math.isfinite(interval.low):
+                text += f" [{_cell(interval.low, fmt)}, {_cell(interval.high, fmt)}]"
+            cells.append(text)
+        cells.append(_cell(analysis.benchmark_metrics.get(key), fmt))
+        rows.append((label, cells))
+    return [*columns, "benchmark"], rows
+
+
+def execution_rows(analysis: Analysis) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    columns = _columns(analysis.execution)
+    rows = []
+    for label, key, fmt in EXECUTION_ROWS:
+        cells = []
+        for metrics in columns.values():
+            text = _cell(metrics[key], fmt)
+            if key == "decisions":
+                text += f" ({metrics['fills']:,})"
+            cells.append(text)
+        rows.append((label, cells))
+    return list(columns), rows
+
+
+def _html_table(table_id: str, table: tuple[list[str], list[tuple[str, list[str]]]]) -> str:
+    columns, rows = table
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        f"<tr><td>{html.escape(label)}</td>"
+        + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        + "</tr>"
+        for label, cells in rows
+    )
+    return f'<table id="{table_id}"><tr><th></th>{head}</tr>{body}</table>'
+
+
+def figures(analysis: Analysis) -> list[go.Figure]:
+    """The charts, in page order: equity vs benchmark, drawdowns, rolling Sharpe, rolling
+    volatility, monthly returns, exposure, weights, return distribution."""
+    c = analysis.conventions
+    returns = analysis.returns["total"]
+    bench = analysis.benchmark
+    initial = analysis.metrics["total"]["initial"]
+    x = returns.index
+    layout = {"template": "plotly_white", "height": 380, "margin": {"t": 50, "b": 40}}
+
+    equity = go.Figure(layout={**layout, "title": "Equity vs benchmark", "yaxis_title": "equity"})
+    for name in _columns(analysis.metrics):
+        start = analysis.metrics[name]["initial"]
+        growth = start * (1 + analysis.returns[name]).cumprod()
+        equity.add_scatter(x=x, y=growth, name=name, mode="lines")
+    equity.add_scatter(x=x, y=initial * (1 + bench).cumprod(), name="benchmark", mode="lines",
+                       line={"dash": "dot"})  # fmt: skip
+
+    under = go.Figure(layout={**layout, "title": "Drawdown", "yaxis_tickformat": ".0%"})
+    under.add_scatter(x=x, y=drawdowns(returns), name="strategy", fill="tozeroy", mode="lines")
+    under.add_scatter(x=x, y=drawdowns(bench), name="benchmark", mode="lines",
+                      line={"dash": "dot"})  # fmt: skip
+
+    window = f"{c.rolling_window}-bar"
+    sharpe = go.Figure(layout={**layout, "title": f"Rolling Sharpe ({window})"})
+    sharpe.add_scatter(x=x, y=rolling_sharpe(returns, c), name="strategy", mode="lines")
+    sharpe.add_scatter(x=x, y=rolling_sharpe(bench, c), name="benchmark", mode="lines",
+                       line={"dash": "dot"})  # fmt: skip
+
+    vol = go.Figure(layout={**layout, "title": f"Rolling volatility ({window}, annualized)",
+                            "yaxis_tickformat": ".0%"})  # fmt: skip
+    vol.add_scatter(x=x, y=rolling_volatility(returns, c), name="strategy", mode="lines")
+    vol.add_scatter(x=x, y=rolling_volatility(bench, c), name="benchmark", mode="lines",
+                    line={"dash": "dot"})  # fmt: skip
+
+    table = monthly_returns(returns)
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    heat = go.Figure(layout={**layout, "title": "Monthly returns", "yaxis_type": "category",
+                             "height": max(300, 40 + 28 * len(table))})  # fmt: skip
+    heat.add_heatmap(
+        z=table.to_numpy(), x=months, y=[str(y) for y in table.index], colorscale="RdYlGn",
+        zmid=0, texttemplate="%{z:.1%}", hovertemplate="%{y} %{x}: %{z:.2%}<extra></extra>",
+    )  # fmt: skip
+
+    held = analysis.holdings.get("total")
+    exposure = go.Figure(layout={**layout, "title": "Exposure (of equity)",
+                                 "yaxis_tickformat": ".0%"})  # fmt: skip
+    weights = go.Figure(layout={**layout, "title": "Weights over time",
+                                "yaxis_tickformat": ".0%"})  # fmt: skip
+    if held is not None:
+        exposure.add_scatter(x=held.equity.index, y=held.gross_exposure, name="gross")
+        exposure.add_scatter(x=held.equity.index, y=held.net_exposure, name="net",
+                             line={"dash": "dot"})  # fmt: skip
+        for symbol, w in held.weights.items():
+            weights.add_scatter(x=w.index, y=w, name=symbol, stackgroup="weights", mode="lines")
+
+    var, es = (
+        analysis.metrics["total"]["value_at_risk"],
+        analysis.metrics["total"]["expected_shortfall"],
+    )
+    dist = go.Figure(layout={**layout, "title": "Distribution of bar returns",
+                             "xaxis_tickformat": ".1%", "bargap": 0.02})  # fmt: skip
+    dist.add_histogram(x=returns, nbinsx=80, name="bar returns")
+    level = f"{c.var_level:.0%}"
+    lines = ((var, f"VaR {level}", "dash", "top right"), (es, f"ES {level}", "dot", "top left"))
+    for value, name, dash, where in lines:
+        if np.isfinite(value):
+            dist.add_vline(
+                x=-value,
+                line_dash=dash,
+                line_color="crimson",
+                annotation_position=where,
+                annotation_text=f"{name} {-value:.2%}",
+            )
+    return [equity, under, sharpe, vol, heat, exposure, weights, dist]

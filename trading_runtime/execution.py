@@ -1,0 +1,36 @@
+"""The execution interface: what the engine asks of a venue, whichever venue it is.
+
+The simulator (``broker.SimulatedBroker``) and the FIX 4.4 gateway (``fix.gateway.FixGateway``)
+both satisfy it and answer with the same events, so the engine cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from trading_runtime.broker import CrossSection
+from trading_runtime.domain import Order
+from trading_runtime.events import Event
+
+
+@runtime_checkable
+class Execution(Protocol):
+    def submit(self, orders: list[Order], step: int) -> list[Event]:
+        """Send ``orders`` (decided on bar ``step``): one accepted or rejected event each."""
+        ...
+
+    def cancel(self, client_id: str, reason: str, actor: str = "engine") -> Event | None:
+        """The venue's confirmation of the cancel, or None when it does not know the order."""
+        ...
+
+    def on_bar(self, bar: CrossSection) -> list[Event]:
+        """What happened to the working orders in ``bar``: fills, triggers, cancels, expiries."""
+        ...
+
+    def restore(self, orders: list[Order], steps: dict[str, int]) -> list[Event]:
+        """After a restart: the journal's open orders; unacknowledged ones are sent again."""
+        ...
+
+    def observe(self, bar: CrossSection) -> None:
+        """``bar`` has closed (a venue modelling its own costs may learn from it)."""
+        ...

@@ -1,0 +1,207 @@
+"""Orders and execution reports in FIX 4.4 terms, both ways: the NewOrderSingle and
+OrderCancelRequest of an order, the order a venue reads back from them, the ExecutionReport of
+a venue's event, and the runtime event of a report - with the types, payloads and keys the
+simulator returns, so that the engine cannot tell the two venues apart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from simplefix import FixMessage
+
+from trading_runtime import events as ev
+from trading_runtime.domain import Fill, Order, OrderStatus, OrderType, Side, TimeInForce
+from trading_runtime.fix.protocol import (
+    VALUE_INCORRECT,
+    FieldProblem,
+    Fields,
+    Tag,
+    fix_time,
+    number,
+    parse_time,
+    required,
+    text,
+)
+from trading_runtime.instruments import Instrument
+
+SIDES = {Side.BUY: "1", Side.SELL: "2"}
+ORD_TYPES = {OrderType.MARKET: "1", OrderType.LIMIT: "2", OrderType.STOP: "3",
+             OrderType.STOP_LIMIT: "4"}  # fmt: skip
+TIME_IN_FORCE = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3",
+                 TimeInForce.FOK: "4"}  # fmt: skip
+ORD_STATUS = {
+    OrderStatus.ACCEPTED: "0",
+    OrderStatus.PARTIALLY_FILLED: "1",
+    OrderStatus.FILLED: "2",
+    OrderStatus.CANCELLED: "4",
+    OrderStatus.REJECTED: "8",
+    OrderStatus.EXPIRED: "C",
+}
+COMM_TYPE_ABSOLUTE = "3"
+
+
+class ExecType(StrEnum):
+    NEW = "0"
+    CANCELED = "4"
+    REJECTED = "8"
+    EXPIRED = "C"
+    TRADE = "F"  # FIX 4.4: partial fill or fill, told apart by OrdStatus 1 or 2
+    TRIGGERED = "L"  # a stop-limit's stop was hit: it rests as a limit
+
+
+def new_order(order: Order, now: datetime) -> Fields:
+    """The NewOrderSingle (35=D) of ``order``."""
+    fields = [
+        (Tag.CL_ORD_ID, order.client_id),
+        (Tag.ACCOUNT, order.account),
+        (Tag.SYMBOL, order.symbol),
+        (Tag.SIDE, SIDES[order.side]),
+        (Tag.TRANSACT_TIME, fix_time(now)),
+        (Tag.ORDER_QTY, order.quantity),
+        (Tag.ORD_TYPE, ORD_TYPES[order.type]),
+        (Tag.PRICE, order.limit_price),
+        (Tag.STOP_PX, order.stop_price),
+        (Tag.TIME_IN_FORCE, TIME_IN_FORCE[order.tif]),
+    ]
+    return fields
+
+
+def cancel_request(order: Order, cancel_id: str, reason: str, now: datetime) -> Fields:
+    """The OrderCancelRequest (35=F) of ``order``; Text carries the engine's reason."""
+    return [
+        (Tag.ORIG_CL_ORD_ID, order.client_id),
+        (Tag.CL_ORD_ID, cancel_id),
+        (Tag.ACCOUNT, order.account),
+        (Tag.SYMBOL, order.symbol),
+        (Tag.SIDE, SIDES[order.side]),
+        (Tag.TRANSACT_TIME, fix_time(now)),
+        (Tag.ORDER_QTY, order.quantity),
+        (Tag.TEXT, reason),
+    ]
+
+
+def _code(msg: FixMessage, tag: int, codes: dict):
+    value = required(msg, tag)
+    for key, code in codes.items():
+        if code == value:
+            return key
+    raise FieldProblem(f"tag {tag}: unsupported value {value!r}", VALUE_INCORRECT, tag)
+
+
+def order_from(msg: FixMessage) -> Order:
+    """The order a NewOrderSingle asks for (a ValueError says why it cannot be one)."""
+    given = text(msg, Tag.TIME_IN_FORCE) is not None
+    tif = _code(msg, Tag.TIME_IN_FORCE, TIME_IN_FORCE) if given else TimeInForce.DAY  # FIX's
+    return Order(
+        client_id=required(msg, Tag.CL_ORD_ID),
+        account=text(msg, Tag.ACCOUNT) or "",
+        symbol=required(msg, Tag.SYMBOL),
+        side=_code(msg, Tag.SIDE, SIDES),
+        quantity=number(msg, Tag.ORDER_QTY),
+        type=_code(msg, Tag.ORD_TYPE, ORD_TYPES),
+        tif=tif,
+        limit_price=number(msg, Tag.PRICE, optional=True),
+        stop_price=number(msg, Tag.STOP_PX, optional=True),
+    )
+
+
+def report(
+    order: Order,
+    exec_type: ExecType,
+    exec_id: str,
+    when: datetime,
+    *,
+    reason: str | None = None,
+    fill: Fill | None = None,
+    cancel_id: str | None = None,
+) -> Fields:
+    """The ExecutionReport (35=8) of an event of ``order`` (its state after the event)."""
+    done = not order.status.is_open
+    fields = [
+        (Tag.ORDER_ID, f"V-{order.client_id}"),
+        (Tag.CL_ORD_ID, cancel_id or order.client_id),
+        (Tag.ORIG_CL_ORD_ID, order.client_id if cancel_id else None),
+        (Tag.EXEC_ID, exec_id),
+        (Tag.EXEC_TYPE, exec_type.value),
+        (Tag.ORD_STATUS, ORD_STATUS[order.status]),
+        (Tag.ACCOUNT, order.account),
+        (Tag.SYMBOL, order.symbol),
+        (Tag.SIDE, SIDES[order.side]),
+        (Tag.ORDER_QTY, order.quantity),
+        (Tag.ORD_TYPE, ORD_TYPES[order.type]),
+        (Tag.PRICE, order.limit_price),
+        (Tag.STOP_PX, order.stop_price),
+        (Tag.TIME_IN_FORCE, TIME_IN_FORCE[order.tif]),
+        (Tag.LEAVES_QTY, 0.0 if done else order.remaining),
+        (Tag.CUM_QTY, order.filled),
+        (Tag.AVG_PX, order.avg_price),
+        (Tag.TRANSACT_TIME, fix_time(when)),
+        (Tag.TEXT, reason),
+    ]
+    if fill is not None:
+        fields += [
+            (Tag.LAST_QTY, fill.quantity),
+            (Tag.LAST_PX, fill.price),
+            (Tag.COMMISSION, fill.fee),
+            (Tag.COMM_TYPE, COMM_TYPE_ABSOLUTE),
+            (Tag.REFERENCE_PX, fill.reference),
+        ]
+    return fields
+
+
+def event_from(
+    msg: FixMessage,
+    instruments: dict[str, Instrument],
+    cancels: dict[str, tuple[str, str]],
+) -> ev.Event | None:
+    """The runtime event of an ExecutionReport, or None for a kind the runtime has no event
+    for. ``cancels`` holds the (reason, actor) of the cancels we asked for, by order id: a
+    confirmation is reported with them, as the simulator does."""
+    kind = _code(msg, Tag.EXEC_TYPE, {e: e.value for e in ExecType})
+    client_id = required(msg, Tag.CL_ORD_ID)
+    if kind == ExecType.NEW:
+        return ev.Event(ev.ORDER_ACCEPTED, {"client_id": client_id}, f"accepted:{client_id}")
+    reason = text(msg, Tag.TEXT) or ""
+    if kind == ExecType.REJECTED:
+        payload = {"client_id": client_id, "reason": reason}
+        return ev.Event(ev.ORDER_REJECTED, payload, f"rejected:{client_id}")
+    if kind == ExecType.TRIGGERED:
+        return ev.Event(ev.ORDER_TRIGGERED, {"client_id": client_id}, f"triggered:{client_id}")
+    if kind == ExecType.TRADE:
+        fill = fill_from(msg, instruments)
+        return ev.Event(ev.ORDER_FILLED, {"fill": fill.to_payload()}, f"fill:{fill.fill_id}")
+    if kind == ExecType.CANCELED and text(msg, Tag.ORIG_CL_ORD_ID):  # a cancel we asked for
+        client_id = required(msg, Tag.ORIG_CL_ORD_ID)
+        reason, actor = cancels.pop(client_id, (reason, "venue"))
+        payload = {"client_id": client_id, "reason": reason, "actor": actor}
+        return ev.Event(ev.ORDER_CANCELLED, payload, f"{ev.ORDER_CANCELLED}:{client_id}")
+    if kind in (ExecType.CANCELED, ExecType.EXPIRED):  # the venue's own: IOC rest, day's end
+        name = ev.ORDER_CANCELLED if kind == ExecType.CANCELED else ev.ORDER_EXPIRED
+        return ev.Event(name, {"client_id": client_id, "reason": reason}, f"{name}:{client_id}")
+    return None
+
+
+def fill_from(msg: FixMessage, instruments: dict[str, Instrument]) -> Fill:
+    """The fill of a Trade report; its id is the simulator's: order id and bar time."""
+    client_id, symbol = required(msg, Tag.CL_ORD_ID), required(msg, Tag.SYMBOL)
+    if symbol not in instruments:
+        raise FieldProblem(f"a fill of {symbol}, an instrument we do not know", VALUE_INCORRECT, 55)
+    if text(msg, Tag.COMM_TYPE) not in (None, COMM_TYPE_ABSOLUTE):
+        raise FieldProblem("only absolute commissions (13=3) are supported", VALUE_INCORRECT, 13)
+    ts = parse_time(msg, Tag.TRANSACT_TIME)
+    price = number(msg, Tag.LAST_PX)
+    reference = number(msg, Tag.REFERENCE_PX, optional=True)
+    return Fill(
+        fill_id=f"{client_id}:{ev.stamp(ts)}",
+        client_id=client_id,
+        account=text(msg, Tag.ACCOUNT) or "",
+        symbol=symbol,
+        side=_code(msg, Tag.SIDE, SIDES),
+        quantity=number(msg, Tag.LAST_QTY),
+        price=price,
+        fee=number(msg, Tag.COMMISSION, optional=True) or 0.0,
+        ts=ts,
+        reference=price if reference is None else reference,  # without it: no slippage seen
+        multiplier=instruments[symbol].multiplier,
+    )
