@@ -19,7 +19,7 @@ from orchestration.trading_assets import reference_backtests
 def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
     """Returns the paper stream's name."""
     with console.status(
-        "trading the champion out of sample next to buy-and-hold and an SMA cross "
+        "trading the champion out of sample next to buy-and-hold, an SMA cross and risk parity "
         "(event-sourced engine, simulated venue with costs), through Dagster"
     ):
         result = materialize(

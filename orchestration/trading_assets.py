@@ -32,8 +32,8 @@ def backtests_markdown(runs: dict[str, RunReport]) -> str:
 @asset(
     group_name="trading",
     deps=[AssetKey("promotion")],
-    description="The champion traded out of sample next to buy-and-hold and an SMA cross on "
-    "the same bars, after costs, through the event-sourced engine",
+    description="The champion traded out of sample next to buy-and-hold, an SMA cross and a "
+    "risk-parity portfolio on the same bars, after costs, through the event-sourced engine",
 )
 def reference_backtests(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: BacktestConfig

@@ -208,15 +208,18 @@ def reference_runs(
     slow: int = 50,
     costs: dict[str, Any] | None = None,
 ) -> tuple[dict[str, RunReport], str | None]:
-    """The champion traded out of sample, next to buy-and-hold and an SMA cross on the same
-    bars with the same costs - the comparison a model has to win. Returns the runs by name and,
-    when no model can trade, why."""
+    """The champion traded out of sample, next to buy-and-hold, an SMA cross and a risk-parity
+    portfolio of the same universe on the same bars with the same costs - the comparison a model
+    has to win. Returns the runs by name and, when no model can trade, why."""
     from serving.predictor import NoChampion
 
     strategies = {
         "buy_and_hold": StrategyConfig(name="buy_and_hold", signal="buy-and-hold"),
         f"sma_{fast}_{slow}": StrategyConfig(
             name=f"sma_{fast}_{slow}", signal="sma-cross", fast=fast, slow=slow
+        ),
+        "risk_parity": StrategyConfig(
+            name="risk_parity", signal="buy-and-hold", portfolio="risk-parity"
         ),
     }
     start, why = None, None
