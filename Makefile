@@ -51,6 +51,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/serving.py
 	@$(BIN)/python bench/runtime.py
 	@$(BIN)/python bench/recovery.py
+	@$(BIN)/python bench/portfolio.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down
