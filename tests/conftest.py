@@ -1,13 +1,18 @@
-"""One embedded Postgres per test session; every test that needs data gets its own database."""
+"""One embedded Postgres per test session; every test that needs data gets its own database.
+
+What is slow to make (a migrated schema, the bundled sample with a full feature build) is made
+once per session and copied (``create database ... template``, a file copy) for each user."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from warehouse import embedded
 from warehouse.db import with_database
@@ -30,20 +35,52 @@ def _fresh_database(admin_url: str) -> str:
     return with_database(admin_url, name)
 
 
+def _database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def _copy_database(admin_url: str, template_url: str) -> str:
+    """A new database with ``template_url``'s contents (nobody may be connected to it)."""
+    name, template = f"t_{uuid.uuid4().hex[:12]}", _database_name(template_url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+            (template,),
+        )
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return with_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: str) -> str:
+    url = _fresh_database(pg_server)
+    migrate(url)
+    return url
+
+
 @pytest.fixture
 def empty_db_url(pg_server: str) -> Iterator[str]:
     """A new, empty database (no migrations applied)."""
     url = _fresh_database(pg_server)
     yield url
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {url.rsplit('/', 1)[1].split('?')[0]} with (force)")
+    _drop_database(pg_server, url)
+
+
+def _drop_database(admin_url: str, url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {_database_name(url)} with (force)")
 
 
 @pytest.fixture
-def db_url(empty_db_url: str) -> str:
+def db_url(pg_server: str, migrated_template: str) -> Iterator[str]:
     """A new database migrated to the current schema."""
-    migrate(empty_db_url)
-    return empty_db_url
+    url = _copy_database(pg_server, migrated_template)
+    yield url
+    _drop_database(pg_server, url)
 
 
 @pytest.fixture
@@ -65,19 +102,23 @@ def bundled() -> RawBars:
     return BundledProvider().load()
 
 
-@pytest.fixture(scope="module")
-def built(pg_server, bundled):
-    """A database with the whole bundled sample, its GARCH fits and a full feature build
-    (read-only, per module)."""
+@pytest.fixture(scope="session")
+def built_template(pg_server, migrated_template, bundled):
+    """The whole bundled sample, its GARCH fits and a full feature build, made once."""
     from tests.transforms.conftest import load_bars
     from transforms.dbt_runner import build
     from transforms.garch import update_garch
-    from warehouse.schema import migrate
 
-    url = _fresh_database(pg_server)
-    migrate(url)
+    url = _copy_database(pg_server, migrated_template)
     load_bars(url, bundled)
     update_garch(url)
     report = build(url, full_refresh=True)
     assert report.success, [(n.name, n.message) for n in report.failures()]
     return url, report
+
+
+@pytest.fixture(scope="module")
+def built(pg_server, built_template):
+    """A copy of ``built_template`` for one module, which may write to it."""
+    template_url, report = built_template
+    return _copy_database(pg_server, template_url), report

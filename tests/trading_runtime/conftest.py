@@ -6,18 +6,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import _fresh_database
+from tests.conftest import _copy_database
 from tests.transforms.conftest import load_bars
 from warehouse.providers.base import Instrument, RawBars
-from warehouse.schema import migrate
+
+
+@pytest.fixture(scope="session")
+def market_template(pg_server, migrated_template, bundled) -> str:
+    url = _copy_database(pg_server, migrated_template)
+    load_bars(url, bundled)
+    return url
 
 
 @pytest.fixture(scope="module")
-def market(pg_server, bundled) -> str:
-    url = _fresh_database(pg_server)
-    migrate(url)
-    load_bars(url, bundled)
-    return url
+def market(pg_server, market_template) -> str:
+    return _copy_database(pg_server, market_template)
 
 
 def hand_bars(rows: list[tuple], symbol: str = "TEST") -> RawBars:
@@ -29,10 +32,9 @@ def hand_bars(rows: list[tuple], symbol: str = "TEST") -> RawBars:
 
 
 @pytest.fixture
-def hand_market(pg_server):
+def hand_market(pg_server, migrated_template):
     """A database for bars a test writes itself (``load(rows)``)."""
-    url = _fresh_database(pg_server)
-    migrate(url)
+    url = _copy_database(pg_server, migrated_template)
 
     def load(rows: list[tuple], symbol: str = "TEST") -> str:
         load_bars(url, hand_bars(rows, symbol))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,18 +30,24 @@ class FileStore:
         self.next_sender: int = numbers.get("sender", 1)
         self.next_target: int = numbers.get("target", 1)
         self._log = self._messages.open("a")
+        # a session's reader and its senders both move the numbers: one writer at a time, or
+        # one's rename finds the other's temporary file already gone
+        self._lock = threading.Lock()
 
     def set_numbers(self, sender: int | None = None, target: int | None = None) -> None:
-        self.next_sender = sender or self.next_sender
-        self.next_target = target or self.next_target
-        temporary = self._numbers.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"sender": self.next_sender, "target": self.next_target}))
-        os.replace(temporary, self._numbers)
+        with self._lock:
+            self.next_sender = sender or self.next_sender
+            self.next_target = target or self.next_target
+            numbers = {"sender": self.next_sender, "target": self.next_target}
+            temporary = self._numbers.with_suffix(".tmp")
+            temporary.write_text(json.dumps(numbers))
+            os.replace(temporary, self._numbers)
 
     def save(self, message: Stored) -> None:
         line = {"seq": message.seq, "kind": message.kind, "sent": message.sent}
-        self._log.write(json.dumps(line | {"fields": message.fields}) + "\n")
-        self._log.flush()
+        with self._lock:
+            self._log.write(json.dumps(line | {"fields": message.fields}) + "\n")
+            self._log.flush()
 
     def sent(self, begin: int, end: int) -> dict[int, Stored]:
         """The application messages sent with sequence numbers ``begin`` to ``end``."""
