@@ -249,6 +249,14 @@ def train(
     explain_samples: Annotated[
         int, typer.Option(help="bars the final models' SHAP values are computed on (0 = off)")
     ] = 200,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            help="latest share of bars the registered models never see, labels included, so "
+            "they can be backtested out of sample (0: train on all history, for live trading)"
+            " [default: 0.15]"
+        ),
+    ] = None,
 ) -> None:
     """Walk-forward training and out-of-sample evaluation next to the baselines.
 
@@ -274,6 +282,7 @@ def train(
         strategy=strategy,
         params=_parse_params(param or []),
         explain_samples=explain_samples,
+        **({} if holdout is None else {"holdout": holdout}),
     )
     try:
         config.factories()

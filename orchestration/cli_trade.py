@@ -14,10 +14,11 @@ from typing import Annotated, Any
 import typer
 import yaml
 from pydantic import ValidationError
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from orchestration.cli_common import console, err, fail, ready_url
+from orchestration.cli_common import console, err, fail, num, pct, ready_url
 
 trade_app = typer.Typer(
     help="The trading runtime: backtest, paper trading, status, kill switch, journal replay.",
@@ -327,6 +328,156 @@ def backtest(
 
 
 @trade_app.command()
+def walkforward(
+    windows: Annotated[int | None, typer.Option(help="traded windows; QTIS_WALKFORWARD_*")] = None,
+    train_bars: Annotated[int | None, typer.Option(help="training bars per window")] = None,
+    test_bars: Annotated[int | None, typer.Option(help="bars each window trades")] = None,
+    mode: Annotated[str | None, typer.Option(help="anchored | rolling")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="retrain (a fit per window) | champion (of its day)")
+    ] = None,
+    purge: Annotated[
+        int | None, typer.Option(help="bars between training and trading (>= the horizon)")
+    ] = None,
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    symbols: Symbols = None,
+    signal: Signal = "model",
+    sizing: Sizing = None,
+    vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
+    quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
+    capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
+    threshold: Annotated[float | None, typer.Option(help="model: smallest forecast")] = None,
+    stop_atr: Annotated[float | None, typer.Option(help="fixed stop, ATRs")] = None,
+    trail_atr: Annotated[float | None, typer.Option(help="trailing stop, ATRs")] = None,
+    commission_bps: float | None = None,
+    commission_per_share: float | None = None,
+    spread_bps: Annotated[float | None, typer.Option(help="half spread, bps")] = None,
+    slippage: Annotated[str | None, typer.Option(help="fixed | volatility | impact")] = None,
+    slippage_bps: float | None = None,
+    participation: float | None = None,
+    limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    portfolio: Portfolio = None,
+    strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
+    stream: Annotated[
+        str | None, typer.Option(help="window streams <stream>-wNN; default walkforward-<id>")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option(help="write metrics, windows, equity curve, fills, baseline")
+    ] = None,
+) -> None:
+    """Walk-forward backtest: per window a model trained on the bars before it only (or the
+    champion of its day), trading the next bars with costs; the windows stitched into one
+    out-of-sample record, next to buy-and-hold."""
+    from trading_runtime.walkforward import WalkForwardSettings
+
+    raw = dict(locals())
+    plan = {k: raw[k] for k in ("windows", "train_bars", "test_bars", "mode", "source", "purge")}
+    try:
+        settings = WalkForwardSettings(**{k: v for k, v in plan.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"invalid walk-forward: {problems}") from exc
+    name = stream or f"walkforward-{date.today():%Y%m%d}-{uuid.uuid4().hex[:6]}"
+    config = _config("backtest", name, _options(raw), strategies)
+    found = _walk_forward(config, settings)
+    print_walk_forward(found)
+    if json_out is not None:
+        from training.evaluate import plain  # JSON-safe: NaN as null
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))
+        console.print(
+            f"wrote {json_out} (metrics, {len(found.windows)} windows, {len(found.fills)} fills,"
+            " equity curve, baseline)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not found.metrics["windows_traded"]:
+        raise fail("no window was traded (the reasons are in the table)", code=1)
+
+
+def _walk_forward(config, settings):
+    from trading_runtime.engine import EngineHalted
+    from trading_runtime.runs import StreamBusy
+    from trading_runtime.walkforward import walk_forward
+
+    url = ready_url()
+    columns = (
+        TextColumn(f"[bold]walk-forward[/] {config.stream} ({settings.source})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("windows", total=None)
+
+        def advance(done: int, total: int, result) -> None:
+            progress.update(task, completed=done, total=total)
+            if result is not None and result.skipped:
+                err.print(f"{result.window.name} skipped: {result.skipped}", highlight=False)
+
+        try:
+            return walk_forward(url, config, settings, progress=advance)
+        except EngineHalted as exc:
+            raise fail(str(exc), code=3) from exc
+        except (StreamBusy, LookupError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+
+
+def print_walk_forward(found, out: Console = console) -> None:
+    """One row per window (its own dates, model and results), then the stitched record next to
+    buy-and-hold of the same symbols over the same traded bars."""
+    s = found.settings
+    table = Table(
+        "window", "trained", "label end", "traded", "model", "return", "Sharpe", "max DD",
+        "fills", title=f"walk-forward {found.stream}: {s['mode']}, {s['source']},"
+        f" purge {s['purge']} bars",
+    )  # fmt: skip
+    for r in found.windows:
+        w, m = r.window, (r.metrics or {}).get("total", {})
+        trained = f"{w.train_start} to {w.train_end}"
+        if s["source"] == "champion":  # its own training, not the plan's span
+            trained = f"through {r.trained_through or '-'}"
+        table.add_row(
+            w.name,
+            trained,
+            str(r.label_end or "-"),
+            f"{w.test_start} to {w.test_end}",
+            r.model or "-",
+            pct(m.get("total_return")) if r.metrics else f"[yellow]skipped[/] {r.skipped}",
+            num(m.get("sharpe")),
+            pct(m.get("max_drawdown")),
+            f"{r.fills:,}",
+        )
+    out.print(table)
+    total, base = found.metrics, found.baseline["metrics"]
+    summary = Table("", "walk-forward (out of sample)", "buy-and-hold", title="stitched")
+    rows = (
+        ("final equity", "final_equity", "{:,.2f}"),
+        ("total return", "total_return", "{:.2%}"),
+        ("CAGR", "cagr", "{:.2%}"),
+        ("volatility", "volatility", "{:.2%}"),
+        ("Sharpe", "sharpe", "{:.2f}"),
+        ("max drawdown", "max_drawdown", "{:.2%}"),
+        ("fees", "fees", "{:,.2f}"),
+        ("bars", "bars", "{:,}"),
+    )
+    for label, key, fmt in rows:
+        cells = [m.get(key) for m in (total, base)]
+        summary.add_row(label, *("-" if v is None or v != v else fmt.format(v) for v in cells))
+    out.print(summary)
+    out.print(
+        f"{total['windows_traded']} of {len(found.windows)} windows traded,"
+        f" {total['fills']:,} fills; symbols {', '.join(found.symbols)}",
+        highlight=False,
+    )
+
+
+@trade_app.command()
 def paper(
     stream: Stream = "paper",
     start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
@@ -427,19 +578,31 @@ def report(
 ) -> None:
     """An existing stream's metrics with bootstrap intervals, its execution quality against
     the arrival prices, and optionally its tear sheet. Conventions: QTIS_ANALYTICS_*."""
-    from trading_runtime.analytics.tearsheet import execution_rows, metric_rows
+    from trading_runtime.analytics.tearsheet import (
+        execution_rows,
+        metric_rows,
+        risk_caption,
+        risk_tables,
+    )
     from training.evaluate import plain  # JSON-safe: NaN as null
 
     analysis = _analysis(ready_url(), stream)
-    for title, (columns, rows) in (
+    tables = [
         (f"stream {stream} (intervals: {analysis.conventions.ci_level:.0%} bootstrap)",
          metric_rows(analysis)),
         ("execution quality (vs arrival: the decision bar's close)", execution_rows(analysis)),
-    ):  # fmt: skip
+    ]  # fmt: skip
+    if analysis.risk.get("as_of"):
+        tables += [t for t in risk_tables(analysis.risk).values() if t[1][1]]
+    for title, (columns, rows) in tables:
         table = Table("", *columns, title=title)
         for label, cells in rows:
             table.add_row(label, *cells)
         console.print(table)
+    if analysis.risk.get("as_of"):
+        console.print(risk_caption(analysis.risk), analysis.risk["correlation"]["message"])
+    else:
+        console.print(analysis.risk.get("note", ""))
     if json_out is not None:
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -128,7 +128,11 @@ def run_demo(console: Console) -> None:
         f"             qtis trade replay --stream {paper}  (rebuild from runtime.events);\n"
         f"             qtis trade backtest --signal sma-cross --fast 20 --slow 50 --json-out "
         f"{settings.home}/reports/bt.json;  backtest JSON in {settings.home}/reports/"
-        "backtest_<strategy>.json"
+        "backtest_<strategy>.json\n"
+        "             qtis trade report <stream> --html sheet.html  (metrics with intervals,"
+        " execution quality, portfolio risk);\n"
+        "             qtis trade walkforward --windows 4 --mode rolling  (a model per window,"
+        " traded only after it)"
     )
 
 

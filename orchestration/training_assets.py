@@ -35,6 +35,9 @@ class TrainingConfig(Config):
     # "ddp" re-runs the launching command in every process: inside Dagster use "ddp_spawn"
     strategy: str = "auto"
     explain_samples: int = 200  # bars the final model's SHAP values are computed on; 0 = off
+    # latest share of bars the registered model never sees (labels included): the reference
+    # backtests trade them out of sample; 0 trains on all history, for live trading
+    holdout: float = TrainConfig.holdout
 
 
 def report_path(home: Path, family: str) -> Path:

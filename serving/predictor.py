@@ -74,6 +74,7 @@ class LoadedModel:
     features: tuple[str, ...]
     horizons: tuple[int, ...]
     trained_through: datetime | None = None
+    label_end: datetime | None = None
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
@@ -94,6 +95,7 @@ class LoadedModel:
             run_id=self.run_id,
             loaded_at=self.loaded_at,
             trained_through=self.trained_through,
+            label_end=self.label_end,
         )
 
 
@@ -126,11 +128,14 @@ def load_model(client, role: str, name: str, version: str, threads: int = 1) -> 
     names = json.loads(
         Path(download_artifacts(run_id=found.run_id, artifact_path="features.json")).read_text()
     )["features"]
-    through = client.get_run(found.run_id).data.tags.get("trained_through")
-    trained_through = datetime.fromisoformat(through).replace(tzinfo=UTC) if through else None
+    tags = client.get_run(found.run_id).data.tags
+    trained_through, labels = (
+        datetime.fromisoformat(tags[key]).replace(tzinfo=UTC) if tags.get(key) else None
+        for key in ("trained_through", "label_end")
+    )
     return LoadedModel(
         role, name, str(version), found.run_id, impl, window, tuple(names),
-        default_spec().horizons, trained_through,
+        default_spec().horizons, trained_through, labels,
     )  # fmt: skip
 
 
@@ -152,32 +157,77 @@ class Predictor:
         settings: ServingSettings | None = None,
         prediction_log: PredictionLog | None = None,
     ) -> None:
-        from mlflow.tracking import MlflowClient
+        self._setup(url, settings, prediction_log)
+        self.client = self._registry()
+        self.reload()
+        self.windows = WindowSource(url, self.champion.features)
 
-        from training import tracking
-
+    def _setup(
+        self, url: str, settings: ServingSettings | None, prediction_log: PredictionLog | None
+    ) -> None:
         self.url, self.settings = url, settings or ServingSettings()
-        tracking.configure(url)
-        self.client = MlflowClient()
+        self.client = None
         self.champion: LoadedModel | None = None
         self.challenger: LoadedModel | None = None
         self.promotion: dict | None = None
+        self.fixed = False  # a pinned model: reload() leaves it, whatever the aliases say
         self._lock = threading.Lock()
         self._split = random.Random(self.settings.serve_seed)
         self._shadow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qtis-shadow")
         self._shadow_pending, self._lock_pending = 0, threading.Lock()
         self.log = prediction_log
-        self.reload()
-        self.windows = WindowSource(url, self.champion.features)
         self._background: dict[tuple[str, str], np.ndarray] = {}
+
+    def _registry(self):
+        from mlflow.tracking import MlflowClient
+
+        from training import tracking
+
+        tracking.configure(self.url)
+        return MlflowClient()
+
+    def _pin(self, model: LoadedModel) -> Predictor:
+        self.champion, self.fixed = model, True
+        self.windows = WindowSource(self.url, model.features)
+        return self
+
+    @classmethod
+    def pinned(
+        cls, url: str, name: str, version: str, settings: ServingSettings | None = None
+    ) -> Predictor:
+        """One registered version answering as the champion, whatever holds @champion now: a
+        walk-forward trades each window with the version that was champion then."""
+        predictor = cls.__new__(cls)
+        predictor._setup(url, settings, None)
+        predictor.client = predictor._registry()
+        threads = predictor.settings.serve_model_threads
+        try:
+            model = load_model(predictor.client, "champion", name, str(version), threads)
+        except Exception as exc:
+            raise NoChampion(f"{name} v{version} cannot be loaded: {exc}") from exc
+        predictor.promotion = predictor._promotion(name, str(version), model.run_id)
+        return predictor._pin(model)
+
+    @classmethod
+    def of(cls, url: str, model: LoadedModel, settings: ServingSettings | None = None) -> Predictor:
+        """A model fitted in this process (never registered) answering as the champion, so a
+        walk-forward's per-window fits trade through the same interface as a registered one;
+        no MLflow is touched."""
+        predictor = cls.__new__(cls)
+        predictor._setup(url, settings, None)
+        limit_threads(model.impl.bundle, predictor.settings.serve_model_threads)
+        return predictor._pin(model)
 
     # --- models ---------------------------------------------------------------------------
 
     def reload(self) -> dict[str, str | None]:
         """Load whatever now holds @champion / @challenger, then swap: requests in flight finish
-        on the models they started with. Returns the (new) versions."""
+        on the models they started with. Returns the (new) versions. A pinned predictor keeps
+        its model."""
         from training.promotion import CHALLENGER, CHAMPION, holder
 
+        if self.fixed:
+            return self.loaded()
         with self._lock:
             current = holder(self.client, CHAMPION)
             if current is None:

@@ -93,8 +93,11 @@ class ModelCard(_Strict):
     horizons: list[int]
     run_id: str
     loaded_at: datetime
-    trained_through: datetime | None = Field(
-        None, description="last bar its training saw: only later bars are out of sample"
+    trained_through: datetime | None = Field(None, description="last bar it was trained on")
+    label_end: datetime | None = Field(
+        None,
+        description="last bar a label of its training or early stopping looked at: only later"
+        " bars are out of sample",
     )
 
 

@@ -117,6 +117,9 @@ class Book:
     def _on_portfolio_rebalanced(self, p: dict[str, Any]) -> None:
         """A record for reports: positions follow from the orders it led to."""
 
+    def _on_risk_alert(self, p: dict[str, Any]) -> None:
+        """A record for people and monitors: it changes no state (limits do that)."""
+
     def _on_order_denied(self, p: dict[str, Any]) -> None:
         order = Order.from_payload(p["order"]).moved_to(OrderStatus.DENIED, reason=p["reason"])
         self.orders[order.client_id] = order

@@ -86,6 +86,11 @@ class RunConfig(BaseModel):
         False, description="let the model trade bars it was trained on (not out of sample)"
     )
     bars_per_second: float | None = Field(None, gt=0, description="paper pace; None: flat out")
+    flatten_at_end: bool = Field(
+        False,
+        description="exit every position on the last bar whose orders fill before the end, so"
+        " the run's P&L is realized and its own (walk-forward windows)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

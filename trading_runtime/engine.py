@@ -95,6 +95,10 @@ class Engine:
         self.returns = ReturnWindow(len(self.symbols), self.settings.return_window)
         self.risk.use_returns(self.returns, self.symbols)
         self.slots = [self._slot(s, predictor) for s in config.strategies]
+        # flatten_at_end: the last bar whose orders still fill (next open, after the latency)
+        self.exit_step: int | None = None
+        if config.flatten_at_end:
+            self.exit_step = len(feed) - 2 - config.cost_model().latency_bars
         needs = any(
             s.source.needs_features or s.needs_volatility or s.stops.active for s in self.slots
         )
@@ -173,7 +177,7 @@ class Engine:
             self._carry, self._pending = self._pending, []
             return
         self.book = rebuild(self.journal)
-        if self.book.config != self.config.model_dump(mode="json"):
+        if _stored_config(self.book.config) != self.config.model_dump(mode="json"):
             raise ValueError(
                 f"stream {self.journal.stream!r} was started with another configuration;"
                 " resume it without changing options, or use a new --stream"
@@ -343,6 +347,8 @@ class Engine:
 
     def _decide(self, slot: Slot, bar: CrossSection) -> float:
         """Orders of one strategy for the next bar; returns the seconds its signals took."""
+        if self.exit_step is not None and bar.step > self.exit_step:
+            return 0.0  # flattened: an order now could not fill before the end
         started = time.perf_counter()
         strength, forecast = slot.source.signals(bar)
         took = time.perf_counter() - started
@@ -359,6 +365,10 @@ class Engine:
             target = self._portfolio_targets(slot, bar, strength, forecast, held)
         else:
             target = slot.sizer.targets(strength, close, account.equity, vol)
+        closing = bar.step == self.exit_step
+        if closing:  # flatten_at_end: every position out, so the run's P&L is its own
+            target = np.zeros_like(target)
+            self._end_schedules(name, "flattening at the end of the run")
         target = np.sign(target) * np.floor(np.abs(target) / self.lots + 1e-9) * self.lots
         current = held + working
         delta = target - current
@@ -380,10 +390,10 @@ class Engine:
                 self._cancel(stop.client_id, "position exited")
             side = Side.BUY if delta[i] > 0 else Side.SELL
             client_id = f"{name}-{stamp}-{symbol}"
-            quantity = self._order_size(account, symbol, abs(delta[i]), close[i])
+            quantity = self._order_size(account, symbol, abs(delta[i]), close[i], closing)
             if quantity <= 0:
                 continue
-            if slot.config.algo == "market":
+            if slot.config.algo == "market" or closing:
                 self._submit(
                     Order(client_id, name, symbol, side, quantity, created=bar.ts),
                     float(close[i]),
@@ -406,12 +416,22 @@ class Engine:
             payload |= {"method": slot.config.portfolio.method, **asdict(rebalance)}
             key = f"{ev.PORTFOLIO_REBALANCED}:{account.name}:{bar.step}"
             self._emit(ev.Event(ev.PORTFOLIO_REBALANCED, payload, key))
+            if rebalance.correlation_alert:
+                alert = {"account": account.name, "ts": bar.ts.isoformat()}
+                alert |= {"kind": "correlation_breakdown", "message": rebalance.correlation_alert}
+                key = f"{ev.RISK_ALERT}:{account.name}:{bar.step}"
+                self._emit(ev.Event(ev.RISK_ALERT, alert, key))
         return target
 
-    def _order_size(self, account: Account, symbol: str, wanted: float, price: float) -> float:
+    def _order_size(
+        self, account: Account, symbol: str, wanted: float, price: float, exit_all: bool = False
+    ) -> float:
         """``wanted`` cut to the account's per-order quantity and notional limits, in lots: a
-        target beyond them is worked towards, not refused bar after bar."""
+        target beyond them is worked towards, not refused bar after bar. A final exit is not
+        cut (there is no later bar to work it on; the risk checks pass what shrinks)."""
         cap = wanted
+        if exit_all:
+            return float(round_quantity(self.instruments[symbol], cap))
         limit = account.limits.get("max_order_quantity")
         if limit is not None:
             cap = min(cap, limit)
@@ -516,6 +536,12 @@ class Engine:
         weights = np.nan_to_num(profile[slots], nan=1.0)
         return weights / weights.sum()
 
+    def _end_schedules(self, account: str, reason: str) -> None:
+        for parent_id, schedule in list(self.book.schedules.items()):
+            if schedule["account"] == account:
+                payload = {"parent_id": parent_id, "reason": reason}
+                self._emit(ev.Event(ev.SCHEDULE_ENDED, payload, f"schedule_end:{parent_id}"))
+
     def _work_schedules(self, account: str, bar: CrossSection) -> None:
         """The next slice of every running schedule of ``account`` (one per bar)."""
         for parent_id, schedule in list(self.book.schedules.items()):
@@ -596,6 +622,15 @@ class Engine:
                 tag="stop",
             )
             self._submit(stop, float(bar.close[i]))
+
+
+def _stored_config(stored: dict | None) -> dict | None:
+    """A journal's run configuration with today's defaults filled in, so a stream started
+    before a new option existed still resumes; one that no longer parses stays as written."""
+    try:
+        return RunConfig.model_validate(stored).model_dump(mode="json")
+    except ValueError:
+        return stored
 
 
 def split_quantity(quantity: float, weights: np.ndarray, lot: float) -> list[float]:

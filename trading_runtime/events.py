@@ -30,6 +30,7 @@ COMMAND = "command"  # an operator's request (halt, resume, limits), written by 
 COMMAND_APPLIED = "command_applied"  # the engine acted on it: its effects follow
 STOP_CLEARED = "stop_cleared"  # a stopped-out symbol may be entered again
 PORTFOLIO_REBALANCED = "portfolio_rebalanced"  # an optimizer's new target weights
+RISK_ALERT = "risk_alert"  # something a risk desk must look at (a correlation breakdown)
 RUN_FINISHED = "run_finished"
 
 COMMANDS = ("halt", "resume", "limits")

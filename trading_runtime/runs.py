@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.predictor import Predicting
 from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.config import RunConfig, StrategyConfig
@@ -55,11 +56,17 @@ def build_engine(
     config: RunConfig,
     settings: RuntimeSettings | None = None,
     venue_log: Path | None = None,
+    predictor: Predicting | None = None,
 ) -> Engine:
+    """The engine of ``config``. A model strategy asks ``predictor`` when given (e.g. one
+    window's model in a walk-forward), else the champion; either way it trades only bars after
+    the model's ``trained_through``."""
     settings = settings or RuntimeSettings()
-    predictor, card = None, None
-    if any(s.signal == "model" for s in config.strategies):
-        predictor = model_client(url, config.model_url)
+    card = None
+    if not any(s.signal == "model" for s in config.strategies):
+        predictor = None
+    else:
+        predictor = predictor or model_client(url, config.model_url)
         card = latest_trained(predictor, config)
         config = out_of_sample(config, card)
     instruments = load_instruments(url, config.symbols)
@@ -68,11 +75,12 @@ def build_engine(
             url, instruments, config.start, config.end, config.warmup_bars
         )
     except LookupError as exc:
-        if predictor is None or card.trained_through is None or config.in_sample:
+        if predictor is None or seen_through(card) is None or config.in_sample:
             raise
         raise LookupError(
             f"{exc}. The {card.role} {card.model} v{card.version} trades only bars after its"
-            f" training data (through {card.trained_through:%Y-%m-%d}): ingest later bars"
+            f" training data and labels (through {seen_through(card):%Y-%m-%d}): ingest later"
+            " bars, or train with a holdout (`qtis train --holdout`)"
         ) from exc
     needs_features = any(
         s.signal == "model"
@@ -107,13 +115,20 @@ def latest_trained(predictor, config: RunConfig):
     info = predictor.info()
     roles = {s.model_role for s in config.strategies if s.signal == "model"}
     cards = [model_card(info, role) for role in sorted(roles)]
-    return max(cards, key=lambda c: (c.trained_through is not None, c.trained_through))
+    return max(cards, key=lambda c: (seen_through(c) is not None, seen_through(c)))
+
+
+def seen_through(card):
+    """The last bar a model has seen, its labels included (a card from before ``label_end``
+    was recorded: its last training bar)."""
+    return card.label_end or card.trained_through
 
 
 def out_of_sample(config: RunConfig, card) -> RunConfig:
-    """A model trades only bars after the last one its training saw: with no start given, the
-    run starts the day after; an earlier start is refused unless ``in_sample`` is set."""
-    through = card.trained_through
+    """A model trades only bars after the last one its training saw, labels included: with no
+    start given, the run starts the day after; an earlier start is refused unless
+    ``in_sample`` is set."""
+    through = seen_through(card)
     if through is None or config.in_sample:
         return config
     first = through.date() + timedelta(days=1)
@@ -121,7 +136,7 @@ def out_of_sample(config: RunConfig, card) -> RunConfig:
         return config.model_copy(update={"start": first})
     if config.start < first:
         raise ValueError(
-            f"the model {card.model} v{card.version} was trained on bars through"
+            f"the model {card.model} v{card.version} has seen bars (and labels) through"
             f" {through:%Y-%m-%d}: start on or after {first} to trade out of sample"
             " (or allow in-sample trading explicitly; its results would not be honest)"
         )
@@ -149,10 +164,12 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     settings: RuntimeSettings | None = None,
     venue_log: Path | None = None,
+    predictor: Predicting | None = None,
 ) -> RunReport:
-    """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars."""
+    """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars;
+    ``predictor``: the model to trade instead of the champion."""
     settings = settings or RuntimeSettings()
-    engine = build_engine(url, config, settings, venue_log)
+    engine = build_engine(url, config, settings, venue_log, predictor)
     journal = engine.journal
     try:
         if config.mode == "backtest" and journal.exists():

@@ -33,6 +33,17 @@ class TrainingData:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def label_ends(self, rows: np.ndarray, horizon: int) -> np.ndarray:
+        """Per row, the time of the bar its ``horizon``-bar label looks at: ``horizon`` rows on
+        in the same symbol (a symbol's bars, gaps and all), or the symbol's last row."""
+        last = np.r_[np.flatnonzero(self.symbols[1:] != self.symbols[:-1]), len(self) - 1]
+        return self.ts[np.minimum(rows + horizon, last[np.searchsorted(last, rows)])]
+
+    def label_end(self, rows: np.ndarray, horizon: int) -> np.datetime64:
+        """The last bar any label of ``rows`` looks at: only later bars are out of sample for a
+        model that was fitted, or early-stopped, on them."""
+        return self.label_ends(rows, horizon).max()
+
     def take(self, keep: np.ndarray) -> TrainingData:
         """The rows where boolean ``keep`` is true, order kept."""
         return replace(

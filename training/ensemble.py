@@ -130,8 +130,11 @@ def evaluate_ensemble(
     baselines: Evaluation,
     regime_feature: str = "hv_20",
     name: str = "ensemble",
+    fit_through: np.datetime64 | None = None,
 ) -> EnsembleEvaluation:
-    """Nested out-of-sample score of the stack next to its members and the baselines."""
+    """Nested out-of-sample score of the stack next to its members and the baselines. The
+    registered stack fits the out-of-fold rows whose labels end by ``fit_through`` (the members'
+    own label end, so that the ensemble has seen no later bar than they have)."""
     if regime_feature not in data.feature_names:
         raise ValueError(f"regime feature {regime_feature!r} is not a feature column")
     members = tuple(frames)
@@ -155,8 +158,15 @@ def evaluate_ensemble(
             stack = equal_weights(members, data.horizons)
         combined[test] = stack.combine(predictions[test], regime[test])
         fold_weights.append({"fold": int(k), "fit_rows": int(past.sum())} | stack.weights())
-    final = StackedEnsemble(members, data.horizons, regime_feature).fit(
-        predictions, regime, returns
+    fit = np.ones(len(rows), dtype=bool)
+    if fit_through is not None:
+        fit = data.ts[rows] <= times[max(0, np.searchsorted(times, fit_through) - horizon)]
+    final = (
+        StackedEnsemble(members, data.horizons, regime_feature).fit(
+            predictions[fit], regime[fit], returns[fit]
+        )
+        if fit.any()
+        else equal_weights(members, data.horizons)
     )
     results = {m: ModelResult(m, rows, predictions[:, i]) for i, m in enumerate(members)}
     results[name] = ModelResult(name, rows, combined)
@@ -294,7 +304,9 @@ def run_ensemble(
         min_history=min_history,
         cost_bps=cost_bps,
     )
-    result = evaluate_ensemble(data, frames, baselines, regime_feature)
+    seen = [run.data.tags.get("label_end") for _, run, _ in found.values()]
+    fit_through = np.datetime64(max(seen), "us") if all(seen) else None  # None: older members
+    result = evaluate_ensemble(data, frames, baselines, regime_feature, fit_through=fit_through)
     bundle = EnsembleBundle(
         members={f: b for f, (_, _, b) in found.items()},
         stack=result.final,
@@ -318,9 +330,11 @@ def run_ensemble(
         ends = window_ends(data, window, min_history)[-2:]
         example = data.features[ends[:, None] + np.arange(-window + 1, 1)]
         through = min(run.data.tags.get("trained_through", "") for _, run, _ in found.values())
+        labels = str(fit_through if fit_through is not None else data.ts.max())
         registered = tracking.log_family(
             "ensemble", result.evaluation, config, bundle, example,
-            tags={"trained_through": through, "members": config.member_versions},
+            tags={"trained_through": through, "label_end": labels,
+                  "members": config.member_versions},
         )  # fmt: skip
         with mlflow.start_run(run_id=registered["run_id"]):
             mlflow.log_dict(

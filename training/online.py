@@ -352,6 +352,8 @@ def update_model(
         "model_family": family,
         "update_of": str(base_version.version),
         "trained_through": after,
+        # the base's early stopping may have looked further than the update's labels
+        "label_end": max(str(data.label_end(update_rows, horizon)), tags.get("label_end", after)),
         "update_rows": str(len(update_rows)),
         "holdout_rows": str(len(held)),
         "promotion": "pending",

@@ -421,6 +421,20 @@ def history(url: str, limit: int = 20) -> pd.DataFrame:
         return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
 
 
+def champions(url: str) -> list[tuple[str, str]]:
+    """Every (model, version) that has held @champion (promoted, forced, or rolled back to),
+    oldest first by its latest such decision."""
+    from warehouse.db import connect
+
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select model, version from mlops.promotions where decision = any(%s)"
+            " group by model, version order by max(id)",
+            ([*INSTALLING, "rolled_back"],),
+        )
+        return [(model, str(version)) for model, version in cur.fetchall()]
+
+
 def as_decisions(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of :func:`history` shaped like ``Decision.to_dict()``: ``gates`` the list of gates."""
     return [

@@ -53,6 +53,9 @@ class TrainConfig:
     strategy: str = "auto"
     progress: bool = False
     explain_samples: int = 200  # bars the registered models' SHAP values are computed on; 0 = off
+    # the latest share of bars the registered models never see (nor their labels), so that they
+    # can be backtested out of sample; 0 trains them on all history, for live trading
+    holdout: float = 0.15
     # estimator arguments per family (e.g. the best trial of a tuning study) and where they
     # came from (study name, number of trials: promotion deflates the Sharpe ratio by it)
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -149,7 +152,7 @@ def run_training(
         logs = global_rank() == 0
         if logs:
             tracking.configure(url)
-        final = final_split(data.ts, horizon)
+        final = final_split(data.ts, horizon, holdout=config.holdout)
         ends = window_ends(data, config.window, config.min_history)
         valid = np.zeros(len(data), dtype=bool)
         valid[ends] = True
@@ -168,8 +171,12 @@ def run_training(
             else:
                 example = data.features[example_rows[:, None] + np.arange(-config.window + 1, 1)]
                 finals[family] = model.bundle().compile()  # served through ONNX Runtime
-            # the final model has seen labels up to here: online updates start after it
-            trained = {"trained_through": str(data.ts[train].max())}
+            # online updates start after the last training row; trading after the last bar a
+            # label of training or early stopping looked at
+            trained = {
+                "trained_through": str(data.ts[train].max()),
+                "label_end": str(data.label_end(np.concatenate([train, val]), horizon)),
+            }
             attributions = None
             if config.explain_samples > 0:
                 attributions = explain.explain_final(

@@ -25,6 +25,21 @@ class Fold:
     test: np.ndarray
 
 
+@dataclass(frozen=True)
+class Span:
+    """One walk-forward fold as positions on the bar timeline (all ends inclusive): fitting on
+    ``[train_start, fit_end]``, early stopping on ``[val_start, train_end]``, testing on
+    ``[test_start, test_end]``. ``test_start - train_end - 1`` bars are purged in between."""
+
+    number: int
+    train_start: int
+    fit_end: int
+    val_start: int
+    train_end: int
+    test_start: int
+    test_end: int
+
+
 def _time_index(ts: np.ndarray) -> tuple[np.ndarray, int]:
     times, index = np.unique(ts, return_inverse=True)
     return index, len(times)
@@ -39,7 +54,8 @@ class PurgedWalkForward:
 
     ``mode="expanding"`` trains on everything before the block (minus the embargo);
     ``"rolling"`` on the last ``train_bars``. The last ``validation`` share of each training span
-    is held out (and purged) for early stopping.
+    is held out (and purged) for early stopping. Test blocks split the timeline from
+    ``first_test`` on, or, with ``test_bars``, are the last ``n_splits`` blocks of that many bars.
     """
 
     def __init__(
@@ -51,6 +67,7 @@ class PurgedWalkForward:
         train_bars: int | None = None,
         first_test: float = 0.5,
         validation: float = 0.15,
+        test_bars: int | None = None,
     ) -> None:
         if mode not in ("expanding", "rolling"):
             raise ValueError(f"mode must be 'expanding' or 'rolling', got {mode!r}")
@@ -60,18 +77,31 @@ class PurgedWalkForward:
             raise ValueError(f"embargo ({embargo}) must be >= the longest horizon ({horizon})")
         if not 0 < first_test < 1 or not 0 <= validation < 1:
             raise ValueError("first_test must be in (0, 1) and validation in [0, 1)")
+        if test_bars is not None and test_bars < 1:
+            raise ValueError(f"test_bars must be >= 1, got {test_bars}")
         self.n_splits, self.horizon = n_splits, horizon
+        self.test_bars = test_bars
         self.embargo = horizon if embargo is None else embargo
         self.mode, self.train_bars = mode, train_bars
         self.first_test, self.validation = first_test, validation
 
-    def split(self, ts: np.ndarray) -> Iterator[Fold]:
-        index, n_times = _time_index(ts)
-        start = int(n_times * self.first_test)
-        edges = np.linspace(start, n_times, self.n_splits + 1).astype(int)
-        times = np.arange(n_times)
+    def spans(self, n_times: int) -> list[Span]:
+        """The folds on a timeline of ``n_times`` bars, as bar positions (what ``split`` turns
+        into rows; a walk-forward backtest turns them into dates)."""
+        if self.test_bars is None:
+            start = int(n_times * self.first_test)
+            edges = np.linspace(start, n_times, self.n_splits + 1).astype(int)
+        else:
+            start = n_times - self.n_splits * self.test_bars
+            if start < 1:
+                raise ValueError(
+                    f"{self.n_splits} test blocks of {self.test_bars} bars need more than"
+                    f" {self.n_splits * self.test_bars} bars, the timeline has {n_times}"
+                )
+            edges = start + self.test_bars * np.arange(self.n_splits + 1)
+        out = []
         for k, (a, b) in enumerate(itertools.pairwise(edges)):
-            train_end = a - 1 - self.embargo  # last training bar (inclusive)
+            train_end = int(a) - 1 - self.embargo  # last training bar (inclusive)
             train_start = 0
             if self.mode == "rolling":
                 train_start = max(0, train_end - self.train_bars + 1)
@@ -83,13 +113,21 @@ class PurgedWalkForward:
             n_val = int((train_end - train_start + 1) * self.validation)
             val_start = train_end - n_val + 1
             fit_end = val_start - 1 - self.embargo if n_val else train_end
+            out.append(Span(k, train_start, fit_end, val_start, train_end, int(a), int(b) - 1))
+        return out
+
+    def split(self, ts: np.ndarray) -> Iterator[Fold]:
+        index, n_times = _time_index(ts)
+        times = np.arange(n_times)
+        for s in self.spans(n_times):
+            has_val = s.val_start <= s.train_end
             yield Fold(
-                number=k,
-                train=_rows(index, (times >= train_start) & (times <= fit_end)),
-                validation=_rows(index, (times >= val_start) & (times <= train_end))
-                if n_val
+                number=s.number,
+                train=_rows(index, (times >= s.train_start) & (times <= s.fit_end)),
+                validation=_rows(index, (times >= s.val_start) & (times <= s.train_end))
+                if has_val
                 else np.empty(0, dtype=np.int64),
-                test=_rows(index, (times >= a) & (times < b)),
+                test=_rows(index, (times >= s.test_start) & (times <= s.test_end)),
             )
 
 
@@ -139,17 +177,32 @@ def before_first_test(ts: np.ndarray, first_test: float, embargo: int) -> np.nda
 
 
 def final_split(
-    ts: np.ndarray, horizon: int, validation: float = 0.15, embargo: int | None = None
+    ts: np.ndarray,
+    horizon: int,
+    validation: float = 0.15,
+    embargo: int | None = None,
+    holdout: float = 0.0,
 ) -> Fold:
     """All history for a final model: the last ``validation`` share of bars held out (purged)
-    for early stopping, no test set."""
+    for early stopping, no test set. The last ``holdout`` share of bars is not used at all, and
+    validation rows stop ``horizon`` bars before it, so no label the model saw reaches into it:
+    those bars can be traded out of sample."""
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     embargo = horizon if embargo is None else max(embargo, horizon)
     index, n_times = _time_index(ts)
     times = np.arange(n_times)
-    val_start = n_times - int(n_times * validation)
+    cut = n_times - int(n_times * holdout)  # first held-out bar
+    used = cut - horizon if holdout else n_times  # validation labels end before the cut
+    val_start = used - int(used * validation)
+    if val_start - embargo <= 0:
+        raise ValueError(
+            f"{n_times} bars leave nothing to train on with holdout {holdout:.0%} and "
+            f"validation {validation:.0%}: use a smaller holdout"
+        )
     return Fold(
         number=0,
         train=_rows(index, times < val_start - embargo),
-        validation=_rows(index, times >= val_start),
+        validation=_rows(index, (times >= val_start) & (times < used)),
         test=np.empty(0, dtype=np.int64),
     )

@@ -119,6 +119,21 @@ def load_bundle(name: str, version: str | int) -> Any:
     return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().impl.bundle
 
 
+# what a registered model needs to load; stated, because MLflow's inference loads the model in
+# a subprocess to watch its imports (10 s and more per model)
+MODEL_REQUIREMENTS = (
+    "mlflow", "cloudpickle", "numpy", "pandas", "scikit-learn", "xgboost", "onnx",
+    "onnxruntime", "torch", "lightning",
+)  # fmt: skip
+
+
+def model_requirements() -> list[str]:
+    """:data:`MODEL_REQUIREMENTS` pinned to the versions installed here."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in MODEL_REQUIREMENTS]
+
+
 def log_model(name: str, bundle: Any, example: np.ndarray):
     """Log ``bundle`` as the active run's pyfunc model (signature and input example from
     ``example``: windows when 3-D, feature rows when 2-D) and register it as ``name``."""
@@ -133,6 +148,7 @@ def log_model(name: str, bundle: Any, example: np.ndarray):
         signature=infer_signature(example, output),
         input_example=example,
         registered_model_name=name,
+        pip_requirements=model_requirements(),
     )
 
 

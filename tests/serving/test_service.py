@@ -20,14 +20,16 @@ from mlflow.tracking import MlflowClient
 
 from orchestration.cli_models import service_command, service_env
 from serving.client import ServingClient, ServingError
-from serving.predictor import Predictor
+from serving.predictor import NoChampion, Predictor
 from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
 from serving.settings import ServingSettings
 from serving.windows import WindowSource
 from tests.conftest import _fresh_database
+from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.walkforward import WalkForwardSettings, bar_timeline, walk_forward
 from training import promotion
-from training.promotion import CHALLENGER, move_alias
+from training.promotion import CHALLENGER, champions, move_alias
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
@@ -291,6 +293,50 @@ def test_ab_split_in_process_records_who_answered(trained):
             (response.request_id,),
         ).fetchall()
     assert rows == [("challenger", True), ("champion", False)]
+
+
+def test_a_pinned_version_answers_as_champion_whatever_the_aliases(trained):
+    """What a walk-forward trades a window with: the version champion on that day."""
+    url, env, _ = trained
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        pinned = Predictor.pinned(url, "qtis-lstm", "1")  # the challenger, pinned
+        assert pinned.reload() == {"champion": "qtis-lstm v1", "challenger": None}
+        card = pinned.info().champion
+        assert (card.role, card.model, card.version) == ("champion", "qtis-lstm", "1")
+        assert pinned.predict(PredictRequest(symbols=SYMBOLS)).model == "qtis-lstm"
+        tags = pinned.client.get_run(pinned.champion.run_id).data.tags
+        assert tags["trained_through"]
+        with pytest.raises(NoChampion, match="qtis-lstm v9 cannot be loaded"):
+            Predictor.pinned(url, "qtis-lstm", "9")
+
+
+def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained):
+    """The champion, trained with the default holdout, trades the windows after the last bar
+    its labels saw and refuses, with the reason, one that overlaps it."""
+    url, env, _ = trained
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        assert champions(url) == [("qtis-xgboost", "1")]
+        card = Predictor.pinned(url, "qtis-xgboost", "1").info().champion
+        assert card.trained_through < card.label_end
+        days = bar_timeline(url, SYMBOLS)
+        after = int(np.searchsorted(days, np.datetime64(card.label_end.date()), side="right"))
+        test_bars = (len(days) - after) // 2  # two windows after the label end, one across it
+        walk = WalkForwardSettings(windows=3, test_bars=test_bars, train_bars=250,
+                                   source="champion")  # fmt: skip
+        strategy = StrategyConfig(signal="model", sizing="fixed", quantity=100)
+        config = RunConfig(stream="wf-champion", symbols=SYMBOLS, strategies=[strategy])
+        found = walk_forward(url, config, walk)
+    across, *traded = found.windows
+    assert across.stream is None and across.skipped.startswith("refused: every champion saw")
+    for window in traded:
+        assert window.model == "qtis-xgboost v1" and window.skipped is None
+        assert window.label_end == card.label_end.date() < window.window.test_start
+        assert window.metrics["total"]["bars"] > 0
+    assert found.metrics["windows_traded"] == 2 and found.metrics["windows_skipped"] == 1
 
 
 def test_client_retries_then_names_the_failure():

@@ -119,13 +119,18 @@ def test_an_unwritable_journal_halts_trading_and_says_why(market, tmp_path):
 
 
 def test_a_model_trades_only_bars_after_its_training():
-    card = SimpleNamespace(
-        model="qtis-xgboost", version="3", trained_through=datetime(2012, 6, 29, tzinfo=UTC)
-    )
+    """After its label end (the last bar a label it saw looked at), else, for a version from
+    before that tag, after its last training bar."""
+    older = SimpleNamespace(
+        model="qtis-xgboost", version="3", trained_through=datetime(2012, 6, 29, tzinfo=UTC),
+        label_end=None,
+    )  # fmt: skip
+    card = SimpleNamespace(**vars(older) | {"label_end": datetime(2012, 7, 27, tzinfo=UTC)})
     config = RunConfig(stream="oos", strategies=[StrategyConfig(signal="model")])
-    assert out_of_sample(config, card).start == date(2012, 6, 30)
-    early = config.model_copy(update={"start": date(2012, 1, 3)})
-    with pytest.raises(ValueError, match="trained on bars through 2012-06-29"):
+    assert out_of_sample(config, older).start == date(2012, 6, 30)
+    assert out_of_sample(config, card).start == date(2012, 7, 28)
+    early = config.model_copy(update={"start": date(2012, 7, 2)})
+    with pytest.raises(ValueError, match=r"has seen bars \(and labels\) through 2012-07-27"):
         out_of_sample(early, card)
     allowed = early.model_copy(update={"in_sample": True})
-    assert out_of_sample(allowed, card).start == date(2012, 1, 3)
+    assert out_of_sample(allowed, card).start == date(2012, 7, 2)

@@ -141,6 +141,37 @@ def test_the_engine_trades_to_the_optimizer_weights_and_journals_them(market):
     assert report.metrics["rp"]["orders"] > 10
 
 
+def test_a_correlation_breakdown_raises_a_journaled_risk_alert(hand_market):
+    """Two symbols move independently for 300 bars, then as one for the last 60: rebalances
+    journal the recent correlation, and a risk_alert appears once, and only once, the recent
+    bars are the correlated ones."""
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2010-01-04", periods=360)
+    moves = rng.normal(0, 0.01, (360, 2))
+    moves[300:, 1] = moves[300:, 0]  # from bar 300 on, B moves with A
+    for k, symbol in enumerate(("A", "B")):
+        close = 100 * np.cumprod(1 + moves[:, k])
+        rows = [(d, c, c * 1.01, c * 0.99, c, 1e6) for d, c in zip(days, close, strict=True)]
+        url = hand_market(rows, symbol)
+    portfolio = {"method": "equal", "rebalance_every": 5, "lookback": 252,
+                 "correlation_recent": 42, "correlation_threshold": 0.4}  # fmt: skip
+    strategy = StrategyConfig(name="eq", signal="buy-and-hold", portfolio=portfolio)
+    run(url, RunConfig(stream="corr", strategies=[strategy], warmup_bars=0, free_costs=True))
+    journal = Journal(url, "corr")
+    try:
+        rebalances = [e.payload for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])]
+        alerts = [e.payload for e in journal.read(types=[ev.RISK_ALERT])]
+    finally:
+        journal.close()
+    checked = [r for r in rebalances if r["correlation"] is not None]
+    assert checked and all(abs(r["correlation"]) < 0.4 for r in checked if r["ts"] < "2011-02")
+    assert alerts and all(a["kind"] == "correlation_breakdown" for a in alerts)
+    first = min(pd.Timestamp(a["ts"]) for a in alerts)
+    assert days[300].tz_localize("UTC") < first <= days[300 + 42].tz_localize("UTC")
+    assert "correlation breakdown" in alerts[0]["message"]
+    assert {a["ts"] for a in alerts} == {r["ts"] for r in checked if r["correlation_alert"]}
+
+
 def test_cli_backtest_with_a_portfolio_and_its_refusals(market, tmp_path):
     from typer.testing import CliRunner
 

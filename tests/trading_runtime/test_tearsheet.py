@@ -8,10 +8,13 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from orchestration.cli import app
+from trading_runtime.portfolio.risk import portfolio_var_es
+from warehouse.reads import read_bars
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHARTS = 8  # equity, drawdown, rolling Sharpe, rolling vol, monthly, exposure, weights, returns
@@ -45,6 +48,8 @@ def test_backtest_writes_the_tear_sheet_and_prints_its_path(backtest):
     assert page.count("<script") == CHARTS + 1  # plotly.js inlined once, then one per chart
     assert "cdn.plot.ly" not in page.split("</head>")[1]  # nothing to fetch from the web
     assert "Conventions" in page and "252 periods per year" in page
+    for table in ("metrics", "execution", "var-es", "stress", "shocks", "sectors", "correlation"):
+        assert f'id="{table}"' in page, table
     metrics = json.loads(data.read_text())["metrics"]["main"]
     for key in ("sharpe", "sortino", "calmar", "max_drawdown_duration", "hit_rate",
                 "profit_factor", "value_at_risk", "expected_shortfall", "turnover"):  # fmt: skip
@@ -64,6 +69,39 @@ def test_report_prints_intervals_and_execution_quality(backtest):
     assert sharpe["low"] <= sharpe["value"] <= sharpe["high"]
     assert written["execution"]["main"]["fill_rate"] > 0.9
     assert written["conventions"]["periods_per_year"] == 252
+
+
+def test_the_report_measures_the_final_holdings_risk(backtest, market):
+    """VaR/ES by every method at 95/99% and 1/10 bars, stress windows, shocks, sectors and the
+    correlation check of the last holdings; the historical figures recomputed here from the
+    bars and the stated weights."""
+    trade, out, _, _, _ = backtest
+    data = out / "risk.json"
+    assert trade("report", "sheet-bt", "--json-out", str(data)).exit_code == 0
+    risk = json.loads(data.read_text())["risk"]
+    weights = pd.Series(risk["weights"])
+    assert risk["as_of"] >= "2011-06-01" and 0 < weights.abs().sum() <= 1.05
+    table = {(r["method"], r["level"], r["horizon"]): r for r in risk["var_es"]}
+    assert set(table) == {(m, lv, h) for m in ("historical", "parametric", "monte-carlo", "evt")
+                          for lv in (0.95, 0.99) for h in (1, 10)}  # fmt: skip
+    for row in table.values():
+        assert 0 < row["var"] <= row["es"], row
+        assert row["var"] < table[(row["method"], 0.99, row["horizon"])]["var"] + 1e-12
+    bars = read_bars(market, list(weights.index)).to_pandas()
+    closes = bars.pivot(index="ts", columns="symbol", values="close")
+    closes = closes[closes.index <= pd.Timestamp(risk["as_of"])]
+    history = closes.pct_change(fill_method=None).iloc[1:].fillna(0.0)
+    for level, horizon in ((0.95, 1), (0.99, 10)):
+        expected = portfolio_var_es(history[weights.index], weights, level, horizon)
+        got = table[("historical", level, horizon)]
+        assert got["var"] == pytest.approx(expected.var, abs=1e-12)
+        assert got["es"] == pytest.approx(expected.es, abs=1e-12)
+    worst = [w["pnl"] for w in risk["stress"]]
+    assert len(worst) == 5 and worst == sorted(worst) and worst[0] < 0
+    assert risk["shocks"] == [{"shock": "all", "move": -0.1,
+                               "pnl": pytest.approx(-0.1 * weights.sum())}]  # fmt: skip
+    assert sum(v["net"] for v in risk["sectors"].values()) == pytest.approx(weights.sum())
+    assert "mean pairwise correlation" in risk["correlation"]["message"]
 
 
 def test_report_refuses_an_unknown_stream_or_an_unwritable_path(backtest):

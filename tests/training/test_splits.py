@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.splits import CombinatorialPurgedCV, PurgedWalkForward
+from training.splits import CombinatorialPurgedCV, PurgedWalkForward, final_split
 
 
 def panel(n_times: int, n_symbols: int, seed: int) -> np.ndarray:
@@ -88,3 +88,30 @@ def test_embargo_shorter_than_horizon_is_refused():
         PurgedWalkForward(horizon=20, embargo=5)
     with pytest.raises(ValueError, match="no training data"):
         list(PurgedWalkForward(n_splits=5, horizon=20, first_test=0.01).split(panel(300, 1, 0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_times=st.integers(300, 1500),
+    n_symbols=st.integers(1, 6),
+    horizon=st.integers(1, 20),
+    holdout=st.floats(0.05, 0.4),
+    seed=st.integers(0, 1000),
+)
+def test_final_split_sees_no_label_of_the_holdout(n_times, n_symbols, horizon, holdout, seed):
+    """The final model's rows (training and early stopping) and their labels all end before
+    the held-out bars."""
+    ts = panel(n_times, n_symbols, seed)
+    fold = final_split(ts, horizon, holdout=holdout)
+    times = np.unique(ts)
+    held = np.flatnonzero(ts >= times[len(times) - int(len(times) * holdout)])
+    assert_separated(ts, fold.train, fold.validation, horizon)
+    assert_separated(ts, fold.train, held, horizon)
+    assert_separated(ts, fold.validation, held, horizon)
+    last_seen = np.searchsorted(times, ts[np.r_[fold.train, fold.validation]].max())
+    assert times[last_seen + horizon] < ts[held].min()
+
+
+def test_a_holdout_that_leaves_nothing_to_train_on_is_refused():
+    with pytest.raises(ValueError, match="smaller holdout"):
+        final_split(np.arange(100).astype("datetime64[D]"), 20, holdout=0.7)

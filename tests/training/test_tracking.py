@@ -41,6 +41,10 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
         assert logged.tags["feature_spec_sha256"] == spec_hash()
         assert logged.tags["git_commit"] and logged.tags["data_start"].startswith("2000")
         assert logged.params["window"] == "20" and "oos_sharpe" in logged.metrics
+        # the latest 15% of bars (the default holdout) are unseen, early-stopping labels too
+        keys = ("trained_through", "label_end", "data_end")
+        through, labels, end = (np.datetime64(logged.tags[k], "us") for k in keys)
+        assert through < labels < end - np.timedelta64(365, "D")
         history = mlflow.tracking.MlflowClient().get_metric_history(info["run_id"], "fold_mse_h1")
         assert [m.step for m in history] == [0, 1]
     assert (tmp_path / ".qtis" / "mlruns").is_dir()  # artifacts under QTIS_HOME, not ./mlruns

@@ -1,6 +1,7 @@
 """Everything a tear sheet shows about one stream, read from its journal and ``market.bars``:
-the run's metrics with bootstrap intervals, execution quality, holdings over time and an
-equal-weight buy-and-hold benchmark of the same universe over the same bars."""
+the run's metrics with bootstrap intervals, execution quality, holdings over time, the risk of
+its final holdings and an equal-weight buy-and-hold benchmark of the same universe over the
+same bars."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from trading_runtime.analytics.bootstrap import bootstrap_intervals
 from trading_runtime.analytics.conventions import Conventions
 from trading_runtime.analytics.performance import alpha_beta, curve_returns, performance
 from trading_runtime.analytics.positions import Holdings
+from trading_runtime.analytics.risk_report import RiskReportSettings, risk_report
 from training.metrics import Interval
 
 
@@ -31,6 +33,7 @@ class Analysis:
     benchmark: pd.Series  # per-bar returns of the benchmark on the same bars
     benchmark_name: str
     benchmark_metrics: dict[str, float]
+    risk: dict[str, Any]  # of the final holdings: VaR/ES, stress, shocks, sectors, correlation
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (intervals as value/low/high; NaN stays float: pass through ``plain``)."""
@@ -41,6 +44,7 @@ class Analysis:
             "intervals": self.intervals,
             "execution": self.execution,
             "benchmark": {"name": self.benchmark_name, "metrics": self.benchmark_metrics},
+            "risk": self.risk,
         }
 
 
@@ -49,11 +53,12 @@ def analyze(
     stream: str,
     conventions: Conventions | None = None,
     benchmark: pd.Series | None = None,
+    risk: RiskReportSettings | None = None,
 ) -> Analysis:
     """The analysis of ``stream``. ``benchmark``: per-bar returns indexed by bar time (bars it
     lacks count as 0); default the equal-weight buy-and-hold of the run's universe. Default
     conventions: QTIS_ANALYTICS_*, with the engine's bars per year (QTIS_TRADE_BARS_PER_YEAR),
-    the figure the run's own metrics use."""
+    the figure the run's own metrics use. ``risk``: default QTIS_REPORT_*."""
     from trading_runtime.journal import Journal
     from trading_runtime.runs import report
     from trading_runtime.settings import RuntimeSettings
@@ -92,6 +97,11 @@ def analyze(
         exposure = held[account].summary() if account in held else {}
         metrics[account] = run.metrics[account] | exposure | {"alpha": alpha, "beta": beta}
         intervals[account] = bootstrap_intervals(returns[account].to_numpy(), c)
+    portfolio = {}
+    if "total" in held:
+        universe = run.book.config.get("symbols")
+        history = _asset_returns(url, universe, index)
+        portfolio = risk_report(held["total"], history, _instruments(url, universe), risk)
     return Analysis(
         stream,
         c,
@@ -103,6 +113,7 @@ def analyze(
         benchmark,
         name,
         performance(benchmark.to_numpy(), conventions=c),
+        portfolio,
     )
 
 
@@ -110,18 +121,36 @@ def _members(book, name: str) -> list[str]:
     return list(book.accounts) if name == "total" else [name]
 
 
-def _bars(url: str, symbols: list[str] | None, index: pd.DatetimeIndex) -> pd.DataFrame:
-    """The universe's bars over the run's bars."""
+def _instruments(url: str, symbols: list[str] | None):
     from trading_runtime.instruments import load_instruments
+
+    return load_instruments(url, symbols)
+
+
+def _bars(
+    url: str, symbols: list[str] | None, index: pd.DatetimeIndex, history: bool = False
+) -> pd.DataFrame:
+    """The universe's bars over the run's bars (``history``: from the first there is)."""
     from warehouse.reads import read_bars
 
     if index.empty:
         return pd.DataFrame(columns=["symbol", "ts", "open", "close"])
-    universe = sorted(load_instruments(url, symbols))
+    universe = sorted(_instruments(url, symbols))
+    start = None if history else index[0].to_pydatetime()
     end = index[-1].to_pydatetime() + timedelta(microseconds=1)
-    frame = read_bars(url, universe, index[0].to_pydatetime(), end).to_pandas()
+    frame = read_bars(url, universe, start, end).to_pandas()
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
+
+
+def _asset_returns(url: str, symbols: list[str] | None, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Close-to-close simple returns of the universe, a column per symbol, through the run's
+    last bar: the history the final holdings' risk is measured on."""
+    bars = _bars(url, symbols, index, history=True)
+    if bars.empty:
+        return pd.DataFrame()
+    closes = bars.pivot(index="ts", columns="symbol", values="close")
+    return closes.pct_change(fill_method=None).iloc[1:]
 
 
 def equal_weight(bars: pd.DataFrame, index: pd.DatetimeIndex) -> pd.Series:

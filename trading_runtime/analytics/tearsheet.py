@@ -102,6 +102,7 @@ th:first-child, td:first-child {{ text-align: left; }}
 {_html_table("metrics", metric_rows(analysis))}
 <h2>Execution quality</h2>
 {_html_table("execution", execution_rows(analysis))}
+{risk_section(analysis.risk)}
 <div class="conventions"><h3>Conventions</h3><ul>{conventions}</ul>
 <p>Change them with QTIS_ANALYTICS_* environment variables (e.g. QTIS_ANALYTICS_RISK_FREE=0.02).
 </p></div>
@@ -158,7 +159,67 @@ def execution_rows(analysis: Analysis) -> tuple[list[str], list[tuple[str, list[
     return list(columns), rows
 
 
-def _html_table(table_id: str, table: tuple[list[str], list[tuple[str, list[str]]]]) -> str:
+Table = tuple[list[str], list[tuple[str, list[str]]]]
+
+
+def risk_tables(risk: dict) -> dict[str, tuple[str, Table]]:
+    """The final holdings' risk as (title, table) by table id: VaR/ES by method, the stress
+    windows, the shocks and the sectors (the numbers in ``Analysis.risk``)."""
+    var_rows = []
+    for method in dict.fromkeys(r["method"] for r in risk["var_es"]):
+        for horizon in (1, 10):
+            cells = [
+                _cell(r[key], "{:.2%}")
+                for level in (0.95, 0.99)
+                for key in ("var", "es")
+                for r in risk["var_es"]
+                if r["method"] == method and r["horizon"] == horizon and r["level"] == level
+            ]
+            var_rows.append((f"{method}, {horizon} bar{'s' * (horizon > 1)}", cells))
+    stress = [(r["start"][:10], [r["end"][:10], _cell(r["pnl"], "{:.2%}")]) for r in risk["stress"]]
+    shocks = [
+        (r["shock"], [_cell(r["move"], "{:+.0%}"), _cell(r["pnl"], "{:.2%}")])
+        for r in risk["shocks"]
+    ]
+    sectors = [
+        (name, [_cell(v[k], "{:.1%}") for k in ("long", "short", "net", "gross")])
+        for name, v in risk["sectors"].items()
+    ]
+    return {
+        "var-es": ("VaR and ES of the last holdings", (["VaR 95%", "ES 95%", "VaR 99%", "ES 99%"],
+                                                        var_rows)),
+        "stress": ("Worst historical windows, replayed on these holdings", (["last bar", "P&L"],
+                                                                             stress)),
+        "shocks": ("Shocks (QTIS_REPORT_SHOCKS)", (["move", "P&L"], shocks)),
+        "sectors": ("Exposure by sector", (["long", "short", "net", "gross"], sectors)),
+    }  # fmt: skip
+
+
+def risk_caption(risk: dict) -> str:
+    held = ", ".join(f"{s} {w:.1%}" for s, w in risk["weights"].items())
+    return (
+        f"Of the holdings at {risk['as_of'][:10]} ({held}), as fractions of equity, on"
+        f" {risk['history']['bars']:,} bars of their returns since {risk['history']['start'][:10]};"
+        " held fixed over the horizon."
+    )
+
+
+def risk_section(risk: dict) -> str:
+    if not risk.get("as_of"):
+        return f"<h2>Portfolio risk</h2><p>{html.escape(risk.get('note', 'not computed'))}</p>"
+    tables = "\n".join(
+        f"<h3>{html.escape(title)}</h3>\n{_html_table(table_id, table)}"
+        for table_id, (title, table) in risk_tables(risk).items()
+    )
+    correlation = risk["correlation"]
+    flag = "alert" if correlation["alert"] else "ok"
+    return f"""<h2>Portfolio risk</h2>
+<p>{html.escape(risk_caption(risk))}</p>
+{tables}
+<p id="correlation" class="{flag}">{html.escape(correlation["message"])}</p>"""
+
+
+def _html_table(table_id: str, table: Table) -> str:
     columns, rows = table
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(

@@ -43,6 +43,12 @@ class PortfolioConfig(BaseModel):
     cvar_beta: float = Field(0.95, gt=0.5, lt=1, description="mean-cvar: CVaR confidence")
     risk_aversion: float = Field(1.0, gt=0, description="mean-cvar / black-litterman utility")
     tau: float = Field(0.05, gt=0, description="black-litterman: uncertainty of the prior")
+    correlation_recent: int = Field(
+        21, ge=2, description="bars of the recent correlation each rebalance checks"
+    )
+    correlation_threshold: float = Field(
+        0.2, gt=0, description="move of the mean pairwise correlation that raises an alert"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PortfolioConfig:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from trading_runtime.history import ReturnWindow
+from trading_runtime.portfolio.correlation import correlation_breakdown
 from trading_runtime.portfolio.optimizers import PortfolioConfig, PortfolioOptimizer
 
 MIN_CONFIDENCE, MAX_CONFIDENCE = 0.01, 0.99
@@ -60,6 +61,9 @@ class Rebalance:
     turnover: float
     confidence: float | None
     solve_ms: float
+    correlation: float | None = None  # mean pairwise, over the recent bars
+    correlation_change: float | None = None  # against the rest of the window
+    correlation_alert: str | None = None  # the message, when the change passed the threshold
 
 
 class PortfolioSizer:
@@ -117,5 +121,17 @@ class PortfolioSizer:
             self.optimizer.turnover_,
             confidence,
             (time.perf_counter() - started) * 1e3,
+            *self._correlation(window[:, usable]),
         )
         return self._quantities, rebalance
+
+    def _correlation(self, window: np.ndarray) -> tuple[float | None, float | None, str | None]:
+        """The recent bars' mean pairwise correlation against the rest of the window: a
+        diversification the weights were solved for may have just gone."""
+        recent = self.config.correlation_recent
+        if window.shape[1] < 2 or len(window) < 2 * recent:
+            return None, None, None
+        alert = correlation_breakdown(
+            pd.DataFrame(window), recent, len(window) - recent, self.config.correlation_threshold
+        )
+        return alert.recent, alert.change, alert.message if alert.alert else None
