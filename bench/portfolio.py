@@ -124,7 +124,8 @@ def bench_engine(console: Console, n: int, bars: int) -> list[dict[str, Any]]:
             portfolio = {"method": method, "lookback": LOOKBACK, "max_weight": 0.35}
             strategy = StrategyConfig(
                 name="p", signal="buy-and-hold", portfolio=portfolio, capital=1e9,
-                limits={"max_orders_per_bar": None, "max_order_notional": None},
+                limits={"max_orders_per_bar": None, "max_order_notional": None,
+                        "max_position_notional": None},
             )  # fmt: skip
             stream = f"bench-{method}"
             config = RunConfig(stream=stream, strategies=[strategy], free_costs=True,

@@ -263,6 +263,13 @@ ChallengerShadow = Annotated[
     ),
 ]
 Sizing = Annotated[str | None, typer.Option(help="fixed | equal | vol-target")]
+StopAtr = Annotated[float | None, typer.Option(help="fixed stop, ATRs")]
+TrailAtr = Annotated[float | None, typer.Option(help="trailing stop, ATRs")]
+Threshold = Annotated[float | None, typer.Option(help="model: smallest forecast")]
+SpreadBps = Annotated[float | None, typer.Option(help="half spread, bps")]
+SlippageModel = Annotated[str | None, typer.Option(help="fixed | volatility | impact")]
+Limits = Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")]
+StrategiesFile = Annotated[Path | None, typer.Option(help="YAML with several strategies")]
 
 
 @trade_app.command()
@@ -277,11 +284,11 @@ def backtest(
     vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
     quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
     capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
-    stop_atr: Annotated[float | None, typer.Option(help="fixed stop, ATRs")] = None,
-    trail_atr: Annotated[float | None, typer.Option(help="trailing stop, ATRs")] = None,
+    stop_atr: StopAtr = None,
+    trail_atr: TrailAtr = None,
     algo: Annotated[str, typer.Option(help="market | twap | vwap")] = "market",
     algo_bars: int = 4,
-    threshold: Annotated[float | None, typer.Option(help="model: smallest forecast")] = None,
+    threshold: Threshold = None,
     model_url: Annotated[
         str | None, typer.Option(help="prediction API; default in process")
     ] = None,
@@ -291,11 +298,11 @@ def backtest(
     ] = False,
     commission_bps: float | None = None,
     commission_per_share: float | None = None,
-    spread_bps: Annotated[float | None, typer.Option(help="half spread, bps")] = None,
-    slippage: Annotated[str | None, typer.Option(help="fixed | volatility | impact")] = None,
+    spread_bps: SpreadBps = None,
+    slippage: SlippageModel = None,
     slippage_bps: float | None = None,
     participation: float | None = None,
-    limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    limit: Limits = None,
     portfolio: Portfolio = None,
     covariance: Annotated[
         str | None, typer.Option(help="portfolio: empirical | ledoit-wolf | denoise")
@@ -311,7 +318,7 @@ def backtest(
     sector_cap: Annotated[
         list[str] | None, typer.Option(help="portfolio: SECTOR=MAX_WEIGHT (repeatable)")
     ] = None,
-    strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
+    strategies: StrategiesFile = None,
     stream: Annotated[str | None, typer.Option(help="default backtest-<id>")] = None,
     json_out: Annotated[Path | None, typer.Option(help="write metrics, fills, equity")] = None,
     tear_sheet: Annotated[Path | None, typer.Option(help="write the HTML tear sheet")] = None,
@@ -347,18 +354,18 @@ def walkforward(
     vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
     quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
     capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
-    threshold: Annotated[float | None, typer.Option(help="model: smallest forecast")] = None,
-    stop_atr: Annotated[float | None, typer.Option(help="fixed stop, ATRs")] = None,
-    trail_atr: Annotated[float | None, typer.Option(help="trailing stop, ATRs")] = None,
+    threshold: Threshold = None,
+    stop_atr: StopAtr = None,
+    trail_atr: TrailAtr = None,
     commission_bps: float | None = None,
     commission_per_share: float | None = None,
-    spread_bps: Annotated[float | None, typer.Option(help="half spread, bps")] = None,
-    slippage: Annotated[str | None, typer.Option(help="fixed | volatility | impact")] = None,
+    spread_bps: SpreadBps = None,
+    slippage: SlippageModel = None,
     slippage_bps: float | None = None,
     participation: float | None = None,
-    limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    limit: Limits = None,
     portfolio: Portfolio = None,
-    strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
+    strategies: StrategiesFile = None,
     stream: Annotated[
         str | None, typer.Option(help="window streams <stream>-wNN; default walkforward-<id>")
     ] = None,
@@ -499,9 +506,9 @@ def paper(
         str | None, typer.Option(help="prediction API; default in process")
     ] = None,
     bars_per_second: Annotated[float, typer.Option(help="pace of the replay; 0: flat out")] = 20.0,
-    limit: Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")] = None,
+    limit: Limits = None,
     portfolio: Portfolio = None,
-    strategies: Annotated[Path | None, typer.Option(help="YAML with several strategies")] = None,
+    strategies: StrategiesFile = None,
     venue_log: Annotated[Path | None, typer.Option(help="the simulated venue's order log")] = None,
     json_out: Path | None = None,
     challenger_shadow: ChallengerShadow = False,
