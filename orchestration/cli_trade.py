@@ -46,6 +46,7 @@ def _config(mode: str, stream: str, options: dict[str, Any], strategies_file: Pa
         "model_url",
         "bars_per_second",
         "in_sample",
+        "execution",
     }
     strategy = {k: v for k, v in options.items() if k in strategy_keys and v is not None}
     run = {k: v for k, v in options.items() if k in run_keys and v is not None}
@@ -108,7 +109,7 @@ def _run(
             result = run(url, config, advance, venue_log=venue_log)
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
-        except (StreamBusy, LookupError, ValueError) as exc:
+        except (StreamBusy, LookupError, ValueError, ConnectionError) as exc:
             raise fail(str(exc)) from exc
     elapsed = time.perf_counter() - started
     _print_metrics(result, elapsed)
@@ -263,6 +264,13 @@ ChallengerShadow = Annotated[
     ),
 ]
 Sizing = Annotated[str | None, typer.Option(help="fixed | equal | vol-target")]
+Execution = Annotated[
+    str | None,
+    typer.Option(
+        help="simulated (in process) | fix (FIX 4.4 to QTIS_FIX_HOST:PORT) | fix-venue (FIX 4.4"
+        " to a simulated venue started for the run)"
+    ),
+]
 StopAtr = Annotated[float | None, typer.Option(help="fixed stop, ATRs")]
 TrailAtr = Annotated[float | None, typer.Option(help="trailing stop, ATRs")]
 Threshold = Annotated[float | None, typer.Option(help="model: smallest forecast")]
@@ -323,6 +331,7 @@ def backtest(
     json_out: Annotated[Path | None, typer.Option(help="write metrics, fills, equity")] = None,
     tear_sheet: Annotated[Path | None, typer.Option(help="write the HTML tear sheet")] = None,
     challenger_shadow: ChallengerShadow = False,
+    execution: Execution = None,
 ) -> None:
     """Replay market.bars through the engine (features, signals, risk, simulated execution),
     journaled, and print the metrics after costs (and live vs shadow, with a shadow book)."""
@@ -512,6 +521,7 @@ def paper(
     venue_log: Annotated[Path | None, typer.Option(help="the simulated venue's order log")] = None,
     json_out: Path | None = None,
     challenger_shadow: ChallengerShadow = False,
+    execution: Execution = None,
 ) -> None:
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
     before acting on it. Run it again with the same --stream to resume after a crash."""

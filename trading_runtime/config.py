@@ -91,6 +91,11 @@ class RunConfig(BaseModel):
         description="exit every position on the last bar whose orders fill before the end, so"
         " the run's P&L is realized and its own (walk-forward windows)",
     )
+    execution: Literal["simulated", "fix", "fix-venue"] = Field(
+        "simulated",
+        description="the simulated broker in process; FIX 4.4 to the venue at QTIS_FIX_HOST:"
+        "PORT; or FIX 4.4 to an in-process simulated venue (the same fills, over the wire)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -4,7 +4,8 @@ all read back from the journal, so a resumed paper run reports its whole life.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import Engine, rebuild
+from trading_runtime.execution import Execution
 from trading_runtime.feed import BarFeed
 from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
@@ -57,10 +59,12 @@ def build_engine(
     settings: RuntimeSettings | None = None,
     venue_log: Path | None = None,
     predictor: Predicting | None = None,
+    resources: ExitStack | None = None,
 ) -> Engine:
     """The engine of ``config``. A model strategy asks ``predictor`` when given (e.g. one
     window's model in a walk-forward), else the champion; either way it trades only bars after
-    the model's ``trained_through``."""
+    the model's label end. FIX execution opens a session (and, for ``fix-venue``, a venue)
+    that ``resources`` closes."""
     settings = settings or RuntimeSettings()
     card = None
     if not any(s.signal == "model" for s in config.strategies):
@@ -94,6 +98,11 @@ def build_engine(
         from transforms.online import OnlineFeatureEngine
 
         features = OnlineFeatureEngine.from_warehouse(url, feed.symbols, warm_up=False)
+    execution = None
+    if config.execution != "simulated":
+        if resources is None:
+            raise ValueError("FIX execution needs resources= to close its session")
+        execution = resources.enter_context(fix_execution(config, instruments, feed))
     journal = Journal(
         url, config.stream, batched=config.mode == "backtest", batch_size=settings.journal_batch
     )
@@ -106,7 +115,29 @@ def build_engine(
         features=features,
         settings=settings,
         venue_log=venue_log,
+        execution=execution,
     )
+
+
+@contextmanager
+def fix_execution(config: RunConfig, instruments, feed: BarFeed) -> Iterator[Execution]:
+    """The FIX 4.4 gateway a run's orders go through (QTIS_FIX_*), logged on for the run: to
+    the venue at QTIS_FIX_HOST:PORT, or (``fix-venue``) to a simulated venue started here on a
+    free port, which sees each bar just before the engine and fills as the simulator does."""
+    from trading_runtime.fix.gateway import FixGateway
+    from trading_runtime.fix.settings import FixSettings
+    from trading_runtime.fix.venue import FixVenue
+
+    settings = FixSettings()
+    with ExitStack() as stack:
+        if config.execution == "fix-venue":
+            local = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
+            venue = stack.enter_context(
+                FixVenue(config.cost_model(), instruments, feed.symbols, local)
+            )
+            venue.follow(feed)
+            settings = local.model_copy(update={"port": venue.port})
+        yield stack.enter_context(FixGateway(instruments, settings))
 
 
 def latest_trained(predictor, config: RunConfig):
@@ -169,9 +200,10 @@ def run(
     """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars;
     ``predictor``: the model to trade instead of the champion."""
     settings = settings or RuntimeSettings()
-    engine = build_engine(url, config, settings, venue_log, predictor)
-    journal = engine.journal
-    try:
+    with ExitStack() as resources:
+        engine = build_engine(url, config, settings, venue_log, predictor, resources)
+        journal = engine.journal
+        resources.callback(journal.close)
         if config.mode == "backtest" and journal.exists():
             raise ValueError(
                 f"stream {config.stream!r} already exists: a backtest starts a new stream"
@@ -179,8 +211,6 @@ def run(
         if not journal.acquire():
             raise StreamBusy(f"an engine is already running stream {config.stream!r}")
         engine.run(progress)
-    finally:
-        journal.close()
     return report(url, config.stream, settings.bars_per_year)
 
 

@@ -5,6 +5,7 @@ session Rejects of bad messages, and a backtest that ends exactly as the simulat
 from __future__ import annotations
 
 import inspect
+import json
 import socket
 import threading
 import time
@@ -315,24 +316,12 @@ def config(stream: str) -> RunConfig:
     return RunConfig(stream=stream, strategies=[strategy], costs=costs, warmup_bars=0)
 
 
-def venue_sees(feed, venue: FixVenue) -> None:
-    """The venue's own market: each bar reaches it just before it reaches the engine."""
-    replay = feed.replay
-
-    def fed(*args, **kwargs):
-        for b in replay(*args, **kwargs):
-            venue.on_bar(b)
-            yield b
-
-    feed.replay = fed
-
-
 def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, settings):
     url = hand_market(BARS)
     simulated = run(url, config("sim")).to_json()
     base = build_engine(url, config("fix"))  # its feed, instruments and journal
     with FixVenue(base.config.cost_model(), base.instruments, base.symbols, settings) as venue:
-        venue_sees(base.feed, venue)
+        venue.follow(base.feed)
         gateway = FixGateway(base.instruments, settings.model_copy(update={"port": venue.port}))
         with gateway:
             engine = Engine(
@@ -347,3 +336,37 @@ def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, sett
     assert len(ids) >= 3 and len(set(ids)) < len(ids)  # a partial fill among them
     for key in ("fills", "equity_curve", "metrics"):
         assert through_fix[key] == simulated[key], key
+
+
+def test_the_cli_trades_over_fix_to_a_venue_it_starts_or_says_which_is_unreachable(
+    hand_market, settings, tmp_path
+):
+    """`--execution fix-venue`: the same backtest over a FIX session to an in-process venue
+    ends as the simulator's; `--execution fix` with no venue listening fails with its address."""
+    from typer.testing import CliRunner
+
+    from orchestration.cli import app
+
+    url = hand_market(BARS)
+    env = {"QTIS_DATABASE_URL": url, "QTIS_HOME": str(tmp_path / ".qtis"),
+           "QTIS_FIX_STORE_DIR": str(tmp_path / "fix")}  # fmt: skip
+    args = ["trade", "backtest", "--signal", "sma-cross", "--fast", "1", "--slow", "2",
+            "--sizing", "fixed", "--quantity", "100", "--capital", "100000", "--participation",
+            "0.1", "--limit", "reducing_drawdown=none",
+            "--limit", "halt_drawdown=none"]  # fmt: skip
+    runner = CliRunner()
+    out = {}
+    for execution in ("simulated", "fix-venue"):
+        out[execution] = tmp_path / f"{execution}.json"
+        result = runner.invoke(app, [*args, "--execution", execution, "--stream",
+                                     f"cli-{execution}", "--json-out", str(out[execution])],
+                               env=env)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    simulated, over_fix = (json.loads(p.read_text()) for p in out.values())
+    assert simulated["fills"] and over_fix["fills"] == simulated["fills"]
+    assert over_fix["config"]["execution"] == "fix-venue"
+    port = _free_port()
+    down = runner.invoke(app, [*args, "--execution", "fix", "--stream", "cli-fix-down"],
+                         env=env | {"QTIS_FIX_PORT": str(port)})  # fmt: skip
+    text = " ".join(down.output.split())
+    assert down.exit_code == 2 and f"cannot reach the FIX venue at 127.0.0.1:{port}" in text

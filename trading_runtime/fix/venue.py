@@ -138,6 +138,18 @@ class FixVenue:
 
     # --- the market -------------------------------------------------------------------------
 
+    def follow(self, feed) -> None:
+        """Make ``feed`` (a ``BarFeed``) hand each bar to this venue just before the engine
+        gets it: the venue's own market, as a real one has."""
+        replay = feed.replay
+
+        def replay_here(*args, **kwargs):
+            for bar in replay(*args, **kwargs):
+                self.on_bar(bar)
+                yield bar
+
+        feed.replay = replay_here
+
     def on_bar(self, bar: CrossSection) -> None:
         """Match the working orders against ``bar`` and report every event, in order."""
         with self._lock:
