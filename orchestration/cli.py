@@ -15,6 +15,7 @@ from rich.table import Table
 from orchestration.cli_common import console, fail
 from orchestration.cli_common import ready_url as _ready_url
 from orchestration.cli_models import models_app, serve
+from orchestration.cli_monitor import monitor_app
 from orchestration.cli_trade import trade_app
 from warehouse import embedded
 from warehouse.db import database_url, redact
@@ -33,6 +34,7 @@ features_app = typer.Typer(
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(trade_app, name="trade")
+app.add_typer(monitor_app, name="monitor")
 app.command()(serve)
 
 

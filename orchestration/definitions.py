@@ -6,6 +6,7 @@ from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asse
 
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.features import dbt_resource, feature_store, garch_vol
+from orchestration.monitoring_assets import drift_report
 from orchestration.online_assets import model_update
 from orchestration.promotion_assets import promotion
 from orchestration.resources import WarehouseResource
@@ -39,6 +40,8 @@ daily_pipeline = define_asset_job(
     selection=AssetSelection.all() - AssetSelection.groups("tuning", "online"),
 )
 
+monitoring_job = define_asset_job("monitoring_job", selection=AssetSelection.assets(drift_report))
+
 daily_schedule = ScheduleDefinition(
     name="daily_pipeline_schedule",
     job=daily_pipeline,
@@ -57,6 +60,7 @@ defs = Definitions(
         promotion,
         reference_backtests,
         model_update,
+        drift_report,
     ],
     asset_checks=raw_bars_checks,
     jobs=[
@@ -67,6 +71,7 @@ defs = Definitions(
         retrain,
         daily_pipeline,
         online_update_job,
+        monitoring_job,
     ],
     schedules=[daily_schedule],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},

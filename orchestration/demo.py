@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.assets import raw_bars, raw_bars_checks
+from orchestration.demo_monitoring import show_drift
 from orchestration.demo_serving import print_promotion, show_serving
 from orchestration.demo_trading import show_trading
 from orchestration.features import dbt_resource, feature_store, garch_vol
@@ -109,6 +110,7 @@ def run_demo(console: Console) -> None:
     console.print(f"  dbt log of this run: {dbt_log}")
     training = _train(console, warehouse)
     paper = show_trading(console, warehouse)
+    drift = show_drift(console, warehouse)
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
     console.print(
         f"\n[bold]Where to look[/]\n"
@@ -132,7 +134,10 @@ def run_demo(console: Console) -> None:
         "             qtis trade report <stream> --html sheet.html  (metrics with intervals,"
         " execution quality, portfolio risk);\n"
         "             qtis trade walkforward --windows 4 --mode rolling  (a model per window,"
-        " traded only after it)"
+        " traded only after it)\n"
+        f"  drift      {drift or 'not checked'}\n"
+        "             qtis monitor drift  (data, forecasts, accuracy, SHAP ranking vs training;"
+        " mlops.drift_results)"
     )
 
 

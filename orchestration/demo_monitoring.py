@@ -1,0 +1,31 @@
+"""The demo's monitoring part: the ``drift_report`` asset on the champion, through Dagster, and
+its verdicts as stored in mlops.drift_results."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, materialize
+from rich.console import Console
+
+from orchestration.monitoring_assets import drift_report
+from orchestration.resources import WarehouseResource
+
+
+def show_drift(console: Console, warehouse: WarehouseResource) -> str | None:
+    """Returns the report's path (None when the check failed)."""
+    from monitoring.drift import load_report
+    from orchestration.cli_monitor import print_drift
+
+    with console.status("drift: the champion's training period against the latest bars"):
+        result = materialize(
+            [drift_report],
+            resources={"warehouse": warehouse},
+            instance=DagsterInstance.get(),
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            raise_on_error=False,
+        )
+    if not result.success:
+        console.print("[yellow]drift not checked[/]: see the drift_report run in the Dagster UI")
+        return None
+    meta = result.asset_materializations_for_node("drift_report")[0].metadata
+    print_drift(load_report(warehouse.url(), meta["drift_run_id"].value), console)
+    return meta["report"].value

@@ -1,0 +1,41 @@
+"""Drift as a Dagster asset: after features are built, the champion's training period against
+the recent bars (monitoring/drift.py). The HTML report is linked from the materialization and
+the numbers go to mlops.drift_results, where sensors read them."""
+
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+
+from monitoring.drift import KINDS, DriftSettings, check_drift
+from orchestration.resources import WarehouseResource
+
+
+class DriftConfig(Config):
+    current_bars: int = DriftSettings().current_bars
+    method: str = DriftSettings().method
+    threshold: float = DriftSettings().threshold
+
+
+@asset(
+    group_name="monitoring",
+    deps=[AssetKey(["features", "training_set"]), AssetKey("promotion")],
+    description="Data, prediction, performance and SHAP-attribution drift of the champion: "
+    "Evidently report and mlops.drift_results rows",
+)
+def drift_report(
+    context: AssetExecutionContext, warehouse: WarehouseResource, config: DriftConfig
+) -> MaterializeResult:
+    settings = DriftSettings(**config.model_dump())
+    report = check_drift(warehouse.url(), settings=settings)
+    for note in report.notes:
+        context.log.info(note)
+    metadata = {
+        "report": MetadataValue.path(str(report.path)),
+        "drift_run_id": report.run_id,
+        "model": f"{report.model} v{report.version}",
+        "current": f"{report.current[0]:%Y-%m-%d} to {report.current[1]:%Y-%m-%d}",
+        "data_drift_share": float(report.value("data", "share_drifted") or 0.0),
+    }
+    metadata |= {f"{kind}_drifted": report.drifted(kind) for kind in KINDS}
+    ic = report.value("performance", "ic")
+    if ic is not None:
+        metadata["recent_ic"] = float(ic)
+    return MaterializeResult(metadata=metadata)

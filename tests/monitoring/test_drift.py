@@ -1,0 +1,147 @@
+"""Drift checks: the test tells a shifted market from a stable one (over seeds), and against a
+real registered champion a run writes its Evidently report, its mlops.drift_results rows, its
+Dagster materialization and the CLI summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+from dagster import materialize
+
+from monitoring.drift import DriftSettings, check_drift, drift_measures, evidently_report
+from orchestration.monitoring_assets import drift_report
+from orchestration.resources import WarehouseResource
+from serving.probe import serving_probe
+from tests.conftest import _fresh_database
+from tests.orchestration.test_cli import qtis
+from training import promotion
+from training.runner import TrainConfig, run_training
+from warehouse.db import sqlalchemy_url
+
+FEATURES = [f"f{i}" for i in range(6)]
+HORIZONS = (1,)
+
+
+def market(seed: int, shift: float, rows: int) -> pd.DataFrame:
+    """Six features and a forecast; the first three features move by ``shift`` sd."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, 6)), columns=FEATURES)
+    frame[FEATURES[:3]] += shift
+    frame["pred_h1"] = 0.01 * frame["f0"] + rng.normal(0, 0.01, rows)
+    return frame
+
+
+def verdict(seed: int, shift: float) -> dict[str, bool]:
+    s = DriftSettings()
+    reference, current = market(seed, 0.0, 5000), market(seed + 1000, shift, 252)
+    snapshot = evidently_report(reference, current, FEATURES, HORIZONS, s)
+    found = {(m.kind, m.measure): m for m in drift_measures(snapshot, FEATURES, HORIZONS, s)}
+    return {
+        "data": found[("data", "share_drifted")].drifted,
+        "prediction": found[("prediction", "any_prediction")].drifted,
+        "shifted_columns": sum(found[("data", f)].drifted for f in FEATURES[:3]),
+        "stable_columns": sum(found[("data", f)].drifted for f in FEATURES[3:]),
+    }
+
+
+def test_a_shift_is_flagged_and_a_stable_market_is_not_over_20_seeds():
+    """PSI >= 0.2 per feature, data drift when 30% of features drift: a one-sd move of half of
+    them is caught every time; a sample of the training distribution raises no alarm."""
+    stable = [verdict(seed, 0.0) for seed in range(20)]
+    moved = [verdict(seed, 1.0) for seed in range(20)]
+    assert sum(v["data"] for v in stable) == 0  # false alarms: 0 of 20 (the target is <= 5%)
+    assert sum(v["stable_columns"] for v in stable) <= 1
+    assert all(v["data"] and v["shifted_columns"] == 3 for v in moved)
+    assert sum(v["stable_columns"] for v in moved) <= 1  # the unmoved columns stay quiet
+    assert all(v["prediction"] for v in moved)  # the forecast follows f0
+    assert sum(v["prediction"] for v in stable) == 0
+
+
+@pytest.fixture(scope="module")
+def champion(built, pg_server, tmp_path_factory):
+    """An XGBoost trained on two symbols and forced to @champion, in a fresh MLflow store."""
+    url, _ = built
+    home = tmp_path_factory.mktemp("drift") / ".qtis"
+    env = {
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_HOME": str(home),
+        "QTIS_DATABASE_URL": url,
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
+                             explain_samples=50)  # fmt: skip
+        run_training(url, config, symbols=["IBM", "MSFT"])
+        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url, samples=10))
+        yield url, env, home
+
+
+def test_a_drift_run_reports_stores_and_materializes(champion, monkeypatch):
+    url, env, _ = champion
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = materialize([drift_report], resources={"warehouse": WarehouseResource()})
+    assert result.success
+    meta = result.asset_materializations_for_node("drift_report")[0].metadata
+    path = meta["report"].value
+    page = Path(path).read_text()
+    assert path.endswith(".html") and "Drifted Columns" in page and "rsi_14" in page
+    assert meta["model"].value == "qtis-xgboost v1"
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select kind, measure, value, threshold, drifted, report_path, reference_end,"
+            " current_start from mlops.drift_results where run_id = %s",
+            (meta["drift_run_id"].value,),
+        ).fetchall()
+    kinds = {r[0] for r in rows}
+    assert {"data", "prediction", "performance", "attribution"} <= kinds
+    share = next(r for r in rows if r[1] == "share_drifted")
+    tested = [r for r in rows if r[0] == "data" and r[1] != "share_drifted"]
+    assert share[2] == pytest.approx(sum(r[4] for r in tested) / len(tested))
+    assert share[4] == (share[2] >= share[3]) and share[4] == meta["data_drifted"].value
+    assert "month" not in {r[1] for r in tested}  # calendar features are not tested by default
+    assert all(r[5] == path for r in rows) and rows[0][6] < rows[0][7]  # training, then recent
+    spearman = next(r for r in rows if r[1] == "spearman")
+    assert -1 <= spearman[2] <= 1 and spearman[4] == (spearman[2] < 0.5)
+
+
+def test_the_cli_prints_the_verdicts_and_writes_json(champion, tmp_path):
+    _, env, _ = champion
+    out = tmp_path / "drift.json"
+    done = qtis("monitor", "drift", "--current-bars", "40", "--json-out", str(out), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = " ".join(done.stdout.split())
+    assert "drift of qtis-xgboost v1" in text and "share_drifted" in text
+    assert "drift report:" in text
+    written = json.loads(out.read_text())
+    assert set(written["drifted"]) == {"data", "prediction", "performance", "attribution"}
+    assert len({m["measure"] for m in written["measures"] if m["kind"] == "data"}) > 40
+    bad = qtis("monitor", "drift", "--current-bars", "2", env=env)
+    assert bad.returncode == 2 and "invalid drift settings" in bad.stderr
+
+
+def test_no_champion_is_a_clear_error(db_url, tmp_path, pg_server):
+    env = {"QTIS_DATABASE_URL": db_url, "QTIS_HOME": str(tmp_path / ".qtis"),
+           "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server))}  # fmt: skip
+    done = qtis("monitor", "drift", env=env)
+    assert done.returncode == 2 and "@champion" in done.stderr
+
+
+def test_check_drift_refuses_a_model_without_its_training_span(champion):
+    url, env, _ = champion
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        from serving.predictor import Predictor
+
+        model = Predictor(url).champion
+        model.trained_through = None
+        with pytest.raises(ValueError, match="no trained_through tag"):
+            check_drift(url, model)
