@@ -324,3 +324,13 @@ def load_report(url: str, run_id: str) -> DriftReport:
     measures = [Measure(*r[2:7]) for r in rows]
     return DriftReport(run_id, first[0], first[1], (first[7], first[8]), (first[9], first[10]),
                        measures, Path(first[11]))  # fmt: skip
+
+
+def latest_run(url: str) -> str | None:
+    """The newest drift run's id."""
+    from warehouse.db import connect
+
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute("select run_id from mlops.drift_results order by id desc limit 1")
+        row = cur.fetchone()
+    return row[0] if row else None

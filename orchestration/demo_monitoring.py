@@ -3,6 +3,8 @@ its verdicts as stored in mlops.drift_results."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from dagster import DagsterInstance, materialize
 from rich.console import Console
 
@@ -12,6 +14,7 @@ from orchestration.resources import WarehouseResource
 
 def show_drift(console: Console, warehouse: WarehouseResource) -> str | None:
     """Returns the report's path (None when the check failed)."""
+    from monitoring.actions import decide
     from monitoring.drift import load_report
     from orchestration.cli_monitor import print_drift
 
@@ -27,5 +30,9 @@ def show_drift(console: Console, warehouse: WarehouseResource) -> str | None:
         console.print("[yellow]drift not checked[/]: see the drift_report run in the Dagster UI")
         return None
     meta = result.asset_materializations_for_node("drift_report")[0].metadata
-    print_drift(load_report(warehouse.url(), meta["drift_run_id"].value), console)
+    report = load_report(warehouse.url(), meta["drift_run_id"].value)
+    print_drift(report, console)
+    verdicts = decide(report, None, datetime.now(UTC))
+    said = "; ".join(f"{v.action}: {v.reason}" for v in verdicts) or "nothing to do"
+    console.print(f"  drift_sensor would act on it (when turned on): {said}", highlight=False)
     return meta["report"].value

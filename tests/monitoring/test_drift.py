@@ -16,11 +16,8 @@ from dagster import materialize
 from monitoring.drift import DriftSettings, check_drift, drift_measures, evidently_report
 from orchestration.monitoring_assets import drift_report
 from orchestration.resources import WarehouseResource
-from serving.probe import serving_probe
 from tests.conftest import _fresh_database
 from tests.orchestration.test_cli import qtis
-from training import promotion
-from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -60,27 +57,6 @@ def test_a_shift_is_flagged_and_a_stable_market_is_not_over_20_seeds():
     assert sum(v["stable_columns"] for v in moved) <= 1  # the unmoved columns stay quiet
     assert all(v["prediction"] for v in moved)  # the forecast follows f0
     assert sum(v["prediction"] for v in stable) == 0
-
-
-@pytest.fixture(scope="module")
-def champion(built, pg_server, tmp_path_factory):
-    """An XGBoost trained on two symbols and forced to @champion, in a fresh MLflow store."""
-    url, _ = built
-    home = tmp_path_factory.mktemp("drift") / ".qtis"
-    env = {
-        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
-        "QTIS_HOME": str(home),
-        "QTIS_DATABASE_URL": url,
-        "DAGSTER_HOME": str(home / "dagster"),
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
-                             explain_samples=50)  # fmt: skip
-        run_training(url, config, symbols=["IBM", "MSFT"])
-        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url, samples=10))
-        yield url, env, home
 
 
 def test_a_drift_run_reports_stores_and_materializes(champion, monkeypatch):

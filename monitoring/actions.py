@@ -1,0 +1,60 @@
+"""What a drift run calls for: retrain when the inputs or the forecasts moved (not more often
+than the cooldown allows), demote the champion when its recent accuracy decayed below the floor.
+Plain functions of a stored run and the time of the last retrain, so the Dagster sensor that
+acts on them stays thin and every decision can be replayed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitoring.drift import DriftReport
+
+
+class ActionSettings(BaseSettings):
+    """``QTIS_MONITOR_*``"""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_MONITOR_", extra="ignore", frozen=True)
+
+    retrain_cooldown_hours: float = Field(
+        24.0, ge=0, description="no second drift-triggered retrain within this time"
+    )
+    demote_on_decay: bool = Field(True, description="roll the champion back when it decayed")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Literal["retrain", "demote", "wait"]
+    reason: str
+
+
+def decide(
+    report: DriftReport,
+    last_retrain: datetime | None,
+    now: datetime,
+    settings: ActionSettings | None = None,
+) -> list[Verdict]:
+    """The actions ``report`` calls for, each with the reason a person would want to read."""
+    s = settings or ActionSettings()
+    out: list[Verdict] = []
+    label = f"{report.model} v{report.version}"
+    if report.drifted("performance") and s.demote_on_decay:
+        ic = report.value("performance", "ic")
+        floor = next(m.threshold for m in report.measures if m.measure == "ic")
+        out.append(Verdict("demote", f"{label} decayed: recent rank IC {ic:.3f} < {floor:.3f}"))
+    moved = [k for k in ("data", "prediction") if report.drifted(k)]
+    if moved:
+        share = report.value("data", "share_drifted")
+        why = f"{' and '.join(moved)} drift of {label}" + (
+            f" ({share:.0%} of features)" if "data" in moved and share is not None else ""
+        )
+        until = last_retrain + timedelta(hours=s.retrain_cooldown_hours) if last_retrain else None
+        if until is not None and now < until:
+            out.append(Verdict("wait", f"{why}; retrain cooldown until {until:%Y-%m-%d %H:%M}"))
+        else:
+            out.append(Verdict("retrain", why))
+    return out

@@ -1,0 +1,67 @@
+"""Alerts that reach a person: one JSON line per alert in a log file, and a POST of the same
+JSON to a webhook (Slack, Teams or anything that takes JSON) when one is configured. The same
+alert key is sent once per ``dedup_hours``: a drift that persists does not page every run."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+
+class AlertSettings(BaseSettings):
+    """``QTIS_ALERT_*``"""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_ALERT_", extra="ignore", frozen=True)
+
+    log_file: Path | None = Field(None, description="default $QTIS_HOME/alerts.jsonl")
+    webhook_url: str | None = Field(None, description="POSTed each alert as JSON")
+    dedup_hours: float = Field(6.0, ge=0, description="one alert per key within this time")
+    timeout: float = Field(5.0, gt=0, description="seconds for the webhook")
+
+
+class AlertSink:
+    def __init__(self, settings: AlertSettings | None = None) -> None:
+        from warehouse.settings import get_settings
+
+        self.settings = s = settings or AlertSettings()
+        self.path = s.log_file or get_settings().home / "alerts.jsonl"
+
+    def _last_sent(self, key: str) -> datetime | None:
+        if not self.path.exists():
+            return None
+        last = None
+        for line in self.path.read_text().splitlines():
+            alert = json.loads(line)
+            if alert["key"] == key:
+                last = datetime.fromisoformat(alert["at"])
+        return last
+
+    def send(self, key: str, severity: str, message: str, now: datetime | None = None) -> bool:
+        """Record and deliver an alert; False when the same key was sent within the dedup
+        window. A webhook that fails is logged, never raised: monitoring must not stop."""
+        now = now or datetime.now(UTC)
+        last = self._last_sent(key)
+        if last is not None and now - last < timedelta(hours=self.settings.dedup_hours):
+            return False
+        alert = {"at": now.isoformat(), "key": key, "severity": severity, "message": message}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as out:
+            out.write(json.dumps(alert) + "\n")
+        if self.settings.webhook_url:
+            import httpx
+
+            try:
+                answer = httpx.post(
+                    self.settings.webhook_url, json=alert, timeout=self.settings.timeout
+                )
+                answer.raise_for_status()
+            except httpx.HTTPError as exc:
+                log.error("alert webhook %s failed: %s", self.settings.webhook_url, exc)
+        return True

@@ -1,0 +1,68 @@
+"""The sensor that acts on drift: each new run in mlops.drift_results is read once; data or
+prediction drift requests the ``retrain`` job (features -> tune -> train -> promotion gates),
+at most once per cooldown; a champion whose recent accuracy decayed is rolled back to the one
+before it (recorded in mlops.promotions; the serving process picks the alias up). Every verdict
+is an alert (deduplicated) and the reason is on the tick in the Dagster UI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
+
+from monitoring.actions import ActionSettings, decide
+from monitoring.alerts import AlertSink
+from monitoring.drift import latest_run, load_report
+from orchestration.resources import WarehouseResource
+
+
+def drift_sensor_for(job):
+    @sensor(
+        name="drift_sensor",
+        job=job,
+        minimum_interval_seconds=300,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="retrain on data/prediction drift (with a cooldown), roll the champion back"
+        " on performance decay; reads mlops.drift_results",
+    )
+    def drift_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+        return act_on_drift(context, warehouse.url())
+
+    return drift_sensor
+
+
+def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
+    from training.promotion import rollback
+
+    state = json.loads(context.cursor or "{}")
+    run = latest_run(url)
+    if run is None or run == state.get("run"):
+        return SensorResult(skip_reason="no new drift run in mlops.drift_results")
+    report = load_report(url, run)
+    now = datetime.now(UTC)
+    last = state.get("retrain_at")
+    verdicts = decide(report, datetime.fromisoformat(last) if last else None, now, ActionSettings())
+    sink, requests, said = AlertSink(), [], []
+    for verdict in verdicts:
+        if verdict.action == "demote":
+            try:
+                done = rollback(url, verdict.reason, actor="drift_sensor")
+                said.append(f"demoted: {done.reason}; champion {done.model} v{done.version}")
+            except ValueError as exc:  # the first champion: nothing to go back to
+                said.append(f"{verdict.reason}; not demoted: {exc}")
+        elif verdict.action == "retrain":
+            tags = {"qtis/reason": verdict.reason}
+            requests.append(RunRequest(run_key=f"drift-{run}", tags=tags))
+            last = now.isoformat()
+            said.append(f"retrain requested: {verdict.reason}")
+        else:
+            said.append(verdict.reason)
+        sink.send(f"{verdict.action}:{report.model}", "warning", said[-1])
+    cursor = json.dumps({"run": run, "retrain_at": last})
+    if not requests:
+        why = "; ".join(said) or f"drift run {run}: nothing drifted"
+        return SensorResult(skip_reason=why, cursor=cursor)
+    for line in said:
+        context.log.info(line)
+    return SensorResult(run_requests=requests, cursor=cursor)

@@ -1,0 +1,32 @@
+"""A registered champion for the monitoring tests (trained once per module)."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.probe import serving_probe
+from tests.conftest import _fresh_database
+from training import promotion
+from training.runner import TrainConfig, run_training
+from warehouse.db import sqlalchemy_url
+
+
+@pytest.fixture(scope="module")
+def champion(built, pg_server, tmp_path_factory):
+    """An XGBoost trained on two symbols and forced to @champion, in a fresh MLflow store."""
+    url, _ = built
+    home = tmp_path_factory.mktemp("drift") / ".qtis"
+    env = {
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_HOME": str(home),
+        "QTIS_DATABASE_URL": url,
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
+                             explain_samples=50)  # fmt: skip
+        run_training(url, config, symbols=["IBM", "MSFT"])
+        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url, samples=10))
+        yield url, env, home
