@@ -84,7 +84,11 @@ def _limits(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def _run(
-    config, json_out: Path | None, venue_log: Path | None = None, tear_sheet: Path | None = None
+    config,
+    json_out: Path | None,
+    venue_log: Path | None = None,
+    tear_sheet: Path | None = None,
+    metrics=None,
 ) -> None:
     from trading_runtime.engine import EngineHalted
     from trading_runtime.runs import StreamBusy, run
@@ -106,7 +110,7 @@ def _run(
                 progress.update(task, completed=done, total=total)
 
         try:
-            result = run(url, config, advance, venue_log=venue_log)
+            result = run(url, config, advance, venue_log=venue_log, metrics=metrics)
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
         except (StreamBusy, LookupError, ValueError, ConnectionError) as exc:
@@ -522,6 +526,10 @@ def paper(
     json_out: Path | None = None,
     challenger_shadow: ChallengerShadow = False,
     execution: Execution = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port)"),
+    ] = None,
 ) -> None:
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
     before acting on it. Run it again with the same --stream to resume after a crash."""
@@ -541,7 +549,17 @@ def paper(
         config = _config("paper", stream, options, strategies)
         if challenger_shadow:
             config = _with_challenger(config)
-    _run(config, json_out, venue_log or _venue_log(stream))
+    metrics = None
+    if metrics_port is not None:
+        from trading_runtime.telemetry import RuntimeMetrics
+
+        metrics = RuntimeMetrics(stream)
+        try:
+            port = metrics.serve(metrics_port)
+        except OSError as exc:
+            raise fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from exc
+        err.print(f"metrics: http://127.0.0.1:{port}/metrics", highlight=False)
+    _run(config, json_out, venue_log or _venue_log(stream), metrics=metrics)
 
 
 def _venue_log(stream: str) -> Path:

@@ -25,6 +25,7 @@ from trading_runtime.journal import Journal
 from trading_runtime.metrics import summary
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.signals import model_card
+from trading_runtime.telemetry import RuntimeMetrics
 
 
 class StreamBusy(RuntimeError):
@@ -60,6 +61,7 @@ def build_engine(
     venue_log: Path | None = None,
     predictor: Predicting | None = None,
     resources: ExitStack | None = None,
+    metrics: RuntimeMetrics | None = None,
 ) -> Engine:
     """The engine of ``config``. A model strategy asks ``predictor`` when given (e.g. one
     window's model in a walk-forward), else the champion; either way it trades only bars after
@@ -116,6 +118,7 @@ def build_engine(
         settings=settings,
         venue_log=venue_log,
         execution=execution,
+        metrics=metrics,
     )
 
 
@@ -196,12 +199,14 @@ def run(
     settings: RuntimeSettings | None = None,
     venue_log: Path | None = None,
     predictor: Predicting | None = None,
+    metrics: RuntimeMetrics | None = None,
 ) -> RunReport:
     """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars;
-    ``predictor``: the model to trade instead of the champion."""
+    ``predictor``: the model to trade instead of the champion; ``metrics``: updated from every
+    event (Prometheus)."""
     settings = settings or RuntimeSettings()
     with ExitStack() as resources:
-        engine = build_engine(url, config, settings, venue_log, predictor, resources)
+        engine = build_engine(url, config, settings, venue_log, predictor, resources, metrics)
         journal = engine.journal
         resources.callback(journal.close)
         if config.mode == "backtest" and journal.exists():

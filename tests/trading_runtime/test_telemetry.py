@@ -1,0 +1,80 @@
+"""Prometheus metrics of a run equal what its journal says: equity and P&L per account, orders,
+fills and denials by check, the tick-to-order histogram; and they are served over HTTP."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import httpx
+import pytest
+
+from trading_runtime import events as ev
+from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.journal import Journal
+from trading_runtime.runs import run
+from trading_runtime.telemetry import RuntimeMetrics
+
+
+def test_metrics_follow_the_journal_and_are_served(market):
+    # 300 shares: IBM and MSFT stay under the cap, AAPL and GOOG (dearer) are denied
+    strategy = StrategyConfig(signal="sma-cross", fast=5, slow=20, sizing="fixed", quantity=300,
+                              limits={"max_position_notional": 100_000})  # fmt: skip
+    config = RunConfig(mode="paper", stream="metered", strategies=[strategy],
+                       start=date(2012, 1, 3))  # fmt: skip
+    metrics = RuntimeMetrics("metered")
+    result = run(market, config, metrics=metrics)
+    journal = Journal(market, "metered")
+    try:
+        counts = Counter(e.type for e in journal.read())
+        denied = Counter(e.payload["check"] for e in journal.read(types=[ev.ORDER_DENIED]))
+        timed = [e for e in journal.read(types=[ev.ORDER_ACCEPTED]) if "tick_to_order_us" in
+                 e.payload]  # fmt: skip
+    finally:
+        journal.close()
+    value = metrics.registry.get_sample_value
+    labels = {"stream": "metered", "account": "main"}
+    account = result.book.accounts["main"]
+    assert value("qtis_equity", labels) == pytest.approx(account.equity)
+    assert value("qtis_pnl", labels) == pytest.approx(account.equity - account.initial)
+    assert value("qtis_drawdown", labels) == pytest.approx(account.drawdown)
+    assert value("qtis_risk_state", labels) == 0
+    assert value("qtis_orders_total", labels) == counts[ev.ORDER_SUBMITTED] > 0
+    assert value("qtis_fills_total", labels) == counts[ev.ORDER_FILLED] > 0
+    assert denied and all(
+        value("qtis_denials_total", labels | {"check": check}) == n for check, n in denied.items()
+    )
+    histogram = value("qtis_tick_to_order_seconds_count", {"stream": "metered"})
+    assert histogram == len(timed) > 0
+    assert value("qtis_tick_to_order_seconds_sum", {"stream": "metered"}) == pytest.approx(
+        sum(e.payload["tick_to_order_us"] for e in timed) / 1e6
+    )
+    port = metrics.serve(0)
+    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'qtis_equity{account="main",stream="metered"}' in page
+    assert "qtis_tick_to_order_seconds_bucket" in page
+
+
+def test_the_example_dashboard_and_scrape_config_ask_only_for_metrics_that_exist():
+    import json
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    deploy = Path(__file__).parents[2] / "deploy"
+    dashboard = json.loads((deploy / "grafana" / "qtis-trading.json").read_text())
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"qtis_[a-z_]+", target["expr"])
+    }
+    metrics = RuntimeMetrics("x")
+    metrics.tick_to_order.labels("x").observe(0.01)
+    served = {s.name for family in metrics.registry.collect() for s in family.samples}
+    families = list(metrics.registry.collect())
+    served |= {f.name + ("_total" if f.type == "counter" else "") for f in families}
+    assert asked and asked <= served, asked - served
+    scrape = yaml.safe_load((deploy / "prometheus.yml").read_text())
+    assert {job["job_name"] for job in scrape["scrape_configs"]} == {"qtis-trading", "qtis-serving"}

@@ -1,0 +1,68 @@
+"""Prometheus metrics of a running engine, derived from the events it journals (the same ones
+every other view is built from): per account equity, P&L, gross exposure, drawdown and risk
+state at each bar close; orders, fills and denials (by the check that denied) as counters; the
+tick-to-order latency as a histogram. ``serve(port)`` exposes them on ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from trading_runtime import events as ev
+from trading_runtime.book import Book, TradingState
+
+STATES = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+# seconds: a bar's decision is ~1-20 ms on this machine; a rebalance of hundreds of assets ~1 s
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class RuntimeMetrics:
+    def __init__(self, stream: str, registry: CollectorRegistry | None = None) -> None:
+        self.stream = stream
+        self.registry = r = registry or CollectorRegistry()
+        by = ["stream", "account"]
+        self.equity = Gauge("qtis_equity", "equity at the last bar close", by, registry=r)
+        self.pnl = Gauge("qtis_pnl", "equity minus the starting capital", by, registry=r)
+        self.exposure = Gauge("qtis_gross_exposure", "gross market value / equity", by, registry=r)
+        self.drawdown = Gauge("qtis_drawdown", "1 - equity / its peak", by, registry=r)
+        self.state = Gauge("qtis_risk_state", "0 active, 1 reducing, 2 halted", by, registry=r)
+        self.orders = Counter("qtis_orders", "orders sent to the venue", by, registry=r)
+        self.fills = Counter("qtis_fills", "fills", by, registry=r)
+        self.denials = Counter(
+            "qtis_denials", "orders the risk engine denied", [*by, "check"], registry=r
+        )
+        self.tick_to_order = Histogram(
+            "qtis_tick_to_order_seconds", "bar in to order at the venue", ["stream"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+
+    def observe(self, event: ev.Event, book: Book) -> None:
+        """Update from one event, after ``book`` has applied it."""
+        p = event.payload
+        if event.type == ev.BAR_CLOSED:
+            for name, account in book.accounts.items():
+                gross = sum(
+                    abs(position.market_value(book.marks.get(symbol, position.avg_price)))
+                    for symbol, position in account.positions.items()
+                )
+                labels = (self.stream, name)
+                self.equity.labels(*labels).set(account.equity)
+                self.pnl.labels(*labels).set(account.equity - account.initial)
+                self.exposure.labels(*labels).set(gross / account.equity if account.equity else 0)
+                self.drawdown.labels(*labels).set(account.drawdown)
+                self.state.labels(*labels).set(STATES[account.state])
+        elif event.type == ev.ORDER_SUBMITTED:
+            self.orders.labels(self.stream, p["order"]["account"]).inc()
+        elif event.type == ev.ORDER_FILLED:
+            self.fills.labels(self.stream, p["fill"]["account"]).inc()
+        elif event.type == ev.ORDER_DENIED:
+            self.denials.labels(self.stream, p["order"]["account"], p["check"]).inc()
+        elif event.type == ev.RISK_STATE_CHANGED:
+            self.state.labels(self.stream, p["account"]).set(STATES[TradingState(p["state"])])
+        if "tick_to_order_us" in p and event.type == ev.ORDER_ACCEPTED:
+            self.tick_to_order.labels(self.stream).observe(p["tick_to_order_us"] / 1e6)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Expose ``/metrics`` on ``host:port`` (0: a free port) from a daemon thread; returns
+        the port."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server.server_port
