@@ -88,7 +88,7 @@ def _run(
     json_out: Path | None,
     venue_log: Path | None = None,
     tear_sheet: Path | None = None,
-    metrics=None,
+    observers: list | None = None,
 ) -> None:
     from trading_runtime.engine import EngineHalted
     from trading_runtime.runs import StreamBusy, run
@@ -110,7 +110,7 @@ def _run(
                 progress.update(task, completed=done, total=total)
 
         try:
-            result = run(url, config, advance, venue_log=venue_log, metrics=metrics)
+            result = run(url, config, advance, venue_log=venue_log, observers=observers or ())
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
         except (StreamBusy, LookupError, ValueError, ConnectionError) as exc:
@@ -549,7 +549,9 @@ def paper(
         config = _config("paper", stream, options, strategies)
         if challenger_shadow:
             config = _with_challenger(config)
-    metrics = None
+    from orchestration.runtime_alerts import RuntimeAlerts
+
+    observers: list = [RuntimeAlerts(stream)]
     if metrics_port is not None:
         from trading_runtime.telemetry import RuntimeMetrics
 
@@ -559,7 +561,8 @@ def paper(
         except OSError as exc:
             raise fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from exc
         err.print(f"metrics: http://127.0.0.1:{port}/metrics", highlight=False)
-    _run(config, json_out, venue_log or _venue_log(stream), metrics=metrics)
+        observers.append(metrics)
+    _run(config, json_out, venue_log or _venue_log(stream), observers=observers)
 
 
 def _venue_log(stream: str) -> Path:

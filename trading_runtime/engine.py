@@ -13,7 +13,7 @@ identically, and its events (keyed) are written once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from trading_runtime.risk import RiskEngine
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.signals import BuyAndHold, ModelSignals, SignalSource, SmaCross
 from trading_runtime.sizing import EqualWeight, FixedQuantity, Sizer, StopPolicy, VolatilityTarget
-from trading_runtime.telemetry import RuntimeMetrics
+from trading_runtime.telemetry import EventObserver
 
 
 class EngineHalted(RuntimeError):
@@ -72,10 +72,10 @@ class Engine:
         settings: RuntimeSettings | None = None,
         venue_log: Path | None = None,
         execution: Execution | None = None,
-        metrics: RuntimeMetrics | None = None,
+        observers: Sequence[EventObserver] = (),
     ) -> None:
         self.config, self.feed, self.journal = config, feed, journal
-        self.metrics = metrics
+        self.observers = list(observers)  # metrics, alerts: they see every event
         self.settings = settings or RuntimeSettings()
         self.symbols = feed.symbols
         self.index = {s: i for i, s in enumerate(self.symbols)}
@@ -241,8 +241,8 @@ class Engine:
     def _emit(self, event: ev.Event) -> None:
         self.book.apply(event)
         self._pending.append(event)
-        if self.metrics is not None:
-            self.metrics.observe(event, self.book)
+        for observer in self.observers:
+            observer.observe(event, self.book)
 
     def _take_answers(self) -> None:
         self._pending, self._carry = self._carry, []

@@ -4,7 +4,7 @@ all read back from the journal, so a resumed paper run reports its whole life.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +25,7 @@ from trading_runtime.journal import Journal
 from trading_runtime.metrics import summary
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.signals import model_card
-from trading_runtime.telemetry import RuntimeMetrics
+from trading_runtime.telemetry import EventObserver
 
 
 class StreamBusy(RuntimeError):
@@ -61,7 +61,7 @@ def build_engine(
     venue_log: Path | None = None,
     predictor: Predicting | None = None,
     resources: ExitStack | None = None,
-    metrics: RuntimeMetrics | None = None,
+    observers: Sequence[EventObserver] = (),
 ) -> Engine:
     """The engine of ``config``. A model strategy asks ``predictor`` when given (e.g. one
     window's model in a walk-forward), else the champion; either way it trades only bars after
@@ -118,7 +118,7 @@ def build_engine(
         settings=settings,
         venue_log=venue_log,
         execution=execution,
-        metrics=metrics,
+        observers=observers,
     )
 
 
@@ -199,14 +199,14 @@ def run(
     settings: RuntimeSettings | None = None,
     venue_log: Path | None = None,
     predictor: Predicting | None = None,
-    metrics: RuntimeMetrics | None = None,
+    observers: Sequence[EventObserver] = (),
 ) -> RunReport:
     """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars;
-    ``predictor``: the model to trade instead of the champion; ``metrics``: updated from every
-    event (Prometheus)."""
+    ``predictor``: the model to trade instead of the champion; ``observers`` see every event
+    (Prometheus metrics, alerts)."""
     settings = settings or RuntimeSettings()
     with ExitStack() as resources:
-        engine = build_engine(url, config, settings, venue_log, predictor, resources, metrics)
+        engine = build_engine(url, config, settings, venue_log, predictor, resources, observers)
         journal = engine.journal
         resources.callback(journal.close)
         if config.mode == "backtest" and journal.exists():

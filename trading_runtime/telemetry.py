@@ -5,6 +5,8 @@ tick-to-order latency as a histogram. ``serve(port)`` exposes them on ``/metrics
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from trading_runtime import events as ev
@@ -13,6 +15,12 @@ from trading_runtime.book import Book, TradingState
 STATES = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 # seconds: a bar's decision is ~1-20 ms on this machine; a rebalance of hundreds of assets ~1 s
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class EventObserver(Protocol):
+    """Sees every event the engine journals, after the book applied it (metrics, alerts)."""
+
+    def observe(self, event: ev.Event, book: Book) -> None: ...
 
 
 class RuntimeMetrics:

@@ -23,7 +23,7 @@ def test_metrics_follow_the_journal_and_are_served(market):
     config = RunConfig(mode="paper", stream="metered", strategies=[strategy],
                        start=date(2012, 1, 3))  # fmt: skip
     metrics = RuntimeMetrics("metered")
-    result = run(market, config, metrics=metrics)
+    result = run(market, config, observers=[metrics])
     journal = Journal(market, "metered")
     try:
         counts = Counter(e.type for e in journal.read())
@@ -78,3 +78,29 @@ def test_the_example_dashboard_and_scrape_config_ask_only_for_metrics_that_exist
     assert asked and asked <= served, asked - served
     scrape = yaml.safe_load((deploy / "prometheus.yml").read_text())
     assert {job["job_name"] for job in scrape["scrape_configs"]} == {"qtis-trading", "qtis-serving"}
+
+
+def test_runtime_alerts_reach_the_sink_once_per_kind(market, tmp_path):
+    """A run whose orders a limit keeps denying alerts once per check (not once per order);
+    a halt is critical, a return to active is not an alert."""
+    import json
+
+    from monitoring.alerts import AlertSettings, AlertSink
+    from orchestration.runtime_alerts import RuntimeAlerts
+    from trading_runtime.book import Book
+
+    sink = AlertSink(AlertSettings(log_file=tmp_path / "alerts.jsonl"))
+    alerts = RuntimeAlerts("alerted", sink)
+    strategy = StrategyConfig(signal="sma-cross", fast=5, slow=20, sizing="fixed", quantity=300,
+                              limits={"max_position_notional": 100_000})  # fmt: skip
+    config = RunConfig(stream="alerted", strategies=[strategy], start=date(2012, 1, 3))
+    result = run(market, config, observers=[alerts])
+    assert result.denials.get("max_position_notional", 0) > 1
+    for state in ("halted", "active"):
+        event = ev.Event(ev.RISK_STATE_CHANGED,
+                         {"account": "main", "state": state, "reason": "drawdown 21%"})  # fmt: skip
+        alerts.observe(event, Book())
+    sent = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [a["key"] for a in sent] == ["alerted/main:denied:max_position_notional",
+                                        "alerted/main:state:halted"]  # fmt: skip
+    assert sent[1]["severity"] == "critical" and "drawdown 21%" in sent[1]["message"]
