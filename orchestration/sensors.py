@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    run_failure_sensor,
+    sensor,
+)
 
 from monitoring.actions import ActionSettings, decide
 from monitoring.alerts import AlertSink
@@ -66,3 +74,15 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     for line in said:
         context.log.info(line)
     return SensorResult(run_requests=requests, cursor=cursor)
+
+
+@run_failure_sensor(
+    name="failed_run_alerts",
+    default_status=DefaultSensorStatus.STOPPED,
+    description="a failed run of any job is an alert (QTIS_ALERT_*)",
+)
+def failed_run_alerts(context: RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    message = context.failure_event.message or "failed"
+    text = f"Dagster run {run.run_id[:8]} of {run.job_name} failed: {message}"
+    AlertSink().send(f"run_failed:{run.job_name}", "critical", text)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance, build_run_status_sensor_context, build_sensor_context
 
 from monitoring.actions import ActionSettings, decide
 from monitoring.alerts import AlertSettings, AlertSink
@@ -124,3 +124,31 @@ def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(cham
     alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [a["key"] for a in alerts] == ["demote:qtis-xgboost", "retrain:qtis-xgboost",
                                           "wait:qtis-xgboost"]  # fmt: skip
+
+
+def test_a_failed_run_is_a_critical_alert(tmp_path, monkeypatch):
+    from dagster import DagsterEventType, job, op
+
+    from orchestration.sensors import failed_run_alerts
+
+    monkeypatch.setenv("QTIS_ALERT_LOG_FILE", str(tmp_path / "alerts.jsonl"))
+
+    @op
+    def boom():
+        raise RuntimeError("the warehouse is unreachable")
+
+    @job
+    def doomed():
+        boom()
+
+    instance = DagsterInstance.ephemeral()
+    result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
+    context = build_run_status_sensor_context(
+        sensor_name="failed_run_alerts", dagster_event=failure, dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()  # fmt: skip
+    failed_run_alerts(context)
+    (alert,) = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert alert["key"] == "run_failed:doomed" and alert["severity"] == "critical"
+    assert "of doomed failed" in alert["message"]
