@@ -52,6 +52,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/runtime.py
 	@$(BIN)/python bench/recovery.py
 	@$(BIN)/python bench/portfolio.py
+	@$(BIN)/python bench/monitoring.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

@@ -1,0 +1,166 @@
+"""Monitoring speed: (a) an Evidently data-drift report (PSI per column, the share of drifted
+columns) for 50 features x 100,000 reference rows against 10,000 current rows, next to the same
+PSI computed with numpy histograms in the same run (the floor: binning and one sum per column);
+(b) the drift sensor's decision latency: from new bars in the warehouse to a retrain request,
+i.e. a drift check of the champion (``monitoring.drift.check_drift``: features, forecasts,
+Evidently, SHAP, rows stored) and one sensor tick on it. (b) needs a champion: run `make demo`
+first (it uses the QTIS database, `qtis db up`).
+
+    python bench/monitoring.py [--features 50] [--reference 100000] [--current 10000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/serving.py and bench/training.py would shadow the packages of the same names
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).parent / "results" / "monitoring.json"
+
+
+def frames(features: int, reference: int, current: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    columns = [f"f{i}" for i in range(features)]
+    ref = pd.DataFrame(rng.standard_t(5, (reference, features)), columns=columns)
+    cur = pd.DataFrame(rng.standard_t(5, (current, features)), columns=columns)
+    cur[columns[: features // 5]] += 1.0  # a fifth of them moved (by 0.8 sd)
+    return ref, cur
+
+
+def numpy_psi(ref: pd.DataFrame, cur: pd.DataFrame, bins: int = 10) -> np.ndarray:
+    """PSI per column on the reference's quantile bins (the computation Evidently wraps)."""
+    out = []
+    for column in ref.columns:
+        r, c = ref[column].to_numpy(), cur[column].to_numpy()
+        edges = np.unique(np.quantile(r, np.linspace(0, 1, bins + 1)))
+        p = np.histogram(r, edges)[0] / len(r) + 1e-4
+        q = np.histogram(np.clip(c, edges[0], edges[-1]), edges)[0] / len(c) + 1e-4
+        out.append(float(np.sum((q - p) * np.log(q / p))))
+    return np.array(out)
+
+
+def timed(fn, repeats: int) -> tuple[float, Any]:
+    seconds, value = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        value = fn()
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds)), value
+
+
+def bench_report(features: int, reference: int, current: int, repeats: int) -> dict[str, Any]:
+    from monitoring.drift import DriftSettings, drift_measures, evidently_report
+
+    ref, cur = frames(features, reference, current)
+    names = list(ref.columns)
+    ref["pred_h1"], cur["pred_h1"] = ref["f0"], cur["f0"]
+    s = DriftSettings()
+
+    def evidently():
+        snapshot = evidently_report(ref, cur, names, (1,), s)
+        return drift_measures(snapshot, names, (1,), s)
+
+    seconds, measures = timed(evidently, repeats)
+    base_s, psi = timed(lambda: numpy_psi(ref[names], cur[names]), repeats)
+    share = next(m.value for m in measures if m.measure == "share_drifted")
+    return {"features": features, "reference_rows": reference, "current_rows": current,
+            "evidently_s": seconds, "numpy_psi_s": base_s, "ratio": seconds / base_s,
+            "share_drifted": share, "numpy_share": float((psi >= s.threshold).mean()),
+            "moved": features // 5}  # fmt: skip
+
+
+def bench_sensor() -> dict[str, Any]:
+    """New bars -> drift check -> sensor tick -> retrain request, on the demo's champion."""
+    from dagster import DagsterInstance, build_sensor_context
+
+    from monitoring.drift import check_drift
+    from orchestration.definitions import defs
+    from orchestration.resources import WarehouseResource
+    from warehouse.db import database_url
+
+    url = database_url()
+    os.environ["QTIS_MONITOR_DEMOTE_ON_DECAY"] = "false"  # measure the decision, demote nothing
+    started = time.perf_counter()
+    report = check_drift(url)
+    checked = time.perf_counter()
+    context = build_sensor_context(instance=DagsterInstance.ephemeral(),
+                                   resources={"warehouse": WarehouseResource()})  # fmt: skip
+    result = defs.get_sensor_def("drift_sensor")(context)
+    ticked = time.perf_counter()
+    requests = result.run_requests or []
+    reason = requests[0].tags["qtis/reason"] if requests else result.skip_reason.skip_message
+    return {"model": f"{report.model} v{report.version}", "check_s": checked - started,
+            "tick_s": ticked - checked, "total_s": ticked - started,
+            "retrain_requested": bool(requests), "reason": reason}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--reference", type=int, default=100_000)
+    parser.add_argument("--current", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    console = Console()
+    started = time.perf_counter()
+    with console.status("drift report"):
+        report = bench_report(args.features, args.reference, args.current, args.repeats)
+    with console.status("sensor: drift check of the champion, then one tick"):
+        sensor = bench_sensor()
+    table = Table("measurement", "result", "baseline (same run)", "ratio",
+                  title="monitoring")  # fmt: skip
+    table.add_row(
+        f"Evidently drift report, {report['features']} features x {report['reference_rows']:,}"
+        f" ref / {report['current_rows']:,} current rows",
+        f"{report['evidently_s']:.2f} s (share drifted {report['share_drifted']:.0%},"
+        f" {report['moved']} moved)",
+        f"numpy PSI {report['numpy_psi_s']:.3f} s (share {report['numpy_share']:.0%})",
+        f"{report['ratio']:.0f}x",
+    )
+    table.add_row(
+        f"new bars -> retrain request ({sensor['model']})",
+        f"{sensor['total_s']:.1f} s (check {sensor['check_s']:.1f} s, tick"
+        f" {sensor['tick_s'] * 1e3:.0f} ms)",
+        "-",
+        "-",
+    )
+    console.print(table)
+    console.print(f"sensor: {'retrain requested' if sensor['retrain_requested'] else 'skipped'}"
+                  f" - {sensor['reason']}", highlight=False)  # fmt: skip
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": "monitoring",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "params": vars(args),
+        "report": report,
+        "sensor": sensor,
+        "total_s": time.perf_counter() - started,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+    RESULTS.write_text(json.dumps(payload, indent=2, default=str))
+    console.print(f"wrote {RESULTS} in {payload['total_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
