@@ -116,10 +116,9 @@ def is_drift(value: float | None, threshold: float, method: str) -> bool:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def frames(data, model, s: DriftSettings) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """(reference, current, current rows): features, forecasts per horizon and the realized
-    returns, for a sample of the model's training rows and for every row of the last
-    ``current_bars`` bars."""
+def frames(data, model, s: DriftSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reference, current): features, forecasts per horizon and the realized returns, for a
+    sample of the model's training rows and for every row of the last ``current_bars`` bars."""
     from training.windows import window_ends
 
     rows = window_ends(data, model.window)
@@ -134,7 +133,7 @@ def frames(data, model, s: DriftSettings) -> tuple[pd.DataFrame, pd.DataFrame, n
     rng = np.random.default_rng(s.seed)
     if len(trained) > s.reference_rows:
         trained = np.sort(rng.choice(trained, s.reference_rows, replace=False))
-    return _frame(data, model, trained), _frame(data, model, recent), recent
+    return _frame(data, model, trained), _frame(data, model, recent)
 
 
 def _frame(data, model, rows: np.ndarray) -> pd.DataFrame:
@@ -266,7 +265,7 @@ def check_drift(
 
         model = Predictor(url).champion
     data = load_training_data(url)
-    reference, current, _ = frames(data, model, s)
+    reference, current = frames(data, model, s)
     features = tested_features(model, s)
     snapshot = evidently_report(reference, current, features, model.horizons, s)
     notes: list[str] = []

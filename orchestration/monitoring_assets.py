@@ -7,11 +7,13 @@ from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, 
 from monitoring.drift import KINDS, DriftSettings, check_drift
 from orchestration.resources import WarehouseResource
 
+DEFAULTS = DriftSettings()
+
 
 class DriftConfig(Config):
-    current_bars: int = DriftSettings().current_bars
-    method: str = DriftSettings().method
-    threshold: float = DriftSettings().threshold
+    current_bars: int = DEFAULTS.current_bars
+    method: str = DEFAULTS.method
+    threshold: float = DEFAULTS.threshold
 
 
 @asset(
