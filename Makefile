@@ -53,6 +53,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/recovery.py
 	@$(BIN)/python bench/portfolio.py
 	@$(BIN)/python bench/monitoring.py
+	@$(BIN)/python bench/regime.py
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

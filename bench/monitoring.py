@@ -64,7 +64,7 @@ def timed(fn, repeats: int) -> tuple[float, Any]:
 
 
 def bench_report(features: int, reference: int, current: int, repeats: int) -> dict[str, Any]:
-    from monitoring.drift import DriftSettings, drift_measures, evidently_report
+    from monitoring.drift import DriftSettings, drift_measures, evidently_report, snapshot_scores
 
     ref, cur = frames(features, reference, current)
     names = list(ref.columns)
@@ -73,7 +73,7 @@ def bench_report(features: int, reference: int, current: int, repeats: int) -> d
 
     def evidently():
         snapshot = evidently_report(ref, cur, names, (1,), s)
-        return drift_measures(snapshot, names, (1,), s)
+        return drift_measures(snapshot_scores(snapshot), names, (1,), s)
 
     seconds, measures = timed(evidently, repeats)
     base_s, psi = timed(lambda: numpy_psi(ref[names], cur[names]), repeats)

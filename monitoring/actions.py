@@ -24,6 +24,11 @@ class ActionSettings(BaseSettings):
         24.0, ge=0, description="no second drift-triggered retrain within this time"
     )
     demote_on_decay: bool = Field(True, description="roll the champion back when it decayed")
+    retrain_families: tuple[str, ...] = Field(
+        (),
+        description="model families a drift-triggered retrain trains (empty: all of them"
+        " and the ensemble)",
+    )
 
 
 @dataclass(frozen=True)

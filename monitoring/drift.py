@@ -3,15 +3,20 @@
 Four checks, each against the champion's own training period (the bars through its
 ``trained_through`` tag) and the most recent ``current_bars`` bars of the warehouse:
 
-- **data**: Evidently's per-feature drift test (PSI by default) and the share of drifted
-  features; the data has drifted when that share reaches ``drift_share``;
-- **prediction**: the same test on the model's forecasts, one column per horizon;
+- **data**: Evidently's per-feature drift test (normed Wasserstein distance by default), each
+  feature against its own calibrated threshold (see ``Baseline``), and the share of drifted
+  features; the data has drifted when that share reaches ``drift_share``. Calendar features
+  and features in price or volume units are left out by default;
+- **prediction**: the same test on the model's forecasts, one column per horizon; drifted when
+  ``drift_share`` of the horizons did;
 - **performance**, once labels have arrived: the pooled rank correlation (IC) and directional
-  accuracy of its recent forecasts with what happened; drifted below ``ic_floor``;
+  accuracy of its recent forecasts with what happened, and their mean absolute error against the
+  training period's; decayed when the IC is below ``ic_floor``;
 - **attribution**: Spearman correlation of today's SHAP importance ranking with the one saved at
   registration (``mlops.feature_attributions``); drifted below ``attribution_floor``.
 
-Each run writes one Evidently HTML report and one ``mlops.drift_results`` row per measure.
+Each run writes ``mlops.drift_results`` rows (one per measure) and an Evidently HTML report.
+``as_of`` replays the check at a past bar: only the bars and the outcomes known by then count.
 """
 
 from __future__ import annotations
@@ -38,18 +43,45 @@ class DriftSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="QTIS_DRIFT_", extra="ignore", frozen=True)
 
-    current_bars: int = Field(63, ge=5, description="the recent bars compared with training")
+    current_bars: int = Field(20, ge=5, description="the recent bars compared with training")
     reference_rows: int = Field(5000, ge=100, description="training rows sampled as reference")
-    method: str = Field("psi", description="Evidently's per-column test (psi, ks, wasserstein…)")
-    threshold: float = Field(0.2, gt=0, description="of the test: PSI >= 0.2 is a shift")
+    calibration_windows: int = Field(
+        40,
+        ge=0,
+        description="training-period windows that calibrate each column's threshold"
+        " (0: the fixed threshold for every column)",
+    )
+    calibration_quantile: float = Field(
+        1.0, gt=0, le=1, description="of the test over those windows: a column's threshold"
+    )
+    calibration_margin: float = Field(
+        1.25,
+        ge=1,
+        description="times that quantile (forty overlapping windows of one year"
+        " understate how far a stable market strays: see README, Monitoring)",
+    )
+    method: str = Field(
+        "wasserstein", description="Evidently's per-column test (wasserstein, psi, ks…)"
+    )
+    threshold: float = Field(
+        0.1, gt=0, description="of the test, at least (Wasserstein in reference sd)"
+    )
     drift_share: float = Field(0.3, gt=0, le=1, description="drifted features that flag data")
     ic_floor: float = Field(0.0, description="recent pooled rank IC below it: decayed")
     attribution_floor: float = Field(0.5, description="SHAP ranking Spearman below it: drifted")
     explain_samples: int = Field(100, ge=0, description="recent bars SHAP explains; 0: skip")
+    error_ratio: float = Field(
+        1.5, gt=0, description="recent mean absolute error over the training period's: worse"
+    )
     calendar: bool = Field(
         False,
         description="test calendar features too (a window shorter than their cycle"
         " always differs from a year of training)",
+    )
+    levels: bool = Field(
+        False,
+        description="test features in price or volume units too (moving averages, OBV, pivots:"
+        " they move with every trend, so they would flag one)",
     )
     seed: int = 7
 
@@ -58,8 +90,10 @@ def tested_features(model, s: DriftSettings) -> list[str]:
     """The model's features that the data-drift test covers."""
     from transforms.spec import default_spec
 
-    calendar = set() if s.calendar else set(default_spec().columns("calendar"))
-    return [f for f in model.features if f not in calendar]
+    spec = default_spec()
+    left_out = set() if s.calendar else set(spec.columns("calendar"))
+    left_out |= set() if s.levels else set(spec.level_columns())
+    return [f for f in model.features if f not in left_out]
 
 
 @dataclass(frozen=True)
@@ -79,7 +113,7 @@ class DriftReport:
     reference: tuple[datetime, datetime]
     current: tuple[datetime, datetime]
     measures: list[Measure]
-    path: Path
+    path: Path | None  # the Evidently page, when one was written
     notes: list[str] = field(default_factory=list)
 
     def drifted(self, kind: str) -> bool:
@@ -97,14 +131,14 @@ class DriftReport:
             "current": [t.isoformat() for t in self.current],
             "data_drift_share": self.value("data", "share_drifted"),
             "drifted": {k: self.drifted(k) for k in KINDS},
-            "report": str(self.path),
+            "report": None if self.path is None else str(self.path),
             "notes": self.notes,
         }
 
 
 KINDS = ("data", "prediction", "performance", "attribution")
 # the measures that decide a kind (per-column rows are the detail behind them)
-_HEADLINE = {"share_drifted", "any_prediction", "ic", "spearman"}
+_HEADLINE = {"share_drifted", "horizons_drifted", "ic", "spearman"}
 
 
 def is_drift(value: float | None, threshold: float, method: str) -> bool:
@@ -116,9 +150,22 @@ def is_drift(value: float | None, threshold: float, method: str) -> bool:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def frames(data, model, s: DriftSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(reference, current): features, forecasts per horizon and the realized returns, for a
-    sample of the model's training rows and for every row of the last ``current_bars`` bars."""
+@dataclass(frozen=True)
+class Baseline:
+    """The champion's training period as the monitor sees it: a sample of its rows (features,
+    forecasts, outcomes) and, per tested column, the threshold of the test. Calibrated, that
+    threshold is the ``calibration_quantile`` of the test's value over windows of
+    ``current_bars`` bars in the training period, each against the period's rows before it:
+    the monitor's question asked where the answer is "no change". Features like a 60-bar
+    volatility or a GARCH forecast are smooth, so a short window of a stable market already
+    looks unlike its past, and one fixed threshold for every column would flag it."""
+
+    reference: pd.DataFrame
+    thresholds: dict[str, float]
+    windows: int  # how many training-period windows calibrated the thresholds (0: fixed)
+
+
+def make_baseline(data, model, s: DriftSettings) -> Baseline:
     from training.windows import window_ends
 
     rows = window_ends(data, model.window)
@@ -126,17 +173,58 @@ def frames(data, model, s: DriftSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ValueError(f"{model.name} v{model.version} has no trained_through tag: retrain it")
     through = np.datetime64(model.trained_through.replace(tzinfo=None), "us")
     trained = rows[data.ts[rows] <= through]
-    times = np.unique(data.ts[rows])
-    recent = rows[data.ts[rows] >= times[max(0, len(times) - s.current_bars)]]
-    if not len(trained) or not len(recent):
-        raise ValueError("no training-period or recent rows in features.training_set")
+    if not len(trained):
+        raise ValueError("no training-period rows in features.training_set")
+    period = _frame(data, model, trained, through)
     rng = np.random.default_rng(s.seed)
-    if len(trained) > s.reference_rows:
-        trained = np.sort(rng.choice(trained, s.reference_rows, replace=False))
-    return _frame(data, model, trained), _frame(data, model, recent)
+    keep = np.sort(rng.choice(len(period), min(len(period), s.reference_rows), replace=False))
+    reference = period.iloc[keep].reset_index(drop=True)
+    columns = [*tested_features(model, s), *(f"pred_h{h}" for h in model.horizons)]
+    thresholds = dict.fromkeys(columns, s.threshold)
+    times = np.sort(period["ts"].unique())
+    width = s.current_bars
+    if s.calibration_windows == 0 or len(times) < 3 * width:
+        return Baseline(reference, thresholds, 0)
+    # windows over the second half of the period, each against the period's rows before it
+    # (a window's width apart): how unlike its own past a stable stretch of this market looks
+    first = max(len(times) // 2, 2 * width)
+    ends = np.unique(np.linspace(first, len(times) - 1, s.calibration_windows).astype(int))
+    null: dict[str, list[float]] = {c: [] for c in columns}
+    for end in ends:
+        window = period[period["ts"].between(times[end - width + 1], times[end])]
+        past = period[period["ts"] < times[end - 2 * width + 1]]
+        if len(past) > s.reference_rows:
+            past = past.iloc[np.sort(rng.choice(len(past), s.reference_rows, replace=False))]
+        for column, value in scores(past, window, columns, s.method).items():
+            if value is not None:
+                null[column].append(value)
+    q, margin = s.calibration_quantile, s.calibration_margin
+    for column, values in null.items():
+        if len(values) < 5:
+            continue
+        if s.method in P_VALUE_METHODS:  # a p-value: drift below it
+            thresholds[column] = min(s.threshold, float(np.quantile(values, 1 - q)) / margin)
+        else:
+            thresholds[column] = max(s.threshold, float(np.quantile(values, q)) * margin)
+    return Baseline(reference, thresholds, len(ends))
 
 
-def _frame(data, model, rows: np.ndarray) -> pd.DataFrame:
+def current_frame(data, model, s: DriftSettings, as_of: datetime | None = None) -> pd.DataFrame:
+    """Every row of the last ``current_bars`` bars through ``as_of`` (default the latest), with
+    forecasts, and outcomes where they were known by then."""
+    from training.windows import window_ends
+
+    rows = window_ends(data, model.window)
+    last = data.ts.max() if as_of is None else np.datetime64(as_of.replace(tzinfo=None), "us")
+    seen = rows[data.ts[rows] <= last]
+    times = np.unique(data.ts[seen])
+    recent = seen[data.ts[seen] >= times[max(0, len(times) - s.current_bars)]]
+    if not len(recent):
+        raise ValueError("no recent rows in features.training_set")
+    return _frame(data, model, recent, last)
+
+
+def _frame(data, model, rows: np.ndarray, known_by: np.datetime64) -> pd.DataFrame:
     columns = [data.feature_names.index(f) for f in model.features]
     features = data.features[:, columns]
     if model.window == 1:
@@ -145,9 +233,12 @@ def _frame(data, model, rows: np.ndarray) -> pd.DataFrame:
         windows = features[rows[:, None] + np.arange(-model.window + 1, 1)]
     forecast = np.asarray(model.predict(windows.astype(np.float32)), dtype=float)
     frame = pd.DataFrame(features[rows], columns=list(model.features))
+    left = data.rows_left[rows]
     for k, h in enumerate(model.horizons):
         frame[f"pred_h{h}"] = forecast[:, k]
-        frame[f"realized_h{h}"] = data.returns[rows, k]
+        # the label's bar is h rows on in the same symbol: known once that bar is in
+        known = (left >= h) & (data.ts[np.minimum(rows + h, len(data) - 1)] <= known_by)
+        frame[f"realized_h{h}"] = np.where(known, data.returns[rows, k], np.nan)
     frame["ts"] = pd.to_datetime(data.ts[rows], utc=True)
     return frame
 
@@ -155,55 +246,83 @@ def _frame(data, model, rows: np.ndarray) -> pd.DataFrame:
 # --- the checks -------------------------------------------------------------------------------
 
 
-def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, features, horizons, s):
-    """One Evidently run: the data-drift preset over the features, a value drift per forecast."""
+def scores(reference: pd.DataFrame, current: pd.DataFrame, columns, method: str):
+    """Evidently's per-column test (the one its report runs), without rendering anything:
+    column -> value, None where a side has fewer than 5 finite values."""
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    out: dict[str, float | None] = {}
+    for column in columns:
+        ref = reference[column].replace([np.inf, -np.inf], np.nan).dropna()
+        cur = current[column].replace([np.inf, -np.inf], np.nan).dropna()
+        if len(ref) < 5 or len(cur) < 5:
+            out[column] = None
+            continue
+        test = get_stattest(ref, cur, ColumnType.Numerical, method)
+        out[column] = float(test(ref, cur, ColumnType.Numerical, None).drift_score)
+    return out
+
+
+def evidently_report(reference, current, features, horizons, s, thresholds=None):
+    """One Evidently run: the data-drift preset over the features, a value drift per forecast
+    (with the calibrated thresholds, so that its page shows the monitor's verdicts)."""
     from evidently import Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
+    thresholds = thresholds or {}
     predictions = [f"pred_h{h}" for h in horizons]
     metrics = [
         DataDriftPreset(columns=list(features), method=s.method, threshold=s.threshold,
-                        drift_share=s.drift_share),
-        *(ValueDrift(column=c, method=s.method, threshold=s.threshold) for c in predictions),
+                        drift_share=s.drift_share,
+                        per_column_threshold={f: thresholds[f] for f in features
+                                              if f in thresholds}),
+        *(ValueDrift(column=c, method=s.method, threshold=thresholds.get(c, s.threshold))
+          for c in predictions),
     ]  # fmt: skip
     columns = [*features, *predictions]
     return Report(metrics).run(current[columns], reference[columns])
 
 
-def drift_measures(snapshot, features, horizons, s: DriftSettings) -> list[Measure]:
-    """The data and prediction measures out of an Evidently snapshot."""
+def snapshot_scores(snapshot) -> dict[str, float]:
+    """column -> test value, out of an Evidently snapshot."""
     values: dict[str, float] = {}
-    share = None
     for metric in snapshot.dict()["metrics"]:
         config = metric.get("config", {})
-        if config.get("type", "").endswith("DriftedColumnsCount"):
-            share = float(metric["value"]["share"])
-        elif config.get("type", "").endswith("ValueDrift"):
+        if config.get("type", "").endswith("ValueDrift"):
             values[config["column"]] = float(metric["value"])
-    out = [
-        Measure("data", f, values.get(f), s.threshold, is_drift(values.get(f), s.threshold,
-                                                                 s.method))
-        for f in features
-    ]  # fmt: skip
-    out.append(Measure("data", "share_drifted", share, s.drift_share,
-                       share is not None and share >= s.drift_share))  # fmt: skip
-    predictions = []
-    for h in horizons:
-        value = values.get(f"pred_h{h}")
-        predictions.append(
-            Measure("prediction", f"pred_h{h}", value, s.threshold,
-                    is_drift(value, s.threshold, s.method))
-        )  # fmt: skip
-    out += predictions
-    out.append(Measure("prediction", "any_prediction", float(sum(m.drifted for m in predictions)),
-                       1.0, any(m.drifted for m in predictions)))  # fmt: skip
-    return out
+    return values
 
 
-def performance_measures(current: pd.DataFrame, horizons, s: DriftSettings) -> list[Measure]:
-    """Pooled rank IC and directional accuracy of the recent forecasts whose outcome is known;
-    the decision rests on the longest horizon that has at least 20 known outcomes."""
+def drift_measures(values, features, horizons, s: DriftSettings, thresholds=None):
+    """The data and prediction measures from per-column test values: data drift when at least
+    ``drift_share`` of the features drifted, prediction drift when that share of horizons did."""
+    thresholds = thresholds or {}
+
+    def measure(kind: str, column: str) -> Measure:
+        value, limit = values.get(column), thresholds.get(column, s.threshold)
+        return Measure(kind, column, value, limit, is_drift(value, limit, s.method))
+
+    data = [measure("data", f) for f in features]
+    tested = [m for m in data if m.value is not None]
+    share = sum(m.drifted for m in tested) / len(tested) if tested else None
+    data.append(Measure("data", "share_drifted", share, s.drift_share,
+                        share is not None and share >= s.drift_share))  # fmt: skip
+    predictions = [measure("prediction", f"pred_h{h}") for h in horizons]
+    need = max(1, int(np.ceil(s.drift_share * len(predictions))))
+    drifted = sum(m.drifted for m in predictions)
+    predictions.append(Measure("prediction", "horizons_drifted", float(drifted), float(need),
+                               drifted >= need))  # fmt: skip
+    return data + predictions
+
+
+def performance_measures(
+    reference: pd.DataFrame, current: pd.DataFrame, horizons, s: DriftSettings
+) -> list[Measure]:
+    """Pooled rank IC, directional accuracy and mean absolute error (over the training
+    period's) of the recent forecasts whose outcome is known; the decision rests on the longest
+    horizon that has at least 20 known outcomes."""
     from scipy.stats import spearmanr
 
     from training.metrics import directional_accuracy
@@ -218,10 +337,16 @@ def performance_measures(current: pd.DataFrame, horizons, s: DriftSettings) -> l
         accuracy = directional_accuracy(pred[known], true[known], overlap=h)["accuracy"].value
         out.append(Measure("performance", f"ic_h{h}", ic, s.ic_floor, ic < s.ic_floor))
         out.append(Measure("performance", f"accuracy_h{h}", accuracy, 0.5, False))
-        decided = (h, ic)
+        then = (reference[f"pred_h{h}"] - reference[f"realized_h{h}"]).abs().mean()
+        ratio = float(np.abs(pred[known] - true[known]).mean() / then) if then > 0 else None
+        out.append(Measure("performance", f"error_ratio_h{h}", ratio, s.error_ratio,
+                           ratio is not None and ratio >= s.error_ratio))  # fmt: skip
+        decided = (h, ic, ratio)
     if decided is not None:
-        h, ic = decided
+        h, ic, ratio = decided
         out.append(Measure("performance", "ic", ic, s.ic_floor, ic < s.ic_floor))
+        out.append(Measure("performance", "error_ratio", ratio, s.error_ratio,
+                           ratio is not None and ratio >= s.error_ratio))  # fmt: skip
     return out
 
 
@@ -252,10 +377,16 @@ def check_drift(
     model=None,
     settings: DriftSettings | None = None,
     reports: Path | None = None,
+    as_of: datetime | None = None,
+    data=None,
+    baseline: Baseline | None = None,
+    html: bool | None = True,
 ) -> DriftReport:
-    """Every check for ``model`` (a ``serving.predictor.LoadedModel``; default the champion),
-    its HTML report under ``reports`` (default ``$QTIS_HOME/reports/drift``) and its rows in
-    ``mlops.drift_results``."""
+    """Every check for ``model`` (a ``serving.predictor.LoadedModel``; default the champion)
+    on the bars through ``as_of`` (default all), its rows in ``mlops.drift_results`` and its
+    Evidently HTML report under ``reports`` (default ``$QTIS_HOME/reports/drift``; ``html``
+    None: only when the inputs or the forecasts drifted). ``data`` and ``baseline``: already
+    made, for a replay over many bars."""
     from training.data import load_training_data
     from warehouse.settings import get_settings
 
@@ -264,25 +395,32 @@ def check_drift(
         from serving.predictor import Predictor
 
         model = Predictor(url).champion
-    data = load_training_data(url)
-    reference, current = frames(data, model, s)
+    data = load_training_data(url) if data is None else data
+    baseline = baseline or make_baseline(data, model, s)
+    reference, current = baseline.reference, current_frame(data, model, s, as_of)
     features = tested_features(model, s)
-    snapshot = evidently_report(reference, current, features, model.horizons, s)
+    columns = [*features, *(f"pred_h{h}" for h in model.horizons)]
+    values = scores(reference, current, columns, s.method)
     notes: list[str] = []
-    measures = drift_measures(snapshot, features, model.horizons, s)
-    measures += performance_measures(current, model.horizons, s)
+    if baseline.windows:
+        notes.append(f"thresholds calibrated on {baseline.windows} training-period windows")
+    measures = drift_measures(values, features, model.horizons, s, baseline.thresholds)
+    measures += performance_measures(reference, current, model.horizons, s)
     if not any(m.kind == "performance" for m in measures):
         notes.append("no recent outcomes yet: performance drift waits for labels")
     measures += attribution_measures(url, model, s, notes)
     run_id = uuid.uuid4().hex[:12]
-    folder = reports or get_settings().home / "reports" / "drift"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    path = (folder / f"drift_{model.name}_v{model.version}_{stamp}_{run_id}.html").resolve()
-    snapshot.save_html(str(path))
     span = lambda f: (f["ts"].min().to_pydatetime(), f["ts"].max().to_pydatetime())  # noqa: E731
     report = DriftReport(run_id, model.name, str(model.version), span(reference), span(current),
-                         measures, path, notes)  # fmt: skip
+                         measures, None, notes)  # fmt: skip
+    if html or (html is None and (report.drifted("data") or report.drifted("prediction"))):
+        folder = reports or get_settings().home / "reports" / "drift"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = report.current[1].strftime("%Y%m%d") + datetime.now(UTC).strftime("T%H%M%S")
+        report.path = folder / f"drift_{model.name}_v{model.version}_{stamp}_{run_id}.html"
+        snapshot = evidently_report(reference, current, features, model.horizons, s,
+                                    baseline.thresholds)  # fmt: skip
+        snapshot.save_html(str(report.path.resolve()))
     save(url, report)
     return report
 
@@ -292,7 +430,8 @@ def save(url: str, report: DriftReport) -> None:
 
     rows = [
         (report.run_id, report.model, report.version, m.kind, m.measure, m.value, m.threshold,
-         m.drifted, *report.reference, *report.current, str(report.path))
+         m.drifted, *report.reference, *report.current,
+         None if report.path is None else str(report.path))
         for m in report.measures
     ]  # fmt: skip
     with connect(url) as conn, conn.cursor() as cur:
@@ -322,7 +461,7 @@ def load_report(url: str, run_id: str) -> DriftReport:
     first = rows[0]
     measures = [Measure(*r[2:7]) for r in rows]
     return DriftReport(run_id, first[0], first[1], (first[7], first[8]), (first[9], first[10]),
-                       measures, Path(first[11]))  # fmt: skip
+                       measures, Path(first[11]) if first[11] else None)  # fmt: skip
 
 
 def latest_run(url: str) -> str | None:

@@ -553,11 +553,21 @@ def mlflow_ui(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    synthetic: Annotated[
+        int | None,
+        typer.Option(
+            "--synthetic",
+            metavar="N",
+            help="run on a synthetic universe of N symbols instead of the bundled sample (in"
+            " its own QTIS_HOME, <home>/synthetic-N)",
+        ),
+    ] = None,
+) -> None:
     """Run the pipeline on the bundled sample through Dagster and print where to look."""
     from orchestration.demo import run_demo
 
-    run_demo(console)
+    run_demo(console, synthetic)
 
 
 @app.command()

@@ -58,8 +58,9 @@ def print_drift(report, out: Console = console) -> None:
                   title=f"drift of {report.model} v{report.version}: "
                   f"{report.current[0]:%Y-%m-%d} to {report.current[1]:%Y-%m-%d} vs training "
                   f"{report.reference[0]:%Y-%m-%d} to {report.reference[1]:%Y-%m-%d}")  # fmt: skip
-    headline = {("data", "share_drifted"): pct, ("prediction", "any_prediction"): "{:.0f}".format,
-                ("performance", "ic"): num, ("attribution", "spearman"): num}  # fmt: skip
+    headline = {("data", "share_drifted"): pct, ("prediction", "horizons_drifted"): "{:.0f}".format,
+                ("performance", "ic"): num, ("performance", "error_ratio"): num,
+                ("attribution", "spearman"): num}  # fmt: skip
     for m in report.measures:
         shown = headline.get((m.kind, m.measure))
         if shown is not None:

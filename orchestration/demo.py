@@ -14,6 +14,7 @@ from rich.table import Table
 from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.demo_monitoring import show_drift
 from orchestration.demo_serving import print_promotion, show_serving
+from orchestration.demo_summary import print_summary
 from orchestration.demo_trading import show_trading
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.instance import dagster_home
@@ -42,11 +43,35 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def run_demo(console: Console) -> None:
+# a synthetic universe's history: long enough for the walk-forward's three-year windows
+SYNTHETIC_BARS = 1500
+
+
+def synthetic_home(symbols: int) -> None:
+    """``--synthetic N`` runs in its own QTIS_HOME (embedded database, MLflow artifacts,
+    Dagster runs), so that its symbols and models never mix with the bundled demo's."""
+    if symbols < 2:
+        raise SystemExit(f"--synthetic needs at least 2 symbols, got {symbols}")
+    if os.environ.get("QTIS_DATABASE_URL"):
+        raise SystemExit(
+            "--synthetic runs on its own embedded database: unset QTIS_DATABASE_URL (or load "
+            "a synthetic market into yours with `qtis ingest --source synthetic`)"
+        )
+    home = get_settings().home / f"synthetic-{symbols}"
+    os.environ["QTIS_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+
+
+def run_demo(console: Console, synthetic: int | None = None) -> None:
     # bound to the terminal, so that redirecting dbt's stream below leaves our output alone
     # (and 120 columns when that is a log file, not a terminal: tables stay readable)
     console = Console(file=console.file, width=None if console.is_terminal else 120)
     _quiet_libraries()
+    if synthetic is not None:
+        synthetic_home(synthetic)
+        source = {"source": "synthetic", "n_symbols": synthetic, "n_bars": SYNTHETIC_BARS}
+    else:
+        source = {"source": "bundled"}
     settings = get_settings()
     home = dagster_home(settings)
     dbt_log = (settings.home / "logs" / "demo-dbt.log").resolve()
@@ -66,7 +91,7 @@ def run_demo(console: Console) -> None:
             resources={"warehouse": warehouse, "dbt": dbt_resource()},
             instance=DagsterInstance.get(),
             run_config={
-                "ops": {"raw_bars": {"config": {"source": "bundled"}}},
+                "ops": {"raw_bars": {"config": source}},
                 "loggers": {"console": {"config": {"log_level": "WARNING"}}},
             },
         )
@@ -82,7 +107,7 @@ def run_demo(console: Console) -> None:
         table.add_row(symbol, f"{count:,}")
     console.print(table)
     console.print(
-        f"[bold]Ingested[/] {meta['rows_in'].value:,} rows from the bundled sample: "
+        f"[bold]Ingested[/] {meta['rows_in'].value:,} rows from {meta['origin'].value}: "
         f"{meta['inserted'].value:,} new, {meta['updated'].value:,} updated, "
         f"{meta['unchanged'].value:,} unchanged, {meta['quarantined'].value:,} quarantined."
     )
@@ -111,6 +136,14 @@ def run_demo(console: Console) -> None:
     training = _train(console, warehouse)
     paper = show_trading(console, warehouse)
     drift = show_drift(console, warehouse)
+    reports = settings.home / "reports"
+    sheets = sorted(reports.glob("tearsheet_*.html"), key=lambda p: p.stat().st_mtime)
+    print_summary(console, url, settings.home, drift, [
+        ("Dagster UI", f"make ui -> http://127.0.0.1:3000 (DAGSTER_HOME={home})"),
+        ("MLflow UI", "qtis mlflow ui -> http://127.0.0.1:5000 (experiment qtis)"),
+        ("tear sheet", str(sheets[-1].resolve()) if sheets else "none"),
+        ("drift report", str(drift.path.resolve()) if drift and drift.path else "none"),
+    ])  # fmt: skip
     where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
     console.print(
         f"\n[bold]Where to look[/]\n"
@@ -135,7 +168,7 @@ def run_demo(console: Console) -> None:
         " execution quality, portfolio risk);\n"
         "             qtis trade walkforward --windows 4 --mode rolling  (a model per window,"
         " traded only after it)\n"
-        f"  drift      {drift or 'not checked'}\n"
+        f"  drift      {drift.path if drift and drift.path else 'not checked'}\n"
         "             qtis monitor drift  (data, forecasts, accuracy, SHAP ranking vs training;"
         " mlops.drift_results)"
     )

@@ -12,8 +12,8 @@ from orchestration.monitoring_assets import drift_report
 from orchestration.resources import WarehouseResource
 
 
-def show_drift(console: Console, warehouse: WarehouseResource) -> str | None:
-    """Returns the report's path (None when the check failed)."""
+def show_drift(console: Console, warehouse: WarehouseResource):
+    """Returns the stored DriftReport (None when the check failed)."""
     from monitoring.actions import decide
     from monitoring.drift import load_report
     from orchestration.cli_monitor import print_drift
@@ -35,4 +35,4 @@ def show_drift(console: Console, warehouse: WarehouseResource) -> str | None:
     verdicts = decide(report, None, datetime.now(UTC))
     said = "; ".join(f"{v.action}: {v.reason}" for v in verdicts) or "nothing to do"
     console.print(f"  drift_sensor would act on it (when turned on): {said}", highlight=False)
-    return meta["report"].value
+    return report

@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime
 
 from dagster import (
+    AssetKey,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
@@ -22,7 +23,27 @@ from dagster import (
 from monitoring.actions import ActionSettings, decide
 from monitoring.alerts import AlertSink
 from monitoring.drift import latest_run, load_report
+from orchestration.features import feature_store, garch_vol
+from orchestration.promotion_assets import promotion
 from orchestration.resources import WarehouseResource
+from orchestration.trading_assets import reference_backtests
+from orchestration.training_assets import training_assets
+from orchestration.tuning_assets import tuning_assets
+from training.runner import FAMILIES
+
+
+def retrain_selection(families: tuple[str, ...]) -> list[AssetKey] | None:
+    """The retrain job's assets for some families only (None: the whole job)."""
+    if not families:
+        return None
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"QTIS_MONITOR_RETRAIN_FAMILIES: unknown {sorted(unknown)}; "
+                         f"choose from {', '.join(FAMILIES)}")  # fmt: skip
+    names = {f"{family}_{step}" for family in families for step in ("tuning", "model")}
+    chosen = [a for a in (*tuning_assets, *training_assets) if a.key.to_user_string() in names]
+    return [*garch_vol.keys, *feature_store.keys, *(a.key for a in chosen), promotion.key,
+            reference_backtests.key]  # fmt: skip
 
 
 def drift_sensor_for(job):
@@ -50,7 +71,8 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     report = load_report(url, run)
     now = datetime.now(UTC)
     last = state.get("retrain_at")
-    verdicts = decide(report, datetime.fromisoformat(last) if last else None, now, ActionSettings())
+    settings = ActionSettings()
+    verdicts = decide(report, datetime.fromisoformat(last) if last else None, now, settings)
     sink, requests, said = AlertSink(), [], []
     for verdict in verdicts:
         if verdict.action == "demote":
@@ -61,7 +83,9 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
                 said.append(f"{verdict.reason}; not demoted: {exc}")
         elif verdict.action == "retrain":
             tags = {"qtis/reason": verdict.reason}
-            requests.append(RunRequest(run_key=f"drift-{run}", tags=tags))
+            selection = retrain_selection(settings.retrain_families)
+            requests.append(RunRequest(run_key=f"drift-{run}", tags=tags,
+                                       asset_selection=selection))  # fmt: skip
             last = now.isoformat()
             said.append(f"retrain requested: {verdict.reason}")
         else:

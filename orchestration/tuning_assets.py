@@ -22,6 +22,7 @@ class TuningConfig(Config):
     epochs: int = 5
     window: int = 60
     splits: int = 2  # inner walk-forward folds, all before the reported test period
+    min_history: int = 200  # bars of a symbol's warm-up before its rows are used
     xgb_estimators: int = 300
     score: str = "r2"  # r2 (vs the zero forecast) or ic
     pruner: str = "median"  # median, hyperband or none

@@ -56,6 +56,14 @@ class TrainingData:
         )
 
     @property
+    def rows_left(self) -> np.ndarray:
+        """Rows after each row in its symbol's history: a label of horizon h is known only
+        when h <= rows_left."""
+        starts = np.r_[0, np.flatnonzero(self.symbols[1:] != self.symbols[:-1]) + 1]
+        lengths = np.diff(np.r_[starts, len(self.symbols)])
+        return np.repeat(starts + lengths - 1, lengths) - np.arange(len(self.symbols))
+
+    @property
     def row_in_symbol(self) -> np.ndarray:
         """0-based position of each row within its symbol's history."""
         starts = np.r_[0, np.flatnonzero(self.symbols[1:] != self.symbols[:-1]) + 1]
@@ -70,7 +78,8 @@ def load_training_data(
     end: datetime | None = None,
     spec: FeatureSpec | None = None,
 ) -> TrainingData:
-    """Read features.training_set (ADBC binary COPY -> Arrow -> float32)."""
+    """Read features.training_set (ADBC binary COPY -> Arrow -> float32). With ``end``, the
+    data as it was then: bars before ``end`` and only the labels those bars already decided."""
     spec = spec or default_spec()
     features = spec.columns()
     returns = [f"fwd_ret_{h}" for h in spec.horizons]
@@ -94,7 +103,7 @@ def load_training_data(
         cols = [table[c].to_numpy(zero_copy_only=False) for c in names]
         return np.column_stack(cols).astype(np.float32)
 
-    return TrainingData(
+    data = TrainingData(
         symbols=table["symbol"].to_numpy(zero_copy_only=False).astype(str),
         ts=table["ts"].to_numpy().astype("datetime64[us]"),
         features=block(features),
@@ -103,3 +112,8 @@ def load_training_data(
         feature_names=tuple(features),
         horizons=tuple(spec.horizons),
     )
+    if end is not None:
+        unknown = data.rows_left[:, None] < np.asarray(spec.horizons)[None, :]
+        data.returns[unknown] = np.nan
+        data.volatility[unknown] = np.nan
+    return data

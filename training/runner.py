@@ -6,6 +6,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -133,10 +134,11 @@ def run_training(
     symbols: Sequence[str] | None = None,
     on_fold: Callable[[str, int], None] | None = None,
     track: bool = True,
+    until: datetime | None = None,
 ) -> TrainingRun:
     """Walk-forward evaluation of every model, then (``track``) one final fit per family on all
-    history, logged to MLflow and registered."""
-    data = load_training_data(url, symbols)
+    history (before ``until``, as it was known then), logged to MLflow and registered."""
+    data = load_training_data(url, symbols, end=until)
     if not len(data):
         raise ValueError("features.training_set is empty: run `qtis features build` first")
     horizon = max(default_spec().horizons)

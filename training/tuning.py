@@ -233,6 +233,16 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int) -> Calla
         tuple(rows[valid[rows]] for rows in (f.train, f.validation, f.test))
         for f in splitter.split(data.ts)
     ]
+    for k, fold in enumerate(folds):
+        empty = [name for name, rows in zip(("train", "validation", "test"), fold, strict=True)
+                 if not len(rows)]  # fmt: skip
+        if empty:
+            raise ValueError(
+                f"not enough history to tune {config.family}: inner fold {k} has no "
+                f"{' or '.join(empty)} rows after the {config.min_history}-bar warm-up (tuning "
+                f"uses the {len(np.unique(data.ts))} bars before the reported test period); "
+                "load more bars or lower min_history"
+            )
     base = TrainConfig(
         models=(config.family,),
         size=config.size,

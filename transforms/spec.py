@@ -111,6 +111,12 @@ STAGE_KINDS = {
     },
     "cross_asset": {"market", "rel_strength", "sector_relative"},
 }
+# outputs in price or cumulative-volume units: they follow the price path, so their distribution
+# moves whenever prices trend, with no change in how the market behaves (kind -> output prefixes,
+# empty: all of its outputs)
+LEVEL_OUTPUTS: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("ema", "macd", "atr", "psar", "obv", "vpt", "ad", "sma", "pivots"), ()
+) | {"bbands": ("bb_upper_", "bb_middle_", "bb_lower_"), "range": ("high_", "low_")}
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,16 @@ class FeatureSpec:
         if stage in (None, "garch"):
             cols.append(self.garch.name)
         return cols
+
+    def level_columns(self) -> list[str]:
+        """Columns in price or cumulative-volume units (see ``LEVEL_OUTPUTS``)."""
+        return [
+            c
+            for f in self.features
+            if f.kind in LEVEL_OUTPUTS
+            for c in f.outputs
+            if not LEVEL_OUTPUTS[f.kind] or c.startswith(LEVEL_OUTPUTS[f.kind])
+        ]
 
     def label_columns(self) -> list[str]:
         return [f"{kind}_{h}" for h in self.horizons for kind in ("fwd_ret", "fwd_dir", "fwd_vol")]

@@ -32,7 +32,7 @@ def report(data: bool = False, decayed: bool = False, model: str = "qtis-xgboost
            version: str = "1", run_id: str = "r1") -> DriftReport:  # fmt: skip
     measures = [
         Measure("data", "share_drifted", 0.6 if data else 0.1, 0.3, data),
-        Measure("prediction", "any_prediction", 0.0, 1.0, False),
+        Measure("prediction", "horizons_drifted", 0.0, 1.0, False),
         Measure("performance", "ic", -0.2 if decayed else 0.05, 0.0, decayed),
     ]
     return DriftReport(run_id, model, version, SPAN, (SPAN[1], NOW), measures, Path("r.html"))

@@ -3,6 +3,11 @@
 Returns follow a factor model (market + sector factors + idiosyncratic noise) whose volatility
 switches between a calm and a stressed regime (a two-state Markov chain shared by all assets), with
 Poisson jumps. Bars are daily (business days) or intraday within a 6.5-hour session.
+
+Two options make it a test bench for the monitoring loop: ``momentum``, the autocorrelation of
+each asset's bar returns (something a model can learn; 0 is a random walk), and ``break_at``, the
+bar from which volatility is ``break_vol_multiplier`` times higher and the autocorrelation is
+``break_momentum`` (the feature-return relation the model learnt stops holding).
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ class SyntheticMarket:
     sector_weight: float = 0.3
     jump_rate: float = 0.004
     jump_scale: float = 0.06
+    momentum: float = 0.0
+    break_at: int | None = None
+    break_vol_multiplier: float = 3.0
+    break_momentum: float = 0.0
 
     name = "synthetic"
 
@@ -82,6 +91,8 @@ class SyntheticMarket:
         switches = rng.random(t) > stay
         regime = np.cumsum(switches) % 2  # 0 calm, 1 stressed
         vol = sigma * np.where(regime == 1, self.stressed_vol_multiplier, 1.0)[:, None]
+        after = np.arange(t) >= (t if self.break_at is None else self.break_at)
+        vol = vol * np.where(after, self.break_vol_multiplier, 1.0)[:, None]
 
         sector = self._sectors()
         market = rng.standard_normal((t, 1))
@@ -94,6 +105,9 @@ class SyntheticMarket:
         )
         jumps = (rng.random((t, n)) < self.jump_rate) * rng.normal(0, self.jump_scale, (t, n))
         log_ret = vol * shocks + jumps - 0.5 * vol**2
+        phi = np.where(after, self.break_momentum, self.momentum)
+        for i in np.flatnonzero(phi[1:]) + 1:  # AR(1) in each asset's returns
+            log_ret[i] += phi[i] * log_ret[i - 1]
 
         start_price = rng.uniform(10, 500, size=n)
         close = start_price * np.exp(np.cumsum(log_ret, axis=0))

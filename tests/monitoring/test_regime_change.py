@@ -1,0 +1,87 @@
+"""The monitoring loop on a market whose regime changes (monitoring/scenario.py): a champion
+trained before the change, the drift checks replayed bar by bar after it was trained (no alarm
+in the 120 bars of the same regime, an alarm within 20 bars of the change), the drift sensor's
+retrain request, the retrain job it asks for (features -> tune -> train -> promotion gates) and
+the gates' decision on the new model in mlops.promotions.
+
+The false-alarm rate over seeds is measured by ``bench/monitoring.py --regime-seeds 20`` (it
+builds and trains 20 markets; README, "Monitoring"): one seed here keeps the suite short."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context
+
+from monitoring.drift import DriftSettings
+from monitoring.replay import replay
+from monitoring.scenario import RegimeChange
+from orchestration.definitions import defs
+from orchestration.resources import WarehouseResource
+from tests.conftest import _copy_database, _fresh_database
+from training import promotion
+from training.runner import TrainConfig
+from warehouse.db import sqlalchemy_url
+
+SCENARIO = RegimeChange(seed=0)
+# the retrain the sensor asks for, at test sizes
+SMALL = {"trials": 2, "workers": 1, "xgb_estimators": 50, "splits": 2, "min_history": 60}
+TRAIN = {"splits": 2, "xgb_estimators": 50, "explain_samples": 0}
+
+
+@pytest.fixture(scope="module")
+def market(pg_server, migrated_template, tmp_path_factory):
+    url = _copy_database(pg_server, migrated_template)
+    home = tmp_path_factory.mktemp("regime") / ".qtis"
+    env = {
+        "QTIS_DATABASE_URL": url,
+        "QTIS_HOME": str(home),
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "QTIS_DRIFT_EXPLAIN_SAMPLES": "0",
+        "QTIS_MONITOR_RETRAIN_FAMILIES": '["xgboost"]',
+        "QTIS_ALERT_LOG_FILE": str(home / "alerts.jsonl"),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        SCENARIO.build(url)
+        config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=100, explain_samples=0)
+        champion = SCENARIO.train_champion(url, config)
+        yield url, champion
+
+
+def test_the_change_is_caught_retrained_and_judged(market):
+    url, champion = market
+    assert champion == ("qtis-xgboost", "1")
+    replayed = replay(url, SCENARIO.last_trained, settings=DriftSettings(), until_alarm=True)
+    late = [SCENARIO.bars_after_change(r.current[1]) for r in replayed.reports]
+    assert late[0] == -SCENARIO.stable_bars  # every bar after training was checked
+    first = replayed.first_alarm()
+    assert first is not None, "the change was not caught"
+    delay = SCENARIO.bars_after_change(first.current[1])
+    assert 0 <= delay < 20, f"caught {delay} bars after the change"  # none before it
+    assert first.path is not None and first.path.exists()  # its Evidently page
+
+    sensor = defs.get_sensor_def("drift_sensor")
+    instance = DagsterInstance.ephemeral()
+    context = build_sensor_context(instance=instance, resources={"warehouse": WarehouseResource()})
+    (request,) = sensor(context).run_requests
+    assert "drift of qtis-xgboost v1" in request.tags["qtis/reason"]
+
+    job = defs.get_job_def("retrain")
+    run_config = {
+        "ops": {
+            "xgboost_tuning": {"config": SMALL},
+            "xgboost_model": {"config": TRAIN},
+        }
+    }
+    done = job.execute_in_process(
+        run_config=run_config, instance=instance, tags=request.tags,
+        asset_selection=request.asset_selection,
+    )  # fmt: skip
+    assert done.success
+    decisions = promotion.history(url, limit=5)
+    judged = decisions[(decisions["model"] == "qtis-xgboost") & (decisions["version"] == "2")]
+    assert len(judged) == 1, decisions
+    decision = judged.iloc[0]
+    assert decision["decision"] in {"promoted", "challenger", "rejected"} and decision["reason"]
