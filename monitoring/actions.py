@@ -1,5 +1,6 @@
 """What a drift run calls for: retrain when the inputs or the forecasts moved (not more often
-than the cooldown allows), demote the champion when its recent accuracy decayed below the floor.
+than the cooldown allows), demote the champion when its recent accuracy decayed below the floor;
+and what a shadow comparison calls for: replace it by the challenger that traded better.
 Plain functions of a stored run and the time of the last retrain, so the Dagster sensor that
 acts on them stays thin and every decision can be replayed."""
 
@@ -24,6 +25,18 @@ class ActionSettings(BaseSettings):
         24.0, ge=0, description="no second drift-triggered retrain within this time"
     )
     demote_on_decay: bool = Field(True, description="roll the champion back when it decayed")
+    shadow_stream: str | None = Field(
+        None,
+        description="live stream whose shadow book trades the challenger"
+        " (`qtis trade paper --challenger-shadow`); unset: shadow_sensor does nothing",
+    )
+    shadow_significance: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="one-sided p of 'the shadow trades better' that replaces the champion",
+    )
+    shadow_min_bars: int = Field(60, ge=10, description="bars compared before any verdict")
     retrain_families: tuple[str, ...] = Field(
         (),
         description="model families a drift-triggered retrain trains (empty: all of them"
@@ -33,8 +46,26 @@ class ActionSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Verdict:
-    action: Literal["retrain", "demote", "wait"]
+    action: Literal["retrain", "demote", "replace", "wait"]
     reason: str
+
+
+def decide_shadow(
+    stream: str, bars: int, p_shadow_better: float, settings: ActionSettings | None = None
+) -> Verdict:
+    """The champion's live book against the challenger's shadow book of the same bars
+    (Diebold-Mariano, one-sided): replace the champion when the challenger traded better
+    with significance."""
+    s = settings or ActionSettings()
+    where = f"stream {stream}, {bars} bars"
+    if bars < s.shadow_min_bars:
+        return Verdict("wait", f"{where}: fewer than {s.shadow_min_bars} bars to compare")
+    if p_shadow_better < s.shadow_significance:
+        return Verdict("replace", f"the challenger's shadow book beat the champion's live book"
+                       f" ({where}, one-sided p={p_shadow_better:.3g} < "
+                       f"{s.shadow_significance:g})")  # fmt: skip
+    return Verdict("wait", f"{where}: the challenger did not trade significantly better "
+                   f"(p={p_shadow_better:.3g})")  # fmt: skip
 
 
 def decide(

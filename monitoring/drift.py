@@ -417,10 +417,11 @@ def check_drift(
         folder = reports or get_settings().home / "reports" / "drift"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = report.current[1].strftime("%Y%m%d") + datetime.now(UTC).strftime("T%H%M%S")
-        report.path = folder / f"drift_{model.name}_v{model.version}_{stamp}_{run_id}.html"
+        name = f"drift_{model.name}_v{model.version}_{stamp}_{run_id}.html"
+        report.path = (folder / name).resolve()
         snapshot = evidently_report(reference, current, features, model.horizons, s,
                                     baseline.thresholds)  # fmt: skip
-        snapshot.save_html(str(report.path.resolve()))
+        snapshot.save_html(str(report.path))
     save(url, report)
     return report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +50,56 @@ def drift(
         body = report.summary() | {"measures": [asdict(m) for m in report.measures]}
         json_out.write_text(json.dumps(body, indent=1, default=str))
         console.print(f"wrote {json_out}", highlight=False, soft_wrap=True)
+
+
+@monitor_app.command()
+def replay(
+    since: Annotated[datetime, typer.Option(help="check as of every bar after this date")],
+    until: Annotated[datetime | None, typer.Option(help="through this date (default: all)")] = None,
+    every: Annotated[int, typer.Option(min=1, help="every Nth bar")] = 1,
+    current_bars: Annotated[int | None, typer.Option(help="recent bars per check")] = None,
+) -> None:
+    """What the monitor would have said as of each past bar (only the bars and outcomes known by
+    then): one stored run per bar, an Evidently page for those that drifted and the last."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from monitoring.drift import DriftSettings
+    from monitoring.replay import replay as run_replay
+    from serving.predictor import NoChampion
+
+    try:
+        given = {} if current_bars is None else {"current_bars": current_bars}
+        settings = DriftSettings(**given)
+    except ValidationError as exc:
+        raise fail(f"invalid drift settings: {exc.errors()[0]['msg']}") from exc
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("drift as of each bar", total=None)
+
+            def step(done: int, total: int, report) -> None:
+                text = f"drift as of {report.current[1]:%Y-%m-%d}"
+                progress.update(task, completed=done, total=total, description=text)
+
+            found = run_replay(ready_url(), _utc(since), _utc(until) if until else None, every,
+                               settings=settings, progress=step)  # fmt: skip
+    except (NoChampion, ValueError, LookupError) as exc:
+        raise fail(str(exc)) from exc
+    alarms = found.alarms()
+    title = f"{len(found.reports)} checks, {len(alarms)} calling for a retrain"
+    table = Table("as of", "data share", "horizons", "recent IC", "report", title=title)
+    for r in alarms[:20]:
+        table.add_row(f"{r.current[1]:%Y-%m-%d}", pct(r.value("data", "share_drifted")),
+                      f"{r.value('prediction', 'horizons_drifted') or 0:.0f}",
+                      num(r.value("performance", "ic")), str(r.path or "-"))  # fmt: skip
+    console.print(table)
+    first = found.first_alarm()
+    console.print(f"first alarm: {first.current[1]:%Y-%m-%d}" if first else "no alarm",
+                  highlight=False)  # fmt: skip
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def print_drift(report, out: Console = console) -> None:

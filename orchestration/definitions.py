@@ -10,7 +10,7 @@ from orchestration.monitoring_assets import drift_report
 from orchestration.online_assets import model_update
 from orchestration.promotion_assets import promotion
 from orchestration.resources import WarehouseResource
-from orchestration.sensors import drift_sensor_for, failed_run_alerts
+from orchestration.sensors import drift_sensor_for, failed_run_alerts, shadow_sensor
 from orchestration.trading_assets import reference_backtests
 from orchestration.training_assets import ensemble_model, training_assets
 from orchestration.tuning_assets import tuning_assets
@@ -75,6 +75,6 @@ defs = Definitions(
         monitoring_job,
     ],
     schedules=[daily_schedule],
-    sensors=[drift_sensor_for(retrain), failed_run_alerts],
+    sensors=[drift_sensor_for(retrain), shadow_sensor, failed_run_alerts],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

@@ -61,11 +61,26 @@ def _walk_forward_line(path: Path) -> str:
     if not path.exists():
         return "not run"
     found = json.loads(path.read_text())
-    m, base = found["metrics"], found.get("baseline") or {}
+    m, base = found["metrics"], (found.get("baseline") or {}).get("metrics") or {}
     line = f"stitched return {m['total_return']:.2%}, Sharpe {num(m['sharpe'])}"
     if base:
         line += f"; buy-and-hold {base['total_return']:.2%}, Sharpe {num(base['sharpe'])}"
     return line + f" ({len(found['windows'])} windows)"
+
+
+def _promotion_line(status: dict[str, Any]) -> str:
+    """The champion and the decision that installed it; the challenger."""
+    champion, decisions = status["champion"], status["decisions"]
+    if champion is None:
+        return "no champion: no version passed the gates and none was forced"
+    line = f"@champion {champion[0]} v{champion[1]}"
+    mine = decisions[(decisions["model"] == champion[0]) & (decisions["version"] == champion[1])]
+    if len(mine):
+        reason = str(mine.iloc[0]["reason"])
+        line += f" ({mine.iloc[0]['decision']}: {reason[:140]}{'...' if len(reason) > 140 else ''})"
+    if status["challenger"]:
+        line += f"; @challenger {status['challenger'][0]} v{status['challenger'][1]}"
+    return line
 
 
 def _drift_line(report) -> str:
@@ -95,15 +110,8 @@ def print_summary(console: Console, url: str, home: Path, drift, where: list[tup
     evaluation = report_path(home, "ensemble")
     if evaluation.exists():
         table.add_row("models (OOS)", _models_line(json.loads(evaluation.read_text())))
-    status = promotion.status(url, limit=1)
-    champion = status["champion"]
-    decisions = status["decisions"]
-    line = f"@champion {champion[0]} v{champion[1]}" if champion else "no champion"
-    if len(decisions):
-        last = decisions.iloc[0]
-        line += f"; last decision: {last['model']} v{last['version']} {last['decision']} "
-        line += f"({last['reason']})"
-    table.add_row("promotion", line)
+    status = promotion.status(url, limit=20)
+    table.add_row("promotion", _promotion_line(status))
     table.add_row("backtest", _backtest_line(home / "reports"))
     table.add_row("walk-forward", _walk_forward_line(home / "reports" / "walkforward.json"))
     table.add_row("drift", _drift_line(drift))

@@ -20,7 +20,7 @@ from dagster import (
     sensor,
 )
 
-from monitoring.actions import ActionSettings, decide
+from monitoring.actions import ActionSettings, decide, decide_shadow
 from monitoring.alerts import AlertSink
 from monitoring.drift import latest_run, load_report
 from orchestration.features import feature_store, garch_vol
@@ -98,6 +98,50 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     for line in said:
         context.log.info(line)
     return SensorResult(run_requests=requests, cursor=cursor)
+
+
+@sensor(
+    name="shadow_sensor",
+    minimum_interval_seconds=900,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="replace the champion by the challenger when the challenger's shadow book traded"
+    " significantly better (QTIS_MONITOR_SHADOW_*)",
+)
+def shadow_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+    return act_on_shadow(context, warehouse.url())
+
+
+def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
+    """Once per stream: after a replacement its shadow book traded the old challenger, so it
+    says nothing more about the new pair."""
+    from trading_runtime.ab import NoShadow, compare
+    from trading_runtime.runs import report
+    from trading_runtime.settings import RuntimeSettings
+    from training.promotion import replace_with_challenger
+
+    settings = ActionSettings()
+    stream = settings.shadow_stream
+    if not stream:
+        return SensorResult(skip_reason="QTIS_MONITOR_SHADOW_STREAM is not set")
+    state = json.loads(context.cursor or "{}")
+    if stream in state.get("replaced", []):
+        return SensorResult(skip_reason=f"stream {stream} already replaced its champion")
+    try:
+        found = compare(report(url, stream, RuntimeSettings().bars_per_year))
+    except (LookupError, NoShadow, ValueError) as exc:
+        return SensorResult(skip_reason=f"stream {stream}: {exc}")
+    verdict = decide_shadow(stream, found.bars, found.p_shadow_better, settings)
+    if verdict.action == "wait":
+        return SensorResult(skip_reason=verdict.reason)
+    try:
+        done = replace_with_challenger(url, verdict.reason, actor="shadow_sensor")
+        said = f"champion replaced: {done.model} v{done.version}; {verdict.reason}"
+        state["replaced"] = [*state.get("replaced", []), stream]
+    except ValueError as exc:
+        said = f"{verdict.reason}; not replaced: {exc}"
+    AlertSink().send(f"replace:{stream}", "warning", said)
+    context.log.info(said)
+    return SensorResult(skip_reason=said, cursor=json.dumps(state))
 
 
 @run_failure_sensor(

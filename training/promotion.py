@@ -643,6 +643,29 @@ def rollback(url: str, reason: str = "rollback", actor: str = "cli") -> Decision
     return decision
 
 
+def replace_with_challenger(url: str, reason: str, actor: str = "cli") -> Decision:
+    """Give @champion to the version holding @challenger (the shadow book showed it trading
+    better); the old champion is where a roll-back returns to."""
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    tracking.configure(url)
+    client = MlflowClient()
+    current, challenger = holder(client, CHAMPION), holder(client, CHALLENGER)
+    if challenger is None:
+        raise ValueError("no model holds @challenger: there is nothing to replace the champion by")
+    move_alias(client, CHAMPION, *challenger)
+    client.delete_registered_model_alias(challenger[0], CHALLENGER)
+    where = f" (from {current[0]} v{current[1]})" if current else ""
+    decision = Decision(
+        *challenger, "promoted", *(current or (None, None)), (), f"{reason}{where}", actor, {},
+        client.get_model_version(*challenger).run_id,
+    )  # fmt: skip
+    record(url, decision)
+    return decision
+
+
 def status(url: str, limit: int = 10) -> dict[str, Any]:
     """Champion, challenger and the latest decisions."""
     from mlflow.tracking import MlflowClient

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 from dagster import DagsterInstance, build_run_status_sensor_context, build_sensor_context
 
-from monitoring.actions import ActionSettings, decide
+from monitoring.actions import ActionSettings, decide, decide_shadow
 from monitoring.alerts import AlertSettings, AlertSink
 from monitoring.drift import DriftReport, Measure, save
 from orchestration.definitions import defs
@@ -152,3 +152,69 @@ def test_a_failed_run_is_a_critical_alert(tmp_path, monkeypatch):
     (alert,) = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert alert["key"] == "run_failed:doomed" and alert["severity"] == "critical"
     assert "of doomed failed" in alert["message"]
+
+
+def test_shadow_verdicts_need_bars_and_significance():
+    s = ActionSettings(shadow_min_bars=60, shadow_significance=0.05)
+    assert decide_shadow("s", 30, 0.001, s).action == "wait"
+    assert decide_shadow("s", 100, 0.2, s).action == "wait"
+    replace = decide_shadow("s", 100, 0.01, s)
+    assert replace.action == "replace" and "p=0.01 < 0.05" in replace.reason
+
+
+def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_better(
+    champion, tmp_path
+):
+    """A real stream: a live SMA cross and a shadow buy-and-hold on the bundled bars; the
+    sensor waits while the paired test's p is above the level and replaces the champion by the
+    @challenger once it is below, once per stream."""
+    from mlflow.tracking import MlflowClient
+
+    from trading_runtime.ab import compare
+    from trading_runtime.config import RunConfig, StrategyConfig
+    from trading_runtime.runs import report as stream_report
+    from trading_runtime.runs import run
+
+    url, env, _ = champion
+    live = StrategyConfig(name="trend", signal="sma-cross", fast=10, slow=40, sizing="fixed")
+    shadow = StrategyConfig(name="hold", signal="buy-and-hold", sizing="equal", shadow=True)
+    config = RunConfig(stream="shadow-sensor", strategies=[live, shadow], start=date(2011, 1, 3))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.setenv("QTIS_ALERT_LOG_FILE", str(tmp_path / "alerts.jsonl"))
+        mp.setenv("QTIS_MONITOR_SHADOW_STREAM", "shadow-sensor")
+        run(url, config, venue_log=tmp_path / "venue.jsonl")
+        p = compare(stream_report(url, "shadow-sensor")).p_shadow_better
+        assert 0 < p < 0.9
+        train = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
+        info = run_training(url, train, symbols=["IBM", "MSFT"]).registered["xgboost"]
+        challenger = (info["registered"], str(info["version"]))
+        before = promotion.status(url, limit=0)["champion"]
+        promotion.move_alias(MlflowClient(), "challenger", *challenger)
+        sensor = defs.get_sensor_def("shadow_sensor")
+        instance = DagsterInstance.ephemeral()
+
+        def tick(cursor, level: float):
+            mp.setenv("QTIS_MONITOR_SHADOW_SIGNIFICANCE", str(level))
+            context = build_sensor_context(
+                instance=instance, cursor=cursor, resources={"warehouse": WarehouseResource()}
+            )
+            return sensor(context)
+
+        waited = tick(None, p / 2)
+        assert "did not trade significantly better" in waited.skip_reason.skip_message
+        assert promotion.status(url, limit=0)["champion"] == before
+        acted = tick(None, min(0.99, p * 1.5))
+        assert promotion.status(url, limit=0)["champion"] == challenger
+        assert promotion.status(url, limit=0)["challenger"] is None
+        last = promotion.history(url, limit=1).iloc[0]
+        assert (last["model"], last["version"], last["decision"], last["actor"]) == (
+            *challenger,
+            "promoted",
+            "shadow_sensor",
+        )
+        assert "shadow book beat the champion" in last["reason"]
+        assert f"from {before[0]} v{before[1]}" in last["reason"]
+        again = tick(acted.cursor, 0.99)
+        assert "already replaced" in again.skip_reason.skip_message

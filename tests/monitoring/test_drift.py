@@ -18,6 +18,7 @@ from monitoring.drift import (
     check_drift,
     drift_measures,
     evidently_report,
+    scores,
     snapshot_scores,
 )
 from orchestration.monitoring_assets import drift_report
@@ -42,8 +43,7 @@ def market(seed: int, shift: float, rows: int) -> pd.DataFrame:
 def verdict(seed: int, shift: float) -> dict[str, bool]:
     s = DriftSettings(method="psi", threshold=0.2)  # fixed thresholds: the rows are iid
     reference, current = market(seed, 0.0, 5000), market(seed + 1000, shift, 252)
-    snapshot = evidently_report(reference, current, FEATURES, HORIZONS, s)
-    values = snapshot_scores(snapshot)
+    values = scores(reference, current, [*FEATURES, "pred_h1"], s.method)
     found = {(m.kind, m.measure): m for m in drift_measures(values, FEATURES, HORIZONS, s)}
     return {
         "data": found[("data", "share_drifted")].drifted,
@@ -64,6 +64,17 @@ def test_a_shift_is_flagged_and_a_stable_market_is_not_over_20_seeds():
     assert sum(v["stable_columns"] for v in moved) <= 1  # the unmoved columns stay quiet
     assert all(v["prediction"] for v in moved)  # the forecast follows f0
     assert sum(v["prediction"] for v in stable) == 0
+
+
+def test_the_evidently_page_shows_the_values_the_monitor_decided_on():
+    s = DriftSettings()
+    reference, current = market(0, 0.0, 2000), market(1, 1.0, 120)
+    columns = [*FEATURES, "pred_h1"]
+    thresholds = dict.fromkeys(columns, 0.3)
+    page = snapshot_scores(evidently_report(reference, current, FEATURES, HORIZONS, s, thresholds))
+    fast = scores(reference, current, columns, s.method)
+    assert fast.keys() == page.keys()
+    assert all(fast[c] == pytest.approx(page[c], rel=1e-9) for c in columns)
 
 
 def test_a_drift_run_reports_stores_and_materializes(champion, monkeypatch):
@@ -129,3 +140,19 @@ def test_check_drift_refuses_a_model_without_its_training_span(champion):
         model.trained_through = None
         with pytest.raises(ValueError, match="no trained_through tag"):
             check_drift(url, model)
+
+
+def test_a_replay_checks_as_of_past_bars_with_only_what_was_known(champion, tmp_path):
+    url, env, _ = champion
+    done = qtis("monitor", "replay", "--since", "2013-01-02", "--every", "10", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = " ".join(done.stdout.split())
+    assert "checks," in text and ("first alarm: 2013" in text or "no alarm" in text)
+    with psycopg.connect(url) as conn:
+        ends = conn.execute(
+            "select distinct current_end from mlops.drift_results where current_end >"
+            " '2013-01-02' order by 1"
+        ).fetchall()
+    assert len(ends) >= 3 and all(e[0].year == 2013 for e in ends)  # one run per checked bar
+    bad = qtis("monitor", "replay", "--since", "2030-01-01", env=env)
+    assert bad.returncode == 2 and "no bars after 2030-01-01" in bad.stderr

@@ -85,3 +85,6 @@ def test_the_change_is_caught_retrained_and_judged(market):
     assert len(judged) == 1, decisions
     decision = judged.iloc[0]
     assert decision["decision"] in {"promoted", "challenger", "rejected"} and decision["reason"]
+    print(f"\nregime scenario: {len(late)} checks, caught {delay} bars after the change "
+          f"({first.value('data', 'share_drifted'):.0%} of features); qtis-xgboost v2: "
+          f"{decision['decision']} ({decision['reason']})")  # fmt: skip
