@@ -194,11 +194,12 @@ def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
     through = MlflowClient().get_run(run.registered["xgboost"]["run_id"]).data.tags
     through = np.datetime64(through["trained_through"], "us")
     # bars only up to 10 days after training: their labels are in the table (it was built on
-    # all bars), but fewer than 20 later bars exist here, so none of them counts as known
+    # all bars), but read as of ``end`` the 20-bar ones look past it, so none of them is known
     end = (through + np.timedelta64(10, "D")).astype(object).replace(tzinfo=UTC)
     data = load_training_data(url, SYMBOLS, end=end)
     recent = data.ts > through
-    assert recent.any() and np.isfinite(data.returns[recent]).all()
+    assert recent.any() and np.isnan(data.returns[recent, -1]).all()
+    assert np.isfinite(data.returns[recent & (data.rows_left >= 1), 0]).all()
     with pytest.raises(NothingToUpdate, match="nothing to update: qtis-xgboost version 1 has seen"):
         update_model(url, "xgboost", version=1, end=end)
 
