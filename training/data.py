@@ -55,19 +55,22 @@ class TrainingData:
             volatility=self.volatility[keep],
         )
 
+    def _symbol_runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first row, row count) of each symbol's contiguous block."""
+        starts = np.r_[0, np.flatnonzero(self.symbols[1:] != self.symbols[:-1]) + 1]
+        return starts, np.diff(np.r_[starts, len(self.symbols)])
+
     @property
     def rows_left(self) -> np.ndarray:
         """Rows after each row in its symbol's history: a label of horizon h is known only
         when h <= rows_left."""
-        starts = np.r_[0, np.flatnonzero(self.symbols[1:] != self.symbols[:-1]) + 1]
-        lengths = np.diff(np.r_[starts, len(self.symbols)])
+        starts, lengths = self._symbol_runs()
         return np.repeat(starts + lengths - 1, lengths) - np.arange(len(self.symbols))
 
     @property
     def row_in_symbol(self) -> np.ndarray:
         """0-based position of each row within its symbol's history."""
-        starts = np.r_[0, np.flatnonzero(self.symbols[1:] != self.symbols[:-1]) + 1]
-        lengths = np.diff(np.r_[starts, len(self.symbols)])
+        starts, lengths = self._symbol_runs()
         return np.arange(len(self.symbols)) - np.repeat(starts, lengths)
 
 
