@@ -84,10 +84,15 @@ def decide(
         out.append(Verdict("demote", f"{label} decayed: recent rank IC {ic:.3f} < {floor:.3f}"))
     moved = [k for k in ("data", "prediction") if report.drifted(k)]
     if moved:
-        share = report.value("data", "share_drifted")
-        why = f"{' and '.join(moved)} drift of {label}" + (
-            f" ({share:.0%} of features)" if "data" in moved and share is not None else ""
-        )
+        details = []
+        for kind in moved:
+            score, share = report.value(kind, "score"), report.value(kind, "share_drifted")
+            if score is not None:
+                details.append(f"{kind} score {score:.2f}")
+            elif share is not None:
+                details.append(f"{share:.0%} of features")
+        why = f"{' and '.join(moved)} drift of {label}"
+        why += f" ({', '.join(details)})" if details else ""
         until = last_retrain + timedelta(hours=s.retrain_cooldown_hours) if last_retrain else None
         if until is not None and now < until:
             out.append(Verdict("wait", f"{why}; retrain cooldown until {until:%Y-%m-%d %H:%M}"))

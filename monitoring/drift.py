@@ -4,11 +4,14 @@ Four checks, each against the champion's own training period (the bars through i
 ``trained_through`` tag) and the most recent ``current_bars`` bars of the warehouse:
 
 - **data**: Evidently's per-feature drift test (normed Wasserstein distance by default), each
-  feature against its own calibrated threshold (see ``Baseline``), and the share of drifted
-  features; the data has drifted when that share reaches ``drift_share``. Calendar features
-  and features in price or volume units are left out by default;
-- **prediction**: the same test on the model's forecasts, one column per horizon; drifted when
-  ``drift_share`` of the horizons did;
+  feature against its own calibrated threshold, the share of drifted features, and the data
+  score: how many calibration standard deviations the ``top_columns`` most-moved features are
+  beyond their usual values in a stable stretch of training (see ``Baseline``). Calibrated, the
+  data has drifted when the score passes its limit; uncalibrated, when the share reaches
+  ``drift_share``. Calendar features and features in price or volume units are left out by
+  default;
+- **prediction**: the same test and score on the model's forecasts, one column per horizon
+  (uncalibrated: drifted when ``drift_share`` of the horizons did);
 - **performance**, once labels have arrived: the pooled rank correlation (IC) and directional
   accuracy of its recent forecasts with what happened, and their mean absolute error against the
   training period's; decayed when the IC is below ``ic_floor``;
@@ -46,19 +49,33 @@ class DriftSettings(BaseSettings):
     current_bars: int = Field(20, ge=5, description="the recent bars compared with training")
     reference_rows: int = Field(5000, ge=100, description="training rows sampled as reference")
     calibration_windows: int = Field(
-        40,
+        500,
         ge=0,
-        description="training-period windows that calibrate each column's threshold"
-        " (0: the fixed threshold for every column)",
+        description="training-period windows that calibrate the thresholds and the scores, at"
+        " most (a period of fewer bars: one window ending on each; 0: no calibration, the"
+        " fixed threshold for every column)",
+    )
+    calibration_rows: int = Field(
+        2000,
+        ge=100,
+        description="of the training rows before a calibration window, the sample it is tested"
+        " against (at most)",
     )
     calibration_quantile: float = Field(
-        1.0, gt=0, le=1, description="of the test over those windows: a column's threshold"
+        1.0, gt=0, le=1, description="of the test (the score) over those windows: its threshold"
     )
     calibration_margin: float = Field(
-        1.25,
-        ge=1,
-        description="times that quantile (forty overlapping windows of one year"
-        " understate how far a stable market strays: see README, Monitoring)",
+        1.25, ge=1, description="times that quantile: a column's threshold"
+    )
+    top_columns: int = Field(
+        3, ge=1, description="the scores average the standardized excess of this many columns"
+    )
+    score_margin: float = Field(
+        1.0,
+        ge=0,
+        description="calibration standard deviations added to that quantile: a score's limit"
+        " (a year of training understates how far a stable market strays: see README,"
+        " Monitoring)",
     )
     method: str = Field(
         "wasserstein", description="Evidently's per-column test (wasserstein, psi, ks…)"
@@ -117,7 +134,10 @@ class DriftReport:
     notes: list[str] = field(default_factory=list)
 
     def drifted(self, kind: str) -> bool:
-        return any(m.drifted for m in self.measures if m.kind == kind and m.measure in _HEADLINE)
+        headline = [m for m in self.measures if m.kind == kind and m.measure in _HEADLINE]
+        # a calibrated score decides; the share of drifted columns only without one
+        decisive = [m for m in headline if m.measure == "score"] or headline
+        return any(m.drifted for m in decisive)
 
     def value(self, kind: str, measure: str) -> float | None:
         found = [m.value for m in self.measures if m.kind == kind and m.measure == measure]
@@ -130,6 +150,8 @@ class DriftReport:
             "reference": [t.isoformat() for t in self.reference],
             "current": [t.isoformat() for t in self.current],
             "data_drift_share": self.value("data", "share_drifted"),
+            "data_drift_score": self.value("data", "score"),
+            "prediction_drift_score": self.value("prediction", "score"),
             "drifted": {k: self.drifted(k) for k in KINDS},
             "report": None if self.path is None else str(self.path),
             "notes": self.notes,
@@ -138,7 +160,7 @@ class DriftReport:
 
 KINDS = ("data", "prediction", "performance", "attribution")
 # the measures that decide a kind (per-column rows are the detail behind them)
-_HEADLINE = {"share_drifted", "horizons_drifted", "ic", "spearman"}
+_HEADLINE = {"score", "share_drifted", "horizons_drifted", "ic", "spearman"}
 
 
 def is_drift(value: float | None, threshold: float, method: str) -> bool:
@@ -153,16 +175,28 @@ def is_drift(value: float | None, threshold: float, method: str) -> bool:
 @dataclass(frozen=True)
 class Baseline:
     """The champion's training period as the monitor sees it: a sample of its rows (features,
-    forecasts, outcomes) and, per tested column, the threshold of the test. Calibrated, that
-    threshold is the ``calibration_quantile`` of the test's value over windows of
-    ``current_bars`` bars in the training period, each against the period's rows before it:
-    the monitor's question asked where the answer is "no change". Features like a 60-bar
-    volatility or a GARCH forecast are smooth, so a short window of a stable market already
-    looks unlike its past, and one fixed threshold for every column would flag it."""
+    forecasts, outcomes) and what a stable market looks like to the test.
+
+    Calibration asks the monitor's question where the answer is "no change": windows of
+    ``current_bars`` bars across the training period, each tested against the period's rows
+    before it (a window's width apart). A column's threshold is the ``calibration_quantile`` of
+    its test value over those windows, times the margin: features like a 60-bar volatility are
+    smooth, so a short window of a stable market already looks unlike its past, and one fixed
+    threshold for every column would flag it.
+
+    The scores pool the columns of a kind (the features; the forecasts): per column the log of
+    its test value, standardized by its median and standard deviation over the windows; the
+    score is the mean of the ``top_columns`` largest. A column counts by how far it is beyond
+    its own stable range, so correlated features that wander together in a trend (the
+    oscillators) do not outvote the rest, and one that rarely moves (a one-bar return's
+    spread) counts when it does. A score's limit is the same quantile of the score over the
+    windows plus ``score_margin``."""
 
     reference: pd.DataFrame
     thresholds: dict[str, float]
-    windows: int  # how many training-period windows calibrated the thresholds (0: fixed)
+    windows: int  # how many training-period windows calibrated it (0: fixed thresholds)
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)  # log value: centre, sd
+    limits: dict[str, float] = field(default_factory=dict)  # kind -> its score's limit
 
 
 def make_baseline(data, model, s: DriftSettings) -> Baseline:
@@ -179,34 +213,69 @@ def make_baseline(data, model, s: DriftSettings) -> Baseline:
     rng = np.random.default_rng(s.seed)
     keep = np.sort(rng.choice(len(period), min(len(period), s.reference_rows), replace=False))
     reference = period.iloc[keep].reset_index(drop=True)
-    columns = [*tested_features(model, s), *(f"pred_h{h}" for h in model.horizons)]
+    kinds = {"data": tested_features(model, s),
+             "prediction": [f"pred_h{h}" for h in model.horizons]}  # fmt: skip
+    columns = [c for group in kinds.values() for c in group]
     thresholds = dict.fromkeys(columns, s.threshold)
     times = np.sort(period["ts"].unique())
-    width = s.current_bars
-    if s.calibration_windows == 0 or len(times) < 3 * width:
+    width, first = s.current_bars, 3 * s.current_bars  # the first window has 1 width of past
+    if s.calibration_windows == 0 or len(times) - first < 10:
         return Baseline(reference, thresholds, 0)
-    # windows over the second half of the period, each against the period's rows before it
-    # (a window's width apart): how unlike its own past a stable stretch of this market looks
-    first = max(len(times) // 2, 2 * width)
-    ends = np.unique(np.linspace(first, len(times) - 1, s.calibration_windows).astype(int))
-    null: dict[str, list[float]] = {c: [] for c in columns}
+    count = min(s.calibration_windows, len(times) - first)
+    ends = np.unique(np.linspace(first, len(times) - 1, count).astype(int))
+    null: list[dict[str, float | None]] = []
     for end in ends:
         window = period[period["ts"].between(times[end - width + 1], times[end])]
         past = period[period["ts"] < times[end - 2 * width + 1]]
-        if len(past) > s.reference_rows:
-            past = past.iloc[np.sort(rng.choice(len(past), s.reference_rows, replace=False))]
-        for column, value in scores(past, window, columns, s.method).items():
-            if value is not None:
-                null[column].append(value)
+        if len(past) > s.calibration_rows:
+            past = past.iloc[np.sort(rng.choice(len(past), s.calibration_rows, replace=False))]
+        null.append(scores(past, window, columns, s.method))
     q, margin = s.calibration_quantile, s.calibration_margin
-    for column, values in null.items():
+    spread: dict[str, tuple[float, float]] = {}
+    for column in columns:
+        values = [v for v in (n[column] for n in null) if v is not None and np.isfinite(v)]
         if len(values) < 5:
             continue
         if s.method in P_VALUE_METHODS:  # a p-value: drift below it
             thresholds[column] = min(s.threshold, float(np.quantile(values, 1 - q)) / margin)
         else:
             thresholds[column] = max(s.threshold, float(np.quantile(values, q)) * margin)
-    return Baseline(reference, thresholds, len(ends))
+        logs = np.array([_log_test(v, s) for v in values])
+        spread[column] = (float(np.median(logs)), max(float(logs.std()), _MIN_SPREAD))
+    limits: dict[str, float] = {}
+    for kind, group in kinds.items():
+        stable = [v for v in (pooled_score(n, group, spread, s) for n in null) if v is not None]
+        if len(stable) >= 5:
+            limits[kind] = float(np.quantile(stable, q)) + s.score_margin
+    return Baseline(reference, thresholds, len(ends), spread, limits)
+
+
+# a column whose test barely moved over the calibration windows (a constant) is held to this
+# spread of its log value, so that a small change in it is not thousands of deviations
+_MIN_SPREAD = 0.1
+
+
+def _log_test(value: float, s: DriftSettings) -> float:
+    """The log of a test value, signed so that larger is further from the reference (a
+    distance is floored at a tenth of the fixed threshold: below that, nothing moved)."""
+    if s.method in P_VALUE_METHODS:
+        return -float(np.log(max(value, 1e-12)))
+    return float(np.log(max(value, s.threshold / 10)))
+
+
+def pooled_score(values, columns, spread, s: DriftSettings) -> float | None:
+    """The mean of the ``top_columns`` largest standardized log test values: about 0 in a
+    typical stable window, in calibration standard deviations."""
+    excess = []
+    for column in columns:
+        value, found = values.get(column), spread.get(column)
+        if value is None or found is None or not np.isfinite(value):
+            continue
+        centre, sd = found
+        excess.append((_log_test(value, s) - centre) / sd)
+    if not excess:
+        return None
+    return float(np.mean(np.sort(excess)[-s.top_columns :]))
 
 
 def current_frame(data, model, s: DriftSettings, as_of: datetime | None = None) -> pd.DataFrame:
@@ -248,19 +317,30 @@ def _frame(data, model, rows: np.ndarray, known_by: np.datetime64) -> pd.DataFra
 
 def scores(reference: pd.DataFrame, current: pd.DataFrame, columns, method: str):
     """Evidently's per-column test (the one its report runs), without rendering anything:
-    column -> value, None where a side has fewer than 5 finite values."""
+    column -> value, None where a side has fewer than 5 finite values. The default test is
+    Evidently's formula (normed Wasserstein distance) on numpy arrays: calibration asks it
+    hundreds of times, and Evidently's per-call overhead is most of the cost."""
     from evidently.legacy.calculations.stattests import get_stattest
     from evidently.legacy.core import ColumnType
+    from scipy.stats import wasserstein_distance
 
     out: dict[str, float | None] = {}
-    for column in columns:
-        ref = reference[column].replace([np.inf, -np.inf], np.nan).dropna()
-        cur = current[column].replace([np.inf, -np.inf], np.nan).dropna()
+    ref_values, cur_values = (
+        reference[list(columns)].to_numpy(float),
+        current[list(columns)].to_numpy(float),
+    )
+    for k, column in enumerate(columns):
+        ref, cur = ref_values[:, k], cur_values[:, k]
+        ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
         if len(ref) < 5 or len(cur) < 5:
             out[column] = None
-            continue
-        test = get_stattest(ref, cur, ColumnType.Numerical, method)
-        out[column] = float(test(ref, cur, ColumnType.Numerical, None).drift_score)
+        elif method == "wasserstein":  # evidently's wasserstein_distance_norm
+            out[column] = float(wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001))
+        else:
+            test = get_stattest(pd.Series(ref), pd.Series(cur), ColumnType.Numerical, method)
+            out[column] = float(
+                test(pd.Series(ref), pd.Series(cur), ColumnType.Numerical, None).drift_score
+            )
     return out
 
 
@@ -295,25 +375,35 @@ def snapshot_scores(snapshot) -> dict[str, float]:
     return values
 
 
-def drift_measures(values, features, horizons, s: DriftSettings, thresholds=None):
-    """The data and prediction measures from per-column test values: data drift when at least
-    ``drift_share`` of the features drifted, prediction drift when that share of horizons did."""
-    thresholds = thresholds or {}
+def drift_measures(values, features, horizons, s: DriftSettings, baseline=None):
+    """The data and prediction measures from per-column test values. Calibrated, a kind has
+    drifted when its pooled score reaches the baseline's limit; uncalibrated, when at least
+    ``drift_share`` of its columns passed their thresholds."""
+    baseline = baseline or Baseline(pd.DataFrame(), {}, 0)
 
     def measure(kind: str, column: str) -> Measure:
-        value, limit = values.get(column), thresholds.get(column, s.threshold)
+        value, limit = values.get(column), baseline.thresholds.get(column, s.threshold)
         return Measure(kind, column, value, limit, is_drift(value, limit, s.method))
+
+    def score(kind: str, columns: list[str]) -> list[Measure]:
+        if kind not in baseline.limits:
+            return []
+        value, limit = pooled_score(values, columns, baseline.spread, s), baseline.limits[kind]
+        return [Measure(kind, "score", value, limit, value is not None and value >= limit)]
 
     data = [measure("data", f) for f in features]
     tested = [m for m in data if m.value is not None]
     share = sum(m.drifted for m in tested) / len(tested) if tested else None
     data.append(Measure("data", "share_drifted", share, s.drift_share,
                         share is not None and share >= s.drift_share))  # fmt: skip
-    predictions = [measure("prediction", f"pred_h{h}") for h in horizons]
+    data += score("data", list(features))
+    forecasts = [f"pred_h{h}" for h in horizons]
+    predictions = [measure("prediction", c) for c in forecasts]
     need = max(1, int(np.ceil(s.drift_share * len(predictions))))
     drifted = sum(m.drifted for m in predictions)
     predictions.append(Measure("prediction", "horizons_drifted", float(drifted), float(need),
                                drifted >= need))  # fmt: skip
+    predictions += score("prediction", forecasts)
     return data + predictions
 
 
@@ -404,7 +494,7 @@ def check_drift(
     notes: list[str] = []
     if baseline.windows:
         notes.append(f"thresholds calibrated on {baseline.windows} training-period windows")
-    measures = drift_measures(values, features, model.horizons, s, baseline.thresholds)
+    measures = drift_measures(values, features, model.horizons, s, baseline)
     measures += performance_measures(reference, current, model.horizons, s)
     if not any(m.kind == "performance" for m in measures):
         notes.append("no recent outcomes yet: performance drift waits for labels")

@@ -88,5 +88,5 @@ class RegimeChange:
         info = run.registered[family]
         reason = f"regime scenario seed {self.seed}: the champion before the change"
         promotion.force(url, info["registered"], str(info["version"]), reason,
-                        serving_probe(url, samples=10))  # fmt: skip
+                        serving_probe(url))  # fmt: skip
         return info["registered"], str(info["version"])

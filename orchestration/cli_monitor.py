@@ -87,9 +87,11 @@ def replay(
         raise fail(str(exc)) from exc
     alarms = found.alarms()
     title = f"{len(found.reports)} checks, {len(alarms)} calling for a retrain"
-    table = Table("as of", "data share", "horizons", "recent IC", "report", title=title)
+    table = Table("as of", "data score", "data share", "forecast score", "horizons",
+                  "recent IC", "report", title=title)  # fmt: skip
     for r in alarms[:20]:
-        table.add_row(f"{r.current[1]:%Y-%m-%d}", pct(r.value("data", "share_drifted")),
+        table.add_row(f"{r.current[1]:%Y-%m-%d}", num(r.value("data", "score")),
+                      pct(r.value("data", "share_drifted")), num(r.value("prediction", "score")),
                       f"{r.value('prediction', 'horizons_drifted') or 0:.0f}",
                       num(r.value("performance", "ic")), str(r.path or "-"))  # fmt: skip
     console.print(table)
@@ -109,7 +111,8 @@ def print_drift(report, out: Console = console) -> None:
                   title=f"drift of {report.model} v{report.version}: "
                   f"{report.current[0]:%Y-%m-%d} to {report.current[1]:%Y-%m-%d} vs training "
                   f"{report.reference[0]:%Y-%m-%d} to {report.reference[1]:%Y-%m-%d}")  # fmt: skip
-    headline = {("data", "share_drifted"): pct, ("prediction", "horizons_drifted"): "{:.0f}".format,
+    headline = {("data", "score"): num, ("data", "share_drifted"): pct,
+                ("prediction", "score"): num, ("prediction", "horizons_drifted"): "{:.0f}".format,
                 ("performance", "ic"): num, ("performance", "error_ratio"): num,
                 ("attribution", "spearman"): num}  # fmt: skip
     for m in report.measures:
@@ -122,7 +125,11 @@ def print_drift(report, out: Console = console) -> None:
             table.add_row(kind, "-", "-", "-", "[dim]not measured[/]")
     out.print(table)
     features = sorted(
-        (m for m in report.measures if m.kind == "data" and m.measure != "share_drifted"),
+        (
+            m
+            for m in report.measures
+            if m.kind == "data" and m.measure not in ("share_drifted", "score")
+        ),
         key=lambda m: -(m.value or 0),
     )
     drifted = [f"{m.measure} {m.value:.2f}" for m in features if m.drifted]

@@ -36,6 +36,9 @@ def drift_report(
         "current": f"{report.current[0]:%Y-%m-%d} to {report.current[1]:%Y-%m-%d}",
         "data_drift_share": float(report.value("data", "share_drifted") or 0.0),
     }
+    for kind in ("data", "prediction"):
+        if report.value(kind, "score") is not None:
+            metadata[f"{kind}_drift_score"] = float(report.value(kind, "score"))
     metadata |= {f"{kind}_drifted": report.drifted(kind) for kind in KINDS}
     ic = report.value("performance", "ic")
     if ic is not None:

@@ -28,5 +28,5 @@ def champion(built, pg_server, tmp_path_factory):
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
                              explain_samples=50)  # fmt: skip
         run_training(url, config, symbols=["IBM", "MSFT"])
-        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url, samples=10))
+        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url))
         yield url, env, home

@@ -14,6 +14,8 @@ import pytest
 from dagster import materialize
 
 from monitoring.drift import (
+    Baseline,
+    DriftReport,
     DriftSettings,
     check_drift,
     drift_measures,
@@ -66,6 +68,33 @@ def test_a_shift_is_flagged_and_a_stable_market_is_not_over_20_seeds():
     assert sum(v["prediction"] for v in stable) == 0
 
 
+def test_the_pooled_score_counts_a_column_by_how_far_it_is_beyond_its_own_stable_spread():
+    """Standardized per column, averaged over the top 3: many columns just over their usual
+    values score less than three far beyond theirs, and the score, not the share, decides."""
+    s = DriftSettings()
+    spread = {f: (np.log(0.2), 0.2) for f in FEATURES} | {"pred_h1": (np.log(0.1), 0.5)}
+    baseline = Baseline(pd.DataFrame(), dict.fromkeys([*FEATURES, "pred_h1"], 0.22), 40, spread,
+                        {"data": 2.0, "prediction": 2.0})  # fmt: skip
+
+    def found(values):
+        return {(m.kind, m.measure): m for m in drift_measures(values, FEATURES, HORIZONS, s,
+                                                               baseline)}  # fmt: skip
+
+    usual = dict.fromkeys(FEATURES, 0.2) | {"pred_h1": 0.1}
+    assert found(usual)[("data", "score")].value == pytest.approx(0.0)
+    # every feature 20% over its usual value: all over their thresholds, but 0.9 sd each
+    wander = found(dict.fromkeys(FEATURES, 0.24) | {"pred_h1": 0.1})
+    assert wander[("data", "share_drifted")].drifted and not wander[("data", "score")].drifted
+    report = DriftReport("r", "m", "1", (None, None), (None, None), list(wander.values()), None)
+    assert not report.drifted("data")
+    # three features at twice their usual value (3.5 sd), the rest as usual
+    far = found(usual | {"f0": 0.4, "f1": 0.4, "f2": 0.4})
+    assert far[("data", "score")].value == pytest.approx(np.log(2) / 0.2)
+    assert far[("data", "score")].drifted and not far[("prediction", "score")].drifted
+    # the forecast's spread is wider: three times its usual value is 2.2 sd
+    assert found(usual | {"pred_h1": 0.3})[("prediction", "score")].drifted
+
+
 def test_the_evidently_page_shows_the_values_the_monitor_decided_on():
     s = DriftSettings()
     reference, current = market(0, 0.0, 2000), market(1, 1.0, 120)
@@ -97,9 +126,14 @@ def test_a_drift_run_reports_stores_and_materializes(champion, monkeypatch):
     kinds = {r[0] for r in rows}
     assert {"data", "prediction", "performance", "attribution"} <= kinds
     share = next(r for r in rows if r[1] == "share_drifted")
-    tested = [r for r in rows if r[0] == "data" and r[1] != "share_drifted"]
+    tested = [r for r in rows if r[0] == "data" and r[1] not in ("share_drifted", "score")]
     assert share[2] == pytest.approx(sum(r[4] for r in tested) / len(tested))
-    assert share[4] == (share[2] >= share[3]) and share[4] == meta["data_drifted"].value
+    assert share[4] == (share[2] >= share[3])
+    # calibrated on the training period, the pooled score decides (for the forecasts too)
+    score = {r[0]: r for r in rows if r[1] == "score"}
+    assert set(score) == {"data", "prediction"}
+    assert score["data"][4] == (score["data"][2] >= score["data"][3]) == meta["data_drifted"].value
+    assert meta["data_drift_score"].value == pytest.approx(score["data"][2])
     assert "month" not in {r[1] for r in tested}  # calendar features are not tested by default
     assert all(r[5] == path for r in rows) and rows[0][6] < rows[0][7]  # training, then recent
     spearman = next(r for r in rows if r[1] == "spearman")

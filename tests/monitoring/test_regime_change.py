@@ -4,8 +4,8 @@ in the 120 bars of the same regime, an alarm within 20 bars of the change), the 
 retrain request, the retrain job it asks for (features -> tune -> train -> promotion gates) and
 the gates' decision on the new model in mlops.promotions.
 
-The false-alarm rate over seeds is measured by ``bench/monitoring.py --regime-seeds 20`` (it
-builds and trains 20 markets; README, "Monitoring"): one seed here keeps the suite short."""
+The false-alarm rate over seeds is measured by ``bench/regime.py`` (it builds and trains 20
+markets; README, "Monitoring"): one seed here keeps the suite short."""
 
 from __future__ import annotations
 
@@ -86,5 +86,5 @@ def test_the_change_is_caught_retrained_and_judged(market):
     decision = judged.iloc[0]
     assert decision["decision"] in {"promoted", "challenger", "rejected"} and decision["reason"]
     print(f"\nregime scenario: {len(late)} checks, caught {delay} bars after the change "
-          f"({first.value('data', 'share_drifted'):.0%} of features); qtis-xgboost v2: "
+          f"(data score {first.value('data', 'score'):.2f}); qtis-xgboost v2: "
           f"{decision['decision']} ({decision['reason']})")  # fmt: skip

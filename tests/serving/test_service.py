@@ -63,7 +63,7 @@ def trained(built, pg_server, tmp_path_factory):
             xgb_estimators=30, explain_samples=0,
         )  # fmt: skip
         run_training(url, config, symbols=SYMBOLS)
-        probe = serving_probe(url, samples=10)
+        probe = serving_probe(url)
         promotion.force(url, "qtis-xgboost", "1", "serving tests", probe)
         move_alias(MlflowClient(), CHALLENGER, "qtis-lstm", "1")
         yield url, env, home
