@@ -23,7 +23,7 @@ def test_ddp_matches_one_process_and_only_rank_zero_logs(built, pg_server, tmp_p
     }
     common = [
         "train", "--model", "transformer", "--size", "tiny", "--epochs", "2", "--splits", "2",
-        "--window", "20", "--symbols", "IBM,MSFT", "--strategy", "ddp",
+        "--window", "20", "--symbols", "IBM,MSFT", "--strategy", "ddp", "--explain-samples", "0",
         "--param", "transformer.dropout=0",  # dropout draws differ per process by design
     ]  # fmt: skip
     reports = {}

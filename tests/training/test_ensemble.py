@@ -72,7 +72,8 @@ def stores(pg_server, tmp_path, monkeypatch):
 
 def test_registered_ensemble_serves_like_any_model(built, stores):
     url, _ = built
-    config = TrainConfig(size="tiny", epochs=1, splits=2, window=20, xgb_estimators=30)
+    config = TrainConfig(size="tiny", epochs=1, splits=2, window=20, xgb_estimators=30,
+                         explain_samples=0)  # fmt: skip
     run_training(url, config, symbols=["IBM", "MSFT"])
     run = run_ensemble(url)
     report = run.result.evaluation.to_dict()

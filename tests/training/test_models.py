@@ -135,7 +135,7 @@ def test_train_cli_reports_out_of_sample_next_to_baselines(built, tmp_path):
     env = {"QTIS_DATABASE_URL": url, "QTIS_HOME": str(tmp_path / ".qtis")}
     run = qtis(
         "train", "--size", "tiny", "--epochs", "1", "--splits", "2", "--window", "20",
-        "--symbols", "IBM,MSFT", "--json-out", str(out), env=env,
+        "--symbols", "IBM,MSFT", "--explain-samples", "0", "--json-out", str(out), env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Out of sample" in run.stdout and "baseline" in run.stdout

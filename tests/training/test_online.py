@@ -37,7 +37,7 @@ def trained(built, pg_server, tmp_path_factory):
         mp.setenv("QTIS_HOME", str(home))
         config = TrainConfig(
             models=("lstm", "xgboost"), size="tiny", epochs=1, splits=2, window=20,
-            xgb_estimators=30,
+            xgb_estimators=30, explain_samples=50,
         )  # fmt: skip
         run = run_training(url, config, symbols=SYMBOLS)
         yield url, run

@@ -21,7 +21,13 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
     monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
     config = TrainConfig(
-        models=("lstm", "xgboost"), size="tiny", epochs=1, splits=2, window=20, xgb_estimators=30
+        models=("lstm", "xgboost"),
+        size="tiny",
+        epochs=1,
+        splits=2,
+        window=20,
+        xgb_estimators=30,
+        explain_samples=50,
     )
     run = run_training(url, config, symbols=["IBM", "MSFT"])
     assert set(run.registered) == {"lstm", "xgboost"}
@@ -63,7 +69,7 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
         }  # fmt: skip
         stored = load_ranking(url, name, "1")
         assert list(stored["rank"]) == list(range(1, len(stored) + 1)) == list(range(1, 57))
-        assert stored["samples"].iloc[0] == 200 and stored["mean_abs"].is_monotonic_decreasing
+        assert stored["samples"].iloc[0] == 50 and stored["mean_abs"].is_monotonic_decreasing
         assert info["top_features"] == list(stored["feature"][:5])
     out = tmp_path / "explain.json"
     env = {"QTIS_DATABASE_URL": url, "QTIS_HOME": str(tmp_path / ".qtis")}
