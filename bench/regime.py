@@ -127,10 +127,11 @@ def main() -> None:
         finally:
             embedded.stop(work / "pg")
     found = {name: summarize(rows, name) for name in ("calibrated", "fixed")}
+    last = args.first_seed + args.seeds - 1
     table = Table("monitor", "seeds with a false alarm (120 stable bars each)",
                   "false alarms per stable check", "caught within 20 bars", "delay median / max",
-                  title=f"drift detection on a regime change, seeds {args.first_seed}-"
-                  f"{args.first_seed + args.seeds - 1}")  # fmt: skip
+                  title=f"drift detection on a regime change, seeds {args.first_seed}-{last}",
+                  )  # fmt: skip
     for name, s in found.items():
         table.add_row(
             name + (" (default)" if name == "calibrated" else " (baseline)"),
@@ -140,7 +141,6 @@ def main() -> None:
             f"{s['median_delay']} / {s['max_delay']} bars",
         )
     console.print(table)
-    last = args.first_seed + args.seeds - 1
     out = RESULTS / (
         "regime.json" if args.first_seed == 0 else f"regime_seeds{args.first_seed}-{last}.json"
     )

@@ -337,10 +337,9 @@ def scores(reference: pd.DataFrame, current: pd.DataFrame, columns, method: str)
         elif method == "wasserstein":  # evidently's wasserstein_distance_norm
             out[column] = float(wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001))
         else:
-            test = get_stattest(pd.Series(ref), pd.Series(cur), ColumnType.Numerical, method)
-            out[column] = float(
-                test(pd.Series(ref), pd.Series(cur), ColumnType.Numerical, None).drift_score
-            )
+            ref, cur = pd.Series(ref), pd.Series(cur)
+            test = get_stattest(ref, cur, ColumnType.Numerical, method)
+            out[column] = float(test(ref, cur, ColumnType.Numerical, None).drift_score)
     return out
 
 
@@ -493,7 +492,9 @@ def check_drift(
     values = scores(reference, current, columns, s.method)
     notes: list[str] = []
     if baseline.windows:
-        notes.append(f"thresholds calibrated on {baseline.windows} training-period windows")
+        notes.append(
+            f"thresholds and scores calibrated on {baseline.windows} training-period windows"
+        )
     measures = drift_measures(values, features, model.horizons, s, baseline)
     measures += performance_measures(reference, current, model.horizons, s)
     if not any(m.kind == "performance" for m in measures):
