@@ -58,15 +58,15 @@ def replay(
 
     if every < 1:
         raise ValueError(f"every must be at least 1 bar, got {every}")
+    data = load_training_data(url)
+    bars = bars_after(data, start, end)[every - 1 :: every]
+    if not bars:
+        raise ValueError(f"no bars after {start:%Y-%m-%d %H:%M} in features.training_set")
     if model is None:
         from serving.predictor import Predictor
 
         model = Predictor(url).champion
     s = settings or DriftSettings()
-    data = load_training_data(url)
-    bars = bars_after(data, start, end)[every - 1 :: every]
-    if not bars:
-        raise ValueError(f"no bars after {start:%Y-%m-%d %H:%M} in features.training_set")
     baseline = make_baseline(data, model, s)
     done: list[DriftReport] = []
     for k, bar in enumerate(bars):

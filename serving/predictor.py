@@ -229,17 +229,18 @@ class Predictor:
         if self.fixed:
             return self.loaded()
         with self._lock:
+            champion, promotion = self.champion, self.promotion
             current = holder(self.client, CHAMPION)
             if current is None:
-                if self.champion is None:
+                if champion is None:
                     raise NoChampion(
                         "no model holds @champion: promote one first (`qtis models promote`, "
                         "or the `promotion` asset after training)"
                     )
-                log.warning("@champion was removed; still serving %s", self._label(self.champion))
-            elif self.champion is None or (self.champion.name, self.champion.version) != current:
+                log.warning("@champion was removed; still serving %s", self._label(champion))
+            elif champion is None or (champion.name, champion.version) != current:
                 try:
-                    model = load_model(
+                    champion = load_model(
                         self.client, "champion", *current, self.settings.serve_model_threads
                     )
                 except Exception as exc:
@@ -248,20 +249,22 @@ class Predictor:
                             f"the champion {current[0]} v{current[1]} cannot be loaded: {exc}"
                         ) from exc
                     raise
-                self.champion = model
-                self.promotion = self._promotion(*current, model.run_id)
+                promotion = self._promotion(*current, champion.run_id)
             wanted = holder(self.client, CHALLENGER)
-            have = self.challenger
+            challenger = self.challenger
             if wanted is None:
-                self.challenger = None
-            elif have is None or (have.name, have.version) != wanted:
+                challenger = None
+            elif challenger is None or (challenger.name, challenger.version) != wanted:
                 try:
-                    self.challenger = load_model(
+                    challenger = load_model(
                         self.client, "challenger", *wanted, self.settings.serve_model_threads
                     )
                 except Exception as exc:  # a broken challenger must not stop the champion
                     log.error("challenger %s v%s not loaded: %s", *wanted, exc)
-                    self.challenger = None
+                    challenger = None
+            # one swap: a reader never sees the new champion next to the old challenger (when
+            # the challenger was promoted, that is the same version in both roles)
+            self.champion, self.challenger, self.promotion = champion, challenger, promotion
             return self.loaded()
 
     def loaded(self) -> dict[str, str | None]:
