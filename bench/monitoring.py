@@ -1,10 +1,12 @@
 """Monitoring speed: (a) an Evidently data-drift report (PSI per column, the share of drifted
 columns) for 50 features x 100,000 reference rows against 10,000 current rows, next to the same
 PSI computed with numpy histograms in the same run (the floor: binning and one sum per column);
-(b) the drift sensor's decision latency: from new bars in the warehouse to a retrain request,
-i.e. a drift check of the champion (``monitoring.drift.check_drift``: features, forecasts,
-Evidently, SHAP, rows stored) and one sensor tick on it. (b) needs a champion: run `make demo`
-first (it uses the QTIS database, `qtis db up`).
+(b) the drift sensor's decision latency: from new bars to its decision, i.e. a drift check of the
+champion (``monitoring.drift.check_drift``: calibration on its training period, features,
+forecasts, Evidently, SHAP, rows stored) and one sensor tick on it. (b) uses the regime-change
+market of the scenario test (``monitoring.scenario``, seed 0) in scratch databases on the QTIS
+server: a champion trained before the change, checked as of a bar of the same regime (the
+sensor should skip) and as of a bar after the change (it should request a retrain).
 
     python bench/monitoring.py [--features 50] [--reference 100000] [--current 10000] [--repeats 3]
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -84,29 +87,58 @@ def bench_report(features: int, reference: int, current: int, repeats: int) -> d
             "moved": features // 5}  # fmt: skip
 
 
-def bench_sensor() -> dict[str, Any]:
-    """New bars -> drift check -> sensor tick -> retrain request, on the demo's champion."""
+def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[dict[str, Any]]:
+    """New bars -> drift check -> sensor tick -> decision, as of bars before and after the
+    change (``k`` bars from it; ``k`` < 0: the same regime as training)."""
     from dagster import DagsterInstance, build_sensor_context
 
     from monitoring.drift import check_drift
+    from monitoring.scenario import RegimeChange
     from orchestration.definitions import defs
     from orchestration.resources import WarehouseResource
-    from warehouse.db import database_url
+    from training.runner import TrainConfig
+    from warehouse.db import drop_database, recreate_database, sqlalchemy_url
+    from warehouse.schema import migrate
 
-    url = database_url()
-    os.environ["QTIS_MONITOR_DEMOTE_ON_DECAY"] = "false"  # measure the decision, demote nothing
-    started = time.perf_counter()
-    report = check_drift(url)
-    checked = time.perf_counter()
-    context = build_sensor_context(instance=DagsterInstance.ephemeral(),
-                                   resources={"warehouse": WarehouseResource()})  # fmt: skip
-    result = defs.get_sensor_def("drift_sensor")(context)
-    ticked = time.perf_counter()
-    requests = result.run_requests or []
-    reason = requests[0].tags["qtis/reason"] if requests else result.skip_reason.skip_message
-    return {"model": f"{report.model} v{report.version}", "check_s": checked - started,
-            "tick_s": ticked - checked, "total_s": ticked - started,
-            "retrain_requested": bool(requests), "reason": reason}  # fmt: skip
+    urls = [recreate_database("bench_monitoring"), recreate_database("bench_monitoring_mlflow")]
+    scenario = RegimeChange(seed=0)
+    sensor = defs.get_sensor_def("drift_sensor")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qtis-bench-monitoring-") as tmp:
+        os.environ.update(QTIS_DATABASE_URL=urls[0], QTIS_HOME=str(Path(tmp) / ".qtis"),
+                          QTIS_MLFLOW_TRACKING_URI=sqlalchemy_url(urls[1]),
+                          QTIS_MONITOR_DEMOTE_ON_DECAY="false")  # fmt: skip
+        try:
+            with console.status("regime-change market: build it, train the champion"):
+                migrate(urls[0])
+                scenario.build(urls[0])
+                scenario.train_champion(urls[0], TrainConfig(models=("xgboost",), splits=2))
+            change = scenario.train_bars + scenario.stable_bars
+            for k in bars_from_change:
+                as_of = scenario.times[change + k].to_pydatetime()
+                with console.status(f"drift check as of {k:+d} bars from the change, one tick"):
+                    began = time.perf_counter()
+                    report = check_drift(urls[0], as_of=as_of)
+                    checked = time.perf_counter()
+                    # a fresh instance each time: no cooldown left by the previous tick
+                    context = build_sensor_context(
+                        instance=DagsterInstance.ephemeral(),
+                        resources={"warehouse": WarehouseResource()},
+                    )
+                    result = sensor(context)
+                    ticked = time.perf_counter()
+                requests = result.run_requests or []
+                reason = (requests[0].tags["qtis/reason"] if requests
+                          else result.skip_reason.skip_message)  # fmt: skip
+                rows.append({"bars_from_change": k, "as_of": as_of.isoformat(),
+                             "model": f"{report.model} v{report.version}",
+                             "check_s": checked - began, "tick_s": ticked - checked,
+                             "total_s": ticked - began, "retrain_requested": bool(requests),
+                             "reason": reason})  # fmt: skip
+        finally:
+            for url in urls:
+                drop_database(url)
+    return rows
 
 
 def main() -> None:
@@ -116,13 +148,16 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=100_000)
     parser.add_argument("--current", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--bars-from-change", type=int, nargs="+", default=[-10, 10],
+        help="check as of these bars from the regime change (< 0: before it)",
+    )  # fmt: skip
     args = parser.parse_args()
     console = Console()
     started = time.perf_counter()
     with console.status("drift report"):
         report = bench_report(args.features, args.reference, args.current, args.repeats)
-    with console.status("sensor: drift check of the champion, then one tick"):
-        sensor = bench_sensor()
+    sensor = bench_sensor(console, tuple(args.bars_from_change))
     table = Table("measurement", "result", "baseline (same run)", "ratio",
                   title="monitoring")  # fmt: skip
     table.add_row(
@@ -133,16 +168,19 @@ def main() -> None:
         f"numpy PSI {report['numpy_psi_s']:.3f} s (share {report['numpy_share']:.0%})",
         f"{report['ratio']:.0f}x",
     )
-    table.add_row(
-        f"new bars -> retrain request ({sensor['model']})",
-        f"{sensor['total_s']:.1f} s (check {sensor['check_s']:.1f} s, tick"
-        f" {sensor['tick_s'] * 1e3:.0f} ms)",
-        "-",
-        "-",
-    )
+    for row in sensor:
+        decision = "retrain requested" if row["retrain_requested"] else "skipped"
+        table.add_row(
+            f"new bars -> sensor decision ({row['model']}, {row['bars_from_change']:+d} bars"
+            " from the change)",
+            f"{row['total_s']:.1f} s (check {row['check_s']:.1f} s, tick"
+            f" {row['tick_s'] * 1e3:.0f} ms): {decision}",
+            "-",
+            "-",
+        )
     console.print(table)
-    console.print(f"sensor: {'retrain requested' if sensor['retrain_requested'] else 'skipped'}"
-                  f" - {sensor['reason']}", highlight=False)  # fmt: skip
+    for row in sensor:
+        console.print(f"{row['bars_from_change']:+d} bars: {row['reason']}", highlight=False)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": "monitoring",
