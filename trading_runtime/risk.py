@@ -120,7 +120,9 @@ class RiskEngine:
                 return Denial(
                     "order_rate", f"{sent} orders this bar (limit {limits.max_orders_per_bar})"
                 )
-        if shrinks(before, delta):
+        # exempt only if it shrinks what is held and what would be held were every open order
+        # filled: against open orders alone it may open a position when they do not fill
+        if shrinks(held, delta) and shrinks(before, delta):
             return None
         if account.state == TradingState.REDUCING:
             return Denial("trading_state", f"risk-reducing orders only ({account.state_reason})")

@@ -21,6 +21,8 @@ def champion(built, pg_server, tmp_path_factory):
         "QTIS_HOME": str(home),
         "QTIS_DATABASE_URL": url,
         "DAGSTER_HOME": str(home / "dagster"),
+        # the plumbing under test, not the calibration (the regime test and bench use 500)
+        "QTIS_DRIFT_CALIBRATION_WINDOWS": "100",
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trading_runtime import events as ev
@@ -87,8 +87,15 @@ def send(book: Book, order: Order) -> None:
     book.apply(ev.Event(ev.ORDER_ACCEPTED, {"client_id": order.client_id}))
 
 
+# found by this test: a buy of 2,010 offsetting two working sells passed as "reducing"
+OFFSETS_WORKING_ORDERS = [({"A": 5.0, "B": 5.0, "C": 5.0},
+                           [("B", Side.SELL, 20.0), ("B", Side.SELL, 2000.0),
+                            ("B", Side.BUY, 2010.0)], TradingState.ACTIVE)]  # fmt: skip
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=1, max_size=25), st.booleans())
+@example(OFFSETS_WORKING_ORDERS, True)
 def test_no_sequence_of_orders_and_prices_breaches_a_limit(steps, allow_short):
     """As in the engine: after each bar, orders are checked one after another against the
     book with the earlier ones working; the approved ones fill at the next bar's open, here at
