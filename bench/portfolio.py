@@ -136,25 +136,21 @@ def bench_engine(console: Console, n: int, bars: int) -> list[dict[str, Any]]:
                 total = time.perf_counter() - started
             journal = Journal(url, stream)
             try:
-                solves = {e.payload["step"]: e.payload for e in
-                          journal.read(types=[ev.PORTFOLIO_REBALANCED])}  # fmt: skip
-                acks = [e.payload for e in journal.read(types=[ev.ORDER_SUBMITTED])]
-                accepted = [e.payload for e in journal.read(types=[ev.ORDER_ACCEPTED])]
+                solves = {e.step: e for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])}
+                acks = list(journal.read(types=[ev.ORDER_SUBMITTED]))
+                accepted = list(journal.read(types=[ev.ORDER_ACCEPTED]))
             finally:
                 journal.close()
-            step_of = {a["order"]["client_id"]: a["step"] for a in acks}
+            step_of = {a.order.client_id: a.step for a in acks}
             per_bar: dict[int, dict[str, float]] = {}
             for a in accepted:
-                step = step_of.get(a["client_id"])
-                if step in solves and "tick_to_order_us" in a:
+                step = step_of.get(a.client_id)
+                if step in solves and a.tick_to_order_us is not None:
                     bar = per_bar.setdefault(step, {"orders": 0, "tick_to_order_s": 0.0})
                     bar["orders"] += 1
-                    bar["tick_to_order_s"] = max(
-                        bar["tick_to_order_s"], a["tick_to_order_us"] / 1e6
-                    )
+                    bar["tick_to_order_s"] = max(bar["tick_to_order_s"], a.tick_to_order_us / 1e6)
             rebalances = [
-                {"step": s, "solve_ms": solves[s]["solve_ms"], **per_bar[s]}
-                for s in sorted(per_bar)
+                {"step": s, "solve_ms": solves[s].solve_ms, **per_bar[s]} for s in sorted(per_bar)
             ]
             worst = max((r["tick_to_order_s"] for r in rebalances), default=None)
             rows.append({"method": method, "assets": n, "rebalances": rebalances,

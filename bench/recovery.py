@@ -43,8 +43,8 @@ def final_state(url: str, stream: str) -> tuple:
     journal = Journal(url, stream)
     try:
         book = rebuild(journal)
-        fills = [e.payload["fill"] for e in journal.read(types=["order_filled"])]
-        sent = [e.payload["order"]["client_id"] for e in journal.read(types=["order_submitted"])]
+        fills = [e.fill.to_payload() for e in journal.read(types=["order_filled"])]
+        sent = [e.order.client_id for e in journal.read(types=["order_submitted"])]
     finally:
         journal.close()
     orders = {c: (o.status, o.filled, round(o.avg_price, 9)) for c, o in book.orders.items()}

@@ -205,11 +205,11 @@ def stages(url: str, stream: str) -> dict[str, dict[str, float]]:
 
     journal = Journal(url, stream)
     try:
-        rows = [e.payload for e in journal.read(types=[ev.ORDER_ACCEPTED])]
+        acks = list(journal.read(types=[ev.ORDER_ACCEPTED]))
     finally:
         journal.close()
-    rows = [{**r.get("stages_us", {}), "tick_to_order": r["tick_to_order_us"]} for r in rows
-            if "tick_to_order_us" in r]  # fmt: skip
+    rows = [{**(a.stages_us or {}), "tick_to_order": a.tick_to_order_us} for a in acks
+            if a.tick_to_order_us is not None]  # fmt: skip
     out = {}
     for key in rows[0] if rows else ():
         values = np.array([r[key] for r in rows if key in r]) / 1e3

@@ -543,7 +543,7 @@ def paper(
     finally:
         journal.close()
     if first is not None:
-        config = RunConfig(**first.payload["config"])
+        config = RunConfig(**first.config)
         console.print(f"resuming stream {stream} (its options are the ones it started with)")
     else:
         config = _config("paper", stream, options, strategies)
@@ -776,13 +776,13 @@ def _command(
     actor: str | None,
     limits: dict | None = None,
 ) -> None:
-    from trading_runtime.commands import command_events, command_payload
+    from trading_runtime.commands import command_events, operator_command
     from trading_runtime.engine import rebuild
     from trading_runtime.journal import Journal
 
     url = ready_url()
     try:
-        payload = command_payload(command, actor or getpass.getuser(), reason, account, limits)
+        order = operator_command(command, actor or getpass.getuser(), reason, account, limits)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     journal = Journal(url, stream)
@@ -790,23 +790,23 @@ def _command(
         if not journal.exists():
             raise fail(f"no stream {stream!r} (see `qtis trade runs`)")
         if journal.acquire():  # no engine runs: apply it here, the venue hears at next start
-            seq = journal.append_command(payload)
+            seq = journal.append_command(order)
             book = rebuild(journal)
             try:
-                effects = command_events(book, seq, payload)
+                effects = command_events(book, seq, order)
             except ValidationError as exc:
                 raise fail(f"limits refused: {exc.errors()[0]['msg']}") from exc
             journal.write(effects)
             _report_effects(effects)
             return
-        seq = journal.append_command(payload)
+        seq = journal.append_command(order)
         console.print(f"command {seq} journaled; waiting for the running engine to apply it ...")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             applied = [
                 e
                 for e in journal.read(after=seq, types=["command_applied"])
-                if e.payload["command_seq"] == seq
+                if e.command_seq == seq
             ]
             if applied:
                 effects = [e for e in journal.read(after=applied[0].seq - 1)][:200]
@@ -820,14 +820,14 @@ def _command(
 
 def _report_effects(effects) -> None:
     for e in effects:
-        if e.type == "command_applied" and e.payload.get("error"):
-            raise fail(e.payload["error"])
+        if e.type == "command_applied" and e.error:
+            raise fail(e.error)
         if e.type == "risk_state_changed":
-            console.print(f"{e.payload['account']}: {e.payload['state']} ({e.payload['reason']})")
+            console.print(f"{e.account}: {e.state} ({e.reason})")
         elif e.type == "cancel_requested":
-            console.print(f"cancel {e.payload['client_id']}")
+            console.print(f"cancel {e.client_id}")
         elif e.type == "limits_changed":
-            console.print(f"{e.payload['account']}: limits {e.payload['limits']}")
+            console.print(f"{e.account}: limits {e.limits}")
 
 
 Reason = Annotated[str, typer.Option(help="why: goes into the journal")]

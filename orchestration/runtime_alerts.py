@@ -16,14 +16,15 @@ class RuntimeAlerts:
         self.stream, self.sink = stream, sink or AlertSink()
 
     def observe(self, event: ev.Event, book: Book) -> None:
-        p, where = event.payload, f"{self.stream}/{event.payload.get('account', '')}"
-        if event.type == ev.RISK_STATE_CHANGED and p["state"] != TradingState.ACTIVE:
-            severity = "critical" if p["state"] == TradingState.HALTED else "warning"
-            self.sink.send(f"{where}:state:{p['state']}", severity,
-                           f"{where} is {p['state']}: {p['reason']}")  # fmt: skip
-        elif event.type == ev.ORDER_DENIED:
-            where = f"{self.stream}/{p['order']['account']}"
-            self.sink.send(f"{where}:denied:{p['check']}", "info",
-                           f"{where}: order denied by {p['check']}: {p['reason']}")  # fmt: skip
-        elif event.type == ev.RISK_ALERT:
-            self.sink.send(f"{where}:{p['kind']}", "warning", f"{where}: {p['message']}")
+        if isinstance(event, ev.RiskStateChanged) and event.state != TradingState.ACTIVE:
+            where = f"{self.stream}/{event.account}"
+            severity = "critical" if event.state == TradingState.HALTED else "warning"
+            self.sink.send(f"{where}:state:{event.state}", severity,
+                           f"{where} is {event.state}: {event.reason}")  # fmt: skip
+        elif isinstance(event, ev.OrderDenied):
+            where = f"{self.stream}/{event.order.account}"
+            self.sink.send(f"{where}:denied:{event.check}", "info",
+                           f"{where}: order denied by {event.check}: {event.reason}")  # fmt: skip
+        elif isinstance(event, ev.RiskAlert):
+            where = f"{self.stream}/{event.account}"
+            self.sink.send(f"{where}:{event.kind}", "warning", f"{where}: {event.message}")

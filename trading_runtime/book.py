@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from trading_runtime import events as ev
-from trading_runtime.domain import Fill, Order, OrderStatus, Position
+from trading_runtime.domain import Order, OrderStatus, Position
 
 
 class TradingState(StrEnum):
@@ -54,6 +54,21 @@ class Account:
         return 1.0 - self.equity / self.peak if self.peak > 0 else 0.0
 
 
+@dataclass
+class Schedule:
+    """A running TWAP/VWAP: how it started and how many of its slices were sent."""
+
+    started: ev.ScheduleStarted
+    done: int = 0
+
+    def to_state(self) -> dict[str, Any]:
+        return {**self.started.to_payload(), "done": self.done}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Schedule:
+        return cls(ev.ScheduleStarted.from_payload(state), state["done"])
+
+
 class Book:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
@@ -67,9 +82,9 @@ class Book:
         self.marks: dict[str, float] = {}
         self.last_bar: str | None = None
         self.step = -1  # index of the last closed bar
-        self.pending_commands: dict[int, dict[str, Any]] = {}
+        self.pending_commands: dict[int, ev.Command] = {}
         self.applied_commands: set[int] = set()
-        self.schedules: dict[str, dict[str, Any]] = {}
+        self.schedules: dict[str, Schedule] = {}
         self.orders_this_bar: dict[str, int] = {}
         self.finished = False
         self.events = 0
@@ -77,13 +92,7 @@ class Book:
     # --- applying events --------------------------------------------------------------------
 
     def apply(self, event: ev.Event) -> None:
-        handler = getattr(self, f"_on_{event.type}", None)
-        if handler is None:
-            raise ValueError(f"unknown event type {event.type!r} (seq {event.seq})")
-        if event.type == ev.COMMAND:
-            handler(event.payload, event.seq)
-        else:
-            handler(event.payload)
+        getattr(self, f"_on_{event.type}")(event)
         self.events += 1
 
     def apply_all(self, events) -> Book:
@@ -91,37 +100,37 @@ class Book:
             self.apply(event)
         return self
 
-    def _on_run_started(self, p: dict[str, Any]) -> None:
-        self.config = p["config"]
-        for spec in p["accounts"]:
-            capital = float(spec["capital"])
-            self.accounts[spec["name"]] = Account(
-                spec["name"],
+    def _on_run_started(self, e: ev.RunStarted) -> None:
+        self.config = e.config
+        for spec in e.accounts:
+            capital = float(spec.capital)
+            self.accounts[spec.name] = Account(
+                spec.name,
                 capital,
                 capital,
-                dict(spec["limits"]),
+                dict(spec.limits),
                 peak=capital,
                 equity=capital,
-                shadow=spec.get("shadow", False),
+                shadow=spec.shadow,
             )
 
-    def _on_order_submitted(self, p: dict[str, Any]) -> None:
-        order = Order.from_payload(p["order"]).moved_to(OrderStatus.SUBMITTED)
+    def _on_order_submitted(self, e: ev.OrderSubmitted) -> None:
+        order = e.order.moved_to(OrderStatus.SUBMITTED)
         self.orders[order.client_id] = self.open[order.client_id] = order
         self._track(order)
-        self.submitted_step[order.client_id] = p["step"]
+        self.submitted_step[order.client_id] = e.step
         self.orders_this_bar[order.account] = self.orders_this_bar.get(order.account, 0) + 1
         if order.parent_id in self.schedules:
-            self.schedules[order.parent_id]["done"] += 1
+            self.schedules[order.parent_id].done += 1
 
-    def _on_portfolio_rebalanced(self, p: dict[str, Any]) -> None:
+    def _on_portfolio_rebalanced(self, e: ev.PortfolioRebalanced) -> None:
         """A record for reports: positions follow from the orders it led to."""
 
-    def _on_risk_alert(self, p: dict[str, Any]) -> None:
+    def _on_risk_alert(self, e: ev.RiskAlert) -> None:
         """A record for people and monitors: it changes no state (limits do that)."""
 
-    def _on_order_denied(self, p: dict[str, Any]) -> None:
-        order = Order.from_payload(p["order"]).moved_to(OrderStatus.DENIED, reason=p["reason"])
+    def _on_order_denied(self, e: ev.OrderDenied) -> None:
+        order = e.order.moved_to(OrderStatus.DENIED, reason=e.reason)
         self.orders[order.client_id] = order
 
     def _track(self, order: Order) -> None:
@@ -144,30 +153,30 @@ class Book:
         self.orders[client_id] = order
         self._track(order)
 
-    def _on_cancel_requested(self, p: dict[str, Any]) -> None:
-        if p["client_id"] in self.open:
-            self.cancelling.add(p["client_id"])
-            self._track(self.open[p["client_id"]])
+    def _on_cancel_requested(self, e: ev.CancelRequested) -> None:
+        if e.client_id in self.open:
+            self.cancelling.add(e.client_id)
+            self._track(self.open[e.client_id])
 
-    def _on_order_accepted(self, p: dict[str, Any]) -> None:
-        self._move(p["client_id"], OrderStatus.ACCEPTED)
+    def _on_order_accepted(self, e: ev.OrderAccepted) -> None:
+        self._move(e.client_id, OrderStatus.ACCEPTED)
 
-    def _on_order_rejected(self, p: dict[str, Any]) -> None:
-        self._move(p["client_id"], OrderStatus.REJECTED, p["reason"])
+    def _on_order_rejected(self, e: ev.OrderRejected) -> None:
+        self._move(e.client_id, OrderStatus.REJECTED, e.reason)
 
-    def _on_order_cancelled(self, p: dict[str, Any]) -> None:
-        self._move(p["client_id"], OrderStatus.CANCELLED, p["reason"])
+    def _on_order_cancelled(self, e: ev.OrderCancelled) -> None:
+        self._move(e.client_id, OrderStatus.CANCELLED, e.reason)
 
-    def _on_order_expired(self, p: dict[str, Any]) -> None:
-        self._move(p["client_id"], OrderStatus.EXPIRED, p.get("reason", "time in force"))
+    def _on_order_expired(self, e: ev.OrderExpired) -> None:
+        self._move(e.client_id, OrderStatus.EXPIRED, e.reason)
 
-    def _on_order_triggered(self, p: dict[str, Any]) -> None:
-        order = replace(self.orders[p["client_id"]], triggered=True)
+    def _on_order_triggered(self, e: ev.OrderTriggered) -> None:
+        order = replace(self.orders[e.client_id], triggered=True)
         self.orders[order.client_id] = order
         self._track(order)
 
-    def _on_order_filled(self, p: dict[str, Any]) -> None:
-        fill = Fill.from_payload(p["fill"])
+    def _on_order_filled(self, e: ev.OrderFilled) -> None:
+        fill = e.fill
         order = self.orders[fill.client_id].with_fill(fill)
         self.orders[fill.client_id] = order
         self._track(order)
@@ -183,41 +192,41 @@ class Book:
             account.stopped[fill.symbol] = 1 if fill.side == "sell" else -1
         self.marks.setdefault(fill.symbol, fill.price)
 
-    def _on_bar_closed(self, p: dict[str, Any]) -> None:
-        self.marks.update(p["marks"])
-        self.last_bar, self.step = p["ts"], p["step"]
+    def _on_bar_closed(self, e: ev.BarClosed) -> None:
+        self.marks.update(e.marks)
+        self.last_bar, self.step = e.ts, e.step
         self.orders_this_bar.clear()
         for account in self.accounts.values():
             account.equity = account.equity_at(self.marks)
             account.peak = max(account.peak, account.equity)
 
-    def _on_risk_state_changed(self, p: dict[str, Any]) -> None:
-        account = self.accounts[p["account"]]
-        account.state, account.state_reason = TradingState(p["state"]), p["reason"]
-        if p.get("reset_peak"):
+    def _on_risk_state_changed(self, e: ev.RiskStateChanged) -> None:
+        account = self.accounts[e.account]
+        account.state, account.state_reason = TradingState(e.state), e.reason
+        if e.reset_peak:
             account.peak = account.equity
 
-    def _on_limits_changed(self, p: dict[str, Any]) -> None:
-        self.accounts[p["account"]].limits.update(p["limits"])
+    def _on_limits_changed(self, e: ev.LimitsChanged) -> None:
+        self.accounts[e.account].limits.update(e.limits)
 
-    def _on_schedule_started(self, p: dict[str, Any]) -> None:
-        self.schedules[p["parent_id"]] = {**p, "done": 0}
+    def _on_schedule_started(self, e: ev.ScheduleStarted) -> None:
+        self.schedules[e.parent_id] = Schedule(e)
 
-    def _on_schedule_ended(self, p: dict[str, Any]) -> None:
-        self.schedules.pop(p["parent_id"], None)
+    def _on_schedule_ended(self, e: ev.ScheduleEnded) -> None:
+        self.schedules.pop(e.parent_id, None)
 
-    def _on_command(self, p: dict[str, Any], seq: int | None) -> None:
-        if seq is not None and seq not in self.applied_commands:
-            self.pending_commands[seq] = p
+    def _on_command(self, e: ev.Command) -> None:
+        if e.seq is not None and e.seq not in self.applied_commands:
+            self.pending_commands[e.seq] = e
 
-    def _on_command_applied(self, p: dict[str, Any]) -> None:
-        self.applied_commands.add(p["command_seq"])
-        self.pending_commands.pop(p["command_seq"], None)
+    def _on_command_applied(self, e: ev.CommandApplied) -> None:
+        self.applied_commands.add(e.command_seq)
+        self.pending_commands.pop(e.command_seq, None)
 
-    def _on_stop_cleared(self, p: dict[str, Any]) -> None:
-        self.accounts[p["account"]].stopped.pop(p["symbol"], None)
+    def _on_stop_cleared(self, e: ev.StopCleared) -> None:
+        self.accounts[e.account].stopped.pop(e.symbol, None)
 
-    def _on_run_finished(self, p: dict[str, Any]) -> None:
+    def _on_run_finished(self, e: ev.RunFinished) -> None:
         self.finished = True
 
     # --- queries ----------------------------------------------------------------------------
@@ -263,9 +272,9 @@ class Book:
             "marks": self.marks,
             "last_bar": self.last_bar,
             "step": self.step,
-            "pending_commands": {str(k): v for k, v in self.pending_commands.items()},
+            "pending_commands": {str(k): c.to_payload() for k, c in self.pending_commands.items()},
             "applied_commands": sorted(self.applied_commands),
-            "schedules": self.schedules,
+            "schedules": {p: s.to_state() for p, s in self.schedules.items()},
             "orders_this_bar": self.orders_this_bar,
             "finished": self.finished,
             "events": self.events,
@@ -300,9 +309,12 @@ class Book:
         book.submitted_step = dict(state["submitted_step"])
         book.marks = dict(state["marks"])
         book.last_bar, book.step = state["last_bar"], state["step"]
-        book.pending_commands = {int(k): v for k, v in state["pending_commands"].items()}
+        book.pending_commands = {
+            int(k): ev.Command.from_payload(v, seq=int(k))
+            for k, v in state["pending_commands"].items()
+        }
         book.applied_commands = set(state["applied_commands"])
-        book.schedules = dict(state["schedules"])
+        book.schedules = {p: Schedule.from_state(s) for p, s in state["schedules"].items()}
         book.orders_this_bar = dict(state["orders_this_bar"])
         book.finished, book.events = state["finished"], state["events"]
         return book

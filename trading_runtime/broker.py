@@ -85,18 +85,16 @@ class SimulatedBroker:
 
     def _accept(self, order: Order, step: int) -> ev.Event:
         if order.symbol not in self.index:
-            return ev.Event(
-                ev.ORDER_REJECTED,
-                {"client_id": order.client_id, "reason": f"no market data for {order.symbol}"},
-                f"rejected:{order.client_id}",
+            return ev.OrderRejected(
+                order.client_id,
+                f"no market data for {order.symbol}",
+                key=f"rejected:{order.client_id}",
             )
         if order.status == OrderStatus.NEW:
             order = order.moved_to(OrderStatus.SUBMITTED)
         self.working[order.client_id] = order.moved_to(OrderStatus.ACCEPTED)
         self.eligible[order.client_id] = step + 1 + self.costs.latency_bars
-        return ev.Event(
-            ev.ORDER_ACCEPTED, {"client_id": order.client_id}, f"accepted:{order.client_id}"
-        )
+        return ev.OrderAccepted(order.client_id, key=f"accepted:{order.client_id}")
 
     def _receive(self, orders: list[Order]) -> None:
         self.received.update(o.client_id for o in orders)
@@ -126,11 +124,7 @@ class SimulatedBroker:
         if self.working.pop(client_id, None) is None:
             return None
         self.eligible.pop(client_id, None)
-        return ev.Event(
-            ev.ORDER_CANCELLED,
-            {"client_id": client_id, "reason": reason, "actor": actor},
-            f"{ev.ORDER_CANCELLED}:{client_id}",
-        )
+        return ev.OrderCancelled(client_id, reason, actor, key=f"{ev.ORDER_CANCELLED}:{client_id}")
 
     # --- matching ---------------------------------------------------------------------------
 
@@ -150,7 +144,7 @@ class SimulatedBroker:
                 continue
             first = self.live_day.setdefault(cid, day)
             if order.tif == TimeInForce.DAY and day > first:
-                out.append(self._end(cid, ev.ORDER_EXPIRED, "day order not filled by the close"))
+                out.append(self._end(cid, ev.OrderExpired, "day order not filled by the close"))
                 continue
             order, reference = self._trigger(order, bar, i)
             quantity = self._fillable(order, bar, i, taken) if reference is not None else 0.0
@@ -159,9 +153,7 @@ class SimulatedBroker:
             if quantity > 0:
                 taken[order.symbol] = taken.get(order.symbol, 0.0) + quantity
                 fill = self._fill(order, quantity, reference, bar, i)
-                out.append(
-                    ev.Event(ev.ORDER_FILLED, {"fill": fill.to_payload()}, f"fill:{fill.fill_id}")
-                )
+                out.append(ev.OrderFilled(fill, key=f"fill:{fill.fill_id}"))
                 order = order.with_fill(fill)
                 if order.status == OrderStatus.FILLED:
                     self._forget(cid)
@@ -169,10 +161,8 @@ class SimulatedBroker:
             self.working[cid] = order
             if order.tif in (TimeInForce.IOC, TimeInForce.FOK):
                 left = "not filled in full" if order.tif == TimeInForce.FOK else "rest of IOC"
-                out.append(self._end(cid, ev.ORDER_CANCELLED, left))
-        triggers = [
-            ev.Event(ev.ORDER_TRIGGERED, {"client_id": c}, f"triggered:{c}") for c in self.triggered
-        ]
+                out.append(self._end(cid, ev.OrderCancelled, left))
+        triggers = [ev.OrderTriggered(c, key=f"triggered:{c}") for c in self.triggered]
         return triggers + out
 
     def _trigger(self, order: Order, bar: CrossSection, i: int) -> tuple[Order, float | None]:
@@ -256,9 +246,11 @@ class SimulatedBroker:
         self.variance[grow] = EWMA_LAMBDA * self.variance[grow] + (1 - EWMA_LAMBDA) * r2[grow]
         self._prev_close = np.where(np.isnan(bar.close), self._prev_close, bar.close)
 
-    def _end(self, client_id: str, kind: str, reason: str) -> ev.Event:
+    def _end(
+        self, client_id: str, kind: type[ev.OrderCancelled | ev.OrderExpired], reason: str
+    ) -> ev.Event:
         self._forget(client_id)
-        return ev.Event(kind, {"client_id": client_id, "reason": reason}, f"{kind}:{client_id}")
+        return kind(client_id, reason, key=f"{kind.type}:{client_id}")
 
     def _forget(self, client_id: str) -> None:
         self.working.pop(client_id, None)

@@ -1,5 +1,10 @@
-"""The journal's records. An event is immutable; its type names what happened and its payload
-carries everything a projection needs, so state is never stored anywhere but here.
+"""The journal's records, one frozen dataclass per event type. An event is immutable; its type
+names what happened and its fields carry everything a projection needs, so state is never
+stored anywhere but here.
+
+``to_payload`` gives the JSON the journal stores (the same keys, in the same order, as it always
+has: old journals replay) and ``from_payload`` reads it back; ``decode`` picks the class of a
+stored row by its type.
 
 ``key`` is set on events that must happen exactly once (an order's submission, a fill, the end
 of a bar): appending the same key twice is a no-op, which makes a replayed decision harmless.
@@ -7,9 +12,12 @@ of a bar): appending the same key twice is a no-op, which makes a replayed decis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Self
+
+from trading_runtime.domain import Fill, Order, Side
 
 RUN_STARTED = "run_started"
 ORDER_SUBMITTED = "order_submitted"
@@ -35,14 +43,301 @@ RUN_FINISHED = "run_finished"
 
 COMMANDS = ("halt", "resume", "limits")
 
+_META = frozenset({"key", "seq", "stored"})
+
+
+OMIT_NONE = {"omit_none": True}  # field metadata: left out of the payload while None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """What every record has besides its payload: the exactly-once key, and the sequence number
+    and time the journal gave it."""
+
+    type: ClassVar[str]
+    decoders: ClassVar[dict[str, Callable[[Any], Any]]] = {}  # payload value -> field value
+    key: str | None = None
+    seq: int | None = None
+    stored: datetime | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON object the journal stores."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in _META:
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("omit_none"):
+                continue
+            out[f.name] = _encode(value)
+        return out
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], **meta: Any) -> Self:
+        """The event of a stored payload (keys it lacks take their defaults)."""
+        values = {
+            f.name: cls.decoders.get(f.name, _same)(payload[f.name])
+            for f in fields(cls)
+            if f.name not in _META and f.name in payload
+        }
+        return cls(**values, **meta)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Order | Fill | AccountSpec):
+        return value.to_payload()
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, Side):
+        return value.value
+    return value
+
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    type: str
-    payload: dict[str, Any]
-    key: str | None = None
-    seq: int | None = None  # given by the journal
-    ts: datetime | None = None  # when the journal stored it
+class AccountSpec:
+    """A sub-account as a run starts it."""
+
+    name: str
+    capital: float
+    limits: dict[str, Any]
+    shadow: bool = False
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"name": self.name, "capital": self.capital, "limits": self.limits,
+                "shadow": self.shadow}  # fmt: skip
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> AccountSpec:
+        return cls(data["name"], data["capital"], data["limits"], data.get("shadow", False))
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    type: ClassVar[str] = RUN_STARTED
+    decoders: ClassVar[dict] = {"accounts": lambda v: tuple(map(AccountSpec.from_payload, v))}
+    config: dict[str, Any]
+    accounts: tuple[AccountSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSubmitted(Event):
+    type: ClassVar[str] = ORDER_SUBMITTED
+    decoders: ClassVar[dict] = {"order": Order.from_payload}
+    order: Order
+    step: int
+    price: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDenied(Event):
+    type: ClassVar[str] = ORDER_DENIED
+    decoders: ClassVar[dict] = {"order": Order.from_payload}
+    order: Order
+    check: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted(Event):
+    """The venue took the order; a live order's answer carries how long the bar took."""
+
+    type: ClassVar[str] = ORDER_ACCEPTED
+    client_id: str
+    tick_to_order_us: float | None = field(default=None, metadata=OMIT_NONE)
+    stages_us: dict[str, float] | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected(Event):
+    type: ClassVar[str] = ORDER_REJECTED
+    client_id: str
+    reason: str
+    tick_to_order_us: float | None = field(default=None, metadata=OMIT_NONE)
+    stages_us: dict[str, float] | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled(Event):
+    type: ClassVar[str] = ORDER_FILLED
+    decoders: ClassVar[dict] = {"fill": Fill.from_payload}
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled(Event):
+    """Confirmed by the venue; ``actor`` is who asked (None: the venue's own, e.g. IOC)."""
+
+    type: ClassVar[str] = ORDER_CANCELLED
+    client_id: str
+    reason: str
+    actor: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderExpired(Event):
+    type: ClassVar[str] = ORDER_EXPIRED
+    client_id: str
+    reason: str = "time in force"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested(Event):
+    type: ClassVar[str] = CANCEL_REQUESTED
+    client_id: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTriggered(Event):
+    type: ClassVar[str] = ORDER_TRIGGERED
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BarClosed(Event):
+    """``equity``: what the projection arrived at, added before the bar is written, so that
+    `qtis trade replay` can check that the events still give it."""
+
+    type: ClassVar[str] = BAR_CLOSED
+    ts: str
+    step: int
+    marks: dict[str, float]
+    equity: dict[str, float] | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskStateChanged(Event):
+    type: ClassVar[str] = RISK_STATE_CHANGED
+    account: str
+    state: str
+    reason: str
+    actor: str = "risk"
+    reset_peak: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsChanged(Event):
+    type: ClassVar[str] = LIMITS_CHANGED
+    account: str
+    limits: dict[str, Any]
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleStarted(Event):
+    """A TWAP/VWAP parent order: its slices go out one per bar."""
+
+    type: ClassVar[str] = SCHEDULE_STARTED
+    decoders: ClassVar[dict] = {"side": Side}
+    parent_id: str
+    account: str
+    symbol: str
+    side: Side
+    slices: list[float]
+    algo: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEnded(Event):
+    type: ClassVar[str] = SCHEDULE_ENDED
+    parent_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Event):
+    type: ClassVar[str] = COMMAND
+    command: str
+    actor: str
+    reason: str
+    account: str | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandApplied(Event):
+    """The command (journal seq ``command_seq``) as the engine applied it; ``error`` says why
+    it did nothing."""
+
+    type: ClassVar[str] = COMMAND_APPLIED
+    command_seq: int
+    command: str
+    actor: str
+    reason: str
+    account: str | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    error: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class StopCleared(Event):
+    type: ClassVar[str] = STOP_CLEARED
+    account: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioRebalanced(Event):
+    """An optimizer's solve (``portfolio.sizer.Rebalance``), for reports."""
+
+    type: ClassVar[str] = PORTFOLIO_REBALANCED
+    account: str
+    step: int
+    ts: str
+    method: str
+    weights: dict[str, float]
+    turnover: float
+    confidence: float | None
+    solve_ms: float
+    correlation: float | None = None
+    correlation_change: float | None = None
+    correlation_alert: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAlert(Event):
+    type: ClassVar[str] = RISK_ALERT
+    account: str
+    ts: str
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    type: ClassVar[str] = RUN_FINISHED
+
+
+TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted, OrderSubmitted, OrderDenied, OrderAccepted, OrderRejected, OrderFilled,
+        OrderCancelled, OrderExpired, CancelRequested, OrderTriggered, BarClosed,
+        RiskStateChanged, LimitsChanged, ScheduleStarted, ScheduleEnded, Command,
+        CommandApplied, StopCleared, PortfolioRebalanced, RiskAlert, RunFinished,
+    )
+}  # fmt: skip
+
+
+def decode(
+    type_: str,
+    payload: dict[str, Any],
+    key: str | None = None,
+    seq: int | None = None,
+    stored: datetime | None = None,
+) -> Event:
+    """The event of a journal row."""
+    cls = TYPES.get(type_)
+    if cls is None:
+        raise ValueError(f"unknown event type {type_!r} (seq {seq})")
+    return cls.from_payload(payload, key=key, seq=seq, stored=stored)
 
 
 def stamp(ts: datetime) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from trading_runtime.events import COMMAND, Event
+from trading_runtime.events import COMMAND, Command, Event, decode
 from warehouse.db import connect
 
 ROWS_PER_INSERT = 5000  # 4 parameters a row, under Postgres's 65,535 per statement
@@ -44,7 +44,9 @@ class Journal:
         """Append ``events`` (and a snapshot of the state after them) atomically. Events whose
         key is already in the stream are skipped: that is what makes a redo harmless."""
         if self.batched:
-            self._buffer.extend((self.stream, e.type, e.key, _dumps(e.payload)) for e in events)
+            self._buffer.extend(
+                (self.stream, e.type, e.key, _dumps(e.to_payload())) for e in events
+            )
             if snapshot is not None or len(self._buffer) >= self.batch_size:
                 self.flush(snapshot)
             return
@@ -64,7 +66,7 @@ class Journal:
     def _insert(self, target, events: Sequence[Event]) -> None:
         """Rows in the events' order (VALUES keeps it, and seq follows it)."""
         rows = ", ".join(["(%s, %s, %s, %s::jsonb)"] * len(events))
-        params = [v for e in events for v in (self.stream, e.type, e.key, _dumps(e.payload))]
+        params = [v for e in events for v in (self.stream, e.type, e.key, _dumps(e.to_payload()))]
         target.execute(
             f"insert into runtime.events (stream, type, key, payload) values {rows}"
             " on conflict (stream, key) do nothing",
@@ -93,13 +95,13 @@ class Journal:
             (self.stream, _dumps(state), self.stream),
         )
 
-    def append_command(self, payload: dict[str, Any]) -> int:
+    def append_command(self, command: Command) -> int:
         """An operator's command (from another process than the engine); returns its seq."""
         with self._conn.transaction():
             (seq,) = self._conn.execute(
                 "insert into runtime.events (stream, type, payload) values (%s, %s, %s::jsonb)"
                 " returning seq",
-                (self.stream, COMMAND, _dumps(payload)),
+                (self.stream, COMMAND, _dumps(command.to_payload())),
             ).fetchone()
         return seq
 
@@ -121,16 +123,16 @@ class Journal:
             cur.itersize = 5000
             cur.execute(query, (self.stream, after, types, types))
             for seq, type_, key, payload, ts in cur:
-                yield Event(type_, payload, key, seq, ts)
+                yield decode(type_, payload, key, seq, ts)
 
-    def commands(self) -> list[Event]:
+    def commands(self) -> list[Command]:
         """Every operator command of the stream (few; the partial index finds them)."""
         rows = self._conn.execute(
             "select seq, type, key, payload, ts from runtime.events"
             " where stream = %s and type = 'command' order by seq",
             (self.stream,),
         ).fetchall()
-        return [Event(t, p, k, s, ts) for s, t, k, p, ts in rows]
+        return [decode(t, p, k, s, ts) for s, t, k, p, ts in rows]
 
     def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
         row = self._conn.execute(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+
+from trading_runtime.book import Account, Book
+from trading_runtime.instruments import Instrument, round_quantity
 
 
 class Sizer(Protocol):
@@ -86,3 +89,47 @@ class StopPolicy:
 
     def tighter(self, direction: int, new: float, old: float) -> bool:
         return (new - old) * direction > 0
+
+
+def daily_vol(
+    features: np.ndarray, columns: list[str], close: np.ndarray, source: str, bars_per_year: float
+) -> np.ndarray:
+    """Daily volatility per symbol: ATR / close, or the annualized GARCH forecast scaled back
+    to a day."""
+    if source == "garch":
+        return features[:, columns.index("garch_vol")] / np.sqrt(bars_per_year)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return features[:, columns.index("atr_14")] / close
+
+
+def holdings(book: Book, account: Account, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol: the position held, and what the working orders (not stops) would add."""
+    held, working = np.zeros(len(index)), np.zeros(len(index))
+    for symbol, position in account.positions.items():
+        held[index[symbol]] = position.quantity
+    for order in book.working(account.name):
+        if order.tag != "stop":
+            working[index[order.symbol]] += order.signed_remaining
+    return held, working
+
+
+def order_size(
+    instrument: Instrument,
+    limits: dict[str, Any],
+    wanted: float,
+    price: float,
+    exit_all: bool = False,
+) -> float:
+    """``wanted`` cut to the account's per-order quantity and notional ``limits``, in lots: a
+    target beyond them is worked towards, not refused bar after bar. A final exit is not cut
+    (there is no later bar to work it on; the risk checks pass what shrinks)."""
+    cap = wanted
+    if exit_all:
+        return float(round_quantity(instrument, cap))
+    limit = limits.get("max_order_quantity")
+    if limit is not None:
+        cap = min(cap, limit)
+    limit = limits.get("max_order_notional")
+    if limit is not None:
+        cap = min(cap, limit / (price * instrument.multiplier))
+    return float(round_quantity(instrument, cap))

@@ -45,8 +45,7 @@ class RuntimeMetrics:
 
     def observe(self, event: ev.Event, book: Book) -> None:
         """Update from one event, after ``book`` has applied it."""
-        p = event.payload
-        if event.type == ev.BAR_CLOSED:
+        if isinstance(event, ev.BarClosed):
             for name, account in book.accounts.items():
                 gross = sum(
                     abs(position.market_value(book.marks.get(symbol, position.avg_price)))
@@ -58,16 +57,16 @@ class RuntimeMetrics:
                 self.exposure.labels(*labels).set(gross / account.equity if account.equity else 0)
                 self.drawdown.labels(*labels).set(account.drawdown)
                 self.state.labels(*labels).set(STATES[account.state])
-        elif event.type == ev.ORDER_SUBMITTED:
-            self.orders.labels(self.stream, p["order"]["account"]).inc()
-        elif event.type == ev.ORDER_FILLED:
-            self.fills.labels(self.stream, p["fill"]["account"]).inc()
-        elif event.type == ev.ORDER_DENIED:
-            self.denials.labels(self.stream, p["order"]["account"], p["check"]).inc()
-        elif event.type == ev.RISK_STATE_CHANGED:
-            self.state.labels(self.stream, p["account"]).set(STATES[TradingState(p["state"])])
-        if "tick_to_order_us" in p and event.type == ev.ORDER_ACCEPTED:
-            self.tick_to_order.labels(self.stream).observe(p["tick_to_order_us"] / 1e6)
+        elif isinstance(event, ev.OrderSubmitted):
+            self.orders.labels(self.stream, event.order.account).inc()
+        elif isinstance(event, ev.OrderFilled):
+            self.fills.labels(self.stream, event.fill.account).inc()
+        elif isinstance(event, ev.OrderDenied):
+            self.denials.labels(self.stream, event.order.account, event.check).inc()
+        elif isinstance(event, ev.RiskStateChanged):
+            self.state.labels(self.stream, event.account).set(STATES[TradingState(event.state)])
+        elif isinstance(event, ev.OrderAccepted) and event.tick_to_order_us is not None:
+            self.tick_to_order.labels(self.stream).observe(event.tick_to_order_us / 1e6)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Expose ``/metrics`` on ``host:port`` (0: a free port) from a daemon thread; returns

@@ -27,26 +27,25 @@ def verify(journal: Journal) -> Verification:
     paid: dict[str, float] = {}
     bars = 0
     for event in journal.read():
-        p = event.payload
-        if event.type == ev.ORDER_SUBMITTED:
-            cid = p["order"]["client_id"]
+        if isinstance(event, ev.OrderSubmitted):
+            cid = event.order.client_id
             submitted[cid] = submitted.get(cid, 0) + 1
-        elif event.type == ev.ORDER_FILLED:
-            f = p["fill"]
-            if f["client_id"] not in book.orders:
-                out.problems.append(f"fill {f['fill_id']} of an unknown order")
+        elif isinstance(event, ev.OrderFilled):
+            f = event.fill
+            if f.client_id not in book.orders:
+                out.problems.append(f"fill {f.fill_id} of an unknown order")
                 continue
-            filled[f["client_id"]] = filled.get(f["client_id"], 0.0) + f["quantity"]
-            side = 1 if f["side"] == "buy" else -1
-            cost = side * f["quantity"] * f["price"] * f["multiplier"] + f["fee"]
-            paid[f["account"]] = paid.get(f["account"], 0.0) + cost
+            filled[f.client_id] = filled.get(f.client_id, 0.0) + f.quantity
+            side = 1 if f.side == "buy" else -1
+            cost = side * f.quantity * f.price * f.multiplier + f.fee
+            paid[f.account] = paid.get(f.account, 0.0) + cost
         book.apply(event)
-        if event.type == ev.BAR_CLOSED:
+        if isinstance(event, ev.BarClosed):
             bars += 1
-            for name, value in p.get("equity", {}).items():
+            for name, value in (event.equity or {}).items():
                 if not math.isclose(book.accounts[name].equity, value, rel_tol=1e-9, abs_tol=1e-4):
                     out.problems.append(
-                        f"bar {p['ts']}: journaled equity of {name} {value:,.2f}, events give"
+                        f"bar {event.ts}: journaled equity of {name} {value:,.2f}, events give"
                         f" {book.accounts[name].equity:,.2f}"
                     )
     twice = [c for c, n in submitted.items() if n > 1]

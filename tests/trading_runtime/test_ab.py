@@ -32,7 +32,7 @@ SHADOW = StrategyConfig(name="hold", signal="buy-and-hold", sizing="equal", shad
 def submitted(url: str, stream: str) -> list[dict]:
     journal = Journal(url, stream)
     try:
-        return [e.payload["order"] for e in journal.read(types=["order_submitted"])]
+        return [e.order.to_payload() for e in journal.read(types=["order_submitted"])]
     finally:
         journal.close()
 

@@ -34,11 +34,7 @@ def send(broker, side=Side.BUY, qty=100.0, step=0, **kw) -> str:
 
 
 def fills(events):
-    return [
-        (e.payload["fill"]["quantity"], e.payload["fill"]["price"])
-        for e in events
-        if e.type == ev.ORDER_FILLED
-    ]
+    return [(e.fill.quantity, e.fill.price) for e in events if e.type == ev.ORDER_FILLED]
 
 
 def test_market_orders_fill_at_the_next_open_not_the_decision_bar():
@@ -87,10 +83,10 @@ def test_costs_spread_slippage_and_commission():
     b = venue(half_spread_bps=5, slippage_bps=10, commission_bps=2, commission_per_share=0.01)
     send(b)
     (e,) = b.on_bar(bar(1, 20, 21, 19, 20))
-    f = e.payload["fill"]
-    assert f["price"] == pytest.approx(20 * (1 + 15e-4))
-    assert f["fee"] == pytest.approx(2e-4 * 100 * f["price"] + 1.0)
-    assert f["reference"] == 20
+    f = e.fill
+    assert f.price == pytest.approx(20 * (1 + 15e-4))
+    assert f.fee == pytest.approx(2e-4 * 100 * f.price + 1.0)
+    assert f.reference == 20
 
 
 def test_square_root_impact_grows_with_participation():
@@ -99,7 +95,7 @@ def test_square_root_impact_grows_with_participation():
     b.observe(bar(1, 10, 10, 10, 10 * math.exp(0.02)))  # one 2% log return: variance seeded
     send(b, qty=10_000, step=1)
     (e,) = b.on_bar(bar(2, 10, 10, 10, 10, v=1e6))
-    assert e.payload["fill"]["price"] == pytest.approx(10 + 0.02 * 10 * math.sqrt(0.01))
+    assert e.fill.price == pytest.approx(10 + 0.02 * 10 * math.sqrt(0.01))
 
 
 def test_participation_splits_a_large_order_over_bars():

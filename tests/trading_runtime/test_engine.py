@@ -111,7 +111,7 @@ def test_an_unwritable_journal_halts_trading_and_says_why(market, tmp_path):
             conn.execute("drop trigger test_disk_full on runtime.events")
     journal = Journal(market, "doomed")
     try:
-        sent = [e.payload["order"]["client_id"] for e in journal.read(types=["order_submitted"])]
+        sent = [e.order.client_id for e in journal.read(types=["order_submitted"])]
     finally:
         journal.close()
     received = log.read_text().splitlines()

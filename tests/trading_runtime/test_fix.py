@@ -83,8 +83,7 @@ def both(fix, orders: dict[int, list[Order]], bars) -> tuple[list, list]:
 
 
 def fills(events) -> list[tuple[float, float]]:
-    return [(e.payload["fill"]["quantity"], e.payload["fill"]["price"])
-            for e in events if e.type == ev.ORDER_FILLED]  # fmt: skip
+    return [(e.fill.quantity, e.fill.price) for e in events if e.type == ev.ORDER_FILLED]
 
 
 def test_the_simulator_and_the_gateway_share_the_execution_interface(settings):
@@ -141,16 +140,14 @@ def test_an_ioc_remainder_is_cancelled_after_its_partial_fill(fix):
     bars = [bar(0, 10, 10, 10, 10), bar(1, 10, 10, 10, 10, 500)]
     got, want = both(fix, {0: [order("ioc", 120, tif=TimeInForce.IOC)]}, bars)
     assert [e.type for e in got] == [ev.ORDER_ACCEPTED, ev.ORDER_FILLED, ev.ORDER_CANCELLED]
-    assert fills(got)[0][0] == 50 and got[-1].payload["reason"] == "rest of IOC"
+    assert fills(got)[0][0] == 50 and got[-1].reason == "rest of IOC"
     assert got == want
 
 
 def test_a_reject_carries_the_venues_reason(fix):
     _, gateway = fix
     [answer] = gateway.submit([order("z", symbol="ZZZ")], 0)
-    assert answer == ev.Event(
-        ev.ORDER_REJECTED, {"client_id": "z", "reason": "no market data for ZZZ"}, "rejected:z"
-    )
+    assert answer == ev.OrderRejected("z", "no market data for ZZZ", key="rejected:z")
 
 
 def test_a_resting_limit_is_cancelled_and_a_second_cancel_is_refused(fix):
@@ -162,7 +159,7 @@ def test_a_resting_limit_is_cancelled_and_a_second_cancel_is_refused(fix):
     assert gateway.on_bar(bar(1, 10, 10.2, 9.8, 10)) == []
     confirmed = gateway.cancel("lim", "requested", actor="operator")
     assert confirmed == simulator.cancel("lim", "requested", actor="operator")
-    assert confirmed.payload == {"client_id": "lim", "reason": "requested", "actor": "operator"}
+    assert confirmed == ev.OrderCancelled("lim", "requested", "operator", key="order_cancelled:lim")
     assert gateway.cancel("lim", "again") is None  # the venue no longer knows it
     assert gateway.cancel("never-sent", "requested") is None
     assert venue.broker.working == {}
@@ -185,7 +182,7 @@ def test_a_reconnect_recovers_the_gap_both_ways_without_loss_or_repeat(fix):
     events = gateway.on_bar(bar(2, 10, 10, 10, 10, 1000))  # logs on again first
     assert [e.type for e in events] == [ev.ORDER_FILLED, ev.ORDER_ACCEPTED]
     assert fills(events) == [(50, pytest.approx(10.015))]
-    assert events[1].payload["client_id"] == "late"
+    assert events[1].client_id == "late"
     assert gateway.session.recovered >= 1 and venue_side.recovered >= 1  # resent as PossDup
     assert "late" in venue.broker.working  # the order sent while down reached the venue once
     # sequence numbers went on from where they were, and both sides agree on them

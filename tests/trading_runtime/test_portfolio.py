@@ -118,8 +118,8 @@ def test_the_engine_trades_to_the_optimizer_weights_and_journals_them(market):
     report = run(market, config)
     journal = Journal(market, "rp-bt")
     try:
-        rebalances = [e.payload for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])]
-        closes = {e.payload["step"]: e.payload for e in journal.read(types=[ev.BAR_CLOSED])}
+        rebalances = [e.to_payload() for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])]
+        closes = {e.step: e.to_payload() for e in journal.read(types=[ev.BAR_CLOSED])}
     finally:
         journal.close()
     steps = [r["step"] for r in rebalances]
@@ -159,8 +159,8 @@ def test_a_correlation_breakdown_raises_a_journaled_risk_alert(hand_market):
     run(url, RunConfig(stream="corr", strategies=[strategy], warmup_bars=0, free_costs=True))
     journal = Journal(url, "corr")
     try:
-        rebalances = [e.payload for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])]
-        alerts = [e.payload for e in journal.read(types=[ev.RISK_ALERT])]
+        rebalances = [e.to_payload() for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])]
+        alerts = [e.to_payload() for e in journal.read(types=[ev.RISK_ALERT])]
     finally:
         journal.close()
     checked = [r for r in rebalances if r["correlation"] is not None]
@@ -190,7 +190,7 @@ def test_cli_backtest_with_a_portfolio_and_its_refusals(market, tmp_path):
     assert out.exists()
     journal = Journal(market, json.loads(out.read_text())["stream"])
     try:
-        weights = [e.payload["weights"] for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])]
+        weights = [e.weights for e in journal.read(types=[ev.PORTFOLIO_REBALANCED])]
     finally:
         journal.close()
     assert weights

@@ -38,12 +38,11 @@ LIMITS = dict(
 
 def new_book(**limits) -> Book:
     merged = RiskLimits(**{**LIMITS, **limits}).model_dump()
-    start = {"config": {}, "accounts": [{"name": "a", "capital": 100_000, "limits": merged}]}
-    return Book().apply_all([ev.Event(ev.RUN_STARTED, start)])
+    return Book().apply_all([ev.RunStarted({}, (ev.AccountSpec("a", 100_000, merged),))])
 
 
 def close_bar(book: Book, step: int, prices: dict[str, float]) -> None:
-    book.apply(ev.Event(ev.BAR_CLOSED, {"ts": TS.isoformat(), "step": step, "marks": prices}))
+    book.apply(ev.BarClosed(TS.isoformat(), step, prices))
 
 
 def fill(book: Book, order: Order, price: float, n) -> None:
@@ -60,7 +59,7 @@ def fill(book: Book, order: Order, price: float, n) -> None:
         TS,
         price,
     )
-    book.apply(ev.Event(ev.ORDER_FILLED, {"fill": done.to_payload()}))
+    book.apply(ev.OrderFilled(done))
 
 
 def trade(book: Book, order: Order, price: float, n) -> None:
@@ -83,8 +82,8 @@ step = st.tuples(
 
 
 def send(book: Book, order: Order) -> None:
-    book.apply(ev.Event(ev.ORDER_SUBMITTED, {"order": order.to_payload(), "step": book.step}))
-    book.apply(ev.Event(ev.ORDER_ACCEPTED, {"client_id": order.client_id}))
+    book.apply(ev.OrderSubmitted(order, book.step))
+    book.apply(ev.OrderAccepted(order.client_id))
 
 
 # found by this test: a buy of 2,010 offsetting two working sells passed as "reducing"

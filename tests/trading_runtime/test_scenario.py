@@ -81,12 +81,12 @@ def test_drawdown_moves_the_state_to_reducing_then_only_exits_pass(hand_market):
     assert [f["side"] for f in result.fills] == ["buy", "sell"]  # the exit still went out
     journal = Journal(url, "dd")
     try:
-        states = [e.payload for e in journal.read(types=["risk_state_changed"])]
+        states = list(journal.read(types=["risk_state_changed"]))
     finally:
         journal.close()
-    assert [s["state"] for s in states] == ["reducing", "active"]
-    assert states[0]["reason"].startswith("drawdown 0.3%")
-    assert "flat again" in states[1]["reason"] and states[1]["reset_peak"]
+    assert [s.state for s in states] == ["reducing", "active"]
+    assert states[0].reason.startswith("drawdown 0.3%")
+    assert "flat again" in states[1].reason and states[1].reset_peak
     account = result.book.accounts["main"]
     assert account.state == "active" and account.peak == pytest.approx(account.equity)
 

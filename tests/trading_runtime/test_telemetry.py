@@ -27,9 +27,9 @@ def test_metrics_follow_the_journal_and_are_served(market):
     journal = Journal(market, "metered")
     try:
         counts = Counter(e.type for e in journal.read())
-        denied = Counter(e.payload["check"] for e in journal.read(types=[ev.ORDER_DENIED]))
-        timed = [e for e in journal.read(types=[ev.ORDER_ACCEPTED]) if "tick_to_order_us" in
-                 e.payload]  # fmt: skip
+        denied = Counter(e.check for e in journal.read(types=[ev.ORDER_DENIED]))
+        timed = [e for e in journal.read(types=[ev.ORDER_ACCEPTED])
+                 if e.tick_to_order_us is not None]  # fmt: skip
     finally:
         journal.close()
     value = metrics.registry.get_sample_value
@@ -47,7 +47,7 @@ def test_metrics_follow_the_journal_and_are_served(market):
     histogram = value("qtis_tick_to_order_seconds_count", {"stream": "metered"})
     assert histogram == len(timed) > 0
     assert value("qtis_tick_to_order_seconds_sum", {"stream": "metered"}) == pytest.approx(
-        sum(e.payload["tick_to_order_us"] for e in timed) / 1e6
+        sum(e.tick_to_order_us for e in timed) / 1e6
     )
     port = metrics.serve(0)
     page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -97,8 +97,7 @@ def test_runtime_alerts_reach_the_sink_once_per_kind(market, tmp_path):
     result = run(market, config, observers=[alerts])
     assert result.denials.get("max_position_notional", 0) > 1
     for state in ("halted", "active"):
-        event = ev.Event(ev.RISK_STATE_CHANGED,
-                         {"account": "main", "state": state, "reason": "drawdown 21%"})  # fmt: skip
+        event = ev.RiskStateChanged("main", state, "drawdown 21%", "risk")
         alerts.observe(event, Book())
     sent = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [a["key"] for a in sent] == ["alerted/main:denied:max_position_notional",

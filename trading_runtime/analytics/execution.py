@@ -86,42 +86,41 @@ def execution_quality(
     decision_of: dict[str, str | None] = {}  # client id -> its decision (None: a stop)
     sums: dict[str, _Sums] = {}
     for event in events:
-        p = event.payload
-        if event.type == ev.SCHEDULE_STARTED:
-            decisions[p["parent_id"]] = _Decision(p["account"], float(sum(p["slices"])))
-        elif event.type == ev.ORDER_SUBMITTED:
-            order = p["order"]
-            sums.setdefault(order["account"], _Sums())
-            if order["tag"] == "stop":
-                decision_of[order["client_id"]] = None
+        if isinstance(event, ev.ScheduleStarted):
+            decisions[event.parent_id] = _Decision(event.account, float(sum(event.slices)))
+        elif isinstance(event, ev.OrderSubmitted):
+            order = event.order
+            sums.setdefault(order.account, _Sums())
+            if order.tag == "stop":
+                decision_of[order.client_id] = None
                 continue
-            key = order["parent_id"] or order["client_id"]
-            decision = decisions.setdefault(key, _Decision(order["account"], order["quantity"]))
+            key = order.parent_id or order.client_id
+            decision = decisions.setdefault(key, _Decision(order.account, order.quantity))
             if decision.arrival is None:
-                decision.arrival = p["price"]
-            decision_of[order["client_id"]] = key
-        elif event.type == ev.ORDER_FILLED:
-            fill = p["fill"]
-            s = sums.setdefault(fill["account"], _Sums())
-            sign = 1 if fill["side"] == "buy" else -1
-            units = fill["quantity"] * fill.get("multiplier", 1.0)
-            price, reference = fill["price"], fill["reference"]
+                decision.arrival = event.price
+            decision_of[order.client_id] = key
+        elif isinstance(event, ev.OrderFilled):
+            fill = event.fill
+            s = sums.setdefault(fill.account, _Sums())
+            sign = 1 if fill.side == "buy" else -1
+            units = fill.quantity * fill.multiplier
+            price, reference = fill.price, fill.reference
             s.fills += 1
             s.reference_notional += reference * units
             s.slippage += sign * (price - reference) * units
-            bar_open = opens.get((fill["symbol"], pd.Timestamp(fill["ts"])))
+            bar_open = opens.get((fill.symbol, pd.Timestamp(fill.ts)))
             if bar_open is not None and math.isfinite(bar_open):
                 s.open_notional += bar_open * units
                 s.impact += sign * (price - bar_open) * units
-            key = decision_of.get(fill["client_id"])
+            key = decision_of.get(fill.client_id)
             if key is None:
                 continue
             decision = decisions[key]
-            decision.filled += fill["quantity"]
+            decision.filled += fill.quantity
             s.arrival_notional += decision.arrival * units
             s.delay += sign * (reference - decision.arrival) * units
             s.execution += sign * (price - reference) * units
-            s.fees += fill["fee"]
+            s.fees += fill.fee
     for decision in decisions.values():
         if decision.arrival is None:  # every slice was denied: nothing reached the market
             continue

@@ -55,25 +55,24 @@ def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
     marks: dict[str, float] = {}
     times, quantities, values, equity = [], [], [], []
     for event in events:
-        p = event.payload
-        if event.type == ev.ORDER_FILLED:
-            fill = p["fill"]
-            account = held.setdefault(fill["account"], {})
-            sign = 1 if fill["side"] == "buy" else -1
-            account[fill["symbol"]] = account.get(fill["symbol"], 0.0) + sign * fill["quantity"]
-            multiplier[fill["symbol"]] = fill.get("multiplier", 1.0)
-            marks.setdefault(fill["symbol"], fill["price"])
-        elif event.type == ev.BAR_CLOSED:
-            marks.update(p["marks"])
-            times.append(pd.Timestamp(p["ts"]))
-            for name in p["equity"]:
+        if isinstance(event, ev.OrderFilled):
+            fill = event.fill
+            account = held.setdefault(fill.account, {})
+            sign = 1 if fill.side == "buy" else -1
+            account[fill.symbol] = account.get(fill.symbol, 0.0) + sign * fill.quantity
+            multiplier[fill.symbol] = fill.multiplier
+            marks.setdefault(fill.symbol, fill.price)
+        elif isinstance(event, ev.BarClosed):
+            marks.update(event.marks)
+            times.append(pd.Timestamp(event.ts))
+            for name in event.equity:
                 held.setdefault(name, {})
             quantities.append({a: dict(q) for a, q in held.items()})
             values.append(
                 {a: {s: q * marks[s] * multiplier[s] for s, q in h.items()}
                  for a, h in held.items()}
             )  # fmt: skip
-            equity.append(dict(p["equity"]))
+            equity.append(dict(event.equity))
     index = pd.DatetimeIndex(times, name="ts")
     equities = pd.DataFrame(equity, index=index)
     out = {}

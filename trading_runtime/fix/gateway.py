@@ -162,7 +162,7 @@ class FixGateway:
         with self._arrived:
             while True:
                 for event in list(self._inbox):
-                    client_id = event.payload.get("client_id")
+                    client_id = getattr(event, "client_id", None)
                     if event.type in types and client_id in wanted and client_id not in found:
                         found[client_id] = event
                         self._inbox.remove(event)

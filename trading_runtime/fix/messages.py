@@ -161,24 +161,22 @@ def event_from(
     kind = _code(msg, Tag.EXEC_TYPE, {e: e.value for e in ExecType})
     client_id = required(msg, Tag.CL_ORD_ID)
     if kind == ExecType.NEW:
-        return ev.Event(ev.ORDER_ACCEPTED, {"client_id": client_id}, f"accepted:{client_id}")
+        return ev.OrderAccepted(client_id, key=f"accepted:{client_id}")
     reason = text(msg, Tag.TEXT) or ""
     if kind == ExecType.REJECTED:
-        payload = {"client_id": client_id, "reason": reason}
-        return ev.Event(ev.ORDER_REJECTED, payload, f"rejected:{client_id}")
+        return ev.OrderRejected(client_id, reason, key=f"rejected:{client_id}")
     if kind == ExecType.TRIGGERED:
-        return ev.Event(ev.ORDER_TRIGGERED, {"client_id": client_id}, f"triggered:{client_id}")
+        return ev.OrderTriggered(client_id, key=f"triggered:{client_id}")
     if kind == ExecType.TRADE:
         fill = fill_from(msg, instruments)
-        return ev.Event(ev.ORDER_FILLED, {"fill": fill.to_payload()}, f"fill:{fill.fill_id}")
+        return ev.OrderFilled(fill, key=f"fill:{fill.fill_id}")
     if kind == ExecType.CANCELED and text(msg, Tag.ORIG_CL_ORD_ID):  # a cancel we asked for
         client_id = required(msg, Tag.ORIG_CL_ORD_ID)
         reason, actor = cancels.pop(client_id, (reason, "venue"))
-        payload = {"client_id": client_id, "reason": reason, "actor": actor}
-        return ev.Event(ev.ORDER_CANCELLED, payload, f"{ev.ORDER_CANCELLED}:{client_id}")
+        return ev.OrderCancelled(client_id, reason, actor, key=f"{ev.ORDER_CANCELLED}:{client_id}")
     if kind in (ExecType.CANCELED, ExecType.EXPIRED):  # the venue's own: IOC rest, day's end
-        name = ev.ORDER_CANCELLED if kind == ExecType.CANCELED else ev.ORDER_EXPIRED
-        return ev.Event(name, {"client_id": client_id, "reason": reason}, f"{name}:{client_id}")
+        cls = ev.OrderCancelled if kind == ExecType.CANCELED else ev.OrderExpired
+        return cls(client_id, reason, key=f"{cls.type}:{client_id}")
     return None
 
 

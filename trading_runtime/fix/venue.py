@@ -21,7 +21,7 @@ from simplefix.errors import ParsingError
 
 from trading_runtime import events as ev
 from trading_runtime.broker import CrossSection, SimulatedBroker
-from trading_runtime.domain import Fill, Order, OrderStatus
+from trading_runtime.domain import Order, OrderStatus
 from trading_runtime.fix.messages import ORD_STATUS, ExecType, order_from, report
 from trading_runtime.fix.protocol import (
     FieldProblem,
@@ -161,20 +161,20 @@ class FixVenue:
 
     def _report(self, event: ev.Event, when: datetime) -> None:
         if event.type == ev.ORDER_FILLED:
-            fill = Fill.from_payload(event.payload["fill"])
+            fill = event.fill
             order = self._orders[fill.client_id].with_fill(fill)
             self._send(order, ExecType.TRADE, when, fill=fill)
             return
-        client_id = event.payload["client_id"]
+        client_id = event.client_id
         order = self._orders[client_id]
         if event.type == ev.ORDER_TRIGGERED:
             self._send(order, ExecType.TRIGGERED, when)
         elif event.type == ev.ORDER_CANCELLED:
             order = order.moved_to(OrderStatus.CANCELLED)
-            self._send(order, ExecType.CANCELED, when, reason=event.payload["reason"])
+            self._send(order, ExecType.CANCELED, when, reason=event.reason)
         elif event.type == ev.ORDER_EXPIRED:
             order = order.moved_to(OrderStatus.EXPIRED)
-            self._send(order, ExecType.EXPIRED, when, reason=event.payload["reason"])
+            self._send(order, ExecType.EXPIRED, when, reason=event.reason)
 
     def _send(self, order: Order, kind: ExecType, when: datetime, **extra) -> None:
         """The ExecutionReport of ``order`` (in its new state) to the session that sent it."""
@@ -212,7 +212,7 @@ class FixVenue:
         [answer] = self.broker.submit([order], self._step)
         if answer.type == ev.ORDER_REJECTED:
             order = order.moved_to(OrderStatus.SUBMITTED).moved_to(OrderStatus.REJECTED)
-            self._send(order, ExecType.REJECTED, now, reason=answer.payload["reason"])
+            self._send(order, ExecType.REJECTED, now, reason=answer.reason)
         else:
             self._send(self.broker.working[client_id], ExecType.NEW, now)
 

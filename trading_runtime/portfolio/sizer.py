@@ -10,11 +10,13 @@ almost unchanged), measured once each forecast's horizon has passed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
+from trading_runtime import events as ev
 from trading_runtime.history import ReturnWindow
 from trading_runtime.portfolio.correlation import correlation_breakdown
 from trading_runtime.portfolio.optimizers import PortfolioConfig, PortfolioOptimizer
@@ -64,6 +66,25 @@ class Rebalance:
     correlation: float | None = None  # mean pairwise, over the recent bars
     correlation_change: float | None = None  # against the rest of the window
     correlation_alert: str | None = None  # the message, when the change passed the threshold
+
+
+def rebalance_events(
+    account: str, step: int, ts: datetime, method: str, rebalance: Rebalance
+) -> list[ev.Event]:
+    """A solve as the journal keeps it, and the correlation alert it raised, if any."""
+    out: list[ev.Event] = [
+        ev.PortfolioRebalanced(
+            account, step, ts.isoformat(), method, **asdict(rebalance),
+            key=f"{ev.PORTFOLIO_REBALANCED}:{account}:{step}",
+        )
+    ]  # fmt: skip
+    if rebalance.correlation_alert:
+        key = f"{ev.RISK_ALERT}:{account}:{step}"
+        alert = ev.RiskAlert(
+            account, ts.isoformat(), "correlation_breakdown", rebalance.correlation_alert, key=key
+        )
+        out.append(alert)
+    return out
 
 
 class PortfolioSizer:

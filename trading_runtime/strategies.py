@@ -1,0 +1,100 @@
+"""Strategies as the engine runs them: a signal source, how its strength becomes target
+positions (a sizer or the portfolio optimizer), its stops, and its sub-account's name.
+
+Signal sources and sizers are looked up by name in registries (``SIGNALS``, ``SIZERS``), so a
+new one is one factory and one entry, not another branch in the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.predictor import Predicting
+from serving.settings import ServingSettings
+from trading_runtime.config import StrategyConfig
+from trading_runtime.history import ReturnWindow
+from trading_runtime.instruments import Instrument
+from trading_runtime.portfolio.sizer import PortfolioSizer
+from trading_runtime.settings import RuntimeSettings
+from trading_runtime.signals import BuyAndHold, ModelSignals, SignalSource, SmaCross
+from trading_runtime.sizing import EqualWeight, FixedQuantity, Sizer, StopPolicy, VolatilityTarget
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """What building a strategy may need from the run."""
+
+    symbols: list[str]
+    instruments: dict[str, Instrument]
+    columns: list[str]  # the online features, in order
+    returns: ReturnWindow
+    settings: RuntimeSettings
+    predictor: Predicting | None
+    local: bool  # the model is asked in process, not over HTTP
+
+
+@dataclass
+class Slot:
+    """One strategy and its sub-account."""
+
+    config: StrategyConfig
+    source: SignalSource
+    sizer: Sizer | None  # None: the portfolio optimizer sizes
+    stops: StopPolicy
+    rebalance: bool
+    portfolio: PortfolioSizer | None = None
+
+    @property
+    def needs_volatility(self) -> bool:
+        return self.sizer is not None and self.sizer.needs_volatility
+
+
+def _model(s: StrategyConfig, ctx: StrategyContext) -> SignalSource:
+    if ctx.predictor is None:
+        raise ValueError(f"strategy {s.name} trades the model: a predictor is needed")
+    return ModelSignals(
+        ctx.predictor,
+        ctx.columns,
+        len(ctx.symbols),
+        horizon=s.horizon,
+        threshold=s.threshold,
+        local=ctx.local,
+        batch=ServingSettings().serve_max_windows,
+        role=s.model_role,
+    )
+
+
+SIGNALS: dict[str, Callable[[StrategyConfig, StrategyContext], SignalSource]] = {
+    "buy-and-hold": lambda s, ctx: BuyAndHold(len(ctx.symbols)),
+    "sma-cross": lambda s, ctx: SmaCross(len(ctx.symbols), s.fast, s.slow),
+    "model": _model,
+}
+
+SIZERS: dict[str, Callable[[StrategyConfig, StrategyContext], Sizer]] = {
+    "fixed": lambda s, ctx: FixedQuantity(s.quantity),
+    "equal": lambda s, ctx: EqualWeight(len(ctx.symbols)),
+    "vol-target": lambda s, ctx: VolatilityTarget(
+        len(ctx.symbols),
+        s.target_vol or ctx.settings.target_vol,
+        s.max_weight or ctx.settings.max_weight,
+        ctx.settings.bars_per_year,
+    ),
+}
+
+
+def build_slot(s: StrategyConfig, ctx: StrategyContext) -> Slot:
+    """The strategy ``s`` ready to trade: its signal source, sizing and stops."""
+    source = SIGNALS[s.signal](s, ctx)
+    rebalance = s.rebalance if s.rebalance is not None else s.signal == "model"
+    if s.portfolio is None:
+        sizer = SIZERS[s.sizing](s, ctx)
+        return Slot(s, source, sizer, StopPolicy(s.stop_atr, s.trail_atr), rebalance)
+    sectors = {sym: ctx.instruments[sym].sector for sym in ctx.symbols}
+    multipliers = np.array([ctx.instruments[sym].multiplier for sym in ctx.symbols])
+    portfolio = PortfolioSizer(
+        s.portfolio, ctx.symbols, ctx.returns, multipliers, sectors, s.horizon
+    )
+    return Slot(s, source, None, StopPolicy(s.stop_atr, s.trail_atr), True, portfolio)
