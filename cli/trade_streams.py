@@ -153,14 +153,14 @@ def _operator(
     actor: str | None,
     limits: dict | None = None,
 ) -> None:
-    from trading_runtime.operator import operator_command
+    from trading_runtime.operator import send_command
 
     def waiting(seq: int) -> None:
         console.print(f"command {seq} journaled; waiting for the running engine to apply it ...")
 
     url = ready_url()
     try:
-        effects = operator_command(url, stream, command, reason, account, actor, limits, waiting)
+        effects = send_command(url, stream, command, reason, account, actor, limits, waiting)
     except LookupError as exc:
         raise fail(f"{exc} (see `qtis trade runs`)") from exc
     except (ValueError, TimeoutError) as exc:

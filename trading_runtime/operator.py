@@ -21,7 +21,7 @@ WAIT_SECONDS = 30  # for a running engine to apply a command
 MAX_EFFECTS = 200  # events read back after the engine applied it
 
 
-def operator_command(
+def send_command(
     url: str,
     stream: str,
     command: str,
