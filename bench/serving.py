@@ -76,7 +76,7 @@ def free_port() -> int:
 
 
 def start(port: int, batching: bool) -> subprocess.Popen:
-    from orchestration.cli_models import service_command, service_env
+    from serving.launch import service_command, service_env
 
     env = service_env() | {
         "QTIS_SERVE_BATCHING": str(batching).lower(),

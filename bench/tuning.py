@@ -126,7 +126,7 @@ def bench_ddp(url: str, tmp: Path, epochs: tuple[int, int] = (2, 6)) -> list[dic
         for n in epochs:
             out = tmp / f"ddp{devices}-{n}.json"
             cmd = [
-                sys.executable, "-m", "orchestration.cli", "train", "--model", "lstm", "--size",
+                sys.executable, "-m", "cli.app", "train", "--model", "lstm", "--size",
                 "seed", "--epochs", str(n), "--splits", "1", "--no-track", "--no-tuned",
                 "--param", "lstm.patience=1000", "--strategy", "ddp", "--devices", str(devices),
                 "--json-out", str(out),

@@ -1,8 +1,13 @@
-"""Dagster resources for systems outside the code: the Postgres warehouse."""
+"""Dagster resources for systems outside the code: the Postgres warehouse and dbt."""
+
+import sys
+from pathlib import Path
 
 from dagster import ConfigurableResource
+from dagster_dbt import DbtCliResource
 from pydantic import PrivateAttr
 
+from transforms.dbt_runner import PROJECT_DIR
 from warehouse.db import database_url
 from warehouse.schema import migrate
 from warehouse.settings import WarehouseSettings
@@ -27,3 +32,13 @@ class WarehouseResource(ConfigurableResource):
             migrate(url)
             self._url = url
         return self._url
+
+
+def dbt_resource() -> DbtCliResource:
+    # the dbt installed next to this interpreter, whether or not the venv is on PATH
+    executable = Path(sys.executable).with_name("dbt")
+    return DbtCliResource(
+        project_dir=str(PROJECT_DIR),
+        profiles_dir=str(PROJECT_DIR),
+        dbt_executable=str(executable) if executable.exists() else "dbt",
+    )

@@ -23,12 +23,12 @@ from dagster import (
 from monitoring.actions import ActionSettings, decide, decide_shadow
 from monitoring.alerts import AlertSink
 from monitoring.drift import latest_run, load_report
-from orchestration.features import feature_store, garch_vol
-from orchestration.promotion_assets import promotion
+from orchestration.assets.features import feature_store, garch_vol
+from orchestration.assets.promotion import promotion
+from orchestration.assets.trading import reference_backtests
+from orchestration.assets.training import training_assets
+from orchestration.assets.tuning import tuning_assets
 from orchestration.resources import WarehouseResource
-from orchestration.trading_assets import reference_backtests
-from orchestration.training_assets import training_assets
-from orchestration.tuning_assets import tuning_assets
 from training.runner import FAMILIES
 
 

@@ -25,10 +25,10 @@ from monitoring.drift import (
     snapshot_scores,
 )
 from monitoring.replay import replay
-from orchestration.monitoring_assets import drift_report
+from orchestration.assets.monitoring import drift_report
 from orchestration.resources import WarehouseResource
+from tests.cli.test_ingest_db import qtis
 from tests.conftest import _fresh_database
-from tests.orchestration.test_cli import qtis
 from warehouse.db import sqlalchemy_url
 
 FEATURES = [f"f{i}" for i in range(6)]

@@ -3,7 +3,7 @@
 import psycopg
 from dagster import DagsterInstance, materialize
 
-from orchestration.assets import raw_bars, raw_bars_checks
+from orchestration.assets.ingest import raw_bars, raw_bars_checks
 from orchestration.definitions import daily_schedule, defs
 from orchestration.resources import WarehouseResource
 

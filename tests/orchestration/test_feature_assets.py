@@ -5,11 +5,11 @@ import dataclasses
 import psycopg
 from dagster import AssetKey, DagsterInstance, materialize
 
-from orchestration.assets import raw_bars, raw_bars_checks
+from orchestration.assets.features import feature_store, garch_vol
+from orchestration.assets.ingest import raw_bars, raw_bars_checks
 from orchestration.definitions import defs
-from orchestration.features import dbt_resource, feature_store, garch_vol
-from orchestration.resources import WarehouseResource
-from tests.orchestration.test_cli import qtis
+from orchestration.resources import WarehouseResource, dbt_resource
+from tests.cli.test_ingest_db import qtis
 from transforms.spec import default_spec
 
 MODELS = ("feat_recursive", "feat_window", "feat_cross_asset", "bar_features", "labels")
@@ -72,7 +72,8 @@ def test_backfilled_history_triggers_a_full_refresh(db_url):
 
     from rich.console import Console
 
-    from orchestration.feature_build import build_features
+    from cli.render.features import FeatureProgress
+    from transforms.build import build_features
     from transforms.store import rewritten_history
     from warehouse.ingest import ingest
     from warehouse.providers.bundled import BundledProvider
@@ -83,11 +84,13 @@ def test_backfilled_history_triggers_a_full_refresh(db_url):
 
     ingest(FrameProvider(dataclasses.replace(raw, frame=late, original=None)), db_url)
     out = io.StringIO()
-    assert build_features(db_url, Console(file=out)).dbt.success
+    with FeatureProgress(Console(file=out)) as progress:
+        assert build_features(db_url, progress).dbt.success
     assert rewritten_history(db_url) == []
     ingest(BundledProvider(), db_url, ["IBM"])  # the years before 2005 arrive later
     assert rewritten_history(db_url) == ["IBM"]
-    report = build_features(db_url, Console(file=out))
+    with FeatureProgress(Console(file=out)) as progress:
+        report = build_features(db_url, progress)
     assert "history changed for 1 symbol(s) (IBM)" in out.getvalue()
     assert report.dbt.full_refresh and rewritten_history(db_url) == []
     with psycopg.connect(db_url) as conn:

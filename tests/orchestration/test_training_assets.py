@@ -6,10 +6,10 @@ from pathlib import Path
 import mlflow
 from dagster import AssetKey, DagsterInstance, materialize
 
+from orchestration.assets.training import training_assets
+from orchestration.assets.tuning import tuning_assets
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
-from orchestration.training_assets import training_assets
-from orchestration.tuning_assets import tuning_assets
 from tests.conftest import _fresh_database
 from warehouse.db import sqlalchemy_url
 

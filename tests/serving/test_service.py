@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestration.cli_models import service_command, service_env
 from serving.client import ServingClient, ServingError
+from serving.launch import service_command, service_env
 from serving.predictor import NoChampion, Predictor
 from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
@@ -426,7 +426,7 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
 
 
 def test_serve_refuses_to_start_without_a_champion(db_url, tmp_path):
-    from tests.orchestration.test_cli import qtis
+    from tests.cli.test_ingest_db import qtis
 
     env = {"QTIS_DATABASE_URL": db_url, "QTIS_HOME": str(tmp_path / ".qtis")}
     env["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(db_url)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from orchestration.cli import app
+from cli.app import app
 from serving.predictor import LoadedModel, Predictor, RequestError
 from serving.schemas import ModelCard, ModelInfo, PredictRequest, PredictResponse
 from serving.settings import ServingSettings

@@ -342,7 +342,7 @@ def test_the_cli_trades_over_fix_to_a_venue_it_starts_or_says_which_is_unreachab
     ends as the simulator's; `--execution fix` with no venue listening fails with its address."""
     from typer.testing import CliRunner
 
-    from orchestration.cli import app
+    from cli.app import app
 
     url = hand_market(BARS)
     env = {"QTIS_DATABASE_URL": url, "QTIS_HOME": str(tmp_path / ".qtis"),

@@ -175,7 +175,7 @@ def test_a_correlation_breakdown_raises_a_journaled_risk_alert(hand_market):
 def test_cli_backtest_with_a_portfolio_and_its_refusals(market, tmp_path):
     from typer.testing import CliRunner
 
-    from orchestration.cli import app
+    from cli.app import app
 
     env = {"QTIS_DATABASE_URL": market, "QTIS_HOME": str(tmp_path / ".qtis")}
     runner = CliRunner()

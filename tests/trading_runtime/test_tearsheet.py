@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from orchestration.cli import app
+from cli.app import app
 from trading_runtime.portfolio.risk import portfolio_var_es
 from warehouse.reads import read_bars
 

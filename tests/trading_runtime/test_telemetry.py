@@ -86,7 +86,7 @@ def test_runtime_alerts_reach_the_sink_once_per_kind(market, tmp_path):
     import json
 
     from monitoring.alerts import AlertSettings, AlertSink
-    from orchestration.runtime_alerts import RuntimeAlerts
+    from monitoring.runtime_alerts import RuntimeAlerts
     from trading_runtime.book import Book
 
     sink = AlertSink(AlertSettings(log_file=tmp_path / "alerts.jsonl"))

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from orchestration.cli import app
+from cli.app import app
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.runs import report
 from trading_runtime.walkforward import (

@@ -7,8 +7,8 @@ import json
 
 import mlflow
 
+from tests.cli.test_ingest_db import qtis
 from tests.conftest import _fresh_database
-from tests.orchestration.test_cli import qtis
 from warehouse.db import sqlalchemy_url
 
 

@@ -203,7 +203,7 @@ def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
     with pytest.raises(NothingToUpdate, match="nothing to update: qtis-xgboost version 1 has seen"):
         update_model(url, "xgboost", version=1, end=end)
 
-    from orchestration.cli import app
+    from cli.app import app
 
     monkeypatch.setenv("QTIS_DATABASE_URL", url)
     out = CliRunner().invoke(app, ["update", "--model", "ridge"])
@@ -212,7 +212,7 @@ def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
 
 def test_cli_update(trained, monkeypatch, tmp_path):
     url, _ = trained
-    from orchestration.cli import app
+    from cli.app import app
 
     monkeypatch.setenv("QTIS_DATABASE_URL", url)
     path = tmp_path / "update.json"
@@ -226,8 +226,8 @@ def test_cli_update(trained, monkeypatch, tmp_path):
 
 
 def test_materialize_model_update(trained):
+    from orchestration.assets.online import model_update
     from orchestration.definitions import defs
-    from orchestration.online_assets import model_update
     from orchestration.resources import WarehouseResource
 
     graph = defs.resolve_asset_graph()

@@ -180,7 +180,7 @@ def test_overfitting_is_reported_from_the_candidates_returns():
 def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server, tmp_path):
     from dagster import materialize
 
-    from orchestration.promotion_assets import promotion as promotion_asset
+    from orchestration.assets.promotion import promotion as promotion_asset
     from orchestration.resources import WarehouseResource
 
     url, _ = built

@@ -9,8 +9,8 @@ import mlflow
 import numpy as np
 import pytest
 
+from tests.cli.test_ingest_db import qtis
 from tests.conftest import _fresh_database
-from tests.orchestration.test_cli import qtis
 from training.explain import explain_registered, load_ranking
 from training.runner import TrainConfig, run_training
 from training.tracking import spec_hash
@@ -81,7 +81,7 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
     assert summary["registered"] == "qtis-xgboost" and summary["samples"] == 50
     assert summary["end"].startswith("2013") and summary["method"] == "tree"
     assert -1 <= summary["agreement_with_reference"]["spearman"] <= 1
-    # the CLI turns these into exit code 2 with the message (fail() in orchestration.cli_common)
+    # the CLI turns these into exit code 2 with the message (fail() in cli.common)
     with pytest.raises(ValueError, match="cannot explain 'ensemble'"):
         explain_registered(url, "ensemble")
     with pytest.raises(ValueError, match="qtis-xgboost has no version 99"):

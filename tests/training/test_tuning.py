@@ -11,8 +11,8 @@ import numpy as np
 import optuna
 import pytest
 
+from tests.cli.test_ingest_db import qtis
 from tests.conftest import _fresh_database
-from tests.orchestration.test_cli import qtis
 from training.data import load_training_data
 from training.runner import TrainConfig
 from training.splits import PurgedWalkForward

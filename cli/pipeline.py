@@ -1,95 +1,24 @@
-"""The root ``qtis`` command line."""
+"""The pipeline's top-level commands: ``qtis ingest``, ``train``, ``update``, ``explain`` and
+``tune`` - each parses its options, runs the step of the package below, and prints its tables."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from orchestration.cli_common import console, fail
-from orchestration.cli_common import ready_url as _ready_url
-from orchestration.cli_models import models_app, serve
-from orchestration.cli_monitor import monitor_app
-from orchestration.cli_trade import trade_app
-from warehouse import embedded
-from warehouse.db import database_url, redact
+from cli.common import console, fail, ready_url
+from cli.render.ingest import print_ingest
+from cli.render.training import (
+    print_evaluation,
+    print_explanation,
+    print_registered,
+    print_tuning,
+    print_update,
+)
 from warehouse.providers import SOURCES, DataSourceError, make_provider
-from warehouse.schema import bars_storage
-from warehouse.settings import get_settings
-
-app = typer.Typer(help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True)
-db_app = typer.Typer(
-    help="The Postgres warehouse (embedded unless QTIS_DATABASE_URL is set).", no_args_is_help=True
-)
-app.add_typer(db_app, name="db")
-features_app = typer.Typer(
-    help="The feature store: dbt models over market.bars, GARCH, labels.", no_args_is_help=True
-)
-app.add_typer(features_app, name="features")
-app.add_typer(models_app, name="models")
-app.add_typer(trade_app, name="trade")
-app.add_typer(monitor_app, name="monitor")
-app.command()(serve)
-
-
-@db_app.command("up")
-def db_up() -> None:
-    """Start the embedded server (if used) and apply schema migrations."""
-    settings = get_settings()
-    url = _ready_url()
-    where = settings.pgdata if settings.uses_embedded else "external server"
-    console.print(f"[green]database ready[/] ({where}); market.bars storage: {bars_storage(url)}")
-    console.print(f"url: {redact(url)}")
-
-
-@db_app.command("down")
-def db_down() -> None:
-    """Stop the embedded server."""
-    settings = get_settings()
-    if not settings.uses_embedded:
-        raise fail("QTIS_DATABASE_URL is set: QTIS does not manage that server")
-    stopped = embedded.stop(settings.pgdata)
-    console.print("stopped" if stopped else "not running")
-
-
-@db_app.command("status")
-def db_status() -> None:
-    """Is the database up, where is it, which schema revision."""
-    settings = get_settings()
-    if settings.uses_embedded:
-        state = embedded.status(settings.pgdata)
-        if not state.running:
-            console.print(f"embedded server: [yellow]stopped[/] (data dir {state.pgdata})")
-            raise typer.Exit(1)
-        console.print(
-            f"embedded server: [green]running[/] pid {state.pid}, data dir {state.pgdata}"
-        )
-    from warehouse.schema import current_revision, head_revision
-
-    url = database_url(settings)
-    console.print(f"url: {redact(url)}")
-    console.print(f"schema revision: {current_revision(url)} (head {head_revision()})")
-    console.print(f"market.bars storage: {bars_storage(url)}")
-
-
-@db_app.command("url")
-def db_url() -> None:
-    """Print the database URL (for psql, SQLAlchemy, notebooks)."""
-    print(database_url())
-
-
-@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def db_psql(ctx: typer.Context) -> None:
-    """Open psql on the QTIS database (extra arguments go to psql)."""
-    url = database_url()
-    psql = str(embedded.psql_path())
-    os.execv(psql, [psql, url, *ctx.args])
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:
@@ -128,7 +57,6 @@ def _parse_params(pairs: list[str]) -> dict[str, dict]:
         raise fail(str(exc)) from exc
 
 
-@app.command()
 def ingest(
     source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}")] = "bundled",
     path: Annotated[Path | None, typer.Option(help="CSV/Parquet file or directory")] = None,
@@ -150,7 +78,7 @@ def ingest(
     synthetic = {"n_symbols": n_symbols, "n_bars": n_bars, "freq": freq, "seed": seed}
     try:
         provider = make_provider(source, path, _parse_map(map_ or []), synthetic)
-        url = _ready_url()
+        url = ready_url()
         if as_json:
             report = run_ingest(provider, url, _split_symbols(symbols))
         else:
@@ -163,66 +91,9 @@ def ingest(
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return
-    console.print(
-        f"[bold]{report.source}[/] ({report.origin}): {report.rows_in:,} rows read, "
-        f"{report.loaded:,} loaded ({report.inserted:,} new, {report.updated:,} updated, "
-        f"{report.unchanged:,} unchanged), [{'red' if report.quarantined else 'green'}]"
-        f"{report.quarantined:,} quarantined[/]"
-    )
-    if report.quarantine_reasons:
-        table = Table("quarantine reason", "rows", title="market.bars_quarantine")
-        for reason, count in report.quarantine_reasons.items():
-            table.add_row(reason, f"{count:,}")
-        console.print(table)
-    if report.flags:
-        console.print(
-            "flagged (loaded, see market.bar_flags): "
-            + ", ".join(f"{k} {v}" for k, v in report.flags.items())
-        )
+    print_ingest(console, report)
 
 
-@features_app.command("build")
-def features_build(
-    full_refresh: Annotated[
-        bool, typer.Option("--full-refresh", help="Rebuild every row instead of only new bars")
-    ] = False,
-    select: Annotated[str | None, typer.Option(help="dbt selection, e.g. 'bar_features+'")] = None,
-) -> None:
-    """GARCH volatility, then dbt build (models + tests) - what the Dagster assets run."""
-    from orchestration.feature_build import build_features, print_build
-
-    url = _ready_url()
-    report = build_features(url, console, full_refresh=full_refresh, select=select)
-    print_build(console, url, report)
-    if not report.dbt.success:
-        raise typer.Exit(1)
-
-
-@features_app.command("list")
-def features_list() -> None:
-    """Every feature column of features.bar_features, from transforms/feature_spec.yml."""
-    from transforms.spec import default_spec
-
-    spec = default_spec()
-    table = Table("column", "kind", "stage", "parameters", "warm-up bars", title="feature spec")
-    for f in spec.features:
-        params = ", ".join(f"{k}={v}" for k, v in f.params.items())
-        for column, warmup in zip(f.outputs, f.warmups, strict=True):
-            table.add_row(column, f.kind, f.stage, params, str(warmup))
-    for column in spec.columns("calendar"):
-        table.add_row(column, "calendar", "calendar", "", "0")
-    g = spec.garch
-    table.add_row(
-        g.name, "garch", "python", f"window={g.window}, refit_every={g.refit_every}", str(g.min_obs)
-    )
-    console.print(table)
-    console.print(
-        f"{len(spec.columns())} features; labels: {', '.join(spec.label_columns())} "
-        f"(definitions: docs/features.md)"
-    )
-
-
-@app.command()
 def train(
     model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "all",
     size: Annotated[
@@ -264,7 +135,6 @@ def train(
 
     With --devices N --strategy ddp, Lightning runs N processes (this command is started again
     for ranks 1..N-1); only rank 0 prints, logs to MLflow and writes --json-out."""
-    from orchestration.train_report import print_evaluation
     from training.runner import FAMILIES, TrainConfig, global_rank, run_training
 
     rank = global_rank()
@@ -288,7 +158,7 @@ def train(
     )
     try:
         config.factories()
-        url = _ready_url()
+        url = ready_url()
         if tuned:
             from training.tuning import with_tuned_params
 
@@ -309,16 +179,7 @@ def train(
         raise fail(str(exc)) from exc
     report = result.evaluation.to_dict()
     print_evaluation(console, report)
-    for family, info in result.registered.items():
-        console.print(
-            f"MLflow: {family} -> [bold]{info['registered']}[/] version {info['version']} "
-            f"(run {info['run_id'][:8]}, {info['model_uri']})"
-            + (
-                f"; top features {', '.join(info['top_features'])}"
-                if "top_features" in info
-                else ""
-            )
-        )
+    print_registered(console, result.registered)
     if json_out and rank == 0:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         registered = {
@@ -330,7 +191,6 @@ def train(
         console.print(f"wrote {json_out}")
 
 
-@app.command()
 def update(
     model: Annotated[
         str | None,
@@ -352,32 +212,18 @@ def update(
     from training.online import update_model
 
     try:
-        url = _ready_url()
+        url = ready_url()
         with console.status("updating"):
             result = update_model(url, model, rounds=rounds, steps=steps, lr=lr, holdout=holdout)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
-    base, new = result.metrics["base"], result.metrics["updated"]
-    table = Table(
-        "holdout metric", f"base v{result.base_version}", f"updated v{result.new_version}",
-        title=f"{result.registered}: {result.rows_used:,} new rows learnt (through "
-        f"{result.trained_through_after}), {result.holdout_rows:,} held out",
-    )  # fmt: skip
-    for key in ("mse_h1", "ic_h1", "mse_mean", "ic_mean"):
-        cells = ("-" if v is None else f"{v:.6g}" for v in (base[key], new[key]))
-        table.add_row(key, *cells)
-    console.print(table)
-    console.print(
-        f"MLflow: {result.registered} version {result.new_version} (run {result.run_id[:8]}), "
-        f"update of version {result.base_version}, promotion [yellow]pending[/]"
-    )
+    print_update(console, result)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=2, default=str))
         console.print(f"wrote {json_out}")
 
 
-@app.command()
 def explain(
     model: Annotated[
         str | None,
@@ -398,46 +244,18 @@ def explain(
     from training.explain import explain_registered, summary_figure
 
     try:
-        url = _ready_url()
+        url = ready_url()
         with console.status("computing SHAP values"):
             found = explain_registered(url, model, version, samples=samples)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
-    attributions = found.attributions
-    horizons = [f"h{h}" for h in attributions.horizons]
-    reference = found.reference.set_index("feature")["rank"] if len(found.reference) else None
-    table = Table(
-        "rank", "feature", *horizons, "then",
-        title=f"{found.registered} version {found.version}: {attributions.method} SHAP on "
-        f"{attributions.values.shape[0]} bars, {found.start[:10]} to {found.end[:10]}",
-        caption="mean |SHAP| per horizon (return units); then = rank at registration",
-    )  # fmt: skip
-    for row in attributions.importance().head(top).to_dict(orient="records"):
-        then = "-" if reference is None else str(reference.get(row["feature"], "-"))
-        table.add_row(
-            str(row["rank"]),
-            row["feature"],
-            *(f"{row[f'mean_abs_{h}']:.2e}" for h in horizons),
-            then,
-        )
-    console.print(table)
     summary = found.to_dict(top)
-    agreement = summary.get("agreement_with_reference")
-    if agreement:
-        console.print(
-            "Agreement with the ranking at registration: Spearman "
-            + ("-" if agreement["spearman"] is None else f"{agreement['spearman']:.2f}")
-            + ", "
-            f"{agreement['top_overlap']:.0%} of its top {agreement['top']} still in the top "
-            f"{agreement['top']}"
-        )
-    else:
-        console.print("No ranking was stored when this version was registered.")
+    print_explanation(console, found, summary, top)
     if plot:
         import matplotlib.pyplot as plt
 
         plot.parent.mkdir(parents=True, exist_ok=True)
-        figure = summary_figure(attributions)
+        figure = summary_figure(found.attributions)
         figure.savefig(plot, dpi=110, bbox_inches="tight")
         plt.close(figure)
         console.print(f"wrote {plot}")
@@ -447,7 +265,6 @@ def explain(
         console.print(f"wrote {json_out}")
 
 
-@app.command()
 def tune(
     model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "xgboost",
     trials: Annotated[int, typer.Option(help="trials to add to the study")] = 20,
@@ -481,7 +298,7 @@ def tune(
             "study": study if len(families) == 1 else None,
         }  # fmt: skip
         configs = [TuneConfig(family=family, **shared) for family in families]
-        url = _ready_url()
+        url = ready_url()
         results = []
         columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
@@ -492,109 +309,9 @@ def tune(
                 )
     except (ValueError, ConnectionError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
-    table = Table(
-        "study", "trials (this run)", "complete", "pruned", "failed", "best objective",
-        "trial", "by worker", "seconds", title=f"Optuna studies (objective: mean OOS {score} "
-        "over inner purged walk-forward folds before the reported test period)",
-    )  # fmt: skip
-    for r in results:
-        table.add_row(
-            r.study, f"{r.total_trials} ({r.trials_run})", str(r.complete), str(r.pruned),
-            str(r.failed), f"{r.best_value:.5f}" if r.best_value is not None else "-",
-            str(r.best_trial), ", ".join(f"w{w}: {n}" for w, n in r.by_worker.items()),
-            f"{r.seconds:.1f}",
-        )  # fmt: skip
-    console.print(table)
-    for r in results:
-        console.print(f"{r.study} best: {r.best_params}")
+    print_tuning(console, results, score)
     console.print("dashboard: qtis optuna dashboard; `qtis train` now starts from these params")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps([r.to_dict() for r in results], indent=2, default=str))
         console.print(f"wrote {json_out}")
-
-
-optuna_app = typer.Typer(help="Optuna studies on the QTIS database.", no_args_is_help=True)
-app.add_typer(optuna_app, name="optuna")
-
-
-@optuna_app.command("dashboard")
-def optuna_dashboard(
-    port: Annotated[int, typer.Option(help="Port for the dashboard")] = 8080,
-    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
-) -> None:
-    """Open optuna-dashboard on the project's study storage."""
-    from training.tuning import storage_url
-
-    uri = storage_url(_ready_url())
-    console.print(f"Optuna dashboard on http://{host}:{port} (storage {redact(uri)}); Ctrl-C stops")
-    dashboard = Path(sys.executable).parent / "optuna-dashboard"
-    cmd = [str(dashboard), uri, "--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd))
-
-
-mlflow_app = typer.Typer(help="MLflow on the QTIS database.", no_args_is_help=True)
-app.add_typer(mlflow_app, name="mlflow")
-
-
-@mlflow_app.command("ui")
-def mlflow_ui(
-    port: Annotated[int, typer.Option(help="Port for the MLflow UI")] = 5000,
-    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
-) -> None:
-    """Open the MLflow UI on the project's tracking store (runs, metrics, registered models)."""
-    from training.tracking import tracking_uri
-
-    uri = tracking_uri(_ready_url())
-    console.print(f"MLflow UI on http://{host}:{port} (store {redact(uri)}); Ctrl-C to stop")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd))
-
-
-@app.command()
-def demo(
-    synthetic: Annotated[
-        int | None,
-        typer.Option(
-            "--synthetic",
-            metavar="N",
-            help="run on a synthetic universe of N symbols instead of the bundled sample (in"
-            " its own QTIS_HOME, <home>/synthetic-N)",
-        ),
-    ] = None,
-) -> None:
-    """Run the pipeline on the bundled sample through Dagster and print where to look."""
-    from orchestration.demo import run_demo
-
-    run_demo(console, synthetic)
-
-
-@app.command()
-def ui(
-    port: Annotated[int, typer.Option(help="Port for the Dagster webserver")] = 3000,
-    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
-) -> None:
-    """Start the Dagster UI (webserver + daemon) on this machine."""
-    from orchestration.instance import dagster_home
-
-    home = dagster_home(get_settings())
-    _ready_url()
-    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C to stop")
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-m",
-        "orchestration.definitions",
-        "-h",
-        host,
-        "-p",
-        str(port),
-    ]
-    raise typer.Exit(subprocess.call(cmd, env=os.environ | {"DAGSTER_HOME": str(home)}))
-
-
-if __name__ == "__main__":
-    app()

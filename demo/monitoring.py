@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from dagster import DagsterInstance, materialize
 from rich.console import Console
 
-from orchestration.monitoring_assets import drift_report
+from cli.render.drift import print_drift
+from orchestration.assets.monitoring import drift_report
 from orchestration.resources import WarehouseResource
 
 
@@ -16,7 +17,6 @@ def show_drift(console: Console, warehouse: WarehouseResource):
     """Returns the stored DriftReport (None when the check failed)."""
     from monitoring.actions import decide
     from monitoring.drift import load_report
-    from orchestration.cli_monitor import print_drift
 
     with console.status("drift: the champion's training period against the latest bars"):
         result = materialize(

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestration.cli_common import num
+from cli.render.format import num
 from training.evaluate import BASELINES
 
 
@@ -96,7 +96,7 @@ def _drift_line(report) -> str:
 
 def print_summary(console: Console, url: str, home: Path, drift, where: list[tuple[str, str]]):
     """``drift``: the demo's DriftReport (or None); ``where``: (what, how to open it) rows."""
-    from orchestration.training_assets import report_path
+    from orchestration.assets.training import report_path
     from training import promotion
     from warehouse import quality
 

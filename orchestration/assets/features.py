@@ -2,9 +2,7 @@
 GARCH volatility asset that dbt joins as a source. Bodies are thin calls into ``transforms``."""
 
 import os
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -16,9 +14,9 @@ from dagster import (
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from orchestration.assets import raw_bars
+from orchestration.assets.ingest import raw_bars
 from orchestration.resources import WarehouseResource
-from transforms.dbt_runner import PROJECT_DIR, dbt_env, dbt_vars, ensure_manifest
+from transforms.dbt_runner import dbt_env, dbt_vars, ensure_manifest
 from transforms.garch import update_garch
 from transforms.store import rewritten_history
 
@@ -93,14 +91,4 @@ def garch_vol(
             "failed_fits": report.failed_fits,
             "seconds": round(report.seconds, 2),
         }
-    )
-
-
-def dbt_resource() -> DbtCliResource:
-    # the dbt installed next to this interpreter, whether or not the venv is on PATH
-    executable = Path(sys.executable).with_name("dbt")
-    return DbtCliResource(
-        project_dir=str(PROJECT_DIR),
-        profiles_dir=str(PROJECT_DIR),
-        dbt_executable=str(executable) if executable.exists() else "dbt",
     )

@@ -13,7 +13,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from orchestration.cli_models import print_decisions, service_command, service_env
+from cli.render.promotion import print_decisions
+from serving.launch import service_command, service_env
 
 DEMO_OVERRIDE = (
     "demo: no version passed every gate; the best servable one by out-of-sample Sharpe is "

@@ -12,7 +12,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from orchestration.cli import app
+from cli.app import app
 from trading_runtime.chaos import events
 
 
@@ -73,7 +73,7 @@ def test_kill_switch_on_a_running_engine_then_resume(trade, market):
     command = [
         sys.executable,
         "-m",
-        "orchestration.cli",
+        "cli.app",
         "trade",
         "paper",
         "--stream",

@@ -1,5 +1,6 @@
-"""The out-of-sample comparison table printed by `qtis train` and the demo (from the report
-dict of ``Evaluation.to_dict``, so runs read back from JSON print the same way)."""
+"""Training as tables: the out-of-sample comparison printed by `qtis train` and the demo (from
+the report dict of ``Evaluation.to_dict``, so runs read back from JSON print the same way), and
+what `qtis update`, `qtis explain` and `qtis tune` found."""
 
 from __future__ import annotations
 
@@ -117,3 +118,89 @@ def _print_volatility(console: Console, vol: dict[str, Any]) -> None:
 
 def _num(value: float | None) -> str:
     return f"{value:.4f}" if value is not None else "-"
+
+
+def print_registered(console: Console, registered: dict[str, dict[str, Any]]) -> None:
+    """Where `qtis train` registered each family's final model."""
+    for family, info in registered.items():
+        console.print(
+            f"MLflow: {family} -> [bold]{info['registered']}[/] version {info['version']} "
+            f"(run {info['run_id'][:8]}, {info['model_uri']})"
+            + (
+                f"; top features {', '.join(info['top_features'])}"
+                if "top_features" in info
+                else ""
+            )
+        )
+
+
+def print_update(console: Console, result) -> None:
+    """An online update (``training.online.UpdateResult``): the held-out metrics before and
+    after, and the version it registered."""
+    base, new = result.metrics["base"], result.metrics["updated"]
+    table = Table(
+        "holdout metric", f"base v{result.base_version}", f"updated v{result.new_version}",
+        title=f"{result.registered}: {result.rows_used:,} new rows learnt (through "
+        f"{result.trained_through_after}), {result.holdout_rows:,} held out",
+    )  # fmt: skip
+    for key in ("mse_h1", "ic_h1", "mse_mean", "ic_mean"):
+        cells = ("-" if v is None else f"{v:.6g}" for v in (base[key], new[key]))
+        table.add_row(key, *cells)
+    console.print(table)
+    console.print(
+        f"MLflow: {result.registered} version {result.new_version} (run {result.run_id[:8]}), "
+        f"update of version {result.base_version}, promotion [yellow]pending[/]"
+    )
+
+
+def print_explanation(console: Console, found, summary: dict[str, Any], top: int) -> None:
+    """SHAP importance of a registered version (``training.explain``'s result and its
+    ``to_dict(top)`` summary) next to its ranking at registration."""
+    attributions = found.attributions
+    horizons = [f"h{h}" for h in attributions.horizons]
+    reference = found.reference.set_index("feature")["rank"] if len(found.reference) else None
+    table = Table(
+        "rank", "feature", *horizons, "then",
+        title=f"{found.registered} version {found.version}: {attributions.method} SHAP on "
+        f"{attributions.values.shape[0]} bars, {found.start[:10]} to {found.end[:10]}",
+        caption="mean |SHAP| per horizon (return units); then = rank at registration",
+    )  # fmt: skip
+    for row in attributions.importance().head(top).to_dict(orient="records"):
+        then = "-" if reference is None else str(reference.get(row["feature"], "-"))
+        table.add_row(
+            str(row["rank"]),
+            row["feature"],
+            *(f"{row[f'mean_abs_{h}']:.2e}" for h in horizons),
+            then,
+        )
+    console.print(table)
+    agreement = summary.get("agreement_with_reference")
+    if agreement:
+        console.print(
+            "Agreement with the ranking at registration: Spearman "
+            + ("-" if agreement["spearman"] is None else f"{agreement['spearman']:.2f}")
+            + ", "
+            f"{agreement['top_overlap']:.0%} of its top {agreement['top']} still in the top "
+            f"{agreement['top']}"
+        )
+    else:
+        console.print("No ranking was stored when this version was registered.")
+
+
+def print_tuning(console: Console, results: list, score: str) -> None:
+    """One row per Optuna study of a `qtis tune` run, then each study's best parameters."""
+    table = Table(
+        "study", "trials (this run)", "complete", "pruned", "failed", "best objective",
+        "trial", "by worker", "seconds", title=f"Optuna studies (objective: mean OOS {score} "
+        "over inner purged walk-forward folds before the reported test period)",
+    )  # fmt: skip
+    for r in results:
+        table.add_row(
+            r.study, f"{r.total_trials} ({r.trials_run})", str(r.complete), str(r.pruned),
+            str(r.failed), f"{r.best_value:.5f}" if r.best_value is not None else "-",
+            str(r.best_trial), ", ".join(f"w{w}: {n}" for w, n in r.by_worker.items()),
+            f"{r.seconds:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    for r in results:
+        console.print(f"{r.study} best: {r.best_params}")

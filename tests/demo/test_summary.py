@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from orchestration.demo import synthetic_home
-from orchestration.demo_summary import _backtest_line, _walk_forward_line
+from demo.run import synthetic_home
+from demo.summary import _backtest_line, _walk_forward_line
 
 
 def metrics(total: float, sharpe: float) -> dict:

@@ -1,6 +1,6 @@
 """Alerts from a trading run's events, to the monitoring alert sink: an account moved to
 REDUCING or HALTED, an order denied by a limit (once per check per dedup window), a risk alert
-(a correlation breakdown). Glue between the runtime's events and the sink, hence up here."""
+(a correlation breakdown). Monitoring watches the runtime: the engine knows nothing of alerts."""
 
 from __future__ import annotations
 

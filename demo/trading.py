@@ -13,9 +13,10 @@ from dagster import DagsterInstance, materialize
 from rich.console import Console
 from rich.table import Table
 
-from orchestration.cli_common import num, pct
+from cli.render.format import num, pct
+from cli.render.trading import print_walk_forward
+from orchestration.assets.trading import reference_backtests
 from orchestration.resources import WarehouseResource
-from orchestration.trading_assets import reference_backtests
 
 
 def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
@@ -77,7 +78,6 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
 def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     """Three quarters, each traded by an XGBoost fitted only on the three years before it (a
     20-bar purge between), stitched and set against buy-and-hold; JSON in the reports."""
-    from orchestration.cli_trade import print_walk_forward
     from trading_runtime.config import RunConfig, StrategyConfig
     from trading_runtime.walkforward import WalkForwardSettings, walk_forward
     from training.evaluate import plain

@@ -25,13 +25,3 @@ def ready_url() -> str:
     except ConnectionError as exc:
         raise fail(str(exc)) from exc
     return url
-
-
-def pct(value) -> str:
-    """A share as a percentage; "-" for None or NaN."""
-    return "-" if value is None or value != value else f"{value:.2%}"
-
-
-def num(value) -> str:
-    """A ratio to two decimals; "-" for None or NaN."""
-    return "-" if value is None or value != value else f"{value:.2f}"

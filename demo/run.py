@@ -1,4 +1,5 @@
-"""`qtis demo`: materialize the pipeline on the bundled data and show where everything is."""
+"""`qtis demo` (`make demo`): materialize the pipeline on the bundled data and show where
+everything is."""
 
 from __future__ import annotations
 
@@ -11,19 +12,19 @@ from dagster import DagsterInstance, materialize
 from rich.console import Console
 from rich.table import Table
 
-from orchestration.assets import raw_bars, raw_bars_checks
-from orchestration.demo_monitoring import show_drift
-from orchestration.demo_serving import print_promotion, show_serving
-from orchestration.demo_summary import print_summary
-from orchestration.demo_trading import show_trading
-from orchestration.features import dbt_resource, feature_store, garch_vol
+from cli.render.training import print_evaluation
+from demo.monitoring import show_drift
+from demo.serving import print_promotion, show_serving
+from demo.summary import print_summary
+from demo.trading import show_trading
+from orchestration.assets.features import feature_store, garch_vol
+from orchestration.assets.ingest import raw_bars, raw_bars_checks
+from orchestration.assets.online import model_update
+from orchestration.assets.promotion import promotion
+from orchestration.assets.training import ensemble_model, report_path, training_assets
+from orchestration.assets.tuning import tuning_assets
 from orchestration.instance import dagster_home
-from orchestration.online_assets import model_update
-from orchestration.promotion_assets import promotion
-from orchestration.resources import WarehouseResource
-from orchestration.train_report import print_evaluation
-from orchestration.training_assets import ensemble_model, report_path, training_assets
-from orchestration.tuning_assets import tuning_assets
+from orchestration.resources import WarehouseResource, dbt_resource
 from training.runner import FAMILIES
 from transforms import store
 from transforms.spec import default_spec

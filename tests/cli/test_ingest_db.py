@@ -10,7 +10,7 @@ import psycopg
 
 def qtis(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
+        [sys.executable, "-m", "cli.app", *args],
         capture_output=True,
         text=True,
         env=os.environ | env,

@@ -1,0 +1,2 @@
+"""The `qtis` command line: each command parses its options, calls one function of the
+packages below and renders what it returns."""

@@ -1,0 +1,29 @@
+"""``qtis mlflow``: the MLflow UI on the project's tracking store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from cli.common import console, ready_url
+from warehouse.db import redact
+
+mlflow_app = typer.Typer(help="MLflow on the QTIS database.", no_args_is_help=True)
+
+
+@mlflow_app.command("ui")
+def mlflow_ui(
+    port: Annotated[int, typer.Option(help="Port for the MLflow UI")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the project's tracking store (runs, metrics, registered models)."""
+    from training.tracking import tracking_uri
+
+    uri = tracking_uri(ready_url())
+    console.print(f"MLflow UI on http://{host}:{port} (store {redact(uri)}); Ctrl-C to stop")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd))

@@ -1,0 +1,30 @@
+"""``qtis optuna``: optuna-dashboard on the project's study storage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, ready_url
+from warehouse.db import redact
+
+optuna_app = typer.Typer(help="Optuna studies on the QTIS database.", no_args_is_help=True)
+
+
+@optuna_app.command("dashboard")
+def optuna_dashboard(
+    port: Annotated[int, typer.Option(help="Port for the dashboard")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+) -> None:
+    """Open optuna-dashboard on the project's study storage."""
+    from training.tuning import storage_url
+
+    uri = storage_url(ready_url())
+    console.print(f"Optuna dashboard on http://{host}:{port} (storage {redact(uri)}); Ctrl-C stops")
+    dashboard = Path(sys.executable).parent / "optuna-dashboard"
+    cmd = [str(dashboard), uri, "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd))

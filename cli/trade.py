@@ -1,0 +1,345 @@
+"""``qtis trade``: backtests and paper runs of the event-sourced engine, their state, and the
+operator's overrides (halt, resume, limits) - which are journal events with who and why."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cli import trade_streams
+from cli.common import console, err, fail, ready_url
+from cli.render.trading import print_comparison, print_metrics, print_walk_forward
+from cli.trade_streams import Stream, analysis_of, live_vs_shadow, write_tear_sheet
+
+trade_app = typer.Typer(
+    help="The trading runtime: backtest, paper trading, status, kill switch, journal replay.",
+    no_args_is_help=True,
+)
+
+Symbols = Annotated[list[str] | None, typer.Option(help="Universe (repeat or comma-separate)")]
+
+
+def _run(
+    config,
+    json_out: Path | None,
+    venue_log: Path | None = None,
+    tear_sheet: Path | None = None,
+    observers: list | None = None,
+) -> None:
+    from trading_runtime.engine import EngineHalted
+    from trading_runtime.runs import StreamBusy, run
+
+    url = ready_url()
+    columns = (
+        TextColumn(f"[bold]{config.mode}[/] {config.stream}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("bars"),
+        TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("bars", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if done % 25 == 0 or done == total:
+                progress.update(task, completed=done, total=total)
+
+        try:
+            result = run(url, config, advance, venue_log=venue_log, observers=observers or ())
+        except EngineHalted as exc:
+            raise fail(str(exc), code=3) from exc
+        except (StreamBusy, LookupError, ValueError, ConnectionError) as exc:
+            raise fail(str(exc)) from exc
+    elapsed = time.perf_counter() - started
+    print_metrics(result, elapsed)
+    if any(a.shadow for a in result.book.accounts.values()):
+        try:
+            print_comparison(live_vs_shadow(result))
+        except (LookupError, ValueError) as exc:
+            err.print(f"no live/shadow comparison: {exc}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        from training.evaluate import plain  # JSON-safe: NaN as null
+
+        json_out.write_text(json.dumps(plain(result.to_json()), indent=1))
+        console.print(f"wrote {json_out} (metrics, {len(result.fills)} fills, equity curve)")
+    if tear_sheet is not None:
+        write_tear_sheet(analysis_of(url, config.stream), tear_sheet)
+
+
+Portfolio = Annotated[
+    str | None,
+    typer.Option(
+        help="size with an optimizer: equal | min-variance | risk-parity | hrp | mean-cvar"
+        " | black-litterman (views: the model's forecasts)"
+    ),
+]
+
+
+Signal = Annotated[str, typer.Option(help="buy-and-hold | sma-cross | model")]
+ChallengerShadow = Annotated[
+    bool,
+    typer.Option(
+        help="model: trade the champion, and the challenger the same way in a shadow book"
+    ),
+]
+Sizing = Annotated[str | None, typer.Option(help="fixed | equal | vol-target")]
+Execution = Annotated[
+    str | None,
+    typer.Option(
+        help="simulated (in process) | fix (FIX 4.4 to QTIS_FIX_HOST:PORT) | fix-venue (FIX 4.4"
+        " to a simulated venue started for the run)"
+    ),
+]
+StopAtr = Annotated[float | None, typer.Option(help="fixed stop, ATRs")]
+TrailAtr = Annotated[float | None, typer.Option(help="trailing stop, ATRs")]
+Threshold = Annotated[float | None, typer.Option(help="model: smallest forecast")]
+SpreadBps = Annotated[float | None, typer.Option(help="half spread, bps")]
+SlippageModel = Annotated[str | None, typer.Option(help="fixed | volatility | impact")]
+Limits = Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")]
+StrategiesFile = Annotated[Path | None, typer.Option(help="YAML with several strategies")]
+
+
+@trade_app.command()
+def backtest(
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    symbols: Symbols = None,
+    signal: Signal = "sma-cross",
+    fast: int = 20,
+    slow: int = 50,
+    sizing: Sizing = None,
+    vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
+    quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
+    capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
+    stop_atr: StopAtr = None,
+    trail_atr: TrailAtr = None,
+    algo: Annotated[str, typer.Option(help="market | twap | vwap")] = "market",
+    algo_bars: int = 4,
+    threshold: Threshold = None,
+    model_url: Annotated[
+        str | None, typer.Option(help="prediction API; default in process")
+    ] = None,
+    free_costs: Annotated[bool, typer.Option(help="no costs, no volume cap")] = False,
+    in_sample: Annotated[
+        bool, typer.Option(help="let the model trade bars it was trained on (not honest)")
+    ] = False,
+    commission_bps: float | None = None,
+    commission_per_share: float | None = None,
+    spread_bps: SpreadBps = None,
+    slippage: SlippageModel = None,
+    slippage_bps: float | None = None,
+    participation: float | None = None,
+    limit: Limits = None,
+    portfolio: Portfolio = None,
+    covariance: Annotated[
+        str | None, typer.Option(help="portfolio: empirical | ledoit-wolf | denoise")
+    ] = None,
+    lookback: Annotated[int | None, typer.Option(help="portfolio: bars of returns")] = None,
+    rebalance_every: Annotated[int | None, typer.Option(help="portfolio: bars")] = None,
+    long_short: Annotated[
+        bool | None, typer.Option("--long-short", help="portfolio: allow shorts")
+    ] = None,
+    turnover: Annotated[
+        float | None, typer.Option(help="portfolio: max weight change per rebalance")
+    ] = None,
+    sector_cap: Annotated[
+        list[str] | None, typer.Option(help="portfolio: SECTOR=MAX_WEIGHT (repeatable)")
+    ] = None,
+    strategies: StrategiesFile = None,
+    stream: Annotated[str | None, typer.Option(help="default backtest-<id>")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="write metrics, fills, equity")] = None,
+    tear_sheet: Annotated[Path | None, typer.Option(help="write the HTML tear sheet")] = None,
+    challenger_shadow: ChallengerShadow = False,
+    execution: Execution = None,
+) -> None:
+    """Replay market.bars through the engine (features, signals, risk, simulated execution),
+    journaled, and print the metrics after costs (and live vs shadow, with a shadow book)."""
+    raw = dict(locals())
+    from trading_runtime.run_options import OptionError, backtest_config
+
+    try:
+        config = backtest_config(stream, raw, strategies, challenger_shadow)
+    except OptionError as exc:
+        raise fail(str(exc)) from exc
+    _run(config, json_out, tear_sheet=tear_sheet)
+
+
+@trade_app.command()
+def walkforward(
+    windows: Annotated[int | None, typer.Option(help="traded windows; QTIS_WALKFORWARD_*")] = None,
+    train_bars: Annotated[int | None, typer.Option(help="training bars per window")] = None,
+    test_bars: Annotated[int | None, typer.Option(help="bars each window trades")] = None,
+    mode: Annotated[str | None, typer.Option(help="anchored | rolling")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="retrain (a fit per window) | champion (of its day)")
+    ] = None,
+    purge: Annotated[
+        int | None, typer.Option(help="bars between training and trading (>= the horizon)")
+    ] = None,
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    symbols: Symbols = None,
+    signal: Signal = "model",
+    sizing: Sizing = None,
+    vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
+    quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
+    capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
+    threshold: Threshold = None,
+    stop_atr: StopAtr = None,
+    trail_atr: TrailAtr = None,
+    commission_bps: float | None = None,
+    commission_per_share: float | None = None,
+    spread_bps: SpreadBps = None,
+    slippage: SlippageModel = None,
+    slippage_bps: float | None = None,
+    participation: float | None = None,
+    limit: Limits = None,
+    portfolio: Portfolio = None,
+    strategies: StrategiesFile = None,
+    stream: Annotated[
+        str | None, typer.Option(help="window streams <stream>-wNN; default walkforward-<id>")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option(help="write metrics, windows, equity curve, fills, baseline")
+    ] = None,
+) -> None:
+    """Walk-forward backtest: per window a model trained on the bars before it only (or the
+    champion of its day), trading the next bars with costs; the windows stitched into one
+    out-of-sample record, next to buy-and-hold."""
+    raw = dict(locals())
+    from trading_runtime.run_options import OptionError, walk_forward_config
+
+    try:
+        config, settings = walk_forward_config(stream, raw, strategies)
+    except OptionError as exc:
+        raise fail(str(exc)) from exc
+    found = _walk_forward(config, settings)
+    print_walk_forward(found)
+    if json_out is not None:
+        from training.evaluate import plain  # JSON-safe: NaN as null
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))
+        console.print(
+            f"wrote {json_out} (metrics, {len(found.windows)} windows, {len(found.fills)} fills,"
+            " equity curve, baseline)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not found.metrics["windows_traded"]:
+        raise fail("no window was traded (the reasons are in the table)", code=1)
+
+
+def _walk_forward(config, settings):
+    from trading_runtime.engine import EngineHalted
+    from trading_runtime.runs import StreamBusy
+    from trading_runtime.walkforward import walk_forward
+
+    url = ready_url()
+    columns = (
+        TextColumn(f"[bold]walk-forward[/] {config.stream} ({settings.source})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("windows", total=None)
+
+        def advance(done: int, total: int, result) -> None:
+            progress.update(task, completed=done, total=total)
+            if result is not None and result.skipped:
+                err.print(f"{result.window.name} skipped: {result.skipped}", highlight=False)
+
+        try:
+            return walk_forward(url, config, settings, progress=advance)
+        except EngineHalted as exc:
+            raise fail(str(exc), code=3) from exc
+        except (StreamBusy, LookupError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+
+
+@trade_app.command()
+def paper(
+    stream: Stream = "paper",
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    symbols: Symbols = None,
+    signal: Signal = "sma-cross",
+    fast: int = 20,
+    slow: int = 50,
+    sizing: Sizing = None,
+    vol: str = "atr",
+    quantity: float | None = None,
+    capital: float | None = None,
+    stop_atr: float | None = None,
+    trail_atr: float | None = None,
+    algo: str = "market",
+    algo_bars: int = 4,
+    threshold: float | None = None,
+    model_url: Annotated[
+        str | None, typer.Option(help="prediction API; default in process")
+    ] = None,
+    bars_per_second: Annotated[float, typer.Option(help="pace of the replay; 0: flat out")] = 20.0,
+    limit: Limits = None,
+    portfolio: Portfolio = None,
+    strategies: StrategiesFile = None,
+    venue_log: Annotated[Path | None, typer.Option(help="the simulated venue's order log")] = None,
+    json_out: Path | None = None,
+    challenger_shadow: ChallengerShadow = False,
+    execution: Execution = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port)"),
+    ] = None,
+) -> None:
+    """Trade a live-like replay of the bars on the simulated venue, committing every decision
+    before acting on it. Run it again with the same --stream to resume after a crash."""
+    raw = dict(locals())
+    from monitoring.runtime_alerts import RuntimeAlerts
+    from trading_runtime import run_options as ro
+
+    try:
+        options = ro.run_options(raw)
+        config, resumed = ro.paper_config(
+            ready_url(), stream, options, strategies, challenger_shadow
+        )
+    except ro.OptionError as exc:
+        raise fail(str(exc)) from exc
+    if resumed:
+        console.print(f"resuming stream {stream} (its options are the ones it started with)")
+    observers: list = [RuntimeAlerts(stream)]
+    if metrics_port is not None:
+        from trading_runtime.telemetry import RuntimeMetrics
+
+        metrics = RuntimeMetrics(stream)
+        try:
+            port = metrics.serve(metrics_port)
+        except OSError as exc:
+            raise fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from exc
+        err.print(f"metrics: http://127.0.0.1:{port}/metrics", highlight=False)
+        observers.append(metrics)
+    _run(config, json_out, venue_log or ro.venue_log(stream), observers=observers)
+
+
+# after the run commands, in the order `qtis trade --help` lists them
+for command in (
+    trade_streams.runs,
+    trade_streams.report,
+    trade_streams.ab,
+    trade_streams.status,
+    trade_streams.orders,
+    trade_streams.halt,
+    trade_streams.resume,
+    trade_streams.limits,
+    trade_streams.replay,
+):
+    trade_app.command()(command)

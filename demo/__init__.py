@@ -1,0 +1,1 @@
+"""The `make demo` walkthrough: the whole pipeline on the bundled sample, through Dagster."""
