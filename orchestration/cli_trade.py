@@ -389,7 +389,7 @@ def walkforward(
     """Walk-forward backtest: per window a model trained on the bars before it only (or the
     champion of its day), trading the next bars with costs; the windows stitched into one
     out-of-sample record, next to buy-and-hold."""
-    from trading_runtime.walkforward import WalkForwardSettings
+    from trading_runtime.settings import WalkForwardSettings
 
     raw = dict(locals())
     plan = {k: raw[k] for k in ("windows", "train_bars", "test_bars", "mode", "source", "purge")}
