@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli.config import config_app
+from cli.errors import QtisGroup
 from orchestration.cli_common import console, fail
 from orchestration.cli_common import ready_url as _ready_url
 from orchestration.cli_models import models_app, serve
@@ -23,7 +25,9 @@ from warehouse.providers import SOURCES, DataSourceError, make_provider
 from warehouse.schema import bars_storage
 from warehouse.settings import get_settings
 
-app = typer.Typer(help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True)
+app = typer.Typer(
+    help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True, cls=QtisGroup
+)
 db_app = typer.Typer(
     help="The Postgres warehouse (embedded unless QTIS_DATABASE_URL is set).", no_args_is_help=True
 )
@@ -35,6 +39,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(trade_app, name="trade")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(config_app, name="config")
 app.command()(serve)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
 from serving.predictor import Predicting
 from trading_runtime import events as ev
 from trading_runtime.book import Book
@@ -28,7 +29,7 @@ from trading_runtime.signals import model_card
 from trading_runtime.telemetry import EventObserver
 
 
-class StreamBusy(RuntimeError):
+class StreamBusy(RuntimeError, InputError):
     """Another engine is running this stream."""
 
 

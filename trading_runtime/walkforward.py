@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from core.errors import InputError
 from trading_runtime.config import RunConfig
 from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
 
@@ -35,11 +36,11 @@ if TYPE_CHECKING:
 BASELINE = "equal-weight buy-and-hold of the universe"
 
 
-class LeakageError(ValueError):
+class LeakageError(ValueError, InputError):
     """A window would be traded by a model that saw labels of the bars it trades."""
 
 
-class PlanError(ValueError):
+class PlanError(ValueError, InputError):
     """The windows asked for do not fit the bars there are."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import InputError
 from training import metrics, significance
 from training.evaluate import plain
 from training.settings import PromotionSettings
@@ -132,7 +133,7 @@ class Evidence:
         }
 
 
-class NoEvidence(ValueError):
+class NoEvidence(ValueError, InputError):
     """The version has no walk-forward record to judge it on (e.g. an online update)."""
 
 
