@@ -112,6 +112,10 @@ class TuneConfig:
         return {k: getattr(self, k) for k in keys} | {"xgb_estimators": self.xgb_estimators}
 
 
+# what the Dagster pipeline's studies run per materialization (`qtis tune` adds 20 trials)
+PIPELINE = TuneConfig(trials=10)
+
+
 def suggest(trial, family: str) -> dict[str, Any]:
     """The search space of each family (raw Optuna parameters)."""
     if family == "xgboost":
