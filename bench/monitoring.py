@@ -67,7 +67,8 @@ def timed(fn, repeats: int) -> tuple[float, Any]:
 
 
 def bench_report(features: int, reference: int, current: int, repeats: int) -> dict[str, Any]:
-    from monitoring.drift import DriftSettings, drift_measures, evidently_report, snapshot_scores
+    from monitoring.drift import drift_measures, evidently_report, snapshot_scores
+    from monitoring.settings import DriftSettings
 
     ref, cur = frames(features, reference, current)
     names = list(ref.columns)

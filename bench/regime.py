@@ -40,9 +40,9 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
-    from monitoring.drift import DriftSettings
     from monitoring.replay import replay
     from monitoring.scenario import RegimeChange
+    from monitoring.settings import DriftSettings
     from training.runner import TrainConfig
     from warehouse import embedded
     from warehouse.db import sqlalchemy_url, with_database

@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from cli.common import console, ready_url
+from cli.config import config_app
 from cli.db import db_app
+from cli.errors import QtisGroup
 from cli.features import features_app
 from cli.mlflow import mlflow_app
 from cli.models import models_app, serve
@@ -21,12 +23,15 @@ from cli.pipeline import explain, ingest, train, tune, update
 from cli.trade import trade_app
 from warehouse.settings import get_settings
 
-app = typer.Typer(help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True)
+app = typer.Typer(
+    help="QTIS: Quantitative Trading Intelligence System.", no_args_is_help=True, cls=QtisGroup
+)
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(trade_app, name="trade")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(config_app, name="config")
 for command in (serve, ingest, train, update, explain, tune):
     app.command()(command)
 app.add_typer(optuna_app, name="optuna")

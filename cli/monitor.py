@@ -28,7 +28,8 @@ def drift(
 ) -> None:
     """Compare the recent bars with the champion's training period (data, forecasts, accuracy
     once labels are in, SHAP ranking); an HTML report and rows in mlops.drift_results."""
-    from monitoring.drift import DriftSettings, check_drift
+    from monitoring.drift import check_drift
+    from monitoring.settings import DriftSettings
     from serving.predictor import NoChampion
 
     given = {"current_bars": current_bars, "method": method, "threshold": threshold}
@@ -62,8 +63,8 @@ def replay(
     then): one stored run per bar, an Evidently page for those that drifted and the last."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from monitoring.drift import DriftSettings
     from monitoring.replay import replay as run_replay
+    from monitoring.settings import DriftSettings
     from serving.predictor import NoChampion
 
     try:

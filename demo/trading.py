@@ -79,7 +79,8 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     """Three quarters, each traded by an XGBoost fitted only on the three years before it (a
     20-bar purge between), stitched and set against buy-and-hold; JSON in the reports."""
     from trading_runtime.config import RunConfig, StrategyConfig
-    from trading_runtime.walkforward import WalkForwardSettings, walk_forward
+    from trading_runtime.settings import WalkForwardSettings
+    from trading_runtime.walkforward import walk_forward
     from training.evaluate import plain
 
     settings = WalkForwardSettings(windows=3, train_bars=756, test_bars=63, xgb_estimators=100)

@@ -10,38 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from monitoring.drift import DriftReport
-
-
-class ActionSettings(BaseSettings):
-    """``QTIS_MONITOR_*``"""
-
-    model_config = SettingsConfigDict(env_prefix="QTIS_MONITOR_", extra="ignore", frozen=True)
-
-    retrain_cooldown_hours: float = Field(
-        24.0, ge=0, description="no second drift-triggered retrain within this time"
-    )
-    demote_on_decay: bool = Field(True, description="roll the champion back when it decayed")
-    shadow_stream: str | None = Field(
-        None,
-        description="live stream whose shadow book trades the challenger"
-        " (`qtis trade paper --challenger-shadow`); unset: shadow_sensor does nothing",
-    )
-    shadow_significance: float = Field(
-        0.05,
-        gt=0,
-        lt=1,
-        description="one-sided p of 'the shadow trades better' that replaces the champion",
-    )
-    shadow_min_bars: int = Field(60, ge=10, description="bars compared before any verdict")
-    retrain_families: tuple[str, ...] = Field(
-        (),
-        description="model families a drift-triggered retrain trains (empty: all of them"
-        " and the ensemble)",
-    )
+from monitoring.settings import ActionSettings
 
 
 @dataclass(frozen=True)

@@ -7,23 +7,10 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from monitoring.settings import AlertSettings
 
 log = logging.getLogger(__name__)
-
-
-class AlertSettings(BaseSettings):
-    """``QTIS_ALERT_*``"""
-
-    model_config = SettingsConfigDict(env_prefix="QTIS_ALERT_", extra="ignore", frozen=True)
-
-    log_file: Path | None = Field(None, description="default $QTIS_HOME/alerts.jsonl")
-    webhook_url: str | None = Field(None, description="POSTed each alert as JSON")
-    dedup_hours: float = Field(6.0, ge=0, description="one alert per key within this time")
-    timeout: float = Field(5.0, gt=0, description="seconds for the webhook")
 
 
 class AlertSink:

@@ -32,75 +32,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitoring.settings import DriftSettings
 
 # Evidently's tests that return a p-value (drift when below the threshold); the others are
 # distances (drift when at or above it)
 P_VALUE_METHODS = {"ks", "chisquare", "z", "t_test", "mannw", "anderson", "cramer_von_mises",
                    "fisher_exact", "g_test", "epps_singleton", "empirical_mmd", "es"}  # fmt: skip
-
-
-class DriftSettings(BaseSettings):
-    """What counts as drift (``QTIS_DRIFT_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="QTIS_DRIFT_", extra="ignore", frozen=True)
-
-    current_bars: int = Field(20, ge=5, description="the recent bars compared with training")
-    reference_rows: int = Field(5000, ge=100, description="training rows sampled as reference")
-    calibration_windows: int = Field(
-        500,
-        ge=0,
-        description="training-period windows that calibrate the thresholds and the scores, at"
-        " most (a period of fewer bars: one window ending on each; 0: no calibration, the"
-        " fixed threshold for every column)",
-    )
-    calibration_rows: int = Field(
-        2000,
-        ge=100,
-        description="of the training rows before a calibration window, the sample it is tested"
-        " against (at most)",
-    )
-    calibration_quantile: float = Field(
-        1.0, gt=0, le=1, description="of the test (the score) over those windows: its threshold"
-    )
-    calibration_margin: float = Field(
-        1.25, ge=1, description="times that quantile: a column's threshold"
-    )
-    top_columns: int = Field(
-        3, ge=1, description="the scores average the standardized excess of this many columns"
-    )
-    score_margin: float = Field(
-        1.0,
-        ge=0,
-        description="calibration standard deviations added to that quantile: a score's limit"
-        " (a year of training understates how far a stable market strays: see README,"
-        " Monitoring)",
-    )
-    method: str = Field(
-        "wasserstein", description="Evidently's per-column test (wasserstein, psi, ks…)"
-    )
-    threshold: float = Field(
-        0.1, gt=0, description="of the test, at least (Wasserstein in reference sd)"
-    )
-    drift_share: float = Field(0.3, gt=0, le=1, description="drifted features that flag data")
-    ic_floor: float = Field(0.0, description="recent pooled rank IC below it: decayed")
-    attribution_floor: float = Field(0.5, description="SHAP ranking Spearman below it: drifted")
-    explain_samples: int = Field(100, ge=0, description="recent bars SHAP explains; 0: skip")
-    error_ratio: float = Field(
-        1.5, gt=0, description="recent mean absolute error over the training period's: worse"
-    )
-    calendar: bool = Field(
-        False,
-        description="test calendar features too (a window shorter than their cycle"
-        " always differs from a year of training)",
-    )
-    levels: bool = Field(
-        False,
-        description="test features in price or volume units too (moving averages, OBV, pivots:"
-        " they move with every trend, so they would flag one)",
-    )
-    seed: int = 7
 
 
 def tested_features(model, s: DriftSettings) -> list[str]:

@@ -20,9 +20,10 @@ from dagster import (
     sensor,
 )
 
-from monitoring.actions import ActionSettings, decide, decide_shadow
+from monitoring.actions import decide, decide_shadow
 from monitoring.alerts import AlertSink
 from monitoring.drift import latest_run, load_report
+from monitoring.settings import ActionSettings
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.promotion import promotion
 from orchestration.assets.trading import reference_backtests

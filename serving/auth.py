@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import ConfigError
 from serving.settings import ServingSettings
 
 log = logging.getLogger("qtis.serving")
@@ -32,7 +33,7 @@ ROUTE_ROLES = {"/predict": "predict", "/explain": "predict", "/model": "predict"
 ADMIN_PREFIX = "/admin"
 
 
-class TokenFileError(ValueError):
+class TokenFileError(ValueError, ConfigError):
     pass
 
 

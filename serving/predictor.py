@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.errors import InputError, MissingStep
 from serving.prediction_log import PredictionLog
 from serving.schemas import (
     ExplainRequest,
@@ -41,7 +42,7 @@ log = logging.getLogger("qtis.serving")
 MAX_SHADOW_PENDING = 1000  # shadow scoring that falls this far behind is skipped, not queued
 
 
-class RequestError(ValueError):
+class RequestError(ValueError, InputError):
     """A request the service cannot answer, with the field at fault: a 4xx, never a 500."""
 
     def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
@@ -49,7 +50,7 @@ class RequestError(ValueError):
         self.field, self.status = field, status
 
 
-class NoChampion(RuntimeError):
+class NoChampion(RuntimeError, MissingStep):
     """No loadable model holds @champion: the service does not start."""
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import QtisSettings
 
 
-class ServingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QTIS_", env_file=".env", extra="ignore")
+class ServingSettings(QtisSettings):
+    model_config = SettingsConfigDict(env_prefix="QTIS_")
 
     serve_host: str = Field("127.0.0.1", description="address `qtis serve` binds")
     serve_port: int = Field(3100, ge=1, le=65535, description="port `qtis serve` binds")

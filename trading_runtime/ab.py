@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from core.errors import MissingStep
 from trading_runtime.analytics.conventions import Conventions
 from trading_runtime.analytics.performance import curve_returns, sharpe, total_return
 from trading_runtime.runs import RunReport
 from training.significance import diebold_mariano, probabilistic_sharpe_ratio
 
 
-class NoShadow(LookupError):
+class NoShadow(LookupError, MissingStep):
     """The stream has no shadow account (or no live one) to compare."""
 
 

@@ -15,8 +15,7 @@ from pydantic import ValidationError
 from trading_runtime import events as ev
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.journal import Journal
-from trading_runtime.settings import RiskLimits
-from trading_runtime.walkforward import WalkForwardSettings
+from trading_runtime.settings import RiskLimits, WalkForwardSettings
 from warehouse.settings import get_settings
 
 # the command's option -> the RunConfig.costs field

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
 from serving.predictor import Predicting
 from trading_runtime import events as ev
 from trading_runtime.book import Book
@@ -23,12 +24,12 @@ from trading_runtime.feed import BarFeed
 from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
 from trading_runtime.metrics import summary
-from trading_runtime.settings import RuntimeSettings
+from trading_runtime.settings import FixSettings, RuntimeSettings
 from trading_runtime.signals import model_card
 from trading_runtime.telemetry import EventObserver
 
 
-class StreamBusy(RuntimeError):
+class StreamBusy(RuntimeError, InputError):
     """Another engine is running this stream."""
 
 
@@ -128,7 +129,6 @@ def fix_execution(config: RunConfig, instruments, feed: BarFeed) -> Iterator[Exe
     the venue at QTIS_FIX_HOST:PORT, or (``fix-venue``) to a simulated venue started here on a
     free port, which sees each bar just before the engine and fills as the simulator does."""
     from trading_runtime.fix.gateway import FixGateway
-    from trading_runtime.fix.settings import FixSettings
     from trading_runtime.fix.venue import FixVenue
 
     settings = FixSettings()

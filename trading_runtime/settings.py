@@ -1,19 +1,24 @@
 """Typed configuration of the runtime: risk limits (``QTIS_RISK_*``), execution costs
-(``QTIS_COST_*``) and the engine (``QTIS_TRADE_*``). Each is a plain settings object, so a
-strategy's own limits are the defaults with some fields overridden."""
+(``QTIS_COST_*``), the engine (``QTIS_TRADE_*``), walk-forward plans (``QTIS_WALKFORWARD_*``),
+the end-of-run risk report (``QTIS_REPORT_*``) and the FIX gateway and simulated venue
+(``QTIS_FIX_*``). Each is a plain settings object, so a strategy's own limits are the defaults
+with some fields overridden."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import QtisSettings
 
 
-class RiskLimits(BaseSettings):
+class RiskLimits(QtisSettings):
     """Every pre-trade check's threshold. ``None`` switches a check off."""
 
-    model_config = SettingsConfigDict(env_prefix="QTIS_RISK_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="QTIS_RISK_")
 
     max_order_notional: float | None = Field(250_000.0, gt=0, description="per order")
     max_order_quantity: float | None = Field(100_000.0, gt=0, description="per order")
@@ -47,10 +52,10 @@ class RiskLimits(BaseSettings):
     )
 
 
-class CostModel(BaseSettings):
+class CostModel(QtisSettings):
     """What trading costs in the simulator. Slippage is on top of the half spread."""
 
-    model_config = SettingsConfigDict(env_prefix="QTIS_COST_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="QTIS_COST_")
 
     commission_bps: float = Field(1.0, ge=0, description="of traded notional")
     commission_per_share: float = Field(0.0, ge=0)
@@ -83,8 +88,8 @@ class CostModel(BaseSettings):
         )
 
 
-class RuntimeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QTIS_TRADE_", env_file=".env", extra="ignore")
+class RuntimeSettings(QtisSettings):
+    model_config = SettingsConfigDict(env_prefix="QTIS_TRADE_")
 
     capital: float = Field(1_000_000.0, gt=0, description="starting cash per strategy")
     target_vol: float = Field(0.15, gt=0, description="annual volatility the sizer aims at")
@@ -100,4 +105,72 @@ class RuntimeSettings(BaseSettings):
     bars_per_year: float = Field(252.0, gt=0)
     return_window: int = Field(
         252, ge=2, description="bars of returns kept for portfolio optimization and VaR limits"
+    )
+
+
+class WalkForwardSettings(QtisSettings):
+    """The plan and the per-window model (``QTIS_WALKFORWARD_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_WALKFORWARD_")
+
+    windows: int = Field(4, ge=1, description="traded windows, the latest bars")
+    train_bars: int = Field(756, ge=20, description="training bars (the first window's)")
+    test_bars: int = Field(126, ge=2, description="bars each window trades")
+    mode: Literal["anchored", "rolling"] = Field(
+        "anchored", description="anchored: training grows from a fixed start; rolling: slides"
+    )
+    source: Literal["retrain", "champion"] = Field(
+        "retrain", description="fit a model per window, or trade the champion of its day"
+    )
+    purge: int | None = Field(
+        None, ge=1, description="bars between training and trading; default the longest horizon"
+    )
+    validation: float = Field(0.15, ge=0, lt=1, description="retrain: early-stopping share")
+    min_history: int = Field(
+        250, ge=0, description="retrain: a symbol's first bars left out (features warm up)"
+    )
+    warmup_bars: int | None = Field(
+        None,
+        ge=0,
+        description="bars before a window that warm features up; default the"
+        " longest feature warm-up (a model trades only once every feature is defined)",
+    )
+    xgb_estimators: int = Field(300, ge=1, description="retrain: boosting rounds")
+    xgb_max_depth: int = Field(4, ge=1)
+    seed: int = 7
+
+
+class RiskReportSettings(QtisSettings):
+    model_config = SettingsConfigDict(env_prefix="QTIS_REPORT_")
+
+    shocks: dict[str, float] = Field(
+        default_factory=lambda: {"all": -0.10},
+        description='instant price moves: {"AAPL": -0.2, "sector:Energy": -0.1, "all": -0.05}',
+    )
+    stress_windows: int = Field(5, ge=1, description="worst historical windows replayed")
+    stress_horizon: int = Field(10, ge=1, description="bars per stress window")
+    correlation_recent: int = Field(21, ge=2, description="bars of the recent correlation")
+    correlation_baseline: int = Field(252, ge=2, description="bars of the baseline before it")
+    correlation_threshold: float = Field(0.2, gt=0, description="move that raises the alert")
+    paths: int = Field(10_000, ge=100, description="Monte Carlo paths")
+    seed: int = 0
+
+
+class FixSettings(QtisSettings):
+    model_config = SettingsConfigDict(env_prefix="QTIS_FIX_")
+
+    host: str = Field("127.0.0.1", description="the venue's address")
+    port: int = Field(0, ge=0, le=65535, description="the venue's port; 0: a free one (venue)")
+    sender_comp_id: str = Field("QTIS", min_length=1, description="our SenderCompID (49)")
+    target_comp_id: str = Field("VENUE", min_length=1, description="the venue's CompID (56)")
+    heartbeat_seconds: int = Field(30, ge=1, description="HeartBtInt (108) sent at Logon")
+    answer_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="seconds to wait for a Logon, an order's first report, a"
+        " cancel's answer or a bar's reports; later answers come with the next bar",
+    )
+    connect_timeout: float = Field(2.0, gt=0, description="seconds for the TCP connect")
+    store_dir: Path = Field(
+        Path(".qtis/fix"), description="per session: sequence numbers and sent messages"
     )

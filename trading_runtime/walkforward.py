@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import InputError
 from trading_runtime.config import RunConfig
-from trading_runtime.settings import RuntimeSettings
+from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
 
 if TYPE_CHECKING:
     from training.data import TrainingData
@@ -37,46 +36,12 @@ if TYPE_CHECKING:
 BASELINE = "equal-weight buy-and-hold of the universe"
 
 
-class LeakageError(ValueError):
+class LeakageError(ValueError, InputError):
     """A window would be traded by a model that saw labels of the bars it trades."""
 
 
-class PlanError(ValueError):
+class PlanError(ValueError, InputError):
     """The windows asked for do not fit the bars there are."""
-
-
-class WalkForwardSettings(BaseSettings):
-    """The plan and the per-window model (``QTIS_WALKFORWARD_*``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="QTIS_WALKFORWARD_", env_file=".env", extra="ignore"
-    )
-
-    windows: int = Field(4, ge=1, description="traded windows, the latest bars")
-    train_bars: int = Field(756, ge=20, description="training bars (the first window's)")
-    test_bars: int = Field(126, ge=2, description="bars each window trades")
-    mode: Literal["anchored", "rolling"] = Field(
-        "anchored", description="anchored: training grows from a fixed start; rolling: slides"
-    )
-    source: Literal["retrain", "champion"] = Field(
-        "retrain", description="fit a model per window, or trade the champion of its day"
-    )
-    purge: int | None = Field(
-        None, ge=1, description="bars between training and trading; default the longest horizon"
-    )
-    validation: float = Field(0.15, ge=0, lt=1, description="retrain: early-stopping share")
-    min_history: int = Field(
-        250, ge=0, description="retrain: a symbol's first bars left out (features warm up)"
-    )
-    warmup_bars: int | None = Field(
-        None,
-        ge=0,
-        description="bars before a window that warm features up; default the"
-        " longest feature warm-up (a model trades only once every feature is defined)",
-    )
-    xgb_estimators: int = Field(300, ge=1, description="retrain: boosting rounds")
-    xgb_max_depth: int = Field(4, ge=1)
-    seed: int = 7
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
 from training.data import TrainingData, load_training_data
 from training.metrics import information_coefficients, mse
 from training.promotion import CHAMPION, holder
@@ -34,7 +35,7 @@ from training.windows import window_ends
 UPDATABLE = ("lstm", "transformer", "xgboost")
 
 
-class NothingToUpdate(ValueError):
+class NothingToUpdate(ValueError, InputError):
     """The model has already seen every bar whose labels are known."""
 
 

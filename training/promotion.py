@@ -31,27 +31,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import InputError
 from training import metrics, significance
 from training.evaluate import plain
+from training.settings import PromotionSettings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 INSTALLING = ("promoted", "forced")  # decisions that move @champion forward
-
-
-class PromotionSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QTIS_PROMOTION_", env_file=".env", extra="ignore")
-
-    significance: float = Field(0.05, gt=0, lt=1, description="one-sided level of the paired test")
-    horizon: int = Field(1, ge=1, description="label horizon whose losses the paired test compares")
-    min_deflated_sharpe: float = Field(0.95, ge=0, le=1, description="deflated Sharpe threshold")
-    latency_budget_ms: float = Field(10.0, gt=0, description="p99 single-window latency budget")
-    latency_samples: int = Field(200, ge=10, description="single-window calls the probe times")
-    max_pbo: float | None = Field(None, ge=0, le=1, description="PBO gate; unset = report only")
-    pbo_blocks: int = Field(10, ge=2, description="CSCV blocks (even)")
 
 
 @dataclass(frozen=True)
@@ -145,7 +133,7 @@ class Evidence:
         }
 
 
-class NoEvidence(ValueError):
+class NoEvidence(ValueError, InputError):
     """The version has no walk-forward record to judge it on (e.g. an online update)."""
 
 

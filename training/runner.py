@@ -98,6 +98,11 @@ class TrainConfig:
         return made
 
 
+# what the Dagster pipeline trains with: smaller networks, fewer epochs, folds and rounds than
+# `qtis train`, so that a scheduled run of every family stays short
+PIPELINE = TrainConfig(size="small", epochs=5, splits=3, xgb_estimators=300)
+
+
 def global_rank() -> int:
     """This process's rank under Lightning DDP (0 when not distributed): DDP re-runs the whole
     command in every process, and only rank 0 may log, register or print."""

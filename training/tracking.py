@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training import explain
 from training.evaluate import BASELINES, Evaluation
 from training.explain import Attributions
+from training.settings import TrackingSettings
 from transforms.spec import SPEC_PATH
 from warehouse.db import companion_database
 from warehouse.settings import get_settings
@@ -34,22 +33,12 @@ REGISTERED_NAMES = {
 }
 
 
-class TrackingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QTIS_", env_file=".env", extra="ignore")
-
-    mlflow_tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking URI; unset = database 'mlflow' on our server"
-    )
-    mlflow_database: str = Field(default="mlflow", description="Database for MLflow's tables")
-    mlflow_experiment: str = Field(default="qtis", description="Experiment that runs go to")
-
-
 def tracking_uri(url: str, settings: TrackingSettings | None = None) -> str:
     """The MLflow store: QTIS_MLFLOW_TRACKING_URI, or a database beside the warehouse."""
     settings = settings or TrackingSettings()
-    if settings.mlflow_tracking_uri:
-        return settings.mlflow_tracking_uri
-    return companion_database(url, settings.mlflow_database, "MLflow", "QTIS_MLFLOW_TRACKING_URI")
+    if settings.tracking_uri:
+        return settings.tracking_uri
+    return companion_database(url, settings.database, "MLflow", "QTIS_MLFLOW_TRACKING_URI")
 
 
 def configure(url: str, settings: TrackingSettings | None = None) -> str:
@@ -59,11 +48,11 @@ def configure(url: str, settings: TrackingSettings | None = None) -> str:
     settings = settings or TrackingSettings()
     mlflow.set_tracking_uri(tracking_uri(url, settings))
     mlflow.set_registry_uri(mlflow.get_tracking_uri())
-    if mlflow.get_experiment_by_name(settings.mlflow_experiment) is None:
+    if mlflow.get_experiment_by_name(settings.experiment) is None:
         artifacts = (get_settings().home / "mlruns").resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(settings.mlflow_experiment, artifacts.as_uri())
-    return mlflow.set_experiment(settings.mlflow_experiment).experiment_id
+        mlflow.create_experiment(settings.experiment, artifacts.as_uri())
+    return mlflow.set_experiment(settings.experiment).experiment_id
 
 
 def spec_hash() -> str:

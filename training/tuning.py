@@ -17,12 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training import metrics
 from training.data import TrainingData, load_training_data
 from training.runner import FAMILIES, SIZES, TrainConfig
+from training.settings import TuningSettings
 from training.splits import PurgedWalkForward, before_first_test
 from training.windows import window_ends
 from warehouse.db import companion_database, redact
@@ -31,20 +30,11 @@ PRUNERS = ("median", "hyperband", "none")
 SCORES = ("r2", "ic")
 
 
-class TuningSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QTIS_", env_file=".env", extra="ignore")
-
-    optuna_storage: str | None = Field(
-        default=None, description="Optuna RDB storage URL; unset = database 'optuna' on our server"
-    )
-    optuna_database: str = Field(default="optuna", description="Database for Optuna's tables")
-
-
 def storage_url(url: str, settings: TuningSettings | None = None) -> str:
     settings = settings or TuningSettings()
-    if settings.optuna_storage:
-        return settings.optuna_storage
-    return companion_database(url, settings.optuna_database, "Optuna", "QTIS_OPTUNA_STORAGE")
+    if settings.storage:
+        return settings.storage
+    return companion_database(url, settings.database, "Optuna", "QTIS_TUNE_STORAGE")
 
 
 def storage(url: str):
@@ -120,6 +110,10 @@ class TuneConfig:
         """What must match for trials to be comparable within one study."""
         keys = ("size", "window", "epochs", "splits", "first_test", "min_history", "score")
         return {k: getattr(self, k) for k in keys} | {"xgb_estimators": self.xgb_estimators}
+
+
+# what the Dagster pipeline's studies run per materialization (`qtis tune` adds 20 trials)
+PIPELINE = TuneConfig(trials=10)
 
 
 def suggest(trial, family: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from core.errors import ConfigError
+
 SPEC_PATH = Path(__file__).with_name("feature_spec.yml")
 STAGES = ("recursive", "windowed", "cross_asset", "calendar", "garch")
 CALENDAR_COLUMNS = (
@@ -28,7 +30,7 @@ CALENDAR_COLUMNS = (
 )
 
 
-class SpecError(ValueError):
+class SpecError(ValueError, ConfigError):
     """The feature spec file is not valid; the message names the entry."""
 
 

@@ -3,6 +3,7 @@ row and never through Python objects."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -10,7 +11,18 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
+from core.errors import MissingStep
 from warehouse.db import unreachable
+
+UNDEFINED_TABLE = "42P01"
+# the command that builds each schema's tables (the migrations create the other schemas')
+BUILT_BY = {"features": "qtis features build"}
+RELATION = re.compile(r'relation "(?P<schema>\w+)\.(?P<table>\w+)" does not exist')
+
+
+class MissingTable(MissingStep):
+    """A read of a table that an earlier step builds, before that step ran."""
+
 
 BAR_SCHEMA = pa.schema(
     [
@@ -66,6 +78,25 @@ def read_query(url: str, query: sql.Composable, schema: pa.Schema) -> pa.Table:
     except adbc.OperationalError as exc:
         raise unreachable(url, exc) from exc
     with conn, conn.cursor() as cur:
-        cur.execute(query.as_string())
+        try:
+            cur.execute(query.as_string())
+        except adbc.ProgrammingError as exc:
+            missing = missing_table(exc)
+            if missing is None:
+                raise
+            raise missing from exc
         table = cur.fetch_arrow_table()
     return table.rename_columns(schema.names).cast(schema)
+
+
+def missing_table(exc: adbc.ProgrammingError) -> MissingTable | None:
+    """The step to run first when ``exc`` is a read of a table that step builds; None when
+    it is another error (a bug, not the order of the steps)."""
+    found = RELATION.search(str(exc))
+    if getattr(exc, "sqlstate", None) != UNDEFINED_TABLE or not found:
+        return None
+    command = BUILT_BY.get(found["schema"])
+    if command is None:
+        return None
+    relation = f"{found['schema']}.{found['table']}"
+    return MissingTable(f"{relation} does not exist yet: run `{command}` first")

@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import QtisSettings
 
 
-class WarehouseSettings(BaseSettings):
+class WarehouseSettings(QtisSettings):
     """Where the data lives and how ingestion judges it.
 
     ``database_url`` wins when set; otherwise an embedded Postgres keeps its data under
     ``home``/pg so that a fresh clone needs no database server.
     """
 
-    model_config = SettingsConfigDict(env_prefix="QTIS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="QTIS_")
 
     database_url: str | None = Field(
         default=None, description="Postgres URL; unset means the embedded server under QTIS_HOME."

@@ -5,8 +5,9 @@ from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, 
 
 from orchestration.resources import WarehouseResource
 from serving.probe import serving_probe
-from training.promotion import PromotionSettings, promote, status
+from training.promotion import promote, status
 from training.runner import FAMILIES
+from training.settings import PromotionSettings
 
 
 class PromotionConfig(Config):

@@ -17,27 +17,29 @@ from dagster import (
 
 from orchestration.resources import WarehouseResource
 from training.ensemble import run_ensemble
-from training.runner import FAMILIES, TrainConfig, run_training
+from training.runner import FAMILIES, PIPELINE, TrainConfig, run_training
 from training.tuning import with_tuned_params
 
 
 class TrainingConfig(Config):
-    size: str = "small"  # seed | small | tiny (network sizes)
-    epochs: int = 5
-    window: int = 60
-    splits: int = 3
-    cost_bps: float = 5.0
-    seed: int = 7
-    xgb_estimators: int = 300
+    """The pipeline's training run; defaults from ``training.runner.PIPELINE``."""
+
+    size: str = PIPELINE.size  # seed | small | tiny (network sizes)
+    epochs: int = PIPELINE.epochs
+    window: int = PIPELINE.window
+    splits: int = PIPELINE.splits
+    cost_bps: float = PIPELINE.cost_bps
+    seed: int = PIPELINE.seed
+    xgb_estimators: int = PIPELINE.xgb_estimators
     tuned: bool = True  # start from the best trial of the family's study, when there is one
-    accelerator: str = "cpu"
+    accelerator: str = PIPELINE.accelerator
     devices: int = 1
     # "ddp" re-runs the launching command in every process: inside Dagster use "ddp_spawn"
-    strategy: str = "auto"
-    explain_samples: int = 200  # bars the final model's SHAP values are computed on; 0 = off
+    strategy: str = PIPELINE.strategy
+    explain_samples: int = PIPELINE.explain_samples  # bars SHAP explains; 0 = off
     # latest share of bars the registered model never sees (labels included): the reference
     # backtests trade them out of sample; 0 trains on all history, for live trading
-    holdout: float = TrainConfig.holdout
+    holdout: float = PIPELINE.holdout
 
 
 def report_path(home: Path, family: str) -> Path:

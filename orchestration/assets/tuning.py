@@ -12,22 +12,24 @@ from dagster import (
 
 from orchestration.resources import WarehouseResource
 from training.runner import FAMILIES
-from training.tuning import TuneConfig, tune
+from training.tuning import PIPELINE, TuneConfig, tune
 
 
 class TuningConfig(Config):
-    trials: int = 10
-    workers: int = 1  # processes sharing the study
-    size: str = "small"
-    epochs: int = 5
-    window: int = 60
-    splits: int = 2  # inner walk-forward folds, all before the reported test period
-    min_history: int = 200  # bars of a symbol's warm-up before its rows are used
-    xgb_estimators: int = 300
-    score: str = "r2"  # r2 (vs the zero forecast) or ic
-    pruner: str = "median"  # median, hyperband or none
-    seed: int = 7
-    timeout: float | None = None
+    """The pipeline's study run; defaults from ``training.tuning.PIPELINE``."""
+
+    trials: int = PIPELINE.trials
+    workers: int = PIPELINE.workers  # processes sharing the study
+    size: str = PIPELINE.size
+    epochs: int = PIPELINE.epochs
+    window: int = PIPELINE.window
+    splits: int = PIPELINE.splits  # inner walk-forward folds, all before the reported test period
+    min_history: int = PIPELINE.min_history  # bars of a symbol's warm-up before its rows are used
+    xgb_estimators: int = PIPELINE.xgb_estimators
+    score: str = PIPELINE.score  # r2 (vs the zero forecast) or ic
+    pruner: str = PIPELINE.pruner  # median, hyperband or none
+    seed: int = PIPELINE.seed
+    timeout: float | None = PIPELINE.timeout
 
 
 def _tuning_asset(family: str) -> AssetsDefinition:

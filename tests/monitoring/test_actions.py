@@ -15,9 +15,10 @@ from typing import ClassVar
 import pytest
 from dagster import DagsterInstance, build_run_status_sensor_context, build_sensor_context
 
-from monitoring.actions import ActionSettings, decide, decide_shadow
-from monitoring.alerts import AlertSettings, AlertSink
+from monitoring.actions import decide, decide_shadow
+from monitoring.alerts import AlertSink
 from monitoring.drift import DriftReport, Measure, save
+from monitoring.settings import ActionSettings, AlertSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
 from serving.probe import serving_probe

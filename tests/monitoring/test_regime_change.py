@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from monitoring.drift import DriftSettings
 from monitoring.replay import replay
 from monitoring.scenario import RegimeChange
+from monitoring.settings import DriftSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
 from tests.conftest import _copy_database, _fresh_database

@@ -27,7 +27,8 @@ from serving.settings import ServingSettings
 from serving.windows import WindowSource
 from tests.conftest import _fresh_database
 from trading_runtime.config import RunConfig, StrategyConfig
-from trading_runtime.walkforward import WalkForwardSettings, bar_timeline, walk_forward
+from trading_runtime.settings import WalkForwardSettings
+from trading_runtime.walkforward import bar_timeline, walk_forward
 from training import promotion
 from training.promotion import CHALLENGER, champions, move_alias
 from training.runner import TrainConfig, run_training

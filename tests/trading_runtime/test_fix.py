@@ -24,11 +24,10 @@ from trading_runtime.fix.gateway import FixGateway
 from trading_runtime.fix.messages import new_order
 from trading_runtime.fix.protocol import MsgType
 from trading_runtime.fix.session import FixSessionError
-from trading_runtime.fix.settings import FixSettings
 from trading_runtime.fix.venue import FixVenue
 from trading_runtime.instruments import Instrument
 from trading_runtime.runs import build_engine, report, run
-from trading_runtime.settings import CostModel
+from trading_runtime.settings import CostModel, FixSettings
 
 COSTS = CostModel(
     commission_bps=2.0,

@@ -85,8 +85,9 @@ def test_runtime_alerts_reach_the_sink_once_per_kind(market, tmp_path):
     a halt is critical, a return to active is not an alert."""
     import json
 
-    from monitoring.alerts import AlertSettings, AlertSink
+    from monitoring.alerts import AlertSink
     from monitoring.runtime_alerts import RuntimeAlerts
+    from monitoring.settings import AlertSettings
     from trading_runtime.book import Book
 
     sink = AlertSink(AlertSettings(log_file=tmp_path / "alerts.jsonl"))

@@ -17,8 +17,9 @@ from training import promotion, significance, tracking
 from training.data import load_training_data
 from training.evaluate import evaluate
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
-from training.promotion import CHALLENGER, CHAMPION, PromotionSettings
+from training.promotion import CHALLENGER, CHAMPION
 from training.runner import TrainConfig
+from training.settings import PromotionSettings
 from training.splits import PurgedWalkForward
 from warehouse.db import sqlalchemy_url
 

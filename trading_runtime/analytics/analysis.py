@@ -17,7 +17,8 @@ from trading_runtime.analytics.bootstrap import bootstrap_intervals
 from trading_runtime.analytics.conventions import Conventions
 from trading_runtime.analytics.performance import alpha_beta, curve_returns, performance
 from trading_runtime.analytics.positions import Holdings
-from trading_runtime.analytics.risk_report import RiskReportSettings, risk_report
+from trading_runtime.analytics.risk_report import risk_report
+from trading_runtime.settings import RiskReportSettings
 from training.metrics import Interval
 
 

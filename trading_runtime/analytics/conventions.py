@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import QtisSettings
 
 
-class Conventions(BaseSettings):
+class Conventions(QtisSettings):
     """Defaults match empyrical's daily conventions, so its numbers and ours agree."""
 
-    model_config = SettingsConfigDict(env_prefix="QTIS_ANALYTICS_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="QTIS_ANALYTICS_")
 
     returns: Literal["simple per bar"] = Field(
         "simple per bar", description="equity(t) / equity(t-1) - 1, the first bar from capital"

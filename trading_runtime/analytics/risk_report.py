@@ -9,34 +9,17 @@ import math
 from typing import Any
 
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trading_runtime.analytics.positions import Holdings
 from trading_runtime.instruments import Instrument
 from trading_runtime.portfolio.correlation import correlation_breakdown
 from trading_runtime.portfolio.risk import portfolio_var_es
 from trading_runtime.portfolio.stress import apply_shocks, historical_stress, sector_exposure
+from trading_runtime.settings import RiskReportSettings
 
 METHODS = ("historical", "parametric", "monte-carlo", "evt")
 LEVELS = (0.95, 0.99)
 HORIZONS = (1, 10)
-
-
-class RiskReportSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QTIS_REPORT_", extra="forbid", frozen=True)
-
-    shocks: dict[str, float] = Field(
-        default_factory=lambda: {"all": -0.10},
-        description='instant price moves: {"AAPL": -0.2, "sector:Energy": -0.1, "all": -0.05}',
-    )
-    stress_windows: int = Field(5, ge=1, description="worst historical windows replayed")
-    stress_horizon: int = Field(10, ge=1, description="bars per stress window")
-    correlation_recent: int = Field(21, ge=2, description="bars of the recent correlation")
-    correlation_baseline: int = Field(252, ge=2, description="bars of the baseline before it")
-    correlation_threshold: float = Field(0.2, gt=0, description="move that raises the alert")
-    paths: int = Field(10_000, ge=100, description="Monte Carlo paths")
-    seed: int = 0
 
 
 def risk_report(

@@ -28,9 +28,9 @@ from trading_runtime.domain import Order, OrderStatus
 from trading_runtime.fix.messages import ORD_STATUS, cancel_request, event_from, new_order
 from trading_runtime.fix.protocol import FieldProblem, MsgType, Tag, required, text
 from trading_runtime.fix.session import FixSessionError, Session
-from trading_runtime.fix.settings import FixSettings
 from trading_runtime.fix.store import FileStore
 from trading_runtime.instruments import Instrument
+from trading_runtime.settings import FixSettings
 
 log = logging.getLogger(__name__)
 INVALID_MSG_TYPE = 11  # SessionRejectReason

@@ -33,10 +33,9 @@ from trading_runtime.fix.protocol import (
     text,
 )
 from trading_runtime.fix.session import Session, shut
-from trading_runtime.fix.settings import FixSettings
 from trading_runtime.fix.store import FileStore
 from trading_runtime.instruments import Instrument
-from trading_runtime.settings import CostModel
+from trading_runtime.settings import CostModel, FixSettings
 
 log = logging.getLogger(__name__)
 UNKNOWN_ORDER = "1"  # CxlRejReason

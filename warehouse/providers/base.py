@@ -9,12 +9,14 @@ from typing import Protocol
 
 import pandas as pd
 
+from core.errors import InputError
+
 # Canonical raw columns every provider returns (values may still be unparsed strings).
 REQUIRED_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 OPTIONAL_COLUMNS = ("adj_close",)
 
 
-class DataSourceError(ValueError):
+class DataSourceError(ValueError, InputError):
     """A source that cannot be read at all (missing columns, empty, wrong format)."""
 
 
