@@ -538,10 +538,10 @@ def _stitch(
 ) -> WalkForwardResult:
     """The windows' equity curves end to end (each began with the last one's ending equity),
     their fills, metrics of the whole out-of-sample record, and the buy-and-hold baseline."""
-    from trading_runtime.analytics.conventions import Conventions
-    from trading_runtime.analytics.performance import curve_returns, performance
+    from quant.performance import curve_returns, performance
+    from trading_runtime.analytics.conventions import conventions as analytics_conventions
 
-    conventions = Conventions(periods_per_year=runtime.bars_per_year)
+    conventions = analytics_conventions(periods_per_year=runtime.bars_per_year)
     curve, fills, benchmark = [], [], []
     for window, report in reports:
         for point in report.equity_curve:

@@ -34,7 +34,8 @@ import pandas as pd
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from training import metrics, significance
+from quant import significance
+from training import metrics
 from training.evaluate import plain
 
 CHAMPION = "champion"

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from quant import significance
 from serving.probe import serving_probe
 from tests.conftest import _fresh_database
-from training import promotion, significance, tracking
+from training import promotion, tracking
 from training.data import load_training_data
 from training.evaluate import evaluate
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
