@@ -441,11 +441,29 @@ def _walk_forward(config, settings):
                 err.print(f"{result.window.name} skipped: {result.skipped}", highlight=False)
 
         try:
-            return walk_forward(url, config, settings, progress=advance)
+            return walk_forward(
+                url, config, model_source(url, settings), settings, progress=advance
+            )
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
         except (StreamBusy, LookupError, ValueError) as exc:
             raise fail(str(exc)) from exc
+
+
+def model_source(url: str, settings):
+    """The walk-forward's per-window model source by ``settings.source``: an XGBoost fitted per
+    window (in process, never registered), or the champion of each window's day."""
+    if settings.source == "champion":
+        from serving.champion_source import ChampionSource
+        from trading_runtime.walkforward import bar_timeline
+
+        return lambda symbols, horizon: ChampionSource(url, bar_timeline(url, symbols), horizon)
+    from serving.retrain_source import RetrainSource
+    from training.walkforward_fit import FitParams
+
+    s = settings
+    params = FitParams(s.validation, s.min_history, s.xgb_estimators, s.xgb_max_depth, s.seed)
+    return lambda symbols, horizon: RetrainSource(url, symbols, horizon, params)
 
 
 def print_walk_forward(found, out: Console = console) -> None:

@@ -77,7 +77,7 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
 def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     """Three quarters, each traded by an XGBoost fitted only on the three years before it (a
     20-bar purge between), stitched and set against buy-and-hold; JSON in the reports."""
-    from orchestration.cli_trade import print_walk_forward
+    from orchestration.cli_trade import model_source, print_walk_forward
     from trading_runtime.config import RunConfig, StrategyConfig
     from trading_runtime.walkforward import WalkForwardSettings, walk_forward
     from training.evaluate import plain
@@ -86,7 +86,8 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     stream = f"demo-wf-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     config = RunConfig(stream=stream, strategies=[StrategyConfig(signal="model")])
     with console.status("walk-forward: a model fitted per window on the bars before it only"):
-        found = walk_forward(warehouse.url(), config, settings)
+        url = warehouse.url()
+        found = walk_forward(url, config, model_source(url, settings), settings)
     print_walk_forward(found, console)
     path = warehouse.settings().home / "reports" / "walkforward.json"
     path.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))

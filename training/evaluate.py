@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from quant import intervals
+from quant.splits import PurgedWalkForward
 from training import metrics
 from training.data import TrainingData
-from training.splits import PurgedWalkForward
 from training.windows import window_ends
 
 BASELINES = ("zero", "ridge", "buy_and_hold")  # every model is reported next to these

@@ -21,9 +21,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quant.intervals import information_coefficients
+from quant.splits import PurgedWalkForward, before_first_test
 from training.data import TrainingData, load_training_data
 from training.runner import FAMILIES, SIZES, TrainConfig
-from training.splits import PurgedWalkForward, before_first_test
 from training.windows import window_ends
 from warehouse.db import companion_database, redact
 

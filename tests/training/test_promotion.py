@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from quant import significance
+from quant.splits import PurgedWalkForward
 from serving.probe import serving_probe
 from tests.conftest import _fresh_database
 from training import promotion, tracking
@@ -20,7 +21,6 @@ from training.evaluate import evaluate
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
 from training.promotion import CHALLENGER, CHAMPION, PromotionSettings
 from training.runner import TrainConfig
-from training.splits import PurgedWalkForward
 from warehouse.db import sqlalchemy_url
 
 SYMBOLS = ["AAPL", "IBM", "MSFT"]

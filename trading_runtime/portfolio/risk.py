@@ -119,7 +119,7 @@ def _portfolio_monte_carlo(
     rng = np.random.default_rng(seed)
     growth = np.ones((paths, frame.shape[1]))
     for _ in range(horizon):
-        shocks = rng.standardnormal_var_es((paths, frame.shape[1])) @ chol.T
+        shocks = rng.standard_normal((paths, frame.shape[1])) @ chol.T
         if distribution == "t":  # a scale mixture with the same covariance
             shocks *= np.sqrt((df - 2) / rng.chisquare(df, (paths, 1)))
         growth *= 1 + mean + shocks
