@@ -14,7 +14,7 @@ from core.errors import ConfigError
 from core.settings import QtisSettings, Setting, describe_all, to_json, to_markdown
 from monitoring.settings import ActionSettings, AlertSettings, DriftSettings
 from serving.settings import ServingSettings
-from trading_runtime.analytics.conventions import Conventions
+from trading_runtime.analytics.conventions import ConventionsSettings
 from trading_runtime.settings import (
     CostModel,
     FixSettings,
@@ -38,7 +38,7 @@ SETTINGS: tuple[type[QtisSettings], ...] = (
     RiskLimits,
     CostModel,
     WalkForwardSettings,
-    Conventions,
+    ConventionsSettings,
     RiskReportSettings,
     FixSettings,
     DriftSettings,

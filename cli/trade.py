@@ -242,6 +242,7 @@ def _walk_forward(config, settings):
     from trading_runtime.engine import EngineHalted
     from trading_runtime.runs import StreamBusy
     from trading_runtime.walkforward import walk_forward
+    from trading_runtime.walkforward_sources import model_source
 
     url = ready_url()
     columns = (
@@ -260,7 +261,9 @@ def _walk_forward(config, settings):
                 err.print(f"{result.window.name} skipped: {result.skipped}", highlight=False)
 
         try:
-            return walk_forward(url, config, settings, progress=advance)
+            return walk_forward(
+                url, config, model_source(url, settings), settings, progress=advance
+            )
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
         except (StreamBusy, LookupError, ValueError) as exc:

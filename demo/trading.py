@@ -81,13 +81,15 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     from trading_runtime.config import RunConfig, StrategyConfig
     from trading_runtime.settings import WalkForwardSettings
     from trading_runtime.walkforward import walk_forward
+    from trading_runtime.walkforward_sources import model_source
     from training.evaluate import plain
 
     settings = WalkForwardSettings(windows=3, train_bars=756, test_bars=63, xgb_estimators=100)
     stream = f"demo-wf-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     config = RunConfig(stream=stream, strategies=[StrategyConfig(signal="model")])
     with console.status("walk-forward: a model fitted per window on the bars before it only"):
-        found = walk_forward(warehouse.url(), config, settings)
+        url = warehouse.url()
+        found = walk_forward(url, config, model_source(url, settings), settings)
     print_walk_forward(found, console)
     path = warehouse.settings().home / "reports" / "walkforward.json"
     path.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))

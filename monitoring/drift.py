@@ -352,7 +352,7 @@ def performance_measures(
     horizon that has at least 20 known outcomes."""
     from scipy.stats import spearmanr
 
-    from training.metrics import directional_accuracy
+    from quant.intervals import directional_accuracy
 
     out, decided = [], None
     for h in horizons:

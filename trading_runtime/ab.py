@@ -17,10 +17,11 @@ import numpy as np
 from scipy import stats
 
 from core.errors import MissingStep
-from trading_runtime.analytics.conventions import Conventions
-from trading_runtime.analytics.performance import curve_returns, sharpe, total_return
+from quant.conventions import PER_PERIOD
+from quant.performance import curve_returns, sharpe, total_return
+from quant.significance import diebold_mariano, probabilistic_sharpe_ratio
+from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.runs import RunReport
-from training.significance import diebold_mariano, probabilistic_sharpe_ratio
 
 
 class NoShadow(LookupError, MissingStep):
@@ -106,7 +107,7 @@ def compare(
     lags = newey_west_lags(len(a))
     # losses are negative returns; the horizon sets the HAC lags (h - 1)
     test = diebold_mariano(-a, -b, horizon=lags + 1)
-    conventions = Conventions(periods_per_year=bars_per_year)
+    conventions = analytics_conventions(periods_per_year=bars_per_year)
     return Comparison(
         stream=run.stream,
         live=live,
@@ -129,9 +130,8 @@ def compare(
 def _psr(shadow: np.ndarray, live: np.ndarray) -> float:
     """Probabilistic Sharpe ratio of the shadow's returns, with the live book's per-bar Sharpe
     ratio as the benchmark (NaN when either book never moved)."""
-    if shadow.std(ddof=1) == 0 or live.std(ddof=1) == 0:
+    sr, benchmark = sharpe(shadow, PER_PERIOD), sharpe(live, PER_PERIOD)
+    if not (math.isfinite(sr) and math.isfinite(benchmark)):
         return math.nan
-    sr = float(shadow.mean() / shadow.std(ddof=1))
-    benchmark = float(live.mean() / live.std(ddof=1))
     skew, kurtosis = float(stats.skew(shadow)), float(stats.kurtosis(shadow, fisher=False))
     return probabilistic_sharpe_ratio(sr, benchmark, len(shadow), skew, kurtosis)

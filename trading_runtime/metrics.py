@@ -1,5 +1,5 @@
 """Summary figures of a run, from its equity curve and the book: the return-based metrics of
-``trading_runtime.analytics.performance`` under its stated conventions (simple returns per bar,
+``quant.performance`` under its stated conventions (simple returns per bar,
 risk-free 0, sample standard deviation; QTIS_ANALYTICS_*), plus costs and activity."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from trading_runtime.analytics.conventions import Conventions
-from trading_runtime.analytics.performance import curve_returns, performance
+from quant.performance import curve_returns, performance
+from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.book import Book
 from trading_runtime.domain import OrderStatus
 
@@ -21,7 +21,7 @@ def summary(
     """Per account and in total: return, CAGR, volatility, Sharpe, Sortino, Calmar, drawdown
     and its duration, hit rate, profit factor, VaR/ES, costs, activity and turnover (traded
     notional over mean equity, a year)."""
-    conventions = Conventions(periods_per_year=bars_per_year)
+    conventions = analytics_conventions(periods_per_year=bars_per_year)
     out: dict[str, Any] = {}
     names = list(book.accounts)
     live = [a for a in names if not book.accounts[a].shadow] or names  # shadows: hypothetical

@@ -1,12 +1,12 @@
 """Walk-forward backtest: a model per training window, trading only the window after it.
 
 The bar timeline (the trading days of the run's symbols in ``market.bars``) is cut into windows
-by ``training.splits.PurgedWalkForward``: each trains on ``train_bars`` bars (``rolling``) or on
+by ``quant.splits.PurgedWalkForward``: each trains on ``train_bars`` bars (``rolling``) or on
 everything since the first window's start (``anchored``), skips ``purge`` >= the longest label
-horizon bars, and trades the next ``test_bars`` bars. The model of a window is fitted on its
-training rows only (``retrain``: an XGBoost, in process, never registered) or is the version that
-held @champion most recently among those whose labels end before the window (``champion``,
-from ``mlops.promotions``). Before a
+horizon bars, and trades the next ``test_bars`` bars. The model of a window comes from the source
+the caller hands in: fitted on its training rows only (``retrain``:
+``serving.retrain_source``) or the version that held @champion most recently among those whose
+labels end before the window (``champion``: ``serving.champion_source``). Before a
 window trades, :func:`assert_unseen` checks the last bar whose label its model saw against the
 window's first traded bar: no period is traded by a model that saw its outcome.
 
@@ -20,18 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from core.errors import InputError
+from quant.splits import PurgedWalkForward
+from serving.window_model import Skip, WindowModel
 from trading_runtime.config import RunConfig
 from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
-
-if TYPE_CHECKING:
-    from training.data import TrainingData
 
 BASELINE = "equal-weight buy-and-hold of the universe"
 
@@ -103,8 +102,6 @@ def plan_windows(
     """Windows over the last ``train_bars + purge + windows * test_bars`` bars of ``timeline``
     (bar dates; repeats are fine): test windows tile the end of it, each after a training span
     ``purge`` (>= ``horizon``) bars earlier, so a training label never reaches a traded bar."""
-    from training.splits import PurgedWalkForward
-
     purge = horizon if purge is None else purge
     if purge < horizon:
         raise PlanError(f"purge ({purge} bars) must be at least the longest horizon ({horizon})")
@@ -176,140 +173,15 @@ def assert_unseen(window: Window, label_end: date | datetime | None) -> None:
 # --- the model of a window ------------------------------------------------------------------
 
 
-@dataclass
-class WindowModel:
-    """The predictor that trades a window, and what its training saw."""
+class ModelSource(Protocol):
+    """Gives each window the model that trades it, or raises ``Skip`` with the reason
+    (``serving.retrain_source.RetrainSource``, ``serving.champion_source.ChampionSource``)."""
 
-    predictor: Any  # serving.predictor.Predicting
-    label: str  # e.g. "qtis-xgboost v3" or "xgboost fit on w00"
-    trained_through: date | None  # last training row
-    label_end: date | None  # last bar a training label looked at
-    training_rows: int | None = None
+    def model(self, window: Window) -> WindowModel: ...
 
 
-class Skip(Exception):
-    """This window is not traded, for the reason given."""
-
-
-def fit_window(
-    url: str, data: TrainingData, window: Window, settings: WalkForwardSettings, horizon: int
-) -> WindowModel:
-    """An XGBoost on the window's training rows only (the last ``validation`` share, purged,
-    for early stopping), served in process like a registered model: nothing goes to MLflow."""
-    from serving.predictor import LoadedModel, Predictor
-    from training.models.tabular import XGBoostModel
-    from training.splits import final_split
-    from training.tracking import QtisPyfunc
-    from training.windows import window_ends
-
-    rows = window_ends(data, 1, settings.min_history)
-    days = data.ts[rows].astype("datetime64[D]")
-    first, last = np.datetime64(window.train_start), np.datetime64(window.train_end)
-    rows = rows[(days >= first) & (days <= last)]
-    # a symbol with missing days looks further ahead in calendar terms: drop such rows too
-    ends = data.label_ends(rows, horizon).astype("datetime64[D]")
-    rows = rows[ends < np.datetime64(window.test_start)]
-    complete = rows[~np.isnan(data.returns[rows]).any(axis=1)]
-    if not len(complete):
-        raise PlanError(
-            f"window {window.name}: no labelled training rows from {window.train_start} to"
-            f" {window.train_end} (features.training_set; min_history {settings.min_history})"
-        )
-    split = final_split(data.ts[rows], horizon, settings.validation)
-    train, validation = rows[split.train], rows[split.validation]
-    model = XGBoostModel(
-        n_estimators=settings.xgb_estimators,
-        max_depth=settings.xgb_max_depth,
-        seed=settings.seed,
-    ).fit(data, train, validation)
-    used = np.r_[train, validation]
-    used = used[~np.isnan(data.returns[used]).any(axis=1)]  # the rows the booster saw
-    seen = _date(data.label_end(used, horizon))
-    through = _date(data.ts[used].max())
-    loaded = LoadedModel(
-        "champion",
-        "walkforward-xgboost",
-        window.name,
-        f"walkforward-{window.name}",
-        QtisPyfunc(model, "features"),
-        1,
-        tuple(data.feature_names),
-        tuple(data.horizons),
-        trained_through=datetime.combine(through, time.min, UTC),
-        label_end=datetime.combine(seen, time.min, UTC),  # the engine trades only after it
-    )
-    label = f"xgboost fit on {window.name}"
-    return WindowModel(Predictor.of(url, loaded), label, through, seen, len(used))
-
-
-def champion_label_end(
-    tags: dict[str, str], timeline: np.ndarray, horizon: int
-) -> tuple[date | None, date | None]:
-    """(trained_through, label end) from a registered run's tags: ``label_end`` when tagged,
-    else ``trained_through`` plus ``horizon`` bars of ``timeline`` (an older run tagged only its
-    last training row; labels cannot look past the last bar there is)."""
-    through = pd.Timestamp(tags["trained_through"]).date() if tags.get("trained_through") else None
-    if tags.get("label_end"):
-        return through, pd.Timestamp(tags["label_end"]).date()
-    if through is None:
-        return None, None
-    if not len(timeline):
-        return through, None
-    at = int(np.searchsorted(timeline, np.datetime64(through), side="right")) - 1 + horizon
-    return through, _date(timeline[min(max(at, 0), len(timeline) - 1)])
-
-
-class ChampionSource:
-    """Per window, the champion a desk would have traded then: of the versions that have held
-    @champion (``mlops.promotions``), the most recently installed one whose labels end before
-    the window starts - each as if it went live the day its data ended. (Promotion decisions
-    carry wall-clock times, so on historical bars every decision is "later"; the data each
-    version saw is what decides whether it may trade a window.)"""
-
-    def __init__(self, url: str, timeline: np.ndarray, horizon: int) -> None:
-        from training.promotion import champions
-
-        self.url, self.timeline, self.horizon = url, timeline, horizon
-        self.history = champions(url)  # oldest first
-        self._seen: dict[tuple[str, str], tuple[date | None, date | None]] = {}
-        self._loaded: dict[tuple[str, str], Any] = {}
-
-    def _labels(self, held: tuple[str, str]) -> tuple[date | None, date | None]:
-        if held not in self._seen:
-            from mlflow.tracking import MlflowClient
-
-            from training import tracking
-
-            tracking.configure(self.url)
-            client = MlflowClient()
-            tags = client.get_run(client.get_model_version(*held).run_id).data.tags
-            self._seen[held] = champion_label_end(tags, self.timeline, self.horizon)
-        return self._seen[held]
-
-    def model(self, window: Window) -> WindowModel:
-        from serving.predictor import NoChampion, Predictor
-
-        if not self.history:
-            raise Skip("no model has held @champion (mlops.promotions): promote one first")
-        unseen = [h for h in self.history if _before(self._labels(h)[1], window.test_start)]
-        if not unseen:
-            latest = self.history[-1]
-            raise Skip(
-                f"refused: every champion saw labels of {window.test_start} or later (the"
-                f" latest, {latest[0]} v{latest[1]}, through {self._labels(latest)[1]})"
-            )
-        held = unseen[-1]
-        if held not in self._loaded:
-            try:
-                self._loaded[held] = Predictor.pinned(self.url, *held)
-            except NoChampion as exc:
-                raise Skip(str(exc)) from exc
-        through, seen = self._labels(held)
-        return WindowModel(self._loaded[held], f"{held[0]} v{held[1]}", through, seen)
-
-
-def _before(seen: date | None, start: date) -> bool:
-    return seen is not None and seen < start
+SourceFactory = Callable[[list[str], int], ModelSource]
+"""(the run's symbols, the longest label horizon) -> the source, built once the plan stands."""
 
 
 # --- trading the windows --------------------------------------------------------------------
@@ -414,13 +286,14 @@ def _refuse_existing(url: str, streams: list[str]) -> None:
 def walk_forward(
     url: str,
     config: RunConfig,
+    source: SourceFactory,
     settings: WalkForwardSettings | None = None,
     runtime: RuntimeSettings | None = None,
     progress: Callable[[int, int, WindowResult | None], None] | None = None,
 ) -> WalkForwardResult:
-    """Plan the windows over ``config``'s symbols and dates, then for each: its model (fitted
-    or the champion of its day), the leakage check, and a costed backtest on stream
-    ``<config.stream>-wNN`` that ends flat; then the stitched out-of-sample result."""
+    """Plan the windows over ``config``'s symbols and dates, then for each: its model from
+    ``source`` (fitted, or the champion of its day), the leakage check, and a costed backtest
+    on stream ``<config.stream>-wNN`` that ends flat; then the stitched out-of-sample result."""
     from trading_runtime.instruments import load_instruments
     from trading_runtime.runs import run
 
@@ -437,7 +310,7 @@ def walk_forward(
     _refuse_existing(url, streams)
     if progress:
         progress(0, len(windows), None)
-    source = _source(url, symbols, settings, horizon)
+    models = source(symbols, horizon)
     capital = {s.name: config.capital(s, runtime) for s in config.strategies}
     initial = _live_total(config, capital)
     warmup = feature_warmup() if settings.warmup_bars is None else settings.warmup_bars
@@ -445,7 +318,7 @@ def walk_forward(
     for window, stream in zip(windows, streams, strict=True):
         result = WindowResult(window)
         try:
-            model = source(window)
+            model = models.model(window)
             result.model, result.trained_through = model.label, model.trained_through
             result.label_end, result.training_rows = model.label_end, model.training_rows
             try:
@@ -466,20 +339,6 @@ def walk_forward(
         if progress:
             progress(len(results), len(windows), result)
     return _stitch(url, config, settings, symbols, horizon, initial, results, reports, runtime)
-
-
-def _source(
-    url: str, symbols: list[str], settings: WalkForwardSettings, horizon: int
-) -> Callable[[Window], WindowModel]:
-    """Window -> its model, by ``settings.source``."""
-    if settings.source == "champion":
-        return ChampionSource(url, bar_timeline(url, symbols), horizon).model
-    from training.data import load_training_data
-
-    data = load_training_data(url, symbols)
-    if not len(data):
-        raise LookupError("features.training_set is empty: run `qtis features build` first")
-    return lambda window: fit_window(url, data, window, settings, horizon)
 
 
 def _live_total(config: RunConfig, values: dict[str, float]) -> float:
@@ -503,10 +362,10 @@ def _stitch(
 ) -> WalkForwardResult:
     """The windows' equity curves end to end (each began with the last one's ending equity),
     their fills, metrics of the whole out-of-sample record, and the buy-and-hold baseline."""
-    from trading_runtime.analytics.conventions import Conventions
-    from trading_runtime.analytics.performance import curve_returns, performance
+    from quant.performance import curve_returns, performance
+    from trading_runtime.analytics.conventions import conventions as analytics_conventions
 
-    conventions = Conventions(periods_per_year=runtime.bars_per_year)
+    conventions = analytics_conventions(periods_per_year=runtime.bars_per_year)
     curve, fills, benchmark = [], [], []
     for window, report in reports:
         for point in report.equity_curve:

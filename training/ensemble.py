@@ -267,11 +267,11 @@ def run_ensemble(
     from mlflow.artifacts import download_artifacts
     from mlflow.tracking import MlflowClient
 
+    from quant.splits import PurgedWalkForward
     from training import tracking
     from training.data import load_training_data
     from training.evaluate import evaluate
     from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
-    from training.splits import PurgedWalkForward
     from training.windows import window_ends
 
     tracking.configure(url)

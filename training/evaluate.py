@@ -12,9 +12,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from quant import intervals
+from quant.splits import PurgedWalkForward
 from training import metrics
 from training.data import TrainingData
-from training.splits import PurgedWalkForward
 from training.windows import window_ends
 
 BASELINES = ("zero", "ridge", "buy_and_hold")  # every model is reported next to these
@@ -53,8 +54,8 @@ class Evaluation:
         true = self.data.returns[r.rows, h_index]
         pred = r.predictions[:, h_index]
         h = self.data.horizons[h_index]
-        ic = metrics.information_coefficients(pred, true, self.data.ts[r.rows], overlap=h)
-        hit = metrics.directional_accuracy(pred, true, overlap=h)
+        ic = intervals.information_coefficients(pred, true, self.data.ts[r.rows], overlap=h)
+        hit = intervals.directional_accuracy(pred, true, overlap=h)
         return {
             "mse": metrics.mse(pred, true),
             "ic": ic["ic"],
@@ -158,7 +159,7 @@ class Evaluation:
 
 def plain(value: Any) -> Any:
     """``value`` as JSON-safe Python: intervals as dicts, numpy scalars unwrapped, NaN/inf None."""
-    if isinstance(value, metrics.Interval):
+    if isinstance(value, intervals.Interval):
         return plain({"value": value.value, "low": value.low, "high": value.high})
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
@@ -222,8 +223,8 @@ def fold_scores(data: TrainingData, rows: np.ndarray, pred: np.ndarray) -> dict[
     out = {}
     for i, h in enumerate(data.horizons):
         true = data.returns[rows, i]
-        ic = metrics.information_coefficients(pred[:, i], true, data.ts[rows])["ic"]
+        ic = intervals.information_coefficients(pred[:, i], true, data.ts[rows])["ic"]
         out[f"mse_h{h}"] = metrics.mse(pred[:, i], true)
         out[f"ic_h{h}"] = ic.value
-        out[f"hit_rate_h{h}"] = metrics.directional_accuracy(pred[:, i], true)["accuracy"].value
+        out[f"hit_rate_h{h}"] = intervals.directional_accuracy(pred[:, i], true)["accuracy"].value
     return plain(out)

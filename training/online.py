@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
+from quant.intervals import information_coefficients
 from training.data import TrainingData, load_training_data
-from training.metrics import information_coefficients, mse
+from training.metrics import mse
 from training.promotion import CHAMPION, holder
 from training.windows import window_ends
 

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
-from training import metrics, significance
+from quant import significance
+from training import metrics
 from training.evaluate import plain
 from training.settings import PromotionSettings
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from quant.splits import PurgedWalkForward, final_split
 from training.data import load_training_data
 from training.evaluate import Estimator, Evaluation, evaluate
 from training.models.networks import LSTMConfig, TransformerConfig
 from training.models.sequence import SequenceModel
 from training.models.tabular import HistoricalMeanModel, RidgeModel, XGBoostModel, ZeroModel
-from training.splits import PurgedWalkForward, final_split
 from training.windows import window_ends
 from transforms.spec import default_spec
 

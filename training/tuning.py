@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from training import metrics
+from quant.intervals import information_coefficients
+from quant.splits import PurgedWalkForward, before_first_test
 from training.data import TrainingData, load_training_data
 from training.runner import FAMILIES, SIZES, TrainConfig
 from training.settings import TuningSettings
-from training.splits import PurgedWalkForward, before_first_test
 from training.windows import window_ends
 from warehouse.db import companion_database, redact
 
@@ -174,7 +174,7 @@ def score(pred: np.ndarray, true: np.ndarray, ts: np.ndarray, kind: str) -> floa
         if kind == "r2":
             values.append(1.0 - np.sum((p - y) ** 2) / max(np.sum(y**2), 1e-300))
         else:
-            ic = metrics.information_coefficients(p, y, ts[ok])["ic"].value
+            ic = information_coefficients(p, y, ts[ok])["ic"].value
             values.append(ic if np.isfinite(ic) else 0.0)
     return float(np.mean(values))
 

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 
+from serving.champion_source import ChampionSource
 from serving.client import ServingClient, ServingError
 from serving.launch import service_command, service_env
 from serving.predictor import NoChampion, Predictor
@@ -330,7 +331,10 @@ def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained
                                    source="champion")  # fmt: skip
         strategy = StrategyConfig(signal="model", sizing="fixed", quantity=100)
         config = RunConfig(stream="wf-champion", symbols=SYMBOLS, strategies=[strategy])
-        found = walk_forward(url, config, walk)
+        source = lambda symbols, horizon: ChampionSource(  # noqa: E731
+            url, bar_timeline(url, symbols), horizon
+        )
+        found = walk_forward(url, config, source, walk)
     across, *traded = found.windows
     assert across.stream is None and across.skipped.startswith("refused: every champion saw")
     for window in traded:

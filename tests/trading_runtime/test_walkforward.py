@@ -1,13 +1,12 @@
 """Walk-forward backtests: the plan purges the label horizon between training and trading, no
 window is traded by a model that saw its labels, the windows stitch into one out-of-sample
-curve, and the champion source trades each window with a champion that never saw it or says why
-not (with real registered models: tests/serving/test_service.py)."""
+curve (per-window fits: tests/training/test_walkforward_fit.py; the champion source, with real
+registered models: tests/serving/test_service.py and test_champion_source.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import numpy as np
 import psycopg
@@ -25,12 +24,10 @@ from trading_runtime.walkforward import (
     WalkForwardSettings,
     Window,
     assert_unseen,
-    bar_timeline,
-    champion_label_end,
-    fit_window,
     plan_windows,
     walk_forward,
 )
+from trading_runtime.walkforward_sources import model_source
 from training.promotion import champions
 
 SYMBOLS = ["AAPL", "MSFT"]
@@ -100,26 +97,14 @@ def test_a_model_that_saw_the_labels_of_a_window_may_not_trade_it():
     assert issubclass(LeakageError, ValueError)
 
 
-def test_the_label_end_of_a_registered_run_is_its_tag_or_trained_through_plus_horizon():
-    days = np.arange(np.datetime64("2012-01-01"), np.datetime64("2012-03-01"))
-    assert champion_label_end({"label_end": "2012-02-10T00:00:00"}, days, 5) == (
-        None,
-        date(2012, 2, 10),
-    )
-    tags = {"trained_through": "2012-01-10T00:00:00.000000"}
-    assert champion_label_end(tags, days, 5) == (date(2012, 1, 10), date(2012, 1, 15))
-    late = {"trained_through": "2012-02-28"}  # labels cannot look past the last bar
-    assert champion_label_end(late, days, 5)[1] == date(2012, 2, 29)
-    assert champion_label_end({}, days, 5) == (None, None)
-
-
 # --- retrain: a model per window --------------------------------------------------------------
 
 
 def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
     url, _ = built
     config = RunConfig(stream="wf-retrain", symbols=SYMBOLS, strategies=[STRATEGY])
-    found = walk_forward(url, config, WalkForwardSettings(windows=3, mode="rolling", **SMALL))
+    settings = WalkForwardSettings(windows=3, mode="rolling", **SMALL)
+    found = walk_forward(url, config, model_source(url, settings), settings)
 
     assert [w.stream for w in found.windows] == [f"wf-retrain-w0{k}" for k in range(3)]
     for r in found.windows:
@@ -145,20 +130,6 @@ def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
     assert found.baseline["equity_curve"][0]["equity"] == pytest.approx(initial)
     assert {"sharpe", "max_drawdown", "alpha", "beta"} <= set(found.metrics)
     assert json.dumps(found.to_json(), default=str)
-
-
-def test_a_fit_sees_only_rows_whose_labels_end_before_the_window(built):
-    url, _ = built
-    from training.data import load_training_data
-
-    data = load_training_data(url, SYMBOLS)
-    days = bar_timeline(url, SYMBOLS)
-    window = plan_windows(days, 1, 200, 30, 20, purge=20)[0]
-    model = fit_window(url, data, window, WalkForwardSettings(xgb_estimators=5), 20)
-    assert model.label_end < window.test_start
-    late = dataclasses.replace(window, purged=0, test_start=window.train_end + timedelta(days=1))
-    tight = fit_window(url, data, late, WalkForwardSettings(xgb_estimators=5), 20)
-    assert tight.label_end < late.test_start  # rows are dropped rather than leak
 
 
 # --- champion: the champion of each window's day ----------------------------------------------

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant.splits import PurgedWalkForward
 from tests.conftest import _fresh_database
 from training.data import TrainingData
 from training.ensemble import evaluate_ensemble, run_ensemble
 from training.evaluate import evaluate
 from training.models.tabular import ZeroModel
 from training.runner import FAMILIES, TrainConfig, run_training
-from training.splits import PurgedWalkForward
 from warehouse.db import sqlalchemy_url
 
 

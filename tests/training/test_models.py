@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from quant.splits import PurgedWalkForward
 from tests.cli.test_ingest_db import qtis
 from training.data import load_training_data
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.models.sequence import SequenceBundle, SequenceModel
 from training.models.tabular import RidgeModel, XGBoostModel
 from training.runner import SIZES
-from training.splits import PurgedWalkForward
 from training.windows import FeatureScaler, WindowDataModule, WindowDataset, window_ends
 
 

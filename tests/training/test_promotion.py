@@ -11,16 +11,17 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from quant import significance
+from quant.splits import PurgedWalkForward
 from serving.probe import serving_probe
 from tests.conftest import _fresh_database
-from training import promotion, significance, tracking
+from training import promotion, tracking
 from training.data import load_training_data
 from training.evaluate import evaluate
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
 from training.promotion import CHALLENGER, CHAMPION
 from training.runner import TrainConfig
 from training.settings import PromotionSettings
-from training.splits import PurgedWalkForward
 from warehouse.db import sqlalchemy_url
 
 SYMBOLS = ["AAPL", "IBM", "MSFT"]

@@ -11,11 +11,11 @@ import numpy as np
 import optuna
 import pytest
 
+from quant.splits import PurgedWalkForward
 from tests.cli.test_ingest_db import qtis
 from tests.conftest import _fresh_database
 from training.data import load_training_data
 from training.runner import TrainConfig
-from training.splits import PurgedWalkForward
 from training.tuning import (
     TuneConfig,
     estimator_kwargs,

@@ -5,21 +5,22 @@ same bars."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from quant.bootstrap import bootstrap_intervals
+from quant.conventions import Conventions
+from quant.intervals import Interval
+from quant.performance import alpha_beta, curve_returns, performance
 from trading_runtime.analytics import execution, positions
-from trading_runtime.analytics.bootstrap import bootstrap_intervals
-from trading_runtime.analytics.conventions import Conventions
-from trading_runtime.analytics.performance import alpha_beta, curve_returns, performance
+from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.analytics.positions import Holdings
 from trading_runtime.analytics.risk_report import risk_report
 from trading_runtime.settings import RiskReportSettings
-from training.metrics import Interval
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Analysis:
         """JSON-ready (intervals as value/low/high; NaN stays float: pass through ``plain``)."""
         return {
             "stream": self.stream,
-            "conventions": self.conventions.model_dump(),
+            "conventions": asdict(self.conventions),
             "metrics": self.metrics,
             "intervals": self.intervals,
             "execution": self.execution,
@@ -64,7 +65,7 @@ def analyze(
     from trading_runtime.runs import report
     from trading_runtime.settings import RuntimeSettings
 
-    c = conventions or Conventions(periods_per_year=RuntimeSettings().bars_per_year)
+    c = conventions or analytics_conventions(periods_per_year=RuntimeSettings().bars_per_year)
     run = report(url, stream, c.periods_per_year)
     journal = Journal(url, stream)
     try:

@@ -12,13 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from quant.performance import drawdowns, monthly_returns, rolling_sharpe, rolling_volatility
 from trading_runtime.analytics.analysis import Analysis
-from trading_runtime.analytics.performance import (
-    drawdowns,
-    monthly_returns,
-    rolling_sharpe,
-    rolling_volatility,
-)
 
 ROWS = (  # label, metric key, format (intervals, when the key has one, follow the value)
     ("Total return", "total_return", "{:.2%}"),

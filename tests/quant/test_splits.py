@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.splits import CombinatorialPurgedCV, PurgedWalkForward, final_split
+from quant.splits import CombinatorialPurgedCV, PurgedWalkForward, final_split
 
 
 def panel(n_times: int, n_symbols: int, seed: int) -> np.ndarray:

@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from quant.conventions import PER_PERIOD
+from quant.performance import path_sharpe, sharpe
+
 
 @dataclass(frozen=True)
 class DieboldMariano:
@@ -122,15 +125,16 @@ def deflated_sharpe_ratio(
     n = len(r)
     if n < 3:
         raise ValueError(f"the deflated Sharpe ratio needs at least 3 returns, got {n}")
-    std = r.std(ddof=1)
-    sharpe = float(r.mean() / std) if std > 0 else 0.0
-    skew = float(stats.skew(r)) if std > 0 else 0.0
-    kurtosis = float(stats.kurtosis(r, fisher=False)) if std > 0 else 3.0
+    sr = sharpe(r, PER_PERIOD)
+    moved = math.isfinite(sr)  # a constant series has Sharpe 0 and a normal's moments here
+    sr = sr if moved else 0.0
+    skew = float(stats.skew(r)) if moved else 0.0
+    kurtosis = float(stats.kurtosis(r, fisher=False)) if moved else 3.0
     if trial_variance is None:
-        trial_variance = (1 + sharpe**2 / 2) / (n - 1)
+        trial_variance = (1 + sr**2 / 2) / (n - 1)
     benchmark = expected_max_sharpe(n_trials, trial_variance)
-    probability = probabilistic_sharpe_ratio(sharpe, benchmark, n, skew, kurtosis)
-    return DeflatedSharpe(sharpe, benchmark, probability, n, n_trials, skew, kurtosis)
+    probability = probabilistic_sharpe_ratio(sr, benchmark, n, skew, kurtosis)
+    return DeflatedSharpe(sr, benchmark, probability, n, n_trials, skew, kurtosis)
 
 
 @dataclass(frozen=True)
@@ -160,18 +164,16 @@ def probability_of_backtest_overfitting(
         raise ValueError(f"{m.shape[0]} periods are too few for {n_blocks} blocks")
     blocks = np.array_split(np.arange(m.shape[0]), n_blocks)
 
-    def sharpe(rows: np.ndarray) -> np.ndarray:
-        part = m[rows]
-        std = part.std(axis=0, ddof=1)
-        return np.where(std > 0, part.mean(axis=0) / np.where(std > 0, std, 1), 0.0)
+    def scores(rows: np.ndarray) -> np.ndarray:  # per configuration; 0 where it never moved
+        return np.nan_to_num(path_sharpe(m[rows].T, PER_PERIOD), nan=0.0)
 
     logits = []
     n_conf = m.shape[1]
     for chosen in itertools.combinations(range(n_blocks), n_blocks // 2):
         inside = np.concatenate([blocks[i] for i in chosen])
         outside = np.concatenate([blocks[i] for i in range(n_blocks) if i not in chosen])
-        best = int(np.argmax(sharpe(inside)))
-        oos = sharpe(outside)
+        best = int(np.argmax(scores(inside)))
+        oos = scores(outside)
         rank = (stats.rankdata(oos)[best]) / (n_conf + 1)  # in (0, 1)
         logits.append(float(math.log(rank / (1 - rank))))
     pbo = float(np.mean(np.asarray(logits) <= 0))

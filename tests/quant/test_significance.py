@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from training.significance import (
+from quant.significance import (
     deflated_sharpe_ratio,
     diebold_mariano,
     expected_max_sharpe,

@@ -9,9 +9,18 @@ import warnings
 
 import numpy as np
 
-from trading_runtime.analytics.conventions import Conventions
-from trading_runtime.analytics.performance import DEFAULT, as_returns, cagr, max_drawdown, sharpe
-from training.metrics import Interval
+from quant.conventions import Conventions
+from quant.intervals import Interval
+from quant.performance import (
+    DEFAULT,
+    as_returns,
+    cagr,
+    max_drawdown,
+    path_cagr,
+    path_drawdowns,
+    path_sharpe,
+    sharpe,
+)
 
 MIN_BARS = 20  # fewer returns say too little about their own distribution
 
@@ -53,29 +62,6 @@ def resample_indices(
     raise ValueError(f"bootstrap must be stationary or moving-block, got {method!r}")
 
 
-def _path_sharpe(paths: np.ndarray, c: Conventions) -> np.ndarray:
-    x = paths - c.risk_free_per_bar
-    sd = np.std(x, axis=1, ddof=c.ddof)
-    constant = x.max(axis=1) == x.min(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = x.mean(axis=1) / sd * math.sqrt(c.periods_per_year)
-    return np.where(constant, np.nan, out)
-
-
-def _path_cagr(paths: np.ndarray, c: Conventions) -> np.ndarray:
-    ending = np.prod(1 + paths, axis=1)
-    with np.errstate(invalid="ignore"):
-        grown = np.where(ending >= 0, ending, np.nan) ** (c.periods_per_year / paths.shape[1])
-    return grown - 1
-
-
-def _path_max_drawdown(paths: np.ndarray) -> np.ndarray:
-    equity = np.cumprod(1 + paths, axis=1)
-    ones = np.ones((len(paths), 1))
-    peaks = np.maximum.accumulate(np.hstack([ones, equity]), axis=1)[:, 1:]
-    return (equity / peaks - 1).min(axis=1)
-
-
 def bootstrap_intervals(returns, c: Conventions = DEFAULT) -> dict[str, Interval]:
     """Sharpe, CAGR and max drawdown, each with its percentile interval at ``c.ci_level``
     (NaN bounds when the series is shorter than MIN_BARS)."""
@@ -86,9 +72,9 @@ def bootstrap_intervals(returns, c: Conventions = DEFAULT) -> dict[str, Interval
     rng = np.random.default_rng(c.seed)
     paths = r[resample_indices(len(r), c.bootstrap_paths, block_length(r, c), c.bootstrap, rng)]
     samples = {
-        "sharpe": _path_sharpe(paths, c),
-        "cagr": _path_cagr(paths, c),
-        "max_drawdown": _path_max_drawdown(paths),
+        "sharpe": path_sharpe(paths, c),
+        "cagr": path_cagr(paths, c),
+        "max_drawdown": path_drawdowns(paths).min(axis=1),
     }
     tail = (1 - c.ci_level) / 2 * 100
     out = {}

@@ -1,7 +1,8 @@
 """Performance metrics of a per-bar simple return series, each a plain function under stated
-``Conventions``. The definitions are empyrical's (tests hold them to it within 1e-8), so a
-user's numbers match the library they know; where empyrical has no such metric (drawdown
-duration, hit rate, profit factor) the docstring says what is counted."""
+``Conventions`` - the one implementation of each in QTIS (the ``path_*`` forms take many series
+at once, for the bootstrap). The definitions are empyrical's (tests hold them to it within
+1e-8), so a user's numbers match the library they know; where empyrical has no such metric
+(drawdown duration, hit rate, profit factor) the docstring says what is counted."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from trading_runtime.analytics.conventions import Conventions
-from trading_runtime.portfolio.risk import expected_shortfall as _expected_shortfall
-from trading_runtime.portfolio.risk import value_at_risk as _value_at_risk
+from quant.conventions import Conventions
+from quant.risk import expected_shortfall as _expected_shortfall
+from quant.risk import value_at_risk as _value_at_risk
 
 DEFAULT = Conventions()
 
@@ -37,10 +38,15 @@ def total_return(returns) -> float:
 def cagr(returns, c: Conventions = DEFAULT) -> float:
     """Compound annual growth: the final wealth to the power of 1 / years (NaN below zero)."""
     r = as_returns(returns)
-    ending = float(np.prod(1 + r)) if len(r) else math.nan
-    if not ending >= 0:
-        return math.nan
-    return ending ** (c.periods_per_year / len(r)) - 1
+    return float(path_cagr(r[None, :], c)[0]) if len(r) else math.nan
+
+
+def path_cagr(paths: np.ndarray, c: Conventions = DEFAULT) -> np.ndarray:
+    """CAGR of each row of ``paths`` (bars along axis 1), NaN where the wealth ends below 0."""
+    ending = np.prod(1 + paths, axis=1)
+    with np.errstate(invalid="ignore"):
+        grown = np.where(ending >= 0, ending, np.nan) ** (c.periods_per_year / paths.shape[1])
+    return grown - 1
 
 
 def volatility(returns, c: Conventions = DEFAULT) -> float:
@@ -56,11 +62,20 @@ def _excess(returns, c: Conventions) -> np.ndarray:
 
 def sharpe(returns, c: Conventions = DEFAULT) -> float:
     """Mean excess return over its standard deviation, annualized; NaN for a constant series
-    (no dispersion: the ratio is undefined, not a huge number)."""
-    x = _excess(returns, c)
-    if len(x) < 2 or x.max() == x.min():
-        return math.nan
-    return float(x.mean() / np.std(x, ddof=c.ddof) * math.sqrt(c.periods_per_year))
+    (no dispersion: the ratio is undefined, not a huge number). A per-period Sharpe ratio is
+    this under ``periods_per_year=1``."""
+    r = as_returns(returns)
+    return float(path_sharpe(r[None, :], c)[0]) if len(r) >= 2 else math.nan
+
+
+def path_sharpe(paths: np.ndarray, c: Conventions = DEFAULT) -> np.ndarray:
+    """Sharpe of each row of ``paths`` (bars along axis 1), NaN where a row is constant."""
+    x = paths - c.risk_free_per_bar
+    sd = np.std(x, axis=1, ddof=c.ddof)
+    constant = x.max(axis=1) == x.min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = x.mean(axis=1) / sd * math.sqrt(c.periods_per_year)
+    return np.where(constant, np.nan, out)
 
 
 def downside_deviation(returns, c: Conventions = DEFAULT) -> float:
@@ -82,9 +97,14 @@ def sortino(returns, c: Conventions = DEFAULT) -> float:
 
 def drawdowns(returns) -> np.ndarray:
     """Per bar: the compounded curve's fall from its running peak (the start counts as one)."""
-    r = as_returns(returns)
-    equity = np.cumprod(1 + r)
-    peaks = np.maximum.accumulate(np.r_[1.0, equity])[1:]
+    return path_drawdowns(as_returns(returns)[None, :])[0]
+
+
+def path_drawdowns(paths: np.ndarray) -> np.ndarray:
+    """``drawdowns`` of each row of ``paths`` (bars along axis 1)."""
+    equity = np.cumprod(1 + paths, axis=1)
+    ones = np.ones((len(paths), 1))
+    peaks = np.maximum.accumulate(np.hstack([ones, equity]), axis=1)[:, 1:]
     return equity / peaks - 1
 
 

@@ -1,0 +1,29 @@
+"""Where a walk-forward's per-window models come from, chosen by ``WalkForwardSettings.source``:
+an XGBoost fitted on each window's training bars (in process, never registered), or the champion
+of each window's day. The runtime only sees the ``ModelSource`` protocol; this wires the two."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from serving.champion_source import ChampionSource
+from serving.retrain_source import RetrainSource
+from trading_runtime.settings import WalkForwardSettings
+from trading_runtime.walkforward import ModelSource, bar_timeline
+
+
+def model_source(
+    url: str, settings: WalkForwardSettings
+) -> Callable[[Sequence[str], int], ModelSource]:
+    """A factory ``(symbols, horizon) -> ModelSource`` for ``walk_forward``."""
+    if settings.source == "champion":
+        return lambda symbols, horizon: ChampionSource(url, bar_timeline(url, symbols), horizon)
+    s = settings
+    fit = {
+        "validation": s.validation,
+        "min_history": s.min_history,
+        "estimators": s.xgb_estimators,
+        "max_depth": s.xgb_max_depth,
+        "seed": s.seed,
+    }
+    return lambda symbols, horizon: RetrainSource(url, symbols, horizon, **fit)
