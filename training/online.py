@@ -28,7 +28,7 @@ import numpy as np
 
 from training.data import TrainingData, load_training_data
 from training.metrics import information_coefficients, mse
-from training.promotion import CHAMPION, holder
+from training.tracking import CHAMPION, holder
 from training.windows import window_ends
 
 UPDATABLE = ("lstm", "transformer", "xgboost")

@@ -16,11 +16,14 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from mlflow.tracking import MlflowClient
 
 from orchestration.cli_models import service_command, service_env
+from registry import aliases
+from registry.model_registry import ModelRegistry
+from registry.promotions import champions
 from serving.client import ServingClient, ServingError
-from serving.predictor import NoChampion, Predictor
+from serving.errors import NoChampion
+from serving.predictor import Predictor
 from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
 from serving.settings import ServingSettings
@@ -28,8 +31,6 @@ from serving.windows import WindowSource
 from tests.conftest import _fresh_database
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.walkforward import WalkForwardSettings, bar_timeline, walk_forward
-from training import promotion
-from training.promotion import CHALLENGER, champions, move_alias
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
@@ -64,8 +65,8 @@ def trained(built, pg_server, tmp_path_factory):
         )  # fmt: skip
         run_training(url, config, symbols=SYMBOLS)
         probe = serving_probe(url)
-        promotion.force(url, "qtis-xgboost", "1", "serving tests", probe)
-        move_alias(MlflowClient(), CHALLENGER, "qtis-lstm", "1")
+        aliases.force(url, "qtis-xgboost", "1", "serving tests", probe)
+        ModelRegistry(url).move_alias("challenger", "qtis-lstm", "1")
         yield url, env, home
 
 
@@ -405,7 +406,7 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
         with pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():
                 mp.setenv(key, value)
-            promotion.force(url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5))
+            aliases.force(url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5))
         deadline = time.monotonic() + 20
         with ServingClient(base, token=ADMIN_TOKEN, retries=0) as admin:
             while time.monotonic() < deadline and admin.info().champion.model != "qtis-lstm":

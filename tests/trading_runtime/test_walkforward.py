@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from orchestration.cli import app
+from registry.promotions import champions
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.runs import report
 from trading_runtime.walkforward import (
@@ -31,7 +32,6 @@ from trading_runtime.walkforward import (
     plan_windows,
     walk_forward,
 )
-from training.promotion import champions
 
 SYMBOLS = ["AAPL", "MSFT"]
 SMALL = {"train_bars": 250, "test_bars": 40, "xgb_estimators": 15}
