@@ -307,8 +307,7 @@ def test_a_pinned_version_answers_as_champion_whatever_the_aliases(trained):
         card = pinned.info().champion
         assert (card.role, card.model, card.version) == ("champion", "qtis-lstm", "1")
         assert pinned.predict(PredictRequest(symbols=SYMBOLS)).model == "qtis-lstm"
-        tags = pinned.client.get_run(pinned.champion.run_id).data.tags
-        assert tags["trained_through"]
+        assert ModelRegistry(url).meta("qtis-lstm", "1").trained_through is not None
         with pytest.raises(NoChampion, match="qtis-lstm v9 cannot be loaded"):
             Predictor.pinned(url, "qtis-lstm", "9")
 
