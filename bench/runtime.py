@@ -107,8 +107,8 @@ def prepare(console: Console, url: str, n_symbols: int, n_bars: int, seed: int, 
 def train_champion(console: Console, url: str, estimators: int, short: bool) -> dict:
     from mlflow.tracking import MlflowClient  # noqa: F401  (configures its logging first)
 
+    from registry.aliases import force
     from serving.probe import serving_probe
-    from training import promotion
     from training.runner import TrainConfig, run_training
     from transforms.dbt_runner import build
 
@@ -131,7 +131,7 @@ def train_champion(console: Console, url: str, estimators: int, short: bool) -> 
         info = run.registered["xgboost"]
         name, version = info["registered"], str(info["version"])
         probe = serving_probe(url, samples=20)
-        promotion.force(url, name, version, "runtime benchmark", probe, actor="bench")
+        force(url, name, version, "runtime benchmark", probe, actor="bench")
     seconds["train"] = time.perf_counter() - started
     return {"model": name, "version": version, "seconds": seconds}
 

@@ -147,18 +147,13 @@ def batch_sizes(base: str) -> float:
 
 
 def measure(url: str, name: str, seconds: float, console: Console) -> list[dict]:
-    from mlflow.tracking import MlflowClient
-
-    from serving.predictor import load_model
+    from registry.aliases import force
+    from registry.model_registry import ModelRegistry
     from serving.probe import serving_probe
     from serving.windows import WindowSource
-    from training import promotion, tracking
 
-    tracking.configure(url)
-    promotion.force(
-        url, name, "1", "serving benchmark", serving_probe(url, samples=20), actor="bench"
-    )
-    model = load_model(MlflowClient(), "champion", name, "1")
+    force(url, name, "1", "serving benchmark", serving_probe(url, samples=20), actor="bench")
+    model = ModelRegistry(url).load("champion", name, "1")
     window = WindowSource(url, model.features).sample(model.window, n=1)
     body = json.dumps({"request": {"windows": window.tolist()}}).encode()
     # both services up at once and measured in turns (off, on, off, on, ...): a drift of the

@@ -22,7 +22,7 @@ def models_status(
     limit: Annotated[int, typer.Option(help="latest decisions to show")] = 10,
 ) -> None:
     """Who holds @champion and @challenger, and the latest promotion decisions with their gates."""
-    from training.promotion import as_decisions, status
+    from registry.promotions import as_decisions, status
 
     try:
         found = status(ready_url(), limit)
@@ -53,8 +53,9 @@ def models_promote(
     Without arguments: the latest version of each qtis-* model not yet decided on."""
     from mlflow.tracking import MlflowClient
 
+    from registry import aliases, promotions
     from serving.probe import serving_probe
-    from training import promotion, tracking
+    from training import tracking
 
     try:
         url = ready_url()
@@ -72,16 +73,16 @@ def models_promote(
             if force:
                 if candidates is None:
                     raise ValueError("--force needs a model (and version) to promote")
-                decisions = [promotion.force(url, *candidates[0], reason, probe)]
+                decisions = [aliases.force(url, *candidates[0], reason, probe)]
             else:
-                decisions = promotion.promote(url, probe, candidates)
+                decisions = aliases.promote(url, probe, candidates)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     if not decisions:
         console.print("No new version to judge (every latest version has a decision).")
         return
     print_decisions("Promotion", [d.to_dict() for d in decisions])
-    found = promotion.status(url, limit=0)
+    found = promotions.status(url, limit=0)
     console.print(
         "@champion: " + (f"{found['champion'][0]} v{found['champion'][1]}" if found["champion"]
                          else "none: no version passed every gate")
@@ -93,7 +94,7 @@ def models_rollback(
     reason: Annotated[str, typer.Option(help="recorded with the decision")] = "manual rollback",
 ) -> None:
     """Give @champion back to the version that held it before the current one."""
-    from training.promotion import rollback
+    from registry.aliases import rollback
 
     try:
         decision = rollback(ready_url(), reason)
@@ -121,7 +122,7 @@ def serve(
 
     from serving.settings import ServingSettings
     from training import tracking
-    from training.promotion import CHAMPION, holder
+    from training.tracking import CHAMPION, holder
 
     url = ready_url()
     tracking.configure(url)

@@ -30,7 +30,7 @@ def drift(
     once labels are in, SHAP ranking); an HTML report and rows in mlops.drift_results."""
     from monitoring.drift import check_drift
     from monitoring.settings import DriftSettings
-    from serving.predictor import NoChampion
+    from serving.errors import NoChampion
 
     given = {"current_bars": current_bars, "method": method, "threshold": threshold}
     try:
@@ -65,7 +65,7 @@ def replay(
 
     from monitoring.replay import replay as run_replay
     from monitoring.settings import DriftSettings
-    from serving.predictor import NoChampion
+    from serving.errors import NoChampion
 
     try:
         given = {} if current_bars is None else {"current_bars": current_bars}

@@ -97,7 +97,7 @@ def _drift_line(report) -> str:
 def print_summary(console: Console, url: str, home: Path, drift, where: list[tuple[str, str]]):
     """``drift``: the demo's DriftReport (or None); ``where``: (what, how to open it) rows."""
     from orchestration.assets.training import report_path
-    from training import promotion
+    from registry import promotions
     from warehouse import quality
 
     s = quality.summary(url)
@@ -110,7 +110,7 @@ def print_summary(console: Console, url: str, home: Path, drift, where: list[tup
     evaluation = report_path(home, "ensemble")
     if evaluation.exists():
         table.add_row("models (OOS)", _models_line(json.loads(evaluation.read_text())))
-    status = promotion.status(url, limit=20)
+    status = promotions.status(url, limit=20)
     table.add_row("promotion", _promotion_line(status))
     table.add_row("backtest", _backtest_line(home / "reports"))
     table.add_row("walk-forward", _walk_forward_line(home / "reports" / "walkforward.json"))

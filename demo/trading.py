@@ -97,7 +97,7 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
 
 
 def _paper(console: Console, url: str, start: str) -> str:
-    from serving.predictor import NoChampion
+    from serving.errors import NoChampion
     from trading_runtime.config import RunConfig, StrategyConfig
     from trading_runtime.journal import Journal
     from trading_runtime.runs import model_client, run

@@ -409,7 +409,7 @@ def check_drift(
     baseline: Baseline | None = None,
     html: bool | None = True,
 ) -> DriftReport:
-    """Every check for ``model`` (a ``serving.predictor.LoadedModel``; default the champion)
+    """Every check for ``model`` (a ``registry.loaded.LoadedModel``; default the champion)
     on the bars through ``as_of`` (default all), its rows in ``mlops.drift_results`` and its
     Evidently HTML report under ``reports`` (default ``$QTIS_HOME/reports/drift``; ``html``
     None: only when the inputs or the forecasts drifted). ``data`` and ``baseline``: already

@@ -79,14 +79,13 @@ class RegimeChange:
     def train_champion(self, url: str, config) -> tuple[str, str]:
         """Train ``config`` (a ``TrainConfig`` of one family) on the first ``train_bars`` bars,
         register it and make it the champion; returns (name, version)."""
+        from registry.aliases import force
         from serving.probe import serving_probe
-        from training import promotion
         from training.runner import run_training
 
         run = run_training(url, config, until=self.trained_until)
         (family,) = config.models
         info = run.registered[family]
         reason = f"regime scenario seed {self.seed}: the champion before the change"
-        promotion.force(url, info["registered"], str(info["version"]), reason,
-                        serving_probe(url))  # fmt: skip
+        force(url, info["registered"], str(info["version"]), reason, serving_probe(url))
         return info["registered"], str(info["version"])

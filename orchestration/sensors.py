@@ -63,7 +63,7 @@ def drift_sensor_for(job):
 
 
 def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
-    from training.promotion import rollback
+    from registry.aliases import rollback
 
     state = json.loads(context.cursor or "{}")
     run = latest_run(url)
@@ -115,10 +115,10 @@ def shadow_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource
 def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     """Once per stream: after a replacement its shadow book traded the old challenger, so it
     says nothing more about the new pair."""
+    from registry.aliases import replace_with_challenger
     from trading_runtime.ab import NoShadow, compare
     from trading_runtime.runs import report
     from trading_runtime.settings import RuntimeSettings
-    from training.promotion import replace_with_challenger
 
     settings = ActionSettings()
     stream = settings.shadow_stream

@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
 
 import numpy as np
 
@@ -206,3 +208,14 @@ def final_split(
         validation=_rows(index, (times >= val_start) & (times < used)),
         test=np.empty(0, dtype=np.int64),
     )
+
+
+class WindowDates(Protocol):
+    """A walk-forward window as a model source sees it (``trading_runtime.walkforward.Window``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    train_start: date
+    train_end: date
+    test_start: date

@@ -8,25 +8,25 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from mlflow.tracking import MlflowClient
 
-from serving.predictor import NoChampion, Predictor
+from quant.splits import WindowDates
+from registry.meta import VersionMeta
+from registry.model_registry import ModelRegistry
+from registry.promotions import champions
+from serving.errors import NoChampion
+from serving.predictor import Predictor
 from serving.window_model import Skip, WindowModel
-from training import tracking
-from training.promotion import champions
-from training.walkforward_fit import WindowDates
 
 
 def champion_label_end(
-    tags: dict[str, str], timeline: np.ndarray, horizon: int
+    meta: VersionMeta, timeline: np.ndarray, horizon: int
 ) -> tuple[date | None, date | None]:
-    """(trained_through, label end) from a registered run's tags: ``label_end`` when tagged,
-    else ``trained_through`` plus ``horizon`` bars of ``timeline`` (an older run tagged only its
-    last training row; labels cannot look past the last bar there is)."""
-    through = pd.Timestamp(tags["trained_through"]).date() if tags.get("trained_through") else None
-    if tags.get("label_end"):
-        return through, pd.Timestamp(tags["label_end"]).date()
+    """(trained_through, label end) of a registered version: ``label_end`` when tagged, else
+    ``trained_through`` plus ``horizon`` bars of ``timeline`` (an older run tagged only its last
+    training row; labels cannot look past the last bar there is)."""
+    through = meta.trained_through.date() if meta.trained_through else None
+    if meta.label_end:
+        return through, meta.label_end.date()
     if through is None:
         return None, None
     if not len(timeline):
@@ -47,13 +47,14 @@ class ChampionSource:
         self.history = champions(url)  # oldest first
         self._seen: dict[tuple[str, str], tuple[date | None, date | None]] = {}
         self._loaded: dict[tuple[str, str], Any] = {}
+        self._registry: ModelRegistry | None = None  # opened on first use: MLflow is slow
 
     def _labels(self, held: tuple[str, str]) -> tuple[date | None, date | None]:
         if held not in self._seen:
-            tracking.configure(self.url)
-            client = MlflowClient()
-            tags = client.get_run(client.get_model_version(*held).run_id).data.tags
-            self._seen[held] = champion_label_end(tags, self.timeline, self.horizon)
+            if self._registry is None:
+                self._registry = ModelRegistry(self.url)
+            meta = self._registry.meta(*held)
+            self._seen[held] = champion_label_end(meta, self.timeline, self.horizon)
         return self._seen[held]
 
     def model(self, window: WindowDates) -> WindowModel:

@@ -1,11 +1,26 @@
-"""BentoML answers a request that fails validation with 400 and ``{"error": "1 validation error
-for Input", "detail": [...]}``; this middleware rewrites that body so its message names the field
-(``request.windows.0.3.2: Input should be a finite number``) and adds ``field``, as every other
-4xx of the API does. Other responses pass through untouched."""
+"""What a request or a start can fail with: :class:`RequestError` (a 4xx naming the field at
+fault) and :class:`NoChampion`. BentoML answers a request that fails validation with 400 and
+``{"error": "1 validation error for Input", "detail": [...]}``; the middleware here rewrites that
+body so its message names the field (``request.windows.0.3.2: Input should be a finite number``)
+and adds ``field``, as every other 4xx of the API does. Other responses pass through untouched."""
 
 from __future__ import annotations
 
 import json
+
+from core.errors import InputError, MissingStep
+
+
+class RequestError(ValueError, InputError):
+    """A request the service cannot answer, with the field at fault: a 4xx, never a 500."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field, self.status = field, status
+
+
+class NoChampion(RuntimeError, MissingStep):
+    """No loadable model holds @champion: the service does not start."""
 
 
 def _readable(body: dict) -> dict:

@@ -9,23 +9,18 @@ import time
 
 import numpy as np
 
-from serving.predictor import load_model
+from registry.model_registry import ModelRegistry
+from registry.promotions import Probe, ServingCheck
 from serving.schemas import PredictRequest, PredictResponse
 from serving.windows import WindowSource
-from training.promotion import Probe, ServingCheck
 
 
 def serving_probe(url: str, samples: int = 200) -> Probe:
-    from mlflow.tracking import MlflowClient
-
-    from training import tracking
-
-    tracking.configure(url)
-    client = MlflowClient()
+    registry = ModelRegistry(url)
 
     def check(name: str, version: str) -> ServingCheck:
         try:
-            model = load_model(client, "champion", name, str(version))
+            model = registry.load("champion", name, str(version))
         except Exception as exc:
             return ServingCheck(False, None, None, f"does not load: {type(exc).__name__}: {exc}")
         try:

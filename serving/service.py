@@ -27,9 +27,9 @@ from starlette.responses import JSONResponse, RedirectResponse
 
 from serving.auth import BearerAuth
 from serving.batching import AdaptiveBatcher
-from serving.errors import ValidationMessages
+from serving.errors import NoChampion, RequestError, ValidationMessages
 from serving.prediction_log import PredictionLog
-from serving.predictor import NoChampion, Predictor, RequestError
+from serving.predictor import Predictor
 from serving.schemas import (
     ExplainRequest,
     ExplainResponse,
@@ -175,7 +175,7 @@ class QtisService:
     @bentoml.api(route="/admin/rollback")
     def admin_rollback(self, reason: str = "rollback through the API") -> dict:
         """Give @champion back to the previous champion and serve it (admin role)."""
-        from training.promotion import rollback
+        from registry.aliases import rollback
 
         try:
             decision = rollback(self.predictor.url, reason, actor="api")

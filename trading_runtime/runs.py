@@ -268,7 +268,7 @@ def reference_runs(
     """The champion traded out of sample, next to buy-and-hold, an SMA cross and a risk-parity
     portfolio of the same universe on the same bars with the same costs - the comparison a model
     has to win. Returns the runs by name and, when no model can trade, why."""
-    from serving.predictor import NoChampion
+    from serving.errors import NoChampion
 
     strategies = {
         "buy_and_hold": StrategyConfig(name="buy_and_hold", signal="buy-and-hold"),

@@ -30,7 +30,7 @@ from core.errors import InputError
 from quant.intervals import information_coefficients
 from training.data import TrainingData, load_training_data
 from training.metrics import mse
-from training.promotion import CHAMPION, holder
+from training.tracking import CHAMPION, holder
 from training.windows import window_ends
 
 UPDATABLE = ("lstm", "transformer", "xgboost")

@@ -17,9 +17,9 @@ on the bars both predicted, and against the baselines scored on its own test bar
   round's candidates and the champion, reported, and a gate only when
   ``QTIS_PROMOTION_MAX_PBO`` is set.
 
-With no champion, the first candidate that passes the absolute gates becomes champion. Aliases
-``@champion`` and ``@challenger`` are held by one version across all qtis-* models. Every decision
-is a row of ``mlops.promotions``; a rollback walks that history back.
+With no champion, the first candidate that passes the absolute gates becomes champion. This
+module judges; ``registry.aliases`` moves the aliases it decides on and records every decision in
+``mlops.promotions``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,12 +35,7 @@ import pandas as pd
 from core.errors import InputError
 from quant import significance
 from training import metrics
-from training.evaluate import plain
 from training.settings import PromotionSettings
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-INSTALLING = ("promoted", "forced")  # decisions that move @champion forward
 
 
 @dataclass(frozen=True)
@@ -52,17 +47,14 @@ class Gate:
     detail: str
 
 
-@dataclass(frozen=True)
-class ServingCheck:
-    """What the serving probe saw: it loaded and answered through the schema, and how fast."""
+class Served(Protocol):
+    """What the serving probe saw (``registry.promotions.ServingCheck``): it loaded and answered
+    through the schema, and how fast."""
 
     ok: bool
     p50_ms: float | None
     p99_ms: float | None
     detail: str
-
-
-Probe = Callable[[str, str], ServingCheck]
 
 
 @dataclass(frozen=True)
@@ -270,7 +262,7 @@ def baselines_gate(sharpe: float, baselines: dict[str, float | None]) -> Gate:
     return Gate("beats_baselines", not losers, sharpe, compared[best], detail)
 
 
-def servable_gate(check: ServingCheck, settings: PromotionSettings) -> Gate:
+def servable_gate(check: Served, settings: PromotionSettings) -> Gate:
     budget = settings.latency_budget_ms
     if not check.ok:
         return Gate("servable", False, None, budget, check.detail)
@@ -311,7 +303,7 @@ def overfitting_gate(
 def judge(
     candidate: Evidence,
     champion: Evidence | None,
-    check: ServingCheck,
+    check: Served,
     settings: PromotionSettings,
     overfitting: Gate,
 ) -> tuple[tuple[Gate, ...], dict[str, Any]]:
@@ -340,129 +332,7 @@ def failed_reason(gates: Sequence[Gate]) -> str:
     return "; ".join(f"{g.name}: {g.detail}" for g in gates if g.passed is False)
 
 
-# --- the registry and the decision history -------------------------------------------------
-
-
-def holder(client, alias: str) -> tuple[str, str] | None:
-    """(registered name, version) holding ``alias`` among the qtis-* models, if any."""
-    found = [
-        (m.name, str(m.aliases[alias]))
-        for m in client.search_registered_models("name LIKE 'qtis-%'")
-        if alias in (m.aliases or {})
-    ]
-    if len(found) > 1:
-        raise ValueError(
-            f"several models hold @{alias} ({', '.join(f'{n} v{v}' for n, v in found)}): "
-            f"remove the alias from all but one"
-        )
-    return found[0] if found else None
-
-
-def move_alias(client, alias: str, name: str, version: str) -> None:
-    """Give ``alias`` to ``name`` ``version`` and take it from every other qtis-* model (and the
-    other alias from this version: a version is champion or challenger, never both)."""
-    for m in client.search_registered_models("name LIKE 'qtis-%'"):
-        aliases = m.aliases or {}
-        if alias in aliases and m.name != name:
-            client.delete_registered_model_alias(m.name, alias)
-        other = CHALLENGER if alias == CHAMPION else CHAMPION
-        if m.name == name and str(aliases.get(other)) == str(version):
-            client.delete_registered_model_alias(m.name, other)
-    client.set_registered_model_alias(name, alias, str(version))
-
-
-def record(url: str, decision: Decision) -> int:
-    from psycopg.types.json import Jsonb
-
-    from warehouse.db import connect
-
-    gates = {"gates": [asdict(g) for g in decision.gates], "numbers": plain(decision.numbers)}
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "insert into mlops.promotions (model, version, run_id, decision, champion_model,"
-            " champion_version, gates, reason, actor) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " returning id",
-            (
-                decision.model,
-                decision.version,
-                decision.run_id,
-                decision.decision,
-                decision.champion_model,
-                decision.champion_version,
-                Jsonb(plain(gates)),
-                decision.reason,
-                decision.actor,
-            ),
-        )
-        return int(cur.fetchone()[0])
-
-
-def history(url: str, limit: int = 20) -> pd.DataFrame:
-    """The latest decisions, newest first."""
-    from warehouse.db import connect
-
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select id, decided_at, model, version, decision, champion_model, champion_version,"
-            " gates, reason, actor from mlops.promotions order by id desc limit %s",
-            (limit,),
-        )
-        return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-
-
-def champions(url: str) -> list[tuple[str, str]]:
-    """Every (model, version) that has held @champion (promoted, forced, or rolled back to),
-    oldest first by its latest such decision."""
-    from warehouse.db import connect
-
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select model, version from mlops.promotions where decision = any(%s)"
-            " group by model, version order by max(id)",
-            ([*INSTALLING, "rolled_back"],),
-        )
-        return [(model, str(version)) for model, version in cur.fetchall()]
-
-
-def as_decisions(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of :func:`history` shaped like ``Decision.to_dict()``: ``gates`` the list of gates."""
-    return [
-        {**row, "gates": (row["gates"] or {}).get("gates", [])}
-        for row in frame.to_dict(orient="records")
-    ]
-
-
-def decided(url: str, name: str, version: str, run_id: str) -> bool:
-    """Whether this version (of this MLflow store: the run id tells) has a decision already."""
-    from warehouse.db import connect
-
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select 1 from mlops.promotions where model = %s and version = %s and run_id = %s"
-            " limit 1",
-            (name, str(version), run_id),
-        )
-        return cur.fetchone() is not None
-
-
-# --- what the asset and the CLI run ----------------------------------------------------------
-
-
-def default_candidates(client, url: str) -> list[tuple[str, str]]:
-    """The latest walk-forward-trained version of each qtis-* model not yet decided on."""
-    from training.tracking import REGISTERED_NAMES
-
-    out = []
-    for name in REGISTERED_NAMES.values():
-        versions = [
-            v for v in client.search_model_versions(f"name='{name}'") if "update_of" not in v.tags
-        ]
-        if not versions:
-            continue
-        latest = max(versions, key=lambda v: int(v.version))
-        if not decided(url, name, latest.version, latest.run_id):
-            out.append((name, str(latest.version)))
-    return out
+# --- one round of decisions -----------------------------------------------------------------
 
 
 def _champion_evidence(client, url: str, current: tuple[str, str] | None) -> Evidence | None:
@@ -476,27 +346,8 @@ def _champion_evidence(client, url: str, current: tuple[str, str] | None) -> Evi
         return None
 
 
-def promote(
-    url: str,
-    probe: Probe,
-    candidates: Sequence[tuple[str, str]] | None = None,
-    settings: PromotionSettings | None = None,
-    actor: str = "promotion",
-) -> list[Decision]:
-    """Judge ``candidates`` (default: :func:`default_candidates`) against the champion; the one
-    passing every gate with the highest deflated Sharpe ratio becomes champion, the best other
-    servable one the shadow challenger (when there is a champion). Every decision is recorded."""
-    from mlflow.tracking import MlflowClient
-
-    from training import tracking
-
-    settings = settings or PromotionSettings()
-    tracking.configure(url)
-    client = MlflowClient()
-    candidates = list(candidates) if candidates is not None else default_candidates(client, url)
-    current = holder(client, CHAMPION)
-    champion = _champion_evidence(client, url, current)
-    candidates = [c for c in candidates if current is None or tuple(map(str, c)) != current]
+def _drafts(client, url, probe, candidates, champion, before, settings, actor) -> list[Decision]:
+    """Every candidate judged, each still "rejected" with no reason: the round decides."""
     evidence: dict[tuple[str, str], Evidence | NoEvidence] = {}
     for name, version in candidates:
         try:
@@ -505,7 +356,6 @@ def promote(
             evidence[(name, str(version))] = exc
     judged = [e for e in evidence.values() if isinstance(e, Evidence)]
     overfitting, _ = overfitting_gate([*judged, *([champion] if champion else [])], settings)
-    before = current or (None, None)
     drafts: list[Decision] = []
     for (name, version), found in evidence.items():
         run_id = client.get_model_version(name, version).run_id
@@ -519,10 +369,27 @@ def promote(
         drafts.append(
             Decision(name, version, "rejected", *before, gates, "", actor, numbers, run_id)
         )
+    return drafts
+
+
+def judge_round(
+    client,
+    url: str,
+    probe: Callable[[str, str], Served],
+    candidates: Sequence[tuple[str, str]],
+    current: tuple[str, str] | None,
+    settings: PromotionSettings,
+    actor: str,
+) -> list[Decision]:
+    """Judge ``candidates`` against the champion ``current``: the one passing every gate with
+    the highest deflated Sharpe ratio is "promoted", the best other servable one the shadow
+    "challenger" (when there is a champion), the rest "rejected"; each with its reason."""
+    champion = _champion_evidence(client, url, current)
+    candidates = [c for c in candidates if current is None or tuple(map(str, c)) != current]
+    before = current or (None, None)
+    drafts = _drafts(client, url, probe, candidates, champion, before, settings, actor)
     passing = [d for d in drafts if d.passed]
     winner = max(passing, key=lambda d: d.numbers["deflated_sharpe"] or 0.0, default=None)
-    if winner is not None:
-        move_alias(client, CHAMPION, winner.model, winner.version)
     holds_champion = winner is not None or current is not None
     shadow = [
         d
@@ -530,9 +397,7 @@ def promote(
         if d is not winner and d.gate("servable") is not None and d.gate("servable").passed
     ]
     challenger = max(shadow, key=lambda d: d.numbers["oos_sharpe"] or -math.inf, default=None)
-    if challenger is not None and holds_champion:
-        move_alias(client, CHALLENGER, challenger.model, challenger.version)
-    else:
+    if not holds_champion:
         challenger = None
     decisions = []
     for d in drafts:
@@ -546,35 +411,24 @@ def promote(
         else:
             reason = failed_reason(d.gates) or f"passed, outranked by {winner.model}"
             kind = "rejected"
-        decision = replace(d, decision=kind, reason=reason)
-        record(url, decision)
-        decisions.append(decision)
+        decisions.append(replace(d, decision=kind, reason=reason))
     return decisions
 
 
-def force(
+def judge_forced(
+    client,
     url: str,
     name: str,
     version: str,
     reason: str,
-    probe: Probe,
-    settings: PromotionSettings | None = None,
-    actor: str = "cli",
+    check: Served,
+    current: tuple[str, str] | None,
+    settings: PromotionSettings,
+    actor: str,
 ) -> Decision:
-    """Make ``name`` ``version`` champion whatever its statistical gates say (they are still
-    computed and recorded), but never one the service could not load."""
-    from mlflow.tracking import MlflowClient
-
-    from training import tracking
-
-    if not reason.strip():
-        raise ValueError("a forced promotion needs a reason (--reason)")
-    settings = settings or PromotionSettings()
-    tracking.configure(url)
-    client = MlflowClient()
-    current = holder(client, CHAMPION)
+    """The "forced" decision for ``name`` ``version``: its statistical gates are computed and
+    recorded whatever they say, but a version the service could not load is refused."""
     champion = _champion_evidence(client, url, current)
-    check = probe(name, str(version))
     try:
         found = load_evidence(client, url, name, str(version))
         gates, numbers = judge(
@@ -588,83 +442,8 @@ def force(
         raise ValueError(f"{name} v{version} cannot be served, not forcing it: {servable.detail}")
     failed = failed_reason(gates)
     text = f"forced by {actor}: {reason}" + (f"; failed gates: {failed}" if failed else "")
-    move_alias(client, CHAMPION, name, str(version))
     run_id = client.get_model_version(name, str(version)).run_id
-    decision = Decision(
+    return Decision(
         name, str(version), "forced", *(current or (None, None)), gates, text, actor, numbers,
         run_id,
     )  # fmt: skip
-    record(url, decision)
-    return decision
-
-
-def rollback(url: str, reason: str = "rollback", actor: str = "cli") -> Decision:
-    """Give @champion back to the version that held it before the current one was installed."""
-    from mlflow.tracking import MlflowClient
-
-    from training import tracking
-    from warehouse.db import connect
-
-    tracking.configure(url)
-    client = MlflowClient()
-    current = holder(client, CHAMPION)
-    if current is None:
-        raise ValueError("no model holds @champion: nothing to roll back")
-    run_id = client.get_model_version(*current).run_id
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select champion_model, champion_version from mlops.promotions where model = %s"
-            " and version = %s and run_id = %s and decision = any(%s) order by id desc limit 1",
-            (*current, run_id, list(INSTALLING)),
-        )
-        row = cur.fetchone()
-    if row is None or row[0] is None:
-        raise ValueError(
-            f"{current[0]} v{current[1]} was the first champion: there is no earlier one"
-        )
-    previous = (row[0], row[1])
-    move_alias(client, CHAMPION, *previous)
-    decision = Decision(
-        *previous, "rolled_back", *current, (), f"{reason} (from {current[0]} v{current[1]})",
-        actor, {}, client.get_model_version(*previous).run_id,
-    )  # fmt: skip
-    record(url, decision)
-    return decision
-
-
-def replace_with_challenger(url: str, reason: str, actor: str = "cli") -> Decision:
-    """Give @champion to the version holding @challenger (the shadow book showed it trading
-    better); the old champion is where a roll-back returns to."""
-    from mlflow.tracking import MlflowClient
-
-    from training import tracking
-
-    tracking.configure(url)
-    client = MlflowClient()
-    current, challenger = holder(client, CHAMPION), holder(client, CHALLENGER)
-    if challenger is None:
-        raise ValueError("no model holds @challenger: there is nothing to replace the champion by")
-    move_alias(client, CHAMPION, *challenger)
-    client.delete_registered_model_alias(challenger[0], CHALLENGER)
-    where = f" (from {current[0]} v{current[1]})" if current else ""
-    decision = Decision(
-        *challenger, "promoted", *(current or (None, None)), (), f"{reason}{where}", actor, {},
-        client.get_model_version(*challenger).run_id,
-    )  # fmt: skip
-    record(url, decision)
-    return decision
-
-
-def status(url: str, limit: int = 10) -> dict[str, Any]:
-    """Champion, challenger and the latest decisions."""
-    from mlflow.tracking import MlflowClient
-
-    from training import tracking
-
-    tracking.configure(url)
-    client = MlflowClient()
-    return {
-        "champion": holder(client, CHAMPION),
-        "challenger": holder(client, CHALLENGER),
-        "decisions": history(url, limit),
-    }

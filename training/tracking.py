@@ -31,6 +31,8 @@ REGISTERED_NAMES = {
     "xgboost": "qtis-xgboost",
     "ensemble": "qtis-ensemble",
 }
+CHAMPION = "champion"
+CHALLENGER = "challenger"
 
 
 def tracking_uri(url: str, settings: TrackingSettings | None = None) -> str:
@@ -53,6 +55,22 @@ def configure(url: str, settings: TrackingSettings | None = None) -> str:
         artifacts.mkdir(parents=True, exist_ok=True)
         mlflow.create_experiment(settings.experiment, artifacts.as_uri())
     return mlflow.set_experiment(settings.experiment).experiment_id
+
+
+def holder(client, alias: str) -> tuple[str, str] | None:
+    """(registered name, version) holding ``alias`` among the qtis-* models, if any (one version
+    across all of them holds each alias)."""
+    found = [
+        (m.name, str(m.aliases[alias]))
+        for m in client.search_registered_models("name LIKE 'qtis-%'")
+        if alias in (m.aliases or {})
+    ]
+    if len(found) > 1:
+        raise ValueError(
+            f"several models hold @{alias} ({', '.join(f'{n} v{v}' for n, v in found)}): "
+            f"remove the alias from all but one"
+        )
+    return found[0] if found else None
 
 
 def spec_hash() -> str:

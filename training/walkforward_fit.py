@@ -1,16 +1,16 @@
 """The per-window fit of a walk-forward backtest: an XGBoost on the window's training rows only,
 never registered. The runtime plans the windows and trades them; serving wraps a fit in an
-in-process predictor (``serving.window_sources.RetrainSource``)."""
+in-process predictor (``serving.retrain_source.RetrainSource``, through
+``registry.retrain``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
 
 import numpy as np
 
-from quant.splits import final_split
+from quant.splits import WindowDates, final_split
 from training.data import TrainingData
 from training.models.tabular import XGBoostModel
 from training.tracking import QtisPyfunc
@@ -19,17 +19,6 @@ from training.windows import window_ends
 
 class NoTrainingRows(ValueError):
     """A window has no labelled training rows to fit on."""
-
-
-class WindowDates(Protocol):
-    """A walk-forward window as a model source sees it (``trading_runtime.walkforward.Window``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    train_start: date
-    train_end: date
-    test_start: date
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ for each, with every gate's number, is asset metadata here and a row of ``mlops.
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
 from orchestration.resources import WarehouseResource
+from registry.aliases import promote
+from registry.promotions import status
 from serving.probe import serving_probe
-from training.promotion import promote, status
 from training.runner import FAMILIES
 from training.settings import PromotionSettings
 

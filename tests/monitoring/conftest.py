@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from registry.aliases import force
 from serving.probe import serving_probe
 from tests.conftest import _fresh_database
-from training import promotion
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
@@ -30,5 +30,5 @@ def champion(built, pg_server, tmp_path_factory):
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
                              explain_samples=50)  # fmt: skip
         run_training(url, config, symbols=["IBM", "MSFT"])
-        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url))
+        force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url))
         yield url, env, home

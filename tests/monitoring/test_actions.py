@@ -21,8 +21,10 @@ from monitoring.drift import DriftReport, Measure, save
 from monitoring.settings import ActionSettings, AlertSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
+from registry.aliases import force
+from registry.model_registry import ModelRegistry
+from registry.promotions import history, status
 from serving.probe import serving_probe
-from training import promotion
 from training.runner import TrainConfig, run_training
 
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
@@ -94,7 +96,7 @@ def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(cham
         mp.setenv("QTIS_ALERT_LOG_FILE", str(tmp_path / "alerts.jsonl"))
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
         run_training(url, config, symbols=["IBM", "MSFT"])  # version 2
-        promotion.force(url, "qtis-xgboost", "2", "sensor test", serving_probe(url))
+        force(url, "qtis-xgboost", "2", "sensor test", serving_probe(url))
         sensor = defs.get_sensor_def("drift_sensor")
         instance = DagsterInstance.ephemeral()
 
@@ -108,7 +110,7 @@ def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(cham
         first = tick(None)
         assert [r.run_key for r in first.run_requests] == ["drift-drift-a"]
         assert "data drift of qtis-xgboost v2" in first.run_requests[0].tags["qtis/reason"]
-        last = promotion.history(url, limit=1).iloc[0]
+        last = history(url, limit=1).iloc[0]
         assert (last["decision"], last["model"], last["version"]) == (
             "rolled_back",
             "qtis-xgboost",
@@ -169,8 +171,6 @@ def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_bet
     """A real stream: a live SMA cross and a shadow buy-and-hold on the bundled bars; the
     sensor waits while the paired test's p is above the level and replaces the champion by the
     @challenger once it is below, once per stream."""
-    from mlflow.tracking import MlflowClient
-
     from trading_runtime.ab import compare
     from trading_runtime.config import RunConfig, StrategyConfig
     from trading_runtime.runs import report as stream_report
@@ -191,8 +191,8 @@ def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_bet
         train = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
         info = run_training(url, train, symbols=["IBM", "MSFT"]).registered["xgboost"]
         challenger = (info["registered"], str(info["version"]))
-        before = promotion.status(url, limit=0)["champion"]
-        promotion.move_alias(MlflowClient(), "challenger", *challenger)
+        before = status(url, limit=0)["champion"]
+        ModelRegistry(url).move_alias("challenger", *challenger)
         sensor = defs.get_sensor_def("shadow_sensor")
         instance = DagsterInstance.ephemeral()
 
@@ -205,11 +205,11 @@ def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_bet
 
         waited = tick(None, p / 2)
         assert "did not trade significantly better" in waited.skip_reason.skip_message
-        assert promotion.status(url, limit=0)["champion"] == before
+        assert status(url, limit=0)["champion"] == before
         acted = tick(None, min(0.99, p * 1.5))
-        assert promotion.status(url, limit=0)["champion"] == challenger
-        assert promotion.status(url, limit=0)["challenger"] is None
-        last = promotion.history(url, limit=1).iloc[0]
+        assert status(url, limit=0)["champion"] == challenger
+        assert status(url, limit=0)["challenger"] is None
+        last = history(url, limit=1).iloc[0]
         assert (last["model"], last["version"], last["decision"], last["actor"]) == (
             *challenger,
             "promoted",

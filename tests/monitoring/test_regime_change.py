@@ -17,8 +17,8 @@ from monitoring.scenario import RegimeChange
 from monitoring.settings import DriftSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
+from registry.promotions import history
 from tests.conftest import _copy_database, _fresh_database
-from training import promotion
 from training.runner import TrainConfig
 from warehouse.db import sqlalchemy_url
 
@@ -80,7 +80,7 @@ def test_the_change_is_caught_retrained_and_judged(market):
         asset_selection=request.asset_selection,
     )  # fmt: skip
     assert done.success
-    decisions = promotion.history(url, limit=5)
+    decisions = history(url, limit=5)
     judged = decisions[(decisions["model"] == "qtis-xgboost") & (decisions["version"] == "2")]
     assert len(judged) == 1, decisions
     decision = judged.iloc[0]

@@ -16,12 +16,15 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from mlflow.tracking import MlflowClient
 
+from registry import aliases
+from registry.model_registry import ModelRegistry
+from registry.promotions import champions
 from serving.champion_source import ChampionSource
 from serving.client import ServingClient, ServingError
+from serving.errors import NoChampion
 from serving.launch import service_command, service_env
-from serving.predictor import NoChampion, Predictor
+from serving.predictor import Predictor
 from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
 from serving.settings import ServingSettings
@@ -30,8 +33,6 @@ from tests.conftest import _fresh_database
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.settings import WalkForwardSettings
 from trading_runtime.walkforward import bar_timeline, walk_forward
-from training import promotion
-from training.promotion import CHALLENGER, champions, move_alias
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
@@ -66,8 +67,8 @@ def trained(built, pg_server, tmp_path_factory):
         )  # fmt: skip
         run_training(url, config, symbols=SYMBOLS)
         probe = serving_probe(url)
-        promotion.force(url, "qtis-xgboost", "1", "serving tests", probe)
-        move_alias(MlflowClient(), CHALLENGER, "qtis-lstm", "1")
+        aliases.force(url, "qtis-xgboost", "1", "serving tests", probe)
+        ModelRegistry(url).move_alias("challenger", "qtis-lstm", "1")
         yield url, env, home
 
 
@@ -308,8 +309,7 @@ def test_a_pinned_version_answers_as_champion_whatever_the_aliases(trained):
         card = pinned.info().champion
         assert (card.role, card.model, card.version) == ("champion", "qtis-lstm", "1")
         assert pinned.predict(PredictRequest(symbols=SYMBOLS)).model == "qtis-lstm"
-        tags = pinned.client.get_run(pinned.champion.run_id).data.tags
-        assert tags["trained_through"]
+        assert ModelRegistry(url).meta("qtis-lstm", "1").trained_through is not None
         with pytest.raises(NoChampion, match="qtis-lstm v9 cannot be loaded"):
             Predictor.pinned(url, "qtis-lstm", "9")
 
@@ -410,7 +410,7 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
         with pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():
                 mp.setenv(key, value)
-            promotion.force(url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5))
+            aliases.force(url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5))
         deadline = time.monotonic() + 20
         with ServingClient(base, token=ADMIN_TOKEN, retries=0) as admin:
             while time.monotonic() < deadline and admin.info().champion.model != "qtis-lstm":

@@ -5,7 +5,6 @@ of the two books gives a paired test whose sign agrees with the curves."""
 from __future__ import annotations
 
 import json
-import random
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
@@ -15,7 +14,10 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.app import app
-from serving.predictor import LoadedModel, Predictor, RequestError
+from registry.loaded import LoadedModel
+from serving.errors import RequestError
+from serving.model_set import ModelSet, Serving
+from serving.predictor import Predictor
 from serving.schemas import ModelCard, ModelInfo, PredictRequest, PredictResponse
 from serving.settings import ServingSettings
 from trading_runtime import runs
@@ -174,13 +176,11 @@ def test_the_predictor_answers_as_the_role_asked():
         impl = SimpleNamespace(input_kind="windows", bundle=bundle)
         return LoadedModel(role, f"qtis-{role}", "1", role, impl, window, ("a", "b"), (1,))
 
-    predictor = Predictor.__new__(Predictor)  # the registry is beside the point here
-    predictor.settings = ServingSettings(serve_ab_share=1.0)  # A/B: the challenger answers all
-    predictor._split, predictor.log = random.Random(0), None
-    predictor.champion, predictor.challenger = (
-        model("champion", 2, 1.0),
-        model("challenger", 3, -1.0),
-    )
+    models = ModelSet("postgresql://unused", None, 1)  # the registry is beside the point here
+    models.current = Serving(model("champion", 2, 1.0), model("challenger", 3, -1.0))
+    predictor = Predictor.__new__(Predictor)
+    settings = ServingSettings(serve_ab_share=1.0)  # A/B: the challenger answers all
+    predictor._compose("postgresql://unused", settings, models, None)
     request = PredictRequest(windows=np.zeros((2, 3, 2)).tolist())
     assert predictor.predict(request).role == "challenger"
     assert predictor.predict(request, role="champion").predictions == [[1.0], [1.0]]
@@ -189,6 +189,6 @@ def test_the_predictor_answers_as_the_role_asked():
     assert predictor.predict(short, role="champion").role == "champion"
     with pytest.raises(RequestError, match="qtis-challenger needs 3 bars"):
         predictor.predict(short, role="challenger")  # checked against the model asked
-    predictor.challenger = None
+    models.current = Serving(models.current.champion, None)
     with pytest.raises(RequestError, match="no model holds @challenger"):
         predictor.predict(request, role="challenger")

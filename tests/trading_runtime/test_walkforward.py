@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.app import app
+from registry.promotions import champions
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.runs import report
 from trading_runtime.walkforward import (
@@ -28,7 +29,6 @@ from trading_runtime.walkforward import (
     walk_forward,
 )
 from trading_runtime.walkforward_sources import model_source
-from training.promotion import champions
 
 SYMBOLS = ["AAPL", "MSFT"]
 SMALL = {"train_bars": 250, "test_bars": 40, "xgb_estimators": 15}

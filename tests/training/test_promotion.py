@@ -9,17 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from quant import significance
 from quant.splits import PurgedWalkForward
+from registry import aliases
+from registry.model_registry import ModelRegistry
+from registry.promotions import history
 from serving.probe import serving_probe
 from tests.conftest import _fresh_database
 from training import promotion, tracking
 from training.data import load_training_data
 from training.evaluate import evaluate
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
-from training.promotion import CHALLENGER, CHAMPION
 from training.runner import TrainConfig
 from training.settings import PromotionSettings
 from warehouse.db import sqlalchemy_url
@@ -83,33 +84,33 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     probe = serving_probe(url, samples=20)
     settings = PromotionSettings()
     noise = register(url, data, skill=0.0, seed=1)
-    [first] = promotion.promote(url, probe, [("qtis-xgboost", noise)], settings)
+    [first] = aliases.promote(url, probe, [("qtis-xgboost", noise)], settings)
     assert first.decision == "rejected"
     assert first.gate("beats_champion").passed is None  # no champion yet
     assert first.gate("deflated_sharpe").passed is False
     assert first.gate("beats_baselines").passed is False
     assert first.gate("servable").passed is True
-    assert promotion.holder(MlflowClient(), CHAMPION) is None
+    assert ModelRegistry(url).champion() is None
 
     oracle = register(url, data, skill=1.0, seed=2, trials=50)
-    [decision] = promotion.promote(url, probe, [("qtis-xgboost", oracle)], settings)
+    [decision] = aliases.promote(url, probe, [("qtis-xgboost", oracle)], settings)
     assert decision.decision == "promoted", decision.reason
     assert decision.reason == "passed every gate: first champion"
     dsr = decision.gate("deflated_sharpe")
     assert dsr.value > 0.95 and "best of 50" in dsr.detail  # deflated by the 50 tuning trials
     assert decision.numbers["oos_sharpe"] > max(decision.numbers["baselines"].values())
-    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", oracle)
+    assert ModelRegistry(url).champion() == ("qtis-xgboost", oracle)
 
     # noise against the oracle champion: the paired test fails too, and it must not win
     noise2 = register(url, data, skill=0.0, seed=3)
-    [against] = promotion.promote(url, probe, [("qtis-xgboost", noise2)], settings)
+    [against] = aliases.promote(url, probe, [("qtis-xgboost", noise2)], settings)
     assert against.decision == "challenger"  # shadowed, never served
     assert against.gate("beats_champion").passed is False
     assert against.gate("beats_champion").value > 0.5  # p-value: not better at all
-    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", oracle)
-    assert promotion.holder(MlflowClient(), CHALLENGER) == ("qtis-xgboost", noise2)
+    assert ModelRegistry(url).champion() == ("qtis-xgboost", oracle)
+    assert ModelRegistry(url).challenger() == ("qtis-xgboost", noise2)
 
-    rows = promotion.history(url)
+    rows = history(url)
     assert list(rows["decision"]) == ["challenger", "promoted", "rejected"]
     recorded = rows.iloc[1]["gates"]
     names = [g["name"] for g in recorded["gates"]]
@@ -120,21 +121,21 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     assert rows.iloc[0]["champion_version"] == oracle  # the champion it was compared with
 
     # a forced promotion is recorded with its failed gates; rollback restores the oracle
-    forced = promotion.force(url, "qtis-xgboost", noise2, "drill", probe, settings)
+    forced = aliases.force(url, "qtis-xgboost", noise2, "drill", probe, settings)
     assert forced.decision == "forced" and "failed gates" in forced.reason
-    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", noise2)
-    assert promotion.holder(MlflowClient(), CHALLENGER) is None  # never both
-    back = promotion.rollback(url, "drill over")
+    assert ModelRegistry(url).champion() == ("qtis-xgboost", noise2)
+    assert ModelRegistry(url).challenger() is None  # never both
+    back = aliases.rollback(url, "drill over")
     assert (back.model, back.version, back.decision) == ("qtis-xgboost", oracle, "rolled_back")
-    assert promotion.holder(MlflowClient(), CHAMPION) == ("qtis-xgboost", oracle)
+    assert ModelRegistry(url).champion() == ("qtis-xgboost", oracle)
     with pytest.raises(ValueError, match="first champion"):
-        promotion.rollback(url)
+        aliases.rollback(url)
 
 
 def test_a_forced_promotion_needs_a_reason(registry):
     url, _ = registry
     with pytest.raises(ValueError, match="reason"):
-        promotion.force(url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10))
+        aliases.force(url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10))
 
 
 def _evidence(pred: np.ndarray, true: np.ndarray, ts, symbols) -> promotion.Evidence:

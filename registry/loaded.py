@@ -1,0 +1,68 @@
+"""A registered version loaded for serving: the fitted model, what a request must look like for
+it (window, features, horizons), its lineage, and its SHAP explanation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+
+class NotExplainable(ValueError):
+    """The model has no SHAP explainer of its own (an ensemble: explain its members)."""
+
+
+@dataclass
+class LoadedModel:
+    role: str
+    name: str
+    version: str
+    run_id: str
+    impl: Any  # training.tracking.QtisPyfunc: the bundle and its input kind
+    window: int
+    features: tuple[str, ...]
+    horizons: tuple[int, ...]
+    trained_through: datetime | None = None
+    label_end: datetime | None = None
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """(n, bars >= window, features) -> (n, horizons)."""
+        if self.impl.input_kind == "features":
+            return self.impl.bundle.predict_features(windows[:, -1, :])
+        return self.impl.bundle.predict_windows(windows[:, -self.window :, :])
+
+    def explain(self, window: np.ndarray, background: Callable[[], np.ndarray]) -> Any:
+        """SHAP attributions (``training.explain.Attributions``) of the forecast for ``window``
+        (1, bars, features); ``background`` gives the reference windows a network needs."""
+        # imported here: the explainers pull in torch and shap, which serving needs only now
+        from training.explain import explain_network, explain_tree
+        from training.models.sequence import SequenceBundle
+        from training.models.tabular import XGBoostModel
+
+        bundle = self.impl.bundle
+        if isinstance(bundle, XGBoostModel):
+            return explain_tree(bundle, window[:, -1, :], self.features, self.horizons)
+        if isinstance(bundle, SequenceBundle):
+            return explain_network(
+                bundle, window[:, -self.window :], background(), self.features, self.horizons
+            )
+        raise NotExplainable(f"{self.name} has no SHAP explainer (explain its members instead)")
+
+
+def limit_threads(bundle: Any, threads: int) -> None:
+    """Run XGBoost (here or in an ensemble) on ``threads`` threads: idle OpenMP workers spin, and
+    on a small machine they starve the threads that parse the next requests. (The service sizes
+    the networks' ONNX Runtime sessions the same way, through torch's thread count.)"""
+    parts = [bundle, *getattr(bundle, "members", {}).values()]
+    for part in parts:
+        booster = getattr(part, "model", None)
+        if booster is not None and hasattr(booster, "set_params"):
+            booster.set_params(n_jobs=threads)

@@ -1,0 +1,95 @@
+"""The MLflow model registry of one QTIS database: which versions hold @champion/@challenger,
+moving those aliases, what each version's tags say, and loading a version for serving.
+
+MLflow and ``training.tracking`` are imported where used: importing them takes seconds, and the
+serving interface (which the trading runtime imports for its types) must stay quick to import.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from registry.loaded import LoadedModel, limit_threads
+from registry.meta import VersionMeta
+from transforms.spec import default_spec
+
+if TYPE_CHECKING:
+    from training.tracking import TrackingSettings
+
+
+class ModelRegistry:
+    """The registry beside the warehouse at ``url`` (or at ``QTIS_MLFLOW_TRACKING_URI``)."""
+
+    def __init__(self, url: str, settings: TrackingSettings | None = None) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        from training.tracking import TrackingSettings, configure
+
+        self.url, self.settings = url, settings or TrackingSettings()
+        configure(url, self.settings)  # the experiment runs go to, and MLflow's default store
+        self.uri = mlflow.get_tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def holder(self, alias: str) -> tuple[str, str] | None:
+        """(registered name, version) holding ``alias`` among the qtis-* models, if any."""
+        from training.tracking import holder
+
+        return holder(self.client, alias)
+
+    def champion(self) -> tuple[str, str] | None:
+        from training.tracking import CHAMPION
+
+        return self.holder(CHAMPION)
+
+    def challenger(self) -> tuple[str, str] | None:
+        from training.tracking import CHALLENGER
+
+        return self.holder(CHALLENGER)
+
+    def move_alias(self, alias: str, name: str, version: str) -> None:
+        """Give ``alias`` to ``name`` ``version`` and take it from every other qtis-* model (and
+        the other alias from this version: a version is champion or challenger, never both)."""
+        from training.tracking import CHALLENGER, CHAMPION
+
+        other = CHALLENGER if alias == CHAMPION else CHAMPION
+        for m in self.client.search_registered_models("name LIKE 'qtis-%'"):
+            aliases = m.aliases or {}
+            if alias in aliases and m.name != name:
+                self.client.delete_registered_model_alias(m.name, alias)
+            if m.name == name and str(aliases.get(other)) == str(version):
+                self.client.delete_registered_model_alias(m.name, other)
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def run_id(self, name: str, version: str) -> str:
+        """The MLflow run behind a version."""
+        return self.client.get_model_version(name, str(version)).run_id
+
+    def meta(self, name: str, version: str) -> VersionMeta:
+        found = self.client.get_model_version(name, str(version))
+        return VersionMeta.from_tags(self.client.get_run(found.run_id).data.tags, found.tags)
+
+    def load(self, role: str, name: str, version: str, threads: int = 1) -> LoadedModel:
+        """One registered version, with what a request must look like for it."""
+        import mlflow
+        from mlflow.artifacts import download_artifacts
+
+        found = self.client.get_model_version(name, str(version))
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        impl = pyfunc.unwrap_python_model().impl
+        limit_threads(impl.bundle, threads)
+        example = np.asarray(pyfunc.input_example)
+        window = int(example.shape[1]) if impl.input_kind == "windows" else 1
+        path = download_artifacts(
+            run_id=found.run_id, artifact_path="features.json", tracking_uri=self.uri
+        )
+        names = json.loads(Path(path).read_text())["features"]
+        meta = VersionMeta.from_tags(self.client.get_run(found.run_id).data.tags)
+        return LoadedModel(
+            role, name, str(version), found.run_id, impl, window, tuple(names),
+            default_spec().horizons, meta.trained_through, meta.label_end,
+        )  # fmt: skip

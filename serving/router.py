@@ -1,0 +1,165 @@
+"""Who answers a predict request and who scores it in shadow: the champion, or (for the A/B
+share, or when asked by role) the challenger; the other loaded model scores the same windows in
+the background, and both answers are logged."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from registry.loaded import LoadedModel
+from serving.errors import RequestError
+from serving.model_set import ModelSet, Serving
+from serving.prediction_log import PredictionLog
+from serving.schemas import PredictRequest, PredictResponse, Role
+from serving.settings import ServingSettings
+from serving.windows import WindowSource
+
+log = logging.getLogger("qtis.serving")
+
+MAX_SHADOW_PENDING = 1000  # shadow scoring that falls this far behind is skipped, not queued
+
+
+@dataclass(frozen=True)
+class Prepared:
+    windows: np.ndarray  # (n, bars, features), checked
+    as_of: list[datetime] | None  # bar each looked-up window ends at
+    serve: LoadedModel
+    shadow: LoadedModel | None
+    started: float  # perf_counter when the request arrived
+
+
+def check_windows(raw: list, field: str, model: LoadedModel) -> np.ndarray:
+    """``raw`` as (windows, bars, features) float32 windows that ``model`` can score."""
+    try:
+        windows = np.asarray(raw, dtype=np.float32)
+    except ValueError as exc:
+        raise RequestError(
+            f"{field} must be a rectangular (windows, bars, features) array: {exc}", field
+        ) from exc
+    if windows.ndim != 3:
+        raise RequestError(f"{field} must be (windows, bars, features) of numbers", field)
+    _, bars, features = windows.shape
+    if features != len(model.features):
+        raise RequestError(
+            f"{field}: each bar needs {len(model.features)} features in the order "
+            f"GET /model lists, got {features}",
+            field,
+        )
+    if bars < model.window:
+        raise RequestError(
+            f"{field}: {model.name} needs {model.window} bars per window, got {bars}", field
+        )
+    if not np.isfinite(windows).all():
+        raise RequestError(f"{field}: values must be finite 32-bit floats", field)
+    return windows
+
+
+class Router:
+    """Routes predict requests between the loaded models and runs the shadow scoring."""
+
+    def __init__(
+        self,
+        settings: ServingSettings,
+        models: ModelSet,
+        windows: WindowSource,
+        prediction_log: PredictionLog | None,
+    ) -> None:
+        self.settings, self.models, self.windows, self.log = (
+            settings, models, windows, prediction_log,
+        )  # fmt: skip
+        self.split = random.Random(settings.serve_seed)
+        self._shadow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qtis-shadow")
+        self._shadow_pending, self._lock_pending = 0, threading.Lock()
+
+    def _inputs(
+        self, request: PredictRequest, model: LoadedModel, now: Serving
+    ) -> tuple[np.ndarray, list[datetime] | None]:
+        limit = self.settings.serve_max_windows
+        count = len(request.windows if request.windows is not None else request.symbols)
+        if count > limit:
+            what = "windows" if request.windows is not None else "symbols"
+            raise RequestError(f"{what}: {count} in one request, at most {limit}", what, 413)
+        if request.windows is not None:
+            return check_windows(request.windows, "windows", model), None
+        bars = max(m.window for m in (now.champion, now.challenger) if m is not None)
+        try:
+            return self.windows.latest(request.symbols, request.as_of, bars)
+        except LookupError as exc:
+            raise RequestError(
+                exc.args[0], exc.args[1] if len(exc.args) > 1 else "symbols"
+            ) from exc
+
+    def prepare(self, request: PredictRequest, role: Role | None = None) -> Prepared:
+        """Checked input windows, and who answers: the champion (or, for the A/B share, the
+        challenger); the other one, when loaded, scores the same windows in shadow. A ``role``
+        names who answers, with no A/B draw: a backtest trading both books asks each itself."""
+        now = self.models.current
+        champion, challenger = now.champion, now.challenger
+        if role == "challenger" and challenger is None:
+            raise RequestError("no model holds @challenger", "role", 409)
+        asked = {"champion": champion, "challenger": challenger}.get(role)
+        windows, as_of = self._inputs(request, asked or champion, now)
+        serve, share = asked or champion, self.settings.serve_ab_share
+        if asked is None and challenger is not None and self.split.random() < share:
+            serve = challenger
+        shadow = challenger if serve is champion else champion
+        if shadow is not None and shadow.window > windows.shape[1]:
+            shadow = None  # the request carries too few bars for it
+        return Prepared(windows, as_of, serve, shadow, time.perf_counter())
+
+    def respond(
+        self, request: PredictRequest, prepared: Prepared, predictions: np.ndarray
+    ) -> PredictResponse:
+        """The response for ``prepared``'s forecasts; logs them and starts the shadow."""
+        serve = prepared.serve
+        request_id = uuid.uuid4().hex
+        response = PredictResponse(
+            request_id=request_id,
+            model=serve.name,
+            version=serve.version,
+            role=serve.role,
+            horizons=list(serve.horizons),
+            predictions=np.asarray(predictions, dtype=np.float64).tolist(),
+            symbols=request.symbols,
+            as_of=prepared.as_of,
+        )
+        latency = (time.perf_counter() - prepared.started) * 1e3
+        if self.log is not None:
+            self.log.add(
+                request_id, serve, True, request.symbols, prepared.as_of, predictions, latency
+            )
+            if prepared.shadow is not None and self._shadow_pending < MAX_SHADOW_PENDING:
+                with self._lock_pending:
+                    self._shadow_pending += 1
+                self._shadow.submit(
+                    self._score_shadow, prepared.shadow, prepared.windows, request, prepared.as_of,
+                    request_id,
+                )  # fmt: skip
+        return response
+
+    def _score_shadow(self, model, windows, request, as_of, request_id) -> None:
+        started = time.perf_counter()
+        try:
+            predictions = model.predict(windows)
+        except Exception as exc:  # the shadow never hurts the answer
+            log.error("shadow %s v%s failed: %s", model.name, model.version, exc)
+            return
+        finally:
+            with self._lock_pending:
+                self._shadow_pending -= 1
+        latency = (time.perf_counter() - started) * 1e3
+        self.log.add(request_id, model, False, request.symbols, as_of, predictions, latency)
+
+    def close(self) -> None:
+        self._shadow.shutdown(wait=True)
+        if self.log is not None:
+            self.log.close()
