@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dagster import DagsterInstance, materialize
 from rich.console import Console
 
 from cli.render.drift import print_drift
 from orchestration.assets.monitoring import drift_report
+from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource
 
 
@@ -19,12 +19,8 @@ def show_drift(console: Console, warehouse: WarehouseResource):
     from monitoring.drift import load_report
 
     with console.status("drift: the champion's training period against the latest bars"):
-        result = materialize(
-            [drift_report],
-            resources={"warehouse": warehouse},
-            instance=DagsterInstance.get(),
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-            raise_on_error=False,
+        result = run_assets(
+            [drift_report], {"warehouse": warehouse}, log_level="ERROR", raise_on_error=False
         )
     if not result.success:
         console.print("[yellow]drift not checked[/]: see the drift_report run in the Dagster UI")

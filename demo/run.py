@@ -8,7 +8,6 @@ import json
 import logging
 import os
 
-from dagster import DagsterInstance, materialize
 from rich.console import Console
 from rich.table import Table
 
@@ -24,6 +23,7 @@ from orchestration.assets.promotion import promotion
 from orchestration.assets.training import ensemble_model, report_path, training_assets
 from orchestration.assets.tuning import tuning_assets
 from orchestration.instance import dagster_home
+from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource, dbt_resource
 from training.runner import FAMILIES
 from transforms import store
@@ -87,14 +87,10 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
         dbt_log.open("w") as log,
         contextlib.redirect_stdout(log),  # dagster-dbt echoes every dbt log line to stdout
     ):
-        result = materialize(
+        result = run_assets(
             [raw_bars, *raw_bars_checks, garch_vol, feature_store],
-            resources={"warehouse": warehouse, "dbt": dbt_resource()},
-            instance=DagsterInstance.get(),
-            run_config={
-                "ops": {"raw_bars": {"config": source}},
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            },
+            {"warehouse": warehouse, "dbt": dbt_resource()},
+            ops={"raw_bars": {"config": source}},
         )
     if not result.success:
         raise SystemExit("the demo run failed; see the Dagster UI (make ui) for the run log")
@@ -221,16 +217,12 @@ def _train(console: Console, warehouse: WarehouseResource):
         "walk-forward, small sizes), stacking them and running the promotion gates, through "
         "Dagster"
     ):
-        result = materialize(
+        result = run_assets(
             [*tuning_assets, *training_assets, ensemble_model, promotion, model_update],
-            resources={"warehouse": warehouse},
-            instance=DagsterInstance.get(),
-            run_config={
-                "ops": {a.op.name: {"config": DEMO_TRAINING} for a in training_assets}
-                | {name: {"config": config} for name, config in DEMO_TUNING.items()}
-                | {"model_update": {"config": DEMO_UPDATE}},
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            },
+            {"warehouse": warehouse},
+            ops={a.op.name: {"config": DEMO_TRAINING} for a in training_assets}
+            | {name: {"config": config} for name, config in DEMO_TUNING.items()}
+            | {"model_update": {"config": DEMO_UPDATE}},
         )
     if not result.success:
         raise SystemExit("training failed; see the Dagster UI (make ui) for the run log")

@@ -9,13 +9,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import DagsterInstance, materialize
 from rich.console import Console
 from rich.table import Table
 
 from cli.render.format import num, pct
 from cli.render.trading import print_walk_forward
 from orchestration.assets.trading import reference_backtests
+from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource
 
 
@@ -25,12 +25,7 @@ def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
         "trading the champion out of sample next to buy-and-hold, an SMA cross and risk parity "
         "(event-sourced engine, simulated venue with costs), through Dagster"
     ):
-        result = materialize(
-            [reference_backtests],
-            resources={"warehouse": warehouse},
-            instance=DagsterInstance.get(),
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-        )
+        result = run_assets([reference_backtests], {"warehouse": warehouse}, log_level="ERROR")
     if not result.success:
         raise SystemExit("the backtests failed; see the Dagster UI (make ui) for the run log")
     meta = result.asset_materializations_for_node("reference_backtests")[0].metadata
