@@ -107,7 +107,8 @@ def _perturb_after(raw, cut: pd.Timestamp, seed: int):
 
 @pytest.mark.parametrize("cut", ["2004-08-31", "2010-03-15"])
 def test_no_look_ahead(built, db_url, bundled, cut):
-    """Changing every bar after t changes no feature at or before t (and every label after)."""
+    """Changing every bar after the cut changes no feature at or before it, and exactly the
+    labels whose horizon reaches past it (a label at t uses the bars up to t + h)."""
     from dataclasses import replace
 
     base_url, _ = built
@@ -125,6 +126,25 @@ def test_no_look_ahead(built, db_url, bundled, cut):
     a = read_table(base_url, "features.bar_features", after)
     b = read_table(db_url, "features.bar_features", after)
     assert not np.allclose(a["sma_5"], b["sma_5"])  # the edit did reach the features
+    _assert_labels_reach(
+        read_table(base_url, "features.labels"), read_table(db_url, "features.labels"), cut
+    )
+
+
+def _assert_labels_reach(original: pd.DataFrame, changed: pd.DataFrame, cut: str) -> None:
+    """Labels of the bars up to ``cut``: unchanged where bar t + h is too, changed where not."""
+    last = pd.Timestamp(f"{cut} 23:59:59", tz="UTC")
+    before = original["ts"] <= last
+    for h in SPEC.horizons:
+        reach = original.groupby("symbol")["ts"].shift(-h)  # bar t + h
+        inside, crossing = before & (reach <= last), before & (reach > last)
+        assert inside.sum() > 1000 and crossing.sum() >= h
+        columns = [f"fwd_ret_{h}", f"fwd_dir_{h}", f"fwd_vol_{h}"]
+        pd.testing.assert_frame_equal(
+            original.loc[inside, columns], changed.loc[inside, columns], check_exact=True
+        )
+        for column in (f"fwd_ret_{h}", f"fwd_vol_{h}"):
+            assert (original.loc[crossing, column] != changed.loc[crossing, column]).all(), column
 
 
 def test_dbt_tests_catch_bad_rows(built):
