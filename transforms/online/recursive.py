@@ -37,6 +37,8 @@ class Ema:
 
 
 class Rsi:
+    """TA-Lib RSI: Wilder's smoothing of gains and losses, seeded with their window mean."""
+
     def __init__(self, n: int, window: int) -> None:
         self.n = window
         self.count = np.zeros(n)
@@ -71,6 +73,8 @@ class Rsi:
 
 
 class Atr:
+    """TA-Lib ATR: Wilder's smoothing of the true range, seeded with its mean over ``window``."""
+
     def __init__(self, n: int, window: int) -> None:
         self.n = window
         self.count = np.zeros(n)
