@@ -17,8 +17,11 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LinearRegression
 
-from training.data import TrainingData
-from training.evaluate import Evaluation, ModelResult, fold_scores
+from quant.splits import PurgedWalkForward
+from training.data import TrainingData, load_training_data
+from training.evaluate import Evaluation, ModelResult, evaluate, fold_scores
+from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
+from training.windows import window_ends
 
 
 @dataclass
@@ -253,6 +256,102 @@ def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, An
     return found, run, tracking.load_bundle(name, version)
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """How the members were evaluated (alike, or they cannot be stacked); the stack is too."""
+
+    window: int
+    min_history: int
+    splits: int
+    first_test: float
+    cost_bps: float
+
+
+def _shared_setup(found: Mapping[str, tuple[Any, Any, Any]]) -> _Setup:
+    """The evaluation setup the members' runs logged; refuses members evaluated differently."""
+    setup_keys = ("window", "min_history", "splits", "first_test", "cost_bps")
+    setups = {
+        f: {k: run.data.params.get(k) for k in setup_keys} for f, (_, run, _) in found.items()
+    }
+    if len({tuple(s.values()) for s in setups.values()}) > 1:
+        raise ValueError(f"members were evaluated differently, retrain them alike: {setups}")
+    setup = next(iter(setups.values()))
+    window, min_history, splits = (int(setup[k]) for k in ("window", "min_history", "splits"))
+    return _Setup(window, min_history, splits, float(setup["first_test"]), float(setup["cost_bps"]))
+
+
+def _out_of_fold(found: Mapping[str, tuple[Any, Any, Any]]) -> dict[str, pd.DataFrame]:
+    """Each member's logged walk-forward test predictions."""
+    from mlflow.artifacts import download_artifacts
+
+    return {
+        f: pd.read_parquet(
+            download_artifacts(run_id=v.run_id, artifact_path="oof_predictions.parquet")
+        )
+        for f, (v, _, _) in found.items()
+    }
+
+
+def _baselines(data: TrainingData, setup: _Setup) -> Evaluation:
+    """The baselines, walked forward exactly as the members were."""
+    return evaluate(
+        data,
+        {"zero": ZeroModel, "ridge": RidgeModel, "buy_and_hold": HistoricalMeanModel},
+        PurgedWalkForward(
+            n_splits=setup.splits, horizon=max(data.horizons), first_test=setup.first_test
+        ),
+        window=setup.window,
+        min_history=setup.min_history,
+        cost_bps=setup.cost_bps,
+    )
+
+
+def _register(
+    data: TrainingData,
+    result: EnsembleEvaluation,
+    bundle: EnsembleBundle,
+    members: Sequence[str],
+    found: Mapping[str, tuple[Any, Any, Any]],
+    setup: _Setup,
+    regime_feature: str,
+    fit_through: np.datetime64 | None,
+) -> dict[str, Any]:
+    """Log and register qtis-ensemble (with its per-fold and final weights)."""
+    import mlflow
+
+    from training import tracking
+
+    trials = sum(int(run.data.tags.get("tuning_trials", 0)) for _, run, _ in found.values())
+    config = EnsembleConfig(
+        members=tuple(members),
+        member_versions=",".join(f"{f}:{v}" for f, v in bundle.versions.items()),
+        regime_feature=regime_feature,
+        window=setup.window,
+        min_history=setup.min_history,
+        splits=setup.splits,
+        first_test=setup.first_test,
+        cost_bps=setup.cost_bps,
+        tuning={"ensemble": {"study": "members' studies", "trials": trials}},
+    )
+    window = setup.window
+    ends = window_ends(data, window, setup.min_history)[-2:]
+    example = data.features[ends[:, None] + np.arange(-window + 1, 1)]
+    through = min(run.data.tags.get("trained_through", "") for _, run, _ in found.values())
+    labels = str(fit_through if fit_through is not None else data.ts.max())
+    registered = tracking.log_family(
+        "ensemble", result.evaluation, config, bundle, example,
+        tags={"trained_through": through, "label_end": labels,
+              "members": config.member_versions},
+    )  # fmt: skip
+    with mlflow.start_run(run_id=registered["run_id"]):
+        mlflow.log_dict(
+            {"final": result.final.weights(), "per_fold": result.fold_weights},
+            "ensemble_weights.json",
+        )
+    registered["example"] = example
+    return registered
+
+
 def run_ensemble(
     url: str,
     members: Sequence[str] = ("lstm", "transformer", "xgboost"),
@@ -263,47 +362,20 @@ def run_ensemble(
     """Stack the registered members (latest versions unless given) on their logged out-of-fold
     predictions, score the stack out of sample next to them and the baselines, and register
     qtis-ensemble."""
-    import mlflow
-    from mlflow.artifacts import download_artifacts
     from mlflow.tracking import MlflowClient
 
-    from quant.splits import PurgedWalkForward
     from training import tracking
-    from training.data import load_training_data
-    from training.evaluate import evaluate
-    from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
-    from training.windows import window_ends
 
     tracking.configure(url)
     client = MlflowClient()
     found = {f: _member(client, f, (versions or {}).get(f)) for f in members}
-    setup_keys = ("window", "min_history", "splits", "first_test", "cost_bps")
-    setups = {
-        f: {k: run.data.params.get(k) for k in setup_keys} for f, (_, run, _) in found.items()
-    }
-    if len({tuple(s.values()) for s in setups.values()}) > 1:
-        raise ValueError(f"members were evaluated differently, retrain them alike: {setups}")
-    setup = next(iter(setups.values()))
-    window, min_history, splits = (int(setup[k]) for k in ("window", "min_history", "splits"))
-    first_test, cost_bps = float(setup["first_test"]), float(setup["cost_bps"])
+    setup = _shared_setup(found)
     symbols = sorted(
         {s for _, run, _ in found.values() for s in run.data.tags["symbols"].split(",")}
     )
     data = load_training_data(url, symbols)
-    frames = {
-        f: pd.read_parquet(
-            download_artifacts(run_id=v.run_id, artifact_path="oof_predictions.parquet")
-        )
-        for f, (v, _, _) in found.items()
-    }
-    baselines = evaluate(
-        data,
-        {"zero": ZeroModel, "ridge": RidgeModel, "buy_and_hold": HistoricalMeanModel},
-        PurgedWalkForward(n_splits=splits, horizon=max(data.horizons), first_test=first_test),
-        window=window,
-        min_history=min_history,
-        cost_bps=cost_bps,
-    )
+    frames = _out_of_fold(found)
+    baselines = _baselines(data, setup)
     seen = [run.data.tags.get("label_end") for _, run, _ in found.values()]
     fit_through = np.datetime64(max(seen), "us") if all(seen) else None  # None: older members
     result = evaluate_ensemble(data, frames, baselines, regime_feature, fit_through=fit_through)
@@ -315,31 +387,7 @@ def run_ensemble(
     )
     registered: dict[str, Any] = {}
     if track:
-        trials = sum(int(run.data.tags.get("tuning_trials", 0)) for _, run, _ in found.values())
-        config = EnsembleConfig(
-            members=tuple(members),
-            member_versions=",".join(f"{f}:{v}" for f, v in bundle.versions.items()),
-            regime_feature=regime_feature,
-            window=window,
-            min_history=min_history,
-            splits=splits,
-            first_test=first_test,
-            cost_bps=cost_bps,
-            tuning={"ensemble": {"study": "members' studies", "trials": trials}},
+        registered = _register(
+            data, result, bundle, members, found, setup, regime_feature, fit_through
         )
-        ends = window_ends(data, window, min_history)[-2:]
-        example = data.features[ends[:, None] + np.arange(-window + 1, 1)]
-        through = min(run.data.tags.get("trained_through", "") for _, run, _ in found.values())
-        labels = str(fit_through if fit_through is not None else data.ts.max())
-        registered = tracking.log_family(
-            "ensemble", result.evaluation, config, bundle, example,
-            tags={"trained_through": through, "label_end": labels,
-                  "members": config.member_versions},
-        )  # fmt: skip
-        with mlflow.start_run(run_id=registered["run_id"]):
-            mlflow.log_dict(
-                {"final": result.final.weights(), "per_fold": result.fold_weights},
-                "ensemble_weights.json",
-            )
-        registered["example"] = example
     return EnsembleRun(result, registered, bundle)

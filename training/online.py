@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -272,6 +272,158 @@ def _predict(bundle: Any, data: TrainingData, rows: np.ndarray) -> np.ndarray:
     return bundle.predict_features(data.features[rows])
 
 
+@dataclass(frozen=True)
+class _Base:
+    """The registered version an update starts from, with the params and tags of its run."""
+
+    family: str
+    name: str  # qtis-<family>
+    version: str
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+
+    @property
+    def window(self) -> int:
+        return int(self.params.get("window", 1))
+
+    @property
+    def min_history(self) -> int:
+        return int(self.params.get("min_history", 0))
+
+    @property
+    def seed(self) -> int:
+        return int(self.params.get("seed", 7))
+
+
+def _load_base(client, family: str | None, version: str | int | None) -> _Base:
+    """The version to update; refuses one whose seen bars or input columns are unknown."""
+    from training import tracking
+
+    family, found = resolve_base(client, family, version)
+    name = tracking.REGISTERED_NAMES[family]
+    run = client.get_run(found.run_id)
+    params, tags = run.data.params, run.data.tags
+    if "trained_through" not in tags:
+        raise ValueError(
+            f"{name} version {found.version} has no trained_through tag, so the bars it "
+            "has seen are unknown: retrain it (qtis train)"
+        )
+    if tags.get("feature_spec_sha256", tracking.spec_hash()) != tracking.spec_hash():
+        raise ValueError(
+            f"the feature spec changed since {name} version {found.version} was trained: "
+            "its inputs no longer match, retrain it (qtis train)"
+        )
+    return _Base(family, name, str(found.version), params, tags)
+
+
+def _rows_to_learn(data: TrainingData, base: _Base) -> np.ndarray:
+    """The newly labelled rows; NothingToUpdate when the base has seen them all."""
+    before = base.tags["trained_through"]
+    trained_through = np.datetime64(before, "us")
+    rows = new_labelled_rows(data, trained_through, base.window, base.min_history)
+    if not len(rows):
+        raise NothingToUpdate(
+            f"nothing to update: {base.name} version {base.version} has seen every "
+            f"labelled bar up to {before} (a bar's label is known {max(data.horizons)} bars later)"
+        )
+    return rows
+
+
+def _fit_update(
+    base: _Base,
+    bundle: Any,
+    data: TrainingData,
+    rows: np.ndarray,
+    rounds: int,
+    steps: int,
+    lr: float,
+) -> tuple[Any, dict[str, Any]]:
+    """(updated bundle, details): more trees for XGBoost, a fine-tune for a network."""
+    from training.models.sequence import SequenceModel
+
+    if base.family == "xgboost":
+        return _update_xgboost(bundle, data, rows, rounds)
+    params = base.params
+    return _update_network(
+        bundle, data, rows, steps=steps, lr=lr,
+        weight_decay=float(params.get("model_weight_decay", SequenceModel.weight_decay)),
+        batch_size=int(params.get("model_batch_size", params.get("batch_size", 256))),
+        seed=base.seed,
+    )  # fmt: skip
+
+
+def _example(data: TrainingData, base: _Base) -> np.ndarray:
+    """The input example the new version is registered with (the last two inputs)."""
+    window = base.window
+    ends = window_ends(data, window, base.min_history)[-2:]
+    if base.family == "xgboost":
+        return data.features[ends]
+    return data.features[ends[:, None] + np.arange(-window + 1, 1)]
+
+
+def _run_tags(
+    base: _Base, data: TrainingData, update_rows: np.ndarray, held: np.ndarray, after: str
+) -> dict[str, str]:
+    """The base run's tags (less MLflow's and the commit) with what this update changed."""
+    tags = base.tags
+    horizon = max(data.horizons)
+    inherited = {k: v for k, v in tags.items() if not k.startswith("mlflow.") and k != "git_commit"}
+    return inherited | {
+        "model_family": base.family,
+        "update_of": base.version,
+        "trained_through": after,
+        # the base's early stopping may have looked further than the update's labels
+        "label_end": max(str(data.label_end(update_rows, horizon)), tags.get("label_end", after)),
+        "update_rows": str(len(update_rows)),
+        "holdout_rows": str(len(held)),
+        "promotion": "pending",
+        "data_end": str(data.ts.max()),
+        "evaluation": (
+            f"online update of version {base.version}: holdout after a purge of "
+            f"{horizon} bars, out of sample for both"
+        ),
+    }
+
+
+def _report(
+    base: _Base,
+    data: TrainingData,
+    update_rows: np.ndarray,
+    held: np.ndarray,
+    after: str,
+    details: dict[str, Any],
+    metrics: dict[str, dict[str, float | None]],
+) -> dict[str, Any]:
+    """The update report logged with the new version."""
+    return {
+        "base_version": base.version,
+        "trained_through_before": base.tags["trained_through"],
+        "trained_through_after": after,
+        "update_rows": len(update_rows),
+        "holdout_rows": len(held),
+        "holdout_start": str(data.ts[held].min()) if len(held) else None,
+        "holdout_end": str(data.ts[held].max()) if len(held) else None,
+        "details": details,
+        "metrics": metrics,
+    }
+
+
+def _attributions(
+    updated: Any, data: TrainingData, base: _Base, update_rows: np.ndarray, samples: int
+) -> Any:
+    """The new version's attribution ranking, on bars it learnt from, against bars it had seen
+    (None when ``samples`` is 0 or no bar was seen)."""
+    from training import explain
+
+    seed = base.seed
+    seen = window_ends(data, base.window, base.min_history)
+    seen = seen[data.ts[seen] <= np.datetime64(base.tags["trained_through"], "us")]
+    return explain.explain(
+        updated, data, explain.sample_rows(update_rows, samples, seed),
+        explain.sample_rows(seen, 100, seed + 1), seed=seed,
+    ) if samples > 0 and len(seen) else None  # fmt: skip
+
+
 def update_model(
     url: str,
     family: str | None = None,
@@ -292,79 +444,26 @@ def update_model(
     from mlflow.tracking import MlflowClient
 
     from training import explain, tracking
-    from training.models.sequence import SequenceModel
 
     if rounds < 1 or steps < 1:
         raise ValueError("rounds and steps must be at least 1")
     if not 0 <= holdout < 1:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     tracking.configure(url)
-    client = MlflowClient()
-    family, base_version = resolve_base(client, family, version)
-    name = tracking.REGISTERED_NAMES[family]
-    run = client.get_run(base_version.run_id)
-    params, tags = run.data.params, run.data.tags
-    if "trained_through" not in tags:
-        raise ValueError(
-            f"{name} version {base_version.version} has no trained_through tag, so the bars it "
-            "has seen are unknown: retrain it (qtis train)"
-        )
-    if tags.get("feature_spec_sha256", tracking.spec_hash()) != tracking.spec_hash():
-        raise ValueError(
-            f"the feature spec changed since {name} version {base_version.version} was trained: "
-            "its inputs no longer match, retrain it (qtis train)"
-        )
-    before = tags["trained_through"]
-    trained_through = np.datetime64(before, "us")
-    window, min_history = int(params.get("window", 1)), int(params.get("min_history", 0))
-    symbols = tags["symbols"].split(",") if tags.get("symbols") else None
+    base = _load_base(MlflowClient(), family, version)
+    symbols = base.tags["symbols"].split(",") if base.tags.get("symbols") else None
     data = load_training_data(url, symbols, end=end)
-    horizon = max(data.horizons)
-    rows = new_labelled_rows(data, trained_through, window, min_history)
-    if not len(rows):
-        raise NothingToUpdate(
-            f"nothing to update: {name} version {base_version.version} has seen every "
-            f"labelled bar up to {before} (a bar's label is known {horizon} bars later)"
-        )
-    update_rows, held = split_in_time(data.ts, rows, holdout, purge=horizon)
-    bundle = tracking.load_bundle(name, base_version.version)
-    seed = int(params.get("seed", 7))
-    if family == "xgboost":
-        updated, details = _update_xgboost(bundle, data, update_rows, rounds)
-    else:
-        updated, details = _update_network(
-            bundle, data, update_rows, steps=steps, lr=lr,
-            weight_decay=float(params.get("model_weight_decay", SequenceModel.weight_decay)),
-            batch_size=int(params.get("model_batch_size", params.get("batch_size", 256))),
-            seed=seed,
-        )  # fmt: skip
+    rows = _rows_to_learn(data, base)
+    update_rows, held = split_in_time(data.ts, rows, holdout, purge=max(data.horizons))
+    bundle = tracking.load_bundle(base.name, base.version)
+    updated, details = _fit_update(base, bundle, data, update_rows, rounds, steps, lr)
     truth, when = data.returns[held], data.ts[held]
     metrics = {
         which: holdout_metrics(_predict(model, data, held), truth, when, data.horizons)
         for which, model in (("base", bundle), ("updated", updated))
     }
     after = str(data.ts[update_rows].max())
-    ends = window_ends(data, window, min_history)[-2:]
-    if family == "xgboost":
-        example = data.features[ends]
-    else:
-        example = data.features[ends[:, None] + np.arange(-window + 1, 1)]
-    inherited = {k: v for k, v in tags.items() if not k.startswith("mlflow.") and k != "git_commit"}
-    run_tags = inherited | {
-        "model_family": family,
-        "update_of": str(base_version.version),
-        "trained_through": after,
-        # the base's early stopping may have looked further than the update's labels
-        "label_end": max(str(data.label_end(update_rows, horizon)), tags.get("label_end", after)),
-        "update_rows": str(len(update_rows)),
-        "holdout_rows": str(len(held)),
-        "promotion": "pending",
-        "data_end": str(data.ts.max()),
-        "evaluation": (
-            f"online update of version {base_version.version}: holdout after a purge of "
-            f"{horizon} bars, out of sample for both"
-        ),
-    }
+    example = _example(data, base)
     update_params = {"update_rounds": rounds, "update_steps": steps, "update_lr": lr}
     update_params |= {"update_holdout": holdout, **{f"update_{k}": v for k, v in details.items()}}
     flat = {
@@ -373,40 +472,25 @@ def update_model(
         for key, value in values.items()
         if value is not None
     }
-    report = {
-        "base_version": str(base_version.version),
-        "trained_through_before": before,
-        "trained_through_after": after,
-        "update_rows": len(update_rows),
-        "holdout_rows": len(held),
-        "holdout_start": str(data.ts[held].min()) if len(held) else None,
-        "holdout_end": str(data.ts[held].max()) if len(held) else None,
-        "details": details,
-        "metrics": metrics,
-    }
-    # the new version's attribution ranking, on bars it learnt from, against bars it had seen
-    seen = window_ends(data, window, min_history)
-    seen = seen[data.ts[seen] <= trained_through]
-    attributions = explain.explain(
-        updated, data, explain.sample_rows(update_rows, explain_samples, seed),
-        explain.sample_rows(seen, 100, seed + 1), seed=seed,
-    ) if explain_samples > 0 and len(seen) else None  # fmt: skip
+    attributions = _attributions(updated, data, base, update_rows, explain_samples)
     logged = tracking.log_update(
-        family, updated, example, params=dict(params) | update_params, tags=run_tags,
-        metrics=flat, report=report, feature_names=data.feature_names, attributions=attributions,
+        base.family, updated, example, params=dict(base.params) | update_params,
+        tags=_run_tags(base, data, update_rows, held, after), metrics=flat,
+        report=_report(base, data, update_rows, held, after, details, metrics),
+        feature_names=data.feature_names, attributions=attributions,
     )  # fmt: skip
     if attributions is not None:
-        explain.save_ranking(url, name, str(logged["version"]), logged["run_id"], attributions)
+        explain.save_ranking(url, base.name, str(logged["version"]), logged["run_id"], attributions)
     return UpdateResult(
-        family=family,
-        registered=name,
-        base_version=str(base_version.version),
+        family=base.family,
+        registered=base.name,
+        base_version=base.version,
         new_version=str(logged["version"]),
         run_id=logged["run_id"],
         model_uri=logged["model_uri"],
         rows_used=len(update_rows),
         holdout_rows=len(held),
-        trained_through_before=before,
+        trained_through_before=base.tags["trained_through"],
         trained_through_after=after,
         metrics=metrics,
         details=details,

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from tests.transforms.conftest import read_table
-from transforms.online import OnlineFeatureEngine, calendar_row
+from transforms.online import OnlineFeatureEngine
+from transforms.online.calendar import calendar_row
 from transforms.spec import CALENDAR_COLUMNS, default_spec
 
 SPEC = default_spec()
