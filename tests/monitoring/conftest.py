@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from serving.probe import serving_probe
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from training import promotion
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
@@ -17,7 +17,7 @@ def champion(built, pg_server, tmp_path_factory):
     url, _ = built
     home = tmp_path_factory.mktemp("drift") / ".qtis"
     env = {
-        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(fresh_database(pg_server)),
         "QTIS_HOME": str(home),
         "QTIS_DATABASE_URL": url,
         "DAGSTER_HOME": str(home / "dagster"),

@@ -27,8 +27,8 @@ from monitoring.drift import (
 from monitoring.replay import replay
 from orchestration.monitoring_assets import drift_report
 from orchestration.resources import WarehouseResource
-from tests.conftest import _fresh_database
-from tests.orchestration.test_cli import qtis
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
 from warehouse.db import sqlalchemy_url
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -160,7 +160,7 @@ def test_the_cli_prints_the_verdicts_and_writes_json(champion, tmp_path):
 
 def test_no_champion_is_a_clear_error(db_url, tmp_path, pg_server):
     env = {"QTIS_DATABASE_URL": db_url, "QTIS_HOME": str(tmp_path / ".qtis"),
-           "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server))}  # fmt: skip
+           "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(fresh_database(pg_server))}  # fmt: skip
     done = qtis("monitor", "drift", env=env)
     assert done.returncode == 2 and "@champion" in done.stderr
 

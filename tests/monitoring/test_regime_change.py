@@ -17,7 +17,7 @@ from monitoring.replay import replay
 from monitoring.scenario import RegimeChange
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
-from tests.conftest import _copy_database, _fresh_database
+from tests.support.db import copy_database, fresh_database
 from training import promotion
 from training.runner import TrainConfig
 from warehouse.db import sqlalchemy_url
@@ -30,12 +30,12 @@ TRAIN = {"splits": 2, "xgb_estimators": 50, "explain_samples": 0}
 
 @pytest.fixture(scope="module")
 def market(pg_server, migrated_template, tmp_path_factory):
-    url = _copy_database(pg_server, migrated_template)
+    url = copy_database(pg_server, migrated_template)
     home = tmp_path_factory.mktemp("regime") / ".qtis"
     env = {
         "QTIS_DATABASE_URL": url,
         "QTIS_HOME": str(home),
-        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(fresh_database(pg_server)),
         "DAGSTER_HOME": str(home / "dagster"),
         "QTIS_DRIFT_EXPLAIN_SAMPLES": "0",
         "QTIS_MONITOR_RETRAIN_FAMILIES": '["xgboost"]',

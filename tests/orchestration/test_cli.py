@@ -1,21 +1,10 @@
 """The qtis command line, run as a real subprocess like a user would."""
 
 import json
-import os
-import subprocess
-import sys
 
 import psycopg
 
-
-def qtis(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | env,
-        timeout=300,
-    )
+from tests.support.cli import qtis
 
 
 def test_ingest_json_and_rerun(qtis_env, tmp_path):

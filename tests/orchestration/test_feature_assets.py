@@ -9,7 +9,7 @@ from orchestration.assets import raw_bars, raw_bars_checks
 from orchestration.definitions import defs
 from orchestration.features import dbt_resource, feature_store, garch_vol
 from orchestration.resources import WarehouseResource
-from tests.orchestration.test_cli import qtis
+from tests.support.cli import qtis
 from transforms.spec import default_spec
 
 MODELS = ("feat_recursive", "feat_window", "feat_cross_asset", "bar_features", "labels")

@@ -10,7 +10,7 @@ from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
 from orchestration.training_assets import training_assets
 from orchestration.tuning_assets import tuning_assets
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from warehouse.db import sqlalchemy_url
 
 
@@ -34,8 +34,8 @@ def test_training_assets_depend_on_the_training_set():
 
 def test_materialize_tuning_then_model(built, pg_server, tmp_path, monkeypatch):
     url, _ = built
-    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
-    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
     model = next(a for a in training_assets if a.op.name == "xgboost_model")
     tuning = next(a for a in tuning_assets if a.op.name == "xgboost_tuning")

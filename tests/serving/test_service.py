@@ -25,7 +25,8 @@ from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
 from serving.settings import ServingSettings
 from serving.windows import WindowSource
-from tests.conftest import _fresh_database
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.walkforward import WalkForwardSettings, bar_timeline, walk_forward
 from training import promotion
@@ -51,7 +52,7 @@ def trained(built, pg_server, tmp_path_factory):
     url, _ = built
     home = tmp_path_factory.mktemp("serving") / ".qtis"
     env = {
-        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(fresh_database(pg_server)),
         "QTIS_HOME": str(home),
         "QTIS_DATABASE_URL": url,
     }
@@ -426,8 +427,6 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
 
 
 def test_serve_refuses_to_start_without_a_champion(db_url, tmp_path):
-    from tests.orchestration.test_cli import qtis
-
     env = {"QTIS_DATABASE_URL": db_url, "QTIS_HOME": str(tmp_path / ".qtis")}
     env["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(db_url)
     result = qtis("serve", "--port", str(free_port()), env=env)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.trading_runtime.test_scenario import BARS, config
+from tests.support.scenario import BARS, config
 from trading_runtime.analytics import performance as pf
 from trading_runtime.analytics.analysis import analyze
 from trading_runtime.analytics.bootstrap import bootstrap_intervals, resample_indices

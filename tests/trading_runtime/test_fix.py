@@ -13,7 +13,7 @@ import time
 import pytest
 from simplefix import FixMessage, FixParser
 
-from tests.trading_runtime.test_broker import DAY0, bar
+from tests.support.venue import DAY0, bar
 from trading_runtime import events as ev
 from trading_runtime.broker import SimulatedBroker
 from trading_runtime.config import RunConfig, StrategyConfig

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from training.data import TrainingData
 from training.ensemble import evaluate_ensemble, run_ensemble
 from training.evaluate import evaluate
@@ -65,8 +65,8 @@ def test_the_stack_on_a_fold_never_sees_that_fold():
 
 @pytest.fixture
 def stores(pg_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
-    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.orchestration.test_cli import qtis
+from tests.support.cli import qtis
 from training.data import load_training_data
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.models.sequence import SequenceBundle, SequenceModel

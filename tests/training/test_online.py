@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from training.data import TrainingData, load_training_data
 from training.explain import load_ranking
 from training.online import NothingToUpdate, new_labelled_rows, split_in_time, update_model
@@ -32,8 +32,8 @@ def trained(built, pg_server, tmp_path_factory):
     url, _ = built
     home = tmp_path_factory.mktemp("online") / ".qtis"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
-        mp.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
+        mp.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(home))
         config = TrainConfig(
             models=("lstm", "xgboost"), size="tiny", epochs=1, splits=2, window=20,

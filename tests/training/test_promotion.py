@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from serving.probe import serving_probe
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from training import promotion, significance, tracking
 from training.data import load_training_data
 from training.evaluate import evaluate
@@ -49,7 +49,7 @@ class Planted:
 def registry(built, pg_server, tmp_path_factory):
     url, _ = built
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(tmp_path_factory.mktemp("promotion") / ".qtis"))
         tracking.configure(url)
         data = load_training_data(url, SYMBOLS)
@@ -185,7 +185,7 @@ def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server,
 
     url, _ = built
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
         tracking.configure(url)
         data = load_training_data(url, SYMBOLS)

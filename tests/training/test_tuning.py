@@ -11,8 +11,8 @@ import numpy as np
 import optuna
 import pytest
 
-from tests.conftest import _fresh_database
-from tests.orchestration.test_cli import qtis
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
 from training.data import load_training_data
 from training.runner import TrainConfig
 from training.splits import PurgedWalkForward
@@ -30,8 +30,8 @@ from warehouse.db import sqlalchemy_url
 @pytest.fixture
 def stores(pg_server, tmp_path, monkeypatch):
     """Fresh Optuna and MLflow databases for one test."""
-    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
-    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
 
 

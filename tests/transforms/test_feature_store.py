@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import talib
 
-from tests.transforms.conftest import load_bars, read_table
+from tests.support.bars import load_bars, read_table
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
 from transforms.spec import default_spec
