@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test install db ui psql lint format bench clean
+.PHONY: demo test test-quick install db ui psql lint format bench clean
 
 install: $(STAMP)
 
@@ -27,8 +27,14 @@ db: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/qtis demo
 
+# Test tiers: `make test` is the full suite (what CI runs); `make test-quick` leaves out the tests
+# marked slow (multi-process, server, training, demo and regime tests). `-m postgres` / `-m "not
+# postgres"` select by whether a test needs the embedded database.
 test: $(STAMP)
 	@$(BIN)/python -m pytest
+
+test-quick: $(STAMP)
+	@$(BIN)/python -m pytest -m "not slow"
 
 ui: $(STAMP)
 	@$(BIN)/qtis ui

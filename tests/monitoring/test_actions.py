@@ -85,6 +85,7 @@ def test_alerts_go_to_the_log_and_a_webhook_once_per_window(tmp_path, caplog):
     assert "alert webhook" in caplog.text and (tmp_path / "b.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(champion, tmp_path):
     url, env, _ = champion
     with pytest.MonkeyPatch.context() as mp:
@@ -162,6 +163,7 @@ def test_shadow_verdicts_need_bars_and_significance():
     assert replace.action == "replace" and "p=0.01 < 0.05" in replace.reason
 
 
+@pytest.mark.slow
 def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_better(
     champion, tmp_path
 ):

@@ -108,6 +108,7 @@ def test_the_evidently_page_shows_the_values_the_monitor_decided_on():
     assert all(fast[c] == pytest.approx(page[c], rel=1e-9) for c in columns)
 
 
+@pytest.mark.slow
 def test_a_drift_run_reports_stores_and_materializes(champion, monkeypatch):
     url, env, _ = champion
     for key, value in env.items():
@@ -142,6 +143,7 @@ def test_a_drift_run_reports_stores_and_materializes(champion, monkeypatch):
     assert -1 <= spearman[2] <= 1 and spearman[4] == (spearman[2] < 0.5)
 
 
+@pytest.mark.slow
 def test_the_cli_prints_the_verdicts_and_writes_json(champion, tmp_path):
     _, env, _ = champion
     out = tmp_path / "drift.json"
@@ -158,6 +160,7 @@ def test_the_cli_prints_the_verdicts_and_writes_json(champion, tmp_path):
     assert bad.returncode == 2 and "invalid drift settings" in bad.stderr
 
 
+@pytest.mark.slow
 def test_no_champion_is_a_clear_error(db_url, tmp_path, pg_server):
     env = {"QTIS_DATABASE_URL": db_url, "QTIS_HOME": str(tmp_path / ".qtis"),
            "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(fresh_database(pg_server))}  # fmt: skip
@@ -165,6 +168,7 @@ def test_no_champion_is_a_clear_error(db_url, tmp_path, pg_server):
     assert done.returncode == 2 and "@champion" in done.stderr
 
 
+@pytest.mark.slow
 def test_check_drift_refuses_a_model_without_its_training_span(champion):
     url, env, _ = champion
     with pytest.MonkeyPatch.context() as mp:
@@ -178,6 +182,7 @@ def test_check_drift_refuses_a_model_without_its_training_span(champion):
             check_drift(url, model)
 
 
+@pytest.mark.slow
 def test_a_replay_checks_as_of_past_bars_with_only_what_was_known(champion, tmp_path):
     url, env, _ = champion
     env = env | {"QTIS_DRIFT_EXPLAIN_SAMPLES": "0"}  # SHAP per checked bar is the slow part

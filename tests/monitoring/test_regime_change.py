@@ -22,6 +22,8 @@ from training import promotion
 from training.runner import TrainConfig
 from warehouse.db import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # builds, trains and retrains on a regime-change market
+
 SCENARIO = RegimeChange(seed=0)
 # the retrain the sensor asks for, at test sizes
 SMALL = {"trials": 2, "workers": 1, "xgb_estimators": 50, "splits": 2, "min_history": 60}

@@ -3,6 +3,7 @@
 import json
 
 import psycopg
+import pytest
 
 from tests.support.cli import qtis
 
@@ -64,6 +65,7 @@ def test_db_status_and_url_on_external_database(qtis_env, tmp_path):
     assert "partitioned" in status.stdout
 
 
+@pytest.mark.slow
 def test_embedded_server_lifecycle(tmp_path):
     env = {"QTIS_DATABASE_URL": "", "QTIS_HOME": str(tmp_path / ".qtis")}
     assert qtis("db", "status", env=env).returncode == 1

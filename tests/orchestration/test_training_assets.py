@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from orchestration.definitions import defs
@@ -12,6 +13,8 @@ from orchestration.training_assets import training_assets
 from orchestration.tuning_assets import tuning_assets
 from tests.support.db import fresh_database
 from warehouse.db import sqlalchemy_url
+
+pytestmark = pytest.mark.slow  # materializes tuning and training
 
 
 def test_training_assets_depend_on_the_training_set():

@@ -34,6 +34,8 @@ from training.promotion import CHALLENGER, champions, move_alias
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # a BentoML server in a subprocess over trained models
+
 SYMBOLS = ["IBM", "MSFT"]
 PREDICT_TOKEN = "predict-token-for-tests-0001"
 ADMIN_TOKEN = "admin-token-for-tests-000002"

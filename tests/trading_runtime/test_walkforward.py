@@ -116,6 +116,7 @@ def test_the_label_end_of_a_registered_run_is_its_tag_or_trained_through_plus_ho
 # --- retrain: a model per window --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
     url, _ = built
     config = RunConfig(stream="wf-retrain", symbols=SYMBOLS, strategies=[STRATEGY])
@@ -189,6 +190,7 @@ def test_champions_are_the_versions_that_held_the_alias_in_decision_order(built)
 # --- the command --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_walkforward_command_prints_windows_and_writes_json(built, tmp_path):
     url, _ = built
     env = {

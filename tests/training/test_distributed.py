@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 
 import mlflow
+import pytest
 
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from warehouse.db import sqlalchemy_url
+
+pytestmark = pytest.mark.slow  # DDP in worker processes
 
 
 def test_ddp_matches_one_process_and_only_rank_zero_logs(built, pg_server, tmp_path):

@@ -17,6 +17,8 @@ from training.runner import FAMILIES, TrainConfig, run_training
 from training.splits import PurgedWalkForward
 from warehouse.db import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # trains and registers an ensemble
+
 
 def _synthetic(n_times: int = 600, symbols: int = 3, seed: int = 0) -> TrainingData:
     rng = np.random.default_rng(seed)

@@ -105,6 +105,7 @@ def test_datamodule_scales_with_the_training_rows_only(data, fold):
     assert len(dm.val_dataloader().dataset) == len(val)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
 def test_sequence_models_are_reproducible(data, fold, kind):
     train, val, test = fold
@@ -129,6 +130,7 @@ def test_tabular_models(data, fold):
     assert np.isfinite(ridge.predict(data, test)).all()
 
 
+@pytest.mark.slow
 def test_train_cli_reports_out_of_sample_next_to_baselines(built, tmp_path):
     url, _ = built
     out = tmp_path / "oos.json"

@@ -105,6 +105,7 @@ def test_new_rows_are_labelled_and_split_with_a_purge():
         split_in_time(data.ts, rows, holdout=1.0, purge=20)
 
 
+@pytest.mark.slow
 def test_update_folds_new_bars_into_both_families(trained):
     url, run = trained
     client = MlflowClient()
@@ -189,6 +190,7 @@ def test_update_folds_new_bars_into_both_families(trained):
     assert client.get_model_version("qtis-xgboost", "3").tags["update_of"] == "2"
 
 
+@pytest.mark.slow
 def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
     url, run = trained
     through = MlflowClient().get_run(run.registered["xgboost"]["run_id"]).data.tags
@@ -210,6 +212,7 @@ def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
     assert out.exit_code == 2 and "cannot update 'ridge'" in out.output
 
 
+@pytest.mark.slow
 def test_cli_update(trained, monkeypatch, tmp_path):
     url, _ = trained
     from orchestration.cli import app
@@ -225,6 +228,7 @@ def test_cli_update(trained, monkeypatch, tmp_path):
     assert int(report["new_version"]) == int(report["base_version"]) + 1
 
 
+@pytest.mark.slow
 def test_materialize_model_update(trained):
     from orchestration.definitions import defs
     from orchestration.online_assets import model_update

@@ -16,6 +16,8 @@ from training.runner import TrainConfig, run_training
 from training.tracking import spec_hash
 from warehouse.db import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # trains, registers and explains through the CLI
+
 
 def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkeypatch):
     url, _ = built

@@ -26,6 +26,8 @@ from training.tuning import (
 )
 from warehouse.db import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # Optuna workers in processes, training
+
 
 @pytest.fixture
 def stores(pg_server, tmp_path, monkeypatch):
