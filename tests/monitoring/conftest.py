@@ -6,6 +6,7 @@ import pytest
 
 from serving.probe import serving_probe
 from tests.support.db import fresh_database
+from tests.support.promotion import relaxed
 from training import promotion
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
@@ -30,5 +31,5 @@ def champion(built, pg_server, tmp_path_factory):
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
                              explain_samples=50)  # fmt: skip
         run_training(url, config, symbols=["IBM", "MSFT"])
-        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url))
+        promotion.force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url), relaxed())
         yield url, env, home

@@ -21,6 +21,7 @@ from monitoring.drift import DriftReport, Measure, save
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
 from serving.probe import serving_probe
+from tests.support.promotion import relaxed
 from training import promotion
 from training.runner import TrainConfig, run_training
 
@@ -94,7 +95,7 @@ def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(cham
         mp.setenv("QTIS_ALERT_LOG_FILE", str(tmp_path / "alerts.jsonl"))
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
         run_training(url, config, symbols=["IBM", "MSFT"])  # version 2
-        promotion.force(url, "qtis-xgboost", "2", "sensor test", serving_probe(url))
+        promotion.force(url, "qtis-xgboost", "2", "sensor test", serving_probe(url), relaxed())
         sensor = defs.get_sensor_def("drift_sensor")
         instance = DagsterInstance.ephemeral()
 

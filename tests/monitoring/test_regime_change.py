@@ -18,6 +18,7 @@ from monitoring.scenario import RegimeChange
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
 from tests.support.db import copy_database, fresh_database
+from tests.support.promotion import LATENCY_BUDGET_MS
 from training import promotion
 from training.runner import TrainConfig
 from warehouse.db import sqlalchemy_url
@@ -42,6 +43,8 @@ def market(pg_server, migrated_template, tmp_path_factory):
         "QTIS_DRIFT_EXPLAIN_SAMPLES": "0",
         "QTIS_MONITOR_RETRAIN_FAMILIES": '["xgboost"]',
         "QTIS_ALERT_LOG_FILE": str(home / "alerts.jsonl"),
+        # the champion's forced promotion and the retrain's gates: not a latency test
+        "QTIS_PROMOTION_LATENCY_BUDGET_MS": str(LATENCY_BUDGET_MS),
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

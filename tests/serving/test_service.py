@@ -27,6 +27,7 @@ from serving.settings import ServingSettings
 from serving.windows import WindowSource
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
+from tests.support.promotion import relaxed
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.walkforward import WalkForwardSettings, bar_timeline, walk_forward
 from training import promotion
@@ -67,7 +68,7 @@ def trained(built, pg_server, tmp_path_factory):
         )  # fmt: skip
         run_training(url, config, symbols=SYMBOLS)
         probe = serving_probe(url)
-        promotion.force(url, "qtis-xgboost", "1", "serving tests", probe)
+        promotion.force(url, "qtis-xgboost", "1", "serving tests", probe, relaxed())
         move_alias(MlflowClient(), CHALLENGER, "qtis-lstm", "1")
         yield url, env, home
 
@@ -389,17 +390,21 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
     failures: list[str] = []
     versions: set[str] = set()
     stop = threading.Event()
+    died: list[BaseException] = []  # what ended the traffic thread early, re-raised below
 
     def traffic() -> None:
-        with ServingClient(base, token=PREDICT_TOKEN, retries=0, timeout=30) as c:
-            while not stop.is_set():
-                try:
-                    answer = c.predict(PredictRequest(symbols=SYMBOLS))
-                    statuses.append(200)
-                    versions.add(f"{answer.model} v{answer.version}")
-                except ServingError as exc:
-                    statuses.append(exc.status or 0)
-                    failures.append(str(exc))
+        try:
+            with ServingClient(base, token=PREDICT_TOKEN, retries=0, timeout=30) as c:
+                while not stop.is_set():
+                    try:
+                        answer = c.predict(PredictRequest(symbols=SYMBOLS))
+                        statuses.append(200)
+                        versions.add(f"{answer.model} v{answer.version}")
+                    except ServingError as exc:
+                        statuses.append(exc.status or 0)
+                        failures.append(str(exc))
+        except BaseException as exc:
+            died.append(exc)
 
     sender = threading.Thread(target=traffic)
     sender.start()
@@ -408,7 +413,9 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
         with pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():
                 mp.setenv(key, value)
-            promotion.force(url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5))
+            promotion.force(
+                url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5), relaxed()
+            )
         deadline = time.monotonic() + 20
         with ServingClient(base, token=ADMIN_TOKEN, retries=0) as admin:
             while time.monotonic() < deadline and admin.info().champion.model != "qtis-lstm":
@@ -423,6 +430,9 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
     finally:
         stop.set()
         sender.join(timeout=30)
+    assert not sender.is_alive(), "the traffic thread did not stop"
+    if died:
+        raise AssertionError("the traffic thread died") from died[0]
     assert statuses and set(statuses) == {200}, failures[:5]
     assert versions == {"qtis-xgboost v1", "qtis-lstm v1"}
     assert server_errors(base) == []

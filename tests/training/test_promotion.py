@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from serving.probe import serving_probe
 from tests.support.db import fresh_database
+from tests.support.promotion import LATENCY_BUDGET_MS, relaxed
 from training import promotion, significance, tracking
 from training.data import load_training_data
 from training.evaluate import evaluate
@@ -79,7 +80,7 @@ def register(url: str, data, skill: float, seed: int = 0, trials: int = 1) -> st
 def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     url, data = registry
     probe = serving_probe(url, samples=20)
-    settings = PromotionSettings()
+    settings = relaxed()
     noise = register(url, data, skill=0.0, seed=1)
     [first] = promotion.promote(url, probe, [("qtis-xgboost", noise)], settings)
     assert first.decision == "rejected"
@@ -133,6 +134,24 @@ def test_a_forced_promotion_needs_a_reason(registry):
     url, _ = registry
     with pytest.raises(ValueError, match="reason"):
         promotion.force(url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10))
+
+
+def test_a_model_slower_than_the_latency_budget_is_never_served(registry):
+    """The servable gate with a p99 budget no probe can meet: the candidate is rejected (not
+    even shadowed) with the gate's reason, a forced promotion is refused, the champion stays."""
+    url, data = registry
+    probe = serving_probe(url, samples=10)
+    tight = PromotionSettings(latency_budget_ms=1e-6)
+    before = promotion.holder(MlflowClient(), CHAMPION)
+    version = register(url, data, skill=1.0, seed=5, trials=50)
+    [decision] = promotion.promote(url, probe, [("qtis-xgboost", version)], tight)
+    gate = decision.gate("servable")
+    assert gate.passed is False and gate.threshold == 1e-6 and gate.value > 1e-6
+    assert gate.detail.endswith("over the 1e-06 ms budget")
+    assert decision.decision == "rejected" and f"servable: {gate.detail}" in decision.reason
+    with pytest.raises(ValueError, match=r"cannot be served, not forcing it: .* 1e-06 ms budget"):
+        promotion.force(url, "qtis-xgboost", version, "drill", probe, tight)
+    assert promotion.holder(MlflowClient(), CHAMPION) == before
 
 
 def _evidence(pred: np.ndarray, true: np.ndarray, ts, symbols) -> promotion.Evidence:
@@ -193,7 +212,7 @@ def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server,
         result = materialize(
             [promotion_asset],
             resources={"warehouse": WarehouseResource(database_url=url)},
-            run_config={"ops": {"promotion": {"config": {"latency_budget_ms": 50.0}}}},
+            run_config={"ops": {"promotion": {"config": {"latency_budget_ms": LATENCY_BUDGET_MS}}}},
         )
     assert result.success
     meta = {
