@@ -89,7 +89,11 @@ def test_the_change_is_caught_retrained_and_judged(market):
     judged = decisions[(decisions["model"] == "qtis-xgboost") & (decisions["version"] == "2")]
     assert len(judged) == 1, decisions
     decision = judged.iloc[0]
-    assert decision["decision"] in {"promoted", "challenger", "rejected"} and decision["reason"]
+    # seed 0: servable, but no better than the champion on the same bars and not above
+    # buy-and-hold after costs, so it shadows the champion instead of replacing it
+    failed = {g["name"] for g in decision["gates"]["gates"] if g["passed"] is False}
+    assert decision["decision"] == "challenger", decision["reason"]
+    assert failed == {"beats_champion", "deflated_sharpe", "beats_baselines"}, decision["reason"]
     print(f"\nregime scenario: {len(late)} checks, caught {delay} bars after the change "
           f"(data score {first.value('data', 'score'):.2f}); qtis-xgboost v2: "
           f"{decision['decision']} ({decision['reason']})")  # fmt: skip

@@ -48,6 +48,7 @@ def test_seed_architectures():
     assert lstm(x).shape == (3, 5) and tr(x).shape == (3, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
 def test_compiled_bundle_predicts_what_torch_predicts(kind):
     """The ONNX Runtime path (what registered models serve with) agrees with torch, for one
@@ -122,6 +123,7 @@ def test_sequence_models_are_reproducible(data, fold, kind):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_tabular_models(data, fold):
     train, val, test = fold
     xgb = XGBoostModel(n_estimators=50).fit(data, train, val)

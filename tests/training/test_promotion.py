@@ -196,6 +196,7 @@ def test_overfitting_is_reported_from_the_candidates_returns():
     assert dsr.probability < 0.95
 
 
+@pytest.mark.slow
 def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server, tmp_path):
     from dagster import materialize
 

@@ -105,6 +105,7 @@ def _perturb_after(raw, cut: pd.Timestamp, seed: int):
     return frame
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cut", ["2004-08-31", "2010-03-15"])
 def test_no_look_ahead(built, db_url, bundled, cut):
     """Changing every bar after t changes no feature at or before t (and every label after)."""
