@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test install db ui psql lint format bench clean
+.PHONY: demo test test-quick install db ui psql lint format bench clean
 
 install: $(STAMP)
 
@@ -27,8 +27,14 @@ db: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/qtis demo
 
+# Test tiers: `make test` is the full suite (what CI runs); `make test-quick` leaves out the tests
+# marked slow (multi-process, server, training, demo and regime tests). `-m postgres` / `-m "not
+# postgres"` select by whether a test needs the embedded database.
 test: $(STAMP)
 	@$(BIN)/python -m pytest
+
+test-quick: $(STAMP)
+	@$(BIN)/python -m pytest -m "not slow"
 
 ui: $(STAMP)
 	@$(BIN)/qtis ui
@@ -44,16 +50,16 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[bench]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
-	@$(BIN)/python bench/ingest.py
-	@$(BIN)/python bench/features.py
-	@$(BIN)/python bench/training.py
-	@$(BIN)/python bench/tuning.py
-	@$(BIN)/python bench/serving.py
-	@$(BIN)/python bench/runtime.py
-	@$(BIN)/python bench/recovery.py
-	@$(BIN)/python bench/portfolio.py
-	@$(BIN)/python bench/monitoring.py
-	@$(BIN)/python bench/regime.py
+	@$(BIN)/python -m bench.ingest
+	@$(BIN)/python -m bench.features
+	@$(BIN)/python -m bench.training
+	@$(BIN)/python -m bench.tuning
+	@$(BIN)/python -m bench.serving
+	@$(BIN)/python -m bench.runtime
+	@$(BIN)/python -m bench.recovery
+	@$(BIN)/python -m bench.portfolio
+	@$(BIN)/python -m bench.monitoring
+	@$(BIN)/python -m bench.regime
 
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down

@@ -6,19 +6,14 @@ last day and times the incremental run (the two builds run on the same server in
 (b) feeds cross-sections of S symbols through ``transforms.online.OnlineFeatureEngine`` and, as the
 baseline, recomputes the same windows with pandas rolling over the history at each new bar.
 
-    python bench/features.py [--symbols 500] [--bars 2520] [--online-symbols 500 5000]
+    python -m bench.features [--symbols 500] [--bars 2520] [--online-symbols 500 5000]
                              [--online-bars 300] [--skip-dbt] [--skip-online]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,13 +21,12 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from bench._results import write
 from warehouse.db import drop_database, recreate_database
 from warehouse.ingest import ingest
 from warehouse.providers import SyntheticMarket
 from warehouse.providers.base import FrameProvider
 from warehouse.schema import migrate
-
-RESULTS = Path(__file__).parent / "results" / "features.json"
 
 
 def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
@@ -159,8 +153,6 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     results: dict = {}
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    previous.pop("params", None)  # each section records its own
 
     if not args.skip_dbt:
         d = results["dbt"] = bench_dbt(console, args.symbols, args.bars)
@@ -210,17 +202,8 @@ def main() -> None:
             f"(target >= 500,000: {'met' if top['updates_per_s'] >= 500_000 else 'NOT met'})"
         )
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        **previous,
-        "benchmark": "features",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        **results,
-        "targets": {"incremental_over_full": 0.05, "online_updates_per_s_at_5000": 500_000},
-    }
-    RESULTS.write_text(json.dumps(payload, indent=2, default=str))
-    console.print(f"wrote {RESULTS}")
+    targets = {"incremental_over_full": 0.05, "online_updates_per_s_at_5000": 500_000}
+    write("features", {**results, "targets": targets}, console, merge=True)
 
 
 if __name__ == "__main__":

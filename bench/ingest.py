@@ -4,18 +4,15 @@ All three write the same synthetic bars into an identical, freshly migrated ``ma
 partitions, same primary key) on the same server in the same run, so only ratios are compared.
 ``to_sql`` is too slow for the full set and is timed on a slice; rows/s is what is compared.
 
-    python bench/ingest.py [--symbols 1000] [--bars 1000] [--to-sql-rows 100000] [--repeats 2]
+    python -m bench.ingest [--symbols 1000] [--bars 1000] [--to-sql-rows 100000] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -23,6 +20,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from bench._results import write
 from warehouse import embedded
 from warehouse.db import (
     database_url,
@@ -36,7 +34,6 @@ from warehouse.providers import SyntheticMarket
 from warehouse.schema import migrate
 from warehouse.validation import validate_bars
 
-RESULTS = Path(__file__).parent / "results" / "ingest.json"
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume", "source"]
 
 
@@ -145,34 +142,22 @@ def main() -> None:
         f"{'met' if vs_to_sql >= 10 else 'NOT met'})"
     )
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "ingest",
-                "measured_at": datetime.now(UTC).isoformat(),
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": __import__("os").cpu_count(),
-                },
-                "params": vars(args),
-                "results": [
-                    {"path": name, "rows": count, "seconds": seconds, "rows_per_s": rate}
-                    for name, count, seconds, rate in rows
-                ],
-                "runs_seconds": {
-                    "loader": loader_s,
-                    "loader_reload": reload_s,
-                    "loader_all_changed": update_s,
-                    "psql_copy": psql_s,
-                },
-                "ratios": {"loader_vs_psql_copy": vs_psql, "loader_vs_to_sql": vs_to_sql},
-                "targets": {"loader_vs_psql_copy": 0.7, "loader_vs_to_sql": 10},
-            },
-            indent=2,
-        )
-    )
-    console.print(f"wrote {RESULTS}")
+    figures = {
+        "params": vars(args),
+        "results": [
+            {"path": name, "rows": count, "seconds": seconds, "rows_per_s": rate}
+            for name, count, seconds, rate in rows
+        ],
+        "runs_seconds": {
+            "loader": loader_s,
+            "loader_reload": reload_s,
+            "loader_all_changed": update_s,
+            "psql_copy": psql_s,
+        },
+        "ratios": {"loader_vs_psql_copy": vs_psql, "loader_vs_to_sql": vs_to_sql},
+        "targets": {"loader_vs_psql_copy": 0.7, "loader_vs_to_sql": 10},
+    }
+    write("ingest", figures, console)
 
 
 if __name__ == "__main__":

@@ -8,24 +8,16 @@ market of the scenario test (``monitoring.scenario``, seed 0) in scratch databas
 server: a champion trained before the change, checked as of a bar of the same regime (the
 sensor should skip) and as of a bar after the change (it should request a retrain).
 
-    python bench/monitoring.py [--features 50] [--reference 100000] [--current 10000] [--repeats 3]
+    python -m bench.monitoring [--features 50] [--reference 100000] [--current 10000] [--repeats 3]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/serving.py and bench/training.py would shadow the packages of the same names
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +25,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-RESULTS = Path(__file__).parent / "results" / "monitoring.json"
+from bench._results import write
 
 
 def frames(features: int, reference: int, current: int, seed: int = 0):
@@ -182,23 +174,13 @@ def main() -> None:
     console.print(table)
     for row in sensor:
         console.print(f"{row['bars_from_change']:+d} bars: {row['reason']}", highlight=False)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "monitoring",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+    figures = {
         "params": vars(args),
         "report": report,
         "sensor": sensor,
         "total_s": time.perf_counter() - started,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    RESULTS.write_text(json.dumps(payload, indent=2, default=str))
-    console.print(f"wrote {RESULTS} in {payload['total_s']:.0f} s")
+    write("monitoring", figures, console)
 
 
 if __name__ == "__main__":

@@ -13,24 +13,13 @@ sizes, budget 0.98) and the default covariance (Ledoit-Wolf). Solve time is the 
 with a rebalance every 21 bars and free costs, and reads each rebalance bar's tick-to-order from
 the journal.
 
-    python bench/portfolio.py [--sizes 50 200 500] [--repeats 3] [--bars 330] [--quick]
+    python -m bench.portfolio [--sizes 50 200 500] [--repeats 3] [--bars 330] [--quick]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/serving.py and bench/training.py would shadow the serving and training packages that the
-# engine imports: keep bench/ off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
-import json
-import os
-import platform
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -38,7 +27,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-RESULTS = Path(__file__).parent / "results" / "portfolio.json"
+from bench._results import write
+
 METHODS = ["equal", "min-variance", "risk-parity", "hrp", "mean-cvar", "black-litterman"]
 ENGINE_METHODS = ["min-variance", "risk-parity", "hrp"]
 LOOKBACK, PATHS, TARGET_REBALANCE_S = 252, 10_000, 1.0
@@ -215,27 +205,14 @@ def main() -> None:
     }
     console.print(f"rebalance of {max(args.sizes)} assets, worst over methods: {worst:.3f} s"
                   f" -> {'met' if met else '[bold]NOT met[/]'}")  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "portfolio",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "params": {
-            "sizes": args.sizes,
-            "repeats": args.repeats,
-            "lookback": LOOKBACK,
-            "paths": PATHS,
-            "engine_bars": args.bars,
-        },
-        **results,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    params = {
+        "sizes": args.sizes,
+        "repeats": args.repeats,
+        "lookback": LOOKBACK,
+        "paths": PATHS,
+        "engine_bars": args.bars,
     }
-    RESULTS.write_text(json.dumps(payload, indent=2, default=str))
-    console.print(f"wrote {RESULTS} in {results['total_s']:.0f} s")
+    write("portfolio", {"params": params, **results}, console)
 
 
 if __name__ == "__main__":

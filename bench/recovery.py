@@ -2,7 +2,7 @@
 (a random 1..150 new journal events after each restart) and restarted each time, against the
 same run uninterrupted, in the same database.
 
-    python bench/recovery.py [--kills 20] [--seed 1]
+    python -m bench.recovery [--kills 20] [--seed 1]
 
 RPO: the final state (every order with its status and fills, cash, positions, the last bar)
 must equal the uninterrupted run's, every order must be journaled and received by the venue
@@ -13,25 +13,20 @@ point through the features. Uses a scratch database (bench_recovery) with the bu
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/serving.py would shadow the serving package the engine imports: keep bench/ off the path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import json
 import os
-import platform
 import tempfile
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-RESULTS = Path(__file__).parent / "results" / "recovery.json"
+from bench._results import write
+
 STRATEGY = dict(signal="sma-cross", fast=3, slow=8, trail_atr=2.0)
 START = "2011-01-03"
 
@@ -99,16 +94,13 @@ def main() -> None:
     table.add_row("restart -> trading again (median / max)",
                   f"{np.median(rto):.1f} s / {rto.max():.1f} s", "< 30 s")  # fmt: skip
     console.print(table)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "measured_at": datetime.now(UTC).isoformat(), "machine": platform.platform(),
-        "cpus": os.cpu_count(), "kills": crashes.kills, "killed_at_events": crashes.killed_at,
+    write("recovery", {
+        "kills": crashes.kills, "killed_at_events": crashes.killed_at,
         "restart_seconds": crashes.restart_seconds, "state_equal": same,
         "orders_once": once, "orders": len(crashy[0]), "fills": len(crashy[2]),
         "targets": {"rpo_zero": same and once, "rto_under_30s": bool(rto.max() < 30),
                     "kills_20": crashes.kills >= 20},
-    }, indent=1))  # fmt: skip
-    console.print(f"wrote {RESULTS}")
+    }, console)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ negative. An alarm is what the drift sensor retrains on: data or prediction drif
 runs with its defaults (QTIS_DRIFT_*: thresholds calibrated on the training period); the
 baseline, in the same replay, is one fixed threshold for every column (calibration off).
 
-    python bench/regime.py [--seeds 20] [--first-seed 0]
+    python -m bench.regime [--seeds 20] [--first-seed 0]
 
 The monitor's defaults were chosen on seeds 0-39; ``--first-seed 60`` measures it on seeds it
 was not chosen on (written to ``results/regime_seeds60-79.json``).
@@ -16,27 +16,19 @@ was not chosen on (written to ``results/regime_seeds60-79.json``).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/serving.py and bench/training.py would shadow the packages of the same names
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-RESULTS = Path(__file__).parent / "results"
+from bench._results import write
 
 
 def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
@@ -141,26 +133,14 @@ def main() -> None:
             f"{s['median_delay']} / {s['max_delay']} bars",
         )
     console.print(table)
-    out = RESULTS / (
-        "regime.json" if args.first_seed == 0 else f"regime_seeds{args.first_seed}-{last}.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "regime",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+    figures = {
         "params": vars(args),
         "summary": found,
         "seeds": rows,
         "total_s": time.perf_counter() - started,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    out.write_text(json.dumps(payload, indent=2, default=str))
-    console.print(f"wrote {out} in {payload['total_s']:.0f} s")
+    file = "regime.json" if args.first_seed == 0 else f"regime_seeds{args.first_seed}-{last}.json"
+    write("regime", figures, console, file=file)
 
 
 if __name__ == "__main__":

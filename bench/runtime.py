@@ -21,9 +21,9 @@ first universe as warm-up, a venue log like ``qtis trade paper``) per strategy: 
 ``tick_to_order_us`` (bar arrival -> the order acknowledged by the venue, the bar's journal
 transaction committed in between), and the engine's own per-stage split.
 
-    python bench/runtime.py [--symbols 10 500] [--bars 2000 500] [--repeats 3]
+    python -m bench.runtime [--symbols 10 500] [--bars 2000 500] [--repeats 3]
                             [--paper-bars 300] [--paper-rate 50] [--skip-model] [--keep]
-    python bench/runtime.py --quick     # 10 x 400 and 50 x 300 bars, 2 repeats: about 2 minutes
+    python -m bench.runtime --quick     # 10 x 400 and 50 x 300 bars, 2 repeats: about 2 minutes
 
 The defaults take about 6 minutes on 2 cores, most of it backtrader at 500 symbols (about 50 s a
 round with its preload) and the training.
@@ -40,30 +40,22 @@ Everything shares the machine's cores with the database server.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/serving.py and bench/training.py would shadow the serving and training packages that the
-# engine imports: keep bench/ off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import gc
-import json
 import os
-import platform
 import tempfile
 import time
 import warnings
 from dataclasses import replace
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-RESULTS = Path(__file__).parent / "results" / "runtime.json"
+from bench._results import write
+
 FAST, SLOW, QUANTITY, CAPITAL = 10, 30, 100.0, 1e12
 GARCH_REFIT = 250
 # every limit that could deny an order of the reference strategy, off
@@ -598,37 +590,24 @@ def main() -> None:
         console.print(f"{t['target']}: {shown} -> {'met' if t['met'] else '[bold]NOT met[/]'}")
     console.print(f"total {results['total_s']:.0f} s")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "runtime",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "params": {
-            "universes": [{"symbols": n, "bars": b} for n, b in universes],
-            "repeats": args.repeats,
-            "paper_bars": args.paper_bars,
-            "paper_rate": args.paper_rate,
-            "estimators": args.estimators,
-            "garch_refit_every": GARCH_REFIT,
-            "quick": args.quick,
-        },
-        "timed": {
-            "engine": "Engine.run() after build_engine (feed, instruments, features, model and "
-            "journal ready); includes the journal writes (COPY batches in backtests, a "
-            "transaction per bar in paper mode)",
-            "backtrader": "Strategy.start() to stop() inside cerebro.run(): indicators and the "
-            "event loop, not the feeds' preload nor the strategy's construction",
-            "bars_per_s": "symbols x bars / seconds, median of the rounds",
-        },
-        **results,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    params = {
+        "universes": [{"symbols": n, "bars": b} for n, b in universes],
+        "repeats": args.repeats,
+        "paper_bars": args.paper_bars,
+        "paper_rate": args.paper_rate,
+        "estimators": args.estimators,
+        "garch_refit_every": GARCH_REFIT,
+        "quick": args.quick,
     }
-    RESULTS.write_text(json.dumps(payload, indent=2, default=str))
-    console.print(f"wrote {RESULTS}")
+    timed = {
+        "engine": "Engine.run() after build_engine (feed, instruments, features, model and "
+        "journal ready); includes the journal writes (COPY batches in backtests, a "
+        "transaction per bar in paper mode)",
+        "backtrader": "Strategy.start() to stop() inside cerebro.run(): indicators and the "
+        "event loop, not the feeds' preload nor the strategy's construction",
+        "bars_per_s": "symbols x bars / seconds, median of the rounds",
+    }
+    write("runtime", {"params": params, "timed": timed, **results}, console)
 
 
 if __name__ == "__main__":

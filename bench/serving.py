@@ -2,7 +2,7 @@
 ``POST /predict`` requests from an async client at concurrency 1, 8 and 32, for an XGBoost and an
 LSTM champion, with adaptive batching on and off (the baseline, measured in the same run).
 
-    python bench/serving.py [--seconds 4]
+    python -m bench.serving [--seconds 4]
 
 Uses scratch databases (bench_serving, bench_serving_mlflow) on the QTIS server with the bundled
 sample. The load generator shares the machine's cores with the service: on 2 cores its own CPU
@@ -11,29 +11,23 @@ time caps throughput, so the numbers are a floor of what a separate client would
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/serving.py would shadow the serving package: keep bench/ off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-RESULTS = Path(__file__).parent / "results" / "serving.json"
+from bench._results import write
+
 CONCURRENCY = (1, 8, 32)
 ROUNDS = 3
 
@@ -230,21 +224,12 @@ def main() -> None:
             f"batching merged {by[(True, 32)]['windows_per_model_call']:.2f} windows per model "
             "call on average"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "measured_at": datetime.now(UTC).isoformat(),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                "seconds_per_point": args.seconds,
-                "rows": rows,
-                "batching_throughput_ratio_c32": ratios,
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            },
-            indent=2,
-        )
-    )
-    console.print(f"wrote {RESULTS}")
+    figures = {
+        "seconds_per_point": args.seconds,
+        "rows": rows,
+        "batching_throughput_ratio_c32": ratios,
+    }
+    write("serving", figures, console)
 
 
 if __name__ == "__main__":

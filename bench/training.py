@@ -1,24 +1,14 @@
 """Training-side speed: data loading (Arrow via ADBC vs pandas.read_sql, same query), training
 throughput of the seed-size networks and XGBoost on CPU, and single-window inference latency.
 
-    python bench/training.py [--symbols 100] [--bars 2520] [--batches 10]
+    python -m bench.training [--symbols 100] [--bars 2520] [--batches 10]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# this script shares its name with the package it measures: keep bench/ off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
-import json
-import os
-import platform
 import time
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -27,6 +17,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench._results import write
 from training.data import load_training_data
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.models.sequence import SequenceBundle, masked_mse
@@ -34,8 +25,6 @@ from training.models.tabular import XGBoostModel
 from training.windows import FeatureScaler
 from transforms.spec import default_spec
 from warehouse.db import drop_database, sqlalchemy_url
-
-RESULTS = Path(__file__).parent / "results" / "training.json"
 
 
 def prepare(console: Console, n_symbols: int, n_bars: int) -> str:
@@ -207,23 +196,14 @@ def main() -> None:
         t.add_row(name, f"{v['p50_ms']:.3f}", f"{v['p99_ms']:.3f}", target)
     console.print(t)
     drop_database(url)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "training",
-                "measured_at": datetime.now(UTC).isoformat(),
-                "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-                "params": vars(args),
-                "loading": loading,
-                "training_samples_per_s": fit["samples_per_s"],
-                "inference_latency": latency,
-                "targets": {"arrow_vs_read_sql": 3, "p99_ms_lstm_xgboost": 1},
-            },
-            indent=2,
-        )
-    )
-    console.print(f"wrote {RESULTS}")
+    figures = {
+        "params": vars(args),
+        "loading": loading,
+        "training_samples_per_s": fit["samples_per_s"],
+        "inference_latency": latency,
+        "targets": {"arrow_vs_read_sql": 3, "p99_ms_lstm_xgboost": 1},
+    }
+    write("training", figures, console)
 
 
 if __name__ == "__main__":

@@ -2,34 +2,27 @@
 trials per minute with 1 vs 2 Optuna workers on one study, pruning (median) vs none on the same
 study (time and best score), and Lightning DDP with 2 CPU processes vs 1.
 
-    python bench/tuning.py [--trials 12] [--pruning-trials 20] [--family lstm]
+    python -m bench.tuning [--trials 12] [--pruning-trials 20] [--family lstm]
 
 Uses scratch databases (bench_tuning, bench_optuna) on the QTIS server with the bundled sample.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/training.py would shadow the training package: keep bench/ off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import json
 import os
-import platform
 import subprocess
+import sys
 import time
-from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from bench._results import write
 from training.tuning import TuneConfig, open_study, tune
 from warehouse.db import drop_database, recreate_database, sqlalchemy_url
-
-RESULTS = Path(__file__).parent / "results" / "tuning.json"
 
 
 def prepare(console: Console) -> str:
@@ -247,25 +240,17 @@ def main() -> None:
             "",
         )
     console.print(table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                "family": args.family,
-                "workers": workers,
-                "workers_speedup": speedup,
-                "workers_speedup_in_study": in_study,
-                "pruning": pruning,
-                "pruning_time_saved": saved,
-                "ddp": ddp,
-                "ddp_throughput_ratio": ddp_ratio,
-            },
-            indent=2,
-        )
-    )
-    console.print(f"wrote {RESULTS}")
+    figures = {
+        "family": args.family,
+        "workers": workers,
+        "workers_speedup": speedup,
+        "workers_speedup_in_study": in_study,
+        "pruning": pruning,
+        "pruning_time_saved": saved,
+        "ddp": ddp,
+        "ddp_throughput_ratio": ddp_ratio,
+    }
+    write("tuning", figures, console)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,11 @@
 """The qtis command line, run as a real subprocess like a user would."""
 
 import json
-import os
-import subprocess
-import sys
 
 import psycopg
+import pytest
 
-
-def qtis(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.app", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | env,
-        timeout=300,
-    )
+from tests.support.cli import qtis
 
 
 def test_ingest_json_and_rerun(qtis_env, tmp_path):
@@ -75,6 +65,7 @@ def test_db_status_and_url_on_external_database(qtis_env, tmp_path):
     assert "partitioned" in status.stdout
 
 
+@pytest.mark.slow
 def test_embedded_server_lifecycle(tmp_path):
     env = {"QTIS_DATABASE_URL": "", "QTIS_HOME": str(tmp_path / ".qtis")}
     assert qtis("db", "status", env=env).returncode == 1

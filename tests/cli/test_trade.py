@@ -69,6 +69,7 @@ def test_bad_options_are_refused_with_the_reason(trade, args, message):
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
 
 
+@pytest.mark.slow
 def test_kill_switch_on_a_running_engine_then_resume(trade, market):
     command = [
         sys.executable,

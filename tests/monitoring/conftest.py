@@ -6,7 +6,8 @@ import pytest
 
 from registry.aliases import force
 from serving.probe import serving_probe
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
+from tests.support.promotion import relaxed
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
@@ -17,7 +18,7 @@ def champion(built, pg_server, tmp_path_factory):
     url, _ = built
     home = tmp_path_factory.mktemp("drift") / ".qtis"
     env = {
-        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(fresh_database(pg_server)),
         "QTIS_HOME": str(home),
         "QTIS_DATABASE_URL": url,
         "DAGSTER_HOME": str(home / "dagster"),
@@ -30,5 +31,5 @@ def champion(built, pg_server, tmp_path_factory):
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
                              explain_samples=50)  # fmt: skip
         run_training(url, config, symbols=["IBM", "MSFT"])
-        force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url))
+        force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url), relaxed())
         yield url, env, home

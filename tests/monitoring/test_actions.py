@@ -25,6 +25,7 @@ from registry.aliases import force
 from registry.model_registry import ModelRegistry
 from registry.promotions import history, status
 from serving.probe import serving_probe
+from tests.support.promotion import relaxed
 from training.runner import TrainConfig, run_training
 
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
@@ -88,6 +89,7 @@ def test_alerts_go_to_the_log_and_a_webhook_once_per_window(tmp_path, caplog):
     assert "alert webhook" in caplog.text and (tmp_path / "b.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(champion, tmp_path):
     url, env, _ = champion
     with pytest.MonkeyPatch.context() as mp:
@@ -96,7 +98,7 @@ def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(cham
         mp.setenv("QTIS_ALERT_LOG_FILE", str(tmp_path / "alerts.jsonl"))
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
         run_training(url, config, symbols=["IBM", "MSFT"])  # version 2
-        force(url, "qtis-xgboost", "2", "sensor test", serving_probe(url))
+        force(url, "qtis-xgboost", "2", "sensor test", serving_probe(url), relaxed())
         sensor = defs.get_sensor_def("drift_sensor")
         instance = DagsterInstance.ephemeral()
 
@@ -165,6 +167,7 @@ def test_shadow_verdicts_need_bars_and_significance():
     assert replace.action == "replace" and "p=0.01 < 0.05" in replace.reason
 
 
+@pytest.mark.slow
 def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_better(
     champion, tmp_path
 ):

@@ -3,13 +3,14 @@
 import dataclasses
 
 import psycopg
+import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.ingest import raw_bars, raw_bars_checks
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource, dbt_resource
-from tests.cli.test_ingest_db import qtis
+from tests.support.cli import qtis
 from transforms.spec import default_spec
 
 MODELS = ("feat_recursive", "feat_window", "feat_cross_asset", "bar_features", "labels")
@@ -29,6 +30,7 @@ def test_dbt_models_are_assets_downstream_of_raw_bars():
     assert len(dbt_checks) >= 20  # dbt tests surface as asset checks
 
 
+@pytest.mark.slow
 def test_materialize_pipeline_with_dbt_checks(db_url):
     result = materialize(
         [raw_bars, *raw_bars_checks, garch_vol, feature_store],
@@ -51,6 +53,7 @@ def test_materialize_pipeline_with_dbt_checks(db_url):
     assert rows == 3270 and garch > 0
 
 
+@pytest.mark.slow
 def test_features_cli_build_and_list(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     assert qtis("ingest", "--symbols", "MSFT", env=env).returncode == 0
@@ -67,6 +70,7 @@ def test_features_cli_build_and_list(qtis_env, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_backfilled_history_triggers_a_full_refresh(db_url):
     import io
 

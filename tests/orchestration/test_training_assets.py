@@ -4,14 +4,17 @@ import json
 from pathlib import Path
 
 import mlflow
+import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from orchestration.assets.training import training_assets
 from orchestration.assets.tuning import tuning_assets
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from warehouse.db import sqlalchemy_url
+
+pytestmark = pytest.mark.slow  # materializes tuning and training
 
 
 def test_training_assets_depend_on_the_training_set():
@@ -34,8 +37,8 @@ def test_training_assets_depend_on_the_training_set():
 
 def test_materialize_tuning_then_model(built, pg_server, tmp_path, monkeypatch):
     url, _ = built
-    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
-    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
     model = next(a for a in training_assets if a.op.name == "xgboost_model")
     tuning = next(a for a in tuning_assets if a.op.name == "xgboost_tuning")

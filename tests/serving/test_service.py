@@ -29,12 +29,16 @@ from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
 from serving.settings import ServingSettings
 from serving.windows import WindowSource
-from tests.conftest import _fresh_database
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
+from tests.support.promotion import relaxed
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.settings import WalkForwardSettings
 from trading_runtime.walkforward import bar_timeline, walk_forward
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
+
+pytestmark = pytest.mark.slow  # a BentoML server in a subprocess over trained models
 
 SYMBOLS = ["IBM", "MSFT"]
 PREDICT_TOKEN = "predict-token-for-tests-0001"
@@ -54,7 +58,7 @@ def trained(built, pg_server, tmp_path_factory):
     url, _ = built
     home = tmp_path_factory.mktemp("serving") / ".qtis"
     env = {
-        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_MLFLOW_TRACKING_URI": sqlalchemy_url(fresh_database(pg_server)),
         "QTIS_HOME": str(home),
         "QTIS_DATABASE_URL": url,
     }
@@ -67,7 +71,7 @@ def trained(built, pg_server, tmp_path_factory):
         )  # fmt: skip
         run_training(url, config, symbols=SYMBOLS)
         probe = serving_probe(url)
-        aliases.force(url, "qtis-xgboost", "1", "serving tests", probe)
+        aliases.force(url, "qtis-xgboost", "1", "serving tests", probe, relaxed())
         ModelRegistry(url).move_alias("challenger", "qtis-lstm", "1")
         yield url, env, home
 
@@ -391,17 +395,21 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
     failures: list[str] = []
     versions: set[str] = set()
     stop = threading.Event()
+    died: list[BaseException] = []  # what ended the traffic thread early, re-raised below
 
     def traffic() -> None:
-        with ServingClient(base, token=PREDICT_TOKEN, retries=0, timeout=30) as c:
-            while not stop.is_set():
-                try:
-                    answer = c.predict(PredictRequest(symbols=SYMBOLS))
-                    statuses.append(200)
-                    versions.add(f"{answer.model} v{answer.version}")
-                except ServingError as exc:
-                    statuses.append(exc.status or 0)
-                    failures.append(str(exc))
+        try:
+            with ServingClient(base, token=PREDICT_TOKEN, retries=0, timeout=30) as c:
+                while not stop.is_set():
+                    try:
+                        answer = c.predict(PredictRequest(symbols=SYMBOLS))
+                        statuses.append(200)
+                        versions.add(f"{answer.model} v{answer.version}")
+                    except ServingError as exc:
+                        statuses.append(exc.status or 0)
+                        failures.append(str(exc))
+        except BaseException as exc:
+            died.append(exc)
 
     sender = threading.Thread(target=traffic)
     sender.start()
@@ -410,7 +418,9 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
         with pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():
                 mp.setenv(key, value)
-            aliases.force(url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5))
+            aliases.force(
+                url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5), relaxed()
+            )
         deadline = time.monotonic() + 20
         with ServingClient(base, token=ADMIN_TOKEN, retries=0) as admin:
             while time.monotonic() < deadline and admin.info().champion.model != "qtis-lstm":
@@ -425,14 +435,15 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
     finally:
         stop.set()
         sender.join(timeout=30)
+    assert not sender.is_alive(), "the traffic thread did not stop"
+    if died:
+        raise AssertionError("the traffic thread died") from died[0]
     assert statuses and set(statuses) == {200}, failures[:5]
     assert versions == {"qtis-xgboost v1", "qtis-lstm v1"}
     assert server_errors(base) == []
 
 
 def test_serve_refuses_to_start_without_a_champion(db_url, tmp_path):
-    from tests.cli.test_ingest_db import qtis
-
     env = {"QTIS_DATABASE_URL": db_url, "QTIS_HOME": str(tmp_path / ".qtis")}
     env["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(db_url)
     result = qtis("serve", "--port", str(free_port()), env=env)

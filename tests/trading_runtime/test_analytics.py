@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from quant import performance as pf
-from tests.trading_runtime.test_scenario import BARS, config
+from tests.support.scenario import BARS, config
 from trading_runtime.analytics.analysis import analyze
 from trading_runtime.analytics.conventions import ConventionsSettings, conventions
 from trading_runtime.runs import run

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
+from tests.support.venue import DAY0, bar
 from trading_runtime import events as ev
-from trading_runtime.broker import CrossSection, SimulatedBroker
+from trading_runtime.broker import SimulatedBroker
 from trading_runtime.domain import Order, OrderType, Side, TimeInForce
 from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel
-
-DAY0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
-
-
-def bar(step: int, o, h, lo, c, v=1e6) -> CrossSection:
-    arr = lambda x: np.array([x], dtype=float)  # noqa: E731
-    return CrossSection(step, DAY0 + timedelta(days=step), arr(o), arr(h), arr(lo), arr(c), arr(v))
 
 
 def venue(**costs) -> SimulatedBroker:

@@ -13,7 +13,7 @@ import time
 import pytest
 from simplefix import FixMessage, FixParser
 
-from tests.trading_runtime.test_broker import DAY0, bar
+from tests.support.venue import DAY0, bar
 from trading_runtime import events as ev
 from trading_runtime.broker import SimulatedBroker
 from trading_runtime.config import RunConfig, StrategyConfig
@@ -334,6 +334,7 @@ def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, sett
         assert through_fix[key] == simulated[key], key
 
 
+@pytest.mark.slow
 def test_the_cli_trades_over_fix_to_a_venue_it_starts_or_says_which_is_unreachable(
     hand_market, settings, tmp_path
 ):

@@ -14,7 +14,7 @@ from scipy import stats
 from sklearn.covariance import LedoitWolf
 
 from quant.risk import risk_measures
-from tests.trading_runtime.test_risk import INSTRUMENTS, TS, close_bar, new_book, send, trade
+from tests.support.book import INSTRUMENTS, TS, close_bar, new_book, send, trade
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.domain import Order, Side
 from trading_runtime.history import ReturnWindow

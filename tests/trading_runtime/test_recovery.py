@@ -8,11 +8,15 @@ import json
 import os
 from collections import Counter
 
+import pytest
+
 from trading_runtime.chaos import crash_and_resume
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import rebuild
 from trading_runtime.journal import Journal
 from trading_runtime.runs import run
+
+pytestmark = pytest.mark.slow  # kill -9 of a paper run in a subprocess, many times
 
 ARGS = [
     "--signal",

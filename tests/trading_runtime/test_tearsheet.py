@@ -16,6 +16,8 @@ from cli.app import app
 from trading_runtime.portfolio.risk import portfolio_var_es
 from warehouse.reads import read_bars
 
+pytestmark = pytest.mark.slow  # a full backtest and the page in headless Chromium
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHARTS = 8  # equity, drawdown, rolling Sharpe, rolling vol, monthly, exposure, weights, returns
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

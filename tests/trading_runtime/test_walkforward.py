@@ -100,6 +100,7 @@ def test_a_model_that_saw_the_labels_of_a_window_may_not_trade_it():
 # --- retrain: a model per window --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
     url, _ = built
     config = RunConfig(stream="wf-retrain", symbols=SYMBOLS, strategies=[STRATEGY])
@@ -160,6 +161,7 @@ def test_champions_are_the_versions_that_held_the_alias_in_decision_order(built)
 # --- the command --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_walkforward_command_prints_windows_and_writes_json(built, tmp_path):
     url, _ = built
     env = {

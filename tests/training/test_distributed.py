@@ -6,20 +6,23 @@ from __future__ import annotations
 import json
 
 import mlflow
+import pytest
 
-from tests.cli.test_ingest_db import qtis
-from tests.conftest import _fresh_database
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
 from warehouse.db import sqlalchemy_url
+
+pytestmark = pytest.mark.slow  # DDP in worker processes
 
 
 def test_ddp_matches_one_process_and_only_rank_zero_logs(built, pg_server, tmp_path):
     url, _ = built
-    tracking = sqlalchemy_url(_fresh_database(pg_server))
+    tracking = sqlalchemy_url(fresh_database(pg_server))
     env = {
         "QTIS_DATABASE_URL": url,
         "QTIS_HOME": str(tmp_path / ".qtis"),
         "QTIS_MLFLOW_TRACKING_URI": tracking,
-        "QTIS_OPTUNA_STORAGE": sqlalchemy_url(_fresh_database(pg_server)),
+        "QTIS_OPTUNA_STORAGE": sqlalchemy_url(fresh_database(pg_server)),
     }
     common = [
         "train", "--model", "transformer", "--size", "tiny", "--epochs", "2", "--splits", "2",

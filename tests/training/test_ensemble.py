@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 
 from quant.splits import PurgedWalkForward
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from training.data import TrainingData
 from training.ensemble import evaluate_ensemble, run_ensemble
 from training.evaluate import evaluate
 from training.models.tabular import ZeroModel
 from training.runner import FAMILIES, TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
+
+pytestmark = pytest.mark.slow  # trains and registers an ensemble
 
 
 def _synthetic(n_times: int = 600, symbols: int = 3, seed: int = 0) -> TrainingData:
@@ -65,8 +67,8 @@ def test_the_stack_on_a_fold_never_sees_that_fold():
 
 @pytest.fixture
 def stores(pg_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
-    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
 
 

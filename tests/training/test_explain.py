@@ -62,6 +62,7 @@ def test_tree_shap_is_exact_and_finds_the_signal():
     assert set(table.columns) >= {"mean_abs_h1", "mean_abs_h5"}
 
 
+@pytest.mark.slow
 def test_gradient_shap_on_a_network_finds_the_signal():
     data = _planted()
     rows = np.flatnonzero(data.row_in_symbol >= 4)

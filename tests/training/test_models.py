@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from quant.splits import PurgedWalkForward
-from tests.cli.test_ingest_db import qtis
+from tests.support.cli import qtis
 from training.data import load_training_data
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.models.sequence import SequenceBundle, SequenceModel
@@ -48,6 +48,7 @@ def test_seed_architectures():
     assert lstm(x).shape == (3, 5) and tr(x).shape == (3, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
 def test_compiled_bundle_predicts_what_torch_predicts(kind):
     """The ONNX Runtime path (what registered models serve with) agrees with torch, for one
@@ -105,6 +106,7 @@ def test_datamodule_scales_with_the_training_rows_only(data, fold):
     assert len(dm.val_dataloader().dataset) == len(val)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
 def test_sequence_models_are_reproducible(data, fold, kind):
     train, val, test = fold
@@ -121,6 +123,7 @@ def test_sequence_models_are_reproducible(data, fold, kind):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_tabular_models(data, fold):
     train, val, test = fold
     xgb = XGBoostModel(n_estimators=50).fit(data, train, val)
@@ -129,6 +132,7 @@ def test_tabular_models(data, fold):
     assert np.isfinite(ridge.predict(data, test)).all()
 
 
+@pytest.mark.slow
 def test_train_cli_reports_out_of_sample_next_to_baselines(built, tmp_path):
     url, _ = built
     out = tmp_path / "oos.json"

@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
 from training.data import TrainingData, load_training_data
 from training.explain import load_ranking
 from training.online import NothingToUpdate, new_labelled_rows, split_in_time, update_model
@@ -32,8 +32,8 @@ def trained(built, pg_server, tmp_path_factory):
     url, _ = built
     home = tmp_path_factory.mktemp("online") / ".qtis"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
-        mp.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
+        mp.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(home))
         config = TrainConfig(
             models=("lstm", "xgboost"), size="tiny", epochs=1, splits=2, window=20,
@@ -105,6 +105,7 @@ def test_new_rows_are_labelled_and_split_with_a_purge():
         split_in_time(data.ts, rows, holdout=1.0, purge=20)
 
 
+@pytest.mark.slow
 def test_update_folds_new_bars_into_both_families(trained):
     url, run = trained
     client = MlflowClient()
@@ -189,6 +190,7 @@ def test_update_folds_new_bars_into_both_families(trained):
     assert client.get_model_version("qtis-xgboost", "3").tags["update_of"] == "2"
 
 
+@pytest.mark.slow
 def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
     url, run = trained
     through = MlflowClient().get_run(run.registered["xgboost"]["run_id"]).data.tags
@@ -210,6 +212,7 @@ def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
     assert out.exit_code == 2 and "cannot update 'ridge'" in out.output
 
 
+@pytest.mark.slow
 def test_cli_update(trained, monkeypatch, tmp_path):
     url, _ = trained
     from cli.app import app
@@ -225,6 +228,7 @@ def test_cli_update(trained, monkeypatch, tmp_path):
     assert int(report["new_version"]) == int(report["base_version"]) + 1
 
 
+@pytest.mark.slow
 def test_materialize_model_update(trained):
     from orchestration.assets.online import model_update
     from orchestration.definitions import defs

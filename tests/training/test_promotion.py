@@ -16,7 +16,8 @@ from registry import aliases
 from registry.model_registry import ModelRegistry
 from registry.promotions import history
 from serving.probe import serving_probe
-from tests.conftest import _fresh_database
+from tests.support.db import fresh_database
+from tests.support.promotion import LATENCY_BUDGET_MS, relaxed
 from training import promotion, tracking
 from training.data import load_training_data
 from training.evaluate import evaluate
@@ -52,7 +53,7 @@ class Planted:
 def registry(built, pg_server, tmp_path_factory):
     url, _ = built
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(tmp_path_factory.mktemp("promotion") / ".qtis"))
         tracking.configure(url)
         data = load_training_data(url, SYMBOLS)
@@ -82,7 +83,7 @@ def register(url: str, data, skill: float, seed: int = 0, trials: int = 1) -> st
 def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     url, data = registry
     probe = serving_probe(url, samples=20)
-    settings = PromotionSettings()
+    settings = relaxed()
     noise = register(url, data, skill=0.0, seed=1)
     [first] = aliases.promote(url, probe, [("qtis-xgboost", noise)], settings)
     assert first.decision == "rejected"
@@ -138,6 +139,24 @@ def test_a_forced_promotion_needs_a_reason(registry):
         aliases.force(url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10))
 
 
+def test_a_model_slower_than_the_latency_budget_is_never_served(registry):
+    """The servable gate with a p99 budget no probe can meet: the candidate is rejected (not
+    even shadowed) with the gate's reason, a forced promotion is refused, the champion stays."""
+    url, data = registry
+    probe = serving_probe(url, samples=10)
+    tight = PromotionSettings(latency_budget_ms=1e-6)
+    before = ModelRegistry(url).champion()
+    version = register(url, data, skill=1.0, seed=5, trials=50)
+    [decision] = aliases.promote(url, probe, [("qtis-xgboost", version)], tight)
+    gate = decision.gate("servable")
+    assert gate.passed is False and gate.threshold == 1e-6 and gate.value > 1e-6
+    assert gate.detail.endswith("over the 1e-06 ms budget")
+    assert decision.decision == "rejected" and f"servable: {gate.detail}" in decision.reason
+    with pytest.raises(ValueError, match=r"cannot be served, not forcing it: .* 1e-06 ms budget"):
+        aliases.force(url, "qtis-xgboost", version, "drill", probe, tight)
+    assert ModelRegistry(url).champion() == before
+
+
 def _evidence(pred: np.ndarray, true: np.ndarray, ts, symbols) -> promotion.Evidence:
     frame = pd.DataFrame({"symbol": symbols, "ts": ts, "fold": 0})
     frame["pred_h1"], frame["true_h1"] = pred, true
@@ -180,6 +199,7 @@ def test_overfitting_is_reported_from_the_candidates_returns():
     assert dsr.probability < 0.95
 
 
+@pytest.mark.slow
 def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server, tmp_path):
     from dagster import materialize
 
@@ -188,7 +208,7 @@ def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server,
 
     url, _ = built
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
         tracking.configure(url)
         data = load_training_data(url, SYMBOLS)
@@ -196,7 +216,7 @@ def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server,
         result = materialize(
             [promotion_asset],
             resources={"warehouse": WarehouseResource(database_url=url)},
-            run_config={"ops": {"promotion": {"config": {"latency_budget_ms": 50.0}}}},
+            run_config={"ops": {"promotion": {"config": {"latency_budget_ms": LATENCY_BUDGET_MS}}}},
         )
     assert result.success
     meta = {

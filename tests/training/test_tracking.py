@@ -9,17 +9,19 @@ import mlflow
 import numpy as np
 import pytest
 
-from tests.cli.test_ingest_db import qtis
-from tests.conftest import _fresh_database
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
 from training.explain import explain_registered, load_ranking
 from training.runner import TrainConfig, run_training
 from training.tracking import spec_hash
 from warehouse.db import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # trains, registers and explains through the CLI
+
 
 def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkeypatch):
     url, _ = built
-    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
     config = TrainConfig(
         models=("lstm", "xgboost"),

@@ -12,8 +12,8 @@ import optuna
 import pytest
 
 from quant.splits import PurgedWalkForward
-from tests.cli.test_ingest_db import qtis
-from tests.conftest import _fresh_database
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
 from training.data import load_training_data
 from training.runner import TrainConfig
 from training.tuning import (
@@ -26,12 +26,14 @@ from training.tuning import (
 )
 from warehouse.db import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # Optuna workers in processes, training
+
 
 @pytest.fixture
 def stores(pg_server, tmp_path, monkeypatch):
     """Fresh Optuna and MLflow databases for one test."""
-    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(_fresh_database(pg_server)))
-    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(_fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
 
 

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from arch import arch_model
 
-from tests.transforms.conftest import read_table
-from tests.transforms.test_feature_store import talib_reference
+from tests.support.bars import read_table
+from tests.support.references import talib_reference
 from transforms.dbt_runner import build
 from transforms.spec import CALENDAR_COLUMNS, default_spec
 

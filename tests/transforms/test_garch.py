@@ -9,7 +9,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tests.transforms.conftest import load_bars, read_table
+from tests.support.bars import load_bars, read_table
+from tests.support.db import fresh_database
 from transforms.garch import GarchFilter, load_fits, percent_log_returns, update_garch
 from transforms.spec import default_spec
 
@@ -41,7 +42,6 @@ def test_incremental_equals_full_refresh(db_url, bundled):
 
 
 def test_no_look_ahead_and_plausible(db_url, pg_server, bundled):
-    from tests.conftest import _fresh_database
     from warehouse.schema import migrate
 
     load_bars(db_url, bundled, _symbols)
@@ -53,7 +53,7 @@ def test_no_look_ahead_and_plausible(db_url, pg_server, bundled):
         frame.loc[later, col] *= np.random.default_rng(1).uniform(0.7, 1.3, later.sum())
     frame.loc[later, "high"] = frame.loc[later, ["open", "high", "low", "close"]].max(axis=1)
     frame.loc[later, "low"] = frame.loc[later, ["open", "high", "low", "close"]].min(axis=1)
-    other = _fresh_database(pg_server)
+    other = fresh_database(pg_server)
     migrate(other)
     load_bars(other, dataclasses.replace(bundled, frame=frame), _symbols)
     update_garch(other, spec=SPEC)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.transforms.conftest import read_table
+from tests.support.bars import read_table
 from transforms.spec import default_spec
 
 SPEC = default_spec()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.transforms.conftest import read_table
+from tests.support.bars import read_table
 from transforms.online import OnlineFeatureEngine
 from transforms.online.calendar import calendar_row
 from transforms.spec import CALENDAR_COLUMNS, default_spec

@@ -4,7 +4,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tests.conftest import table_rows
+from tests.support.db import table_rows
 from warehouse.ingest import ingest
 from warehouse.providers import BundledProvider, DataSourceError, FileProvider, SyntheticMarket
 from warehouse.reads import read_bars

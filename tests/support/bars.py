@@ -1,4 +1,4 @@
-"""Feature-store fixtures: bundled bars loaded into a test database, feature tables as frames."""
+"""Bars into a test database through the real loader, and feature tables back out as frames."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import psycopg
 
 from warehouse.ingest import ingest
-from warehouse.providers.base import FrameProvider, RawBars
+from warehouse.providers.base import FrameProvider, Instrument, RawBars
 
 
 def load_bars(url: str, raw: RawBars, keep: Callable[[pd.DataFrame], pd.Series] | None = None):
@@ -25,3 +25,11 @@ def read_table(url: str, table: str, where: str = "true") -> pd.DataFrame:
         cur.execute(f"select * from {table} where {where} order by symbol, ts")
         columns = [d.name for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=columns)
+
+
+def hand_bars(rows: list[tuple], symbol: str = "TEST") -> RawBars:
+    """(date, open, high, low, close, volume) rows of one symbol."""
+    frame = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
+    frame.insert(0, "symbol", symbol)
+    frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC")
+    return RawBars(frame, "hand", "test", [Instrument(symbol, sector="test")])

@@ -1,0 +1,53 @@
+"""Scratch databases on the session's embedded Postgres server.
+
+What is slow to make (a migrated schema, a full feature build) is made once and copied
+(``create database ... template``) for each user."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+from warehouse import embedded
+from warehouse.db import with_database
+
+
+def fresh_database(admin_url: str) -> str:
+    """A new, empty database on the server of ``admin_url``; returns its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    embedded.ensure_database(admin_url, name)
+    return with_database(admin_url, name)
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def copy_database(admin_url: str, template_url: str) -> str:
+    """A new database with ``template_url``'s contents (nobody may be connected to it)."""
+    name, template = f"t_{uuid.uuid4().hex[:12]}", database_name(template_url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+            (template,),
+        )
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {database_name(url)} with (force)")
+
+
+def table_rows(url: str, table: str) -> list[tuple]:
+    """Every row of ``table``, ordered by its first two columns (for equality checks)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"select * from {table} order by 1, 2").fetchall()
