@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from orchestration.cli import app
 from typer.testing import CliRunner
 
+from cli.app import app
 from cli.config import SETTINGS
 from core.settings import registered
 from warehouse.db import sqlalchemy_url
@@ -48,6 +49,16 @@ def test_show_table_and_markdown(monkeypatch):
     assert page.exit_code == 0
     assert page.output.startswith("# Configuration")
     assert "| `QTIS_TRADE_CAPITAL` | `1000000.0` |" in page.output  # defaults, not this shell
+
+
+def test_the_configuration_page_is_the_generators_output(monkeypatch):
+    monkeypatch.setenv("QTIS_SERVE_PORT", "3999")  # the page shows defaults, not this shell
+    page = Path(__file__).parents[2] / "docs" / "configuration.md"
+    result = runner.invoke(app, ["config", "show", "--markdown"])
+    assert result.exit_code == 0, result.output
+    assert result.output == page.read_text(), (
+        "stale: `qtis config show --markdown > docs/configuration.md`"
+    )
 
 
 @pytest.mark.parametrize(
