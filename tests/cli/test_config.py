@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from cli.config import SETTINGS
-from core.settings import registered
+from core.settings import SETTINGS_MODULES, registered
 from warehouse.db import sqlalchemy_url
 
 runner = CliRunner()
@@ -20,6 +20,10 @@ def test_every_settings_class_is_shown():
     shown = set(SETTINGS)
     missing = [c for c in registered() if c not in shown and not c.__module__.startswith("tests")]
     assert missing == []
+
+
+def test_the_environment_check_imports_every_settings_module():
+    assert {c.__module__ for c in SETTINGS} == set(SETTINGS_MODULES)
 
 
 def test_show_json_has_every_variable_its_value_and_source(monkeypatch):
