@@ -93,6 +93,7 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
 
 def _paper(console: Console, url: str, start: str) -> str:
     from serving.errors import NoChampion
+    from serving.settings import ServingSettings
     from trading_runtime.config import RunConfig, StrategyConfig
     from trading_runtime.journal import Journal
     from trading_runtime.runs import model_client, run
@@ -100,7 +101,7 @@ def _paper(console: Console, url: str, start: str) -> str:
 
     stream = f"demo-paper-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     try:
-        model_client(url, None)
+        model_client(url, None, ServingSettings())
         strategy = StrategyConfig(signal="model", trail_atr=3.0)
     except NoChampion:
         strategy = StrategyConfig(signal="sma-cross", trail_atr=3.0)
