@@ -54,7 +54,9 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
     """The champion's reference backtest as an HTML tear sheet (the best Sharpe of this
     materialization's runs when no model traded); returns the line that says where it is."""
     from trading_runtime.analytics.analysis import analyze
+    from trading_runtime.analytics.conventions import conventions
     from trading_runtime.analytics.tearsheet import write_tear_sheet
+    from trading_runtime.settings import RiskReportSettings, RuntimeSettings
 
     names = [k.removesuffix("_report") for k in meta if k.endswith("_report")]
     if not names:
@@ -65,7 +67,10 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
         return value if value == value else -float("inf")  # NaN last
 
     name = "champion" if "champion" in names else max(names, key=sharpe)
-    analysis = analyze(warehouse.url(), f"{meta['streams'].value}-{name}")
+    stream, bars_per_year = f"{meta['streams'].value}-{name}", RuntimeSettings().bars_per_year
+    analysis = analyze(
+        warehouse.url(), stream, conventions(periods_per_year=bars_per_year), RiskReportSettings()
+    )
     path = warehouse.settings().home / "reports" / f"tearsheet_{name}.html"
     return f"[bold]Tear sheet[/] of {name}: {write_tear_sheet(analysis, path).resolve()}"
 
