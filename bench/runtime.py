@@ -155,9 +155,13 @@ def model_config(**fields):
 
 def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
     """One run: build the engine (not timed), then its loop (timed), then its journal's report."""
+    from serving.settings import ServingSettings
     from trading_runtime.runs import build_engine, report
+    from trading_runtime.settings import FixSettings, RuntimeSettings
 
-    engine = build_engine(url, config, venue_log=venue_log)
+    engine = build_engine(
+        url, config, RuntimeSettings(), ServingSettings(), FixSettings(), venue_log=venue_log
+    )
     journal = engine.journal
     try:
         if not journal.acquire():

@@ -53,6 +53,9 @@ Every setting is an environment variable, also read from a `.env` file in the wo
 directory (the environment wins). Each package reads its own prefix; a `QTIS_` variable that no
 setting reads is refused with the closest names, so a typo does not leave a default in force.
 `qtis config show` prints the values in force and where each came from (default, env, .env).
+Command-line options override the settings they name for one run (for example
+`qtis trade backtest --commission-bps 2` or `--limit max_var=0.02`). `DAGSTER_HOME` defaults to
+`$QTIS_HOME/dagster`.
 
 """
 
@@ -74,6 +77,12 @@ def current() -> list[QtisSettings]:
     return built
 
 
+def page() -> str:
+    """docs/configuration.md: every setting with its default, whatever this shell sets."""
+    defaults = [cls.model_construct() for cls in SETTINGS]
+    return PAGE + to_markdown(describe_all(defaults, environ={}, dotenv={}))
+
+
 def show_table(lines: list[Setting]) -> None:
     table = Table("variable", "value", "source", "meaning")
     table.columns[0].no_wrap = True
@@ -93,8 +102,7 @@ def show(
 ) -> None:
     """Every setting: its variable, value (secrets masked), source and meaning."""
     if markdown:
-        defaults = [cls.model_construct() for cls in SETTINGS]
-        typer.echo(PAGE + to_markdown(describe_all(defaults, environ={}, dotenv={})), nl=False)
+        typer.echo(page(), nl=False)
         return
     lines = describe_all(current())
     if json_out:

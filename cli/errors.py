@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from cli.config import SETTINGS
 from core.errors import QtisError
 from core.settings import check_environment
 
@@ -21,7 +20,7 @@ class QtisGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> object:
         try:
-            check_environment(classes=SETTINGS)
+            check_environment()
             return super().invoke(ctx)
         except QtisError as exc:
             err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # paths stay whole

@@ -307,8 +307,11 @@ def paper(
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
     before acting on it. Run it again with the same --stream to resume after a crash."""
     raw = dict(locals())
+    from monitoring.alerts import AlertSink
     from monitoring.runtime_alerts import RuntimeAlerts
+    from monitoring.settings import AlertSettings
     from trading_runtime import run_options as ro
+    from warehouse.settings import WarehouseSettings
 
     try:
         options = ro.run_options(raw)
@@ -319,7 +322,8 @@ def paper(
         raise fail(str(exc)) from exc
     if resumed:
         console.print(f"resuming stream {stream} (its options are the ones it started with)")
-    observers: list = [RuntimeAlerts(stream)]
+    sink = AlertSink(AlertSettings(), WarehouseSettings().home)
+    observers: list = [RuntimeAlerts(stream, sink)]
     if metrics_port is not None:
         from trading_runtime.telemetry import RuntimeMetrics
 

@@ -43,9 +43,14 @@ def runs() -> None:
 def analysis_of(url: str, stream: str):
     """A stream's analysis (``trading_runtime.analytics``); a missing stream fails the command."""
     from trading_runtime.analytics.analysis import analyze
+    from trading_runtime.analytics.conventions import conventions
+    from trading_runtime.settings import RiskReportSettings, RuntimeSettings
 
     try:
-        return analyze(url, stream)
+        bars_per_year = RuntimeSettings().bars_per_year
+        return analyze(
+            url, stream, conventions(periods_per_year=bars_per_year), RiskReportSettings()
+        )
     except LookupError as exc:
         raise fail(str(exc)) from exc
 

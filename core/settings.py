@@ -7,6 +7,7 @@ A ``QTIS_`` key that no settings class knows, a typo mostly, is refused by
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import os
 import re
@@ -34,6 +35,17 @@ ENV_FILE = ".env"
 # transforms.dbt_runner fills in for its dbt subprocess
 OTHER_KEYS = frozenset(
     f"QTIS_DBT_{name}" for name in ("HOST", "PORT", "USER", "PASSWORD", "DBNAME", "THREADS")
+)
+# every package's settings module, by name: core sits below them, and an entry point of any
+# layer (the CLI, the Dagster code location, the Bento service) checks the environment against
+# all of them, since they share one environment and one .env
+SETTINGS_MODULES = (
+    "warehouse.settings",
+    "training.settings",
+    "serving.settings",
+    "trading_runtime.settings",
+    "trading_runtime.analytics.conventions",
+    "monitoring.settings",
 )
 SECRET_NAMES = re.compile(r"(^|_)(token|password|secret)$")
 URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
@@ -154,8 +166,21 @@ def _shown(value: Any, secret: bool) -> str:
 
 
 def registered() -> list[type[QtisSettings]]:
-    """Every settings class imported so far (an entry point imports them all first)."""
+    """Every settings class imported so far (:func:`every_class` imports them all first)."""
     return list(_registry.values())
+
+
+def every_class() -> list[type[QtisSettings]]:
+    """Every settings class of QTIS: the modules of :data:`SETTINGS_MODULES` imported by name
+    (core sits below them all). A deployment that ships only some packages (the Bento carries
+    serving and what is below it) checks the settings of the packages it has."""
+    for module in SETTINGS_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if not module.startswith(f"{exc.name}.") and exc.name != module:
+                raise
+    return registered()
 
 
 def known_keys(classes: Iterable[type[QtisSettings]] | None = None) -> frozenset[str]:
@@ -175,11 +200,12 @@ def check_environment(
     classes: Iterable[type[QtisSettings]] | None = None,
 ) -> None:
     """Refuse ``QTIS_`` keys of the environment or ``.env`` that no setting reads, naming the
-    closest known ones: a misspelt variable would otherwise leave its default in force."""
+    closest known ones: a misspelt variable would otherwise leave its default in force. Each
+    entry point calls it once; ``classes`` defaults to :func:`every_class`."""
     given = set(_upper(os.environ if environ is None else environ)) | set(
         _upper(_read_dotenv(env_file))
     )
-    known = known_keys(classes)
+    known = known_keys(every_class() if classes is None else classes)
     unknown = sorted(k for k in given if k.startswith(PREFIX) and k not in known)
     if not unknown:
         return

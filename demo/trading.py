@@ -54,7 +54,9 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
     """The champion's reference backtest as an HTML tear sheet (the best Sharpe of this
     materialization's runs when no model traded); returns the line that says where it is."""
     from trading_runtime.analytics.analysis import analyze
+    from trading_runtime.analytics.conventions import conventions
     from trading_runtime.analytics.tearsheet import write_tear_sheet
+    from trading_runtime.settings import RiskReportSettings, RuntimeSettings
 
     names = [k.removesuffix("_report") for k in meta if k.endswith("_report")]
     if not names:
@@ -65,7 +67,10 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
         return value if value == value else -float("inf")  # NaN last
 
     name = "champion" if "champion" in names else max(names, key=sharpe)
-    analysis = analyze(warehouse.url(), f"{meta['streams'].value}-{name}")
+    stream, bars_per_year = f"{meta['streams'].value}-{name}", RuntimeSettings().bars_per_year
+    analysis = analyze(
+        warehouse.url(), stream, conventions(periods_per_year=bars_per_year), RiskReportSettings()
+    )
     path = warehouse.settings().home / "reports" / f"tearsheet_{name}.html"
     return f"[bold]Tear sheet[/] of {name}: {write_tear_sheet(analysis, path).resolve()}"
 
@@ -93,6 +98,7 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
 
 def _paper(console: Console, url: str, start: str) -> str:
     from serving.errors import NoChampion
+    from serving.settings import ServingSettings
     from trading_runtime.config import RunConfig, StrategyConfig
     from trading_runtime.journal import Journal
     from trading_runtime.runs import model_client, run
@@ -100,7 +106,7 @@ def _paper(console: Console, url: str, start: str) -> str:
 
     stream = f"demo-paper-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     try:
-        model_client(url, None)
+        model_client(url, None, ServingSettings())
         strategy = StrategyConfig(signal="model", trail_atr=3.0)
     except NoChampion:
         strategy = StrategyConfig(signal="sma-cross", trail_atr=3.0)

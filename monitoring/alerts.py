@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from monitoring.settings import AlertSettings
 
@@ -14,11 +15,10 @@ log = logging.getLogger(__name__)
 
 
 class AlertSink:
-    def __init__(self, settings: AlertSettings | None = None) -> None:
-        from warehouse.settings import get_settings
-
-        self.settings = s = settings or AlertSettings()
-        self.path = s.log_file or get_settings().home / "alerts.jsonl"
+    def __init__(self, settings: AlertSettings, home: Path) -> None:
+        """``home``: QTIS_HOME, where the log goes unless QTIS_ALERT_LOG_FILE says."""
+        self.settings = settings
+        self.path = settings.log_file or home / "alerts.jsonl"
 
     def _last_sent(self, key: str) -> datetime | None:
         if not self.path.exists():

@@ -12,8 +12,8 @@ from trading_runtime.book import Book, TradingState
 class RuntimeAlerts:
     """An engine observer (``trading_runtime.telemetry.EventObserver``)."""
 
-    def __init__(self, stream: str, sink: AlertSink | None = None) -> None:
-        self.stream, self.sink = stream, sink or AlertSink()
+    def __init__(self, stream: str, sink: AlertSink) -> None:
+        self.stream, self.sink = stream, sink
 
     def observe(self, event: ev.Event, book: Book) -> None:
         if isinstance(event, ev.RiskStateChanged) and event.state != TradingState.ACTIVE:

@@ -1,9 +1,11 @@
-"""The one Dagster code location of QTIS."""
+"""The one Dagster code location of QTIS. Loading it refuses unknown ``QTIS_`` variables first,
+with the message the CLI gives."""
 
 from __future__ import annotations
 
 from dagster import Definitions
 
+from core.settings import check_environment
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.ingest import raw_bars, raw_bars_checks
 from orchestration.assets.monitoring import drift_report
@@ -16,6 +18,7 @@ from orchestration.jobs import daily_schedule, jobs, retrain
 from orchestration.resources import WarehouseResource, dbt_resource
 from orchestration.sensors import drift_sensor_for, failed_run_alerts, shadow_sensor
 
+check_environment()
 defs = Definitions(
     assets=[
         raw_bars,

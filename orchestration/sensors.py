@@ -23,7 +23,7 @@ from dagster import (
 from monitoring.actions import decide, decide_shadow
 from monitoring.alerts import AlertSink
 from monitoring.drift import latest_run, load_report
-from monitoring.settings import ActionSettings
+from monitoring.settings import ActionSettings, AlertSettings
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.promotion import promotion
 from orchestration.assets.trading import reference_backtests
@@ -31,6 +31,7 @@ from orchestration.assets.training import training_assets
 from orchestration.assets.tuning import tuning_assets
 from orchestration.resources import WarehouseResource
 from training.runner import FAMILIES
+from warehouse.settings import WarehouseSettings
 
 
 def retrain_selection(families: tuple[str, ...]) -> list[AssetKey] | None:
@@ -62,6 +63,12 @@ def drift_sensor_for(job):
     return drift_sensor
 
 
+def alert_sink() -> AlertSink:
+    """The sensors' alert sink: a sensor is an entry point, so it reads QTIS_ALERT_* and
+    QTIS_HOME itself."""
+    return AlertSink(AlertSettings(), WarehouseSettings().home)
+
+
 def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     from registry.aliases import rollback
 
@@ -74,7 +81,7 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     last = state.get("retrain_at")
     settings = ActionSettings()
     verdicts = decide(report, datetime.fromisoformat(last) if last else None, now, settings)
-    sink, requests, said = AlertSink(), [], []
+    sink, requests, said = alert_sink(), [], []
     for verdict in verdicts:
         if verdict.action == "demote":
             try:
@@ -140,7 +147,7 @@ def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
         state["replaced"] = [*state.get("replaced", []), stream]
     except ValueError as exc:
         said = f"{verdict.reason}; not replaced: {exc}"
-    AlertSink().send(f"replace:{stream}", "warning", said)
+    alert_sink().send(f"replace:{stream}", "warning", said)
     context.log.info(said)
     return SensorResult(skip_reason=said, cursor=json.dumps(state))
 
@@ -154,4 +161,4 @@ def failed_run_alerts(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
     message = context.failure_event.message or "failed"
     text = f"Dagster run {run.run_id[:8]} of {run.job_name} failed: {message}"
-    AlertSink().send(f"run_failed:{run.job_name}", "critical", text)
+    alert_sink().send(f"run_failed:{run.job_name}", "critical", text)

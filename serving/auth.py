@@ -161,16 +161,12 @@ class BearerAuth:
     """ASGI middleware: 401 without a known token, 403 without the route's role, 429 over the
     token's rate; admin requests leave an audit line with their outcome."""
 
-    def __init__(self, app, settings: ServingSettings | None = None) -> None:
-        from warehouse.settings import get_settings
-
+    def __init__(self, app, settings: ServingSettings, home: Path) -> None:
+        """``home``: QTIS_HOME, where the audit log goes unless QTIS_SERVE_AUDIT_LOG says."""
         self.app = app
-        settings = settings or ServingSettings()
         self.tokens = TokenTable.from_settings(settings)
         self.limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_burst)
-        self.audit = AuditLog(
-            settings.serve_audit_log or get_settings().home / "logs" / "serving-audit.log"
-        )
+        self.audit = AuditLog(settings.serve_audit_log or home / "logs" / "serving-audit.log")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":

@@ -25,6 +25,7 @@ import bentoml
 from fastapi import FastAPI
 from starlette.responses import JSONResponse, RedirectResponse
 
+from core.settings import check_environment
 from serving.auth import BearerAuth
 from serving.batching import AdaptiveBatcher
 from serving.errors import NoChampion, RequestError, ValidationMessages
@@ -38,9 +39,13 @@ from serving.schemas import (
     PredictResponse,
 )
 from serving.settings import ServingSettings
+from warehouse.settings import WarehouseSettings
 
 log = logging.getLogger("qtis.serving")
+# the Bento's entry point: an unknown QTIS_ key stops it here, then the settings are built once
+check_environment()
 SETTINGS = ServingSettings()
+WAREHOUSE = WarehouseSettings()
 
 PREDICTIONS = bentoml.metrics.Counter(
     name="qtis_predictions",
@@ -81,7 +86,7 @@ class QtisService:
         from warehouse.schema import migrate
 
         torch.set_num_threads(SETTINGS.serve_model_threads)  # ONNX Runtime sessions follow it
-        url = database_url()
+        url = database_url(WAREHOUSE)
         migrate(url)
         shadow_log = PredictionLog(url) if SETTINGS.serve_shadow_log else None
         try:
@@ -187,4 +192,4 @@ class QtisService:
 
 
 QtisService.add_asgi_middleware(ValidationMessages)
-QtisService.add_asgi_middleware(BearerAuth)
+QtisService.add_asgi_middleware(BearerAuth, settings=SETTINGS, home=WAREHOUSE.home)

@@ -48,7 +48,8 @@ class EngineHalted(RuntimeError):
 
 class Engine:
     """The loop and the journal. Strategies (``strategies``), execution schedules
-    (``schedules``), stops (``stops``) and venue routing (``routing``) are parts it composes."""
+    (``schedules``), stops (``stops``) and venue routing (``routing``) are parts it composes.
+    ``model_batch``: the most windows one model request carries (QTIS_SERVE_MAX_WINDOWS)."""
 
     def __init__(
         self,
@@ -59,14 +60,15 @@ class Engine:
         *,
         predictor: Predicting | None = None,
         features=None,  # transforms.online.OnlineFeatureEngine over feed.symbols, if needed
-        settings: RuntimeSettings | None = None,
+        settings: RuntimeSettings,
+        model_batch: int,
         venue_log: Path | None = None,
         execution: Execution | None = None,
         observers: Sequence[EventObserver] = (),
     ) -> None:
         self.config, self.feed, self.journal = config, feed, journal
         self.observers = list(observers)  # metrics, alerts: they see every event
-        self.settings = settings or RuntimeSettings()
+        self.settings = settings
         self.symbols = feed.symbols
         self.index = {s: i for i, s in enumerate(self.symbols)}
         self.instruments = instruments
@@ -94,7 +96,7 @@ class Engine:
         self.risk.use_returns(self.returns, self.symbols)
         context = StrategyContext(
             self.symbols, instruments, self.columns, self.returns, self.settings, predictor,
-            local=config.model_url is None,
+            local=config.model_url is None, model_batch=model_batch,
         )  # fmt: skip
         self.slots = [build_slot(s, context) for s in config.strategies]
         # flatten_at_end: the last bar whose orders still fill (next open, after the latency)

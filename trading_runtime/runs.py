@@ -15,6 +15,7 @@ import numpy as np
 
 from core.errors import InputError
 from serving.predictor import Predicting
+from serving.settings import ServingSettings
 from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.config import RunConfig, StrategyConfig
@@ -58,7 +59,9 @@ class RunReport:
 def build_engine(
     url: str,
     config: RunConfig,
-    settings: RuntimeSettings | None = None,
+    settings: RuntimeSettings,
+    serving: ServingSettings,
+    fix: FixSettings,
     venue_log: Path | None = None,
     predictor: Predicting | None = None,
     resources: ExitStack | None = None,
@@ -67,13 +70,13 @@ def build_engine(
     """The engine of ``config``. A model strategy asks ``predictor`` when given (e.g. one
     window's model in a walk-forward), else the champion; either way it trades only bars after
     the model's label end. FIX execution opens a session (and, for ``fix-venue``, a venue)
-    that ``resources`` closes."""
-    settings = settings or RuntimeSettings()
+    that ``resources`` closes. ``serving``: the model's (in process, or its token and request
+    size over HTTP); ``fix``: the FIX session's."""
     card = None
     if not any(s.signal == "model" for s in config.strategies):
         predictor = None
     else:
-        predictor = predictor or model_client(url, config.model_url)
+        predictor = predictor or model_client(url, config.model_url, serving)
         card = latest_trained(predictor, config)
         config = out_of_sample(config, card)
     instruments = load_instruments(url, config.symbols)
@@ -105,7 +108,7 @@ def build_engine(
     if config.execution != "simulated":
         if resources is None:
             raise ValueError("FIX execution needs resources= to close its session")
-        execution = resources.enter_context(fix_execution(config, instruments, feed))
+        execution = resources.enter_context(fix_execution(config, instruments, feed, fix))
     journal = Journal(
         url, config.stream, batched=config.mode == "backtest", batch_size=settings.journal_batch
     )
@@ -117,6 +120,7 @@ def build_engine(
         predictor=predictor,
         features=features,
         settings=settings,
+        model_batch=serving.serve_max_windows,
         venue_log=venue_log,
         execution=execution,
         observers=observers,
@@ -124,14 +128,15 @@ def build_engine(
 
 
 @contextmanager
-def fix_execution(config: RunConfig, instruments, feed: BarFeed) -> Iterator[Execution]:
+def fix_execution(
+    config: RunConfig, instruments, feed: BarFeed, settings: FixSettings
+) -> Iterator[Execution]:
     """The FIX 4.4 gateway a run's orders go through (QTIS_FIX_*), logged on for the run: to
     the venue at QTIS_FIX_HOST:PORT, or (``fix-venue``) to a simulated venue started here on a
     free port, which sees each bar just before the engine and fills as the simulator does."""
     from trading_runtime.fix.gateway import FixGateway
     from trading_runtime.fix.venue import FixVenue
 
-    settings = FixSettings()
     with ExitStack() as stack:
         if config.execution == "fix-venue":
             local = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
@@ -177,12 +182,9 @@ def out_of_sample(config: RunConfig, card) -> RunConfig:
     return config
 
 
-def model_client(url: str, model_url: str | None):
+def model_client(url: str, model_url: str | None, settings: ServingSettings):
     """The champion: over HTTP when ``model_url`` is given (with QTIS_API_TOKEN as the bearer
     token), else loaded in this process."""
-    from serving.settings import ServingSettings
-
-    settings = ServingSettings()
     if model_url:
         from serving.client import ServingClient
 
@@ -200,13 +202,19 @@ def run(
     venue_log: Path | None = None,
     predictor: Predicting | None = None,
     observers: Sequence[EventObserver] = (),
+    serving: ServingSettings | None = None,
+    fix: FixSettings | None = None,
 ) -> RunReport:
     """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars;
     ``predictor``: the model to trade instead of the champion; ``observers`` see every event
-    (Prometheus metrics, alerts)."""
+    (Prometheus metrics, alerts). The entry of a run: settings not given are built here, once,
+    from the environment (QTIS_TRADE_*, QTIS_SERVE_*, QTIS_FIX_*), and passed down."""
     settings = settings or RuntimeSettings()
+    serving, fix = serving or ServingSettings(), fix or FixSettings()
     with ExitStack() as resources:
-        engine = build_engine(url, config, settings, venue_log, predictor, resources, observers)
+        engine = build_engine(
+            url, config, settings, serving, fix, venue_log, predictor, resources, observers
+        )
         journal = engine.journal
         resources.callback(journal.close)
         if config.mode == "backtest" and journal.exists():
@@ -264,10 +272,12 @@ def reference_runs(
     fast: int = 20,
     slow: int = 50,
     costs: dict[str, Any] | None = None,
+    serving: ServingSettings | None = None,
 ) -> tuple[dict[str, RunReport], str | None]:
     """The champion traded out of sample, next to buy-and-hold, an SMA cross and a risk-parity
     portfolio of the same universe on the same bars with the same costs - the comparison a model
-    has to win. Returns the runs by name and, when no model can trade, why."""
+    has to win. Returns the runs by name and, when no model can trade, why. An entry like
+    :func:`run`: ``serving`` None is built from the environment."""
     from serving.errors import NoChampion
 
     strategies = {
@@ -279,9 +289,10 @@ def reference_runs(
             name="risk_parity", signal="buy-and-hold", portfolio="risk-parity"
         ),
     }
+    serving = serving or ServingSettings()
     start, why = None, None
     try:
-        card = model_client(url, None).info().champion
+        card = model_client(url, None, serving).info().champion
         start = out_of_sample(RunConfig(stream="probe"), card).start
         strategies = {"champion": StrategyConfig(name="champion", signal="model")} | strategies
     except NoChampion as exc:
@@ -290,5 +301,5 @@ def reference_runs(
     for name, strategy in strategies.items():
         config = RunConfig(stream=f"{tag}-{name}", strategies=[strategy], start=start,
                            costs=costs or {})  # fmt: skip
-        runs[name] = run(url, config)
+        runs[name] = run(url, config, serving=serving)
     return runs, why

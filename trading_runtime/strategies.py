@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.predictor import Predicting
-from serving.settings import ServingSettings
 from trading_runtime.config import StrategyConfig
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
@@ -34,6 +33,7 @@ class StrategyContext:
     settings: RuntimeSettings
     predictor: Predicting | None
     local: bool  # the model is asked in process, not over HTTP
+    model_batch: int  # windows per model request (QTIS_SERVE_MAX_WINDOWS)
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _model(s: StrategyConfig, ctx: StrategyContext) -> SignalSource:
         horizon=s.horizon,
         threshold=s.threshold,
         local=ctx.local,
-        batch=ServingSettings().serve_max_windows,
+        batch=ctx.model_batch,
         role=s.model_role,
     )
 

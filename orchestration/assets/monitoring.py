@@ -8,13 +8,14 @@ from monitoring.drift import KINDS, check_drift
 from monitoring.settings import DriftSettings
 from orchestration.resources import WarehouseResource
 
-DEFAULTS = DriftSettings()
-
 
 class DriftConfig(Config):
-    current_bars: int = DEFAULTS.current_bars
-    method: str = DEFAULTS.method
-    threshold: float = DEFAULTS.threshold
+    """Overrides of the QTIS_DRIFT_* settings for one run (unset: the settings'), read when
+    the asset runs, not when the code location loads."""
+
+    current_bars: int | None = None
+    method: str | None = None
+    threshold: float | None = None
 
 
 @asset(
@@ -26,7 +27,7 @@ class DriftConfig(Config):
 def drift_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: DriftConfig
 ) -> MaterializeResult:
-    settings = DriftSettings(**config.model_dump())
+    settings = DriftSettings(**{k: v for k, v in config.model_dump().items() if v is not None})
     report = check_drift(warehouse.url(), settings=settings)
     for note in report.notes:
         context.log.info(note)

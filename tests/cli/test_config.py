@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
 from cli.config import SETTINGS
-from core.settings import registered
+from core.settings import SETTINGS_MODULES, registered
 from warehouse.db import sqlalchemy_url
 
 runner = CliRunner()
@@ -19,6 +20,10 @@ def test_every_settings_class_is_shown():
     shown = set(SETTINGS)
     missing = [c for c in registered() if c not in shown and not c.__module__.startswith("tests")]
     assert missing == []
+
+
+def test_the_environment_check_imports_every_settings_module():
+    assert {c.__module__ for c in SETTINGS} == set(SETTINGS_MODULES)
 
 
 def test_show_json_has_every_variable_its_value_and_source(monkeypatch):
@@ -48,6 +53,16 @@ def test_show_table_and_markdown(monkeypatch):
     assert page.exit_code == 0
     assert page.output.startswith("# Configuration")
     assert "| `QTIS_TRADE_CAPITAL` | `1000000.0` |" in page.output  # defaults, not this shell
+
+
+def test_the_configuration_page_is_the_generators_output(monkeypatch):
+    monkeypatch.setenv("QTIS_SERVE_PORT", "3999")  # the page shows defaults, not this shell
+    page = Path(__file__).parents[2] / "docs" / "configuration.md"
+    result = runner.invoke(app, ["config", "show", "--markdown"])
+    assert result.exit_code == 0, result.output
+    assert result.output == page.read_text(), (
+        "stale: `qtis config show --markdown > docs/configuration.md`"
+    )
 
 
 @pytest.mark.parametrize(

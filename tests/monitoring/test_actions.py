@@ -74,7 +74,7 @@ def test_alerts_go_to_the_log_and_a_webhook_once_per_window(tmp_path, caplog):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"
-        sink = AlertSink(AlertSettings(log_file=tmp_path / "a.jsonl", webhook_url=url))
+        sink = AlertSink(AlertSettings(log_file=tmp_path / "a.jsonl", webhook_url=url), tmp_path)
         assert sink.send("retrain:m", "warning", "drift", now=NOW)
         assert not sink.send("retrain:m", "warning", "drift again", now=NOW + timedelta(hours=1))
         assert sink.send("demote:m", "warning", "decay", now=NOW + timedelta(hours=1))
@@ -84,7 +84,7 @@ def test_alerts_go_to_the_log_and_a_webhook_once_per_window(tmp_path, caplog):
     logged = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert [a["message"] for a in logged] == ["drift", "decay", "still"]
     assert [a["message"] for a in Hook.received] == ["drift", "decay", "still"]
-    dead = AlertSink(AlertSettings(log_file=tmp_path / "b.jsonl", webhook_url=url))
+    dead = AlertSink(AlertSettings(log_file=tmp_path / "b.jsonl", webhook_url=url), tmp_path)
     assert dead.send("k", "warning", "nobody listens")  # logged, never raised
     assert "alert webhook" in caplog.text and (tmp_path / "b.jsonl").exists()
 

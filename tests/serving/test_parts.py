@@ -27,7 +27,7 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path):
     settings = ServingSettings(
         api_token=TOKEN, api_rate_limit=1.0, api_rate_burst=3, serve_audit_log=tmp_path / "a.log"
     )
-    app = BearerAuth(echo, settings)
+    app = BearerAuth(echo, settings, tmp_path)
 
     async def burst() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
@@ -41,6 +41,23 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path):
     assert [a.status_code for a in answers] == [200, 200, 200, 429, 429, 200]
     assert answers[3].headers["retry-after"] == "1"
     assert answers[3].json()["error"] == "rate limit exceeded"
+
+
+def test_the_settings_passed_in_win_over_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("QTIS_HOME", str(tmp_path / "env-home"))
+    monkeypatch.setenv("QTIS_API_TOKEN", "from-the-environment")
+    app = BearerAuth(echo, ServingSettings(api_token=TOKEN), tmp_path / "given")
+    assert app.audit.path == tmp_path / "given" / "logs" / "serving-audit.log"
+    assert app.tokens.enabled
+
+    async def call(token: str) -> int:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return (await c.post("/predict", headers=headers)).status_code
+
+    assert asyncio.run(call(TOKEN)) == 200
+    assert asyncio.run(call("from-the-environment")) == 401
 
 
 def test_bucket_refills_at_the_rate():

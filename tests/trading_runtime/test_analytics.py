@@ -14,6 +14,7 @@ from tests.support.scenario import BARS, config
 from trading_runtime.analytics.analysis import analyze
 from trading_runtime.analytics.conventions import ConventionsSettings, conventions
 from trading_runtime.runs import run
+from trading_runtime.settings import RiskReportSettings
 
 
 def test_conventions_come_from_the_environment(monkeypatch):
@@ -26,10 +27,12 @@ def test_conventions_come_from_the_environment(monkeypatch):
         ConventionsSettings(ddof=2)
 
 
-def test_execution_quality_and_holdings_of_the_hand_scenario(hand_market):
+def test_execution_quality_and_holdings_of_the_hand_scenario(hand_market, monkeypatch):
     url = hand_market(BARS)
     result = run(url, config("exec"))
-    analysis = analyze(url, "exec")
+    monkeypatch.setenv("QTIS_TRADE_BARS_PER_YEAR", "12")  # the conventions passed in win
+    analysis = analyze(url, "exec", conventions(periods_per_year=252), RiskReportSettings())
+    assert analysis.conventions.periods_per_year == 252
     quality = analysis.execution["main"]
     # buy 100 decided at the close 11.00, filled at 12.018 (open 12), fee 1.24036;
     # sell 100 decided at the close 9.00, filled at 9.48575 (open 9.50), fee 1.18971

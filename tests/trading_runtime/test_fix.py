@@ -13,6 +13,7 @@ import time
 import pytest
 from simplefix import FixMessage, FixParser
 
+from serving.settings import ServingSettings
 from tests.support.venue import DAY0, bar
 from trading_runtime import events as ev
 from trading_runtime.broker import SimulatedBroker
@@ -27,7 +28,7 @@ from trading_runtime.fix.session import FixSessionError
 from trading_runtime.fix.venue import FixVenue
 from trading_runtime.instruments import Instrument
 from trading_runtime.runs import build_engine, report, run
-from trading_runtime.settings import CostModel, FixSettings
+from trading_runtime.settings import CostModel, FixSettings, RuntimeSettings
 
 COSTS = CostModel(
     commission_bps=2.0,
@@ -315,14 +316,17 @@ def config(stream: str) -> RunConfig:
 def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, settings):
     url = hand_market(BARS)
     simulated = run(url, config("sim")).to_json()
-    base = build_engine(url, config("fix"))  # its feed, instruments and journal
+    serving = ServingSettings()
+    base = build_engine(url, config("fix"), RuntimeSettings(), serving, settings)  # its feed,
+    # instruments and journal
     with FixVenue(base.config.cost_model(), base.instruments, base.symbols, settings) as venue:
         venue.follow(base.feed)
         gateway = FixGateway(base.instruments, settings.model_copy(update={"port": venue.port}))
         with gateway:
             engine = Engine(
-                base.config, base.feed, base.instruments, base.journal, execution=gateway
-            )
+                base.config, base.feed, base.instruments, base.journal, execution=gateway,
+                settings=base.settings, model_batch=serving.serve_max_windows,
+            )  # fmt: skip
             try:
                 engine.run()
             finally:

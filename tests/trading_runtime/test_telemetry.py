@@ -90,7 +90,7 @@ def test_runtime_alerts_reach_the_sink_once_per_kind(market, tmp_path):
     from monitoring.settings import AlertSettings
     from trading_runtime.book import Book
 
-    sink = AlertSink(AlertSettings(log_file=tmp_path / "alerts.jsonl"))
+    sink = AlertSink(AlertSettings(log_file=tmp_path / "alerts.jsonl"), tmp_path)
     alerts = RuntimeAlerts("alerted", sink)
     strategy = StrategyConfig(signal="sma-cross", fast=5, slow=20, sizing="fixed", quantity=300,
                               limits={"max_position_notional": 100_000})  # fmt: skip

@@ -17,7 +17,6 @@ from quant.conventions import Conventions
 from quant.intervals import Interval
 from quant.performance import alpha_beta, curve_returns, performance
 from trading_runtime.analytics import execution, positions
-from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.analytics.positions import Holdings
 from trading_runtime.analytics.risk_report import risk_report
 from trading_runtime.settings import RiskReportSettings
@@ -53,19 +52,19 @@ class Analysis:
 def analyze(
     url: str,
     stream: str,
-    conventions: Conventions | None = None,
+    conventions: Conventions,
+    risk: RiskReportSettings,
     benchmark: pd.Series | None = None,
-    risk: RiskReportSettings | None = None,
 ) -> Analysis:
     """The analysis of ``stream``. ``benchmark``: per-bar returns indexed by bar time (bars it
-    lacks count as 0); default the equal-weight buy-and-hold of the run's universe. Default
-    conventions: QTIS_ANALYTICS_*, with the engine's bars per year (QTIS_TRADE_BARS_PER_YEAR),
-    the figure the run's own metrics use. ``risk``: default QTIS_REPORT_*."""
+    lacks count as 0); default the equal-weight buy-and-hold of the run's universe. The entry
+    point builds ``conventions`` (QTIS_ANALYTICS_*, with the engine's bars per year,
+    QTIS_TRADE_BARS_PER_YEAR, the figure the run's own metrics use) and ``risk``
+    (QTIS_REPORT_*)."""
     from trading_runtime.journal import Journal
     from trading_runtime.runs import report
-    from trading_runtime.settings import RuntimeSettings
 
-    c = conventions or analytics_conventions(periods_per_year=RuntimeSettings().bars_per_year)
+    c = conventions
     run = report(url, stream, c.periods_per_year)
     journal = Journal(url, stream)
     try:

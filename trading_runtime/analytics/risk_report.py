@@ -26,11 +26,11 @@ def risk_report(
     holdings: Holdings,
     asset_returns: pd.DataFrame,
     instruments: dict[str, Instrument],
-    settings: RiskReportSettings | None = None,
+    settings: RiskReportSettings,
 ) -> dict[str, Any]:
     """``asset_returns``: per-bar simple returns, a column per symbol, all the history there is.
     The holdings are the last bar's that held anything, as weights of equity."""
-    s = settings or RiskReportSettings()
+    s = settings
     weights = holdings.weights.fillna(0.0)
     invested = weights.abs().sum(axis=1) > 0
     if not invested.any():
