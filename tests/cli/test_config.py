@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from orchestration.cli import app
 from typer.testing import CliRunner
 
+from cli.app import app
 from cli.config import SETTINGS
 from core.settings import registered
 from warehouse.db import sqlalchemy_url
