@@ -21,6 +21,7 @@ from cli.monitor import monitor_app
 from cli.optuna import optuna_app
 from cli.pipeline import explain, ingest, train, tune, update
 from cli.trade import trade_app
+from orchestration.instance import dagster_home
 from warehouse.settings import get_settings
 
 app = typer.Typer(
@@ -51,6 +52,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run the pipeline on the bundled sample through Dagster and print where to look."""
+    # deferred: demo.run pulls dagster, dbt, torch and lightning (~17 s measured) and would load on
+    # every qtis command
     from demo.run import run_demo
 
     run_demo(console, synthetic)
@@ -62,8 +65,6 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
 ) -> None:
     """Start the Dagster UI (webserver + daemon) on this machine."""
-    from orchestration.instance import dagster_home
-
     home = dagster_home(get_settings())
     ready_url()
     console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C to stop")

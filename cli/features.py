@@ -8,6 +8,8 @@ import typer
 
 from cli.common import console, ready_url
 from cli.render.features import FeatureProgress, print_build, print_feature_list
+from transforms.build import build_features
+from transforms.spec import default_spec
 
 features_app = typer.Typer(
     help="The feature store: dbt models over market.bars, GARCH, labels.", no_args_is_help=True
@@ -22,8 +24,6 @@ def features_build(
     select: Annotated[str | None, typer.Option(help="dbt selection, e.g. 'bar_features+'")] = None,
 ) -> None:
     """GARCH volatility, then dbt build (models + tests) - what the Dagster assets run."""
-    from transforms.build import build_features
-
     url = ready_url()
     with FeatureProgress(console) as progress:
         report = build_features(url, progress, full_refresh=full_refresh, select=select)
@@ -35,6 +35,4 @@ def features_build(
 @features_app.command("list")
 def features_list() -> None:
     """Every feature column of features.bar_features, from transforms/feature_spec.yml."""
-    from transforms.spec import default_spec
-
     print_feature_list(console, default_spec())

@@ -20,6 +20,8 @@ def mlflow_ui(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
 ) -> None:
     """Open the MLflow UI on the project's tracking store (runs, metrics, registered models)."""
+    # deferred: training.tracking pulls mlflow, torch and lightning (~6 s measured) and would load
+    # on every qtis command
     from training.tracking import tracking_uri
 
     uri = tracking_uri(ready_url())

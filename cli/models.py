@@ -10,7 +10,10 @@ import typer
 
 from cli.common import console, fail, ready_url
 from cli.render.promotion import print_decisions
+from registry import promotions
 from serving.launch import service_command, service_env
+from serving.probe import serving_probe
+from serving.settings import ServingSettings
 
 models_app = typer.Typer(
     help="Champion/challenger: promotion gates, status, rollback.", no_args_is_help=True
@@ -22,16 +25,14 @@ def models_status(
     limit: Annotated[int, typer.Option(help="latest decisions to show")] = 10,
 ) -> None:
     """Who holds @champion and @challenger, and the latest promotion decisions with their gates."""
-    from registry.promotions import as_decisions, status
-
     try:
-        found = status(ready_url(), limit)
+        found = promotions.status(ready_url(), limit)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     for alias in ("champion", "challenger"):
         holder = found[alias]
         console.print(f"@{alias}: " + (f"[bold]{holder[0]} v{holder[1]}[/]" if holder else "none"))
-    rows = as_decisions(found["decisions"])
+    rows = promotions.as_decisions(found["decisions"])
     if not rows:
         console.print("No promotion decision yet: train, then run `qtis models promote`.")
         return
@@ -51,11 +52,12 @@ def models_promote(
 ) -> None:
     """Judge versions against the champion and baselines; promote only through every gate.
     Without arguments: the latest version of each qtis-* model not yet decided on."""
+    # deferred: mlflow (~1.2 s), and torch+lightning through registry.aliases and
+    # training.tracking (~6 s measured), would load on every qtis command
     from mlflow.tracking import MlflowClient
 
-    from registry import aliases, promotions
-    from serving.probe import serving_probe
-    from training import tracking
+    from registry import aliases  # deferred: torch+lightning, as above
+    from training import tracking  # deferred: torch+lightning, as above
 
     try:
         url = ready_url()
@@ -94,6 +96,8 @@ def models_rollback(
     reason: Annotated[str, typer.Option(help="recorded with the decision")] = "manual rollback",
 ) -> None:
     """Give @champion back to the version that held it before the current one."""
+    # deferred: registry.aliases pulls torch+lightning through training (~6 s measured) and
+    # would load on every qtis command
     from registry.aliases import rollback
 
     try:
@@ -118,11 +122,12 @@ def serve(
     ] = None,
 ) -> None:
     """Serve @champion (and @challenger in shadow) over HTTP with BentoML; Ctrl-C stops it."""
+    # deferred: mlflow (~1.2 s), and torch+lightning through training.tracking (~6 s measured),
+    # would load on every qtis command
     from mlflow.tracking import MlflowClient
 
-    from serving.settings import ServingSettings
-    from training import tracking
-    from training.tracking import CHAMPION, holder
+    from training import tracking  # deferred: torch+lightning, as above
+    from training.tracking import CHAMPION, holder  # deferred: as above
 
     url = ready_url()
     tracking.configure(url)

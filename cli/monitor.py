@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.common import console, fail, ready_url
 from cli.render.drift import print_drift, print_replay
+from monitoring.drift import check_drift
+from monitoring.replay import replay as run_replay
+from monitoring.settings import DriftSettings
+from serving.errors import NoChampion
 
 monitor_app = typer.Typer(help="Drift: is the champion still looking at its market?",
                           no_args_is_help=True)  # fmt: skip
@@ -28,10 +34,6 @@ def drift(
 ) -> None:
     """Compare the recent bars with the champion's training period (data, forecasts, accuracy
     once labels are in, SHAP ranking); an HTML report and rows in mlops.drift_results."""
-    from monitoring.drift import check_drift
-    from monitoring.settings import DriftSettings
-    from serving.errors import NoChampion
-
     given = {"current_bars": current_bars, "method": method, "threshold": threshold}
     try:
         settings = DriftSettings(**{k: v for k, v in given.items() if v is not None})
@@ -44,8 +46,6 @@ def drift(
         raise fail(str(exc)) from exc
     print_drift(report)
     if json_out is not None:
-        from dataclasses import asdict
-
         json_out.parent.mkdir(parents=True, exist_ok=True)
         body = report.summary() | {"measures": [asdict(m) for m in report.measures]}
         json_out.write_text(json.dumps(body, indent=1, default=str))
@@ -61,12 +61,6 @@ def replay(
 ) -> None:
     """What the monitor would have said as of each past bar (only the bars and outcomes known by
     then): one stored run per bar, an Evidently page for those that drifted and the last."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from monitoring.replay import replay as run_replay
-    from monitoring.settings import DriftSettings
-    from serving.errors import NoChampion
-
     try:
         given = {} if current_bars is None else {"current_bars": current_bars}
         settings = DriftSettings(**given)

@@ -16,6 +16,12 @@ from cli import trade_streams
 from cli.common import console, err, fail, ready_url
 from cli.render.trading import print_comparison, print_metrics, print_walk_forward
 from cli.trade_streams import Stream, analysis_of, live_vs_shadow, write_tear_sheet
+from monitoring.alerts import AlertSink
+from monitoring.runtime_alerts import RuntimeAlerts
+from monitoring.settings import AlertSettings
+from trading_runtime import run_options as ro
+from trading_runtime.telemetry import RuntimeMetrics
+from warehouse.settings import WarehouseSettings
 
 trade_app = typer.Typer(
     help="The trading runtime: backtest, paper trading, status, kill switch, journal replay.",
@@ -32,8 +38,10 @@ def _run(
     tear_sheet: Path | None = None,
     observers: list | None = None,
 ) -> None:
+    # deferred: the engine and runs pull sklearn and scipy through the risk model (~2 s
+    # measured) and would load on every qtis command
     from trading_runtime.engine import EngineHalted
-    from trading_runtime.runs import StreamBusy, run
+    from trading_runtime.runs import StreamBusy, run  # deferred: as above
 
     url = ready_url()
     columns = (
@@ -66,7 +74,7 @@ def _run(
             err.print(f"no live/shadow comparison: {exc}")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        from training.evaluate import plain  # JSON-safe: NaN as null
+        from training.evaluate import plain  # deferred: torch+lightning (~6 s); NaN as null
 
         json_out.write_text(json.dumps(plain(result.to_json()), indent=1))
         console.print(f"wrote {json_out} (metrics, {len(result.fills)} fills, equity curve)")
@@ -163,11 +171,9 @@ def backtest(
     """Replay market.bars through the engine (features, signals, risk, simulated execution),
     journaled, and print the metrics after costs (and live vs shadow, with a shadow book)."""
     raw = dict(locals())
-    from trading_runtime.run_options import OptionError, backtest_config
-
     try:
-        config = backtest_config(stream, raw, strategies, challenger_shadow)
-    except OptionError as exc:
+        config = ro.backtest_config(stream, raw, strategies, challenger_shadow)
+    except ro.OptionError as exc:
         raise fail(str(exc)) from exc
     _run(config, json_out, tear_sheet=tear_sheet)
 
@@ -215,16 +221,14 @@ def walkforward(
     champion of its day), trading the next bars with costs; the windows stitched into one
     out-of-sample record, next to buy-and-hold."""
     raw = dict(locals())
-    from trading_runtime.run_options import OptionError, walk_forward_config
-
     try:
-        config, settings = walk_forward_config(stream, raw, strategies)
-    except OptionError as exc:
+        config, settings = ro.walk_forward_config(stream, raw, strategies)
+    except ro.OptionError as exc:
         raise fail(str(exc)) from exc
     found = _walk_forward(config, settings)
     print_walk_forward(found)
     if json_out is not None:
-        from training.evaluate import plain  # JSON-safe: NaN as null
+        from training.evaluate import plain  # deferred: torch+lightning (~6 s); NaN as null
 
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))
@@ -239,10 +243,12 @@ def walkforward(
 
 
 def _walk_forward(config, settings):
+    # deferred: the engine, runs and the walk-forward pull sklearn, scipy and arch (~3 s
+    # measured), the model sources torch+lightning (~6 s); they would load on every qtis command
     from trading_runtime.engine import EngineHalted
-    from trading_runtime.runs import StreamBusy
-    from trading_runtime.walkforward import walk_forward
-    from trading_runtime.walkforward_sources import model_source
+    from trading_runtime.runs import StreamBusy  # deferred: as above
+    from trading_runtime.walkforward import walk_forward  # deferred: as above
+    from trading_runtime.walkforward_sources import model_source  # deferred: as above
 
     url = ready_url()
     columns = (
@@ -307,12 +313,6 @@ def paper(
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
     before acting on it. Run it again with the same --stream to resume after a crash."""
     raw = dict(locals())
-    from monitoring.alerts import AlertSink
-    from monitoring.runtime_alerts import RuntimeAlerts
-    from monitoring.settings import AlertSettings
-    from trading_runtime import run_options as ro
-    from warehouse.settings import WarehouseSettings
-
     try:
         options = ro.run_options(raw)
         config, resumed = ro.paper_config(
@@ -325,8 +325,6 @@ def paper(
     sink = AlertSink(AlertSettings(), WarehouseSettings().home)
     observers: list = [RuntimeAlerts(stream, sink)]
     if metrics_port is not None:
-        from trading_runtime.telemetry import RuntimeMetrics
-
         metrics = RuntimeMetrics(stream)
         try:
             port = metrics.serve(metrics_port)

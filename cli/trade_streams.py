@@ -18,6 +18,10 @@ from cli.render.trading import (
     print_status,
     print_streams,
 )
+from trading_runtime.journal import Journal, streams
+from trading_runtime.run_options import OptionError, parse_limits
+from trading_runtime.settings import RuntimeSettings
+from trading_runtime.verify import verify
 
 Stream = Annotated[str, typer.Option(help="Journal stream of the run")]
 Reason = Annotated[str, typer.Option(help="why: goes into the journal")]
@@ -27,21 +31,21 @@ Actor = Annotated[str | None, typer.Option(help="who; default the OS user")]
 
 def live_vs_shadow(result, live: str | None = None, shadow: str | None = None):
     """A run's live book against its shadow book."""
+    # deferred: sklearn and scipy (~2 s measured) would load on every qtis command
     from trading_runtime.ab import compare
-    from trading_runtime.settings import RuntimeSettings
 
     return compare(result, live, shadow, RuntimeSettings().bars_per_year)
 
 
 def runs() -> None:
     """Every journal stream with its size and last write."""
-    from trading_runtime.journal import streams
-
     print_streams(streams(ready_url()))
 
 
 def analysis_of(url: str, stream: str):
     """A stream's analysis (``trading_runtime.analytics``); a missing stream fails the command."""
+    # deferred: arch, sklearn, scipy and matplotlib (~3.5 s measured) would load on every qtis
+    # command
     from trading_runtime.analytics.analysis import analyze
     from trading_runtime.analytics.conventions import conventions
     from trading_runtime.settings import RiskReportSettings, RuntimeSettings
@@ -56,6 +60,8 @@ def analysis_of(url: str, stream: str):
 
 
 def write_tear_sheet(analysis, path: Path) -> None:
+    # deferred: arch, sklearn, scipy and matplotlib (~4 s measured) would load on every qtis
+    # command
     from trading_runtime.analytics.tearsheet import write_tear_sheet
 
     try:
@@ -77,7 +83,7 @@ def report(
 ) -> None:
     """An existing stream's metrics with bootstrap intervals, its execution quality against
     the arrival prices, and optionally its tear sheet. Conventions: QTIS_ANALYTICS_*."""
-    from training.evaluate import plain  # JSON-safe: NaN as null
+    from training.evaluate import plain  # deferred: torch+lightning (~6 s); NaN as null
 
     analysis = analysis_of(ready_url(), stream)
     print_report(stream, analysis)
@@ -100,8 +106,8 @@ def ab(
 ) -> None:
     """Champion/challenger: a stream's live book against its shadow book - total return,
     Sharpe, and a paired test on the per-bar returns (Diebold-Mariano, HAC variance)."""
+    # deferred: sklearn and scipy (~2.5 s measured) would load on every qtis command
     from trading_runtime.runs import report
-    from trading_runtime.settings import RuntimeSettings
 
     try:
         found = live_vs_shadow(
@@ -111,7 +117,7 @@ def ab(
         raise fail(str(exc)) from exc
     print_comparison(found)
     if json_out is not None:
-        from training.evaluate import plain  # JSON-safe: NaN as null
+        from training.evaluate import plain  # deferred: torch+lightning (~6 s); NaN as null
 
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(plain(found.to_dict()), indent=1))
@@ -119,8 +125,8 @@ def ab(
 
 
 def _book(stream: str):
+    # deferred: sklearn and scipy (~2 s measured) would load on every qtis command
     from trading_runtime.engine import rebuild
-    from trading_runtime.journal import Journal
 
     journal = Journal(ready_url(), stream)
     try:
@@ -158,6 +164,7 @@ def _operator(
     actor: str | None,
     limits: dict | None = None,
 ) -> None:
+    # deferred: sklearn and scipy (~2 s measured) would load on every qtis command
     from trading_runtime.operator import send_command
 
     def waiting(seq: int) -> None:
@@ -197,8 +204,6 @@ def limits(
     actor: Actor = None,
 ) -> None:
     """Change risk limits of a running (or stopped) stream."""
-    from trading_runtime.run_options import OptionError, parse_limits
-
     try:
         limits = parse_limits(set_)
     except OptionError as exc:
@@ -209,9 +214,6 @@ def limits(
 def replay(stream: Stream = "paper") -> None:
     """Rebuild the state from the whole journal and check it: against the latest snapshot plus
     the events after it, and against the journal's own invariants."""
-    from trading_runtime.journal import Journal
-    from trading_runtime.verify import verify
-
     journal = Journal(ready_url(), stream)
     try:
         if not journal.exists():

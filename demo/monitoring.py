@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from cli.render.drift import print_drift
+from monitoring.actions import decide
+from monitoring.drift import load_report
 from orchestration.assets.monitoring import drift_report
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource
@@ -15,9 +17,6 @@ from orchestration.resources import WarehouseResource
 
 def show_drift(console: Console, warehouse: WarehouseResource):
     """Returns the stored DriftReport (None when the check failed)."""
-    from monitoring.actions import decide
-    from monitoring.drift import load_report
-
     with console.status("drift: the champion's training period against the latest bars"):
         result = run_assets(
             [drift_report], {"warehouse": warehouse}, log_level="ERROR", raise_on_error=False

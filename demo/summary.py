@@ -13,7 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.render.format import num
+from orchestration.assets.training import report_path
+from registry import promotions
 from training.evaluate import BASELINES
+from warehouse import quality
 
 
 def _value(interval: dict[str, Any] | None) -> float | None:
@@ -96,10 +99,6 @@ def _drift_line(report) -> str:
 
 def print_summary(console: Console, url: str, home: Path, drift, where: list[tuple[str, str]]):
     """``drift``: the demo's DriftReport (or None); ``where``: (what, how to open it) rows."""
-    from orchestration.assets.training import report_path
-    from registry import promotions
-    from warehouse import quality
-
     s = quality.summary(url)
     table = Table("", "", title="Summary", show_header=False, title_justify="left")
     table.add_row(

@@ -17,6 +17,19 @@ from cli.render.trading import print_walk_forward
 from orchestration.assets.trading import reference_backtests
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource
+from serving.errors import NoChampion
+from serving.settings import ServingSettings
+from trading_runtime.analytics.analysis import analyze
+from trading_runtime.analytics.conventions import conventions
+from trading_runtime.analytics.tearsheet import write_tear_sheet
+from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.journal import Journal
+from trading_runtime.runs import model_client, run
+from trading_runtime.settings import RiskReportSettings, RuntimeSettings, WalkForwardSettings
+from trading_runtime.verify import verify
+from trading_runtime.walkforward import walk_forward
+from trading_runtime.walkforward_sources import model_source
+from training.evaluate import plain
 
 
 def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
@@ -53,11 +66,6 @@ def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
 def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
     """The champion's reference backtest as an HTML tear sheet (the best Sharpe of this
     materialization's runs when no model traded); returns the line that says where it is."""
-    from trading_runtime.analytics.analysis import analyze
-    from trading_runtime.analytics.conventions import conventions
-    from trading_runtime.analytics.tearsheet import write_tear_sheet
-    from trading_runtime.settings import RiskReportSettings, RuntimeSettings
-
     names = [k.removesuffix("_report") for k in meta if k.endswith("_report")]
     if not names:
         return "no backtest ran, so there is no tear sheet"
@@ -78,12 +86,6 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
 def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     """Three quarters, each traded by an XGBoost fitted only on the three years before it (a
     20-bar purge between), stitched and set against buy-and-hold; JSON in the reports."""
-    from trading_runtime.config import RunConfig, StrategyConfig
-    from trading_runtime.settings import WalkForwardSettings
-    from trading_runtime.walkforward import walk_forward
-    from trading_runtime.walkforward_sources import model_source
-    from training.evaluate import plain
-
     settings = WalkForwardSettings(windows=3, train_bars=756, test_bars=63, xgb_estimators=100)
     stream = f"demo-wf-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     config = RunConfig(stream=stream, strategies=[StrategyConfig(signal="model")])
@@ -97,13 +99,6 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
 
 
 def _paper(console: Console, url: str, start: str) -> str:
-    from serving.errors import NoChampion
-    from serving.settings import ServingSettings
-    from trading_runtime.config import RunConfig, StrategyConfig
-    from trading_runtime.journal import Journal
-    from trading_runtime.runs import model_client, run
-    from trading_runtime.verify import verify
-
     stream = f"demo-paper-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     try:
         model_client(url, None, ServingSettings())

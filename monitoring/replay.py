@@ -13,6 +13,8 @@ import numpy as np
 
 from monitoring.drift import DriftReport, check_drift, make_baseline
 from monitoring.settings import DriftSettings
+from serving.predictor import Predictor
+from training.data import load_training_data
 
 # the kinds that call for a retrain (performance decay is a demotion, attribution is shown)
 RETRAIN_KINDS = ("data", "prediction")
@@ -55,8 +57,6 @@ def replay(
     ``start``, against one baseline; ``until_alarm`` stops at the first that calls for a
     retrain. ``html``: True/False for every run; None writes the pages of the runs that
     drifted and of the last."""
-    from training.data import load_training_data
-
     if every < 1:
         raise ValueError(f"every must be at least 1 bar, got {every}")
     data = load_training_data(url)
@@ -64,8 +64,6 @@ def replay(
     if not bars:
         raise ValueError(f"no bars after {start:%Y-%m-%d %H:%M} in features.training_set")
     if model is None:
-        from serving.predictor import Predictor
-
         model = Predictor(url).champion
     s = settings or DriftSettings()
     baseline = make_baseline(data, model, s)

@@ -14,6 +14,12 @@ from datetime import datetime
 
 import pandas as pd
 
+from registry.aliases import force
+from serving.probe import serving_probe
+from training.runner import run_training
+from transforms.dbt_runner import build
+from transforms.garch import update_garch
+from warehouse.ingest import ingest
 from warehouse.providers.synthetic import SyntheticMarket
 
 
@@ -65,10 +71,6 @@ class RegimeChange:
 
     def build(self, url: str) -> None:
         """Its bars in market.bars, GARCH fits and a full feature build."""
-        from transforms.dbt_runner import build
-        from transforms.garch import update_garch
-        from warehouse.ingest import ingest
-
         ingest(self.market(), url)
         update_garch(url)
         report = build(url, full_refresh=True)
@@ -79,10 +81,6 @@ class RegimeChange:
     def train_champion(self, url: str, config) -> tuple[str, str]:
         """Train ``config`` (a ``TrainConfig`` of one family) on the first ``train_bars`` bars,
         register it and make it the champion; returns (name, version)."""
-        from registry.aliases import force
-        from serving.probe import serving_probe
-        from training.runner import run_training
-
         run = run_training(url, config, until=self.trained_until)
         (family,) = config.models
         info = run.registered[family]

@@ -30,6 +30,10 @@ from orchestration.assets.trading import reference_backtests
 from orchestration.assets.training import training_assets
 from orchestration.assets.tuning import tuning_assets
 from orchestration.resources import WarehouseResource
+from registry.aliases import replace_with_challenger, rollback
+from trading_runtime import runs
+from trading_runtime.ab import NoShadow, compare
+from trading_runtime.settings import RuntimeSettings
 from training.runner import FAMILIES
 from warehouse.settings import WarehouseSettings
 
@@ -70,8 +74,6 @@ def alert_sink() -> AlertSink:
 
 
 def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
-    from registry.aliases import rollback
-
     state = json.loads(context.cursor or "{}")
     run = latest_run(url)
     if run is None or run == state.get("run"):
@@ -122,11 +124,6 @@ def shadow_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource
 def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     """Once per stream: after a replacement its shadow book traded the old challenger, so it
     says nothing more about the new pair."""
-    from registry.aliases import replace_with_challenger
-    from trading_runtime.ab import NoShadow, compare
-    from trading_runtime.runs import report
-    from trading_runtime.settings import RuntimeSettings
-
     settings = ActionSettings()
     stream = settings.shadow_stream
     if not stream:
@@ -135,7 +132,7 @@ def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     if stream in state.get("replaced", []):
         return SensorResult(skip_reason=f"stream {stream} already replaced its champion")
     try:
-        found = compare(report(url, stream, RuntimeSettings().bars_per_year))
+        found = compare(runs.report(url, stream, RuntimeSettings().bars_per_year))
     except (LookupError, NoShadow, ValueError) as exc:
         return SensorResult(skip_reason=f"stream {stream}: {exc}")
     verdict = decide_shadow(stream, found.bars, found.p_shadow_better, settings)

@@ -8,6 +8,7 @@ import math
 import warnings
 
 import numpy as np
+from arch.bootstrap import optimal_block_length
 
 from quant.conventions import Conventions
 from quant.intervals import Interval
@@ -31,8 +32,6 @@ def block_length(returns: np.ndarray, c: Conventions = DEFAULT) -> float:
     if c.bootstrap_block is not None:
         chosen = c.bootstrap_block
     else:
-        from arch.bootstrap import optimal_block_length
-
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             column = "stationary" if c.bootstrap == "stationary" else "circular"

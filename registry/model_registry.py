@@ -25,10 +25,12 @@ class ModelRegistry:
     """The registry beside the warehouse at ``url`` (or at ``QTIS_MLFLOW_TRACKING_URI``)."""
 
     def __init__(self, url: str, settings: TrackingSettings | None = None) -> None:
+        # deferred: mlflow (~1 s) and training.tracking (torch+lightning, ~6 s measured) load
+        # when a registry opens, not with serving.predictor, which every trading run imports
         import mlflow
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # deferred: as above
 
-        from training.tracking import TrackingSettings, configure
+        from training.tracking import TrackingSettings, configure  # deferred: as above
 
         self.url, self.settings = url, settings or TrackingSettings()
         configure(url, self.settings)  # the experiment runs go to, and MLflow's default store
@@ -37,24 +39,24 @@ class ModelRegistry:
 
     def holder(self, alias: str) -> tuple[str, str] | None:
         """(registered name, version) holding ``alias`` among the qtis-* models, if any."""
-        from training.tracking import holder
+        from training.tracking import holder  # deferred: torch+lightning, see __init__
 
         return holder(self.client, alias)
 
     def champion(self) -> tuple[str, str] | None:
-        from training.tracking import CHAMPION
+        from training.tracking import CHAMPION  # deferred: torch+lightning, see __init__
 
         return self.holder(CHAMPION)
 
     def challenger(self) -> tuple[str, str] | None:
-        from training.tracking import CHALLENGER
+        from training.tracking import CHALLENGER  # deferred: torch+lightning, see __init__
 
         return self.holder(CHALLENGER)
 
     def move_alias(self, alias: str, name: str, version: str) -> None:
         """Give ``alias`` to ``name`` ``version`` and take it from every other qtis-* model (and
         the other alias from this version: a version is champion or challenger, never both)."""
-        from training.tracking import CHALLENGER, CHAMPION
+        from training.tracking import CHALLENGER, CHAMPION  # deferred: see __init__
 
         other = CHALLENGER if alias == CHAMPION else CHAMPION
         for m in self.client.search_registered_models("name LIKE 'qtis-%'"):
@@ -75,8 +77,8 @@ class ModelRegistry:
 
     def load(self, role: str, name: str, version: str, threads: int = 1) -> LoadedModel:
         """One registered version, with what a request must look like for it."""
-        import mlflow
-        from mlflow.artifacts import download_artifacts
+        import mlflow  # deferred: ~1 s, see __init__
+        from mlflow.artifacts import download_artifacts  # deferred: as above
 
         found = self.client.get_model_version(name, str(version))
         pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")

@@ -37,6 +37,8 @@ Probe = Callable[[str, str], ServingCheck]
 
 
 def record(url: str, decision: Decision) -> int:
+    # deferred: training.evaluate pulls torch+lightning (~6 s measured); serving.predictor,
+    # which every trading run imports, imports this module
     from training.evaluate import plain
 
     gates = {"gates": [asdict(g) for g in decision.gates], "numbers": plain(decision.numbers)}

@@ -10,6 +10,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from psycopg.types.json import Jsonb
+
+from warehouse.db import connect
 
 log = logging.getLogger("qtis.serving")
 
@@ -58,10 +61,6 @@ class PredictionLog:
                 return rows
 
     def _write(self, rows: list[tuple]) -> None:
-        from psycopg.types.json import Jsonb
-
-        from warehouse.db import connect
-
         values = [
             (*r[:7], Jsonb(np.asarray(r[7], dtype=float).round(10).tolist()), r[8]) for r in rows
         ]

@@ -39,6 +39,8 @@ from serving.schemas import (
     PredictResponse,
 )
 from serving.settings import ServingSettings
+from warehouse.db import database_url
+from warehouse.schema import migrate
 from warehouse.settings import WarehouseSettings
 
 log = logging.getLogger("qtis.serving")
@@ -80,10 +82,9 @@ def _rejected(endpoint: str, exc: RequestError) -> JSONResponse:
 @bentoml.service(workers=1, traffic={"timeout": 30})
 class QtisService:
     def __init__(self) -> None:
+        # deferred: torch (~1.5 s measured) only in the worker: `bentoml serve` imports this
+        # module in its supervisor process too, which never runs a model
         import torch
-
-        from warehouse.db import database_url
-        from warehouse.schema import migrate
 
         torch.set_num_threads(SETTINGS.serve_model_threads)  # ONNX Runtime sessions follow it
         url = database_url(WAREHOUSE)
@@ -180,6 +181,8 @@ class QtisService:
     @bentoml.api(route="/admin/rollback")
     def admin_rollback(self, reason: str = "rollback through the API") -> dict:
         """Give @champion back to the previous champion and serve it (admin role)."""
+        # deferred: registry.aliases pulls training (torch+lightning, ~6 s measured), needed only
+        # for a rollback
         from registry.aliases import rollback
 
         try:

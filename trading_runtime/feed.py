@@ -14,6 +14,7 @@ import pandas as pd
 
 from trading_runtime.broker import CrossSection
 from trading_runtime.instruments import Instrument
+from warehouse.reads import read_bars
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -96,8 +97,6 @@ class BarFeed:
         end: date | None = None,
         warmup_bars: int = 0,
     ) -> BarFeed:
-        from warehouse.reads import read_bars
-
         begin = None
         if start is not None:  # enough calendar days for the warm-up bars, and some
             begin = datetime.combine(start, datetime.min.time(), UTC) - timedelta(

@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 from datetime import date
 
+from warehouse.db import connect
 from warehouse.providers.base import Instrument
 
 __all__ = ["Instrument", "listed", "load_instruments", "round_price", "round_quantity"]
 
 
 def load_instruments(url: str, symbols: list[str] | None = None) -> dict[str, Instrument]:
-    from warehouse.db import connect
-
     with connect(url) as conn:
         rows = conn.execute(
             "select symbol, name, sector, asset_class, currency, exchange_tz, tick_size,"

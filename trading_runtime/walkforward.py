@@ -27,10 +27,19 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
+from quant.performance import curve_returns, performance
 from quant.splits import PurgedWalkForward
 from serving.window_model import Skip, WindowModel
+from trading_runtime.analytics.analysis import equal_weight
+from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.config import RunConfig
+from trading_runtime.instruments import load_instruments
+from trading_runtime.journal import Journal
+from trading_runtime.runs import run
 from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
+from transforms.spec import default_spec
+from warehouse.db import connect
+from warehouse.reads import read_bars
 
 BASELINE = "equal-weight buy-and-hold of the universe"
 
@@ -70,15 +79,11 @@ class Window:
 
 def longest_horizon() -> int:
     """The longest label horizon: every model is fitted on all of them."""
-    from transforms.spec import default_spec
-
     return max(default_spec().horizons)
 
 
 def feature_warmup() -> int:
     """Bars before the first traded one that every online feature needs to be defined."""
-    from transforms.spec import default_spec
-
     return max(default_spec().warmups.values(), default=0) + 1
 
 
@@ -142,8 +147,6 @@ def bar_timeline(
 ) -> np.ndarray:
     """The trading days (UTC dates) with a bar of any of ``symbols``, from ``start`` and before
     ``end``."""
-    from warehouse.db import connect
-
     with connect(url) as conn:
         rows = conn.execute(
             "select distinct (ts at time zone 'UTC')::date from market.bars"
@@ -269,8 +272,6 @@ def _window_config(
 
 
 def _refuse_existing(url: str, streams: list[str]) -> None:
-    from trading_runtime.journal import Journal
-
     for stream in streams:
         journal = Journal(url, stream)
         try:
@@ -294,9 +295,6 @@ def walk_forward(
     """Plan the windows over ``config``'s symbols and dates, then for each: its model from
     ``source`` (fitted, or the champion of its day), the leakage check, and a costed backtest
     on stream ``<config.stream>-wNN`` that ends flat; then the stitched out-of-sample result."""
-    from trading_runtime.instruments import load_instruments
-    from trading_runtime.runs import run
-
     settings, runtime = settings or WalkForwardSettings(), runtime or RuntimeSettings()
     _check(config)
     symbols = sorted(load_instruments(url, config.symbols))
@@ -362,9 +360,6 @@ def _stitch(
 ) -> WalkForwardResult:
     """The windows' equity curves end to end (each began with the last one's ending equity),
     their fills, metrics of the whole out-of-sample record, and the buy-and-hold baseline."""
-    from quant.performance import curve_returns, performance
-    from trading_runtime.analytics.conventions import conventions as analytics_conventions
-
     conventions = analytics_conventions(periods_per_year=runtime.bars_per_year)
     curve, fills, benchmark = [], [], []
     for window, report in reports:
@@ -413,9 +408,6 @@ def _stitch(
 def _buy_and_hold(url: str, symbols: list[str], equity_curve: list[dict]) -> np.ndarray:
     """Per-bar returns of the equal-weight buy-and-hold over one window's bars (bought at its
     first bar's close, as the window's own first bar holds nothing yet)."""
-    from trading_runtime.analytics.analysis import equal_weight
-    from warehouse.reads import read_bars
-
     index = pd.DatetimeIndex([pd.Timestamp(p["ts"]) for p in equity_curve], name="ts")
     if index.empty:
         return np.empty(0)

@@ -13,11 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.artifacts import download_artifacts
+from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from quant.splits import PurgedWalkForward
+from training import tracking
 from training.data import TrainingData, load_training_data
 from training.evaluate import Evaluation, ModelResult, evaluate, fold_scores
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
@@ -240,8 +244,6 @@ class EnsembleRun:
 
 def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, Any], Any]:
     """(model version, run, fitted bundle) of a registered member; latest version by default."""
-    from training import tracking
-
     name = tracking.REGISTERED_NAMES[family]
     if version is None:
         # online updates (tag update_of) have no walk-forward predictions to stack on
@@ -282,8 +284,6 @@ def _shared_setup(found: Mapping[str, tuple[Any, Any, Any]]) -> _Setup:
 
 def _out_of_fold(found: Mapping[str, tuple[Any, Any, Any]]) -> dict[str, pd.DataFrame]:
     """Each member's logged walk-forward test predictions."""
-    from mlflow.artifacts import download_artifacts
-
     return {
         f: pd.read_parquet(
             download_artifacts(run_id=v.run_id, artifact_path="oof_predictions.parquet")
@@ -317,10 +317,6 @@ def _register(
     fit_through: np.datetime64 | None,
 ) -> dict[str, Any]:
     """Log and register qtis-ensemble (with its per-fold and final weights)."""
-    import mlflow
-
-    from training import tracking
-
     trials = sum(int(run.data.tags.get("tuning_trials", 0)) for _, run, _ in found.values())
     config = EnsembleConfig(
         members=tuple(members),
@@ -362,10 +358,6 @@ def run_ensemble(
     """Stack the registered members (latest versions unless given) on their logged out-of-fold
     predictions, score the stack out of sample next to them and the baselines, and register
     qtis-ensemble."""
-    from mlflow.tracking import MlflowClient
-
-    from training import tracking
-
     tracking.configure(url)
     client = MlflowClient()
     found = {f: _member(client, f, (versions or {}).get(f)) for f in members}

@@ -14,13 +14,22 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
 import numpy as np
 import pandas as pd
+import shap
+import torch
+from mlflow.tracking import MlflowClient
+from psycopg.types.json import Jsonb
+from scipy.stats import spearmanr
 
-from training.data import TrainingData
+from training.data import TrainingData, load_training_data
 from training.models.sequence import SequenceBundle
 from training.models.tabular import XGBoostModel
 from training.windows import window_ends
+from warehouse.db import connect
 
 
 @dataclass(frozen=True)
@@ -105,8 +114,6 @@ def explain_tree(
     feature_names: tuple[str, ...],
     horizons: tuple[int, ...],
 ) -> Attributions:
-    import shap
-
     explainer = shap.TreeExplainer(model.model)
     values = np.asarray(explainer.shap_values(features), dtype=np.float64)
     return Attributions(
@@ -129,8 +136,6 @@ def explain_network(
     seed: int = 7,
 ) -> Attributions:
     """Expected gradients on the scaled windows the network sees; outputs in return units."""
-    import shap
-    import torch
 
     class _Scaled(torch.nn.Module):
         def __init__(self, net: torch.nn.Module, scale: np.ndarray) -> None:
@@ -189,18 +194,12 @@ def explain_final(
 
 def _pyplot():
     """pyplot on the Agg backend: figures are written to files, never shown."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     return plt
 
 
 def summary_figure(attributions: Attributions, horizon: int | None = None, top: int = 20):
     """SHAP's beeswarm summary plot for one horizon (default: the first)."""
-    import shap
-
     plt = _pyplot()
 
     h = attributions.horizons.index(horizon) if horizon else 0
@@ -239,9 +238,6 @@ def importance_figure(attributions: Attributions, top: int = 20):
 def log_to_mlflow(attributions: Attributions) -> None:
     """Into the active run: explanations/shap_summary.png, feature_importance.png, the table
     (feature_importance.csv) and the ranking (feature_ranking.json)."""
-    import matplotlib.pyplot as plt
-    import mlflow
-
     for name, make in (("shap_summary", summary_figure), ("feature_importance", importance_figure)):
         figure = make(attributions)
         mlflow.log_figure(figure, f"explanations/{name}.png")
@@ -257,10 +253,6 @@ def log_to_mlflow(attributions: Attributions) -> None:
 
 def save_ranking(url: str, model: str, version: str, run_id: str, attributions: Attributions):
     """Store the version's ranking in ``mlops.feature_attributions`` (replacing an earlier one)."""
-    from psycopg.types.json import Jsonb
-
-    from warehouse.db import connect
-
     table = attributions.importance()
     columns = [f"mean_abs_h{h}" for h in attributions.horizons]
     rows = [
@@ -291,8 +283,6 @@ def save_ranking(url: str, model: str, version: str, run_id: str, attributions: 
 
 def load_ranking(url: str, model: str, version: str) -> pd.DataFrame:
     """The stored ranking of one model version (empty when none was stored), by rank."""
-    from warehouse.db import connect
-
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select feature, rank, mean_abs, by_horizon, method, samples, run_id"
@@ -306,8 +296,6 @@ def load_ranking(url: str, model: str, version: str) -> pd.DataFrame:
 def rank_agreement(current: pd.DataFrame, reference: pd.DataFrame, top: int = 10) -> dict:
     """How far two importance tables agree: Spearman correlation of the features' mean |SHAP|
     and the share of the reference's top ``top`` features still in the current top ``top``."""
-    from scipy.stats import spearmanr
-
     joined = (
         current.set_index("feature")["mean_abs"]
         .to_frame("current")
@@ -357,11 +345,10 @@ def explain_registered(
 ) -> RegisteredExplanation:
     """Explain a registered version (default: the family's @champion, else its latest) on the
     most recent ``samples`` bars of the warehouse, against a background of bars it trained on."""
-    from mlflow.tracking import MlflowClient
-
+    # deferred: an import cycle, training.tracking imports this module at its top (and
+    # training.online imports training.tracking)
     from training import tracking
-    from training.data import load_training_data
-    from training.online import resolve_base
+    from training.online import resolve_base  # deferred: the same cycle
 
     if samples < 1:
         raise ValueError("--samples must be at least 1")

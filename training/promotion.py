@@ -31,10 +31,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
 
 from core.errors import InputError
 from quant import significance
 from training import metrics
+from training.data import load_training_data
 from training.settings import PromotionSettings
 
 
@@ -142,11 +145,6 @@ def _with_labels(frame: pd.DataFrame, labels: pd.DataFrame, what: str) -> pd.Dat
 
 
 def load_evidence(client, url: str, name: str, version: str) -> Evidence:
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
-
-    from training.data import load_training_data
-
     found = client.get_model_version(name, str(version))
     run = client.get_run(found.run_id)
     try:

@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from quant.splits import PurgedWalkForward, final_split
+from training import explain, tracking
 from training.data import load_training_data
 from training.evaluate import Estimator, Evaluation, evaluate
 from training.models.networks import LSTMConfig, TransformerConfig
@@ -106,8 +108,6 @@ PIPELINE = TrainConfig(size="small", epochs=5, splits=3, xgb_estimators=300)
 def global_rank() -> int:
     """This process's rank under Lightning DDP (0 when not distributed): DDP re-runs the whole
     command in every process, and only rank 0 may log, register or print."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
     return int(getattr(rank_zero_only, "rank", 0))
 
 
@@ -154,8 +154,6 @@ def run_training(
     registered: dict[str, dict[str, Any]] = {}
     finals: dict[str, Any] = {}
     if track:  # final fits run in every DDP process; MLflow only hears from rank 0
-        from training import explain, tracking
-
         logs = global_rank() == 0
         if logs:
             tracking.configure(url)

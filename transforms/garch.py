@@ -56,6 +56,8 @@ def is_fit_bar(n_returns: int, spec: GarchSpec) -> bool:
 
 def fit_garch(returns: np.ndarray, ts: datetime) -> Fit | None:
     """Estimate on ``returns`` (percent, oldest first); None when the optimizer did not converge."""
+    # deferred: arch with scipy and matplotlib (~2 s measured) would load with transforms.build
+    # on every qtis command
     from arch import arch_model
 
     model = arch_model(

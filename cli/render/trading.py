@@ -212,6 +212,8 @@ def print_status(stream: str, book) -> None:
 
 def print_report(stream: str, analysis) -> None:
     """A stream's analysis: metrics with intervals, execution quality, portfolio risk."""
+    # deferred: the tear sheet pulls arch, sklearn, scipy and matplotlib (~4 s measured) and would
+    # load on every qtis command
     from trading_runtime.analytics.tearsheet import (
         execution_rows,
         metric_rows,

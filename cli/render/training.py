@@ -10,8 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from training.evaluate import BASELINES
-
 
 def _ci(interval: dict[str, Any] | None, digits: int = 3) -> str:
     if not interval or interval.get("value") is None:
@@ -28,6 +26,10 @@ def _low(interval: dict[str, Any] | None) -> float:
 
 
 def print_evaluation(console: Console, report: dict[str, Any]) -> None:
+    # deferred: training.evaluate pulls torch+lightning via training.windows (~4 s measured with
+    # -X importtime) and would load on every qtis command, --help included
+    from training.evaluate import BASELINES
+
     models = report["models"]
     table = Table(
         "model", "MSE x1e4", "IC", "rank IC", "hit rate (p vs 50%)", "Sharpe", "max DD", "turnover",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from skfolio.datasets import load_factors_dataset
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,6 @@ def factor_attribution(
 
 def load_factor_etfs() -> pd.DataFrame:
     """Daily simple returns of skfolio's offline factor ETFs (2014-2022)."""
-    from skfolio.datasets import load_factors_dataset
-
     return load_factors_dataset().pct_change().iloc[1:]
 
 

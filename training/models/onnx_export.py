@@ -9,6 +9,7 @@ import logging
 import warnings
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 
@@ -46,8 +47,6 @@ def export(net: torch.nn.Module, probe: np.ndarray, atol: float = 1e-5) -> bytes
 
 
 def session(graph: bytes, threads: int):
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

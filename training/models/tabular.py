@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import xgboost as xgb
 from sklearn.linear_model import Ridge
 
 from training.data import TrainingData
@@ -34,8 +35,6 @@ class XGBoostModel:
     callbacks: list[Any] = field(default_factory=list)  # e.g. Optuna's pruning callback
 
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> XGBoostModel:
-        import xgboost as xgb
-
         train, validation = _complete(data, train), _complete(data, validation)
         self.model = xgb.XGBRegressor(
             n_estimators=self.n_estimators,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from bokeh_sampledata.stocks import data
+
 from warehouse.providers.base import Instrument, RawBars, select_symbols
 
 DEFAULT_SYMBOLS = ("AAPL", "IBM", "MSFT", "GOOG")
@@ -54,8 +56,6 @@ class BundledProvider:
     name = "bundled"
 
     def load(self, symbols: Sequence[str] | None = None) -> RawBars:
-        from bokeh_sampledata.stocks import data
-
         frame = data.rename(columns={"ticker": "symbol", "date": "ts"})
         frame = select_symbols(frame, symbols or DEFAULT_SYMBOLS, "bundled sample")
         present = frame["symbol"].unique()

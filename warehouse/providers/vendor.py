@@ -23,7 +23,7 @@ class YahooProvider:
         if not symbols:
             raise DataSourceError("yfinance: pass --symbols; a vendor has no default universe")
         try:
-            import yfinance
+            import yfinance  # deferred: an optional extra (qtis[vendor]), often not installed
         except ImportError as exc:
             raise DataSourceError("yfinance is not installed: pip install 'qtis[vendor]'") from exc
         frames = []
