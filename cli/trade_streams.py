@@ -20,7 +20,8 @@ from cli.render.trading import (
 )
 from trading_runtime.journal import Journal, streams
 from trading_runtime.run_options import OptionError, parse_limits
-from trading_runtime.settings import RuntimeSettings
+from trading_runtime.analytics.conventions import conventions
+from trading_runtime.settings import RiskReportSettings, RuntimeSettings
 from trading_runtime.verify import verify
 
 Stream = Annotated[str, typer.Option(help="Journal stream of the run")]
@@ -47,8 +48,6 @@ def analysis_of(url: str, stream: str):
     # deferred: arch, sklearn, scipy and matplotlib (~3.5 s measured) would load on every qtis
     # command
     from trading_runtime.analytics.analysis import analyze
-    from trading_runtime.analytics.conventions import conventions
-    from trading_runtime.settings import RiskReportSettings, RuntimeSettings
 
     try:
         bars_per_year = RuntimeSettings().bars_per_year
