@@ -18,9 +18,9 @@ from cli.render.trading import (
     print_status,
     print_streams,
 )
+from trading_runtime.analytics.conventions import conventions
 from trading_runtime.journal import Journal, streams
 from trading_runtime.run_options import OptionError, parse_limits
-from trading_runtime.analytics.conventions import conventions
 from trading_runtime.settings import RiskReportSettings, RuntimeSettings
 from trading_runtime.verify import verify
 
