@@ -21,7 +21,7 @@ def optuna_dashboard(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the project's study storage."""
-    from training.tuning import storage_url
+    from training.studies import storage_url
 
     uri = storage_url(ready_url())
     console.print(f"Optuna dashboard on http://{host}:{port} (storage {redact(uri)}); Ctrl-C stops")

@@ -160,7 +160,7 @@ def train(
         config.factories()
         url = ready_url()
         if tuned:
-            from training.tuning import with_tuned_params
+            from training.studies import with_tuned_params
 
             config = with_tuned_params(url, config)
             for family, info in config.tuning.items():

@@ -16,7 +16,7 @@ from orchestration.resources import WarehouseResource
 def show_drift(console: Console, warehouse: WarehouseResource):
     """Returns the stored DriftReport (None when the check failed)."""
     from monitoring.actions import decide
-    from monitoring.drift import load_report
+    from monitoring.drift_results import load_report
 
     with console.status("drift: the champion's training period against the latest bars"):
         result = run_assets(

@@ -22,7 +22,7 @@ from dagster import (
 
 from monitoring.actions import decide, decide_shadow
 from monitoring.alerts import AlertSink
-from monitoring.drift import latest_run, load_report
+from monitoring.drift_results import latest_run, load_report
 from monitoring.settings import ActionSettings
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.promotion import promotion
