@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
 from rich.console import Console
 
@@ -25,3 +29,11 @@ def ready_url() -> str:
     except ConnectionError as exc:
         raise fail(str(exc)) from exc
     return url
+
+
+def write_json(path: Path, payload: Any, note: str = "", indent: int = 2, **show: Any) -> None:
+    """Write ``payload`` as JSON (what JSON cannot hold as text), making the folder, and say so
+    (``note`` after the path; ``show``: options of ``console.print``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=indent, default=str))
+    console.print(f"wrote {path}{note}", **show)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cli.common import console, fail, ready_url
+from cli.common import console, fail, ready_url, write_json
 from cli.render.drift import print_drift, print_replay
 
 monitor_app = typer.Typer(help="Drift: is the champion still looking at its market?",
@@ -46,10 +45,8 @@ def drift(
     if json_out is not None:
         from dataclasses import asdict
 
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         body = report.summary() | {"measures": [asdict(m) for m in report.measures]}
-        json_out.write_text(json.dumps(body, indent=1, default=str))
-        console.print(f"wrote {json_out}", highlight=False, soft_wrap=True)
+        write_json(json_out, body, indent=1, highlight=False, soft_wrap=True)
 
 
 @monitor_app.command()

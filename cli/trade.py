@@ -3,7 +3,6 @@ operator's overrides (halt, resume, limits) - which are journal events with who 
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli import trade_streams
-from cli.common import console, err, fail, ready_url
+from cli.common import console, err, fail, ready_url, write_json
 from cli.render.trading import print_comparison, print_metrics, print_walk_forward
 from cli.trade_streams import Stream, analysis_of, live_vs_shadow, write_tear_sheet
 
@@ -65,11 +64,10 @@ def _run(
         except (LookupError, ValueError) as exc:
             err.print(f"no live/shadow comparison: {exc}")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         from training.evaluate import plain  # JSON-safe: NaN as null
 
-        json_out.write_text(json.dumps(plain(result.to_json()), indent=1))
-        console.print(f"wrote {json_out} (metrics, {len(result.fills)} fills, equity curve)")
+        note = f" (metrics, {len(result.fills)} fills, equity curve)"
+        write_json(json_out, plain(result.to_json()), note, indent=1)
     if tear_sheet is not None:
         write_tear_sheet(analysis_of(url, config.stream), tear_sheet)
 
@@ -226,13 +224,12 @@ def walkforward(
     if json_out is not None:
         from training.evaluate import plain  # JSON-safe: NaN as null
 
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))
-        console.print(
-            f"wrote {json_out} (metrics, {len(found.windows)} windows, {len(found.fills)} fills,"
-            " equity curve, baseline)",
-            highlight=False,
-            soft_wrap=True,
+        note = (
+            f" (metrics, {len(found.windows)} windows, {len(found.fills)} fills, equity curve,"
+            " baseline)"
+        )
+        write_json(
+            json_out, plain(found.to_json()), note, indent=1, highlight=False, soft_wrap=True
         )
     if not found.metrics["windows_traded"]:
         raise fail("no window was traded (the reasons are in the table)", code=1)

@@ -9,9 +9,10 @@ runs ahead of the bars). Those rows are split in time: ``max(horizons)`` bars ar
 last ``holdout`` share of the rest is kept out to compare the base and the updated model out of
 sample, and the earlier part is what the model learns from.
 
-How (``training.incremental``): XGBoost keeps boosting from the trees the base model predicts with (``rounds`` more rounds);
-a network is fine-tuned for at most ``steps`` optimizer steps from its weights, on inputs scaled
-with the scaler and target scale it was trained with (never refitted), and recompiled to ONNX.
+How (``training.incremental``): XGBoost keeps boosting from the trees the base model predicts
+with (``rounds`` more rounds); a network is fine-tuned for at most ``steps`` optimizer steps from
+its weights, on inputs scaled with the scaler and target scale it was trained with (never
+refitted), and recompiled to ONNX.
 """
 
 from __future__ import annotations
