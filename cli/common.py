@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +40,23 @@ def write_json(path: Path, payload: Any, note: str = "", indent: int = 2, **show
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=indent, default=str))
     console.print(f"wrote {path}{note}", **show)
+
+
+def shared_options(after: str, options: Sequence[inspect.Parameter]) -> Callable:
+    """Declare options that several commands take once: they join the command's parameters
+    after ``after`` (typer reads the signature, so ``--help`` lists them there) and reach the
+    command in its ``**shared`` keyword arguments."""
+
+    def decorate(command: Callable) -> Callable:
+        own = inspect.signature(command, eval_str=True).parameters.values()
+        params = [p for p in own if p.kind != p.VAR_KEYWORD]
+        at = [p.name for p in params].index(after) + 1
+
+        @functools.wraps(command)
+        def run(**given: Any) -> Any:
+            return command(**given)
+
+        run.__signature__ = inspect.Signature([*params[:at], *options, *params[at:]])
+        return run
+
+    return decorate

@@ -3,16 +3,17 @@ operator's overrides (halt, resume, limits) - which are journal events with who 
 
 from __future__ import annotations
 
+import inspect
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli import trade_streams
-from cli.common import console, err, fail, ready_url, write_json
+from cli.common import console, err, fail, ready_url, shared_options, write_json
 from cli.render.trading import print_comparison, print_metrics, print_walk_forward
 from cli.trade_streams import Stream, analysis_of, live_vs_shadow, write_tear_sheet
 
@@ -103,9 +104,24 @@ SpreadBps = Annotated[float | None, typer.Option(help="half spread, bps")]
 SlippageModel = Annotated[str | None, typer.Option(help="fixed | volatility | impact")]
 Limits = Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")]
 StrategiesFile = Annotated[Path | None, typer.Option(help="YAML with several strategies")]
+# the cost model, risk limits and portfolio optimizer of a simulated run (backtest, walk-forward)
+COSTS_AND_LIMITS = [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=kind)
+    for name, kind in (
+        ("commission_bps", float | None),
+        ("commission_per_share", float | None),
+        ("spread_bps", SpreadBps),
+        ("slippage", SlippageModel),
+        ("slippage_bps", float | None),
+        ("participation", float | None),
+        ("limit", Limits),
+        ("portfolio", Portfolio),
+    )
+]
 
 
 @trade_app.command()
+@shared_options("in_sample", COSTS_AND_LIMITS)
 def backtest(
     start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
@@ -129,14 +145,6 @@ def backtest(
     in_sample: Annotated[
         bool, typer.Option(help="let the model trade bars it was trained on (not honest)")
     ] = False,
-    commission_bps: float | None = None,
-    commission_per_share: float | None = None,
-    spread_bps: SpreadBps = None,
-    slippage: SlippageModel = None,
-    slippage_bps: float | None = None,
-    participation: float | None = None,
-    limit: Limits = None,
-    portfolio: Portfolio = None,
     covariance: Annotated[
         str | None, typer.Option(help="portfolio: empirical | ledoit-wolf | denoise")
     ] = None,
@@ -157,10 +165,12 @@ def backtest(
     tear_sheet: Annotated[Path | None, typer.Option(help="write the HTML tear sheet")] = None,
     challenger_shadow: ChallengerShadow = False,
     execution: Execution = None,
+    **shared: Any,
 ) -> None:
     """Replay market.bars through the engine (features, signals, risk, simulated execution),
     journaled, and print the metrics after costs (and live vs shadow, with a shadow book)."""
     raw = dict(locals())
+    raw |= raw.pop("shared")  # the options of COSTS_AND_LIMITS
     from trading_runtime.run_options import OptionError, backtest_config
 
     try:
@@ -171,6 +181,7 @@ def backtest(
 
 
 @trade_app.command()
+@shared_options("trail_atr", COSTS_AND_LIMITS)
 def walkforward(
     windows: Annotated[int | None, typer.Option(help="traded windows; QTIS_WALKFORWARD_*")] = None,
     train_bars: Annotated[int | None, typer.Option(help="training bars per window")] = None,
@@ -193,14 +204,6 @@ def walkforward(
     threshold: Threshold = None,
     stop_atr: StopAtr = None,
     trail_atr: TrailAtr = None,
-    commission_bps: float | None = None,
-    commission_per_share: float | None = None,
-    spread_bps: SpreadBps = None,
-    slippage: SlippageModel = None,
-    slippage_bps: float | None = None,
-    participation: float | None = None,
-    limit: Limits = None,
-    portfolio: Portfolio = None,
     strategies: StrategiesFile = None,
     stream: Annotated[
         str | None, typer.Option(help="window streams <stream>-wNN; default walkforward-<id>")
@@ -208,11 +211,13 @@ def walkforward(
     json_out: Annotated[
         Path | None, typer.Option(help="write metrics, windows, equity curve, fills, baseline")
     ] = None,
+    **shared: Any,
 ) -> None:
     """Walk-forward backtest: per window a model trained on the bars before it only (or the
     champion of its day), trading the next bars with costs; the windows stitched into one
     out-of-sample record, next to buy-and-hold."""
     raw = dict(locals())
+    raw |= raw.pop("shared")  # the options of COSTS_AND_LIMITS
     from trading_runtime.run_options import OptionError, walk_forward_config
 
     try:
