@@ -42,15 +42,21 @@ def write_json(path: Path, payload: Any, note: str = "", indent: int = 2, **show
     console.print(f"wrote {path}{note}", **show)
 
 
-def shared_options(after: str, options: Sequence[inspect.Parameter]) -> Callable:
+def option_group(*specs: tuple[str, Any, Any]) -> list[inspect.Parameter]:
+    """(name, annotation, default) triples -> the parameters ``shared_options`` adds."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return [inspect.Parameter(name, kind, default=value, annotation=a) for name, a, value in specs]
+
+
+def shared_options(after: str | None, options: Sequence[inspect.Parameter]) -> Callable:
     """Declare options that several commands take once: they join the command's parameters
-    after ``after`` (typer reads the signature, so ``--help`` lists them there) and reach the
-    command in its ``**shared`` keyword arguments."""
+    after ``after`` (None: first; typer reads the signature, so ``--help`` lists them there)
+    and reach the command in its ``**shared`` keyword arguments."""
 
     def decorate(command: Callable) -> Callable:
         own = inspect.signature(command, eval_str=True).parameters.values()
         params = [p for p in own if p.kind != p.VAR_KEYWORD]
-        at = [p.name for p in params].index(after) + 1
+        at = 0 if after is None else [p.name for p in params].index(after) + 1
 
         @functools.wraps(command)
         def run(**given: Any) -> Any:

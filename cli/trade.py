@@ -3,7 +3,6 @@ operator's overrides (halt, resume, limits) - which are journal events with who 
 
 from __future__ import annotations
 
-import inspect
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli import trade_streams
-from cli.common import console, err, fail, ready_url, shared_options, write_json
+from cli.common import console, err, fail, option_group, ready_url, shared_options, write_json
 from cli.render.trading import print_comparison, print_metrics, print_walk_forward
 from cli.trade_streams import Stream, analysis_of, live_vs_shadow, write_tear_sheet
 
@@ -104,32 +103,27 @@ SpreadBps = Annotated[float | None, typer.Option(help="half spread, bps")]
 SlippageModel = Annotated[str | None, typer.Option(help="fixed | volatility | impact")]
 Limits = Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")]
 StrategiesFile = Annotated[Path | None, typer.Option(help="YAML with several strategies")]
+Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
+
+
+# what to trade and how to size it in a backtest or a paper run
+STRATEGY = option_group(
+    ("start", Day, None), ("end", Day, None), ("symbols", Symbols, None),
+    ("signal", Signal, "sma-cross"), ("fast", int, 20), ("slow", int, 50), ("sizing", Sizing, None),
+)  # fmt: skip
 # the cost model, risk limits and portfolio optimizer of a simulated run (backtest, walk-forward)
-COSTS_AND_LIMITS = [
-    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=kind)
-    for name, kind in (
-        ("commission_bps", float | None),
-        ("commission_per_share", float | None),
-        ("spread_bps", SpreadBps),
-        ("slippage", SlippageModel),
-        ("slippage_bps", float | None),
-        ("participation", float | None),
-        ("limit", Limits),
-        ("portfolio", Portfolio),
-    )
-]
+COSTS_AND_LIMITS = option_group(
+    ("commission_bps", float | None, None), ("commission_per_share", float | None, None),
+    ("spread_bps", SpreadBps, None), ("slippage", SlippageModel, None),
+    ("slippage_bps", float | None, None), ("participation", float | None, None),
+    ("limit", Limits, None), ("portfolio", Portfolio, None),
+)  # fmt: skip
 
 
 @trade_app.command()
+@shared_options(None, STRATEGY)
 @shared_options("in_sample", COSTS_AND_LIMITS)
 def backtest(
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    symbols: Symbols = None,
-    signal: Signal = "sma-cross",
-    fast: int = 20,
-    slow: int = 50,
-    sizing: Sizing = None,
     vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
     quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
     capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
@@ -170,7 +164,7 @@ def backtest(
     """Replay market.bars through the engine (features, signals, risk, simulated execution),
     journaled, and print the metrics after costs (and live vs shadow, with a shadow book)."""
     raw = dict(locals())
-    raw |= raw.pop("shared")  # the options of COSTS_AND_LIMITS
+    raw |= raw.pop("shared")  # the STRATEGY and COSTS_AND_LIMITS options
     from trading_runtime.run_options import OptionError, backtest_config
 
     try:
@@ -193,8 +187,8 @@ def walkforward(
     purge: Annotated[
         int | None, typer.Option(help="bars between training and trading (>= the horizon)")
     ] = None,
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    start: Day = None,
+    end: Day = None,
     symbols: Symbols = None,
     signal: Signal = "model",
     sizing: Sizing = None,
@@ -217,7 +211,7 @@ def walkforward(
     champion of its day), trading the next bars with costs; the windows stitched into one
     out-of-sample record, next to buy-and-hold."""
     raw = dict(locals())
-    raw |= raw.pop("shared")  # the options of COSTS_AND_LIMITS
+    raw |= raw.pop("shared")  # the COSTS_AND_LIMITS options
     from trading_runtime.run_options import OptionError, walk_forward_config
 
     try:
@@ -273,15 +267,9 @@ def _walk_forward(config, settings):
 
 
 @trade_app.command()
+@shared_options("stream", STRATEGY)
 def paper(
     stream: Stream = "paper",
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    symbols: Symbols = None,
-    signal: Signal = "sma-cross",
-    fast: int = 20,
-    slow: int = 50,
-    sizing: Sizing = None,
     vol: str = "atr",
     quantity: float | None = None,
     capital: float | None = None,
@@ -305,10 +293,12 @@ def paper(
         int | None,
         typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port)"),
     ] = None,
+    **shared: Any,
 ) -> None:
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
     before acting on it. Run it again with the same --stream to resume after a crash."""
     raw = dict(locals())
+    raw |= raw.pop("shared")  # the STRATEGY options
     from monitoring.runtime_alerts import RuntimeAlerts
     from trading_runtime import run_options as ro
 
