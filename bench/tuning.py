@@ -46,7 +46,7 @@ def candidates(family: str, n: int, seed: int = 3) -> list[dict]:
     (enqueued), so trial costs and scores are like for like."""
     import optuna
 
-    from training.tuning import suggest
+    from training.studies import suggest
 
     draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     return [suggest(draws.ask(), family) for _ in range(n)]

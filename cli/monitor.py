@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from cli.common import console, fail, ready_url
+from cli.common import console, fail, ready_url, write_json
 from cli.render.drift import print_drift, print_replay
 from monitoring.drift import check_drift
 from monitoring.replay import replay as run_replay
@@ -46,10 +45,8 @@ def drift(
         raise fail(str(exc)) from exc
     print_drift(report)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         body = report.summary() | {"measures": [asdict(m) for m in report.measures]}
-        json_out.write_text(json.dumps(body, indent=1, default=str))
-        console.print(f"wrote {json_out}", highlight=False, soft_wrap=True)
+        write_json(json_out, body, indent=1, highlight=False, soft_wrap=True)
 
 
 @monitor_app.command()

@@ -21,9 +21,9 @@ def optuna_dashboard(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the project's study storage."""
-    # deferred: training.tuning pulls optuna, torch and lightning (~7 s measured) and would load on
-    # every qtis command
-    from training.tuning import storage_url
+    # deferred: training.studies pulls optuna and training (torch and lightning, ~7 s measured)
+    # and would load on every qtis command
+    from training.studies import storage_url
 
     uri = storage_url(ready_url())
     console.print(f"Optuna dashboard on http://{host}:{port} (storage {redact(uri)}); Ctrl-C stops")

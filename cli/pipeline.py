@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, fail, ready_url
+from cli.common import console, fail, ready_url, write_json
 from cli.render.ingest import print_ingest
 from cli.render.training import (
     print_evaluation,
     print_explanation,
     print_registered,
+    print_tuned,
     print_tuning,
     print_update,
 )
@@ -135,39 +136,26 @@ def train(
 
     With --devices N --strategy ddp, Lightning runs N processes (this command is started again
     for ranks 1..N-1); only rank 0 prints, logs to MLflow and writes --json-out."""
-    from training.runner import FAMILIES, TrainConfig, global_rank, run_training
+    from training.runner import TrainConfig, families, global_rank, run_training
 
     rank = global_rank()
     if rank:
         console.quiet = True
-    models = FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
     config = TrainConfig(
-        models=models,
-        size=size,
-        window=window,
-        epochs=epochs,
-        splits=splits,
-        cost_bps=cost_bps,
-        seed=seed,
-        accelerator=accelerator,
+        models=families(model), size=size, window=window, epochs=epochs, splits=splits,
+        cost_bps=cost_bps, seed=seed, accelerator=accelerator, strategy=strategy,
         devices=int(devices) if devices.isdigit() else devices,
-        strategy=strategy,
-        params=_parse_params(param or []),
-        explain_samples=explain_samples,
+        params=_parse_params(param or []), explain_samples=explain_samples,
         **({} if holdout is None else {"holdout": holdout}),
-    )
+    )  # fmt: skip
     try:
         config.factories()
         url = ready_url()
         if tuned:
-            from training.tuning import with_tuned_params
+            from training.studies import with_tuned_params
 
             config = with_tuned_params(url, config)
-            for family, info in config.tuning.items():
-                console.print(
-                    f"{family}: best of {info['trials']} trials of study {info['study']} "
-                    f"(trial {info['best_trial']}, objective {info['best_value']:.5f})"
-                )
+            print_tuned(console, config.tuning)
         with console.status("training") as status:
 
             def on_fold(name: str, k: int) -> None:
@@ -181,14 +169,7 @@ def train(
     print_evaluation(console, report)
     print_registered(console, result.registered)
     if json_out and rank == 0:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        registered = {
-            f: {k: v for k, v in info.items() if k != "example"}
-            for f, info in result.registered.items()
-        }
-        payload = report | {"registered": registered}
-        json_out.write_text(json.dumps(payload, indent=2, default=str))
-        console.print(f"wrote {json_out}")
+        write_json(json_out, report | {"registered": result.registered_info()})
 
 
 def update(
@@ -219,9 +200,7 @@ def update(
         raise fail(str(exc)) from exc
     print_update(console, result)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.to_dict(), indent=2, default=str))
-        console.print(f"wrote {json_out}")
+        write_json(json_out, result.to_dict())
 
 
 def explain(
@@ -260,9 +239,7 @@ def explain(
         plt.close(figure)
         console.print(f"wrote {plot}")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(summary, indent=2, default=str))
-        console.print(f"wrote {json_out}")
+        write_json(json_out, summary)
 
 
 def tune(
@@ -285,19 +262,19 @@ def tune(
     and `qtis train` starts from their best trial."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from training.runner import FAMILIES
+    from training.runner import families
     from training.tuning import TuneConfig
     from training.tuning import tune as run_tune
 
-    families = FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
+    chosen = families(model)
     try:
         shared = {
             "trials": trials, "workers": workers, "size": size, "epochs": epochs,
             "window": window, "splits": splits, "xgb_estimators": xgb_estimators, "score": score,
             "pruner": pruner, "timeout": timeout, "seed": seed,
-            "study": study if len(families) == 1 else None,
+            "study": study if len(chosen) == 1 else None,
         }  # fmt: skip
-        configs = [TuneConfig(family=family, **shared) for family in families]
+        configs = [TuneConfig(family=family, **shared) for family in chosen]
         url = ready_url()
         results = []
         columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -312,6 +289,4 @@ def tune(
     print_tuning(console, results, score)
     console.print("dashboard: qtis optuna dashboard; `qtis train` now starts from these params")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([r.to_dict() for r in results], indent=2, default=str))
-        console.print(f"wrote {json_out}")
+        write_json(json_out, [r.to_dict() for r in results])

@@ -3,17 +3,16 @@ operator's overrides (halt, resume, limits) - which are journal events with who 
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli import trade_streams
-from cli.common import console, err, fail, ready_url
+from cli.common import console, err, fail, option_group, ready_url, shared_options, write_json
 from cli.render.trading import print_comparison, print_metrics, print_walk_forward
 from cli.trade_streams import Stream, analysis_of, live_vs_shadow, write_tear_sheet
 from monitoring.alerts import AlertSink
@@ -73,11 +72,10 @@ def _run(
         except (LookupError, ValueError) as exc:
             err.print(f"no live/shadow comparison: {exc}")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         from training.evaluate import plain  # deferred: torch+lightning (~6 s); NaN as null
 
-        json_out.write_text(json.dumps(plain(result.to_json()), indent=1))
-        console.print(f"wrote {json_out} (metrics, {len(result.fills)} fills, equity curve)")
+        note = f" (metrics, {len(result.fills)} fills, equity curve)"
+        write_json(json_out, plain(result.to_json()), note, indent=1)
     if tear_sheet is not None:
         write_tear_sheet(analysis_of(url, config.stream), tear_sheet)
 
@@ -113,17 +111,27 @@ SpreadBps = Annotated[float | None, typer.Option(help="half spread, bps")]
 SlippageModel = Annotated[str | None, typer.Option(help="fixed | volatility | impact")]
 Limits = Annotated[list[str] | None, typer.Option(help="risk limit NAME=VALUE")]
 StrategiesFile = Annotated[Path | None, typer.Option(help="YAML with several strategies")]
+Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
+
+
+# what to trade and how to size it in a backtest or a paper run
+STRATEGY = option_group(
+    ("start", Day, None), ("end", Day, None), ("symbols", Symbols, None),
+    ("signal", Signal, "sma-cross"), ("fast", int, 20), ("slow", int, 50), ("sizing", Sizing, None),
+)  # fmt: skip
+# the cost model, risk limits and portfolio optimizer of a simulated run (backtest, walk-forward)
+COSTS_AND_LIMITS = option_group(
+    ("commission_bps", float | None, None), ("commission_per_share", float | None, None),
+    ("spread_bps", SpreadBps, None), ("slippage", SlippageModel, None),
+    ("slippage_bps", float | None, None), ("participation", float | None, None),
+    ("limit", Limits, None), ("portfolio", Portfolio, None),
+)  # fmt: skip
 
 
 @trade_app.command()
+@shared_options(None, STRATEGY)
+@shared_options("in_sample", COSTS_AND_LIMITS)
 def backtest(
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    symbols: Symbols = None,
-    signal: Signal = "sma-cross",
-    fast: int = 20,
-    slow: int = 50,
-    sizing: Sizing = None,
     vol: Annotated[str, typer.Option(help="vol-target: atr | garch")] = "atr",
     quantity: Annotated[float | None, typer.Option(help="fixed sizing: units")] = None,
     capital: Annotated[float | None, typer.Option(help="default QTIS_TRADE_CAPITAL")] = None,
@@ -139,14 +147,6 @@ def backtest(
     in_sample: Annotated[
         bool, typer.Option(help="let the model trade bars it was trained on (not honest)")
     ] = False,
-    commission_bps: float | None = None,
-    commission_per_share: float | None = None,
-    spread_bps: SpreadBps = None,
-    slippage: SlippageModel = None,
-    slippage_bps: float | None = None,
-    participation: float | None = None,
-    limit: Limits = None,
-    portfolio: Portfolio = None,
     covariance: Annotated[
         str | None, typer.Option(help="portfolio: empirical | ledoit-wolf | denoise")
     ] = None,
@@ -167,10 +167,12 @@ def backtest(
     tear_sheet: Annotated[Path | None, typer.Option(help="write the HTML tear sheet")] = None,
     challenger_shadow: ChallengerShadow = False,
     execution: Execution = None,
+    **shared: Any,
 ) -> None:
     """Replay market.bars through the engine (features, signals, risk, simulated execution),
     journaled, and print the metrics after costs (and live vs shadow, with a shadow book)."""
     raw = dict(locals())
+    raw |= raw.pop("shared")  # the STRATEGY and COSTS_AND_LIMITS options
     try:
         config = ro.backtest_config(stream, raw, strategies, challenger_shadow)
     except ro.OptionError as exc:
@@ -179,6 +181,7 @@ def backtest(
 
 
 @trade_app.command()
+@shared_options("trail_atr", COSTS_AND_LIMITS)
 def walkforward(
     windows: Annotated[int | None, typer.Option(help="traded windows; QTIS_WALKFORWARD_*")] = None,
     train_bars: Annotated[int | None, typer.Option(help="training bars per window")] = None,
@@ -190,8 +193,8 @@ def walkforward(
     purge: Annotated[
         int | None, typer.Option(help="bars between training and trading (>= the horizon)")
     ] = None,
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    start: Day = None,
+    end: Day = None,
     symbols: Symbols = None,
     signal: Signal = "model",
     sizing: Sizing = None,
@@ -201,14 +204,6 @@ def walkforward(
     threshold: Threshold = None,
     stop_atr: StopAtr = None,
     trail_atr: TrailAtr = None,
-    commission_bps: float | None = None,
-    commission_per_share: float | None = None,
-    spread_bps: SpreadBps = None,
-    slippage: SlippageModel = None,
-    slippage_bps: float | None = None,
-    participation: float | None = None,
-    limit: Limits = None,
-    portfolio: Portfolio = None,
     strategies: StrategiesFile = None,
     stream: Annotated[
         str | None, typer.Option(help="window streams <stream>-wNN; default walkforward-<id>")
@@ -216,11 +211,13 @@ def walkforward(
     json_out: Annotated[
         Path | None, typer.Option(help="write metrics, windows, equity curve, fills, baseline")
     ] = None,
+    **shared: Any,
 ) -> None:
     """Walk-forward backtest: per window a model trained on the bars before it only (or the
     champion of its day), trading the next bars with costs; the windows stitched into one
     out-of-sample record, next to buy-and-hold."""
     raw = dict(locals())
+    raw |= raw.pop("shared")  # the COSTS_AND_LIMITS options
     try:
         config, settings = ro.walk_forward_config(stream, raw, strategies)
     except ro.OptionError as exc:
@@ -230,13 +227,12 @@ def walkforward(
     if json_out is not None:
         from training.evaluate import plain  # deferred: torch+lightning (~6 s); NaN as null
 
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))
-        console.print(
-            f"wrote {json_out} (metrics, {len(found.windows)} windows, {len(found.fills)} fills,"
-            " equity curve, baseline)",
-            highlight=False,
-            soft_wrap=True,
+        note = (
+            f" (metrics, {len(found.windows)} windows, {len(found.fills)} fills, equity curve,"
+            " baseline)"
+        )
+        write_json(
+            json_out, plain(found.to_json()), note, indent=1, highlight=False, soft_wrap=True
         )
     if not found.metrics["windows_traded"]:
         raise fail("no window was traded (the reasons are in the table)", code=1)
@@ -277,15 +273,9 @@ def _walk_forward(config, settings):
 
 
 @trade_app.command()
+@shared_options("stream", STRATEGY)
 def paper(
     stream: Stream = "paper",
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    symbols: Symbols = None,
-    signal: Signal = "sma-cross",
-    fast: int = 20,
-    slow: int = 50,
-    sizing: Sizing = None,
     vol: str = "atr",
     quantity: float | None = None,
     capital: float | None = None,
@@ -309,10 +299,12 @@ def paper(
         int | None,
         typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port)"),
     ] = None,
+    **shared: Any,
 ) -> None:
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
     before acting on it. Run it again with the same --stream to resume after a crash."""
     raw = dict(locals())
+    raw |= raw.pop("shared")  # the STRATEGY options
     try:
         options = ro.run_options(raw)
         config, resumed = ro.paper_config(

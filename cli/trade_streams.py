@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, err, fail, ready_url
+from cli.common import console, err, fail, ready_url, write_json
 from cli.render.trading import (
     print_comparison,
     print_effects,
@@ -88,11 +88,11 @@ def report(
     print_report(stream, analysis)
     if json_out is not None:
         try:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(plain(analysis.to_json()), indent=1))
+            write_json(
+                json_out, plain(analysis.to_json()), indent=1, highlight=False, soft_wrap=True
+            )
         except OSError as exc:
             raise fail(f"cannot write {json_out}: {exc.strerror or exc}") from exc
-        console.print(f"wrote {json_out}", highlight=False, soft_wrap=True)
     if html is not None:
         write_tear_sheet(analysis, html)
 
@@ -118,9 +118,7 @@ def ab(
     if json_out is not None:
         from training.evaluate import plain  # deferred: torch+lightning (~6 s); NaN as null
 
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(plain(found.to_dict()), indent=1))
-        console.print(f"wrote {json_out}", highlight=False, soft_wrap=True)
+        write_json(json_out, plain(found.to_dict()), indent=1, highlight=False, soft_wrap=True)
 
 
 def _book(stream: str):

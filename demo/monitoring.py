@@ -9,7 +9,7 @@ from rich.console import Console
 
 from cli.render.drift import print_drift
 from monitoring.actions import decide
-from monitoring.drift import load_report
+from monitoring.drift_results import load_report
 from orchestration.assets.monitoring import drift_report
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource

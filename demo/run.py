@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -80,6 +81,62 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     warehouse = WarehouseResource()
     with console.status("starting the database and applying migrations"):
         url = warehouse.url()
+    result = _materialize_data(console, warehouse, source, dbt_log)
+    checks = result.get_asset_check_evaluations()
+    _print_ingest(console, url, result, checks)
+    _print_features(console, url, result, checks)
+    console.print(f"  dbt log of this run: {dbt_log}")
+    training = _train(console, warehouse)
+    paper = show_trading(console, warehouse)
+    drift = show_drift(console, warehouse)
+    reports = settings.home / "reports"
+    sheets = sorted(reports.glob("tearsheet_*.html"), key=lambda p: p.stat().st_mtime)
+    print_summary(console, url, settings.home, drift, [
+        ("Dagster UI", f"make ui -> http://127.0.0.1:3000 (DAGSTER_HOME={home})"),
+        ("MLflow UI", "qtis mlflow ui -> http://127.0.0.1:5000 (experiment qtis)"),
+        ("tear sheet", str(sheets[-1].resolve()) if sheets else "none"),
+        ("drift report", str(drift.path.resolve()) if drift and drift.path else "none"),
+    ])  # fmt: skip
+    runs = (result.run_id, training.run_id)
+    _print_where(console, url, settings, home, runs, paper, drift)
+
+
+def _print_where(
+    console: Console, url: str, settings, home: Path, runs: tuple[str, str], paper: str, drift
+) -> None:
+    """Where each part of the run can be looked at afterwards, and the commands to do it."""
+    where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
+    console.print(
+        f"\n[bold]Where to look[/]\n"
+        f"  database   {redact(url)}  ({bars_storage(url)} market.bars, data in {where})\n"
+        f"  psql       qtis db psql   (or: make psql)\n"
+        f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (runs {runs[0][:8]}, "
+        f"{runs[1][:8]} are in DAGSTER_HOME={home})\n"
+        "  MLflow UI  qtis mlflow ui  ->  http://127.0.0.1:5000  (experiment qtis, models qtis-*)\n"
+        "  Optuna     qtis optuna dashboard  ->  http://127.0.0.1:8080  (studies qtis-*)\n"
+        f"  reports    {report_path(settings.home, 'lstm').parent}/<family>.json\n"
+        "  SHAP       MLflow run artifacts explanations/ (summary plot, importance table);\n"
+        "             qtis explain --model xgboost  (recent bars vs the ranking at registration)\n"
+        "  promotion  qtis models status  (gates and decisions; mlops.promotions)\n"
+        "  serving    qtis serve  ->  http://127.0.0.1:3100  (POST /predict, /explain; GET "
+        "/model; OpenAPI /docs.json)\n"
+        f"  trading    qtis trade status --stream {paper}  (positions, orders, risk state);\n"
+        f"             qtis trade replay --stream {paper}  (rebuild from runtime.events);\n"
+        f"             qtis trade backtest --signal sma-cross --fast 20 --slow 50 --json-out "
+        f"{settings.home}/reports/bt.json;  backtest JSON in {settings.home}/reports/"
+        "backtest_<strategy>.json\n"
+        "             qtis trade report <stream> --html sheet.html  (metrics with intervals,"
+        " execution quality, portfolio risk);\n"
+        "             qtis trade walkforward --windows 4 --mode rolling  (a model per window,"
+        " traded only after it)\n"
+        f"  drift      {drift.path if drift and drift.path else 'not checked'}\n"
+        "             qtis monitor drift  (data, forecasts, accuracy, SHAP ranking vs training;"
+        " mlops.drift_results)"
+    )
+
+
+def _materialize_data(console: Console, warehouse: WarehouseResource, source: dict, dbt_log):
+    """raw_bars (with its checks), garch_vol and the dbt models, dbt's output in ``dbt_log``."""
     with (
         console.status(
             "materializing raw_bars (bundled sample), garch_vol and the dbt models through Dagster"
@@ -94,15 +151,20 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
         )
     if not result.success:
         raise SystemExit("the demo run failed; see the Dagster UI (make ui) for the run log")
+    return result
 
-    meta = result.asset_materializations_for_node("raw_bars")[0].metadata
-    checks = result.get_asset_check_evaluations()
-    s = quality.summary(url)
 
-    table = Table("symbol", "bars", title="market.bars")
-    for symbol, count in s.bars_per_symbol.items():
-        table.add_row(symbol, f"{count:,}")
+def _print_counts(console: Console, columns: tuple[str, str], counts: dict, title: str) -> None:
+    table = Table(*columns, title=title)
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
     console.print(table)
+
+
+def _print_ingest(console: Console, url: str, result, checks) -> None:
+    meta = result.asset_materializations_for_node("raw_bars")[0].metadata
+    s = quality.summary(url)
+    _print_counts(console, ("symbol", "bars"), s.bars_per_symbol, "market.bars")
     console.print(
         f"[bold]Ingested[/] {meta['rows_in'].value:,} rows from {meta['origin'].value}: "
         f"{meta['inserted'].value:,} new, {meta['updated'].value:,} updated, "
@@ -128,47 +190,6 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
             if not isinstance(v.value, dict | list)
         )
         console.print(f"  check {check.check_name}: {state} ({details})")
-    _print_features(console, url, result, checks)
-    console.print(f"  dbt log of this run: {dbt_log}")
-    training = _train(console, warehouse)
-    paper = show_trading(console, warehouse)
-    drift = show_drift(console, warehouse)
-    reports = settings.home / "reports"
-    sheets = sorted(reports.glob("tearsheet_*.html"), key=lambda p: p.stat().st_mtime)
-    print_summary(console, url, settings.home, drift, [
-        ("Dagster UI", f"make ui -> http://127.0.0.1:3000 (DAGSTER_HOME={home})"),
-        ("MLflow UI", "qtis mlflow ui -> http://127.0.0.1:5000 (experiment qtis)"),
-        ("tear sheet", str(sheets[-1].resolve()) if sheets else "none"),
-        ("drift report", str(drift.path.resolve()) if drift and drift.path else "none"),
-    ])  # fmt: skip
-    where = settings.pgdata if settings.uses_embedded else "QTIS_DATABASE_URL"
-    console.print(
-        f"\n[bold]Where to look[/]\n"
-        f"  database   {redact(url)}  ({bars_storage(url)} market.bars, data in {where})\n"
-        f"  psql       qtis db psql   (or: make psql)\n"
-        f"  Dagster UI make ui  ->  http://127.0.0.1:3000  (runs {result.run_id[:8]}, "
-        f"{training.run_id[:8]} are in DAGSTER_HOME={home})\n"
-        "  MLflow UI  qtis mlflow ui  ->  http://127.0.0.1:5000  (experiment qtis, models qtis-*)\n"
-        "  Optuna     qtis optuna dashboard  ->  http://127.0.0.1:8080  (studies qtis-*)\n"
-        f"  reports    {report_path(settings.home, 'lstm').parent}/<family>.json\n"
-        "  SHAP       MLflow run artifacts explanations/ (summary plot, importance table);\n"
-        "             qtis explain --model xgboost  (recent bars vs the ranking at registration)\n"
-        "  promotion  qtis models status  (gates and decisions; mlops.promotions)\n"
-        "  serving    qtis serve  ->  http://127.0.0.1:3100  (POST /predict, /explain; GET "
-        "/model; OpenAPI /docs.json)\n"
-        f"  trading    qtis trade status --stream {paper}  (positions, orders, risk state);\n"
-        f"             qtis trade replay --stream {paper}  (rebuild from runtime.events);\n"
-        f"             qtis trade backtest --signal sma-cross --fast 20 --slow 50 --json-out "
-        f"{settings.home}/reports/bt.json;  backtest JSON in {settings.home}/reports/"
-        "backtest_<strategy>.json\n"
-        "             qtis trade report <stream> --html sheet.html  (metrics with intervals,"
-        " execution quality, portfolio risk);\n"
-        "             qtis trade walkforward --windows 4 --mode rolling  (a model per window,"
-        " traded only after it)\n"
-        f"  drift      {drift.path if drift and drift.path else 'not checked'}\n"
-        "             qtis monitor drift  (data, forecasts, accuracy, SHAP ranking vs training;"
-        " mlops.drift_results)"
-    )
 
 
 def _print_features(console: Console, url: str, result, checks) -> None:
@@ -176,10 +197,7 @@ def _print_features(console: Console, url: str, result, checks) -> None:
     garch = result.asset_materializations_for_node("garch_vol")[0].metadata
     dbt_checks = [c for c in checks if c.asset_key.path != ["raw_bars"]]
     failed = [c.check_name for c in dbt_checks if not c.passed]
-    table = Table("table", "rows", title="feature store (schema features)")
-    for name, rows in fs.rows.items():
-        table.add_row(name, f"{rows:,}")
-    console.print(table)
+    _print_counts(console, ("table", "rows"), fs.rows, "feature store (schema features)")
     console.print(
         f"[bold]Features[/]: {fs.features} feature columns x {fs.rows.get('bar_features', 0):,} "
         f"rows ({fs.symbols} symbols), {fs.labels} label columns "

@@ -82,10 +82,6 @@ def _free_port() -> int:
 
 def show_serving(console: Console, url: str, log_path: Path) -> None:
     """Start the service, send requests, print the answers, stop it."""
-    from serving.client import ServingClient, ServingError
-    from serving.schemas import ExplainRequest, PredictRequest
-    from serving.windows import WindowSource
-
     port = _free_port()
     env = service_env() | {"QTIS_SERVE_RELOAD_SECONDS": "0"}
     command = service_command("127.0.0.1", port)
@@ -105,58 +101,7 @@ def show_serving(console: Console, url: str, log_path: Path) -> None:
             f"[bold]Serving[/] (qtis serve): BentoML up on {base} in "
             f"{time.monotonic() - started:.1f} s; OpenAPI {base}/docs.json, Swagger UI {base}/"
         )
-        with ServingClient(base, timeout=30) as client:
-            info = client.info()
-            symbols = sorted(WindowSource(url, info.champion.features).known())
-            answer = client.predict(PredictRequest(symbols=symbols))
-            table = Table(
-                "symbol", "as of", *(f"h{h}" for h in answer.horizons),
-                title=f"POST /predict {{symbols}} -> {answer.model} v{answer.version} "
-                f"({answer.role}); forward log returns",
-            )  # fmt: skip
-            for symbol, when, row in zip(
-                answer.symbols, answer.as_of, answer.predictions, strict=True
-            ):
-                table.add_row(symbol, f"{when:%Y-%m-%d}", *(f"{v:+.5f}" for v in row))
-            console.print(table)
-            console.print(
-                f"  GET /model: champion {info.champion.model} v{info.champion.version} "
-                f"(window {info.champion.window}, {len(info.champion.features)} features), "
-                f"challenger "
-                + (f"{info.challenger.model} v{info.challenger.version} in shadow"
-                   if info.challenger else "none")
-                + f"; promotion: {(info.promotion or {}).get('decision', '-')}"
-            )  # fmt: skip
-            try:
-                why = client.explain(ExplainRequest(symbol=symbols[0]))
-                top = ", ".join(f"{a.feature} {a.shap[0]:+.2e}" for a in why.attributions[:4])
-                console.print(f"  POST /explain {symbols[0]} ({why.method} SHAP, h1): {top}")
-            except ServingError as exc:
-                console.print(f"  POST /explain: {exc}")
-            timings = []
-            for _ in range(50):
-                t0 = time.perf_counter()
-                client.predict(PredictRequest(symbols=symbols[:1]))
-                timings.append((time.perf_counter() - t0) * 1e3)
-            timings.sort()
-            console.print(
-                f"  50 single-symbol requests (warehouse lookup included): median "
-                f"{timings[25]:.1f} ms, max {timings[-1]:.1f} ms (bench/serving.py measures p99)"
-            )
-            shadow = _logged(url, answer.request_id)
-            if shadow:
-                console.print(
-                    "  mlops.prediction_log for that request: "
-                    + "; ".join(f"{role} {model} v{version} ({'served' if served else 'shadow'})"
-                                for role, served, model, version in shadow)
-                )  # fmt: skip
-            for body, label in (
-                ({"request": {"symbols": ["NOPE"]}}, "unknown symbol"),
-                ({"request": {"windows": [[[1.0, 2.0]]]}}, "wrong feature count"),
-                ({"request": {"windowz": []}}, "misspelt field"),
-            ):
-                bad = httpx.post(base + "/predict", json=body, timeout=10)
-                console.print(f"  bad request ({label}): {bad.status_code} {bad.json()['error']}")
+        _exercise(console, url, base)
     finally:
         process.terminate()
         try:
@@ -164,6 +109,64 @@ def show_serving(console: Console, url: str, log_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     console.print(f"  service stopped; its log: {log_path}")
+
+
+def _exercise(console: Console, url: str, base: str) -> None:
+    """The requests the demo sends to the running service, and what came back."""
+    from serving.client import ServingClient, ServingError
+    from serving.schemas import ExplainRequest, PredictRequest
+    from serving.windows import WindowSource
+
+    with ServingClient(base, timeout=30) as client:
+        info = client.info()
+        symbols = sorted(WindowSource(url, info.champion.features).known())
+        answer = client.predict(PredictRequest(symbols=symbols))
+        table = Table(
+            "symbol", "as of", *(f"h{h}" for h in answer.horizons),
+            title=f"POST /predict {{symbols}} -> {answer.model} v{answer.version} "
+            f"({answer.role}); forward log returns",
+        )  # fmt: skip
+        for symbol, when, row in zip(answer.symbols, answer.as_of, answer.predictions, strict=True):
+            table.add_row(symbol, f"{when:%Y-%m-%d}", *(f"{v:+.5f}" for v in row))
+        console.print(table)
+        console.print(
+            f"  GET /model: champion {info.champion.model} v{info.champion.version} "
+            f"(window {info.champion.window}, {len(info.champion.features)} features), "
+            f"challenger "
+            + (f"{info.challenger.model} v{info.challenger.version} in shadow"
+               if info.challenger else "none")
+            + f"; promotion: {(info.promotion or {}).get('decision', '-')}"
+        )  # fmt: skip
+        try:
+            why = client.explain(ExplainRequest(symbol=symbols[0]))
+            top = ", ".join(f"{a.feature} {a.shap[0]:+.2e}" for a in why.attributions[:4])
+            console.print(f"  POST /explain {symbols[0]} ({why.method} SHAP, h1): {top}")
+        except ServingError as exc:
+            console.print(f"  POST /explain: {exc}")
+        timings = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            client.predict(PredictRequest(symbols=symbols[:1]))
+            timings.append((time.perf_counter() - t0) * 1e3)
+        timings.sort()
+        console.print(
+            f"  50 single-symbol requests (warehouse lookup included): median "
+            f"{timings[25]:.1f} ms, max {timings[-1]:.1f} ms (bench/serving.py measures p99)"
+        )
+        shadow = _logged(url, answer.request_id)
+        if shadow:
+            console.print(
+                "  mlops.prediction_log for that request: "
+                + "; ".join(f"{role} {model} v{version} ({'served' if served else 'shadow'})"
+                            for role, served, model, version in shadow)
+            )  # fmt: skip
+        for body, label in (
+            ({"request": {"symbols": ["NOPE"]}}, "unknown symbol"),
+            ({"request": {"windows": [[[1.0, 2.0]]]}}, "wrong feature count"),
+            ({"request": {"windowz": []}}, "misspelt field"),
+        ):
+            bad = httpx.post(base + "/predict", json=body, timeout=10)
+            console.print(f"  bad request ({label}): {bad.status_code} {bad.json()['error']}")
 
 
 def _logged(url: str, request_id: str) -> list[tuple]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from monitoring.drift import DriftReport
+from monitoring.drift_results import DriftReport
 from monitoring.settings import ActionSettings
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monitoring.drift import DriftReport, check_drift, make_baseline
+from monitoring.drift import check_drift, make_baseline
+from monitoring.drift_results import DriftReport
 from monitoring.settings import DriftSettings
 from serving.predictor import Predictor
 from training.data import load_training_data

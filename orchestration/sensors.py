@@ -7,6 +7,7 @@ is an alert (deduplicated) and the reason is on the tick in the Dagster UI."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from dagster import (
@@ -14,6 +15,7 @@ from dagster import (
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     run_failure_sensor,
@@ -22,7 +24,7 @@ from dagster import (
 
 from monitoring.actions import decide, decide_shadow
 from monitoring.alerts import AlertSink
-from monitoring.drift import latest_run, load_report
+from monitoring.drift_results import latest_run, load_report
 from monitoring.settings import ActionSettings, AlertSettings
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.promotion import promotion
@@ -52,19 +54,38 @@ def retrain_selection(families: tuple[str, ...]) -> list[AssetKey] | None:
             reference_backtests.key]  # fmt: skip
 
 
-def drift_sensor_for(job):
-    @sensor(
-        name="drift_sensor",
-        job=job,
-        minimum_interval_seconds=300,
-        default_status=DefaultSensorStatus.STOPPED,
-        description="retrain on data/prediction drift (with a cooldown), roll the champion back"
-        " on performance decay; reads mlops.drift_results",
-    )
-    def drift_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
-        return act_on_drift(context, warehouse.url())
+def _stopped_sensor(
+    name: str,
+    act: Callable[[SensorEvaluationContext, str], SensorResult],
+    interval: int,
+    description: str,
+    job=None,
+) -> SensorDefinition:
+    """A sensor that is off until switched on (in the UI or the daemon), whose tick is
+    ``act(context, warehouse url)``: the decision stays plain Python, testable without Dagster."""
 
-    return drift_sensor
+    @sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=description,
+    )
+    def evaluate(context: SensorEvaluationContext, warehouse: WarehouseResource):
+        return act(context, warehouse.url())
+
+    return evaluate
+
+
+def drift_sensor_for(job) -> SensorDefinition:
+    return _stopped_sensor(
+        "drift_sensor",
+        act_on_drift,
+        300,
+        "retrain on data/prediction drift (with a cooldown), roll the champion back on"
+        " performance decay; reads mlops.drift_results",
+        job,
+    )
 
 
 def alert_sink() -> AlertSink:
@@ -110,17 +131,6 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     return SensorResult(run_requests=requests, cursor=cursor)
 
 
-@sensor(
-    name="shadow_sensor",
-    minimum_interval_seconds=900,
-    default_status=DefaultSensorStatus.STOPPED,
-    description="replace the champion by the challenger when the challenger's shadow book traded"
-    " significantly better (QTIS_MONITOR_SHADOW_*)",
-)
-def shadow_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
-    return act_on_shadow(context, warehouse.url())
-
-
 def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     """Once per stream: after a replacement its shadow book traded the old challenger, so it
     says nothing more about the new pair."""
@@ -147,6 +157,15 @@ def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     alert_sink().send(f"replace:{stream}", "warning", said)
     context.log.info(said)
     return SensorResult(skip_reason=said, cursor=json.dumps(state))
+
+
+shadow_sensor = _stopped_sensor(
+    "shadow_sensor",
+    act_on_shadow,
+    900,
+    "replace the champion by the challenger when the challenger's shadow book traded"
+    " significantly better (QTIS_MONITOR_SHADOW_*)",
+)
 
 
 @run_failure_sensor(

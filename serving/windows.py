@@ -22,6 +22,23 @@ class WindowSource:
             sql.SQL("{}::float8").format(sql.Identifier(c)) for c in self.features
         )
 
+    def _recent(
+        self, bars: int, symbols: Sequence[str] | None = None, as_of: datetime | None = None
+    ) -> list[tuple]:
+        """(symbol, ts, *features) of each symbol's last ``bars`` rows, by symbol and time: of
+        ``symbols`` through ``as_of`` (default: the latest) when given, else of every symbol."""
+        where, params = sql.SQL(""), ()
+        if symbols is not None:
+            where = sql.SQL(" where symbol = any(%s) and ts <= %s")
+            params = (list(set(symbols)), as_of or datetime.max.replace(tzinfo=UTC))
+        query = sql.SQL(
+            "select symbol, ts, {cols} from (select symbol, ts, {cols}, row_number() over"
+            " (partition by symbol order by ts desc) as back from features.bar_features{where})"
+            " recent where back <= %s order by symbol, ts"
+        ).format(cols=self._columns(), where=where)
+        with connect(self.url) as conn:
+            return conn.execute(query, (*params, bars)).fetchall()
+
     def known(self, refresh: bool = False) -> set[str]:
         if refresh or not self._known:
             with connect(self.url) as conn:
@@ -39,15 +56,7 @@ class WindowSource:
             raise LookupError(f"unknown symbol(s): {', '.join(unknown)}", "symbols")
         if as_of is not None and as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)
-        query = sql.SQL(
-            "select symbol, ts, {cols} from (select symbol, ts, {cols}, row_number() over"
-            " (partition by symbol order by ts desc) as back from features.bar_features"
-            " where symbol = any(%s) and ts <= %s) recent where back <= %s order by symbol, ts"
-        ).format(cols=self._columns())
-        with connect(self.url) as conn:
-            rows = conn.execute(
-                query, (list(set(symbols)), as_of or datetime.max.replace(tzinfo=UTC), bars)
-            ).fetchall()
+        rows = self._recent(bars, symbols, as_of)
         by_symbol: dict[str, list] = {}
         for row in rows:
             by_symbol.setdefault(row[0], []).append(row)
@@ -74,15 +83,9 @@ class WindowSource:
     def sample(self, bars: int, n: int, seed: int = 7) -> np.ndarray:
         """``n`` complete windows from recent history: the reference expected gradients
         integrate from when a network's forecast is explained."""
-        query = sql.SQL(
-            "select symbol, {cols} from (select symbol, ts, {cols}, row_number() over"
-            " (partition by symbol order by ts desc) as back from features.bar_features) recent"
-            " where back <= %s order by symbol, ts"
-        ).format(cols=self._columns())
-        with connect(self.url) as conn:
-            rows = conn.execute(query, (bars + 4 * n,)).fetchall()
+        rows = self._recent(bars + 4 * n)
         symbols = np.array([r[0] for r in rows])
-        values = np.array([r[1:] for r in rows], dtype=np.float64)
+        values = np.array([r[2:] for r in rows], dtype=np.float64)
         windows = [
             window
             for i in range(bars - 1, len(values))

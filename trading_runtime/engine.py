@@ -33,7 +33,7 @@ from trading_runtime.instruments import Instrument
 from trading_runtime.journal import Journal, JournalError
 from trading_runtime.portfolio.sizer import rebalance_events
 from trading_runtime.risk import RiskEngine
-from trading_runtime.routing import Router
+from trading_runtime.routing import EngineHooks, Router
 from trading_runtime.schedules import Schedules
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.sizing import daily_vol, holdings, order_size
@@ -83,12 +83,11 @@ class Engine:
         )
         self.risk = RiskEngine(instruments)
         self.router = Router(broker, shadow_broker, shadow, self.risk, self._emit)
-        self.schedules = Schedules(
-            instruments, self.index, feed.arrays["volume"], feed.times, self._emit,
-            self.router.submit,
-        )  # fmt: skip
-        self.stops = Stops(instruments, self.index, self._emit, self.router.cancel,
-                           self.router.submit)  # fmt: skip
+        hooks = EngineHooks(
+            instruments, self.index, self._emit, self.router.submit, self.router.cancel
+        )
+        self.schedules = Schedules(hooks, feed.arrays["volume"], feed.times)
+        self.stops = Stops(hooks)
         self.live = config.mode == "paper"
         self.features = features
         self.columns = list(features.columns) if features is not None else []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from trading_runtime import events as ev
 from trading_runtime.book import Book
@@ -14,7 +14,21 @@ from trading_runtime.broker import CrossSection
 from trading_runtime.commands import cancel_request
 from trading_runtime.domain import Order
 from trading_runtime.execution import Execution
+from trading_runtime.instruments import Instrument
 from trading_runtime.risk import RiskEngine
+
+
+@dataclass(frozen=True)
+class EngineHooks:
+    """How the engine's order helpers (schedules, stops) reach it: the instruments and their
+    column in the bar arrays; ``emit`` journals an event, ``submit(book, order, price)``
+    risk-checks and journals an order, ``cancel(client_id, reason)`` requests a cancel."""
+
+    instruments: dict[str, Instrument]
+    index: dict[str, int]
+    emit: Callable[[ev.Event], None]
+    submit: Callable[[Book, Order, float], None]
+    cancel: Callable[[str, str], None]
 
 
 class Router:

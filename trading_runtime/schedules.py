@@ -6,8 +6,6 @@ slices sent, so a restart carries on where the schedule was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 
@@ -15,7 +13,7 @@ from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.broker import CrossSection
 from trading_runtime.domain import Order, OrderStatus, Side
-from trading_runtime.instruments import Instrument
+from trading_runtime.routing import EngineHooks
 
 
 def split_quantity(quantity: float, weights: np.ndarray, lot: float) -> list[float]:
@@ -44,21 +42,11 @@ def volume_profile(volume: np.ndarray, times: pd.DatetimeIndex, step: int, bars:
 
 
 class Schedules:
-    """Starts, works and ends the schedules of the run's accounts. ``emit`` journals an event;
-    ``submit(book, order, price)`` risk-checks and journals a slice."""
+    """Starts, works and ends the schedules of the run's accounts (slices go through
+    ``hooks.submit``); ``volume`` and ``times`` are the run's bars, for VWAP profiles."""
 
-    def __init__(
-        self,
-        instruments: dict[str, Instrument],
-        index: dict[str, int],
-        volume: np.ndarray,
-        times: pd.DatetimeIndex,
-        emit: Callable[[ev.Event], None],
-        submit: Callable[[Book, Order, float], None],
-    ) -> None:
-        self.instruments, self.index = instruments, index
-        self.volume, self.times = volume, times
-        self.emit, self.submit = emit, submit
+    def __init__(self, hooks: EngineHooks, volume: np.ndarray, times: pd.DatetimeIndex) -> None:
+        self.hooks, self.volume, self.times = hooks, volume, times
 
     def start(
         self,
@@ -74,12 +62,14 @@ class Schedules:
         """A ``algo`` ("twap" or "vwap") schedule of ``quantity`` over ``bars`` bars."""
         weights = np.full(bars, 1.0 / bars)
         if algo == "vwap":
-            weights = volume_profile(self.volume[:, self.index[symbol]], self.times, step, bars)
-        slices = split_quantity(quantity, weights, self.instruments[symbol].lot_size)
+            weights = volume_profile(
+                self.volume[:, self.hooks.index[symbol]], self.times, step, bars
+            )
+        slices = split_quantity(quantity, weights, self.hooks.instruments[symbol].lot_size)
         started = ev.ScheduleStarted(
             parent_id, account, symbol, side, slices, algo, step, key=f"schedule:{parent_id}"
         )
-        self.emit(started)
+        self.hooks.emit(started)
 
     def end(self, book: Book, account: str, reason: str) -> None:
         """Every running schedule of ``account`` stops here."""
@@ -91,9 +81,9 @@ class Schedules:
         """The next slice of every running schedule of ``account`` (one per bar)."""
         for parent_id, schedule in list(book.schedules.items()):
             spec, done = schedule.started, schedule.done
-            if spec.account != account or np.isnan(bar.close[self.index[spec.symbol]]):
+            if spec.account != account or np.isnan(bar.close[self.hooks.index[spec.symbol]]):
                 continue
-            price = bar.close[self.index[spec.symbol]]
+            price = bar.close[self.hooks.index[spec.symbol]]
             child = Order(
                 f"{parent_id}-{done}",
                 account,
@@ -104,11 +94,11 @@ class Schedules:
                 tag="algo",
                 parent_id=parent_id,
             )
-            self.submit(book, child, float(price))
+            self.hooks.submit(book, child, float(price))
             if book.orders[child.client_id].status == OrderStatus.DENIED:
                 self._ended(parent_id, "a slice was denied")
             elif done + 1 >= len(spec.slices):
                 self._ended(parent_id, "all slices sent")
 
     def _ended(self, parent_id: str, reason: str) -> None:
-        self.emit(ev.ScheduleEnded(parent_id, reason, key=f"schedule_end:{parent_id}"))
+        self.hooks.emit(ev.ScheduleEnded(parent_id, reason, key=f"schedule_end:{parent_id}"))

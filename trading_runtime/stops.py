@@ -3,15 +3,14 @@ moves), and after a stop-out, staying out of the symbol until its signal has tur
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from trading_runtime import events as ev
 from trading_runtime.book import Account, Book
 from trading_runtime.broker import CrossSection
 from trading_runtime.domain import Order, OrderType, Side, TimeInForce
-from trading_runtime.instruments import Instrument, round_price
+from trading_runtime.instruments import round_price
+from trading_runtime.routing import EngineHooks
 from trading_runtime.sizing import StopPolicy
 
 
@@ -21,28 +20,19 @@ def working_stops(book: Book, account: str, symbol: str) -> list[Order]:
 
 
 class Stops:
-    """``emit`` journals an event, ``cancel(client_id, reason)`` an engine's cancel request and
-    ``submit(book, order, price)`` risk-checks and journals an order."""
+    """Protective and trailing stops of the run's accounts, placed and moved through ``hooks``."""
 
-    def __init__(
-        self,
-        instruments: dict[str, Instrument],
-        index: dict[str, int],
-        emit: Callable[[ev.Event], None],
-        cancel: Callable[[str, str], None],
-        submit: Callable[[Book, Order, float], None],
-    ) -> None:
-        self.instruments, self.index = instruments, index
-        self.emit, self.cancel, self.submit = emit, cancel, submit
+    def __init__(self, hooks: EngineHooks) -> None:
+        self.hooks = hooks
 
     def respect_stop_outs(self, account: Account, strength: np.ndarray, step: int) -> None:
         """After a stop-out, stay out until the signal has turned (``strength`` is zeroed for
         the symbols still out)."""
         for symbol, direction in list(account.stopped.items()):
-            i = self.index[symbol]
+            i = self.hooks.index[symbol]
             if strength[i] * direction <= 0:
                 key = f"stop_cleared:{account.name}:{symbol}:{step}"
-                self.emit(ev.StopCleared(account.name, symbol, key=key))
+                self.hooks.emit(ev.StopCleared(account.name, symbol, key=key))
             else:
                 strength[i] = 0.0
 
@@ -55,16 +45,16 @@ class Stops:
             stops = working_stops(book, account.name, symbol)
             if position.quantity == 0:
                 for stop in stops:
-                    self.cancel(stop.client_id, "position closed")
+                    self.hooks.cancel(stop.client_id, "position closed")
                 continue
             if any(o.tag != "stop" for o in book.working(account.name, symbol)):
                 continue  # not settled: orders are still working
-            i = self.index[symbol]
+            i = self.hooks.index[symbol]
             direction = 1 if position.quantity > 0 else -1
             level = policy.level(direction, position.avg_price, bar.close[i], atr[i])
             if level is None or level <= 0 or np.isnan(bar.close[i]):
                 continue
-            instrument = self.instruments[symbol]
+            instrument = self.hooks.instruments[symbol]
             level = round_price(instrument, level)
             quantity = abs(position.quantity)
             if stops:
@@ -77,7 +67,7 @@ class Stops:
                 if not moved and old.remaining == quantity:
                     continue
                 level = level if moved else old.stop_price
-                self.cancel(old.client_id, "stop moved" if moved else "position size changed")
+                self.hooks.cancel(old.client_id, "stop moved" if moved else "position size changed")
             stop = Order(
                 f"{account.name}-{stamp}-{symbol}-stop",
                 account.name,
@@ -91,4 +81,4 @@ class Stops:
                 created=bar.ts,
                 tag="stop",
             )
-            self.submit(book, stop, float(bar.close[i]))
+            self.hooks.submit(book, stop, float(bar.close[i]))

@@ -9,9 +9,10 @@ runs ahead of the bars). Those rows are split in time: ``max(horizons)`` bars ar
 last ``holdout`` share of the rest is kept out to compare the base and the updated model out of
 sample, and the earlier part is what the model learns from.
 
-How: XGBoost keeps boosting from the trees the base model predicts with (``rounds`` more rounds);
-a network is fine-tuned for at most ``steps`` optimizer steps from its weights, on inputs scaled
-with the scaler and target scale it was trained with (never refitted), and recompiled to ONNX.
+How (``training.incremental``): XGBoost keeps boosting from the trees the base model predicts
+with (``rounds`` more rounds); a network is fine-tuned for at most ``steps`` optimizer steps from
+its weights, on inputs scaled with the scaler and target scale it was trained with (never
+refitted), and recompiled to ONNX.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from core.errors import InputError
 from quant.intervals import information_coefficients
 from training.data import TrainingData, load_training_data
+from training.incremental import update_network, update_xgboost
 from training.metrics import mse
 from training.tracking import CHAMPION, holder
 from training.windows import window_ends
@@ -190,80 +192,6 @@ def resolve_base(
     return family, found
 
 
-def _update_xgboost(base: Any, data: TrainingData, rows: np.ndarray, rounds: int):
-    """Boost ``rounds`` more rounds on the update rows, starting from the trees the base model
-    predicts with (an early-stopped booster holds more trees than its best iteration uses)."""
-    import xgboost as xgb
-
-    booster = base.model.get_booster()
-    try:
-        used = int(base.model.best_iteration) + 1
-    except AttributeError:  # trained without early stopping: every round counts
-        used = booster.num_boosted_rounds()
-    params = base.model.get_params() | {
-        "n_estimators": rounds,
-        "early_stopping_rounds": None,  # no validation rows: the holdout only reports
-        "callbacks": None,
-    }
-    model = xgb.XGBRegressor(**params)
-    model.fit(data.features[rows], data.returns[rows], xgb_model=booster[:used], verbose=False)
-    updated = dataclasses.replace(base, callbacks=[])
-    updated.model = model
-    details = {
-        "rounds_before": used,
-        "rounds_added": model.get_booster().num_boosted_rounds() - used,
-        "rounds_after": model.get_booster().num_boosted_rounds(),
-    }
-    return updated, details
-
-
-def _update_network(
-    base: Any,
-    data: TrainingData,
-    rows: np.ndarray,
-    *,
-    steps: int,
-    lr: float,
-    weight_decay: float,
-    batch_size: int,
-    seed: int,
-):
-    """At most ``steps`` AdamW steps from the base weights on windows ending at ``rows``, inputs
-    and targets scaled as at training (the bundle's scaler and target scale, kept fixed)."""
-    import lightning as L
-    import torch
-    from torch.utils.data import DataLoader
-
-    from training.models.sequence import SequenceModel, SequenceModule
-    from training.windows import WindowDataset
-
-    if len(rows) < 2:  # batch norm needs more than one window per batch
-        raise ValueError(f"{len(rows)} new labelled bar: too few to fine-tune a network on")
-    L.seed_everything(seed, workers=True, verbose=False)
-    module = SequenceModule(
-        base.kind, base.n_features, base.n_outputs, base.window, base.config, lr, weight_decay
-    )
-    module.net.load_state_dict(base.state)
-    features = base.scaler.transform(data.features)
-    targets = (data.returns / base.target_scale).astype(np.float32)
-    loader = DataLoader(
-        WindowDataset(features, targets, rows, base.window),
-        batch_size=min(batch_size, len(rows)),
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        drop_last=len(rows) > batch_size,  # no odd short batch (batch norm needs 2 windows)
-    )
-    trainer = SequenceModel(kind=base.kind, window=base.window)._trainer(
-        max_steps=steps, limit_val_batches=0
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")  # none wanted
-        trainer.fit(module, train_dataloaders=loader)
-    state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
-    updated = dataclasses.replace(base, state=state, onnx=None).compile()
-    return updated, {"steps": int(trainer.global_step), "batch_size": loader.batch_size}
-
-
 def _predict(bundle: Any, data: TrainingData, rows: np.ndarray) -> np.ndarray:
     if not len(rows):
         return np.empty((0, len(data.horizons)), dtype=np.float32)
@@ -342,9 +270,9 @@ def _fit_update(
     from training.models.sequence import SequenceModel
 
     if base.family == "xgboost":
-        return _update_xgboost(bundle, data, rows, rounds)
+        return update_xgboost(bundle, data, rows, rounds)
     params = base.params
-    return _update_network(
+    return update_network(
         bundle, data, rows, steps=steps, lr=lr,
         weight_decay=float(params.get("model_weight_decay", SequenceModel.weight_decay)),
         batch_size=int(params.get("model_batch_size", params.get("batch_size", 256))),

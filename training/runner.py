@@ -105,6 +105,11 @@ class TrainConfig:
 PIPELINE = TrainConfig(size="small", epochs=5, splits=3, xgb_estimators=300)
 
 
+def families(model: str) -> tuple[str, ...]:
+    """``"all"`` or a comma-separated list of families -> the families."""
+    return FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
+
+
 def global_rank() -> int:
     """This process's rank under Lightning DDP (0 when not distributed): DDP re-runs the whole
     command in every process, and only rank 0 may log, register or print."""
@@ -205,6 +210,13 @@ class TrainingRun:
     evaluation: Evaluation
     registered: dict[str, dict[str, Any]]  # family -> run id, model URI, version, metrics
     final_models: dict[str, Any]  # family -> the fitted bundle that was registered
+
+    def registered_info(self) -> dict[str, dict[str, Any]]:
+        """What was registered, per family, without the input examples (for reports)."""
+        return {
+            f: {k: v for k, v in info.items() if k != "example"}
+            for f, info in self.registered.items()
+        }
 
 
 def _evaluate(data, config: TrainConfig, splitter, on_fold) -> Evaluation:

@@ -200,35 +200,11 @@ def log_family(
             for key, value in fold.items():
                 if key.startswith(("mse_h", "ic_h", "hit_rate_h")) and value is not None:
                     mlflow.log_metric(f"fold_{key}", value, step=fold["fold"])
-        summary = {}
-        for h, values in report["horizons"].items():
-            summary[f"oos_mse_{h}"] = values["mse"]
-            for key in ("ic", "rank_ic", "hit_rate"):
-                if values[key] and values[key]["value"] is not None:
-                    summary[f"oos_{key}_{h}"] = values[key]["value"]
-        trading = report["trading"]
-        summary |= {
-            "oos_sharpe": trading["sharpe"]["value"],
-            "oos_max_drawdown": trading["max_drawdown"],
-            "oos_turnover": trading["turnover"],
-        }
+        summary = _oos_summary(report)
         mlflow.log_metrics({k: float(v) for k, v in summary.items() if v is not None})
         mlflow.log_dict({"features": list(data.feature_names)}, "features.json")
         mlflow.log_dict(report, "oos_report.json")
-        with tempfile.TemporaryDirectory() as tmp:
-            oof = Path(tmp) / "oof_predictions.parquet"
-            evaluation.out_of_fold(family).to_parquet(oof, index=False)
-            mlflow.log_artifact(str(oof))
-            # the baselines on the same test bars: what promotion must beat
-            baselines = [
-                evaluation.out_of_fold(b).assign(baseline=b)
-                for b in BASELINES
-                if b in evaluation.results
-            ]
-            if baselines:
-                path = Path(tmp) / "oof_baselines.parquet"
-                pd.concat(baselines, ignore_index=True).to_parquet(path, index=False)
-                mlflow.log_artifact(str(path))
+        _log_predictions(evaluation, family)
         if tags:
             mlflow.set_tags(tags)
         if attributions is not None:
@@ -241,6 +217,42 @@ def log_family(
         "version": info.registered_model_version,
         "metrics": summary,
     }
+
+
+def _oos_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The out-of-sample metrics a run logs (and `qtis train` lists): per horizon, and trading."""
+    summary = {}
+    for h, values in report["horizons"].items():
+        summary[f"oos_mse_{h}"] = values["mse"]
+        for key in ("ic", "rank_ic", "hit_rate"):
+            if values[key] and values[key]["value"] is not None:
+                summary[f"oos_{key}_{h}"] = values[key]["value"]
+    trading = report["trading"]
+    return summary | {
+        "oos_sharpe": trading["sharpe"]["value"],
+        "oos_max_drawdown": trading["max_drawdown"],
+        "oos_turnover": trading["turnover"],
+    }
+
+
+def _log_predictions(evaluation: Evaluation, family: str) -> None:
+    """The family's walk-forward predictions, and the baselines' on the same test bars (what
+    promotion must beat), as parquet artifacts of the active run."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        oof = Path(tmp) / "oof_predictions.parquet"
+        evaluation.out_of_fold(family).to_parquet(oof, index=False)
+        mlflow.log_artifact(str(oof))
+        baselines = [
+            evaluation.out_of_fold(b).assign(baseline=b)
+            for b in BASELINES
+            if b in evaluation.results
+        ]
+        if baselines:
+            path = Path(tmp) / "oof_baselines.parquet"
+            pd.concat(baselines, ignore_index=True).to_parquet(path, index=False)
+            mlflow.log_artifact(str(path))
 
 
 def log_update(

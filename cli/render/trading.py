@@ -9,6 +9,17 @@ from rich.table import Table
 from cli.common import console
 from cli.render.format import num, pct
 
+# (label, metric, format): what every run's table shows first
+_RETURNS = (
+    ("final equity", "final_equity", "{:,.2f}"),
+    ("total return", "total_return", "{:.2%}"),
+    ("CAGR", "cagr", "{:.2%}"),
+    ("volatility", "volatility", "{:.2%}"),
+    ("Sharpe", "sharpe", "{:.2f}"),
+    ("max drawdown", "max_drawdown", "{:.2%}"),
+    ("fees", "fees", "{:,.2f}"),
+)
+
 
 def print_metrics(result, elapsed: float) -> None:
     """A run's metrics after costs per sub-account, its size and speed, denials, latency."""
@@ -17,13 +28,7 @@ def print_metrics(result, elapsed: float) -> None:
         metrics.pop("total")
     table = Table("", *metrics, title=f"stream {result.stream}")
     rows = (
-        ("final equity", "final_equity", "{:,.2f}"),
-        ("total return", "total_return", "{:.2%}"),
-        ("CAGR", "cagr", "{:.2%}"),
-        ("volatility", "volatility", "{:.2%}"),
-        ("Sharpe", "sharpe", "{:.2f}"),
-        ("max drawdown", "max_drawdown", "{:.2%}"),
-        ("fees", "fees", "{:,.2f}"),
+        *_RETURNS,
         ("slippage + spread", "slippage", "{:,.2f}"),
         ("orders (denied)", None, None),
         ("turnover / year", "turnover", "{:.2f}x"),
@@ -104,13 +109,7 @@ def print_walk_forward(found, out: Console = console) -> None:
     total, base = found.metrics, found.baseline["metrics"]
     summary = Table("", "walk-forward (out of sample)", "buy-and-hold", title="stitched")
     rows = (
-        ("final equity", "final_equity", "{:,.2f}"),
-        ("total return", "total_return", "{:.2%}"),
-        ("CAGR", "cagr", "{:.2%}"),
-        ("volatility", "volatility", "{:.2%}"),
-        ("Sharpe", "sharpe", "{:.2f}"),
-        ("max drawdown", "max_drawdown", "{:.2%}"),
-        ("fees", "fees", "{:,.2f}"),
+        *_RETURNS,
         ("bars", "bars", "{:,}"),
     )
     for label, key, fmt in rows:

@@ -122,6 +122,15 @@ def _num(value: float | None) -> str:
     return f"{value:.4f}" if value is not None else "-"
 
 
+def print_tuned(console: Console, tuning: dict[str, dict[str, Any]]) -> None:
+    """Which study's best trial each family starts from."""
+    for family, info in tuning.items():
+        console.print(
+            f"{family}: best of {info['trials']} trials of study {info['study']} "
+            f"(trial {info['best_trial']}, objective {info['best_value']:.5f})"
+        )
+
+
 def print_registered(console: Console, registered: dict[str, dict[str, Any]]) -> None:
     """Where `qtis train` registered each family's final model."""
     for family, info in registered.items():

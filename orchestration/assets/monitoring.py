@@ -4,7 +4,8 @@ the numbers go to mlops.drift_results, where sensors read them."""
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
-from monitoring.drift import KINDS, check_drift
+from monitoring.drift import check_drift
+from monitoring.drift_results import KINDS
 from monitoring.settings import DriftSettings
 from orchestration.resources import WarehouseResource
 

@@ -18,7 +18,7 @@ from dagster import (
 from orchestration.resources import WarehouseResource
 from training.ensemble import run_ensemble
 from training.runner import FAMILIES, PIPELINE, TrainConfig, run_training
-from training.tuning import with_tuned_params
+from training.studies import with_tuned_params
 
 
 class TrainingConfig(Config):

@@ -17,7 +17,7 @@ from dagster import DagsterInstance, build_run_status_sensor_context, build_sens
 
 from monitoring.actions import decide, decide_shadow
 from monitoring.alerts import AlertSink
-from monitoring.drift import DriftReport, Measure, save
+from monitoring.drift_results import DriftReport, Measure, save
 from monitoring.settings import ActionSettings, AlertSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource

@@ -16,7 +16,6 @@ from dagster import materialize
 
 from monitoring.drift import (
     Baseline,
-    DriftReport,
     DriftSettings,
     check_drift,
     drift_measures,
@@ -24,6 +23,7 @@ from monitoring.drift import (
     scores,
     snapshot_scores,
 )
+from monitoring.drift_results import DriftReport
 from monitoring.replay import replay
 from orchestration.assets.monitoring import drift_report
 from orchestration.resources import WarehouseResource

@@ -16,14 +16,8 @@ from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from training.data import load_training_data
 from training.runner import TrainConfig
-from training.tuning import (
-    TuneConfig,
-    estimator_kwargs,
-    open_study,
-    tune,
-    tuning_data,
-    with_tuned_params,
-)
+from training.studies import estimator_kwargs, with_tuned_params
+from training.tuning import TuneConfig, open_study, tune, tuning_data
 from warehouse.db import sqlalchemy_url
 
 pytestmark = pytest.mark.slow  # Optuna workers in processes, training

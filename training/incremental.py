@@ -1,0 +1,88 @@
+"""How each family learns from new rows without a full retrain (``training.online`` picks the
+rows and registers the result): XGBoost keeps boosting from the trees the base model predicts
+with; a network is fine-tuned from its weights on inputs scaled with the scaler and target scale
+it was trained with (never refitted), and recompiled to ONNX."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+
+from training.data import TrainingData
+
+
+def update_xgboost(base: Any, data: TrainingData, rows: np.ndarray, rounds: int):
+    """Boost ``rounds`` more rounds on the update rows, starting from the trees the base model
+    predicts with (an early-stopped booster holds more trees than its best iteration uses)."""
+    import xgboost as xgb
+
+    booster = base.model.get_booster()
+    try:
+        used = int(base.model.best_iteration) + 1
+    except AttributeError:  # trained without early stopping: every round counts
+        used = booster.num_boosted_rounds()
+    params = base.model.get_params() | {
+        "n_estimators": rounds,
+        "early_stopping_rounds": None,  # no validation rows: the holdout only reports
+        "callbacks": None,
+    }
+    model = xgb.XGBRegressor(**params)
+    model.fit(data.features[rows], data.returns[rows], xgb_model=booster[:used], verbose=False)
+    updated = dataclasses.replace(base, callbacks=[])
+    updated.model = model
+    details = {
+        "rounds_before": used,
+        "rounds_added": model.get_booster().num_boosted_rounds() - used,
+        "rounds_after": model.get_booster().num_boosted_rounds(),
+    }
+    return updated, details
+
+
+def update_network(
+    base: Any,
+    data: TrainingData,
+    rows: np.ndarray,
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    seed: int,
+):
+    """At most ``steps`` AdamW steps from the base weights on windows ending at ``rows``, inputs
+    and targets scaled as at training (the bundle's scaler and target scale, kept fixed)."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader
+
+    from training.models.sequence import SequenceModel, SequenceModule
+    from training.windows import WindowDataset
+
+    if len(rows) < 2:  # batch norm needs more than one window per batch
+        raise ValueError(f"{len(rows)} new labelled bar: too few to fine-tune a network on")
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = SequenceModule(
+        base.kind, base.n_features, base.n_outputs, base.window, base.config, lr, weight_decay
+    )
+    module.net.load_state_dict(base.state)
+    features = base.scaler.transform(data.features)
+    targets = (data.returns / base.target_scale).astype(np.float32)
+    loader = DataLoader(
+        WindowDataset(features, targets, rows, base.window),
+        batch_size=min(batch_size, len(rows)),
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=len(rows) > batch_size,  # no odd short batch (batch norm needs 2 windows)
+    )
+    trainer = SequenceModel(kind=base.kind, window=base.window)._trainer(
+        max_steps=steps, limit_val_batches=0
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")  # none wanted
+        trainer.fit(module, train_dataloaders=loader)
+    state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+    updated = dataclasses.replace(base, state=state, onnx=None).compile()
+    return updated, {"steps": int(trainer.global_step), "batch_size": loader.batch_size}

@@ -1,0 +1,128 @@
+"""Optuna studies: where they live (the project's Postgres), what they search, and the best
+trial that `qtis train` and the training assets start from. Running a search is
+``training.tuning``."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+from typing import Any
+
+from training.runner import SIZES, TrainConfig
+from training.settings import TuningSettings
+from warehouse.db import companion_database
+
+
+def storage_url(url: str, settings: TuningSettings | None = None) -> str:
+    settings = settings or TuningSettings()
+    if settings.storage:
+        return settings.storage
+    return companion_database(url, settings.database, "Optuna", "QTIS_TUNE_STORAGE")
+
+
+def storage(url: str):
+    """RDB storage with heartbeats: a trial whose worker died is marked failed and retried once,
+    so a crashed worker loses no trial."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RDBStorage(
+            storage_url(url),
+            heartbeat_interval=15,
+            grace_period=60,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+
+
+def study_name(family: str) -> str:
+    return f"qtis-{family}"
+
+
+def suggest(trial, family: str) -> dict[str, Any]:
+    """The search space of each family (raw Optuna parameters)."""
+    if family == "xgboost":
+        return {
+            "max_depth": trial.suggest_int("max_depth", 2, 8),
+            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 100.0, log=True),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 100.0, log=True),
+        }
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "width": trial.suggest_categorical("width", [0.5, 1.0, 2.0]),
+        "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256, 512]),
+    }
+
+
+def estimator_kwargs(family: str, params: dict[str, Any], size: str) -> dict[str, Any]:
+    """Optuna parameters -> arguments of the family's estimator (``TrainConfig.params``); widths
+    scale the chosen size preset."""
+    if family == "xgboost":
+        return dict(params)
+    base = SIZES[size][family]
+    width = float(params["width"])
+    if family == "lstm":
+        config = {
+            "hidden": tuple(max(2, round(h * width)) for h in base.get("hidden", (128, 64, 32))),
+            "dense": max(2, round(base.get("dense", 50) * width)),
+        }
+    else:
+        heads = base.get("heads", 8)
+        d_model = max(heads, heads * round(base.get("d_model", 512) * width / heads))
+        config = {
+            "d_model": d_model,
+            "feed_forward": max(4, round(base.get("feed_forward", 2048) * width)),
+        }
+    config["dropout"] = float(params["dropout"])
+    return {
+        "lr": float(params["lr"]),
+        "weight_decay": float(params["weight_decay"]),
+        "batch_size": int(params["batch_size"]),
+        "config": config,
+    }
+
+
+def tuned_params(url: str, family: str, size: str, study: str | None = None):
+    """(estimator kwargs, provenance) of the best trial of the family's study, or None when no
+    study has a completed trial: what `qtis train` and the training assets start from."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    name = study or study_name(family)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        found = optuna.load_study(study_name=name, storage=storage_url(url))
+    except (KeyError, SQLAlchemyError):
+        return None
+    complete = found.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return None
+    best = found.best_trial
+    provenance = {
+        "study": name,
+        "trials": len(found.get_trials(deepcopy=False)),
+        "best_trial": best.number,
+        "best_value": best.value,
+        "score": found.user_attrs.get("data_key", {}).get("score"),
+    }
+    return estimator_kwargs(family, best.params, size), provenance
+
+
+def with_tuned_params(url: str, config: TrainConfig) -> TrainConfig:
+    """``config`` with each family's best tuned parameters (when a study has them)."""
+    params, tuning = dict(config.params), dict(config.tuning)
+    for family in config.models:
+        found = tuned_params(url, family, config.size)
+        if found:
+            best, tuning[family] = found
+            given = dict(params.get(family, {}))  # explicit arguments win over the study's
+            config_part = {**best.get("config", {}), **given.pop("config", {})}
+            params[family] = best | given | ({"config": config_part} if config_part else {})
+    return TrainConfig(**(asdict(config) | {"params": params, "tuning": tuning}))
