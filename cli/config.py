@@ -97,7 +97,10 @@ def show_table(lines: list[Setting]) -> None:
 def show(
     json_out: Annotated[bool, typer.Option("--json", help="print the settings as JSON")] = False,
     markdown: Annotated[
-        bool, typer.Option(help="print docs/configuration.md: every setting with its default")
+        bool,
+        typer.Option(
+            "--markdown", help="print docs/configuration.md: every setting with its default"
+        ),
     ] = False,
 ) -> None:
     """Every setting: its variable, value (secrets masked), source and meaning."""
