@@ -156,11 +156,13 @@ def model_config(**fields):
 def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
     """One run: build the engine (not timed), then its loop (timed), then its journal's report."""
     from serving.settings import ServingSettings
+    from trading_runtime.analytics.conventions import conventions
     from trading_runtime.runs import build_engine, report
     from trading_runtime.settings import FixSettings, RuntimeSettings
 
+    runtime = RuntimeSettings()
     engine = build_engine(
-        url, config, RuntimeSettings(), ServingSettings(), FixSettings(), venue_log=venue_log
+        url, config, runtime, ServingSettings(), FixSettings(), venue_log=venue_log
     )
     journal = engine.journal
     try:
@@ -172,7 +174,7 @@ def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
         seconds = time.perf_counter() - started
     finally:
         journal.close()
-    result = report(url, config.stream)
+    result = report(url, config.stream, conventions(periods_per_year=runtime.bars_per_year))
     bars, symbols = len(engine.feed), len(engine.symbols)
     traded = bars - engine.feed.first_trading_step
     return {

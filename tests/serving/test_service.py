@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from quant.conventions import Conventions
 from registry import aliases
 from registry.model_registry import ModelRegistry
 from registry.promotions import champions
@@ -33,7 +34,7 @@ from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from tests.support.promotion import relaxed
 from trading_runtime.config import RunConfig, StrategyConfig
-from trading_runtime.settings import WalkForwardSettings
+from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
 from trading_runtime.walkforward import bar_timeline, walk_forward
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
@@ -338,7 +339,7 @@ def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained
         source = lambda symbols, horizon: ChampionSource(  # noqa: E731
             url, bar_timeline(url, symbols), horizon
         )
-        found = walk_forward(url, config, source, walk)
+        found = walk_forward(url, config, source, walk, RuntimeSettings(), Conventions())
     across, *traded = found.windows
     assert across.stream is None and across.skipped.startswith("refused: every champion saw")
     for window in traded:
