@@ -55,6 +55,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from warehouse.settings import get_settings
 
 FAST, SLOW, QUANTITY, CAPITAL = 10, 30, 100.0, 1e12
 GARCH_REFIT = 250
@@ -83,7 +84,7 @@ def prepare(console: Console, url: str, n_symbols: int, n_bars: int, seed: int, 
     migrate(url)
     started = time.perf_counter()
     with console.status(f"loading {n_symbols} x {n_bars} synthetic bars"):
-        report = ingest(market, url)
+        report = ingest(market, url, get_settings())
     assert report.quarantined == 0, report.quarantine_reasons  # same bars for both engines
     seconds = {"ingest": time.perf_counter() - started}
     if garch:
@@ -548,14 +549,14 @@ def main() -> None:
     from warehouse.db import drop_database, recreate_database, sqlalchemy_url
 
     universes = list(zip(args.symbols, args.bars, strict=True))
-    urls = [recreate_database(f"bench_runtime_{n}x{b}") for n, b in universes]
+    urls = [recreate_database(f"bench_runtime_{n}x{b}", get_settings()) for n, b in universes]
     model = not args.skip_model
     results: dict[str, Any] = {"rule": [], "model": [], "paper": [], "prepare_s": {}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / ".qtis"
         if model:
-            mlflow_url = recreate_database("bench_runtime_mlflow")
+            mlflow_url = recreate_database("bench_runtime_mlflow", get_settings())
             os.environ["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(mlflow_url)
             os.environ["QTIS_DATABASE_URL"] = urls[0]  # before QTIS_HOME: the same server
             os.environ["QTIS_HOME"] = str(home)  # MLflow's artifacts

@@ -13,10 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.common import console, fail, ready_url, write_json
 from cli.render.drift import print_drift, print_replay
-from monitoring.drift import check_drift
+from monitoring.drift import check_drift, drift_reports
 from monitoring.replay import replay as run_replay
 from monitoring.settings import DriftSettings
 from serving.errors import NoChampion
+from warehouse.settings import get_settings
 
 monitor_app = typer.Typer(help="Drift: is the champion still looking at its market?",
                           no_args_is_help=True)  # fmt: skip
@@ -40,7 +41,7 @@ def drift(
         raise fail(f"invalid drift settings: {exc.errors()[0]['msg']}") from exc
     try:
         with console.status("drift: the champion's training period against the recent bars"):
-            report = check_drift(ready_url(), settings=settings)
+            report = check_drift(ready_url(), settings, drift_reports(get_settings().home))
     except (NoChampion, ValueError, LookupError) as exc:
         raise fail(str(exc)) from exc
     print_drift(report)
@@ -72,8 +73,9 @@ def replay(
                 text = f"drift as of {report.current[1]:%Y-%m-%d}"
                 progress.update(task, completed=done, total=total, description=text)
 
-            found = run_replay(ready_url(), _utc(since), _utc(until) if until else None, every,
-                               settings=settings, progress=step)  # fmt: skip
+            found = run_replay(ready_url(), _utc(since), settings,
+                               drift_reports(get_settings().home),
+                               _utc(until) if until else None, every, progress=step)  # fmt: skip
     except (NoChampion, ValueError, LookupError) as exc:
         raise fail(str(exc)) from exc
     print_replay(found)

@@ -349,11 +349,16 @@ def attribution_measures(url: str, model, s: DriftSettings, notes: list[str]) ->
 # --- a run ------------------------------------------------------------------------------------
 
 
+def drift_reports(home: Path) -> Path:
+    """Where the entry points put drift pages: ``$QTIS_HOME/reports/drift``."""
+    return home / "reports" / "drift"
+
+
 def check_drift(
     url: str,
+    settings: DriftSettings,
+    reports: Path,
     model=None,
-    settings: DriftSettings | None = None,
-    reports: Path | None = None,
     as_of: datetime | None = None,
     data=None,
     baseline: Baseline | None = None,
@@ -361,13 +366,12 @@ def check_drift(
 ) -> DriftReport:
     """Every check for ``model`` (a ``registry.loaded.LoadedModel``; default the champion)
     on the bars through ``as_of`` (default all), its rows in ``mlops.drift_results`` and its
-    Evidently HTML report under ``reports`` (default ``$QTIS_HOME/reports/drift``; ``html``
+    Evidently HTML report under ``reports`` (the entry point's :func:`drift_reports`; ``html``
     None: only when the inputs or the forecasts drifted). ``data`` and ``baseline``: already
     made, for a replay over many bars."""
     from training.data import load_training_data
-    from warehouse.settings import get_settings
 
-    s = settings or DriftSettings()
+    s = settings
     if model is None:
         from serving.predictor import Predictor
 
@@ -393,7 +397,7 @@ def check_drift(
     report = DriftReport(run_id, model.name, str(model.version), span(reference), span(current),
                          measures, None, notes)  # fmt: skip
     if html or (html is None and (report.drifted("data") or report.drifted("prediction"))):
-        folder = reports or get_settings().home / "reports" / "drift"
+        folder = reports
         folder.mkdir(parents=True, exist_ok=True)
         stamp = report.current[1].strftime("%Y%m%d") + datetime.now(UTC).strftime("T%H%M%S")
         name = f"drift_{model.name}_v{model.version}_{stamp}_{run_id}.html"

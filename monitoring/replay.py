@@ -45,11 +45,11 @@ def bars_after(data, start: datetime, end: datetime | None = None) -> list[datet
 def replay(
     url: str,
     start: datetime,
+    settings: DriftSettings,
+    reports: Path,
     end: datetime | None = None,
     every: int = 1,
     model=None,
-    settings: DriftSettings | None = None,
-    reports: Path | None = None,
     until_alarm: bool = False,
     progress: Callable[[int, int, DriftReport], None] | None = None,
     html: bool | None = None,
@@ -66,13 +66,13 @@ def replay(
         raise ValueError(f"no bars after {start:%Y-%m-%d %H:%M} in features.training_set")
     if model is None:
         model = Predictor(url).champion
-    s = settings or DriftSettings()
+    s = settings
     baseline = make_baseline(data, model, s)
     done: list[DriftReport] = []
     for k, bar in enumerate(bars):
         # by default an HTML page for the runs that drifted and for the last one
         page = (None if k < len(bars) - 1 else True) if html is None else html
-        report = check_drift(url, model, s, reports, bar, data, baseline, page)
+        report = check_drift(url, s, reports, model, bar, data, baseline, page)
         done.append(report)
         if progress is not None:
             progress(k + 1, len(bars), report)

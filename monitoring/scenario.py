@@ -21,6 +21,7 @@ from transforms.dbt_runner import build
 from transforms.garch import update_garch
 from warehouse.ingest import ingest
 from warehouse.providers.synthetic import SyntheticMarket
+from warehouse.settings import WarehouseSettings
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,10 @@ class RegimeChange:
         """0 on the first bar of the new regime, negative before it."""
         return int(self.times.get_loc(pd.Timestamp(ts))) - (self.train_bars + self.stable_bars)
 
-    def build(self, url: str) -> None:
-        """Its bars in market.bars, GARCH fits and a full feature build."""
-        ingest(self.market(), url)
+    def build(self, url: str, settings: WarehouseSettings) -> None:
+        """Its bars in market.bars (judged by ``settings``), GARCH fits and a full feature
+        build."""
+        ingest(self.market(), url, settings)
         update_garch(url)
         report = build(url, full_refresh=True)
         if not report.success:

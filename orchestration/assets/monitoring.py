@@ -4,7 +4,7 @@ the numbers go to mlops.drift_results, where sensors read them."""
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
-from monitoring.drift import check_drift
+from monitoring.drift import check_drift, drift_reports
 from monitoring.drift_results import KINDS
 from monitoring.settings import DriftSettings
 from orchestration.resources import WarehouseResource
@@ -29,7 +29,7 @@ def drift_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: DriftConfig
 ) -> MaterializeResult:
     settings = DriftSettings(**{k: v for k, v in config.model_dump().items() if v is not None})
-    report = check_drift(warehouse.url(), settings=settings)
+    report = check_drift(warehouse.url(), settings, drift_reports(warehouse.settings().home))
     for note in report.notes:
         context.log.info(note)
     metadata = {

@@ -169,7 +169,7 @@ def test_no_champion_is_a_clear_error(db_url, tmp_path, pg_server):
 
 
 @pytest.mark.slow
-def test_check_drift_refuses_a_model_without_its_training_span(champion):
+def test_check_drift_refuses_a_model_without_its_training_span(champion, tmp_path):
     url, env, _ = champion
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -179,7 +179,7 @@ def test_check_drift_refuses_a_model_without_its_training_span(champion):
         model = Predictor(url).champion
         model.trained_through = None
         with pytest.raises(ValueError, match="no trained_through tag"):
-            check_drift(url, model)
+            check_drift(url, DriftSettings(), tmp_path, model)
 
 
 @pytest.mark.slow
@@ -199,4 +199,4 @@ def test_a_replay_checks_as_of_past_bars_with_only_what_was_known(champion, tmp_
         ).fetchall()
     assert len(ends) >= 3 and all(e[0].year == 2013 for e in ends)  # one run per checked bar
     with pytest.raises(ValueError, match="no bars after 2030-01-01"):  # exit code 2 in the CLI
-        replay(url, datetime(2030, 1, 1, tzinfo=UTC))
+        replay(url, datetime(2030, 1, 1, tzinfo=UTC), DriftSettings(), tmp_path)
