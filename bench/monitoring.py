@@ -91,6 +91,8 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
     from monitoring.settings import DriftSettings
     from orchestration.definitions import defs
     from orchestration.resources import WarehouseResource
+    from serving.predictor import Predictor
+    from serving.settings import ServingSettings
     from training.runner import TrainConfig
     from warehouse.db import drop_database, recreate_database, sqlalchemy_url
     from warehouse.schema import migrate
@@ -116,9 +118,9 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
                 as_of = scenario.times[change + k].to_pydatetime()
                 with console.status(f"drift check as of {k:+d} bars from the change, one tick"):
                     began = time.perf_counter()
-                    report = check_drift(
-                        urls[0], DriftSettings(), drift_reports(get_settings().home), as_of=as_of
-                    )
+                    champion = Predictor(urls[0], ServingSettings()).champion
+                    folder = drift_reports(get_settings().home)
+                    report = check_drift(urls[0], DriftSettings(), folder, champion, as_of=as_of)
                     checked = time.perf_counter()
                     # a fresh instance each time: no cooldown left by the previous tick
                     context = build_sensor_context(

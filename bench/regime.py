@@ -37,6 +37,8 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
     from monitoring.replay import replay
     from monitoring.scenario import RegimeChange
     from monitoring.settings import DriftSettings
+    from serving.predictor import Predictor
+    from serving.settings import ServingSettings
     from training.runner import TrainConfig
     from warehouse import embedded
     from warehouse.db import sqlalchemy_url, with_database
@@ -63,7 +65,12 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
     for name, settings in monitors.items():
         began = time.perf_counter()
         found = replay(
-            url, scenario.last_trained, settings, drift_reports(get_settings().home), html=False
+            url,
+            scenario.last_trained,
+            settings,
+            drift_reports(get_settings().home),
+            Predictor(url, ServingSettings()).champion,
+            html=False,
         )
         late = [scenario.bars_after_change(r.current[1]) for r in found.alarms()]
         out[name] = {

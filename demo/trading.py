@@ -95,7 +95,7 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
         found = walk_forward(
             url,
             config,
-            model_source(url, settings),
+            model_source(url, settings, ServingSettings()),
             settings,
             runtime,
             conventions(periods_per_year=runtime.bars_per_year),

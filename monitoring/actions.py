@@ -21,12 +21,12 @@ class Verdict:
 
 
 def decide_shadow(
-    stream: str, bars: int, p_shadow_better: float, settings: ActionSettings | None = None
+    stream: str, bars: int, p_shadow_better: float, settings: ActionSettings
 ) -> Verdict:
     """The champion's live book against the challenger's shadow book of the same bars
     (Diebold-Mariano, one-sided): replace the champion when the challenger traded better
     with significance."""
-    s = settings or ActionSettings()
+    s = settings
     where = f"stream {stream}, {bars} bars"
     if bars < s.shadow_min_bars:
         return Verdict("wait", f"{where}: fewer than {s.shadow_min_bars} bars to compare")
@@ -42,10 +42,10 @@ def decide(
     report: DriftReport,
     last_retrain: datetime | None,
     now: datetime,
-    settings: ActionSettings | None = None,
+    settings: ActionSettings,
 ) -> list[Verdict]:
     """The actions ``report`` calls for, each with the reason a person would want to read."""
-    s = settings or ActionSettings()
+    s = settings
     out: list[Verdict] = []
     label = f"{report.model} v{report.version}"
     if report.drifted("performance") and s.demote_on_decay:

@@ -358,13 +358,14 @@ def check_drift(
     url: str,
     settings: DriftSettings,
     reports: Path,
-    model=None,
+    model,
     as_of: datetime | None = None,
     data=None,
     baseline: Baseline | None = None,
     html: bool | None = True,
 ) -> DriftReport:
-    """Every check for ``model`` (a ``registry.loaded.LoadedModel``; default the champion)
+    """Every check for ``model`` (a ``registry.loaded.LoadedModel``; the entry point loads the
+    champion)
     on the bars through ``as_of`` (default all), its rows in ``mlops.drift_results`` and its
     Evidently HTML report under ``reports`` (the entry point's :func:`drift_reports`; ``html``
     None: only when the inputs or the forecasts drifted). ``data`` and ``baseline``: already
@@ -372,10 +373,6 @@ def check_drift(
     from training.data import load_training_data
 
     s = settings
-    if model is None:
-        from serving.predictor import Predictor
-
-        model = Predictor(url).champion
     data = load_training_data(url) if data is None else data
     baseline = baseline or make_baseline(data, model, s)
     reference, current = baseline.reference, current_frame(data, model, s, as_of)

@@ -19,6 +19,8 @@ from monitoring.settings import DriftSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
 from registry.promotions import history
+from serving.predictor import Predictor
+from serving.settings import ServingSettings
 from tests.support.db import copy_database, fresh_database
 from tests.support.promotion import LATENCY_BUDGET_MS
 from training.runner import TrainConfig
@@ -65,6 +67,7 @@ def test_the_change_is_caught_retrained_and_judged(market):
         SCENARIO.last_trained,
         DriftSettings(),
         drift_reports(WarehouseSettings().home),
+        Predictor(url, ServingSettings()).champion,
         until_alarm=True,
     )
     late = [SCENARIO.bars_after_change(r.current[1]) for r in replayed.reports]

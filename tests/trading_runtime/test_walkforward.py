@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from quant.conventions import Conventions
 from registry.promotions import champions
+from serving.settings import ServingSettings
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.runs import report
 from trading_runtime.settings import RuntimeSettings
@@ -108,7 +109,12 @@ def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
     config = RunConfig(stream="wf-retrain", symbols=SYMBOLS, strategies=[STRATEGY])
     settings = WalkForwardSettings(windows=3, mode="rolling", **SMALL)
     found = walk_forward(
-        url, config, model_source(url, settings), settings, RuntimeSettings(), Conventions()
+        url,
+        config,
+        model_source(url, settings, ServingSettings()),
+        settings,
+        RuntimeSettings(),
+        Conventions(),
     )
 
     assert [w.stream for w in found.windows] == [f"wf-retrain-w0{k}" for k in range(3)]
