@@ -93,6 +93,7 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
     from orchestration.resources import WarehouseResource
     from serving.predictor import Predictor
     from serving.settings import ServingSettings
+    from training.promotion import PromotionSettings
     from training.runner import TrainConfig
     from warehouse.db import drop_database, recreate_database, sqlalchemy_url
     from warehouse.schema import migrate
@@ -112,7 +113,9 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
             with console.status("regime-change market: build it, train the champion"):
                 migrate(urls[0])
                 scenario.build(urls[0], get_settings())
-                scenario.train_champion(urls[0], TrainConfig(models=("xgboost",), splits=2))
+                scenario.train_champion(
+                    urls[0], TrainConfig(models=("xgboost",), splits=2), PromotionSettings()
+                )
             change = scenario.train_bars + scenario.stable_bars
             for k in bars_from_change:
                 as_of = scenario.times[change + k].to_pydatetime()

@@ -39,6 +39,7 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
     from monitoring.settings import DriftSettings
     from serving.predictor import Predictor
     from serving.settings import ServingSettings
+    from training.promotion import PromotionSettings
     from training.runner import TrainConfig
     from warehouse import embedded
     from warehouse.db import sqlalchemy_url, with_database
@@ -57,7 +58,7 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     scenario.build(url, get_settings())
     config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=100, explain_samples=0)
-    scenario.train_champion(url, config)
+    scenario.train_champion(url, config, PromotionSettings())
     built = time.perf_counter()
     out: dict[str, Any] = {"seed": seed, "build_and_train_s": built - started}
     monitors = {"calibrated": DriftSettings(explain_samples=0),

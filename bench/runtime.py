@@ -102,6 +102,7 @@ def train_champion(console: Console, url: str, estimators: int, short: bool) -> 
 
     from registry.aliases import force
     from serving.probe import serving_probe
+    from training.promotion import PromotionSettings
     from training.runner import TrainConfig, run_training
     from transforms.dbt_runner import build
 
@@ -124,7 +125,7 @@ def train_champion(console: Console, url: str, estimators: int, short: bool) -> 
         info = run.registered["xgboost"]
         name, version = info["registered"], str(info["version"])
         probe = serving_probe(url, samples=20)
-        force(url, name, version, "runtime benchmark", probe, actor="bench")
+        force(url, name, version, "runtime benchmark", probe, PromotionSettings(), actor="bench")
     seconds["train"] = time.perf_counter() - started
     return {"model": name, "version": version, "seconds": seconds}
 

@@ -146,8 +146,10 @@ def measure(url: str, name: str, seconds: float, console: Console) -> list[dict]
     from registry.model_registry import ModelRegistry
     from serving.probe import serving_probe
     from serving.windows import WindowSource
+    from training.promotion import PromotionSettings
 
-    force(url, name, "1", "serving benchmark", serving_probe(url, samples=20), actor="bench")
+    probe = serving_probe(url, samples=20)
+    force(url, name, "1", "serving benchmark", probe, PromotionSettings(), actor="bench")
     model = ModelRegistry(url).load("champion", name, "1")
     window = WindowSource(url, model.features).sample(model.window, n=1)
     body = json.dumps({"request": {"windows": window.tolist()}}).encode()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from registry.aliases import force
 from serving.probe import serving_probe
+from training.promotion import PromotionSettings
 from training.runner import run_training
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
@@ -80,12 +81,13 @@ class RegimeChange:
             failed = ", ".join(n.name for n in report.failures())
             raise RuntimeError(f"the scenario's feature build failed: {failed}")
 
-    def train_champion(self, url: str, config) -> tuple[str, str]:
+    def train_champion(self, url: str, config, gates: PromotionSettings) -> tuple[str, str]:
         """Train ``config`` (a ``TrainConfig`` of one family) on the first ``train_bars`` bars,
-        register it and make it the champion; returns (name, version)."""
+        register it and make it the champion (its gates computed under ``gates``); returns
+        (name, version)."""
         run = run_training(url, config, until=self.trained_until)
         (family,) = config.models
         info = run.registered[family]
         reason = f"regime scenario seed {self.seed}: the champion before the change"
-        force(url, info["registered"], str(info["version"]), reason, serving_probe(url))
+        force(url, info["registered"], str(info["version"]), reason, serving_probe(url), gates)
         return info["registered"], str(info["version"])

@@ -23,6 +23,7 @@ from serving.predictor import Predictor
 from serving.settings import ServingSettings
 from tests.support.db import copy_database, fresh_database
 from tests.support.promotion import LATENCY_BUDGET_MS
+from training.promotion import PromotionSettings
 from training.runner import TrainConfig
 from warehouse.db import sqlalchemy_url
 from warehouse.settings import WarehouseSettings
@@ -55,7 +56,7 @@ def market(pg_server, migrated_template, tmp_path_factory):
             mp.setenv(key, value)
         SCENARIO.build(url, WarehouseSettings())
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=100, explain_samples=0)
-        champion = SCENARIO.train_champion(url, config)
+        champion = SCENARIO.train_champion(url, config, PromotionSettings())
         yield url, champion
 
 
