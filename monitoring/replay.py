@@ -63,13 +63,12 @@ def replay(
     bars = bars_after(data, start, end)[every - 1 :: every]
     if not bars:
         raise ValueError(f"no bars after {start:%Y-%m-%d %H:%M} in features.training_set")
-    s = settings
-    baseline = make_baseline(data, model, s)
+    baseline = make_baseline(data, model, settings)
     done: list[DriftReport] = []
     for k, bar in enumerate(bars):
         # by default an HTML page for the runs that drifted and for the last one
         page = (None if k < len(bars) - 1 else True) if html is None else html
-        report = check_drift(url, s, reports, model, bar, data, baseline, page)
+        report = check_drift(url, settings, reports, model, bar, data, baseline, page)
         done.append(report)
         if progress is not None:
             progress(k + 1, len(bars), report)
