@@ -27,6 +27,7 @@ from warehouse.ingest import ingest
 from warehouse.providers import SyntheticMarket
 from warehouse.providers.base import FrameProvider
 from warehouse.schema import migrate
+from warehouse.settings import get_settings
 
 
 def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
@@ -36,10 +37,10 @@ def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
     raw = market.load()
     ts = pd.to_datetime(raw.frame["ts"])
     last = ts.max()
-    url = recreate_database("bench_features")
+    url = recreate_database("bench_features", get_settings())
     migrate(url)
     with console.status(f"loading {n_symbols} x {n_bars - 1} bars"):
-        ingest(FrameProvider(raw).where(ts < last), url)
+        ingest(FrameProvider(raw).where(ts < last), url, get_settings())
     with console.status("dbt run --full-refresh"):
         full = build(url, full_refresh=True, tests=False)
     assert full.success, [(n.name, n.message) for n in full.failures()]
@@ -47,7 +48,7 @@ def bench_dbt(console: Console, n_symbols: int, n_bars: int) -> dict:
         tests = build(url, select="resource_type:test")
     assert tests.success, [(n.name, n.message) for n in tests.failures()]
     with console.status("appending one day"):
-        ingest(FrameProvider(raw).where(ts == last), url)
+        ingest(FrameProvider(raw).where(ts == last), url, get_settings())
     with console.status("dbt run (incremental)"):
         incremental = build(url, tests=False)
     assert incremental.success, [(n.name, n.message) for n in incremental.failures()]

@@ -32,13 +32,14 @@ from warehouse.db import (
 from warehouse.loader import load_bars
 from warehouse.providers import SyntheticMarket
 from warehouse.schema import migrate
+from warehouse.settings import get_settings
 from warehouse.validation import validate_bars
 
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume", "source"]
 
 
 def fresh_database(name: str, lo, hi) -> str:
-    url = recreate_database(name)
+    url = recreate_database(name, get_settings())
     migrate(url)
     with psycopg.connect(url) as conn:  # same partitions for every contender, created untimed
         conn.execute("select market.ensure_bars_partitions(%s, %s)", (lo, hi))
@@ -115,7 +116,7 @@ def main() -> None:
         )
         engine.dispose()
     for name in ("bench_loader", "bench_psql", "bench_tosql"):
-        drop_database(with_database(database_url(), name))
+        drop_database(with_database(database_url(get_settings()), name))
 
     loader_rate = n / min(loader_s)
     psql_rate = n / min(psql_s)

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from warehouse.settings import get_settings
 
 
 def frames(features: int, reference: int, current: int, seed: int = 0):
@@ -85,15 +86,22 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
     change (``k`` bars from it; ``k`` < 0: the same regime as training)."""
     from dagster import DagsterInstance, build_sensor_context
 
-    from monitoring.drift import check_drift
+    from monitoring.drift import check_drift, drift_reports
     from monitoring.scenario import RegimeChange
+    from monitoring.settings import DriftSettings
     from orchestration.definitions import defs
     from orchestration.resources import WarehouseResource
+    from serving.predictor import Predictor
+    from serving.settings import ServingSettings
+    from training.promotion import PromotionSettings
     from training.runner import TrainConfig
     from warehouse.db import drop_database, recreate_database, sqlalchemy_url
     from warehouse.schema import migrate
 
-    urls = [recreate_database("bench_monitoring"), recreate_database("bench_monitoring_mlflow")]
+    urls = [
+        recreate_database("bench_monitoring", get_settings()),
+        recreate_database("bench_monitoring_mlflow", get_settings()),
+    ]
     scenario = RegimeChange(seed=0)
     sensor = defs.get_sensor_def("drift_sensor")
     rows = []
@@ -104,14 +112,18 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
         try:
             with console.status("regime-change market: build it, train the champion"):
                 migrate(urls[0])
-                scenario.build(urls[0])
-                scenario.train_champion(urls[0], TrainConfig(models=("xgboost",), splits=2))
+                scenario.build(urls[0], get_settings())
+                scenario.train_champion(
+                    urls[0], TrainConfig(models=("xgboost",), splits=2), PromotionSettings()
+                )
             change = scenario.train_bars + scenario.stable_bars
             for k in bars_from_change:
                 as_of = scenario.times[change + k].to_pydatetime()
                 with console.status(f"drift check as of {k:+d} bars from the change, one tick"):
                     began = time.perf_counter()
-                    report = check_drift(urls[0], as_of=as_of)
+                    champion = Predictor(urls[0], ServingSettings()).champion
+                    folder = drift_reports(get_settings().home)
+                    report = check_drift(urls[0], DriftSettings(), folder, champion, as_of=as_of)
                     checked = time.perf_counter()
                     # a fresh instance each time: no cooldown left by the previous tick
                     context = build_sensor_context(

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from warehouse.settings import get_settings
 
 METHODS = ["equal", "min-variance", "risk-parity", "hrp", "mean-cvar", "black-litterman"]
 ENGINE_METHODS = ["min-variance", "risk-parity", "hrp"]
@@ -104,12 +105,12 @@ def bench_engine(console: Console, n: int, bars: int) -> list[dict[str, Any]]:
     from warehouse.providers import SyntheticMarket
     from warehouse.schema import migrate
 
-    url = recreate_database("bench_portfolio")
+    url = recreate_database("bench_portfolio", get_settings())
     rows = []
     try:
         migrate(url)
         with console.status(f"loading {n} x {bars} synthetic bars"):
-            ingest(SyntheticMarket(n_symbols=n, n_bars=bars, seed=11), url)
+            ingest(SyntheticMarket(n_symbols=n, n_bars=bars, seed=11), url, get_settings())
         for method in ENGINE_METHODS:
             portfolio = {"method": method, "lookback": LOOKBACK, "max_weight": 0.35}
             strategy = StrategyConfig(

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from warehouse.settings import get_settings
 
 STRATEGY = dict(signal="sma-cross", fast=3, slow=8, trail_atr=2.0)
 START = "2011-01-03"
@@ -65,9 +66,9 @@ def main() -> None:
     from warehouse.providers.bundled import BundledProvider
     from warehouse.schema import migrate
 
-    url = recreate_database("bench_recovery")
+    url = recreate_database("bench_recovery", get_settings())
     migrate(url)
-    ingest(BundledProvider(), url)
+    ingest(BundledProvider(), url, get_settings())
     home = Path(tempfile.mkdtemp(prefix="qtis-recovery-"))
     env = {**os.environ, "QTIS_DATABASE_URL": url, "QTIS_HOME": str(home / ".qtis")}
     with console.status("the uninterrupted run"):

@@ -29,12 +29,17 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench._results import write
+from warehouse.settings import get_settings
 
 
 def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
+    from monitoring.drift import drift_reports
     from monitoring.replay import replay
     from monitoring.scenario import RegimeChange
     from monitoring.settings import DriftSettings
+    from serving.predictor import Predictor
+    from serving.settings import ServingSettings
+    from training.promotion import PromotionSettings
     from training.runner import TrainConfig
     from warehouse import embedded
     from warehouse.db import sqlalchemy_url, with_database
@@ -51,16 +56,23 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
                       QTIS_MLFLOW_TRACKING_URI=sqlalchemy_url(fresh()))  # fmt: skip
     scenario = RegimeChange(seed=seed)
     started = time.perf_counter()
-    scenario.build(url)
+    scenario.build(url, get_settings())
     config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=100, explain_samples=0)
-    scenario.train_champion(url, config)
+    scenario.train_champion(url, config, PromotionSettings())
     built = time.perf_counter()
     out: dict[str, Any] = {"seed": seed, "build_and_train_s": built - started}
     monitors = {"calibrated": DriftSettings(explain_samples=0),
                 "fixed": DriftSettings(explain_samples=0, calibration_windows=0)}  # fmt: skip
     for name, settings in monitors.items():
         began = time.perf_counter()
-        found = replay(url, scenario.last_trained, settings=settings, html=False)
+        found = replay(
+            url,
+            scenario.last_trained,
+            settings,
+            drift_reports(get_settings().home),
+            Predictor(url, ServingSettings()).champion,
+            html=False,
+        )
         late = [scenario.bars_after_change(r.current[1]) for r in found.alarms()]
         out[name] = {
             "checks_stable": sum(1 for r in found.reports

@@ -55,6 +55,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from warehouse.settings import get_settings
 
 FAST, SLOW, QUANTITY, CAPITAL = 10, 30, 100.0, 1e12
 GARCH_REFIT = 250
@@ -83,7 +84,7 @@ def prepare(console: Console, url: str, n_symbols: int, n_bars: int, seed: int, 
     migrate(url)
     started = time.perf_counter()
     with console.status(f"loading {n_symbols} x {n_bars} synthetic bars"):
-        report = ingest(market, url)
+        report = ingest(market, url, get_settings())
     assert report.quarantined == 0, report.quarantine_reasons  # same bars for both engines
     seconds = {"ingest": time.perf_counter() - started}
     if garch:
@@ -101,6 +102,7 @@ def train_champion(console: Console, url: str, estimators: int, short: bool) -> 
 
     from registry.aliases import force
     from serving.probe import serving_probe
+    from training.promotion import PromotionSettings
     from training.runner import TrainConfig, run_training
     from transforms.dbt_runner import build
 
@@ -123,7 +125,7 @@ def train_champion(console: Console, url: str, estimators: int, short: bool) -> 
         info = run.registered["xgboost"]
         name, version = info["registered"], str(info["version"])
         probe = serving_probe(url, samples=20)
-        force(url, name, version, "runtime benchmark", probe, actor="bench")
+        force(url, name, version, "runtime benchmark", probe, PromotionSettings(), actor="bench")
     seconds["train"] = time.perf_counter() - started
     return {"model": name, "version": version, "seconds": seconds}
 
@@ -156,11 +158,13 @@ def model_config(**fields):
 def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
     """One run: build the engine (not timed), then its loop (timed), then its journal's report."""
     from serving.settings import ServingSettings
+    from trading_runtime.analytics.conventions import conventions
     from trading_runtime.runs import build_engine, report
     from trading_runtime.settings import FixSettings, RuntimeSettings
 
+    runtime = RuntimeSettings()
     engine = build_engine(
-        url, config, RuntimeSettings(), ServingSettings(), FixSettings(), venue_log=venue_log
+        url, config, runtime, ServingSettings(), FixSettings(), venue_log=venue_log
     )
     journal = engine.journal
     try:
@@ -172,7 +176,7 @@ def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
         seconds = time.perf_counter() - started
     finally:
         journal.close()
-    result = report(url, config.stream)
+    result = report(url, config.stream, conventions(periods_per_year=runtime.bars_per_year))
     bars, symbols = len(engine.feed), len(engine.symbols)
     traded = bars - engine.feed.first_trading_step
     return {
@@ -546,14 +550,14 @@ def main() -> None:
     from warehouse.db import drop_database, recreate_database, sqlalchemy_url
 
     universes = list(zip(args.symbols, args.bars, strict=True))
-    urls = [recreate_database(f"bench_runtime_{n}x{b}") for n, b in universes]
+    urls = [recreate_database(f"bench_runtime_{n}x{b}", get_settings()) for n, b in universes]
     model = not args.skip_model
     results: dict[str, Any] = {"rule": [], "model": [], "paper": [], "prepare_s": {}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / ".qtis"
         if model:
-            mlflow_url = recreate_database("bench_runtime_mlflow")
+            mlflow_url = recreate_database("bench_runtime_mlflow", get_settings())
             os.environ["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(mlflow_url)
             os.environ["QTIS_DATABASE_URL"] = urls[0]  # before QTIS_HOME: the same server
             os.environ["QTIS_HOME"] = str(home)  # MLflow's artifacts

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from warehouse.settings import get_settings
 
 CONCURRENCY = (1, 8, 32)
 ROUNDS = 3
@@ -43,15 +44,15 @@ def prepare(console: Console, home: Path) -> str:
     from warehouse.providers.bundled import BundledProvider
     from warehouse.schema import migrate
 
-    url = recreate_database("bench_serving")
+    url = recreate_database("bench_serving", get_settings())
     os.environ["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(
-        recreate_database("bench_serving_mlflow")
+        recreate_database("bench_serving_mlflow", get_settings())
     )
     os.environ["QTIS_DATABASE_URL"] = url
     os.environ["QTIS_HOME"] = str(home)
     migrate(url)
     with console.status("loading the bundled sample and building features"):
-        ingest(BundledProvider(), url)
+        ingest(BundledProvider(), url, get_settings())
         update_garch(url)
         assert build(url, full_refresh=True, tests=False).success
     with console.status("training an XGBoost and an LSTM champion (small)"):
@@ -145,8 +146,10 @@ def measure(url: str, name: str, seconds: float, console: Console) -> list[dict]
     from registry.model_registry import ModelRegistry
     from serving.probe import serving_probe
     from serving.windows import WindowSource
+    from training.promotion import PromotionSettings
 
-    force(url, name, "1", "serving benchmark", serving_probe(url, samples=20), actor="bench")
+    probe = serving_probe(url, samples=20)
+    force(url, name, "1", "serving benchmark", probe, PromotionSettings(), actor="bench")
     model = ModelRegistry(url).load("champion", name, "1")
     window = WindowSource(url, model.features).sample(model.window, n=1)
     body = json.dumps({"request": {"windows": window.tolist()}}).encode()

@@ -25,6 +25,7 @@ from training.models.tabular import XGBoostModel
 from training.windows import FeatureScaler
 from transforms.spec import default_spec
 from warehouse.db import drop_database, sqlalchemy_url
+from warehouse.settings import get_settings
 
 
 def prepare(console: Console, n_symbols: int, n_bars: int) -> str:
@@ -37,11 +38,11 @@ def prepare(console: Console, n_symbols: int, n_bars: int) -> str:
     from warehouse.providers.base import FrameProvider
     from warehouse.schema import migrate
 
-    url = recreate_database("bench_training")
+    url = recreate_database("bench_training", get_settings())
     migrate(url)
     raw = SyntheticMarket(n_symbols=n_symbols, n_bars=n_bars, freq="1D", seed=11).load()
     with console.status("loading bars and building features"):
-        ingest(FrameProvider(raw), url)
+        ingest(FrameProvider(raw), url, get_settings())
         update_garch(url)
         assert build(url, full_refresh=True, tests=False).success
     return url

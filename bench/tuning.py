@@ -23,6 +23,7 @@ from rich.table import Table
 from bench._results import write
 from training.tuning import TuneConfig, open_study, tune
 from warehouse.db import drop_database, recreate_database, sqlalchemy_url
+from warehouse.settings import get_settings
 
 
 def prepare(console: Console) -> str:
@@ -32,10 +33,10 @@ def prepare(console: Console) -> str:
     from warehouse.providers.bundled import BundledProvider
     from warehouse.schema import migrate
 
-    url = recreate_database("bench_tuning")
+    url = recreate_database("bench_tuning", get_settings())
     migrate(url)
     with console.status("loading the bundled sample and building features"):
-        ingest(BundledProvider(), url)
+        ingest(BundledProvider(), url, get_settings())
         update_garch(url)
         assert build(url, full_refresh=True, tests=False).success
     return url
@@ -165,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=150)  # the table stays readable in logs
     url = prepare(console)
-    optuna_url = recreate_database("bench_optuna")
+    optuna_url = recreate_database("bench_optuna", get_settings())
     os.environ["QTIS_OPTUNA_STORAGE"] = sqlalchemy_url(optuna_url)
     try:
         with console.status("1 vs 2 workers"):

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from warehouse.db import database_url
 from warehouse.schema import migrate
+from warehouse.settings import get_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -27,7 +28,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def ready_url() -> str:
     """Database URL with the server started and the schema migrated."""
     try:
-        url = database_url()
+        url = database_url(get_settings())
         migrate(url)
     except ConnectionError as exc:
         raise fail(str(exc)) from exc

@@ -58,12 +58,12 @@ def db_status() -> None:
 @db_app.command("url")
 def db_url() -> None:
     """Print the database URL (for psql, SQLAlchemy, notebooks)."""
-    print(database_url())
+    print(database_url(get_settings()))
 
 
 @db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def db_psql(ctx: typer.Context) -> None:
     """Open psql on the QTIS database (extra arguments go to psql)."""
-    url = database_url()
+    url = database_url(get_settings())
     psql = str(embedded.psql_path())
     os.execv(psql, [psql, url, *ctx.args])

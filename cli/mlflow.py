@@ -22,9 +22,9 @@ def mlflow_ui(
     """Open the MLflow UI on the project's tracking store (runs, metrics, registered models)."""
     # deferred: training.tracking pulls mlflow, torch and lightning (~6 s measured) and would load
     # on every qtis command
-    from training.tracking import tracking_uri
+    from training.tracking import TrackingSettings, tracking_uri
 
-    uri = tracking_uri(ready_url())
+    uri = tracking_uri(ready_url(), TrackingSettings())
     console.print(f"MLflow UI on http://{host}:{port} (store {redact(uri)}); Ctrl-C to stop")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     cmd += ["--host", host, "--port", str(port)]

@@ -58,10 +58,11 @@ def models_promote(
 
     from registry import aliases  # deferred: torch+lightning, as above
     from training import tracking  # deferred: torch+lightning, as above
+    from training.promotion import PromotionSettings  # deferred: as above
 
     try:
         url = ready_url()
-        probe = serving_probe(url)
+        probe, gates = serving_probe(url), PromotionSettings()
         candidates = None
         if model is not None:
             tracking.configure(url)
@@ -75,9 +76,9 @@ def models_promote(
             if force:
                 if candidates is None:
                     raise ValueError("--force needs a model (and version) to promote")
-                decisions = [aliases.force(url, *candidates[0], reason, probe)]
+                decisions = [aliases.force(url, *candidates[0], reason, probe, gates)]
             else:
-                decisions = aliases.promote(url, probe, candidates)
+                decisions = aliases.promote(url, probe, gates, candidates)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     if not decisions:

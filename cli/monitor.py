@@ -13,10 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.common import console, fail, ready_url, write_json
 from cli.render.drift import print_drift, print_replay
-from monitoring.drift import check_drift
+from monitoring.drift import check_drift, drift_reports
 from monitoring.replay import replay as run_replay
 from monitoring.settings import DriftSettings
 from serving.errors import NoChampion
+from serving.predictor import Predictor
+from serving.settings import ServingSettings
+from warehouse.settings import get_settings
 
 monitor_app = typer.Typer(help="Drift: is the champion still looking at its market?",
                           no_args_is_help=True)  # fmt: skip
@@ -40,7 +43,9 @@ def drift(
         raise fail(f"invalid drift settings: {exc.errors()[0]['msg']}") from exc
     try:
         with console.status("drift: the champion's training period against the recent bars"):
-            report = check_drift(ready_url(), settings=settings)
+            url = ready_url()
+            champion = Predictor(url, ServingSettings()).champion
+            report = check_drift(url, settings, drift_reports(get_settings().home), champion)
     except (NoChampion, ValueError, LookupError) as exc:
         raise fail(str(exc)) from exc
     print_drift(report)
@@ -72,8 +77,10 @@ def replay(
                 text = f"drift as of {report.current[1]:%Y-%m-%d}"
                 progress.update(task, completed=done, total=total, description=text)
 
-            found = run_replay(ready_url(), _utc(since), _utc(until) if until else None, every,
-                               settings=settings, progress=step)  # fmt: skip
+            url = ready_url()
+            found = run_replay(url, _utc(since), settings, drift_reports(get_settings().home),
+                               Predictor(url, ServingSettings()).champion,
+                               _utc(until) if until else None, every, progress=step)  # fmt: skip
     except (NoChampion, ValueError, LookupError) as exc:
         raise fail(str(exc)) from exc
     print_replay(found)

@@ -20,6 +20,7 @@ from cli.render.training import (
     print_update,
 )
 from warehouse.providers import SOURCES, DataSourceError, make_provider
+from warehouse.settings import get_settings
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:
@@ -81,11 +82,15 @@ def ingest(
         provider = make_provider(source, path, _parse_map(map_ or []), synthetic)
         url = ready_url()
         if as_json:
-            report = run_ingest(provider, url, _split_symbols(symbols))
+            report = run_ingest(provider, url, get_settings(), _split_symbols(symbols))
         else:
             with console.status("ingesting") as status:
                 report = run_ingest(
-                    provider, url, _split_symbols(symbols), progress=lambda msg: status.update(msg)
+                    provider,
+                    url,
+                    get_settings(),
+                    _split_symbols(symbols),
+                    progress=lambda msg: status.update(msg),
                 )
     except DataSourceError as exc:
         raise fail(str(exc)) from exc

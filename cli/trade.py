@@ -14,11 +14,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cli import trade_streams
 from cli.common import console, err, fail, option_group, ready_url, shared_options, write_json
 from cli.render.trading import print_comparison, print_metrics, print_walk_forward
-from cli.trade_streams import Stream, analysis_of, live_vs_shadow, write_tear_sheet
+from cli.trade_streams import (
+    Stream,
+    analysis_of,
+    live_vs_shadow,
+    write_tear_sheet,
+)
 from monitoring.alerts import AlertSink
 from monitoring.runtime_alerts import RuntimeAlerts
 from monitoring.settings import AlertSettings
+from serving.settings import ServingSettings
 from trading_runtime import run_options as ro
+from trading_runtime.analytics.conventions import conventions
+from trading_runtime.settings import RuntimeSettings
 from trading_runtime.telemetry import RuntimeMetrics
 from warehouse.settings import WarehouseSettings
 
@@ -263,8 +271,15 @@ def _walk_forward(config, settings):
                 err.print(f"{result.window.name} skipped: {result.skipped}", highlight=False)
 
         try:
+            runtime = RuntimeSettings()
             return walk_forward(
-                url, config, model_source(url, settings), settings, progress=advance
+                url,
+                config,
+                model_source(url, settings, ServingSettings()),
+                settings,
+                runtime,
+                conventions(periods_per_year=runtime.bars_per_year),
+                progress=advance,
             )
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
@@ -314,7 +329,8 @@ def paper(
         raise fail(str(exc)) from exc
     if resumed:
         console.print(f"resuming stream {stream} (its options are the ones it started with)")
-    sink = AlertSink(AlertSettings(), WarehouseSettings().home)
+    home = WarehouseSettings().home
+    sink = AlertSink(AlertSettings(), home)
     observers: list = [RuntimeAlerts(stream, sink)]
     if metrics_port is not None:
         metrics = RuntimeMetrics(stream)
@@ -324,7 +340,7 @@ def paper(
             raise fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from exc
         err.print(f"metrics: http://127.0.0.1:{port}/metrics", highlight=False)
         observers.append(metrics)
-    _run(config, json_out, venue_log or ro.venue_log(stream), observers=observers)
+    _run(config, json_out, venue_log or ro.venue_log(home, stream), observers=observers)
 
 
 # after the run commands, in the order `qtis trade --help` lists them

@@ -18,6 +18,7 @@ from cli.render.trading import (
     print_status,
     print_streams,
 )
+from quant.conventions import Conventions
 from trading_runtime.analytics.conventions import conventions
 from trading_runtime.journal import Journal, streams
 from trading_runtime.run_options import OptionError, parse_limits
@@ -30,12 +31,18 @@ Account = Annotated[str | None, typer.Option(help="one sub-account; default all"
 Actor = Annotated[str | None, typer.Option(help="who; default the OS user")]
 
 
+def run_conventions() -> Conventions:
+    """The analytics conventions of a command (QTIS_ANALYTICS_*), built once here: per year
+    the engine's bars (QTIS_TRADE_BARS_PER_YEAR), the figure a run's own metrics use."""
+    return conventions(periods_per_year=RuntimeSettings().bars_per_year)
+
+
 def live_vs_shadow(result, live: str | None = None, shadow: str | None = None):
     """A run's live book against its shadow book."""
     # deferred: sklearn and scipy (~2 s measured) would load on every qtis command
     from trading_runtime.ab import compare
 
-    return compare(result, live, shadow, RuntimeSettings().bars_per_year)
+    return compare(result, run_conventions(), live, shadow)
 
 
 def runs() -> None:
@@ -50,10 +57,7 @@ def analysis_of(url: str, stream: str):
     from trading_runtime.analytics.analysis import analyze
 
     try:
-        bars_per_year = RuntimeSettings().bars_per_year
-        return analyze(
-            url, stream, conventions(periods_per_year=bars_per_year), RiskReportSettings()
-        )
+        return analyze(url, stream, run_conventions(), RiskReportSettings())
     except LookupError as exc:
         raise fail(str(exc)) from exc
 
@@ -109,9 +113,7 @@ def ab(
     from trading_runtime.runs import report
 
     try:
-        found = live_vs_shadow(
-            report(ready_url(), stream, RuntimeSettings().bars_per_year), live, shadow
-        )
+        found = live_vs_shadow(report(ready_url(), stream, run_conventions()), live, shadow)
     except (LookupError, ValueError) as exc:
         raise fail(str(exc)) from exc
     print_comparison(found)

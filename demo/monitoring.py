@@ -10,6 +10,7 @@ from rich.console import Console
 from cli.render.drift import print_drift
 from monitoring.actions import decide
 from monitoring.drift_results import load_report
+from monitoring.settings import ActionSettings
 from orchestration.assets.monitoring import drift_report
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource
@@ -27,7 +28,7 @@ def show_drift(console: Console, warehouse: WarehouseResource):
     meta = result.asset_materializations_for_node("drift_report")[0].metadata
     report = load_report(warehouse.url(), meta["drift_run_id"].value)
     print_drift(report, console)
-    verdicts = decide(report, None, datetime.now(UTC))
+    verdicts = decide(report, None, datetime.now(UTC), ActionSettings())
     said = "; ".join(f"{v.action}: {v.reason}" for v in verdicts) or "nothing to do"
     console.print(f"  drift_sensor would act on it (when turned on): {said}", highlight=False)
     return report

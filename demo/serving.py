@@ -27,6 +27,7 @@ def print_promotion(console: Console, result, url: str) -> tuple[str, str] | Non
     override. Returns the champion."""
     from registry import aliases, promotions
     from serving.probe import serving_probe
+    from training.promotion import PromotionSettings
 
     meta = result.asset_materializations_for_node("promotion")[0].metadata
     made = sum(1 for key in meta if key.endswith("_decision"))  # this run's decisions
@@ -52,7 +53,9 @@ def print_promotion(console: Console, result, url: str) -> tuple[str, str] | Non
     ranked = sorted(servable, key=_sharpe, reverse=True)
     pick = ranked[0]
     probe = serving_probe(url)
-    aliases.force(url, pick["model"], pick["version"], DEMO_OVERRIDE, probe, actor="demo")
+    aliases.force(
+        url, pick["model"], pick["version"], DEMO_OVERRIDE, probe, PromotionSettings(), actor="demo"
+    )
     console.print(
         f"[yellow]No version passed every gate[/], so nothing would serve. To show the API the "
         f"demo forces {pick['model']} v{pick['version']} (best out-of-sample Sharpe among the "
@@ -60,7 +63,9 @@ def print_promotion(console: Console, result, url: str) -> tuple[str, str] | Non
         "(qtis models status)."
     )
     if len(ranked) > 1:  # the runner-up faces the gates again, now against a champion
-        [second] = aliases.promote(url, probe, [(ranked[1]["model"], ranked[1]["version"])])
+        [second] = aliases.promote(
+            url, probe, PromotionSettings(), [(ranked[1]["model"], ranked[1]["version"])]
+        )
         test = second.gate("beats_champion")
         console.print(
             f"  {second.model} v{second.version} judged against it: {second.decision}"

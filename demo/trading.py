@@ -91,7 +91,15 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     config = RunConfig(stream=stream, strategies=[StrategyConfig(signal="model")])
     with console.status("walk-forward: a model fitted per window on the bars before it only"):
         url = warehouse.url()
-        found = walk_forward(url, config, model_source(url, settings), settings)
+        runtime = RuntimeSettings()
+        found = walk_forward(
+            url,
+            config,
+            model_source(url, settings, ServingSettings()),
+            settings,
+            runtime,
+            conventions(periods_per_year=runtime.bars_per_year),
+        )
     print_walk_forward(found, console)
     path = warehouse.settings().home / "reports" / "walkforward.json"
     path.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))

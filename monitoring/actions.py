@@ -21,19 +21,18 @@ class Verdict:
 
 
 def decide_shadow(
-    stream: str, bars: int, p_shadow_better: float, settings: ActionSettings | None = None
+    stream: str, bars: int, p_shadow_better: float, settings: ActionSettings
 ) -> Verdict:
     """The champion's live book against the challenger's shadow book of the same bars
     (Diebold-Mariano, one-sided): replace the champion when the challenger traded better
     with significance."""
-    s = settings or ActionSettings()
     where = f"stream {stream}, {bars} bars"
-    if bars < s.shadow_min_bars:
-        return Verdict("wait", f"{where}: fewer than {s.shadow_min_bars} bars to compare")
-    if p_shadow_better < s.shadow_significance:
+    if bars < settings.shadow_min_bars:
+        return Verdict("wait", f"{where}: fewer than {settings.shadow_min_bars} bars to compare")
+    if p_shadow_better < settings.shadow_significance:
         return Verdict("replace", f"the challenger's shadow book beat the champion's live book"
                        f" ({where}, one-sided p={p_shadow_better:.3g} < "
-                       f"{s.shadow_significance:g})")  # fmt: skip
+                       f"{settings.shadow_significance:g})")  # fmt: skip
     return Verdict("wait", f"{where}: the challenger did not trade significantly better "
                    f"(p={p_shadow_better:.3g})")  # fmt: skip
 
@@ -42,13 +41,12 @@ def decide(
     report: DriftReport,
     last_retrain: datetime | None,
     now: datetime,
-    settings: ActionSettings | None = None,
+    settings: ActionSettings,
 ) -> list[Verdict]:
     """The actions ``report`` calls for, each with the reason a person would want to read."""
-    s = settings or ActionSettings()
     out: list[Verdict] = []
     label = f"{report.model} v{report.version}"
-    if report.drifted("performance") and s.demote_on_decay:
+    if report.drifted("performance") and settings.demote_on_decay:
         ic = report.value("performance", "ic")
         floor = next(m.threshold for m in report.measures if m.measure == "ic")
         out.append(Verdict("demote", f"{label} decayed: recent rank IC {ic:.3f} < {floor:.3f}"))
@@ -63,7 +61,11 @@ def decide(
                 details.append(f"{share:.0%} of features")
         why = f"{' and '.join(moved)} drift of {label}"
         why += f" ({', '.join(details)})" if details else ""
-        until = last_retrain + timedelta(hours=s.retrain_cooldown_hours) if last_retrain else None
+        until = (
+            last_retrain + timedelta(hours=settings.retrain_cooldown_hours)
+            if last_retrain
+            else None
+        )
         if until is not None and now < until:
             out.append(Verdict("wait", f"{why}; retrain cooldown until {until:%Y-%m-%d %H:%M}"))
         else:

@@ -349,56 +349,54 @@ def attribution_measures(url: str, model, s: DriftSettings, notes: list[str]) ->
 # --- a run ------------------------------------------------------------------------------------
 
 
+def drift_reports(home: Path) -> Path:
+    """Where the entry points put drift pages: ``$QTIS_HOME/reports/drift``."""
+    return home / "reports" / "drift"
+
+
 def check_drift(
     url: str,
-    model=None,
-    settings: DriftSettings | None = None,
-    reports: Path | None = None,
+    settings: DriftSettings,
+    reports: Path,
+    model,
     as_of: datetime | None = None,
     data=None,
     baseline: Baseline | None = None,
     html: bool | None = True,
 ) -> DriftReport:
-    """Every check for ``model`` (a ``registry.loaded.LoadedModel``; default the champion)
-    on the bars through ``as_of`` (default all), its rows in ``mlops.drift_results`` and its
-    Evidently HTML report under ``reports`` (default ``$QTIS_HOME/reports/drift``; ``html``
-    None: only when the inputs or the forecasts drifted). ``data`` and ``baseline``: already
-    made, for a replay over many bars."""
+    """Every check for ``model`` (a ``registry.loaded.LoadedModel``: the champion, loaded by the
+    entry point) on the bars through ``as_of`` (default all), its rows in
+    ``mlops.drift_results`` and its Evidently HTML report under ``reports`` (the entry point's
+    :func:`drift_reports`; ``html`` None: only when the inputs or the forecasts drifted).
+    ``data`` and ``baseline``: already made, for a replay over many bars."""
     from training.data import load_training_data
-    from warehouse.settings import get_settings
 
-    s = settings or DriftSettings()
-    if model is None:
-        from serving.predictor import Predictor
-
-        model = Predictor(url).champion
     data = load_training_data(url) if data is None else data
-    baseline = baseline or make_baseline(data, model, s)
-    reference, current = baseline.reference, current_frame(data, model, s, as_of)
-    features = tested_features(model, s)
+    baseline = baseline or make_baseline(data, model, settings)
+    reference, current = baseline.reference, current_frame(data, model, settings, as_of)
+    features = tested_features(model, settings)
     columns = [*features, *(f"pred_h{h}" for h in model.horizons)]
-    values = scores(reference, current, columns, s.method)
+    values = scores(reference, current, columns, settings.method)
     notes: list[str] = []
     if baseline.windows:
         notes.append(
             f"thresholds and scores calibrated on {baseline.windows} training-period windows"
         )
-    measures = drift_measures(values, features, model.horizons, s, baseline)
-    measures += performance_measures(reference, current, model.horizons, s)
+    measures = drift_measures(values, features, model.horizons, settings, baseline)
+    measures += performance_measures(reference, current, model.horizons, settings)
     if not any(m.kind == "performance" for m in measures):
         notes.append("no recent outcomes yet: performance drift waits for labels")
-    measures += attribution_measures(url, model, s, notes)
+    measures += attribution_measures(url, model, settings, notes)
     run_id = uuid.uuid4().hex[:12]
     span = lambda f: (f["ts"].min().to_pydatetime(), f["ts"].max().to_pydatetime())  # noqa: E731
     report = DriftReport(run_id, model.name, str(model.version), span(reference), span(current),
                          measures, None, notes)  # fmt: skip
     if html or (html is None and (report.drifted("data") or report.drifted("prediction"))):
-        folder = reports or get_settings().home / "reports" / "drift"
-        folder.mkdir(parents=True, exist_ok=True)
+        reports.mkdir(parents=True, exist_ok=True)
         stamp = report.current[1].strftime("%Y%m%d") + datetime.now(UTC).strftime("T%H%M%S")
         name = f"drift_{model.name}_v{model.version}_{stamp}_{run_id}.html"
-        report.path = (folder / name).resolve()
-        snapshot = evidently_report(reference, current, features, model.horizons, s,
+        report.path = (reports / name).resolve()
+        snapshot = evidently_report(reference, current, features, model.horizons, settings,
                                     baseline.thresholds)  # fmt: skip
         snapshot.save_html(str(report.path))
     save(url, report)

@@ -14,7 +14,6 @@ import numpy as np
 from monitoring.drift import check_drift, make_baseline
 from monitoring.drift_results import DriftReport
 from monitoring.settings import DriftSettings
-from serving.predictor import Predictor
 from training.data import load_training_data
 
 # the kinds that call for a retrain (performance decay is a demotion, attribution is shown)
@@ -45,34 +44,31 @@ def bars_after(data, start: datetime, end: datetime | None = None) -> list[datet
 def replay(
     url: str,
     start: datetime,
+    settings: DriftSettings,
+    reports: Path,
+    model,
     end: datetime | None = None,
     every: int = 1,
-    model=None,
-    settings: DriftSettings | None = None,
-    reports: Path | None = None,
     until_alarm: bool = False,
     progress: Callable[[int, int, DriftReport], None] | None = None,
     html: bool | None = None,
 ) -> Replay:
     """One drift run (stored in mlops.drift_results) as of every ``every``-th bar after
     ``start``, against one baseline; ``until_alarm`` stops at the first that calls for a
-    retrain. ``html``: True/False for every run; None writes the pages of the runs that
-    drifted and of the last."""
+    retrain; ``model``: the entry point's (the champion). ``html``: True/False for every run;
+    None writes the pages of the runs that drifted and of the last."""
     if every < 1:
         raise ValueError(f"every must be at least 1 bar, got {every}")
     data = load_training_data(url)
     bars = bars_after(data, start, end)[every - 1 :: every]
     if not bars:
         raise ValueError(f"no bars after {start:%Y-%m-%d %H:%M} in features.training_set")
-    if model is None:
-        model = Predictor(url).champion
-    s = settings or DriftSettings()
-    baseline = make_baseline(data, model, s)
+    baseline = make_baseline(data, model, settings)
     done: list[DriftReport] = []
     for k, bar in enumerate(bars):
         # by default an HTML page for the runs that drifted and for the last one
         page = (None if k < len(bars) - 1 else True) if html is None else html
-        report = check_drift(url, model, s, reports, bar, data, baseline, page)
+        report = check_drift(url, settings, reports, model, bar, data, baseline, page)
         done.append(report)
         if progress is not None:
             progress(k + 1, len(bars), report)

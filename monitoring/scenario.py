@@ -16,11 +16,13 @@ import pandas as pd
 
 from registry.aliases import force
 from serving.probe import serving_probe
+from training.promotion import PromotionSettings
 from training.runner import run_training
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
 from warehouse.ingest import ingest
 from warehouse.providers.synthetic import SyntheticMarket
+from warehouse.settings import WarehouseSettings
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,23 @@ class RegimeChange:
         """0 on the first bar of the new regime, negative before it."""
         return int(self.times.get_loc(pd.Timestamp(ts))) - (self.train_bars + self.stable_bars)
 
-    def build(self, url: str) -> None:
-        """Its bars in market.bars, GARCH fits and a full feature build."""
-        ingest(self.market(), url)
+    def build(self, url: str, settings: WarehouseSettings) -> None:
+        """Its bars in market.bars (judged by ``settings``), GARCH fits and a full feature
+        build."""
+        ingest(self.market(), url, settings)
         update_garch(url)
         report = build(url, full_refresh=True)
         if not report.success:
             failed = ", ".join(n.name for n in report.failures())
             raise RuntimeError(f"the scenario's feature build failed: {failed}")
 
-    def train_champion(self, url: str, config) -> tuple[str, str]:
+    def train_champion(self, url: str, config, gates: PromotionSettings) -> tuple[str, str]:
         """Train ``config`` (a ``TrainConfig`` of one family) on the first ``train_bars`` bars,
-        register it and make it the champion; returns (name, version)."""
+        register it and make it the champion (its gates computed under ``gates``); returns
+        (name, version)."""
         run = run_training(url, config, until=self.trained_until)
         (family,) = config.models
         info = run.registered[family]
         reason = f"regime scenario seed {self.seed}: the champion before the change"
-        force(url, info["registered"], str(info["version"]), reason, serving_probe(url))
+        force(url, info["registered"], str(info["version"]), reason, serving_probe(url), gates)
         return info["registered"], str(info["version"])

@@ -35,6 +35,7 @@ from orchestration.resources import WarehouseResource
 from registry.aliases import replace_with_challenger, rollback
 from trading_runtime import runs
 from trading_runtime.ab import NoShadow, compare
+from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.settings import RuntimeSettings
 from training.runner import FAMILIES
 from warehouse.settings import WarehouseSettings
@@ -142,7 +143,8 @@ def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     if stream in state.get("replaced", []):
         return SensorResult(skip_reason=f"stream {stream} already replaced its champion")
     try:
-        found = compare(runs.report(url, stream, RuntimeSettings().bars_per_year))
+        conventions = analytics_conventions(periods_per_year=RuntimeSettings().bars_per_year)
+        found = compare(runs.report(url, stream, conventions), conventions)
     except (LookupError, NoShadow, ValueError) as exc:
         return SensorResult(skip_reason=f"stream {stream}: {exc}")
     verdict = decide_shadow(stream, found.bars, found.p_shadow_better, settings)

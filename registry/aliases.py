@@ -32,14 +32,14 @@ def default_candidates(registry: ModelRegistry) -> list[tuple[str, str]]:
 def promote(
     url: str,
     probe: Probe,
+    settings: PromotionSettings,
     candidates: Sequence[tuple[str, str]] | None = None,
-    settings: PromotionSettings | None = None,
     actor: str = "promotion",
 ) -> list[Decision]:
     """Judge ``candidates`` (default: :func:`default_candidates`) against the champion; the one
     passing every gate with the highest deflated Sharpe ratio becomes champion, the best other
-    servable one the shadow challenger (when there is a champion). Every decision is recorded."""
-    settings = settings or PromotionSettings()
+    servable one the shadow challenger (when there is a champion). Every decision is recorded.
+    ``settings``: the gates (QTIS_PROMOTE_*), built by the entry point."""
     registry = ModelRegistry(url)
     candidates = list(candidates) if candidates is not None else default_candidates(registry)
     current = registry.champion()
@@ -59,14 +59,13 @@ def force(
     version: str,
     reason: str,
     probe: Probe,
-    settings: PromotionSettings | None = None,
+    settings: PromotionSettings,
     actor: str = "cli",
 ) -> Decision:
     """Make ``name`` ``version`` champion whatever its statistical gates say (they are still
     computed and recorded), but never one the service could not load."""
     if not reason.strip():
         raise ValueError("a forced promotion needs a reason (--reason)")
-    settings = settings or PromotionSettings()
     registry = ModelRegistry(url)
     current = registry.champion()
     check = probe(name, str(version))

@@ -15,6 +15,7 @@ from registry.model_registry import ModelRegistry
 from registry.promotions import champions
 from serving.errors import NoChampion
 from serving.predictor import Predictor
+from serving.settings import ServingSettings
 from serving.window_model import Skip, WindowModel
 
 
@@ -42,8 +43,10 @@ class ChampionSource:
     carry wall-clock times, so on historical bars every decision is "later"; the data each
     version saw is what decides whether it may trade a window.)"""
 
-    def __init__(self, url: str, timeline: np.ndarray, horizon: int) -> None:
-        self.url, self.timeline, self.horizon = url, timeline, horizon
+    def __init__(
+        self, url: str, timeline: np.ndarray, horizon: int, serving: ServingSettings
+    ) -> None:
+        self.url, self.timeline, self.horizon, self.serving = url, timeline, horizon, serving
         self.history = champions(url)  # oldest first
         self._seen: dict[tuple[str, str], tuple[date | None, date | None]] = {}
         self._loaded: dict[tuple[str, str], Any] = {}
@@ -70,7 +73,7 @@ class ChampionSource:
         held = unseen[-1]
         if held not in self._loaded:
             try:
-                self._loaded[held] = Predictor.pinned(self.url, *held)
+                self._loaded[held] = Predictor.pinned(self.url, *held, self.serving)
             except NoChampion as exc:
                 raise Skip(str(exc)) from exc
         through, seen = self._labels(held)

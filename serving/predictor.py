@@ -48,10 +48,9 @@ class Predictor:
     def __init__(
         self,
         url: str,
-        settings: ServingSettings | None = None,
+        settings: ServingSettings,
         prediction_log: PredictionLog | None = None,
     ) -> None:
-        settings = settings or ServingSettings()
         models = ModelSet(url, ModelRegistry(url), settings.serve_model_threads)
         models.reload()
         self._compose(url, settings, models, prediction_log)
@@ -69,12 +68,9 @@ class Predictor:
         self.explainer = Explainer(models, self.windows)
 
     @classmethod
-    def pinned(
-        cls, url: str, name: str, version: str, settings: ServingSettings | None = None
-    ) -> Predictor:
+    def pinned(cls, url: str, name: str, version: str, settings: ServingSettings) -> Predictor:
         """One registered version answering as the champion, whatever holds @champion now: a
         walk-forward trades each window with the version that was champion then."""
-        settings = settings or ServingSettings()
         models = ModelSet(url, ModelRegistry(url), settings.serve_model_threads)
         models.pin_version(name, str(version))
         predictor = cls.__new__(cls)
@@ -82,11 +78,10 @@ class Predictor:
         return predictor
 
     @classmethod
-    def of(cls, url: str, model: LoadedModel, settings: ServingSettings | None = None) -> Predictor:
+    def of(cls, url: str, model: LoadedModel, settings: ServingSettings) -> Predictor:
         """A model fitted in this process (never registered) answering as the champion, so a
         walk-forward's per-window fits trade through the same interface as a registered one;
         no MLflow is touched."""
-        settings = settings or ServingSettings()
         limit_threads(model.impl.bundle, settings.serve_model_threads)
         models = ModelSet(url, None, settings.serve_model_threads)
         models.pin(model)

@@ -17,10 +17,9 @@ import numpy as np
 from scipy import stats
 
 from core.errors import MissingStep
-from quant.conventions import PER_PERIOD
+from quant.conventions import PER_PERIOD, Conventions
 from quant.performance import curve_returns, sharpe, total_return
 from quant.significance import diebold_mariano, probabilistic_sharpe_ratio
-from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.runs import RunReport
 
 
@@ -89,13 +88,14 @@ def _pick(names: list[str], given: str | None, kind: str, stream: str) -> str:
 
 def compare(
     run: RunReport,
+    conventions: Conventions,
     live: str | None = None,
     shadow: str | None = None,
-    bars_per_year: float = 252.0,
     alpha: float = 0.05,
 ) -> Comparison:
     """The live account ``live`` against the shadow account ``shadow`` (each defaults to the
-    stream's only one) over every bar of ``run``."""
+    stream's only one) over every bar of ``run``; the Sharpe ratios under ``conventions``
+    (built by the entry point)."""
     accounts = run.book.accounts
     live = _pick([a for a in accounts if not accounts[a].shadow], live, "live", run.stream)
     shadow = _pick([a for a in accounts if accounts[a].shadow], shadow, "shadow", run.stream)
@@ -107,7 +107,6 @@ def compare(
     lags = newey_west_lags(len(a))
     # losses are negative returns; the horizon sets the HAC lags (h - 1)
     test = diebold_mariano(-a, -b, horizon=lags + 1)
-    conventions = analytics_conventions(periods_per_year=bars_per_year)
     return Comparison(
         stream=run.stream,
         live=live,

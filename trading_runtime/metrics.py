@@ -9,19 +9,20 @@ from typing import Any
 
 import numpy as np
 
+from quant.conventions import Conventions
 from quant.performance import curve_returns, performance
-from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.book import Book
 from trading_runtime.domain import OrderStatus
 
 
 def summary(
-    book: Book, equity_curve: list[tuple[str, dict[str, float]]], bars_per_year: float = 252.0
+    book: Book, equity_curve: list[tuple[str, dict[str, float]]], conventions: Conventions
 ) -> dict[str, Any]:
     """Per account and in total: return, CAGR, volatility, Sharpe, Sortino, Calmar, drawdown
     and its duration, hit rate, profit factor, VaR/ES, costs, activity and turnover (traded
-    notional over mean equity, a year)."""
-    conventions = analytics_conventions(periods_per_year=bars_per_year)
+    notional over mean equity, a year). ``conventions``: built by the entry point, its
+    ``periods_per_year`` the engine's bars per year."""
+    bars_per_year = conventions.periods_per_year
     out: dict[str, Any] = {}
     names = list(book.accounts)
     live = [a for a in names if not book.accounts[a].shadow] or names  # shadows: hypothetical

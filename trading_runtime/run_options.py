@@ -16,7 +16,6 @@ from trading_runtime import events as ev
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.journal import Journal
 from trading_runtime.settings import RiskLimits, WalkForwardSettings
-from warehouse.settings import get_settings
 
 # the command's option -> the RunConfig.costs field
 COST_OPTIONS = {"commission_bps": "commission_bps", "commission_per_share": "commission_per_share",
@@ -186,8 +185,8 @@ def paper_config(
     return (with_challenger(config) if challenger_shadow else config), False
 
 
-def venue_log(stream: str) -> Path:
-    """The simulated venue's order log of a paper stream, under QTIS_HOME."""
-    path = get_settings().home / "venue" / f"{stream}.jsonl"
+def venue_log(home: Path, stream: str) -> Path:
+    """The simulated venue's order log of a paper stream, under ``home`` (QTIS_HOME)."""
+    path = home / "venue" / f"{stream}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

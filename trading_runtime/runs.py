@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
+from quant.conventions import Conventions
 from serving.predictor import Predicting
 from serving.settings import ServingSettings
 from trading_runtime import events as ev
+from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.book import Book
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import Engine, rebuild
@@ -204,13 +206,16 @@ def run(
     observers: Sequence[EventObserver] = (),
     serving: ServingSettings | None = None,
     fix: FixSettings | None = None,
+    conventions: Conventions | None = None,
 ) -> RunReport:
     """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars;
     ``predictor``: the model to trade instead of the champion; ``observers`` see every event
-    (Prometheus metrics, alerts). The entry of a run: settings not given are built here, once,
-    from the environment (QTIS_TRADE_*, QTIS_SERVE_*, QTIS_FIX_*), and passed down."""
+    (Prometheus metrics, alerts). An entry point used directly (CLI, demo, bench, tests):
+    settings not given are built here, once, from the environment (QTIS_TRADE_*, QTIS_SERVE_*,
+    QTIS_FIX_*, QTIS_ANALYTICS_* with the engine's bars per year), and passed down."""
     settings = settings or RuntimeSettings()
     serving, fix = serving or ServingSettings(), fix or FixSettings()
+    conventions = conventions or analytics_conventions(periods_per_year=settings.bars_per_year)
     with ExitStack() as resources:
         engine = build_engine(
             url, config, settings, serving, fix, venue_log, predictor, resources, observers
@@ -224,11 +229,12 @@ def run(
         if not journal.acquire():
             raise StreamBusy(f"an engine is already running stream {config.stream!r}")
         engine.run(progress)
-    return report(url, config.stream, settings.bars_per_year)
+    return report(url, config.stream, conventions)
 
 
-def report(url: str, stream: str, bars_per_year: float = 252.0) -> RunReport:
-    """A stream's results from its journal."""
+def report(url: str, stream: str, conventions: Conventions) -> RunReport:
+    """A stream's results from its journal; its metrics under ``conventions`` (built by the
+    entry point, ``periods_per_year`` the engine's bars per year)."""
     journal = Journal(url, stream)
     try:
         if not journal.exists():
@@ -247,7 +253,7 @@ def report(url: str, stream: str, bars_per_year: float = 252.0) -> RunReport:
                 denials[event.check] = denials.get(event.check, 0) + 1
     finally:
         journal.close()
-    metrics = summary(book, [(c["ts"], c["equity"]) for c in curve], bars_per_year)
+    metrics = summary(book, [(c["ts"], c["equity"]) for c in curve], conventions)
     latency = {}
     if latencies:
         values = np.asarray(latencies)

@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
+from quant.conventions import Conventions
 from quant.performance import curve_returns, performance
 from quant.splits import PurgedWalkForward
 from serving.window_model import Skip, WindowModel
 from trading_runtime.analytics.analysis import equal_weight
-from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.config import RunConfig
 from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
@@ -288,14 +288,16 @@ def walk_forward(
     url: str,
     config: RunConfig,
     source: SourceFactory,
-    settings: WalkForwardSettings | None = None,
-    runtime: RuntimeSettings | None = None,
+    settings: WalkForwardSettings,
+    runtime: RuntimeSettings,
+    conventions: Conventions,
     progress: Callable[[int, int, WindowResult | None], None] | None = None,
 ) -> WalkForwardResult:
     """Plan the windows over ``config``'s symbols and dates, then for each: its model from
     ``source`` (fitted, or the champion of its day), the leakage check, and a costed backtest
-    on stream ``<config.stream>-wNN`` that ends flat; then the stitched out-of-sample result."""
-    settings, runtime = settings or WalkForwardSettings(), runtime or RuntimeSettings()
+    on stream ``<config.stream>-wNN`` that ends flat; then the stitched out-of-sample result.
+    The entry point builds the settings and ``conventions`` (QTIS_ANALYTICS_*, with the
+    engine's bars per year)."""
     _check(config)
     symbols = sorted(load_instruments(url, config.symbols))
     horizon = longest_horizon()
@@ -329,14 +331,20 @@ def walk_forward(
             result.skipped = str(exc)
         else:
             window_config = _window_config(config, window, stream, capital, warmup)
-            report = run(url, window_config, settings=runtime, predictor=model.predictor)
+            report = run(
+                url,
+                window_config,
+                settings=runtime,
+                predictor=model.predictor,
+                conventions=conventions,
+            )
             capital = {a: report.equity_curve[-1]["equity"][a] for a in capital}
             result.stream, result.metrics, result.fills = stream, report.metrics, len(report.fills)
             reports.append((window, report))
         results.append(result)
         if progress:
             progress(len(results), len(windows), result)
-    return _stitch(url, config, settings, symbols, horizon, initial, results, reports, runtime)
+    return _stitch(url, config, settings, symbols, horizon, initial, results, reports, conventions)
 
 
 def _live_total(config: RunConfig, values: dict[str, float]) -> float:
@@ -356,11 +364,10 @@ def _stitch(
     initial: float,
     results: list[WindowResult],
     reports: list,
-    runtime: RuntimeSettings,
+    conventions: Conventions,
 ) -> WalkForwardResult:
     """The windows' equity curves end to end (each began with the last one's ending equity),
     their fills, metrics of the whole out-of-sample record, and the buy-and-hold baseline."""
-    conventions = analytics_conventions(periods_per_year=runtime.bars_per_year)
     curve, fills, benchmark = [], [], []
     for window, report in reports:
         for point in report.equity_curve:

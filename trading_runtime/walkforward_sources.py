@@ -8,16 +8,20 @@ from collections.abc import Callable, Sequence
 
 from serving.champion_source import ChampionSource
 from serving.retrain_source import RetrainSource
+from serving.settings import ServingSettings
 from trading_runtime.settings import WalkForwardSettings
 from trading_runtime.walkforward import ModelSource, bar_timeline
 
 
 def model_source(
-    url: str, settings: WalkForwardSettings
+    url: str, settings: WalkForwardSettings, serving: ServingSettings
 ) -> Callable[[Sequence[str], int], ModelSource]:
-    """A factory ``(symbols, horizon) -> ModelSource`` for ``walk_forward``."""
+    """A factory ``(symbols, horizon) -> ModelSource`` for ``walk_forward``; ``serving``: the
+    settings its in-process predictors answer under."""
     if settings.source == "champion":
-        return lambda symbols, horizon: ChampionSource(url, bar_timeline(url, symbols), horizon)
+        return lambda symbols, horizon: ChampionSource(
+            url, bar_timeline(url, symbols), horizon, serving
+        )
     s = settings
     fit = {
         "validation": s.validation,
@@ -26,4 +30,4 @@ def model_source(
         "max_depth": s.xgb_max_depth,
         "seed": s.seed,
     }
-    return lambda symbols, horizon: RetrainSource(url, symbols, horizon, **fit)
+    return lambda symbols, horizon: RetrainSource(url, symbols, horizon, serving, **fit)

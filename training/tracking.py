@@ -35,9 +35,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
-def tracking_uri(url: str, settings: TrackingSettings | None = None) -> str:
+def tracking_uri(url: str, settings: TrackingSettings) -> str:
     """The MLflow store: QTIS_MLFLOW_TRACKING_URI, or a database beside the warehouse."""
-    settings = settings or TrackingSettings()
     if settings.tracking_uri:
         return settings.tracking_uri
     return companion_database(url, settings.database, "MLflow", "QTIS_MLFLOW_TRACKING_URI")

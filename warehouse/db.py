@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse import embedded
-from warehouse.settings import WarehouseSettings, get_settings
+from warehouse.settings import WarehouseSettings
 
 
 def with_database(url: str, name: str) -> str:
@@ -17,9 +17,8 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def database_url(settings: WarehouseSettings | None = None) -> str:
+def database_url(settings: WarehouseSettings) -> str:
     """URL of the QTIS database, starting the embedded server and creating the DB if needed."""
-    settings = settings or get_settings()
     if settings.database_url:
         return settings.database_url
     admin = embedded.start(settings.pgdata)
@@ -27,7 +26,7 @@ def database_url(settings: WarehouseSettings | None = None) -> str:
     return with_database(admin, settings.database_name)
 
 
-def recreate_database(name: str, settings: WarehouseSettings | None = None) -> str:
+def recreate_database(name: str, settings: WarehouseSettings) -> str:
     """An empty database ``name`` on the QTIS server, dropping any old one: scratch space for
     benchmarks, which must not touch the user's data."""
     url = with_database(database_url(settings), name)

@@ -19,7 +19,7 @@ from warehouse.loader import (
     register_instruments,
 )
 from warehouse.providers.base import BarProvider
-from warehouse.settings import WarehouseSettings, get_settings
+from warehouse.settings import WarehouseSettings
 from warehouse.validation import validate_bars
 
 Progress = Callable[[str], None]
@@ -54,12 +54,12 @@ class IngestReport:
 def ingest(
     provider: BarProvider,
     url: str,
+    settings: WarehouseSettings,
     symbols: Sequence[str] | None = None,
-    settings: WarehouseSettings | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Load what ``provider`` offers into ``market.bars``; bad rows go to quarantine."""
-    settings = settings or get_settings()
+    """Load what ``provider`` offers into ``market.bars``; bad rows go to quarantine, judged by
+    ``settings`` (built by the entry point)."""
     step = progress or (lambda _msg: None)
     started = datetime.now(UTC)
 

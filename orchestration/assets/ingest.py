@@ -46,8 +46,8 @@ def raw_bars(
     report = ingest(
         provider,
         warehouse.url(),
-        config.symbols or None,
         warehouse.settings(),
+        config.symbols or None,
         progress=context.log.info,
     )
     return MaterializeResult(

@@ -4,10 +4,12 @@ the numbers go to mlops.drift_results, where sensors read them."""
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
-from monitoring.drift import check_drift
+from monitoring.drift import check_drift, drift_reports
 from monitoring.drift_results import KINDS
 from monitoring.settings import DriftSettings
 from orchestration.resources import WarehouseResource
+from serving.predictor import Predictor
+from serving.settings import ServingSettings
 
 
 class DriftConfig(Config):
@@ -29,7 +31,9 @@ def drift_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: DriftConfig
 ) -> MaterializeResult:
     settings = DriftSettings(**{k: v for k, v in config.model_dump().items() if v is not None})
-    report = check_drift(warehouse.url(), settings=settings)
+    url = warehouse.url()
+    champion = Predictor(url, ServingSettings()).champion
+    report = check_drift(url, settings, drift_reports(warehouse.settings().home), champion)
     for note in report.notes:
         context.log.info(note)
     metadata = {

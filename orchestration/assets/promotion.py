@@ -44,7 +44,7 @@ def promotion(
 ) -> MaterializeResult:
     url = warehouse.url()
     settings = PromotionSettings(**{k: v for k, v in config.model_dump().items() if v is not None})
-    decisions = promote(url, serving_probe(url, settings.latency_samples), settings=settings)
+    decisions = promote(url, serving_probe(url, settings.latency_samples), settings)
     for d in decisions:
         context.log.info(f"{d.model} v{d.version}: {d.decision} ({d.reason})")
     now = status(url, limit=0)

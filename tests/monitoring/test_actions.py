@@ -21,6 +21,7 @@ from monitoring.drift_results import DriftReport, Measure, save
 from monitoring.settings import ActionSettings, AlertSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
+from quant.conventions import Conventions
 from registry.aliases import force
 from registry.model_registry import ModelRegistry
 from registry.promotions import history, status
@@ -189,7 +190,9 @@ def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_bet
         mp.setenv("QTIS_ALERT_LOG_FILE", str(tmp_path / "alerts.jsonl"))
         mp.setenv("QTIS_MONITOR_SHADOW_STREAM", "shadow-sensor")
         run(url, config, venue_log=tmp_path / "venue.jsonl")
-        p = compare(stream_report(url, "shadow-sensor")).p_shadow_better
+        p = compare(
+            stream_report(url, "shadow-sensor", Conventions()), Conventions()
+        ).p_shadow_better
         assert 0 < p < 0.9
         train = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
         info = run_training(url, train, symbols=["IBM", "MSFT"]).registered["xgboost"]

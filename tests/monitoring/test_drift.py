@@ -27,6 +27,8 @@ from monitoring.drift_results import DriftReport
 from monitoring.replay import replay
 from orchestration.assets.monitoring import drift_report
 from orchestration.resources import WarehouseResource
+from serving.predictor import Predictor
+from serving.settings import ServingSettings
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from warehouse.db import sqlalchemy_url
@@ -169,17 +171,15 @@ def test_no_champion_is_a_clear_error(db_url, tmp_path, pg_server):
 
 
 @pytest.mark.slow
-def test_check_drift_refuses_a_model_without_its_training_span(champion):
+def test_check_drift_refuses_a_model_without_its_training_span(champion, tmp_path):
     url, env, _ = champion
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        from serving.predictor import Predictor
-
-        model = Predictor(url).champion
+        model = Predictor(url, ServingSettings()).champion
         model.trained_through = None
         with pytest.raises(ValueError, match="no trained_through tag"):
-            check_drift(url, model)
+            check_drift(url, DriftSettings(), tmp_path, model)
 
 
 @pytest.mark.slow
@@ -198,5 +198,9 @@ def test_a_replay_checks_as_of_past_bars_with_only_what_was_known(champion, tmp_
             " '2013-01-02' order by 1"
         ).fetchall()
     assert len(ends) >= 3 and all(e[0].year == 2013 for e in ends)  # one run per checked bar
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        model = Predictor(url, ServingSettings()).champion
     with pytest.raises(ValueError, match="no bars after 2030-01-01"):  # exit code 2 in the CLI
-        replay(url, datetime(2030, 1, 1, tzinfo=UTC))
+        replay(url, datetime(2030, 1, 1, tzinfo=UTC), DriftSettings(), tmp_path, model)

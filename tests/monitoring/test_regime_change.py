@@ -12,16 +12,21 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
+from monitoring.drift import drift_reports
 from monitoring.replay import replay
 from monitoring.scenario import RegimeChange
 from monitoring.settings import DriftSettings
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
 from registry.promotions import history
+from serving.predictor import Predictor
+from serving.settings import ServingSettings
 from tests.support.db import copy_database, fresh_database
 from tests.support.promotion import LATENCY_BUDGET_MS
+from training.promotion import PromotionSettings
 from training.runner import TrainConfig
 from warehouse.db import sqlalchemy_url
+from warehouse.settings import WarehouseSettings
 
 pytestmark = pytest.mark.slow  # builds, trains and retrains on a regime-change market
 
@@ -49,16 +54,23 @@ def market(pg_server, migrated_template, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        SCENARIO.build(url)
+        SCENARIO.build(url, WarehouseSettings())
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=100, explain_samples=0)
-        champion = SCENARIO.train_champion(url, config)
+        champion = SCENARIO.train_champion(url, config, PromotionSettings())
         yield url, champion
 
 
 def test_the_change_is_caught_retrained_and_judged(market):
     url, champion = market
     assert champion == ("qtis-xgboost", "1")
-    replayed = replay(url, SCENARIO.last_trained, settings=DriftSettings(), until_alarm=True)
+    replayed = replay(
+        url,
+        SCENARIO.last_trained,
+        DriftSettings(),
+        drift_reports(WarehouseSettings().home),
+        Predictor(url, ServingSettings()).champion,
+        until_alarm=True,
+    )
     late = [SCENARIO.bars_after_change(r.current[1]) for r in replayed.reports]
     assert late[0] == -SCENARIO.stable_bars  # every bar after training was checked
     first = replayed.first_alarm()

@@ -12,6 +12,7 @@ from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource, dbt_resource
 from tests.support.cli import qtis
 from transforms.spec import default_spec
+from warehouse.settings import WarehouseSettings
 
 MODELS = ("feat_recursive", "feat_window", "feat_cross_asset", "bar_features", "labels")
 MODELS += ("training_set", "bars_weekly", "calendar_days", "stg_bars", "market_holidays")
@@ -86,12 +87,18 @@ def test_backfilled_history_triggers_a_full_refresh(db_url):
     late = raw.frame[raw.frame["ts"] >= "2005-01-01"].reset_index(drop=True)
     from warehouse.providers.base import FrameProvider
 
-    ingest(FrameProvider(dataclasses.replace(raw, frame=late, original=None)), db_url)
+    ingest(
+        FrameProvider(dataclasses.replace(raw, frame=late, original=None)),
+        db_url,
+        WarehouseSettings(),
+    )
     out = io.StringIO()
     with FeatureProgress(Console(file=out)) as progress:
         assert build_features(db_url, progress).dbt.success
     assert rewritten_history(db_url) == []
-    ingest(BundledProvider(), db_url, ["IBM"])  # the years before 2005 arrive later
+    ingest(
+        BundledProvider(), db_url, WarehouseSettings(), ["IBM"]
+    )  # the years before 2005 arrive later
     assert rewritten_history(db_url) == ["IBM"]
     with FeatureProgress(Console(file=out)) as progress:
         report = build_features(db_url, progress)

@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from quant.conventions import Conventions
 from registry import aliases
 from registry.model_registry import ModelRegistry
 from registry.promotions import champions
@@ -33,7 +34,7 @@ from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from tests.support.promotion import relaxed
 from trading_runtime.config import RunConfig, StrategyConfig
-from trading_runtime.settings import WalkForwardSettings
+from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
 from trading_runtime.walkforward import bar_timeline, walk_forward
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
@@ -148,7 +149,7 @@ def test_predict_windows_and_symbols(service, client):
     assert by_symbols.symbols == SYMBOLS and len(by_symbols.as_of) == 2
     np.testing.assert_allclose(by_symbols.predictions, by_windows.predictions, rtol=1e-6)
     # the in-process predictor answers the same request the same way (same interface)
-    local = Predictor(url)
+    local = Predictor(url, ServingSettings())
     try:
         same = local.predict(PredictRequest(windows=windows.tolist()))
     finally:
@@ -308,14 +309,16 @@ def test_a_pinned_version_answers_as_champion_whatever_the_aliases(trained):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        pinned = Predictor.pinned(url, "qtis-lstm", "1")  # the challenger, pinned
+        pinned = Predictor.pinned(
+            url, "qtis-lstm", "1", ServingSettings()
+        )  # the challenger, pinned
         assert pinned.reload() == {"champion": "qtis-lstm v1", "challenger": None}
         card = pinned.info().champion
         assert (card.role, card.model, card.version) == ("champion", "qtis-lstm", "1")
         assert pinned.predict(PredictRequest(symbols=SYMBOLS)).model == "qtis-lstm"
         assert ModelRegistry(url).meta("qtis-lstm", "1").trained_through is not None
         with pytest.raises(NoChampion, match="qtis-lstm v9 cannot be loaded"):
-            Predictor.pinned(url, "qtis-lstm", "9")
+            Predictor.pinned(url, "qtis-lstm", "9", ServingSettings())
 
 
 def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained):
@@ -326,7 +329,7 @@ def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained
         for key, value in env.items():
             mp.setenv(key, value)
         assert champions(url) == [("qtis-xgboost", "1")]
-        card = Predictor.pinned(url, "qtis-xgboost", "1").info().champion
+        card = Predictor.pinned(url, "qtis-xgboost", "1", ServingSettings()).info().champion
         assert card.trained_through < card.label_end
         days = bar_timeline(url, SYMBOLS)
         after = int(np.searchsorted(days, np.datetime64(card.label_end.date()), side="right"))
@@ -336,9 +339,9 @@ def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained
         strategy = StrategyConfig(signal="model", sizing="fixed", quantity=100)
         config = RunConfig(stream="wf-champion", symbols=SYMBOLS, strategies=[strategy])
         source = lambda symbols, horizon: ChampionSource(  # noqa: E731
-            url, bar_timeline(url, symbols), horizon
+            url, bar_timeline(url, symbols), horizon, ServingSettings()
         )
-        found = walk_forward(url, config, source, walk)
+        found = walk_forward(url, config, source, walk, RuntimeSettings(), Conventions())
     across, *traded = found.windows
     assert across.stream is None and across.skipped.startswith("refused: every champion saw")
     for window in traded:

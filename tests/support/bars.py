@@ -10,12 +10,15 @@ import psycopg
 
 from warehouse.ingest import ingest
 from warehouse.providers.base import FrameProvider, Instrument, RawBars
+from warehouse.settings import WarehouseSettings
 
 
 def load_bars(url: str, raw: RawBars, keep: Callable[[pd.DataFrame], pd.Series] | None = None):
     """Ingest ``raw`` (optionally only rows where ``keep`` is true) through the real loader."""
     frame = raw.frame if keep is None else raw.frame[keep(raw.frame)].reset_index(drop=True)
-    report = ingest(FrameProvider(replace(raw, frame=frame, original=None)), url)
+    report = ingest(
+        FrameProvider(replace(raw, frame=frame, original=None)), url, WarehouseSettings()
+    )
     assert report.quarantined == 0
     return report
 

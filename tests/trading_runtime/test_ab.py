@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.app import app
+from quant.conventions import Conventions
 from registry.loaded import LoadedModel
 from serving.errors import RequestError
 from serving.model_set import ModelSet, Serving
@@ -73,7 +74,7 @@ def test_a_shadow_book_never_reaches_the_venue_nor_moves_the_live_book(market, t
     assert both.metrics["trend"] == alone.metrics["trend"]
     assert both.metrics["total"]["final_equity"] == both.metrics["trend"]["final_equity"]
 
-    found = compare(both)
+    found = compare(both, Conventions())
     assert (found.live, found.shadow, found.bars) == ("trend", "hold", len(trend))
     assert 0.0 <= found.p_value <= 1.0 and 0.0 <= found.p_shadow_better <= 1.0
     (r_live, g_live), (r_hold, g_hold) = (curve(both, name) for name in ("trend", "hold"))
@@ -151,7 +152,7 @@ class TwoModels:
 
 def test_the_champion_trades_live_and_the_challenger_in_shadow(market, tmp_path, monkeypatch):
     models = TwoModels()
-    monkeypatch.setattr(runs, "model_client", lambda url, model_url: models)
+    monkeypatch.setattr(runs, "model_client", lambda url, model_url, settings: models)
     champion = StrategyConfig(signal="model", sizing="equal", rebalance=False)
     challenger = champion.model_copy(
         update={"name": "challenger", "model_role": "challenger", "shadow": True}
@@ -163,9 +164,11 @@ def test_the_champion_trades_live_and_the_challenger_in_shadow(market, tmp_path,
     assert result.equity_curve[0]["ts"] >= "2012-03-31"  # after what either model saw
     assert account_fills(result, "main") and account_fills(result, "challenger")
     assert all(cid.startswith("main-") for cid in venue_orders(tmp_path / "venue.jsonl"))
-    assert compare(result).shadow == "challenger"
+    assert compare(result, Conventions()).shadow == "challenger"
 
-    monkeypatch.setattr(runs, "model_client", lambda url, model_url: TwoModels(challenger=False))
+    monkeypatch.setattr(
+        runs, "model_client", lambda url, model_url, settings: TwoModels(challenger=False)
+    )
     with pytest.raises(LookupError, match=r"no model holds @challenger.*qtis train"):
         run(market, config.model_copy(update={"stream": "ab-nobody"}))
 

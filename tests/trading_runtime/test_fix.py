@@ -13,6 +13,7 @@ import time
 import pytest
 from simplefix import FixMessage, FixParser
 
+from quant.conventions import Conventions
 from serving.settings import ServingSettings
 from tests.support.venue import DAY0, bar
 from trading_runtime import events as ev
@@ -331,7 +332,7 @@ def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, sett
                 engine.run()
             finally:
                 base.journal.close()
-    through_fix = report(url, "fix").to_json()
+    through_fix = report(url, "fix", Conventions()).to_json()
     ids = [f["client_id"] for f in simulated["fills"]]
     assert len(ids) >= 3 and len(set(ids)) < len(ids)  # a partial fill among them
     for key in ("fills", "equity_curve", "metrics"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from quant.conventions import Conventions
 from tests.support.scenario import BARS, config
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.journal import Journal
@@ -35,7 +36,7 @@ def test_fills_fees_slippage_and_pnl_to_the_cent(hand_market):
     metrics = result.metrics["main"]
     assert metrics["final_equity"] == 99_744.34 and metrics["filled_orders"] == 2
     # the journal alone gives the same state, and checks out
-    assert report(url, "hand").book.to_state() == result.book.to_state()
+    assert report(url, "hand", Conventions()).book.to_state() == result.book.to_state()
     journal = Journal(url, "hand")
     try:
         found = verify(journal)

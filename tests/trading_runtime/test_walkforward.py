@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.app import app
+from quant.conventions import Conventions
 from registry.promotions import champions
+from serving.settings import ServingSettings
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.runs import report
+from trading_runtime.settings import RuntimeSettings
 from trading_runtime.walkforward import (
     LeakageError,
     PlanError,
@@ -105,7 +108,14 @@ def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
     url, _ = built
     config = RunConfig(stream="wf-retrain", symbols=SYMBOLS, strategies=[STRATEGY])
     settings = WalkForwardSettings(windows=3, mode="rolling", **SMALL)
-    found = walk_forward(url, config, model_source(url, settings), settings)
+    found = walk_forward(
+        url,
+        config,
+        model_source(url, settings, ServingSettings()),
+        settings,
+        RuntimeSettings(),
+        Conventions(),
+    )
 
     assert [w.stream for w in found.windows] == [f"wf-retrain-w0{k}" for k in range(3)]
     for r in found.windows:
@@ -113,10 +123,12 @@ def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
         assert r.skipped is None and r.model == f"xgboost fit on {w.name}"
         assert w.train_end <= r.trained_through <= r.label_end < w.test_start
         assert r.training_rows > 0 and r.metrics["total"]["bars"] > 0
-        curve = report(url, r.stream).equity_curve
+        curve = report(url, r.stream, Conventions()).equity_curve
         assert w.test_start <= date.fromisoformat(curve[0]["ts"][:10])
         assert date.fromisoformat(curve[-1]["ts"][:10]) <= w.test_end
-        book = report(url, r.stream).book  # flattened at the window's end: its P&L is its own
+        book = report(
+            url, r.stream, Conventions()
+        ).book  # flattened at the window's end: its P&L is its own
         assert not any(p.quantity for p in book.accounts["main"].positions.values())
     assert sum(r.fills for r in found.windows) == len(found.fills) > 0
     assert {f["window"] for f in found.fills} <= {"w00", "w01", "w02"}

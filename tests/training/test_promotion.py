@@ -85,7 +85,7 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     probe = serving_probe(url, samples=20)
     settings = relaxed()
     noise = register(url, data, skill=0.0, seed=1)
-    [first] = aliases.promote(url, probe, [("qtis-xgboost", noise)], settings)
+    [first] = aliases.promote(url, probe, settings, [("qtis-xgboost", noise)])
     assert first.decision == "rejected"
     assert first.gate("beats_champion").passed is None  # no champion yet
     assert first.gate("deflated_sharpe").passed is False
@@ -94,7 +94,7 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     assert ModelRegistry(url).champion() is None
 
     oracle = register(url, data, skill=1.0, seed=2, trials=50)
-    [decision] = aliases.promote(url, probe, [("qtis-xgboost", oracle)], settings)
+    [decision] = aliases.promote(url, probe, settings, [("qtis-xgboost", oracle)])
     assert decision.decision == "promoted", decision.reason
     assert decision.reason == "passed every gate: first champion"
     dsr = decision.gate("deflated_sharpe")
@@ -104,7 +104,7 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
 
     # noise against the oracle champion: the paired test fails too, and it must not win
     noise2 = register(url, data, skill=0.0, seed=3)
-    [against] = aliases.promote(url, probe, [("qtis-xgboost", noise2)], settings)
+    [against] = aliases.promote(url, probe, settings, [("qtis-xgboost", noise2)])
     assert against.decision == "challenger"  # shadowed, never served
     assert against.gate("beats_champion").passed is False
     assert against.gate("beats_champion").value > 0.5  # p-value: not better at all
@@ -136,7 +136,9 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
 def test_a_forced_promotion_needs_a_reason(registry):
     url, _ = registry
     with pytest.raises(ValueError, match="reason"):
-        aliases.force(url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10))
+        aliases.force(
+            url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10), PromotionSettings()
+        )
 
 
 def test_a_model_slower_than_the_latency_budget_is_never_served(registry):
@@ -147,7 +149,7 @@ def test_a_model_slower_than_the_latency_budget_is_never_served(registry):
     tight = PromotionSettings(latency_budget_ms=1e-6)
     before = ModelRegistry(url).champion()
     version = register(url, data, skill=1.0, seed=5, trials=50)
-    [decision] = aliases.promote(url, probe, [("qtis-xgboost", version)], tight)
+    [decision] = aliases.promote(url, probe, tight, [("qtis-xgboost", version)])
     gate = decision.gate("servable")
     assert gate.passed is False and gate.threshold == 1e-6 and gate.value > 1e-6
     assert gate.detail.endswith("over the 1e-06 ms budget")

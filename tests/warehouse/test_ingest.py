@@ -12,9 +12,9 @@ from warehouse.settings import WarehouseSettings
 
 
 def test_bundled_ingest_twice_leaves_the_table_identical(db_url):
-    first = ingest(BundledProvider(), db_url)
+    first = ingest(BundledProvider(), db_url, WarehouseSettings())
     rows = table_rows(db_url, "market.bars")
-    second = ingest(BundledProvider(), db_url)
+    second = ingest(BundledProvider(), db_url, WarehouseSettings())
     assert table_rows(db_url, "market.bars") == rows
     assert first.symbols == ["AAPL", "GOOG", "IBM", "MSFT"]
     assert first.inserted == len(rows) == 3270 * 3 + 2148
@@ -31,10 +31,10 @@ def test_bundled_ingest_twice_leaves_the_table_identical(db_url):
 def test_changed_values_are_updated_not_duplicated(db_url, tmp_path):
     frame = SyntheticMarket(n_symbols=3, n_bars=50).generate()
     frame.to_parquet(tmp_path / "bars.parquet")
-    ingest(FileProvider(tmp_path / "bars.parquet", "parquet"), db_url)
+    ingest(FileProvider(tmp_path / "bars.parquet", "parquet"), db_url, WarehouseSettings())
     frame.loc[frame.index[:5], ["close", "high"]] *= 1.01
     frame.to_parquet(tmp_path / "bars.parquet")
-    report = ingest(FileProvider(tmp_path / "bars.parquet", "parquet"), db_url)
+    report = ingest(FileProvider(tmp_path / "bars.parquet", "parquet"), db_url, WarehouseSettings())
     assert (report.inserted, report.updated, report.unchanged) == (0, 5, 145)
     assert len(table_rows(db_url, "market.bars")) == 150
 
@@ -57,7 +57,7 @@ XYZ,2020-01-08,10,11,9,10.4,10.4,100
 
 def test_bad_rows_are_quarantined_and_good_rows_load(db_url, tmp_path):
     path = write_csv(tmp_path / "xyz.csv", CSV_WITH_BAD_ROWS)
-    report = ingest(FileProvider(path, "csv"), db_url)
+    report = ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
     assert (report.loaded, report.quarantined) == (2, 5)
     assert report.quarantine_reasons == {
         "duplicate (symbol, ts) in this batch": 1,
@@ -72,7 +72,7 @@ def test_bad_rows_are_quarantined_and_good_rows_load(db_url, tmp_path):
         ).fetchall()
     assert ("XYZ", "ten", "open: not a number 'ten'", "csv") in stored
     # Re-ingesting the same file neither duplicates bars nor quarantine rows.
-    ingest(FileProvider(path, "csv"), db_url)
+    ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
     assert len(table_rows(db_url, "market.bars_quarantine")) == 5
     assert len(table_rows(db_url, "market.bars")) == 2
 
@@ -95,11 +95,11 @@ def test_malformed_files_fail_clearly_and_load_nothing(db_url, tmp_path, name):
     content, message = MALFORMED[name]
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    ingest(BundledProvider(), db_url, symbols=["IBM"])
+    ingest(BundledProvider(), db_url, WarehouseSettings(), symbols=["IBM"])
     before = table_rows(db_url, "market.bars"), table_rows(db_url, "market.bars_quarantine")
     kind = "parquet" if name.endswith(".parquet") else "csv"
     with pytest.raises(DataSourceError) as info:
-        ingest(FileProvider(path, kind), db_url)
+        ingest(FileProvider(path, kind), db_url, WarehouseSettings())
     assert str(path) in str(info.value) and message in str(info.value)
     assert (
         table_rows(db_url, "market.bars"),
@@ -113,7 +113,7 @@ def test_header_mapping_and_symbol_from_file_name(db_url, tmp_path):
         "When,PX_OPEN,PX_HIGH,PX_LOW,PX_LAST,PX_VOLUME\n2020-01-02,1,2,0.5,1.5,10\n",
     )
     with pytest.raises(DataSourceError, match="--map"):
-        ingest(FileProvider(path, "csv"), db_url)
+        ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
     mapping = {
         "When": "ts",
         "PX_OPEN": "open",
@@ -122,7 +122,7 @@ def test_header_mapping_and_symbol_from_file_name(db_url, tmp_path):
         "PX_LAST": "close",
         "PX_VOLUME": "volume",
     }
-    report = ingest(FileProvider(path, "csv", mapping), db_url)
+    report = ingest(FileProvider(path, "csv", mapping), db_url, WarehouseSettings())
     assert report.symbols == ["ACME"] and report.loaded == 1
 
 
@@ -136,7 +136,7 @@ def test_dates_use_the_registered_exchange_time_zone(db_url, tmp_path):
         "symbol,date,open,high,low,close,volume\n"
         "7203.T,2020-01-06,1,2,0.5,1.5,10\nZZZ,2020-01-06,1,2,0.5,1.5,10\n",
     )
-    ingest(FileProvider(path, "csv"), db_url)
+    ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
     bars = read_bars(db_url).to_pandas().set_index("symbol")["ts"]
     assert bars["7203.T"] == pd.Timestamp("2020-01-05T15:00Z")  # midnight in Tokyo
     assert bars["ZZZ"] == pd.Timestamp("2020-01-06T00:00Z")  # unknown zone: UTC
@@ -144,11 +144,13 @@ def test_dates_use_the_registered_exchange_time_zone(db_url, tmp_path):
 
 def test_unknown_symbol_is_an_error(db_url):
     with pytest.raises(DataSourceError, match="not found: NOPE"):
-        ingest(BundledProvider(), db_url, symbols=["NOPE"])
+        ingest(BundledProvider(), db_url, WarehouseSettings(), symbols=["NOPE"])
 
 
 def test_arrow_read_matches_what_was_loaded(db_url):
-    ingest(SyntheticMarket(n_symbols=5, n_bars=300, freq="5min", seed=3), db_url)
+    ingest(
+        SyntheticMarket(n_symbols=5, n_bars=300, freq="5min", seed=3), db_url, WarehouseSettings()
+    )
     table = read_bars(db_url, symbols=["SYN0001", "SYN0003"])
     frame = table.to_pandas()
     expected = SyntheticMarket(n_symbols=5, n_bars=300, freq="5min", seed=3).generate()
@@ -163,7 +165,7 @@ def test_arrow_read_matches_what_was_loaded(db_url):
 
 def test_flags_are_recorded(db_url):
     settings = WarehouseSettings(database_url=db_url)
-    report = ingest(BundledProvider(), db_url, settings=settings)
+    report = ingest(BundledProvider(), db_url, settings)
     assert report.flags == {"spike": 6, "gap": 3}
     with psycopg.connect(db_url) as conn:
         gaps = conn.execute(
@@ -192,7 +194,7 @@ def test_quarantine_keeps_the_row_as_written(db_url, tmp_path):
         "Symbol,Date,Open,High,Low,Close,Volume,Note\n"
         "Q,2020-01-02,1,2,0.5,1.5,10,ok\nQ,2020-01-03,1,2,0.5,1.5,lots,typo here\n",
     )
-    ingest(FileProvider(path, "csv"), db_url)
+    ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
     with psycopg.connect(db_url) as conn:
         raw = conn.execute("select raw from market.bars_quarantine").fetchone()[0]
     assert raw == {

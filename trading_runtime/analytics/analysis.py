@@ -65,7 +65,7 @@ def analyze(
     from trading_runtime.runs import report
 
     c = conventions
-    run = report(url, stream, c.periods_per_year)
+    run = report(url, stream, c)
     journal = Journal(url, stream)
     try:
         events = list(journal.read(types=sorted({*positions.EVENTS, *execution.EVENTS})))

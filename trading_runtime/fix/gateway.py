@@ -39,8 +39,8 @@ FINAL = {ORD_STATUS[s] for s in (OrderStatus.FILLED, OrderStatus.CANCELLED,
 
 
 class FixGateway:
-    def __init__(self, instruments: dict[str, Instrument], settings: FixSettings | None = None):
-        self.settings = s = settings or FixSettings()
+    def __init__(self, instruments: dict[str, Instrument], settings: FixSettings):
+        self.settings = s = settings
         self.instruments = instruments
         store = FileStore(s.store_dir / f"{s.sender_comp_id}-{s.target_comp_id}")
         self.session = Session(

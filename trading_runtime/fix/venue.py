@@ -49,11 +49,11 @@ class FixVenue:
         costs: CostModel,
         instruments: dict[str, Instrument],
         symbols: list[str],
-        settings: FixSettings | None = None,
+        settings: FixSettings,
         clients: list[str] | None = None,
     ) -> None:
         """``clients``: the SenderCompIDs allowed to log on (default: the settings' one)."""
-        self.settings = s = settings or FixSettings()
+        self.settings = s = settings
         self.comp_id = s.target_comp_id
         self.broker = SimulatedBroker(costs, instruments, symbols)
         self.sessions = {
