@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from cli.common import console, fail, ready_url, write_json
 from cli.render.ingest import print_ingest
@@ -19,6 +21,7 @@ from cli.render.training import (
     print_tuning,
     print_update,
 )
+from warehouse.ingest import ingest as run_ingest
 from warehouse.providers import SOURCES, DataSourceError, make_provider
 from warehouse.settings import get_settings
 
@@ -41,8 +44,8 @@ def _split_symbols(symbols: list[str] | None) -> list[str] | None:
 
 def _parse_params(pairs: list[str]) -> dict[str, dict]:
     """FAMILY.NAME=VALUE overrides (values parsed as YAML: 0, 1e-3, [16, 8], true)."""
-    import yaml
-
+    # deferred: training.runner pulls torch, lightning, mlflow and xgboost (~5 s measured), which
+    # would load on every qtis command
     from training.runner import FAMILIES, override_params
 
     raw: dict[str, dict] = {}
@@ -75,8 +78,6 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Load bars into market.bars (same code path as the Dagster asset raw_bars)."""
-    from warehouse.ingest import ingest as run_ingest
-
     synthetic = {"n_symbols": n_symbols, "n_bars": n_bars, "freq": freq, "seed": seed}
     try:
         provider = make_provider(source, path, _parse_map(map_ or []), synthetic)
@@ -141,6 +142,8 @@ def train(
 
     With --devices N --strategy ddp, Lightning runs N processes (this command is started again
     for ranks 1..N-1); only rank 0 prints, logs to MLflow and writes --json-out."""
+    # deferred: torch, lightning, mlflow and xgboost (~5 s measured) would load on every qtis
+    # command
     from training.runner import TrainConfig, families, global_rank, run_training
 
     rank = global_rank()
@@ -157,7 +160,7 @@ def train(
         config.factories()
         url = ready_url()
         if tuned:
-            from training.studies import with_tuned_params
+            from training.studies import with_tuned_params  # deferred: as above
 
             config = with_tuned_params(url, config)
             print_tuned(console, config.tuning)
@@ -195,6 +198,8 @@ def update(
 ) -> None:
     """Online update: fold the bars labelled since the model was trained into it (no full
     retrain) and register the next version, pending promotion."""
+    # deferred: torch, lightning, mlflow and xgboost (~5.5 s measured) would load on every qtis
+    # command
     from training.online import update_model
 
     try:
@@ -225,6 +230,7 @@ def explain(
 ) -> None:
     """SHAP attributions of a registered model on the most recent bars, next to the ranking
     stored when that version was registered (a first look at attribution drift)."""
+    # deferred: shap, torch, lightning and mlflow (~6 s measured) would load on every qtis command
     from training.explain import explain_registered, summary_figure
 
     try:
@@ -236,7 +242,7 @@ def explain(
     summary = found.to_dict(top)
     print_explanation(console, found, summary, top)
     if plot:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # deferred: ~0.3 s measured on every qtis command
 
         plot.parent.mkdir(parents=True, exist_ok=True)
         figure = summary_figure(found.attributions)
@@ -265,11 +271,11 @@ def tune(
 ) -> None:
     """Optuna search on the history before the reported test folds; studies live in Postgres
     and `qtis train` starts from their best trial."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
+    # deferred: optuna, torch, lightning, mlflow and xgboost (~5 s measured) would load on every
+    # qtis command
     from training.runner import families
-    from training.tuning import TuneConfig
-    from training.tuning import tune as run_tune
+    from training.tuning import TuneConfig  # deferred: as above
+    from training.tuning import tune as run_tune  # deferred: as above
 
     chosen = families(model)
     try:

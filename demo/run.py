@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+import mlflow  # noqa: F401  (it sets its loggers' levels when imported: before _quiet_libraries)
 from rich.console import Console
 from rich.table import Table
 
@@ -38,8 +39,6 @@ from warehouse.settings import get_settings
 def _quiet_libraries() -> None:
     """The demo prints its own summary: MLflow's per-model notices, pickling advice and
     artifact progress bars would bury it (the Dagster run log keeps everything)."""
-    import mlflow  # noqa: F401  (it sets its loggers' levels when imported: import it first)
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "psycopg"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.render.promotion import print_decisions
+from registry import aliases, promotions
+from serving.client import ServingClient, ServingError
 from serving.launch import service_command, service_env
+from serving.probe import serving_probe
+from serving.schemas import ExplainRequest, PredictRequest
+from serving.windows import WindowSource
+from training.settings import PromotionSettings
+from warehouse.db import connect
 
 DEMO_OVERRIDE = (
     "demo: no version passed every gate; the best servable one by out-of-sample Sharpe is "
@@ -25,10 +32,6 @@ DEMO_OVERRIDE = (
 def print_promotion(console: Console, result, url: str) -> tuple[str, str] | None:
     """The promotion asset's decisions; with no champion after them, the demo's recorded
     override. Returns the champion."""
-    from registry import aliases, promotions
-    from serving.probe import serving_probe
-    from training.promotion import PromotionSettings
-
     meta = result.asset_materializations_for_node("promotion")[0].metadata
     made = sum(1 for key in meta if key.endswith("_decision"))  # this run's decisions
     decisions = promotions.as_decisions(promotions.history(url, limit=made)) if made else []
@@ -118,10 +121,6 @@ def show_serving(console: Console, url: str, log_path: Path) -> None:
 
 def _exercise(console: Console, url: str, base: str) -> None:
     """The requests the demo sends to the running service, and what came back."""
-    from serving.client import ServingClient, ServingError
-    from serving.schemas import ExplainRequest, PredictRequest
-    from serving.windows import WindowSource
-
     with ServingClient(base, timeout=30) as client:
         info = client.info()
         symbols = sorted(WindowSource(url, info.champion.features).known())
@@ -176,8 +175,6 @@ def _exercise(console: Console, url: str, base: str) -> None:
 
 def _logged(url: str, request_id: str) -> list[tuple]:
     """The prediction-log rows of one request (written in the background: wait for them)."""
-    from warehouse.db import connect
-
     rows: list[tuple] = []
     for _ in range(20):
         with connect(url) as conn:

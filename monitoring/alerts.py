@@ -9,6 +9,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+
 from monitoring.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,6 @@ class AlertSink:
         with self.path.open("a") as out:
             out.write(json.dumps(alert) + "\n")
         if self.settings.webhook_url:
-            import httpx
-
             try:
                 answer = httpx.post(
                     self.settings.webhook_url, json=alert, timeout=self.settings.timeout

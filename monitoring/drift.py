@@ -34,6 +34,8 @@ import pandas as pd
 
 from monitoring.drift_results import DriftReport, Measure, save
 from monitoring.settings import DriftSettings
+from training.data import load_training_data
+from transforms.spec import default_spec
 
 # Evidently's tests that return a p-value (drift when below the threshold); the others are
 # distances (drift when at or above it)
@@ -43,8 +45,6 @@ P_VALUE_METHODS = {"ks", "chisquare", "z", "t_test", "mannw", "anderson", "crame
 
 def tested_features(model, s: DriftSettings) -> list[str]:
     """The model's features that the data-drift test covers."""
-    from transforms.spec import default_spec
-
     spec = default_spec()
     left_out = set() if s.calendar else set(spec.columns("calendar"))
     left_out |= set() if s.levels else set(spec.level_columns())
@@ -88,6 +88,7 @@ class Baseline:
 
 
 def make_baseline(data, model, s: DriftSettings) -> Baseline:
+    # deferred: torch and lightning (~3.5 s measured) would load on every qtis command (cli.monitor)
     from training.windows import window_ends
 
     rows = window_ends(data, model.window)
@@ -169,7 +170,7 @@ def pooled_score(values, columns, spread, s: DriftSettings) -> float | None:
 def current_frame(data, model, s: DriftSettings, as_of: datetime | None = None) -> pd.DataFrame:
     """Every row of the last ``current_bars`` bars through ``as_of`` (default the latest), with
     forecasts, and outcomes where they were known by then."""
-    from training.windows import window_ends
+    from training.windows import window_ends  # deferred: as in make_baseline
 
     rows = window_ends(data, model.window)
     last = data.ts.max() if as_of is None else np.datetime64(as_of.replace(tzinfo=None), "us")
@@ -208,9 +209,11 @@ def scores(reference: pd.DataFrame, current: pd.DataFrame, columns, method: str)
     column -> value, None where a side has fewer than 5 finite values. The default test is
     Evidently's formula (normed Wasserstein distance) on numpy arrays: calibration asks it
     hundreds of times, and Evidently's per-call overhead is most of the cost."""
+    # deferred: evidently, sklearn and scipy (~4 s measured) would load on every qtis command
+    # (cli.monitor)
     from evidently.legacy.calculations.stattests import get_stattest
-    from evidently.legacy.core import ColumnType
-    from scipy.stats import wasserstein_distance
+    from evidently.legacy.core import ColumnType  # deferred: as above
+    from scipy.stats import wasserstein_distance  # deferred: as above
 
     out: dict[str, float | None] = {}
     ref_values, cur_values = (
@@ -234,9 +237,11 @@ def scores(reference: pd.DataFrame, current: pd.DataFrame, columns, method: str)
 def evidently_report(reference, current, features, horizons, s, thresholds=None):
     """One Evidently run: the data-drift preset over the features, a value drift per forecast
     (with the calibrated thresholds, so that its page shows the monitor's verdicts)."""
+    # deferred: evidently, sklearn and scipy (~4 s measured) would load on every qtis command
+    # (cli.monitor)
     from evidently import Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
+    from evidently.metrics import ValueDrift  # deferred: as above
+    from evidently.presets import DataDriftPreset  # deferred: as above
 
     thresholds = thresholds or {}
     predictions = [f"pred_h{h}" for h in horizons]
@@ -300,9 +305,11 @@ def performance_measures(
     """Pooled rank IC, directional accuracy and mean absolute error (over the training
     period's) of the recent forecasts whose outcome is known; the decision rests on the longest
     horizon that has at least 20 known outcomes."""
+    # deferred: scipy, arch and statsmodels (~1.5 s measured) would load on every qtis command
+    # (cli.monitor)
     from scipy.stats import spearmanr
 
-    from quant.intervals import directional_accuracy
+    from quant.intervals import directional_accuracy  # deferred: as above
 
     out, decided = [], None
     for h in horizons:
@@ -329,8 +336,10 @@ def performance_measures(
 
 def attribution_measures(url: str, model, s: DriftSettings, notes: list[str]) -> list[Measure]:
     """Today's SHAP ranking against the one saved when the champion was registered."""
+    # deferred: shap, mlflow, torch and xgboost (~7 s measured) would load on every qtis command
+    # (cli.monitor)
     from training import tracking
-    from training.explain import explain_registered
+    from training.explain import explain_registered  # deferred: as above
 
     family = {v: k for k, v in tracking.REGISTERED_NAMES.items()}.get(model.name)
     if s.explain_samples == 0 or family is None or family == "ensemble":
@@ -369,8 +378,6 @@ def check_drift(
     ``mlops.drift_results`` and its Evidently HTML report under ``reports`` (the entry point's
     :func:`drift_reports`; ``html`` None: only when the inputs or the forecasts drifted).
     ``data`` and ``baseline``: already made, for a replay over many bars."""
-    from training.data import load_training_data
-
     data = load_training_data(url) if data is None else data
     baseline = baseline or make_baseline(data, model, settings)
     reference, current = baseline.reference, current_frame(data, model, settings, as_of)

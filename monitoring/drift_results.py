@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from warehouse.db import connect
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -60,8 +62,6 @@ _HEADLINE = {"score", "share_drifted", "horizons_drifted", "ic", "spearman"}
 
 
 def save(url: str, report: DriftReport) -> None:
-    from warehouse.db import connect
-
     rows = [
         (report.run_id, report.model, report.version, m.kind, m.measure, m.value, m.threshold,
          m.drifted, *report.reference, *report.current,
@@ -80,8 +80,6 @@ def save(url: str, report: DriftReport) -> None:
 
 def load_report(url: str, run_id: str) -> DriftReport:
     """A run as stored in ``mlops.drift_results`` (what the sensors read)."""
-    from warehouse.db import connect
-
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select model, version, kind, measure, value, threshold, drifted, reference_start,"
@@ -100,8 +98,6 @@ def load_report(url: str, run_id: str) -> DriftReport:
 
 def latest_run(url: str) -> str | None:
     """The newest drift run's id."""
-    from warehouse.db import connect
-
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute("select run_id from mlops.drift_results order by id desc limit 1")
         row = cur.fetchone()

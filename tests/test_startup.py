@@ -21,14 +21,6 @@ HEAVY = ("torch", "lightning", "mlflow", "shap", "optuna", "xgboost", "dagster",
 PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
     "root_packages"
 ]
-# edited in parallel by the function-split and settings-passing passes; their imports get
-# hoisted or explained after those land (then this set goes)
-PENDING = {
-    "cli/pipeline.py", "demo/run.py", "demo/serving.py", "monitoring/drift.py",
-    "training/tracking.py", "training/tuning.py", "training/online.py", "trading_runtime/engine.py",
-    "trading_runtime/runs.py", "trading_runtime/analytics/analysis.py", "serving/auth.py",
-    "monitoring/alerts.py", "orchestration/assets/monitoring.py",
-}  # fmt: skip
 
 
 def _heavy_after_import(module: str) -> list[str]:
@@ -70,8 +62,6 @@ def test_every_function_level_import_says_why() -> None:
     unexplained = []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
-            if str(path.relative_to(ROOT)) in PENDING:
-                continue
             lines = path.read_text().splitlines()
             for line, text in _function_imports(path):
                 above = lines[line - 2].strip() if line > 1 else ""

@@ -15,7 +15,9 @@ import numpy as np
 
 from core.errors import InputError
 from quant.conventions import Conventions
-from serving.predictor import Predicting
+from serving.client import ServingClient
+from serving.errors import NoChampion
+from serving.predictor import Predicting, Predictor
 from serving.settings import ServingSettings
 from trading_runtime import events as ev
 from trading_runtime.analytics.conventions import conventions as analytics_conventions
@@ -24,12 +26,15 @@ from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import Engine, rebuild
 from trading_runtime.execution import Execution
 from trading_runtime.feed import BarFeed
+from trading_runtime.fix.gateway import FixGateway
+from trading_runtime.fix.venue import FixVenue
 from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
 from trading_runtime.metrics import summary
 from trading_runtime.settings import FixSettings, RuntimeSettings
 from trading_runtime.signals import model_card
 from trading_runtime.telemetry import EventObserver
+from transforms.online import OnlineFeatureEngine
 
 
 class StreamBusy(RuntimeError, InputError):
@@ -103,8 +108,6 @@ def build_engine(
     )
     features = None
     if needs_features:
-        from transforms.online import OnlineFeatureEngine
-
         features = OnlineFeatureEngine.from_warehouse(url, feed.symbols, warm_up=False)
     execution = None
     if config.execution != "simulated":
@@ -136,9 +139,6 @@ def fix_execution(
     """The FIX 4.4 gateway a run's orders go through (QTIS_FIX_*), logged on for the run: to
     the venue at QTIS_FIX_HOST:PORT, or (``fix-venue``) to a simulated venue started here on a
     free port, which sees each bar just before the engine and fills as the simulator does."""
-    from trading_runtime.fix.gateway import FixGateway
-    from trading_runtime.fix.venue import FixVenue
-
     with ExitStack() as stack:
         if config.execution == "fix-venue":
             local = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
@@ -188,10 +188,7 @@ def model_client(url: str, model_url: str | None, settings: ServingSettings):
     """The champion: over HTTP when ``model_url`` is given (with QTIS_API_TOKEN as the bearer
     token), else loaded in this process."""
     if model_url:
-        from serving.client import ServingClient
-
         return ServingClient(model_url, token=settings.api_token)
-    from serving.predictor import Predictor
 
     return Predictor(url, settings.model_copy(update={"serve_shadow_log": False}))
 
@@ -284,8 +281,6 @@ def reference_runs(
     portfolio of the same universe on the same bars with the same costs - the comparison a model
     has to win. Returns the runs by name and, when no model can trade, why. An entry like
     :func:`run`: ``serving`` None is built from the environment."""
-    from serving.errors import NoChampion
-
     strategies = {
         "buy_and_hold": StrategyConfig(name="buy_and_hold", signal="buy-and-hold"),
         f"sma_{fast}_{slow}": StrategyConfig(

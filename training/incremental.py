@@ -9,16 +9,20 @@ import dataclasses
 import warnings
 from typing import Any
 
+import lightning as L
 import numpy as np
+import torch
+import xgboost as xgb
+from torch.utils.data import DataLoader
 
 from training.data import TrainingData
+from training.models.sequence import SequenceModel, SequenceModule
+from training.windows import WindowDataset
 
 
 def update_xgboost(base: Any, data: TrainingData, rows: np.ndarray, rounds: int):
     """Boost ``rounds`` more rounds on the update rows, starting from the trees the base model
     predicts with (an early-stopped booster holds more trees than its best iteration uses)."""
-    import xgboost as xgb
-
     booster = base.model.get_booster()
     try:
         used = int(base.model.best_iteration) + 1
@@ -54,13 +58,6 @@ def update_network(
 ):
     """At most ``steps`` AdamW steps from the base weights on windows ending at ``rows``, inputs
     and targets scaled as at training (the bundle's scaler and target scale, kept fixed)."""
-    import lightning as L
-    import torch
-    from torch.utils.data import DataLoader
-
-    from training.models.sequence import SequenceModel, SequenceModule
-    from training.windows import WindowDataset
-
     if len(rows) < 2:  # batch norm needs more than one window per batch
         raise ValueError(f"{len(rows)} new labelled bar: too few to fine-tune a network on")
     L.seed_everything(seed, workers=True, verbose=False)

@@ -26,13 +26,17 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from core.errors import InputError
 from quant.intervals import information_coefficients
+from training import explain, tracking
 from training.data import TrainingData, load_training_data
 from training.incremental import update_network, update_xgboost
 from training.metrics import mse
-from training.tracking import CHAMPION, holder
+from training.models.sequence import SequenceModel
+from training.tracking import CHAMPION, REGISTERED_NAMES, holder
 from training.windows import window_ends
 
 UPDATABLE = ("lstm", "transformer", "xgboost")
@@ -144,8 +148,6 @@ def resolve_base(
     """(family, model version) to ``action`` (update, explain): the named version; else the
     family's @champion; else its latest version. With no family: the family whose model holds
     @champion, else the family registered most recently."""
-    from training.tracking import REGISTERED_NAMES
-
     names = {f: REGISTERED_NAMES[f] for f in UPDATABLE}
     if family is None:
         try:
@@ -174,8 +176,6 @@ def resolve_base(
         raise ValueError(f"cannot {action} {family!r}: choose from {', '.join(UPDATABLE)}")
     name = names[family]
     if version is not None:
-        from mlflow.exceptions import MlflowException
-
         try:
             return family, client.get_model_version(name, str(version))
         except MlflowException as exc:
@@ -225,8 +225,6 @@ class _Base:
 
 def _load_base(client, family: str | None, version: str | int | None) -> _Base:
     """The version to update; refuses one whose seen bars or input columns are unknown."""
-    from training import tracking
-
     family, found = resolve_base(client, family, version)
     name = tracking.REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
@@ -267,8 +265,6 @@ def _fit_update(
     lr: float,
 ) -> tuple[Any, dict[str, Any]]:
     """(updated bundle, details): more trees for XGBoost, a fine-tune for a network."""
-    from training.models.sequence import SequenceModel
-
     if base.family == "xgboost":
         return update_xgboost(bundle, data, rows, rounds)
     params = base.params
@@ -341,8 +337,6 @@ def _attributions(
 ) -> Any:
     """The new version's attribution ranking, on bars it learnt from, against bars it had seen
     (None when ``samples`` is 0 or no bar was seen)."""
-    from training import explain
-
     seed = base.seed
     seen = window_ends(data, base.window, base.min_history)
     seen = seen[data.ts[seen] <= np.datetime64(base.tags["trained_through"], "us")]
@@ -369,10 +363,6 @@ def update_model(
     latest version) and register the result as the next version, ``promotion=pending``.
     ``end`` reads bars up to that time only (replays). Raises ValueError when there is nothing
     new to learn from (NothingToUpdate when every labelled bar is already in the model)."""
-    from mlflow.tracking import MlflowClient
-
-    from training import explain, tracking
-
     if rounds < 1 or steps < 1:
         raise ValueError("rounds and steps must be at least 1")
     if not 0 <= holdout < 1:

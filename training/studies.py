@@ -8,6 +8,11 @@ import warnings
 from dataclasses import asdict
 from typing import Any
 
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.exc import SQLAlchemyError
+
 from training.runner import SIZES, TrainConfig
 from training.settings import TuningSettings
 from warehouse.db import companion_database
@@ -23,9 +28,6 @@ def storage_url(url: str, settings: TuningSettings | None = None) -> str:
 def storage(url: str):
     """RDB storage with heartbeats: a trial whose worker died is marked failed and retried once,
     so a crashed worker loses no trial."""
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         return RDBStorage(
@@ -92,9 +94,6 @@ def estimator_kwargs(family: str, params: dict[str, Any], size: str) -> dict[str
 def tuned_params(url: str, family: str, size: str, study: str | None = None):
     """(estimator kwargs, provenance) of the best trial of the family's study, or None when no
     study has a completed trial: what `qtis train` and the training assets start from."""
-    import optuna
-    from sqlalchemy.exc import SQLAlchemyError
-
     name = study or study_name(family)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

@@ -11,11 +11,15 @@ import hashlib
 import subprocess
 import tempfile
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 
 from training import explain
 from training.evaluate import BASELINES, Evaluation
@@ -44,8 +48,6 @@ def tracking_uri(url: str, settings: TrackingSettings) -> str:
 
 def configure(url: str, settings: TrackingSettings | None = None) -> str:
     """Point MLflow at our store and experiment; returns the experiment id."""
-    import mlflow
-
     settings = settings or TrackingSettings()
     mlflow.set_tracking_uri(tracking_uri(url, settings))
     mlflow.set_registry_uri(mlflow.get_tracking_uri())
@@ -104,8 +106,6 @@ class QtisPyfunc:
 
 
 def _pyfunc(bundle: Any, input_kind: str):
-    import mlflow
-
     class _Model(mlflow.pyfunc.PythonModel):
         def __init__(self) -> None:
             self.impl = QtisPyfunc(bundle, input_kind)
@@ -120,8 +120,6 @@ def _pyfunc(bundle: Any, input_kind: str):
 
 def load_bundle(name: str, version: str | int) -> Any:
     """The fitted bundle inside registered model ``name`` version ``version``."""
-    import mlflow
-
     return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().impl.bundle
 
 
@@ -135,17 +133,12 @@ MODEL_REQUIREMENTS = (
 
 def model_requirements() -> list[str]:
     """:data:`MODEL_REQUIREMENTS` pinned to the versions installed here."""
-    from importlib.metadata import version
-
-    return [f"{package}=={version(package)}" for package in MODEL_REQUIREMENTS]
+    return [f"{package}=={metadata.version(package)}" for package in MODEL_REQUIREMENTS]
 
 
 def log_model(name: str, bundle: Any, example: np.ndarray):
     """Log ``bundle`` as the active run's pyfunc model (signature and input example from
     ``example``: windows when 3-D, feature rows when 2-D) and register it as ``name``."""
-    import mlflow
-    from mlflow.models import infer_signature
-
     input_kind = "windows" if example.ndim == 3 else "features"
     output = QtisPyfunc(bundle, input_kind).predict(None, example)
     return mlflow.pyfunc.log_model(
@@ -171,8 +164,6 @@ def log_family(
     predictions (artifact oof_predictions.parquet; the baselines' on the same bars in
     oof_baselines.parquet), SHAP explanations of the final model (under explanations/), the final
     model (with signature and input example) registered under its qtis-* name."""
-    import mlflow
-
     data = evaluation.data
     result = evaluation.results[family]
     report = evaluation.to_dict()["models"][family]
@@ -237,8 +228,6 @@ def _oos_summary(report: dict[str, Any]) -> dict[str, Any]:
 def _log_predictions(evaluation: Evaluation, family: str) -> None:
     """The family's walk-forward predictions, and the baselines' on the same test bars (what
     promotion must beat), as parquet artifacts of the active run."""
-    import mlflow
-
     with tempfile.TemporaryDirectory() as tmp:
         oof = Path(tmp) / "oof_predictions.parquet"
         evaluation.out_of_fold(family).to_parquet(oof, index=False)
@@ -268,9 +257,6 @@ def log_update(
     """One run for an online update (training.online): params, tags and holdout metrics, the
     update report, and the updated model registered as the next version of its qtis-* name;
     the version carries the run's ``promotion`` and ``update_of`` tags too."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     name = REGISTERED_NAMES[family]
     with mlflow.start_run(run_name=f"{family}-update") as run:
         mlflow.log_params({k: str(v) for k, v in params.items()})

@@ -15,10 +15,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import mlflow
 import numpy as np
+import optuna
+import torch
+from optuna.study import MaxTrialsCallback
+from optuna_integration import PyTorchLightningPruningCallback, XGBoostPruningCallback
 
 from quant.intervals import information_coefficients
 from quant.splits import PurgedWalkForward, before_first_test
+from training import tracking
 from training.data import TrainingData, load_training_data
 from training.runner import FAMILIES, SIZES, TrainConfig
 from training.studies import estimator_kwargs, storage, storage_url, study_name, suggest
@@ -137,10 +143,6 @@ def tuning_data(url: str, config: TuneConfig) -> TrainingData:
 
 
 def make_objective(data: TrainingData, config: TuneConfig, worker: int) -> Callable:
-    import optuna
-    import torch
-    from optuna_integration import PyTorchLightningPruningCallback, XGBoostPruningCallback
-
     torch.set_num_threads(config.thread_count())
     horizon = max(data.horizons)
     splitter = PurgedWalkForward(n_splits=config.splits, horizon=horizon, first_test=0.5)
@@ -194,8 +196,6 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int) -> Calla
 
 
 def _pruner(config: TuneConfig):
-    import optuna
-
     if config.pruner == "none":
         return optuna.pruners.NopPruner()
     total = config.steps_per_fold * config.splits
@@ -208,8 +208,6 @@ def _pruner(config: TuneConfig):
 def open_study(url: str, config: TuneConfig, create: bool = True):
     """The family's study on our storage (``load_if_exists``); refuses to mix trials from a
     different data setup, which would make their scores incomparable."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if create:
         study = optuna.create_study(
@@ -236,8 +234,6 @@ def open_study(url: str, config: TuneConfig, create: bool = True):
 
 
 def _finished(study) -> int:
-    import optuna
-
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return len(study.get_trials(deepcopy=False, states=done))
 
@@ -248,7 +244,6 @@ def _log_trial(parent_run_id: str | None, config: TuneConfig) -> Callable:
     def log(study, trial) -> None:
         if parent_run_id is None:
             return
-        import mlflow
 
         with mlflow.start_run(
             run_name=f"{config.name} trial {trial.number}",
@@ -283,12 +278,6 @@ def run_worker(
 ) -> None:
     """One worker: pull trials from the shared study until it holds ``budget`` finished ones
     (``on_finished`` hears the study's finished count after each trial)."""
-    import optuna
-    import torch
-    from optuna.study import MaxTrialsCallback
-
-    from training import tracking
-
     if parent_run_id is not None:
         tracking.configure(url)
     study = open_study(url, config, create=False)
@@ -340,16 +329,12 @@ def tune(
     """Run ``config.trials`` more trials of the family's study: this process is worker 0 and
     ``config.workers - 1`` more processes join it on the same study."""
 
-    from training import tracking
-
     data = tuning_data(url, config)  # fails early, here, with the clear message
     study = open_study(url, config)
     before = _finished(study)
     budget = before + config.trials
     parent = None
     if track:
-        import mlflow
-
         tracking.configure(url)
         run = mlflow.start_run(run_name=f"tune {config.name}")
         parent = run.info.run_id
@@ -384,8 +369,6 @@ def tune(
 
 
 def _summarize(url, config: TuneConfig, before: int, seconds: float, parent) -> TuneResult:
-    import optuna
-
     study = open_study(url, config, create=False)
     trials = study.get_trials(deepcopy=False)
     states = optuna.trial.TrialState
@@ -414,8 +397,6 @@ def _summarize(url, config: TuneConfig, before: int, seconds: float, parent) -> 
         config=asdict(config),
     )
     if parent is not None:
-        import mlflow
-
         with mlflow.start_run(run_id=parent):
             mlflow.log_metrics(
                 {

@@ -19,7 +19,11 @@ from quant.performance import alpha_beta, curve_returns, performance
 from trading_runtime.analytics import execution, positions
 from trading_runtime.analytics.positions import Holdings
 from trading_runtime.analytics.risk_report import risk_report
+from trading_runtime.instruments import load_instruments
+from trading_runtime.journal import Journal
+from trading_runtime.runs import report
 from trading_runtime.settings import RiskReportSettings
+from warehouse.reads import read_bars
 
 
 @dataclass
@@ -61,9 +65,6 @@ def analyze(
     point builds ``conventions`` (QTIS_ANALYTICS_*, with the engine's bars per year,
     QTIS_TRADE_BARS_PER_YEAR, the figure the run's own metrics use) and ``risk``
     (QTIS_REPORT_*)."""
-    from trading_runtime.journal import Journal
-    from trading_runtime.runs import report
-
     c = conventions
     run = report(url, stream, c)
     journal = Journal(url, stream)
@@ -123,8 +124,6 @@ def _members(book, name: str) -> list[str]:
 
 
 def _instruments(url: str, symbols: list[str] | None):
-    from trading_runtime.instruments import load_instruments
-
     return load_instruments(url, symbols)
 
 
@@ -132,8 +131,6 @@ def _bars(
     url: str, symbols: list[str] | None, index: pd.DatetimeIndex, history: bool = False
 ) -> pd.DataFrame:
     """The universe's bars over the run's bars (``history``: from the first there is)."""
-    from warehouse.reads import read_bars
-
     if index.empty:
         return pd.DataFrame(columns=["symbol", "ts", "open", "close"])
     universe = sorted(_instruments(url, symbols))
