@@ -251,8 +251,7 @@ def _walk_forward(config, settings):
     # measured), the model sources torch+lightning (~6 s); they would load on every qtis command
     from trading_runtime.engine import EngineHalted
     from trading_runtime.runs import StreamBusy  # deferred: as above
-    from trading_runtime.walkforward import walk_forward  # deferred: as above
-    from trading_runtime.walkforward_sources import model_source  # deferred: as above
+    from trading_runtime.walkforward_sources import walk_forward_by_source  # deferred: as above
 
     url = ready_url()
     columns = (
@@ -272,15 +271,9 @@ def _walk_forward(config, settings):
 
         try:
             runtime = RuntimeSettings()
-            return walk_forward(
-                url,
-                config,
-                model_source(url, settings, ServingSettings()),
-                settings,
-                runtime,
-                conventions(periods_per_year=runtime.bars_per_year),
-                progress=advance,
-            )
+            bars = conventions(periods_per_year=runtime.bars_per_year)
+            serving = ServingSettings()
+            return walk_forward_by_source(url, config, settings, runtime, serving, bars, advance)
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
         except (StreamBusy, LookupError, ValueError) as exc:

@@ -27,8 +27,7 @@ from trading_runtime.journal import Journal
 from trading_runtime.runs import model_client, run
 from trading_runtime.settings import RiskReportSettings, RuntimeSettings, WalkForwardSettings
 from trading_runtime.verify import verify
-from trading_runtime.walkforward import walk_forward
-from trading_runtime.walkforward_sources import model_source
+from trading_runtime.walkforward_sources import walk_forward_by_source
 from training.evaluate import plain
 
 
@@ -92,14 +91,8 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
     with console.status("walk-forward: a model fitted per window on the bars before it only"):
         url = warehouse.url()
         runtime = RuntimeSettings()
-        found = walk_forward(
-            url,
-            config,
-            model_source(url, settings, ServingSettings()),
-            settings,
-            runtime,
-            conventions(periods_per_year=runtime.bars_per_year),
-        )
+        bars = conventions(periods_per_year=runtime.bars_per_year)
+        found = walk_forward_by_source(url, config, settings, runtime, ServingSettings(), bars)
     print_walk_forward(found, console)
     path = warehouse.settings().home / "reports" / "walkforward.json"
     path.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))

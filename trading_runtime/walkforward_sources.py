@@ -6,11 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from quant.conventions import Conventions
 from serving.champion_source import ChampionSource
 from serving.retrain_source import RetrainSource
 from serving.settings import ServingSettings
-from trading_runtime.settings import WalkForwardSettings
-from trading_runtime.walkforward import ModelSource, bar_timeline
+from trading_runtime.config import RunConfig
+from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
+from trading_runtime.walkforward import (
+    ModelSource,
+    WalkForwardResult,
+    WindowResult,
+    bar_timeline,
+    walk_forward,
+)
 
 
 def model_source(
@@ -31,3 +39,18 @@ def model_source(
         "seed": s.seed,
     }
     return lambda symbols, horizon: RetrainSource(url, symbols, horizon, serving, **fit)
+
+
+def walk_forward_by_source(
+    url: str,
+    config: RunConfig,
+    settings: WalkForwardSettings,
+    runtime: RuntimeSettings,
+    serving: ServingSettings,
+    conventions: Conventions,
+    progress: Callable[[int, int, WindowResult | None], None] | None = None,
+) -> WalkForwardResult:
+    """``walk_forward`` with its windows' models from ``settings.source`` (what the CLI and the
+    demo run)."""
+    source = model_source(url, settings, serving)
+    return walk_forward(url, config, source, settings, runtime, conventions, progress)
