@@ -4,49 +4,22 @@ replace it; every decision lands in mlops.promotions; rollback walks the history
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from quant import significance
-from quant.splits import PurgedWalkForward
 from registry import aliases
 from registry.model_registry import ModelRegistry
 from registry.promotions import history
 from serving.probe import serving_probe
 from tests.support.db import fresh_database
-from tests.support.promotion import LATENCY_BUDGET_MS, relaxed
+from tests.support.planted import SYMBOLS, register
+from tests.support.promotion import relaxed
 from training import promotion, tracking
 from training.data import load_training_data
-from training.evaluate import evaluate
-from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
-from training.runner import TrainConfig
 from training.settings import PromotionSettings
 from warehouse.db import sqlalchemy_url
-
-SYMBOLS = ["AAPL", "IBM", "MSFT"]
-
-
-@dataclass
-class Planted:
-    """A stand-in model of known skill: its test predictions are ``skill`` x the true forward
-    returns plus noise of the returns' own scale; live, it forecasts zero. skill 0 = noise."""
-
-    skill: float
-    seed: int = 0
-
-    def fit(self, data, train, validation) -> Planted:
-        return self
-
-    def predict(self, data, rows: np.ndarray) -> np.ndarray:
-        true = np.nan_to_num(data.returns[rows].astype(np.float64))
-        noise = np.random.default_rng(self.seed + len(rows)).normal(size=true.shape)
-        return (self.skill * true + noise * true.std(axis=0)).astype(np.float32)
-
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
-        return np.zeros((len(features), 5), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -58,26 +31,6 @@ def registry(built, pg_server, tmp_path_factory):
         tracking.configure(url)
         data = load_training_data(url, SYMBOLS)
         yield url, data
-
-
-def register(url: str, data, skill: float, seed: int = 0, trials: int = 1) -> str:
-    """Evaluate the planted model walk-forward next to the real baselines and log it the way
-    `qtis train` does; returns the qtis-xgboost version."""
-    models = {
-        "xgboost": lambda: Planted(skill, seed),
-        "zero": ZeroModel,
-        "ridge": RidgeModel,
-        "buy_and_hold": HistoricalMeanModel,
-    }
-    splitter = PurgedWalkForward(n_splits=3, horizon=max(data.horizons), first_test=0.5)
-    evaluation = evaluate(data, models, splitter, window=1, min_history=200)
-    config = TrainConfig(
-        models=("xgboost",), tuning={"xgboost": {"study": "planted", "trials": trials}}
-    )
-    info = tracking.log_family(
-        "xgboost", evaluation, config, Planted(skill, seed), data.features[-2:]
-    )
-    return str(info["version"])
 
 
 def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
@@ -199,33 +152,3 @@ def test_overfitting_is_reported_from_the_candidates_returns():
     best = max(noise, key=lambda e: e.strategy().sharpe.value)
     dsr = significance.deflated_sharpe_ratio(best.strategy().returns, n_trials=4)
     assert dsr.probability < 0.95
-
-
-@pytest.mark.slow
-def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server, tmp_path):
-    from dagster import materialize
-
-    from orchestration.assets.promotion import promotion as promotion_asset
-    from orchestration.resources import WarehouseResource
-
-    url, _ = built
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
-        mp.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
-        tracking.configure(url)
-        data = load_training_data(url, SYMBOLS)
-        version = register(url, data, skill=1.0, seed=4, trials=10)
-        result = materialize(
-            [promotion_asset],
-            resources={"warehouse": WarehouseResource(database_url=url)},
-            run_config={"ops": {"promotion": {"config": {"latency_budget_ms": LATENCY_BUDGET_MS}}}},
-        )
-    assert result.success
-    meta = {
-        k: v.value
-        for k, v in result.asset_materializations_for_node("promotion")[0].metadata.items()
-    }
-    assert meta["champion"] == f"qtis-xgboost v{version}"
-    assert meta["xgboost_decision"] == "promoted"
-    assert meta["xgboost_deflated_sharpe"] > 0.95
-    assert "| qtis-xgboost v" in meta["decisions"] and "deflated_sharpe" in meta["decisions"]
