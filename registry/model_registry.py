@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from registry.loaded import LoadedModel, limit_threads
-from registry.meta import VersionMeta
+from training.lineage import VersionMeta
 from transforms.spec import default_spec
 
 if TYPE_CHECKING:

@@ -4,13 +4,12 @@ data ended."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 
 from quant.splits import WindowDates
-from registry.meta import VersionMeta
 from registry.model_registry import ModelRegistry
 from registry.promotions import champions
 from serving.errors import NoChampion
@@ -20,14 +19,17 @@ from serving.window_model import Skip, WindowModel
 
 
 def champion_label_end(
-    meta: VersionMeta, timeline: np.ndarray, horizon: int
+    trained_through: datetime | None,
+    label_end: datetime | None,
+    timeline: np.ndarray,
+    horizon: int,
 ) -> tuple[date | None, date | None]:
-    """(trained_through, label end) of a registered version: ``label_end`` when tagged, else
-    ``trained_through`` plus ``horizon`` bars of ``timeline`` (an older run tagged only its last
-    training row; labels cannot look past the last bar there is)."""
-    through = meta.trained_through.date() if meta.trained_through else None
-    if meta.label_end:
-        return through, meta.label_end.date()
+    """(trained_through, label end) of a registered version, from its tags: ``label_end`` when
+    tagged, else ``trained_through`` plus ``horizon`` bars of ``timeline`` (an older run tagged
+    only its last training row; labels cannot look past the last bar there is)."""
+    through = trained_through.date() if trained_through else None
+    if label_end:
+        return through, label_end.date()
     if through is None:
         return None, None
     if not len(timeline):
@@ -57,7 +59,9 @@ class ChampionSource:
             if self._registry is None:
                 self._registry = ModelRegistry(self.url)
             meta = self._registry.meta(*held)
-            self._seen[held] = champion_label_end(meta, self.timeline, self.horizon)
+            self._seen[held] = champion_label_end(
+                meta.trained_through, meta.label_end, self.timeline, self.horizon
+            )
         return self._seen[held]
 
     def model(self, window: WindowDates) -> WindowModel:

@@ -24,6 +24,7 @@ from quant.splits import PurgedWalkForward
 from training import tracking
 from training.data import TrainingData, load_training_data
 from training.evaluate import Evaluation, ModelResult, evaluate, fold_scores
+from training.lineage import LABEL_END, TRAINED_THROUGH, UPDATE_OF, VersionMeta, stamp
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
 from training.windows import window_ends
 
@@ -248,7 +249,7 @@ def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, An
     if version is None:
         # online updates (tag update_of) have no walk-forward predictions to stack on
         versions = [
-            v for v in client.search_model_versions(f"name='{name}'") if "update_of" not in v.tags
+            v for v in client.search_model_versions(f"name='{name}'") if UPDATE_OF not in v.tags
         ]
         if not versions:
             raise ValueError(f"{name} is not registered yet: train it first (qtis train)")
@@ -317,7 +318,8 @@ def _register(
     fit_through: np.datetime64 | None,
 ) -> dict[str, Any]:
     """Log and register qtis-ensemble (with its per-fold and final weights)."""
-    trials = sum(int(run.data.tags.get("tuning_trials", 0)) for _, run, _ in found.values())
+    metas = [VersionMeta.from_tags(run.data.tags) for _, run, _ in found.values()]
+    trials = sum(m.tuning_trials for m in metas)
     config = EnsembleConfig(
         members=tuple(members),
         member_versions=",".join(f"{f}:{v}" for f, v in bundle.versions.items()),
@@ -332,11 +334,12 @@ def _register(
     window = setup.window
     ends = window_ends(data, window, setup.min_history)[-2:]
     example = data.features[ends[:, None] + np.arange(-window + 1, 1)]
-    through = min(run.data.tags.get("trained_through", "") for _, run, _ in found.values())
-    labels = str(fit_through if fit_through is not None else data.ts.max())
+    seen = [m.trained_through for m in metas]
+    through = stamp(min(seen)) if all(seen) else ""  # "": a member's is unknown
+    labels = stamp(fit_through if fit_through is not None else data.ts.max())
     registered = tracking.log_family(
         "ensemble", result.evaluation, config, bundle, example,
-        tags={"trained_through": through, "label_end": labels,
+        tags={TRAINED_THROUGH: through, LABEL_END: labels,
               "members": config.member_versions},
     )  # fmt: skip
     with mlflow.start_run(run_id=registered["run_id"]):
@@ -362,14 +365,14 @@ def run_ensemble(
     client = MlflowClient()
     found = {f: _member(client, f, (versions or {}).get(f)) for f in members}
     setup = _shared_setup(found)
-    symbols = sorted(
-        {s for _, run, _ in found.values() for s in run.data.tags["symbols"].split(",")}
-    )
+    metas = [VersionMeta.from_tags(run.data.tags) for _, run, _ in found.values()]
+    symbols = sorted({s for m in metas for s in m.symbols})
     data = load_training_data(url, symbols)
     frames = _out_of_fold(found)
     baselines = _baselines(data, setup)
-    seen = [run.data.tags.get("label_end") for _, run, _ in found.values()]
-    fit_through = np.datetime64(max(seen), "us") if all(seen) else None  # None: older members
+    seen = [m.label_end for m in metas]
+    # None: older members
+    fit_through = np.datetime64(stamp(max(seen)), "us") if all(seen) else None
     result = evaluate_ensemble(data, frames, baselines, regime_feature, fit_through=fit_through)
     bundle = EnsembleBundle(
         members={f: b for f, (_, _, b) in found.items()},

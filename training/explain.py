@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from scipy.stats import spearmanr
 
 from training.data import TrainingData, load_training_data
+from training.lineage import VersionMeta, stamp
 from training.models.sequence import SequenceBundle
 from training.models.tabular import XGBoostModel
 from training.windows import window_ends
@@ -358,8 +359,8 @@ def explain_registered(
     name = tracking.REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
     bundle = tracking.load_bundle(name, found.version)
-    symbols = run.data.tags.get("symbols")
-    data = load_training_data(url, symbols.split(",") if symbols else None)
+    meta = VersionMeta.from_tags(run.data.tags)
+    data = load_training_data(url, list(meta.symbols) or None)
     # the bars the model could have been trained on: full windows after the warm-up
     ends = window_ends(
         data, getattr(bundle, "window", 1), int(run.data.params.get("min_history", 0))
@@ -367,8 +368,8 @@ def explain_registered(
     if not len(ends):
         raise ValueError("features.training_set has no complete window: build features first")
     recent = ends[np.argsort(data.ts[ends], kind="stable")][-samples:]
-    trained = run.data.tags.get("trained_through")
-    seen = ends[data.ts[ends] <= np.datetime64(trained, "us")] if trained else ends
+    trained = meta.trained_through
+    seen = ends[data.ts[ends] <= np.datetime64(stamp(trained), "us")] if trained else ends
     rest = np.setdiff1d(seen, recent)
     background = sample_rows(rest if len(rest) >= 20 else ends, 100, seed)
     rows = np.sort(recent)

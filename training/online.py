@@ -34,6 +34,15 @@ from quant.intervals import information_coefficients
 from training import explain, tracking
 from training.data import TrainingData, load_training_data
 from training.incremental import update_network, update_xgboost
+from training.lineage import (
+    FAMILY,
+    LABEL_END,
+    TRAINED_THROUGH,
+    UPDATE_OF,
+    VersionMeta,
+    moment,
+    stamp,
+)
 from training.metrics import mse
 from training.models.sequence import SequenceModel
 from training.tracking import CHAMPION, REGISTERED_NAMES, holder
@@ -208,7 +217,8 @@ class _Base:
     name: str  # qtis-<family>
     version: str
     params: Mapping[str, str]
-    tags: Mapping[str, str]
+    tags: Mapping[str, str]  # its run's, raw: an update inherits them
+    meta: VersionMeta  # the same, typed
 
     @property
     def window(self) -> int:
@@ -217,6 +227,11 @@ class _Base:
     @property
     def min_history(self) -> int:
         return int(self.params.get("min_history", 0))
+
+    @property
+    def trained_through(self) -> str:
+        """The last training row, as tagged (an update refuses a base without one)."""
+        return stamp(self.meta.trained_through)
 
     @property
     def seed(self) -> int:
@@ -229,22 +244,23 @@ def _load_base(client, family: str | None, version: str | int | None) -> _Base:
     name = tracking.REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
     params, tags = run.data.params, run.data.tags
-    if "trained_through" not in tags:
+    meta = VersionMeta.from_tags(tags)
+    if meta.trained_through is None:
         raise ValueError(
             f"{name} version {found.version} has no trained_through tag, so the bars it "
             "has seen are unknown: retrain it (qtis train)"
         )
-    if tags.get("feature_spec_sha256", tracking.spec_hash()) != tracking.spec_hash():
+    if meta.spec_hash not in (None, tracking.spec_hash()):
         raise ValueError(
             f"the feature spec changed since {name} version {found.version} was trained: "
             "its inputs no longer match, retrain it (qtis train)"
         )
-    return _Base(family, name, str(found.version), params, tags)
+    return _Base(family, name, str(found.version), params, tags, meta)
 
 
 def _rows_to_learn(data: TrainingData, base: _Base) -> np.ndarray:
     """The newly labelled rows; NothingToUpdate when the base has seen them all."""
-    before = base.tags["trained_through"]
+    before = base.trained_through
     trained_through = np.datetime64(before, "us")
     rows = new_labelled_rows(data, trained_through, base.window, base.min_history)
     if not len(rows):
@@ -289,24 +305,32 @@ def _run_tags(
     base: _Base, data: TrainingData, update_rows: np.ndarray, held: np.ndarray, after: str
 ) -> dict[str, str]:
     """The base run's tags (less MLflow's and the commit) with what this update changed."""
-    tags = base.tags
     horizon = max(data.horizons)
-    inherited = {k: v for k, v in tags.items() if not k.startswith("mlflow.") and k != "git_commit"}
-    return inherited | {
-        "model_family": base.family,
-        "update_of": base.version,
-        "trained_through": after,
-        # the base's early stopping may have looked further than the update's labels
-        "label_end": max(str(data.label_end(update_rows, horizon)), tags.get("label_end", after)),
-        "update_rows": str(len(update_rows)),
-        "holdout_rows": str(len(held)),
-        "promotion": "pending",
-        "data_end": str(data.ts.max()),
-        "evaluation": (
-            f"online update of version {base.version}: holdout after a purge of "
-            f"{horizon} bars, out of sample for both"
-        ),
+    inherited = {
+        k: v for k, v in base.tags.items() if not k.startswith("mlflow.") and k != "git_commit"
     }
+    through = moment(np.datetime64(after))
+    # the base's early stopping may have looked further than the update's labels
+    labels = max(moment(data.label_end(update_rows, horizon)), base.meta.label_end or through)
+    lineage = dataclasses.replace(
+        base.meta, family=base.family, update_of=base.version, trained_through=through,
+        label_end=labels,
+    ).to_tags()  # fmt: skip
+    changed = (FAMILY, UPDATE_OF, TRAINED_THROUGH, LABEL_END)
+    return (
+        inherited
+        | {k: lineage[k] for k in changed}
+        | {
+            "update_rows": str(len(update_rows)),
+            "holdout_rows": str(len(held)),
+            "promotion": "pending",
+            "data_end": str(data.ts.max()),
+            "evaluation": (
+                f"online update of version {base.version}: holdout after a purge of "
+                f"{horizon} bars, out of sample for both"
+            ),
+        }
+    )
 
 
 def _report(
@@ -321,7 +345,7 @@ def _report(
     """The update report logged with the new version."""
     return {
         "base_version": base.version,
-        "trained_through_before": base.tags["trained_through"],
+        "trained_through_before": base.trained_through,
         "trained_through_after": after,
         "update_rows": len(update_rows),
         "holdout_rows": len(held),
@@ -339,7 +363,7 @@ def _attributions(
     (None when ``samples`` is 0 or no bar was seen)."""
     seed = base.seed
     seen = window_ends(data, base.window, base.min_history)
-    seen = seen[data.ts[seen] <= np.datetime64(base.tags["trained_through"], "us")]
+    seen = seen[data.ts[seen] <= np.datetime64(base.trained_through, "us")]
     return explain.explain(
         updated, data, explain.sample_rows(update_rows, samples, seed),
         explain.sample_rows(seen, 100, seed + 1), seed=seed,
@@ -369,7 +393,7 @@ def update_model(
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     tracking.configure(url)
     base = _load_base(MlflowClient(), family, version)
-    symbols = base.tags["symbols"].split(",") if base.tags.get("symbols") else None
+    symbols = list(base.meta.symbols) or None
     data = load_training_data(url, symbols, end=end)
     rows = _rows_to_learn(data, base)
     update_rows, held = split_in_time(data.ts, rows, holdout, purge=max(data.horizons))
@@ -408,7 +432,7 @@ def update_model(
         model_uri=logged["model_uri"],
         rows_used=len(update_rows),
         holdout_rows=len(held),
-        trained_through_before=base.tags["trained_through"],
+        trained_through_before=base.trained_through,
         trained_through_after=after,
         metrics=metrics,
         details=details,

@@ -38,6 +38,7 @@ from core.errors import InputError
 from quant import significance
 from training import metrics
 from training.data import load_training_data
+from training.lineage import VersionMeta
 from training.settings import PromotionSettings
 
 
@@ -172,7 +173,7 @@ def load_evidence(client, url: str, name: str, version: str) -> Evidence:
             b: _with_labels(frame.drop(columns="baseline"), labels, f"{what}'s {b} baseline")
             for b, frame in baselines.groupby("baseline")
         },
-        tuning_trials=int(run.data.tags.get("tuning_trials", "0") or 0),
+        tuning_trials=VersionMeta.from_tags(run.data.tags).tuning_trials,
         cost_bps=float(run.data.params.get("cost_bps", 5.0)),
         horizons=tuple(data.horizons),
     )

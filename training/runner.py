@@ -16,6 +16,7 @@ from quant.splits import PurgedWalkForward, final_split
 from training import explain, tracking
 from training.data import load_training_data
 from training.evaluate import Estimator, Evaluation, evaluate
+from training.lineage import LABEL_END, TRAINED_THROUGH, stamp
 from training.models.networks import LSTMConfig, TransformerConfig
 from training.models.sequence import SequenceModel
 from training.models.tabular import HistoricalMeanModel, RidgeModel, XGBoostModel, ZeroModel
@@ -184,8 +185,8 @@ def run_training(
             # online updates start after the last training row; trading after the last bar a
             # label of training or early stopping looked at
             trained = {
-                "trained_through": str(data.ts[train].max()),
-                "label_end": str(data.label_end(np.concatenate([train, val]), horizon)),
+                TRAINED_THROUGH: stamp(data.ts[train].max()),
+                LABEL_END: stamp(data.label_end(np.concatenate([train, val]), horizon)),
             }
             attributions = None
             if config.explain_samples > 0:

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from training import explain
 from training.evaluate import BASELINES, Evaluation
 from training.explain import Attributions
+from training.lineage import SPEC_HASH, TRAINED_THROUGH, UPDATE_OF, VersionMeta
 from training.settings import TrackingSettings
 from transforms.spec import SPEC_PATH
 from warehouse.db import companion_database
@@ -172,18 +173,24 @@ def log_family(
         mlflow.log_params({k: str(v) for k, v in asdict(config).items() if k not in skip})
         mlflow.log_params({f"model_{k}": str(v) for k, v in config.params.get(family, {}).items()})
         tuning = config.tuning.get(family)
+        lineage = VersionMeta(
+            family=family,
+            trained_through=None,  # the runner and the ensemble tag these
+            label_end=None,
+            symbols=tuple(sorted(set(data.symbols))),
+            spec_hash=spec_hash(),
+            # promotion deflates the Sharpe ratio by the number of trials behind a choice
+            tuning_trials=int(tuning["trials"]) if tuning else 0,
+            update_of=None,
+        )
         mlflow.set_tags(
-            {
-                "model_family": family,
+            lineage.to_tags()
+            | {
                 "git_commit": git_commit(),
-                "feature_spec_sha256": spec_hash(),
                 "data_start": str(data.ts.min()),
                 "data_end": str(data.ts.max()),
-                "symbols": ",".join(sorted(set(data.symbols))),
                 "evaluation": "purged walk-forward, out of sample only",
-                # promotion deflates the Sharpe ratio by the number of trials behind a choice
                 "tuning_study": tuning["study"] if tuning else "none",
-                "tuning_trials": str(tuning["trials"]) if tuning else "0",
             }
         )
         for fold in result.fold_metrics:
@@ -260,7 +267,7 @@ def log_update(
     name = REGISTERED_NAMES[family]
     with mlflow.start_run(run_name=f"{family}-update") as run:
         mlflow.log_params({k: str(v) for k, v in params.items()})
-        mlflow.set_tags({"git_commit": git_commit(), "feature_spec_sha256": spec_hash()} | tags)
+        mlflow.set_tags({"git_commit": git_commit(), SPEC_HASH: spec_hash()} | tags)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.log_dict({"features": list(feature_names)}, "features.json")
         mlflow.log_dict(report, "update_report.json")
@@ -268,7 +275,7 @@ def log_update(
             explain.log_to_mlflow(attributions)
         info = log_model(name, bundle, example)
     client = MlflowClient()
-    for key in ("promotion", "update_of", "trained_through"):
+    for key in ("promotion", UPDATE_OF, TRAINED_THROUGH):
         if key in tags:
             client.set_model_version_tag(name, str(info.registered_model_version), key, tags[key])
     return {
