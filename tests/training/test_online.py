@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from dagster import AssetKey, DagsterInstance, materialize
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -226,43 +225,3 @@ def test_cli_update(trained, monkeypatch, tmp_path):
     report = json.loads(path.read_text())
     assert report["registered"] == "qtis-xgboost" and report["details"]["rounds_added"] == 3
     assert int(report["new_version"]) == int(report["base_version"]) + 1
-
-
-@pytest.mark.slow
-def test_materialize_model_update(trained):
-    from orchestration.assets.online import model_update
-    from orchestration.definitions import defs
-    from orchestration.resources import WarehouseResource
-
-    graph = defs.resolve_asset_graph()
-    assert graph.get(AssetKey("model_update")).parent_keys == {
-        AssetKey(["features", "training_set"]),
-        *(AssetKey(f"{f}_model") for f in ("lstm", "transformer", "xgboost")),
-    }
-    job = defs.resolve_job_def("online_update_job").asset_layer.selected_asset_keys
-    assert job == {AssetKey("model_update")}
-    daily = defs.resolve_job_def("daily_pipeline").asset_layer.selected_asset_keys
-    assert AssetKey("model_update") not in daily and AssetKey("xgboost_model") in daily
-
-    url, _ = trained
-    client = MlflowClient()
-    latest = max(int(v.version) for v in client.search_model_versions("name='qtis-xgboost'"))
-    client.set_registered_model_alias("qtis-xgboost", "champion", "1")  # family "" = champion
-    try:
-        result = materialize(
-            [model_update],
-            resources={"warehouse": WarehouseResource(database_url=url)},
-            run_config={"ops": {"model_update": {"config": {"rounds": ROUNDS}}}},
-            instance=DagsterInstance.ephemeral(),
-        )
-    finally:
-        client.delete_registered_model_alias("qtis-xgboost", "champion")
-    assert result.success
-    meta = result.asset_materializations_for_node("model_update")[0].metadata
-    assert meta["registered_model"].value == "qtis-xgboost"
-    assert meta["base_version"].value == "1"  # the champion, not the latest version
-    assert meta["new_version"].value == str(latest + 1)
-    assert meta["promotion"].value == "pending" and meta["rows_used"].value > 100
-    assert "holdout_mse_h1_updated" in meta and "holdout_mse_h1_base" in meta
-    version = client.get_model_version("qtis-xgboost", str(latest + 1))
-    assert version.tags["update_of"] == "1" and version.tags["promotion"] == "pending"
