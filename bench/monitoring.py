@@ -95,6 +95,7 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
     from serving.settings import ServingSettings
     from training.promotion import PromotionSettings
     from training.runner import TrainConfig
+    from training.settings import TrackingSettings
     from warehouse.db import drop_database, recreate_database, sqlalchemy_url
     from warehouse.schema import migrate
 
@@ -109,21 +110,22 @@ def bench_sensor(console: Console, bars_from_change: tuple[int, ...]) -> list[di
         os.environ.update(QTIS_DATABASE_URL=urls[0], QTIS_HOME=str(Path(tmp) / ".qtis"),
                           QTIS_MLFLOW_TRACKING_URI=sqlalchemy_url(urls[1]),
                           QTIS_MONITOR_DEMOTE_ON_DECAY="false")  # fmt: skip
+        tracking = TrackingSettings()
         try:
             with console.status("regime-change market: build it, train the champion"):
                 migrate(urls[0])
                 scenario.build(urls[0], get_settings())
-                scenario.train_champion(
-                    urls[0], TrainConfig(models=("xgboost",), splits=2), PromotionSettings()
-                )
+                config = TrainConfig(models=("xgboost",), splits=2)
+                scenario.train_champion(urls[0], config, PromotionSettings(), tracking)
             change = scenario.train_bars + scenario.stable_bars
             for k in bars_from_change:
                 as_of = scenario.times[change + k].to_pydatetime()
                 with console.status(f"drift check as of {k:+d} bars from the change, one tick"):
                     began = time.perf_counter()
-                    champion = Predictor(urls[0], ServingSettings()).champion
+                    champion = Predictor(urls[0], ServingSettings(), tracking=tracking).champion
                     folder = drift_reports(get_settings().home)
-                    report = check_drift(urls[0], DriftSettings(), folder, champion, as_of=as_of)
+                    report = check_drift(urls[0], DriftSettings(), folder, champion, as_of=as_of,
+                                         tracking=tracking)  # fmt: skip
                     checked = time.perf_counter()
                     # a fresh instance each time: no cooldown left by the previous tick
                     context = build_sensor_context(

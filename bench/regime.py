@@ -41,6 +41,7 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
     from serving.settings import ServingSettings
     from training.promotion import PromotionSettings
     from training.runner import TrainConfig
+    from training.settings import TrackingSettings
     from warehouse import embedded
     from warehouse.db import sqlalchemy_url, with_database
     from warehouse.schema import migrate
@@ -58,7 +59,8 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     scenario.build(url, get_settings())
     config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=100, explain_samples=0)
-    scenario.train_champion(url, config, PromotionSettings())
+    tracking = TrackingSettings()
+    scenario.train_champion(url, config, PromotionSettings(), tracking)
     built = time.perf_counter()
     out: dict[str, Any] = {"seed": seed, "build_and_train_s": built - started}
     monitors = {"calibrated": DriftSettings(explain_samples=0),
@@ -70,8 +72,9 @@ def one_seed(admin: str, seed: int, work: Path) -> dict[str, Any]:
             scenario.last_trained,
             settings,
             drift_reports(get_settings().home),
-            Predictor(url, ServingSettings()).champion,
+            Predictor(url, ServingSettings(), tracking=tracking).champion,
             html=False,
+            tracking=tracking,
         )
         late = [scenario.bars_after_change(r.current[1]) for r in found.alarms()]
         out[name] = {

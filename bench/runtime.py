@@ -104,9 +104,10 @@ def train_champion(console: Console, url: str, estimators: int, short: bool) -> 
     from serving.probe import serving_probe
     from training.promotion import PromotionSettings
     from training.runner import TrainConfig, run_training
+    from training.settings import TrackingSettings
     from transforms.dbt_runner import build
 
-    seconds = {}
+    seconds, tracking = {}, TrackingSettings()
     started = time.perf_counter()
     with console.status("dbt features (full refresh) of the first universe"):
         result = build(url, full_refresh=True, tests=False)
@@ -121,11 +122,12 @@ def train_champion(console: Console, url: str, estimators: int, short: bool) -> 
             config = replace(config, window=20, min_history=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant-input correlations of tiny folds
-            run = run_training(url, config)
+            run = run_training(url, config, tracking=tracking)
         info = run.registered["xgboost"]
         name, version = info["registered"], str(info["version"])
-        probe = serving_probe(url, samples=20)
-        force(url, name, version, "runtime benchmark", probe, PromotionSettings(), actor="bench")
+        probe = serving_probe(url, samples=20, tracking=tracking)
+        force(url, name, version, "runtime benchmark", probe, PromotionSettings(), actor="bench",
+              tracking=tracking)  # fmt: skip
     seconds["train"] = time.perf_counter() - started
     return {"model": name, "version": version, "seconds": seconds}
 
@@ -161,11 +163,13 @@ def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
     from trading_runtime.analytics.conventions import conventions
     from trading_runtime.runs import build_engine, report
     from trading_runtime.settings import FixSettings, RuntimeSettings
+    from training.settings import TrackingSettings
 
     runtime = RuntimeSettings()
     engine = build_engine(
-        url, config, runtime, ServingSettings(), FixSettings(), venue_log=venue_log
-    )
+        url, config, runtime, ServingSettings(), FixSettings(), venue_log=venue_log,
+        tracking=TrackingSettings(),
+    )  # fmt: skip
     journal = engine.journal
     try:
         if not journal.acquire():

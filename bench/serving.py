@@ -37,6 +37,7 @@ def prepare(console: Console, home: Path) -> str:
     from mlflow.tracking import MlflowClient  # noqa: F401  (configures its logging first)
 
     from training.runner import TrainConfig, run_training
+    from training.settings import TrackingSettings
     from transforms.dbt_runner import build
     from transforms.garch import update_garch
     from warehouse.db import recreate_database, sqlalchemy_url
@@ -60,7 +61,7 @@ def prepare(console: Console, home: Path) -> str:
             models=("xgboost", "lstm"), size="small", epochs=1, splits=2, xgb_estimators=200,
             explain_samples=0,
         )  # fmt: skip
-        run_training(url, config)
+        run_training(url, config, tracking=TrackingSettings())
     return url
 
 
@@ -147,10 +148,13 @@ def measure(url: str, name: str, seconds: float, console: Console) -> list[dict]
     from serving.probe import serving_probe
     from serving.windows import WindowSource
     from training.promotion import PromotionSettings
+    from training.settings import TrackingSettings
 
-    probe = serving_probe(url, samples=20)
-    force(url, name, "1", "serving benchmark", probe, PromotionSettings(), actor="bench")
-    model = ModelRegistry(url).load("champion", name, "1")
+    tracking = TrackingSettings()
+    probe = serving_probe(url, samples=20, tracking=tracking)
+    force(url, name, "1", "serving benchmark", probe, PromotionSettings(), actor="bench",
+          tracking=tracking)  # fmt: skip
+    model = ModelRegistry(url, tracking).load("champion", name, "1")
     window = WindowSource(url, model.features).sample(model.window, n=1)
     body = json.dumps({"request": {"windows": window.tolist()}}).encode()
     # both services up at once and measured in turns (off, on, off, on, ...): a drift of the

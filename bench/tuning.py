@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from training.settings import TrackingSettings, TuningSettings
 from training.tuning import TuneConfig, open_study, tune
 from warehouse.db import drop_database, recreate_database, sqlalchemy_url
 from warehouse.settings import get_settings
@@ -57,10 +58,11 @@ def run_study(url: str, name: str, params: list[dict], **settings) -> dict:
     import optuna
 
     config = TuneConfig(study=name, trials=len(params), **settings)
-    study = open_study(url, config)
+    tracking, tuning = TrackingSettings(), TuningSettings()
+    study = open_study(url, config, tuning=tuning)
     for p in params:
         study.enqueue_trial(p)
-    result = tune(url, config, track=False)
+    result = tune(url, config, track=False, tracking=tracking, tuning=tuning)
     trials = optuna.load_study(study_name=name, storage=os.environ["QTIS_OPTUNA_STORAGE"]).trials
     span = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
     return {

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import console, ready_url
+from training.settings import TrackingSettings
 from warehouse.db import redact
 
 mlflow_app = typer.Typer(help="MLflow on the QTIS database.", no_args_is_help=True)
@@ -22,7 +23,7 @@ def mlflow_ui(
     """Open the MLflow UI on the project's tracking store (runs, metrics, registered models)."""
     # deferred: training.tracking pulls mlflow, torch and lightning (~6 s measured) and would load
     # on every qtis command
-    from training.tracking import TrackingSettings, tracking_uri
+    from training.tracking import tracking_uri
 
     uri = tracking_uri(ready_url(), TrackingSettings())
     console.print(f"MLflow UI on http://{host}:{port} (store {redact(uri)}); Ctrl-C to stop")

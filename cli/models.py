@@ -14,6 +14,7 @@ from registry import promotions
 from serving.launch import service_command, service_env
 from serving.probe import serving_probe
 from serving.settings import ServingSettings
+from training.settings import TrackingSettings
 
 models_app = typer.Typer(
     help="Champion/challenger: promotion gates, status, rollback.", no_args_is_help=True
@@ -26,7 +27,7 @@ def models_status(
 ) -> None:
     """Who holds @champion and @challenger, and the latest promotion decisions with their gates."""
     try:
-        found = promotions.status(ready_url(), limit)
+        found = promotions.status(ready_url(), limit, tracking=TrackingSettings())
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     for alias in ("champion", "challenger"):
@@ -57,15 +58,16 @@ def models_promote(
     from mlflow.tracking import MlflowClient
 
     from registry import aliases  # deferred: torch+lightning, as above
-    from training import tracking  # deferred: torch+lightning, as above
     from training.promotion import PromotionSettings  # deferred: as above
+    from training.tracking import configure  # deferred: torch+lightning, as above
 
+    tracking = TrackingSettings()
     try:
         url = ready_url()
-        probe, gates = serving_probe(url), PromotionSettings()
+        probe, gates = serving_probe(url, tracking=tracking), PromotionSettings()
         candidates = None
         if model is not None:
-            tracking.configure(url)
+            configure(url, tracking)
             if version is None:
                 found = MlflowClient().search_model_versions(f"name='{model}'")
                 if not found:
@@ -76,16 +78,18 @@ def models_promote(
             if force:
                 if candidates is None:
                     raise ValueError("--force needs a model (and version) to promote")
-                decisions = [aliases.force(url, *candidates[0], reason, probe, gates)]
+                decisions = [
+                    aliases.force(url, *candidates[0], reason, probe, gates, tracking=tracking)
+                ]
             else:
-                decisions = aliases.promote(url, probe, gates, candidates)
+                decisions = aliases.promote(url, probe, gates, candidates, tracking=tracking)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     if not decisions:
         console.print("No new version to judge (every latest version has a decision).")
         return
     print_decisions("Promotion", [d.to_dict() for d in decisions])
-    found = promotions.status(url, limit=0)
+    found = promotions.status(url, limit=0, tracking=tracking)
     console.print(
         "@champion: " + (f"{found['champion'][0]} v{found['champion'][1]}" if found["champion"]
                          else "none: no version passed every gate")
@@ -102,7 +106,7 @@ def models_rollback(
     from registry.aliases import rollback
 
     try:
-        decision = rollback(ready_url(), reason)
+        decision = rollback(ready_url(), reason, tracking=TrackingSettings())
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     console.print(
@@ -127,11 +131,10 @@ def serve(
     # would load on every qtis command
     from mlflow.tracking import MlflowClient
 
-    from training import tracking  # deferred: torch+lightning, as above
-    from training.tracking import CHAMPION, holder  # deferred: as above
+    from training.tracking import CHAMPION, configure, holder  # deferred: torch+lightning
 
     url = ready_url()
-    tracking.configure(url)
+    configure(url, TrackingSettings())
     champion = holder(MlflowClient(), CHAMPION)
     if champion is None:
         raise fail(

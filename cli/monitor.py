@@ -19,6 +19,7 @@ from monitoring.settings import DriftSettings
 from serving.errors import NoChampion
 from serving.predictor import Predictor
 from serving.settings import ServingSettings
+from training.settings import TrackingSettings
 from warehouse.settings import get_settings
 
 monitor_app = typer.Typer(help="Drift: is the champion still looking at its market?",
@@ -43,9 +44,10 @@ def drift(
         raise fail(f"invalid drift settings: {exc.errors()[0]['msg']}") from exc
     try:
         with console.status("drift: the champion's training period against the recent bars"):
-            url = ready_url()
-            champion = Predictor(url, ServingSettings()).champion
-            report = check_drift(url, settings, drift_reports(get_settings().home), champion)
+            url, tracking = ready_url(), TrackingSettings()
+            champion = Predictor(url, ServingSettings(), tracking=tracking).champion
+            reports = drift_reports(get_settings().home)
+            report = check_drift(url, settings, reports, champion, tracking=tracking)
     except (NoChampion, ValueError, LookupError) as exc:
         raise fail(str(exc)) from exc
     print_drift(report)
@@ -77,10 +79,11 @@ def replay(
                 text = f"drift as of {report.current[1]:%Y-%m-%d}"
                 progress.update(task, completed=done, total=total, description=text)
 
-            url = ready_url()
+            url, tracking = ready_url(), TrackingSettings()
             found = run_replay(url, _utc(since), settings, drift_reports(get_settings().home),
-                               Predictor(url, ServingSettings()).champion,
-                               _utc(until) if until else None, every, progress=step)  # fmt: skip
+                               Predictor(url, ServingSettings(), tracking=tracking).champion,
+                               _utc(until) if until else None, every, progress=step,
+                               tracking=tracking)  # fmt: skip
     except (NoChampion, ValueError, LookupError) as exc:
         raise fail(str(exc)) from exc
     print_replay(found)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.common import console, ready_url
+from training.settings import TuningSettings
 from warehouse.db import redact
 
 optuna_app = typer.Typer(help="Optuna studies on the QTIS database.", no_args_is_help=True)
@@ -25,7 +26,7 @@ def optuna_dashboard(
     # and would load on every qtis command
     from training.studies import storage_url
 
-    uri = storage_url(ready_url())
+    uri = storage_url(ready_url(), TuningSettings())
     console.print(f"Optuna dashboard on http://{host}:{port} (storage {redact(uri)}); Ctrl-C stops")
     dashboard = Path(sys.executable).parent / "optuna-dashboard"
     cmd = [str(dashboard), uri, "--host", host, "--port", str(port)]

@@ -21,6 +21,7 @@ from cli.render.training import (
     print_tuning,
     print_update,
 )
+from training.settings import TrackingSettings, TuningSettings
 from warehouse.ingest import ingest as run_ingest
 from warehouse.providers import SOURCES, DataSourceError, make_provider
 from warehouse.settings import get_settings
@@ -162,7 +163,7 @@ def train(
         if tuned:
             from training.studies import with_tuned_params  # deferred: as above
 
-            config = with_tuned_params(url, config)
+            config = with_tuned_params(url, config, TuningSettings())
             print_tuned(console, config.tuning)
         with console.status("training") as status:
 
@@ -170,7 +171,10 @@ def train(
                 step = f"fold {k + 1}/{splits}" if k >= 0 else "final fit on all history"
                 status.update(f"{step}: fitting {name}")
 
-            result = run_training(url, config, _split_symbols(symbols), on_fold, track=track)
+            result = run_training(
+                url, config, _split_symbols(symbols), on_fold, track=track,
+                tracking=TrackingSettings(),
+            )  # fmt: skip
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     report = result.evaluation.to_dict()
@@ -205,7 +209,10 @@ def update(
     try:
         url = ready_url()
         with console.status("updating"):
-            result = update_model(url, model, rounds=rounds, steps=steps, lr=lr, holdout=holdout)
+            result = update_model(
+                url, model, tracking=TrackingSettings(), rounds=rounds, steps=steps, lr=lr,
+                holdout=holdout,
+            )  # fmt: skip
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     print_update(console, result)
@@ -236,7 +243,9 @@ def explain(
     try:
         url = ready_url()
         with console.status("computing SHAP values"):
-            found = explain_registered(url, model, version, samples=samples)
+            found = explain_registered(
+                url, model, version, samples=samples, tracking=TrackingSettings()
+            )
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     summary = found.to_dict(top)
@@ -287,13 +296,16 @@ def tune(
         }  # fmt: skip
         configs = [TuneConfig(family=family, **shared) for family in chosen]
         url = ready_url()
+        stores = {"tracking": TrackingSettings(), "tuning": TuningSettings()}
         results = []
         columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             for config in configs:
                 task = progress.add_task(f"{config.name} ({workers} workers)", total=trials)
                 results.append(
-                    run_tune(url, config, lambda n, _, t=task: progress.update(t, completed=n))
+                    run_tune(
+                        url, config, lambda n, _, t=task: progress.update(t, completed=n), **stores
+                    )
                 )
     except (ValueError, ConnectionError, RuntimeError) as exc:
         raise fail(str(exc)) from exc

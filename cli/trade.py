@@ -28,6 +28,7 @@ from trading_runtime import run_options as ro
 from trading_runtime.analytics.conventions import conventions
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.telemetry import RuntimeMetrics
+from training.settings import TrackingSettings
 from warehouse.settings import WarehouseSettings
 
 trade_app = typer.Typer(
@@ -272,8 +273,10 @@ def _walk_forward(config, settings):
         try:
             runtime = RuntimeSettings()
             bars = conventions(periods_per_year=runtime.bars_per_year)
-            serving = ServingSettings()
-            return walk_forward_by_source(url, config, settings, runtime, serving, bars, advance)
+            serving, tracking = ServingSettings(), TrackingSettings()
+            return walk_forward_by_source(
+                url, config, settings, runtime, serving, bars, advance, tracking=tracking
+            )
         except EngineHalted as exc:
             raise fail(str(exc), code=3) from exc
         except (StreamBusy, LookupError, ValueError) as exc:

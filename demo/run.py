@@ -95,7 +95,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
         ("MLflow UI", "qtis mlflow ui -> http://127.0.0.1:5000 (experiment qtis)"),
         ("tear sheet", str(sheets[-1].resolve()) if sheets else "none"),
         ("drift report", str(drift.path.resolve()) if drift and drift.path else "none"),
-    ])  # fmt: skip
+    ], warehouse.tracking())  # fmt: skip
     runs = (result.run_id, training.run_id)
     _print_where(console, url, settings, home, runs, paper, drift)
 
@@ -259,7 +259,7 @@ def _train(console: Console, warehouse: WarehouseResource):
             )
         )
     _print_update(console, result)
-    if print_promotion(console, result, warehouse.url()) is not None:
+    if print_promotion(console, result, warehouse.url(), warehouse.tracking()) is not None:
         show_serving(console, warehouse.url(), home / "logs" / "demo-serving.log")
     return result
 

@@ -20,7 +20,7 @@ from serving.launch import service_command, service_env
 from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
 from serving.windows import WindowSource
-from training.settings import PromotionSettings
+from training.settings import PromotionSettings, TrackingSettings
 from warehouse.db import connect
 
 DEMO_OVERRIDE = (
@@ -29,13 +29,15 @@ DEMO_OVERRIDE = (
 )
 
 
-def print_promotion(console: Console, result, url: str) -> tuple[str, str] | None:
+def print_promotion(
+    console: Console, result, url: str, tracking: TrackingSettings
+) -> tuple[str, str] | None:
     """The promotion asset's decisions; with no champion after them, the demo's recorded
     override. Returns the champion."""
     meta = result.asset_materializations_for_node("promotion")[0].metadata
     made = sum(1 for key in meta if key.endswith("_decision"))  # this run's decisions
     decisions = promotions.as_decisions(promotions.history(url, limit=made)) if made else []
-    found = promotions.status(url, limit=0)
+    found = promotions.status(url, limit=0, tracking=tracking)
     current = found["champion"]
     if decisions:
         print_decisions(
@@ -55,9 +57,16 @@ def print_promotion(console: Console, result, url: str) -> tuple[str, str] | Non
         return None
     ranked = sorted(servable, key=_sharpe, reverse=True)
     pick = ranked[0]
-    probe = serving_probe(url)
+    probe, gates = serving_probe(url, tracking=tracking), PromotionSettings()
     aliases.force(
-        url, pick["model"], pick["version"], DEMO_OVERRIDE, probe, PromotionSettings(), actor="demo"
+        url,
+        pick["model"],
+        pick["version"],
+        DEMO_OVERRIDE,
+        probe,
+        gates,
+        actor="demo",
+        tracking=tracking,
     )
     console.print(
         f"[yellow]No version passed every gate[/], so nothing would serve. To show the API the "
@@ -66,9 +75,8 @@ def print_promotion(console: Console, result, url: str) -> tuple[str, str] | Non
         "(qtis models status)."
     )
     if len(ranked) > 1:  # the runner-up faces the gates again, now against a champion
-        [second] = aliases.promote(
-            url, probe, PromotionSettings(), [(ranked[1]["model"], ranked[1]["version"])]
-        )
+        runner_up = [(ranked[1]["model"], ranked[1]["version"])]
+        [second] = aliases.promote(url, probe, gates, runner_up, tracking=tracking)
         test = second.gate("beats_champion")
         console.print(
             f"  {second.model} v{second.version} judged against it: {second.decision}"

@@ -16,6 +16,7 @@ from cli.render.format import num
 from orchestration.assets.training import report_path
 from registry import promotions
 from training.evaluate import BASELINES
+from training.settings import TrackingSettings
 from warehouse import quality
 
 
@@ -97,8 +98,16 @@ def _drift_line(report) -> str:
     return f"{report.model} v{report.version}: {state}"
 
 
-def print_summary(console: Console, url: str, home: Path, drift, where: list[tuple[str, str]]):
-    """``drift``: the demo's DriftReport (or None); ``where``: (what, how to open it) rows."""
+def print_summary(
+    console: Console,
+    url: str,
+    home: Path,
+    drift,
+    where: list[tuple[str, str]],
+    tracking: TrackingSettings,
+):
+    """``drift``: the demo's DriftReport (or None); ``where``: (what, how to open it) rows;
+    ``tracking``: the MLflow store whose aliases are shown."""
     s = quality.summary(url)
     table = Table("", "", title="Summary", show_header=False, title_justify="left")
     table.add_row(
@@ -109,7 +118,7 @@ def print_summary(console: Console, url: str, home: Path, drift, where: list[tup
     evaluation = report_path(home, "ensemble")
     if evaluation.exists():
         table.add_row("models (OOS)", _models_line(json.loads(evaluation.read_text())))
-    status = promotions.status(url, limit=20)
+    status = promotions.status(url, limit=20, tracking=tracking)
     table.add_row("promotion", _promotion_line(status))
     table.add_row("backtest", _backtest_line(home / "reports"))
     table.add_row("walk-forward", _walk_forward_line(home / "reports" / "walkforward.json"))

@@ -29,6 +29,7 @@ from trading_runtime.settings import RiskReportSettings, RuntimeSettings, WalkFo
 from trading_runtime.verify import verify
 from trading_runtime.walkforward_sources import walk_forward_by_source
 from training.evaluate import plain
+from training.settings import TrackingSettings
 
 
 def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
@@ -58,8 +59,9 @@ def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
         )  # fmt: skip
     console.print(table)
     console.print(_tear_sheet(warehouse, meta), soft_wrap=True)
-    _walk_forward(console, warehouse)
-    return _paper(console, warehouse.url(), meta["window"].value[:10])
+    tracking = warehouse.tracking()
+    _walk_forward(console, warehouse, tracking)
+    return _paper(console, warehouse.url(), meta["window"].value[:10], tracking)
 
 
 def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
@@ -82,7 +84,9 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
     return f"[bold]Tear sheet[/] of {name}: {write_tear_sheet(analysis, path).resolve()}"
 
 
-def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
+def _walk_forward(
+    console: Console, warehouse: WarehouseResource, tracking: TrackingSettings
+) -> None:
     """Three quarters, each traded by an XGBoost fitted only on the three years before it (a
     20-bar purge between), stitched and set against buy-and-hold; JSON in the reports."""
     settings = WalkForwardSettings(windows=3, train_bars=756, test_bars=63, xgb_estimators=100)
@@ -92,24 +96,26 @@ def _walk_forward(console: Console, warehouse: WarehouseResource) -> None:
         url = warehouse.url()
         runtime = RuntimeSettings()
         bars = conventions(periods_per_year=runtime.bars_per_year)
-        found = walk_forward_by_source(url, config, settings, runtime, ServingSettings(), bars)
+        found = walk_forward_by_source(
+            url, config, settings, runtime, ServingSettings(), bars, tracking=tracking
+        )
     print_walk_forward(found, console)
     path = warehouse.settings().home / "reports" / "walkforward.json"
     path.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))
     console.print(f"  walk-forward JSON: {path.resolve()}", soft_wrap=True, highlight=False)
 
 
-def _paper(console: Console, url: str, start: str) -> str:
+def _paper(console: Console, url: str, start: str, tracking: TrackingSettings) -> str:
     stream = f"demo-paper-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     try:
-        model_client(url, None, ServingSettings())
+        model_client(url, None, ServingSettings(), tracking)
         strategy = StrategyConfig(signal="model", trail_atr=3.0)
     except NoChampion:
         strategy = StrategyConfig(signal="sma-cross", trail_atr=3.0)
     config = RunConfig(mode="paper", stream=stream, strategies=[strategy], start=start)
     with console.status(f"paper trading ({strategy.signal}) on a replay, every decision "
                         "committed to runtime.events before it is sent"):  # fmt: skip
-        result = run(url, config, venue_log=None)
+        result = run(url, config, venue_log=None, tracking=tracking)
     journal = Journal(url, stream)
     try:
         checks = verify(journal)

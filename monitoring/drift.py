@@ -35,6 +35,7 @@ import pandas as pd
 from monitoring.drift_results import DriftReport, Measure, save
 from monitoring.settings import DriftSettings
 from training.data import load_training_data
+from training.settings import TrackingSettings
 from transforms.spec import default_spec
 
 # Evidently's tests that return a p-value (drift when below the threshold); the others are
@@ -334,18 +335,23 @@ def performance_measures(
     return out
 
 
-def attribution_measures(url: str, model, s: DriftSettings, notes: list[str]) -> list[Measure]:
-    """Today's SHAP ranking against the one saved when the champion was registered."""
+def attribution_measures(
+    url: str, model, s: DriftSettings, notes: list[str], tracking: TrackingSettings
+) -> list[Measure]:
+    """Today's SHAP ranking against the one saved when the champion was registered (in
+    ``tracking``'s store)."""
     # deferred: shap, mlflow, torch and xgboost (~7 s measured) would load on every qtis command
     # (cli.monitor)
-    from training import tracking
-    from training.explain import explain_registered  # deferred: as above
+    from training.explain import explain_registered
+    from training.tracking import REGISTERED_NAMES  # deferred: as above
 
-    family = {v: k for k, v in tracking.REGISTERED_NAMES.items()}.get(model.name)
+    family = {v: k for k, v in REGISTERED_NAMES.items()}.get(model.name)
     if s.explain_samples == 0 or family is None or family == "ensemble":
         notes.append(f"attribution drift not measured for {model.name}")
         return []
-    found = explain_registered(url, family, model.version, samples=s.explain_samples).to_dict()
+    found = explain_registered(
+        url, family, model.version, samples=s.explain_samples, tracking=tracking
+    ).to_dict()
     agreement = found.get("agreement_with_reference")
     if not agreement:
         notes.append(f"{model.name} v{model.version} has no ranking saved at registration")
@@ -372,12 +378,15 @@ def check_drift(
     data=None,
     baseline: Baseline | None = None,
     html: bool | None = True,
+    *,
+    tracking: TrackingSettings,
 ) -> DriftReport:
     """Every check for ``model`` (a ``registry.loaded.LoadedModel``: the champion, loaded by the
     entry point) on the bars through ``as_of`` (default all), its rows in
     ``mlops.drift_results`` and its Evidently HTML report under ``reports`` (the entry point's
     :func:`drift_reports`; ``html`` None: only when the inputs or the forecasts drifted).
-    ``data`` and ``baseline``: already made, for a replay over many bars."""
+    ``data`` and ``baseline``: already made, for a replay over many bars; ``tracking``: the
+    MLflow store whose saved SHAP ranking the attributions are compared with."""
     data = load_training_data(url) if data is None else data
     baseline = baseline or make_baseline(data, model, settings)
     reference, current = baseline.reference, current_frame(data, model, settings, as_of)
@@ -393,7 +402,7 @@ def check_drift(
     measures += performance_measures(reference, current, model.horizons, settings)
     if not any(m.kind == "performance" for m in measures):
         notes.append("no recent outcomes yet: performance drift waits for labels")
-    measures += attribution_measures(url, model, settings, notes)
+    measures += attribution_measures(url, model, settings, notes, tracking)
     run_id = uuid.uuid4().hex[:12]
     span = lambda f: (f["ts"].min().to_pydatetime(), f["ts"].max().to_pydatetime())  # noqa: E731
     report = DriftReport(run_id, model.name, str(model.version), span(reference), span(current),

@@ -15,6 +15,7 @@ from monitoring.drift import check_drift, make_baseline
 from monitoring.drift_results import DriftReport
 from monitoring.settings import DriftSettings
 from training.data import load_training_data
+from training.settings import TrackingSettings
 
 # the kinds that call for a retrain (performance decay is a demotion, attribution is shown)
 RETRAIN_KINDS = ("data", "prediction")
@@ -52,11 +53,14 @@ def replay(
     until_alarm: bool = False,
     progress: Callable[[int, int, DriftReport], None] | None = None,
     html: bool | None = None,
+    *,
+    tracking: TrackingSettings,
 ) -> Replay:
     """One drift run (stored in mlops.drift_results) as of every ``every``-th bar after
     ``start``, against one baseline; ``until_alarm`` stops at the first that calls for a
     retrain; ``model``: the entry point's (the champion). ``html``: True/False for every run;
-    None writes the pages of the runs that drifted and of the last."""
+    None writes the pages of the runs that drifted and of the last; ``tracking``: the MLflow
+    store, as for :func:`check_drift`."""
     if every < 1:
         raise ValueError(f"every must be at least 1 bar, got {every}")
     data = load_training_data(url)
@@ -68,7 +72,9 @@ def replay(
     for k, bar in enumerate(bars):
         # by default an HTML page for the runs that drifted and for the last one
         page = (None if k < len(bars) - 1 else True) if html is None else html
-        report = check_drift(url, settings, reports, model, bar, data, baseline, page)
+        report = check_drift(
+            url, settings, reports, model, bar, data, baseline, page, tracking=tracking
+        )
         done.append(report)
         if progress is not None:
             progress(k + 1, len(bars), report)

@@ -18,6 +18,7 @@ from registry.aliases import force
 from serving.probe import serving_probe
 from training.promotion import PromotionSettings
 from training.runner import run_training
+from training.settings import TrackingSettings
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
 from warehouse.ingest import ingest
@@ -81,13 +82,17 @@ class RegimeChange:
             failed = ", ".join(n.name for n in report.failures())
             raise RuntimeError(f"the scenario's feature build failed: {failed}")
 
-    def train_champion(self, url: str, config, gates: PromotionSettings) -> tuple[str, str]:
+    def train_champion(
+        self, url: str, config, gates: PromotionSettings, tracking: TrackingSettings
+    ) -> tuple[str, str]:
         """Train ``config`` (a ``TrainConfig`` of one family) on the first ``train_bars`` bars,
-        register it and make it the champion (its gates computed under ``gates``); returns
-        (name, version)."""
-        run = run_training(url, config, until=self.trained_until)
+        register it (in ``tracking``'s store) and make it the champion (its gates computed under
+        ``gates``); returns (name, version)."""
+        run = run_training(url, config, until=self.trained_until, tracking=tracking)
         (family,) = config.models
         info = run.registered[family]
         reason = f"regime scenario seed {self.seed}: the champion before the change"
-        force(url, info["registered"], str(info["version"]), reason, serving_probe(url), gates)
-        return info["registered"], str(info["version"])
+        probe = serving_probe(url, tracking=tracking)
+        held = info["registered"], str(info["version"])
+        force(url, *held, reason, probe, gates, tracking=tracking)
+        return held

@@ -1,4 +1,5 @@
-"""Dagster resources for systems outside the code: the Postgres warehouse and dbt."""
+"""Dagster resources for systems outside the code: the Postgres warehouse (and the MLflow and
+Optuna stores beside it) and dbt."""
 
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 from pydantic import PrivateAttr
 
+from training.settings import TrackingSettings, TuningSettings
 from transforms.dbt_runner import PROJECT_DIR
 from warehouse.db import database_url
 from warehouse.schema import migrate
@@ -32,6 +34,15 @@ class WarehouseResource(ConfigurableResource):
             migrate(url)
             self._url = url
         return self._url
+
+    def tracking(self) -> TrackingSettings:
+        """The MLflow store beside this database (QTIS_MLFLOW_*, artifacts under QTIS_HOME),
+        built here for the asset that runs."""
+        return TrackingSettings()
+
+    def tuning(self) -> TuningSettings:
+        """The Optuna store beside this database (QTIS_TUNE_*), built here for the asset."""
+        return TuningSettings()
 
 
 def dbt_resource() -> DbtCliResource:

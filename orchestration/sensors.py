@@ -38,6 +38,7 @@ from trading_runtime.ab import NoShadow, compare
 from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.settings import RuntimeSettings
 from training.runner import FAMILIES
+from training.settings import TrackingSettings
 from warehouse.settings import WarehouseSettings
 
 
@@ -109,7 +110,9 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     for verdict in verdicts:
         if verdict.action == "demote":
             try:
-                done = rollback(url, verdict.reason, actor="drift_sensor")
+                done = rollback(
+                    url, verdict.reason, actor="drift_sensor", tracking=TrackingSettings()
+                )
                 said.append(f"demoted: {done.reason}; champion {done.model} v{done.version}")
             except ValueError as exc:  # the first champion: nothing to go back to
                 said.append(f"{verdict.reason}; not demoted: {exc}")
@@ -151,7 +154,9 @@ def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     if verdict.action == "wait":
         return SensorResult(skip_reason=verdict.reason)
     try:
-        done = replace_with_challenger(url, verdict.reason, actor="shadow_sensor")
+        done = replace_with_challenger(
+            url, verdict.reason, actor="shadow_sensor", tracking=TrackingSettings()
+        )
         said = f"champion replaced: {done.model} v{done.version}; {verdict.reason}"
         state["replaced"] = [*state.get("replaced", []), stream]
     except ValueError as exc:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from registry.model_registry import ModelRegistry
 from registry.promotions import Probe, decided, installed_over, record
+from registry.settings import TrackingSettings
 from training.promotion import Decision, PromotionSettings, judge_forced, judge_round
 from training.tracking import CHALLENGER, CHAMPION, REGISTERED_NAMES
 
@@ -35,12 +36,15 @@ def promote(
     settings: PromotionSettings,
     candidates: Sequence[tuple[str, str]] | None = None,
     actor: str = "promotion",
+    *,
+    tracking: TrackingSettings,
 ) -> list[Decision]:
     """Judge ``candidates`` (default: :func:`default_candidates`) against the champion; the one
     passing every gate with the highest deflated Sharpe ratio becomes champion, the best other
     servable one the shadow challenger (when there is a champion). Every decision is recorded.
-    ``settings``: the gates (QTIS_PROMOTE_*), built by the entry point."""
-    registry = ModelRegistry(url)
+    ``settings``: the gates (QTIS_PROMOTE_*), ``tracking``: the MLflow store, both built by the
+    entry point."""
+    registry = ModelRegistry(url, tracking)
     candidates = list(candidates) if candidates is not None else default_candidates(registry)
     current = registry.champion()
     decisions = judge_round(registry.client, url, probe, candidates, current, settings, actor)
@@ -61,12 +65,14 @@ def force(
     probe: Probe,
     settings: PromotionSettings,
     actor: str = "cli",
+    *,
+    tracking: TrackingSettings,
 ) -> Decision:
     """Make ``name`` ``version`` champion whatever its statistical gates say (they are still
     computed and recorded), but never one the service could not load."""
     if not reason.strip():
         raise ValueError("a forced promotion needs a reason (--reason)")
-    registry = ModelRegistry(url)
+    registry = ModelRegistry(url, tracking)
     current = registry.champion()
     check = probe(name, str(version))
     decision = judge_forced(
@@ -77,9 +83,11 @@ def force(
     return decision
 
 
-def rollback(url: str, reason: str = "rollback", actor: str = "cli") -> Decision:
+def rollback(
+    url: str, reason: str = "rollback", actor: str = "cli", *, tracking: TrackingSettings
+) -> Decision:
     """Give @champion back to the version that held it before the current one was installed."""
-    registry = ModelRegistry(url)
+    registry = ModelRegistry(url, tracking)
     current = registry.champion()
     if current is None:
         raise ValueError("no model holds @champion: nothing to roll back")
@@ -97,10 +105,12 @@ def rollback(url: str, reason: str = "rollback", actor: str = "cli") -> Decision
     return decision
 
 
-def replace_with_challenger(url: str, reason: str, actor: str = "cli") -> Decision:
+def replace_with_challenger(
+    url: str, reason: str, actor: str = "cli", *, tracking: TrackingSettings
+) -> Decision:
     """Give @champion to the version holding @challenger (the shadow book showed it trading
     better); the old champion is where a roll-back returns to."""
-    registry = ModelRegistry(url)
+    registry = ModelRegistry(url, tracking)
     current, challenger = registry.champion(), registry.challenger()
     if challenger is None:
         raise ValueError("no model holds @challenger: there is nothing to replace the champion by")

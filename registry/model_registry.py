@@ -9,30 +9,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from registry.loaded import LoadedModel, limit_threads
+from registry.settings import TrackingSettings
 from training.lineage import VersionMeta
 from transforms.spec import default_spec
 
-if TYPE_CHECKING:
-    from training.tracking import TrackingSettings
-
 
 class ModelRegistry:
-    """The registry beside the warehouse at ``url`` (or at ``QTIS_MLFLOW_TRACKING_URI``)."""
+    """The registry beside the warehouse at ``url`` (or at ``settings.tracking_uri``); the
+    entry point builds ``settings`` and passes them down."""
 
-    def __init__(self, url: str, settings: TrackingSettings | None = None) -> None:
+    def __init__(self, url: str, settings: TrackingSettings) -> None:
         # deferred: mlflow (~1 s) and training.tracking (torch+lightning, ~6 s measured) load
         # when a registry opens, not with serving.predictor, which every trading run imports
         import mlflow
         from mlflow.tracking import MlflowClient  # deferred: as above
 
-        from training.tracking import TrackingSettings, configure  # deferred: as above
+        from training.tracking import configure  # deferred: as above
 
-        self.url, self.settings = url, settings or TrackingSettings()
+        self.url, self.settings = url, settings
         configure(url, self.settings)  # the experiment runs go to, and MLflow's default store
         self.uri = mlflow.get_tracking_uri()
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)

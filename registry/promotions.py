@@ -15,6 +15,7 @@ import pandas as pd
 from psycopg.types.json import Jsonb
 
 from registry.model_registry import ModelRegistry
+from registry.settings import TrackingSettings
 from warehouse.db import connect
 
 if TYPE_CHECKING:
@@ -134,9 +135,9 @@ def decided(url: str, name: str, version: str, run_id: str) -> bool:
         return cur.fetchone() is not None
 
 
-def status(url: str, limit: int = 10) -> dict[str, Any]:
-    """Champion, challenger and the latest decisions."""
-    registry = ModelRegistry(url)
+def status(url: str, limit: int = 10, *, tracking: TrackingSettings) -> dict[str, Any]:
+    """Champion, challenger (in ``tracking``'s store) and the latest decisions."""
+    registry = ModelRegistry(url, tracking)
     return {
         "champion": registry.champion(),
         "challenger": registry.challenger(),

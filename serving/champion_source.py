@@ -12,6 +12,7 @@ import numpy as np
 from quant.splits import WindowDates
 from registry.model_registry import ModelRegistry
 from registry.promotions import champions
+from registry.settings import TrackingSettings
 from serving.errors import NoChampion
 from serving.predictor import Predictor
 from serving.settings import ServingSettings
@@ -43,12 +44,19 @@ class ChampionSource:
     @champion (``mlops.promotions``), the most recently installed one whose labels end before
     the window starts - each as if it went live the day its data ended. (Promotion decisions
     carry wall-clock times, so on historical bars every decision is "later"; the data each
-    version saw is what decides whether it may trade a window.)"""
+    version saw is what decides whether it may trade a window.) ``tracking``: the MLflow
+    store the versions are loaded from."""
 
     def __init__(
-        self, url: str, timeline: np.ndarray, horizon: int, serving: ServingSettings
+        self,
+        url: str,
+        timeline: np.ndarray,
+        horizon: int,
+        serving: ServingSettings,
+        tracking: TrackingSettings,
     ) -> None:
         self.url, self.timeline, self.horizon, self.serving = url, timeline, horizon, serving
+        self.tracking = tracking
         self.history = champions(url)  # oldest first
         self._seen: dict[tuple[str, str], tuple[date | None, date | None]] = {}
         self._loaded: dict[tuple[str, str], Any] = {}
@@ -57,7 +65,7 @@ class ChampionSource:
     def _labels(self, held: tuple[str, str]) -> tuple[date | None, date | None]:
         if held not in self._seen:
             if self._registry is None:
-                self._registry = ModelRegistry(self.url)
+                self._registry = ModelRegistry(self.url, self.tracking)
             meta = self._registry.meta(*held)
             self._seen[held] = champion_label_end(
                 meta.trained_through, meta.label_end, self.timeline, self.horizon
@@ -77,7 +85,7 @@ class ChampionSource:
         held = unseen[-1]
         if held not in self._loaded:
             try:
-                self._loaded[held] = Predictor.pinned(self.url, *held, self.serving)
+                self._loaded[held] = Predictor.pinned(self.url, *held, self.serving, self.tracking)
             except NoChampion as exc:
                 raise Skip(str(exc)) from exc
         through, seen = self._labels(held)

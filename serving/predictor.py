@@ -16,6 +16,7 @@ import numpy as np
 
 from registry.loaded import LoadedModel, limit_threads
 from registry.model_registry import ModelRegistry
+from registry.settings import TrackingSettings
 from serving.explainer import Explainer
 from serving.model_set import ModelSet, card
 from serving.prediction_log import PredictionLog
@@ -43,15 +44,18 @@ class Predicting(Protocol):
 
 
 class Predictor:
-    """Answers predict / explain / info requests from the registered champion."""
+    """Answers predict / explain / info requests from the registered champion (of the MLflow
+    store of ``tracking``)."""
 
     def __init__(
         self,
         url: str,
         settings: ServingSettings,
         prediction_log: PredictionLog | None = None,
+        *,
+        tracking: TrackingSettings,
     ) -> None:
-        models = ModelSet(url, ModelRegistry(url), settings.serve_model_threads)
+        models = ModelSet(url, ModelRegistry(url, tracking), settings.serve_model_threads)
         models.reload()
         self._compose(url, settings, models, prediction_log)
 
@@ -68,10 +72,17 @@ class Predictor:
         self.explainer = Explainer(models, self.windows)
 
     @classmethod
-    def pinned(cls, url: str, name: str, version: str, settings: ServingSettings) -> Predictor:
+    def pinned(
+        cls,
+        url: str,
+        name: str,
+        version: str,
+        settings: ServingSettings,
+        tracking: TrackingSettings,
+    ) -> Predictor:
         """One registered version answering as the champion, whatever holds @champion now: a
         walk-forward trades each window with the version that was champion then."""
-        models = ModelSet(url, ModelRegistry(url), settings.serve_model_threads)
+        models = ModelSet(url, ModelRegistry(url, tracking), settings.serve_model_threads)
         models.pin_version(name, str(version))
         predictor = cls.__new__(cls)
         predictor._compose(url, settings, models, None)

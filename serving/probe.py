@@ -11,12 +11,14 @@ import numpy as np
 
 from registry.model_registry import ModelRegistry
 from registry.promotions import Probe, ServingCheck
+from registry.settings import TrackingSettings
 from serving.schemas import PredictRequest, PredictResponse
 from serving.windows import WindowSource
 
 
-def serving_probe(url: str, samples: int = 200) -> Probe:
-    registry = ModelRegistry(url)
+def serving_probe(url: str, samples: int = 200, *, tracking: TrackingSettings) -> Probe:
+    """The check of a version, loaded from ``tracking``'s registry as the service loads it."""
+    registry = ModelRegistry(url, tracking)
 
     def check(name: str, version: str) -> ServingCheck:
         try:

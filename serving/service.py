@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse, RedirectResponse
 
 from core.settings import check_environment
+from registry.settings import TrackingSettings
 from serving.auth import BearerAuth
 from serving.batching import AdaptiveBatcher
 from serving.errors import NoChampion, RequestError, ValidationMessages
@@ -48,6 +49,7 @@ log = logging.getLogger("qtis.serving")
 check_environment()
 SETTINGS = ServingSettings()
 WAREHOUSE = WarehouseSettings()
+TRACKING = TrackingSettings()
 
 PREDICTIONS = bentoml.metrics.Counter(
     name="qtis_predictions",
@@ -91,7 +93,7 @@ class QtisService:
         migrate(url)
         shadow_log = PredictionLog(url) if SETTINGS.serve_shadow_log else None
         try:
-            self.predictor = Predictor(url, SETTINGS, shadow_log)
+            self.predictor = Predictor(url, SETTINGS, shadow_log, tracking=TRACKING)
         except NoChampion as exc:
             log.error("not starting: %s", exc)
             raise
@@ -186,7 +188,7 @@ class QtisService:
         from registry.aliases import rollback
 
         try:
-            decision = rollback(self.predictor.url, reason, actor="api")
+            decision = rollback(self.predictor.url, reason, actor="api", tracking=TRACKING)
         except ValueError as exc:
             return _rejected("admin_rollback", RequestError(str(exc), None, 409))
         loaded = self.predictor.reload()

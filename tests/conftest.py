@@ -21,6 +21,7 @@ from tests.support.bars import load_bars
 from tests.support.db import copy_database, drop_database, fresh_database
 from tests.support.promotion import relaxed
 from training.runner import TrainConfig, run_training
+from training.settings import TrackingSettings
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
 from warehouse import embedded
@@ -133,6 +134,8 @@ def champion(built, pg_server, tmp_path_factory):
             mp.setenv(key, value)
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=30,
                              explain_samples=50)  # fmt: skip
-        run_training(url, config, symbols=["IBM", "MSFT"])
-        force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url), relaxed())
+        tracking = TrackingSettings()
+        run_training(url, config, symbols=["IBM", "MSFT"], tracking=tracking)
+        probe = serving_probe(url, tracking=tracking)
+        force(url, "qtis-xgboost", "1", "drift tests", probe, relaxed(), tracking=tracking)
         yield url, env, home

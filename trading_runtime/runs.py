@@ -15,6 +15,7 @@ import numpy as np
 
 from core.errors import InputError
 from quant.conventions import Conventions
+from registry.settings import TrackingSettings
 from serving.client import ServingClient
 from serving.errors import NoChampion
 from serving.predictor import Predicting, Predictor
@@ -73,17 +74,20 @@ def build_engine(
     predictor: Predicting | None = None,
     resources: ExitStack | None = None,
     observers: Sequence[EventObserver] = (),
+    *,
+    tracking: TrackingSettings,
 ) -> Engine:
     """The engine of ``config``. A model strategy asks ``predictor`` when given (e.g. one
     window's model in a walk-forward), else the champion; either way it trades only bars after
     the model's label end. FIX execution opens a session (and, for ``fix-venue``, a venue)
     that ``resources`` closes. ``serving``: the model's (in process, or its token and request
-    size over HTTP); ``fix``: the FIX session's."""
+    size over HTTP); ``fix``: the FIX session's; ``tracking``: the MLflow store the champion is
+    loaded from in process."""
     card = None
     if not any(s.signal == "model" for s in config.strategies):
         predictor = None
     else:
-        predictor = predictor or model_client(url, config.model_url, serving)
+        predictor = predictor or model_client(url, config.model_url, serving, tracking)
         card = latest_trained(predictor, config)
         config = out_of_sample(config, card)
     instruments = load_instruments(url, config.symbols)
@@ -184,13 +188,16 @@ def out_of_sample(config: RunConfig, card) -> RunConfig:
     return config
 
 
-def model_client(url: str, model_url: str | None, settings: ServingSettings):
+def model_client(
+    url: str, model_url: str | None, settings: ServingSettings, tracking: TrackingSettings
+):
     """The champion: over HTTP when ``model_url`` is given (with QTIS_API_TOKEN as the bearer
-    token), else loaded in this process."""
+    token), else loaded in this process from ``tracking``'s registry."""
     if model_url:
         return ServingClient(model_url, token=settings.api_token)
 
-    return Predictor(url, settings.model_copy(update={"serve_shadow_log": False}))
+    no_shadow_log = settings.model_copy(update={"serve_shadow_log": False})
+    return Predictor(url, no_shadow_log, tracking=tracking)
 
 
 def run(
@@ -204,18 +211,30 @@ def run(
     serving: ServingSettings | None = None,
     fix: FixSettings | None = None,
     conventions: Conventions | None = None,
+    tracking: TrackingSettings | None = None,
 ) -> RunReport:
     """Run (or, for a paper stream that exists, resume) ``config`` to the end of its bars;
     ``predictor``: the model to trade instead of the champion; ``observers`` see every event
     (Prometheus metrics, alerts). An entry point used directly (CLI, demo, bench, tests):
     settings not given are built here, once, from the environment (QTIS_TRADE_*, QTIS_SERVE_*,
-    QTIS_FIX_*, QTIS_ANALYTICS_* with the engine's bars per year), and passed down."""
+    QTIS_FIX_*, QTIS_ANALYTICS_* with the engine's bars per year, QTIS_MLFLOW_*), and passed
+    down."""
     settings = settings or RuntimeSettings()
     serving, fix = serving or ServingSettings(), fix or FixSettings()
+    tracking = tracking or TrackingSettings()
     conventions = conventions or analytics_conventions(periods_per_year=settings.bars_per_year)
     with ExitStack() as resources:
         engine = build_engine(
-            url, config, settings, serving, fix, venue_log, predictor, resources, observers
+            url,
+            config,
+            settings,
+            serving,
+            fix,
+            venue_log,
+            predictor,
+            resources,
+            observers,
+            tracking=tracking,
         )
         journal = engine.journal
         resources.callback(journal.close)
@@ -276,11 +295,12 @@ def reference_runs(
     slow: int = 50,
     costs: dict[str, Any] | None = None,
     serving: ServingSettings | None = None,
+    tracking: TrackingSettings | None = None,
 ) -> tuple[dict[str, RunReport], str | None]:
     """The champion traded out of sample, next to buy-and-hold, an SMA cross and a risk-parity
     portfolio of the same universe on the same bars with the same costs - the comparison a model
     has to win. Returns the runs by name and, when no model can trade, why. An entry like
-    :func:`run`: ``serving`` None is built from the environment."""
+    :func:`run`: ``serving`` and ``tracking`` None are built from the environment."""
     strategies = {
         "buy_and_hold": StrategyConfig(name="buy_and_hold", signal="buy-and-hold"),
         f"sma_{fast}_{slow}": StrategyConfig(
@@ -290,10 +310,10 @@ def reference_runs(
             name="risk_parity", signal="buy-and-hold", portfolio="risk-parity"
         ),
     }
-    serving = serving or ServingSettings()
+    serving, tracking = serving or ServingSettings(), tracking or TrackingSettings()
     start, why = None, None
     try:
-        card = model_client(url, None, serving).info().champion
+        card = model_client(url, None, serving, tracking).info().champion
         start = out_of_sample(RunConfig(stream="probe"), card).start
         strategies = {"champion": StrategyConfig(name="champion", signal="model")} | strategies
     except NoChampion as exc:
@@ -302,5 +322,5 @@ def reference_runs(
     for name, strategy in strategies.items():
         config = RunConfig(stream=f"{tag}-{name}", strategies=[strategy], start=start,
                            costs=costs or {})  # fmt: skip
-        runs[name] = run(url, config, serving=serving)
+        runs[name] = run(url, config, serving=serving, tracking=tracking)
     return runs, why

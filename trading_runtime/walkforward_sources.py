@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from quant.conventions import Conventions
+from registry.settings import TrackingSettings
 from serving.champion_source import ChampionSource
 from serving.retrain_source import RetrainSource
 from serving.settings import ServingSettings
@@ -22,13 +23,14 @@ from trading_runtime.walkforward import (
 
 
 def model_source(
-    url: str, settings: WalkForwardSettings, serving: ServingSettings
+    url: str, settings: WalkForwardSettings, serving: ServingSettings, tracking: TrackingSettings
 ) -> Callable[[Sequence[str], int], ModelSource]:
     """A factory ``(symbols, horizon) -> ModelSource`` for ``walk_forward``; ``serving``: the
-    settings its in-process predictors answer under."""
+    settings its in-process predictors answer under; ``tracking``: the MLflow store the
+    champions are loaded from."""
     if settings.source == "champion":
         return lambda symbols, horizon: ChampionSource(
-            url, bar_timeline(url, symbols), horizon, serving
+            url, bar_timeline(url, symbols), horizon, serving, tracking
         )
     s = settings
     fit = {
@@ -49,8 +51,10 @@ def walk_forward_by_source(
     serving: ServingSettings,
     conventions: Conventions,
     progress: Callable[[int, int, WindowResult | None], None] | None = None,
+    *,
+    tracking: TrackingSettings,
 ) -> WalkForwardResult:
     """``walk_forward`` with its windows' models from ``settings.source`` (what the CLI and the
     demo run)."""
-    source = model_source(url, settings, serving)
+    source = model_source(url, settings, serving, tracking)
     return walk_forward(url, config, source, settings, runtime, conventions, progress)

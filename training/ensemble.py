@@ -21,11 +21,12 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from quant.splits import PurgedWalkForward
-from training import tracking
 from training.data import TrainingData, load_training_data
 from training.evaluate import Evaluation, ModelResult, evaluate, fold_scores
 from training.lineage import LABEL_END, TRAINED_THROUGH, UPDATE_OF, VersionMeta, stamp
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
+from training.settings import TrackingSettings
+from training.tracking import REGISTERED_NAMES, configure, load_bundle, log_family
 from training.windows import window_ends
 
 
@@ -221,8 +222,8 @@ class EnsembleBundle:
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """What the ensemble run logs as parameters (tracking.log_family reads it like a
-    TrainConfig: ``params`` and ``tuning`` per family)."""
+    """What the ensemble run logs as parameters (log_family reads it like a TrainConfig:
+    ``params`` and ``tuning`` per family)."""
 
     members: tuple[str, ...]
     member_versions: str
@@ -245,7 +246,7 @@ class EnsembleRun:
 
 def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, Any], Any]:
     """(model version, run, fitted bundle) of a registered member; latest version by default."""
-    name = tracking.REGISTERED_NAMES[family]
+    name = REGISTERED_NAMES[family]
     if version is None:
         # online updates (tag update_of) have no walk-forward predictions to stack on
         versions = [
@@ -256,7 +257,7 @@ def _member(client, family: str, version: str | None) -> tuple[Any, dict[str, An
         version = str(max(int(v.version) for v in versions))
     found = client.get_model_version(name, version)
     run = client.get_run(found.run_id)
-    return found, run, tracking.load_bundle(name, version)
+    return found, run, load_bundle(name, version)
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,7 @@ def _register(
     seen = [m.trained_through for m in metas]
     through = stamp(min(seen)) if all(seen) else ""  # "": a member's is unknown
     labels = stamp(fit_through if fit_through is not None else data.ts.max())
-    registered = tracking.log_family(
+    registered = log_family(
         "ensemble", result.evaluation, config, bundle, example,
         tags={TRAINED_THROUGH: through, LABEL_END: labels,
               "members": config.member_versions},
@@ -357,11 +358,13 @@ def run_ensemble(
     versions: Mapping[str, str] | None = None,
     regime_feature: str = "hv_20",
     track: bool = True,
+    *,
+    tracking: TrackingSettings,
 ) -> EnsembleRun:
     """Stack the registered members (latest versions unless given) on their logged out-of-fold
     predictions, score the stack out of sample next to them and the baselines, and register
-    qtis-ensemble."""
-    tracking.configure(url)
+    qtis-ensemble (``tracking``: the MLflow store they are read from and it goes to)."""
+    configure(url, tracking)
     client = MlflowClient()
     found = {f: _member(client, f, (versions or {}).get(f)) for f in members}
     setup = _shared_setup(found)

@@ -29,6 +29,7 @@ from training.data import TrainingData, load_training_data
 from training.lineage import VersionMeta, stamp
 from training.models.sequence import SequenceBundle
 from training.models.tabular import XGBoostModel
+from training.settings import TrackingSettings
 from training.windows import window_ends
 from warehouse.db import connect
 
@@ -343,22 +344,25 @@ def explain_registered(
     version: str | int | None = None,
     samples: int = 200,
     seed: int = 7,
+    *,
+    tracking: TrackingSettings,
 ) -> RegisteredExplanation:
     """Explain a registered version (default: the family's @champion, else its latest) on the
-    most recent ``samples`` bars of the warehouse, against a background of bars it trained on."""
+    most recent ``samples`` bars of the warehouse, against a background of bars it trained on;
+    ``tracking``: the MLflow store it is registered in."""
     # deferred: an import cycle, training.tracking imports this module at its top (and
     # training.online imports training.tracking)
-    from training import tracking
-    from training.online import resolve_base  # deferred: the same cycle
+    from training.online import resolve_base
+    from training.tracking import REGISTERED_NAMES, configure, load_bundle  # deferred: the same
 
     if samples < 1:
         raise ValueError("--samples must be at least 1")
-    tracking.configure(url)
+    configure(url, tracking)
     client = MlflowClient()
     family, found = resolve_base(client, family, version, action="explain")
-    name = tracking.REGISTERED_NAMES[family]
+    name = REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
-    bundle = tracking.load_bundle(name, found.version)
+    bundle = load_bundle(name, found.version)
     meta = VersionMeta.from_tags(run.data.tags)
     data = load_training_data(url, list(meta.symbols) or None)
     # the bars the model could have been trained on: full windows after the warm-up

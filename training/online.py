@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 
 from core.errors import InputError
 from quant.intervals import information_coefficients
-from training import explain, tracking
+from training import explain
 from training.data import TrainingData, load_training_data
 from training.incremental import update_network, update_xgboost
 from training.lineage import (
@@ -45,7 +45,16 @@ from training.lineage import (
 )
 from training.metrics import mse
 from training.models.sequence import SequenceModel
-from training.tracking import CHAMPION, REGISTERED_NAMES, holder
+from training.settings import TrackingSettings
+from training.tracking import (
+    CHAMPION,
+    REGISTERED_NAMES,
+    configure,
+    holder,
+    load_bundle,
+    log_update,
+    spec_hash,
+)
 from training.windows import window_ends
 
 UPDATABLE = ("lstm", "transformer", "xgboost")
@@ -241,7 +250,7 @@ class _Base:
 def _load_base(client, family: str | None, version: str | int | None) -> _Base:
     """The version to update; refuses one whose seen bars or input columns are unknown."""
     family, found = resolve_base(client, family, version)
-    name = tracking.REGISTERED_NAMES[family]
+    name = REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
     params, tags = run.data.params, run.data.tags
     meta = VersionMeta.from_tags(tags)
@@ -250,7 +259,7 @@ def _load_base(client, family: str | None, version: str | int | None) -> _Base:
             f"{name} version {found.version} has no trained_through tag, so the bars it "
             "has seen are unknown: retrain it (qtis train)"
         )
-    if meta.spec_hash not in (None, tracking.spec_hash()):
+    if meta.spec_hash not in (None, spec_hash()):
         raise ValueError(
             f"the feature spec changed since {name} version {found.version} was trained: "
             "its inputs no longer match, retrain it (qtis train)"
@@ -374,6 +383,7 @@ def update_model(
     url: str,
     family: str | None = None,
     *,
+    tracking: TrackingSettings,
     rounds: int = 50,
     steps: int = 50,
     lr: float = 1e-4,
@@ -385,19 +395,20 @@ def update_model(
     """Fold the newly labelled bars into a registered model (``family`` None: the champion's
     family, else the most recently registered one; ``version`` None: its @champion, else its
     latest version) and register the result as the next version, ``promotion=pending``.
-    ``end`` reads bars up to that time only (replays). Raises ValueError when there is nothing
-    new to learn from (NothingToUpdate when every labelled bar is already in the model)."""
+    ``end`` reads bars up to that time only (replays); ``tracking``: the MLflow store. Raises
+    ValueError when there is nothing new to learn from (NothingToUpdate when every labelled bar
+    is already in the model)."""
     if rounds < 1 or steps < 1:
         raise ValueError("rounds and steps must be at least 1")
     if not 0 <= holdout < 1:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
-    tracking.configure(url)
+    configure(url, tracking)
     base = _load_base(MlflowClient(), family, version)
     symbols = list(base.meta.symbols) or None
     data = load_training_data(url, symbols, end=end)
     rows = _rows_to_learn(data, base)
     update_rows, held = split_in_time(data.ts, rows, holdout, purge=max(data.horizons))
-    bundle = tracking.load_bundle(base.name, base.version)
+    bundle = load_bundle(base.name, base.version)
     updated, details = _fit_update(base, bundle, data, update_rows, rounds, steps, lr)
     truth, when = data.returns[held], data.ts[held]
     metrics = {
@@ -415,7 +426,7 @@ def update_model(
         if value is not None
     }
     attributions = _attributions(updated, data, base, update_rows, explain_samples)
-    logged = tracking.log_update(
+    logged = log_update(
         base.family, updated, example, params=dict(base.params) | update_params,
         tags=_run_tags(base, data, update_rows, held, after), metrics=flat,
         report=_report(base, data, update_rows, held, after, details, metrics),

@@ -13,13 +13,15 @@ import numpy as np
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from quant.splits import PurgedWalkForward, final_split
-from training import explain, tracking
+from training import explain
 from training.data import load_training_data
 from training.evaluate import Estimator, Evaluation, evaluate
 from training.lineage import LABEL_END, TRAINED_THROUGH, stamp
 from training.models.networks import LSTMConfig, TransformerConfig
 from training.models.sequence import SequenceModel
 from training.models.tabular import HistoricalMeanModel, RidgeModel, XGBoostModel, ZeroModel
+from training.settings import TrackingSettings
+from training.tracking import configure, log_family
 from training.windows import window_ends
 from transforms.spec import default_spec
 
@@ -146,9 +148,12 @@ def run_training(
     on_fold: Callable[[str, int], None] | None = None,
     track: bool = True,
     until: datetime | None = None,
+    *,
+    tracking: TrackingSettings,
 ) -> TrainingRun:
     """Walk-forward evaluation of every model, then (``track``) one final fit per family on all
-    history (before ``until``, as it was known then), logged to MLflow and registered."""
+    history (before ``until``, as it was known then), logged to MLflow (``tracking``: its store)
+    and registered."""
     data = load_training_data(url, symbols, end=until)
     if not len(data):
         raise ValueError("features.training_set is empty: run `qtis features build` first")
@@ -162,7 +167,7 @@ def run_training(
     if track:  # final fits run in every DDP process; MLflow only hears from rank 0
         logs = global_rank() == 0
         if logs:
-            tracking.configure(url)
+            configure(url, tracking)
         final = final_split(data.ts, horizon, holdout=config.holdout)
         ends = window_ends(data, config.window, config.min_history)
         valid = np.zeros(len(data), dtype=bool)
@@ -193,7 +198,7 @@ def run_training(
                 attributions = explain.explain_final(
                     finals[family], data, train, config.explain_samples, config.seed
                 )
-            registered[family] = tracking.log_family(
+            registered[family] = log_family(
                 family, evaluation, config, finals[family], example, trained, attributions
             )
             registered[family]["example"] = example

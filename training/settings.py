@@ -1,8 +1,10 @@
 """Typed settings of training: the promotion gates (``QTIS_PROMOTION_*``), the MLflow store
-(``QTIS_MLFLOW_*``) and the Optuna store (``QTIS_TUNE_*``; the older ``QTIS_OPTUNA_*`` names
-still work)."""
+(``QTIS_MLFLOW_*``, its artifacts under ``QTIS_HOME``) and the Optuna store (``QTIS_TUNE_*``;
+the older ``QTIS_OPTUNA_*`` names still work)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
@@ -30,6 +32,12 @@ class TrackingSettings(QtisSettings):
     )
     database: str = Field(default="mlflow", description="Database for MLflow's tables")
     experiment: str = Field(default="qtis", description="Experiment that runs go to")
+    home: Path = Field(
+        default=Path(".qtis"),
+        validation_alias=AliasChoices("QTIS_HOME"),
+        description="The warehouse's directory for local state: new experiments keep their"
+        " artifacts under its mlruns/",
+    )
 
 
 class TuningSettings(QtisSettings):

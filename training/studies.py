@@ -1,6 +1,6 @@
 """Optuna studies: where they live (the project's Postgres), what they search, and the best
 trial that `qtis train` and the training assets start from. Running a search is
-``training.tuning``."""
+``training.tuning``. The entry point builds the :class:`TuningSettings` and passes them down."""
 
 from __future__ import annotations
 
@@ -18,20 +18,20 @@ from training.settings import TuningSettings
 from warehouse.db import companion_database
 
 
-def storage_url(url: str, settings: TuningSettings | None = None) -> str:
-    settings = settings or TuningSettings()
+def storage_url(url: str, settings: TuningSettings) -> str:
+    """QTIS_TUNE_STORAGE, or a database beside the warehouse."""
     if settings.storage:
         return settings.storage
     return companion_database(url, settings.database, "Optuna", "QTIS_TUNE_STORAGE")
 
 
-def storage(url: str):
+def storage(url: str, settings: TuningSettings):
     """RDB storage with heartbeats: a trial whose worker died is marked failed and retried once,
     so a crashed worker loses no trial."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         return RDBStorage(
-            storage_url(url),
+            storage_url(url, settings),
             heartbeat_interval=15,
             grace_period=60,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
@@ -91,13 +91,16 @@ def estimator_kwargs(family: str, params: dict[str, Any], size: str) -> dict[str
     }
 
 
-def tuned_params(url: str, family: str, size: str, study: str | None = None):
-    """(estimator kwargs, provenance) of the best trial of the family's study, or None when no
-    study has a completed trial: what `qtis train` and the training assets start from."""
+def tuned_params(
+    url: str, family: str, size: str, study: str | None = None, *, tuning: TuningSettings
+):
+    """(estimator kwargs, provenance) of the best trial of the family's study (in ``tuning``'s
+    store), or None when no study has a completed trial: what `qtis train` and the training
+    assets start from."""
     name = study or study_name(family)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        found = optuna.load_study(study_name=name, storage=storage_url(url))
+        found = optuna.load_study(study_name=name, storage=storage_url(url, tuning))
     except (KeyError, SQLAlchemyError):
         return None
     complete = found.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -114,14 +117,15 @@ def tuned_params(url: str, family: str, size: str, study: str | None = None):
     return estimator_kwargs(family, best.params, size), provenance
 
 
-def with_tuned_params(url: str, config: TrainConfig) -> TrainConfig:
-    """``config`` with each family's best tuned parameters (when a study has them)."""
-    params, tuning = dict(config.params), dict(config.tuning)
+def with_tuned_params(url: str, config: TrainConfig, tuning: TuningSettings) -> TrainConfig:
+    """``config`` with each family's best tuned parameters (when a study in ``tuning``'s store
+    has them)."""
+    params, provenance = dict(config.params), dict(config.tuning)
     for family in config.models:
-        found = tuned_params(url, family, config.size)
+        found = tuned_params(url, family, config.size, tuning=tuning)
         if found:
-            best, tuning[family] = found
+            best, provenance[family] = found
             given = dict(params.get(family, {}))  # explicit arguments win over the study's
             config_part = {**best.get("config", {}), **given.pop("config", {})}
             params[family] = best | given | ({"config": config_part} if config_part else {})
-    return TrainConfig(**(asdict(config) | {"params": params, "tuning": tuning}))
+    return TrainConfig(**(asdict(config) | {"params": params, "tuning": provenance}))

@@ -2,7 +2,8 @@
 final models are registered as qtis-lstm / qtis-transformer / qtis-xgboost.
 
 The tracking store is a database next to the warehouse (``mlflow`` on the same server), used
-in-process, so no tracking server runs; artifacts go under ``QTIS_HOME/mlruns``.
+in-process, so no tracking server runs; artifacts go under ``QTIS_HOME/mlruns``. The entry point
+builds the :class:`TrackingSettings` and passes them down.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from training.lineage import SPEC_HASH, TRAINED_THROUGH, UPDATE_OF, VersionMeta
 from training.settings import TrackingSettings
 from transforms.spec import SPEC_PATH
 from warehouse.db import companion_database
-from warehouse.settings import get_settings
 
 REGISTERED_NAMES = {
     "lstm": "qtis-lstm",
@@ -47,13 +47,13 @@ def tracking_uri(url: str, settings: TrackingSettings) -> str:
     return companion_database(url, settings.database, "MLflow", "QTIS_MLFLOW_TRACKING_URI")
 
 
-def configure(url: str, settings: TrackingSettings | None = None) -> str:
-    """Point MLflow at our store and experiment; returns the experiment id."""
-    settings = settings or TrackingSettings()
+def configure(url: str, settings: TrackingSettings) -> str:
+    """Point MLflow at our store and experiment; returns the experiment id. A new experiment
+    keeps its artifacts under ``settings.home``/mlruns."""
     mlflow.set_tracking_uri(tracking_uri(url, settings))
     mlflow.set_registry_uri(mlflow.get_tracking_uri())
     if mlflow.get_experiment_by_name(settings.experiment) is None:
-        artifacts = (get_settings().home / "mlruns").resolve()
+        artifacts = (settings.home / "mlruns").resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
         mlflow.create_experiment(settings.experiment, artifacts.as_uri())
     return mlflow.set_experiment(settings.experiment).experiment_id

@@ -24,10 +24,11 @@ from optuna_integration import PyTorchLightningPruningCallback, XGBoostPruningCa
 
 from quant.intervals import information_coefficients
 from quant.splits import PurgedWalkForward, before_first_test
-from training import tracking
 from training.data import TrainingData, load_training_data
 from training.runner import FAMILIES, SIZES, TrainConfig
+from training.settings import TrackingSettings, TuningSettings
 from training.studies import estimator_kwargs, storage, storage_url, study_name, suggest
+from training.tracking import configure
 from training.windows import window_ends
 from warehouse.db import redact
 
@@ -205,13 +206,13 @@ def _pruner(config: TuneConfig):
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
 
 
-def open_study(url: str, config: TuneConfig, create: bool = True):
-    """The family's study on our storage (``load_if_exists``); refuses to mix trials from a
-    different data setup, which would make their scores incomparable."""
+def open_study(url: str, config: TuneConfig, create: bool = True, *, tuning: TuningSettings):
+    """The family's study on ``tuning``'s storage (``load_if_exists``); refuses to mix trials
+    from a different data setup, which would make their scores incomparable."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if create:
         study = optuna.create_study(
-            storage=storage(url),
+            storage=storage(url, tuning),
             study_name=config.name,
             direction="maximize",
             pruner=_pruner(config),
@@ -219,7 +220,7 @@ def open_study(url: str, config: TuneConfig, create: bool = True):
         )
     else:
         study = optuna.load_study(
-            study_name=config.name, storage=storage(url), pruner=_pruner(config)
+            study_name=config.name, storage=storage(url, tuning), pruner=_pruner(config)
         )
     key = study.user_attrs.get("data_key")
     if key is None:
@@ -275,12 +276,16 @@ def run_worker(
     budget: int,
     on_finished: Callable[[int], None] | None = None,
     data: TrainingData | None = None,
+    *,
+    tracking: TrackingSettings,
+    tuning: TuningSettings,
 ) -> None:
     """One worker: pull trials from the shared study until it holds ``budget`` finished ones
-    (``on_finished`` hears the study's finished count after each trial)."""
+    (``on_finished`` hears the study's finished count after each trial); trials are logged
+    under ``parent_run_id`` in ``tracking``'s store when it is given."""
     if parent_run_id is not None:
-        tracking.configure(url)
-    study = open_study(url, config, create=False)
+        configure(url, tracking)
+    study = open_study(url, config, create=False, tuning=tuning)
     # distinct draws per worker and per family (else every study starts with the same points)
     seed = config.seed + 1000 * FAMILIES.index(config.family) + worker
     study.sampler = optuna.samplers.TPESampler(seed=seed)
@@ -325,17 +330,21 @@ def tune(
     config: TuneConfig,
     on_progress: Callable[[int, int], None] | None = None,
     track: bool = True,
+    *,
+    tracking: TrackingSettings,
+    tuning: TuningSettings,
 ) -> TuneResult:
-    """Run ``config.trials`` more trials of the family's study: this process is worker 0 and
-    ``config.workers - 1`` more processes join it on the same study."""
-
+    """Run ``config.trials`` more trials of the family's study (in ``tuning``'s store): this
+    process is worker 0 and ``config.workers - 1`` more processes join it on the same study;
+    ``track`` logs the study and its trials to ``tracking``'s MLflow store."""
+    stores = {"tracking": tracking, "tuning": tuning}
     data = tuning_data(url, config)  # fails early, here, with the clear message
-    study = open_study(url, config)
+    study = open_study(url, config, tuning=tuning)
     before = _finished(study)
     budget = before + config.trials
     parent = None
     if track:
-        tracking.configure(url)
+        configure(url, tracking)
         run = mlflow.start_run(run_name=f"tune {config.name}")
         parent = run.info.run_id
         mlflow.log_params({k: str(v) for k, v in asdict(config).items()})
@@ -344,14 +353,14 @@ def tune(
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
     helpers = [
-        context.Process(target=run_worker, args=(url, config, w, parent, budget))
+        context.Process(target=run_worker, args=(url, config, w, parent, budget), kwargs=stores)
         for w in range(1, config.workers)
     ]
     for p in helpers:
         p.start()
     progress = (lambda n: on_progress(n - before, config.trials)) if on_progress else None
     try:
-        run_worker(url, config, 0, parent, budget, progress, data)
+        run_worker(url, config, 0, parent, budget, progress, data, **stores)
         while any(p.is_alive() for p in helpers):
             time.sleep(0.5)
             if progress:
@@ -365,11 +374,13 @@ def tune(
     if failed:
         raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
     seconds = time.perf_counter() - started
-    return _summarize(url, config, before, seconds, parent)
+    return _summarize(url, config, before, seconds, parent, tuning)
 
 
-def _summarize(url, config: TuneConfig, before: int, seconds: float, parent) -> TuneResult:
-    study = open_study(url, config, create=False)
+def _summarize(
+    url, config: TuneConfig, before: int, seconds: float, parent, tuning: TuningSettings
+) -> TuneResult:
+    study = open_study(url, config, create=False, tuning=tuning)
     trials = study.get_trials(deepcopy=False)
     states = optuna.trial.TrialState
     finished = [t for t in trials if t.state in (states.COMPLETE, states.PRUNED)]
@@ -381,7 +392,7 @@ def _summarize(url, config: TuneConfig, before: int, seconds: float, parent) -> 
     best = study.best_trial if complete else None
     result = TuneResult(
         study=config.name,
-        storage=redact(storage_url(url)),
+        storage=redact(storage_url(url, tuning)),
         family=config.family,
         trials_run=len(finished) - before,
         total_trials=len(trials),

@@ -31,9 +31,10 @@ def drift_report(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: DriftConfig
 ) -> MaterializeResult:
     settings = DriftSettings(**{k: v for k, v in config.model_dump().items() if v is not None})
-    url = warehouse.url()
-    champion = Predictor(url, ServingSettings()).champion
-    report = check_drift(url, settings, drift_reports(warehouse.settings().home), champion)
+    url, tracking = warehouse.url(), warehouse.tracking()
+    champion = Predictor(url, ServingSettings(), tracking=tracking).champion
+    reports = drift_reports(warehouse.settings().home)
+    report = check_drift(url, settings, reports, champion, tracking=tracking)
     for note in report.notes:
         context.log.info(note)
     metadata = {

@@ -41,6 +41,7 @@ def model_update(
         result = update_model(
             warehouse.url(),
             config.family or None,
+            tracking=warehouse.tracking(),
             rounds=config.rounds,
             steps=config.steps,
             lr=config.lr,

@@ -42,12 +42,13 @@ def decisions_markdown(decisions) -> str:
 def promotion(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: PromotionConfig
 ) -> MaterializeResult:
-    url = warehouse.url()
+    url, tracking = warehouse.url(), warehouse.tracking()
     settings = PromotionSettings(**{k: v for k, v in config.model_dump().items() if v is not None})
-    decisions = promote(url, serving_probe(url, settings.latency_samples), settings)
+    probe = serving_probe(url, settings.latency_samples, tracking=tracking)
+    decisions = promote(url, probe, settings, tracking=tracking)
     for d in decisions:
         context.log.info(f"{d.model} v{d.version}: {d.decision} ({d.reason})")
-    now = status(url, limit=0)
+    now = status(url, limit=0, tracking=tracking)
     champion, challenger = now["champion"], now["challenger"]
     metadata = {
         "champion": f"{champion[0]} v{champion[1]}" if champion else "none",

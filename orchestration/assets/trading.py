@@ -40,7 +40,7 @@ def reference_backtests(
 ) -> MaterializeResult:
     url = warehouse.url()
     tag = f"backtest-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    runs, why = reference_runs(url, tag, config.fast, config.slow)
+    runs, why = reference_runs(url, tag, config.fast, config.slow, tracking=warehouse.tracking())
     if why:
         context.log.warning(f"no model traded: {why}")
     reports = warehouse.settings().home / "reports"

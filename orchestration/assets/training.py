@@ -65,11 +65,12 @@ def _training_asset(family: str) -> AssetsDefinition:
         settings = config.model_dump(exclude={"tuned"})
         train_config = TrainConfig(models=(family,), **settings)
         if config.tuned:
-            train_config = with_tuned_params(warehouse.url(), train_config)
+            train_config = with_tuned_params(warehouse.url(), train_config, warehouse.tuning())
         run = run_training(
             warehouse.url(),
             train_config,
             on_fold=lambda name, k: context.log.info(f"{name}: fold {k}"),
+            tracking=warehouse.tracking(),
         )
         report = run.evaluation.to_dict()
         path = report_path(warehouse.settings().home, family)
@@ -111,7 +112,12 @@ class EnsembleConfig(Config):
 def ensemble_model(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: EnsembleConfig
 ) -> MaterializeResult:
-    run = run_ensemble(warehouse.url(), FAMILIES, regime_feature=config.regime_feature)
+    run = run_ensemble(
+        warehouse.url(),
+        FAMILIES,
+        regime_feature=config.regime_feature,
+        tracking=warehouse.tracking(),
+    )
     report = run.result.evaluation.to_dict()
     report["ensemble_weights"] = run.bundle.stack.weights()
     path = report_path(warehouse.settings().home, "ensemble")

@@ -46,6 +46,8 @@ def _tuning_asset(family: str) -> AssetsDefinition:
             warehouse.url(),
             TuneConfig(family=family, **config.model_dump()),
             on_progress=lambda done, total: context.log.info(f"{done}/{total} trials"),
+            tracking=warehouse.tracking(),
+            tuning=warehouse.tuning(),
         )
         return MaterializeResult(
             metadata={

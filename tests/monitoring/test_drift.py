@@ -27,6 +27,7 @@ from serving.predictor import Predictor
 from serving.settings import ServingSettings
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
+from training.settings import TrackingSettings
 from warehouse.db import sqlalchemy_url
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -137,10 +138,11 @@ def test_check_drift_refuses_a_model_without_its_training_span(champion, tmp_pat
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        model = Predictor(url, ServingSettings()).champion
+        tracking = TrackingSettings()
+        model = Predictor(url, ServingSettings(), tracking=tracking).champion
         model.trained_through = None
         with pytest.raises(ValueError, match="no trained_through tag"):
-            check_drift(url, DriftSettings(), tmp_path, model)
+            check_drift(url, DriftSettings(), tmp_path, model, tracking=tracking)
 
 
 @pytest.mark.slow
@@ -162,6 +164,8 @@ def test_a_replay_checks_as_of_past_bars_with_only_what_was_known(champion, tmp_
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        model = Predictor(url, ServingSettings()).champion
+        tracking = TrackingSettings()
+        model = Predictor(url, ServingSettings(), tracking=tracking).champion
     with pytest.raises(ValueError, match="no bars after 2030-01-01"):  # exit code 2 in the CLI
-        replay(url, datetime(2030, 1, 1, tzinfo=UTC), DriftSettings(), tmp_path, model)
+        replay(url, datetime(2030, 1, 1, tzinfo=UTC), DriftSettings(), tmp_path, model,
+               tracking=tracking)  # fmt: skip

@@ -39,6 +39,7 @@ from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.runs import report as stream_report
 from trading_runtime.runs import run
 from training.runner import TrainConfig, run_training
+from training.settings import TrackingSettings
 
 
 @pytest.mark.slow
@@ -84,8 +85,10 @@ def test_the_sensor_requests_a_retrain_rolls_back_and_respects_its_cooldown(cham
             mp.setenv(key, value)
         mp.setenv("QTIS_ALERT_LOG_FILE", str(tmp_path / "alerts.jsonl"))
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
-        run_training(url, config, symbols=["IBM", "MSFT"])  # version 2
-        force(url, "qtis-xgboost", "2", "sensor test", serving_probe(url), relaxed())
+        tracking = TrackingSettings()
+        run_training(url, config, symbols=["IBM", "MSFT"], tracking=tracking)  # version 2
+        probe = serving_probe(url, tracking=tracking)
+        force(url, "qtis-xgboost", "2", "sensor test", probe, relaxed(), tracking=tracking)
         sensor = defs.get_sensor_def("drift_sensor")
         instance = DagsterInstance.ephemeral()
 
@@ -164,10 +167,12 @@ def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_bet
         ).p_shadow_better
         assert 0 < p < 0.9
         train = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=20, explain_samples=0)
-        info = run_training(url, train, symbols=["IBM", "MSFT"]).registered["xgboost"]
+        tracking = TrackingSettings()
+        trained = run_training(url, train, symbols=["IBM", "MSFT"], tracking=tracking)
+        info = trained.registered["xgboost"]
         challenger = (info["registered"], str(info["version"]))
-        before = status(url, limit=0)["champion"]
-        ModelRegistry(url).move_alias("challenger", *challenger)
+        before = status(url, limit=0, tracking=tracking)["champion"]
+        ModelRegistry(url, tracking).move_alias("challenger", *challenger)
         sensor = defs.get_sensor_def("shadow_sensor")
         instance = DagsterInstance.ephemeral()
 
@@ -180,10 +185,10 @@ def test_the_shadow_sensor_replaces_the_champion_by_a_challenger_that_traded_bet
 
         waited = tick(None, p / 2)
         assert "did not trade significantly better" in waited.skip_reason.skip_message
-        assert status(url, limit=0)["champion"] == before
+        assert status(url, limit=0, tracking=tracking)["champion"] == before
         acted = tick(None, min(0.99, p * 1.5))
-        assert status(url, limit=0)["champion"] == challenger
-        assert status(url, limit=0)["challenger"] is None
+        assert status(url, limit=0, tracking=tracking)["champion"] == challenger
+        assert status(url, limit=0, tracking=tracking)["challenger"] is None
         last = history(url, limit=1).iloc[0]
         assert (last["model"], last["version"], last["decision"], last["actor"]) == (
             *challenger,

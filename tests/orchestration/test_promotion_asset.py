@@ -11,8 +11,9 @@ from orchestration.resources import WarehouseResource
 from tests.support.db import fresh_database
 from tests.support.planted import SYMBOLS, register
 from tests.support.promotion import LATENCY_BUDGET_MS
-from training import tracking
 from training.data import load_training_data
+from training.settings import TrackingSettings
+from training.tracking import configure
 from warehouse.db import sqlalchemy_url
 
 
@@ -22,7 +23,7 @@ def test_the_promotion_asset_records_its_decisions_as_metadata(built, pg_server,
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
-        tracking.configure(url)
+        configure(url, TrackingSettings())
         data = load_training_data(url, SYMBOLS)
         version = register(url, data, skill=1.0, seed=4, trials=10)
         result = materialize(

@@ -25,6 +25,7 @@ from tests.support.db import copy_database, fresh_database
 from tests.support.promotion import LATENCY_BUDGET_MS
 from training.promotion import PromotionSettings
 from training.runner import TrainConfig
+from training.settings import TrackingSettings
 from warehouse.db import sqlalchemy_url
 from warehouse.settings import WarehouseSettings
 
@@ -56,20 +57,22 @@ def market(pg_server, migrated_template, tmp_path_factory):
             mp.setenv(key, value)
         SCENARIO.build(url, WarehouseSettings())
         config = TrainConfig(models=("xgboost",), splits=2, xgb_estimators=100, explain_samples=0)
-        champion = SCENARIO.train_champion(url, config, PromotionSettings())
+        champion = SCENARIO.train_champion(url, config, PromotionSettings(), TrackingSettings())
         yield url, champion
 
 
 def test_the_change_is_caught_retrained_and_judged(market):
     url, champion = market
     assert champion == ("qtis-xgboost", "1")
+    tracking = TrackingSettings()
     replayed = replay(
         url,
         SCENARIO.last_trained,
         DriftSettings(),
         drift_reports(WarehouseSettings().home),
-        Predictor(url, ServingSettings()).champion,
+        Predictor(url, ServingSettings(), tracking=tracking).champion,
         until_alarm=True,
+        tracking=tracking,
     )
     late = [SCENARIO.bars_after_change(r.current[1]) for r in replayed.reports]
     assert late[0] == -SCENARIO.stable_bars  # every bar after training was checked

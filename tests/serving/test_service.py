@@ -21,6 +21,7 @@ from quant.conventions import Conventions
 from registry import aliases
 from registry.model_registry import ModelRegistry
 from registry.promotions import champions
+from registry.settings import TrackingSettings
 from serving.champion_source import ChampionSource
 from serving.client import ServingClient, ServingError
 from serving.errors import NoChampion
@@ -70,10 +71,13 @@ def trained(built, pg_server, tmp_path_factory):
             models=("lstm", "xgboost"), size="tiny", epochs=1, splits=2, window=20,
             xgb_estimators=30, explain_samples=0,
         )  # fmt: skip
-        run_training(url, config, symbols=SYMBOLS)
-        probe = serving_probe(url)
-        aliases.force(url, "qtis-xgboost", "1", "serving tests", probe, relaxed())
-        ModelRegistry(url).move_alias("challenger", "qtis-lstm", "1")
+        tracking = TrackingSettings()
+        run_training(url, config, symbols=SYMBOLS, tracking=tracking)
+        probe = serving_probe(url, tracking=tracking)
+        aliases.force(
+            url, "qtis-xgboost", "1", "serving tests", probe, relaxed(), tracking=tracking
+        )
+        ModelRegistry(url, tracking).move_alias("challenger", "qtis-lstm", "1")
         yield url, env, home
 
 
@@ -149,7 +153,7 @@ def test_predict_windows_and_symbols(service, client):
     assert by_symbols.symbols == SYMBOLS and len(by_symbols.as_of) == 2
     np.testing.assert_allclose(by_symbols.predictions, by_windows.predictions, rtol=1e-6)
     # the in-process predictor answers the same request the same way (same interface)
-    local = Predictor(url, ServingSettings())
+    local = Predictor(url, ServingSettings(), tracking=TrackingSettings())
     try:
         same = local.predict(PredictRequest(windows=windows.tolist()))
     finally:
@@ -291,7 +295,12 @@ def test_ab_split_in_process_records_who_answered(trained):
             mp.setenv(key, value)
         from serving.prediction_log import PredictionLog
 
-        local = Predictor(url, ServingSettings(serve_ab_share=1.0), PredictionLog(url, 0.05))
+        local = Predictor(
+            url,
+            ServingSettings(serve_ab_share=1.0),
+            PredictionLog(url, 0.05),
+            tracking=TrackingSettings(),
+        )
         response = local.predict(PredictRequest(symbols=SYMBOLS))
         local.close()  # flushes the log
     assert (response.role, response.model) == ("challenger", "qtis-lstm")
@@ -309,16 +318,17 @@ def test_a_pinned_version_answers_as_champion_whatever_the_aliases(trained):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
+        tracking = TrackingSettings()
         pinned = Predictor.pinned(
-            url, "qtis-lstm", "1", ServingSettings()
+            url, "qtis-lstm", "1", ServingSettings(), tracking
         )  # the challenger, pinned
         assert pinned.reload() == {"champion": "qtis-lstm v1", "challenger": None}
         card = pinned.info().champion
         assert (card.role, card.model, card.version) == ("champion", "qtis-lstm", "1")
         assert pinned.predict(PredictRequest(symbols=SYMBOLS)).model == "qtis-lstm"
-        assert ModelRegistry(url).meta("qtis-lstm", "1").trained_through is not None
+        assert ModelRegistry(url, tracking).meta("qtis-lstm", "1").trained_through is not None
         with pytest.raises(NoChampion, match="qtis-lstm v9 cannot be loaded"):
-            Predictor.pinned(url, "qtis-lstm", "9", ServingSettings())
+            Predictor.pinned(url, "qtis-lstm", "9", ServingSettings(), tracking)
 
 
 def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained):
@@ -329,7 +339,9 @@ def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained
         for key, value in env.items():
             mp.setenv(key, value)
         assert champions(url) == [("qtis-xgboost", "1")]
-        card = Predictor.pinned(url, "qtis-xgboost", "1", ServingSettings()).info().champion
+        tracking = TrackingSettings()
+        pinned = Predictor.pinned(url, "qtis-xgboost", "1", ServingSettings(), tracking)
+        card = pinned.info().champion
         assert card.trained_through < card.label_end
         days = bar_timeline(url, SYMBOLS)
         after = int(np.searchsorted(days, np.datetime64(card.label_end.date()), side="right"))
@@ -339,7 +351,7 @@ def test_a_champion_walk_forward_trades_only_windows_after_its_label_end(trained
         strategy = StrategyConfig(signal="model", sizing="fixed", quantity=100)
         config = RunConfig(stream="wf-champion", symbols=SYMBOLS, strategies=[strategy])
         source = lambda symbols, horizon: ChampionSource(  # noqa: E731
-            url, bar_timeline(url, symbols), horizon, ServingSettings()
+            url, bar_timeline(url, symbols), horizon, ServingSettings(), tracking
         )
         found = walk_forward(url, config, source, walk, RuntimeSettings(), Conventions())
     across, *traded = found.windows
@@ -421,9 +433,9 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
         with pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():
                 mp.setenv(key, value)
-            aliases.force(
-                url, "qtis-lstm", "1", "reload test", serving_probe(url, samples=5), relaxed()
-            )
+            tracking = TrackingSettings()
+            probe = serving_probe(url, samples=5, tracking=tracking)
+            aliases.force(url, "qtis-lstm", "1", "reload test", probe, relaxed(), tracking=tracking)
         deadline = time.monotonic() + 20
         with ServingClient(base, token=ADMIN_TOKEN, retries=0) as admin:
             while time.monotonic() < deadline and admin.info().champion.model != "qtis-lstm":

@@ -152,7 +152,7 @@ class TwoModels:
 
 def test_the_champion_trades_live_and_the_challenger_in_shadow(market, tmp_path, monkeypatch):
     models = TwoModels()
-    monkeypatch.setattr(runs, "model_client", lambda url, model_url, settings: models)
+    monkeypatch.setattr(runs, "model_client", lambda url, model_url, settings, tracking: models)
     champion = StrategyConfig(signal="model", sizing="equal", rebalance=False)
     challenger = champion.model_copy(
         update={"name": "challenger", "model_role": "challenger", "shadow": True}
@@ -167,7 +167,7 @@ def test_the_champion_trades_live_and_the_challenger_in_shadow(market, tmp_path,
     assert compare(result, Conventions()).shadow == "challenger"
 
     monkeypatch.setattr(
-        runs, "model_client", lambda url, model_url, settings: TwoModels(challenger=False)
+        runs, "model_client", lambda url, model_url, settings, tracking: TwoModels(challenger=False)
     )
     with pytest.raises(LookupError, match=r"no model holds @challenger.*qtis train"):
         run(market, config.model_copy(update={"stream": "ab-nobody"}))

@@ -14,6 +14,7 @@ import pytest
 from simplefix import FixMessage, FixParser
 
 from quant.conventions import Conventions
+from registry.settings import TrackingSettings
 from serving.settings import ServingSettings
 from tests.support.venue import DAY0, bar
 from trading_runtime import events as ev
@@ -318,8 +319,10 @@ def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, sett
     url = hand_market(BARS)
     simulated = run(url, config("sim")).to_json()
     serving = ServingSettings()
-    base = build_engine(url, config("fix"), RuntimeSettings(), serving, settings)  # its feed,
-    # instruments and journal
+    # its feed, instruments and journal
+    base = build_engine(
+        url, config("fix"), RuntimeSettings(), serving, settings, tracking=TrackingSettings()
+    )
     with FixVenue(base.config.cost_model(), base.instruments, base.symbols, settings) as venue:
         venue.follow(base.feed)
         gateway = FixGateway(base.instruments, settings.model_copy(update={"port": venue.port}))

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from quant.conventions import Conventions
 from registry.promotions import champions
+from registry.settings import TrackingSettings
 from serving.settings import ServingSettings
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.runs import report
@@ -111,7 +112,7 @@ def test_retrain_walk_forward_trades_each_window_unseen_and_stitches(built):
     found = walk_forward(
         url,
         config,
-        model_source(url, settings, ServingSettings()),
+        model_source(url, settings, ServingSettings(), TrackingSettings()),
         settings,
         RuntimeSettings(),
         Conventions(),

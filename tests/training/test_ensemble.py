@@ -15,6 +15,7 @@ from training.ensemble import evaluate_ensemble, run_ensemble
 from training.evaluate import evaluate
 from training.models.tabular import ZeroModel
 from training.runner import FAMILIES, TrainConfig, run_training
+from training.settings import TrackingSettings
 from warehouse.db import sqlalchemy_url
 
 pytestmark = pytest.mark.slow  # trains and registers an ensemble
@@ -76,8 +77,9 @@ def test_registered_ensemble_serves_like_any_model(built, stores):
     url, _ = built
     config = TrainConfig(size="tiny", epochs=1, splits=2, window=20, xgb_estimators=30,
                          explain_samples=0)  # fmt: skip
-    run_training(url, config, symbols=["IBM", "MSFT"])
-    run = run_ensemble(url)
+    tracking = TrackingSettings()
+    run_training(url, config, symbols=["IBM", "MSFT"], tracking=tracking)
+    run = run_ensemble(url, tracking=tracking)
     report = run.result.evaluation.to_dict()
     assert set(report["models"]) == {*FAMILIES, "ensemble", "zero", "ridge", "buy_and_hold"}
     rows = {m["test_rows"] for m in report["models"].values()}

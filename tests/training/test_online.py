@@ -18,6 +18,7 @@ from training.data import TrainingData, load_training_data
 from training.explain import load_ranking
 from training.online import NothingToUpdate, new_labelled_rows, split_in_time, update_model
 from training.runner import TrainConfig, run_training
+from training.settings import TrackingSettings
 from training.tracking import load_bundle
 from warehouse.db import sqlalchemy_url
 
@@ -38,7 +39,7 @@ def trained(built, pg_server, tmp_path_factory):
             models=("lstm", "xgboost"), size="tiny", epochs=1, splits=2, window=20,
             xgb_estimators=30, explain_samples=50,
         )  # fmt: skip
-        run = run_training(url, config, symbols=SYMBOLS)
+        run = run_training(url, config, symbols=SYMBOLS, tracking=TrackingSettings())
         yield url, run
 
 
@@ -113,7 +114,7 @@ def test_update_folds_new_bars_into_both_families(trained):
     for family in ("xgboost", "lstm"):
         name = f"qtis-{family}"
         before = client.get_run(run.registered[family]["run_id"]).data.tags["trained_through"]
-        result = update_model(url, family, rounds=ROUNDS, steps=STEPS)
+        result = update_model(url, family, tracking=TrackingSettings(), rounds=ROUNDS, steps=STEPS)
         results[family] = result
         assert (result.registered, result.base_version, result.new_version) == (name, "1", "2")
         version = client.get_model_version(name, "2")
@@ -179,7 +180,7 @@ def test_update_folds_new_bars_into_both_families(trained):
 
     # again right away: from version 2, only the bars after what version 2 learnt
     first = results["xgboost"]
-    again = update_model(url, "xgboost", rounds=ROUNDS)
+    again = update_model(url, "xgboost", tracking=TrackingSettings(), rounds=ROUNDS)
     assert (again.base_version, again.new_version) == ("2", "3")
     assert again.trained_through_before == first.trained_through_after
     rows = _rows(data, again.update_keys)
@@ -202,7 +203,7 @@ def test_update_refuses_without_new_labelled_bars(trained, monkeypatch):
     assert recent.any() and np.isnan(data.returns[recent, -1]).all()
     assert np.isfinite(data.returns[recent & (data.rows_left >= 1), 0]).all()
     with pytest.raises(NothingToUpdate, match="nothing to update: qtis-xgboost version 1 has seen"):
-        update_model(url, "xgboost", version=1, end=end)
+        update_model(url, "xgboost", tracking=TrackingSettings(), version=1, end=end)
 
     from cli.app import app
 

@@ -16,9 +16,10 @@ from serving.probe import serving_probe
 from tests.support.db import fresh_database
 from tests.support.planted import SYMBOLS, register
 from tests.support.promotion import relaxed
-from training import promotion, tracking
+from training import promotion
 from training.data import load_training_data
-from training.settings import PromotionSettings
+from training.settings import PromotionSettings, TrackingSettings
+from training.tracking import configure
 from warehouse.db import sqlalchemy_url
 
 
@@ -28,41 +29,44 @@ def registry(built, pg_server, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
         mp.setenv("QTIS_HOME", str(tmp_path_factory.mktemp("promotion") / ".qtis"))
-        tracking.configure(url)
+        tracking = TrackingSettings()
+        configure(url, tracking)
         data = load_training_data(url, SYMBOLS)
-        yield url, data
+        yield url, data, tracking
 
 
 def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
-    url, data = registry
-    probe = serving_probe(url, samples=20)
+    url, data, tracking = registry
+    probe = serving_probe(url, samples=20, tracking=tracking)
     settings = relaxed()
     noise = register(url, data, skill=0.0, seed=1)
-    [first] = aliases.promote(url, probe, settings, [("qtis-xgboost", noise)])
+    [first] = aliases.promote(url, probe, settings, [("qtis-xgboost", noise)], tracking=tracking)
     assert first.decision == "rejected"
     assert first.gate("beats_champion").passed is None  # no champion yet
     assert first.gate("deflated_sharpe").passed is False
     assert first.gate("beats_baselines").passed is False
     assert first.gate("servable").passed is True
-    assert ModelRegistry(url).champion() is None
+    assert ModelRegistry(url, tracking).champion() is None
 
     oracle = register(url, data, skill=1.0, seed=2, trials=50)
-    [decision] = aliases.promote(url, probe, settings, [("qtis-xgboost", oracle)])
+    [decision] = aliases.promote(
+        url, probe, settings, [("qtis-xgboost", oracle)], tracking=tracking
+    )
     assert decision.decision == "promoted", decision.reason
     assert decision.reason == "passed every gate: first champion"
     dsr = decision.gate("deflated_sharpe")
     assert dsr.value > 0.95 and "best of 50" in dsr.detail  # deflated by the 50 tuning trials
     assert decision.numbers["oos_sharpe"] > max(decision.numbers["baselines"].values())
-    assert ModelRegistry(url).champion() == ("qtis-xgboost", oracle)
+    assert ModelRegistry(url, tracking).champion() == ("qtis-xgboost", oracle)
 
     # noise against the oracle champion: the paired test fails too, and it must not win
     noise2 = register(url, data, skill=0.0, seed=3)
-    [against] = aliases.promote(url, probe, settings, [("qtis-xgboost", noise2)])
+    [against] = aliases.promote(url, probe, settings, [("qtis-xgboost", noise2)], tracking=tracking)
     assert against.decision == "challenger"  # shadowed, never served
     assert against.gate("beats_champion").passed is False
     assert against.gate("beats_champion").value > 0.5  # p-value: not better at all
-    assert ModelRegistry(url).champion() == ("qtis-xgboost", oracle)
-    assert ModelRegistry(url).challenger() == ("qtis-xgboost", noise2)
+    assert ModelRegistry(url, tracking).champion() == ("qtis-xgboost", oracle)
+    assert ModelRegistry(url, tracking).challenger() == ("qtis-xgboost", noise2)
 
     rows = history(url)
     assert list(rows["decision"]) == ["challenger", "promoted", "rejected"]
@@ -75,41 +79,40 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     assert rows.iloc[0]["champion_version"] == oracle  # the champion it was compared with
 
     # a forced promotion is recorded with its failed gates; rollback restores the oracle
-    forced = aliases.force(url, "qtis-xgboost", noise2, "drill", probe, settings)
+    forced = aliases.force(url, "qtis-xgboost", noise2, "drill", probe, settings, tracking=tracking)
     assert forced.decision == "forced" and "failed gates" in forced.reason
-    assert ModelRegistry(url).champion() == ("qtis-xgboost", noise2)
-    assert ModelRegistry(url).challenger() is None  # never both
-    back = aliases.rollback(url, "drill over")
+    assert ModelRegistry(url, tracking).champion() == ("qtis-xgboost", noise2)
+    assert ModelRegistry(url, tracking).challenger() is None  # never both
+    back = aliases.rollback(url, "drill over", tracking=tracking)
     assert (back.model, back.version, back.decision) == ("qtis-xgboost", oracle, "rolled_back")
-    assert ModelRegistry(url).champion() == ("qtis-xgboost", oracle)
+    assert ModelRegistry(url, tracking).champion() == ("qtis-xgboost", oracle)
     with pytest.raises(ValueError, match="first champion"):
-        aliases.rollback(url)
+        aliases.rollback(url, tracking=tracking)
 
 
 def test_a_forced_promotion_needs_a_reason(registry):
-    url, _ = registry
+    url, _, tracking = registry
+    probe = serving_probe(url, samples=10, tracking=tracking)
     with pytest.raises(ValueError, match="reason"):
-        aliases.force(
-            url, "qtis-xgboost", "1", " ", serving_probe(url, samples=10), PromotionSettings()
-        )
+        aliases.force(url, "qtis-xgboost", "1", " ", probe, PromotionSettings(), tracking=tracking)
 
 
 def test_a_model_slower_than_the_latency_budget_is_never_served(registry):
     """The servable gate with a p99 budget no probe can meet: the candidate is rejected (not
     even shadowed) with the gate's reason, a forced promotion is refused, the champion stays."""
-    url, data = registry
-    probe = serving_probe(url, samples=10)
+    url, data, tracking = registry
+    probe = serving_probe(url, samples=10, tracking=tracking)
     tight = PromotionSettings(latency_budget_ms=1e-6)
-    before = ModelRegistry(url).champion()
+    before = ModelRegistry(url, tracking).champion()
     version = register(url, data, skill=1.0, seed=5, trials=50)
-    [decision] = aliases.promote(url, probe, tight, [("qtis-xgboost", version)])
+    [decision] = aliases.promote(url, probe, tight, [("qtis-xgboost", version)], tracking=tracking)
     gate = decision.gate("servable")
     assert gate.passed is False and gate.threshold == 1e-6 and gate.value > 1e-6
     assert gate.detail.endswith("over the 1e-06 ms budget")
     assert decision.decision == "rejected" and f"servable: {gate.detail}" in decision.reason
     with pytest.raises(ValueError, match=r"cannot be served, not forcing it: .* 1e-06 ms budget"):
-        aliases.force(url, "qtis-xgboost", version, "drill", probe, tight)
-    assert ModelRegistry(url).champion() == before
+        aliases.force(url, "qtis-xgboost", version, "drill", probe, tight, tracking=tracking)
+    assert ModelRegistry(url, tracking).champion() == before
 
 
 def _evidence(pred: np.ndarray, true: np.ndarray, ts, symbols) -> promotion.Evidence:

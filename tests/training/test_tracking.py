@@ -13,6 +13,7 @@ from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from training.explain import explain_registered, load_ranking
 from training.runner import TrainConfig, run_training
+from training.settings import TrackingSettings
 from training.tracking import spec_hash
 from warehouse.db import sqlalchemy_url
 
@@ -32,7 +33,8 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
         xgb_estimators=30,
         explain_samples=50,
     )
-    run = run_training(url, config, symbols=["IBM", "MSFT"])
+    tracking = TrackingSettings()
+    run = run_training(url, config, symbols=["IBM", "MSFT"], tracking=tracking)
     assert set(run.registered) == {"lstm", "xgboost"}
     for family, name in (("lstm", "qtis-lstm"), ("xgboost", "qtis-xgboost")):
         info = run.registered[family]
@@ -85,6 +87,6 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
     assert -1 <= summary["agreement_with_reference"]["spearman"] <= 1
     # the CLI turns these into exit code 2 with the message (fail() in cli.common)
     with pytest.raises(ValueError, match="cannot explain 'ensemble'"):
-        explain_registered(url, "ensemble")
+        explain_registered(url, "ensemble", tracking=tracking)
     with pytest.raises(ValueError, match="qtis-xgboost has no version 99"):
-        explain_registered(url, "xgboost", "99")
+        explain_registered(url, "xgboost", "99", tracking=tracking)

@@ -16,6 +16,7 @@ from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from training.data import load_training_data
 from training.runner import TrainConfig
+from training.settings import TrackingSettings, TuningSettings
 from training.studies import estimator_kwargs, with_tuned_params
 from training.tuning import TuneConfig, open_study, tune, tuning_data
 from warehouse.db import sqlalchemy_url
@@ -24,11 +25,13 @@ pytestmark = pytest.mark.slow  # Optuna workers in processes, training
 
 
 @pytest.fixture
-def stores(pg_server, tmp_path, monkeypatch):
-    """Fresh Optuna and MLflow databases for one test."""
+def stores(pg_server, tmp_path, monkeypatch) -> dict:
+    """Fresh Optuna and MLflow databases for one test (in the environment, for the CLI too):
+    their settings, by the names ``tune`` takes them."""
     monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
+    return {"tracking": TrackingSettings(), "tuning": TuningSettings()}
 
 
 def test_two_workers_share_one_study_and_lose_no_trial(built, stores):
@@ -36,9 +39,9 @@ def test_two_workers_share_one_study_and_lose_no_trial(built, stores):
     config = TuneConfig(
         family="lstm", trials=6, workers=2, size="tiny", window=20, epochs=2, min_history=50
     )
-    result = tune(url, config)
+    result = tune(url, config, **stores)
     assert set(result.by_worker) == {0, 1} and all(n > 0 for n in result.by_worker.values())
-    study = open_study(url, config, create=False)
+    study = open_study(url, config, create=False, tuning=stores["tuning"])
     trials = study.get_trials()
     states = {t.state for t in trials}
     assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
@@ -53,7 +56,7 @@ def test_two_workers_share_one_study_and_lose_no_trial(built, stores):
     parent = mlflow.get_run(result.mlflow_run_id).data
     assert parent.metrics["n_trials"] == len(trials)
     # the best trial feeds training, with its provenance
-    tuned = with_tuned_params(url, TrainConfig(models=("lstm",), size="tiny"))
+    tuned = with_tuned_params(url, TrainConfig(models=("lstm",), size="tiny"), stores["tuning"])
     assert tuned.params["lstm"] == estimator_kwargs("lstm", study.best_params, "tiny")
     assert tuned.tuning["lstm"]["trials"] == len(trials)
 
