@@ -7,8 +7,9 @@ import os
 import typer
 
 from cli.common import console, fail, ready_url
+from core.secrets import redact
 from warehouse import embedded
-from warehouse.db import database_url, redact
+from warehouse.db import database_url
 from warehouse.schema import bars_storage, current_revision, head_revision
 from warehouse.settings import get_settings
 

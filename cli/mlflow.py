@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import console, ready_url
-from warehouse.db import redact
+from core.secrets import redact
 
 mlflow_app = typer.Typer(help="MLflow on the QTIS database.", no_args_is_help=True)
 

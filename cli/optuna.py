@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.common import console, ready_url
-from warehouse.db import redact
+from core.secrets import redact
 
 optuna_app = typer.Typer(help="Optuna studies on the QTIS database.", no_args_is_help=True)
 

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from core.secrets import redact
 from warehouse import embedded
 from warehouse.settings import WarehouseSettings
 
@@ -78,11 +79,3 @@ def unreachable(url: str, exc: Exception) -> ConnectionError:
         f"cannot connect to Postgres at {redact(url)}: {exc}".strip()
         + "\nCheck QTIS_DATABASE_URL, or unset it to use the embedded server (`qtis db up`)."
     )
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
