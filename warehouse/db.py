@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -63,6 +63,33 @@ def sqlalchemy_url(url: str) -> str:
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         return f"postgresql+psycopg://{rest}"
     raise ValueError(f"QTIS_DATABASE_URL must be a postgresql:// URL, got scheme {scheme!r}")
+
+
+def split_password(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its password, and the environment that carries the password to a child
+    process instead: ``PGPASSWORD``, which libpq reads (so psql, psycopg and SQLAlchemy on
+    psycopg). Anyone on the machine can read a command line (``ps``); an environment, only the
+    process's owner. A password in the query string (``?password=``) wins, as in libpq."""
+    parts = urlsplit(url)
+    found = [] if parts.password is None else [unquote(parts.password)]
+    params = []
+    for param in parts.query.split("&") if parts.query else []:
+        key, _, value = param.partition("=")
+        if unquote(key) == "password":
+            found.append(unquote(value))
+        else:
+            params.append(param)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}@{host}"
+    # put together by hand: urlunsplit drops the "//" of postgresql:///db
+    bare = f"{parts.scheme}://{netloc}{parts.path}"
+    if params:
+        bare += "?" + "&".join(params)
+    if parts.fragment:
+        bare += f"#{parts.fragment}"
+    return bare, ({"PGPASSWORD": found[-1]} if found and found[-1] else {})
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
