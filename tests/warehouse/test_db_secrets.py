@@ -1,15 +1,17 @@
-"""split_password: the URL a child process gets on its command line holds no password, and that
-URL plus PGPASSWORD means to libpq exactly what the original URL meant."""
+"""The database password in warehouse.db: split_password gives a child process a URL without it
+(and that URL plus PGPASSWORD means to libpq what the original meant); a connection error never
+repeats it."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
-from warehouse.db import split_password
+from warehouse.db import connect, split_password
 
 PASSWORDS = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
@@ -53,3 +55,18 @@ def test_a_url_without_password_is_left_as_it_was():
 def test_a_sqlalchemy_url_keeps_its_driver():
     bare, env = split_password("postgresql+psycopg://me:s3cret@db/mlflow")
     assert (bare, env) == ("postgresql+psycopg://me@db/mlflow", {"PGPASSWORD": "s3cret"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://trader:s3cr%zzet@localhost:1/qtis",  # a "%" typed raw: libpq cannot decode
+        "postgresql://trader:s3cr%20et@localhost:1/qtis",  # the server is not there
+        "postgresql://trader@localhost:1/qtis?password=s3cr%zzet",
+    ],
+)
+def test_a_connection_error_does_not_repeat_the_password(url: str):
+    with pytest.raises(ConnectionError) as caught:
+        connect(url, connect_timeout=5)
+    assert "s3cr" not in str(caught.value), caught.value
+    assert "QTIS_DATABASE_URL" in str(caught.value)
