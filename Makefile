@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test test-quick install db ui psql lint format bench clean
+.PHONY: demo test test-quick install db ui psql lint format bench clean requirements-serving
 
 install: $(STAMP)
 
@@ -42,8 +42,10 @@ ui: $(STAMP)
 psql: $(STAMP)
 	@$(BIN)/qtis db psql
 
+# the vulnerability audit needs the advisory service; offline it says so in one line and passes
 lint: $(STAMP)
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+	@$(BIN)/python deploy/audit.py constraints.txt deploy/requirements-serving.txt
 
 format: $(STAMP)
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
@@ -64,3 +66,10 @@ bench: $(STAMP)
 clean:
 	-@test -x $(BIN)/qtis && $(BIN)/qtis db down
 	rm -rf $(VENV) .qtis
+
+# The Bento's dependencies (bentofile.yaml): deploy/requirements-serving.in compiled at the versions
+# of constraints.txt, with the sha256 of every file, for the image's platform (Linux x86_64)
+requirements-serving: $(STAMP)
+	@$(BIN)/uv pip compile deploy/requirements-serving.in -c constraints.txt --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --quiet \
+		--custom-compile-command "make requirements-serving" -o deploy/requirements-serving.txt

@@ -10,6 +10,7 @@ partitions, same primary key) on the same server in the same run, so only ratios
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,7 @@ from warehouse.db import (
     database_url,
     drop_database,
     recreate_database,
+    split_password,
     sqlalchemy_url,
     with_database,
 )
@@ -88,11 +90,12 @@ def main() -> None:
                     update_s.append(timed(lambda conn=conn: load_bars(conn, changed, "synthetic")))
             with console.status(f"[{i + 1}/{args.repeats}] psql \\copy, {n:,} rows"):
                 url = fresh_database("bench_psql", lo, hi)
+                bare, password = split_password(url)  # psql gets the password by environment
                 copy = f"\\copy market.bars ({', '.join(COLUMNS)}) from '{csv_path}' csv"
                 psql_s.append(
                     timed(
-                        lambda url=url, copy=copy: subprocess.run(
-                            [str(psql), url, "-q", "-c", copy], check=True
+                        lambda bare=bare, copy=copy, env=os.environ | password: subprocess.run(
+                            [str(psql), bare, "-q", "-c", copy], check=True, env=env
                         )
                     )
                 )

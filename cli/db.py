@@ -7,8 +7,9 @@ import os
 import typer
 
 from cli.common import console, fail, ready_url
+from core.secrets import redact
 from warehouse import embedded
-from warehouse.db import database_url, redact
+from warehouse.db import database_url, split_password
 from warehouse.schema import bars_storage, current_revision, head_revision
 from warehouse.settings import get_settings
 
@@ -64,6 +65,6 @@ def db_url() -> None:
 @db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def db_psql(ctx: typer.Context) -> None:
     """Open psql on the QTIS database (extra arguments go to psql)."""
-    url = database_url(get_settings())
+    url, password = split_password(database_url(get_settings()))
     psql = str(embedded.psql_path())
-    os.execv(psql, [psql, url, *ctx.args])
+    os.execve(psql, [psql, url, *ctx.args], os.environ | password)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Annotated
@@ -9,8 +10,9 @@ from typing import Annotated
 import typer
 
 from cli.common import console, ready_url
+from core.secrets import redact
 from training.settings import TrackingSettings
-from warehouse.db import redact
+from warehouse.db import split_password
 
 mlflow_app = typer.Typer(help="MLflow on the QTIS database.", no_args_is_help=True)
 
@@ -27,6 +29,7 @@ def mlflow_ui(
 
     uri = tracking_uri(ready_url(), TrackingSettings())
     console.print(f"MLflow UI on http://{host}:{port} (store {redact(uri)}); Ctrl-C to stop")
+    uri, password = split_password(uri)  # the password goes by the environment, not argv
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     cmd += ["--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd))
+    raise typer.Exit(subprocess.call(cmd, env=os.environ | password))

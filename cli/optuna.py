@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Annotated
 import typer
 
 from cli.common import console, ready_url
+from core.secrets import redact
 from training.settings import TuningSettings
-from warehouse.db import redact
+from warehouse.db import split_password
 
 optuna_app = typer.Typer(help="Optuna studies on the QTIS database.", no_args_is_help=True)
 
@@ -24,10 +26,12 @@ def optuna_dashboard(
     """Open optuna-dashboard on the project's study storage."""
     # deferred: training.studies pulls optuna and training (torch and lightning, ~7 s measured)
     # and would load on every qtis command
-    from training.studies import storage_url
+    from training.studies import storage
 
-    uri = storage_url(ready_url(), TuningSettings())
+    # opening the storage creates Optuna's tables: the dashboard fails on a database without
+    uri = storage(ready_url(), TuningSettings()).url
     console.print(f"Optuna dashboard on http://{host}:{port} (storage {redact(uri)}); Ctrl-C stops")
+    uri, password = split_password(uri)  # the password goes by the environment, not argv
     dashboard = Path(sys.executable).parent / "optuna-dashboard"
     cmd = [str(dashboard), uri, "--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd))
+    raise typer.Exit(subprocess.call(cmd, env=os.environ | password))

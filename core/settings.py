@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from core.errors import ConfigError
+from core.secrets import MASK, redact
 
 PREFIX = "QTIS_"
 ENV_FILE = ".env"
@@ -48,8 +49,6 @@ SETTINGS_MODULES = (
     "monitoring.settings",
 )
 SECRET_NAMES = re.compile(r"(^|_)(token|password|secret)$")
-URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
-MASK = "****"
 
 _registry: dict[str, type[QtisSettings]] = {}
 
@@ -155,14 +154,15 @@ def _is_secret(name: str, field: FieldInfo) -> bool:
 
 
 def _shown(value: Any, secret: bool) -> str:
-    """A value as ``config show`` prints it: secrets masked, passwords cut out of URLs."""
+    """A value as ``config show`` prints it: secrets masked, passwords cut out of connection
+    strings."""
     if value is None:
         return ""
     if secret or isinstance(value, SecretStr):
         return MASK
     structured = isinstance(value, tuple | list | dict)
     text = json.dumps(value, default=str) if structured else str(value)
-    return URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
+    return redact(text)
 
 
 def registered() -> list[type[QtisSettings]]:

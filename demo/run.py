@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.render.training import print_evaluation
+from core.secrets import redact
 from demo.monitoring import show_drift
 from demo.serving import print_promotion, show_serving
 from demo.summary import print_summary
@@ -31,7 +32,6 @@ from training.runner import FAMILIES
 from transforms import store
 from transforms.spec import default_spec
 from warehouse import quality
-from warehouse.db import redact
 from warehouse.schema import bars_storage
 from warehouse.settings import get_settings
 

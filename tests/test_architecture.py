@@ -9,11 +9,15 @@ import ast
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import grimp
 import pytest
 import yaml
+from packaging.utils import canonicalize_name
+
+from training.tracking import MODEL_REQUIREMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "warehouse", "quant", "transforms", "training", "registry", "serving",
@@ -73,11 +77,70 @@ def test_no_test_imports_another_test_module() -> None:
     assert not offenders, offenders
 
 
+def _reached_by_serving() -> set[str]:
+    """Top-level modules that serving imports, directly or through the packages below it."""
+    graph = grimp.build_graph(*PACKAGES, include_external_packages=True)
+    return {m.split(".")[0] for m in graph.find_upstream_modules("serving", as_package=True)}
+
+
 def test_the_bento_carries_every_package_serving_imports() -> None:
     """``bentoml build`` packages only what bentofile.yaml includes: a package serving reaches
     but the Bento leaves out fails only inside the container."""
-    graph = grimp.build_graph(*PACKAGES)
-    reached = {m.split(".")[0] for m in graph.find_upstream_modules("serving", as_package=True)}
+    reached = _reached_by_serving() & set(PACKAGES)
     bento = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
     included = {pattern.split("/")[0] for pattern in bento["include"]}
     assert reached | {"serving"} <= included, sorted(reached - included)
+
+
+def _requirements(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (pinned version, sha256 hashes) of a pip requirements file; a line that is not
+    ``name==version`` with hashes fails the test."""
+    entries = {}
+    text = path.read_text().replace("\\\n", " ")
+    for line in (raw.split("#", 1)[0].strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        spec, *options = line.split()
+        name, pinned, version = spec.partition("==")
+        hashes = [o.removeprefix("--hash=sha256:") for o in options if o.startswith("--hash=")]
+        assert pinned and version and hashes, f"{path.name}: not pinned with hashes: {line}"
+        assert all(len(h) == 64 for h in hashes), f"{path.name}: not a sha256 hash in {line}"
+        entries[canonicalize_name(name.split("[")[0])] = (version, hashes)
+    return entries
+
+
+def test_the_bento_installs_pinned_hashed_serving_requirements() -> None:
+    """The Bento installs serving's dependencies only, each pinned and checked against its
+    sha256 (pip's hash-checking mode), at the versions of the project's lock."""
+    bento = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    assert bento["python"]["requirements_txt"] == "./deploy/requirements-serving.txt"
+    serving = _requirements(ROOT / "deploy" / "requirements-serving.txt")
+    lock = {
+        canonicalize_name(name): version
+        for name, _, version in (
+            line.strip().partition("==")
+            for line in (ROOT / "constraints.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")
+        )
+    }
+    drifted = {n: (v, lock[n]) for n, (v, _) in serving.items() if n in lock and v != lock[n]}
+    assert not drifted, (
+        f"serving pins differ from constraints.txt (name: (serving, lock)): {drifted}"
+    )
+    development = {"dagster", "dbt-core", "optuna", "evidently", "pytest", "ruff", "playwright"}
+    assert not development & serving.keys(), "the Bento installs the development stack"
+
+
+def test_the_serving_requirements_cover_what_serving_imports() -> None:
+    """Every third-party module that serving (or a package below it) imports, and what a
+    registered model needs to load, is in the Bento's requirements."""
+    own = set(PACKAGES) | set(sys.stdlib_module_names) | {"__future__"}
+    providers = metadata.packages_distributions()
+    needed = {
+        module: {canonicalize_name(d) for d in providers.get(module, [module])}
+        for module in _reached_by_serving() - own
+    }
+    needed |= {name: {canonicalize_name(name)} for name in MODEL_REQUIREMENTS}
+    serving = _requirements(ROOT / "deploy" / "requirements-serving.txt")
+    missing = sorted(module for module, dists in needed.items() if not dists & serving.keys())
+    assert not missing, f"deploy/requirements-serving.in lacks what provides: {missing}"

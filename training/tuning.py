@@ -22,6 +22,7 @@ import torch
 from optuna.study import MaxTrialsCallback
 from optuna_integration import PyTorchLightningPruningCallback, XGBoostPruningCallback
 
+from core.secrets import redact
 from quant.intervals import information_coefficients
 from quant.splits import PurgedWalkForward, before_first_test
 from training.data import TrainingData, load_training_data
@@ -30,7 +31,6 @@ from training.settings import TrackingSettings, TuningSettings
 from training.studies import estimator_kwargs, storage, storage_url, study_name, suggest
 from training.tracking import configure
 from training.windows import window_ends
-from warehouse.db import redact
 
 PRUNERS = ("median", "hyperband", "none")
 SCORES = ("r2", "ic")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
+from core.secrets import MASK, redact
 from warehouse import embedded
 from warehouse.settings import WarehouseSettings
 
@@ -64,25 +65,62 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"QTIS_DATABASE_URL must be a postgresql:// URL, got scheme {scheme!r}")
 
 
+def split_password(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its password, and the environment that carries the password to a child
+    process instead: ``PGPASSWORD``, which libpq reads (so psql, psycopg and SQLAlchemy on
+    psycopg). Anyone on the machine can read a command line (``ps``); an environment, only the
+    process's owner. A password in the query string (``?password=``) wins, as in libpq."""
+    parts = urlsplit(url)
+    params, written = _query_passwords(parts.query)
+    found = [unquote(raw) for raw in [parts.password, *written] if raw is not None]
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}@{host}"
+    # put together by hand: urlunsplit drops the "//" of postgresql:///db
+    bare = f"{parts.scheme}://{netloc}{parts.path}"
+    if params:
+        bare += "?" + "&".join(params)
+    if parts.fragment:
+        bare += f"#{parts.fragment}"
+    return bare, ({"PGPASSWORD": found[-1]} if found and found[-1] else {})
+
+
+def _query_passwords(query: str) -> tuple[list[str], list[str]]:
+    """A URL query string's other parameters, and its password values (as written)."""
+    params, passwords = [], []
+    for param in query.split("&") if query else []:
+        key, _, value = param.partition("=")
+        if unquote(key) == "password":
+            passwords.append(value)
+        else:
+            params.append(param)
+    return params, passwords
+
+
 def connect(url: str, **kwargs) -> psycopg.Connection:
     """Connect with a clear message when the server is unreachable."""
     try:
         return psycopg.connect(url, **kwargs)
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # unreachable, unreadable
         raise unreachable(url, exc) from exc
 
 
 def unreachable(url: str, exc: Exception) -> ConnectionError:
-    """The error every connection path raises when the server cannot be reached."""
+    """The error every connection path raises when the server cannot be reached or the URL not
+    read. It never repeats the password, which libpq may quote (``invalid percent-encoded
+    token: "..."``)."""
+    reason = str(exc).strip()
+    for secret in sorted(_passwords(url), key=len, reverse=True):
+        reason = reason.replace(secret, MASK)
     return ConnectionError(
-        f"cannot connect to Postgres at {redact(url)}: {exc}".strip()
+        f"cannot connect to Postgres at {redact(url)}: {redact(reason)}".strip()
         + "\nCheck QTIS_DATABASE_URL, or unset it to use the embedded server (`qtis db up`)."
     )
 
 
-def redact(url: str) -> str:
+def _passwords(url: str) -> set[str]:
+    """Every form in which ``url`` holds a password: as written and percent-decoded."""
     parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    written = [parts.password or "", *_query_passwords(parts.query)[1]]
+    return {form for raw in written if raw for form in (raw, unquote(raw))}

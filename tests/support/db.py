@@ -5,8 +5,10 @@ What is slow to make (a migrated schema, a full feature build) is made once and 
 
 from __future__ import annotations
 
+import time
 import uuid
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -51,3 +53,25 @@ def table_rows(url: str, table: str) -> list[tuple]:
     """Every row of ``table``, ordered by its first two columns (for equality checks)."""
     with psycopg.connect(url) as conn:
         return conn.execute(f"select * from {table} order by 1, 2").fetchall()
+
+
+def password_server(pgdata: Path, password: str) -> str:
+    """An embedded server that asks every client for ``password`` (scram-sha-256 instead of the
+    usual trust): a client connects only if the password really reaches it. Returns the URL of
+    its ``qtis`` database, password included (percent-encoded)."""
+    admin_url = embedded.start(pgdata)
+    embedded.ensure_database(admin_url, "qtis")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("alter role postgres password {}").format(sql.Literal(password)))
+        (pgdata / "pg_hba.conf").write_text("local all all scram-sha-256\n")
+        conn.execute("select pg_reload_conf()")
+    for _ in range(200):  # the server rereads its rules a moment after the signal
+        try:
+            psycopg.connect(admin_url, connect_timeout=5).close()
+        except psycopg.OperationalError:
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"{pgdata}: the server still lets clients in without a password")
+    with_password = admin_url.replace("postgres:@", f"postgres:{quote(password, safe='')}@", 1)
+    return with_database(with_password, "qtis")
