@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from datetime import datetime
-from typing import Any, Self
+from typing import Any
 
 from monitoring.alerts import AlertSink
 
@@ -83,9 +83,3 @@ class AlertQueue:
         if self._worker.is_alive():
             left = self.pending - stop_queued + 1  # and the one being delivered
             log.warning("%d alert(s) not delivered at shutdown: the webhook is too slow", left)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
