@@ -326,17 +326,20 @@ def paper(
     if resumed:
         console.print(f"resuming stream {stream} (its options are the ones it started with)")
     home = WarehouseSettings().home
-    sink = AlertSink(AlertSettings(), home)
-    observers: list = [RuntimeAlerts(stream, sink)]
-    if metrics_port is not None:
-        metrics = RuntimeMetrics(stream)
-        try:
-            port = metrics.serve(metrics_port)
-        except OSError as exc:
-            raise fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from exc
-        err.print(f"metrics: http://127.0.0.1:{port}/metrics", highlight=False)
-        observers.append(metrics)
-    _run(config, json_out, venue_log or ro.venue_log(home, stream), observers=observers)
+    alerts = RuntimeAlerts(stream, AlertSink(AlertSettings(), home))
+    observers: list = [alerts]
+    try:
+        if metrics_port is not None:
+            metrics = RuntimeMetrics(stream)
+            try:
+                port = metrics.serve(metrics_port)
+            except OSError as exc:
+                raise fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from exc
+            err.print(f"metrics: http://127.0.0.1:{port}/metrics", highlight=False)
+            observers.append(metrics)
+        _run(config, json_out, venue_log or ro.venue_log(home, stream), observers=observers)
+    finally:
+        alerts.close()  # the alerts still queued (a halt's, say) go out before the exit
 
 
 # after the run commands, in the order `qtis trade --help` lists them

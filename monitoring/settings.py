@@ -112,3 +112,6 @@ class AlertSettings(QtisSettings):
     )
     dedup_hours: float = Field(6.0, ge=0, description="one alert per key within this time")
     timeout: float = Field(5.0, gt=0, description="seconds for the webhook")
+    queue_size: int = Field(
+        1000, ge=1, description="a trading run's alerts waiting for the webhook; more are dropped"
+    )

@@ -1,8 +1,10 @@
 """The operator's overrides of a stream - halt, resume, limits - applied from outside the engine.
 
-The command is journaled with who and why. When no engine holds the stream, it is applied here
-(holding the stream's lock) and the venue hears of the cancels at the next start; otherwise the
-running engine applies it and this waits for its ``command_applied`` event."""
+The command is checked against the stream (its sub-accounts, the limits' names and values)
+before it is journaled with who and why: a bad one leaves the journal untouched. When no engine
+holds the stream, it is applied here (holding the stream's lock) and the venue hears of the
+cancels at the next start; otherwise the running engine applies it and this waits for its
+``command_applied`` event."""
 
 from __future__ import annotations
 
@@ -10,10 +12,8 @@ import getpass
 import time
 from collections.abc import Callable
 
-from pydantic import ValidationError
-
 from trading_runtime import events as ev
-from trading_runtime.commands import command_events, operator_command
+from trading_runtime.commands import check_command, command_events, operator_command
 from trading_runtime.engine import rebuild
 from trading_runtime.journal import Journal
 
@@ -35,23 +35,21 @@ def send_command(
     (which carries an ``error`` when the command could not apply). ``actor`` defaults to the OS
     user; ``on_wait(seq)`` hears that a running engine has the command to apply.
 
-    Raises ValueError (a bad command or limits), LookupError (no such stream), TimeoutError (the
-    engine did not apply it in time)."""
+    Raises CommandRefused, a ValueError (a bad command, account or limits: nothing journaled),
+    LookupError (no such stream), TimeoutError (the engine did not apply it in time)."""
     order = operator_command(command, actor or getpass.getuser(), reason, account, limits)
     journal = Journal(url, stream)
     try:
         if not journal.exists():
             raise LookupError(f"no stream {stream!r}")
-        if journal.acquire():  # no engine runs: apply it here
-            seq = journal.append_command(order)
-            book = rebuild(journal)
-            try:
-                effects = command_events(book, seq, order)
-            except ValidationError as exc:
-                raise ValueError(f"limits refused: {exc.errors()[0]['msg']}") from exc
+        idle = journal.acquire()  # True: no engine runs, apply it here
+        book = rebuild(journal)
+        check_command(order, book.accounts)
+        seq = journal.append_command(order)
+        if idle:
+            effects = command_events(book, seq, order)
             journal.write(effects)
             return effects
-        seq = journal.append_command(order)
         if on_wait is not None:
             on_wait(seq)
         return _applied(journal, seq)

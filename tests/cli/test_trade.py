@@ -123,3 +123,22 @@ def test_kill_switch_on_a_running_engine_then_resume(trade, market):
     assert "live" in trade("runs").output
     refused = trade("halt", "--stream", "live", "--reason", " ")
     assert refused.exit_code == 2 and "needs a reason" in refused.output
+
+
+def test_a_bad_operator_command_exits_2_with_the_reason_and_journals_nothing(trade, market):
+    started = trade("paper", "--stream", "ops-cli", "--signal", "sma-cross", "--fast", "2",
+                    "--slow", "4", "--start", "2012-10-01")  # fmt: skip
+    assert started.exit_code == 0, started.output
+    before = events(market, "ops-cli")
+    for args, message in [
+        (["limits", "--set", "max_position_notional=-5"],
+         "limit max_position_notional=-5 refused: Input should be greater than 0"),
+        (["limits", "--set", "allow_short=maybe"], "limit allow_short='maybe' refused"),
+        (["halt", "--account", "nobody"], "no sub-account 'nobody' (have main)"),
+    ]:  # fmt: skip
+        refused = trade(*args, "--stream", "ops-cli", "--reason", "check")
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+    assert events(market, "ops-cli") == before
+    typed = trade("limits", "--set", "max_position_notional=1e5", "--stream", "ops-cli",
+                  "--reason", "tighten")  # fmt: skip
+    assert typed.exit_code == 0 and "{'max_position_notional': 100000.0}" in typed.output

@@ -5,14 +5,12 @@ that act on them: tests/orchestration/test_monitoring_assets.py."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import ClassVar
 
 from monitoring.actions import decide, decide_shadow
 from monitoring.alerts import AlertSink
 from monitoring.settings import ActionSettings, AlertSettings
+from tests.support.alerts import Webhook
 from tests.support.drift import NOW, report
 
 
@@ -30,34 +28,17 @@ def test_verdicts_retrain_wait_for_the_cooldown_and_demote_on_decay():
     assert decide(report(decayed=True), None, NOW, ActionSettings(demote_on_decay=False)) == []
 
 
-class Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Hook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_alerts_go_to_the_log_and_a_webhook_once_per_window(tmp_path, caplog):
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/hook"
+    with Webhook() as hook:
+        url = hook.url
         sink = AlertSink(AlertSettings(log_file=tmp_path / "a.jsonl", webhook_url=url), tmp_path)
         assert sink.send("retrain:m", "warning", "drift", now=NOW)
         assert not sink.send("retrain:m", "warning", "drift again", now=NOW + timedelta(hours=1))
         assert sink.send("demote:m", "warning", "decay", now=NOW + timedelta(hours=1))
         assert sink.send("retrain:m", "warning", "still", now=NOW + timedelta(hours=7))
-    finally:
-        server.shutdown()
     logged = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert [a["message"] for a in logged] == ["drift", "decay", "still"]
-    assert [a["message"] for a in Hook.received] == ["drift", "decay", "still"]
+    assert [a["message"] for a in hook.received] == ["drift", "decay", "still"]
     dead = AlertSink(AlertSettings(log_file=tmp_path / "b.jsonl", webhook_url=url), tmp_path)
     assert dead.send("k", "warning", "nobody listens")  # logged, never raised
     assert "alert webhook" in caplog.text and (tmp_path / "b.jsonl").exists()

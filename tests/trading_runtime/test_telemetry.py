@@ -3,12 +3,17 @@ fills and denials by check, the tick-to-order histogram; and they are served ove
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import date
 
 import httpx
 import pytest
 
+from monitoring.alerts import AlertSink
+from monitoring.runtime_alerts import RuntimeAlerts
+from monitoring.settings import AlertSettings
+from tests.support.alerts import HOLD_LIMIT, Webhook, logged_keys
 from trading_runtime import events as ev
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.journal import Journal
@@ -85,9 +90,6 @@ def test_runtime_alerts_reach_the_sink_once_per_kind(market, tmp_path):
     a halt is critical, a return to active is not an alert."""
     import json
 
-    from monitoring.alerts import AlertSink
-    from monitoring.runtime_alerts import RuntimeAlerts
-    from monitoring.settings import AlertSettings
     from trading_runtime.book import Book
 
     sink = AlertSink(AlertSettings(log_file=tmp_path / "alerts.jsonl"), tmp_path)
@@ -100,7 +102,30 @@ def test_runtime_alerts_reach_the_sink_once_per_kind(market, tmp_path):
     for state in ("halted", "active"):
         event = ev.RiskStateChanged("main", state, "drawdown 21%", "risk")
         alerts.observe(event, Book())
+    alerts.close()  # the queue's worker has written every alert
     sent = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [a["key"] for a in sent] == ["alerted/main:denied:max_position_notional",
                                         "alerted/main:state:halted"]  # fmt: skip
     assert sent[1]["severity"] == "critical" and "drawdown 21%" in sent[1]["message"]
+
+
+def test_a_slow_webhook_does_not_hold_up_the_engine(market, tmp_path, caplog):
+    """The webhook holds every answer until the run is over: an engine that waited for it (the
+    alert sent inline) could only finish by sitting out the webhook's timeout, and would log a
+    failure; this one finishes with its alerts still in flight, and they are delivered after."""
+    strategy = StrategyConfig(signal="sma-cross", fast=5, slow=20, sizing="fixed", quantity=300,
+                              limits={"max_position_notional": 100_000})  # fmt: skip
+    config = RunConfig(stream="slowhook", strategies=[strategy], start=date(2012, 1, 3))
+    log = tmp_path / "alerts.jsonl"
+    with Webhook() as hook, caplog.at_level(logging.WARNING):
+        hook.hold()
+        settings = AlertSettings(log_file=log, webhook_url=hook.url, timeout=HOLD_LIMIT / 2)
+        alerts = RuntimeAlerts("slowhook", AlertSink(settings, tmp_path))
+        run(market, config, observers=[alerts])
+        assert "alert webhook" not in caplog.text, caplog.text  # nobody sat out a timeout
+        assert hook.answered == [] and alerts.queue.delivered == 0  # still in flight
+        hook.release()
+        alerts.close()
+    assert alerts.queue.failed == 0 and alerts.queue.delivered == len(hook.answered) > 0
+    assert [a["key"] for a in hook.answered] == logged_keys(log)
+    assert "slowhook/main:denied:max_position_notional" in logged_keys(log)
