@@ -7,10 +7,12 @@ import subprocess
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from cli.common import console, fail, ready_url
 from cli.render.promotion import print_decisions
 from registry import promotions
+from serving.auth import OpenExposure, check_exposure
 from serving.launch import service_command, service_env
 from serving.probe import serving_probe
 from serving.settings import ServingSettings
@@ -130,6 +132,11 @@ def serve(
     from training import tracking  # deferred: torch+lightning, as above
     from training.tracking import CHAMPION, holder  # deferred: as above
 
+    try:  # closed by default: an open API on another interface is refused before anything
+        settings = ServingSettings(**({"serve_host": host} if host is not None else {}))
+        check_exposure([settings.serve_host], settings)
+    except (ValidationError, OpenExposure) as exc:
+        raise fail(str(exc)) from exc
     url = ready_url()
     tracking.configure(url)
     champion = holder(MlflowClient(), CHAMPION)
