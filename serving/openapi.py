@@ -42,7 +42,7 @@ STATUSES = {
     409: "the request conflicts with what is served (no earlier champion, not explainable)",
     413: "body over QTIS_SERVE_MAX_BODY_BYTES, or more windows or bars than the limits below",
     415: "a body that is not application/json",
-    422: "values the model cannot take (e.g. beyond float32 once converted)",
+    422: "bars of different lengths within a window, the wrong feature count, too few bars",
     429: "over the caller's rate, the service's concurrency or its queue: retry after Retry-After",
 }
 BODY_REQUIRED = ("/predict", "/explain")  # their input has a required field

@@ -19,8 +19,13 @@ MIB = 1024 * 1024
 class ServingSettings(QtisSettings):
     model_config = SettingsConfigDict(env_prefix="QTIS_")
 
-    serve_host: str = Field("127.0.0.1", description="address `qtis serve` binds")
-    serve_port: int = Field(3100, ge=1, le=65535, description="port `qtis serve` binds")
+    serve_host: str = Field(
+        "127.0.0.1",
+        description="address the service binds (qtis serve, bentoml serve, the Bento)",
+    )
+    serve_port: int = Field(
+        3100, ge=1, le=65535, description="port the service binds, however started"
+    )
     serve_max_windows: int = Field(256, ge=1, description="windows one /predict may carry")
     serve_max_bars: int = Field(
         512, ge=1, description="bars one window may carry (a window is trimmed to the model's)"

@@ -185,7 +185,12 @@ def _bad_requests(features: int) -> list[tuple[str, object, int, str]]:
         ("ragged", {"request": {"windows": [[[0.1] * features, [0.1]]]}}, 422, "rectangular"),
         ("no bars", {"request": {"windows": [[]]}}, 400, "request.windows.0"),
         ("wrong features", {"request": {"windows": [[[0.1, 0.2]]]}}, 422, f"{features} features"),
-        ("float32 overflow", {"request": {"windows": [[[1e39] * features]]}}, 422, "finite"),
+        (
+            "float32 overflow",
+            {"request": {"windows": [[[1e39] * features]]}},
+            400,
+            "less than or equal",
+        ),
         ("oversized", {"request": {"windows": [window] * (MAX_WINDOWS + 1)}}, 413, "at most"),
         ("unknown symbol", {"request": {"symbols": ["IBM", "NOPE"]}}, 404, "NOPE"),
         ("too early", {"request": {"symbols": ["IBM"], "as_of": "1990-01-02"}}, 404, "as_of"),
@@ -436,3 +441,5 @@ def test_bentoml_build_packages_the_service(tmp_path):
     bentos = list((tmp_path / "bentoml" / "bentos" / "qtis-serving").glob("*/bento.yaml"))
     assert len(bentos) == 1
     assert (bentos[0].parent / "src" / "serving" / "service.py").exists()
+    bento = bentos[0].read_text()  # closed by default: loopback unless the deployment says
+    assert "QTIS_SERVE_HOST" in bento and "127.0.0.1" in bento and "QTIS_API_OPEN" in bento
