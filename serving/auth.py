@@ -214,8 +214,6 @@ class BearerAuth:
             settings.api_anonymous_rate_limit, settings.api_anonymous_rate_burst
         )
         self.audit = AuditLog(settings.serve_audit_log or home / "logs" / "serving-audit.log")
-        if not self.tokens.enabled:
-            log.warning("no QTIS_API_TOKEN or QTIS_API_TOKEN_FILE: the API is open")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
