@@ -7,10 +7,12 @@ import subprocess
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from cli.common import console, fail, ready_url
 from cli.render.promotion import print_decisions
 from registry import promotions
+from serving.auth import OpenExposure, check_exposure
 from serving.launch import service_command, service_env
 from serving.probe import serving_probe
 from serving.settings import ServingSettings
@@ -133,6 +135,11 @@ def serve(
 
     from training.tracking import CHAMPION, configure, holder  # deferred: torch+lightning
 
+    try:  # closed by default: an open API on another interface is refused before anything
+        settings = ServingSettings(**({"serve_host": host} if host is not None else {}))
+        check_exposure([settings.serve_host], settings)
+    except (ValidationError, OpenExposure) as exc:
+        raise fail(str(exc)) from exc
     url = ready_url()
     configure(url, TrackingSettings())
     champion = holder(MlflowClient(), CHAMPION)

@@ -1,29 +1,36 @@
-"""Bearer tokens with roles, per-token rate limits and an audit line per admin action, as an ASGI
+"""Bearer tokens with roles, rate limits and an audit line per admin action, as an ASGI
 middleware in front of the service. Health, metrics and the API docs stay open.
 
 Tokens come from ``QTIS_API_TOKEN`` (every role) and/or ``QTIS_API_TOKEN_FILE``, a YAML or JSON
-mapping ``token: role`` or ``token: [roles]``; ``admin`` includes ``predict``. With neither set
-the API is open (the service says so when it starts). Tokens are compared in constant time and
-only their hash prefix is ever logged.
+mapping ``token: role`` or ``token: [roles]``; ``admin`` includes ``predict``; every token has at
+least 16 characters. With neither set the API is open: the service logs a warning, and refuses
+to start on an interface other than loopback unless ``QTIS_API_OPEN`` says so
+(:func:`check_exposure`). Tokens are compared in constant time and only their hash prefix is
+ever logged.
+
+Rate limits: a caller without a known token is limited per client address, before anything else
+is done for it (no audit line, no body read); a known token has its own bucket.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 from core.errors import ConfigError
-from serving.settings import ServingSettings
+from serving.audit import AuditLog
+from serving.settings import TOKEN_MIN_LENGTH, ServingSettings
 
 log = logging.getLogger("qtis.serving")
 
@@ -35,6 +42,38 @@ ADMIN_PREFIX = "/admin"
 
 class TokenFileError(ValueError, ConfigError):
     pass
+
+
+class OpenExposure(ConfigError):
+    """An API without tokens on an interface others can reach, not asked for explicitly."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(hosts: Iterable[str], settings: ServingSettings) -> None:
+    """Refuse to serve an open API (no token set) on a non-loopback ``hosts`` entry unless
+    QTIS_API_OPEN is set; warn whenever the API is open."""
+    if settings.api_token or settings.api_token_file:
+        return
+    exposed = sorted({h for h in hosts if not is_loopback(h)})
+    if exposed and not settings.api_open:
+        raise OpenExposure(
+            f"refusing to serve on {', '.join(exposed)} without tokens: set QTIS_API_TOKEN or "
+            "QTIS_API_TOKEN_FILE, bind 127.0.0.1 (QTIS_SERVE_HOST), or set QTIS_API_OPEN=1 to "
+            "let anyone who reaches it predict, reload and roll back"
+        )
+    log.warning(
+        "the API is open: no QTIS_API_TOKEN or QTIS_API_TOKEN_FILE, so every caller on %s may "
+        "predict, reload and roll back",
+        ", ".join(sorted(set(hosts))) or "this host",
+    )
 
 
 def fingerprint(token: str) -> str:
@@ -89,10 +128,10 @@ def _read_token_file(path: Path) -> list[tuple[str, list[str]]]:
                 f"QTIS_API_TOKEN_FILE {path}: token {fingerprint(str(token))}... has roles "
                 f"{roles!r}; each must be one of {', '.join(ROLES)}"
             )
-        if len(str(token)) < 16:
+        if len(str(token)) < TOKEN_MIN_LENGTH:
             raise TokenFileError(
                 f"QTIS_API_TOKEN_FILE {path}: token {fingerprint(str(token))}... is shorter "
-                "than 16 characters"
+                f"than {TOKEN_MIN_LENGTH} characters"
             )
         out.append((str(token), roles))
     return out
@@ -100,24 +139,27 @@ def _read_token_file(path: Path) -> list[tuple[str, list[str]]]:
 
 @dataclass
 class RateLimiter:
-    """A token bucket per API token: ``rate`` requests per second, bursts up to ``burst``."""
+    """A token bucket per key (an API token, a client address): ``rate`` requests per second,
+    bursts up to ``burst``. At most ``max_keys`` buckets are kept, the least recently used
+    going first, so a caller with many addresses cannot grow it without bound."""
 
     rate: float
     burst: int
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    max_keys: int = 100_000
+    _buckets: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def allow(self, key: str) -> float:
         """0 when allowed, else the seconds until the next request would be."""
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens, last = self._buckets.pop(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+            allowed = tokens >= 1
+            self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+            if len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+            return 0.0 if allowed else (1 - tokens) / self.rate
 
 
 def required_role(path: str) -> str | None:
@@ -127,18 +169,6 @@ def required_role(path: str) -> str | None:
     if path.startswith(ADMIN_PREFIX):
         return "admin"
     return ROUTE_ROLES.get(path, "predict")
-
-
-class AuditLog:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-
-    def write(self, **entry: object) -> None:
-        line = json.dumps({"at": datetime.now(UTC).isoformat(), **entry}, default=str)
-        with self._lock, self.path.open("a") as handle:
-            handle.write(line + "\n")
 
 
 async def reply(send, status: int, body: dict, headers: Iterable[tuple[bytes, bytes]] = ()):
@@ -157,15 +187,32 @@ async def reply(send, status: int, body: dict, headers: Iterable[tuple[bytes, by
     await send({"type": "http.response.body", "body": data})
 
 
+def client_address(scope) -> str:
+    """The peer's address (a proxy's, behind one: forwarded headers are not trusted)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def bearer(scope) -> str | None:
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, presented = header.partition(" ")
+    return presented.strip() or None if scheme.lower() == "bearer" else None
+
+
 class BearerAuth:
-    """ASGI middleware: 401 without a known token, 403 without the route's role, 429 over the
-    token's rate; admin requests leave an audit line with their outcome."""
+    """ASGI middleware. A caller without a known token is first held to its address's rate
+    (429), then refused (401) when tokens are set; a known token needs the route's role (403)
+    and stays within its own rate (429). Admin requests leave an audit line with the token's
+    fingerprint, the client address and the outcome."""
 
     def __init__(self, app, settings: ServingSettings, home: Path) -> None:
         """``home``: QTIS_HOME, where the audit log goes unless QTIS_SERVE_AUDIT_LOG says."""
         self.app = app
         self.tokens = TokenTable.from_settings(settings)
         self.limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_burst)
+        self.anonymous = RateLimiter(
+            settings.api_anonymous_rate_limit, settings.api_anonymous_rate_burst
+        )
         self.audit = AuditLog(settings.serve_audit_log or home / "logs" / "serving-audit.log")
 
     async def __call__(self, scope, receive, send) -> None:
@@ -175,42 +222,54 @@ class BearerAuth:
         role = required_role(path)
         if role is None:
             return await self.app(scope, receive, send)
-        who = "anonymous"
-        if self.tokens.enabled:
-            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-            scheme, _, presented = header.partition(" ")
-            if scheme.lower() != "bearer" or not presented:
-                return await self._deny(send, 401, "missing bearer token", path, None)
-            roles = self.tokens.roles(presented.strip())
-            if roles is None:
-                return await self._deny(send, 401, "unknown token", path, presented)
-            who = fingerprint(presented.strip())
+        client = client_address(scope)
+        presented = bearer(scope) if self.tokens.enabled else None
+        roles = self.tokens.roles(presented) if presented else None
+        if roles is None:  # unauthenticated: held to its address's rate before anything else
+            limiter = self.anonymous if self.tokens.enabled else self.limiter
+            if wait := limiter.allow(client):
+                return await too_many(send, wait)
+            if self.tokens.enabled:
+                message = "unknown token" if presented else "missing bearer token"
+                who = fingerprint(presented) if presented else None
+                return await self._deny(send, 401, message, path, who, client)
+            who = "anonymous"
+        else:
+            who = fingerprint(presented)
             if role not in roles:
-                return await self._deny(send, 403, f"this token lacks the {role!r} role", path, who)
-        wait = self.limiter.allow(who)
-        if wait > 0:
-            headers = [(b"retry-after", str(max(1, round(wait))).encode())]
-            return await reply(send, 429, {"error": "rate limit exceeded", "field": None}, headers)
+                message = f"this token lacks the {role!r} role"
+                return await self._deny(send, 403, message, path, who, client)
+            if wait := self.limiter.allow(who):
+                return await too_many(send, wait)
         if role != "admin":
             return await self.app(scope, receive, send)
-        answered = False
+        await self._audited(scope, receive, send, who, client)
+
+    async def _audited(self, scope, receive, send, who: str, client: str) -> None:
+        path, answered = scope.get("path", ""), False
 
         async def recording_send(message) -> None:
             nonlocal answered
-            if message["type"] == "http.response.start":  # logged before the caller hears
+            if message["type"] == "http.response.start":  # queued before the caller hears
                 answered = True
-                self.audit.write(token=who, path=path, status=message["status"])
+                self.audit.write(token=who, client=client, path=path, status=message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, recording_send)
         finally:
             if not answered:
-                self.audit.write(token=who, path=path, status=None, error="no response")
+                self.audit.write(
+                    token=who, client=client, path=path, status=None, error="no response"
+                )
 
-    async def _deny(self, send, status: int, message: str, path: str, who) -> None:
+    async def _deny(self, send, status: int, message: str, path: str, who, client: str) -> None:
         if path.startswith(ADMIN_PREFIX):
-            token = fingerprint(who) if who and status == 401 else who
-            self.audit.write(token=token, path=path, status=status, error=message)
+            self.audit.write(token=who, client=client, path=path, status=status, error=message)
         headers = [(b"www-authenticate", b"Bearer")] if status == 401 else []
         await reply(send, status, {"error": message, "field": None}, headers)
+
+
+async def too_many(send, wait: float) -> None:
+    headers = [(b"retry-after", str(max(1, round(wait))).encode())]
+    await reply(send, 429, {"error": "rate limit exceeded", "field": None}, headers)

@@ -2,6 +2,12 @@
 arrive queue up, and the next call scores all of them at once (up to ``max_windows``). Idle, a
 request is scored at once, so batching costs nothing at low load.
 
+Every request is answered: each input is trimmed to its model's window before it waits (so
+requests with different bar counts merge), a batch that fails is scored again request by request
+(so one bad input fails only its own request), and whatever ends a batch early still answers
+its futures. The queue is bounded: past ``max_queued`` waiting windows a request is refused
+with 429 at once instead of waiting behind the others.
+
 Why not BentoML's batchable API: it is reached only through an HTTP hop (the service calling
 itself, or a dependency service), which measured 4 ms more per request than the direct path on
 this machine and drops the caller's bearer token on the way.
@@ -16,26 +22,41 @@ from typing import Any
 
 import numpy as np
 
+from serving.errors import RequestError
+
+Pending = tuple[Any, np.ndarray, asyncio.Future]
+
 
 class AdaptiveBatcher:
     def __init__(
         self,
         max_windows: int = 256,
         on_batch: Callable[[int], None] | None = None,
+        max_queued: int = 4096,
     ) -> None:
-        self.max_windows, self.on_batch = max_windows, on_batch
-        self._pending: deque[tuple[Any, np.ndarray, asyncio.Future]] = deque()
+        self.max_windows, self.on_batch, self.max_queued = max_windows, on_batch, max_queued
+        self._pending: deque[Pending] = deque()
+        self._queued = 0  # windows waiting in _pending
         self._worker: asyncio.Task | None = None
 
     async def score(self, model: Any, windows: np.ndarray) -> np.ndarray:
-        """``model.predict(windows)``, merged with whatever else is waiting for the same model."""
+        """``model.predict(windows)``, merged with whatever else is waiting for the same model.
+        ``model`` has ``window`` (bars it reads) and ``predict``."""
+        if self._queued + len(windows) > self.max_queued:
+            raise RequestError(
+                f"the service is busy: {self._queued} windows wait for the model "
+                f"(QTIS_SERVE_MAX_QUEUED_WINDOWS {self.max_queued}); retry shortly",
+                None,
+                429,
+            )
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((model, windows, future))
+        self._pending.append((model, windows[:, -model.window :, :], future))
+        self._queued += len(windows)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await future
 
-    def _next_batch(self) -> list[tuple[Any, np.ndarray, asyncio.Future]]:
+    def _next_batch(self) -> list[Pending]:
         model = self._pending[0][0]
         batch, size = [], 0
         while self._pending and self._pending[0][0] is model:
@@ -44,24 +65,48 @@ class AdaptiveBatcher:
                 break
             batch.append(self._pending.popleft())
             size += n
+        self._queued -= size
         return batch
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch = self._next_batch()
-            model = batch[0][0]
-            windows = np.concatenate([b[1] for b in batch]) if len(batch) > 1 else batch[0][1]
+        try:
+            while self._pending:
+                await self._score(self._next_batch())
+        finally:  # cancelled (shutdown): nobody waits for ever
+            while self._pending:
+                _answer_failed(self._pending.popleft()[2], RuntimeError("service stopping"))
+            self._queued = 0
+
+    async def _score(self, batch: list[Pending]) -> None:
+        live = [item for item in batch if not item[2].done()]  # a gone caller is not scored
+        try:
+            if not live:
+                return
+            model = live[0][0]
+            windows = np.concatenate([w for _, w, _ in live]) if len(live) > 1 else live[0][1]
             if self.on_batch:
                 self.on_batch(len(windows))
             try:
                 out = await asyncio.to_thread(model.predict, windows)
+                if len(out) != len(windows):
+                    raise RuntimeError(f"{len(out)} forecasts for {len(windows)} windows")
             except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                if len(live) == 1:
+                    _answer_failed(live[0][2], exc)
+                    return
+                for item in live:  # one bad input fails only its own request
+                    await self._score([item])
+                return
             start = 0
-            for _, part, future in batch:
+            for _, part, future in live:
                 if not future.done():
                     future.set_result(out[start : start + len(part)])
                 start += len(part)
+        finally:
+            for *_, future in live:
+                _answer_failed(future, RuntimeError("batch ended before scoring this request"))
+
+
+def _answer_failed(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -25,7 +25,7 @@ class Explainer:
             window, _ = self.windows.latest([request.symbol], request.as_of, model.window)
         except LookupError as exc:
             field = exc.args[1] if len(exc.args) > 1 else "symbol"
-            raise RequestError(exc.args[0], field.rstrip("s")) from exc
+            raise RequestError(exc.args[0], field.rstrip("s"), 404) from exc  # no such window
         return window
 
     def _background_for(self, model: LoadedModel) -> np.ndarray:

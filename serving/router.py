@@ -38,9 +38,11 @@ class Prepared:
 
 
 def check_windows(raw: list, field: str, model: LoadedModel) -> np.ndarray:
-    """``raw`` as (windows, bars, features) float32 windows that ``model`` can score."""
+    """``raw`` as (windows, bars, features) float32 windows that ``model`` can score; windows
+    of different lengths keep their last bars, as many as the shortest has."""
     try:
-        windows = np.asarray(raw, dtype=np.float32)
+        shortest = min((len(w) for w in raw), default=0)
+        windows = np.asarray([w[len(w) - shortest :] for w in raw], dtype=np.float32)
     except ValueError as exc:
         raise RequestError(
             f"{field} must be a rectangular (windows, bars, features) array: {exc}", field
@@ -94,9 +96,8 @@ class Router:
         try:
             return self.windows.latest(request.symbols, request.as_of, bars)
         except LookupError as exc:
-            raise RequestError(
-                exc.args[0], exc.args[1] if len(exc.args) > 1 else "symbols"
-            ) from exc
+            field = exc.args[1] if len(exc.args) > 1 else "symbols"
+            raise RequestError(exc.args[0], field, 404) from exc  # no such window
 
     def prepare(self, request: PredictRequest, role: Role | None = None) -> Prepared:
         """Checked input windows, and who answers: the champion (or, for the A/B share, the

@@ -2,32 +2,53 @@
 
 A request carries either feature windows, ``(windows, bars, features)`` of raw feature values in
 the order ``GET /model`` lists, or symbols and an as-of time, for which the service reads the
-windows from ``features.training_set``. Values must be finite; ``extra`` keys are refused so a
-misspelt field is an error, not a silently ignored one.
+windows from ``features.training_set``. Values are JSON numbers (no strings or booleans) within
+float32's range; ``extra`` keys are refused so a misspelt field is an error, not a silently
+ignored one, and so is an explicit ``null``: leave the key out. The shapes that depend on the
+model served (features per bar, bars per window) and on the settings (how many windows) are
+checked by the service and published in its OpenAPI document (:mod:`serving.openapi`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_serializer, model_validator
 
 Role = Literal["champion", "challenger"]
+FLOAT32_MAX = 3.4028234663852886e38  # beyond it a value is inf once the model reads it
+Value = Annotated[float, Strict(), Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Bar = Annotated[list[Value], Field(min_length=1)]
+Window = Annotated[list[Bar], Field(min_length=1)]
+Symbol = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class PredictRequest(_Strict):
-    windows: list[list[list[float]]] | None = Field(
-        None, description="feature windows: (windows, bars, features), oldest bar first"
+class _Request(_Strict):
+    """A request leaves out what it does not give: dumped, it has no null to be refused."""
+
+    @model_serializer(mode="wrap")
+    def _given(self, handler) -> dict:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class PredictRequest(_Request):
+    # the fields' types are not Optional: a key is given with a value or left out
+    windows: list[Window] = Field(
+        None,
+        min_length=1,
+        description="feature windows: (windows, bars, features), oldest bar first",
     )
-    symbols: list[str] | None = Field(
-        None, description="symbols whose latest window (up to as_of) the service looks up"
+    symbols: list[Symbol] = Field(
+        None,
+        min_length=1,
+        description="symbols whose latest window (up to as_of) the service looks up",
     )
-    as_of: datetime | None = Field(None, description="window end for symbols; default: latest bar")
+    as_of: datetime = Field(None, description="window end for symbols; default: latest bar")
 
     @model_validator(mode="after")
     def _one_input(self) -> PredictRequest:
@@ -35,10 +56,6 @@ class PredictRequest(_Strict):
             raise ValueError("give exactly one of 'windows' or 'symbols'")
         if self.as_of is not None and self.symbols is None:
             raise ValueError("'as_of' goes with 'symbols'")
-        if self.windows is not None and not self.windows:
-            raise ValueError("'windows' is empty")
-        if self.symbols is not None and not self.symbols:
-            raise ValueError("'symbols' is empty")
         return self
 
 
@@ -53,10 +70,12 @@ class PredictResponse(_Strict):
     as_of: list[datetime] | None = Field(None, description="bar each looked-up window ends at")
 
 
-class ExplainRequest(_Strict):
-    window: list[list[float]] | None = Field(None, description="one window: (bars, features)")
-    symbol: str | None = None
-    as_of: datetime | None = None
+class ExplainRequest(_Request):
+    window: Window = Field(None, description="one window: (bars, features), oldest bar first")
+    symbol: Symbol = Field(
+        None, description="symbol whose latest window (up to as_of) is explained"
+    )
+    as_of: datetime = Field(None, description="window end for symbol; default: latest bar")
 
     @model_validator(mode="after")
     def _one_input(self) -> ExplainRequest:

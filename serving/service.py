@@ -11,8 +11,14 @@ registry, checks for new aliases every ``QTIS_SERVE_RELOAD_SECONDS`` (and on ``P
 - ``POST /admin/reload``, ``POST /admin/rollback`` (admin role);
 - BentoML's ``/livez``, ``/readyz``, ``/metrics`` and ``/docs`` (OpenAPI at ``/docs.json``).
 
-Bad requests get a 4xx JSON body ``{"error": ..., "field": ...}``; authentication, roles and rate
-limits are :mod:`serving.auth`'s middleware.
+Bad requests get a 4xx JSON body ``{"error": ..., "field": ...}``, never a 5xx. In front of the
+routes, outermost first: authentication, roles and rate limits (:mod:`serving.auth`), the body's
+type and size (:mod:`serving.guards`), readable validation messages (:mod:`serving.errors`) and
+the OpenAPI document made true to the model served (:mod:`serving.openapi`).
+
+It binds ``QTIS_SERVE_HOST:QTIS_SERVE_PORT`` (127.0.0.1:3100) however it is started (``qtis
+serve``, ``bentoml serve``, a container of the Bento), and refuses to serve an open API on any
+other interface unless ``QTIS_API_OPEN`` is set.
 """
 
 from __future__ import annotations
@@ -20,16 +26,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from typing import Annotated
 
 import bentoml
+import psutil
 from fastapi import FastAPI
+from pydantic import Field
 from starlette.responses import JSONResponse, RedirectResponse
 
 from core.settings import check_environment
 from registry.settings import TrackingSettings
-from serving.auth import BearerAuth
+from serving.auth import BearerAuth, check_exposure
 from serving.batching import AdaptiveBatcher
 from serving.errors import NoChampion, RequestError, ValidationMessages
+from serving.guards import BodyGuard
+from serving.openapi import ApiDocument, Shapes
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
 from serving.schemas import (
@@ -77,13 +88,40 @@ pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 def _rejected(endpoint: str, exc: RequestError) -> JSONResponse:
     REJECTED.labels(endpoint=endpoint, status=str(exc.status)).inc()
-    return JSONResponse({"error": str(exc), "field": exc.field}, status_code=exc.status)
+    headers = {"retry-after": "1"} if exc.status == 429 else None
+    return JSONResponse(
+        {"error": str(exc), "field": exc.field}, status_code=exc.status, headers=headers
+    )
+
+
+def listening_hosts() -> list[str]:
+    """The addresses this worker accepts connections on, whoever chose them (``--host``,
+    BENTOML_HOST, this service's configuration)."""
+    found = psutil.Process().net_connections(kind="inet")
+    return [c.laddr.ip for c in found if c.status == psutil.CONN_LISTEN]
+
+
+def check_bars(windows: list | None, field: str) -> None:
+    """More bars than QTIS_SERVE_MAX_BARS in any window: a 413, before any is converted."""
+    longest = max((len(w) for w in windows or ()), default=0)
+    if longest > SETTINGS.serve_max_bars:
+        raise RequestError(
+            f"{field}: {longest} bars in a window, at most {SETTINGS.serve_max_bars} "
+            "(QTIS_SERVE_MAX_BARS)",
+            field,
+            413,
+        )
 
 
 @bentoml.asgi_app(pages, path="/")
-@bentoml.service(workers=1, traffic={"timeout": 30})
+@bentoml.service(
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": SETTINGS.serve_max_concurrency},
+    http={"host": SETTINGS.serve_host, "port": SETTINGS.serve_port},
+)
 class QtisService:
     def __init__(self) -> None:
+        check_exposure(listening_hosts(), SETTINGS)  # before anything is loaded
         # deferred: torch (~1.5 s measured) only in the worker: `bentoml serve` imports this
         # module in its supervisor process too, which never runs a model
         import torch
@@ -100,7 +138,11 @@ class QtisService:
         self._publish()
         self.batcher = None
         if SETTINGS.serve_batching:
-            self.batcher = AdaptiveBatcher(SETTINGS.serve_max_batch_size, BATCH_WINDOWS.observe)
+            self.batcher = AdaptiveBatcher(
+                SETTINGS.serve_max_batch_size,
+                BATCH_WINDOWS.observe,
+                SETTINGS.serve_max_queued_windows,
+            )
         self._stop = threading.Event()
         if SETTINGS.serve_reload_seconds > 0:
             threading.Thread(target=self._watch, name="qtis-alias-watch", daemon=True).start()
@@ -128,6 +170,18 @@ class QtisService:
     def __is_ready__(self) -> bool:
         return self.predictor.champion is not None
 
+    def shapes(self) -> Shapes:
+        """What /predict and /explain accept now: the OpenAPI document says the same."""
+        champion = self.predictor.champion
+        return Shapes(
+            features=len(champion.features),
+            min_bars=champion.window,
+            max_bars=SETTINGS.serve_max_bars,
+            max_windows=SETTINGS.serve_max_windows,
+            symbols=tuple(sorted(self.predictor.windows.known())),
+            secured=bool(SETTINGS.api_token or SETTINGS.api_token_file),
+        )
+
     # --- scoring --------------------------------------------------------------------------
 
     @bentoml.api(route="/predict")
@@ -135,17 +189,18 @@ class QtisService:
         """Forecasts of every horizon for a batch of windows, or for symbols as of a time."""
         predictor = self.predictor
         try:
+            check_bars(request.windows, "windows")
             if request.symbols is not None:  # a warehouse read: off the event loop
                 prepared = await asyncio.to_thread(predictor.prepare, request)
             else:
                 prepared = predictor.prepare(request)
+            if self.batcher is not None:
+                predictions = await self.batcher.score(prepared.serve, prepared.windows)
+            else:
+                BATCH_WINDOWS.observe(len(prepared.windows))
+                predictions = await asyncio.to_thread(prepared.serve.predict, prepared.windows)
         except RequestError as exc:
             return _rejected("predict", exc)
-        if self.batcher is not None:
-            predictions = await self.batcher.score(prepared.serve, prepared.windows)
-        else:
-            BATCH_WINDOWS.observe(len(prepared.windows))
-            predictions = await asyncio.to_thread(prepared.serve.predict, prepared.windows)
         response = predictor.respond(request, prepared, predictions)
         PREDICTIONS.labels(role=response.role, model=response.model, version=response.version).inc(
             len(response.predictions)
@@ -156,6 +211,7 @@ class QtisService:
     def explain(self, request: ExplainRequest) -> ExplainResponse:
         """SHAP attributions of the champion's forecast for one window (or symbol as of)."""
         try:
+            check_bars([request.window] if request.window else None, "window")
             return self.predictor.explain(request)
         except RequestError as exc:
             return _rejected("explain", exc)
@@ -181,7 +237,9 @@ class QtisService:
         return loaded
 
     @bentoml.api(route="/admin/rollback")
-    def admin_rollback(self, reason: str = "rollback through the API") -> dict:
+    def admin_rollback(
+        self, reason: Annotated[str, Field(max_length=500)] = "rollback through the API"
+    ) -> dict:
         """Give @champion back to the previous champion and serve it (admin role)."""
         # deferred: registry.aliases pulls training (torch+lightning, ~6 s measured), needed only
         # for a rollback
@@ -196,5 +254,8 @@ class QtisService:
         return {"decision": decision.decision, "reason": decision.reason, **loaded}
 
 
-QtisService.add_asgi_middleware(ValidationMessages)
+# outermost first: an unauthenticated caller is turned away before its body is read
 QtisService.add_asgi_middleware(BearerAuth, settings=SETTINGS, home=WAREHOUSE.home)
+QtisService.add_asgi_middleware(BodyGuard, max_bytes=SETTINGS.serve_max_body_bytes)
+QtisService.add_asgi_middleware(ValidationMessages)
+QtisService.add_asgi_middleware(ApiDocument, shapes=lambda: bentoml.get_current_service().shapes())

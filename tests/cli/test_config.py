@@ -28,7 +28,7 @@ def test_the_environment_check_imports_every_settings_module():
 
 def test_show_json_has_every_variable_its_value_and_source(monkeypatch):
     monkeypatch.setenv("QTIS_SERVE_PORT", "3999")
-    monkeypatch.setenv("QTIS_API_TOKEN", "hunter2")
+    monkeypatch.setenv("QTIS_API_TOKEN", "hunter2-hunter2-hunter2")
     result = runner.invoke(app, ["config", "show", "--json"])
     assert result.exit_code == 0, result.output
     lines = {line["env"]: line for line in json.loads(result.output)}

@@ -82,7 +82,10 @@ def test_describe_says_where_each_value_came_from_and_masks_secrets():
     assert lines["QTIS_EXAMPLE_PASSWORD"].value == "****"
     assert lines["QTIS_EXAMPLE_URL"].value == "postgresql://me:****@db/qtis"
     assert lines["QTIS_EXAMPLE_URL"].source == "argument"
-    token = {line.env: line for line in describe(ServingSettings(api_token="abc"), {}, {})}
+    token = {
+        line.env: line
+        for line in describe(ServingSettings(api_token="a-token-of-16-chars"), {}, {})
+    }
     assert token["QTIS_API_TOKEN"].value == "****"
     assert token["QTIS_SERVE_PORT"].source == "default"
     dotenv = {line.env: line for line in describe(Example(), {}, {"QTIS_EXAMPLE_PORT": "2"})}

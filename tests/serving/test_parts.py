@@ -1,9 +1,12 @@
-"""The service's parts on their own: the rate limit and role checks of the auth middleware (in
-front of a small ASGI app, through httpx), and the adaptive batcher merging concurrent requests."""
+"""The service's parts on their own: the rate limits, role checks and audit of the auth
+middleware and the body guard (in front of a small ASGI app, through httpx), the token and
+exposure rules, and the adaptive batcher merging concurrent requests."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import threading
 import time
 
@@ -11,8 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.auth import BearerAuth, RateLimiter, required_role
+from serving.auth import BearerAuth, OpenExposure, RateLimiter, check_exposure, required_role
 from serving.batching import AdaptiveBatcher
+from serving.errors import RequestError
+from serving.guards import BodyGuard
 from serving.settings import ServingSettings
 
 TOKEN = "a-token-of-sufficient-length"
@@ -80,7 +85,10 @@ def test_route_roles(path, role):
 
 
 class SlowModel:
-    """Takes 20 ms a call whatever the batch: the case batching exists for."""
+    """Takes 20 ms a call whatever the batch: the case batching exists for. Reads the last
+    ``window`` bars, like a served model."""
+
+    window = 4
 
     def __init__(self) -> None:
         self.calls: list[int] = []
@@ -89,6 +97,10 @@ class SlowModel:
     def predict(self, windows: np.ndarray) -> np.ndarray:
         with self.lock:
             self.calls.append(len(windows))
+        if windows.shape[1] != self.window:
+            raise ValueError(f"{windows.shape[1]} bars, expected {self.window}")
+        if (windows < 0).any():
+            raise ValueError("a negative value")
         time.sleep(0.02)
         return windows[:, -1, :2] * 2
 
@@ -123,3 +135,162 @@ def test_batcher_alone_scores_at_once_and_respects_the_cap():
     single, many = asyncio.run(run())
     assert single.shape == (1, 2) and model.calls[0] == 1
     assert all(m.shape == (3, 2) for m in many) and max(model.calls) <= 4
+
+
+def test_requests_with_different_bar_counts_are_all_answered():
+    """Two clients sending 4- and 9-bar windows at once: each input is trimmed to the model's
+    window before the batch is merged, so every request gets its own forecasts."""
+    model = SlowModel()
+    batcher = AdaptiveBatcher(max_windows=64)
+    inputs = [np.full((2, 4 + 5 * (i % 2), 2), float(i), dtype=np.float32) for i in range(10)]
+
+    async def run() -> list[np.ndarray]:
+        calls = asyncio.gather(*(batcher.score(model, x) for x in inputs))
+        return await asyncio.wait_for(calls, timeout=10)
+
+    outputs = asyncio.run(run())
+    for x, y in zip(inputs, outputs, strict=True):
+        np.testing.assert_array_equal(y, x[:, -1, :2] * 2)
+    assert len(model.calls) < len(inputs)  # still merged
+
+
+def test_a_failing_request_fails_alone_and_every_request_is_answered():
+    model = SlowModel()
+    batcher = AdaptiveBatcher(max_windows=64)
+    inputs = [np.full((1, 4, 2), 1.0 - 2 * (i == 3), dtype=np.float32) for i in range(8)]
+
+    async def run() -> list:
+        calls = asyncio.gather(*(batcher.score(model, x) for x in inputs), return_exceptions=True)
+        return await asyncio.wait_for(calls, timeout=10)
+
+    outputs = asyncio.run(run())
+    assert isinstance(outputs[3], ValueError) and "negative" in str(outputs[3])
+    for i, y in enumerate(outputs):
+        if i != 3:
+            np.testing.assert_array_equal(y, np.full((1, 2), 2.0))
+
+
+def test_the_batch_queue_is_bounded():
+    """Past ``max_queued`` waiting windows a request is a 429 at once, not a long wait."""
+    model = SlowModel()
+    batcher = AdaptiveBatcher(max_windows=64, max_queued=4)
+    windows = np.ones((2, 4, 2), dtype=np.float32)
+
+    async def run() -> list:
+        calls = (batcher.score(model, windows) for _ in range(3))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    first, second, third = asyncio.run(run())
+    assert first.shape == second.shape == (2, 2)
+    assert isinstance(third, RequestError) and third.status == 429
+    assert "QTIS_SERVE_MAX_QUEUED_WINDOWS" in str(third)
+
+
+def test_a_short_token_from_the_environment_is_refused(monkeypatch):
+    """The same floor as a token file's tokens."""
+    monkeypatch.setenv("QTIS_API_TOKEN", "short-token")
+    with pytest.raises(ValueError, match=r"QTIS_API_TOKEN has 11 characters; .* at least 16"):
+        ServingSettings()
+
+
+def test_an_open_api_is_refused_off_loopback_and_warned_about(caplog):
+    with pytest.raises(OpenExposure, match="QTIS_API_OPEN=1"):
+        check_exposure(["127.0.0.1", "0.0.0.0"], ServingSettings())
+    with pytest.raises(OpenExposure, match="on ::"):
+        check_exposure(["::"], ServingSettings())
+    caplog.clear()
+    check_exposure(["127.0.0.1", "::1"], ServingSettings())  # loopback: served, with a warning
+    check_exposure(["0.0.0.0"], ServingSettings(api_open=True))  # asked for explicitly
+    assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
+    assert "the API is open" in caplog.records[1].getMessage()
+    caplog.clear()
+    check_exposure(["0.0.0.0"], ServingSettings(api_token=TOKEN))
+    assert not caplog.records
+
+
+def call(app, requests: list[tuple[str, str, dict]], client=("127.0.0.1", 1)) -> list:
+    """``(method, path, headers)`` requests sent in order to ``app`` from ``client``."""
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return [await c.request(m, p, headers=h) for m, p, h in requests]
+
+    return asyncio.run(run())
+
+
+def test_unauthenticated_callers_are_limited_per_address(tmp_path):
+    settings = ServingSettings(
+        api_token=TOKEN, api_anonymous_rate_limit=0.01, api_anonymous_rate_burst=2
+    )
+    app = BearerAuth(echo, settings, tmp_path)
+    anonymous = [("POST", "/admin/reload", {})] * 4
+    a = call(app, anonymous, client=("10.0.0.1", 1))
+    assert [r.status_code for r in a] == [401, 401, 429, 429]
+    assert a[2].headers["retry-after"] and a[2].json()["error"] == "rate limit exceeded"
+    wrong = [("POST", "/predict", {"authorization": "Bearer not-a-known-token"})]
+    assert call(app, wrong, client=("10.0.0.1", 2))[0].status_code == 429  # same address
+    assert call(app, anonymous[:1], client=("10.0.0.2", 1))[0].status_code == 401  # another
+    known = [("POST", "/predict", {"authorization": f"Bearer {TOKEN}"})]
+    assert call(app, known, client=("10.0.0.1", 3))[0].status_code == 200
+    app.audit.flush()  # the two 401s on /admin were audited; the 429s did no work at all
+    lines = app.audit.path.read_text().splitlines()
+    assert len(lines) == 3 and all('"status": 401' in line for line in lines)
+
+
+def test_audit_lines_carry_the_client_and_are_written_off_the_event_loop(tmp_path):
+    """The audit log is a FIFO nobody reads yet: writing it on the event loop would block the
+    request for ever; the writer thread waits instead, and the line arrives once read."""
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+    app = BearerAuth(echo, ServingSettings(api_token=TOKEN, serve_audit_log=fifo), tmp_path)
+    admin = [("POST", "/admin/reload", {"authorization": f"Bearer {TOKEN}"})]
+    answers: list = []
+    caller = threading.Thread(target=lambda: answers.extend(call(app, admin, ("10.9.8.7", 5))))
+    caller.start()
+    caller.join(timeout=10)
+    answered = not caller.is_alive()
+    with fifo.open() as reader:  # unblocks the writer (and, before, the event loop)
+        line = json.loads(reader.readline())
+    caller.join()
+    assert answered, "the request waited for the audit log to be written"
+    assert answers[0].status_code == 200
+    assert (line["client"], line["path"], line["status"]) == ("10.9.8.7", "/admin/reload", 200)
+
+
+async def echo_body(scope, receive, send) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_only_json_bodies_within_the_cap_reach_the_service():
+    app = BodyGuard(echo_body, max_bytes=1024)
+
+    async def post(content, headers: dict) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.post("/predict", content=content, headers=headers)
+
+    def status(content, content_type: str | None) -> int:
+        headers = {"content-type": content_type} if content_type else {}
+        return asyncio.run(post(content, headers)).status_code
+
+    assert status(b"{}", "multipart/form-data") == 415  # no boundary: BentoML's 500
+    assert status(b"{}", "text/plain") == 415
+    assert status(b"{}", None) == 415  # a body must say what it is
+    assert status(b"", None) == 200  # no body: nothing to parse
+    assert status(b"x" * 1025, "application/json") == 413  # Content-Length, unread
+
+    async def stream():  # no Content-Length: cut off once past the cap
+        for _ in range(10):
+            yield b"x" * 200
+
+    assert status(stream(), "application/json") == 413
+    echoed = asyncio.run(post(b'{"a": 1}', {"content-type": "application/json; charset=utf-8"}))
+    assert echoed.status_code == 200 and echoed.content == b'{"a": 1}'

@@ -5,7 +5,6 @@ hot reload and rollback without dropped requests."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,6 @@ from registry.settings import TrackingSettings
 from serving.champion_source import ChampionSource
 from serving.client import ServingClient, ServingError
 from serving.errors import NoChampion
-from serving.launch import service_command, service_env
 from serving.predictor import Predictor
 from serving.probe import serving_probe
 from serving.schemas import ExplainRequest, PredictRequest
@@ -34,6 +32,7 @@ from serving.windows import WindowSource
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from tests.support.promotion import relaxed
+from tests.support.service import free_port, running_service, server_errors
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
 from trading_runtime.walkforward import bar_timeline, walk_forward
@@ -46,12 +45,6 @@ SYMBOLS = ["IBM", "MSFT"]
 PREDICT_TOKEN = "predict-token-for-tests-0001"
 ADMIN_TOKEN = "admin-token-for-tests-000002"
 MAX_WINDOWS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -86,45 +79,14 @@ def service(trained, tmp_path_factory):
     url, env, home = trained
     tokens = tmp_path_factory.mktemp("tokens") / "tokens.yml"
     tokens.write_text(f"{PREDICT_TOKEN}: predict\n{ADMIN_TOKEN}: [admin]\n")
-    port = free_port()
     settings_env = env | {
-        "QTIS_SERVE_PORT": str(port),
         "QTIS_API_TOKEN_FILE": str(tokens),
         "QTIS_SERVE_RELOAD_SECONDS": "0.5",
         "QTIS_SERVE_MAX_WINDOWS": str(MAX_WINDOWS),
         "QTIS_API_RATE_BURST": "10000",
     }
-    log = home / "service.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in settings_env.items():
-            mp.setenv(key, value)
-        process = subprocess.Popen(
-            service_command("127.0.0.1", port),
-            env=service_env(),
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"service exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(f"service not ready in 120 s:\n{log.read_text()[-3000:]}")
-    yield base, url, home
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with running_service(settings_env, home / "service.log") as base:
+        yield base, url, home
 
 
 @pytest.fixture
@@ -206,9 +168,14 @@ def test_auth_roles_and_audit(service):
     denied = httpx.post(base + "/admin/reload", json={}, headers=predictor)
     assert denied.status_code == 403 and "admin" in denied.json()["error"]
     assert httpx.post(base + "/admin/reload", json={}, headers=admin).status_code == 200
-    audit = (home / "logs" / "serving-audit.log").read_text()
-    assert '"status": 403' in audit and '"status": 200' in audit
-    assert PREDICT_TOKEN not in audit and ADMIN_TOKEN not in audit  # only fingerprints
+    audit = home / "logs" / "serving-audit.log"
+    for _ in range(40):  # written by a background thread
+        if '"status": 200' in (text := audit.read_text() if audit.exists() else ""):
+            break
+        time.sleep(0.25)
+    assert '"status": 403' in text and '"status": 200' in text
+    assert '"client": "127.0.0.1"' in text
+    assert PREDICT_TOKEN not in text and ADMIN_TOKEN not in text  # only fingerprints
 
 
 def _bad_requests(features: int) -> list[tuple[str, object, int, str]]:
@@ -220,12 +187,17 @@ def _bad_requests(features: int) -> list[tuple[str, object, int, str]]:
         ("both inputs", {"request": {"windows": [window], "symbols": ["IBM"]}}, 400, "exactly one"),
         ("wrong type", {"request": {"windows": "abc"}}, 400, "request.windows"),
         ("ragged", {"request": {"windows": [[[0.1] * features, [0.1]]]}}, 422, "rectangular"),
-        ("no bars", {"request": {"windows": [[]]}}, 422, "windows"),
+        ("no bars", {"request": {"windows": [[]]}}, 400, "request.windows.0"),
         ("wrong features", {"request": {"windows": [[[0.1, 0.2]]]}}, 422, f"{features} features"),
-        ("float32 overflow", {"request": {"windows": [[[1e39] * features]]}}, 422, "finite"),
+        (
+            "float32 overflow",
+            {"request": {"windows": [[[1e39] * features]]}},
+            400,
+            "less than or equal",
+        ),
         ("oversized", {"request": {"windows": [window] * (MAX_WINDOWS + 1)}}, 413, "at most"),
-        ("unknown symbol", {"request": {"symbols": ["IBM", "NOPE"]}}, 422, "NOPE"),
-        ("too early", {"request": {"symbols": ["IBM"], "as_of": "1990-01-02"}}, 422, "as_of"),
+        ("unknown symbol", {"request": {"symbols": ["IBM", "NOPE"]}}, 404, "NOPE"),
+        ("too early", {"request": {"symbols": ["IBM"], "as_of": "1990-01-02"}}, 404, "as_of"),
         ("bad time", {"request": {"symbols": ["IBM"], "as_of": "yesterday"}}, 400, "as_of"),
         ("explain nothing", {"request": {}}, 400, "exactly one"),
     ]
@@ -252,17 +224,6 @@ def test_bad_input_is_a_4xx_naming_the_problem(service, client):
     response = httpx.post(base + "/predict", content=nan, headers=headers)
     assert response.status_code == 400 and response.json()["field"] == "request.windows.0.0.0"
     assert server_errors(base) == []
-
-
-def server_errors(base: str) -> list[str]:
-    """The request counters of any 5xx answer that was counted (BentoML lists them at 0)."""
-    return [
-        line
-        for line in httpx.get(base + "/metrics").text.splitlines()
-        if line.startswith("bentoml_service_request_total")
-        and 'http_response_code="5' in line
-        and float(line.rsplit(" ", 1)[1]) != 0
-    ]
 
 
 def test_the_shadow_challenger_is_logged_and_never_answers(service, client):
@@ -375,7 +336,7 @@ def test_client_retries_then_names_the_failure():
 def test_client_raises_4xx_at_once_with_the_field(client):
     with pytest.raises(ServingError) as caught:
         client.predict(PredictRequest(symbols=["NOPE"]))
-    assert caught.value.status == 422 and caught.value.field == "symbols"
+    assert caught.value.status == 404 and caught.value.field == "symbols"
 
 
 def test_the_engine_trades_the_champion_in_process_and_over_http(service, trained, monkeypatch):
@@ -492,3 +453,5 @@ def test_bentoml_build_packages_the_service(tmp_path):
     bentos = list((tmp_path / "bentoml" / "bentos" / "qtis-serving").glob("*/bento.yaml"))
     assert len(bentos) == 1
     assert (bentos[0].parent / "src" / "serving" / "service.py").exists()
+    bento = bentos[0].read_text()  # closed by default: loopback unless the deployment says
+    assert "QTIS_SERVE_HOST" in bento and "127.0.0.1" in bento and "QTIS_API_OPEN" in bento
