@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -123,3 +124,54 @@ def test_kill_switch_on_a_running_engine_then_resume(trade, market):
     assert "live" in trade("runs").output
     refused = trade("halt", "--stream", "live", "--reason", " ")
     assert refused.exit_code == 2 and "needs a reason" in refused.output
+
+
+def backtest(trade, stream: str) -> None:
+    result = trade(
+        "backtest", "--signal", "sma-cross", "--fast", "5", "--slow", "20", "--sizing", "fixed",
+        "--start", "2012-01-03", "--end", "2012-04-02", "--stream", stream,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def seqs(url: str, stream: str, type_: str | None = None) -> list[int]:
+    """The seqs of the stream's events (of one type), in order."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select seq from runtime.events where stream = %s and (%s::text is null or type = %s)"
+            " order by seq",
+            (stream, type_, type_),
+        )
+        return [seq for (seq,) in rows.fetchall()]
+
+
+def as_superuser_without_triggers(url: str, statement: str, seq: int) -> None:
+    """What someone with the database's superuser can still do: switch the append-only
+    triggers off for a transaction and change the journal."""
+    with psycopg.connect(url) as conn:
+        conn.execute("set local session_replication_role = replica")
+        conn.execute(statement, (seq,))
+
+
+def test_replay_reports_the_first_broken_link_of_the_chain(trade, market):
+    backtest(trade, "tampered")
+    intact = trade("replay", "--stream", "tampered")
+    assert intact.exit_code == 0 and "hash chain of" in intact.output, intact.output
+    first_fill, later_fill = seqs(market, "tampered", "order_filled")[:2]
+    edit = "update runtime.events set payload = jsonb_set(payload, '{fill,price}', '1.0')"
+    as_superuser_without_triggers(market, edit + " where seq = %s", later_fill)
+    as_superuser_without_triggers(market, edit + " where seq = %s", first_fill)
+    edited = trade("replay", "--stream", "tampered")
+    assert edited.exit_code == 1
+    assert f"chain broken at seq {first_fill} (order_filled)" in edited.output, edited.output
+    assert f"seq {later_fill}" not in edited.output  # the first broken link only
+
+    backtest(trade, "trimmed")
+    bars = seqs(market, "trimmed", "bar_closed")
+    as_superuser_without_triggers(
+        market, "delete from runtime.events where seq = %s", bars[len(bars) // 2]
+    )
+    after = min(s for s in seqs(market, "trimmed") if s > bars[len(bars) // 2])
+    trimmed = trade("replay", "--stream", "trimmed")
+    assert trimmed.exit_code == 1
+    assert f"chain broken at seq {after}: it was not written after" in trimmed.output
