@@ -31,7 +31,8 @@ from trading_runtime.telemetry import RuntimeMetrics
 from warehouse.settings import WarehouseSettings
 
 trade_app = typer.Typer(
-    help="The trading runtime: backtest, paper trading, status, kill switch, journal replay.",
+    help="The trading runtime: backtest, paper trading, status, kill switch, journal replay"
+    " and audit.",
     no_args_is_help=True,
 )
 
@@ -347,5 +348,6 @@ for command in (
     trade_streams.resume,
     trade_streams.limits,
     trade_streams.replay,
+    trade_streams.audit,
 ):
     trade_app.command()(command)
