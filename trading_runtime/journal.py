@@ -128,8 +128,8 @@ class Journal:
         while True:
             try:
                 with self._conn.transaction(), self._conn.cursor() as cur:
-                    cur.execute(
-                        "select pg_advisory_xact_lock(hashtext('qtis.chain:' || %s))",
+                    cur.execute(  # two keys: apart from the engines' one-key stream locks
+                        "select pg_advisory_xact_lock(hashtext('qtis.chain'), hashtext(%s))",
                         (self.stream,),
                     )
                     tail = self._last_hash(cur)

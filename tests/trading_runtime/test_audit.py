@@ -14,10 +14,14 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from registry.loaded import LoadedModel
+from registry.model_registry import ModelRegistry
 from serving.predictor import Predictor
 from serving.settings import ServingSettings
 from trading_runtime import events as ev
@@ -28,6 +32,8 @@ from trading_runtime.runs import run
 from trading_runtime.verify import verify_chain
 from training.lineage import VersionMeta
 from transforms.spec import default_spec
+from warehouse.db import sqlalchemy_url
+from warehouse.schema import MIGRATIONS_DIR, migrate
 
 ARTIFACT = "ab" * 32
 # JSON values as a payload may hold them (jsonb refuses NaN, infinities and NUL characters)
@@ -160,6 +166,27 @@ def test_the_audit_trail_gives_each_order_its_model_lineage_and_journal_place(au
     assert denied and all(by_id[o.client_id].status == "denied" for o in denied)
 
 
+@pytest.mark.slow
+def test_a_registered_champion_journals_its_version_and_artifact_tag(champion, tmp_path):
+    """The real path: the version tag in MLflow, read through VersionMeta by the registry, on
+    the served card, in each decision."""
+    url, env, _ = champion
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        registry = ModelRegistry(url)
+        registry.client.set_model_version_tag("qtis-xgboost", "1", "artifact_sha256", ARTIFACT)
+        strategy = StrategyConfig(signal="model", sizing="fixed", quantity=10)
+        config = RunConfig(stream="registered", symbols=["IBM", "MSFT"], strategies=[strategy],
+                           start=date(2012, 9, 4), in_sample=True)  # fmt: skip
+        run(url, config, venue_log=tmp_path / "venue.jsonl")
+        run_id = registry.run_id("qtis-xgboost", "1")
+    decided = events_of(url, "registered", [ev.ORDER_SUBMITTED, ev.ORDER_DENIED])
+    assert decided and {e.decision.model for e in decided} == {
+        ev.ModelLineage("qtis-xgboost", "1", "champion", run_id, ARTIFACT)
+    }  # fmt: skip
+
+
 def test_a_version_tag_gives_the_artifact_hash_and_a_missing_one_gives_none():
     assert VersionMeta.from_tags({"artifact_sha256": ARTIFACT}).artifact_sha256 == ARTIFACT
     assert VersionMeta.from_tags({}).artifact_sha256 is None
@@ -259,3 +286,33 @@ def test_any_payload_hashes_the_same_after_the_round_trip_through_jsonb(db_url, 
         assert verify_chain(journal).broken is None
     finally:
         journal.close()
+
+
+def test_migration_0007_chains_the_events_written_before_it(empty_db_url):
+    """A journal from before the chain (revision 0006), floats jsonb rewrites included, is
+    chained in seq order by the upgrade, stream by stream, and verifies."""
+    engine = sa.create_engine(sqlalchemy_url(empty_db_url), poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
+    rows = [
+        ("old-a", "risk_alert", None, '{"n": -0.0, "big": 1e16}'),
+        ("old-b", "risk_alert", "k", '{"n": 1}'),
+        ("old-a", "risk_alert", "x", '{"n": 2}'),
+    ]
+    with psycopg.connect(empty_db_url) as conn:
+        for row in rows:
+            conn.execute(
+                "insert into runtime.events (stream, type, key, payload) values (%s, %s, %s, %s)",
+                row,
+            )
+    migrate(empty_db_url)
+    for stream, count in (("old-a", 2), ("old-b", 1)):
+        journal = Journal(empty_db_url, stream)
+        try:
+            check = verify_chain(journal)
+        finally:
+            journal.close()
+        assert check.broken is None and check.events == count
