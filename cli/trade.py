@@ -32,7 +32,8 @@ from training.settings import TrackingSettings
 from warehouse.settings import WarehouseSettings
 
 trade_app = typer.Typer(
-    help="The trading runtime: backtest, paper trading, status, kill switch, journal replay.",
+    help="The trading runtime: backtest, paper trading, status, kill switch, journal replay"
+    " and audit.",
     no_args_is_help=True,
 )
 
@@ -353,5 +354,6 @@ for command in (
     trade_streams.resume,
     trade_streams.limits,
     trade_streams.replay,
+    trade_streams.audit,
 ):
     trade_app.command()(command)

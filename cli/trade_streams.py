@@ -1,11 +1,14 @@
 """``qtis trade`` on existing journal streams: list them, report and compare them, show their
-state and orders, verify their journal, and the operator's overrides (halt, resume, limits)."""
+state and orders, verify and export their journal, and the operator's overrides (halt, resume,
+limits)."""
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, TextIO
 
 import typer
 
@@ -20,6 +23,7 @@ from cli.render.trading import (
 )
 from quant.conventions import Conventions
 from trading_runtime.analytics.conventions import conventions
+from trading_runtime.audit import COLUMNS, BrokenJournal, OrderAudit, audit_trail
 from trading_runtime.journal import Journal, streams
 from trading_runtime.run_options import OptionError, parse_limits
 from trading_runtime.settings import RiskReportSettings, RuntimeSettings
@@ -226,3 +230,42 @@ def replay(stream: Stream = "paper") -> None:
         err.print(f"[red]mismatch[/] {line}")
     if found.problems:
         raise typer.Exit(1)
+
+
+def _write_trail(trail: list[OrderAudit], format_: str, out: TextIO) -> None:
+    if format_ == "json":
+        json.dump([o.to_json() for o in trail], out, indent=1, default=str)
+        out.write("\n")
+        return
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(o.to_row() for o in trail)
+
+
+def audit(
+    stream: Stream = "paper",
+    format_: Annotated[Literal["csv", "json"], typer.Option("--format")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="file; default standard output")] = None,
+) -> None:
+    """Every order with its decision inputs (signal, forecast, target), model lineage (name,
+    version, artifact sha256), risk checks and fills, from the journal once its hash chain
+    checks out."""
+    journal = Journal(ready_url(), stream)
+    try:
+        if not journal.exists():
+            raise fail(f"no stream {stream!r} (see `qtis trade runs`)")
+        trail = audit_trail(journal)
+    except BrokenJournal as exc:
+        raise fail(str(exc), code=1) from exc
+    finally:
+        journal.close()
+    if output is None:
+        _write_trail(trail, format_, sys.stdout)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("w", newline="") as out:
+            _write_trail(trail, format_, out)
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or exc}") from exc
+    err.print(f"wrote {output} ({len(trail):,} orders)", highlight=False, soft_wrap=True)

@@ -28,6 +28,7 @@ class LoadedModel:
     trained_through: datetime | None = None
     label_end: datetime | None = None
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    artifact_sha256: str | None = None  # what its version's tag says (None: not recorded)
 
     @property
     def label(self) -> str:

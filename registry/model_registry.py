@@ -88,8 +88,9 @@ class ModelRegistry:
             run_id=found.run_id, artifact_path="features.json", tracking_uri=self.uri
         )
         names = json.loads(Path(path).read_text())["features"]
-        meta = VersionMeta.from_tags(self.client.get_run(found.run_id).data.tags)
+        meta = VersionMeta.from_tags(self.client.get_run(found.run_id).data.tags, found.tags)
         return LoadedModel(
             role, name, str(version), found.run_id, impl, window, tuple(names),
             default_spec().horizons, meta.trained_through, meta.label_end,
+            artifact_sha256=meta.artifact_sha256,
         )  # fmt: skip

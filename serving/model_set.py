@@ -30,6 +30,7 @@ def card(model: LoadedModel) -> ModelCard:
         loaded_at=model.loaded_at,
         trained_through=model.trained_through,
         label_end=model.label_end,
+        artifact_sha256=model.artifact_sha256,
     )
 
 

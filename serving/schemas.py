@@ -118,6 +118,9 @@ class ModelCard(_Strict):
         description="last bar a label of its training or early stopping looked at: only later"
         " bars are out of sample",
     )
+    artifact_sha256: str | None = Field(
+        None, description="digest of its artifacts recorded at registration (None: not recorded)"
+    )
 
 
 class ModelInfo(_Strict):

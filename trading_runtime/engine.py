@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,32 @@ from trading_runtime.telemetry import EventObserver
 
 class EngineHalted(RuntimeError):
     """Trading stopped because the journal could not be written; nothing unjournaled was sent."""
+
+
+@dataclass(frozen=True)
+class Aims:
+    """What a strategy wants after one bar, per symbol: its signal's strength, the model's
+    forecast (None: a rule), the target quantity and what it holds with its working orders.
+    Each order journals its symbol's entries as its decision."""
+
+    strength: np.ndarray
+    forecast: np.ndarray | None
+    target: np.ndarray
+    current: np.ndarray
+
+    def decision(self, slot: Slot, i: int) -> ev.Decision:
+        forecast = None if self.forecast is None else float(self.forecast[i])
+        lineage = slot.source.lineage(i)
+        model = slot.config.signal == "model"
+        return ev.Decision(
+            slot.config.signal,
+            float(self.strength[i]),
+            float(self.target[i]),
+            float(self.current[i]),
+            None if forecast is None or np.isnan(forecast) else forecast,
+            slot.config.horizon if model else None,
+            lineage,
+        )
 
 
 class Engine:
@@ -312,7 +338,7 @@ class Engine:
             target = np.zeros_like(target)
             self.schedules.end(self.book, account.name, "flattening at the end of the run")
         target = np.sign(target) * np.floor(np.abs(target) / self.lots + 1e-9) * self.lots
-        self._orders(slot, account, bar, target, held + working, closing)
+        self._orders(slot, account, bar, Aims(strength, forecast, target, held + working), closing)
         self.schedules.work(self.book, account.name, bar)
         if slot.stops.active and account.positions:
             atr = self._features[:, self.columns.index("atr_14")]
@@ -342,13 +368,13 @@ class Engine:
         slot: Slot,
         account: Account,
         bar: CrossSection,
-        target: np.ndarray,
-        current: np.ndarray,
+        aims: Aims,
         closing: bool,
     ) -> None:
-        """Orders (or schedules) towards ``target`` from ``current`` for the symbols whose
-        difference is worth trading."""
+        """Orders (or schedules) towards the target from the current quantity for the symbols
+        whose difference is worth trading, each journaled with its decision."""
         name, close = account.name, bar.close
+        target, current = aims.target, aims.current
         delta = target - current
         if slot.rebalance:
             band = self.settings.min_trade * np.abs(target)
@@ -373,12 +399,13 @@ class Engine:
             quantity = order_size(instrument, account.limits, abs(delta[i]), close[i], closing)
             if quantity <= 0:
                 continue
+            decision = aims.decision(slot, i)
             if slot.config.algo == "market" or closing:
                 order = Order(client_id, name, symbol, side, quantity, created=bar.ts)
-                self.router.submit(self.book, order, float(close[i]))
+                self.router.submit(self.book, order, float(close[i]), decision)
             else:
                 self.schedules.start(name, slot.config.algo, slot.config.algo_bars, client_id,
-                                     symbol, side, quantity, bar.step)  # fmt: skip
+                                     symbol, side, quantity, bar.step, decision)  # fmt: skip
 
 
 def _stored_config(stored: dict | None) -> dict | None:

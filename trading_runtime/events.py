@@ -13,7 +13,7 @@ of a bar): appending the same key twice is a no-op, which makes a replayed decis
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
@@ -88,7 +88,7 @@ def _same(value: Any) -> Any:
 
 
 def _encode(value: Any) -> Any:
-    if isinstance(value, Order | Fill | AccountSpec):
+    if isinstance(value, Order | Fill | AccountSpec | Decision):
         return value.to_payload()
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
@@ -116,6 +116,47 @@ class AccountSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelLineage:
+    """Which model answered: its registered name and version, the role it answered in, its
+    MLflow run, and the digest of its artifacts recorded at registration (None: not recorded)."""
+
+    name: str
+    version: str
+    role: str
+    run_id: str | None = None
+    artifact_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why a strategy traded a symbol, as it stood when it decided: its signal's strength, the
+    quantity it aimed for and what it held (with its working orders), and for a model strategy
+    the forecast it acted on (a log return over ``horizon`` bars) and the model that gave it.
+    ``model`` None: a rule strategy, or a model strategy whose model had no forecast for the
+    symbol (its window was not ready)."""
+
+    signal: str
+    strength: float
+    target: float
+    position: float
+    forecast: float | None = None
+    horizon: int | None = None
+    model: ModelLineage | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Decision:
+        model = data.get("model")
+        lineage = ModelLineage(**model) if model is not None else None
+        return cls(**{**data, "model": lineage})
+
+
+DECISION = {"decision": Decision.from_payload}  # decoders of the events that carry one
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted(Event):
     type: ClassVar[str] = RUN_STARTED
     decoders: ClassVar[dict] = {"accounts": lambda v: tuple(map(AccountSpec.from_payload, v))}
@@ -125,20 +166,25 @@ class RunStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class OrderSubmitted(Event):
+    """``decision``: why the strategy sent it (None: a protective stop or a TWAP/VWAP slice,
+    whose decision is its parent schedule's)."""
+
     type: ClassVar[str] = ORDER_SUBMITTED
-    decoders: ClassVar[dict] = {"order": Order.from_payload}
+    decoders: ClassVar[dict] = {"order": Order.from_payload, **DECISION}
     order: Order
     step: int
     price: float | None = None
+    decision: Decision | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, slots=True)
 class OrderDenied(Event):
     type: ClassVar[str] = ORDER_DENIED
-    decoders: ClassVar[dict] = {"order": Order.from_payload}
+    decoders: ClassVar[dict] = {"order": Order.from_payload, **DECISION}
     order: Order
     check: str
     reason: str
+    decision: Decision | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +280,7 @@ class ScheduleStarted(Event):
     """A TWAP/VWAP parent order: its slices go out one per bar."""
 
     type: ClassVar[str] = SCHEDULE_STARTED
-    decoders: ClassVar[dict] = {"side": Side}
+    decoders: ClassVar[dict] = {"side": Side, **DECISION}
     parent_id: str
     account: str
     symbol: str
@@ -242,6 +288,7 @@ class ScheduleStarted(Event):
     slices: list[float]
     algo: str
     step: int
+    decision: Decision | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ from trading_runtime.risk import RiskEngine
 class EngineHooks:
     """How the engine's order helpers (schedules, stops) reach it: the instruments and their
     column in the bar arrays; ``emit`` journals an event, ``submit(book, order, price)``
-    risk-checks and journals an order, ``cancel(client_id, reason)`` requests a cancel."""
+    risk-checks and journals an order (a slice or a stop: no decision of its own),
+    ``cancel(client_id, reason)`` requests a cancel."""
 
     instruments: dict[str, Instrument]
     index: dict[str, int]
@@ -56,14 +57,18 @@ class Router:
     def new_bar(self) -> None:
         self.to_send, self.to_cancel = [], []
 
-    def submit(self, book: Book, order: Order, price: float) -> None:
-        """Journal ``order`` as submitted (to be sent after the commit) or as denied."""
+    def submit(
+        self, book: Book, order: Order, price: float, decision: ev.Decision | None = None
+    ) -> None:
+        """Journal ``order`` as submitted (to be sent after the commit) or as denied, with the
+        ``decision`` that made it."""
         denial = self.risk.check(order, book, price)
         if denial is not None:
             key = f"denied:{order.client_id}"
-            self.emit(ev.OrderDenied(order, denial.check, str(denial), key=key))
+            self.emit(ev.OrderDenied(order, denial.check, str(denial), decision, key=key))
             return
-        self.emit(ev.OrderSubmitted(order, book.step, price, key=f"submitted:{order.client_id}"))
+        key = f"submitted:{order.client_id}"
+        self.emit(ev.OrderSubmitted(order, book.step, price, decision, key=key))
         self.to_send.append(order)
 
     def cancel(self, client_id: str, reason: str) -> None:

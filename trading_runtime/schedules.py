@@ -58,8 +58,10 @@ class Schedules:
         side: Side,
         quantity: float,
         step: int,
+        decision: ev.Decision | None = None,
     ) -> None:
-        """A ``algo`` ("twap" or "vwap") schedule of ``quantity`` over ``bars`` bars."""
+        """A ``algo`` ("twap" or "vwap") schedule of ``quantity`` over ``bars`` bars, journaled
+        with the ``decision`` behind it (its slices carry none of their own)."""
         weights = np.full(bars, 1.0 / bars)
         if algo == "vwap":
             weights = volume_profile(
@@ -67,8 +69,9 @@ class Schedules:
             )
         slices = split_quantity(quantity, weights, self.hooks.instruments[symbol].lot_size)
         started = ev.ScheduleStarted(
-            parent_id, account, symbol, side, slices, algo, step, key=f"schedule:{parent_id}"
-        )
+            parent_id, account, symbol, side, slices, algo, step, decision,
+            key=f"schedule:{parent_id}",
+        )  # fmt: skip
         self.hooks.emit(started)
 
     def end(self, book: Book, account: str, reason: str) -> None:

@@ -2,7 +2,8 @@
 
 Each source sees every bar through ``observe`` (also during warm-up, so its state after a
 restart is what it was before) and answers ``signals`` with a strength per symbol in [-1, 1]
-(0: flat) and, for a model, the forecast behind it. Vectorized across symbols.
+(0: flat) and, for a model, the forecast behind it; ``lineage(i)`` names the model whose answer
+symbol ``i``'s forecast is (None for rules). Vectorized across symbols.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Protocol
 import numpy as np
 
 from serving.predictor import Predicting
-from serving.schemas import ModelCard, ModelInfo, PredictRequest, Role
+from serving.schemas import ModelCard, ModelInfo, PredictRequest, PredictResponse, Role
 from trading_runtime.broker import CrossSection
+from trading_runtime.events import ModelLineage
 
 
 class SignalSource(Protocol):
@@ -23,8 +25,17 @@ class SignalSource(Protocol):
 
     def signals(self, bar: CrossSection) -> tuple[np.ndarray, np.ndarray | None]: ...
 
+    def lineage(self, index: int) -> ModelLineage | None: ...
 
-class BuyAndHold:
+
+class RuleSource:
+    """A source with no model behind it."""
+
+    def lineage(self, index: int) -> None:
+        return None
+
+
+class BuyAndHold(RuleSource):
     """Long every symbol from its first bar on."""
 
     needs_features = False
@@ -39,7 +50,7 @@ class BuyAndHold:
         return np.where(np.isnan(bar.close), 0.0, 1.0), None
 
 
-class SmaCross:
+class SmaCross(RuleSource):
     """Long while the fast simple moving average of close is above the slow one, else flat.
 
     Each symbol's last ``slow`` closes sit in a ring with its own cursor (a symbol without a
@@ -77,6 +88,10 @@ class SmaCross:
         fast = window[:, : self.fast].sum(axis=1) / self.fast
         slow = window.sum(axis=1) / self.slow
         return np.where((self.seen >= self.slow) & (fast > slow), 1.0, 0.0), None
+
+
+def lineage_of(card: ModelCard) -> ModelLineage:
+    return ModelLineage(card.model, card.version, card.role, card.run_id, card.artifact_sha256)
 
 
 def model_card(info: ModelInfo, role: Role) -> ModelCard:
@@ -134,13 +149,33 @@ class ModelSignals:
         self.pos = 0
         self.vol = np.full(n, np.nan)
         self.model = f"{card.model} v{card.version}"
+        self.lineages = self._lineages(predictor.info())
+        self.answered_by = np.full(n, None, dtype=object)  # symbol -> ModelLineage, this bar
 
-    def _predict(self, windows: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _lineages(info: ModelInfo) -> dict[tuple[str, str], ModelLineage]:
+        cards = [c for c in (info.champion, info.challenger) if c is not None]
+        return {(c.model, c.version): lineage_of(c) for c in cards}
+
+    def _lineage(self, response: PredictResponse) -> ModelLineage:
+        """The lineage of the model that answered: the service may have reloaded another
+        version since the run started (its card is fetched again, once per version)."""
+        key = (response.model, response.version)
+        if key not in self.lineages:
+            self.lineages |= self._lineages(self.predictor.info())
+        if key not in self.lineages:  # reloaded again meanwhile: what the answer says
+            self.lineages[key] = ModelLineage(response.model, response.version, response.role)
+        return self.lineages[key]
+
+    def lineage(self, index: int) -> ModelLineage | None:
+        return self.answered_by[index]
+
+    def _predict(self, windows: np.ndarray) -> PredictResponse:
         if self.local:  # in process: the arrays are ours and already checked finite
             request = PredictRequest.model_construct(windows=windows, symbols=None, as_of=None)
         else:
             request = PredictRequest(windows=windows.tolist())
-        return np.asarray(self.predictor.predict(request, **self.ask).predictions)
+        return self.predictor.predict(request, **self.ask)
 
     def observe(self, bar: CrossSection, features: np.ndarray | None) -> None:
         self.buf[:, self.pos, :] = features[:, self.cols]
@@ -154,12 +189,16 @@ class ModelSignals:
         ready = np.isfinite(windows).all(axis=(1, 2)) & ~np.isnan(bar.close)
         strength = np.zeros(len(ready))
         forecast = np.full(len(ready), np.nan)
+        self.answered_by[:] = None
         if not ready.any():
             return strength, forecast
-        chosen = windows[ready]
-        parts = [
-            self._predict(chosen[i : i + self.batch]) for i in range(0, len(chosen), self.batch)
-        ]  # in requests of at most QTIS_SERVE_MAX_WINDOWS windows, as the service takes them
+        chosen, rows = windows[ready], np.flatnonzero(ready)
+        parts = []
+        for i in range(0, len(chosen), self.batch):  # requests of at most
+            # QTIS_SERVE_MAX_WINDOWS windows, as the service takes them
+            response = self._predict(chosen[i : i + self.batch])
+            parts.append(np.asarray(response.predictions))
+            self.answered_by[rows[i : i + self.batch]] = self._lineage(response)
         predicted = np.concatenate(parts)[:, self.h]
         forecast[ready] = predicted
         scale = self.vol[ready] * np.sqrt(self.horizon)

@@ -1,4 +1,5 @@
-"""``qtis trade replay``: the journal checked against itself. A state rebuilt from nothing must
+"""``qtis trade replay``: the journal checked against itself. Its hash chain must be unbroken
+(no event edited, removed or reordered since it was appended), a state rebuilt from nothing must
 equal the one rebuilt from the latest snapshot, every bar's journaled equity must be what the
 events before it imply, every fill must belong to an order it does not overfill, and cash must
 equal the starting capital less what the fills paid."""
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.journal import Journal
+from warehouse.event_chain import ChainCheck
 
 
 @dataclass
@@ -19,8 +21,24 @@ class Verification:
     problems: list[str] = field(default_factory=list)
 
 
+def verify_chain(journal: Journal) -> ChainCheck:
+    """The stream's hash chain walked to its end, or to its first broken link."""
+    check = ChainCheck(journal.stream)
+    for row in journal.links():
+        if not check.add(row.seq, row.type, row.key, row.payload, row.prev_hash, row.hash):
+            break
+    return check
+
+
 def verify(journal: Journal) -> Verification:
     out = Verification()
+    chain = verify_chain(journal)
+    if chain.broken is not None:
+        out.problems.append(chain.broken)
+    else:
+        out.checks.append(
+            f"hash chain of {chain.events:,} events unbroken; head {chain.head.hex()}"
+        )
     book = Book()
     submitted: dict[str, int] = {}
     filled: dict[str, float] = {}

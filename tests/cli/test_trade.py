@@ -3,12 +3,14 @@ commands against a running paper engine (kill switch) and a stopped one."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -142,3 +144,98 @@ def test_a_bad_operator_command_exits_2_with_the_reason_and_journals_nothing(tra
     typed = trade("limits", "--set", "max_position_notional=1e5", "--stream", "ops-cli",
                   "--reason", "tighten")  # fmt: skip
     assert typed.exit_code == 0 and "{'max_position_notional': 100000.0}" in typed.output
+
+
+def backtest(trade, stream: str) -> None:
+    result = trade(
+        "backtest", "--signal", "sma-cross", "--fast", "5", "--slow", "20", "--sizing", "fixed",
+        "--start", "2012-01-03", "--end", "2012-04-02", "--stream", stream,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def seqs(url: str, stream: str, type_: str | None = None) -> list[int]:
+    """The seqs of the stream's events (of one type), in order."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select seq from runtime.events where stream = %s and (%s::text is null or type = %s)"
+            " order by seq",
+            (stream, type_, type_),
+        )
+        return [seq for (seq,) in rows.fetchall()]
+
+
+def as_superuser_without_triggers(url: str, statement: str, seq: int) -> None:
+    """What someone with the database's superuser can still do: switch the append-only
+    triggers off for a transaction and change the journal."""
+    with psycopg.connect(url) as conn:
+        conn.execute("set local session_replication_role = replica")
+        conn.execute(statement, (seq,))
+
+
+def test_replay_reports_the_first_broken_link_of_the_chain(trade, market):
+    backtest(trade, "tampered")
+    intact = trade("replay", "--stream", "tampered")
+    assert intact.exit_code == 0 and "hash chain of" in intact.output, intact.output
+    first_fill, later_fill = seqs(market, "tampered", "order_filled")[:2]
+    edit = "update runtime.events set payload = jsonb_set(payload, '{fill,price}', '1.0')"
+    as_superuser_without_triggers(market, edit + " where seq = %s", later_fill)
+    as_superuser_without_triggers(market, edit + " where seq = %s", first_fill)
+    edited = trade("replay", "--stream", "tampered")
+    assert edited.exit_code == 1
+    assert f"chain broken at seq {first_fill} (order_filled)" in edited.output, edited.output
+    assert f"seq {later_fill}" not in edited.output  # the first broken link only
+
+    backtest(trade, "trimmed")
+    bars = seqs(market, "trimmed", "bar_closed")
+    as_superuser_without_triggers(
+        market, "delete from runtime.events where seq = %s", bars[len(bars) // 2]
+    )
+    after = min(s for s in seqs(market, "trimmed") if s > bars[len(bars) // 2])
+    trimmed = trade("replay", "--stream", "trimmed")
+    assert trimmed.exit_code == 1
+    assert f"chain broken at seq {after}: it was not written after" in trimmed.output
+
+
+def test_audit_exports_each_order_with_its_decision_risk_checks_and_fills(trade, market, tmp_path):
+    result = trade(
+        "backtest", "--signal", "sma-cross", "--fast", "5", "--slow", "20", "--sizing", "fixed",
+        "--start", "2012-01-03", "--end", "2012-04-02", "--stream", "audited-cli",
+        "--limit", "max_symbol_weight=0.01",  # 100 GOOG or IBM are more: denied
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    as_json, as_csv = tmp_path / "trail.json", tmp_path / "trail.csv"
+    exported = trade(
+        "audit", "--stream", "audited-cli", "--format", "json", "--output", str(as_json)
+    )
+    assert exported.exit_code == 0, exported.output
+    orders = json.loads(as_json.read_text())
+    decided = seqs(market, "audited-cli", "order_submitted")
+    denied = seqs(market, "audited-cli", "order_denied")
+    assert len(orders) == len(decided) + len(denied) > 0
+    assert sorted(o["journal"]["seq"] for o in orders) == sorted(decided + denied)
+    for order in orders:
+        assert order["decision"]["signal"] == "sma-cross" and order["model"] is None
+        assert order["risk"]["limits"]["max_symbol_weight"] == 0.01
+        if order["risk"]["result"] == "denied":
+            assert order["symbol"] in {"GOOG", "IBM"} and order["fills"] == []
+            assert order["risk"]["check"] and order["status"] == "denied"
+        else:
+            assert order["symbol"] in {"AAPL", "MSFT"} and order["risk"]["check"] is None
+            assert sum(f["quantity"] for f in order["fills"]) == order["quantity"]
+    assert {o["risk"]["result"] for o in orders} == {"passed", "denied"}
+
+    exported = trade("audit", "--stream", "audited-cli", "--output", str(as_csv))  # CSV: default
+    assert exported.exit_code == 0, exported.output
+    rows = list(csv.DictReader(as_csv.open()))
+    assert [r["client_id"] for r in rows] == [o["client_id"] for o in orders]
+    assert {"model", "version", "artifact_sha256", "forecast", "risk_check", "fills",
+            "filled_quantity", "event_hash"} <= set(rows[0])  # fmt: skip
+    assert all(float(r["filled_quantity"] or 0) == sum(f["quantity"] for f in o["fills"])
+               for r, o in zip(rows, orders, strict=True))  # fmt: skip
+
+    as_superuser_without_triggers(
+        market, "delete from runtime.events where seq = %s", seqs(market, "audited-cli")[3]
+    )
+    refused = trade("audit", "--stream", "audited-cli", "--output", str(as_csv))
+    assert refused.exit_code == 1 and "chain broken at seq" in refused.output

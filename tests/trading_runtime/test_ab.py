@@ -147,7 +147,11 @@ class TwoModels:
         windows = np.asarray(request.windows)
         signal = 0.05 * (np.sign(windows[:, -1, 0]) if role == "challenger" else 1.0)
         predictions = np.column_stack([np.broadcast_to(signal, len(windows))] * 2)
-        return PredictResponse.model_construct(predictions=predictions.tolist(), role=role)
+        answered = self.cards[role]
+        return PredictResponse.model_construct(
+            predictions=predictions.tolist(), role=role, model=answered.model,
+            version=answered.version,
+        )  # fmt: skip
 
 
 def test_the_champion_trades_live_and_the_challenger_in_shadow(market, tmp_path, monkeypatch):
