@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from registry.loaded import LoadedModel
 from registry.model_registry import ModelRegistry
+from registry.settings import TrackingSettings
 from serving.predictor import Predictor
 from serving.settings import ServingSettings
 from trading_runtime import events as ev
@@ -174,7 +175,7 @@ def test_a_registered_champion_journals_its_version_and_artifact_tag(champion, t
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        registry = ModelRegistry(url)
+        registry = ModelRegistry(url, TrackingSettings())
         registry.client.set_model_version_tag("qtis-xgboost", "1", "artifact_sha256", ARTIFACT)
         strategy = StrategyConfig(signal="model", sizing="fixed", quantity=10)
         config = RunConfig(stream="registered", symbols=["IBM", "MSFT"], strategies=[strategy],
