@@ -121,6 +121,8 @@ def _print_where(
         "/model; OpenAPI /docs.json)\n"
         f"  trading    qtis trade status --stream {paper}  (positions, orders, risk state);\n"
         f"             qtis trade replay --stream {paper}  (rebuild from runtime.events);\n"
+        f"             qtis trade audit --stream {paper} --format json  (each order: model,"
+        " forecast, risk checks, fills);\n"
         f"             qtis trade backtest --signal sma-cross --fast 20 --slow 50 --json-out "
         f"{settings.home}/reports/bt.json;  backtest JSON in {settings.home}/reports/"
         "backtest_<strategy>.json\n"
