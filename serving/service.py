@@ -31,6 +31,7 @@ from serving.batching import AdaptiveBatcher
 from serving.errors import NoChampion, RequestError, ValidationMessages
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
+from serving.probe import serving_probe
 from serving.schemas import (
     ExplainRequest,
     ExplainResponse,
@@ -185,8 +186,10 @@ class QtisService:
         # for a rollback
         from registry.aliases import rollback
 
+        url = self.predictor.url
         try:
-            decision = rollback(self.predictor.url, reason, actor="api")
+            # the target must load and answer first; its latency is not judged here
+            decision = rollback(url, serving_probe(url, samples=5), reason, actor="api")
         except ValueError as exc:
             return _rejected("admin_rollback", RequestError(str(exc), None, 409))
         loaded = self.predictor.reload()

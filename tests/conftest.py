@@ -19,7 +19,10 @@ from registry.aliases import force
 from serving.probe import serving_probe
 from tests.support.bars import load_bars
 from tests.support.db import copy_database, drop_database, fresh_database
+from tests.support.planted import SYMBOLS
 from tests.support.promotion import relaxed
+from training import tracking
+from training.data import load_training_data
 from training.runner import TrainConfig, run_training
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
@@ -136,3 +139,16 @@ def champion(built, pg_server, tmp_path_factory):
         run_training(url, config, symbols=["IBM", "MSFT"])
         force(url, "qtis-xgboost", "1", "drift tests", serving_probe(url), relaxed())
         yield url, env, home
+
+
+# a fresh MLflow store on the built warehouse, for planted versions: promotion, alias moves, reload
+@pytest.fixture(scope="module")
+def planted_store(built, pg_server, tmp_path_factory):
+    """(warehouse url, training data of the planted SYMBOLS), with QTIS_MLFLOW_TRACKING_URI and
+    QTIS_HOME pointing at a fresh store for the module: versions count from 1."""
+    url, _ = built
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
+        mp.setenv("QTIS_HOME", str(tmp_path_factory.mktemp("planted") / ".qtis"))
+        tracking.configure(url)
+        yield url, load_training_data(url, SYMBOLS)
