@@ -86,12 +86,18 @@ def _apply(url: str, registry: ModelRegistry, decisions: list[Decision]) -> None
     moving = [d for d in decisions if d.decision in MOVES]
     for d in decisions:
         if d.decision not in MOVES:
-            record(url, d)
-    ids = [record(url, d, "pending") for d in moving]
+            record(url, d, artifact_sha256=_sha256(registry, d))
+    ids = [record(url, d, "pending", _sha256(registry, d)) for d in moving]
     for d in sorted(moving, key=lambda d: MOVES[d.decision] != CHAMPION):  # champion first
         registry.move_alias(MOVES[d.decision], d.model, d.version)
     if ids:
         mark(url, ids, "applied")
+
+
+def _sha256(registry: ModelRegistry, decision: Decision) -> str | None:
+    """The registration digest of the version decided on: what the probe checked its files
+    against, and what serving checks them against when it installs the version."""
+    return registry.meta(decision.model, decision.version).artifact_sha256
 
 
 def _aliases(registry: ModelRegistry) -> Aliases:

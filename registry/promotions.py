@@ -38,8 +38,11 @@ class ServingCheck:
 Probe = Callable[[str, str], ServingCheck]
 
 
-def record(url: str, decision: Decision, state: str = "applied") -> int:
-    """Write one decision; ``pending`` when the alias it moves has not moved yet."""
+def record(
+    url: str, decision: Decision, state: str = "applied", artifact_sha256: str | None = None
+) -> int:
+    """Write one decision; ``pending`` when the alias it moves has not moved yet;
+    ``artifact_sha256``: the version's registration digest (what the probe checked)."""
     # deferred: training.evaluate pulls torch+lightning (~6 s measured); serving.predictor,
     # which every trading run imports, imports this module
     from training.evaluate import plain
@@ -48,8 +51,8 @@ def record(url: str, decision: Decision, state: str = "applied") -> int:
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "insert into mlops.promotions (model, version, run_id, decision, champion_model,"
-            " champion_version, gates, reason, actor, state)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
+            " champion_version, gates, reason, actor, state, artifact_sha256)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
             (
                 decision.model,
                 decision.version,
@@ -61,6 +64,7 @@ def record(url: str, decision: Decision, state: str = "applied") -> int:
                 decision.reason,
                 decision.actor,
                 state,
+                artifact_sha256,
             ),
         )
         return int(cur.fetchone()[0])
@@ -87,7 +91,8 @@ def history(url: str, limit: int = 20) -> pd.DataFrame:
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select id, decided_at, model, version, decision, champion_model, champion_version,"
-            " gates, reason, actor, state from mlops.promotions order by id desc limit %s",
+            " gates, reason, actor, state, artifact_sha256 from mlops.promotions"
+            " order by id desc limit %s",
             (limit,),
         )
         return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
@@ -110,7 +115,8 @@ def installed(url: str, name: str, version: str, run_id: str) -> dict[str, Any] 
     as the service shows it; None when it never held it."""
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            "select id, decided_at, decision, reason, gates, actor from mlops.promotions"
+            "select id, decided_at, decision, reason, gates, actor, artifact_sha256"
+            " from mlops.promotions"
             " where model = %s and version = %s and run_id = %s and decision = any(%s)"
             " and state = 'applied' order by id desc limit 1",
             (name, version, run_id, [*INSTALLING, "rolled_back"]),
@@ -118,7 +124,7 @@ def installed(url: str, name: str, version: str, run_id: str) -> dict[str, Any] 
         row = cur.fetchone()
     if row is None:
         return None
-    keys = ("id", "decided_at", "decision", "reason", "gates", "actor")
+    keys = ("id", "decided_at", "decision", "reason", "gates", "actor", "artifact_sha256")
     return dict(zip(keys, row, strict=True))
 
 

@@ -8,7 +8,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from registry.loaded import LoadedModel
+from registry.loaded import LoadedModel, check_promoted
 from registry.model_registry import ModelRegistry
 from registry.promotions import installed
 from serving.errors import NoChampion
@@ -82,9 +82,11 @@ class ModelSet:
         """``name`` ``version`` answering as the champion, whatever holds @champion now."""
         try:
             model = self.registry.load("champion", name, str(version), self.threads)
+            promotion = installed(self.url, name, str(version), model.run_id)
+            check_promoted(model, promotion)
         except Exception as exc:
             raise NoChampion(f"{name} v{version} cannot be loaded: {exc}") from exc
-        self.pin(model, installed(self.url, name, str(version), model.run_id))
+        self.pin(model, promotion)
 
     def loaded(self) -> dict[str, str | None]:
         """The versions being served, by role."""
@@ -120,13 +122,15 @@ class ModelSet:
             return champion, installed(self.url, *current, champion.run_id)
         try:
             champion = self.registry.load("champion", *current, self.threads)
+            promotion = installed(self.url, *current, champion.run_id)
+            check_promoted(champion, promotion)
         except Exception as exc:
             if before.champion is None:
                 raise NoChampion(
                     f"the champion {current[0]} v{current[1]} cannot be loaded: {exc}"
                 ) from exc
             raise
-        return champion, installed(self.url, *current, champion.run_id)
+        return champion, promotion
 
     def _challenger(self, challenger: LoadedModel | None) -> LoadedModel | None:
         wanted = self.registry.challenger()
