@@ -102,13 +102,16 @@ def models_promote(
 def models_rollback(
     reason: Annotated[str, typer.Option(help="recorded with the decision")] = "manual rollback",
 ) -> None:
-    """Give @champion back to the version that held it before the current one."""
+    """Give @champion back to the version that held it before the current one, once it is
+    shown to load and answer."""
     # deferred: registry.aliases pulls torch+lightning through training (~6 s measured) and
     # would load on every qtis command
     from registry.aliases import rollback
 
     try:
-        decision = rollback(ready_url(), reason, tracking=TrackingSettings())
+        url, tracking = ready_url(), TrackingSettings()
+        probe = serving_probe(url, tracking=tracking)
+        decision = rollback(url, probe, reason, tracking=tracking)
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     console.print(

@@ -33,6 +33,7 @@ from orchestration.assets.training import training_assets
 from orchestration.assets.tuning import tuning_assets
 from orchestration.resources import WarehouseResource
 from registry.aliases import replace_with_challenger, rollback
+from serving.probe import serving_probe
 from trading_runtime import runs
 from trading_runtime.ab import NoShadow, compare
 from trading_runtime.analytics.conventions import conventions as analytics_conventions
@@ -110,9 +111,9 @@ def act_on_drift(context: SensorEvaluationContext, url: str) -> SensorResult:
     for verdict in verdicts:
         if verdict.action == "demote":
             try:
-                done = rollback(
-                    url, verdict.reason, actor="drift_sensor", tracking=TrackingSettings()
-                )
+                tracking = TrackingSettings()
+                probe = serving_probe(url, tracking=tracking)
+                done = rollback(url, probe, verdict.reason, actor="drift_sensor", tracking=tracking)
                 said.append(f"demoted: {done.reason}; champion {done.model} v{done.version}")
             except ValueError as exc:  # the first champion: nothing to go back to
                 said.append(f"{verdict.reason}; not demoted: {exc}")
@@ -154,8 +155,10 @@ def act_on_shadow(context: SensorEvaluationContext, url: str) -> SensorResult:
     if verdict.action == "wait":
         return SensorResult(skip_reason=verdict.reason)
     try:
+        tracking = TrackingSettings()
+        probe = serving_probe(url, tracking=tracking)
         done = replace_with_challenger(
-            url, verdict.reason, actor="shadow_sensor", tracking=TrackingSettings()
+            url, probe, verdict.reason, actor="shadow_sensor", tracking=tracking
         )
         said = f"champion replaced: {done.model} v{done.version}; {verdict.reason}"
         state["replaced"] = [*state.get("replaced", []), stream]

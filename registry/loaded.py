@@ -21,12 +21,13 @@ class LoadedModel:
     name: str
     version: str
     run_id: str
-    impl: Any  # training.tracking.QtisPyfunc: the bundle and its input kind
+    impl: Any  # training.portable.Portable: the bundle and its input kind
     window: int
     features: tuple[str, ...]
     horizons: tuple[int, ...]
     trained_through: datetime | None = None
     label_end: datetime | None = None
+    artifact_sha256: str | None = None  # of the files it was loaded from (checked)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     artifact_sha256: str | None = None  # what its version's tag says (None: not recorded)
 
@@ -57,6 +58,19 @@ class LoadedModel:
                 bundle, window[:, -self.window :], background(), self.features, self.horizons
             )
         raise NotExplainable(f"{self.name} has no SHAP explainer (explain its members instead)")
+
+
+def check_promoted(model: LoadedModel, promotion: dict | None) -> None:
+    """Refuse (``training.artifacts.ArtifactMismatch``, and an alert) a model whose files are
+    not the ones its promotion decision (``mlops.promotions``) was taken on; a decision recorded
+    before decisions carried a digest checks nothing more than the registration digest."""
+    if promotion is None or promotion.get("artifact_sha256") is None:
+        return
+    # deferred: mlflow (~1 s), which the light serving interface does not import
+    from training.artifacts import verify
+
+    verify(model.label, model.artifact_sha256, promotion["artifact_sha256"],
+           f"its promotion decision {promotion['id']}")  # fmt: skip
 
 
 def limit_threads(bundle: Any, threads: int) -> None:

@@ -7,11 +7,6 @@ serving interface (which the trading runtime imports for its types) must stay qu
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
-
 from registry.loaded import LoadedModel, limit_threads
 from registry.settings import TrackingSettings
 from training.lineage import VersionMeta
@@ -74,23 +69,19 @@ class ModelRegistry:
         return VersionMeta.from_tags(self.client.get_run(found.run_id).data.tags, found.tags)
 
     def load(self, role: str, name: str, version: str, threads: int = 1) -> LoadedModel:
-        """One registered version, with what a request must look like for it."""
-        import mlflow  # deferred: ~1 s, see __init__
-        from mlflow.artifacts import download_artifacts  # deferred: as above
+        """One registered version, with what a request must look like for it; refused (an
+        ``ArtifactMismatch``, and an alert) unless its files hash to the digest taken at
+        registration."""
+        # deferred: training.artifacts reads the bundles (torch+lightning, ~6 s), see __init__
+        from training.artifacts import load_verified
 
         found = self.client.get_model_version(name, str(version))
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        impl = pyfunc.unwrap_python_model().impl
-        limit_threads(impl.bundle, threads)
-        example = np.asarray(pyfunc.input_example)
-        window = int(example.shape[1]) if impl.input_kind == "windows" else 1
-        path = download_artifacts(
-            run_id=found.run_id, artifact_path="features.json", tracking_uri=self.uri
-        )
-        names = json.loads(Path(path).read_text())["features"]
         meta = VersionMeta.from_tags(self.client.get_run(found.run_id).data.tags, found.tags)
+        model, sha256 = load_verified(
+            found.source, f"{name} v{version}", meta.artifact_sha256, self.uri
+        )
+        limit_threads(model.bundle, threads)
         return LoadedModel(
-            role, name, str(version), found.run_id, impl, window, tuple(names),
-            default_spec().horizons, meta.trained_through, meta.label_end,
-            artifact_sha256=meta.artifact_sha256,
+            role, name, str(version), found.run_id, model, model.window, model.features,
+            default_spec().horizons, meta.trained_through, meta.label_end, sha256,
         )  # fmt: skip

@@ -1,6 +1,8 @@
 """The promotion record, ``mlops.promotions``: every decision on a registered version with its
 gates and numbers, newest last; who has held @champion is read from it, and a roll-back walks it
-back. Also the record of what the serving probe saw, the servable gate's input.
+back. A decision that moves an alias is written ``pending`` before the move and marked
+``applied`` after it (``registry.aliases``); only applied decisions count as history. Also the
+record of what the serving probe saw, the servable gate's input.
 
 ``training`` is imported where used: this module is part of what serving imports at start.
 """
@@ -37,7 +39,11 @@ class ServingCheck:
 Probe = Callable[[str, str], ServingCheck]
 
 
-def record(url: str, decision: Decision) -> int:
+def record(
+    url: str, decision: Decision, state: str = "applied", artifact_sha256: str | None = None
+) -> int:
+    """Write one decision; ``pending`` when the alias it moves has not moved yet;
+    ``artifact_sha256``: the version's registration digest (what the probe checked)."""
     # deferred: training.evaluate pulls torch+lightning (~6 s measured); serving.predictor,
     # which every trading run imports, imports this module
     from training.evaluate import plain
@@ -46,8 +52,8 @@ def record(url: str, decision: Decision) -> int:
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "insert into mlops.promotions (model, version, run_id, decision, champion_model,"
-            " champion_version, gates, reason, actor) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " returning id",
+            " champion_version, gates, reason, actor, state, artifact_sha256)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
             (
                 decision.model,
                 decision.version,
@@ -58,9 +64,27 @@ def record(url: str, decision: Decision) -> int:
                 Jsonb(plain(gates)),
                 decision.reason,
                 decision.actor,
+                state,
+                artifact_sha256,
             ),
         )
         return int(cur.fetchone()[0])
+
+
+def mark(url: str, ids: list[int], state: str) -> None:
+    """Settle pending decisions: ``applied`` (their alias moved) or ``abandoned``."""
+    with connect(url) as conn:
+        conn.execute("update mlops.promotions set state = %s where id = any(%s)", (state, ids))
+
+
+def pending(url: str) -> list[tuple[int, str, str, str]]:
+    """(id, model, version, decision) of every decision whose alias move was never settled."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            "select id, model, version, decision from mlops.promotions where state = 'pending'"
+            " order by id"
+        ).fetchall()
+    return [(int(i), m, str(v), d) for i, m, v, d in rows]
 
 
 def history(url: str, limit: int = 20) -> pd.DataFrame:
@@ -68,7 +92,8 @@ def history(url: str, limit: int = 20) -> pd.DataFrame:
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select id, decided_at, model, version, decision, champion_model, champion_version,"
-            " gates, reason, actor from mlops.promotions order by id desc limit %s",
+            " gates, reason, actor, state, artifact_sha256 from mlops.promotions"
+            " order by id desc limit %s",
             (limit,),
         )
         return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
@@ -80,7 +105,7 @@ def champions(url: str) -> list[tuple[str, str]]:
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select model, version from mlops.promotions where decision = any(%s)"
-            " group by model, version order by max(id)",
+            " and state = 'applied' group by model, version order by max(id)",
             ([*INSTALLING, "rolled_back"],),
         )
         return [(model, str(version)) for model, version in cur.fetchall()]
@@ -91,15 +116,16 @@ def installed(url: str, name: str, version: str, run_id: str) -> dict[str, Any] 
     as the service shows it; None when it never held it."""
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            "select id, decided_at, decision, reason, gates, actor from mlops.promotions"
+            "select id, decided_at, decision, reason, gates, actor, artifact_sha256"
+            " from mlops.promotions"
             " where model = %s and version = %s and run_id = %s and decision = any(%s)"
-            " order by id desc limit 1",
+            " and state = 'applied' order by id desc limit 1",
             (name, version, run_id, [*INSTALLING, "rolled_back"]),
         )
         row = cur.fetchone()
     if row is None:
         return None
-    keys = ("id", "decided_at", "decision", "reason", "gates", "actor")
+    keys = ("id", "decided_at", "decision", "reason", "gates", "actor", "artifact_sha256")
     return dict(zip(keys, row, strict=True))
 
 
@@ -109,7 +135,8 @@ def installed_over(url: str, name: str, version: str, run_id: str) -> tuple[str,
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select champion_model, champion_version from mlops.promotions where model = %s"
-            " and version = %s and run_id = %s and decision = any(%s) order by id desc limit 1",
+            " and version = %s and run_id = %s and decision = any(%s) and state = 'applied'"
+            " order by id desc limit 1",
             (name, version, run_id, list(INSTALLING)),
         )
         row = cur.fetchone()
@@ -125,11 +152,12 @@ def as_decisions(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def decided(url: str, name: str, version: str, run_id: str) -> bool:
-    """Whether this version (of this MLflow store: the run id tells) has a decision already."""
+    """Whether this version (of this MLflow store: the run id tells) has a decision already (one
+    whose move was abandoned does not count)."""
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "select 1 from mlops.promotions where model = %s and version = %s and run_id = %s"
-            " limit 1",
+            " and state <> 'abandoned' limit 1",
             (name, str(version), run_id),
         )
         return cur.fetchone() is not None

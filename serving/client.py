@@ -4,8 +4,10 @@ process (for backtests), so code written against :class:`serving.predictor.Predi
 against either.
 
 Retried: connection failures, timeouts, 429 (after its Retry-After) and 5xx, with exponential
-backoff; a 4xx is the caller's mistake and raises :class:`ServingError` at once with the
-service's message and the field it names.
+backoff, for the calls that change nothing (predict, explain, model info); a 4xx is the caller's
+mistake and raises :class:`ServingError` at once with the service's message and the field it
+names. The admin calls (reload, rollback) are sent once: one whose answer was lost may have been
+applied, and a roll-back sent twice would go back two champions.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ class ServingClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, retry: bool = True) -> Any:
+        """The answer's JSON; ``retry=False`` sends the request once, whatever happens."""
         last: ServingError | None = None
-        for attempt in range(self.retries + 1):
+        attempts = self.retries + 1 if retry else 1
+        for attempt in range(attempts):
             if attempt:
                 time.sleep(min(self.max_retry_wait, self.backoff * 2 ** (attempt - 1)))
             try:
@@ -73,7 +77,7 @@ class ServingClient:
             if response.status_code == 429 or response.status_code >= 500:
                 last = error
                 wait = response.headers.get("retry-after")
-                if wait and attempt < self.retries:
+                if wait and attempt < attempts - 1:
                     time.sleep(min(self.max_retry_wait, float(wait)))
                 continue
             raise error
@@ -93,10 +97,10 @@ class ServingClient:
         return ModelInfo.model_validate(self._call("GET", "/model"))
 
     def reload(self) -> dict[str, Any]:
-        return self._call("POST", "/admin/reload", {})
+        return self._call("POST", "/admin/reload", {}, retry=False)
 
     def rollback(self, reason: str = "rollback through the API") -> dict[str, Any]:
-        return self._call("POST", "/admin/rollback", {"reason": reason})
+        return self._call("POST", "/admin/rollback", {"reason": reason}, retry=False)
 
     def ready(self) -> bool:
         try:

@@ -1,5 +1,6 @@
-"""SHAP attributions of the champion's forecast for one window, sent or looked up by symbol;
-the background windows a network's explainer needs are sampled once per model version."""
+"""SHAP attributions of the champion's forecast for one window, sent or looked up by symbol in
+the champion's columns; the background windows a network's explainer needs are sampled once per
+model version."""
 
 from __future__ import annotations
 
@@ -14,32 +15,35 @@ from serving.windows import WindowSource
 
 
 class Explainer:
-    def __init__(self, models: ModelSet, windows: WindowSource) -> None:
-        self.models, self.windows = models, windows
+    def __init__(self, models: ModelSet) -> None:
+        self.models = models
         self._background: dict[tuple[str, str], np.ndarray] = {}
 
-    def _window(self, request: ExplainRequest, model: LoadedModel) -> np.ndarray:
+    def _window(
+        self, request: ExplainRequest, model: LoadedModel, windows: WindowSource
+    ) -> np.ndarray:
         if request.window is not None:
             return check_windows([request.window], "window", model)
         try:
-            window, _ = self.windows.latest([request.symbol], request.as_of, model.window)
+            window, _ = windows.latest([request.symbol], request.as_of, model.window)
         except LookupError as exc:
             field = exc.args[1] if len(exc.args) > 1 else "symbol"
             raise RequestError(exc.args[0], field.rstrip("s"), 404) from exc  # no such window
         return window
 
-    def _background_for(self, model: LoadedModel) -> np.ndarray:
+    def _background_for(self, model: LoadedModel, windows: WindowSource) -> np.ndarray:
         key = (model.name, model.version)
         if key not in self._background:
-            self._background[key] = self.windows.sample(model.window, n=50)
+            self._background[key] = windows.sample(model.window, n=50)
         return self._background[key]
 
     def explain(self, request: ExplainRequest) -> ExplainResponse:
         """SHAP attributions of the champion's forecast for one window."""
-        model = self.models.current.champion
-        window = self._window(request, model)
+        now = self.models.current
+        model, windows = now.champion, now.champion_windows
+        window = self._window(request, model, windows)
         try:
-            found = model.explain(window, lambda: self._background_for(model))
+            found = model.explain(window, lambda: self._background_for(model, windows))
         except NotExplainable as exc:
             raise RequestError(str(exc), None, 409) from exc
         values = found.values[0]  # (features, horizons)

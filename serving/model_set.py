@@ -1,5 +1,6 @@
-"""The models a predictor serves: @champion, @challenger (shadow or A/B) and the decision that
-installed the champion, loaded from the registry and swapped together, or one model pinned."""
+"""The models a predictor serves: @champion, @challenger (shadow or A/B), the window source of
+each (its own feature columns) and the decision that installed the champion, loaded from the
+registry and swapped together as one immutable :class:`Serving`, or one model pinned."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from registry.loaded import LoadedModel
+from registry.loaded import LoadedModel, check_promoted
 from registry.model_registry import ModelRegistry
 from registry.promotions import installed
 from serving.errors import NoChampion
 from serving.schemas import ModelCard
+from serving.windows import WindowSource
 
 log = logging.getLogger("qtis.serving")
 
@@ -41,11 +43,18 @@ def label(model: LoadedModel | None) -> str | None:
 @dataclass(frozen=True)
 class Serving:
     """One consistent set: a reader takes it whole, so it never sees the new champion next to
-    the old challenger (when the challenger was promoted, the same version in both roles)."""
+    the old challenger (when the challenger was promoted, the same version in both roles), nor
+    a model next to another model's feature columns."""
 
     champion: LoadedModel | None = None
     challenger: LoadedModel | None = None
     promotion: dict | None = None  # the mlops.promotions row that installed the champion
+    champion_windows: WindowSource | None = None  # windows in the champion's columns
+    challenger_windows: WindowSource | None = None
+
+    def windows(self, model: LoadedModel) -> WindowSource:
+        """The window source of ``model`` (the champion or the challenger of this set)."""
+        return self.challenger_windows if model is self.challenger else self.champion_windows
 
 
 class ModelSet:
@@ -57,16 +66,28 @@ class ModelSet:
         self.fixed = False  # a pinned model: reload() leaves it, whatever the aliases say
         self._lock = threading.Lock()
 
+    def _source(self, model: LoadedModel | None, before: Serving) -> WindowSource | None:
+        """A window source in ``model``'s columns: the one it had when they have not changed."""
+        if model is None:
+            return None
+        for old in (before.champion_windows, before.challenger_windows):
+            if old is not None and old.features == model.features:
+                return old
+        return WindowSource(self.url, model.features)
+
     def pin(self, model: LoadedModel, promotion: dict | None = None) -> None:
-        self.current, self.fixed = Serving(model, None, promotion), True
+        windows = WindowSource(self.url, model.features)
+        self.current, self.fixed = Serving(model, None, promotion, windows), True
 
     def pin_version(self, name: str, version: str) -> None:
         """``name`` ``version`` answering as the champion, whatever holds @champion now."""
         try:
             model = self.registry.load("champion", name, str(version), self.threads)
+            promotion = installed(self.url, name, str(version), model.run_id)
+            check_promoted(model, promotion)
         except Exception as exc:
             raise NoChampion(f"{name} v{version} cannot be loaded: {exc}") from exc
-        self.pin(model, installed(self.url, name, str(version), model.run_id))
+        self.pin(model, promotion)
 
     def loaded(self) -> dict[str, str | None]:
         """The versions being served, by role."""
@@ -83,7 +104,8 @@ class ModelSet:
             before = self.current
             champion, promotion = self._champion(before)
             challenger = self._challenger(before.challenger)
-            self.current = Serving(champion, challenger, promotion)  # one swap
+            windows = self._source(champion, before), self._source(challenger, before)
+            self.current = Serving(champion, challenger, promotion, *windows)  # one swap
             return self.loaded()
 
     def _champion(self, before: Serving) -> tuple[LoadedModel, dict | None]:
@@ -97,16 +119,19 @@ class ModelSet:
             log.warning("@champion was removed; still serving %s", champion.label)
             return champion, before.promotion
         if champion is not None and (champion.name, champion.version) == current:
-            return champion, before.promotion
+            # re-read: a move in progress when it was last read has been settled since
+            return champion, installed(self.url, *current, champion.run_id)
         try:
             champion = self.registry.load("champion", *current, self.threads)
+            promotion = installed(self.url, *current, champion.run_id)
+            check_promoted(champion, promotion)
         except Exception as exc:
             if before.champion is None:
                 raise NoChampion(
                     f"the champion {current[0]} v{current[1]} cannot be loaded: {exc}"
                 ) from exc
             raise
-        return champion, installed(self.url, *current, champion.run_id)
+        return champion, promotion
 
     def _challenger(self, challenger: LoadedModel | None) -> LoadedModel | None:
         wanted = self.registry.challenger()

@@ -30,7 +30,6 @@ from serving.schemas import (
     Role,
 )
 from serving.settings import ServingSettings
-from serving.windows import WindowSource
 
 
 class Predicting(Protocol):
@@ -67,9 +66,8 @@ class Predictor:
         prediction_log: PredictionLog | None,
     ) -> None:
         self.url, self.settings, self.models = url, settings, models
-        self.windows = WindowSource(url, models.current.champion.features)
-        self.router = Router(settings, models, self.windows, prediction_log)
-        self.explainer = Explainer(models, self.windows)
+        self.router = Router(settings, models, prediction_log)
+        self.explainer = Explainer(models)
 
     @classmethod
     def pinned(

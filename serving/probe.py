@@ -1,7 +1,8 @@
 """The promotion gate's view of serving: does a registered version load the way the service loads
-it, answer a real window sent through the request schema with a valid response, and how long
-does one single-window prediction take (p50/p99, in process: the model's own share of a
-request's latency)."""
+it (its files checked against the digests of its registration and of the decision that last
+installed it, if any), answer a real window sent through the request schema with a valid
+response, and how long does one single-window prediction take (p50/p99, in process: the model's
+own share of a request's latency)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import time
 
 import numpy as np
 
+from registry.loaded import check_promoted
 from registry.model_registry import ModelRegistry
-from registry.promotions import Probe, ServingCheck
+from registry.promotions import Probe, ServingCheck, installed
 from registry.settings import TrackingSettings
 from serving.schemas import PredictRequest, PredictResponse
 from serving.windows import WindowSource
@@ -23,6 +25,7 @@ def serving_probe(url: str, samples: int = 200, *, tracking: TrackingSettings) -
     def check(name: str, version: str) -> ServingCheck:
         try:
             model = registry.load("champion", name, str(version))
+            check_promoted(model, installed(url, name, str(version), model.run_id))
         except Exception as exc:
             return ServingCheck(False, None, None, f"does not load: {type(exc).__name__}: {exc}")
         try:

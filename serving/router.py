@@ -1,6 +1,6 @@
 """Who answers a predict request and who scores it in shadow: the champion, or (for the A/B
-share, or when asked by role) the challenger; the other loaded model scores the same windows in
-the background, and both answers are logged."""
+share, or when asked by role) the challenger; the other loaded model scores the same bars in the
+background, each model on its own feature columns, and both answers are logged."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -21,7 +21,6 @@ from serving.model_set import ModelSet, Serving
 from serving.prediction_log import PredictionLog
 from serving.schemas import PredictRequest, PredictResponse, Role
 from serving.settings import ServingSettings
-from serving.windows import WindowSource
 
 log = logging.getLogger("qtis.serving")
 
@@ -34,6 +33,7 @@ class Prepared:
     as_of: list[datetime] | None  # bar each looked-up window ends at
     serve: LoadedModel
     shadow: LoadedModel | None
+    shadow_windows: np.ndarray | None  # the same bars in the shadow's columns
     started: float  # perf_counter when the request arrived
 
 
@@ -72,19 +72,18 @@ class Router:
         self,
         settings: ServingSettings,
         models: ModelSet,
-        windows: WindowSource,
         prediction_log: PredictionLog | None,
     ) -> None:
-        self.settings, self.models, self.windows, self.log = (
-            settings, models, windows, prediction_log,
-        )  # fmt: skip
+        self.settings, self.models, self.log = settings, models, prediction_log
         self.split = random.Random(settings.serve_seed)
         self._shadow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qtis-shadow")
         self._shadow_pending, self._lock_pending = 0, threading.Lock()
 
     def _inputs(
-        self, request: PredictRequest, model: LoadedModel, now: Serving
+        self, request: PredictRequest, model: LoadedModel, shadow: LoadedModel | None, now: Serving
     ) -> tuple[np.ndarray, list[datetime] | None]:
+        """``model``'s checked windows: sent, or read in its columns (with enough bars for a
+        ``shadow`` of the same columns to score them too)."""
         limit = self.settings.serve_max_windows
         count = len(request.windows if request.windows is not None else request.symbols)
         if count > limit:
@@ -92,30 +91,49 @@ class Router:
             raise RequestError(f"{what}: {count} in one request, at most {limit}", what, 413)
         if request.windows is not None:
             return check_windows(request.windows, "windows", model), None
-        bars = max(m.window for m in (now.champion, now.challenger) if m is not None)
+        alike = shadow is not None and shadow.features == model.features
+        bars = max(model.window, shadow.window if alike else 0)
         try:
-            return self.windows.latest(request.symbols, request.as_of, bars)
+            return now.windows(model).latest(request.symbols, request.as_of, bars)
         except LookupError as exc:
             field = exc.args[1] if len(exc.args) > 1 else "symbols"
             raise RequestError(exc.args[0], field, 404) from exc  # no such window
 
+    def _shadow_inputs(
+        self, request: PredictRequest, prepared: Prepared, now: Serving
+    ) -> np.ndarray | None:
+        """The bars ``prepared`` answers, in the shadow's columns; None when it cannot score
+        them (too few bars sent, or windows sent in other columns than it reads)."""
+        shadow, windows = prepared.shadow, prepared.windows
+        if shadow.features == prepared.serve.features:
+            return windows if shadow.window <= windows.shape[1] else None
+        if request.symbols is None:
+            return None
+        try:
+            return now.windows(shadow).latest(request.symbols, request.as_of, shadow.window)[0]
+        except LookupError:  # the shadow never hurts the answer
+            return None
+
     def prepare(self, request: PredictRequest, role: Role | None = None) -> Prepared:
         """Checked input windows, and who answers: the champion (or, for the A/B share, the
-        challenger); the other one, when loaded, scores the same windows in shadow. A ``role``
+        challenger); the other one, when loaded, scores the same bars in shadow. A ``role``
         names who answers, with no A/B draw: a backtest trading both books asks each itself."""
         now = self.models.current
         champion, challenger = now.champion, now.challenger
         if role == "challenger" and challenger is None:
             raise RequestError("no model holds @challenger", "role", 409)
-        asked = {"champion": champion, "challenger": challenger}.get(role)
-        windows, as_of = self._inputs(request, asked or champion, now)
-        serve, share = asked or champion, self.settings.serve_ab_share
-        if asked is None and challenger is not None and self.split.random() < share:
-            serve = challenger
+        serve = {"champion": champion, "challenger": challenger}.get(role)
+        if serve is None:
+            draw = challenger is not None and self.split.random() < self.settings.serve_ab_share
+            serve = challenger if draw else champion
         shadow = challenger if serve is champion else champion
-        if shadow is not None and shadow.window > windows.shape[1]:
-            shadow = None  # the request carries too few bars for it
-        return Prepared(windows, as_of, serve, shadow, time.perf_counter())
+        windows, as_of = self._inputs(request, serve, shadow, now)
+        prepared = Prepared(windows, as_of, serve, shadow, None, time.perf_counter())
+        if shadow is None:
+            return prepared
+        shadowed = self._shadow_inputs(request, prepared, now)
+        kept = shadow if shadowed is not None else None
+        return replace(prepared, shadow=kept, shadow_windows=shadowed)
 
     def respond(
         self, request: PredictRequest, prepared: Prepared, predictions: np.ndarray
@@ -142,8 +160,8 @@ class Router:
                 with self._lock_pending:
                     self._shadow_pending += 1
                 self._shadow.submit(
-                    self._score_shadow, prepared.shadow, prepared.windows, request, prepared.as_of,
-                    request_id,
+                    self._score_shadow, prepared.shadow, prepared.shadow_windows, request,
+                    prepared.as_of, request_id,
                 )  # fmt: skip
         return response
 

@@ -43,6 +43,7 @@ from serving.guards import BodyGuard
 from serving.openapi import ApiDocument, Shapes
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
+from serving.probe import serving_probe
 from serving.schemas import (
     ExplainRequest,
     ExplainResponse,
@@ -178,7 +179,7 @@ class QtisService:
             min_bars=champion.window,
             max_bars=SETTINGS.serve_max_bars,
             max_windows=SETTINGS.serve_max_windows,
-            symbols=tuple(sorted(self.predictor.windows.known())),
+            symbols=tuple(sorted(self.predictor.models.current.windows(champion).known())),
             secured=bool(SETTINGS.api_token or SETTINGS.api_token_file),
         )
 
@@ -245,8 +246,11 @@ class QtisService:
         # for a rollback
         from registry.aliases import rollback
 
+        url = self.predictor.url
         try:
-            decision = rollback(self.predictor.url, reason, actor="api", tracking=TRACKING)
+            # the target must load and answer first; its latency is not judged here
+            probe = serving_probe(url, samples=5, tracking=TRACKING)
+            decision = rollback(url, probe, reason, actor="api", tracking=TRACKING)
         except ValueError as exc:
             return _rejected("admin_rollback", RequestError(str(exc), None, 409))
         loaded = self.predictor.reload()

@@ -19,9 +19,12 @@ from registry.aliases import force
 from serving.probe import serving_probe
 from tests.support.bars import load_bars
 from tests.support.db import copy_database, drop_database, fresh_database
+from tests.support.planted import SYMBOLS
 from tests.support.promotion import relaxed
+from training.data import load_training_data
 from training.runner import TrainConfig, run_training
 from training.settings import TrackingSettings
+from training.tracking import configure
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
 from warehouse import embedded
@@ -139,3 +142,17 @@ def champion(built, pg_server, tmp_path_factory):
         probe = serving_probe(url, tracking=tracking)
         force(url, "qtis-xgboost", "1", "drift tests", probe, relaxed(), tracking=tracking)
         yield url, env, home
+
+
+# a fresh MLflow store on the built warehouse, for planted versions: promotion, alias moves, reload
+@pytest.fixture(scope="module")
+def planted_store(built, pg_server, tmp_path_factory):
+    """(warehouse url, training data of the planted SYMBOLS, TrackingSettings of a fresh MLflow
+    store for the module: versions count from 1); the environment points at the same store."""
+    url, _ = built
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
+        mp.setenv("QTIS_HOME", str(tmp_path_factory.mktemp("planted") / ".qtis"))
+        settings = TrackingSettings()
+        configure(url, settings)
+        yield url, load_training_data(url, SYMBOLS), settings

@@ -21,7 +21,7 @@ SYMBOLS = "symbols"
 SPEC_HASH = "feature_spec_sha256"
 TUNING_TRIALS = "tuning_trials"
 UPDATE_OF = "update_of"
-ARTIFACT_HASH = "artifact_sha256"
+ARTIFACT_SHA256 = "artifact_sha256"  # a model-version tag, set at registration
 
 
 def _when(tags: Mapping[str, str], key: str) -> datetime | None:
@@ -54,7 +54,8 @@ class VersionMeta:
     spec_hash: str | None  # feature_spec_sha256: the feature spec it was trained with
     tuning_trials: int  # trials behind the choice of its configuration (0: untuned)
     update_of: str | None  # the version an online update started from
-    artifact_sha256: str | None = None  # its artifacts' digest, recorded at registration
+    # sha256 of the version's artifacts as registered (training.artifacts); None: not hashed
+    artifact_sha256: str | None = None
 
     @classmethod
     def from_tags(
@@ -70,7 +71,7 @@ class VersionMeta:
             spec_hash=tags.get(SPEC_HASH),
             tuning_trials=int(tags.get(TUNING_TRIALS, "0") or 0),
             update_of=tags.get(UPDATE_OF),
-            artifact_sha256=tags.get(ARTIFACT_HASH),
+            artifact_sha256=tags.get(ARTIFACT_SHA256),
         )
 
     def to_tags(self) -> dict[str, str]:
@@ -84,6 +85,6 @@ class VersionMeta:
             SPEC_HASH: self.spec_hash,
             TUNING_TRIALS: str(self.tuning_trials),
             UPDATE_OF: self.update_of,
-            ARTIFACT_HASH: self.artifact_sha256,
+            ARTIFACT_SHA256: self.artifact_sha256,
         }
         return {k: v for k, v in tags.items() if v is not None}

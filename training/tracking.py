@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -22,10 +23,11 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from training import explain
+from training import artifacts, explain
 from training.evaluate import BASELINES, Evaluation
 from training.explain import Attributions
-from training.lineage import SPEC_HASH, TRAINED_THROUGH, UPDATE_OF, VersionMeta
+from training.lineage import ARTIFACT_SHA256, SPEC_HASH, TRAINED_THROUGH, UPDATE_OF, VersionMeta
+from training.portable import Portable, write
 from training.settings import TrackingSettings
 from transforms.spec import SPEC_PATH
 from warehouse.db import companion_database
@@ -93,43 +95,23 @@ def git_commit() -> str:
         return "unknown"
 
 
-class QtisPyfunc:
-    """The MLflow pyfunc face of a fitted model: raw inputs in, returns per horizon out."""
-
-    def __init__(self, bundle: Any, input_kind: str) -> None:
-        self.bundle, self.input_kind = bundle, input_kind
-
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> np.ndarray:
-        x = np.asarray(model_input, dtype=np.float32)
-        if self.input_kind == "windows":
-            return self.bundle.predict_windows(x)
-        return self.bundle.predict_features(x)
-
-
-def _pyfunc(bundle: Any, input_kind: str):
-    class _Model(mlflow.pyfunc.PythonModel):
-        def __init__(self) -> None:
-            self.impl = QtisPyfunc(bundle, input_kind)
-
-        # an ndarray hint: MLflow then skips its type-hint validation (the signature is given
-        # explicitly) instead of warning on every log_model
-        def predict(self, context, model_input: np.ndarray, params=None):
-            return self.impl.predict(context, model_input, params)
-
-    return _Model()
-
-
 def load_bundle(name: str, version: str | int) -> Any:
-    """The fitted bundle inside registered model ``name`` version ``version``."""
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().impl.bundle
+    """The fitted bundle of registered model ``name`` version ``version``, read from its
+    portable files once their digest matched the one taken at registration."""
+    client = MlflowClient()
+    found = client.get_model_version(name, str(version))
+    meta = VersionMeta.from_tags(client.get_run(found.run_id).data.tags, found.tags)
+    model, _ = artifacts.load_verified(found.source, f"{name} v{version}", meta.artifact_sha256)
+    return model.bundle
 
 
 # what a registered model needs to load; stated, because MLflow's inference loads the model in
 # a subprocess to watch its imports (10 s and more per model)
 MODEL_REQUIREMENTS = (
-    "mlflow", "cloudpickle", "numpy", "pandas", "scikit-learn", "xgboost", "onnx",
-    "onnxruntime", "torch", "lightning",
+    "mlflow", "numpy", "pandas", "scikit-learn", "xgboost", "onnx", "onnxruntime", "torch",
+    "lightning",
 )  # fmt: skip
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")  # the pyfunc, logged as code
 
 
 def model_requirements() -> list[str]:
@@ -137,19 +119,33 @@ def model_requirements() -> list[str]:
     return [f"{package}=={metadata.version(package)}" for package in MODEL_REQUIREMENTS]
 
 
-def log_model(name: str, bundle: Any, example: np.ndarray):
-    """Log ``bundle`` as the active run's pyfunc model (signature and input example from
-    ``example``: windows when 3-D, feature rows when 2-D) and register it as ``name``."""
-    input_kind = "windows" if example.ndim == 3 else "features"
-    output = QtisPyfunc(bundle, input_kind).predict(None, example)
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=_pyfunc(bundle, input_kind),
-        signature=infer_signature(example, output),
-        input_example=example,
-        registered_model_name=name,
-        pip_requirements=model_requirements(),
+def log_model(name: str, bundle: Any, example: np.ndarray, features: Sequence[str]):
+    """Log ``bundle`` as the active run's model and register it as ``name``: its portable files
+    (no pickle) behind a pyfunc logged as code, with signature and input example from
+    ``example`` (windows when 3-D, feature rows when 2-D); the new version is tagged with the
+    sha256 of its artifacts as stored."""
+    windows = example.ndim == 3
+    model = Portable(
+        bundle, "windows" if windows else "features", tuple(features),
+        example.shape[1] if windows else 1,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        write(model, Path(tmp) / "qtis")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(MODEL_CODE),
+            artifacts={"qtis": str(Path(tmp) / "qtis")},
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=model_requirements(),
+        )
+    version = str(info.registered_model_version)
+    source = MlflowClient().get_model_version(name, version).source
+    MlflowClient().set_model_version_tag(
+        name, version, ARTIFACT_SHA256, artifacts.artifact_digest(source)
     )
+    return info
 
 
 def log_family(
@@ -206,7 +202,7 @@ def log_family(
             mlflow.set_tags(tags)
         if attributions is not None:
             explain.log_to_mlflow(attributions)
-        info = log_model(REGISTERED_NAMES[family], bundle, example)
+        info = log_model(REGISTERED_NAMES[family], bundle, example, data.feature_names)
     return {
         "run_id": run.info.run_id,
         "model_uri": info.model_uri,
@@ -273,7 +269,7 @@ def log_update(
         mlflow.log_dict(report, "update_report.json")
         if attributions is not None:
             explain.log_to_mlflow(attributions)
-        info = log_model(name, bundle, example)
+        info = log_model(name, bundle, example, feature_names)
     client = MlflowClient()
     for key in ("promotion", UPDATE_OF, TRAINED_THROUGH):
         if key in tags:

@@ -13,7 +13,7 @@ import numpy as np
 from quant.splits import WindowDates, final_split
 from training.data import TrainingData
 from training.models.tabular import XGBoostModel
-from training.tracking import QtisPyfunc
+from training.portable import Portable
 from training.windows import window_ends
 
 
@@ -36,7 +36,7 @@ class FitParams:
 class WindowFit:
     """A fitted model and what its training saw."""
 
-    model: QtisPyfunc
+    model: Portable
     features: tuple[str, ...]
     horizons: tuple[int, ...]
     trained_through: date  # last training row
@@ -74,7 +74,7 @@ def fit_window(
     used = np.r_[train, validation]
     used = used[~np.isnan(data.returns[used]).any(axis=1)]  # the rows the booster saw
     return WindowFit(
-        QtisPyfunc(model, "features"),
+        Portable(model, "features", tuple(data.feature_names)),
         tuple(data.feature_names),
         tuple(data.horizons),
         _date(data.ts[used].max()),

@@ -1,6 +1,7 @@
 """The service's parts on their own: the rate limits, role checks and audit of the auth
 middleware and the body guard (in front of a small ASGI app, through httpx), the token and
-exposure rules, and the adaptive batcher merging concurrent requests."""
+exposure rules, the adaptive batcher merging concurrent requests, and the client's retry policy
+(against a small HTTP server that always answers 503)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import numpy as np
@@ -16,6 +19,7 @@ import pytest
 
 from serving.auth import BearerAuth, OpenExposure, RateLimiter, check_exposure, required_role
 from serving.batching import AdaptiveBatcher
+from serving.client import ServingClient, ServingError
 from serving.errors import RequestError
 from serving.guards import BodyGuard
 from serving.settings import ServingSettings
@@ -294,3 +298,44 @@ def test_only_json_bodies_within_the_cap_reach_the_service():
     assert status(stream(), "application/json") == 413
     echoed = asyncio.run(post(b'{"a": 1}', {"content-type": "application/json; charset=utf-8"}))
     assert echoed.status_code == 200 and echoed.content == b'{"a": 1}'
+
+
+@pytest.fixture
+def unavailable() -> Iterator[tuple[str, list[str]]]:
+    """A server answering every request 503; yields its URL and the paths it was asked for."""
+    asked: list[str] = []
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.do_POST()
+
+        def do_POST(self) -> None:
+            asked.append(self.path)
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = b'{"error": "busy"}'
+            self.send_response(503)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    server.shutdown()
+    server.server_close()
+
+
+def test_admin_calls_are_sent_once_and_reads_are_retried(unavailable):
+    """A reload or a roll-back may have been applied when the answer was lost: never resent."""
+    base, asked = unavailable
+    with ServingClient(base, retries=3, backoff=0.001) as client:
+        for call in (client.rollback, client.reload):
+            with pytest.raises(ServingError, match="503"):
+                call()
+        with pytest.raises(ServingError, match="503"):
+            client.info()
+    assert asked == ["/admin/rollback", "/admin/reload", *["/model"] * 4]

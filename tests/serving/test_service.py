@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -31,11 +32,13 @@ from serving.settings import ServingSettings
 from serving.windows import WindowSource
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
-from tests.support.promotion import relaxed
+from tests.support.planted import register
+from tests.support.promotion import holders, race, race_start, relaxed
 from tests.support.service import free_port, running_service, server_errors
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
 from trading_runtime.walkforward import bar_timeline, walk_forward
+from training.data import load_training_data
 from training.runner import TrainConfig, run_training
 from warehouse.db import sqlalchemy_url
 
@@ -45,6 +48,7 @@ SYMBOLS = ["IBM", "MSFT"]
 PREDICT_TOKEN = "predict-token-for-tests-0001"
 ADMIN_TOKEN = "admin-token-for-tests-000002"
 MAX_WINDOWS = 8
+RACE_ROUNDS = 6
 
 
 @pytest.fixture(scope="module")
@@ -416,6 +420,51 @@ def test_hot_reload_and_rollback_drop_no_request(service, trained):
         raise AssertionError("the traffic thread died") from died[0]
     assert statuses and set(statuses) == {200}, failures[:5]
     assert versions == {"qtis-xgboost v1", "qtis-lstm v1"}
+    assert server_errors(base) == []
+
+
+def test_promotions_racing_api_rollbacks_leave_one_champion_and_no_5xx(service, trained):
+    """A promotion (the challenger replacing the champion) in process and POST /admin/rollback
+    on the service start together, many times: the moves take turns (one champion, the record
+    names what each replaced), the service answers each rollback 200 or 409 (never a 5xx) and
+    serves whatever holds @champion afterwards."""
+    base, url, _ = service
+    _, env, _ = trained
+    answers: list[int] = []
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        third = register(url, load_training_data(url, SYMBOLS), 1.0, seed=31, family="transformer")
+        a, b, c = ("qtis-xgboost", "1"), ("qtis-lstm", "1"), ("qtis-transformer", third)
+        tracking = TrackingSettings()
+        registry = ModelRegistry(url, tracking)
+        probe = serving_probe(url, samples=3, tracking=tracking)
+        promote = partial(aliases.replace_with_challenger, url, probe=probe, tracking=tracking)
+
+        def api_rollback(admin: ServingClient, reason: str) -> None:
+            try:
+                admin.rollback(reason)
+                answers.append(200)
+            except ServingError as exc:
+                answers.append(exc.status or 0)
+
+        with ServingClient(base, token=ADMIN_TOKEN, retries=0, timeout=60) as admin:
+            for round_ in range(RACE_ROUNDS):
+                race_start(url, probe, a, b, c, tracking)
+                reason = f"race {round_}"
+                errors = race(
+                    lambda: promote(reason=reason),  # noqa: B023
+                    lambda: api_rollback(admin, reason),  # noqa: B023
+                )
+                assert errors == [], f"round {round_}"
+                assert len(holders(registry, "champion")) == 1, f"round {round_}: two champions"
+                admin.reload()
+                served = admin.info().champion
+                assert (served.model, served.version) == registry.champion() == champions(url)[-1]
+            if registry.champion() != a:  # as the module found it
+                aliases.force(url, *a, "race over", probe, relaxed(), tracking=tracking)
+            registry.move_alias("challenger", *b)
+    assert set(answers) <= {200, 409} and 200 in answers, answers
     assert server_errors(base) == []
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from training.data import load_training_data
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.models.sequence import SequenceBundle, SequenceModel
 from training.models.tabular import RidgeModel, XGBoostModel
+from training.portable import Portable, read, write
 from training.runner import SIZES
 from training.windows import FeatureScaler, WindowDataModule, WindowDataset, window_ends
 
@@ -50,9 +50,9 @@ def test_seed_architectures():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
-def test_compiled_bundle_predicts_what_torch_predicts(kind):
+def test_compiled_bundle_predicts_what_torch_predicts(kind, tmp_path):
     """The ONNX Runtime path (what registered models serve with) agrees with torch, for one
-    window and a batch, and survives pickling (MLflow's artifact)."""
+    window and a batch, and survives its portable files (what is registered)."""
     torch.manual_seed(0)
     config = SIZES["small"][kind]
     net = (
@@ -73,7 +73,8 @@ def test_compiled_bundle_predicts_what_torch_predicts(kind):
     )
     windows = rng.normal(2.0, 3.0, size=(7, 30, 56)).astype(np.float32)
     eager = bundle.predict_windows(windows)
-    compiled = pickle.loads(pickle.dumps(bundle.compile()))
+    write(Portable(bundle.compile(), "windows", tuple(map(str, range(56))), 30), tmp_path / "m")
+    compiled = read(tmp_path / "m").bundle
     assert compiled.onnx is not None and np.abs(eager).max() > 0
     for batch in (windows[:1], windows):
         np.testing.assert_allclose(compiled.predict_windows(batch), eager[: len(batch)], atol=1e-6)

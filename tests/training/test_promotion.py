@@ -13,30 +13,14 @@ from registry import aliases
 from registry.model_registry import ModelRegistry
 from registry.promotions import history
 from serving.probe import serving_probe
-from tests.support.db import fresh_database
-from tests.support.planted import SYMBOLS, register
+from tests.support.planted import register
 from tests.support.promotion import relaxed
 from training import promotion
-from training.data import load_training_data
-from training.settings import PromotionSettings, TrackingSettings
-from training.tracking import configure
-from warehouse.db import sqlalchemy_url
+from training.settings import PromotionSettings
 
 
-@pytest.fixture(scope="module")
-def registry(built, pg_server, tmp_path_factory):
-    url, _ = built
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
-        mp.setenv("QTIS_HOME", str(tmp_path_factory.mktemp("promotion") / ".qtis"))
-        tracking = TrackingSettings()
-        configure(url, tracking)
-        data = load_training_data(url, SYMBOLS)
-        yield url, data, tracking
-
-
-def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
-    url, data, tracking = registry
+def test_gates_promote_skill_reject_noise_and_record_every_decision(planted_store):
+    url, data, tracking = planted_store
     probe = serving_probe(url, samples=20, tracking=tracking)
     settings = relaxed()
     noise = register(url, data, skill=0.0, seed=1)
@@ -83,24 +67,24 @@ def test_gates_promote_skill_reject_noise_and_record_every_decision(registry):
     assert forced.decision == "forced" and "failed gates" in forced.reason
     assert ModelRegistry(url, tracking).champion() == ("qtis-xgboost", noise2)
     assert ModelRegistry(url, tracking).challenger() is None  # never both
-    back = aliases.rollback(url, "drill over", tracking=tracking)
+    back = aliases.rollback(url, probe, "drill over", tracking=tracking)
     assert (back.model, back.version, back.decision) == ("qtis-xgboost", oracle, "rolled_back")
     assert ModelRegistry(url, tracking).champion() == ("qtis-xgboost", oracle)
     with pytest.raises(ValueError, match="first champion"):
-        aliases.rollback(url, tracking=tracking)
+        aliases.rollback(url, probe, tracking=tracking)
 
 
-def test_a_forced_promotion_needs_a_reason(registry):
-    url, _, tracking = registry
+def test_a_forced_promotion_needs_a_reason(planted_store):
+    url, _, tracking = planted_store
     probe = serving_probe(url, samples=10, tracking=tracking)
     with pytest.raises(ValueError, match="reason"):
         aliases.force(url, "qtis-xgboost", "1", " ", probe, PromotionSettings(), tracking=tracking)
 
 
-def test_a_model_slower_than_the_latency_budget_is_never_served(registry):
+def test_a_model_slower_than_the_latency_budget_is_never_served(planted_store):
     """The servable gate with a p99 budget no probe can meet: the candidate is rejected (not
     even shadowed) with the gate's reason, a forced promotion is refused, the champion stays."""
-    url, data, tracking = registry
+    url, data, tracking = planted_store
     probe = serving_probe(url, samples=10, tracking=tracking)
     tight = PromotionSettings(latency_budget_ms=1e-6)
     before = ModelRegistry(url, tracking).champion()

@@ -48,6 +48,10 @@ def test_runs_are_logged_and_models_load_back(built, pg_server, tmp_path, monkey
         )
         np.testing.assert_array_equal(np.asarray(loaded.predict(example)), in_memory)
         assert loaded.metadata.signature is not None
+        # the pyfunc is logged as code over portable files, and the version carries their hash
+        assert loaded.metadata.flavors["python_function"]["loader_module"].endswith("code_model")
+        version = mlflow.tracking.MlflowClient().get_model_version(name, "1")
+        assert len(version.tags["artifact_sha256"]) == 64
         logged = mlflow.get_run(info["run_id"]).data
         assert logged.tags["feature_spec_sha256"] == spec_hash()
         assert logged.tags["git_commit"] and logged.tags["data_start"].startswith("2000")
