@@ -166,6 +166,7 @@ class Engine:
                 self._emit(ev.RunFinished(key=ev.RUN_FINISHED))
                 self.journal.write(self._pending)
                 self.journal.flush()
+                self._journaled(flushed=True)
         except JournalError as exc:
             for account in self.book.accounts.values():
                 account.state, account.state_reason = TradingState.HALTED, str(exc)
@@ -189,6 +190,13 @@ class Engine:
         self._pending.append(event)
         for observer in self.observers:
             observer.observe(event, self.book)
+
+    def _journaled(self, flushed: bool = False) -> None:
+        """Tell the venues that what they returned is committed (a batched journal commits
+        only when flushed): a FIX session saves its incoming sequence number past it."""
+        if flushed or not self.journal.batched:
+            for venue in self.router.venues:
+                venue.journaled()
 
     def _take_answers(self) -> None:
         self._pending, self._carry = self._carry, []
@@ -217,6 +225,7 @@ class Engine:
         decided = time.perf_counter()
         self.journal.write(self._pending)
         committed = time.perf_counter()
+        self._journaled()
         stages = {
             "features": (featured - arrived) * 1e6,
             "signals": signals * 1e6,

@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from core.settings import QtisSettings
+from warehouse.settings import WarehouseSettings
 
 
 class RiskLimits(QtisSettings):
@@ -171,6 +172,13 @@ class FixSettings(QtisSettings):
         " cancel's answer or a bar's reports; later answers come with the next bar",
     )
     connect_timeout: float = Field(2.0, gt=0, description="seconds for the TCP connect")
-    store_dir: Path = Field(
-        Path(".qtis/fix"), description="per session: sequence numbers and sent messages"
+    store_dir: Path | None = Field(
+        None,
+        description="per session: sequence numbers and sent messages; unset: $QTIS_HOME/fix",
     )
+
+    def session_dir(self, sender: str, target: str) -> Path:
+        """The files of the session ``sender``->``target``: under ``store_dir``, else under
+        QTIS_HOME (never the working directory: two processes must find the same files, and
+        the lock on them)."""
+        return (self.store_dir or WarehouseSettings().home / "fix") / f"{sender}-{target}"
