@@ -166,7 +166,7 @@ class Engine:
                 self._emit(ev.RunFinished(key=ev.RUN_FINISHED))
                 self.journal.write(self._pending)
                 self.journal.flush()
-                self._journaled(flushed=True)
+                self._journaled()
         except JournalError as exc:
             for account in self.book.accounts.values():
                 account.state, account.state_reason = TradingState.HALTED, str(exc)
@@ -191,10 +191,10 @@ class Engine:
         for observer in self.observers:
             observer.observe(event, self.book)
 
-    def _journaled(self, flushed: bool = False) -> None:
-        """Tell the venues that what they returned is committed (a batched journal commits
-        only when flushed): a FIX session saves its incoming sequence number past it."""
-        if flushed or not self.journal.batched:
+    def _journaled(self) -> None:
+        """Tell the venues when what they returned is committed (a batched journal commits
+        when it flushes): a FIX session saves its incoming sequence number past it."""
+        if self.journal.committed:
             for venue in self.router.venues:
                 venue.journaled()
 

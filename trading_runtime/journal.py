@@ -63,6 +63,12 @@ class Journal:
         except psycopg.Error as exc:
             raise JournalError(f"cannot write the journal of {self.stream!r}: {exc}") from exc
 
+    @property
+    def committed(self) -> bool:
+        """Everything written so far is committed (a batched journal holds rows until a
+        flush)."""
+        return not self._buffer
+
     def _insert(self, target, events: Sequence[Event]) -> None:
         """Rows in the events' order (VALUES keeps it, and seq follows it)."""
         rows = ", ".join(["(%s, %s, %s, %s::jsonb)"] * len(events))

@@ -38,6 +38,7 @@ class Round:
     written: int = 0  # messages the venue wrote
     fuzzed: int = 0  # of them, mangled by the wire
     refused: int = 0  # calls that raised FixSessionError (a Logon the wire mangled)
+    crashed: bool = False  # the gateway died before a journal write and was restarted
 
     @property
     def lost(self) -> list[str]:
@@ -107,6 +108,7 @@ class Runner:
     def crash(self) -> None:
         """The engine dies before journaling this bar's events; a new one restores."""
         self.bar(journal=False)
+        self.tally.crashed = True
         self.gateway.session.drop()
         self.gateway.session.store.close()
         self.gateway = FixGateway(INSTRUMENTS, self.settings)

@@ -302,6 +302,8 @@ def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, sett
                 engine.run()
             finally:
                 base.journal.close()
+            store = gateway.session.store  # the engine said all it got is journaled
+            assert store.saved_target == store.next_target > 1
     through_fix = report(url, "fix", Conventions()).to_json()
     ids = [f["client_id"] for f in simulated["fills"]]
     assert len(ids) >= 3 and len(set(ids)) < len(ids)  # a partial fill among them

@@ -93,10 +93,6 @@ class Orders:
             order = order.moved_to(OrderStatus.SUBMITTED)
         self.known.setdefault(order.client_id, order)
 
-    def is_open(self, client_id: str) -> bool:
-        order = self.known.get(client_id)
-        return order is not None and order.status.is_open
-
     def events(self, msg: FixMessage, cancels: dict[str, tuple[str, str]]) -> list[ev.Event]:
         """The events of one ExecutionReport, alerts included (a FieldProblem says why the
         report cannot be read)."""

@@ -48,6 +48,7 @@ class FileStore:
         self.next_sender: int = numbers.get("sender", 1)
         self.next_target: int = numbers.get("target", 1)
         self._held: set[int] = set()  # received, their events not journaled yet
+        self._first_held: int | None = None  # min(_held), kept: the set can be long
         self._log = self._messages.open("a")
         # a session's reader and its senders both move the numbers: one writer at a time, or
         # one's rename finds the other's temporary file already gone
@@ -56,7 +57,7 @@ class FileStore:
     @property
     def saved_target(self) -> int:
         """The incoming number a restart starts from: the first held message, if any."""
-        return min(self._held, default=self.next_target)
+        return self.next_target if self._first_held is None else self._first_held
 
     def set_numbers(self, sender: int | None = None, target: int | None = None) -> None:
         with self._lock:
@@ -70,12 +71,16 @@ class FileStore:
             self.next_target = seq + 1
             if held:
                 self._held.add(seq)
+                first = self._first_held
+                self._first_held = seq if first is None else min(seq, first)
             self._save()
 
     def release(self, seqs: Iterable[int]) -> None:
         """The events of messages ``seqs`` are journaled: they count as received."""
         with self._lock:
             self._held.difference_update(seqs)
+            if self._first_held not in self._held:  # released: the next one is first
+                self._first_held = min(self._held, default=None)
             self._save()
 
     def _save(self) -> None:
