@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.venue import DAY0, ScriptedVenue, bar, reframe
+from tests.support.venue import DAY0, ScriptedVenue, bar, latin1
 from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.domain import Order, Side
@@ -52,14 +52,6 @@ class Round:
     def foreign(self) -> list[str]:
         """Fills applied that the venue never sent."""
         return sorted(set(self.applied) - set(self.sent))
-
-
-def latin1(data: bytes) -> bytes:
-    """A report whose Text (58) says LATIN1 gets a Latin-1 Text instead, well framed."""
-    if b"\x0158=LATIN1\x01" not in data:
-        return data
-    return reframe(data, lambda pairs: [(t, b"d\xe9j\xe0 vu" if t == b"58" else v)
-                                        for t, v in pairs])  # fmt: skip
 
 
 class Runner:

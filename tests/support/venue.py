@@ -1,7 +1,8 @@
 """Bars for a venue of one instrument ("X"), a day apart from a fixed first session; and
 ``ScriptedVenue``, a FIX acceptor that sends what a test tells it to - honest reports, reports
 no honest venue sends, admin messages out of turn - through a ``Wire`` that may mangle every
-message it writes (drop, duplicate, reorder, truncate, corrupt, prefix with garbage)."""
+message it writes (drop, duplicate, reorder, truncate, corrupt, prefix with garbage); and
+``RawClient``, a FIX client that writes whatever a test says to a venue."""
 
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ def reframe(data: bytes, change: Callable[[list[tuple[bytes, bytes]]], list]) ->
     for tag, value in change(pairs):
         msg.append_pair(tag, value)
     return msg.encode()
+
+
+def latin1(data: bytes) -> bytes:
+    """A message whose Text (58) says LATIN1 gets a Latin-1 Text instead, well framed (a
+    ``ScriptedVenue.edit``)."""
+    if b"\x0158=LATIN1\x01" not in data:
+        return data
+    return reframe(data, lambda pairs: [(t, b"d\xe9j\xe0 vu" if t == b"58" else v)
+                                        for t, v in pairs])  # fmt: skip
 
 
 class Wire:

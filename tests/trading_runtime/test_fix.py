@@ -220,12 +220,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def raw_venue(settings):
-    with FixVenue(COSTS, INSTRUMENTS, ["X"], settings, clients=["QTIS", "RAW"]) as venue:
-        yield venue
-
-
 def test_a_bad_checksum_or_a_missing_tag_gets_a_session_reject(raw_venue):
     client = logged_on(raw_venue)
     fields = [(11, "c1"), (55, "X"), (54, "1"), (60, "20240102-14:30:00"), (38, 10), (40, "1")]

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from core.errors import QtisError
 from tests.support.hostile import ALERTS, EXTRAS, hostile_round
-from tests.support.venue import ACTIONS, DAY0, ScriptedVenue, bar, logged_on, reframe
+from tests.support.venue import ACTIONS, DAY0, ScriptedVenue, bar, latin1, logged_on
 from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.config import RunConfig, StrategyConfig
@@ -166,16 +166,15 @@ def test_reports_for_an_unknown_order_or_without_account_are_journaled_alerts(se
 
 
 def test_a_latin1_text_does_not_kill_the_reader(settings, errors):
-    latin1 = lambda pairs: [(t, b"prix refus\xe9" if v == b"LATIN1" else v) for t, v in pairs]  # noqa: E731
     with ScriptedVenue(settings, settings.store_dir / "venue") as venue:
         venue.answer, venue.reason = ExecType.REJECTED, "LATIN1"
-        venue.edit = lambda data: reframe(data, latin1)  # Text (58) in Latin-1, well framed
+        venue.edit = latin1  # its Text (58) in Latin-1
         gateway = FixGateway(INSTRUMENTS, settings.model_copy(update={"port": venue.port}))
         answers = gateway.submit([order()], 0)
         alive = gateway.session.test("after", 2.0)
         gateway.close()
     assert errors == []
-    assert answers == [ev.OrderRejected("o1", "prix refusé", key="rejected:o1")]
+    assert answers == [ev.OrderRejected("o1", "déjà vu", key="rejected:o1")]
     assert alive
 
 
@@ -188,7 +187,6 @@ def test_a_restart_sends_again_only_the_orders_the_venue_does_not_know(settings)
         venue.answer = None  # the venue says nothing: the order is lost on its way in
         first = FixGateway(INSTRUMENTS, at)
         assert first.submit([order("lost")], 0) == []
-        venue.orders.clear()
         crash(first)
         venue.answer = ExecType.NEW
         second = FixGateway(INSTRUMENTS, at)
@@ -219,12 +217,6 @@ def test_a_status_report_showing_fills_the_journal_lacks_is_an_alert(settings):
 
 
 # --- the session layer ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def raw_venue(settings):
-    with FixVenue(COSTS, INSTRUMENTS, ["X"], settings, clients=["QTIS", "RAW"]) as venue:
-        yield venue
 
 
 def test_a_resend_request_of_a_huge_range_is_clamped_and_answered_at_once(raw_venue):
