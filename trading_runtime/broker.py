@@ -120,6 +120,9 @@ class SimulatedBroker:
                 )
         return events
 
+    def journaled(self) -> None:
+        """Nothing to let go: the simulator's events are made in the engine's own process."""
+
     def cancel(self, client_id: str, reason: str, actor: str = "engine") -> ev.Event | None:
         if self.working.pop(client_id, None) is None:
             return None

@@ -192,6 +192,7 @@ class Engine:
                 self._emit(ev.RunFinished(key=ev.RUN_FINISHED))
                 self.journal.write(self._pending)
                 self.journal.flush()
+                self._journaled()
         except JournalError as exc:
             for account in self.book.accounts.values():
                 account.state, account.state_reason = TradingState.HALTED, str(exc)
@@ -215,6 +216,13 @@ class Engine:
         self._pending.append(event)
         for observer in self.observers:
             observer.observe(event, self.book)
+
+    def _journaled(self) -> None:
+        """Tell the venues when what they returned is committed (a batched journal commits
+        when it flushes): a FIX session saves its incoming sequence number past it."""
+        if self.journal.committed:
+            for venue in self.router.venues:
+                venue.journaled()
 
     def _take_answers(self) -> None:
         self._pending, self._carry = self._carry, []
@@ -243,6 +251,7 @@ class Engine:
         decided = time.perf_counter()
         self.journal.write(self._pending)
         committed = time.perf_counter()
+        self._journaled()
         stages = {
             "features": (featured - arrived) * 1e6,
             "signals": signals * 1e6,

@@ -34,3 +34,8 @@ class Execution(Protocol):
     def observe(self, bar: CrossSection) -> None:
         """``bar`` has closed (a venue modelling its own costs may learn from it)."""
         ...
+
+    def journaled(self) -> None:
+        """Every event this venue returned so far is committed to the journal: a venue that
+        must not forget them before (FIX: the incoming sequence number) may let go now."""
+        ...

@@ -82,6 +82,12 @@ class Journal:
             return
         self._append(events, snapshot, copy=False)
 
+    @property
+    def committed(self) -> bool:
+        """Everything written so far is committed (a batched journal holds rows until a
+        flush)."""
+        return not self._buffer
+
     def flush(self, snapshot: dict[str, Any] | None = None) -> None:
         """COPY the buffered events (backtests) in one transaction."""
         if not self._buffer and snapshot is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from core.settings import QtisSettings
@@ -171,6 +171,19 @@ class FixSettings(QtisSettings):
         " cancel's answer or a bar's reports; later answers come with the next bar",
     )
     connect_timeout: float = Field(2.0, gt=0, description="seconds for the TCP connect")
-    store_dir: Path = Field(
-        Path(".qtis/fix"), description="per session: sequence numbers and sent messages"
+    store_dir: Path | None = Field(
+        None,
+        description="per session: sequence numbers and sent messages; unset: $QTIS_HOME/fix",
     )
+    home: Path = Field(
+        Path(".qtis"),
+        validation_alias=AliasChoices("QTIS_HOME"),
+        description="The warehouse's directory for local state: sessions keep their files under"
+        " its fix/ when no store_dir is set",
+    )
+
+    def session_dir(self, sender: str, target: str) -> Path:
+        """The files of the session ``sender``->``target``: under ``store_dir``, else under
+        QTIS_HOME (never the working directory: two processes must find the same files, and
+        the lock on them)."""
+        return (self.store_dir or self.home / "fix") / f"{sender}-{target}"

@@ -7,6 +7,9 @@ import pytest
 
 from tests.support.bars import hand_bars, load_bars
 from tests.support.db import copy_database
+from trading_runtime.fix.venue import FixVenue
+from trading_runtime.instruments import Instrument
+from trading_runtime.settings import CostModel
 
 
 @pytest.fixture
@@ -19,3 +22,13 @@ def hand_market(pg_server, migrated_template):
         return url
 
     return load
+
+
+@pytest.fixture
+def raw_venue(settings):
+    """An in-process FIX venue of one instrument (X) serving the CompIDs QTIS and RAW, for a
+    hand-driven client (``tests.support.venue.logged_on``); ``settings``: the test module's
+    FixSettings."""
+    instruments = {"X": Instrument("X")}
+    with FixVenue(CostModel(), instruments, ["X"], settings, clients=["QTIS", "RAW"]) as venue:
+        yield venue

@@ -1,10 +1,15 @@
-"""Orders and execution reports in FIX 4.4 terms, both ways: the NewOrderSingle and
-OrderCancelRequest of an order, the order a venue reads back from them, the ExecutionReport of
-a venue's event, and the runtime event of a report - with the types, payloads and keys the
-simulator returns, so that the engine cannot tell the two venues apart."""
+"""Orders and execution reports in FIX 4.4 terms, both ways: the NewOrderSingle,
+OrderCancelRequest and OrderStatusRequest of an order, the order a venue reads back from them,
+the ExecutionReport of a venue's event, and the runtime event of a report - with the types,
+payloads and keys the simulator returns, so that the engine cannot tell the two venues apart.
+
+A fill's id is the order's ClOrdID and the venue's ExecID (17): FIX makes an ExecID unique
+within a trading day or the life of an order, so the pair is unique for good, and two partial
+fills in the same second stay two fills."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 
@@ -18,6 +23,7 @@ from trading_runtime.fix.protocol import (
     Fields,
     Tag,
     fix_time,
+    name,
     number,
     parse_time,
     required,
@@ -48,6 +54,7 @@ class ExecType(StrEnum):
     EXPIRED = "C"
     TRADE = "F"  # FIX 4.4: partial fill or fill, told apart by OrdStatus 1 or 2
     TRIGGERED = "L"  # a stop-limit's stop was hit: it rests as a limit
+    ORDER_STATUS = "I"  # the answer to an OrderStatusRequest: the order as the venue has it
 
 
 def new_order(order: Order, now: datetime) -> Fields:
@@ -79,6 +86,12 @@ def cancel_request(order: Order, cancel_id: str, reason: str, now: datetime) -> 
         (Tag.ORDER_QTY, order.quantity),
         (Tag.TEXT, reason),
     ]
+
+
+def status_request(order: Order) -> Fields:
+    """The OrderStatusRequest (35=H) of ``order``: the venue answers with its state."""
+    return [(Tag.CL_ORD_ID, order.client_id), (Tag.SIDE, SIDES[order.side]),
+            (Tag.SYMBOL, order.symbol)]  # fmt: skip
 
 
 def _code(msg: FixMessage, tag: int, codes: dict):
@@ -150,16 +163,33 @@ def report(
     return fields
 
 
+def exec_type(msg: FixMessage) -> ExecType:
+    return _code(msg, Tag.EXEC_TYPE, {e: e.value for e in ExecType})
+
+
+def order_status(msg: FixMessage) -> OrderStatus:
+    return _code(msg, Tag.ORD_STATUS, ORD_STATUS)
+
+
+def order_id(msg: FixMessage, kind: ExecType) -> str:
+    """The ClOrdID of the order a report is about: a cancel's confirmation names the order in
+    OrigClOrdID (41), its ClOrdID being the cancel's."""
+    if kind == ExecType.CANCELED and text(msg, Tag.ORIG_CL_ORD_ID):
+        return required(msg, Tag.ORIG_CL_ORD_ID)
+    return required(msg, Tag.CL_ORD_ID)
+
+
 def event_from(
     msg: FixMessage,
+    kind: ExecType,
+    order: Order,
     instruments: dict[str, Instrument],
     cancels: dict[str, tuple[str, str]],
 ) -> ev.Event | None:
-    """The runtime event of an ExecutionReport, or None for a kind the runtime has no event
-    for. ``cancels`` holds the (reason, actor) of the cancels we asked for, by order id: a
-    confirmation is reported with them, as the simulator does."""
-    kind = _code(msg, Tag.EXEC_TYPE, {e: e.value for e in ExecType})
-    client_id = required(msg, Tag.CL_ORD_ID)
+    """The runtime event of an ExecutionReport of ``kind`` about ``order``, or None for a kind
+    the runtime has no event for. ``cancels`` holds the (reason, actor) of the cancels we asked
+    for, by order id: a confirmation is reported with them, as the simulator does."""
+    client_id = order.client_id
     if kind == ExecType.NEW:
         return ev.OrderAccepted(client_id, key=f"accepted:{client_id}")
     reason = text(msg, Tag.TEXT) or ""
@@ -168,10 +198,9 @@ def event_from(
     if kind == ExecType.TRIGGERED:
         return ev.OrderTriggered(client_id, key=f"triggered:{client_id}")
     if kind == ExecType.TRADE:
-        fill = fill_from(msg, instruments)
+        fill = fill_from(msg, order, instruments)
         return ev.OrderFilled(fill, key=f"fill:{fill.fill_id}")
     if kind == ExecType.CANCELED and text(msg, Tag.ORIG_CL_ORD_ID):  # a cancel we asked for
-        client_id = required(msg, Tag.ORIG_CL_ORD_ID)
         reason, actor = cancels.pop(client_id, (reason, "venue"))
         return ev.OrderCancelled(client_id, reason, actor, key=f"{ev.ORDER_CANCELLED}:{client_id}")
     if kind in (ExecType.CANCELED, ExecType.EXPIRED):  # the venue's own: IOC rest, day's end
@@ -180,26 +209,46 @@ def event_from(
     return None
 
 
-def fill_from(msg: FixMessage, instruments: dict[str, Instrument]) -> Fill:
-    """The fill of a Trade report; its id is the simulator's: order id and bar time."""
-    client_id, symbol = required(msg, Tag.CL_ORD_ID), required(msg, Tag.SYMBOL)
-    if symbol not in instruments:
-        raise FieldProblem(f"a fill of {symbol}, an instrument we do not know", VALUE_INCORRECT, 55)
+def fill_from(msg: FixMessage, order: Order, instruments: dict[str, Instrument]) -> Fill:
+    """The fill of a Trade report about ``order`` (its account, symbol and side are the
+    order's; the report's must agree). Its id: the ClOrdID and the ExecID."""
+    for tag, ours in ((Tag.SYMBOL, order.symbol), (Tag.SIDE, SIDES[order.side])):
+        if (theirs := required(msg, tag)) != ours:
+            raise FieldProblem(
+                f"a fill of order {order.client_id} has {name(tag)} {theirs!r}, the order {ours!r}",
+                VALUE_INCORRECT,
+                tag,
+            )
+    if order.symbol not in instruments:
+        raise FieldProblem(f"a fill of {order.symbol}, an instrument we do not know")
     if text(msg, Tag.COMM_TYPE) not in (None, COMM_TYPE_ABSOLUTE):
         raise FieldProblem("only absolute commissions (13=3) are supported", VALUE_INCORRECT, 13)
-    ts = parse_time(msg, Tag.TRANSACT_TIME)
-    price = number(msg, Tag.LAST_PX)
-    reference = number(msg, Tag.REFERENCE_PX, optional=True)
+    price = finite(msg, Tag.LAST_PX)
+    reference = finite(msg, Tag.REFERENCE_PX, optional=True)
+    quantity = finite(msg, Tag.LAST_QTY)
+    if quantity <= 0:
+        raise FieldProblem(f"LastQty (32) must be positive, not {quantity}", VALUE_INCORRECT, 32)
     return Fill(
-        fill_id=f"{client_id}:{ev.stamp(ts)}",
-        client_id=client_id,
-        account=text(msg, Tag.ACCOUNT) or "",
-        symbol=symbol,
-        side=_code(msg, Tag.SIDE, SIDES),
-        quantity=number(msg, Tag.LAST_QTY),
+        fill_id=f"{order.client_id}:{required(msg, Tag.EXEC_ID)}",
+        client_id=order.client_id,
+        account=order.account,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=quantity,
         price=price,
-        fee=number(msg, Tag.COMMISSION, optional=True) or 0.0,
-        ts=ts,
+        fee=finite(msg, Tag.COMMISSION, optional=True) or 0.0,
+        ts=parse_time(msg, Tag.TRANSACT_TIME),
         reference=price if reference is None else reference,  # without it: no slippage seen
-        multiplier=instruments[symbol].multiplier,
+        multiplier=instruments[order.symbol].multiplier,
     )
+
+
+def finite(msg: FixMessage, tag: int, optional: bool = False) -> float | None:
+    """A float field that is a number (``nan`` and ``inf`` parse as floats, and would poison
+    every sum they entered)."""
+    value = number(msg, tag, optional=optional)
+    if value is not None and not math.isfinite(value):
+        raise FieldProblem(
+            f"{name(tag)} must be a finite number, not {value}", VALUE_INCORRECT, tag
+        )
+    return value

@@ -1,6 +1,10 @@
 """FIX 4.4 vocabulary: the tags and message types QTIS speaks, how a message is framed, and the
 checks every incoming message passes before its session acts on it (checksum, body length,
-required header fields). A failed check names the tag and the problem, for the Reject."""
+required header fields). A failed check names the tag and the problem, for the Reject.
+
+A field may hold any bytes: values are read as UTF-8 when they are, else as Latin-1 (which
+maps every byte), with NUL replaced - so no value fails to decode, and none stops a journal
+write (Postgres refuses NUL in text and jsonb)."""
 
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ class Tag(IntEnum):
     ENCRYPT_METHOD = 98
     STOP_PX = 99
     CXL_REJ_REASON = 102
+    ORD_REJ_REASON = 103
     HEART_BT_INT = 108
     TEST_REQ_ID = 112
     ORIG_SENDING_TIME = 122
@@ -77,6 +82,7 @@ class MsgType(StrEnum):
     ORDER_CANCEL_REJECT = "9"
     NEW_ORDER_SINGLE = "D"
     ORDER_CANCEL_REQUEST = "F"
+    ORDER_STATUS_REQUEST = "H"
 
 
 ADMIN = frozenset(
@@ -119,13 +125,28 @@ class FieldProblem(Exception):
         self.reason, self.tag = reason, tag
 
 
+class Garbled(FieldProblem):
+    """A frame that is not what was sent (checksum, body length): none of its fields can be
+    trusted, its MsgSeqNum included, so it does not count as received - the message is asked
+    for again once the gap shows (FIX: ignore it, do not increment the expected number)."""
+
+
 def name(tag: int) -> str:
     return f"{tag} ({Tag(tag).name})" if tag in Tag._value2member_map_ else str(tag)
 
 
+def decoded(value: bytes) -> str:
+    """Any bytes as text: UTF-8 when they are, else Latin-1; NUL becomes U+FFFD."""
+    try:
+        out = value.decode()
+    except UnicodeDecodeError:
+        out = value.decode("latin-1")
+    return out.replace("\x00", "\ufffd")
+
+
 def text(msg: FixMessage, tag: int) -> str | None:
     value = msg.get(tag)
-    return None if value is None else value.decode()
+    return None if value is None else decoded(value)
 
 
 def required(msg: FixMessage, tag: int) -> str:
@@ -192,21 +213,28 @@ def build(
     return msg
 
 
+def _frame_number(msg: FixMessage, tag: int) -> int:
+    try:
+        return number(msg, tag, int)
+    except FieldProblem as problem:
+        raise Garbled(str(problem), problem.reason, problem.tag) from None
+
+
 def check(msg: FixMessage, sender: str, target: str) -> int:
     """The message's MsgSeqNum once its frame and header are sound (``sender`` is the CompID it
     must come from); a FieldProblem says what is wrong."""
     pairs = msg.pairs
     wire = [t + b"=" + v + b"\x01" for t, v in pairs]
-    declared = number(msg, Tag.CHECKSUM, int)
-    if sum(b"".join(wire[:-1])) % 256 != declared:
-        actual = sum(b"".join(wire[:-1])) % 256
-        raise FieldProblem(f"bad checksum: 10={declared:03d}, the bytes sum to {actual:03d}")
+    declared = _frame_number(msg, Tag.CHECKSUM)
+    actual = sum(b"".join(wire[:-1])) % 256
+    if pairs[-1][0] != b"10" or actual != declared:
+        raise Garbled(f"bad checksum: 10={declared:03d}, the bytes sum to {actual:03d}")
     if len(pairs) < 3 or pairs[1][0] != b"9":
-        raise FieldProblem("BodyLength (9) must be the second field", REQUIRED_TAG_MISSING, 9)
+        raise Garbled("BodyLength (9) must be the second field", REQUIRED_TAG_MISSING, 9)
     length = len(b"".join(wire[2:-1]))
-    if number(msg, Tag.BODY_LENGTH, int) != length:
-        raise FieldProblem(
-            f"bad BodyLength: 9={int(msg.get(9))}, the body has {length} bytes",
+    if (declared := _frame_number(msg, Tag.BODY_LENGTH)) != length:
+        raise Garbled(
+            f"bad BodyLength: 9={declared}, the body has {length} bytes",
             VALUE_INCORRECT,
             Tag.BODY_LENGTH,
         )

@@ -8,11 +8,20 @@ SequenceReset-GapFill. A resend is written under the send lock, so nothing new i
 it, and it reaches the last message sent: a message arriving beyond a gap is therefore dropped
 (the resend brings it again), except a ResendRequest, answered at once, and a TestRequest,
 answered once the gap up to it is filled - so its Heartbeat still follows every answer to what
-came before it. A PossDup message below the expected number was seen already: ignored.
+came before it. A PossDup message below the expected number was seen already: ignored. A gap
+still open a quarter heartbeat after its ResendRequest is asked for again (the request, or
+the resend, may have been lost on the way).
 
 One reader thread per connection parses the socket, answers the admin messages (Heartbeat,
 TestRequest, ResendRequest, SequenceReset, Logout, session Reject for a message that fails its
-checks) and hands application messages to ``on_app``, in sequence order.
+checks) and hands application messages to ``on_app``, in sequence order. Nothing a peer sends
+stops it: a garbled frame (checksum, body length) is rejected and not counted, so the gap it
+leaves is filled by a resend; a SequenceReset may not lower the expected number; a resend
+range is clamped to what was sent; bytes that never make a message are dropped past
+``MAX_PENDING``; and a message that raises anyway is logged with its traceback and rejected.
+
+A session that ``holds`` application messages (the gateway's) saves one as received only when
+``release`` says its events are journaled: after a crash, the venue is asked for it again.
 """
 
 from __future__ import annotations
@@ -30,8 +39,10 @@ from simplefix.errors import ParsingError
 
 from trading_runtime.fix.protocol import (
     ADMIN,
+    VALUE_INCORRECT,
     FieldProblem,
     Fields,
+    Garbled,
     MsgType,
     Tag,
     build,
@@ -44,6 +55,7 @@ from trading_runtime.fix.protocol import (
 from trading_runtime.fix.store import FileStore, Stored
 
 log = logging.getLogger(__name__)
+MAX_PENDING = 1 << 20  # bytes read without completing a message: junk, dropped
 
 
 class FixSessionError(ConnectionError):
@@ -59,9 +71,11 @@ class Session:
         on_app: Callable[[FixMessage], None],
         heartbeat: int,
         initiator: bool,
+        hold: bool = False,
     ) -> None:
         self.sender, self.target, self.store = sender, target, store
         self.on_app, self.heartbeat, self.initiator = on_app, heartbeat, initiator
+        self.hold = hold  # application messages count as received once released
         self.logged_on = threading.Event()
         self.logout_reason: str | None = None
         self.duplicates = 0  # PossDup messages already seen, ignored
@@ -72,6 +86,7 @@ class Session:
         self._answers = threading.Condition()
         self._answered: set[str] = set()
         self._resend_from: int | None = None
+        self._resend_at = 0.0  # when it was asked for (a request lost on the way is repeated)
         self._deferred: dict[int, str] = {}  # TestReqIDs beyond a gap, by sequence number
         self._logging_out = self._probing = False
         self._last_in = self._last_out = time.monotonic()
@@ -105,8 +120,13 @@ class Session:
                 parser.append_buffer(data)
                 while (msg := _next(parser, self)) is not None:
                     self._handle(msg)
+                if len(parser.get_buffer()) + sum(len(v) for _, v in parser.pairs) > MAX_PENDING:
+                    parser.reset()
+                    self.reject(0, None, FieldProblem(f"{MAX_PENDING} bytes without a message"))
         except OSError:
             pass  # closed under us: a drop, a logout, or the other side went away
+        except Exception:  # not a message's fault (those are caught per message): say so
+            log.exception("FIX session %s->%s: the reader stopped", self.sender, self.target)
         finally:
             with self._lock:
                 if self._sock is sock:
@@ -158,7 +178,8 @@ class Session:
     def send(self, kind: str, fields: Fields) -> int:
         """Number, store (application messages) and write a message; while the session is down
         it is only numbered and stored, for the other side to ask for again."""
-        body = [(int(tag), str(v)) for tag, v in fields if v is not None and str(v) != ""]
+        body = [(int(tag), v if isinstance(v, bytes) else str(v).replace("\x01", " "))
+                for tag, v in fields if v is not None and str(v) != "" and v != b""]  # fmt: skip
         with self._lock:
             seq, sent = self.store.next_sender, fix_time(datetime.now(UTC))
             if kind not in ADMIN:
@@ -189,14 +210,19 @@ class Session:
 
     def request_resend(self, begin: int, end: int = 0) -> None:
         """Ask for messages ``begin`` to ``end`` (0: up to the last sent) again."""
-        self._resend_from = begin
+        self._resend_from, self._resend_at = begin, time.monotonic()
         self.send(MsgType.RESEND_REQUEST, [(Tag.BEGIN_SEQ_NO, begin), (Tag.END_SEQ_NO, end)])
 
+    def release(self, seqs) -> None:
+        """The events of messages ``seqs`` (held) are journaled: they count as received."""
+        self.store.release(seqs)
+
     def _resend(self, msg: FixMessage) -> None:
+        """The messages asked for, within what was sent (a range beyond it is clamped)."""
         begin, end = number(msg, Tag.BEGIN_SEQ_NO, int), number(msg, Tag.END_SEQ_NO, int)
         with self._lock:
             last = self.store.next_sender - 1
-            end = last if end == 0 else min(end, last)
+            begin, end = max(begin, 1), last if end <= 0 else min(end, last)
             stored = self.store.sent(begin, end)
             now = fix_time(datetime.now(UTC))
             gap = None
@@ -242,17 +268,25 @@ class Session:
     def _handle(self, msg: FixMessage) -> None:
         self._last_in, self._probing = time.monotonic(), False
         kind = text(msg, Tag.MSG_TYPE)
+        claimed = text(msg, Tag.MSG_SEQ_NUM) or ""
+        claimed = int(claimed) if claimed.isascii() and claimed.isdigit() else 0
+        try:
+            self._checked(kind, msg, claimed)
+        except Exception as exc:  # a message no check foresaw: it must not stop the reader
+            log.exception("FIX %s->%s cannot handle message %s", self.sender, self.target, claimed)
+            with contextlib.suppress(Exception):
+                self.reject(claimed, kind, FieldProblem(f"cannot handle it: {exc!r}"))
+
+    def _checked(self, kind: str | None, msg: FixMessage, claimed: int) -> None:
         try:
             seq = check(msg, self.target, self.sender)
         except FieldProblem as problem:
             if not self.logged_on.is_set():
                 self._end(f"Logon refused: {problem}")
                 return
-            seq = text(msg, Tag.MSG_SEQ_NUM) or ""
-            seq = int(seq) if seq.isdigit() else 0
-            self.reject(seq, kind, problem)
-            if seq == self.store.next_target:
-                self.store.set_numbers(target=seq + 1)
+            self.reject(claimed, kind, problem)
+            if claimed == self.store.next_target and not isinstance(problem, Garbled):
+                self.store.set_numbers(target=claimed + 1)
             return
         try:
             self._in_sequence(kind, seq, msg)
@@ -270,8 +304,8 @@ class Session:
                 self._end(f"the first message must be a Logon (35=A), not 35={kind}")
             return
         expected = self.store.next_target
-        if kind == MsgType.SEQUENCE_RESET and text(msg, Tag.GAP_FILL_FLAG) != "Y":
-            self.store.set_numbers(target=number(msg, Tag.NEW_SEQ_NO, int))  # reset mode
+        if kind == MsgType.SEQUENCE_RESET and text(msg, Tag.GAP_FILL_FLAG) != "Y":  # reset mode
+            self.store.set_numbers(target=_raised(msg, expected))  # its own number is ignored
             return
         if seq < expected:
             if text(msg, Tag.POSS_DUP_FLAG) == "Y":
@@ -284,12 +318,21 @@ class Session:
                 self._resend(msg)
             elif kind == MsgType.TEST_REQUEST:  # answered once what precedes it has come
                 self._deferred[seq] = required(msg, Tag.TEST_REQ_ID)
-            if self._resend_from != expected:
+            patience = self.heartbeat / 4  # the gap outlived it: the request or its answer is lost
+            if self._resend_from != expected or time.monotonic() - self._resend_at > patience:
                 self.request_resend(expected)
             return
         self.recovered += text(msg, Tag.POSS_DUP_FLAG) == "Y"
-        self.store.set_numbers(target=seq + 1)
-        self._dispatch(kind, msg)
+        if kind in ADMIN or not self.hold:
+            self.store.set_numbers(target=seq + 1)
+            self._dispatch(kind, msg)
+        else:
+            self.store.receive(seq, held=True)
+            try:
+                self.on_app(msg)
+            except BaseException:
+                self.store.release([seq])  # it gave no event to wait for
+                raise
         for waited in sorted(s for s in self._deferred if s < self.store.next_target):
             self.send(MsgType.HEARTBEAT, [(Tag.TEST_REQ_ID, self._deferred.pop(waited))])
 
@@ -324,10 +367,8 @@ class Session:
             self.send(MsgType.HEARTBEAT, [(Tag.TEST_REQ_ID, required(msg, Tag.TEST_REQ_ID))])
         elif kind == MsgType.RESEND_REQUEST:
             self._resend(msg)
-        elif kind == MsgType.SEQUENCE_RESET:  # gap fill
-            new_seq = number(msg, Tag.NEW_SEQ_NO, int)
-            if new_seq > self.store.next_target:
-                self.store.set_numbers(target=new_seq)
+        elif kind == MsgType.SEQUENCE_RESET:  # gap fill: past its own number, never back
+            self.store.set_numbers(target=_raised(msg, self.store.next_target))
         elif kind == MsgType.REJECT:
             log.warning("FIX %s rejected our message: %s", self.target, text(msg, Tag.TEXT))
         elif kind == MsgType.LOGOUT:
@@ -358,12 +399,25 @@ class Session:
             self.send(MsgType.HEARTBEAT, [])
 
 
+def _raised(msg: FixMessage, expected: int) -> int:
+    """The NewSeqNo (36) of a SequenceReset, refused (Reject, value incorrect) when it would
+    take the expected number back: messages seen already would count again."""
+    new_seq = number(msg, Tag.NEW_SEQ_NO, int)
+    if new_seq < expected:
+        raise FieldProblem(
+            f"SequenceReset cannot lower the expected MsgSeqNum {expected} to {new_seq}",
+            VALUE_INCORRECT,
+            Tag.NEW_SEQ_NO,
+        )
+    return new_seq
+
+
 def _next(parser: FixParser, session: Session) -> FixMessage | None:
     """The next complete message, or None; bytes that cannot be parsed are dropped with a
     Reject saying so (they carry no sequence number to refer to)."""
     try:
         return parser.get_message()
-    except ParsingError as exc:
+    except (ParsingError, ValueError) as exc:
         parser.reset()
         session.reject(0, None, FieldProblem(f"unparseable bytes: {exc!r}"))
         return None

@@ -5,7 +5,10 @@ CompID. Orders from every session rest in one ``SimulatedBroker`` - the project'
 costs and volume limits - and are matched when the venue is given a bar (``on_bar``): a real
 venue has its own market, so the bars reach it directly, never through the gateway. Every
 broker event becomes an ExecutionReport to the order's session; reports written while a client
-is disconnected are stored and resent when it logs on again.
+is disconnected are stored and resent when it logs on again. A fill's ExecID is the
+simulator's fill id without the order's id, so the gateway's fill ids (ClOrdID:ExecID) are the
+simulator's. An OrderStatusRequest is answered with the order as the venue has it (ExecType I),
+or as unknown (OrdStatus 8, OrdRejReason 5).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 UNKNOWN_ORDER = "1"  # CxlRejReason
 CANCEL_REQUEST = "1"  # CxlRejResponseTo
 INVALID_MSG_TYPE = 11  # SessionRejectReason
+UNKNOWN_ORDER_STATUS = "5"  # OrdRejReason of a status request about an order it never had
 
 
 class FixVenue:
@@ -60,7 +64,7 @@ class FixVenue:
             client: Session(
                 self.comp_id,
                 client,
-                FileStore(s.store_dir / f"{self.comp_id}-{client}"),
+                FileStore(s.session_dir(self.comp_id, client)),
                 lambda msg, client=client: self._on_app(client, msg),
                 s.heartbeat_seconds,
                 False,
@@ -69,6 +73,7 @@ class FixVenue:
         }
         self._lock = threading.Lock()  # the broker and the venue's view of the orders
         self._orders: dict[str, Order] = {}  # accepted and still working
+        self._done: dict[str, Order] = {}  # ended: for order status requests
         self._owner: dict[str, str] = {}  # client order id -> the session that sent it
         self._exec_ids = itertools.count(1)
         self._step = -1  # the last bar matched: orders received now can fill from the next
@@ -181,7 +186,12 @@ class FixVenue:
             self._orders[order.client_id] = order
         else:
             self._orders.pop(order.client_id, None)
-        fields = report(order, kind, f"E{next(self._exec_ids)}", when, **extra)
+            self._done[order.client_id] = order
+        fill = extra.get("fill")
+        exec_id = f"E{next(self._exec_ids)}"
+        if fill is not None:
+            exec_id = fill.fill_id.removeprefix(f"{order.client_id}:")
+        fields = report(order, kind, exec_id, when, **extra)
         self.sessions[self._owner[order.client_id]].send(MsgType.EXECUTION_REPORT, fields)
 
     # --- order entry (a session's reader thread) --------------------------------------------
@@ -193,6 +203,8 @@ class FixVenue:
                 self._new_order(client, msg)
             elif kind == MsgType.ORDER_CANCEL_REQUEST:
                 self._cancel(client, msg)
+            elif kind == MsgType.ORDER_STATUS_REQUEST:
+                self._status(client, msg)
             else:
                 raise FieldProblem(f"unsupported MsgType {kind}", INVALID_MSG_TYPE, Tag.MSG_TYPE)
 
@@ -223,6 +235,7 @@ class FixVenue:
             (Tag.EXEC_ID, f"E{next(self._exec_ids)}"),
             (Tag.EXEC_TYPE, ExecType.REJECTED.value),
             (Tag.ORD_STATUS, ORD_STATUS[OrderStatus.REJECTED]),
+            (Tag.ACCOUNT, text(msg, Tag.ACCOUNT)),
             (Tag.SYMBOL, text(msg, Tag.SYMBOL)),
             (Tag.SIDE, text(msg, Tag.SIDE)),
             (Tag.LEAVES_QTY, 0),
@@ -230,6 +243,29 @@ class FixVenue:
             (Tag.AVG_PX, 0),
             (Tag.TEXT, reason),
         ]
+        self.sessions[client].send(MsgType.EXECUTION_REPORT, fields)
+
+    def _status(self, client: str, msg: FixMessage) -> None:
+        """The order a status request names, as this venue has it (ExecID 0, as FIX says)."""
+        client_id = required(msg, Tag.CL_ORD_ID)
+        order = self._orders.get(client_id) or self._done.get(client_id)
+        if order is not None and self._owner.get(client_id) == client:
+            fields = report(order, ExecType.ORDER_STATUS, "0", datetime.now(UTC))
+        else:
+            fields = [
+                (Tag.ORDER_ID, "NONE"),
+                (Tag.CL_ORD_ID, client_id),
+                (Tag.EXEC_ID, "0"),
+                (Tag.EXEC_TYPE, ExecType.ORDER_STATUS.value),
+                (Tag.ORD_STATUS, ORD_STATUS[OrderStatus.REJECTED]),
+                (Tag.ORD_REJ_REASON, UNKNOWN_ORDER_STATUS),
+                (Tag.SYMBOL, text(msg, Tag.SYMBOL)),
+                (Tag.SIDE, text(msg, Tag.SIDE)),
+                (Tag.LEAVES_QTY, 0),
+                (Tag.CUM_QTY, 0),
+                (Tag.AVG_PX, 0),
+                (Tag.TEXT, f"unknown order {client_id}"),
+            ]
         self.sessions[client].send(MsgType.EXECUTION_REPORT, fields)
 
     def _cancel(self, client: str, msg: FixMessage) -> None:
