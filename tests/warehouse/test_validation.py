@@ -79,20 +79,6 @@ def test_adj_close_back_adjusts_ohlc():
     assert good.loc[0, "open"] == pytest.approx(99.5 * 0.5)
 
 
-def test_spikes_and_gaps_are_flagged_not_quarantined():
-    frame = good_frame(60)
-    frame.loc[30, ["open", "high", "low", "close"]] = ["129.5", "300", "129", "260"]
-    frame = frame.drop(index=range(40, 50))  # a two-week hole
-    result = validate_bars(frame)
-    assert result.quarantine.empty
-    assert len(result.good) == 50
-    flags = set(zip(result.flags["flag"], result.flags["ts"].dt.strftime("%Y-%m-%d"), strict=True))
-    spike_day = pd.Timestamp(good_frame(60).loc[30, "ts"]).strftime("%Y-%m-%d")
-    gap_day = pd.Timestamp(good_frame(60).loc[50, "ts"]).strftime("%Y-%m-%d")
-    assert ("spike", spike_day) in flags
-    assert ("gap", gap_day) in flags
-
-
 CORRUPTIONS = {
     "high": ("high >= max(open, close)", lambda r: {"high": str(float(r["close"]) - 5)}),
     "neg_volume": ("volume: must be >= 0", lambda r: {"volume": "-3"}),
