@@ -89,6 +89,7 @@ def _stage_all(
         read.quarantined += len(result.quarantine)
         read.reasons.update(result.reasons)
         step(f"validated {read.rows_in:,} rows ({read.quarantined:,} quarantined)")
+        del raw, original, result  # hold no chunk while the next one is read
     return read
 
 

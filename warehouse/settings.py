@@ -50,8 +50,9 @@ class WarehouseSettings(QtisSettings):
         description="Bars dated later than today (UTC) plus this many days are quarantined.",
     )
     ingest_chunk_bytes: int = Field(
-        default=16 * 2**20,
+        default=8 * 2**20,
         ge=1024,
+        le=2**30,
         description="Files are read in pieces of this many (decompressed) bytes; an ingest's "
         "memory grows with this, not with the file. A longer line fails the file.",
     )

@@ -74,8 +74,9 @@ def record_blocks(stream: BinaryIO, chunk_bytes: int, origin: str) -> Iterator[b
                 )
             tail = block
             continue
-        yield block[: end + 1]
-        tail = block[end + 1 :]
+        piece, tail = block[: end + 1], block[end + 1 :]
+        del block, data  # a generator's locals live on while the consumer works
+        yield piece
     if tail.strip():
         yield tail
 
@@ -100,7 +101,9 @@ def csv_chunks(path: Path, chunk_bytes: int) -> Iterator[pd.DataFrame]:
             for block in record_blocks(stream, chunk_bytes, str(path)):
                 frame = _parse(block, names)
                 names = names or [str(c) for c in frame.columns]
+                del block
                 yield frame
+                del frame  # hold no chunk while the next one is read
     except pd.errors.EmptyDataError as exc:
         raise DataSourceError(f"{path}: the file is empty") from exc
     except (

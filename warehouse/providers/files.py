@@ -99,6 +99,24 @@ class FileProvider:
             return files
         return [self.path]
 
+    def _piece(self, raw: pd.DataFrame, file: Path, wanted: set[str], found: set[str]) -> RawBars:
+        """One chunk of ``file`` in canonical columns, only ``wanted`` symbols (when given; those
+        seen are added to ``found``)."""
+        stem = file.name.split(".")[0].upper()
+        frame = standardize_columns(raw, str(file), self.column_map, default_symbol=stem)
+        original = raw.assign(_file=str(file))
+        if wanted:
+            upper = frame["symbol"].astype(str).str.upper()
+            keep = upper.isin(wanted)
+            found |= set(upper[keep].unique())
+            frame, original = frame[keep], original[keep]
+        return RawBars(
+            frame.reset_index(drop=True),
+            self.name,
+            str(self.path),
+            original=original.reset_index(drop=True),
+        )
+
     def chunks(self, symbols: Sequence[str] | None, chunk_bytes: int) -> Iterator[RawBars]:
         """The rows of every file, about ``chunk_bytes`` of the file at a time (see
         :mod:`warehouse.providers.chunks`), restricted to ``symbols`` (case-insensitive)."""
@@ -109,22 +127,12 @@ class FileProvider:
                 raise DataSourceError(f"{file}: file not found")
             reader = csv_chunks if self.kind == "csv" else parquet_chunks
             rows = 0
-            stem = file.name.split(".")[0].upper()
             for raw in reader(file, chunk_bytes):
-                frame = standardize_columns(raw, str(file), self.column_map, default_symbol=stem)
-                rows += len(frame)
-                original = raw.assign(_file=str(file))
-                if wanted:
-                    upper = frame["symbol"].astype(str).str.upper()
-                    keep = upper.isin(wanted)
-                    found |= set(upper[keep].unique())
-                    frame, original = frame[keep], original[keep]
-                yield RawBars(
-                    frame.reset_index(drop=True),
-                    self.name,
-                    str(self.path),
-                    original=original.reset_index(drop=True),
-                )
+                piece = self._piece(raw, file, wanted, found)
+                rows += len(piece.frame)
+                del raw
+                yield piece
+                del piece  # hold no chunk while the next one is read
             if rows == 0:
                 raise DataSourceError(f"{file}: the file has a header but no rows")
         if wanted - found:
