@@ -20,17 +20,26 @@ from warehouse.flags import record_flags
 from warehouse.loader import STAGE_COLUMNS, copy_bars, merge_stage
 from warehouse.validation import DUPLICATE, ValidationResult, raw_records
 
+# Server memory for this session: temp tables are cached in temp_buffers (8 MB by default, far
+# too few for the staging table's key index, which thrashes) and the flags' window functions and
+# medians sort in work_mem (4 MB by default: sorts spill to disk). Bounded, whatever the file.
+_SESSION = ("set temp_buffers = '256MB'", "set work_mem = '64MB'")
 _TABLES = (
     f"create temp table bars_stage ({STAGE_COLUMNS}, primary key (symbol, ts))",
     f"create temp table bars_chunk ({STAGE_COLUMNS}) on commit delete rows",
     "create temp table quarantine_stage (symbol text, ts timestamptz, raw jsonb not null, "
     "reason text not null)",
 )
-_STAGED_BEFORE = """
+# Keep the chunk's new keys; return the rows whose key an earlier chunk staged (within a chunk,
+# validation has already quarantined the duplicates).
+_KEEP = """
+with kept as (
+    insert into bars_stage select * from bars_chunk on conflict (symbol, ts) do nothing
+    returning symbol, ts
+)
 select c.symbol, c.ts from bars_chunk c
-where exists (select 1 from bars_stage s where s.symbol = c.symbol and s.ts = c.ts)
+where not exists (select 1 from kept k where k.symbol = c.symbol and k.ts = c.ts)
 """
-_KEEP = "insert into bars_stage select * from bars_chunk on conflict (symbol, ts) do nothing"
 _QUARANTINE = """
 insert into market.bars_quarantine (symbol, ts, raw, reason, source)
 select symbol, ts, raw, reason, %s from quarantine_stage
@@ -62,7 +71,7 @@ class RunStage:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         with conn.transaction():
-            for statement in _TABLES:
+            for statement in _SESSION + _TABLES:
                 conn.execute(statement)
 
     def add(self, result: ValidationResult, original: pd.DataFrame) -> ValidationResult:
@@ -71,10 +80,9 @@ class RunStage:
         with self.conn.transaction(), self.conn.cursor() as cur:
             if len(result.good):
                 copy_bars(cur, result.good, "bars_chunk")
-                seen = cur.execute(_STAGED_BEFORE).fetchall()
+                seen = cur.execute(_KEEP).fetchall()
                 if seen:
                     result = _move_duplicates(result, seen, original)
-                cur.execute(_KEEP)
             self._stage_quarantine(cur, result.quarantine)
         return result
 
@@ -89,7 +97,7 @@ class RunStage:
     def months(self) -> list[date]:
         """The months (UTC) the staged bars fall in: the partitions the load needs."""
         rows = self.conn.execute(
-            "select distinct date_trunc('month', ts, 'UTC')::date from bars_stage"
+            "select distinct date_trunc('month', ts at time zone 'UTC')::date from bars_stage"
         ).fetchall()
         return [r[0] for r in rows]
 

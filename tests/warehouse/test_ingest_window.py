@@ -178,3 +178,14 @@ def test_validation_never_raises_on_extreme_dates(value):
     )
     result = validate_bars(frame)
     assert result.good.empty and len(result.quarantine) == 1
+
+
+def test_partition_months_do_not_depend_on_the_session_time_zone(db_url, tmp_path):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        name = conn.execute("select current_database()").fetchone()[0]
+        conn.execute(f"alter database {name} set timezone = 'America/New_York'")
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "XYZ,2020-02-01T00:30:00Z,10,11,9,10.5,100\n")
+    report = ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
+    assert report.loaded == 1
+    assert partitions(db_url) == ["bars_202002"]
