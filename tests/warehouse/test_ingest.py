@@ -4,8 +4,8 @@ import pandas as pd
 import psycopg
 import pytest
 
+from tests.support.bars import good_frame
 from tests.support.db import table_rows
-from tests.warehouse.test_validation import good_frame
 from warehouse.ingest import ingest
 from warehouse.loader import load_bars
 from warehouse.providers import BundledProvider, DataSourceError, FileProvider, SyntheticMarket

@@ -1,29 +1,12 @@
 """Validation rules, one bad-row kind at a time, plus a hypothesis property over frames."""
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.bars import good_frame
 from warehouse.validation import validate_bars
-
-
-def good_frame(n: int = 5, symbol: str = "AAA") -> pd.DataFrame:
-    days = pd.date_range("2021-01-04", periods=n, freq="B")
-    close = 100 + np.arange(n, dtype=float)
-    return pd.DataFrame(
-        {
-            "symbol": symbol,
-            "ts": days.strftime("%Y-%m-%d"),
-            "open": (close - 0.5).astype(str),
-            "high": (close + 1).astype(str),
-            "low": (close - 1).astype(str),
-            "close": close.astype(str),
-            "volume": "1000",
-        }
-    )
-
 
 BAD_ROWS = {
     "high >= max(open, close)": {"high": "99.0"},
