@@ -14,6 +14,7 @@ import os
 import subprocess
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -31,7 +32,7 @@ from warehouse.db import (
     sqlalchemy_url,
     with_database,
 )
-from warehouse.loader import load_bars
+from warehouse.loader import ensure_partitions, load_bars, months_of
 from warehouse.providers import SyntheticMarket
 from warehouse.schema import migrate
 from warehouse.settings import get_settings
@@ -40,11 +41,11 @@ from warehouse.validation import validate_bars
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume", "source"]
 
 
-def fresh_database(name: str, lo, hi) -> str:
+def fresh_database(name: str, months: list[date]) -> str:
     url = recreate_database(name, get_settings())
     migrate(url)
     with psycopg.connect(url) as conn:  # same partitions for every contender, created untimed
-        conn.execute("select market.ensure_bars_partitions(%s, %s)", (lo, hi))
+        ensure_partitions(conn, months)
     return url
 
 
@@ -71,7 +72,7 @@ def main() -> None:
         bars = validate_bars(raw).good
         validate_s = time.perf_counter() - start
     n = len(bars)
-    lo, hi = bars["ts"].min().to_pydatetime(), bars["ts"].max().to_pydatetime()
+    months = months_of(bars["ts"])
     psql = embedded.psql_path()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +82,7 @@ def main() -> None:
         changed = bars.assign(volume=bars["volume"] + 1)
         for i in range(args.repeats):
             with console.status(f"[{i + 1}/{args.repeats}] qtis loader, {n:,} rows"):
-                url = fresh_database("bench_loader", lo, hi)
+                url = fresh_database("bench_loader", months)
                 with psycopg.connect(url) as conn:
                     loader_s.append(timed(lambda conn=conn: load_bars(conn, bars, "synthetic")))
                     # the same rows again: every key collides, so this is the ON CONFLICT path
@@ -89,7 +90,7 @@ def main() -> None:
                     # every value changed: ON CONFLICT rewrites each row
                     update_s.append(timed(lambda conn=conn: load_bars(conn, changed, "synthetic")))
             with console.status(f"[{i + 1}/{args.repeats}] psql \\copy, {n:,} rows"):
-                url = fresh_database("bench_psql", lo, hi)
+                url = fresh_database("bench_psql", months)
                 bare, password = split_password(url)  # psql gets the password by environment
                 copy = f"\\copy market.bars ({', '.join(COLUMNS)}) from '{csv_path}' csv"
                 psql_s.append(
@@ -104,7 +105,7 @@ def main() -> None:
 
     subset = bars.iloc[: args.to_sql_rows].assign(source="synthetic")[COLUMNS]
     with console.status(f"DataFrame.to_sql(method='multi'), {len(subset):,} rows"):
-        url = fresh_database("bench_tosql", lo, hi)
+        url = fresh_database("bench_tosql", months)
         engine = sa.create_engine(sqlalchemy_url(url))
         to_sql_s = timed(
             lambda: subset.to_sql(

@@ -6,21 +6,19 @@ cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
+
 from warehouse.db import connect
-from warehouse.loader import (
-    exchange_timezones,
-    load_bars,
-    quarantine_rows,
-    record_flags,
-    register_instruments,
-)
-from warehouse.providers.base import BarProvider
+from warehouse.loader import ensure_partitions, exchange_timezones, register_instruments
+from warehouse.providers.base import ChunkedBarProvider, Instrument, RawBars, Source
 from warehouse.settings import WarehouseSettings
-from warehouse.validation import validate_bars
+from warehouse.staging import RunStage
+from warehouse.validation import TimeWindow, validate_bars
 
 Progress = Callable[[str], None]
 
@@ -51,75 +49,117 @@ class IngestReport:
         return asdict(self) | {"quarantine_ratio": round(self.quarantine_ratio, 6)}
 
 
+@dataclass
+class _Read:
+    """What the chunks of one run held, beyond what was staged."""
+
+    source: str
+    origin: str
+    rows_in: int = 0
+    quarantined: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    instruments: list[Instrument] = field(default_factory=list)
+
+
+def _pieces(provider: Source, symbols: Sequence[str] | None, chunk_bytes: int) -> Iterator[RawBars]:
+    if isinstance(provider, ChunkedBarProvider):
+        return provider.chunks(symbols, chunk_bytes)
+    return iter([provider.load(symbols)])
+
+
+def _stage_all(
+    provider: Source,
+    stage: RunStage,
+    zones: dict[str, str],
+    settings: WarehouseSettings,
+    symbols: Sequence[str] | None,
+    step: Progress,
+) -> _Read:
+    """Validate and stage every chunk the provider hands over, one at a time."""
+    read = _Read(source=provider.name, origin=provider.name)
+    window = TimeWindow.of(settings)
+    for raw in _pieces(provider, symbols, settings.ingest_chunk_bytes):
+        read.source, read.origin = raw.source, raw.origin
+        read.instruments += raw.instruments
+        zones |= {i.symbol: i.exchange_tz for i in raw.instruments}
+        original = (raw.frame if raw.original is None else raw.original).reset_index(drop=True)
+        result = validate_bars(raw.frame, zones, original=original, window=window)
+        result = stage.add(result, original)
+        read.rows_in += len(raw.frame)
+        read.quarantined += len(result.quarantine)
+        read.reasons.update(result.reasons)
+        step(f"validated {read.rows_in:,} rows ({read.quarantined:,} quarantined)")
+        del raw, original, result  # hold no chunk while the next one is read
+    return read
+
+
 def ingest(
-    provider: BarProvider,
+    provider: Source,
     url: str,
     settings: WarehouseSettings,
     symbols: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Load what ``provider`` offers into ``market.bars``; bad rows go to quarantine, judged by
-    ``settings`` (built by the entry point)."""
+    ``settings`` (built by the entry point).
+
+    Rows are read and validated a chunk at a time (``QTIS_INGEST_CHUNK_BYTES`` of a file) and
+    staged in the database; then the partitions of the months that have rows are created, in
+    their own transaction, and everything is published in one transaction.
+    """
     step = progress or (lambda _msg: None)
     started = datetime.now(UTC)
-
     step(f"reading {provider.name}")
-    raw = provider.load(symbols)
-    with connect(url) as conn:
-        zones = exchange_timezones(conn) | {i.symbol: i.exchange_tz for i in raw.instruments}
-        step(f"validating {len(raw.frame):,} rows")
-        result = validate_bars(
-            raw.frame, zones, settings.spike_zscore, settings.gap_factor, original=raw.original
-        )
-        loaded_symbols = sorted(result.good["symbol"].unique())
-
-        step(f"quarantining {len(result.quarantine):,} rows")
-        quarantine_rows(conn, result.quarantine, raw.source)
-        register_instruments(conn, raw.instruments, loaded_symbols)
-        step(f"loading {len(result.good):,} rows")
-        loaded = load_bars(conn, result.good, raw.source)
-        record_flags(conn, result.flags, raw.source)
-
-        good = result.good
-        report = IngestReport(
-            source=raw.source,
-            origin=raw.origin,
-            symbols=loaded_symbols,
-            rows_in=len(raw.frame),
-            loaded=loaded.rows,
-            inserted=loaded.inserted,
-            updated=loaded.updated,
-            unchanged=loaded.unchanged,
-            quarantined=len(result.quarantine),
-            quarantine_reasons=result.reasons,
-            flags={k: int(v) for k, v in result.flags["flag"].value_counts().items()},
-            first_ts=good["ts"].min().isoformat() if len(good) else None,
-            last_ts=good["ts"].max().isoformat() if len(good) else None,
-            bars_per_symbol={
-                k: int(v) for k, v in good["symbol"].value_counts().sort_index().items()
-            },
-        )
-        report.run_id = conn.execute(
-            """
-            insert into market.ingest_runs (source, origin, symbols, rows_in, loaded, inserted,
-                updated, unchanged, quarantined, flagged, first_ts, last_ts, started_at)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id
-            """,
-            (
-                report.source,
-                report.origin,
-                report.symbols,
-                report.rows_in,
-                report.loaded,
-                report.inserted,
-                report.updated,
-                report.unchanged,
-                report.quarantined,
-                sum(report.flags.values()),
-                report.first_ts,
-                report.last_ts,
-                started,
-            ),
-        ).fetchone()[0]
-        conn.commit()
+    with connect(url, autocommit=True) as conn:
+        stage = RunStage(conn)
+        read = _stage_all(provider, stage, exchange_timezones(conn), settings, symbols, step)
+        staged = stage.summary()
+        step(f"creating partitions, loading {sum(s.bars for s in staged):,} rows")
+        ensure_partitions(conn, stage.months())
+        with conn.transaction(), conn.cursor() as cur:
+            register_instruments(conn, read.instruments, [s.symbol for s in staged])
+            out = stage.publish(cur, read.source, settings.spike_zscore, settings.gap_factor)
+            loaded = sum(s.bars for s in staged)
+            report = IngestReport(
+                source=read.source,
+                origin=read.origin,
+                symbols=[s.symbol for s in staged],
+                rows_in=read.rows_in,
+                loaded=loaded,
+                inserted=out.inserted,
+                updated=out.updated,
+                unchanged=loaded - out.inserted - out.updated,
+                quarantined=read.quarantined,
+                quarantine_reasons=dict(sorted(read.reasons.items())),
+                flags=out.flags,
+                first_ts=min(s.first_ts for s in staged).isoformat() if staged else None,
+                last_ts=max(s.last_ts for s in staged).isoformat() if staged else None,
+                bars_per_symbol={s.symbol: s.bars for s in staged},
+            )
+            report.run_id = _record_run(cur, report, started)
     return report
+
+
+def _record_run(cur: psycopg.Cursor, report: IngestReport, started: datetime) -> int:
+    return cur.execute(
+        """
+        insert into market.ingest_runs (source, origin, symbols, rows_in, loaded, inserted,
+            updated, unchanged, quarantined, flagged, first_ts, last_ts, started_at)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id
+        """,
+        (
+            report.source,
+            report.origin,
+            report.symbols,
+            report.rows_in,
+            report.loaded,
+            report.inserted,
+            report.updated,
+            report.unchanged,
+            report.quarantined,
+            sum(report.flags.values()),
+            report.first_ts,
+            report.last_ts,
+            started,
+        ),
+    ).fetchone()[0]

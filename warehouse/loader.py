@@ -1,23 +1,27 @@
-"""Bulk load: binary COPY into a staging table, then one idempotent upsert into ``market.bars``."""
+"""Bulk load: binary COPY into a staging table, then one idempotent upsert into ``market.bars``.
+
+Monthly partitions (native partitioning) are created first, in a short transaction of their own,
+for the months that have rows and no others.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import psycopg
-from psycopg.types.json import Jsonb
 
 from warehouse.providers.base import Instrument
 
-_STAGE = """
-create temp table bars_stage (
+STAGE_COLUMNS = """
     symbol text not null, ts timestamptz not null,
     open float8 not null, high float8 not null, low float8 not null,
     close float8 not null, volume float8 not null
-) on commit drop
 """
+_STAGE = f"create temp table bars_stage ({STAGE_COLUMNS}) on commit drop"
 
 # Rows whose values did not change are left alone, so a re-run writes nothing and reports it.
 _UPSERT = """
@@ -116,47 +120,71 @@ def binary_copy_payload(bars: pd.DataFrame) -> list[bytes]:
     return parts
 
 
-def copy_bars(cur: psycopg.Cursor, bars: pd.DataFrame) -> None:
-    """Stream ``bars`` into the session's staging table with binary COPY."""
+def copy_bars(cur: psycopg.Cursor, bars: pd.DataFrame, table: str = "bars_stage") -> None:
+    """Stream ``bars`` into the session's staging ``table`` with binary COPY."""
     with cur.copy(
-        "copy bars_stage (symbol, ts, open, high, low, close, volume) from stdin (format binary)"
+        f"copy {table} (symbol, ts, open, high, low, close, volume) from stdin (format binary)"
     ) as copy:
         for part in binary_copy_payload(bars):
             copy.write(part)
 
 
-def load_bars(conn: psycopg.Connection, bars: pd.DataFrame, source: str) -> LoadResult:
-    """Upsert validated bars in one transaction (all or nothing).
+def months_of(ts: pd.Series) -> list[date]:
+    """The first day of each month (UTC) that ``ts`` falls in."""
+    months = np.unique(
+        ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[M]")
+    )
+    return [m.astype("datetime64[D]").item() for m in months]
 
-    Bars are staged with binary COPY, then either appended (no stored bar in the spans being
-    loaded) or merged with ``INSERT ... ON CONFLICT (symbol, ts) DO UPDATE``; rows whose values
-    did not change are not rewritten.
+
+def ensure_partitions(conn: psycopg.Connection, months: Iterable[date]) -> int:
+    """Create the partitions of ``months`` (none for a hypertable) in their own transaction.
+
+    Call it with no transaction open: creating a partition locks ``market.bars``, so this is
+    kept short and out of the load's transaction; it is idempotent and safe to run concurrently.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            "select market.ensure_bars_partitions(%s::date[])", (sorted(set(months)),)
+        ).fetchone()
+    return row[0]
+
+
+def merge_stage(conn: psycopg.Connection, cur: psycopg.Cursor, source: str) -> tuple[int, int]:
+    """Move ``bars_stage`` into ``market.bars``; returns (inserted, updated).
+
+    Appended with a plain INSERT when no stored bar lies in the spans being loaded, else merged
+    with ``INSERT ... ON CONFLICT (symbol, ts) DO UPDATE``; rows whose values did not change are
+    not rewritten.
+    """
+    if not cur.execute(_OVERLAPS).fetchone()[0]:
+        try:
+            with conn.transaction():  # savepoint: a concurrent writer may still collide
+                cur.execute(_APPEND, {"source": source})
+                return cur.rowcount, 0
+        except psycopg.errors.UniqueViolation:
+            pass
+    if conn.info.server_version >= 180000:
+        upsert = _UPSERT.format(inserted="(old.symbol is null)")
+        inserted, updated = cur.execute(upsert, {"source": source}).fetchone()
+        return inserted, updated
+    inserted = cur.execute(_NEW_KEYS).fetchone()[0]
+    written = sum(cur.execute(_UPSERT.format(inserted="true"), {"source": source}).fetchone())
+    return inserted, written - inserted
+
+
+def load_bars(conn: psycopg.Connection, bars: pd.DataFrame, source: str) -> LoadResult:
+    """Upsert validated bars in one transaction (all or nothing), after their partitions.
+
+    ``conn`` must have no transaction open (see :func:`ensure_partitions`).
     """
     if bars.empty:
         return LoadResult(0, 0, 0, 0)
+    created = ensure_partitions(conn, months_of(bars["ts"]))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_STAGE)
         copy_bars(cur, bars)
-        lo, hi = bars["ts"].min(), bars["ts"].max()
-        created = cur.execute(
-            "select market.ensure_bars_partitions(%s, %s)", (lo.to_pydatetime(), hi.to_pydatetime())
-        ).fetchone()[0]
-        if not cur.execute(_OVERLAPS).fetchone()[0]:
-            try:
-                with conn.transaction():  # savepoint: a concurrent writer may still collide
-                    cur.execute(_APPEND, {"source": source})
-                    return LoadResult(len(bars), cur.rowcount, 0, created)
-            except psycopg.errors.UniqueViolation:
-                pass
-        if conn.info.server_version >= 180000:
-            upsert = _UPSERT.format(inserted="(old.symbol is null)")
-            inserted, updated = cur.execute(upsert, {"source": source}).fetchone()
-        else:
-            inserted = cur.execute(_NEW_KEYS).fetchone()[0]
-            written = sum(
-                cur.execute(_UPSERT.format(inserted="true"), {"source": source}).fetchone()
-            )
-            updated = written - inserted
+        inserted, updated = merge_stage(conn, cur, source)
     return LoadResult(len(bars), inserted, updated, created)
 
 
@@ -190,41 +218,3 @@ def register_instruments(
 
 def exchange_timezones(conn: psycopg.Connection) -> dict[str, str]:
     return dict(conn.execute("select symbol, exchange_tz from market.instruments").fetchall())
-
-
-def quarantine_rows(conn: psycopg.Connection, rows: pd.DataFrame, source: str) -> int:
-    """Keep bad rows with their reasons; returns how many were new to the quarantine."""
-    if rows.empty:
-        return 0
-    params = [
-        (r.symbol, None if pd.isna(r.ts) else r.ts.to_pydatetime(), Jsonb(r.raw), r.reason, source)
-        for r in rows.itertuples(index=False)
-    ]
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            """
-            insert into market.bars_quarantine (symbol, ts, raw, reason, source)
-            values (%s, %s, %s, %s, %s)
-            on conflict (source, md5(raw::text), reason) do nothing
-            """,
-            params,
-        )
-        return cur.rowcount
-
-
-def record_flags(conn: psycopg.Connection, flags: pd.DataFrame, source: str) -> None:
-    if flags.empty:
-        return
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            """
-            insert into market.bar_flags (symbol, ts, flag, detail, source)
-            values (%s, %s, %s, %s, %s)
-            on conflict (symbol, ts, flag) do update
-                set detail = excluded.detail, source = excluded.source, flagged_at = now()
-            """,
-            [
-                (r.symbol, r.ts.to_pydatetime(), r.flag, r.detail, source)
-                for r in flags.itertuples(index=False)
-            ],
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field
@@ -35,6 +36,25 @@ class WarehouseSettings(QtisSettings):
     )
     gap_factor: float = Field(
         default=5.0, gt=1, description="A gap is flagged when spacing exceeds this x median."
+    )
+    # pandas holds timestamps from 1677-09-22 to 2262-04-11: the window stays inside that range
+    ingest_earliest: date = Field(
+        default=date(1900, 1, 1),
+        ge=date(1678, 1, 1),
+        description="Bars dated before this day (UTC) are quarantined.",
+    )
+    ingest_future_days: int = Field(
+        default=1,
+        ge=0,
+        le=36_500,
+        description="Bars dated later than today (UTC) plus this many days are quarantined.",
+    )
+    ingest_chunk_bytes: int = Field(
+        default=8 * 2**20,
+        ge=1024,
+        le=2**30,
+        description="Files are read in pieces of this many (decompressed) bytes; an ingest's "
+        "memory grows with this, not with the file. A longer line fails the file.",
     )
 
     @property

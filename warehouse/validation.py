@@ -3,7 +3,12 @@
 Parsing comes first so that a cell that is not a number or a timestamp is a bad row with its raw
 text kept, not a NaN that slips through. The parsed rows are then checked with a pandera schema
 (types, positive finite prices, OHLC consistency) and for duplicate ``(symbol, ts)``. Gaps and
-spikes are suspicious rather than wrong: they load and are recorded as flags.
+spikes are suspicious rather than wrong: they load and are recorded as flags
+(:mod:`warehouse.flags`, over everything staged by an ingest, in the database).
+
+A timestamp outside the accepted window (:class:`TimeWindow`, from settings) is a bad row too: a
+typo such as 2204 for 2024 must not load, nor make the loader create a partition for every month
+in between, and a value beyond what pandas can hold (year 1, year 3000) must not crash it.
 """
 
 from __future__ import annotations
@@ -11,16 +16,26 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from warehouse.settings import WarehouseSettings
+
 PRICE_COLUMNS = ("open", "high", "low", "close")
 NUMBER_COLUMNS = (*PRICE_COLUMNS, "volume")
 BAR_COLUMNS = ("symbol", "ts", *NUMBER_COLUMNS)
 _AWARE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+# a leading ISO year, so that a valid date pandas cannot hold is told apart from a typo
+_ISO_YEAR = r"^([+-]?\d{4,6})(?=-\d{1,2}-\d{1,2})"
+# years pandas holds entirely (datetime64[ns] spans 1677-09-21 to 2262-04-11)
+_PANDAS_YEARS = (1678, 2261)
+DUPLICATE = "duplicate (symbol, ts) in this batch"
+# Postgres text and jsonb cannot hold a NUL character: the quarantine shows it as U+FFFD
+NUL_SHOWN = "\ufffd"
 
 _finite = pa.Check(lambda s: np.isfinite(s), name="must be finite")
 BAR_SCHEMA = pa.DataFrameSchema(
@@ -52,11 +67,45 @@ BAR_SCHEMA = pa.DataFrameSchema(
 )
 
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """The days (UTC, both included) a bar's timestamp may fall on."""
+
+    first_day: date
+    last_day: date
+
+    @classmethod
+    def of(cls, settings: WarehouseSettings, today: date | None = None) -> TimeWindow:
+        """From ``QTIS_INGEST_EARLIEST`` to today plus ``QTIS_INGEST_FUTURE_DAYS``."""
+        today = today or datetime.now(UTC).date()
+        return cls(settings.ingest_earliest, today + timedelta(days=settings.ingest_future_days))
+
+    @classmethod
+    def default(cls) -> TimeWindow:
+        """The settings' defaults (not after tomorrow, not before 1900), without the environment."""
+        fields = WarehouseSettings.model_fields
+        settings = WarehouseSettings.model_construct(
+            ingest_earliest=fields["ingest_earliest"].default,
+            ingest_future_days=fields["ingest_future_days"].default,
+        )
+        return cls.of(settings)
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return pd.Timestamp(self.first_day, tz="UTC")
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """The first instant after the window."""
+        return pd.Timestamp(self.last_day + timedelta(days=1), tz="UTC")
+
+
 @dataclass
 class ValidationResult:
-    good: pd.DataFrame  # BAR_COLUMNS, ts in UTC, prices adjusted
+    # BAR_COLUMNS, ts in UTC, prices adjusted, sorted by (symbol, ts); the index is each row's
+    # position in the raw frame
+    good: pd.DataFrame
     quarantine: pd.DataFrame  # symbol, ts, raw (dict), reason
-    flags: pd.DataFrame  # symbol, ts, flag, detail
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -77,7 +126,8 @@ class _Reasons:
             return
         values = pd.Series(text, index=mask.index[mask])
         if quote is not None:
-            values = values + " '" + quote[mask].astype(str).str.slice(0, 40) + "'"
+            shown = quote[mask].astype(str).str.slice(0, 40).str.replace("\x00", NUL_SHOWN)
+            values = values + " '" + shown + "'"
         self.parts.append(values)
 
     def combined(self) -> pd.Series:
@@ -91,12 +141,15 @@ def parse_timestamps(
 ) -> pd.Series:
     """Timestamps in UTC; naive and date-only values are taken in the symbol's exchange time zone.
 
-    Values that do not parse, or that do not exist in that zone (DST gaps), become NaT.
+    Values that do not parse, that do not exist in that zone (DST gaps), or that pandas cannot
+    hold (:func:`beyond_pandas`) become NaT. Sub-microsecond digits are dropped, as Postgres
+    drops them.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        held = values.where(beyond_pandas(values) == 0)
+        return held.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").dt.floor("us")
     if pd.api.types.is_datetime64_dtype(values.dtype):
-        naive = values.astype("datetime64[ns]")
+        naive = values.where(beyond_pandas(values) == 0).astype("datetime64[ns]")
         aware = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     else:
         text = values.astype("string").str.strip()
@@ -112,7 +165,29 @@ def parse_timestamps(
         if len(part):
             local = part.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
             out.loc[part.index] = local.dt.tz_convert("UTC")
-    return out
+    return out.dt.floor("us")
+
+
+def beyond_pandas(values: pd.Series) -> pd.Series:
+    """-1 for a valid timestamp before what pandas holds, +1 after it, 0 otherwise.
+
+    Typed values (Parquet keeps microseconds: year 1 and 3000 are valid) are compared as they
+    are; text is recognised by its leading ISO year, the rest of it having to be a valid date.
+    """
+    side = pd.Series(0, index=values.index, dtype="int8")
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        side[values < pd.Timestamp.min.tz_localize(values.dt.tz)] = -1
+        side[values > pd.Timestamp.max.tz_localize(values.dt.tz)] = 1
+        return side
+    text = values.astype("string").str.strip()
+    year = pd.to_numeric(text.str.extract(_ISO_YEAR, expand=False), errors="coerce")
+    far = year.notna() & ((year < _PANDAS_YEARS[0]) | (year > _PANDAS_YEARS[1]))
+    if far.any():
+        as_2000 = text[far].str.replace(_ISO_YEAR, "2000", regex=True)
+        valid = pd.to_datetime(as_2000, errors="coerce", format="ISO8601", utc=True).notna()
+        valid = valid.reindex(values.index, fill_value=False)
+        side[far & valid] = np.sign(year[far & valid] - _PANDAS_YEARS[0]).astype("int8")
+    return side
 
 
 def _to_datetime(text: pd.Series, utc: bool) -> pd.Series:
@@ -131,7 +206,9 @@ def _to_datetime(text: pd.Series, utc: bool) -> pd.Series:
 def _jsonable(value: object) -> object:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return None
-    if isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_SHOWN)
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
@@ -157,17 +234,36 @@ def _schema_reasons(parsed: pd.DataFrame) -> pd.Series:
     return pd.Series(dtype=str)
 
 
+def _timestamps(
+    raw: pd.Series,
+    symbol: pd.Series,
+    tz_by_symbol: Mapping[str, str],
+    window: TimeWindow,
+    reasons: _Reasons,
+) -> pd.Series:
+    """Parsed timestamps, NaT (with the reason recorded) where missing, unparseable or outside
+    ``window``."""
+    ts = parse_timestamps(raw, symbol, tz_by_symbol)
+    side = beyond_pandas(raw[ts.isna() & raw.notna()]).reindex(raw.index, fill_value=0)
+    early, late = (ts < window.start) | (side < 0), (ts >= window.end) | (side > 0)
+    reasons.add(raw.isna(), "ts: missing")
+    reasons.add(early, f"ts: before {window.first_day} (QTIS_INGEST_EARLIEST)", raw)
+    reasons.add(late, f"ts: after {window.last_day} (QTIS_INGEST_FUTURE_DAYS)", raw)
+    unparsed = ts.isna() & raw.notna() & (side == 0)
+    reasons.add(unparsed, "ts: unparseable or nonexistent timestamp", raw)
+    return ts.where(~(early | late))
+
+
 def validate_bars(
     raw: pd.DataFrame,
     tz_by_symbol: Mapping[str, str] | None = None,
-    spike_zscore: float = 12.0,
-    gap_factor: float = 5.0,
     original: pd.DataFrame | None = None,
+    window: TimeWindow | None = None,
 ) -> ValidationResult:
-    """Split canonical raw bars into good rows, quarantined rows and flags.
+    """Split canonical raw bars into good rows and quarantined rows.
 
     ``original`` (aligned with ``raw``) is what the quarantine keeps of a bad row; by default the
-    canonical raw row.
+    canonical raw row. ``window`` defaults to :meth:`TimeWindow.default`.
     """
     raw = raw.reset_index(drop=True)
     original = raw if original is None else original.reset_index(drop=True)
@@ -175,12 +271,10 @@ def validate_bars(
 
     symbol = raw["symbol"].astype("string").str.strip().str.upper()
     reasons.add(symbol.isna() | (symbol == ""), "symbol: missing")
-
-    ts = parse_timestamps(raw["ts"], symbol.fillna(""), tz_by_symbol or {})
-    reasons.add(raw["ts"].isna(), "ts: missing")
-    reasons.add(
-        ts.isna() & raw["ts"].notna(), "ts: unparseable or nonexistent timestamp", raw["ts"]
-    )
+    reasons.add(symbol.str.contains("\x00", regex=False, na=False), "symbol: contains NUL")
+    symbol = symbol.str.replace("\x00", NUL_SHOWN, regex=False)
+    zones = tz_by_symbol or {}
+    ts = _timestamps(raw["ts"], symbol.fillna(""), zones, window or TimeWindow.default(), reasons)
 
     parsed = pd.DataFrame({"symbol": symbol.astype(object), "ts": ts})
     number_columns = [*NUMBER_COLUMNS, *(["adj_close"] if "adj_close" in raw.columns else [])]
@@ -210,11 +304,11 @@ def validate_bars(
 
     clean = checkable.drop(index=schema_failed.index)
     dup = clean.duplicated(["symbol", "ts"], keep="first")
-    reasons.add(dup.reindex(raw.index, fill_value=False), "duplicate (symbol, ts) in this batch")
+    reasons.add(dup.reindex(raw.index, fill_value=False), DUPLICATE)
 
     all_reasons = reasons.combined()
     good = parsed.drop(index=all_reasons.index)[list(BAR_COLUMNS)]
-    good = good.sort_values(["symbol", "ts"]).reset_index(drop=True)
+    good = good.sort_values(["symbol", "ts"])
     quarantine = pd.DataFrame(
         {
             "symbol": symbol.loc[all_reasons.index]
@@ -225,40 +319,4 @@ def validate_bars(
             "reason": all_reasons.values,
         }
     ).reset_index(drop=True)
-    return ValidationResult(good, quarantine, detect_flags(good, spike_zscore, gap_factor))
-
-
-def detect_flags(good: pd.DataFrame, spike_zscore: float, gap_factor: float) -> pd.DataFrame:
-    """Spikes (robust z-score of log returns) and gaps (spacing far above the symbol's median)."""
-    columns = ["symbol", "ts", "flag", "detail"]
-    if good.empty:
-        return pd.DataFrame(columns=columns)
-    by_symbol = good.groupby("symbol", sort=False)
-    log_ret = np.log(good["close"]).groupby(good["symbol"]).diff()
-    centre = log_ret.groupby(good["symbol"]).transform("median")
-    mad = (log_ret - centre).abs().groupby(good["symbol"]).transform("median") * 1.4826
-    z = (log_ret - centre).abs() / mad.where(mad > 0)
-    spike = z > spike_zscore
-    spikes = good.loc[spike, ["symbol", "ts"]].assign(
-        flag="spike",
-        detail=[
-            f"log return {r:+.4f} is {s:.1f} robust sd from the median"
-            for r, s in zip(log_ret[spike], z[spike], strict=True)
-        ],
-    )
-
-    day = good["ts"].dt.floor("D")
-    new_day = day != day.groupby(good["symbol"]).shift()
-    day_step = day.where(new_day).groupby(good["symbol"]).diff()
-    usual_day = day_step.groupby(good["symbol"]).transform("median")
-    bar_step = by_symbol["ts"].diff().where(~new_day)
-    usual_bar = bar_step.groupby(good["symbol"]).transform("median")
-    gap = (new_day & (day_step > gap_factor * usual_day)) | (
-        ~new_day & (bar_step > gap_factor * usual_bar)
-    )
-    step = day_step.where(new_day, bar_step)
-    gaps = good.loc[gap, ["symbol", "ts"]].assign(
-        flag="gap",
-        detail=[f"{s} since the previous bar" for s in step[gap]],
-    )
-    return pd.concat([spikes, gaps], ignore_index=True)[columns]
+    return ValidationResult(good, quarantine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import psycopg
 
@@ -36,3 +37,20 @@ def hand_bars(rows: list[tuple], symbol: str = "TEST") -> RawBars:
     frame.insert(0, "symbol", symbol)
     frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC")
     return RawBars(frame, "hand", "test", [Instrument(symbol, sector="test")])
+
+
+def good_frame(n: int = 5, symbol: str = "AAA") -> pd.DataFrame:
+    """``n`` valid business-day bars of one symbol as text, the way a CSV file arrives."""
+    days = pd.date_range("2021-01-04", periods=n, freq="B")
+    close = 100 + np.arange(n, dtype=float)
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "ts": days.strftime("%Y-%m-%d"),
+            "open": (close - 0.5).astype(str),
+            "high": (close + 1).astype(str),
+            "low": (close - 1).astype(str),
+            "close": close.astype(str),
+            "volume": "1000",
+        }
+    )

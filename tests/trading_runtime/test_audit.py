@@ -169,14 +169,15 @@ def test_the_audit_trail_gives_each_order_its_model_lineage_and_journal_place(au
 
 @pytest.mark.slow
 def test_a_registered_champion_journals_its_version_and_artifact_tag(champion, tmp_path):
-    """The real path: the version tag in MLflow, read through VersionMeta by the registry, on
-    the served card, in each decision."""
+    """The real path: the digest recorded at registration (a version tag in MLflow), read
+    through VersionMeta by the registry, on the served card, in each decision."""
     url, env, _ = champion
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
         registry = ModelRegistry(url, TrackingSettings())
-        registry.client.set_model_version_tag("qtis-xgboost", "1", "artifact_sha256", ARTIFACT)
+        recorded = registry.meta("qtis-xgboost", "1").artifact_sha256
+        assert recorded and len(recorded) == 64  # set at registration
         strategy = StrategyConfig(signal="model", sizing="fixed", quantity=10)
         config = RunConfig(stream="registered", symbols=["IBM", "MSFT"], strategies=[strategy],
                            start=date(2012, 9, 4), in_sample=True)  # fmt: skip
@@ -184,7 +185,7 @@ def test_a_registered_champion_journals_its_version_and_artifact_tag(champion, t
         run_id = registry.run_id("qtis-xgboost", "1")
     decided = events_of(url, "registered", [ev.ORDER_SUBMITTED, ev.ORDER_DENIED])
     assert decided and {e.decision.model for e in decided} == {
-        ev.ModelLineage("qtis-xgboost", "1", "champion", run_id, ARTIFACT)
+        ev.ModelLineage("qtis-xgboost", "1", "champion", run_id, recorded)
     }  # fmt: skip
 
 

@@ -4,9 +4,12 @@ import pandas as pd
 import psycopg
 import pytest
 
+from tests.support.bars import good_frame
 from tests.support.db import table_rows
 from warehouse.ingest import ingest
+from warehouse.loader import load_bars
 from warehouse.providers import BundledProvider, DataSourceError, FileProvider, SyntheticMarket
+from warehouse.providers.base import FrameProvider, RawBars
 from warehouse.reads import read_bars
 from warehouse.settings import WarehouseSettings
 
@@ -175,9 +178,26 @@ def test_flags_are_recorded(db_url):
     assert str(gaps[0][1]) == "2001-09-17"
 
 
-def test_mixed_new_and_changed_rows_take_the_upsert_path(db_url):
-    from warehouse.loader import load_bars
+def test_spikes_and_gaps_are_flagged_not_quarantined(db_url):
+    frame = good_frame(60)
+    frame.loc[30, ["open", "high", "low", "close"]] = ["129.5", "300", "129", "260"]
+    frame = frame.drop(index=range(40, 50))  # a two-week hole
+    report = ingest(FrameProvider(RawBars(frame, "t", "t")), db_url, WarehouseSettings())
+    assert (report.quarantined, report.loaded) == (0, 50)
+    with psycopg.connect(db_url) as conn:
+        flags = conn.execute(
+            "select flag, ts::date::text, detail from market.bar_flags order by 1, 2"
+        ).fetchall()
+    # the numbers pandas computed for the same frame before flags moved into the database
+    assert flags == [
+        ("gap", "2021-03-15", "17 days since the previous bar"),
+        ("spike", "2021-02-15", "log return +0.7009 is 527.0 robust sd from the median"),
+        ("spike", "2021-02-16", "log return -0.6855 is 527.7 robust sd from the median"),
+        ("spike", "2021-03-15", "log return +0.0762 is 51.7 robust sd from the median"),
+    ]
 
+
+def test_mixed_new_and_changed_rows_take_the_upsert_path(db_url):
     bars = SyntheticMarket(n_symbols=2, n_bars=20).generate().sort_values(["symbol", "ts"])
     with psycopg.connect(db_url) as conn:
         assert load_bars(conn, bars.iloc[:30], "s").inserted == 30  # append path
@@ -208,3 +228,27 @@ def test_quarantine_keeps_the_row_as_written(db_url, tmp_path):
         "Note": "typo here",
         "_file": str(path),
     }
+
+
+def test_nul_characters_are_quarantined_not_a_crash(db_url, tmp_path):
+    """Postgres text cannot hold NUL; a Parquet string can (pandas' CSV reader cuts it off)."""
+    frame = pd.DataFrame(
+        {
+            "symbol": ["N\x00L", "OK", "OK"],
+            "date": ["2020-01-02", "2020-01-02", "2020-01-03"],
+            **{c: ["1", "1", "1"] for c in ("open", "high", "low", "close")},
+            "volume": ["10", "lots\x00", "10"],
+            "note": ["x", "a\x00b", "fine"],
+        }
+    )
+    frame.to_parquet(tmp_path / "nul.parquet")
+    report = ingest(FileProvider(tmp_path / "nul.parquet", "parquet"), db_url, WarehouseSettings())
+    assert (report.loaded, report.quarantined) == (1, 2)
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute(
+            "select symbol, reason, raw->>'note' from market.bars_quarantine order by 1"
+        ).fetchall()
+    assert stored == [
+        ("N\ufffdL", "symbol: contains NUL", "x"),
+        ("OK", "volume: not a number 'lots\ufffd'", "a\ufffdb"),
+    ]

@@ -1,29 +1,12 @@
 """Validation rules, one bad-row kind at a time, plus a hypothesis property over frames."""
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.bars import good_frame
 from warehouse.validation import validate_bars
-
-
-def good_frame(n: int = 5, symbol: str = "AAA") -> pd.DataFrame:
-    days = pd.date_range("2021-01-04", periods=n, freq="B")
-    close = 100 + np.arange(n, dtype=float)
-    return pd.DataFrame(
-        {
-            "symbol": symbol,
-            "ts": days.strftime("%Y-%m-%d"),
-            "open": (close - 0.5).astype(str),
-            "high": (close + 1).astype(str),
-            "low": (close - 1).astype(str),
-            "close": close.astype(str),
-            "volume": "1000",
-        }
-    )
-
 
 BAD_ROWS = {
     "high >= max(open, close)": {"high": "99.0"},
@@ -77,20 +60,6 @@ def test_adj_close_back_adjusts_ohlc():
     good = validate_bars(frame).good
     assert good.loc[0, "close"] == pytest.approx(50.0)
     assert good.loc[0, "open"] == pytest.approx(99.5 * 0.5)
-
-
-def test_spikes_and_gaps_are_flagged_not_quarantined():
-    frame = good_frame(60)
-    frame.loc[30, ["open", "high", "low", "close"]] = ["129.5", "300", "129", "260"]
-    frame = frame.drop(index=range(40, 50))  # a two-week hole
-    result = validate_bars(frame)
-    assert result.quarantine.empty
-    assert len(result.good) == 50
-    flags = set(zip(result.flags["flag"], result.flags["ts"].dt.strftime("%Y-%m-%d"), strict=True))
-    spike_day = pd.Timestamp(good_frame(60).loc[30, "ts"]).strftime("%Y-%m-%d")
-    gap_day = pd.Timestamp(good_frame(60).loc[50, "ts"]).strftime("%Y-%m-%d")
-    assert ("spike", spike_day) in flags
-    assert ("gap", gap_day) in flags
 
 
 CORRUPTIONS = {

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from warehouse.providers.base import BarProvider, DataSourceError, Instrument, RawBars
+from warehouse.providers.base import (
+    BarProvider,
+    ChunkedBarProvider,
+    DataSourceError,
+    Instrument,
+    RawBars,
+    Source,
+)
 from warehouse.providers.bundled import BundledProvider
 from warehouse.providers.files import FileProvider
 from warehouse.providers.synthetic import SyntheticMarket
@@ -17,10 +24,12 @@ __all__ = [
     "SOURCES",
     "BarProvider",
     "BundledProvider",
+    "ChunkedBarProvider",
     "DataSourceError",
     "FileProvider",
     "Instrument",
     "RawBars",
+    "Source",
     "SyntheticMarket",
     "YahooProvider",
     "make_provider",
@@ -32,7 +41,7 @@ def make_provider(
     path: str | Path | None = None,
     column_map: Mapping[str, str] | None = None,
     synthetic: Mapping[str, object] | None = None,
-) -> BarProvider:
+) -> Source:
     """Build the provider named ``source``; the one place the CLI and the asset share."""
     if source == "bundled":
         return BundledProvider()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -49,9 +49,24 @@ class RawBars:
 
 
 class BarProvider(Protocol):
+    """A source whose rows fit in memory: they are handed over at once."""
+
     name: str
 
     def load(self, symbols: Sequence[str] | None = None) -> RawBars: ...
+
+
+@runtime_checkable
+class ChunkedBarProvider(Protocol):
+    """A source of any size (files): its rows a piece at a time, each about ``chunk_bytes`` of
+    the source; an unknown symbol in ``symbols`` is an error once every piece has been read."""
+
+    name: str
+
+    def chunks(self, symbols: Sequence[str] | None, chunk_bytes: int) -> Iterator[RawBars]: ...
+
+
+Source = BarProvider | ChunkedBarProvider
 
 
 def select_symbols(frame: pd.DataFrame, symbols: Sequence[str] | None, origin: str) -> pd.DataFrame:

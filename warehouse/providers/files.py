@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -13,8 +13,8 @@ from warehouse.providers.base import (
     REQUIRED_COLUMNS,
     DataSourceError,
     RawBars,
-    symbol_mask,
 )
+from warehouse.providers.chunks import csv_chunks, parquet_chunks
 
 # Normalised header (lower case, non-alphanumerics removed) -> canonical column.
 HEADER_ALIASES = {
@@ -76,37 +76,7 @@ def standardize_columns(
             f"(found: {', '.join(map(str, frame.columns)) or 'none'}); "
             "map other headers with --map HEADER=COLUMN"
         )
-    if out.empty:
-        raise DataSourceError(f"{origin}: the file has a header but no rows")
     return out
-
-
-def read_table(path: Path, kind: str) -> pd.DataFrame:
-    """Read one CSV or Parquet file as raw values, with one clear error when it cannot be read."""
-    if not path.exists():
-        raise DataSourceError(f"{path}: file not found")
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataSourceError(f"{path}: the file is empty")
-    try:
-        if kind == "parquet":
-            return pd.read_parquet(path)
-        # Strings in, so that a bad cell is quarantined with its raw text, not silently NaN.
-        return pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            skipinitialspace=True,
-            encoding="utf-8",
-        )
-    except pd.errors.EmptyDataError as exc:
-        raise DataSourceError(f"{path}: the file is empty") from exc
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataSourceError(f"{path}: not a readable CSV file ({type(exc).__name__})") from exc
-    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-        if kind == "parquet":
-            raise DataSourceError(f"{path}: not a readable Parquet file ({exc})") from exc
-        raise
 
 
 class FileProvider:
@@ -129,19 +99,43 @@ class FileProvider:
             return files
         return [self.path]
 
-    def load(self, symbols: Sequence[str] | None = None) -> RawBars:
-        frames, originals = [], []
-        for file in self._files():
-            raw = read_table(file, self.kind)
-            stem = file.name.split(".")[0].upper()
-            frames.append(standardize_columns(raw, str(file), self.column_map, default_symbol=stem))
-            originals.append(raw.assign(_file=str(file)))
-        frame = pd.concat(frames, ignore_index=True)
-        original = pd.concat(originals, ignore_index=True)
-        keep = symbol_mask(frame, symbols, str(self.path))
+    def _piece(self, raw: pd.DataFrame, file: Path, wanted: set[str], found: set[str]) -> RawBars:
+        """One chunk of ``file`` in canonical columns, only ``wanted`` symbols (when given; those
+        seen are added to ``found``)."""
+        stem = file.name.split(".")[0].upper()
+        frame = standardize_columns(raw, str(file), self.column_map, default_symbol=stem)
+        original = raw.assign(_file=str(file))
+        if wanted:
+            upper = frame["symbol"].astype(str).str.upper()
+            keep = upper.isin(wanted)
+            found |= set(upper[keep].unique())
+            frame, original = frame[keep], original[keep]
         return RawBars(
-            frame=frame[keep].reset_index(drop=True),
-            source=self.name,
-            origin=str(self.path),
-            original=original[keep].reset_index(drop=True),
+            frame.reset_index(drop=True),
+            self.name,
+            str(self.path),
+            original=original.reset_index(drop=True),
         )
+
+    def chunks(self, symbols: Sequence[str] | None, chunk_bytes: int) -> Iterator[RawBars]:
+        """The rows of every file, about ``chunk_bytes`` of the file at a time (see
+        :mod:`warehouse.providers.chunks`), restricted to ``symbols`` (case-insensitive)."""
+        wanted = {s.upper() for s in symbols or ()}
+        found: set[str] = set()
+        for file in self._files():
+            if not file.exists():
+                raise DataSourceError(f"{file}: file not found")
+            reader = csv_chunks if self.kind == "csv" else parquet_chunks
+            rows = 0
+            for raw in reader(file, chunk_bytes):
+                piece = self._piece(raw, file, wanted, found)
+                rows += len(piece.frame)
+                del raw
+                yield piece
+                del piece  # hold no chunk while the next one is read
+            if rows == 0:
+                raise DataSourceError(f"{file}: the file has a header but no rows")
+        if wanted - found:
+            raise DataSourceError(
+                f"{self.path}: symbol(s) not found: {', '.join(sorted(wanted - found))}"
+            )
