@@ -53,6 +53,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[bench]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	@$(BIN)/python -m bench.ingest
+	@$(BIN)/python -m bench.ingest_memory
+	@$(BIN)/python -m bench.fix_fuzz
 	@$(BIN)/python -m bench.features
 	@$(BIN)/python -m bench.training
 	@$(BIN)/python -m bench.tuning
