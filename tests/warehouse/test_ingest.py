@@ -13,6 +13,8 @@ from warehouse.providers.base import FrameProvider, RawBars
 from warehouse.reads import read_bars
 from warehouse.settings import WarehouseSettings
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 
 def test_bundled_ingest_twice_leaves_the_table_identical(db_url):
     first = ingest(BundledProvider(), db_url, WarehouseSettings())
