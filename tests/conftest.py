@@ -24,7 +24,7 @@ import pytest
 from registry.aliases import force
 from serving.probe import serving_probe
 from tests.support import timescale
-from tests.support.backends import Backends, parse
+from tests.support.backends import SELECTED, Backends, parse
 from tests.support.db import copy_database, drop_database, fresh_database
 from tests.support.planted import SYMBOLS
 from tests.support.promotion import relaxed
@@ -35,8 +35,6 @@ from training.tracking import configure
 from warehouse.db import sqlalchemy_url
 from warehouse.providers.base import RawBars
 from warehouse.providers.bundled import BundledProvider
-
-BACKENDS = pytest.StashKey[tuple[str, ...]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,13 +52,13 @@ def pytest_configure(config: pytest.Config) -> None:
     names = parse(option)
     if option != "auto" and "timescale" in names and (why := timescale.missing()):
         raise pytest.UsageError(f"--backends {option}: {why}")
-    config.stash[BACKENDS] = names
+    config.stash[SELECTED] = names
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A ``storage`` test that reaches a database runs once per backend."""
     if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("storage"):
-        names = metafunc.config.stash[BACKENDS]
+        names = metafunc.config.stash[SELECTED]
         metafunc.parametrize("backend", names, indirect=True, scope="module")
 
 
@@ -85,6 +83,17 @@ def backend(request: pytest.FixtureRequest) -> str:
     if name == "timescale" and (why := timescale.missing()):
         pytest.skip(f"TimescaleDB backend: {why}")
     return name
+
+
+@pytest.fixture(scope="session")
+def both_backends(request: pytest.FixtureRequest, backends: Backends) -> Backends:
+    """The servers, for a test that compares the backends with each other."""
+    selected = request.config.stash[SELECTED]
+    if len(selected) < 2:
+        pytest.skip(f"compares the backends; --backends has only {selected[0]}")
+    if why := timescale.missing():
+        pytest.skip(f"TimescaleDB backend: {why}")
+    return backends
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ import pytest
 
 from tests.support.cli import qtis
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 
 def test_ingest_json_and_rerun(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
@@ -55,14 +57,15 @@ def test_csv_with_quarantine_prints_reasons(qtis_env, tmp_path):
     assert "1 quarantined" in out.stdout and "volume: must be >= 0" in out.stdout
 
 
-def test_db_status_and_url_on_external_database(qtis_env, tmp_path):
+def test_db_status_and_url_on_external_database(qtis_env, tmp_path, backend):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     assert qtis("db", "url", env=env).stdout.strip() == qtis_env
     status = qtis("db", "status", env=env)
     from warehouse.schema import head_revision
 
     assert status.returncode == 0 and f"schema revision: {head_revision()}" in status.stdout
-    assert "partitioned" in status.stdout
+    storage = {"embedded": "partitioned", "timescale": "timescaledb"}[backend]
+    assert f"market.bars storage: {storage}" in status.stdout
 
 
 @pytest.mark.slow

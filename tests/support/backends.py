@@ -28,6 +28,7 @@ from warehouse.providers.base import RawBars
 from warehouse.schema import migrate
 
 BACKENDS = ("embedded", "timescale")
+SELECTED = pytest.StashKey[tuple[str, ...]]()  # the session's --backends
 
 
 def parse(option: str) -> tuple[str, ...]:
