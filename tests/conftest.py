@@ -55,6 +55,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SELECTED] = names
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    names = config.stash[SELECTED]
+    why = timescale.missing() if "timescale" in names else None
+    return f"database backends of the storage tests: {', '.join(names)}" + (
+        f" (timescale skipped: {why})" if why else ""
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A ``storage`` test that reaches a database runs once per backend."""
     if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("storage"):
