@@ -32,6 +32,10 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
+# TimescaleDB runs a scheduler per database that has the extension (each test makes one); room
+# for them and for the jobs of its policies, beside parallel query workers
+max_worker_processes = 32
+timescaledb.max_background_workers = 24
 """
 
 
