@@ -7,9 +7,8 @@ import pytest
 
 from tests.support.cli import qtis
 
-pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
 
-
+@pytest.mark.storage
 def test_ingest_json_and_rerun(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     out = qtis(
@@ -34,6 +33,7 @@ def test_ingest_json_and_rerun(qtis_env, tmp_path):
     assert again["unchanged"] == 150 and again["inserted"] == 0
 
 
+@pytest.mark.storage
 def test_malformed_file_gives_one_clear_error(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     bad = tmp_path / "prices.csv"
@@ -46,6 +46,7 @@ def test_malformed_file_gives_one_clear_error(qtis_env, tmp_path):
         assert conn.execute("select count(*) from market.bars").fetchone()[0] == 0
 
 
+@pytest.mark.storage
 def test_csv_with_quarantine_prints_reasons(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     path = tmp_path / "AAA.csv"
@@ -57,6 +58,7 @@ def test_csv_with_quarantine_prints_reasons(qtis_env, tmp_path):
     assert "1 quarantined" in out.stdout and "volume: must be >= 0" in out.stdout
 
 
+@pytest.mark.storage
 def test_db_status_and_url_on_external_database(qtis_env, tmp_path, backend):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     assert qtis("db", "url", env=env).stdout.strip() == qtis_env
