@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test test-quick install db ui psql lint format bench clean requirements-serving
+.PHONY: demo test test-quick install timescaledb db ui psql lint format bench clean requirements-serving
 
 install: $(STAMP)
 
@@ -27,13 +27,28 @@ db: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/qtis demo
 
+# The second database backend of the tests: Debian's PostgreSQL 15 with the TimescaleDB build in
+# ../shared/timescaledb. Installed when missing and we may (root); otherwise the tests marked
+# storage run on the embedded server only, and pytest says why it skipped the rest.
+TIMESCALEDB_DIR ?= ../shared/timescaledb
+PG15 := /usr/lib/postgresql/15
+timescaledb:
+	@if [ ! -x $(PG15)/bin/postgres ] || [ ! -f /usr/share/postgresql/15/extension/timescaledb.control ]; then \
+		if [ "$$(id -u)" = 0 ] && [ -f $(TIMESCALEDB_DIR)/install.sh ]; then \
+			bash $(TIMESCALEDB_DIR)/install.sh; \
+		else \
+			echo "PostgreSQL 15 + TimescaleDB is not installed: the storage tests run on the embedded server only (install: sudo $(TIMESCALEDB_DIR)/install.sh)"; \
+		fi; \
+	fi
+
 # Test tiers: `make test` is the full suite (what CI runs); `make test-quick` leaves out the tests
 # marked slow (multi-process, server, training, demo and regime tests). `-m postgres` / `-m "not
-# postgres"` select by whether a test needs the embedded database.
-test: $(STAMP)
+# postgres"` select by whether a test needs a database, `-m storage` the tests that run on both
+# backends (`--backends embedded,timescale`; see tests/conftest.py).
+test: $(STAMP) timescaledb
 	@$(BIN)/python -m pytest
 
-test-quick: $(STAMP)
+test-quick: $(STAMP) timescaledb
 	@$(BIN)/python -m pytest -m "not slow"
 
 ui: $(STAMP)

@@ -1,8 +1,14 @@
-"""One embedded Postgres per test session; every test that needs data gets its own database.
+"""The test session's database servers; every test that needs data gets its own database.
+
+Two backends (tests/support/backends.py): the embedded server, and an external PostgreSQL 15 +
+TimescaleDB started from ../shared/timescaledb. Tests marked ``storage`` run once on each
+(``test_x[embedded]``, ``test_x[timescale]``); every other test that needs a database runs on the
+embedded one. ``--backends`` chooses: ``auto`` (the default) is both, and skips the TimescaleDB
+runs with the reason when the server binaries are missing; naming the backends
+(``--backends embedded,timescale``, what CI passes) makes a missing one an error instead.
 
 What is slow to make (a migrated schema, the bundled sample with a full feature build) is made
-once per session and copied (``create database ... template``, a file copy) for each user. The
-helpers behind these fixtures live in ``tests/support``.
+once per backend and copied (``create database ... template``, a file copy) for each user.
 
 Markers: ``postgres`` is set on every test whose fixtures reach ``pg_server``; ``slow`` is set by
 hand on the multi-process, server, training, demo and regime tests, so ``pytest -m "not slow"``
@@ -17,7 +23,8 @@ import pytest
 
 from registry.aliases import force
 from serving.probe import serving_probe
-from tests.support.bars import load_bars
+from tests.support import timescale
+from tests.support.backends import SELECTED, Backends, parse
 from tests.support.db import copy_database, drop_database, fresh_database
 from tests.support.planted import SYMBOLS
 from tests.support.promotion import relaxed
@@ -25,13 +32,42 @@ from training.data import load_training_data
 from training.runner import TrainConfig, run_training
 from training.settings import TrackingSettings
 from training.tracking import configure
-from transforms.dbt_runner import build
-from transforms.garch import update_garch
-from warehouse import embedded
 from warehouse.db import sqlalchemy_url
 from warehouse.providers.base import RawBars
 from warehouse.providers.bundled import BundledProvider
-from warehouse.schema import migrate
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends",
+        default="auto",
+        help="database backends of the tests marked storage: embedded, timescale (comma-"
+        "separated; a named one that cannot start is an error) or auto (both; a missing "
+        "TimescaleDB is skipped with the reason)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    option = config.getoption("--backends")
+    names = parse(option)
+    if option != "auto" and "timescale" in names and (why := timescale.missing()):
+        raise pytest.UsageError(f"--backends {option}: {why}")
+    config.stash[SELECTED] = names
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    names = config.stash[SELECTED]
+    why = timescale.missing() if "timescale" in names else None
+    return f"database backends of the storage tests: {', '.join(names)}" + (
+        f" (timescale skipped: {why})" if why else ""
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A ``storage`` test that reaches a database runs once per backend."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("storage"):
+        names = metafunc.config.stash[SELECTED]
+        metafunc.parametrize("backend", names, indirect=True, scope="module")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,18 +78,41 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
-    admin_url = embedded.start(pgdata)
-    yield admin_url
-    embedded.stop(pgdata)
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+    pool = Backends(tmp_path_factory)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend of this test: its ``storage`` parameter, else the embedded server."""
+    name = getattr(request, "param", "embedded")
+    if name == "timescale" and (why := timescale.missing()):
+        pytest.skip(f"TimescaleDB backend: {why}")
+    return name
 
 
 @pytest.fixture(scope="session")
-def migrated_template(pg_server: str) -> str:
-    url = fresh_database(pg_server)
-    migrate(url)
-    return url
+def both_backends(request: pytest.FixtureRequest, backends: Backends) -> Backends:
+    """The servers, for a test that compares the backends with each other."""
+    selected = request.config.stash[SELECTED]
+    if len(selected) < 2:
+        pytest.skip(f"compares the backends; --backends has only {selected[0]}")
+    if why := timescale.missing():
+        pytest.skip(f"TimescaleDB backend: {why}")
+    return backends
+
+
+@pytest.fixture(scope="module")
+def pg_server(backends: Backends, backend: str) -> str:
+    """The admin URL of this test's server."""
+    return backends.server(backend)
+
+
+@pytest.fixture(scope="module")
+def migrated_template(backends: Backends, backend: str) -> str:
+    return backends.migrated(backend)
 
 
 @pytest.fixture
@@ -86,15 +145,10 @@ def bundled() -> RawBars:
     return BundledProvider().load()
 
 
-@pytest.fixture(scope="session")
-def built_template(pg_server, migrated_template, bundled):
-    """The whole bundled sample, its GARCH fits and a full feature build, made once."""
-    url = copy_database(pg_server, migrated_template)
-    load_bars(url, bundled)
-    update_garch(url)
-    report = build(url, full_refresh=True)
-    assert report.success, [(n.name, n.message) for n in report.failures()]
-    return url, report
+@pytest.fixture(scope="module")
+def built_template(backends: Backends, backend: str, bundled: RawBars):
+    """The whole bundled sample, its GARCH fits and a full feature build, made once per backend."""
+    return backends.built(backend, bundled)
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +160,9 @@ def built(pg_server, built_template):
 
 # the bundled sample's bars without a feature build (the engine computes its features online):
 # the runtime's and the trade CLI's tests
-@pytest.fixture(scope="session")
-def market_template(pg_server, migrated_template, bundled) -> str:
-    url = copy_database(pg_server, migrated_template)
-    load_bars(url, bundled)
-    return url
+@pytest.fixture(scope="module")
+def market_template(backends: Backends, backend: str, bundled: RawBars) -> str:
+    return backends.market(backend, bundled)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 from tests.support.cli import qtis
 
 
+@pytest.mark.storage
 def test_ingest_json_and_rerun(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     out = qtis(
@@ -32,6 +33,7 @@ def test_ingest_json_and_rerun(qtis_env, tmp_path):
     assert again["unchanged"] == 150 and again["inserted"] == 0
 
 
+@pytest.mark.storage
 def test_malformed_file_gives_one_clear_error(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     bad = tmp_path / "prices.csv"
@@ -44,6 +46,7 @@ def test_malformed_file_gives_one_clear_error(qtis_env, tmp_path):
         assert conn.execute("select count(*) from market.bars").fetchone()[0] == 0
 
 
+@pytest.mark.storage
 def test_csv_with_quarantine_prints_reasons(qtis_env, tmp_path):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     path = tmp_path / "AAA.csv"
@@ -55,14 +58,16 @@ def test_csv_with_quarantine_prints_reasons(qtis_env, tmp_path):
     assert "1 quarantined" in out.stdout and "volume: must be >= 0" in out.stdout
 
 
-def test_db_status_and_url_on_external_database(qtis_env, tmp_path):
+@pytest.mark.storage
+def test_db_status_and_url_on_external_database(qtis_env, tmp_path, backend):
     env = {"QTIS_DATABASE_URL": qtis_env, "QTIS_HOME": str(tmp_path / ".qtis")}
     assert qtis("db", "url", env=env).stdout.strip() == qtis_env
     status = qtis("db", "status", env=env)
     from warehouse.schema import head_revision
 
     assert status.returncode == 0 and f"schema revision: {head_revision()}" in status.stdout
-    assert "partitioned" in status.stdout
+    storage = {"embedded": "partitioned", "timescale": "timescaledb"}[backend]
+    assert f"market.bars storage: {storage}" in status.stdout
 
 
 @pytest.mark.slow

@@ -18,6 +18,8 @@ from serving.probe import serving_probe
 from tests.support.planted import register
 from tests.support.promotion import holders, race, race_start, relaxed
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 ROUNDS = 12
 
 

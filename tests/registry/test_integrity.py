@@ -25,6 +25,8 @@ from tests.support.promotion import relaxed
 from trading_runtime.runs import model_client
 from training.artifacts import digest
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 SETTINGS = ServingSettings(serve_shadow_log=False)
 HASHES = r"sha256 [0-9a-f]{64} now, [0-9a-f]{64} recorded"
 

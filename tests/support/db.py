@@ -1,4 +1,4 @@
-"""Scratch databases on the session's embedded Postgres server.
+"""Scratch databases on a test session's database server (tests/support/backends.py).
 
 What is slow to make (a migrated schema, a full feature build) is made once and copied
 (``create database ... template``) for each user."""
@@ -29,18 +29,27 @@ def database_name(url: str) -> str:
 
 
 def copy_database(admin_url: str, template_url: str) -> str:
-    """A new database with ``template_url``'s contents (nobody may be connected to it)."""
+    """A new database with ``template_url``'s contents.
+
+    Nobody may be connected to a template while it is copied. TimescaleDB's scheduler connects
+    to every database that has the extension, and comes back when ended, so the template takes
+    no connections while its sessions are ended and the copy is made."""
     name, template = f"t_{uuid.uuid4().hex[:12]}", database_name(template_url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
-            (template,),
-        )
-        conn.execute(
-            sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(template)
+        allow = sql.SQL("alter database {} with allow_connections {}")
+        conn.execute(allow.format(sql.Identifier(template), sql.SQL("false")))
+        try:
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                (template,),
             )
-        )
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        finally:
+            conn.execute(allow.format(sql.Identifier(template), sql.SQL("true")))
     return with_database(admin_url, name)
 
 

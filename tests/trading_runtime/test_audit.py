@@ -105,6 +105,7 @@ def audited(market, tmp_path_factory):
     return market, "audited"
 
 
+@pytest.mark.storage
 def test_every_order_decision_journals_the_model_and_its_forecast(audited):
     url, stream = audited
     expected = momentum(url)
@@ -139,6 +140,7 @@ def test_every_order_decision_journals_the_model_and_its_forecast(audited):
     )  # fmt: skip
 
 
+@pytest.mark.storage
 def test_the_audit_trail_gives_each_order_its_model_lineage_and_journal_place(audited):
     url, stream = audited
     journal = Journal(url, stream)
@@ -222,6 +224,7 @@ def written(url: str, stream: str, *batches: list[ev.Event]) -> None:
         journal.close()
 
 
+@pytest.mark.storage
 @pytest.mark.parametrize(
     "statement",
     [
@@ -251,6 +254,7 @@ def reference_hash(stream: str, prev: bytes | None, type_: str, key, payload: di
     return hashlib.sha256(prev + type_.encode() + b"\0" + mark + b"\0" + text.encode()).digest()
 
 
+@pytest.mark.storage
 def test_each_event_is_chained_to_the_one_before_it_whoever_appends_it(db_url):
     """The engine writes, an operator's command lands from another process in between (the
     engine's idea of the last event is stale), and a redo of a keyed event is skipped: one
@@ -274,6 +278,7 @@ def test_each_event_is_chained_to_the_one_before_it_whoever_appends_it(db_url):
         prev = digest
 
 
+@pytest.mark.storage
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(limits=st.dictionaries(st.text(TEXT, max_size=8), JSON, max_size=6))
@@ -290,6 +295,7 @@ def test_any_payload_hashes_the_same_after_the_round_trip_through_jsonb(db_url, 
         journal.close()
 
 
+@pytest.mark.storage
 def test_migration_0007_chains_the_events_written_before_it(empty_db_url):
     """A journal from before the chain (revision 0006), floats jsonb rewrites included, is
     chained in seq order by the upgrade, stream by stream, and verifies."""

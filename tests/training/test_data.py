@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import psycopg
+import pytest
 
 from training.data import load_training_data
 from transforms.spec import default_spec
+
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
 
 
 def test_arrow_read_matches_read_sql(built):

@@ -17,6 +17,7 @@ from transforms.spec import default_spec
 SPEC = default_spec()
 
 
+@pytest.mark.storage
 def test_every_spec_column_is_built(built):
     url, report = built
     features = read_table(url, "features.bar_features", "symbol = 'IBM'")
@@ -30,6 +31,7 @@ def test_every_spec_column_is_built(built):
     assert len(tests) >= 20 and all(n.status == "pass" for n in tests)
 
 
+@pytest.mark.storage
 @pytest.mark.parametrize("symbol", ["AAPL", "IBM", "MSFT", "GOOG"])
 def test_matches_talib(built, symbol):
     url, _ = built
@@ -48,6 +50,7 @@ def test_matches_talib(built, symbol):
     assert max(errors.values()) <= 1e-6, errors
 
 
+@pytest.mark.storage
 def test_incremental_equals_full_refresh(db_url, bundled):
     ts = pd.to_datetime(bundled.frame["ts"])
     cut = pd.Timestamp("2013-02-20")
@@ -128,6 +131,7 @@ def _assert_labels_reach(original: pd.DataFrame, changed: pd.DataFrame, cut: str
             assert (original.loc[crossing, column] != changed.loc[crossing, column]).all(), column
 
 
+@pytest.mark.storage
 def test_dbt_tests_catch_bad_rows(built):
     url, _ = built
     with psycopg.connect(url) as conn:

@@ -14,6 +14,8 @@ from tests.support.db import fresh_database
 from transforms.garch import GarchFilter, load_fits, percent_log_returns, update_garch
 from transforms.spec import default_spec
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 # a small estimation setup keeps the test fast; the schedule logic is the same
 SPEC = dataclasses.replace(
     default_spec(),

@@ -11,6 +11,8 @@ import pytest
 from tests.support.bars import read_table
 from transforms.spec import default_spec
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 SPEC = default_spec()
 
 

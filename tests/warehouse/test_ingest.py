@@ -13,6 +13,8 @@ from warehouse.providers.base import FrameProvider, RawBars
 from warehouse.reads import read_bars
 from warehouse.settings import WarehouseSettings
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 
 def test_bundled_ingest_twice_leaves_the_table_identical(db_url):
     first = ingest(BundledProvider(), db_url, WarehouseSettings())
@@ -206,6 +208,34 @@ def test_mixed_new_and_changed_rows_take_the_upsert_path(db_url):
         result = load_bars(conn, changed, "s")
     assert (result.inserted, result.updated, result.unchanged) == (10, 3, 27)
     assert len(table_rows(db_url, "market.bars")) == 40
+
+
+def sent(conn: psycopg.Connection, path, action) -> str:
+    """What the client sent the server while ``action`` ran (libpq's protocol trace)."""
+    with open(path, "w") as trace:
+        conn.pgconn.trace(trace.fileno())
+        try:
+            action()
+        finally:
+            conn.pgconn.untrace()
+    return path.read_text()
+
+
+def test_new_keys_are_counted_with_returning_old_on_18_and_before_the_upsert_on_older(
+    db_url, tmp_path
+):
+    bars = SyntheticMarket(n_symbols=1, n_bars=20).generate().sort_values("ts")
+    changed = bars.copy()
+    changed.loc[changed.index[:2], "close"] += 0.5
+    with psycopg.connect(db_url) as conn:
+        load_bars(conn, bars.iloc[:15], "s")
+        results = []
+        trace = sent(
+            conn, tmp_path / "trace", lambda: results.append(load_bars(conn, changed, "s"))
+        )
+        modern = conn.info.server_version >= 180000
+    assert (results[0].inserted, results[0].updated) == (5, 2)
+    assert ("old.symbol is null" in trace, "where not exists" in trace) == (modern, not modern)
 
 
 def test_quarantine_keeps_the_row_as_written(db_url, tmp_path):

@@ -20,6 +20,8 @@ from warehouse.providers import DataSourceError, FileProvider
 from warehouse.providers.chunks import last_record_end, record_blocks
 from warehouse.settings import WarehouseSettings
 
+pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
+
 SMALL = WarehouseSettings(ingest_chunk_bytes=1024)
 WHOLE = WarehouseSettings(ingest_chunk_bytes=64 * 2**20)
 

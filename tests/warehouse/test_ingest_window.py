@@ -29,6 +29,7 @@ def bar(day: str, symbol: str = "XYZ") -> str:
 
 
 def partitions(url: str) -> list[str]:
+    """The pieces ``market.bars`` is stored in: monthly partitions, or TimescaleDB's chunks."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
@@ -37,19 +38,35 @@ def partitions(url: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def assert_stored_in(url: str, backend: str, months: list[str]) -> None:
+    """``market.bars`` is in the partitions of ``months`` (native partitioning), or in chunks
+    (TimescaleDB makes one when a row needs it); either way no piece was made without rows."""
+    with psycopg.connect(url) as conn:
+        empty = conn.execute(
+            "select count(*) from pg_inherits i where i.inhparent = 'market.bars'::regclass "
+            "and not exists (select 1 from market.bars b where b.tableoid = i.inhrelid)"
+        ).fetchone()[0]
+    assert empty == 0
+    if backend == "embedded":
+        assert partitions(url) == [f"bars_{m}" for m in months]
+    else:
+        assert all(p.startswith("_hyper_") for p in partitions(url)), partitions(url)
+
+
 def csv_file(tmp_path, *rows: str, name: str = "bars.csv"):
     path = tmp_path / name
     path.write_text(HEADER + "".join(rows))
     return path
 
 
-def test_a_bar_dated_2204_is_quarantined_and_adds_no_partition(db_url, tmp_path):
+@pytest.mark.storage
+def test_a_bar_dated_2204_is_quarantined_and_adds_no_partition(db_url, tmp_path, backend):
     path = csv_file(tmp_path, bar("2020-01-02"), bar("2204-01-02"), bar("2020-01-03"))
     report = ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
     assert (report.loaded, report.quarantined) == (2, 1)
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
     assert report.quarantine_reasons == {f"ts: after {tomorrow} (QTIS_INGEST_FUTURE_DAYS)": 1}
-    assert partitions(db_url) == ["bars_202001"]
+    assert_stored_in(db_url, backend, ["202001"])
     with psycopg.connect(db_url) as conn:
         stored = conn.execute("select raw->>'date', reason from market.bars_quarantine").fetchall()
     assert stored == [
@@ -57,7 +74,10 @@ def test_a_bar_dated_2204_is_quarantined_and_adds_no_partition(db_url, tmp_path)
     ]
 
 
-def test_iso_dates_of_year_1_and_3000_are_outside_the_window_not_unparseable(db_url, tmp_path):
+@pytest.mark.storage
+def test_iso_dates_of_year_1_and_3000_are_outside_the_window_not_unparseable(
+    db_url, tmp_path, backend
+):
     path = csv_file(tmp_path, bar("0001-01-01"), bar("3000-06-30T10:00:00Z"), bar("2020-01-02"))
     report = ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
     assert report.loaded == 1
@@ -66,9 +86,10 @@ def test_iso_dates_of_year_1_and_3000_are_outside_the_window_not_unparseable(db_
         " (QTIS_INGEST_FUTURE_DAYS)"
     )
     assert kinds[1] == "ts: before 1900-01-01 (QTIS_INGEST_EARLIEST)"
-    assert partitions(db_url) == ["bars_202001"]
+    assert_stored_in(db_url, backend, ["202001"])
 
 
+@pytest.mark.storage
 def test_typed_timestamps_beyond_pandas_range_are_quarantined_not_a_crash(db_url, tmp_path):
     stamps = [datetime(3000, 1, 1), datetime(1, 1, 1), datetime(2020, 1, 2)]
     table = pa.table(
@@ -90,7 +111,8 @@ def test_typed_timestamps_beyond_pandas_range_are_quarantined_not_a_crash(db_url
     assert [r[0][:4] for r in raws] == ["0001", "3000"]  # the value as the file held it
 
 
-def test_the_window_is_configured(db_url, tmp_path):
+@pytest.mark.storage
+def test_the_window_is_configured(db_url, tmp_path, backend):
     today = datetime.now(UTC).date()
     rows = [bar("1899-12-29"), bar(str(today + timedelta(days=1))), bar(str(today + timedelta(2)))]
     path = csv_file(tmp_path, *rows)
@@ -99,7 +121,10 @@ def test_the_window_is_configured(db_url, tmp_path):
     wider = WarehouseSettings(ingest_earliest=date(1850, 1, 1), ingest_future_days=2)
     again = ingest(FileProvider(path, "csv"), db_url, wider)
     assert (again.loaded, again.quarantined) == (3, 0)
-    assert "bars_189912" in partitions(db_url) and len(partitions(db_url)) <= 3
+    months = sorted(
+        {f"{d:%Y%m}" for d in (date(1899, 12, 29), *(today + timedelta(n) for n in (1, 2)))}
+    )
+    assert_stored_in(db_url, backend, months)
 
 
 def test_validation_takes_an_explicit_window():

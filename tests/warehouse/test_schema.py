@@ -1,4 +1,5 @@
 import psycopg
+import pytest
 import sqlalchemy as sa
 
 from warehouse.db import sqlalchemy_url
@@ -31,6 +32,7 @@ def snapshot(url: str) -> tuple[list, list, str | None]:
         )
 
 
+@pytest.mark.storage
 def test_migrations_twice_change_nothing(empty_db_url):
     assert current_revision(empty_db_url) is None
     assert migrate(empty_db_url) == (None, head_revision())
@@ -48,6 +50,7 @@ def test_migrations_twice_change_nothing(empty_db_url):
         assert expected in tables
 
 
+@pytest.mark.storage
 def test_quarantine_and_instrument_columns(db_url):
     with psycopg.connect(db_url) as conn:
 
@@ -107,5 +110,24 @@ def test_native_partitioning_when_timescaledb_is_absent(db_url):
         assert [p[0] for p in parts] == ["bars_202001", "bars_202003"]
 
 
+@pytest.mark.storage
+def test_bars_are_a_hypertable_on_timescaledb_and_partitioned_on_the_embedded_server(
+    db_url, backend
+):
+    expected = {"embedded": "partitioned", "timescale": "timescaledb"}[backend]
+    assert bars_storage(db_url) == expected
+    if backend == "timescale":
+        with psycopg.connect(db_url) as conn:
+            dimension = conn.execute(
+                "select column_name from timescaledb_information.dimensions "
+                "where hypertable_schema = 'market' and hypertable_name = 'bars'"
+            ).fetchall()
+            made = conn.execute(
+                "select market.ensure_bars_partitions(array['2020-01-31']::date[])"
+            ).fetchone()[0]
+        assert (dimension, made) == ([("ts",)], 0)  # TimescaleDB makes its chunks itself
+
+
+@pytest.mark.storage
 def test_missing_schema_is_reported(empty_db_url):
     assert bars_storage(empty_db_url) == "missing"
