@@ -71,7 +71,7 @@ from _timescaledb_catalog.continuous_agg c, _timescaledb_functions.to_timestamp(
 where c.user_view_schema = 'market' and c.user_view_name = %s
 """
 _REFRESH_JOB = """
-select job_id, schedule_interval from timescaledb_information.jobs
+select schedule_interval, (config->>'buckets_per_batch')::int from timescaledb_information.jobs
 where proc_name = 'policy_refresh_continuous_aggregate'
   and hypertable_schema = 'market' and hypertable_name = %s
 """
@@ -183,20 +183,24 @@ def _create_aggregates(conn: psycopg.Connection, names: ZoneRollups) -> None:
 
 def apply_refresh_policies(conn: psycopg.Connection, settings: WarehouseSettings) -> None:
     """A refresh policy on every aggregate, every ``QTIS_TSDB_ROLLUP_REFRESH_MINUTES``, over
-    the whole history (late bars anywhere are picked up)."""
+    the whole history (late bars anywhere are picked up), each run one transaction
+    (``buckets_per_batch => 0``). TimescaleDB's default refreshes one bucket per transaction,
+    newest first: the watermark jumps to the newest bar at once and reads miss the older
+    buckets until the run ends (70 s for the bundled sample's 4,700 days, against 0.1 s)."""
     every = timedelta(minutes=settings.tsdb_rollup_refresh_minutes)
     for names in zones(conn):
         for cagg in (names.daily, names.weekly):
             with conn.transaction():
                 row = conn.execute(_REFRESH_JOB, (cagg,)).fetchone()
-                if row and row[1] == every:
+                if row == (every, 0):
                     continue
                 relation = f"market.{cagg}"
                 if row:
                     conn.execute("select remove_continuous_aggregate_policy(%s)", (relation,))
                 conn.execute(
                     "select add_continuous_aggregate_policy(%s, start_offset => null, "
-                    "end_offset => null, schedule_interval => %s::interval)",
+                    "end_offset => null, schedule_interval => %s::interval, "
+                    "buckets_per_batch => 0)",
                     (relation, every),
                 )
 

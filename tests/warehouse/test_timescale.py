@@ -147,3 +147,39 @@ def test_reads_and_late_bars_on_compressed_chunks(tsdb_url, bundled):
     assert after.loc[june, "volume"] == old.loc[june, "volume"] + 1000
     assert pd.Timestamp("2001-09-12 04:00", tz="UTC") in after.index
     assert len(after) == len(old) + 1
+
+
+def test_rollups_stay_whole_while_their_policies_refresh(tsdb_url, bundled):
+    """A refresh policy run must not expose half-materialized rollups: TimescaleDB's default
+    (one bucket per batch, newest first) moves the watermark to the newest bar at once and
+    materializes the older buckets over a minute, while reads miss them."""
+    ingest(FrameProvider(bundled), tsdb_url, WarehouseSettings())  # makes the aggregates
+    with psycopg.connect(tsdb_url, autocommit=True) as conn:
+        want = conn.execute(f"select count(*) from ({WEEKLY}) w").fetchone()[0]
+        jobs = conn.execute(
+            "select job_id from timescaledb_information.jobs "
+            "where proc_name = 'policy_refresh_continuous_aggregate'"
+        ).fetchall()
+        assert len(jobs) == 2
+        seen = set()
+        while not all(_succeeded(conn, job) for (job,) in jobs):  # the scheduler runs them now
+            seen.add(conn.execute("select count(*) from market.bars_weekly").fetchone()[0])
+            time.sleep(0.05)
+        seen.add(conn.execute("select count(*) from market.bars_weekly").fetchone()[0])
+    assert seen == {want}
+
+
+WEEKLY = """
+select symbol, date_trunc('week', (b.ts at time zone i.exchange_tz)::date)
+from market.bars b join market.instruments i using (symbol) group by 1, 2
+"""
+
+
+def _succeeded(conn: psycopg.Connection, job: int) -> bool:
+    row = conn.execute(
+        "select total_successes, total_failures from timescaledb_information.job_stats "
+        "where job_id = %s",
+        (job,),
+    ).fetchone()
+    assert not (row and row[1]), f"job {job} failed"
+    return bool(row and row[0])
