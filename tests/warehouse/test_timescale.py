@@ -183,3 +183,16 @@ def _succeeded(conn: psycopg.Connection, job: int) -> bool:
     ).fetchone()
     assert not (row and row[1]), f"job {job} failed"
     return bool(row and row[0])
+
+
+def test_plans_over_many_compressed_chunks_are_not_jit_compiled(tsdb_url, bundled):
+    """A rollup's refresh reads every chunk; its estimated cost passes the JIT threshold, and
+    compiling took seconds for milliseconds of work (a policy run over 30 s): JIT is off."""
+    ingest(FrameProvider(bundled), tsdb_url, WarehouseSettings(tsdb_chunk_days=30))
+    assert compress_old_chunks(tsdb_url) > 150
+    with psycopg.connect(tsdb_url) as conn:  # a new session, as a policy's worker is
+        plan = conn.execute(
+            "explain (analyze, format json) select symbol, time_bucket('1 day', ts), "
+            "first(open, ts), count(*) from market.bars group by 1, 2"
+        ).fetchone()[0][0]
+    assert "JIT" not in plan, plan["JIT"]
