@@ -23,9 +23,9 @@ from hypertable_compression_stats('market.bars')
 """
 # a job that never succeeded has finished at '-infinity'
 _JOB = """
-select nullif(s.last_successful_finish, '-infinity'), nullif(s.next_start, '-infinity'),
-    j.schedule_interval
-from timescaledb_information.jobs j join timescaledb_information.job_stats s using (job_id)
+select nullif(s.last_successful_finish, '-infinity'),
+    nullif(coalesce(s.next_start, j.next_start), '-infinity'), j.schedule_interval
+from timescaledb_information.jobs j left join timescaledb_information.job_stats s using (job_id)
 where j.proc_name = 'policy_refresh_continuous_aggregate'
   and j.hypertable_schema = 'market' and j.hypertable_name = %s
 """
