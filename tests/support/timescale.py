@@ -24,6 +24,10 @@ PG_BIN = Path(os.environ.get("TIMESCALEDB_PG_BIN", "/usr/lib/postgresql/15/bin")
 EXTENSION = Path("/usr/share/postgresql/15/extension/timescaledb.control")
 URL_ENV = "TIMESCALEDB_TEST_URL"
 INSTALL = "run ../shared/timescaledb/install.sh (as root)"
+COMPRESSED = (
+    "select count(*) from timescaledb_information.chunks "
+    "where hypertable_schema = 'market' and hypertable_name = 'bars' and is_compressed"
+)
 
 
 def missing() -> str | None:
@@ -102,3 +106,14 @@ def timescale_version(url: str) -> str | None:
             "select default_version from pg_available_extensions where name = 'timescaledb'"
         ).fetchone()
     return row[0] if row else None
+
+
+def compress_old_chunks(url: str) -> int:
+    """Compress the chunks of market.bars older than 30 days now (what the policy does on its
+    schedule); returns how many chunks are compressed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "select compress_chunk(c, if_not_compressed => true) "
+            "from show_chunks('market.bars', older_than => interval '30 days') c"
+        )
+        return conn.execute(COMPRESSED).fetchone()[0]

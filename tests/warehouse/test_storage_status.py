@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from tests.support.cli import qtis
-from tests.warehouse.test_timescale import compress_old_chunks
+from tests.support.timescale import compress_old_chunks
 from warehouse.ingest import ingest
 from warehouse.providers.base import FrameProvider
 from warehouse.settings import WarehouseSettings

@@ -12,6 +12,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from tests.support.timescale import COMPRESSED, compress_old_chunks
 from warehouse.ingest import ingest
 from warehouse.providers import SyntheticMarket
 from warehouse.providers.base import FrameProvider, RawBars
@@ -21,10 +22,6 @@ from warehouse.timescale import apply_policies, chunk_interval_for
 
 DAILY = 252 / 365  # bars per symbol per calendar day
 ONE_MINUTE = 390 * 5 / 7  # a 6.5-hour session, five days a week
-COMPRESSED = (
-    "select count(*) from timescaledb_information.chunks "
-    "where hypertable_name = 'bars' and is_compressed"
-)
 
 
 @pytest.mark.parametrize(
@@ -107,16 +104,6 @@ def wait_for_job(conn: psycopg.Connection, job: int, seconds: float = 120) -> No
         assert not (row and row[1]), f"job {job} failed"
         time.sleep(0.2)
     raise AssertionError(f"the scheduler did not run job {job} within {seconds} s")
-
-
-def compress_old_chunks(url: str) -> int:
-    """Compress the chunks older than 30 days now; returns how many are compressed."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "select compress_chunk(c, if_not_compressed => true) "
-            "from show_chunks('market.bars', older_than => interval '30 days') c"
-        )
-        return conn.execute(COMPRESSED).fetchone()[0]
 
 
 def _bar(frame: pd.DataFrame, symbol: str, day: str) -> pd.DataFrame:

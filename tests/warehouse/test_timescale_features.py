@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.db import table_rows
-from tests.warehouse.test_timescale import compress_old_chunks
+from tests.support.timescale import compress_old_chunks
 from transforms.dbt_runner import build
 from transforms.garch import update_garch
 from warehouse.ingest import ingest
