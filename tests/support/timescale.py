@@ -89,6 +89,10 @@ class TimescaleServer:
                 f"port = {server.port}\n"
                 f"unix_socket_directories = '{root}'\n"
                 "timescaledb.telemetry_level = off\n"
+                # one scheduler per database with the extension, plus a worker per running
+                # policy job: the defaults (8 processes) run out with a few test databases
+                "max_worker_processes = 48\n"
+                "timescaledb.max_background_workers = 40\n"
                 "fsync = off\n"
             )
         server._run("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "start")
