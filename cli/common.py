@@ -15,6 +15,7 @@ from rich.console import Console
 from warehouse.db import database_url
 from warehouse.schema import migrate
 from warehouse.settings import get_settings
+from warehouse.storage import configure_storage
 
 console = Console()
 err = Console(stderr=True)
@@ -26,10 +27,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def ready_url() -> str:
-    """Database URL with the server started and the schema migrated."""
+    """Database URL with the server started, the schema migrated and the storage settings
+    (TimescaleDB's policies) applied."""
     try:
-        url = database_url(get_settings())
+        settings = get_settings()
+        url = database_url(settings)
         migrate(url)
+        configure_storage(url, settings)
     except ConnectionError as exc:
         raise fail(str(exc)) from exc
     return url

@@ -7,11 +7,13 @@ import os
 import typer
 
 from cli.common import console, fail, ready_url
+from cli.render.storage import render_storage
 from core.secrets import redact
 from warehouse import embedded
 from warehouse.db import database_url, split_password
 from warehouse.schema import bars_storage, current_revision, head_revision
 from warehouse.settings import get_settings
+from warehouse.storage import storage_report
 
 db_app = typer.Typer(
     help="The Postgres warehouse (embedded unless QTIS_DATABASE_URL is set).", no_args_is_help=True
@@ -53,7 +55,7 @@ def db_status() -> None:
     url = database_url(settings)
     console.print(f"url: {redact(url)}")
     console.print(f"schema revision: {current_revision(url)} (head {head_revision()})")
-    console.print(f"market.bars storage: {bars_storage(url)}")
+    render_storage(console, storage_report(url, bars_storage(url)))
 
 
 @db_app.command("url")

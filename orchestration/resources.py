@@ -13,10 +13,12 @@ from transforms.dbt_runner import PROJECT_DIR
 from warehouse.db import database_url
 from warehouse.schema import migrate
 from warehouse.settings import WarehouseSettings
+from warehouse.storage import configure_storage
 
 
 class WarehouseResource(ConfigurableResource):
-    """The QTIS Postgres database, migrated to the current schema on first use.
+    """The QTIS Postgres database, migrated to the current schema (and TimescaleDB's policies
+    applied) on first use.
 
     ``database_url`` overrides ``QTIS_DATABASE_URL``; with neither, the embedded server is used.
     """
@@ -30,8 +32,10 @@ class WarehouseResource(ConfigurableResource):
 
     def url(self) -> str:
         if self._url is None:
-            url = database_url(self.settings())
+            settings = self.settings()
+            url = database_url(settings)
             migrate(url)
+            configure_storage(url, settings)
             self._url = url
         return self._url
 

@@ -10,7 +10,15 @@ from psycopg import sql
 from transforms.spec import FeatureSpec, default_spec
 from warehouse.db import connect
 
-TABLES = ("bar_features", "labels", "training_set", "garch_vol", "garch_fits", "bars_weekly")
+TABLES = (
+    "bar_features",
+    "labels",
+    "training_set",
+    "garch_vol",
+    "garch_fits",
+    "bars_weekly",
+    "bars_daily",
+)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -37,11 +38,21 @@ def recreate_database(name: str, settings: WarehouseSettings) -> str:
     return url
 
 
-def drop_database(url: str) -> None:
+def drop_database(url: str, attempts: int = 5) -> None:
+    """Drop the database of ``url``, its sessions ended. ``force`` ends client sessions but
+    not a TimescaleDB policy job at work in it, which the server ends a moment later: then
+    it is tried again, a second apart."""
     name = urlsplit(url).path.lstrip("/")
+    statement = sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        statement = sql.SQL("drop database if exists {} with (force)")
-        conn.execute(statement.format(sql.Identifier(name)))
+        for attempt in range(attempts):
+            try:
+                conn.execute(statement)
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1)
 
 
 def companion_database(url: str, name: str, purpose: str, override_env: str) -> str:

@@ -16,8 +16,10 @@ import psycopg
 from warehouse.db import connect
 from warehouse.loader import ensure_partitions, exchange_timezones, register_instruments
 from warehouse.providers.base import ChunkedBarProvider, Instrument, RawBars, Source
+from warehouse.rollups import ensure_zones, refresh_changed
 from warehouse.settings import WarehouseSettings
 from warehouse.staging import RunStage
+from warehouse.timescale import bars_per_day, fit_chunk_interval
 from warehouse.validation import TimeWindow, validate_bars
 
 Progress = Callable[[str], None]
@@ -112,10 +114,13 @@ def ingest(
     step(f"reading {provider.name}")
     with connect(url, autocommit=True) as conn:
         stage = RunStage(conn)
-        read = _stage_all(provider, stage, exchange_timezones(conn), settings, symbols, step)
+        zones = exchange_timezones(conn)
+        read = _stage_all(provider, stage, zones, settings, symbols, step)
         staged = stage.summary()
         step(f"creating partitions, loading {sum(s.bars for s in staged):,} rows")
         ensure_partitions(conn, stage.months())
+        rate = bars_per_day((s.bars, s.first_ts, s.last_ts) for s in staged)
+        fit_chunk_interval(conn, rate, settings)
         with conn.transaction(), conn.cursor() as cur:
             register_instruments(conn, read.instruments, [s.symbol for s in staged])
             out = stage.publish(cur, read.source, settings.spike_zscore, settings.gap_factor)
@@ -137,6 +142,9 @@ def ingest(
                 bars_per_symbol={s.symbol: s.bars for s in staged},
             )
             report.run_id = _record_run(cur, report, started)
+        if staged:
+            ensure_zones(conn, {zones.get(s.symbol, "UTC") for s in staged}, settings)
+            refresh_changed(conn, min(s.first_ts for s in staged), max(s.last_ts for s in staged))
     return report
 
 

@@ -15,6 +15,9 @@ import pandas as pd
 import psycopg
 
 from warehouse.providers.base import Instrument
+from warehouse.rollups import refresh_changed
+from warehouse.settings import WarehouseSettings
+from warehouse.timescale import bars_per_day, fit_chunk_interval
 
 STAGE_COLUMNS = """
     symbol text not null, ts timestamptz not null,
@@ -173,18 +176,34 @@ def merge_stage(conn: psycopg.Connection, cur: psycopg.Cursor, source: str) -> t
     return inserted, written - inserted
 
 
-def load_bars(conn: psycopg.Connection, bars: pd.DataFrame, source: str) -> LoadResult:
-    """Upsert validated bars in one transaction (all or nothing), after their partitions.
+def load_bars(
+    conn: psycopg.Connection,
+    bars: pd.DataFrame,
+    source: str,
+    settings: WarehouseSettings | None = None,
+) -> LoadResult:
+    """Upsert validated bars in one transaction (all or nothing), after their partitions (or
+    the hypertable's chunk interval), and refresh the rollups they changed.
 
-    ``conn`` must have no transaction open (see :func:`ensure_partitions`).
+    ``conn`` must have no transaction open (see :func:`ensure_partitions`); it runs in
+    autocommit meanwhile (TimescaleDB refreshes aggregates outside a transaction).
     """
     if bars.empty:
         return LoadResult(0, 0, 0, 0)
-    created = ensure_partitions(conn, months_of(bars["ts"]))
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_STAGE)
-        copy_bars(cur, bars)
-        inserted, updated = merge_stage(conn, cur, source)
+    autocommit, conn.autocommit = conn.autocommit, True
+    try:
+        created = ensure_partitions(conn, months_of(bars["ts"]))
+        spans = bars.groupby("symbol")["ts"].agg(["size", "min", "max"])
+        fit_chunk_interval(
+            conn, bars_per_day(spans.itertuples(index=False)), settings or WarehouseSettings()
+        )
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(_STAGE)
+            copy_bars(cur, bars)
+            inserted, updated = merge_stage(conn, cur, source)
+        refresh_changed(conn, bars["ts"].min(), bars["ts"].max())
+    finally:
+        conn.autocommit = autocommit
     return LoadResult(len(bars), inserted, updated, created)
 
 

@@ -60,11 +60,19 @@ def read_bars(
     end: datetime | None = None,
 ) -> pa.Table:
     """Bars as an Arrow table sorted by (symbol, ts); ``ts`` is ``timestamp[us, UTC]``."""
-    query = sql.SQL(
+    return read_query(url, bars_query(symbols, start, end), BAR_SCHEMA)
+
+
+def bars_query(
+    symbols: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> sql.Composable:
+    """The select :func:`read_bars` runs."""
+    return sql.SQL(
         "select symbol, ts, open, high, low, close, "
         "volume from market.bars where {} order by symbol, ts"
     ).format(selection(symbols, start, end))
-    return read_query(url, query, BAR_SCHEMA)
 
 
 def read_query(url: str, query: sql.Composable, schema: pa.Schema) -> pa.Table:

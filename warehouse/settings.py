@@ -57,6 +57,26 @@ class WarehouseSettings(QtisSettings):
         "memory grows with this, not with the file. A longer line fails the file.",
     )
 
+    tsdb_chunk_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=3650,
+        description="TimescaleDB: chunk interval of market.bars in days (0.25 = 6 hours); "
+        "unset: chosen from the bar frequency of the first load (daily bars: 365).",
+    )
+    tsdb_compress_after_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="TimescaleDB: compress the chunks of market.bars whose data "
+        "is older than this many days; 0: no compression policy.",
+    )
+    tsdb_rollup_refresh_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="TimescaleDB: how often the policies refresh the daily and weekly "
+        "continuous aggregates (reads are current in between: real-time aggregation).",
+    )
+
     @property
     def pgdata(self) -> Path:
         return (self.home / "pg").resolve()

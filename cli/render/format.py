@@ -11,3 +11,13 @@ def pct(value) -> str:
 def num(value) -> str:
     """A ratio to two decimals; "-" for None or NaN."""
     return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def size(n_bytes: int) -> str:
+    """Bytes in B, kB, MB or GB (powers of 1000, one decimal)."""
+    value, unit = float(n_bytes), "B"
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            break
+        value /= 1000
+    return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -15,7 +15,14 @@ from transforms.spec import default_spec
 from warehouse.settings import WarehouseSettings
 
 MODELS = ("feat_recursive", "feat_window", "feat_cross_asset", "bar_features", "labels")
-MODELS += ("training_set", "bars_weekly", "calendar_days", "stg_bars", "market_holidays")
+MODELS += (
+    "training_set",
+    "bars_weekly",
+    "bars_daily",
+    "calendar_days",
+    "stg_bars",
+    "market_holidays",
+)
 
 
 def test_dbt_models_are_assets_downstream_of_raw_bars():

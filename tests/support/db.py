@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse import embedded
+from warehouse.db import drop_database as warehouse_drop
 from warehouse.db import with_database
 
 
@@ -54,8 +55,9 @@ def copy_database(admin_url: str, template_url: str) -> str:
 
 
 def drop_database(admin_url: str, url: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {database_name(url)} with (force)")
+    """Drop the database of ``url`` (on the server of ``admin_url``), retried while a
+    TimescaleDB policy job finishes in it."""
+    warehouse_drop(with_database(admin_url, database_name(url)))
 
 
 def table_rows(url: str, table: str) -> list[tuple]:

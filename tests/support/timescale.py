@@ -17,7 +17,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+COMPRESSED = (
+    "select count(*) from timescaledb_information.chunks "
+    "where hypertable_schema = 'market' and hypertable_name = 'bars' and is_compressed"
+)
 EXTENSION_CONTROL = Path("/usr/share/postgresql/15/extension/timescaledb.control")
 INSTALL_HINT = "run ../shared/timescaledb/install.sh as root (`make test` does when run as root)"
 
@@ -34,8 +40,8 @@ full_page_writes = off
 max_connections = 200
 # TimescaleDB runs a scheduler per database that has the extension (each test makes one); room
 # for them and for the jobs of its policies, beside parallel query workers
-max_worker_processes = 32
-timescaledb.max_background_workers = 24
+max_worker_processes = 48
+timescaledb.max_background_workers = 40
 """
 
 
@@ -112,3 +118,14 @@ def _run(args: list[str], check: bool = True) -> bool:
     if done.returncode != 0 and check:
         raise RuntimeError(f"{' '.join(args)} failed: {done.stdout}{done.stderr}".strip())
     return done.returncode == 0
+
+
+def compress_old_chunks(url: str) -> int:
+    """Compress the chunks of market.bars older than 30 days now (what the policy does on its
+    schedule); returns how many chunks are compressed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "select compress_chunk(c, if_not_compressed => true) "
+            "from show_chunks('market.bars', older_than => interval '30 days') c"
+        )
+        return conn.execute(COMPRESSED).fetchone()[0]
