@@ -59,7 +59,7 @@ def artifacts_destination(server: TrackingServerSettings, home: Path) -> str:
     scheme = urlsplit(where).scheme
     if scheme in STORE_CLIENTS:
         module, package = STORE_CLIENTS[scheme]
-        if importlib.util.find_spec(module.split(".")[0]) is None:
+        if not _installed(module):
             raise ConfigError(
                 f"artifacts destination {where} needs the {package} package: pip install {package}"
             )
@@ -69,6 +69,14 @@ def artifacts_destination(server: TrackingServerSettings, home: Path) -> str:
     path = Path(url2pathname(urlsplit(where).path) if scheme else where).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` (dotted) can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def check_exposure(server: TrackingServerSettings) -> None:

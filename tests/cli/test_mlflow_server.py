@@ -142,3 +142,10 @@ def test_the_server_binds_loopback_unless_told(tmp_path):
     done = qtis("mlflow", "server", "--host", "0.0.0.0", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "0.0.0.0" in done.stderr and "QTIS_MLFLOW_SERVER_OPEN" in done.stderr
+
+
+def test_the_ui_of_a_tracking_server_is_the_server(tmp_path):
+    env = {"QTIS_HOME": str(tmp_path / ".qtis"), "QTIS_MLFLOW_TRACKING_URI": "http://127.0.0.1:1"}
+    done = qtis("mlflow", "ui", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "its UI is at that address" in " ".join(done.stderr.split())
