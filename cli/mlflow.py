@@ -73,11 +73,11 @@ def mlflow_server(
     tracking = TrackingSettings()
     store = backend_store(ready_url(), tracking)
     destination = artifacts_destination(server, tracking.home)
-    cmd, password = server_command(store, destination, server)
+    cmd, env = server_command(store, destination, server, os.environ)
     console.print(
         f"MLflow tracking server on http://{server.server_host}:{server.server_port} "
         f"(store {redact(store)}, artifacts {destination}); "
         f"clients: QTIS_MLFLOW_TRACKING_URI=http://{server.server_host}:{server.server_port}"
     )
     sys.stdout.flush()
-    os.execve(sys.executable, cmd, os.environ | password)  # signals reach MLflow directly
+    os.execve(sys.executable, cmd, env)  # one process: signals reach MLflow directly

@@ -61,8 +61,13 @@ def test_loopback_binds(host):
 
 def test_the_password_goes_by_the_environment():
     settings = TrackingServerSettings(server_port=5055, allowed_hosts="mlflow.example.com")
-    cmd, env = server_command(STORE, "s3://bucket/qtis", settings)
-    assert env == {"PGPASSWORD": "s3cret"} and not [a for a in cmd if "s3cret" in a]
+    cmd, env = server_command(STORE, "s3://bucket/qtis", settings, {"PATH": "/bin"})
+    assert env == {
+        "PATH": "/bin",
+        "PGPASSWORD": "s3cret",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    assert not [a for a in cmd if "s3cret" in a]
     assert cmd[cmd.index("--backend-store-uri") + 1] == (
         "postgresql+psycopg://qtis@db.internal:5432/mlflow"
     )
@@ -71,6 +76,12 @@ def test_the_password_goes_by_the_environment():
     )
     assert cmd[cmd.index("--host") + 1 :][:4] == ["127.0.0.1", "--port", "5055", "--workers"]
     assert cmd[-2:] == ["--allowed-hosts", "mlflow.example.com"]
+
+
+def test_the_caller_may_turn_mlflows_job_runner_back_on():
+    mine = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
+    _, env = server_command(STORE, "/srv/artifacts", TrackingServerSettings(), mine)
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
 
 
 def test_a_tracking_uri_names_a_server_or_a_database():
