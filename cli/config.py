@@ -23,7 +23,12 @@ from trading_runtime.settings import (
     RuntimeSettings,
     WalkForwardSettings,
 )
-from training.settings import PromotionSettings, TrackingSettings, TuningSettings
+from training.settings import (
+    PromotionSettings,
+    TrackingServerSettings,
+    TrackingSettings,
+    TuningSettings,
+)
 from warehouse.settings import WarehouseSettings
 
 # every settings class, in the order a reader meets them: data, training, serving, trading,
@@ -31,6 +36,7 @@ from warehouse.settings import WarehouseSettings
 SETTINGS: tuple[type[QtisSettings], ...] = (
     WarehouseSettings,
     TrackingSettings,
+    TrackingServerSettings,
     TuningSettings,
     PromotionSettings,
     ServingSettings,

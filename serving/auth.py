@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import ConfigError
+from core.net import is_loopback
 from serving.audit import AuditLog
 from serving.settings import TOKEN_MIN_LENGTH, ServingSettings
 
@@ -46,15 +46,6 @@ class TokenFileError(ValueError, ConfigError):
 
 class OpenExposure(ConfigError):
     """An API without tokens on an interface others can reach, not asked for explicitly."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(hosts: Iterable[str], settings: ServingSettings) -> None:

@@ -1,6 +1,6 @@
 """Typed settings of training: the promotion gates (``QTIS_PROMOTION_*``), the MLflow store
-(``QTIS_MLFLOW_*``, its artifacts under ``QTIS_HOME``) and the Optuna store (``QTIS_TUNE_*``;
-the older ``QTIS_OPTUNA_*`` names still work)."""
+(``QTIS_MLFLOW_*``, its artifacts under ``QTIS_HOME``) and its tracking server, and the Optuna
+store (``QTIS_TUNE_*``; the older ``QTIS_OPTUNA_*`` names still work)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ class TrackingSettings(QtisSettings):
     model_config = SettingsConfigDict(env_prefix="QTIS_MLFLOW_")
 
     tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking URI; unset = database 'mlflow' on our server"
+        default=None,
+        description="MLflow tracking URI: a database, or http://host:port of a tracking server"
+        " (qtis mlflow server); unset = database 'mlflow' on our server",
     )
     database: str = Field(default="mlflow", description="Database for MLflow's tables")
     experiment: str = Field(default="qtis", description="Experiment that runs go to")
@@ -36,7 +38,32 @@ class TrackingSettings(QtisSettings):
         default=Path(".qtis"),
         validation_alias=AliasChoices("QTIS_HOME"),
         description="The warehouse's directory for local state: new experiments keep their"
-        " artifacts under its mlruns/",
+        " artifacts under its mlruns/ (without a tracking server)",
+    )
+
+
+class TrackingServerSettings(QtisSettings):
+    """``qtis mlflow server``: where it binds and where it keeps the artifacts it proxies."""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_MLFLOW_")
+
+    artifacts_destination: str | None = Field(
+        default=None,
+        description="where the tracking server keeps artifacts (a directory or an object-store"
+        " URI such as s3://bucket/path); unset = QTIS_HOME/mlartifacts",
+    )
+    server_host: str = Field(default="127.0.0.1", description="address the tracking server binds")
+    server_port: int = Field(default=5000, ge=1, le=65535, description="tracking server port")
+    server_workers: int = Field(default=2, ge=1, description="tracking server worker processes")
+    server_open: bool = Field(
+        default=False,
+        description="let the tracking server bind a non-loopback interface: it has no login,"
+        " so anyone who reaches it may read, register and replace models",
+    )
+    allowed_hosts: str | None = Field(
+        default=None,
+        description="Host names the server answers besides localhost and private addresses"
+        " (MLflow's --allowed-hosts, comma-separated)",
     )
 
 

@@ -2,8 +2,10 @@
 final models are registered as qtis-lstm / qtis-transformer / qtis-xgboost.
 
 The tracking store is a database next to the warehouse (``mlflow`` on the same server), used
-in-process, so no tracking server runs; artifacts go under ``QTIS_HOME/mlruns``. The entry point
-builds the :class:`TrackingSettings` and passes them down.
+in-process by default, artifacts under ``QTIS_HOME/mlruns``; with ``QTIS_MLFLOW_TRACKING_URI``
+naming a tracking server (``qtis mlflow server``, :mod:`training.tracking_server`) the same calls
+go over HTTP and the artifacts to the server's store. The entry point builds the
+:class:`TrackingSettings` and passes them down.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from core.errors import ConfigError
 from training import artifacts, explain
 from training.evaluate import BASELINES, Evaluation
 from training.explain import Attributions
 from training.lineage import ARTIFACT_SHA256, SPEC_HASH, TRAINED_THROUGH, UPDATE_OF, VersionMeta
 from training.portable import Portable, write
 from training.settings import TrackingSettings
+from training.tracking_server import backend_store, is_local, is_server
 from transforms.spec import SPEC_PATH
-from warehouse.db import companion_database
 
 REGISTERED_NAMES = {
     "lstm": "qtis-lstm",
@@ -43,22 +46,38 @@ CHALLENGER = "challenger"
 
 
 def tracking_uri(url: str, settings: TrackingSettings) -> str:
-    """The MLflow store: QTIS_MLFLOW_TRACKING_URI, or a database beside the warehouse."""
-    if settings.tracking_uri:
+    """The MLflow store: QTIS_MLFLOW_TRACKING_URI (a database, or a tracking server), or a
+    database beside the warehouse."""
+    if is_server(settings.tracking_uri):
         return settings.tracking_uri
-    return companion_database(url, settings.database, "MLflow", "QTIS_MLFLOW_TRACKING_URI")
+    return backend_store(url, settings)
 
 
 def configure(url: str, settings: TrackingSettings) -> str:
     """Point MLflow at our store and experiment; returns the experiment id. A new experiment
-    keeps its artifacts under ``settings.home``/mlruns."""
-    mlflow.set_tracking_uri(tracking_uri(url, settings))
-    mlflow.set_registry_uri(mlflow.get_tracking_uri())
+    keeps its artifacts under ``settings.home``/mlruns when MLflow is used in process, and in
+    the server's artifact store through a tracking server; through a server, an experiment
+    whose artifacts are a path (on one machine) is refused."""
+    uri = tracking_uri(url, settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     if mlflow.get_experiment_by_name(settings.experiment) is None:
-        artifacts = (settings.home / "mlruns").resolve()
-        artifacts.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(settings.experiment, artifacts.as_uri())
-    return mlflow.set_experiment(settings.experiment).experiment_id
+        if is_server(uri):
+            mlflow.create_experiment(settings.experiment)  # the server's default: its proxy
+        else:
+            artifacts = (settings.home / "mlruns").resolve()
+            artifacts.mkdir(parents=True, exist_ok=True)
+            mlflow.create_experiment(settings.experiment, artifacts.as_uri())
+    experiment = mlflow.set_experiment(settings.experiment)
+    if is_server(uri) and is_local(experiment.artifact_location):
+        raise ConfigError(
+            f"MLflow experiment {settings.experiment!r} keeps its artifacts at "
+            f"{experiment.artifact_location}, a path: through the tracking server {uri} new "
+            "models would stay on the machine that trained them; set QTIS_MLFLOW_EXPERIMENT to "
+            "a new experiment (it gets the server's artifact store), and run the server with "
+            "proxied artifacts (qtis mlflow server)"
+        )
+    return experiment.experiment_id
 
 
 def holder(client, alias: str) -> tuple[str, str] | None:

@@ -1,6 +1,6 @@
-"""The database password reaches the tools ``qtis`` starts (psql, the MLflow UI, the Optuna
-dashboard) through their environment, never their command line: any user of the machine can
-read a command line (``ps``), a process's environment only its owner.
+"""The database password reaches the tools ``qtis`` starts (psql, the MLflow UI and tracking
+server, the Optuna dashboard) through their environment, never their command line: any user of
+the machine can read a command line (``ps``), a process's environment only its owner.
 
 The server here asks for the password (scram-sha-256), so each tool connecting at all proves the
 password reached it; the tool's own command line, and its children's, are read back."""
@@ -8,8 +8,6 @@ password reached it; the tool's own command line, and its children's, are read b
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +19,9 @@ import httpx
 import psutil
 import pytest
 
-from tests.support.cli import qtis
+from tests.support.cli import qtis, stop_group
 from tests.support.db import password_server
+from tests.support.service import free_port
 from warehouse import embedded
 
 PASSWORD = "Tr0ub4dor&3 p@ss/w:rd"
@@ -57,12 +56,6 @@ def test_psql_gets_the_password_from_its_environment(env: dict[str, str]):
     assert not leaked([command_line]), command_line
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _command_lines_once_serving(args: list[str], url: str, env: dict[str, str]) -> list[str]:
     """Start ``qtis ARGS`` (a web UI), wait until ``url`` answers 200 (it read the database),
     return the command lines of the whole process tree, then stop it."""
@@ -88,24 +81,12 @@ def _command_lines_once_serving(args: list[str], url: str, env: dict[str, str]) 
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
         return [" ".join(p.cmdline()) for p in tree if p.is_running()]
     finally:
-        _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """Stop the process and every child it started (its own session's process group)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_group(process)
 
 
 @pytest.mark.slow
 def test_the_mlflow_ui_gets_the_password_from_its_environment(env: dict[str, str]):
-    port = _free_port()
+    port = free_port()
     search = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
     lines = _command_lines_once_serving(["mlflow", "ui", "--port", str(port)], search, env)
     assert any("mlflow" in line for line in lines), lines
@@ -113,8 +94,18 @@ def test_the_mlflow_ui_gets_the_password_from_its_environment(env: dict[str, str
 
 
 @pytest.mark.slow
+def test_the_mlflow_server_gets_the_password_from_its_environment(env: dict[str, str]):
+    port = free_port()
+    search = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
+    args = ["mlflow", "server", "--port", str(port), "--workers", "1"]
+    lines = _command_lines_once_serving(args, search, env)
+    assert any("mlflow server" in line for line in lines), lines
+    assert not leaked(lines), lines
+
+
+@pytest.mark.slow
 def test_the_optuna_dashboard_gets_the_password_from_its_environment(env: dict[str, str]):
-    port = _free_port()
+    port = free_port()
     studies = f"http://127.0.0.1:{port}/api/studies"
     lines = _command_lines_once_serving(["optuna", "dashboard", "--port", str(port)], studies, env)
     assert any("optuna-dashboard" in line for line in lines), lines

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 
 def qtis(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -16,3 +18,28 @@ def qtis(*args: str, env: dict) -> subprocess.CompletedProcess:
         env=os.environ | env,
         timeout=300,
     )
+
+
+def start_qtis(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """Start ``qtis ARGS`` (a server) with ``env`` over this process's environment, in its own
+    session so that :func:`stop_group` stops the children it starts too; output to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.app", *args],
+        env=os.environ | env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop the process and every child it started (its own session's process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
