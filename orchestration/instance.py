@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from core.errors import ConfigError
 from orchestration.settings import DagsterSettings
-from warehouse.db import companion_database
+from warehouse.db import companion_database, connect
 from warehouse.settings import WarehouseSettings
 
 SERVICE_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster" / "dagster.yaml"
@@ -95,6 +95,7 @@ def service_environment(warehouse_url: str) -> dict[str, str]:
     """What deploy/dagster/dagster.yaml reads: the database ``dagster`` (QTIS_DAGSTER_DATABASE,
     created if missing) on the warehouse's server, as ``DAGSTER_PG_*`` and libpq variables."""
     name = DagsterSettings().database
+    connect(warehouse_url).close()  # an unreachable server: the error that never shows a password
     url = companion_database(warehouse_url, name, "Dagster", "QTIS_DAGSTER_DATABASE")
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -7,10 +7,11 @@ lines of its webserver and daemon (the instance reference) holds it."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import psycopg
 import pytest
@@ -21,7 +22,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 
 from orchestration.instance import dagster_home
 from orchestration.jobs import jobs
-from tests.support.db import password_server
+from tests.support.db import drop_database, password_server
 from warehouse import embedded
 from warehouse.db import with_database
 from warehouse.settings import WarehouseSettings
@@ -81,6 +82,22 @@ def test_an_external_database_keeps_runs_in_postgres(protected_url, qtis_home, m
         events = conn.execute("select run_id from event_logs").fetchall()
     assert stored == [(run.run_id, "stored_where")]
     assert events == [(run.run_id,)]
+
+
+def test_a_url_with_its_host_and_user_in_the_query_string(pg_server, qtis_home, monkeypatch):
+    """``postgresql:///db?host=/socket/dir&user=...``, a form libpq reads: nothing before the
+    path, so the socket directory reaches Dagster through PGHOST."""
+    database = f"dagster_{uuid.uuid4().hex[:8]}"
+    socket = parse_qs(urlsplit(pg_server).query)["host"][0]
+    monkeypatch.setenv("QTIS_DATABASE_URL", f"postgresql:///postgres?host={socket}&user=postgres")
+    monkeypatch.setenv("QTIS_DAGSTER_DATABASE", database)
+    dagster_home(WarehouseSettings())
+    assert os.environ["PGHOST"] == socket and os.environ["DAGSTER_PG_HOST"] == ""
+    with DagsterInstance.get() as instance:
+        run = instance.add_run(DagsterRun(job_name="through_the_socket"))
+    with psycopg.connect(with_database(pg_server, database)) as conn:
+        assert conn.execute("select run_id from runs").fetchall() == [(run.run_id,)]
+    drop_database(pg_server, with_database(pg_server, database))
 
 
 def test_the_embedded_database_keeps_runs_in_local_files(protected_url, qtis_home, monkeypatch):
