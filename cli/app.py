@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, ready_url
+from cli.common import console, fail, ready_url
 from cli.config import config_app
 from cli.db import db_app
 from cli.errors import QtisGroup
@@ -21,7 +21,7 @@ from cli.monitor import monitor_app
 from cli.optuna import optuna_app
 from cli.pipeline import explain, ingest, train, tune, update
 from cli.trade import trade_app
-from orchestration.instance import dagster_home
+from orchestration.instance import dagster_home, storage
 from warehouse.settings import get_settings
 
 app = typer.Typer(
@@ -64,10 +64,15 @@ def ui(
     port: Annotated[int, typer.Option(help="Port for the Dagster webserver")] = 3000,
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
 ) -> None:
-    """Start the Dagster UI (webserver + daemon) on this machine."""
-    home = dagster_home(get_settings())
+    """Start the Dagster UI (webserver + daemon) on this machine: runs in local files on the
+    embedded database, in Postgres with a run queue when QTIS_DATABASE_URL is set."""
     ready_url()
+    try:
+        home = dagster_home(get_settings())
+    except ConnectionError as exc:  # no right to create the database `dagster`
+        raise fail(str(exc)) from exc
     console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C to stop")
+    console.print(f"runs are stored {storage(home)}")
     cmd = [
         sys.executable,
         "-m",

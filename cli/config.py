@@ -13,6 +13,7 @@ from rich.table import Table
 from core.errors import ConfigError
 from core.settings import QtisSettings, Setting, describe_all, to_json, to_markdown
 from monitoring.settings import ActionSettings, AlertSettings, DriftSettings
+from orchestration.settings import DagsterSettings
 from serving.settings import ServingSettings
 from trading_runtime.analytics.conventions import ConventionsSettings
 from trading_runtime.settings import (
@@ -32,7 +33,7 @@ from training.settings import (
 from warehouse.settings import WarehouseSettings
 
 # every settings class, in the order a reader meets them: data, training, serving, trading,
-# monitoring
+# monitoring, orchestration
 SETTINGS: tuple[type[QtisSettings], ...] = (
     WarehouseSettings,
     TrackingSettings,
@@ -50,6 +51,7 @@ SETTINGS: tuple[type[QtisSettings], ...] = (
     DriftSettings,
     ActionSettings,
     AlertSettings,
+    DagsterSettings,
 )
 PAGE = """# Configuration
 
@@ -61,7 +63,8 @@ setting reads is refused with the closest names, so a typo does not leave a defa
 `qtis config show` prints the values in force and where each came from (default, env, .env).
 Command-line options override the settings they name for one run (for example
 `qtis trade backtest --commission-bps 2` or `--limit max_var=0.02`). `DAGSTER_HOME` defaults to
-`$QTIS_HOME/dagster`.
+`$QTIS_HOME/dagster`; with `QTIS_DATABASE_URL` set, its `dagster.yaml` is
+`deploy/dagster/dagster.yaml` (runs in Postgres, [operations.md](operations.md#dagster)).
 
 """
 

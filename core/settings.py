@@ -47,6 +47,7 @@ SETTINGS_MODULES = (
     "trading_runtime.settings",
     "trading_runtime.analytics.conventions",
     "monitoring.settings",
+    "orchestration.settings",
 )
 SECRET_NAMES = re.compile(r"(^|_)(token|password|secret)$")
 

@@ -9,17 +9,24 @@ from orchestration.assets.ingest import raw_bars
 from orchestration.assets.monitoring import drift_report
 from orchestration.assets.online import model_update
 
+# what the run queue's limits count (deploy/dagster/dagster.yaml): one run at a time trains or
+# tunes, one rebuilds the dbt tables; ingestion and monitoring carry neither, so never wait on them
+TRAINS = {"qtis/training": "true"}
+BUILDS_FEATURES = {"qtis/features": "true"}
+
 ingest_job = define_asset_job("ingest_job", selection=AssetSelection.assets(raw_bars))
 features_job = define_asset_job(
-    "features_job", selection=AssetSelection.assets(garch_vol, feature_store)
+    "features_job", selection=AssetSelection.assets(garch_vol, feature_store), tags=BUILDS_FEATURES
 )
 training_job = define_asset_job(
-    "training_job", selection=AssetSelection.groups("training", "promotion", "trading")
+    "training_job",
+    selection=AssetSelection.groups("training", "promotion", "trading"),
+    tags=TRAINS,
 )
-tuning_job = define_asset_job("tuning_job", selection=AssetSelection.groups("tuning"))
+tuning_job = define_asset_job("tuning_job", selection=AssetSelection.groups("tuning"), tags=TRAINS)
 # fold newly labelled bars into the champion family (no full retrain), promotion pending
 online_update_job = define_asset_job(
-    "online_update_job", selection=AssetSelection.assets(model_update)
+    "online_update_job", selection=AssetSelection.assets(model_update), tags=TRAINS
 )
 # features -> tune -> train -> ensemble -> promotion gates, for a scheduled or drift-triggered
 # full retrain
@@ -27,12 +34,14 @@ retrain = define_asset_job(
     "retrain",
     selection=AssetSelection.assets(garch_vol, feature_store)
     | AssetSelection.groups("tuning", "training", "promotion", "trading"),
+    tags=TRAINS | BUILDS_FEATURES,
 )
 # tuning is the expensive part: the daily run trains from the studies' current best trials;
 # it retrains in full, so the online update (its own job) stays out
 daily_pipeline = define_asset_job(
     "daily_pipeline",
     selection=AssetSelection.all() - AssetSelection.groups("tuning", "online"),
+    tags=TRAINS | BUILDS_FEATURES,
 )
 
 monitoring_job = define_asset_job("monitoring_job", selection=AssetSelection.assets(drift_report))

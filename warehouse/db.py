@@ -16,6 +16,8 @@ from warehouse.settings import WarehouseSettings
 def with_database(url: str, name: str) -> str:
     """Return ``url`` pointing at database ``name`` (query string such as ``host=`` kept)."""
     parts = urlsplit(url)
+    if not parts.netloc:  # postgresql:///db?host=...: urlunsplit would drop the "//"
+        return f"{parts.scheme}://" + urlunsplit(parts._replace(scheme="", path=f"/{name}"))
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 

@@ -17,12 +17,14 @@ from urllib.parse import quote
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from tests.support.cli import qtis, stop_group
 from tests.support.db import password_server
 from tests.support.service import free_port
 from warehouse import embedded
+from warehouse.db import with_database
 
 PASSWORD = "Tr0ub4dor&3 p@ss/w:rd"
 # what would give the password away: as typed, and as the URL carries it
@@ -110,3 +112,19 @@ def test_the_optuna_dashboard_gets_the_password_from_its_environment(env: dict[s
     lines = _command_lines_once_serving(["optuna", "dashboard", "--port", str(port)], studies, env)
     assert any("optuna-dashboard" in line for line in lines), lines
     assert not leaked(lines), lines
+
+
+@pytest.mark.slow
+def test_the_dagster_ui_gets_the_password_from_its_environment(env, protected_url, tmp_path):
+    """``qtis ui`` on an external database: ``dagster dev``, its webserver, daemon and code
+    server all run on the Postgres instance (a runs query answers from the database
+    ``dagster``), and none has the password on its command line."""
+    port = _free_port()
+    runs = f"http://127.0.0.1:{port}/graphql?query=" + quote("{runsOrError{__typename}}")
+    env = env | {"DAGSTER_HOME": str(tmp_path / "dagster")}
+    lines = _command_lines_once_serving(["ui", "--port", str(port)], runs, env)
+    assert any("dagster_webserver" in line for line in lines), lines
+    assert any("dagster._daemon" in line for line in lines), lines
+    assert not leaked(lines), lines
+    with psycopg.connect(with_database(protected_url, "dagster")) as conn:
+        assert conn.execute("select to_regclass('public.runs') is not null").fetchone()[0]
