@@ -323,10 +323,11 @@ def _listening(port: int) -> set[str]:
             and c.status == psutil.CONN_LISTEN}  # fmt: skip
 
 
-@pytest.mark.parametrize("host", [None, "0.0.0.0"])
+@pytest.mark.parametrize("host", [None, "127.0.0.2"])
 def test_trading_metrics_bind_loopback_unless_told_otherwise(market, tmp_path, host):
-    """The trading container passes --metrics-host 0.0.0.0 so Prometheus, in another container,
-    can scrape it; without the option the metrics stay on loopback."""
+    """The trading container passes --metrics-host 0.0.0.0 so that Prometheus, in another
+    container, can scrape it; without the option the metrics stay on 127.0.0.1. (Here the other
+    interface is another loopback address: nothing is opened to the network.)"""
     stream = f"metered-{host or 'default'}"
     args = ["trade", "paper", "--stream", stream, "--signal", "sma-cross", "--fast", "2",
             "--slow", "4", "--start", "2012-10-01", "--bars-per-second", "0",
@@ -334,9 +335,10 @@ def test_trading_metrics_bind_loopback_unless_told_otherwise(market, tmp_path, h
     env = {"QTIS_DATABASE_URL": market, "QTIS_HOME": str(tmp_path / ".qtis")}
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
+    bound = host or "127.0.0.1"
     shown = re.search(r"metrics: http://([\d.]+):(\d+)/metrics", result.output)
-    assert shown and shown[1] == (host or "127.0.0.1"), result.output
+    assert shown and shown[1] == bound, result.output
     port = int(shown[2])
-    assert _listening(port) == {host or "127.0.0.1"}
-    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert _listening(port) == {bound}
+    page = httpx.get(f"http://{bound}:{port}/metrics", timeout=5).text
     assert f'stream="{stream}"' in page
