@@ -309,8 +309,12 @@ def paper(
     execution: Execution = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port)"),
+        typer.Option(help="serve Prometheus metrics on HOST:PORT/metrics (0: a free port)"),
     ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(help="interface of the metrics (0.0.0.0 in a container Prometheus scrapes)"),
+    ] = "127.0.0.1",
     **shared: Any,
 ) -> None:
     """Trade a live-like replay of the bars on the simulated venue, committing every decision
@@ -333,10 +337,11 @@ def paper(
         if metrics_port is not None:
             metrics = RuntimeMetrics(stream)
             try:
-                port = metrics.serve(metrics_port)
+                port = metrics.serve(metrics_port, metrics_host)
             except OSError as exc:
-                raise fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from exc
-            err.print(f"metrics: http://127.0.0.1:{port}/metrics", highlight=False)
+                where = f"{metrics_host}:{metrics_port}"
+                raise fail(f"cannot serve metrics on {where}: {exc.strerror}") from exc
+            err.print(f"metrics: http://{metrics_host}:{port}/metrics", highlight=False)
             observers.append(metrics)
         _run(config, json_out, venue_log or ro.venue_log(home, stream), observers=observers)
     finally:

@@ -28,13 +28,15 @@ class DbtError(RuntimeError):
 
 
 def dbt_env(url: str, threads: int | None = None) -> dict[str, str]:
-    """The profile's connection variables for a libpq URL (unix-socket hosts included)."""
+    """The profile's connection variables for a libpq URL (unix-socket hosts included). A URL
+    without a password takes libpq's PGPASSWORD, as every other client does: the profile always
+    hands dbt a password, and libpq takes an empty one as given, not as missing."""
     info = conninfo_to_dict(url)
     env = {
         "QTIS_DBT_HOST": str(info.get("host") or "localhost"),
         "QTIS_DBT_PORT": str(info.get("port") or 5432),
         "QTIS_DBT_USER": str(info.get("user") or "postgres"),
-        "QTIS_DBT_PASSWORD": str(info.get("password") or ""),
+        "QTIS_DBT_PASSWORD": str(info.get("password") or os.environ.get("PGPASSWORD", "")),
         "QTIS_DBT_DBNAME": str(info.get("dbname") or "qtis"),
         "DBT_PROFILES_DIR": str(PROJECT_DIR),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
