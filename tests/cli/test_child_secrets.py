@@ -119,7 +119,7 @@ def test_the_dagster_ui_gets_the_password_from_its_environment(env, protected_ur
     """``qtis ui`` on an external database: ``dagster dev``, its webserver, daemon and code
     server all run on the Postgres instance (a runs query answers from the database
     ``dagster``), and none has the password on its command line."""
-    port = _free_port()
+    port = free_port()
     runs = f"http://127.0.0.1:{port}/graphql?query=" + quote("{runsOrError{__typename}}")
     env = env | {"DAGSTER_HOME": str(tmp_path / "dagster")}
     lines = _command_lines_once_serving(["ui", "--port", str(port)], runs, env)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from tests.support.service import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 COMPRESSED = (
@@ -56,12 +57,6 @@ def missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _as_server_user(args: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run its tools as Debian's ``postgres`` user then."""
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
@@ -89,7 +84,7 @@ class TimescaleServer:
                   "-E", "UTF8", "--no-sync"])  # fmt: skip
             base = (data / "postgresql.conf").read_text()
             for _ in range(attempts):
-                server = cls(root, _free_port())
+                server = cls(root, free_port())
                 (data / "postgresql.conf").write_text(
                     base + CONF.format(port=server.port, root=root)
                 )
