@@ -11,8 +11,6 @@ run go. No full training runs: both training runs are cancelled."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +26,7 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from monitoring.drift_results import save
 from orchestration.instance import dagster_home
+from tests.support.cli import start_group, stop_group
 from tests.support.db import drop_database
 from tests.support.drift import report
 from tests.support.service import free_port
@@ -104,23 +103,6 @@ class Service:
         return now if now.is_finished else None
 
 
-def _start(command: list[str], log: Path) -> subprocess.Popen:
-    """``command`` in its own process group (its run workers with it), output to ``log``."""
-    return subprocess.Popen(command, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
-
-
-def _stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def _wait_for_line(process: subprocess.Popen, log: Path, line: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while line not in log.read_text():
@@ -147,18 +129,19 @@ def service(market, pg_server, tmp_path, monkeypatch) -> Iterator[Service]:
     location = {"host": "127.0.0.1", "port": port, "location_name": "qtis"}
     workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": location}]}))
     logs = [tmp_path / "code-server.log", tmp_path / "daemon.log"]
-    code_server = _start([str(BIN / "dagster"), "api", "grpc", "-m", "tests.support.ticking",
-                          "-h", "127.0.0.1", "-p", str(port)], logs[0])  # fmt: skip
+    code_server = start_group([str(BIN / "dagster"), "api", "grpc", "-m", "tests.support.ticking",
+                               "-h", "127.0.0.1", "-p", str(port)], logs[0], cwd=REPO)  # fmt: skip
     daemon = None
     try:
         _wait_for_line(code_server, logs[0], "Started Dagster code server", LOAD_S)
-        daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], logs[1])
+        daemon = start_group([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], logs[1],
+                             cwd=REPO)  # fmt: skip
         with DagsterInstance.get() as instance:
             yield Service(market, workspace, instance, logs)
     finally:
         for process in (daemon, code_server):
             if process is not None:
-                _stop(process)
+                stop_group(process)
         drop_database(pg_server, with_database(pg_server, database))
 
 

@@ -21,12 +21,21 @@ def qtis(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def start_qtis(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """Start ``qtis ARGS`` (a server) with ``env`` over this process's environment, in its own
-    session so that :func:`stop_group` stops the children it starts too; output to ``log``."""
+    """Start ``qtis ARGS`` (a server) with ``env`` over this process's environment; see
+    :func:`start_group`."""
+    return start_group([sys.executable, "-m", "cli.app", *args], log, os.environ | env)
+
+
+def start_group(
+    command: list[str], log: Path, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start ``command`` in its own session so that :func:`stop_group` stops the children it
+    starts too (a server's workers); output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.app", *args],
-        env=os.environ | env,
+        command,
+        env=env,
+        cwd=cwd,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
