@@ -295,7 +295,7 @@ def tune(
     pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
     study: Annotated[str | None, typer.Option(help="study name (default qtis-<model>)")] = None,
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    seed: Annotated[int, typer.Option(help="sampler seed (worker k uses seed + k)")] = 7,
+    seed: Annotated[int, typer.Option(help="sampler seed (trial n draws with seed + n)")] = 7,
     json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
 ) -> None:
     """Optuna search on the history before the reported test folds; studies live in Postgres

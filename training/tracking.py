@@ -30,7 +30,7 @@ from training.lineage import ARTIFACT_SHA256, SPEC_HASH, TRAINED_THROUGH, UPDATE
 from training.portable import Portable, write
 from training.settings import TrackingSettings
 from transforms.spec import SPEC_PATH
-from warehouse.db import companion_database
+from warehouse.db import companion_database, exclusive
 
 REGISTERED_NAMES = {
     "lstm": "qtis-lstm",
@@ -52,12 +52,15 @@ def tracking_uri(url: str, settings: TrackingSettings) -> str:
 def configure(url: str, settings: TrackingSettings) -> str:
     """Point MLflow at our store and experiment; returns the experiment id. A new experiment
     keeps its artifacts under ``settings.home``/mlruns."""
-    mlflow.set_tracking_uri(tracking_uri(url, settings))
-    mlflow.set_registry_uri(mlflow.get_tracking_uri())
-    if mlflow.get_experiment_by_name(settings.experiment) is None:
-        artifacts = (settings.home / "mlruns").resolve()
-        artifacts.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(settings.experiment, artifacts.as_uri())
+    uri = tracking_uri(url, settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    # another machine may be creating the store's tables or the experiment at the same moment
+    with exclusive(uri, "qtis_mlflow_store"):
+        if mlflow.get_experiment_by_name(settings.experiment) is None:
+            artifacts = (settings.home / "mlruns").resolve()
+            artifacts.mkdir(parents=True, exist_ok=True)
+            mlflow.create_experiment(settings.experiment, artifacts.as_uri())
     return mlflow.set_experiment(settings.experiment).experiment_id
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 
 import mlflow
 import numpy as np
@@ -12,7 +13,7 @@ import optuna
 import pytest
 
 from quant.splits import PurgedWalkForward
-from tests.support.cli import qtis
+from tests.support.cli import qtis, qtis_together
 from tests.support.db import fresh_database
 from training.data import load_training_data
 from training.runner import TrainConfig
@@ -59,6 +60,43 @@ def test_two_workers_share_one_study_and_lose_no_trial(built, stores):
     tuned = with_tuned_params(url, TrainConfig(models=("lstm",), size="tiny"), stores["tuning"])
     assert tuned.params["lstm"] == estimator_kwargs("lstm", study.best_params, "tiny")
     assert tuned.tuning["lstm"]["trials"] == len(trials)
+
+
+def test_tune_processes_on_two_machines_lose_no_trial_and_repeat_none(built, pg_server, tmp_path):
+    """Two `qtis tune` processes started at once, each with its own QTIS_HOME (as on two
+    machines, same default seed), on one Optuna database and one MLflow store: each adds the
+    trials it was asked for, each trial runs once, and no parameter draw is evaluated twice."""
+    url, _ = built
+    optuna_url = sqlalchemy_url(fresh_database(pg_server))
+    tracking = sqlalchemy_url(fresh_database(pg_server))
+    shared = {
+        "QTIS_DATABASE_URL": url,
+        "QTIS_OPTUNA_STORAGE": optuna_url,
+        "QTIS_MLFLOW_TRACKING_URI": tracking,
+    }
+    args = ["tune", "--model", "xgboost", "--trials", "3", "--xgb-estimators", "40"]
+    runs = [
+        ([*args, "--json-out", str(tmp_path / f"m{k}.json")],
+         shared | {"QTIS_HOME": str(tmp_path / f"m{k}" / ".qtis")})
+        for k in (0, 1)
+    ]  # fmt: skip
+    for done in qtis_together(*runs):
+        assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"m{k}.json").read_text())[0] for k in (0, 1)]
+    assert [r["trials_run"] for r in reports] == [3, 3]  # each counts its own trials only
+    trials = optuna.load_study(study_name="qtis-xgboost", storage=optuna_url).get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))  # none lost, none run twice
+    done_states = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert {t.state for t in trials} <= done_states
+    assert sorted(Counter(t.user_attrs["pid"] for t in trials).values()) == [3, 3]
+    draws = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(draws)) == len(draws), draws  # no parameter set evaluated twice
+    mlflow.set_tracking_uri(tracking)
+    logged = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.optuna_study = 'qtis-xgboost'"
+    )
+    trial_runs = logged["tags.optuna_trial"].dropna()
+    assert sorted(int(n) for n in trial_runs) == list(range(6))  # each trial logged once
 
 
 def test_tuning_data_ends_before_the_reported_test_period(built):
