@@ -40,13 +40,11 @@ def test_independent_assets_run_at_once_in_their_own_processes(
     run_config = {
         "execution": {"config": {"multiprocess": {"max_concurrent": 2}}},
         "ops": {
-            "xgboost_tuning": {"config": {"trials": 2, "xgb_estimators": 40}},
-            "lstm_tuning": {
-                "config": {"trials": 2, "size": "tiny", "epochs": 1, "window": 20,
-                           "min_history": 50},
-            },  # fmt: skip
+            "xgboost_tuning": {"config": {"trials": 2, "xgb_estimators": 20}},
+            "lstm_tuning": {"config": {"trials": 2, "size": "tiny", "epochs": 1, "window": 20}},
         },
     }
+    (tmp_path / "dagster").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         result = execute_job(
             reconstructable(tuning_job),

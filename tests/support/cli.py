@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 
 TIMEOUT_S = 300
@@ -24,11 +25,11 @@ def qtis(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def qtis_together(
-    *runs: tuple[Sequence[str], Mapping[str, str]],
+    *runs: tuple[Sequence[str], Mapping[str, str]], timeout: float = TIMEOUT_S
 ) -> list[subprocess.CompletedProcess]:
     """Start every ``(args, env)`` as its own ``qtis`` process at once (as on separate machines)
-    and wait for all; output captured as text (through files: a full pipe would stall a process
-    that the others wait for), in the order given."""
+    and wait for all, ``timeout`` seconds in all; output captured as text (through files: a full
+    pipe would stall a process that the others wait for), in the order given."""
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         logs = [
             [stack.enter_context(open(f"{tmp}/{i}.{kind}", "w+")) for kind in ("out", "err")]
@@ -44,9 +45,10 @@ def qtis_together(
             )
             for (args, env), (out, err) in zip(runs, logs, strict=True)
         ]
+        deadline = time.monotonic() + timeout
         try:
             for process in started:
-                process.wait(timeout=TIMEOUT_S)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
         finally:
             for process in started:
                 if process.poll() is None:
