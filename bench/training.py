@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._results import write
+from bench._timing import call_latency
 from training.data import load_training_data
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.models.sequence import SequenceBundle, masked_mse
@@ -140,20 +141,10 @@ def bench_latency(
         served = replace(bundle).compile()  # what training registers and serving loads
         predictors[f"{kind}, ONNX Runtime (served)"] = (served.predict_windows, windows, repeats)
     predictors["xgboost"] = (xgb_model.predict_features, windows[:, -1], n)
-    results = {}
-    for name, (predict, x, repeats) in predictors.items():
-        times = []
-        for i in range(repeats + 50):
-            start = time.perf_counter()
-            predict(x)
-            if i >= 50:  # warm-up calls build kernels and caches
-                times.append(time.perf_counter() - start)
-        results[name] = {
-            "p50_ms": float(np.percentile(times, 50) * 1e3),
-            "p99_ms": float(np.percentile(times, 99) * 1e3),
-            "calls": repeats,
-        }
-    return results
+    return {
+        name: call_latency(predict, x, repeats)
+        for name, (predict, x, repeats) in predictors.items()
+    }
 
 
 def main() -> None:

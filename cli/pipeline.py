@@ -102,6 +102,21 @@ def ingest(
     print_ingest(console, report)
 
 
+def _join_nodes(num_nodes: int, node_rank: int) -> int:
+    """Join the other machines' training (if any); this process's global rank, which alone
+    prints (the other ranks would repeat every table)."""
+    from training.distributed import global_rank, join_nodes  # deferred: torch, as in train
+
+    try:
+        join_nodes(num_nodes, node_rank)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    rank = global_rank()
+    if rank:
+        console.quiet = True
+    return rank
+
+
 def train(
     model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "all",
     size: Annotated[
@@ -113,9 +128,12 @@ def train(
     cost_bps: Annotated[float, typer.Option(help="transaction cost per unit traded")] = 5.0,
     symbols: Annotated[list[str] | None, typer.Option(help="restrict to these symbols")] = None,
     seed: Annotated[int, typer.Option(help="random seed (Lightning seed_everything)")] = 7,
-    accelerator: Annotated[str, typer.Option(help="Lightning accelerator")] = "cpu",
-    devices: Annotated[str, typer.Option(help="Lightning devices (e.g. 1, 2, auto)")] = "1",
+    accelerator: Annotated[str, typer.Option(help="auto (a GPU if found), cpu, gpu")] = "auto",
+    devices: Annotated[str, typer.Option(help="per node: auto (all GPUs or 1 CPU), 1, 2")] = "auto",
     strategy: Annotated[str, typer.Option(help="Lightning strategy (auto, ddp, ...)")] = "auto",
+    precision: Annotated[str, typer.Option(help="32, bf16-mixed, 16-mixed (networks)")] = "32",
+    num_nodes: Annotated[int, typer.Option(help="machines, each running this command")] = 1,
+    node_rank: Annotated[int, typer.Option(help="this machine's rank (0 reports)")] = 0,
     json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
     track: Annotated[
         bool, typer.Option(help="log runs to MLflow and register the final models")
@@ -141,20 +159,17 @@ def train(
 ) -> None:
     """Walk-forward training and out-of-sample evaluation next to the baselines.
 
-    With --devices N --strategy ddp, Lightning runs N processes (this command is started again
-    for ranks 1..N-1); only rank 0 prints, logs to MLflow and writes --json-out."""
-    # deferred: torch, lightning, mlflow and xgboost (~5 s measured) would load on every qtis
-    # command
-    from training.runner import TrainConfig, families, global_rank, run_training
+    --num-nodes M: run this on M machines, each with its --node-rank and MASTER_ADDR/MASTER_PORT
+    (node 0's address, a free port); only global rank 0 prints, logs and writes --json-out."""
+    # deferred: torch, lightning, mlflow and xgboost (~5 s) would load on every qtis command
+    from training.runner import TrainConfig, families, run_training
 
-    rank = global_rank()
-    if rank:
-        console.quiet = True
+    rank = _join_nodes(num_nodes, node_rank)
     config = TrainConfig(
         models=families(model), size=size, window=window, epochs=epochs, splits=splits,
         cost_bps=cost_bps, seed=seed, accelerator=accelerator, strategy=strategy,
-        devices=int(devices) if devices.isdigit() else devices,
-        params=_parse_params(param or []), explain_samples=explain_samples,
+        devices=int(devices) if devices.isdigit() else devices, precision=precision,
+        num_nodes=num_nodes, params=_parse_params(param or []), explain_samples=explain_samples,
         **({} if holdout is None else {"holdout": holdout}),
     )  # fmt: skip
     try:
@@ -275,7 +290,7 @@ def tune(
     pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
     study: Annotated[str | None, typer.Option(help="study name (default qtis-<model>)")] = None,
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    seed: Annotated[int, typer.Option(help="sampler seed (worker k uses seed + k)")] = 7,
+    seed: Annotated[int, typer.Option(help="sampler seed (trial n draws with seed + n)")] = 7,
     json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
 ) -> None:
     """Optuna search on the history before the reported test folds; studies live in Postgres

@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from quant.splits import PurgedWalkForward, final_split
 from training import explain
 from training.data import load_training_data
+from training.distributed import PRECISIONS, global_rank
 from training.evaluate import Estimator, Evaluation, evaluate
 from training.lineage import LABEL_END, TRAINED_THROUGH, stamp
 from training.models.networks import LSTMConfig, TransformerConfig
@@ -54,9 +54,11 @@ class TrainConfig:
     cost_bps: float = 5.0
     seed: int = 7
     xgb_estimators: int = 600
-    accelerator: str = "cpu"
+    accelerator: str = "auto"  # a GPU when there is one, else the CPU
     devices: int | str = 1
     strategy: str = "auto"
+    precision: str = "32"
+    num_nodes: int = 1
     progress: bool = False
     explain_samples: int = 200  # bars the registered models' SHAP values are computed on; 0 = off
     # the latest share of bars the registered models never see (nor their labels), so that they
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {FAMILIES}")
         if self.size not in SIZES:
             raise ValueError(f"unknown size {self.size!r}; choose from {sorted(SIZES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
 
         def sequence(kind: str) -> Callable[[], Estimator]:
             tuned = dict(self.params.get(kind, {}))
@@ -85,6 +89,8 @@ class TrainConfig:
                 "accelerator": self.accelerator,
                 "devices": self.devices,
                 "strategy": self.strategy,
+                "precision": self.precision,
+                "num_nodes": self.num_nodes,
                 "progress": self.progress,
             } | tuned
             return lambda: SequenceModel(kind, config=config, **kwargs)
@@ -111,12 +117,6 @@ PIPELINE = TrainConfig(size="small", epochs=5, splits=3, xgb_estimators=300)
 def families(model: str) -> tuple[str, ...]:
     """``"all"`` or a comma-separated list of families -> the families."""
     return FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
-
-
-def global_rank() -> int:
-    """This process's rank under Lightning DDP (0 when not distributed): DDP re-runs the whole
-    command in every process, and only rank 0 may log, register or print."""
-    return int(getattr(rank_zero_only, "rank", 0))
 
 
 def override_params(family: str, pairs: Mapping[str, Any]) -> dict[str, Any]:

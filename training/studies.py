@@ -5,17 +5,22 @@ trial that `qtis train` and the training assets start from. Running a search is
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.exceptions import ExperimentalWarning
+from optuna.samplers import BaseSampler, TPESampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from training.runner import SIZES, TrainConfig
 from training.settings import TuningSettings
-from warehouse.db import companion_database
+from warehouse.db import companion_database, exclusive
 
 
 def storage_url(url: str, settings: TuningSettings) -> str:
@@ -27,16 +32,57 @@ def storage_url(url: str, settings: TuningSettings) -> str:
 
 def storage(url: str, settings: TuningSettings):
     """RDB storage with heartbeats: a trial whose worker died is marked failed and retried once,
-    so a crashed worker loses no trial."""
-    with warnings.catch_warnings():
+    so a crashed worker loses no trial. Opening it creates its tables the first time, one
+    process at a time (workers on other machines may be opening it at the same moment)."""
+    location = storage_url(url, settings)
+    with warnings.catch_warnings(), exclusive(location, "qtis_optuna_store"):
         warnings.simplefilter("ignore", ExperimentalWarning)
         return RDBStorage(
-            storage_url(url, settings),
+            location,
             heartbeat_interval=15,
             grace_period=60,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             engine_kwargs={"pool_pre_ping": True},
         )
+
+
+class TrialSeededSampler(BaseSampler):
+    """TPE whose random draws for trial ``n`` come from ``seed + n`` alone. Trial numbers are
+    handed out by the storage, unique across every process of a study, so workers on several
+    machines started with the same seed never draw the same parameters, and one process still
+    repeats its search exactly."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._tpe = TPESampler(seed=seed)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._tpe = TPESampler(seed=self.seed + trial.number)
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, name: str, distribution: BaseDistribution
+    ) -> Any:
+        return self._tpe.sample_independent(study, trial, name, distribution)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._tpe.after_trial(study, trial, state, values)
 
 
 def study_name(family: str) -> str:

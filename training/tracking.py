@@ -34,6 +34,7 @@ from training.portable import Portable, write
 from training.settings import TrackingSettings
 from training.tracking_server import backend_store, is_local, is_server
 from transforms.spec import SPEC_PATH
+from warehouse.db import exclusive
 
 REGISTERED_NAMES = {
     "lstm": "qtis-lstm",
@@ -61,13 +62,15 @@ def configure(url: str, settings: TrackingSettings) -> str:
     uri = tracking_uri(url, settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(settings.experiment) is None:
-        if is_server(uri):
-            mlflow.create_experiment(settings.experiment)  # the server's default: its proxy
-        else:
-            artifacts = (settings.home / "mlruns").resolve()
-            artifacts.mkdir(parents=True, exist_ok=True)
-            mlflow.create_experiment(settings.experiment, artifacts.as_uri())
+    # another machine may be creating the store's tables or the experiment at the same moment
+    with exclusive(uri, "qtis_mlflow_store"):
+        if mlflow.get_experiment_by_name(settings.experiment) is None:
+            if is_server(uri):
+                mlflow.create_experiment(settings.experiment)  # the server's default: its proxy
+            else:
+                artifacts = (settings.home / "mlruns").resolve()
+                artifacts.mkdir(parents=True, exist_ok=True)
+                mlflow.create_experiment(settings.experiment, artifacts.as_uri())
     experiment = mlflow.set_experiment(settings.experiment)
     if is_server(uri) and is_local(experiment.artifact_location):
         raise ConfigError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,7 +20,6 @@ import mlflow
 import numpy as np
 import optuna
 import torch
-from optuna.study import MaxTrialsCallback
 from optuna_integration import PyTorchLightningPruningCallback, XGBoostPruningCallback
 
 from core.secrets import redact
@@ -28,7 +28,14 @@ from quant.splits import PurgedWalkForward, before_first_test
 from training.data import TrainingData, load_training_data
 from training.runner import FAMILIES, SIZES, TrainConfig
 from training.settings import TrackingSettings, TuningSettings
-from training.studies import estimator_kwargs, storage, storage_url, study_name, suggest
+from training.studies import (
+    TrialSeededSampler,
+    estimator_kwargs,
+    storage,
+    storage_url,
+    study_name,
+    suggest,
+)
 from training.tracking import configure
 from training.windows import window_ends
 
@@ -143,7 +150,7 @@ def tuning_data(url: str, config: TuneConfig) -> TrainingData:
     return data.take(keep)
 
 
-def make_objective(data: TrainingData, config: TuneConfig, worker: int) -> Callable:
+def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: str) -> Callable:
     torch.set_num_threads(config.thread_count())
     horizon = max(data.horizons)
     splitter = PurgedWalkForward(n_splits=config.splits, horizon=horizon, first_test=0.5)
@@ -175,6 +182,7 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int) -> Calla
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("call", call)
         kwargs = estimator_kwargs(config.family, suggest(trial, config.family), config.size)
         if config.family == "xgboost":
             kwargs["n_jobs"] = config.thread_count()
@@ -234,9 +242,22 @@ def open_study(url: str, config: TuneConfig, create: bool = True, *, tuning: Tun
     return study
 
 
-def _finished(study) -> int:
+def _finished(study, call: str) -> int:
+    """Finished trials that the ``tune`` call ``call`` ran (other machines may be adding more
+    to the same study)."""
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=done))
+    trials = study.get_trials(deepcopy=False, states=done)
+    return sum(t.user_attrs.get("call") == call for t in trials)
+
+
+def _stop_after(call: str, trials: int) -> Callable:
+    """Optuna callback: stop this worker once the call's workers together finished ``trials``."""
+
+    def stop(study, _trial) -> None:
+        if _finished(study, call) >= trials:
+            study.stop()
+
+    return stop
 
 
 def _log_trial(parent_run_id: str | None, config: TuneConfig) -> Callable:
@@ -273,28 +294,27 @@ def run_worker(
     config: TuneConfig,
     worker: int,
     parent_run_id: str | None,
-    budget: int,
+    call: str,
     on_finished: Callable[[int], None] | None = None,
     data: TrainingData | None = None,
     *,
     tracking: TrackingSettings,
     tuning: TuningSettings,
 ) -> None:
-    """One worker: pull trials from the shared study until it holds ``budget`` finished ones
-    (``on_finished`` hears the study's finished count after each trial); trials are logged
-    under ``parent_run_id`` in ``tracking``'s store when it is given."""
+    """One worker of the ``tune`` call ``call``: pull trials from the shared study until the
+    call's workers finished ``config.trials`` (``on_finished`` hears that count after each
+    trial); trials are logged under ``parent_run_id`` in ``tracking``'s store when it is given."""
     if parent_run_id is not None:
         configure(url, tracking)
     study = open_study(url, config, create=False, tuning=tuning)
-    # distinct draws per worker and per family (else every study starts with the same points)
-    seed = config.seed + 1000 * FAMILIES.index(config.family) + worker
-    study.sampler = optuna.samplers.TPESampler(seed=seed)
+    # distinct draws per trial (whichever worker or machine runs it) and per family (else every
+    # study starts with the same points)
+    study.sampler = TrialSeededSampler(config.seed + 1000 * FAMILIES.index(config.family))
     threads = torch.get_num_threads()
-    objective = make_objective(data or tuning_data(url, config), config, worker)
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    callbacks = [MaxTrialsCallback(budget, states=done), _log_trial(parent_run_id, config)]
+    objective = make_objective(data or tuning_data(url, config), config, worker, call)
+    callbacks = [_stop_after(call, config.trials), _log_trial(parent_run_id, config)]
     if on_finished:
-        callbacks.append(lambda s, t: on_finished(_finished(s)))
+        callbacks.append(lambda s, t: on_finished(_finished(s, call)))
     try:
         study.optimize(
             objective, n_trials=config.trials, timeout=config.timeout, callbacks=callbacks
@@ -336,12 +356,12 @@ def tune(
 ) -> TuneResult:
     """Run ``config.trials`` more trials of the family's study (in ``tuning``'s store): this
     process is worker 0 and ``config.workers - 1`` more processes join it on the same study;
-    ``track`` logs the study and its trials to ``tracking``'s MLflow store."""
+    ``track`` logs the study and its trials to ``tracking``'s MLflow store. Calls on other
+    machines may share the study at the same time: each runs and counts its own trials."""
     stores = {"tracking": tracking, "tuning": tuning}
     data = tuning_data(url, config)  # fails early, here, with the clear message
     study = open_study(url, config, tuning=tuning)
-    before = _finished(study)
-    budget = before + config.trials
+    call = uuid.uuid4().hex  # marks this call's trials
     parent = None
     if track:
         configure(url, tracking)
@@ -353,18 +373,18 @@ def tune(
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
     helpers = [
-        context.Process(target=run_worker, args=(url, config, w, parent, budget), kwargs=stores)
+        context.Process(target=run_worker, args=(url, config, w, parent, call), kwargs=stores)
         for w in range(1, config.workers)
     ]
     for p in helpers:
         p.start()
-    progress = (lambda n: on_progress(n - before, config.trials)) if on_progress else None
+    progress = (lambda n: on_progress(n, config.trials)) if on_progress else None
     try:
-        run_worker(url, config, 0, parent, budget, progress, data, **stores)
+        run_worker(url, config, 0, parent, call, progress, data, **stores)
         while any(p.is_alive() for p in helpers):
             time.sleep(0.5)
             if progress:
-                progress(_finished(study))
+                progress(_finished(study, call))
     finally:
         for p in helpers:
             p.join(timeout=5)
@@ -374,18 +394,21 @@ def tune(
     if failed:
         raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
     seconds = time.perf_counter() - started
-    return _summarize(url, config, before, seconds, parent, tuning)
+    return _summarize(url, config, call, seconds, parent, tuning)
 
 
 def _summarize(
-    url, config: TuneConfig, before: int, seconds: float, parent, tuning: TuningSettings
+    url, config: TuneConfig, call: str, seconds: float, parent, tuning: TuningSettings
 ) -> TuneResult:
     study = open_study(url, config, create=False, tuning=tuning)
     trials = study.get_trials(deepcopy=False)
     states = optuna.trial.TrialState
-    finished = [t for t in trials if t.state in (states.COMPLETE, states.PRUNED)]
+    ours = [
+        t for t in trials
+        if t.state in (states.COMPLETE, states.PRUNED) and t.user_attrs.get("call") == call
+    ]  # fmt: skip
     by_worker: dict[int, int] = {}
-    for t in finished[before:] if len(finished) > before else []:
+    for t in ours:
         w = int(t.user_attrs.get("worker", -1))
         by_worker[w] = by_worker.get(w, 0) + 1
     complete = [t for t in trials if t.state == states.COMPLETE]
@@ -394,7 +417,7 @@ def _summarize(
         study=config.name,
         storage=redact(storage_url(url, tuning)),
         family=config.family,
-        trials_run=len(finished) - before,
+        trials_run=len(ours),
         total_trials=len(trials),
         complete=len(complete),
         pruned=sum(t.state == states.PRUNED for t in trials),

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from training.data import TrainingData
+from training.distributed import loader_options
 
 
 class FeatureScaler:
@@ -103,9 +104,16 @@ class WindowDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size {self.batch_size} is not divisible by {world} devices")
         dataset = WindowDataset(self.features, self.targets, self.train_rows, self.window)
         sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
-        return DataLoader(dataset, batch_size=self.batch_size // world, sampler=sampler)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size // world,
+            sampler=sampler,
+            **loader_options(trainer),
+        )
 
     def val_dataloader(self) -> DataLoader:
         """Every process validates on all windows, so early stopping sees one number."""
         dataset = WindowDataset(self.features, self.targets, self.validation_rows, self.window)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=False, **loader_options(self.trainer)
+        )

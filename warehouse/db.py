@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -76,6 +78,21 @@ def sqlalchemy_url(url: str) -> str:
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         return f"postgresql+psycopg://{rest}"
     raise ValueError(f"QTIS_DATABASE_URL must be a postgresql:// URL, got scheme {scheme!r}")
+
+
+@contextmanager
+def exclusive(url: str, name: str) -> Iterator[None]:
+    """Run the body while holding the advisory lock ``name`` on the database of ``url`` (libpq or
+    SQLAlchemy form): processes on several machines that open a fresh MLflow or Optuna store at
+    once then create its tables one after another instead of colliding in the catalog. A URL
+    that is not Postgres (an MLflow server, SQLite) runs the body without a lock."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        yield
+        return
+    with connect(f"postgresql://{rest}", autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtext(%s))", (name,))
+        yield  # closing the connection releases the lock
 
 
 def split_password(url: str) -> tuple[str, dict[str, str]]:

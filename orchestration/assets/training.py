@@ -32,8 +32,9 @@ class TrainingConfig(Config):
     seed: int = PIPELINE.seed
     xgb_estimators: int = PIPELINE.xgb_estimators
     tuned: bool = True  # start from the best trial of the family's study, when there is one
-    accelerator: str = PIPELINE.accelerator
+    accelerator: str = PIPELINE.accelerator  # auto: a GPU when the step's machine has one
     devices: int = 1
+    precision: str = PIPELINE.precision  # 32, or bf16-mixed / 16-mixed on a GPU
     # "ddp" re-runs the launching command in every process: inside Dagster use "ddp_spawn"
     strategy: str = PIPELINE.strategy
     explain_samples: int = PIPELINE.explain_samples  # bars SHAP explains; 0 = off

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 
 import mlflow
 import numpy as np
@@ -12,12 +13,12 @@ import optuna
 import pytest
 
 from quant.splits import PurgedWalkForward
-from tests.support.cli import qtis
+from tests.support.cli import qtis, qtis_together
 from tests.support.db import fresh_database
 from training.data import load_training_data
 from training.runner import TrainConfig
 from training.settings import TrackingSettings, TuningSettings
-from training.studies import estimator_kwargs, with_tuned_params
+from training.studies import TrialSeededSampler, estimator_kwargs, with_tuned_params
 from training.tuning import TuneConfig, open_study, tune, tuning_data
 from warehouse.db import sqlalchemy_url
 
@@ -59,6 +60,66 @@ def test_two_workers_share_one_study_and_lose_no_trial(built, stores):
     tuned = with_tuned_params(url, TrainConfig(models=("lstm",), size="tiny"), stores["tuning"])
     assert tuned.params["lstm"] == estimator_kwargs("lstm", study.best_params, "tiny")
     assert tuned.tuning["lstm"]["trials"] == len(trials)
+
+
+def test_tune_processes_on_two_machines_lose_no_trial_and_repeat_none(built, pg_server, tmp_path):
+    """Two `qtis tune` processes started at once, each with its own QTIS_HOME (as on two
+    machines, same default seed), on one Optuna database and one MLflow store: each adds the
+    trials it was asked for, each trial runs once, and no parameter draw is evaluated twice."""
+    url, _ = built
+    optuna_url = sqlalchemy_url(fresh_database(pg_server))
+    tracking = sqlalchemy_url(fresh_database(pg_server))
+    shared = {
+        "QTIS_DATABASE_URL": url,
+        "QTIS_OPTUNA_STORAGE": optuna_url,
+        "QTIS_MLFLOW_TRACKING_URI": tracking,
+    }
+    args = ["tune", "--model", "xgboost", "--trials", "2", "--xgb-estimators", "20"]
+    runs = [
+        ([*args, "--json-out", str(tmp_path / f"m{k}.json")],
+         shared | {"QTIS_HOME": str(tmp_path / f"m{k}" / ".qtis")})
+        for k in (0, 1)
+    ]  # fmt: skip
+    for done in qtis_together(*runs, timeout=540):  # the pytest limit is 600 s
+        assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"m{k}.json").read_text())[0] for k in (0, 1)]
+    assert [r["trials_run"] for r in reports] == [2, 2]  # each counts its own trials only
+    trials = optuna.load_study(study_name="qtis-xgboost", storage=optuna_url).get_trials()
+    assert sorted(t.number for t in trials) == list(range(4))  # none lost, none run twice
+    done_states = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert {t.state for t in trials} <= done_states
+    assert sorted(Counter(t.user_attrs["pid"] for t in trials).values()) == [2, 2]
+    draws = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(draws)) == len(draws), draws  # no parameter set evaluated twice
+    mlflow.set_tracking_uri(tracking)
+    logged = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.optuna_study = 'qtis-xgboost'"
+    )
+    trial_runs = logged["tags.optuna_trial"].dropna()
+    assert sorted(int(n) for n in trial_runs) == list(range(4))  # each trial logged once
+
+
+def test_workers_with_one_seed_draw_apart_and_one_process_repeats_itself():
+    """Samplers with the same seed on two machines share a study: trial n draws from seed + n,
+    so their trials differ, and a single process draws the same sequence every time."""
+
+    def draws(samplers: list) -> list[float]:
+        storage = optuna.storages.InMemoryStorage()
+        studies = [
+            optuna.create_study(storage=storage, study_name="s", sampler=s, load_if_exists=True)
+            for s in samplers
+        ]
+        out = []
+        for k in range(6):  # the machines take turns
+            study = studies[k % len(studies)]
+            trial = study.ask()
+            out.append(trial.suggest_float("x", 0.0, 1.0))
+            study.tell(trial, out[-1])
+        return out
+
+    two_machines = draws([TrialSeededSampler(7), TrialSeededSampler(7)])
+    assert len(set(two_machines)) == len(two_machines)
+    assert draws([TrialSeededSampler(7)]) == draws([TrialSeededSampler(7)]) == two_machines
 
 
 def test_tuning_data_ends_before_the_reported_test_period(built):

@@ -1,4 +1,5 @@
-"""LSTM and Transformer estimators on windows, trained with Lightning (devices pass through)."""
+"""LSTM and Transformer estimators on windows, trained with Lightning (devices, precision and
+nodes pass through; CPU by default where no GPU is found)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from training.data import TrainingData
+from training.distributed import on_cuda
 from training.models import onnx_export
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.windows import FeatureScaler, WindowDataModule
@@ -76,9 +78,12 @@ class SequenceModel:
     weight_decay: float = 1e-4
     patience: int = 3
     seed: int = 7
-    accelerator: str = "cpu"
+    accelerator: str = "auto"  # a GPU when there is one, else the CPU
     devices: int | str = 1
     strategy: str = "auto"
+    precision: str = "32"  # or "bf16-mixed" / "16-mixed" (training.distributed.PRECISIONS)
+    num_nodes: int = 1
+    max_steps: int = -1  # optimizer steps to stop after (-1: epochs and early stopping decide)
     progress: bool = False
     callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (pruning)
 
@@ -93,19 +98,24 @@ class SequenceModel:
             os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
-        return L.Trainer(
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=self.progress,
-            enable_model_summary=False,
-            deterministic=True,
-            use_distributed_sampler=False,  # WindowDataModule deals out its own permutation
-            sync_batchnorm=self.accelerator in ("gpu", "cuda"),  # SyncBatchNorm needs GPUs
-            **kwargs,
-        )
+        gpu = on_cuda(self.accelerator)
+        options = {
+            "accelerator": self.accelerator,
+            "devices": self.devices,
+            "strategy": self.strategy,
+            "precision": self.precision,
+            "num_nodes": self.num_nodes,
+            "max_steps": self.max_steps,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": self.progress,
+            "enable_model_summary": False,
+            # on a GPU an op without a deterministic kernel warns instead of stopping training
+            "deterministic": "warn" if gpu else True,
+            "use_distributed_sampler": False,  # WindowDataModule deals out its own permutation
+            "sync_batchnorm": gpu,  # SyncBatchNorm needs GPUs
+        }
+        return L.Trainer(**(options | kwargs))
 
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> SequenceModel:
         L.seed_everything(self.seed, workers=True, verbose=False)
