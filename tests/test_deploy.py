@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from core.errors import ConfigError
 from core.settings import check_environment
+from tests.support.cli import start_qtis, stop_group
 from tests.support.db import fresh_database, password_server
 from tests.support.deploy import (
     container_command,
@@ -39,6 +40,9 @@ from tests.support.deploy import (
     parse,
     variables,
 )
+from tests.support.service import free_port, wait_ready
+from training.settings import TrackingServerSettings
+from training.tracking_server import check_exposure
 from transforms.dbt_runner import PROJECT_DIR, dbt_env
 from warehouse import embedded
 from warehouse.db import sqlalchemy_url
@@ -55,7 +59,6 @@ IMAGE_ROOT = "/opt/qtis"
 DAGSTER_HOME = "/opt/dagster/dagster_home"  # and the instance (ENV DAGSTER_HOME)
 SERVICES = {"timescaledb", "migrate", "dagster-code", "dagster-webserver", "dagster-daemon",
             "mlflow", "serving", "trading", "prometheus", "grafana"}  # fmt: skip
-# commands another part of issue 27 adds on its own branch; checked like the others once merged
 PASSWORD = "Tr0ub4dor&3 p@ss/w:rd"  # needs escaping in a URL; not in PGPASSWORD
 ONE = pa.schema([("one", pa.int64())])
 
@@ -184,6 +187,35 @@ def test_published_ports_are_on_loopback_and_the_api_needs_tokens():
     assert serving["QTIS_SERVE_HOST"] == "0.0.0.0"  # inside its container: tokens are required
     assert serving["QTIS_API_TOKEN_FILE"].startswith("/run/secrets/")
     assert "QTIS_API_OPEN" not in serving
+
+
+def test_the_tracking_server_runs_as_its_container_runs_it(db_url, tmp_path, monkeypatch):
+    """The mlflow container's command and environment: QTIS lets it bind every interface of its
+    container (it says --open), and, bound to loopback here, it serves its health check and
+    answers the names the other containers reach it by, and no other."""
+    service = compose()["services"]["mlflow"]
+    argv = container_command(service, dockerfile_stages(DOCKERFILE))
+    assert argv[:3] == ["qtis", "mlflow", "server"]
+    environment = service["environment"] | {"QTIS_DATABASE_URL": db_url,
+                                            "QTIS_HOME": str(tmp_path / "home")}  # fmt: skip
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    host = argv[argv.index("--host") + 1]
+    check_exposure(TrackingServerSettings(server_host=host, server_open="--open" in argv))
+    port = free_port()
+    args = [{host: "127.0.0.1", "5000": str(port)}.get(a, a) for a in argv[1:]]
+    log = tmp_path / "mlflow.log"
+    process = start_qtis(args, environment, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(process, base, log, "/health")
+        for name, allowed in (("mlflow:5000", True), ("mlflow", True), ("evil.example", False)):
+            answer = httpx.get(f"{base}/api/2.0/mlflow/experiments/get-by-name",
+                               params={"experiment_name": "Default"}, headers={"Host": name},
+                               timeout=10)  # fmt: skip
+            assert (answer.status_code == 200) is allowed, (name, answer.status_code)
+    finally:
+        stop_group(process)
 
 
 def test_the_serving_image_is_the_bento_with_hashed_requirements():

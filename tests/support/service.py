@@ -66,13 +66,14 @@ def server_errors(base: str) -> list[str]:
     ]
 
 
-def wait_ready(process: subprocess.Popen, base: str, log: Path) -> None:
+def wait_ready(process: subprocess.Popen, base: str, log: Path, path: str = "/readyz") -> None:
+    """Until ``base``+``path`` answers 200; fails with the log's tail if the process exits."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"service exited {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
