@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def pct(value) -> str:
     """A share as a percentage; "-" for None or NaN."""
@@ -11,3 +13,12 @@ def pct(value) -> str:
 def num(value) -> str:
     """A ratio to two decimals; "-" for None or NaN."""
     return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def symbols_text(symbols: Sequence[str], show: int = 8) -> str:
+    """Symbols for one line of text: a few by name; many as how many, first..last (sorted),
+    so that a 2,000-symbol universe is one line, not 2,000."""
+    names = sorted(symbols)
+    if len(names) <= show:
+        return ", ".join(names)
+    return f"{len(names):,} symbols: {names[0]}..{names[-1]}"
