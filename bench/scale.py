@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,16 +34,18 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
 from bench._results import RESULTS, write
 from bench.scale_stages import STAGES, Universe
-from warehouse.db import recreate_database, sqlalchemy_url
+from warehouse.db import database_url, recreate_database, sqlalchemy_url, with_database
 from warehouse.schema import migrate
 from warehouse.settings import WarehouseSettings
 
 MARK = "SCALE-STAGE "
+LOG4 = math.log(4)  # the issue's two sizes: 500 and 2,000 symbols
 TARGETS = {"growth": 1.3, "peak_gb": 8.0, "total_min": 30.0}
 
 
@@ -78,10 +81,36 @@ class PeakSampler:
         return self.peak
 
 
-def run_stage(name: str, env: dict[str, str], log: Path) -> dict[str, Any]:
-    """One stage in its own process: wall seconds, peak MB, what it reported."""
+class ServerCPU:
+    """CPU seconds the database server has used, when it runs on this machine (the embedded
+    one, or a local external one): its postmaster's own, the backends it has reaped and those
+    still running. None for a server elsewhere."""
+
+    def __init__(self, url: str) -> None:
+        with psycopg.connect(url) as conn:
+            backend = conn.execute("select pg_backend_pid()").fetchone()[0]
+        try:
+            self.postmaster = psutil.Process(backend).parent()
+        except psutil.Error:  # not on this machine
+            self.postmaster = None
+
+    def seconds(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        t = self.postmaster.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in self.postmaster.children():
+            with contextlib.suppress(psutil.Error):
+                c = child.cpu_times()
+                total += c.user + c.system
+        return total
+
+
+def run_stage(name: str, env: dict[str, str], log: Path, server: ServerCPU) -> dict[str, Any]:
+    """One stage in its own process: wall seconds, CPU seconds (its own and the database
+    server's), peak MB, what it reported."""
     command = [sys.executable, "-m", "bench.scale_stages", name]
-    started = time.perf_counter()
+    started, db_before = time.perf_counter(), server.seconds()
     with log.open("a") as out:
         out.write(f"\n=== {name}\n")
         out.flush()
@@ -94,35 +123,55 @@ def run_stage(name: str, env: dict[str, str], log: Path) -> dict[str, Any]:
     found = [json.loads(line[len(MARK) :]) for line in stdout.splitlines() if line.startswith(MARK)]
     if child.returncode != 0 or not found:
         raise RuntimeError(f"stage {name} failed (exit {child.returncode}): see {log}")
-    peak = max(sampled, found[0].pop("maxrss_bytes"))
-    return {"seconds": seconds, "peak_mb": peak / 2**20, "result": found[0]}
+    peak, cpu = max(sampled, found[0].pop("maxrss_bytes")), found[0].pop("cpu_s")
+    db = None if db_before is None else server.seconds() - db_before
+    return {"seconds": seconds, "cpu_s": cpu, "db_cpu_s": db, "peak_mb": peak / 2**20,
+            "result": found[0]}  # fmt: skip
 
 
-def databases(symbols: int, url: str | None, home: Path) -> tuple[str, str]:
-    """(warehouse URL, MLflow store URI) of fresh databases for this size."""
+def databases(symbols: int, url: str | None, home: Path, fresh: bool) -> tuple[str, str]:
+    """(warehouse URL, MLflow store URI) of this size's databases: new ones when ``fresh``,
+    else those an earlier run left (to resume it)."""
     settings = WarehouseSettings(database_url=url, home=home)
-    warehouse = recreate_database(f"qtis_scale_{symbols}", settings)
-    mlflow = sqlalchemy_url(recreate_database(f"mlflow_scale_{symbols}", settings))
+    names = (f"qtis_scale_{symbols}", f"mlflow_scale_{symbols}")
+    if not fresh:
+        return with_database(database_url(settings), names[0]), sqlalchemy_url(
+            with_database(database_url(settings), names[1])
+        )
+    warehouse = recreate_database(names[0], settings)
+    mlflow = sqlalchemy_url(recreate_database(names[1], settings))
     migrate(warehouse)
     return warehouse, mlflow
 
 
-def run_chain(universe: Universe, url: str | None, home: Path, console: Console) -> dict:
-    warehouse, mlflow = databases(universe.symbols, url, home)
+def progress_file(home: Path, universe: Universe) -> Path:
+    """The stages done so far by the run of this size in ``home``."""
+    return home / f"scale-{universe.symbols}x{universe.years:g}y.json"
+
+
+def run_chain(
+    universe: Universe, url: str | None, home: Path, console: Console, done: dict[str, Any]
+) -> dict:
+    """Every stage not in ``done`` (an earlier run's stages, resumed on its databases)."""
+    warehouse, mlflow = databases(universe.symbols, url, home, fresh=not done)
     env = {key: value for key, value in os.environ.items() if not key.startswith("QTIS_")}
     env |= {"QTIS_DATABASE_URL": warehouse, "QTIS_MLFLOW_TRACKING_URI": mlflow,
             "QTIS_HOME": str(home), "QTIS_SCALE_SYMBOLS": str(universe.symbols),
             "QTIS_SCALE_YEARS": str(universe.years), "QTIS_SCALE_SEED": str(universe.seed),
             "QTIS_SCALE_LSTM_SYMBOLS": str(universe.lstm_symbols),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # fmt: skip
-    log = home / f"scale-{universe.symbols}.log"
-    stages: dict[str, Any] = {}
-    for name in STAGES:
+    log, server = home / f"scale-{universe.symbols}.log", ServerCPU(warehouse)
+    state = progress_file(home, universe)
+    stages: dict[str, Any] = dict(done)
+    for name in (n for n in STAGES if n not in done):
         with console.status(f"{universe.symbols} symbols: {name}"):
-            stages[name] = run_stage(name, env, log)
+            stages[name] = run_stage(name, env, log, server)
+        state.write_text(json.dumps(stages, indent=1, default=str))  # what --from resumes
         s = stages[name]
-        console.print(f"  {name}: {s['seconds']:.1f} s, {s['peak_mb']:,.0f} MB  {s['result']}",
-                      highlight=False, soft_wrap=True)  # fmt: skip
+        db = "" if s["db_cpu_s"] is None else f" + {s['db_cpu_s']:.1f} s database"
+        console.print(f"  {name}: {s['seconds']:.1f} s wall, {s['cpu_s']:.1f} s CPU{db}, "
+                      f"{s['peak_mb']:,.0f} MB  {s['result']}", highlight=False,
+                      soft_wrap=True)  # fmt: skip
     return {
         "symbols": universe.symbols,
         "years": universe.years,
@@ -136,14 +185,20 @@ def run_chain(universe: Universe, url: str | None, home: Path, console: Console)
     }
 
 
-def growth(small: dict, large: dict) -> dict[str, float]:
-    """Per stage: how much faster than the data its time grew from ``small`` to ``large`` (1.0:
-    in proportion; a stage on a fixed sample grows less)."""
+def growth(small: dict, large: dict, measure: str = "seconds") -> dict[str, float]:
+    """Per stage: how much faster than the data its ``measure`` (wall ``seconds``, or
+    ``cpu_s``: the stage's and the database server's CPU) grew from ``small`` to ``large``
+    (1.0: in proportion; a stage on a fixed sample grows less)."""
     data = large["rows"] / small["rows"]
+
+    def cost(stage: dict) -> float:
+        db = (stage.get("db_cpu_s") or 0.0) if measure == "cpu_s" else 0.0
+        return stage[measure] + db
+
     return {
-        name: (large["stages"][name]["seconds"] / small["stages"][name]["seconds"]) / data
+        name: (cost(large["stages"][name]) / cost(small["stages"][name])) / data
         for name in large["stages"]
-        if name in small["stages"]
+        if measure in small["stages"].get(name, {})
     }
 
 
@@ -151,31 +206,43 @@ def key(run: dict) -> str:
     return f"{run['symbols']}x{run['years']:g}y"
 
 
-def compare(runs: dict[str, dict], run: dict) -> tuple[dict | None, dict[str, float]]:
-    """The run of the same years with the fewest symbols other than ``run``'s, and the growth
-    from the smaller of the two to the larger."""
+def compare(runs: dict[str, dict], run: dict) -> tuple[dict | None, dict[str, dict]]:
+    """The run of the same years closest to a quarter of ``run``'s symbols (or four times),
+    and the growth of wall and CPU time from the smaller of the two to the larger."""
     others = [
         r for r in runs.values() if r["years"] == run["years"] and r["symbols"] != run["symbols"]
     ]
     if not others:
         return None, {}
-    other = min(others, key=lambda r: abs(r["symbols"] * 4 - run["symbols"]))
+    other = min(others, key=lambda r: abs(abs(math.log(r["symbols"] / run["symbols"])) - LOG4))
     small, large = sorted((other, run), key=lambda r: r["symbols"])
-    return other, growth(small, large)
+    return other, {m: growth(small, large, m) for m in ("seconds", "cpu_s")}
 
 
-def print_table(run: dict, other: dict | None, ratios: dict[str, float], console: Console) -> None:
-    columns = ["stage", f"{run['symbols']} symbols (s)", "peak MB"]
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" + ("" if value <= TARGETS["growth"] else " [red](over)[/]")
+
+
+def print_table(run: dict, other: dict | None, ratios: dict[str, dict], console: Console) -> None:
+    """Per stage: wall and CPU seconds and peak of this run (and of the other size), and
+    how much faster than the data wall and CPU time grew."""
+    columns = ["stage", f"{run['symbols']}: wall s", "cpu s (+db)", "peak MB"]
     if other is not None:
-        columns += [f"{other['symbols']} symbols (s)", "peak MB", "time growth / data growth"]
+        columns += [f"{other['symbols']}: wall s", "cpu s (+db)", "peak MB", "growth wall", "cpu"]
     table = Table(*columns, title=f"scale: {run['years']:g} years of daily bars")
+
+    def cells(s: dict) -> list[str]:
+        cpu = s.get("cpu_s", float("nan")) + (s.get("db_cpu_s") or 0.0)
+        return [f"{s['seconds']:,.1f}", f"{cpu:,.1f}", f"{s['peak_mb']:,.0f}"]
+
     for name, s in run["stages"].items():
-        cells = [name, f"{s['seconds']:,.1f}", f"{s['peak_mb']:,.0f}"]
+        row = [name, *cells(s)]
         if other is not None and name in other["stages"]:
-            o, ratio = other["stages"][name], ratios.get(name)
-            mark = "" if ratio is None or ratio <= TARGETS["growth"] else " [red](over 1.3)[/]"
-            cells += [f"{o['seconds']:,.1f}", f"{o['peak_mb']:,.0f}", f"{ratio:.2f}{mark}"]
-        table.add_row(*cells)
+            row += cells(other["stages"][name])
+            row += [_ratio(ratios["seconds"].get(name)), _ratio(ratios["cpu_s"].get(name))]
+        table.add_row(*row)
     console.print(table)
     console.print(
         f"whole chain {run['total_s'] / 60:.1f} min (target {TARGETS['total_min']:g}), largest "
@@ -194,21 +261,35 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: the embedded server")
     parser.add_argument("--home", type=Path, default=None, help="default: a new temporary dir")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--from",
+        dest="start",
+        choices=list(STAGES),
+        help="resume a run of this size at this stage, on its databases (give its --home)",
+    )
     args = parser.parse_args()
     console = Console()
     home = (args.home or Path(tempfile.mkdtemp(prefix="qtis-scale-"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     universe = Universe(args.symbols, args.years, args.seed, args.lstm_symbols)
-    run = run_chain(universe, args.database_url, home, console)
-    run["database"] = "external" if args.database_url else "embedded"
     path = RESULTS / "scale.json"
     runs = json.loads(path.read_text())["runs"] if path.exists() else {}
+    done = {}
+    if args.start:
+        state = progress_file(home, universe)
+        before = json.loads(state.read_text()) if state.exists() else {}
+        wanted = list(STAGES)[: list(STAGES).index(args.start)]
+        if not set(wanted) <= set(before):
+            parser.error(f"--from {args.start}: {state} has no record of {wanted}")
+        done = {n: before[n] for n in wanted}
+    run = run_chain(universe, args.database_url, home, console, done)
+    run["database"] = "external" if args.database_url else "embedded"
     runs[key(run)] = run
     other, ratios = compare(runs, run)
     print_table(run, other, ratios, console)
-    worst = max(ratios.values(), default=None)
+    worst = max(ratios.get("seconds", {}).values(), default=None)
     write("scale", {"runs": runs, "latest": key(run), "growth": ratios,
-                    "worst_growth": worst, "targets": TARGETS,
+                    "worst_wall_growth": worst, "targets": TARGETS,
                     "total_s": run["total_s"]}, console)  # fmt: skip
 
 
