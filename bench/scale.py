@@ -156,9 +156,9 @@ def run_chain(
     warehouse, mlflow = databases(universe.symbols, url, home, fresh=not done)
     env = {key: value for key, value in os.environ.items() if not key.startswith("QTIS_")}
     env |= {"QTIS_DATABASE_URL": warehouse, "QTIS_MLFLOW_TRACKING_URI": mlflow,
-            "QTIS_HOME": str(home), "QTIS_SCALE_SYMBOLS": str(universe.symbols),
-            "QTIS_SCALE_YEARS": str(universe.years), "QTIS_SCALE_SEED": str(universe.seed),
-            "QTIS_SCALE_LSTM_SYMBOLS": str(universe.lstm_symbols),
+            "QTIS_HOME": str(home), "SCALE_BENCH_SYMBOLS": str(universe.symbols),
+            "SCALE_BENCH_YEARS": str(universe.years), "SCALE_BENCH_SEED": str(universe.seed),
+            "SCALE_BENCH_LSTM_SYMBOLS": str(universe.lstm_symbols),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # fmt: skip
     log, server = home / f"scale-{universe.symbols}.log", ServerCPU(warehouse)
     state = progress_file(home, universe)

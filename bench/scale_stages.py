@@ -1,7 +1,7 @@
 """The stages of ``bench.scale``, each run by ``python -m bench.scale_stages STAGE`` in a process
 of its own, so that its wall time and peak memory are its own. A stage reads its database, MLflow
 store and home from the environment the runner sets (``QTIS_DATABASE_URL``, ``QTIS_HOME``,
-``QTIS_MLFLOW_TRACKING_URI``) and the size of the universe from ``QTIS_SCALE_*``, and prints one
+``QTIS_MLFLOW_TRACKING_URI``) and the size of the universe from ``SCALE_BENCH_*``, and prints one
 JSON line of what it did (rows, fits, orders...), which the runner records next to its cost."""
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ class Universe:
     @classmethod
     def from_env(cls) -> Universe:
         return cls(
-            int(os.environ["QTIS_SCALE_SYMBOLS"]),
-            float(os.environ["QTIS_SCALE_YEARS"]),
-            int(os.environ.get("QTIS_SCALE_SEED", "11")),
-            int(os.environ.get("QTIS_SCALE_LSTM_SYMBOLS", "50")),
+            int(os.environ["SCALE_BENCH_SYMBOLS"]),
+            float(os.environ["SCALE_BENCH_YEARS"]),
+            int(os.environ.get("SCALE_BENCH_SEED", "11")),
+            int(os.environ.get("SCALE_BENCH_LSTM_SYMBOLS", "50")),
         )
 
     @property
@@ -169,8 +169,12 @@ def _trade(mode: str) -> dict[str, Any]:
 
     tracking = TrackingSettings()
     card = model_client(_url(), None, ServingSettings(), tracking).info().champion
+    # long and short on a margin account: a model of a noise market may forecast every symbol
+    # down, and a long-only book would then send no order at all
+    strategy = StrategyConfig(name="champion", signal="model",
+                              limits={"allow_short": True, "cash_account": False})  # fmt: skip
     config = RunConfig(mode=mode, stream=f"scale-{mode}-{datetime.now(UTC):%H%M%S}",
-                       strategies=[StrategyConfig(name="champion", signal="model")])  # fmt: skip
+                       strategies=[strategy])  # fmt: skip
     result = run(_url(), out_of_sample(config, card), tracking=tracking)
     m = next(iter(result.metrics.values()))
     return {"bars": m["bars"], "orders": m["orders"], "denied": m["denied"],

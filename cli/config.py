@@ -24,12 +24,14 @@ from trading_runtime.settings import (
     WalkForwardSettings,
 )
 from training.settings import PromotionSettings, TrackingSettings, TuningSettings
+from transforms.settings import FeatureSettings
 from warehouse.settings import WarehouseSettings
 
 # every settings class, in the order a reader meets them: data, training, serving, trading,
 # monitoring
 SETTINGS: tuple[type[QtisSettings], ...] = (
     WarehouseSettings,
+    FeatureSettings,
     TrackingSettings,
     TuningSettings,
     PromotionSettings,
