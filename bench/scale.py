@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -56,6 +57,7 @@ class PeakSampler:
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.root, self.interval, self.peak = psutil.Process(pid), interval, 0
+        self.loads: list[float] = []  # the machine's 1-minute load average, once a second
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -68,7 +70,12 @@ class PeakSampler:
         return total
 
     def _run(self) -> None:
-        while not self._done.is_set():
+        every = max(1, round(1 / self.interval))
+        for tick in itertools.count():
+            if self._done.is_set():
+                return
+            if tick % every == 0:
+                self.loads.append(os.getloadavg()[0])
             try:
                 self.peak = max(self.peak, self._tree_rss())
             except psutil.Error:
@@ -108,7 +115,8 @@ class ServerCPU:
 
 def run_stage(name: str, env: dict[str, str], log: Path, server: ServerCPU) -> dict[str, Any]:
     """One stage in its own process: wall seconds, CPU seconds (its own and the database
-    server's), peak MB, what it reported."""
+    server's), peak MB, the machine's load while it ran (others' work makes wall time noisy
+    on a shared machine), what it reported."""
     command = [sys.executable, "-m", "bench.scale_stages", name]
     started, db_before = time.perf_counter(), server.seconds()
     with log.open("a") as out:
@@ -125,7 +133,9 @@ def run_stage(name: str, env: dict[str, str], log: Path, server: ServerCPU) -> d
         raise RuntimeError(f"stage {name} failed (exit {child.returncode}): see {log}")
     peak, cpu = max(sampled, found[0].pop("maxrss_bytes")), found[0].pop("cpu_s")
     db = None if db_before is None else server.seconds() - db_before
+    loads = sampler.loads or [os.getloadavg()[0]]
     return {"seconds": seconds, "cpu_s": cpu, "db_cpu_s": db, "peak_mb": peak / 2**20,
+            "load_1m": {"mean": sum(loads) / len(loads), "max": max(loads)},
             "result": found[0]}  # fmt: skip
 
 

@@ -153,10 +153,11 @@ def promotion_stage(u: Universe) -> dict[str, Any]:
     decisions = promote(_url(), probe, settings, tracking=tracking)
     champion = status(_url(), limit=0, tracking=tracking)["champion"]
     forced = champion is None
-    if forced:
-        force(_url(), "qtis-xgboost", "1", "scale bench: no version passed the gates", probe,
+    if forced:  # the XGBoost version just judged (a resumed run registers a new one)
+        version = next(d.version for d in decisions if d.model == "qtis-xgboost")
+        force(_url(), "qtis-xgboost", version, "scale bench: no version passed the gates", probe,
               settings, tracking=tracking)  # fmt: skip
-        champion = ("qtis-xgboost", "1")
+        champion = ("qtis-xgboost", version)
     return {"champion": f"{champion[0]} v{champion[1]}", "forced": forced,
             "decisions": {d.model: d.decision for d in decisions}}  # fmt: skip
 
