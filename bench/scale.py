@@ -139,6 +139,21 @@ def run_stage(name: str, env: dict[str, str], log: Path, server: ServerCPU) -> d
             "result": found[0]}  # fmt: skip
 
 
+def server_info(url: str) -> dict[str, Any]:
+    """The server the run measured: its version, TimescaleDB's (None without it), and the
+    settings that change its speed."""
+    with psycopg.connect(url) as conn:
+        version = conn.execute("show server_version").fetchone()[0]
+        found = conn.execute(
+            "select extversion from pg_extension where extname = 'timescaledb'"
+        ).fetchone()
+        settings = {
+            name: conn.execute(f"show {name}").fetchone()[0]
+            for name in ("shared_buffers", "work_mem", "synchronous_commit", "fsync")
+        }
+    return {"postgresql": version, "timescaledb": found and found[0], "settings": settings}
+
+
 def databases(symbols: int, url: str | None, home: Path, fresh: bool) -> tuple[str, str]:
     """(warehouse URL, MLflow store URI) of this size's databases: new ones when ``fresh``,
     else those an earlier run left (to resume it)."""
@@ -192,6 +207,7 @@ def run_chain(
         "total_s": sum(s["seconds"] for s in stages.values()),
         "peak_mb": max(s["peak_mb"] for s in stages.values()),
         "log": str(log),
+        "server": server_info(warehouse),
     }
 
 
@@ -294,6 +310,7 @@ def main() -> None:
         done = {n: before[n] for n in wanted}
     run = run_chain(universe, args.database_url, home, console, done)
     run["database"] = "external" if args.database_url else "embedded"
+    run["resumed_from"] = args.start  # the stages before it are an earlier run's
     runs[key(run)] = run
     other, ratios = compare(runs, run)
     print_table(run, other, ratios, console)
