@@ -30,12 +30,14 @@ from training.settings import (
     TrackingSettings,
     TuningSettings,
 )
+from transforms.settings import FeatureSettings
 from warehouse.settings import WarehouseSettings
 
 # every settings class, in the order a reader meets them: data, training, serving, trading,
 # monitoring, orchestration
 SETTINGS: tuple[type[QtisSettings], ...] = (
     WarehouseSettings,
+    FeatureSettings,
     TrackingSettings,
     TrackingServerSettings,
     TuningSettings,

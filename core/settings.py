@@ -42,6 +42,7 @@ OTHER_KEYS = frozenset(
 # all of them, since they share one environment and one .env
 SETTINGS_MODULES = (
     "warehouse.settings",
+    "transforms.settings",
     "training.settings",
     "serving.settings",
     "trading_runtime.settings",

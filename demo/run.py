@@ -13,6 +13,7 @@ import mlflow  # noqa: F401  (it sets its loggers' levels when imported: before 
 from rich.console import Console
 from rich.table import Table
 
+from cli.render.format import symbols_text
 from cli.render.training import print_evaluation
 from core.secrets import redact
 from demo.monitoring import show_drift
@@ -162,10 +163,28 @@ def _print_counts(console: Console, columns: tuple[str, str], counts: dict, titl
     console.print(table)
 
 
+# a universe of more symbols than this is summarized in one line, not a table row per symbol
+SHOWN_SYMBOLS = 12
+
+
+def bars_line(per_symbol: dict[str, int]) -> str:
+    """market.bars of a large universe in one line: its symbols and how many bars each has."""
+    counts = sorted(per_symbol.values())
+    if not counts:
+        return "market.bars: empty"
+    each = f"{counts[0]:,} bars each"
+    if counts[0] != counts[-1]:
+        each = f"{counts[0]:,} to {counts[-1]:,} bars each (median {counts[len(counts) // 2]:,})"
+    return f"market.bars: {symbols_text(list(per_symbol))}, {each}"
+
+
 def _print_ingest(console: Console, url: str, result, checks) -> None:
     meta = result.asset_materializations_for_node("raw_bars")[0].metadata
     s = quality.summary(url)
-    _print_counts(console, ("symbol", "bars"), s.bars_per_symbol, "market.bars")
+    if len(s.bars_per_symbol) <= SHOWN_SYMBOLS:
+        _print_counts(console, ("symbol", "bars"), s.bars_per_symbol, "market.bars")
+    else:
+        console.print(bars_line(s.bars_per_symbol), highlight=False)
     console.print(
         f"[bold]Ingested[/] {meta['rows_in'].value:,} rows from {meta['origin'].value}: "
         f"{meta['inserted'].value:,} new, {meta['updated'].value:,} updated, "

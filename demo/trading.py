@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.render.format import num, pct
-from cli.render.trading import print_walk_forward
+from cli.render.trading import denials_text, print_walk_forward
 from orchestration.assets.trading import reference_backtests
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource
@@ -50,14 +50,21 @@ def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
         caption="the champion trades only bars after its training data; same bars and costs "
         "for all; streams " + meta["streams"].value + "-*",
     )  # fmt: skip
+    denied = []
     for path in reports:
-        m = next(iter(json.loads(path.read_text())["metrics"].values()))
+        stored = json.loads(path.read_text())
+        m = next(iter(stored["metrics"].values()))
+        if stored.get("denials"):
+            name = path.stem.removeprefix("backtest_")
+            denied.append(f"  {name}: {denials_text(stored['denials'], stored['denial_examples'])}")
         table.add_row(
             path.stem.removeprefix("backtest_"), f"{m['bars']:,}", f"{m['total_return']:.2%}",
             pct(m["cagr"]), num(m["sharpe"]), f"{m['max_drawdown']:.2%}", f"{m['fees']:,.2f}",
             f"{m['slippage']:,.2f}", f"{m['orders']} ({m['denied']})",
         )  # fmt: skip
     console.print(table)
+    for line in denied:
+        console.print(line, highlight=False)
     console.print(_tear_sheet(warehouse, meta), soft_wrap=True)
     tracking = warehouse.tracking()
     _walk_forward(console, warehouse, tracking)
@@ -133,6 +140,8 @@ def _paper(console: Console, url: str, start: str, tracking: TrackingSettings) -
             else " no orders, so no tick-to-order figure"
         )
     )
+    if result.denials:
+        console.print("  " + denials_text(result.denials, result.denial_examples), highlight=False)
     state = "[green]verified[/]" if not checks.problems else "[red]mismatch[/]"
     console.print(f"  journal replay: {state} ({'; '.join(checks.checks[:2])})")
     return stream

@@ -34,9 +34,10 @@ import pandas as pd
 
 from monitoring.drift_results import DriftReport, Measure, save
 from monitoring.settings import DriftSettings
-from training.data import load_training_data
+from training.data import TrainingData, load_training_data
 from training.settings import TrackingSettings
 from transforms.spec import default_spec
+from warehouse.db import connect
 
 # Evidently's tests that return a p-value (drift when below the threshold); the others are
 # distances (drift when at or above it)
@@ -59,6 +60,31 @@ def is_drift(value: float | None, threshold: float, method: str) -> bool:
 
 
 # --- inputs -----------------------------------------------------------------------------------
+
+
+def universe(url: str) -> list[str]:
+    """Every symbol of the warehouse (market.instruments), sorted."""
+    with connect(url) as conn:
+        return [r[0] for r in conn.execute("select symbol from market.instruments order by 1")]
+
+
+def drift_data(url: str, s: DriftSettings) -> TrainingData:
+    """features.training_set of at most ``max_symbols`` symbols (a seeded sample of a larger
+    universe, the same one each run): what the checks read, so that their memory and time do
+    not grow with the number of symbols."""
+    symbols = universe(url)
+    if len(symbols) <= s.max_symbols:
+        return load_training_data(url)
+    chosen = np.random.default_rng(s.seed).choice(len(symbols), s.max_symbols, replace=False)
+    return load_training_data(url, [symbols[k] for k in np.sort(chosen)])
+
+
+def sample_notes(url: str, data: TrainingData) -> list[str]:
+    """A note when ``data`` is a sample of the universe, saying how large."""
+    read, total = len(np.unique(data.symbols)), len(universe(url))
+    if read >= total:
+        return []
+    return [f"checked a seeded sample of {read} of {total} symbols (QTIS_DRIFT_MAX_SYMBOLS)"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,7 @@ def make_baseline(data, model, s: DriftSettings) -> Baseline:
     trained = rows[data.ts[rows] <= through]
     if not len(trained):
         raise ValueError("no training-period rows in features.training_set")
-    period = _frame(data, model, trained, through)
+    period = _frame(data, model, trained, through, s.predict_rows)
     rng = np.random.default_rng(s.seed)
     keep = np.sort(rng.choice(len(period), min(len(period), s.reference_rows), replace=False))
     reference = period.iloc[keep].reset_index(drop=True)
@@ -180,17 +206,27 @@ def current_frame(data, model, s: DriftSettings, as_of: datetime | None = None) 
     recent = seen[data.ts[seen] >= times[max(0, len(times) - s.current_bars)]]
     if not len(recent):
         raise ValueError("no recent rows in features.training_set")
-    return _frame(data, model, recent, last)
+    return _frame(data, model, recent, last, s.predict_rows)
 
 
-def _frame(data, model, rows: np.ndarray, known_by: np.datetime64) -> pd.DataFrame:
+def forecasts(features: np.ndarray, model, rows: np.ndarray, batch: int) -> np.ndarray:
+    """The model's forecast for the window ending at each of ``rows``, ``batch`` windows a
+    call: the window tensor of every row of a large universe would not fit in memory."""
+    out = np.empty((len(rows), len(model.horizons)))
+    lags = np.arange(-model.window + 1, 1)
+    for start in range(0, len(rows), batch):
+        ends = rows[start : start + batch]
+        windows = (
+            features[ends][:, None, :] if model.window == 1 else features[ends[:, None] + lags]
+        )
+        out[start : start + len(ends)] = model.predict(windows.astype(np.float32, copy=False))
+    return out
+
+
+def _frame(data, model, rows: np.ndarray, known_by: np.datetime64, batch: int) -> pd.DataFrame:
     columns = [data.feature_names.index(f) for f in model.features]
     features = data.features[:, columns]
-    if model.window == 1:
-        windows = features[rows][:, None, :]
-    else:
-        windows = features[rows[:, None] + np.arange(-model.window + 1, 1)]
-    forecast = np.asarray(model.predict(windows.astype(np.float32)), dtype=float)
+    forecast = forecasts(features, model, rows, batch)
     frame = pd.DataFrame(features[rows], columns=list(model.features))
     left = data.rows_left[rows]
     for k, h in enumerate(model.horizons):
@@ -336,10 +372,15 @@ def performance_measures(
 
 
 def attribution_measures(
-    url: str, model, s: DriftSettings, notes: list[str], tracking: TrackingSettings
+    url: str,
+    model,
+    s: DriftSettings,
+    notes: list[str],
+    tracking: TrackingSettings,
+    symbols: list[str] | None = None,
 ) -> list[Measure]:
     """Today's SHAP ranking against the one saved when the champion was registered (in
-    ``tracking``'s store)."""
+    ``tracking``'s store), on the bars of ``symbols`` (default: those it trained on)."""
     # deferred: shap, mlflow, torch and xgboost (~7 s measured) would load on every qtis command
     # (cli.monitor)
     from training.explain import explain_registered
@@ -350,7 +391,7 @@ def attribution_measures(
         notes.append(f"attribution drift not measured for {model.name}")
         return []
     found = explain_registered(
-        url, family, model.version, samples=s.explain_samples, tracking=tracking
+        url, family, model.version, samples=s.explain_samples, tracking=tracking, symbols=symbols
     ).to_dict()
     agreement = found.get("agreement_with_reference")
     if not agreement:
@@ -387,13 +428,13 @@ def check_drift(
     :func:`drift_reports`; ``html`` None: only when the inputs or the forecasts drifted).
     ``data`` and ``baseline``: already made, for a replay over many bars; ``tracking``: the
     MLflow store whose saved SHAP ranking the attributions are compared with."""
-    data = load_training_data(url) if data is None else data
+    data = drift_data(url, settings) if data is None else data
     baseline = baseline or make_baseline(data, model, settings)
     reference, current = baseline.reference, current_frame(data, model, settings, as_of)
     features = tested_features(model, settings)
     columns = [*features, *(f"pred_h{h}" for h in model.horizons)]
     values = scores(reference, current, columns, settings.method)
-    notes: list[str] = []
+    notes = sample_notes(url, data)
     if baseline.windows:
         notes.append(
             f"thresholds and scores calibrated on {baseline.windows} training-period windows"
@@ -402,7 +443,8 @@ def check_drift(
     measures += performance_measures(reference, current, model.horizons, settings)
     if not any(m.kind == "performance" for m in measures):
         notes.append("no recent outcomes yet: performance drift waits for labels")
-    measures += attribution_measures(url, model, settings, notes, tracking)
+    read = np.unique(data.symbols).tolist()
+    measures += attribution_measures(url, model, settings, notes, tracking, read)
     run_id = uuid.uuid4().hex[:12]
     span = lambda f: (f["ts"].min().to_pydatetime(), f["ts"].max().to_pydatetime())  # noqa: E731
     report = DriftReport(run_id, model.name, str(model.version), span(reference), span(current),

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monitoring.drift import check_drift, make_baseline
+from monitoring.drift import check_drift, drift_data, make_baseline
 from monitoring.drift_results import DriftReport
 from monitoring.settings import DriftSettings
-from training.data import load_training_data
 from training.settings import TrackingSettings
 
 # the kinds that call for a retrain (performance decay is a demotion, attribution is shown)
@@ -63,7 +62,7 @@ def replay(
     store, as for :func:`check_drift`."""
     if every < 1:
         raise ValueError(f"every must be at least 1 bar, got {every}")
-    data = load_training_data(url)
+    data = drift_data(url, settings)
     bars = bars_after(data, start, end)[every - 1 :: every]
     if not bars:
         raise ValueError(f"no bars after {start:%Y-%m-%d %H:%M} in features.training_set")

@@ -18,6 +18,18 @@ class DriftSettings(QtisSettings):
 
     current_bars: int = Field(20, ge=5, description="the recent bars compared with training")
     reference_rows: int = Field(5000, ge=100, description="training rows sampled as reference")
+    max_symbols: int = Field(
+        200,
+        ge=1,
+        description="symbols the check reads, at most: a larger universe is a seeded sample of"
+        " this many, so its memory and time do not grow with the number of symbols",
+    )
+    predict_rows: int = Field(
+        4096,
+        ge=1,
+        description="windows the champion forecasts in one call (memory: rows x window x"
+        " features x 4 bytes)",
+    )
     calibration_windows: int = Field(
         500,
         ge=0,

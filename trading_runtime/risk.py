@@ -31,6 +31,28 @@ class Denial:
         return f"{self.check}: {self.reason}"
 
 
+# the RiskLimits field (QTIS_RISK_<FIELD>, or a strategy's ``limits``) behind each check that
+# has one: what an operator changes when a check's denials are not wanted
+LIMIT_OF = {
+    "price_band": "price_band",
+    "order_rate": "max_orders_per_bar",
+    "max_order_quantity": "max_order_quantity",
+    "max_order_notional": "max_order_notional",
+    "max_position_quantity": "max_position_quantity",
+    "max_position_notional": "max_position_notional",
+    "short": "allow_short",
+    "concentration": "max_symbol_weight",
+    "sector_concentration": "max_sector_weight",
+    "gross_exposure": "max_gross_exposure",
+    "net_exposure": "max_net_exposure",
+    "cash": "fee_reserve_bps",
+    "margin": "initial_margin",
+    "max_var": "max_var",
+    "max_es": "max_es",
+    "trading_state": "reducing_drawdown",
+}
+
+
 class RiskEngine:
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self.instruments = instruments

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ class RunReport:
     equity_curve: list[dict[str, Any]]
     latency_us: dict[str, float]
     denials: dict[str, int]
+    # the first denial's reason per check (with its numbers): why a check denied, by example
+    denial_examples: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class RunReport:
             "equity_curve": self.equity_curve,
             "tick_to_order_us": self.latency_us,
             "denials": self.denials,
+            "denial_examples": self.denial_examples,
         }
 
 
@@ -257,7 +260,7 @@ def report(url: str, stream: str, conventions: Conventions) -> RunReport:
             raise LookupError(f"no stream {stream!r} in runtime.events (`qtis trade runs`)")
         book = rebuild(journal)
         wanted = [ev.ORDER_FILLED, ev.BAR_CLOSED, ev.ORDER_ACCEPTED, ev.ORDER_DENIED]
-        fills, curve, latencies, denials = [], [], [], {}
+        fills, curve, latencies, denials, examples = [], [], [], {}, {}
         for event in journal.read(types=wanted):
             if isinstance(event, ev.OrderFilled):
                 fills.append(_stored_order(event.fill.to_payload()))
@@ -267,6 +270,7 @@ def report(url: str, stream: str, conventions: Conventions) -> RunReport:
                 latencies.append(event.tick_to_order_us)
             elif isinstance(event, ev.OrderDenied):
                 denials[event.check] = denials.get(event.check, 0) + 1
+                examples.setdefault(event.check, event.reason)
     finally:
         journal.close()
     metrics = summary(book, [(c["ts"], c["equity"]) for c in curve], conventions)
@@ -279,7 +283,7 @@ def report(url: str, stream: str, conventions: Conventions) -> RunReport:
             "p99": float(np.percentile(values, 99)),
             "max": float(values.max()),
         }
-    return RunReport(stream, book, metrics, fills, curve, latency, denials)
+    return RunReport(stream, book, metrics, fills, curve, latency, denials, examples)
 
 
 def _stored_order(payload: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,6 +339,15 @@ class RegisteredExplanation:
         return out
 
 
+def _explained_symbols(trained: Sequence[str], given: Sequence[str] | None) -> list[str]:
+    """``given`` narrowed to the symbols the model trained on (unless none of them is);
+    without ``given``, the trained ones (empty: every symbol)."""
+    if not given:
+        return list(trained)
+    known = [s for s in given if s in set(trained)]
+    return known or list(given)
+
+
 def explain_registered(
     url: str,
     family: str | None = None,
@@ -346,10 +356,12 @@ def explain_registered(
     seed: int = 7,
     *,
     tracking: TrackingSettings,
+    symbols: Sequence[str] | None = None,
 ) -> RegisteredExplanation:
     """Explain a registered version (default: the family's @champion, else its latest) on the
     most recent ``samples`` bars of the warehouse, against a background of bars it trained on;
-    ``tracking``: the MLflow store it is registered in."""
+    ``tracking``: the MLflow store it is registered in; ``symbols``: read only these (those it
+    trained on among them, if any), not the whole training set of a large universe."""
     # deferred: an import cycle, training.tracking imports this module at its top (and
     # training.online imports training.tracking)
     from training.online import resolve_base
@@ -364,7 +376,7 @@ def explain_registered(
     run = client.get_run(found.run_id)
     bundle = load_bundle(name, found.version)
     meta = VersionMeta.from_tags(run.data.tags)
-    data = load_training_data(url, list(meta.symbols) or None)
+    data = load_training_data(url, _explained_symbols(meta.symbols, symbols) or None)
     # the bars the model could have been trained on: full windows after the warm-up
     ends = window_ends(
         data, getattr(bundle, "window", 1), int(run.data.params.get("min_history", 0))

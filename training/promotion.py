@@ -159,7 +159,7 @@ def load_evidence(client, url: str, name: str, version: str) -> Evidence:
             f"{found.run_id}): only versions trained by `qtis train` or the ensemble (this "
             "release on) can be judged"
         ) from exc
-    data = load_training_data(url, sorted(set(oof["symbol"])))
+    data = load_training_data(url, sorted(set(oof["symbol"])), labels_only=True)
     labels = pd.DataFrame({"symbol": data.symbols, "ts": data.ts})
     for i, h in enumerate(data.horizons):
         labels[f"true_h{h}"] = data.returns[:, i]

@@ -12,14 +12,18 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing import get_context
 
 import numpy as np
 import pandas as pd
 import psycopg
 
+from transforms.settings import FeatureSettings
 from transforms.spec import FeatureSpec, GarchSpec, default_spec
 from warehouse.db import connect
 
@@ -125,6 +129,46 @@ class GarchReport:
     skipped_symbols: list[str] = field(default_factory=list)
     failed_fits: int = 0
     seconds: float = 0.0
+    workers: int = 1  # processes that fitted them
+
+
+@dataclass(frozen=True)
+class SymbolTask:
+    """One symbol's update: its bars and where it resumes (None: from its first bar)."""
+
+    symbol: str
+    ts: list[datetime]
+    close: np.ndarray
+    spec: GarchSpec
+    bars_per_year: float
+    resume: tuple[int, float, Fit] | None
+
+
+def _fit_symbol(task: SymbolTask) -> SymbolRun:
+    """run_symbol on a task: what a worker process is sent (a top-level function pickles)."""
+    return run_symbol(task.ts, task.close, task.spec, task.bars_per_year, resume=task.resume)
+
+
+def _fitted(
+    tasks: Iterable[SymbolTask | str], workers: int
+) -> Iterator[tuple[str, SymbolRun | None]]:
+    """(symbol, its run) for each task in order, None for a symbol passed as its name only
+    (skipped); with ``workers`` > 1 the fits run in that many processes, a few tasks ahead."""
+    if workers == 1:
+        for task in tasks:
+            yield (task, None) if isinstance(task, str) else (task.symbol, _fit_symbol(task))
+        return
+    # spawn: a forked copy of a process with threads (Dagster's) and open connections can hang
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        pending: deque[tuple[str, Future | None]] = deque()
+        for task in tasks:
+            done = isinstance(task, str)
+            pending.append((task, None) if done else (task.symbol, pool.submit(_fit_symbol, task)))
+            while len(pending) > 4 * workers:
+                symbol, future = pending.popleft()
+                yield symbol, None if future is None else future.result()
+        for symbol, future in pending:
+            yield symbol, None if future is None else future.result()
 
 
 def _closes(conn: psycopg.Connection, symbol: str) -> pd.DataFrame:
@@ -162,6 +206,30 @@ def _copy(conn: psycopg.Connection, table: str, columns: str, rows: list[tuple])
             copy.write_row(row)
 
 
+def _tasks(
+    conn: psycopg.Connection,
+    symbols: Sequence[str],
+    spec: FeatureSpec,
+    full_refresh: bool,
+    progress: Callable[[str], None] | None,
+) -> Iterator[SymbolTask | str]:
+    """Each symbol's task, read (and its stored rows cleared where it starts over) as the
+    fits need it; a symbol too short to fit is yielded as its name."""
+    for symbol in symbols:
+        bars = _closes(conn, symbol)
+        if len(bars) - 1 < spec.garch.min_obs:
+            if progress:
+                progress(f"{symbol}: {len(bars)} bars, too short")
+            yield symbol
+            continue
+        resume = None if full_refresh else _resume_point(conn, symbol, bars["ts"])
+        if resume is None:  # a full refresh, or nothing usable stored: start over
+            for table in ("garch_vol", "garch_fits"):
+                conn.execute(f"delete from features.{table} where symbol = %s", (symbol,))
+        ts, close = list(bars["ts"]), bars["close"].to_numpy(float)
+        yield SymbolTask(symbol, ts, close, spec.garch, spec.bars_per_year, resume)
+
+
 def update_garch(
     url: str,
     symbols: Sequence[str] | None = None,
@@ -169,10 +237,13 @@ def update_garch(
     spec: FeatureSpec | None = None,
     full_refresh: bool = False,
     progress: Callable[[str], None] | None = None,
+    settings: FeatureSettings | None = None,
 ) -> GarchReport:
     """Bring features.garch_fits / garch_vol up to date with market.bars (only new bars unless
-    ``full_refresh``); an incremental update equals a full refresh bit for bit."""
-    spec = spec or default_spec()
+    ``full_refresh``); an incremental update equals a full refresh bit for bit, and the fits
+    are the same in however many worker processes ``settings`` (default: the environment's)
+    asks for."""
+    spec, settings = spec or default_spec(), settings or FeatureSettings()
     started = time.perf_counter()
     report = GarchReport()
     with connect(url) as conn:
@@ -180,28 +251,13 @@ def update_garch(
             symbols = [
                 r[0] for r in conn.execute("select symbol from market.instruments order by 1")
             ]
-        for symbol in symbols:
+        report.workers = settings.workers(len(symbols))
+        tasks = _tasks(conn, symbols, spec, full_refresh, progress)
+        for symbol, run in _fitted(tasks, report.workers):
             report.symbols.append(symbol)
-            bars = _closes(conn, symbol)
-            if len(bars) - 1 < spec.garch.min_obs:
+            if run is None:
                 report.skipped_symbols.append(symbol)
-                if progress:
-                    progress(f"{symbol}: {len(bars)} bars, too short")
                 continue
-            if full_refresh:
-                for table in ("garch_vol", "garch_fits"):
-                    conn.execute(f"delete from features.{table} where symbol = %s", (symbol,))
-            resume = None if full_refresh else _resume_point(conn, symbol, bars["ts"])
-            if resume is None and not full_refresh:  # nothing usable stored: start over
-                for table in ("garch_vol", "garch_fits"):
-                    conn.execute(f"delete from features.{table} where symbol = %s", (symbol,))
-            run = run_symbol(
-                list(bars["ts"]),
-                bars["close"].to_numpy(float),
-                spec.garch,
-                spec.bars_per_year,
-                resume=resume,
-            )
             _copy(
                 conn,
                 "garch_fits",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def pct(value) -> str:
     """A share as a percentage; "-" for None or NaN."""
@@ -21,3 +23,12 @@ def size(n_bytes: int) -> str:
             break
         value /= 1000
     return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def symbols_text(symbols: Sequence[str], show: int = 8) -> str:
+    """Symbols for one line of text: a few by name; many as how many, first..last (sorted),
+    so that a 2,000-symbol universe is one line, not 2,000."""
+    names = sorted(symbols)
+    if len(names) <= show:
+        return ", ".join(names)
+    return f"{len(names):,} symbols: {names[0]}..{names[-1]}"

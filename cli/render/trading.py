@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import console
-from cli.render.format import num, pct
+from cli.render.format import num, pct, symbols_text
+from trading_runtime.risk import LIMIT_OF
 
 # (label, metric, format): what every run's table shows first
 _RETURNS = (
@@ -45,15 +46,27 @@ def print_metrics(result, elapsed: float) -> None:
     symbols = len(result.book.config.get("symbols") or []) or "all"
     console.print(f"{bars:,} bars x {symbols} symbols in {elapsed:.1f} s", highlight=False)
     if result.denials:
-        console.print(
-            "denied by check: " + ", ".join(f"{k} {v}" for k, v in result.denials.items())
-        )
+        console.print(denials_text(result.denials, result.denial_examples), highlight=False)
     if result.latency_us:
         lat = result.latency_us
         console.print(
             f"tick-to-order: p50 {lat['p50'] / 1e3:.2f} ms, p99 {lat['p99'] / 1e3:.2f} ms"
             f" over {lat['orders']} orders"
         )
+
+
+def denials_text(denials: dict[str, int], examples: dict[str, str]) -> str:
+    """Denied orders by check, most first, each with its first denial's reason (the numbers)
+    and the limit that set it: why, not only how many."""
+    parts = []
+    for check, count in sorted(denials.items(), key=lambda kv: -kv[1]):
+        part = f"{check} {count:,}"
+        reason = examples.get(check, "").removeprefix(f"{check}: ")
+        limit = LIMIT_OF.get(check)
+        why = [f"e.g. {reason}"] if reason else []
+        why += [f"QTIS_RISK_{limit.upper()}"] if limit else []
+        parts.append(part + (f" ({'; '.join(why)})" if why else ""))
+    return "denied by check: " + ", ".join(parts)
 
 
 def print_comparison(found) -> None:
@@ -118,7 +131,7 @@ def print_walk_forward(found, out: Console = console) -> None:
     out.print(summary)
     out.print(
         f"{total['windows_traded']} of {len(found.windows)} windows traded,"
-        f" {total['fills']:,} fills; symbols {', '.join(found.symbols)}",
+        f" {total['fills']:,} fills; symbols {symbols_text(found.symbols)}",
         highlight=False,
     )
 

@@ -33,3 +33,14 @@ def test_arrow_read_matches_read_sql(built):
     assert (data.ts == ts).all()
     assert data.row_in_symbol[0] == 0 and data.row_in_symbol[3270] == 0
     assert data.row_in_symbol[3269] == 3269
+
+
+def test_labels_only_are_the_labels_without_the_features(built):
+    """What promotion reads to score a version's out-of-sample forecasts: the labels of the
+    same rows, without the feature columns (a universe's features would be most of it)."""
+    url, _ = built
+    full = load_training_data(url, symbols=["IBM", "MSFT"])
+    labels = load_training_data(url, symbols=["IBM", "MSFT"], labels_only=True)
+    assert labels.features.shape == (len(full), 0) and labels.feature_names == ()
+    for name in ("symbols", "ts", "returns", "volatility"):
+        np.testing.assert_array_equal(getattr(labels, name), getattr(full, name))

@@ -12,7 +12,13 @@ import pytest
 from tests.support.bars import load_bars, read_table
 from tests.support.db import fresh_database
 from transforms.garch import GarchFilter, load_fits, percent_log_returns, update_garch
+from transforms.settings import FeatureSettings
 from transforms.spec import default_spec
+from warehouse.ingest import ingest
+from warehouse.providers import SyntheticMarket
+from warehouse.providers.base import FrameProvider
+from warehouse.schema import migrate
+from warehouse.settings import WarehouseSettings
 
 pytestmark = pytest.mark.storage  # runs on the embedded server and on TimescaleDB
 
@@ -111,3 +117,30 @@ def test_short_history_is_skipped(db_url, bundled):
 def test_percent_log_returns(n):
     close = np.linspace(100, 110, n + 1)
     np.testing.assert_allclose(percent_log_returns(close), 100 * np.diff(np.log(close)))
+
+
+def test_fits_in_worker_processes_equal_fits_in_one(db_url, pg_server):
+    """A universe's GARCH fitted by two worker processes, a symbol each at a time, is the
+    table one process writes, bit for bit (and an incremental day on top of it too)."""
+    raw = FrameProvider(SyntheticMarket(n_symbols=16, n_bars=420, seed=3).load())
+    last = raw.raw.frame["ts"] == raw.raw.frame["ts"].max()
+    tables = []
+    for workers in (2, 1):
+        url = fresh_database(pg_server)
+        migrate(url)
+        ingest(raw.where(~last), url, WarehouseSettings())
+        report = update_garch(url, spec=SPEC, settings=FeatureSettings(garch_workers=workers))
+        assert report.workers == workers and report.fits == 16 * 3
+        ingest(raw.where(last), url, WarehouseSettings())
+        update_garch(url, spec=SPEC, settings=FeatureSettings(garch_workers=workers))
+        tables.append({t: read_table(url, f"features.{t}") for t in ("garch_vol", "garch_fits")})
+    for table in ("garch_vol", "garch_fits"):
+        pd.testing.assert_frame_equal(tables[0][table], tables[1][table])
+
+
+@pytest.mark.parametrize(
+    ("asked", "symbols", "expected"),
+    [(4, 100, 4), (4, 16, 2), (4, 7, 1), (1, 2000, 1), (0, 8, 1)],
+)
+def test_workers_never_exceed_one_per_eight_symbols(asked, symbols, expected):
+    assert FeatureSettings(garch_workers=asked).workers(symbols) == expected
