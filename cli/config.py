@@ -19,6 +19,7 @@ from trading_runtime.analytics.conventions import ConventionsSettings
 from trading_runtime.settings import (
     CostModel,
     FixSettings,
+    LiveSettings,
     RiskLimits,
     RiskReportSettings,
     RuntimeSettings,
@@ -31,7 +32,7 @@ from training.settings import (
     TuningSettings,
 )
 from transforms.settings import FeatureSettings
-from warehouse.settings import WarehouseSettings
+from warehouse.settings import AlpacaSettings, WarehouseSettings
 
 # every settings class, in the order a reader meets them: data, training, serving, trading,
 # monitoring, orchestration
@@ -50,6 +51,8 @@ SETTINGS: tuple[type[QtisSettings], ...] = (
     ConventionsSettings,
     RiskReportSettings,
     FixSettings,
+    LiveSettings,
+    AlpacaSettings,
     DriftSettings,
     ActionSettings,
     AlertSettings,

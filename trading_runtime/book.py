@@ -129,6 +129,28 @@ class Book:
     def _on_risk_alert(self, e: ev.RiskAlert) -> None:
         """A record for people and monitors: it changes no state (limits do that)."""
 
+    def _on_bar_late(self, e: ev.BarLate) -> None:
+        """A record: a late or corrected bar is never traded on."""
+
+    def _on_feed_status(self, e: ev.FeedStatus) -> None:
+        """A record: the feed decides whether a bar is traded, before the engine sees it."""
+
+    def _on_reconciled(self, e: ev.Reconciled) -> None:
+        """A record: a correction, when the policy adopts the broker's state, follows it."""
+
+    def _on_book_corrected(self, e: ev.BookCorrected) -> None:
+        account = self.accounts[e.account]
+        account.cash += e.cash_delta
+        if e.symbol is None:
+            return
+        held = account.positions.get(e.symbol) or Position(e.symbol)
+        avg = e.price if e.price is not None and e.quantity_after else held.avg_price
+        account.positions[e.symbol] = replace(
+            held, quantity=e.quantity_after, avg_price=avg if e.quantity_after else 0.0
+        )
+        if e.price is not None:
+            self.marks.setdefault(e.symbol, e.price)
+
     def _on_order_denied(self, e: ev.OrderDenied) -> None:
         order = e.order.moved_to(OrderStatus.DENIED, reason=e.reason)
         self.orders[order.client_id] = order

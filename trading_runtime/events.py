@@ -40,6 +40,10 @@ STOP_CLEARED = "stop_cleared"  # a stopped-out symbol may be entered again
 PORTFOLIO_REBALANCED = "portfolio_rebalanced"  # an optimizer's new target weights
 RISK_ALERT = "risk_alert"  # something a risk desk must look at (a correlation breakdown)
 RUN_FINISHED = "run_finished"
+BAR_LATE = "bar_late"  # live feed: a bar that came after its cross-section, or corrected one
+FEED_STATUS = "feed_status"  # live feed: went stale (no trading) or fresh again
+RECONCILED = "reconciled"  # the book compared with the broker's positions, cash, open orders
+BOOK_CORRECTED = "book_corrected"  # the book adopted the broker's state (reconciliation)
 
 COMMANDS = ("halt", "resume", "limits")
 
@@ -358,6 +362,58 @@ class RiskAlert(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BarLate(Event):
+    """A bar the live feed could not hand over with its cross-section: ``kind`` "late" (it came
+    after the cross-section went out without it) or "corrected" (its values changed after it
+    was traded). It is recorded, never traded on."""
+
+    type: ClassVar[str] = BAR_LATE
+    symbol: str
+    ts: str
+    kind: str
+    step: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus(Event):
+    """The live feed went ``stale`` (nothing traded until it is ``fresh`` again), or recovered."""
+
+    type: ClassVar[str] = FEED_STATUS
+    state: str
+    reason: str
+    last_bar: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled(Event):
+    """The book compared with the broker: ``trigger`` (start, reconnect, periodic), each
+    difference found, and what the policy did about them (none, adopted, halted)."""
+
+    type: ClassVar[str] = RECONCILED
+    trigger: str
+    matched: bool
+    differences: tuple[dict[str, Any], ...]
+    action: str
+    broker: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BookCorrected(Event):
+    """The book takes the broker's word for one account's ``symbol`` (quantity at ``price``)
+    or, with ``symbol`` None, its cash: a reconciliation adopting the broker's state."""
+
+    type: ClassVar[str] = BOOK_CORRECTED
+    account: str
+    symbol: str | None
+    quantity_before: float
+    quantity_after: float
+    price: float | None
+    cash_delta: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     type: ClassVar[str] = RUN_FINISHED
 
@@ -368,7 +424,8 @@ TYPES: dict[str, type[Event]] = {
         RunStarted, OrderSubmitted, OrderDenied, OrderAccepted, OrderRejected, OrderFilled,
         OrderCancelled, OrderExpired, CancelRequested, OrderTriggered, BarClosed,
         RiskStateChanged, LimitsChanged, ScheduleStarted, ScheduleEnded, Command,
-        CommandApplied, StopCleared, PortfolioRebalanced, RiskAlert, RunFinished,
+        CommandApplied, StopCleared, PortfolioRebalanced, RiskAlert, RunFinished, BarLate,
+        FeedStatus, Reconciled, BookCorrected,
     )
 }  # fmt: skip
 

@@ -187,3 +187,38 @@ class FixSettings(QtisSettings):
         QTIS_HOME (never the working directory: two processes must find the same files, and
         the lock on them)."""
         return (self.store_dir or self.home / "fix") / f"{sender}-{target}"
+
+
+class LiveSettings(QtisSettings):
+    """A live session (`qtis trade live`): how the feed decides a cross-section is complete or
+    stale, when the book is reconciled with the broker and what a difference does, and what
+    a stop does with the open orders."""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_LIVE_")
+
+    frequency: Literal["1d", "1min"] = Field("1d", description="bar frequency traded")
+    grace_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="after a bar's first symbol arrived, how long the feed waits for the"
+        " others before handing the cross-section over without them",
+    )
+    stale_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="no new cross-section for this long: the feed is stale (alert, no trading"
+        " on the bars that arrive while it catches up)",
+    )
+    reconcile_minutes: float = Field(
+        15.0, gt=0, description="the book is compared with the broker this often (and at start)"
+    )
+    reconcile_policy: Literal["adopt", "halt"] = Field(
+        "halt",
+        description="a difference with the broker: adopt the broker's state (a journaled"
+        " correction) or halt trading until an operator resumes",
+    )
+    cancel_on_stop: bool = Field(
+        True, description="SIGTERM cancels the open orders (False: they stay at the broker)"
+    )
+    health_host: str = Field("127.0.0.1", description="/metrics and /healthz address")
+    health_port: int = Field(9108, ge=0, le=65535, description="/metrics and /healthz; 0: free")

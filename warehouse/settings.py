@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from core.settings import QtisSettings
@@ -88,3 +88,28 @@ class WarehouseSettings(QtisSettings):
 
 def get_settings() -> WarehouseSettings:
     return WarehouseSettings()
+
+
+class AlpacaSettings(QtisSettings):
+    """Where Alpaca is and who we are to it: the market data adapter (warehouse) and the broker
+    adapter (trading_runtime) read the same keys. The keys come from the environment or from
+    files in ``secrets_dir`` (one file per key, named like the variable), never from argv, and
+    are never logged. The URLs default to Alpaca's paper trading; tests and the demo point them
+    at the local stand-in market (``trading_runtime.alpaca.standin``)."""
+
+    model_config = SettingsConfigDict(env_prefix="QTIS_ALPACA_")
+
+    key_id: SecretStr | None = Field(None, description="API key id (APCA-API-KEY-ID)")
+    secret_key: SecretStr | None = Field(None, description="API secret key")
+    trading_url: str = Field(
+        "https://paper-api.alpaca.markets", description="trading REST base URL (paper or live)"
+    )
+    data_url: str = Field("https://data.alpaca.markets", description="market data REST base URL")
+    stream_url: str | None = Field(
+        None, description="trade-updates WebSocket URL; unset: derived from trading_url"
+    )
+    data_stream_url: str | None = Field(
+        None, description="market data WebSocket URL; unset: Alpaca's for data_feed"
+    )
+    data_feed: str = Field("iex", description="market data feed: iex (free) or sip")
+    paper: bool = Field(True, description="a paper account (False: real money)")
