@@ -31,7 +31,9 @@ EWMA_LAMBDA = 0.94  # RiskMetrics decay of the daily variance estimate slippage 
 
 @dataclass(frozen=True, slots=True)
 class CrossSection:
-    """All symbols' bars at one time, aligned with the engine's symbol list (NaN: no bar)."""
+    """All symbols' bars at one time, aligned with the engine's symbol list (NaN: no bar).
+    ``tradable`` False: the engine advances its state with the bar but decides nothing on it
+    (a live feed catching up, or a bar outside the exchange's session)."""
 
     step: int
     ts: datetime
@@ -40,6 +42,7 @@ class CrossSection:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    tradable: bool = True
 
 
 def commission(costs: CostModel, quantity: float, price: float, multiplier: float) -> float:

@@ -72,7 +72,7 @@ class StrategyConfig(BaseModel):
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["backtest", "paper"] = "backtest"
+    mode: Literal["backtest", "paper", "live"] = "backtest"
     stream: str
     symbols: list[str] | None = None
     start: date | None = None
@@ -91,10 +91,11 @@ class RunConfig(BaseModel):
         description="exit every position on the last bar whose orders fill before the end, so"
         " the run's P&L is realized and its own (walk-forward windows)",
     )
-    execution: Literal["simulated", "fix", "fix-venue"] = Field(
+    execution: Literal["simulated", "fix", "fix-venue", "alpaca"] = Field(
         "simulated",
         description="the simulated broker in process; FIX 4.4 to the venue at QTIS_FIX_HOST:"
-        "PORT; or FIX 4.4 to an in-process simulated venue (the same fills, over the wire)",
+        "PORT; FIX 4.4 to an in-process simulated venue (the same fills, over the wire); or"
+        " Alpaca's trading API at QTIS_ALPACA_TRADING_URL (live sessions)",
     )
 
     @model_validator(mode="after")
@@ -102,6 +103,10 @@ class RunConfig(BaseModel):
         names = [s.name for s in self.strategies]
         if len(set(names)) != len(names):
             raise ValueError(f"strategy names must differ (they name sub-accounts): {names}")
+        if self.mode == "live" and (self.end is not None or self.flatten_at_end):
+            raise ValueError("a live session runs until it is stopped: no end, no flatten_at_end")
+        if self.execution == "alpaca" and self.mode != "live":
+            raise ValueError("Alpaca execution trades live sessions only (`qtis trade live`)")
         if self.start and self.end and self.end <= self.start:
             raise ValueError(f"end {self.end} must be after start {self.start}")
         self.cost_model()

@@ -27,7 +27,7 @@ from trading_runtime.commands import command_events, risk_state
 from trading_runtime.config import RunConfig
 from trading_runtime.domain import Order, Side
 from trading_runtime.execution import Execution
-from trading_runtime.feed import BarFeed
+from trading_runtime.feed import BarSource
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
 from trading_runtime.journal import Journal, JournalError
@@ -80,7 +80,7 @@ class Engine:
     def __init__(
         self,
         config: RunConfig,
-        feed: BarFeed,
+        feed: BarSource,
         instruments: dict[str, Instrument],
         journal: Journal,
         *,
@@ -91,9 +91,11 @@ class Engine:
         venue_log: Path | None = None,
         execution: Execution | None = None,
         observers: Sequence[EventObserver] = (),
+        cancel_on_stop: bool = True,
     ) -> None:
         self.config, self.feed, self.journal = config, feed, journal
         self.observers = list(observers)  # metrics, alerts: they see every event
+        self.cancel_on_stop = cancel_on_stop  # live: what a stop does with the open orders
         self.settings = settings
         self.symbols = feed.symbols
         self.index = {s: i for i, s in enumerate(self.symbols)}
@@ -112,9 +114,9 @@ class Engine:
         hooks = EngineHooks(
             instruments, self.index, self._emit, self.router.submit, self.router.cancel
         )
-        self.schedules = Schedules(hooks, feed.arrays["volume"], feed.times)
+        self.schedules = Schedules(hooks, feed)
         self.stops = Stops(hooks)
-        self.live = config.mode == "paper"
+        self.live = config.mode in ("paper", "live")  # paced: commands, snapshots
         self.features = features
         self.columns = list(features.columns) if features is not None else []
         self.returns = ReturnWindow(len(self.symbols), self.settings.return_window)
@@ -187,7 +189,9 @@ class Engine:
                     self._step(bar)
                 if progress is not None:
                     progress(bar.step + 1, len(self.feed))
-            if not self.book.finished:
+            if self.config.mode == "live":
+                self._stopped()
+            elif not self.book.finished:
                 self._take_answers()
                 self._emit(ev.RunFinished(key=ev.RUN_FINISHED))
                 self.journal.write(self._pending)
@@ -198,6 +202,36 @@ class Engine:
                 account.state, account.state_reason = TradingState.HALTED, str(exc)
             raise EngineHalted(f"HALTED: {exc}. No order was sent after the failed write.") from exc
         return self.book
+
+    def _stopped(self) -> None:
+        """A live session stops (it never finishes: a restart resumes it): the venue's last
+        answers and, with ``cancel_on_stop``, a cancel of every open order are journaled, and
+        the cancels sent."""
+        self._take_answers()
+        self.router.new_bar()
+        if self.cancel_on_stop:
+            for order in list(self.book.open.values()):
+                if order.client_id not in self.book.cancelling:
+                    self.router.cancel(order.client_id, "the live session stopped")
+        self.journal.write(self._pending)
+        self._journaled()
+        for client_id in self.router.to_cancel:
+            answer = self.router.venue(self.book.orders[client_id].account).cancel(
+                client_id, "the live session stopped"
+            )
+            if answer is not None:
+                self._answers.append(answer)
+        self._take_answers()
+        self.journal.write(self._pending)
+        self._journaled()
+
+    def record(self, event: ev.Event) -> None:
+        """Journal ``event`` now, between bars (a live feed's notice: a late bar, a stale
+        feed; a reconciliation): the book and the observers see it as any other event."""
+        self.book.apply(event)
+        for observer in self.observers:
+            observer.observe(event, self.book)
+        self.journal.write([event])
 
     def _observe(self, bar: CrossSection) -> None:
         """Advance features, signal state and the venue's volatility by one bar."""
@@ -245,7 +279,7 @@ class Engine:
         self._close_bar(bar)
         self._risk_states()
         signals = 0.0
-        for slot in self.slots:
+        for slot in self.slots if bar.tradable else ():
             if self.book.accounts[slot.config.name].state != TradingState.HALTED:
                 signals += self._decide(slot, bar)
         decided = time.perf_counter()

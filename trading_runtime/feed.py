@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,22 @@ from trading_runtime.instruments import Instrument
 from warehouse.reads import read_bars
 
 FIELDS = ("open", "high", "low", "close", "volume")
+
+
+class BarSource(Protocol):
+    """What the engine reads bars from: stored history (:class:`BarFeed`) or bars as they
+    are committed (``live_feed.LiveFeed``, whose ``times`` and ``arrays`` grow)."""
+
+    symbols: list[str]
+    times: pd.DatetimeIndex
+    arrays: dict[str, np.ndarray]  # field -> (times, symbols)
+    first_trading_step: int
+
+    def __len__(self) -> int: ...
+
+    def replay(
+        self, start: int = 0, bars_per_second: float | None = None, paced_from: int = 0
+    ) -> Iterator[CrossSection]: ...
 
 
 @dataclass

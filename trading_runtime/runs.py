@@ -5,9 +5,10 @@ all read back from the journal, so a resumed paper run reports its whole life.""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,22 @@ from trading_runtime.book import Book
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import Engine, rebuild
 from trading_runtime.execution import Execution
-from trading_runtime.feed import BarFeed
+from trading_runtime.feed import BarFeed, BarSource
 from trading_runtime.fix.gateway import FixGateway
 from trading_runtime.fix.venue import FixVenue
-from trading_runtime.instruments import load_instruments
+from trading_runtime.instruments import Instrument, load_instruments
 from trading_runtime.journal import Journal
 from trading_runtime.metrics import summary
 from trading_runtime.settings import FixSettings, RuntimeSettings
 from trading_runtime.signals import model_card
 from trading_runtime.telemetry import EventObserver
 from transforms.online import OnlineFeatureEngine
+
+# the bars a run trades, and the venue its orders go to (a context: it is closed at the end)
+FeedSource = Callable[[str, dict[str, Instrument], RunConfig], BarSource]
+ExecutionSource = Callable[
+    [RunConfig, dict[str, Instrument], BarSource], AbstractContextManager[Execution]
+]
 
 
 class StreamBusy(RuntimeError, InputError):
@@ -79,13 +86,18 @@ def build_engine(
     observers: Sequence[EventObserver] = (),
     *,
     tracking: TrackingSettings,
+    feed_source: FeedSource | None = None,
+    execution_source: ExecutionSource | None = None,
+    cancel_on_stop: bool = True,
 ) -> Engine:
     """The engine of ``config``. A model strategy asks ``predictor`` when given (e.g. one
     window's model in a walk-forward), else the champion; either way it trades only bars after
     the model's label end. FIX execution opens a session (and, for ``fix-venue``, a venue)
     that ``resources`` closes. ``serving``: the model's (in process, or its token and request
     size over HTTP); ``fix``: the FIX session's; ``tracking``: the MLflow store the champion is
-    loaded from in process."""
+    loaded from in process. A live session passes ``feed_source`` (bars as they are committed,
+    instead of the stored ones) and ``execution_source`` (its broker, opened in
+    ``resources``)."""
     card = None
     if not any(s.signal == "model" for s in config.strategies):
         predictor = None
@@ -95,9 +107,7 @@ def build_engine(
         config = out_of_sample(config, card)
     instruments = load_instruments(url, config.symbols)
     try:
-        feed = BarFeed.from_warehouse(
-            url, instruments, config.start, config.end, config.warmup_bars
-        )
+        feed = (feed_source or stored_bars)(url, instruments, config)
     except LookupError as exc:
         if predictor is None or seen_through(card) is None or config.in_sample:
             raise
@@ -119,8 +129,11 @@ def build_engine(
     execution = None
     if config.execution != "simulated":
         if resources is None:
-            raise ValueError("FIX execution needs resources= to close its session")
-        execution = resources.enter_context(fix_execution(config, instruments, feed, fix))
+            raise ValueError(f"{config.execution} execution needs resources= to close it")
+        opened = (execution_source or partial(fix_execution, settings=fix))(
+            config, instruments, feed
+        )
+        execution = resources.enter_context(opened)
     journal = Journal(
         url, config.stream, batched=config.mode == "backtest", batch_size=settings.journal_batch
     )
@@ -136,12 +149,18 @@ def build_engine(
         venue_log=venue_log,
         execution=execution,
         observers=observers,
+        cancel_on_stop=cancel_on_stop,
     )
+
+
+def stored_bars(url: str, instruments: dict[str, Instrument], config: RunConfig) -> BarFeed:
+    """The bars of a backtest or paper run: read from ``market.bars`` once."""
+    return BarFeed.from_warehouse(url, instruments, config.start, config.end, config.warmup_bars)
 
 
 @contextmanager
 def fix_execution(
-    config: RunConfig, instruments, feed: BarFeed, settings: FixSettings
+    config: RunConfig, instruments, feed: BarSource, settings: FixSettings
 ) -> Iterator[Execution]:
     """The FIX 4.4 gateway a run's orders go through (QTIS_FIX_*), logged on for the run: to
     the venue at QTIS_FIX_HOST:PORT, or (``fix-venue``) to a simulated venue started here on a

@@ -13,6 +13,7 @@ from trading_runtime import events as ev
 from trading_runtime.book import Book
 from trading_runtime.broker import CrossSection
 from trading_runtime.domain import Order, OrderStatus, Side
+from trading_runtime.feed import BarSource
 from trading_runtime.routing import EngineHooks
 
 
@@ -43,10 +44,10 @@ def volume_profile(volume: np.ndarray, times: pd.DatetimeIndex, step: int, bars:
 
 class Schedules:
     """Starts, works and ends the schedules of the run's accounts (slices go through
-    ``hooks.submit``); ``volume`` and ``times`` are the run's bars, for VWAP profiles."""
+    ``hooks.submit``); ``feed`` has the run's bars (a live feed's grow), for VWAP profiles."""
 
-    def __init__(self, hooks: EngineHooks, volume: np.ndarray, times: pd.DatetimeIndex) -> None:
-        self.hooks, self.volume, self.times = hooks, volume, times
+    def __init__(self, hooks: EngineHooks, feed: BarSource) -> None:
+        self.hooks, self.feed = hooks, feed
 
     def start(
         self,
@@ -64,9 +65,8 @@ class Schedules:
         with the ``decision`` behind it (its slices carry none of their own)."""
         weights = np.full(bars, 1.0 / bars)
         if algo == "vwap":
-            weights = volume_profile(
-                self.volume[:, self.hooks.index[symbol]], self.times, step, bars
-            )
+            volume = self.feed.arrays["volume"][:, self.hooks.index[symbol]]
+            weights = volume_profile(volume, self.feed.times, step, bars)
         slices = split_quantity(quantity, weights, self.hooks.instruments[symbol].lot_size)
         started = ev.ScheduleStarted(
             parent_id, account, symbol, side, slices, algo, step, decision,
