@@ -31,7 +31,9 @@ EWMA_LAMBDA = 0.94  # RiskMetrics decay of the daily variance estimate slippage 
 
 @dataclass(frozen=True, slots=True)
 class CrossSection:
-    """All symbols' bars at one time, aligned with the engine's symbol list (NaN: no bar)."""
+    """All symbols' bars at one time, aligned with the engine's symbol list (NaN: no bar).
+    ``tradable`` False: observe it, trade nothing on it (the live feed's stored history, a
+    catch-up after a stale spell, an out-of-session bar; see trading_runtime.live_feed)."""
 
     step: int
     ts: datetime
@@ -40,6 +42,7 @@ class CrossSection:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    tradable: bool = True
 
 
 def commission(costs: CostModel, quantity: float, price: float, multiplier: float) -> float:
