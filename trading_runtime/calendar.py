@@ -64,6 +64,20 @@ class TradingCalendar:
             return ts + MINUTE
         return self._cal.session_close(self.session_of(ts, stamp_tz)).to_pydatetime()
 
+    def next_bar_close(self, ts: datetime, frequency: str, stamp_tz: str | None = None) -> datetime:
+        """When the bar after the one stamped ``ts`` is due complete: the next session's close
+        (daily) or the end of the next trading minute. A live feed is not stale before it."""
+        _check(frequency)
+        try:
+            if frequency == "1min":
+                minute = self._cal.minute_to_trading_minute(pd.Timestamp(ts + MINUTE), "next")
+                return minute.to_pydatetime() + MINUTE
+            day = self.session_of(ts, stamp_tz)
+            after = self._cal.session_close(day) if self._cal.is_session(day) else ts
+            return self.next_close(after)
+        except xcals.errors.DateOutOfBounds:  # beyond the calendar's years: due at once
+            return ts
+
     def session_close(self, ts: datetime) -> datetime:
         """The close of the session in progress at ``ts``, or of the next one when ``ts`` falls
         between sessions: when a DAY order sent at ``ts`` expires."""

@@ -17,8 +17,10 @@ NOTIFY wakes this feed, which reads the announced range back and assembles cross
   (the engine journals them), never traded on: handed-over rows are not rewritten.
 - ``CrossSection.tradable`` says whether the engine may trade on a cross-section: only the
   newest one of those handed over together, all its bars in session, and not while catching
-  up. No cross-section for ``stale_seconds``: ``FeedStatus("stale")``; the next batch handed
-  over is the catch-up (observed, not traded), then ``FeedStatus("fresh")``. The stored
+  up. No cross-section for ``stale_seconds`` past the time the next bar is due (the calendar:
+  the next session's close for daily bars, the next trading minute's end for minute bars) or
+  past the last cross-section, whichever is later: ``FeedStatus("stale")``; the next batch
+  handed over is the catch-up (observed, not traded), then ``FeedStatus("fresh")``. The stored
   history is never tradable: a live session trades the bars that arrive while it runs.
 - ``stop`` (a ``threading.Event``) ends :meth:`LiveFeed.replay` between cross-sections.
 """
@@ -109,7 +111,8 @@ class LiveFeed(BarFeed):
         self._buffers = dict(self.arrays)
         self._pending: dict[datetime, _Pending] = {}
         self._told: dict[tuple[str, datetime], np.ndarray] = {}  # late bars reported
-        self._last_out = time.monotonic()
+        self._places = {(i.exchange, i.exchange_tz) for i in instruments.values()}
+        self._stale_at = 0.0  # monotonic: no cross-section until then is not stale
         self._stale = False
 
     # --- the replay interface ----------------------------------------------------------------
@@ -124,7 +127,7 @@ class LiveFeed(BarFeed):
         a live feed), then each new one as it completes, until ``stop`` is set."""
         queue: deque[_Section] = deque()
         step = start
-        self._last_out = time.monotonic()
+        self._quiet(time.monotonic(), self._stamps[-1] if self._stamps else None)
         while not self._stop.is_set():
             if step < len(self):
                 yield self.at(step)
@@ -154,14 +157,14 @@ class LiveFeed(BarFeed):
     def _collect(self) -> list[_Section]:
         """Wait (a short while) for announced loads; the cross-sections now ready, in order."""
         now = time.monotonic()
-        if not self._stale and now - self._last_out >= self._settings.stale_seconds:
+        if not self._stale and now >= self._stale_at:
             self._stale = True
             last = self._stamps[-1].isoformat() if self._stamps else None
-            reason = f"no cross-section for {self._settings.stale_seconds:g} s"
+            reason = f"no cross-section for {self._settings.stale_seconds:g} s past the bar due"
             self._notice(ev.FeedStatus(state="stale", reason=reason, last_bar=last))
         deadlines = [p.first_seen + self._settings.grace_seconds for p in self._pending.values()]
         if not self._stale:
-            deadlines.append(self._last_out + self._settings.stale_seconds)
+            deadlines.append(self._stale_at)
         timeout = min([POLL_SECONDS, *(d - now for d in deadlines)])
         for loaded in self._listener.wait(max(0.0, timeout)):
             self._take(loaded)
@@ -252,11 +255,24 @@ class LiveFeed(BarFeed):
             in_session = self._in_session(ts, len(self) + i, values)
             newest = i == len(out) - 1
             sections.append(_Section(ts, values, in_session and newest and not catching_up))
-        self._last_out = now
+        self._quiet(now, out[-1])
         if catching_up:
             reason = f"caught up: {len(out)} cross-section(s) observed, not traded"
             self._notice(ev.FeedStatus(state="fresh", reason=reason, last_bar=out[-1].isoformat()))
         return sections
+
+    def _quiet(self, now: float, last: datetime | None) -> None:
+        """Arm the stale alarm: ``stale_seconds`` after now or after the bar following ``last``
+        is due by the calendar, whichever is later (a daily feed is not stale overnight; bars
+        replayed from the past are all due: the wall clock alone decides)."""
+        wait = 0.0
+        if last is not None:
+            due = min(
+                TradingCalendar.of(exchange).next_bar_close(last, self._settings.frequency, zone)
+                for exchange, zone in self._places
+            )
+            wait = max(0.0, due.timestamp() - time.time())
+        self._stale_at = now + wait + self._settings.stale_seconds
 
     def _in_session(self, ts: datetime, step: int, values: np.ndarray) -> bool:
         """Whether every bar of the cross-section is in its exchange's session; the others

@@ -53,6 +53,14 @@ def test_day_orders_expire_at_the_session_close():
     assert NYSE.next_close(utc(2024, 11, 29, 18)) == utc(2024, 12, 2, 21)
 
 
+def test_the_next_bar_is_due_at_the_next_session_close_or_trading_minute():
+    nyc = "America/New_York"
+    assert NYSE.next_bar_close(utc(2024, 11, 27, NY_MIDNIGHT), "1d", nyc) == utc(2024, 11, 29, 18)
+    assert NYSE.next_bar_close(utc(2024, 11, 28, NY_MIDNIGHT), "1d", nyc) == utc(2024, 11, 29, 18)
+    assert NYSE.next_bar_close(utc(2024, 11, 29, 17, 59), "1min") == utc(2024, 12, 2, 14, 31)
+    assert NYSE.next_bar_close(utc(2024, 11, 29, 17, 0), "1min") == utc(2024, 11, 29, 17, 2)
+
+
 def test_calendars_are_cached_and_an_unknown_exchange_is_a_clear_error():
     assert TradingCalendar.of("XNYS") is NYSE
     assert TradingCalendar.of("XLON").in_session(utc(2024, 11, 28, 10), "1min")  # not a UK holiday

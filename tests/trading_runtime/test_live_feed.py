@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import psycopg
 from tests.support.bars import hand_bars, load_bars
 from trading_runtime import events as ev
 from trading_runtime.broker import CrossSection
+from trading_runtime.calendar import TradingCalendar
 from trading_runtime.instruments import load_instruments
 from trading_runtime.live_feed import LiveFeed
 from trading_runtime.settings import LiveSettings
@@ -201,3 +203,18 @@ def test_a_feed_starts_on_a_warehouse_without_bars(db_url):
             {}, until=0, first=lambda: load_bars(db_url, day_bars({"2024-01-02": 10}))
         )
     assert closes(seen) == [[10, 110]] and seen[0].tradable
+
+
+def test_a_daily_feed_is_not_stale_before_its_next_bar_is_due(db_url):
+    calendar = TradingCalendar.of("XNYS")
+    today = datetime.now(UTC).date()
+    last = max(d.date() for d in pd.date_range(today - timedelta(days=10), today))
+    while not calendar.in_session(
+        datetime(last.year, last.month, last.day, tzinfo=UTC), "1d", "UTC"
+    ):
+        last -= timedelta(days=1)
+    load_bars(db_url, day_bars({last.isoformat(): 10}))  # the next session closes in the future
+    with live(db_url, stale_seconds=0.2) as session:
+        threading.Timer(1.0, session.stop.set).start()  # five stale periods of the wall clock
+        assert [s.step for s in session.feed.replay()] == [0]
+    assert session.notices == []
