@@ -17,6 +17,7 @@ def frame_of(symbols: list[str], rows=ROWS) -> pd.DataFrame:
     return pd.concat([hand_bars(rows, s).frame for s in symbols], ignore_index=True)
 
 
+@pytest.mark.storage  # runs on the embedded server and on TimescaleDB
 def test_an_ingest_announces_once_with_its_symbols_and_range(db_url):
     with BarListener(db_url) as listener:
         assert listener.wait(0) == []
