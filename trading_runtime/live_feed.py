@@ -23,6 +23,8 @@ NOTIFY wakes this feed, which reads the announced range back and assembles cross
   handed over is the catch-up (observed, not traded), then ``FeedStatus("fresh")``. The stored
   history is never tradable: a live session trades the bars that arrive while it runs.
 - ``stop`` (a ``threading.Event``) ends :meth:`LiveFeed.replay` between cross-sections.
+- A lost connection is opened again (every second until the server answers), and the bars
+  stored since the last time handed over are read back: nothing the warehouse holds is missed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from types import TracebackType
 
 import numpy as np
 import pandas as pd
+import psycopg
 
 from trading_runtime import events as ev
 from trading_runtime.broker import CrossSection
@@ -45,12 +48,13 @@ from trading_runtime.calendar import TradingCalendar
 from trading_runtime.feed import FIELDS, BarFeed
 from trading_runtime.instruments import Instrument, listed
 from trading_runtime.settings import LiveSettings
-from warehouse.announce import BarListener, BarsLoaded
+from warehouse.announce import BarListener
 from warehouse.db import connect
 from warehouse.reads import bars_query
 
 Notice = Callable[[ev.Event], None]
 POLL_SECONDS = 0.25  # the longest a wait goes without looking at the stop event
+RECONNECT_SECONDS = 1.0  # between tries to reach the server again
 _MICRO = timedelta(microseconds=1)
 
 
@@ -95,10 +99,11 @@ class LiveFeed(BarFeed):
         start: date | None = None,
         warmup_bars: int = 0,
     ) -> None:
-        self._listener = BarListener(url).__enter__()  # before the read: no load falls between
+        self._url = url
+        self._listener: BarListener | None = BarListener(url).__enter__()  # listen, then read
         try:
             past = stored_history(url, instruments, start, warmup_bars)
-            self._conn = connect(url, autocommit=True)
+            self._conn: psycopg.Connection | None = connect(url, autocommit=True)
         except BaseException:
             self._listener.__exit__(None, None, None)
             raise
@@ -138,8 +143,11 @@ class LiveFeed(BarFeed):
                 queue.extend(self._collect())
 
     def close(self) -> None:
-        self._listener.__exit__(None, None, None)
-        self._conn.close()
+        if self._listener is not None:
+            self._listener.__exit__(None, None, None)
+        if self._conn is not None:
+            self._conn.close()
+        self._listener = self._conn = None
 
     def __enter__(self) -> LiveFeed:
         return self
@@ -165,18 +173,33 @@ class LiveFeed(BarFeed):
         deadlines = [p.first_seen + self._settings.grace_seconds for p in self._pending.values()]
         if not self._stale:
             deadlines.append(self._stale_at)
-        timeout = min([POLL_SECONDS, *(d - now for d in deadlines)])
-        for loaded in self._listener.wait(max(0.0, timeout)):
-            self._take(loaded)
+        timeout = max(0.0, min([POLL_SECONDS, *(d - now for d in deadlines)]))
+        try:
+            listener = self._listener or self._reconnect()
+            for loaded in listener.wait(timeout):
+                self._read(loaded.symbols, loaded.first, loaded.last + _MICRO)
+        except (psycopg.OperationalError, ConnectionError):
+            self.close()  # the server went away: try again shortly; stale tells if it lasts
+            self._stop.wait(RECONNECT_SECONDS)
         return self._ready(time.monotonic())
 
-    def _take(self, loaded: BarsLoaded) -> None:
-        """Read an announced load's bars of this universe back from the warehouse."""
-        named = self.symbols if loaded.symbols is None else loaded.symbols
+    def _reconnect(self) -> BarListener:
+        """Listen again, then read what came since the last time handed over (announcements
+        made while the connection was down are lost; the bars are in the warehouse)."""
+        self._listener = BarListener(self._url).__enter__()
+        self._conn = connect(self._url, autocommit=True)
+        self._read(None, self._stamps[-1] if self._stamps else None, None)
+        return self._listener
+
+    def _read(
+        self, symbols: tuple[str, ...] | None, first: datetime | None, end: datetime | None
+    ) -> None:
+        """Read the bars of this universe (of ``symbols``; None: all) in [first, end) back."""
+        named = self.symbols if symbols is None else symbols
         wanted = [s for s in named if s in self._col]
-        if not wanted:
+        if not wanted or self._conn is None:
             return
-        query = bars_query(wanted, loaded.first, loaded.last + _MICRO)
+        query = bars_query(wanted, first, end)
         now = time.monotonic()
         for symbol, ts, *values in self._conn.execute(query).fetchall():
             self._arrive(symbol, ts.astimezone(UTC), np.array(values, dtype=float), now)

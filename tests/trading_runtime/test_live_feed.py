@@ -172,7 +172,7 @@ def test_a_feed_that_stops_goes_stale_and_trades_nothing_while_it_catches_up(db_
         stale.wait(30)
         load_bars(db_url, day_bars({"2024-01-04": 12, "2024-01-05": 13, "2024-01-08": 14}))
 
-    with live(db_url, stale, stale_seconds=0.5) as session:
+    with live(db_url, stale, stale_seconds=3.0) as session:  # > an ingest on a busy machine
         seen = session.run(
             {
                 0: lambda: load_bars(db_url, day_bars({"2024-01-03": 11})),
@@ -218,3 +218,23 @@ def test_a_daily_feed_is_not_stale_before_its_next_bar_is_due(db_url):
         threading.Timer(1.0, session.stop.set).start()  # five stale periods of the wall clock
         assert [s.step for s in session.feed.replay()] == [0]
     assert session.notices == []
+
+
+KILL_OTHERS = """
+select pg_terminate_backend(pid) from pg_stat_activity
+where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'
+"""
+
+
+def test_a_dropped_connection_is_reopened_and_what_was_missed_is_read(db_url):
+    load_bars(db_url, day_bars({"2024-01-02": 10}))
+
+    def drop_then_load() -> None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            assert conn.execute(KILL_OTHERS).fetchall()  # the feed's two connections
+        load_bars(db_url, day_bars({"2024-01-03": 11}))
+        load_bars(db_url, day_bars({"2024-01-04": 12}))
+
+    with live(db_url) as session:
+        seen = session.run({0: drop_then_load}, until=2)
+    assert closes(seen) == [[10, 110], [11, 111], [12, 112]]
