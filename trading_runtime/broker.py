@@ -32,8 +32,8 @@ EWMA_LAMBDA = 0.94  # RiskMetrics decay of the daily variance estimate slippage 
 @dataclass(frozen=True, slots=True)
 class CrossSection:
     """All symbols' bars at one time, aligned with the engine's symbol list (NaN: no bar).
-    ``tradable`` False: the engine advances its state with the bar but decides nothing on it
-    (a live feed catching up, or a bar outside the exchange's session)."""
+    ``tradable`` False: observe it, trade nothing on it (the live feed's stored history, a
+    catch-up after a stale spell, an out-of-session bar; see trading_runtime.live_feed)."""
 
     step: int
     ts: datetime

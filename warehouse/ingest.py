@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from warehouse.announce import announce
 from warehouse.db import connect
 from warehouse.loader import ensure_partitions, exchange_timezones, register_instruments
 from warehouse.providers.base import ChunkedBarProvider, Instrument, RawBars, Source
 from warehouse.rollups import ensure_zones, refresh_changed
 from warehouse.settings import WarehouseSettings
-from warehouse.staging import RunStage
+from warehouse.staging import RunStage, Staged
 from warehouse.timescale import bars_per_day, fit_chunk_interval
 from warehouse.validation import TimeWindow, validate_bars
 
@@ -107,7 +108,9 @@ def ingest(
 
     Rows are read and validated a chunk at a time (``QTIS_INGEST_CHUNK_BYTES`` of a file) and
     staged in the database; then the partitions of the months that have rows are created, in
-    their own transaction, and everything is published in one transaction.
+    their own transaction, and everything is published in one transaction, announced on
+    ``qtis_bars`` when it commits (:mod:`warehouse.announce`; a run that changed no row
+    announces nothing).
     """
     step = progress or (lambda _msg: None)
     started = datetime.now(UTC)
@@ -137,15 +140,23 @@ def ingest(
                 quarantined=read.quarantined,
                 quarantine_reasons=dict(sorted(read.reasons.items())),
                 flags=out.flags,
-                first_ts=min(s.first_ts for s in staged).isoformat() if staged else None,
-                last_ts=max(s.last_ts for s in staged).isoformat() if staged else None,
+                first_ts=staged_span(staged)[0].isoformat() if staged else None,
+                last_ts=staged_span(staged)[1].isoformat() if staged else None,
                 bars_per_symbol={s.symbol: s.bars for s in staged},
             )
             report.run_id = _record_run(cur, report, started)
+            if staged:  # delivered when this transaction commits
+                first, last = staged_span(staged)
+                announce(cur, report.symbols, first, last, loaded, out.inserted, out.updated)
         if staged:
             ensure_zones(conn, {zones.get(s.symbol, "UTC") for s in staged}, settings)
-            refresh_changed(conn, min(s.first_ts for s in staged), max(s.last_ts for s in staged))
+            refresh_changed(conn, *staged_span(staged))
     return report
+
+
+def staged_span(staged: list[Staged]) -> tuple[datetime, datetime]:
+    """The first and last bar time of a non-empty staged run."""
+    return min(s.first_ts for s in staged), max(s.last_ts for s in staged)
 
 
 def _record_run(cur: psycopg.Cursor, report: IngestReport, started: datetime) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from warehouse.announce import announce
 from warehouse.providers.base import Instrument
 from warehouse.rollups import refresh_changed
 from warehouse.settings import WarehouseSettings
@@ -183,7 +184,8 @@ def load_bars(
     settings: WarehouseSettings | None = None,
 ) -> LoadResult:
     """Upsert validated bars in one transaction (all or nothing), after their partitions (or
-    the hypertable's chunk interval), and refresh the rollups they changed.
+    the hypertable's chunk interval), announced on ``qtis_bars`` when it commits
+    (:mod:`warehouse.announce`), and refresh the rollups they changed.
 
     ``conn`` must have no transaction open (see :func:`ensure_partitions`); it runs in
     autocommit meanwhile (TimescaleDB refreshes aggregates outside a transaction).
@@ -201,6 +203,8 @@ def load_bars(
             cur.execute(_STAGE)
             copy_bars(cur, bars)
             inserted, updated = merge_stage(conn, cur, source)
+            first, last = spans["min"].min(), spans["max"].max()
+            announce(cur, list(spans.index), first, last, len(bars), inserted, updated)
         refresh_changed(conn, bars["ts"].min(), bars["ts"].max())
     finally:
         conn.autocommit = autocommit
@@ -215,16 +219,17 @@ def register_instruments(
         cur.executemany(
             """
             insert into market.instruments (symbol, name, sector, asset_class, currency,
-                exchange_tz, tick_size, lot_size, multiplier, listed_from, delisted_at)
+                exchange_tz, tick_size, lot_size, multiplier, listed_from, delisted_at, exchange)
             values (%(symbol)s, %(name)s, %(sector)s, %(asset_class)s, %(currency)s,
                 %(exchange_tz)s, %(tick_size)s, %(lot_size)s, %(multiplier)s, %(listed_from)s,
-                %(delisted_at)s)
+                %(delisted_at)s, %(exchange)s)
             on conflict (symbol) do update set
                 name = excluded.name, sector = excluded.sector, asset_class = excluded.asset_class,
                 currency = excluded.currency, exchange_tz = excluded.exchange_tz,
                 tick_size = excluded.tick_size, lot_size = excluded.lot_size,
                 multiplier = excluded.multiplier, listed_from = excluded.listed_from,
-                delisted_at = excluded.delisted_at, updated_at = now()
+                delisted_at = excluded.delisted_at, exchange = excluded.exchange,
+                updated_at = now()
             """,
             [vars(i) for i in known],
         )

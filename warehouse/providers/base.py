@@ -33,6 +33,7 @@ class Instrument:
     multiplier: float = 1.0
     listed_from: date | None = None
     delisted_at: date | None = None
+    exchange: str = "XNYS"  # MIC of the trading calendar (trading_runtime.calendar)
 
 
 @dataclass
