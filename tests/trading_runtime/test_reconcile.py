@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,11 +19,16 @@ from monitoring.runtime_alerts import RuntimeAlerts
 from monitoring.settings import AlertSettings
 from trading_runtime import events as ev
 from trading_runtime.book import Book, TradingState
+from trading_runtime.broker import CrossSection
 from trading_runtime.domain import Fill, Order, OrderStatus, OrderType, Side
 from trading_runtime.engine import rebuild
+from trading_runtime.instruments import Instrument
 from trading_runtime.journal import Journal
 from trading_runtime.reconcile import BrokerState, Reconciler, reconcile
+from trading_runtime.routing import EngineHooks
 from trading_runtime.settings import LiveSettings
+from trading_runtime.sizing import StopPolicy, holdings
+from trading_runtime.stops import Stops
 
 T0 = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
 STAMP = "20261204T000000"
@@ -120,6 +126,26 @@ def test_a_position_the_book_does_not_know_is_adopted_into_the_first_account():
     assert book.accounts["main"].positions["TSLA"].avg_price == 400
     again = reconcile(book, state, "periodic", "adopt")
     assert [e.matched for e in again] == [True]
+
+
+def test_an_adopted_position_outside_the_universe_is_held_not_traded():
+    """The broker holds TSLA, which the run does not trade: after adopting it the engine's
+    holdings and protective stops go on over the run's own symbols."""
+    book = a_book()
+    state = the_broker(book)
+    applied(book, reconcile(book, the_broker(book, positions={**state.positions,
+                                                              "TSLA": (20.0, 400.0)}),
+                            "start", "adopt"))  # fmt: skip
+    index = {"AAPL": 0, "MSFT": 1, "IBM": 2}
+    held, _ = holdings(book, book.accounts["main"], index)
+    assert held.tolist() == [100.0, 0.0, 0.0]
+    sent: list[Order] = []
+    hooks = EngineHooks({s: Instrument(s) for s in index}, index, lambda e: None,
+                        lambda b, order, price: sent.append(order), lambda c, r: None)  # fmt: skip
+    prices = np.array([150.0, 300.0, 20.0])
+    bar = CrossSection(1, T0, prices, prices, prices, prices, np.ones(3))
+    Stops(hooks).manage(book, StopPolicy(fixed_atr=2.0), book.accounts["main"], bar, np.ones(3))
+    assert [o.symbol for o in sent] == ["AAPL"]
 
 
 def test_positions_are_compared_in_total_and_corrected_where_the_symbol_is_held():
