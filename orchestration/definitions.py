@@ -7,7 +7,7 @@ from dagster import Definitions
 
 from core.settings import check_environment
 from orchestration.assets.features import feature_store, garch_vol
-from orchestration.assets.ingest import raw_bars, raw_bars_checks
+from orchestration.assets.ingest import raw_bars, raw_bars_checks, raw_bars_intraday_freshness
 from orchestration.assets.monitoring import drift_report
 from orchestration.assets.online import model_update
 from orchestration.assets.promotion import promotion
@@ -16,6 +16,7 @@ from orchestration.assets.training import ensemble_model, training_assets
 from orchestration.assets.tuning import tuning_assets
 from orchestration.jobs import daily_schedule, jobs, retrain
 from orchestration.resources import WarehouseResource, dbt_resource
+from orchestration.schedules import schedules
 from orchestration.sensors import drift_sensor_for, failed_run_alerts, shadow_sensor
 
 check_environment()
@@ -32,9 +33,9 @@ defs = Definitions(
         model_update,
         drift_report,
     ],
-    asset_checks=raw_bars_checks,
+    asset_checks=[*raw_bars_checks, raw_bars_intraday_freshness],
     jobs=jobs,
-    schedules=[daily_schedule],
+    schedules=[daily_schedule, *schedules],
     sensors=[drift_sensor_for(retrain), shadow_sensor, failed_run_alerts],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

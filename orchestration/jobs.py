@@ -1,11 +1,12 @@
-"""The Dagster jobs (asset selections by group) and the daily schedule."""
+"""The Dagster jobs (asset selections by group) and the daily schedule (the daily pull's and
+the freshness watch's schedules are in ``orchestration.schedules``)."""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, ScheduleDefinition, define_asset_job
 
 from orchestration.assets.features import feature_store, garch_vol
-from orchestration.assets.ingest import raw_bars
+from orchestration.assets.ingest import raw_bars, raw_bars_intraday_freshness
 from orchestration.assets.monitoring import drift_report
 from orchestration.assets.online import model_update
 
@@ -45,6 +46,16 @@ daily_pipeline = define_asset_job(
 )
 
 monitoring_job = define_asset_job("monitoring_job", selection=AssetSelection.assets(drift_report))
+# a session's partition of raw_bars, then the features (incremental) and the drift check
+daily_pull_job = define_asset_job(
+    "daily_pull_job",
+    selection=AssetSelection.assets(raw_bars, garch_vol, feature_store, drift_report),
+    tags=BUILDS_FEATURES,
+)
+# intraday: only the freshness check of market.bars (the stream writes the bars)
+bars_freshness_job = define_asset_job(
+    "bars_freshness_job", selection=AssetSelection.checks(raw_bars_intraday_freshness)
+)
 
 daily_schedule = ScheduleDefinition(
     name="daily_pipeline_schedule",
@@ -62,4 +73,6 @@ jobs = [
     daily_pipeline,
     online_update_job,
     monitoring_job,
+    daily_pull_job,
+    bars_freshness_job,
 ]

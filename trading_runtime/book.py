@@ -88,6 +88,9 @@ class Book:
         self.orders_this_bar: dict[str, int] = {}
         self.finished = False
         self.events = 0
+        # the first reconciliation's cash, the broker's and the book's: later ones compare
+        # the changes since (reconcile.py)
+        self.reconcile_baseline: dict[str, Any] | None = None
 
     # --- applying events --------------------------------------------------------------------
 
@@ -136,7 +139,10 @@ class Book:
         """A record: the feed decides whether a bar is traded, before the engine sees it."""
 
     def _on_reconciled(self, e: ev.Reconciled) -> None:
-        """A record: a correction, when the policy adopts the broker's state, follows it."""
+        """A record (a correction, when the policy adopts the broker's state, follows it), and
+        the first one's cash baseline."""
+        if self.reconcile_baseline is None:
+            self.reconcile_baseline = e.broker.get("baseline")
 
     def _on_book_corrected(self, e: ev.BookCorrected) -> None:
         account = self.accounts[e.account]
@@ -300,6 +306,7 @@ class Book:
             "orders_this_bar": self.orders_this_bar,
             "finished": self.finished,
             "events": self.events,
+            "reconcile_baseline": self.reconcile_baseline,
         }
 
     @classmethod
@@ -339,4 +346,5 @@ class Book:
         book.schedules = {p: Schedule.from_state(s) for p, s in state["schedules"].items()}
         book.orders_this_bar = dict(state["orders_this_bar"])
         book.finished, book.events = state["finished"], state["events"]
+        book.reconcile_baseline = state.get("reconcile_baseline")  # older snapshots: none
         return book

@@ -103,12 +103,15 @@ def daily_vol(
 
 
 def holdings(book: Book, account: Account, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per symbol: the position held, and what the working orders (not stops) would add."""
+    """Per symbol of ``index``: the position held, and what the working orders (not stops)
+    would add. A symbol the run does not trade (a position adopted from the broker by a
+    reconciliation) is held, not traded: it is not in the arrays."""
     held, working = np.zeros(len(index)), np.zeros(len(index))
     for symbol, position in account.positions.items():
-        held[index[symbol]] = position.quantity
+        if symbol in index:
+            held[index[symbol]] = position.quantity
     for order in book.working(account.name):
-        if order.tag != "stop":
+        if order.tag != "stop" and order.symbol in index:
             working[index[order.symbol]] += order.signed_remaining
     return held, working
 

@@ -39,9 +39,12 @@ class Stops:
     def manage(
         self, book: Book, policy: StopPolicy, account: Account, bar: CrossSection, atr: np.ndarray
     ) -> None:
-        """A protective stop for every settled position, tightened as a trailing stop moves."""
+        """A protective stop for every settled position of the run's symbols (not one adopted
+        from the broker in a symbol it does not trade), tightened as a trailing stop moves."""
         stamp = ev.stamp(bar.ts)
         for symbol, position in list(account.positions.items()):
+            if symbol not in self.hooks.index:
+                continue
             stops = working_stops(book, account.name, symbol)
             if position.quantity == 0:
                 for stop in stops:

@@ -53,4 +53,4 @@ def test_synthetic_config_and_definitions_load(db_url):
     raw_checks = [
         k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key.path == ["raw_bars"]
     ]
-    assert len(raw_checks) == 3
+    assert len(raw_checks) == 4  # the three above and raw_bars_intraday_freshness
