@@ -1,6 +1,7 @@
 """The stand-in Alpaca market spoken to by the real alpaca-py clients: historical bars over
 REST (pagination, only what the clock reached), bars over the data WebSocket (msgpack), keys
-checked, and a dropped stream the client reconnects to."""
+checked, a dropped stream the client reconnects to; orders filled as the simulator fills them,
+trade updates, duplicates, rejects, cancels and 429s."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.live import StockDataStream
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
+from alpaca.trading.stream import TradingStream
 
 from tests.support.alpaca import DAY0, KEY, SECRET, Running, daily_bars, wait_for
 from trading_runtime.alpaca.market import Market
 from trading_runtime.alpaca.standin import StandIn
+from trading_runtime.broker import SimulatedBroker
+from trading_runtime.domain import Order, Side
+from trading_runtime.instruments import Instrument
+from trading_runtime.settings import CostModel
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
 
@@ -88,3 +97,69 @@ def test_stream_refuses_wrong_keys(standin):
         wait_for(lambda: stream._loop is not None)
         standin.market.advance()
         assert not standin.market._bar_listeners
+
+
+# --- the trading side ------------------------------------------------------------------------
+
+
+def trading(standin) -> TradingClient:
+    return TradingClient(KEY, SECRET, url_override=standin.url)
+
+
+def buy(cid: str, symbol: str = "AAA", qty: float = 10, **kw) -> MarketOrderRequest:
+    return MarketOrderRequest(symbol=symbol, qty=qty, side=OrderSide.BUY,
+                              time_in_force=TimeInForce.GTC, client_order_id=cid, **kw)  # fmt: skip
+
+
+def test_orders_fill_at_the_next_open_as_the_simulator_fills(standin):
+    client, market = trading(standin), standin.market
+    updates = []
+
+    async def on_update(update):
+        updates.append(update)
+
+    stream = TradingStream(KEY, SECRET, url_override=standin.stream_url)
+    stream.subscribe_trade_updates(on_update)
+    with Running(stream):
+        wait_for(lambda: market._update_listeners)
+        market.advance()
+        placed = client.submit_order(buy("acct-1-AAA"))
+        assert (placed.status, placed.client_order_id) == ("new", "acct-1-AAA")
+        market.advance()
+        wait_for(lambda: len(updates) == 2)
+    assert [u.event for u in updates] == ["new", "fill"]
+    simulator = SimulatedBroker(CostModel(), {s: Instrument(s) for s in SYMBOLS}, SYMBOLS)
+    simulator.submit([Order("acct-1-AAA", "acct", "AAA", Side.BUY, 10.0)], 0)
+    [filled] = simulator.on_bar(market.cross_section(1))
+    fill = updates[1]
+    assert (fill.price, fill.qty, fill.timestamp) == (filled.fill.price, 10, market.times[1])
+    [position] = client.get_all_positions()
+    assert (position.symbol, float(position.qty)) == ("AAA", 10)
+    cash = float(client.get_account().cash)
+    assert cash == pytest.approx(100_000 - 10 * filled.fill.price - filled.fill.fee)
+    assert client.get_order_by_client_id("acct-1-AAA").status == "filled"
+    assert market.desk.arrived["acct-1-AAA"] > 0  # wall time of arrival, for bench latency
+
+
+def test_duplicates_rejects_cancels_and_rate_limits(standin):
+    client, market = trading(standin), standin.market
+    market.advance()
+    client.submit_order(buy("acct-1-AAA"))
+    with pytest.raises(APIError) as duplicate:
+        client.submit_order(buy("acct-1-AAA"))
+    assert duplicate.value.status_code == 422 and "unique" in duplicate.value.message
+    market.misbehave(reject_symbols=["BBB"])
+    with pytest.raises(APIError) as rejected:
+        client.submit_order(buy("acct-2-BBB", "BBB"))
+    assert rejected.value.status_code == 422
+    [open_order] = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    client.cancel_order_by_id(open_order.id)
+    assert client.get_order_by_client_id("acct-1-AAA").status == "canceled"
+    assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
+    client._retry = 0  # alpaca-py would retry a 429 after a fixed 3 s itself
+    market.misbehave(rate_limited=1, retry_after=7)
+    with pytest.raises(APIError) as limited:
+        client.get_account()
+    assert limited.value.status_code == 429
+    assert limited.value.response.headers["Retry-After"] == "7"
+    assert client.get_account().status == "ACTIVE"  # one request only was limited
