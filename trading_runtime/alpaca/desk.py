@@ -98,18 +98,20 @@ class Desk:
             return error(404, 40410000, f"order not found for {key}")
         return 200, self.order(cid)
 
-    def listing(self, status: str, limit: int, after: str | None, symbols: str | None) -> Reply:
-        """GET /v2/orders: newest first, filtered as Alpaca filters."""
+    def listing(self, status: str, limit: int, after: datetime | None, symbols: str | None,
+                ascending: bool = False) -> Reply:  # fmt: skip
+        """GET /v2/orders: newest first (or oldest), filtered as Alpaca filters (``after``:
+        submitted after)."""
         wanted = set(symbols.split(",")) if symbols else None
         rows = []
-        for cid in sorted(self.orders, key=lambda c: self.times[c][0], reverse=True):
+        for cid in sorted(self.orders, key=lambda c: self.times[c][0], reverse=not ascending):
             row = self.order(cid)
             is_open = row["status"] in OPEN_STATUSES
             if (status == "open" and not is_open) or (status == "closed" and is_open):
                 continue
             if wanted is not None and row["symbol"] not in wanted:
                 continue
-            if after is not None and row["updated_at"] <= after.replace("+00:00", "Z"):
+            if after is not None and self.times[cid][0] <= after:
                 continue
             rows.append(row)
         return 200, rows[:limit]

@@ -51,6 +51,7 @@ class Market:
         self._bar_listeners: list[Listener] = []
         self._update_listeners: list[Listener] = []
         self._drop_listeners: list[Callable[[], None]] = []
+        self.updates_sent = 0  # trade update messages handed to stream connections
         self._pacer: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -69,7 +70,7 @@ class Market:
             self.step += 1
             ts = self.times[self.step]
             updates = self.desk.on_bar(self.cross_section(self.step))
-            self._emit(self._update_listeners, updates)
+            self._updates(updates)
             rows = self._rows[pd.Timestamp(ts)]
             self._emit(self._bar_listeners, [
                 {"T": "b", "S": r["symbol"], **bar_json(r)} for r in rows.to_dict("records")
@@ -144,6 +145,10 @@ class Market:
             for fn in list(self._drop_listeners):
                 fn()
 
+    def _updates(self, messages: list[dict[str, Any]]) -> None:
+        self.updates_sent += len(messages) * len(self._update_listeners)
+        self._emit(self._update_listeners, messages)
+
     def _emit(self, group: list[Listener], messages: list[dict[str, Any]]) -> None:
         if messages:
             for fn in list(group):
@@ -155,7 +160,7 @@ class Market:
         """Run a desk action under the lock and stream the updates it caused."""
         with self.lock:
             reply, updates = action(self.desk, self.step, self.now)
-            self._emit(self._update_listeners, updates)
+            self._updates(updates)
             return reply
 
     def misbehave(self, **changes: Any) -> None:

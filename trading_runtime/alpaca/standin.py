@@ -96,9 +96,10 @@ async def orders(request: Request) -> Response:
     if request.method == "DELETE":
         return reply(market.trade(lambda d, step, now: d.cancel_all(now)))
     q = request.query_params
-    limit, after = int(q.get("limit") or 50), q.get("after")
+    limit, after, asc = int(q.get("limit") or 50), when(q.get("after")), q.get("direction") == "asc"
+    status, symbols = q.get("status", "open"), q.get("symbols")
     with market.lock:
-        return reply(market.desk.listing(q.get("status", "open"), limit, after, q.get("symbols")))
+        return reply(market.desk.listing(status, limit, after, symbols, asc))
 
 
 async def one_order(request: Request) -> Response:
