@@ -13,6 +13,7 @@ never logged or put on a command line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -160,6 +161,8 @@ class AlpacaExecution:
                 self._thread.join(0.01)
             if self._thread.is_alive():
                 self._stream.stop()
+                # closing the socket wakes its reader now, not at its 5 s receive timeout
+                asyncio.run_coroutine_threadsafe(self._stream.close(), self._stream._loop).result(5)
             self._thread.join(10)
             self._thread = None
 
