@@ -5,6 +5,8 @@ missed news is read back, a restart that sends nothing twice, 429s, the broker's
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from tests.support.alpaca import KEY, SECRET, daily_bars, wait_for
@@ -14,6 +16,7 @@ from trading_runtime.alpaca.market import Market
 from trading_runtime.alpaca.standin import StandIn
 from trading_runtime.broker import SimulatedBroker
 from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
+from trading_runtime.execution import Execution
 from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel
 from warehouse.settings import AlpacaSettings
@@ -213,3 +216,46 @@ def test_broker_state_and_unknown_orders(standin, alpaca):
 def test_keys_are_required():
     with pytest.raises(AlpacaError, match="QTIS_ALPACA_KEY_ID"):
         AlpacaExecution(INSTRUMENTS, COSTS, AlpacaSettings(key_id=None, secret_key=None))
+
+
+def test_it_has_the_execution_interface(standin):
+    adapter = AlpacaExecution(INSTRUMENTS, COSTS, settings(standin))
+    assert isinstance(adapter, Execution)
+    for name in ("submit", "cancel", "on_bar", "restore", "observe", "journaled"):
+        expected = list(inspect.signature(getattr(Execution, name)).parameters)
+        assert list(inspect.signature(getattr(AlpacaExecution, name)).parameters) == expected
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        {"type": OrderType.LIMIT, "limit_price": 49.0},
+        {"type": OrderType.STOP, "stop_price": 49.0, "side": Side.SELL},
+        {"type": OrderType.STOP_LIMIT, "stop_price": 49.0, "limit_price": 48.0, "side": Side.SELL},
+        {"tif": TimeInForce.IOC, "symbol": "CCC", "qty": 120.0},
+        {"tif": TimeInForce.FOK, "symbol": "CCC", "qty": 120.0},
+        {"type": OrderType.LIMIT, "limit_price": 1.0, "tif": TimeInForce.DAY},
+    ],
+)
+def test_every_kind_of_order_ends_as_the_simulators(standin, alpaca, kind):
+    """Alpaca sends no update when a stop triggers: the simulator's ``order_triggered`` is
+    the one event the adapter does not produce."""
+    kind = dict(kind)
+    mine = order(
+        "a-1-" + kind.get("symbol", "AAA"),
+        kind.pop("symbol", "AAA"),
+        kind.pop("qty", 100.0),
+        **kind,
+    )
+    simulator = SimulatedBroker(COSTS, INSTRUMENTS, SYMBOLS)
+    got, want = [], []
+    for k in range(5):
+        cross = bar(standin, alpaca)
+        got += alpaca.on_bar(cross)
+        want += simulator.on_bar(cross)
+        simulator.observe(cross)
+        if k == 0:
+            got += alpaca.submit([mine], k)
+            want += simulator.submit([mine], k)
+    assert shape(got) == shape([e for e in want if e.type != ev.ORDER_TRIGGERED])
+    assert len(want) >= 2  # accepted, and the order did something

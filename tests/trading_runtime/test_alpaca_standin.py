@@ -6,6 +6,7 @@ trade updates, duplicates, rejects, cancels and 429s."""
 from __future__ import annotations
 
 import pytest
+import requests
 from alpaca.common.exceptions import APIError
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.live import StockDataStream
@@ -163,3 +164,27 @@ def test_duplicates_rejects_cancels_and_rate_limits(standin):
     assert limited.value.status_code == 429
     assert limited.value.response.headers["Retry-After"] == "7"
     assert client.get_account().status == "ACTIVE"  # one request only was limited
+
+
+def test_admin_endpoints_and_the_pacing_clock(standin):
+    admin = lambda action, **body: requests.post(f"{standin.url}/admin/{action}", json=body)  # noqa: E731
+    assert admin("advance").json()["ts"] == "2024-01-02T05:00:00Z"
+    admin("misbehave", reject_symbols=["AAA"], rate_limited=1)
+    admin("position", symbol="BBB", qty=3, avg_price=9.5)
+    client = trading(standin)
+    client._retry = 0
+    with pytest.raises(APIError):
+        client.get_all_positions()  # the one rate-limited request
+    [position] = client.get_all_positions()
+    assert (position.symbol, float(position.qty), float(position.avg_entry_price)) == (
+        "BBB",
+        3,
+        9.5,
+    )
+    with pytest.raises(APIError, match="not tradable"):
+        client.submit_order(buy("acct-1-AAA"))
+    assert admin("nonsense").status_code == 404
+    standin.market.start(bars_per_second=200)
+    wait_for(lambda: standin.market.step == len(standin.market.times) - 1)
+    standin.market.stop()
+    assert standin.market.advance() is None  # the bars ran out
