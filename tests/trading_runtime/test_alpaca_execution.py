@@ -1,0 +1,261 @@
+"""AlpacaExecution (real alpaca-py TradingClient and TradingStream) against the stand-in
+market: fills equal to the simulator's on the same bars (partial fills by volume, DAY expiry),
+rejects, cancels, updates split, duplicated and reordered applied once, a dropped stream whose
+missed news is read back, a restart that sends nothing twice, 429s, the broker's state."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from tests.support.alpaca import KEY, SECRET, daily_bars, wait_for
+from trading_runtime import events as ev
+from trading_runtime.alpaca.execution import AlpacaError, AlpacaExecution
+from trading_runtime.alpaca.market import Market
+from trading_runtime.alpaca.standin import StandIn
+from trading_runtime.broker import SimulatedBroker
+from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
+from trading_runtime.execution import Execution
+from trading_runtime.instruments import Instrument
+from trading_runtime.settings import CostModel
+from warehouse.settings import AlpacaSettings
+
+SYMBOLS = ["AAA", "BBB", "CCC"]
+INSTRUMENTS = {s: Instrument(s) for s in SYMBOLS}
+COSTS = CostModel(
+    commission_bps=2.0,
+    commission_per_share=0.01,
+    half_spread_bps=5.0,
+    slippage="fixed",
+    slippage_bps=10.0,
+    participation=0.1,
+    latency_bars=0,
+)
+
+
+def bars():
+    frame = daily_bars(SYMBOLS, 12)
+    frame.loc[frame["symbol"] == "CCC", "volume"] = 500.0  # 50 shares a bar: partial fills
+    return frame
+
+
+@pytest.fixture
+def standin():
+    with StandIn(Market(bars(), COSTS), KEY, SECRET) as s:
+        yield s
+
+
+def settings(standin) -> AlpacaSettings:
+    return AlpacaSettings(key_id=KEY, secret_key=SECRET, trading_url=standin.url,
+                          stream_url=standin.stream_url)  # fmt: skip
+
+
+@pytest.fixture
+def alpaca(standin):
+    with AlpacaExecution(INSTRUMENTS, COSTS, settings(standin)) as adapter:
+        assert adapter.wait_connected(10)
+        wait_for(lambda: standin.market._update_listeners)
+        yield adapter
+
+
+def order(cid: str, symbol: str = "AAA", qty: float = 100.0, **kw) -> Order:
+    return Order(cid, cid.split("-")[0], symbol, kw.pop("side", Side.BUY), qty, **kw)
+
+
+def bar(standin, alpaca):
+    """The market's next bar, once every trade update it caused reached the adapter."""
+    standin.market.advance()
+    wait_for(lambda: alpaca.received == standin.market.updates_sent)
+    return standin.market.cross_section(standin.market.step)
+
+
+def shape(events: list[ev.Event]) -> list[tuple]:
+    """What must agree between venues: the fill's id and reference price are the venue's."""
+    out = []
+    for e in events:
+        if e.type == ev.ORDER_FILLED:
+            f = e.fill
+            out.append((e.type, f.client_id, f.quantity, round(f.price, 9), round(f.fee, 9), f.ts))
+        else:
+            out.append((e.type, e.client_id))
+    return out
+
+
+PLAN = {
+    0: [order("a-1-AAA"), order("a-2-CCC", "CCC", 120.0),
+        order("a-3-BBB", "BBB", 10.0, type=OrderType.LIMIT, limit_price=1.0, tif=TimeInForce.DAY)],
+    2: [order("a-4-AAA", side=Side.SELL, qty=40.0),
+        order("a-5-BBB", "BBB", 30.0, type=OrderType.LIMIT, limit_price=1e6)],
+}  # fmt: skip
+
+
+def test_fills_equal_the_simulators_on_the_same_bars(standin, alpaca):
+    simulator = SimulatedBroker(COSTS, INSTRUMENTS, SYMBOLS)
+    got, want = [], []
+    for k in range(6):
+        cross = bar(standin, alpaca)
+        got += alpaca.on_bar(cross)
+        want += simulator.on_bar(cross)
+        simulator.observe(cross)
+        got += alpaca.submit(PLAN.get(k, []), k)
+        want += simulator.submit(PLAN.get(k, []), k)
+    assert shape(got) == shape(want)
+    kinds = [e.type for e in want]
+    assert kinds.count(ev.ORDER_FILLED) >= 6 and ev.ORDER_EXPIRED in kinds  # partials, DAY
+    assert [e.key for e in got if e.type != ev.ORDER_FILLED] == [
+        e.key for e in want if e.type != ev.ORDER_FILLED
+    ]
+
+
+def test_split_duplicated_and_reordered_updates_are_applied_once(standin, alpaca):
+    standin.market.misbehave(split_fills=True, duplicate_updates=True, reorder_updates=True)
+    bar(standin, alpaca)
+    alpaca.submit([order("a-1-AAA"), order("a-2-BBB", "BBB", 50.0)], 0)
+    events = alpaca.on_bar(bar(standin, alpaca))
+    fills = [e.fill for e in events if e.type == ev.ORDER_FILLED]
+    assert len(fills) == 4 and len({f.fill_id for f in fills}) == 4
+    assert alpaca.tracker.duplicates >= 4
+    for cid, qty in (("a-1-AAA", 100.0), ("a-2-BBB", 50.0)):
+        assert sum(f.quantity for f in fills if f.client_id == cid) == qty
+        assert alpaca.tracker.known[cid].status == OrderStatus.FILLED
+    assert alpaca.on_bar(bar(standin, alpaca)) == []
+
+
+def test_rejects_and_cancels(standin, alpaca):
+    standin.market.misbehave(reject_symbols=["BBB"])
+    bar(standin, alpaca)
+    resting = order("a-1-AAA", type=OrderType.LIMIT, limit_price=1.0)
+    [rejected, accepted] = alpaca.submit([order("a-2-BBB", "BBB"), resting], 0)
+    assert rejected.type == ev.ORDER_REJECTED and "not tradable" in rejected.reason
+    assert accepted.type == ev.ORDER_ACCEPTED
+    confirmed = alpaca.cancel("a-1-AAA", "changed my mind", "operator")
+    assert (confirmed.type, confirmed.reason, confirmed.actor) == (
+        ev.ORDER_CANCELLED, "changed my mind", "operator")  # fmt: skip
+    assert alpaca.cancel("a-1-AAA", "again") is None
+    assert alpaca.cancel("never-sent", "x") is None
+    assert alpaca.on_bar(bar(standin, alpaca)) == []  # the stream's "canceled": a duplicate
+
+
+def test_a_dropped_stream_loses_no_fill(standin, alpaca):
+    simulator = SimulatedBroker(COSTS, INSTRUMENTS, SYMBOLS)
+    first = bar(standin, alpaca)
+    simulator.on_bar(first)
+    simulator.observe(first)
+    orders = [order("a-1-AAA"), order("a-2-CCC", "CCC", 120.0)]
+    alpaca.submit(orders, 0)
+    simulator.submit(orders, 0)
+    standin.market.drop_streams()
+    wait_for(lambda: not standin.market._update_listeners)
+    second = standin.market.cross_section(1)
+    standin.market.advance()  # fills while the client is away: their updates are lost
+    want = simulator.on_bar(second)
+    wait_for(lambda: alpaca.connects == 2)
+    got = alpaca.on_bar(second)
+    assert shape(got) == shape(want)
+    assert all(e.fill.fill_id.startswith(f"{e.fill.client_id}:sync:") for e in got)
+    wait_for(lambda: standin.market._update_listeners)
+    third = bar(standin, alpaca)
+    simulator.observe(second)
+    assert shape(alpaca.on_bar(third)) == shape(simulator.on_bar(third))  # CCC's next 50
+
+
+def test_a_restart_sends_nothing_twice(standin, alpaca):
+    bar(standin, alpaca)
+    sent = [order("a-1-AAA"), order("a-2-BBB", "BBB", type=OrderType.LIMIT, limit_price=1.0)]
+    alpaca.submit(sent, 0)
+    alpaca.close()  # the engine dies; the broker goes on
+    standin.market.advance()
+    arrived = dict(standin.market.desk.arrived)
+    # the journal: a-1 accepted, a-2 submitted (its answer was lost), a-3 never reached the broker
+    journal = [sent[0].moved_to(OrderStatus.SUBMITTED).moved_to(OrderStatus.ACCEPTED),
+               sent[1].moved_to(OrderStatus.SUBMITTED),
+               order("a-3-CCC", "CCC", 10.0).moved_to(OrderStatus.SUBMITTED)]  # fmt: skip
+    with AlpacaExecution(INSTRUMENTS, COSTS, settings(standin)) as again:
+        events = again.restore(journal, {o.client_id: 0 for o in journal})
+    assert [(e.type, e.client_id) for e in events if e.type != ev.ORDER_FILLED] == [
+        (ev.ORDER_ACCEPTED, "a-2-BBB"), (ev.ORDER_ACCEPTED, "a-3-CCC")]  # fmt: skip
+    [fill] = [e.fill for e in events if e.type == ev.ORDER_FILLED]
+    assert (fill.client_id, fill.quantity) == ("a-1-AAA", 100.0)
+    desk = standin.market.desk
+    assert {c: desk.arrived[c] for c in arrived} == arrived  # nothing sent twice
+    assert sorted(desk.arrived) == ["a-1-AAA", "a-2-BBB", "a-3-CCC"]
+
+
+def test_rate_limits_wait_for_retry_after(standin, alpaca):
+    bar(standin, alpaca)
+    standin.market.misbehave(rate_limited=2, retry_after=1)
+    [accepted] = alpaca.submit([order("a-1-AAA")], 0)
+    assert accepted.type == ev.ORDER_ACCEPTED
+    assert standin.market.desk.bad.rate_limited == 0
+    alpaca.attempts = 1
+    standin.market.misbehave(rate_limited=1)
+    with pytest.raises(Exception, match="rate limit"):
+        alpaca.broker_state()
+
+
+def test_broker_state_and_unknown_orders(standin, alpaca):
+    bar(standin, alpaca)
+    alpaca.submit(
+        [order("a-1-AAA"), order("a-2-BBB", "BBB", type=OrderType.LIMIT, limit_price=1.0)], 0
+    )
+    standin.market.desk.inject_position("CCC", 7.0, 12.5)
+    standin.market.trade(lambda d, step, now: d.submit(
+        {"symbol": "AAA", "qty": "1", "side": "buy", "type": "market", "client_order_id": "other"},
+        step, now))  # fmt: skip
+    events = alpaca.on_bar(bar(standin, alpaca))
+    assert [e.kind for e in events if e.type == ev.RISK_ALERT] == ["unknown_order"] * 2
+    state = alpaca.broker_state()
+    fill = next(e.fill for e in events if e.type == ev.ORDER_FILLED)
+    assert state.positions["CCC"] == (7.0, 12.5)
+    assert state.positions["AAA"][0] == 101.0
+    assert state.open_orders == {"a-2-BBB": ("BBB", "buy", 100.0, 0.0, "limit", 1.0, None)}
+    assert state.cash < 100_000 - 100 * fill.price
+
+
+def test_keys_are_required():
+    with pytest.raises(AlpacaError, match="QTIS_ALPACA_KEY_ID"):
+        AlpacaExecution(INSTRUMENTS, COSTS, AlpacaSettings(key_id=None, secret_key=None))
+
+
+def test_it_has_the_execution_interface(standin):
+    adapter = AlpacaExecution(INSTRUMENTS, COSTS, settings(standin))
+    assert isinstance(adapter, Execution)
+    for name in ("submit", "cancel", "on_bar", "restore", "observe", "journaled"):
+        expected = list(inspect.signature(getattr(Execution, name)).parameters)
+        assert list(inspect.signature(getattr(AlpacaExecution, name)).parameters) == expected
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        {"type": OrderType.LIMIT, "limit_price": 49.0},
+        {"type": OrderType.STOP, "stop_price": 49.0, "side": Side.SELL},
+        {"type": OrderType.STOP_LIMIT, "stop_price": 49.0, "limit_price": 48.0, "side": Side.SELL},
+        {"tif": TimeInForce.IOC, "symbol": "CCC", "qty": 120.0},
+        {"tif": TimeInForce.FOK, "symbol": "CCC", "qty": 120.0},
+        {"type": OrderType.LIMIT, "limit_price": 1.0, "tif": TimeInForce.DAY},
+    ],
+)
+def test_every_kind_of_order_ends_as_the_simulators(standin, alpaca, kind):
+    """Alpaca sends no update when a stop triggers: the simulator's ``order_triggered`` is
+    the one event the adapter does not produce."""
+    kind = dict(kind)
+    mine = order(
+        "a-1-" + kind.get("symbol", "AAA"),
+        kind.pop("symbol", "AAA"),
+        kind.pop("qty", 100.0),
+        **kind,
+    )
+    simulator = SimulatedBroker(COSTS, INSTRUMENTS, SYMBOLS)
+    got, want = [], []
+    for k in range(5):
+        cross = bar(standin, alpaca)
+        got += alpaca.on_bar(cross)
+        want += simulator.on_bar(cross)
+        simulator.observe(cross)
+        if k == 0:
+            got += alpaca.submit([mine], k)
+            want += simulator.submit([mine], k)
+    assert shape(got) == shape([e for e in want if e.type != ev.ORDER_TRIGGERED])
+    assert len(want) >= 2  # accepted, and the order did something
