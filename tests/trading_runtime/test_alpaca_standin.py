@@ -1,0 +1,165 @@
+"""The stand-in Alpaca market spoken to by the real alpaca-py clients: historical bars over
+REST (pagination, only what the clock reached), bars over the data WebSocket (msgpack), keys
+checked, a dropped stream the client reconnects to; orders filled as the simulator fills them,
+trade updates, duplicates, rejects, cancels and 429s."""
+
+from __future__ import annotations
+
+import pytest
+from alpaca.common.exceptions import APIError
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.live import StockDataStream
+from alpaca.data.requests import StockBarsRequest
+from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
+from alpaca.trading.stream import TradingStream
+
+from tests.support.alpaca import DAY0, KEY, SECRET, Running, daily_bars, wait_for
+from trading_runtime.alpaca.market import Market
+from trading_runtime.alpaca.standin import StandIn
+from trading_runtime.broker import SimulatedBroker
+from trading_runtime.domain import Order, Side
+from trading_runtime.instruments import Instrument
+from trading_runtime.settings import CostModel
+
+SYMBOLS = ["AAA", "BBB", "CCC"]
+
+
+@pytest.fixture
+def standin():
+    with StandIn(Market(daily_bars(SYMBOLS, 10)), KEY, SECRET, page_size=4) as s:
+        yield s
+
+
+def history(standin, key=KEY, secret=SECRET, **kw):
+    client = StockHistoricalDataClient(key, secret, url_override=standin.url)
+    request = StockBarsRequest(symbol_or_symbols=SYMBOLS, timeframe=TimeFrame.Day, start=DAY0, **kw)
+    return client.get_stock_bars(request)
+
+
+def test_history_pages_through_what_the_clock_reached(standin):
+    for _ in range(5):
+        standin.market.advance()
+    got = history(standin).df.reset_index()
+    frame = standin.market.frame
+    want = frame[frame["ts"] <= frame["ts"].unique()[4]]
+    assert len(got) == 15  # 5 days x 3 symbols, over 4 pages of 4
+    assert sorted(got["symbol"].unique()) == SYMBOLS
+    merged = got.merge(want, left_on=["symbol", "timestamp"], right_on=["symbol", "ts"])
+    assert len(merged) == 15
+    assert (merged["open_x"] == merged["open_y"]).all()
+    assert (merged["close_x"] == merged["close_y"]).all()
+
+
+def test_history_refuses_wrong_keys(standin):
+    standin.market.advance()
+    with pytest.raises(APIError) as caught:
+        history(standin, secret="wrong")
+    assert caught.value.status_code == 401
+
+
+def test_stream_delivers_subscribed_bars_and_survives_a_drop(standin):
+    got = []
+
+    async def on_bar(bar):
+        got.append(bar)
+
+    stream = StockDataStream(KEY, SECRET, url_override=standin.data_stream_url)
+    stream.subscribe_bars(on_bar, "AAA", "CCC")
+    with Running(stream):
+        wait_for(lambda: standin.market._bar_listeners)
+        standin.market.advance()
+        wait_for(lambda: len(got) == 2)
+        first = standin.market.cross_section(0)
+        assert [(b.symbol, b.open, b.close) for b in sorted(got, key=lambda b: b.symbol)] == [
+            ("AAA", first.open[0], first.close[0]),
+            ("CCC", first.open[2], first.close[2]),
+        ]
+        assert got[0].timestamp == first.ts
+        standin.market.drop_streams()
+        wait_for(lambda: not standin.market._bar_listeners)
+        wait_for(lambda: standin.market._bar_listeners)  # the client came back
+        standin.market.advance()
+        wait_for(lambda: len(got) == 4)
+        assert {b.timestamp for b in got[2:]} == {standin.market.times[1]}
+
+
+def test_stream_refuses_wrong_keys(standin):
+    stream = StockDataStream(KEY, "wrong", url_override=standin.data_stream_url)
+
+    async def on_bar(bar):
+        raise AssertionError("no bar may come to a client that did not authenticate")
+
+    stream.subscribe_bars(on_bar, "AAA")
+    with Running(stream):
+        wait_for(lambda: stream._loop is not None)
+        standin.market.advance()
+        assert not standin.market._bar_listeners
+
+
+# --- the trading side ------------------------------------------------------------------------
+
+
+def trading(standin) -> TradingClient:
+    return TradingClient(KEY, SECRET, url_override=standin.url)
+
+
+def buy(cid: str, symbol: str = "AAA", qty: float = 10, **kw) -> MarketOrderRequest:
+    return MarketOrderRequest(symbol=symbol, qty=qty, side=OrderSide.BUY,
+                              time_in_force=TimeInForce.GTC, client_order_id=cid, **kw)  # fmt: skip
+
+
+def test_orders_fill_at_the_next_open_as_the_simulator_fills(standin):
+    client, market = trading(standin), standin.market
+    updates = []
+
+    async def on_update(update):
+        updates.append(update)
+
+    stream = TradingStream(KEY, SECRET, url_override=standin.stream_url)
+    stream.subscribe_trade_updates(on_update)
+    with Running(stream):
+        wait_for(lambda: market._update_listeners)
+        market.advance()
+        placed = client.submit_order(buy("acct-1-AAA"))
+        assert (placed.status, placed.client_order_id) == ("new", "acct-1-AAA")
+        market.advance()
+        wait_for(lambda: len(updates) == 2)
+    assert [u.event for u in updates] == ["new", "fill"]
+    simulator = SimulatedBroker(CostModel(), {s: Instrument(s) for s in SYMBOLS}, SYMBOLS)
+    simulator.submit([Order("acct-1-AAA", "acct", "AAA", Side.BUY, 10.0)], 0)
+    [filled] = simulator.on_bar(market.cross_section(1))
+    fill = updates[1]
+    assert (fill.price, fill.qty, fill.timestamp) == (filled.fill.price, 10, market.times[1])
+    [position] = client.get_all_positions()
+    assert (position.symbol, float(position.qty)) == ("AAA", 10)
+    cash = float(client.get_account().cash)
+    assert cash == pytest.approx(100_000 - 10 * filled.fill.price - filled.fill.fee)
+    assert client.get_order_by_client_id("acct-1-AAA").status == "filled"
+    assert market.desk.arrived["acct-1-AAA"] > 0  # wall time of arrival, for bench latency
+
+
+def test_duplicates_rejects_cancels_and_rate_limits(standin):
+    client, market = trading(standin), standin.market
+    market.advance()
+    client.submit_order(buy("acct-1-AAA"))
+    with pytest.raises(APIError) as duplicate:
+        client.submit_order(buy("acct-1-AAA"))
+    assert duplicate.value.status_code == 422 and "unique" in duplicate.value.message
+    market.misbehave(reject_symbols=["BBB"])
+    with pytest.raises(APIError) as rejected:
+        client.submit_order(buy("acct-2-BBB", "BBB"))
+    assert rejected.value.status_code == 422
+    [open_order] = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    client.cancel_order_by_id(open_order.id)
+    assert client.get_order_by_client_id("acct-1-AAA").status == "canceled"
+    assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
+    client._retry = 0  # alpaca-py would retry a 429 after a fixed 3 s itself
+    market.misbehave(rate_limited=1, retry_after=7)
+    with pytest.raises(APIError) as limited:
+        client.get_account()
+    assert limited.value.status_code == 429
+    assert limited.value.response.headers["Retry-After"] == "7"
+    assert client.get_account().status == "ACTIVE"  # one request only was limited
