@@ -19,16 +19,24 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from alpaca.data.enums import DataFeed
 from alpaca.data.live import StockDataStream
 
 from warehouse.live.backoff import Backoff
 from warehouse.live.store import BarStore, SourceStats
 from warehouse.providers.alpaca import AlpacaProvider, VendorUnavailable, alpaca_bars
+from warehouse.providers.base import RawBars
 from warehouse.settings import AlpacaSettings, VendorSettings
 
 log = logging.getLogger(__name__)
 _BACKFILL = object()  # queued when a (re)connection's subscription is acknowledged
+# websockets logs the first and last bytes of every frame at DEBUG, and the auth frame ends
+# with the secret key: the stream's socket gets a logger that never logs frames
+_SOCKET_LOG = logging.getLogger(f"{__name__}.socket")
+_SOCKET_LOG.setLevel(logging.INFO)
+# alpaca-py's own socket settings, which a ``websocket_params`` replaces as a whole
+_SOCKET = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "logger": _SOCKET_LOG}
 
 
 class _BarStream(StockDataStream):
@@ -43,6 +51,7 @@ class _BarStream(StockDataStream):
             raw_data=True,
             feed=DataFeed(settings.data_feed),
             url_override=settings.data_stream_url,
+            websocket_params=_SOCKET,
         )
         self._backoff, self._inbox, self._stats = backoff, inbox, stats
 
@@ -92,6 +101,7 @@ class AlpacaSource:
         self.rest = AlpacaProvider(alpaca, vendor.frequency)
         self.stats = SourceStats()
         self._inbox: queue.Queue = queue.Queue()
+        self._seen: dict[str, pd.Timestamp] = {}  # newest bar received, by symbol
 
     def run(self, store: BarStore, stop: threading.Event) -> None:
         """Backfill, then stream until ``stop`` is set. A refused key fails here, at once."""
@@ -114,33 +124,56 @@ class AlpacaSource:
         self._inbox.put(message)
 
     def _drain(self, store: BarStore, stop: threading.Event) -> None:
-        """Wait for what arrived, gather what follows within ``batch_seconds``, load it."""
+        """Wait for what arrived, gather what follows within ``batch_seconds`` and load it in
+        order: the bars streamed before a reconnect, the backfill, the bars streamed after."""
         try:
-            first = self._inbox.get(timeout=0.1)
+            items = [self._inbox.get(timeout=0.1)]
         except queue.Empty:
             return
-        items, until = [first], time.monotonic() + self.vendor.batch_seconds
+        until = time.monotonic() + self.vendor.batch_seconds
         while (left := until - time.monotonic()) > 0:
             try:
                 items.append(self._inbox.get(timeout=left))
             except queue.Empty:
                 break
-        bars = [item for item in items if item is not _BACKFILL]
+        bars: list[dict[str, Any]] = []
+        for item in items:
+            if item is _BACKFILL:
+                self._flush(store, bars)
+                bars = []
+                self._backfill_until_done(store, stop)
+            else:
+                bars.append(item)
+        self._flush(store, bars)
+
+    def _flush(self, store: BarStore, bars: list[dict[str, Any]]) -> None:
         if bars:
             self.stats.streamed += len(bars)
-            store.append(alpaca_bars(bars, f"alpaca stream {self.alpaca.data_stream_url or ''}"))
-        if len(bars) < len(items):
-            self._backfill_until_done(store, stop)
+            self._append(store, alpaca_bars(bars, f"alpaca stream {self.alpaca.data_stream_url}"))
+
+    def _append(self, store: BarStore, raw: RawBars) -> None:
+        """Load ``raw`` and remember the newest bar of each symbol it held, quarantined or not:
+        a backfill starts after it (a bad bar is not asked for again)."""
+        store.append(raw)
+        ts = pd.to_datetime(raw.frame["ts"], utc=True, errors="coerce", format="ISO8601")
+        newest = ts.groupby(raw.frame["symbol"].astype(str)).max().dropna()
+        for symbol, when in newest.items():
+            if symbol in self._seen and self._seen[symbol] >= when:
+                continue
+            self._seen[symbol] = when
 
     def backfill(self, store: BarStore) -> int:
-        """Load each symbol's bars after its last stored one (``backfill_days`` back for a
-        symbol with none); returns the number of bars the vendor sent."""
-        stored = store.last_stored(self.symbols)
+        """Load each symbol's bars after the last one stored or received (``backfill_days``
+        back for a symbol with neither); returns the number of bars the vendor sent."""
+        known = store.last_stored(self.symbols)
+        for symbol, when in self._seen.items():
+            known[symbol] = max(known.get(symbol, when), when)
         default = datetime.now(UTC) - timedelta(days=self.vendor.backfill_days)
-        starts = {s: stored[s].to_pydatetime() if s in stored else default for s in self.symbols}
+        starts = {s: known[s].to_pydatetime() if s in known else default for s in self.symbols}
         raw = self.rest.since(starts)
-        store.append(raw)
+        self._append(store, raw)
         self.stats.backfilled += len(raw.frame)
+        self.stats.backfills += 1
         log.info("alpaca backfill: %d bar(s) for %d symbol(s)", len(raw.frame), len(starts))
         return len(raw.frame)
 

@@ -23,6 +23,7 @@ class SourceStats:
     """What a live source has done so far (read by the service's /metrics and the tests)."""
 
     connects: int = 0
+    backfills: int = 0
     retry_delays: list[float] = field(default_factory=list)
     streamed: int = 0
     backfilled: int = 0
