@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
 
-import pandas as pd
 import pytest
 
 from core.errors import ConfigError
-from tests.support.alpaca import DAY0, KEY, SECRET, daily_bars
+from tests.support.alpaca import DAY0, KEY, SECRET, wait_for
 from tests.support.service import free_port
-from tests.warehouse.live.conftest import quarantined, running, stored, wait_for
+from tests.support.vendors import SYMBOLS, minute_bars, published, quarantined, running, stored
 from trading_runtime.alpaca.market import Market
 from trading_runtime.alpaca.standin import StandIn
 from warehouse.ingest import ingest
@@ -25,30 +23,13 @@ from warehouse.live.backoff import Backoff
 from warehouse.providers.alpaca import AlpacaProvider
 from warehouse.settings import AlpacaSettings, VendorSettings, WarehouseSettings
 
-SYMBOLS = ["AAA", "BBB", "CCC"]
 # the stand-in's bars are from 2024: a symbol with nothing stored is backfilled that far back
 VENDOR = VendorSettings(frequency="1min", backfill_days=3650, batch_seconds=0.02)
-
-
-def minute_bars(steps: int) -> pd.DataFrame:
-    """The stand-in's seeded bars, one a minute from 14:30 UTC."""
-    bars = daily_bars(SYMBOLS, steps)
-    return bars.assign(ts=DAY0 + timedelta(hours=9, minutes=30) + (bars["ts"] - DAY0) / 1440)
 
 
 def settings_for(standin: StandIn, secret: str = SECRET, **changes) -> AlpacaSettings:
     urls = {"data_url": standin.url, "data_stream_url": standin.data_stream_url}
     return AlpacaSettings(key_id=KEY, secret_key=secret, **(urls | changes))
-
-
-def published(market: Market) -> list[tuple]:
-    """What the stand-in has published so far, as market.bars rows."""
-    frame = market.history(SYMBOLS, None, None)
-    columns = ["symbol", "ts", "open", "high", "low", "close", "volume"]
-    return [
-        (r[0], r[1].to_pydatetime(), *map(float, r[2:]))
-        for r in frame[columns].itertuples(index=False)
-    ]
 
 
 def source_for(standin: StandIn, **changes) -> AlpacaSource:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.warehouse.live.conftest import quarantined, running, stored, wait_for
+from tests.support.alpaca import wait_for
+from tests.support.vendors import quarantined, running, stored
 from warehouse.live.backoff import Backoff
 from warehouse.live.polling import PollingSource
 from warehouse.providers.files import FileProvider

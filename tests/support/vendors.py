@@ -1,26 +1,38 @@
-"""Helpers of the live-source tests: a source run on a thread for a ``with`` block, and
-waiting for what it stores."""
+"""Vendors as live sources in tests: a source run on a thread for a ``with`` block, the
+stand-in market's minute bars, and what the database stored."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
+import pandas as pd
 import psycopg
 
+from tests.support.alpaca import DAY0, daily_bars
+from trading_runtime.alpaca.market import Market
 from warehouse.live import LiveSource, run_source
 from warehouse.settings import WarehouseSettings
 
+SYMBOLS = ["AAA", "BBB", "CCC"]
+COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    """Poll ``condition`` until true: the source stores on its own thread."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
-        time.sleep(0.02)
+
+def minute_bars(steps: int) -> pd.DataFrame:
+    """The stand-in's seeded bars, one a minute from 14:30 UTC."""
+    bars = daily_bars(SYMBOLS, steps)
+    return bars.assign(ts=DAY0 + timedelta(hours=9, minutes=30) + (bars["ts"] - DAY0) / 1440)
+
+
+def published(market: Market) -> list[tuple]:
+    """What the stand-in has published so far, as :func:`stored` lists market.bars."""
+    frame = market.history(SYMBOLS, None, None)
+    return [
+        (r[0], r[1].to_pydatetime(), *map(float, r[2:]))
+        for r in frame[COLUMNS].itertuples(index=False)
+    ]
 
 
 @contextmanager
@@ -47,7 +59,7 @@ def running(source: LiveSource, url: str) -> Iterator[list[BaseException]]:
 def stored(url: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(
-            "select symbol, ts, open, high, low, close, volume from market.bars order by 1, 2"
+            f"select {', '.join(COLUMNS)} from market.bars order by 1, 2"
         ).fetchall()
 
 
