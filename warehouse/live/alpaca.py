@@ -115,6 +115,8 @@ class AlpacaSource:
         thread.start()
         try:
             while not stop.is_set():
+                if not thread.is_alive():  # alpaca-py gives up on some errors (a feed not paid for)
+                    raise VendorUnavailable("alpaca: the data stream ended; see the log above")
                 self._drain(store, stop)
         finally:
             stream.halt()

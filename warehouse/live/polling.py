@@ -61,6 +61,7 @@ class PollingSource:
         self.name = f"poll {provider.name}"
         self.stats = SourceStats()
         self._seen = pd.Series(dtype=str)
+        self._registered = False
 
     def run(self, store: BarStore, stop: threading.Event) -> None:
         failures = 0
@@ -93,10 +94,12 @@ class PollingSource:
             raw.frame[keep].reset_index(drop=True),
             raw.source,
             raw.origin,
-            raw.instruments,
+            # what the provider knows of the instruments is registered once, not every poll
+            raw.instruments if not self._registered else [],
             original[keep].reset_index(drop=True),
         )
         store.append(changed)
+        self._registered = True
         self.stats.polled += int(keep.sum())
         self._seen = prints[~prints.index.duplicated(keep="last")]
         return int(keep.sum())
