@@ -32,7 +32,7 @@ from training.settings import (
     TuningSettings,
 )
 from transforms.settings import FeatureSettings
-from warehouse.settings import AlpacaSettings, WarehouseSettings
+from warehouse.settings import AlpacaSettings, VendorSettings, WarehouseSettings
 
 # every settings class, in the order a reader meets them: data, training, serving, trading,
 # monitoring, orchestration
@@ -53,6 +53,7 @@ SETTINGS: tuple[type[QtisSettings], ...] = (
     FixSettings,
     LiveSettings,
     AlpacaSettings,
+    VendorSettings,
     DriftSettings,
     ActionSettings,
     AlertSettings,

@@ -64,7 +64,8 @@ class _Read:
     instruments: list[Instrument] = field(default_factory=list)
 
 
-def _pieces(provider: Source, symbols: Sequence[str] | None, chunk_bytes: int) -> Iterator[RawBars]:
+def pieces(provider: Source, symbols: Sequence[str] | None, chunk_bytes: int) -> Iterator[RawBars]:
+    """What ``provider`` offers, a piece at a time (one piece unless it reads in chunks)."""
     if isinstance(provider, ChunkedBarProvider):
         return provider.chunks(symbols, chunk_bytes)
     return iter([provider.load(symbols)])
@@ -81,7 +82,7 @@ def _stage_all(
     """Validate and stage every chunk the provider hands over, one at a time."""
     read = _Read(source=provider.name, origin=provider.name)
     window = TimeWindow.of(settings)
-    for raw in _pieces(provider, symbols, settings.ingest_chunk_bytes):
+    for raw in pieces(provider, symbols, settings.ingest_chunk_bytes):
         read.source, read.origin = raw.source, raw.origin
         read.instruments += raw.instruments
         zones |= {i.symbol: i.exchange_tz for i in raw.instruments}

@@ -176,8 +176,12 @@ def beyond_pandas(values: pd.Series) -> pd.Series:
     """
     side = pd.Series(0, index=values.index, dtype="int8")
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        side[values < pd.Timestamp.min.tz_localize(values.dt.tz)] = -1
-        side[values > pd.Timestamp.max.tz_localize(values.dt.tz)] = 1
+        # compared in UTC: pandas' bounds moved into a zone west of UTC (yfinance's New York
+        # times) would themselves overflow
+        zone = "UTC" if values.dt.tz is not None else None
+        held = values.dt.tz_convert("UTC") if zone else values
+        side[held < pd.Timestamp.min.tz_localize(zone)] = -1
+        side[held > pd.Timestamp.max.tz_localize(zone)] = 1
         return side
     text = values.astype("string").str.strip()
     year = pd.to_numeric(text.str.extract(_ISO_YEAR, expand=False), errors="coerce")

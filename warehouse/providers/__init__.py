@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from warehouse.providers.alpaca import AlpacaProvider
 from warehouse.providers.base import (
     BarProvider,
     ChunkedBarProvider,
@@ -17,11 +18,13 @@ from warehouse.providers.bundled import BundledProvider
 from warehouse.providers.files import FileProvider
 from warehouse.providers.synthetic import SyntheticMarket
 from warehouse.providers.vendor import YahooProvider
+from warehouse.settings import AlpacaSettings, VendorSettings
 
-SOURCES = ("bundled", "csv", "parquet", "synthetic", "yfinance")
+SOURCES = ("bundled", "csv", "parquet", "synthetic", "yfinance", "alpaca")
 
 __all__ = [
     "SOURCES",
+    "AlpacaProvider",
     "BarProvider",
     "BundledProvider",
     "ChunkedBarProvider",
@@ -41,8 +44,11 @@ def make_provider(
     path: str | Path | None = None,
     column_map: Mapping[str, str] | None = None,
     synthetic: Mapping[str, object] | None = None,
+    vendor: VendorSettings | None = None,
 ) -> Source:
-    """Build the provider named ``source``; the one place the CLI and the asset share."""
+    """Build the provider named ``source``; the one place the CLI and the asset share.
+    ``alpaca`` backfills ``vendor.backfill_days`` of ``vendor.frequency`` bars (keys and URLs:
+    ``AlpacaSettings``)."""
     if source == "bundled":
         return BundledProvider()
     if source in ("csv", "parquet"):
@@ -53,4 +59,9 @@ def make_provider(
         return SyntheticMarket(**dict(synthetic or {}))
     if source == "yfinance":
         return YahooProvider()
+    if source == "alpaca":
+        vendor = vendor or VendorSettings()
+        return AlpacaProvider(
+            AlpacaSettings(), vendor.frequency, backfill_days=vendor.backfill_days
+        )
     raise DataSourceError(f"unknown source {source!r}; choose one of: {', '.join(SOURCES)}")

@@ -16,8 +16,16 @@ from warehouse.providers.base import DataSourceError, Instrument, RawBars
 class YahooProvider:
     name = "yfinance"
 
-    def __init__(self, start: str = "2010-01-01", end: str | None = None, interval: str = "1d"):
-        self.start, self.end, self.interval = start, end, interval
+    def __init__(
+        self,
+        start: str = "2010-01-01",
+        end: str | None = None,
+        interval: str = "1d",
+        period: str | None = None,
+    ):
+        """``period`` (yfinance's: 1d, 5d, 1mo ...) asks for the recent window instead of
+        ``start``/``end``: what a poll wants."""
+        self.start, self.end, self.interval, self.period = start, end, interval, period
 
     def load(self, symbols: Sequence[str] | None = None) -> RawBars:
         if not symbols:
@@ -28,8 +36,11 @@ class YahooProvider:
             raise DataSourceError("yfinance is not installed: pip install 'qtis[vendor]'") from exc
         frames = []
         for symbol in symbols:
+            when = (
+                {"period": self.period} if self.period else {"start": self.start, "end": self.end}
+            )
             hist = yfinance.Ticker(symbol).history(
-                start=self.start, end=self.end, interval=self.interval, auto_adjust=False
+                **when, interval=self.interval, auto_adjust=False
             )
             if hist.empty:
                 raise DataSourceError(f"yfinance: no data returned for {symbol}")
@@ -44,7 +55,8 @@ class YahooProvider:
                         "low": hist["low"],
                         "close": hist["close"],
                         "volume": hist["volume"],
-                        "adj_close": hist["adj close"],
+                        # intraday answers may come without it: unadjusted as they are
+                        "adj_close": hist.get("adj close", hist["close"]),
                     }
                 )
             )
