@@ -136,8 +136,7 @@ class LiveFeed(BarFeed):
         """Cross-sections from ``start`` on: the stored ones at once (pacing does not apply to
         a live feed), then each new one as it completes, until ``stop`` is set."""
         queue: deque[_Section] = deque()
-        step = start
-        self._quiet(time.monotonic(), self._stamps[-1] if self._stamps else None)
+        step, waiting = start, False
         while not self._stop.is_set():
             if step < len(self):
                 yield self.at(step)
@@ -145,6 +144,9 @@ class LiveFeed(BarFeed):
             elif queue:
                 self._append(queue.popleft())
             else:
+                if not waiting:  # the stale alarm runs from the end of the history on
+                    self._quiet(time.monotonic(), self._stamps[-1] if self._stamps else None)
+                    waiting = True
                 queue.extend(self._collect())
 
     def close(self) -> None:
