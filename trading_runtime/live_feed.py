@@ -116,7 +116,12 @@ class LiveFeed(BarFeed):
         self._buffers = dict(self.arrays)
         self._pending: dict[datetime, _Pending] = {}
         self._told: dict[tuple[str, datetime], np.ndarray] = {}  # late bars reported
-        self._places = {(i.exchange, i.exchange_tz) for i in instruments.values()}
+        self._place_of = [
+            (instruments[s].exchange, instruments[s].exchange_tz) for s in self.symbols
+        ]
+        self._places = set(self._place_of)
+        for exchange, _ in self._places:  # built now (about a second each), checked now
+            TradingCalendar.of(exchange)
         self._stale_at = 0.0  # monotonic: no cross-section until then is not stale
         self._stale = False
 
@@ -131,8 +136,7 @@ class LiveFeed(BarFeed):
         """Cross-sections from ``start`` on: the stored ones at once (pacing does not apply to
         a live feed), then each new one as it completes, until ``stop`` is set."""
         queue: deque[_Section] = deque()
-        step = start
-        self._quiet(time.monotonic(), self._stamps[-1] if self._stamps else None)
+        step, waiting = start, False
         while not self._stop.is_set():
             if step < len(self):
                 yield self.at(step)
@@ -140,6 +144,9 @@ class LiveFeed(BarFeed):
             elif queue:
                 self._append(queue.popleft())
             else:
+                if not waiting:  # the stale alarm runs from the end of the history on
+                    self._quiet(time.monotonic(), self._stamps[-1] if self._stamps else None)
+                    waiting = True
                 queue.extend(self._collect())
 
     def close(self) -> None:
@@ -300,31 +307,26 @@ class LiveFeed(BarFeed):
     def _in_session(self, ts: datetime, step: int, values: np.ndarray) -> bool:
         """Whether every bar of the cross-section is in its exchange's session; the others
         are reported."""
-        ok = True
-        verdicts: dict[tuple[str, str], bool] = {}
-        for symbol, col in self._col.items():
-            if np.isnan(values[:, col]).all():
-                continue
-            instrument = self._instruments[symbol]
-            where = (instrument.exchange, instrument.exchange_tz)
-            if where not in verdicts:
-                calendar = TradingCalendar.of(instrument.exchange)
-                verdicts[where] = calendar.in_session(
-                    ts, self._settings.frequency, instrument.exchange_tz
+        frequency = self._settings.frequency
+        open_ = {
+            place: TradingCalendar.of(place[0]).in_session(ts, frequency, place[1])
+            for place in self._places
+        }
+        present = np.flatnonzero(~np.isnan(values).all(axis=0))
+        outside = [int(c) for c in present if not open_[self._place_of[c]]]
+        for col in outside:
+            symbol = self.symbols[col]
+            self._notice(
+                ev.BarLate(
+                    key=_key(symbol, ts, "out_of_session", values[:, col]),
+                    symbol=symbol,
+                    ts=ts.isoformat(),
+                    kind="out_of_session",
+                    step=step,
+                    detail=f"outside the {self._place_of[col][0]} session: never traded",
                 )
-            if not verdicts[where]:
-                ok = False
-                self._notice(
-                    ev.BarLate(
-                        key=_key(symbol, ts, "out_of_session", values[:, col]),
-                        symbol=symbol,
-                        ts=ts.isoformat(),
-                        kind="out_of_session",
-                        step=step,
-                        detail=f"outside the {instrument.exchange} session: never traded",
-                    )
-                )
-        return ok
+            )
+        return not outside
 
     def _append(self, section: _Section) -> None:
         """Grow ``times`` and ``arrays`` by one step (buffers double; ``arrays`` gets views)."""

@@ -243,10 +243,11 @@ def _orders(
         if cid in book.open:
             continue
         known = book.orders.get(cid)
-        order = None if known else own_order(cid, theirs, names)
         if known is not None:  # closed in the book, open at the broker: a lost update
             found.differences.append(_mismatch(cid, known, theirs))
-        elif isinstance(order, Order):
+            continue
+        order = own_order(cid, theirs, names)
+        if isinstance(order, Order):
             found.differences.append({"kind": "order_unjournaled", **_described(cid, order)})
             found.adopted += [
                 ev.OrderSubmitted(order, book.step, None, key=f"submitted:{cid}"),

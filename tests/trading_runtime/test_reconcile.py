@@ -210,6 +210,19 @@ def test_orders_the_journal_lacks_are_told_apart_by_client_id():
     assert kinds(again[0]) == ["order_foreign"]
 
 
+def test_an_order_the_book_closed_but_the_broker_has_open_is_reported_not_reopened():
+    book = a_book()
+    filled = "main-20261201T000000-AAPL"  # filled in the book (a_book)
+    state = the_broker(book, open_orders={filled: ("AAPL", "buy", 100.0, 60.0)})
+    events = reconcile(book, state, "reconnect", "adopt")
+    mismatch, missing = sorted(events[0].differences, key=lambda d: d["kind"])
+    assert missing["client_id"] == f"alt-{STAMP}-IBM"  # the book's open order, not at the broker
+    assert mismatch["kind"] == "order_mismatch" and mismatch["book"]["status"] == "filled"
+    assert mismatch["broker"]["filled"] == 60.0
+    applied(book, events)
+    assert book.orders[filled].status == OrderStatus.FILLED  # a closed order stays closed
+
+
 def test_a_stop_and_a_slice_of_ours_are_recognised_with_their_kind():
     book = a_book()
     orders = {

@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support.bars import hand_bars, load_bars
 from warehouse.announce import CHANNEL, MAX_PAYLOAD, BarListener, BarsLoaded, payload
@@ -86,3 +88,12 @@ def test_payload_round_trips_and_stays_under_the_limit():
     many = payload([f"S{i}" * 3 for i in range(2000)], first, last, 1, 1, 0)
     assert len(many.encode()) < MAX_PAYLOAD and BarsLoaded.parse(many).symbols is None
     assert CHANNEL == "qtis_bars"
+
+
+@given(st.lists(st.text(st.characters(blacklist_characters="\x00"), min_size=1), max_size=900))
+def test_any_symbol_list_fits_the_payload_or_is_left_out(symbols):
+    first = datetime(2024, 1, 2, tzinfo=UTC)
+    text = payload(symbols, first, first, len(symbols), len(symbols), 0)
+    assert len(text.encode()) < MAX_PAYLOAD - 16
+    named = BarsLoaded.parse(text).symbols
+    assert named is None or named == tuple(sorted(symbols))
