@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -40,6 +41,12 @@ from trading_runtime.sizing import daily_vol, holdings, order_size
 from trading_runtime.stops import Stops, working_stops
 from trading_runtime.strategies import Slot, StrategyContext, build_slot
 from trading_runtime.telemetry import EventObserver
+
+
+class Reconciling(Protocol):
+    """``reconcile.Reconciler``: the events of a comparison with the broker, when one is due."""
+
+    def check(self, book: Book) -> list[ev.Event]: ...
 
 
 class EngineHalted(RuntimeError):
@@ -92,10 +99,12 @@ class Engine:
         execution: Execution | None = None,
         observers: Sequence[EventObserver] = (),
         cancel_on_stop: bool = True,
+        reconciler: Reconciling | None = None,
     ) -> None:
         self.config, self.feed, self.journal = config, feed, journal
         self.observers = list(observers)  # metrics, alerts: they see every event
         self.cancel_on_stop = cancel_on_stop  # live: what a stop does with the open orders
+        self.reconciler = reconciler  # live: the book compared with the broker's
         self.settings = settings
         self.symbols = feed.symbols
         self.index = {s: i for i, s in enumerate(self.symbols)}
@@ -173,6 +182,7 @@ class Engine:
             confirmed = venue.cancel(client_id, "cancel requested before a restart")
             if confirmed is not None:
                 self._emit(confirmed)
+        self._reconcile()
         self._carry, self._pending = self._pending, []
 
     # --- the loop ---------------------------------------------------------------------------
@@ -274,6 +284,7 @@ class Engine:
         for venue in self.router.venues:
             for event in venue.on_bar(bar):
                 self._emit(event)
+        self._reconcile()
         self._observe(bar)
         featured = time.perf_counter()
         self._close_bar(bar)
@@ -297,6 +308,13 @@ class Engine:
             # after the orders went out, and before their answers are applied: the state
             # exactly as journaled so far
             self.journal.write([], self.book.to_state())
+
+    def _reconcile(self) -> None:
+        """A live session's book compared with the broker when one is due (at start, after a
+        reconnect, every few minutes): the differences, and what the policy does about them."""
+        if self.reconciler is not None:
+            for event in self.reconciler.check(self.book):
+                self._emit(event)
 
     def _apply_commands(self) -> None:
         for command in self.journal.commands():

@@ -76,13 +76,22 @@ class _Section:
 def stored_history(
     url: str, instruments: dict[str, Instrument], start: date | None, warmup_bars: int
 ) -> BarFeed:
-    """What the warehouse holds, read as the replay reads it; none at all is an empty feed."""
+    """What the warehouse holds, read as the replay reads it: ``warmup_bars`` bars before
+    ``start`` and every bar from it on (a new stream has none yet: its warm-up alone); none
+    at all is an empty feed."""
     try:
         return BarFeed.from_warehouse(url, instruments, start, None, warmup_bars)
-    except LookupError:  # nothing stored (from ``start`` on): the live bars are all there is
+    except LookupError:  # nothing stored from ``start`` on: the warm-up before it, if any
+        pass
+    try:
+        past = BarFeed.from_warehouse(url, instruments, None, start, 0)
+    except LookupError:  # nothing stored at all: the live bars are all there is
         n = len(instruments)
         empty = {f: np.empty((0, n)) for f in FIELDS}
         return BarFeed(sorted(instruments), pd.DatetimeIndex([], tz=UTC), empty, 0)
+    keep = slice(max(0, len(past) - warmup_bars), None)
+    arrays = {f: a[keep] for f, a in past.arrays.items()}
+    return BarFeed(past.symbols, past.times[keep], arrays, 0)
 
 
 class LiveFeed(BarFeed):

@@ -5,6 +5,7 @@ resume: a stream that already started runs again with the configuration it start
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,25 @@ def paper_config(
         return started, True
     config = run_config("paper", stream, options, strategies_file)
     return (with_challenger(config) if challenger_shadow else config), False
+
+
+def live_config(
+    url: str,
+    stream: str,
+    options: dict[str, Any],
+    strategies_file: Path | None,
+    first_day: Callable[[str, list[str] | None], date],
+) -> tuple[RunConfig, bool]:
+    """`qtis trade live`: the stream's own configuration when it already started (a resume:
+    True), else the options', trading from ``first_day`` (the day after the newest stored bar:
+    what is stored is warm-up history)."""
+    started = started_config(url, stream)
+    if started is not None:
+        if started.mode != "live":
+            raise OptionError(f"stream {stream!r} is a {started.mode} stream: use another --stream")
+        return started, True
+    options = options | {"start": first_day(url, options["symbols"])}
+    return run_config("live", stream, options, strategies_file), False
 
 
 def venue_log(home: Path, stream: str) -> Path:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from trading_runtime.alpaca.updates import Tracker, alert
 from trading_runtime.broker import CrossSection
 from trading_runtime.domain import Order, OrderStatus, OrderType
 from trading_runtime.instruments import Instrument
+from trading_runtime.reconcile import BrokerState
 from trading_runtime.settings import CostModel
 from warehouse.settings import AlpacaSettings
 
@@ -52,20 +53,6 @@ PAGE = 500  # the most orders one GET /v2/orders returns
 
 class AlpacaError(QtisError):
     """The broker cannot be used as configured; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class BrokerState:
-    """What the broker reports, for reconciliation: ``positions`` {symbol: (quantity, average
-    price)}, ``cash``, ``open_orders`` {client id: (symbol, side, quantity, filled, type,
-    limit price, stop price)}, taken ``as_of``. The same fields as
-    ``trading_runtime.reconcile.BrokerState`` (helper "reconcile"), which replaces it when the
-    branches are merged."""
-
-    positions: dict[str, tuple[float, float]]
-    cash: float
-    open_orders: dict[str, tuple]
-    as_of: datetime
 
 
 def stream_url(settings: AlpacaSettings) -> str:
@@ -137,6 +124,7 @@ class AlpacaExecution:
         self.tracker = Tracker(instruments, costs)
         self.attempts, self.max_wait = attempts, max_wait
         self.connects = 0
+        self.on_reconnect: Callable[[], None] | None = None  # reconciliation: compare again
         self.received = 0  # trade updates received
         self._resync = False
         self._inbox: list[ev.Event] = []
@@ -176,8 +164,15 @@ class AlpacaExecution:
     def _connected(self) -> None:
         with self._lock:
             self.connects += 1
-            self._resync = self._resync or self.connects > 1
+            again = self.connects > 1
+            self._resync = self._resync or again
             self._lock.notify_all()
+        if again and self.on_reconnect is not None:
+            self.on_reconnect()
+
+    def is_connected(self) -> bool:
+        """Whether the trade updates stream is up now (``/healthz``)."""
+        return self._thread is not None and bool(self._stream._running)
 
     async def _on_update(self, update: Any) -> None:
         with self._lock:

@@ -94,7 +94,8 @@ async def data_stream(websocket: WebSocket) -> None:
         await websocket.close(1008)
         return
     await websocket.send_bytes(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
-    wanted: set[str] = set()
+    wanted: set[str] = set()  # minute bars ("bars", T b)
+    daily: set[str] = set()  # daily bars ("dailyBars", T d): the stand-in's bars either way
     queue, put = channel(websocket)
     forget = [market.listen(dropped=lambda: put(DROP))]
 
@@ -105,18 +106,22 @@ async def data_stream(websocket: WebSocket) -> None:
             raise WebSocketDisconnect(message.get("code", 1000))
         raw = message.get("bytes") or message.get("text")
         request = msgpack.unpackb(raw) if isinstance(raw, bytes) else json.loads(raw)
-        symbols = set(request.get("bars", []))
+        symbols, days = set(request.get("bars", [])), set(request.get("dailyBars", []))
         if request.get("action") == "subscribe":
             wanted.update(symbols)
+            daily.update(days)
             if len(forget) == 1:
                 forget.append(market.listen(bars=put))
         elif request.get("action") == "unsubscribe":
             wanted.difference_update(symbols)
-        reply = {"T": "subscription", "trades": [], "quotes": [], "bars": sorted(wanted)}
+            daily.difference_update(days)
+        reply = {"T": "subscription", "trades": [], "quotes": [], "bars": sorted(wanted),
+                 "dailyBars": sorted(daily)}  # fmt: skip
         await websocket.send_bytes(msgpack.packb([reply]))
 
     async def send(messages: list[dict[str, Any]]) -> None:
         mine = [m for m in messages if "*" in wanted or m["S"] in wanted]
+        mine += [m | {"T": "d"} for m in messages if "*" in daily or m["S"] in daily]
         if mine:
             await websocket.send_bytes(_packed(mine))
 

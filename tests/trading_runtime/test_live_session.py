@@ -1,0 +1,86 @@
+"""`qtis trade live` end to end: the real service process, fed by the real alpaca-py data
+stream from the stand-in market through the warehouse, trading through the real alpaca-py
+trading client, driven one bar at a time by a rehearsal (trading_runtime.alpaca.rehearsal)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.support.bars import load_bars
+from tests.support.db import copy_database
+from tests.support.service import free_port
+from trading_runtime.alpaca.rehearsal import Rehearsal
+from trading_runtime.analytics.conventions import conventions
+from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.live import first_live_day
+from trading_runtime.runs import report, run
+from trading_runtime.settings import CostModel
+from warehouse.providers.base import Instrument, RawBars
+from warehouse.providers.continuation import next_sessions
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = ["AAA", "BBB", "CCC"]
+NEW_BARS = 14
+STRATEGY = {"signal": "sma-cross", "fast": 3, "slow": 8}
+ARGS = ["--feed", "alpaca", "--broker", "alpaca", "--signal", "sma-cross", "--fast", "3",
+        "--slow", "8", "--symbols", ",".join(SYMBOLS)]  # fmt: skip
+COSTS = {"slippage": "fixed"}  # the stand-in's desk and the replay's simulator alike
+
+
+@pytest.fixture
+def live_db(pg_server, migrated_template):
+    """A warehouse with 160 sessions of three symbols' history."""
+    url = copy_database(pg_server, migrated_template)
+    rng = np.random.default_rng(11)
+    times = next_sessions(pd.Timestamp("2022-12-30", tz="UTC"), 160)
+    frames = []
+    for k, symbol in enumerate(SYMBOLS):
+        close = (40.0 + 30 * k) * np.exp(np.cumsum(rng.normal(0, 0.02, len(times))))
+        opens = close * np.exp(rng.normal(0, 0.005, len(times)))
+        frames.append(pd.DataFrame({
+            "symbol": symbol, "ts": times, "open": opens,
+            "high": np.maximum(opens, close) * 1.01, "low": np.minimum(opens, close) * 0.99,
+            "close": close, "volume": 1e6,
+        }))  # fmt: skip
+    frame = pd.concat(frames, ignore_index=True)
+    load_bars(url, RawBars(frame, "test", "test", [Instrument(s) for s in SYMBOLS]))
+    return url
+
+
+def _service_env() -> dict[str, str]:
+    return {
+        "QTIS_COST_SLIPPAGE": "fixed",
+        "QTIS_LIVE_HEALTH_PORT": str(free_port()),
+        "QTIS_LIVE_GRACE_SECONDS": "30",
+    }
+
+
+def _fills(url: str, stream: str) -> list[tuple]:
+    result = report(url, stream, conventions())
+    return [(f["client_id"], f["quantity"], round(f["price"], 6)) for f in result.fills]
+
+
+def test_a_live_session_fills_as_a_replay_of_the_same_bars(live_db, tmp_path):
+    start = first_live_day(live_db, SYMBOLS)
+    rehearsal = Rehearsal(live_db, SYMBOLS, NEW_BARS, "live", ARGS, tmp_path,
+                          CostModel(**COSTS), _service_env())  # fmt: skip
+    with rehearsal:
+        rehearsal.start()
+        for _ in range(NEW_BARS):
+            rehearsal.advance()
+        assert rehearsal.stop() == 0
+        at_broker = rehearsal.broker_orders()
+
+    strategy = StrategyConfig(**STRATEGY)
+    replay = RunConfig(stream="replay", symbols=SYMBOLS, start=start, strategies=[strategy],
+                       costs=COSTS)  # fmt: skip
+    run(live_db, replay)
+    live_fills, replay_fills = _fills(live_db, "live"), _fills(live_db, "replay")
+    assert live_fills, "the session traded nothing: nothing was compared"
+    assert live_fills == replay_fills
+    # every order the journal sent reached the broker once, and no other
+    sent = {f[0] for f in live_fills}
+    assert sent <= set(at_broker)
