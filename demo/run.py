@@ -16,6 +16,7 @@ from rich.table import Table
 from cli.render.format import symbols_text
 from cli.render.training import print_evaluation
 from core.secrets import redact
+from demo.live import show_live
 from demo.monitoring import show_drift
 from demo.serving import print_promotion, show_serving
 from demo.summary import print_summary
@@ -88,6 +89,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     console.print(f"  dbt log of this run: {dbt_log}")
     training = _train(console, warehouse)
     paper = show_trading(console, warehouse)
+    show_live(console, url, settings, warehouse.tracking())
     drift = show_drift(console, warehouse)
     reports = settings.home / "reports"
     sheets = sorted(reports.glob("tearsheet_*.html"), key=lambda p: p.stat().st_mtime)

@@ -13,9 +13,10 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -23,8 +24,10 @@ import pandas as pd
 from trading_runtime.alpaca.market import Market
 from trading_runtime.alpaca.standin import StandIn
 from trading_runtime.domain import Order
+from trading_runtime.events import stamp
 from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel
+from warehouse.announce import BarListener
 from warehouse.db import connect
 from warehouse.providers.continuation import continuation
 from warehouse.reads import read_bars
@@ -69,8 +72,14 @@ class Rehearsal:
         self.process: subprocess.Popen | None = None
         self.starts = 0
         self.log = home / "logs" / f"live-{stream}.log"
+        self.committed: dict[datetime, float] = {}  # bar time -> when its load committed
+        self._listening = threading.Event()
+        self._done = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="rehearsal-notify", daemon=True)
 
     def __enter__(self) -> Rehearsal:
+        self._listener.start()
+        self._listening.wait(30)
         self.standin.start()
         return self
 
@@ -78,6 +87,16 @@ class Rehearsal:
         if self.process is not None and self.process.poll() is None:
             self.kill()
         self.standin.close()
+        self._done.set()
+        self._listener.join(10)
+
+    def _listen(self) -> None:
+        """Record when each new bar's load committed (the ``qtis_bars`` announcements)."""
+        with BarListener(self.url) as listener:
+            self._listening.set()
+            while not self._done.is_set():
+                for load in listener.wait(0.2):
+                    self.committed.setdefault(load.last.astimezone(UTC), load.committed_at)
 
     # --- the service --------------------------------------------------------------------------
 
@@ -173,3 +192,14 @@ class Rehearsal:
         """When (epoch seconds) each order reached the broker, by client id."""
         with self.market.lock:
             return dict(self.market.desk.arrived)
+
+    def bar_to_order(self) -> dict[str, float]:
+        """Seconds from the commit of the load of the bar an order was decided on to the
+        broker receiving it, by client id (orders whose bar's commit was seen)."""
+        stamps = {stamp(ts): at for ts, at in self.committed.items()}
+        out = {}
+        for cid, arrived in self.arrivals().items():
+            parts = cid.split("-")
+            if len(parts) >= 3 and parts[1] in stamps:
+                out[cid] = arrived - stamps[parts[1]]
+        return out
