@@ -58,7 +58,7 @@ EXAMPLE = DEPLOY / "env.example"
 IMAGE_ROOT = "/opt/qtis"
 DAGSTER_HOME = "/opt/dagster/dagster_home"  # and the instance (ENV DAGSTER_HOME)
 SERVICES = {"timescaledb", "migrate", "dagster-code", "dagster-webserver", "dagster-daemon",
-            "mlflow", "serving", "trading", "prometheus", "grafana"}  # fmt: skip
+            "mlflow", "serving", "trading", "trading-live", "prometheus", "grafana"}  # fmt: skip
 PASSWORD = "Tr0ub4dor&3 p@ss/w:rd"  # needs escaping in a URL; not in PGPASSWORD
 ONE = pa.schema([("one", pa.int64())])
 
@@ -370,3 +370,19 @@ def test_trading_metrics_bind_loopback_unless_told_otherwise(market, tmp_path, h
     assert _listening(port) == {bound}
     page = httpx.get(f"http://{bound}:{port}/metrics", timeout=5).text
     assert f'stream="{stream}"' in page
+
+
+def test_the_systemd_unit_runs_the_live_service_and_restarts_it():
+    """deploy/systemd/qtis-trading@.service: `qtis trade live` for the instance's stream,
+    restarted after any exit, stopped with SIGTERM and time to finish its bar; no secret in it."""
+    unit = (DEPLOY / "systemd" / "qtis-trading@.service").read_text()
+    keys = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[:1] != "#"
+    )
+    program, *args = keys["ExecStart"].replace("%i", "live").split()
+    assert Path(program).name == "qtis"
+    argv = ["qtis", *[a for a in args if not a.startswith("$")]]
+    assert parse(argv) == "qtis trade live"
+    assert keys["Restart"] == "always" and keys["KillSignal"] == "SIGTERM"
+    assert int(keys["TimeoutStopSec"]) >= 30
+    assert not re.search(r"(?i)(secret|password|token)\w*=\S", unit)

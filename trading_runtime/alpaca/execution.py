@@ -44,6 +44,7 @@ from trading_runtime.domain import Order, OrderStatus, OrderType
 from trading_runtime.instruments import Instrument
 from trading_runtime.reconcile import BrokerState
 from trading_runtime.settings import CostModel
+from warehouse.live.alpaca import QUIET_SOCKET
 from warehouse.settings import AlpacaSettings
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,9 @@ class _Stream(TradingStream):
     """alpaca-py's trade updates stream, telling the adapter each time it (re)connects."""
 
     def __init__(self, key: str, secret: str, url: str, paper: bool, on_connect) -> None:
-        super().__init__(key, secret, paper=paper, url_override=url)
+        super().__init__(
+            key, secret, paper=paper, url_override=url, websocket_params=QUIET_SOCKET
+        )  # the auth frame holds the secret: its socket never logs frames
         self._on_connect = on_connect
 
     async def _start_ws(self) -> None:

@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 _BACKFILL = object()  # queued when a (re)connection's subscription is acknowledged
 # websockets logs the first and last bytes of every frame at DEBUG, and the auth frame ends
 # with the secret key: the stream's socket gets a logger that never logs frames
-_SOCKET_LOG = logging.getLogger(f"{__name__}.socket")
-_SOCKET_LOG.setLevel(logging.INFO)
+_QUIET_LOG = logging.getLogger(f"{__name__}.socket")
+_QUIET_LOG.setLevel(logging.INFO)
 # alpaca-py's own socket settings, which a ``websocket_params`` replaces as a whole
-_SOCKET = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "logger": _SOCKET_LOG}
+QUIET_SOCKET = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "logger": _QUIET_LOG}
 
 
 class _BarStream(StockDataStream):
@@ -51,7 +51,7 @@ class _BarStream(StockDataStream):
             raw_data=True,
             feed=DataFeed(settings.data_feed),
             url_override=settings.data_stream_url,
-            websocket_params=_SOCKET,
+            websocket_params=QUIET_SOCKET,
         )
         self._backoff, self._inbox, self._stats = backoff, inbox, stats
 
