@@ -104,8 +104,11 @@ class AlpacaSource:
         self._seen: dict[str, pd.Timestamp] = {}  # newest bar received, by symbol
 
     def run(self, store: BarStore, stop: threading.Event) -> None:
-        """Backfill, then stream until ``stop`` is set. A refused key fails here, at once."""
-        self.backfill(store)
+        """Backfill, then stream until ``stop`` is set. A refused key fails here, at once; an
+        unreachable vendor is retried."""
+        self._backfill_until_done(store, stop)
+        if stop.is_set():
+            return
         stream = _BarStream(self.alpaca, self.backoff, self._inbox, self.stats)
         subscribe = stream.subscribe_bars if self.vendor.frequency == "1min" else (
             stream.subscribe_daily_bars
@@ -180,8 +183,8 @@ class AlpacaSource:
         return len(raw.frame)
 
     def _backfill_until_done(self, store: BarStore, stop: threading.Event) -> None:
-        """A backfill after a reconnect, retried with backoff while the vendor is unreachable
-        (streamed bars wait in the queue meanwhile)."""
+        """A backfill, retried with backoff while the vendor is unreachable (after a reconnect,
+        streamed bars wait in the queue meanwhile)."""
         attempt = 0
         while not stop.is_set():
             try:

@@ -134,3 +134,24 @@ def test_the_secret_is_never_logged(db_url: str, caplog: pytest.LogCaptureFixtur
         spaced = " ".join(f"{b:02x}" for b in form.encode())
         for start in range(0, len(form) - 5):
             assert spaced[3 * start : 3 * start + 17] not in text, f"bytes {start}.. logged"
+
+
+def test_a_vendor_down_at_start_is_retried_until_it_comes_up(db_url: str):
+    port = free_port()
+    market = Market(minute_bars(4))
+    market.advance()
+    down = AlpacaSettings(
+        key_id=KEY,
+        secret_key=SECRET,
+        data_url=f"http://127.0.0.1:{port}",
+        data_stream_url=f"ws://127.0.0.1:{port}/v2/iex",
+    )
+    source = AlpacaSource(SYMBOLS, down, VENDOR, Backoff(0.05, 0.2, 0.5, random.Random(2)))
+    with running(source, db_url) as failures:
+        wait_for(lambda: source.stats.errors >= 2 or failures)
+        assert not failures
+        with StandIn(market, KEY, SECRET, port=port):
+            wait_for(lambda: source.stats.connects == 1 and len(stored(db_url)) == 3)
+            market.advance()
+            wait_for(lambda: len(stored(db_url)) == 6)
+    assert not failures
