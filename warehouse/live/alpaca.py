@@ -26,7 +26,7 @@ from alpaca.data.live import StockDataStream
 from warehouse.live.backoff import Backoff
 from warehouse.live.store import BarStore, SourceStats
 from warehouse.providers.alpaca import AlpacaProvider, VendorUnavailable, alpaca_bars
-from warehouse.providers.base import RawBars
+from warehouse.providers.base import DataSourceError, RawBars
 from warehouse.settings import AlpacaSettings, VendorSettings
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class AlpacaSource:
     ) -> None:
         self.symbols = sorted({s.upper() for s in symbols})
         if not self.symbols:
-            raise ValueError("an Alpaca source needs symbols")
+            raise DataSourceError("alpaca: a live source needs symbols")
         self.alpaca, self.vendor = alpaca, vendor
         self.backoff = backoff or Backoff(
             vendor.backoff_initial_seconds, vendor.backoff_max_seconds, vendor.backoff_jitter
@@ -116,6 +116,8 @@ class AlpacaSource:
         subscribe(self._on_bar, *self.symbols)
         thread = threading.Thread(target=stream.run, name="alpaca-data-stream", daemon=True)
         thread.start()
+        while stream._loop is None and thread.is_alive():  # until ``halt`` can reach it
+            time.sleep(0.01)
         try:
             while not stop.is_set():
                 if not thread.is_alive():  # alpaca-py gives up on some errors (a feed not paid for)
