@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import timedelta
 
+import pandas as pd
 import pytest
 
 from core.errors import ConfigError
@@ -163,3 +165,31 @@ def test_a_vendor_down_at_start_is_retried_until_it_comes_up(db_url: str):
             market.advance()
             eventually(lambda: len(stored(db_url)) == 6)
     assert not failures
+
+
+def test_a_symbol_far_behind_does_not_drag_the_others_back(standin: StandIn):
+    """One request per day of start: a new symbol backfilled days back must not make the
+    request of the current ones start there too (at 500 symbols of minute bars, a 5-day
+    backfill of every symbol after each reconnect). The bars returned are each symbol's own."""
+    market = standin.market
+    for _ in range(6):
+        market.advance()
+    times = market.times
+    provider = AlpacaProvider(settings_for(standin), "1min")
+    asked: list[tuple[list[str], object]] = []
+    get = provider._get
+
+    def recording(request):
+        asked.append((sorted(request.symbol_or_symbols), pd.Timestamp(request.start, tz="UTC")))
+        return get(request)
+
+    provider._get = recording
+    starts = {"AAA": times[3], "BBB": times[4], "CCC": times[0] - timedelta(days=3)}
+    raw = provider.since(starts)
+    got = {(s, pd.Timestamp(t)) for s, t in zip(raw.frame["symbol"], raw.frame["ts"], strict=True)}
+    want = {(s, pd.Timestamp(t)) for s, start in starts.items() for t in times[:6] if t > start}
+    assert got == want
+    assert sorted(asked) == [
+        (["AAA", "BBB"], pd.Timestamp(times[3])),
+        (["CCC"], pd.Timestamp(starts["CCC"])),
+    ]
