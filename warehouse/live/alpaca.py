@@ -57,6 +57,7 @@ class _BarStream(StockDataStream):
 
     def _reconnect_delay(self, retries: int) -> float:
         delay = self._backoff.delay(retries)
+        self._stats.connected = False
         self._stats.retry_delays.append(delay)
         log.warning("alpaca data stream: retry %d in %.2f s", retries, delay)
         return delay
@@ -64,6 +65,7 @@ class _BarStream(StockDataStream):
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         if msg.get("T") == "subscription":
             self._stats.connects += 1
+            self._stats.connected = True
             self._inbox.put(_BACKFILL)
         await super()._dispatch(msg)
 
@@ -126,6 +128,7 @@ class AlpacaSource:
         finally:
             stream.halt()
             thread.join(timeout=15)
+            self.stats.connected = False
 
     async def _on_bar(self, message: dict[str, Any]) -> None:
         self._inbox.put(message)

@@ -98,7 +98,8 @@ def test_a_gap_left_by_a_dropped_stream_is_backfilled(standin: StandIn, db_url: 
         eventually(lambda: source.stats.backfills == 3 and len(stored(db_url)) == 12)
         market.advance()
         eventually(lambda: len(stored(db_url)) == 15 and source.stats.streamed == 6)
-    assert not failures
+        assert source.stats.connected and source.stats.last_load_at is not None
+    assert not failures and not source.stats.connected  # stopped
     assert stored(db_url) == published(market)
     # the stream brought steps 2 and 5; the backfills steps 1 (at start), 3 and 4 (the gap)
     assert source.stats.backfilled == 9 and source.stats.connects == 2
@@ -114,6 +115,7 @@ def test_reconnect_waits_grow_while_the_stream_is_unreachable(standin: StandIn, 
     delays = source.stats.retry_delays[:5]
     assert delays[:4] == sorted(delays[:4]) and delays[3] > 2 * delays[0]
     assert max(delays) <= 0.5
+    assert not source.stats.connected
     assert len(stored(db_url)) == 3  # the REST backfill worked meanwhile
 
 
