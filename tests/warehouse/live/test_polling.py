@@ -66,8 +66,10 @@ def test_a_failing_poll_backs_off_and_recovers(feed: Path, db_url: str):
     feed.rename(hidden)
     with running(poller, db_url) as failures:
         eventually(lambda: len(poller.stats.retry_delays) >= 4)
+        assert not poller.stats.connected
         hidden.rename(feed)
         eventually(lambda: len(stored(db_url)) == 2)
+        eventually(lambda: poller.stats.connected)  # a poll answered
     assert not failures
     first = poller.stats.retry_delays[:4]
     assert first == sorted(first) and first[3] > first[0]
