@@ -259,3 +259,19 @@ def test_every_kind_of_order_ends_as_the_simulators(standin, alpaca, kind):
             want += simulator.submit([mine], k)
     assert shape(got) == shape([e for e in want if e.type != ev.ORDER_TRIGGERED])
     assert len(want) >= 2  # accepted, and the order did something
+
+
+def test_a_resubmitted_order_is_read_back_not_sent_again(standin, alpaca):
+    """A submit whose id the broker has (sent before a crash) answers with the order's state:
+    only accepts and rejects come back from ``submit`` (the engine stamps their latency), its
+    fill comes with the next bar."""
+    bar(standin, alpaca)
+    alpaca.submit([order("a-1-AAA")], 0)
+    bar(standin, alpaca)
+    arrived = dict(standin.market.desk.arrived)
+    with AlpacaExecution(INSTRUMENTS, COSTS, settings(standin)) as again:
+        answers = again.submit([order("a-1-AAA")], 1)
+        assert [(e.type, e.client_id) for e in answers] == [(ev.ORDER_ACCEPTED, "a-1-AAA")]
+        [filled] = again.on_bar(standin.market.cross_section(1))
+    assert (filled.type, filled.fill.quantity) == (ev.ORDER_FILLED, 100.0)
+    assert standin.market.desk.arrived == arrived

@@ -235,6 +235,8 @@ class AlpacaExecution:
         return out
 
     def _send(self, order: Order) -> list[ev.Event]:
+        """POST one order: its answer (accepted or rejected), as the engine times it; anything
+        else learned (fills of an order sent before a crash) goes out with the next bar."""
         cid = order.client_id
         try:
             state = self._call(self.client.submit_order, request(order))
@@ -243,23 +245,24 @@ class AlpacaExecution:
                 state = self._call(self.client.get_order_by_client_id, cid)
             elif exc.status_code in (403, 422):
                 reason = f"rejected by the broker: {exc.message if _code(exc) else exc}"
+                rejected = ev.OrderRejected(cid, reason, key=f"rejected:{cid}")
                 with self._lock:
-                    return self.tracker._apply(
-                        self.tracker.known[cid],
-                        [ev.OrderRejected(cid, reason, key=f"rejected:{cid}")],
-                    )
+                    return self._answers(self.tracker.apply(self.tracker.known[cid], [rejected]))
             else:
                 raise
         with self._lock:
-            return self._take(cid) + self.tracker.settle(state)
+            return self._answers(self._take(cid) + self.tracker.settle(state))
 
-    def _take(self, cid: str) -> list[ev.Event]:
-        """Events of ``cid`` the stream brought before the REST answer did (under the lock)."""
-        mine = [
-            e
-            for e in self._inbox
-            if getattr(e, "client_id", None) == cid and e.type == ev.ORDER_ACCEPTED
-        ]
+    def _answers(self, events: list[ev.Event]) -> list[ev.Event]:
+        """The accepts and rejects of ``events``; the rest wait in the inbox (under the lock)."""
+        answers = (ev.ORDER_ACCEPTED, ev.ORDER_REJECTED)
+        self._inbox += [e for e in events if e.type not in answers]
+        return [e for e in events if e.type in answers]
+
+    def _take(self, cid: str, kind: str = ev.ORDER_ACCEPTED) -> list[ev.Event]:
+        """The ``kind`` event of ``cid`` the stream brought before the REST answer did (under
+        the lock): the answer, taken out of the inbox."""
+        mine = [e for e in self._inbox if e.type == kind and getattr(e, "client_id", None) == cid]
         self._inbox = [e for e in self._inbox if e not in mine]
         return mine
 
@@ -286,7 +289,8 @@ class AlpacaExecution:
         event = ev.OrderCancelled(client_id, reason, actor, key=f"{ev.ORDER_CANCELLED}:{client_id}")
         with self._lock:
             self.tracker.cancels.pop(client_id, None)
-            applied = self.tracker._apply(self.tracker.known[client_id], [event])
+            came = self._take(client_id, ev.ORDER_CANCELLED)  # the stream was quicker
+            applied = came or self.tracker.apply(self.tracker.known[client_id], [event])
         return event if event in applied else None
 
     def on_bar(self, bar: CrossSection) -> list[ev.Event]:
