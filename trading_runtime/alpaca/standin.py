@@ -75,6 +75,11 @@ class Keys(BaseHTTPMiddleware):
 async def bars(request: Request) -> Response:
     q = request.query_params
     market: Market = request.app.state.market
+    if q.get("timeframe", market.timeframe) != market.timeframe:
+        asked = q.get("timeframe")
+        return reply(
+            error(422, 42210000, f"this stand-in serves {market.timeframe} bars, not {asked}")
+        )
     symbols = [s for s in q.get("symbols", "").split(",") if s]
     frame = market.history(symbols, when(q.get("start")), when(q.get("end")))
     offset = int(q.get("page_token") or 0)
