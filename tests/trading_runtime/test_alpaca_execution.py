@@ -275,3 +275,14 @@ def test_a_resubmitted_order_is_read_back_not_sent_again(standin, alpaca):
         [filled] = again.on_bar(standin.market.cross_section(1))
     assert (filled.type, filled.fill.quantity) == (ev.ORDER_FILLED, 100.0)
     assert standin.market.desk.arrived == arrived
+
+
+def test_an_end_that_overtakes_its_fill_waits_for_it(standin, alpaca):
+    standin.market.misbehave(reorder_updates=True)  # an IOC's "canceled" before its fill
+    bar(standin, alpaca)
+    alpaca.submit([order("a-1-CCC", "CCC", 120.0, tif=TimeInForce.IOC)], 0)
+    events = alpaca.on_bar(bar(standin, alpaca))
+    assert [(e.type, getattr(e, "fill", None) and e.fill.quantity) for e in events] == [
+        (ev.ORDER_FILLED, 50.0), (ev.ORDER_CANCELLED, None)]  # fmt: skip
+    final = alpaca.tracker.known["a-1-CCC"]
+    assert (final.status, final.filled) == (OrderStatus.CANCELLED, 50.0)
