@@ -201,6 +201,9 @@ def test_admin_endpoints_and_the_pacing_clock(standin):
     with pytest.raises(APIError, match="not tradable"):
         client.submit_order(buy("acct-1-AAA"))
     assert admin("nonsense").status_code == 404
+    client.submit_order(buy("acct-2-BBB", "BBB"))
+    arrived = requests.get(f"{standin.url}/admin/arrivals").json()
+    assert list(arrived) == ["acct-2-BBB"] and arrived["acct-2-BBB"] > 0
     standin.market.start(bars_per_second=200)
     wait_for(lambda: standin.market.step == len(standin.market.times) - 1)
     standin.market.stop()

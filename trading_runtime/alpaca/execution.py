@@ -176,7 +176,9 @@ class AlpacaExecution:
     def _connected(self) -> None:
         with self._lock:
             self.connects += 1
-            self._resync = self._resync or self.connects > 1
+            # updates sent before this connection are lost: read back what may have changed
+            # (after a reconnect, or since a restore read the orders and the stream came up)
+            self._resync = self._resync or self.connects > 1 or bool(self.tracker.open_ids())
             self._lock.notify_all()
 
     async def _on_update(self, update: Any) -> None:

@@ -161,6 +161,13 @@ async def admin(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def arrivals(request: Request) -> Response:
+    """Loopback: the wall time (time.time()) each order arrived, by client order id."""
+    market: Market = request.app.state.market
+    with market.lock:
+        return JSONResponse(dict(market.desk.arrived))
+
+
 def app(market: Market, key_id: str, secret: str, page_size: int = MAX_PAGE) -> Starlette:
     routes = [
         Route("/v2/stocks/bars", bars),
@@ -170,6 +177,7 @@ def app(market: Market, key_id: str, secret: str, page_size: int = MAX_PAGE) -> 
         Route("/v2/account", account),
         Route("/v2/positions", positions),
         Route("/v2/clock", clock),
+        Route("/admin/arrivals", arrivals),
         Route("/admin/{action}", admin, methods=["POST"]),
         WebSocketRoute("/stream", trade_stream),
         WebSocketRoute("/v2/{feed}", data_stream),
