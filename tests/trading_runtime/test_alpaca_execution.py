@@ -10,6 +10,7 @@ import inspect
 import pytest
 
 from tests.support.alpaca import KEY, SECRET, daily_bars, wait_for
+from tests.support.service import free_port
 from trading_runtime import events as ev
 from trading_runtime.alpaca.execution import AlpacaError, AlpacaExecution
 from trading_runtime.alpaca.market import Market
@@ -286,3 +287,11 @@ def test_an_end_that_overtakes_its_fill_waits_for_it(standin, alpaca):
         (ev.ORDER_FILLED, 50.0), (ev.ORDER_CANCELLED, None)]  # fmt: skip
     final = alpaca.tracker.known["a-1-CCC"]
     assert (final.status, final.filled) == (OrderStatus.CANCELLED, 50.0)
+
+
+def test_an_unreachable_broker_is_retried_then_named():
+    url = f"http://127.0.0.1:{free_port()}"
+    where = AlpacaSettings(key_id=KEY, secret_key=SECRET, trading_url=url)
+    adapter = AlpacaExecution(INSTRUMENTS, COSTS, where, attempts=2, max_wait=0.1)
+    with pytest.raises(AlpacaError, match=f"cannot reach Alpaca at {url}"):
+        adapter.broker_state()

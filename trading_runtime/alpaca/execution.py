@@ -192,20 +192,17 @@ class AlpacaExecution:
         with self._lock:
             return self._lock.wait_for(lambda: self.connects > 0, timeout)
 
-    def pending(self) -> int:
-        """Events received and not yet handed over."""
-        with self._lock:
-            return len(self._inbox)
-
     # --- REST, through rate limits and outages --------------------------------------------------
 
     def _call(self, fn, *args: Any) -> Any:
+        """``fn(*args)`` (an alpaca-py request) through 429s, which wait for Retry-After, and
+        connection errors, which wait a doubling backoff; the last attempt's error is raised."""
         wait = 0.5
-        for attempt in range(1, self.attempts + 1):
+        for _ in range(self.attempts - 1):
             try:
                 return fn(*args)
             except APIError as exc:
-                if exc.status_code != 429 or attempt == self.attempts:
+                if exc.status_code != 429:
                     raise
                 after = (
                     exc.response.headers.get("Retry-After") if exc.response is not None else None
@@ -213,15 +210,14 @@ class AlpacaExecution:
                 pause = min(float(after) if after else wait, self.max_wait)
                 log.warning("Alpaca rate limit: waiting %s s (Retry-After)", pause)
             except RequestException as exc:
-                if attempt == self.attempts:
-                    raise AlpacaError(
-                        f"cannot reach Alpaca at {self.client._base_url}: {exc}"
-                    ) from exc
                 pause = wait
                 log.warning("Alpaca unreachable (%s): retrying in %s s", exc, pause)
             time.sleep(pause)
             wait = min(wait * 2, self.max_wait)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        try:
+            return fn(*args)
+        except RequestException as exc:
+            raise AlpacaError(f"cannot reach Alpaca at {self.client._base_url}: {exc}") from exc
 
     # --- the execution interface ----------------------------------------------------------------
 
