@@ -6,6 +6,7 @@ missed news is read back, a restart that sends nothing twice, 429s, the broker's
 from __future__ import annotations
 
 import inspect
+import logging
 
 import pytest
 
@@ -138,7 +139,8 @@ def test_rejects_and_cancels(standin, alpaca):
     assert alpaca.on_bar(bar(standin, alpaca)) == []  # the stream's "canceled": a duplicate
 
 
-def test_a_dropped_stream_loses_no_fill(standin, alpaca):
+def test_a_dropped_stream_loses_no_fill(standin, alpaca, caplog):
+    caplog.set_level(logging.DEBUG)
     simulator = SimulatedBroker(COSTS, INSTRUMENTS, SYMBOLS)
     first = bar(standin, alpaca)
     simulator.on_bar(first)
@@ -159,6 +161,7 @@ def test_a_dropped_stream_loses_no_fill(standin, alpaca):
     third = bar(standin, alpaca)
     simulator.observe(second)
     assert shape(alpaca.on_bar(third)) == shape(simulator.on_bar(third))  # CCC's next 50
+    assert "reconnected" in caplog.text and SECRET not in caplog.text  # keys are never logged
 
 
 def test_a_restart_sends_nothing_twice(standin, alpaca):

@@ -46,6 +46,8 @@ from trading_runtime.settings import CostModel
 from warehouse.settings import AlpacaSettings
 
 log = logging.getLogger(__name__)
+FRAMES = logging.getLogger(f"{__name__}.frames")  # never below INFO: a frame may hold the keys
+FRAMES.setLevel(logging.INFO)
 TAKEN = 40010001  # Alpaca's code: client_order_id must be unique
 PAGE = 500  # the most orders one GET /v2/orders returns
 
@@ -110,7 +112,10 @@ class _Stream(TradingStream):
     """alpaca-py's trade updates stream, telling the adapter each time it (re)connects."""
 
     def __init__(self, key: str, secret: str, url: str, paper: bool, on_connect) -> None:
-        super().__init__(key, secret, paper=paper, url_override=url)
+        # alpaca-py's connection settings, with a logger of our own: the websockets library
+        # logs every frame at DEBUG, the authentication (the keys) included
+        params = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "logger": FRAMES}
+        super().__init__(key, secret, paper=paper, url_override=url, websocket_params=params)
         self._on_connect = on_connect
 
     async def _start_ws(self) -> None:
