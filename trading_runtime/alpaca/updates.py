@@ -90,9 +90,15 @@ class Tracker:
             return self.apply(order, [self._end(cid, kind)])
         if kind in ("new", "accepted", "pending_new"):
             return self.apply(order, [ev.OrderAccepted(cid, key=f"accepted:{cid}")])
-        if kind == "rejected":
-            reason = f"rejected by the broker: {getattr(state, 'status', kind)}"
+        if kind == "rejected" and order.status == OrderStatus.SUBMITTED:
+            reason = "rejected by the broker"
             return self.apply(order, [ev.OrderRejected(cid, reason, key=f"rejected:{cid}")])
+        if kind == "rejected":  # after it was accepted: the state machine ends it as a cancel
+            reason, key = (
+                "rejected by the broker after it was accepted",
+                f"{ev.ORDER_CANCELLED}:{cid}",
+            )
+            return self.apply(order, [ev.OrderCancelled(cid, reason, "broker", key=key)])
         log.debug("trade update %s of %s: nothing to apply", kind, cid)
         return []
 
