@@ -376,9 +376,7 @@ def test_the_systemd_unit_runs_the_live_service_and_restarts_it():
     """deploy/systemd/qtis-trading@.service: `qtis trade live` for the instance's stream,
     restarted after any exit, stopped with SIGTERM and time to finish its bar; no secret in it."""
     unit = (DEPLOY / "systemd" / "qtis-trading@.service").read_text()
-    keys = dict(
-        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[:1] != "#"
-    )
+    keys = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and line[:1] != "#")
     program, *args = keys["ExecStart"].replace("%i", "live").split()
     assert Path(program).name == "qtis"
     argv = ["qtis", *[a for a in args if not a.startswith("$")]]

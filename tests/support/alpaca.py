@@ -3,6 +3,7 @@ them and the server, and the real alpaca-py streams run on threads."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+
+from trading_runtime.alpaca.market import COLUMNS, Market
 
 DAY0 = datetime(2024, 1, 2, 5, tzinfo=UTC)
 KEY, SECRET = "test-key", "test-secret"
@@ -54,3 +57,31 @@ class Running:
         wait_for(lambda: self.stream._loop is not None)
         self.stream.stop()
         self.thread.join(10)
+
+
+def market_of(feed, costs, instruments) -> Market:
+    """A stand-in market over the bars of ``feed`` (a ``BarFeed``)."""
+    rows = []
+    for step in range(len(feed)):
+        b = feed.at(step)
+        for i, symbol in enumerate(feed.symbols):
+            if not math.isnan(b.open[i]):
+                values = (b.open[i], b.high[i], b.low[i], b.close[i], b.volume[i])
+                rows.append((symbol, b.ts, *map(float, values)))
+    return Market(pd.DataFrame(rows, columns=list(COLUMNS)), costs, instruments)
+
+
+def follow(market: Market, feed, adapter) -> None:
+    """Make ``feed`` move the market to each bar before the engine gets it, and wait until
+    the adapter received every trade update that caused (the order a live session has too:
+    a broker's updates reach the engine before its bars went through the warehouse)."""
+    replay = feed.replay
+
+    def replay_here(*args, **kwargs):
+        for bar in replay(*args, **kwargs):
+            while market.step < bar.step:
+                market.advance()
+            wait_for(lambda: adapter.received == market.updates_sent)
+            yield bar
+
+    feed.replay = replay_here

@@ -7,17 +7,20 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 
 import pandas as pd
 import psycopg
 
-from tests.support.alpaca import DAY0, daily_bars
+from tests.support.alpaca import DAY0, daily_bars, wait_for
 from trading_runtime.alpaca.market import Market
 from warehouse.live import LiveSource, run_source
 from warehouse.settings import WarehouseSettings
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
+# each load is several database round trips, on 2 cores shared with other suites
+eventually = partial(wait_for, timeout=60.0)
 
 
 def minute_bars(steps: int) -> pd.DataFrame:

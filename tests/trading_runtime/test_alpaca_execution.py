@@ -6,10 +6,12 @@ missed news is read back, a restart that sends nothing twice, 429s, the broker's
 from __future__ import annotations
 
 import inspect
+import logging
 
 import pytest
 
 from tests.support.alpaca import KEY, SECRET, daily_bars, wait_for
+from tests.support.service import free_port
 from trading_runtime import events as ev
 from trading_runtime.alpaca.execution import AlpacaError, AlpacaExecution
 from trading_runtime.alpaca.market import Market
@@ -137,7 +139,8 @@ def test_rejects_and_cancels(standin, alpaca):
     assert alpaca.on_bar(bar(standin, alpaca)) == []  # the stream's "canceled": a duplicate
 
 
-def test_a_dropped_stream_loses_no_fill(standin, alpaca):
+def test_a_dropped_stream_loses_no_fill(standin, alpaca, caplog):
+    caplog.set_level(logging.DEBUG)
     simulator = SimulatedBroker(COSTS, INSTRUMENTS, SYMBOLS)
     first = bar(standin, alpaca)
     simulator.on_bar(first)
@@ -158,6 +161,7 @@ def test_a_dropped_stream_loses_no_fill(standin, alpaca):
     third = bar(standin, alpaca)
     simulator.observe(second)
     assert shape(alpaca.on_bar(third)) == shape(simulator.on_bar(third))  # CCC's next 50
+    assert "reconnected" in caplog.text and SECRET not in caplog.text  # keys are never logged
 
 
 def test_a_restart_sends_nothing_twice(standin, alpaca):
@@ -259,3 +263,38 @@ def test_every_kind_of_order_ends_as_the_simulators(standin, alpaca, kind):
             want += simulator.submit([mine], k)
     assert shape(got) == shape([e for e in want if e.type != ev.ORDER_TRIGGERED])
     assert len(want) >= 2  # accepted, and the order did something
+
+
+def test_a_resubmitted_order_is_read_back_not_sent_again(standin, alpaca):
+    """A submit whose id the broker has (sent before a crash) answers with the order's state:
+    only accepts and rejects come back from ``submit`` (the engine stamps their latency), its
+    fill comes with the next bar."""
+    bar(standin, alpaca)
+    alpaca.submit([order("a-1-AAA")], 0)
+    bar(standin, alpaca)
+    arrived = dict(standin.market.desk.arrived)
+    with AlpacaExecution(INSTRUMENTS, COSTS, settings(standin)) as again:
+        answers = again.submit([order("a-1-AAA")], 1)
+        assert [(e.type, e.client_id) for e in answers] == [(ev.ORDER_ACCEPTED, "a-1-AAA")]
+        [filled] = again.on_bar(standin.market.cross_section(1))
+    assert (filled.type, filled.fill.quantity) == (ev.ORDER_FILLED, 100.0)
+    assert standin.market.desk.arrived == arrived
+
+
+def test_an_end_that_overtakes_its_fill_waits_for_it(standin, alpaca):
+    standin.market.misbehave(reorder_updates=True)  # an IOC's "canceled" before its fill
+    bar(standin, alpaca)
+    alpaca.submit([order("a-1-CCC", "CCC", 120.0, tif=TimeInForce.IOC)], 0)
+    events = alpaca.on_bar(bar(standin, alpaca))
+    assert [(e.type, getattr(e, "fill", None) and e.fill.quantity) for e in events] == [
+        (ev.ORDER_FILLED, 50.0), (ev.ORDER_CANCELLED, None)]  # fmt: skip
+    final = alpaca.tracker.known["a-1-CCC"]
+    assert (final.status, final.filled) == (OrderStatus.CANCELLED, 50.0)
+
+
+def test_an_unreachable_broker_is_retried_then_named():
+    url = f"http://127.0.0.1:{free_port()}"
+    where = AlpacaSettings(key_id=KEY, secret_key=SECRET, trading_url=url)
+    adapter = AlpacaExecution(INSTRUMENTS, COSTS, where, attempts=2, max_wait=0.1)
+    with pytest.raises(AlpacaError, match=f"cannot reach Alpaca at {url}"):
+        adapter.broker_state()

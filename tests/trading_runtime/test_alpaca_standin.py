@@ -54,11 +54,15 @@ def test_history_pages_through_what_the_clock_reached(standin):
     assert (merged["close_x"] == merged["close_y"]).all()
 
 
-def test_history_refuses_wrong_keys(standin):
+def test_history_refuses_wrong_keys_and_another_timeframe(standin):
     standin.market.advance()
     with pytest.raises(APIError) as caught:
         history(standin, secret="wrong")
     assert caught.value.status_code == 401
+    client = StockHistoricalDataClient(KEY, SECRET, url_override=standin.url)
+    minutes = StockBarsRequest(symbol_or_symbols=SYMBOLS, timeframe=TimeFrame.Minute, start=DAY0)
+    with pytest.raises(APIError, match="serves 1Day bars"):
+        client.get_stock_bars(minutes)
 
 
 def test_stream_delivers_subscribed_bars_and_survives_a_drop(standin):
@@ -87,6 +91,19 @@ def test_stream_delivers_subscribed_bars_and_survives_a_drop(standin):
         assert {b.timestamp for b in got[2:]} == {standin.market.times[1]}
 
 
+def test_trade_updates_refuse_wrong_keys(standin):
+    stream = TradingStream(KEY, "wrong", url_override=standin.stream_url)
+
+    async def on_update(update):
+        raise AssertionError("no update may come to a client that did not authenticate")
+
+    stream.subscribe_trade_updates(on_update)
+    with Running(stream):
+        wait_for(lambda: standin.market.refused > 0)
+        trading(standin).submit_order(buy("acct-1-AAA"))
+        assert not standin.market._update_listeners
+
+
 def test_stream_refuses_wrong_keys(standin):
     stream = StockDataStream(KEY, "wrong", url_override=standin.data_stream_url)
 
@@ -95,7 +112,7 @@ def test_stream_refuses_wrong_keys(standin):
 
     stream.subscribe_bars(on_bar, "AAA")
     with Running(stream):
-        wait_for(lambda: stream._loop is not None)
+        wait_for(lambda: standin.market.refused > 0)
         standin.market.advance()
         assert not standin.market._bar_listeners
 
@@ -184,6 +201,9 @@ def test_admin_endpoints_and_the_pacing_clock(standin):
     with pytest.raises(APIError, match="not tradable"):
         client.submit_order(buy("acct-1-AAA"))
     assert admin("nonsense").status_code == 404
+    client.submit_order(buy("acct-2-BBB", "BBB"))
+    arrived = requests.get(f"{standin.url}/admin/arrivals").json()
+    assert list(arrived) == ["acct-2-BBB"] and arrived["acct-2-BBB"] > 0
     standin.market.start(bars_per_second=200)
     wait_for(lambda: standin.market.step == len(standin.market.times) - 1)
     standin.market.stop()

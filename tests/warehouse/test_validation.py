@@ -99,3 +99,15 @@ def test_generated_bad_frames_lose_nothing(n, corrupt, symbols):
         assert any(reason in text for text in match), (reason, match.tolist())
     assert (result.good["high"] >= result.good[["open", "close"]].max(axis=1)).all()
     assert not result.good.duplicated(["symbol", "ts"]).any()
+
+
+def test_typed_times_in_a_zone_west_of_utc_are_converted():
+    # yfinance answers in New York time; checking such values against pandas' bounds overflowed
+    ts = pd.Series(pd.to_datetime(["2024-03-01 09:30"]).tz_localize("America/New_York"))
+    raw = pd.DataFrame(
+        {"symbol": ["A"], "ts": ts, "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0],
+         "volume": [1.0]}
+    )  # fmt: skip
+    result = validate_bars(raw)
+    assert result.quarantine.empty
+    assert result.good["ts"].tolist() == [pd.Timestamp("2024-03-01 14:30", tz="UTC")]

@@ -168,7 +168,9 @@ class AlpacaExecution:
         with self._lock:
             self.connects += 1
             again = self.connects > 1
-            self._resync = self._resync or again
+            # updates sent before this connection are lost: read back what may have changed
+            # (after a reconnect, or since a restore read the orders and the stream came up)
+            self._resync = self._resync or again or bool(self.tracker.open_ids())
             self._lock.notify_all()
         if again and self.on_reconnect is not None:
             self.on_reconnect()
@@ -188,20 +190,17 @@ class AlpacaExecution:
         with self._lock:
             return self._lock.wait_for(lambda: self.connects > 0, timeout)
 
-    def pending(self) -> int:
-        """Events received and not yet handed over."""
-        with self._lock:
-            return len(self._inbox)
-
     # --- REST, through rate limits and outages --------------------------------------------------
 
     def _call(self, fn, *args: Any) -> Any:
+        """``fn(*args)`` (an alpaca-py request) through 429s, which wait for Retry-After, and
+        connection errors, which wait a doubling backoff; the last attempt's error is raised."""
         wait = 0.5
-        for attempt in range(1, self.attempts + 1):
+        for _ in range(self.attempts - 1):
             try:
                 return fn(*args)
             except APIError as exc:
-                if exc.status_code != 429 or attempt == self.attempts:
+                if exc.status_code != 429:
                     raise
                 after = (
                     exc.response.headers.get("Retry-After") if exc.response is not None else None
@@ -209,15 +208,14 @@ class AlpacaExecution:
                 pause = min(float(after) if after else wait, self.max_wait)
                 log.warning("Alpaca rate limit: waiting %s s (Retry-After)", pause)
             except RequestException as exc:
-                if attempt == self.attempts:
-                    raise AlpacaError(
-                        f"cannot reach Alpaca at {self.client._base_url}: {exc}"
-                    ) from exc
                 pause = wait
                 log.warning("Alpaca unreachable (%s): retrying in %s s", exc, pause)
             time.sleep(pause)
             wait = min(wait * 2, self.max_wait)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        try:
+            return fn(*args)
+        except RequestException as exc:
+            raise AlpacaError(f"cannot reach Alpaca at {self.client._base_url}: {exc}") from exc
 
     # --- the execution interface ----------------------------------------------------------------
 
@@ -233,6 +231,8 @@ class AlpacaExecution:
         return out
 
     def _send(self, order: Order) -> list[ev.Event]:
+        """POST one order: its answer (accepted or rejected), as the engine times it; anything
+        else learned (fills of an order sent before a crash) goes out with the next bar."""
         cid = order.client_id
         try:
             state = self._call(self.client.submit_order, request(order))
@@ -241,23 +241,24 @@ class AlpacaExecution:
                 state = self._call(self.client.get_order_by_client_id, cid)
             elif exc.status_code in (403, 422):
                 reason = f"rejected by the broker: {exc.message if _code(exc) else exc}"
+                rejected = ev.OrderRejected(cid, reason, key=f"rejected:{cid}")
                 with self._lock:
-                    return self.tracker._apply(
-                        self.tracker.known[cid],
-                        [ev.OrderRejected(cid, reason, key=f"rejected:{cid}")],
-                    )
+                    return self._answers(self.tracker.apply(self.tracker.known[cid], [rejected]))
             else:
                 raise
         with self._lock:
-            return self._take(cid) + self.tracker.settle(state)
+            return self._answers(self._take(cid) + self.tracker.settle(state))
 
-    def _take(self, cid: str) -> list[ev.Event]:
-        """Events of ``cid`` the stream brought before the REST answer did (under the lock)."""
-        mine = [
-            e
-            for e in self._inbox
-            if getattr(e, "client_id", None) == cid and e.type == ev.ORDER_ACCEPTED
-        ]
+    def _answers(self, events: list[ev.Event]) -> list[ev.Event]:
+        """The accepts and rejects of ``events``; the rest wait in the inbox (under the lock)."""
+        answers = (ev.ORDER_ACCEPTED, ev.ORDER_REJECTED)
+        self._inbox += [e for e in events if e.type not in answers]
+        return [e for e in events if e.type in answers]
+
+    def _take(self, cid: str, kind: str = ev.ORDER_ACCEPTED) -> list[ev.Event]:
+        """The ``kind`` event of ``cid`` the stream brought before the REST answer did (under
+        the lock): the answer, taken out of the inbox."""
+        mine = [e for e in self._inbox if e.type == kind and getattr(e, "client_id", None) == cid]
         self._inbox = [e for e in self._inbox if e not in mine]
         return mine
 
@@ -284,7 +285,8 @@ class AlpacaExecution:
         event = ev.OrderCancelled(client_id, reason, actor, key=f"{ev.ORDER_CANCELLED}:{client_id}")
         with self._lock:
             self.tracker.cancels.pop(client_id, None)
-            applied = self.tracker._apply(self.tracker.known[client_id], [event])
+            came = self._take(client_id, ev.ORDER_CANCELLED)  # the stream was quicker
+            applied = came or self.tracker.apply(self.tracker.known[client_id], [event])
         return event if event in applied else None
 
     def on_bar(self, bar: CrossSection) -> list[ev.Event]:

@@ -34,9 +34,12 @@ class Market:
         instruments: dict[str, Instrument] | None = None,
         cash: float = 100_000.0,
         misbehaviour: Misbehaviour | None = None,
+        timeframe: str = "1Day",
     ) -> None:
         """``bars``: one row per symbol and time (columns symbol, ts, open, high, low, close,
-        volume; ts tz-aware). Nothing is published before the first ``advance``."""
+        volume; ts tz-aware), of Alpaca's ``timeframe`` ("1Day" or "1Min": the only one
+        served). Nothing is published before the first ``advance``."""
+        self.timeframe = timeframe
         frame = bars.loc[:, list(COLUMNS)].copy()
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         self.frame = frame.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
@@ -52,6 +55,7 @@ class Market:
         self._update_listeners: list[Listener] = []
         self._drop_listeners: list[Callable[[], None]] = []
         self.updates_sent = 0  # trade update messages handed to stream connections
+        self.refused = 0  # stream connections refused for their keys
         self._pacer: threading.Thread | None = None
         self._stop = threading.Event()
 

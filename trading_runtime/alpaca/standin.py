@@ -75,6 +75,11 @@ class Keys(BaseHTTPMiddleware):
 async def bars(request: Request) -> Response:
     q = request.query_params
     market: Market = request.app.state.market
+    if q.get("timeframe", market.timeframe) != market.timeframe:
+        asked = q.get("timeframe")
+        return reply(
+            error(422, 42210000, f"this stand-in serves {market.timeframe} bars, not {asked}")
+        )
     symbols = [s for s in q.get("symbols", "").split(",") if s]
     frame = market.history(symbols, when(q.get("start")), when(q.get("end")))
     offset = int(q.get("page_token") or 0)
@@ -156,6 +161,13 @@ async def admin(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def arrivals(request: Request) -> Response:
+    """Loopback: the wall time (time.time()) each order arrived, by client order id."""
+    market: Market = request.app.state.market
+    with market.lock:
+        return JSONResponse(dict(market.desk.arrived))
+
+
 def app(market: Market, key_id: str, secret: str, page_size: int = MAX_PAGE) -> Starlette:
     routes = [
         Route("/v2/stocks/bars", bars),
@@ -165,6 +177,7 @@ def app(market: Market, key_id: str, secret: str, page_size: int = MAX_PAGE) -> 
         Route("/v2/account", account),
         Route("/v2/positions", positions),
         Route("/v2/clock", clock),
+        Route("/admin/arrivals", arrivals),
         Route("/admin/{action}", admin, methods=["POST"]),
         WebSocketRoute("/stream", trade_stream),
         WebSocketRoute("/v2/{feed}", data_stream),

@@ -61,7 +61,12 @@ async def _read(websocket: WebSocket, on_message) -> None:
 
 
 def _authorized(websocket: WebSocket, key: str | None, secret: str | None) -> bool:
-    return (key, secret) == websocket.app.state.keys
+    ok = (key, secret) == websocket.app.state.keys
+    if not ok:
+        market: Market = websocket.app.state.market
+        with market.lock:
+            market.refused += 1
+    return ok
 
 
 # --- market data -------------------------------------------------------------------------------

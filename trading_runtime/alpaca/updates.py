@@ -87,12 +87,18 @@ class Tracker:
             if number(state.filled_qty) > order.filled + EPS:  # its fills are still to come
                 self.waiting[cid] = update
                 return []
-            return self._apply(order, [self._end(cid, kind)])
+            return self.apply(order, [self._end(cid, kind)])
         if kind in ("new", "accepted", "pending_new"):
-            return self._apply(order, [ev.OrderAccepted(cid, key=f"accepted:{cid}")])
-        if kind == "rejected":
-            reason = f"rejected by the broker: {getattr(state, 'status', kind)}"
-            return self._apply(order, [ev.OrderRejected(cid, reason, key=f"rejected:{cid}")])
+            return self.apply(order, [ev.OrderAccepted(cid, key=f"accepted:{cid}")])
+        if kind == "rejected" and order.status == OrderStatus.SUBMITTED:
+            reason = "rejected by the broker"
+            return self.apply(order, [ev.OrderRejected(cid, reason, key=f"rejected:{cid}")])
+        if kind == "rejected":  # after it was accepted: the state machine ends it as a cancel
+            reason, key = (
+                "rejected by the broker after it was accepted",
+                f"{ev.ORDER_CANCELLED}:{cid}",
+            )
+            return self.apply(order, [ev.OrderCancelled(cid, reason, "broker", key=key)])
         log.debug("trade update %s of %s: nothing to apply", kind, cid)
         return []
 
@@ -106,7 +112,7 @@ class Tracker:
         fill = self._fill(
             order, fill_id, number(update.qty), number(update.price), update.timestamp
         )
-        return self._apply(order, [ev.OrderFilled(fill, key=f"fill:{fill_id}")])
+        return self.apply(order, [ev.OrderFilled(fill, key=f"fill:{fill_id}")])
 
     def _fill(self, order: Order, fill_id: str, qty: float, price: float, ts: datetime) -> Fill:
         """A fill as the simulator makes one; the fee is the cost model's commission (Alpaca
@@ -133,7 +139,7 @@ class Tracker:
             return ev.OrderExpired(cid, REASONS[kind], key=f"{ev.ORDER_EXPIRED}:{cid}")
         return ev.OrderCancelled(cid, reason, actor, key=f"{ev.ORDER_CANCELLED}:{cid}")
 
-    def _apply(self, order: Order, events: list[ev.Event]) -> list[ev.Event]:
+    def apply(self, order: Order, events: list[ev.Event]) -> list[ev.Event]:
         """``events`` that move ``order`` (an accept implied by a later report first); those
         already applied are dropped, an impossible one becomes an alert."""
         out: list[ev.Event] = []
@@ -178,7 +184,7 @@ class Tracker:
         self._remember(state)
         status = str(getattr(state.status, "value", state.status))
         if status == "rejected":
-            return self._apply(order, [ev.OrderRejected(cid, "rejected by the broker",
+            return self.apply(order, [ev.OrderRejected(cid, "rejected by the broker",
                                                         key=f"rejected:{cid}")])  # fmt: skip
         events: list[ev.Event] = [ev.OrderAccepted(cid, key=f"accepted:{cid}")]
         filled = number(state.filled_qty)
@@ -194,7 +200,7 @@ class Tracker:
         if status in ENDS:
             events.append(self._end(cid, status))
             self.waiting.pop(cid, None)
-        return self._apply(order, events)
+        return self.apply(order, events)
 
 
 IMPLY_ACCEPTED = (ev.ORDER_FILLED, ev.ORDER_EXPIRED, ev.ORDER_CANCELLED)

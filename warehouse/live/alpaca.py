@@ -26,7 +26,7 @@ from alpaca.data.live import StockDataStream
 from warehouse.live.backoff import Backoff
 from warehouse.live.store import BarStore, SourceStats
 from warehouse.providers.alpaca import AlpacaProvider, VendorUnavailable, alpaca_bars
-from warehouse.providers.base import RawBars
+from warehouse.providers.base import DataSourceError, RawBars
 from warehouse.settings import AlpacaSettings, VendorSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class _BarStream(StockDataStream):
 
     def _reconnect_delay(self, retries: int) -> float:
         delay = self._backoff.delay(retries)
+        self._stats.connected = False
         self._stats.retry_delays.append(delay)
         log.warning("alpaca data stream: retry %d in %.2f s", retries, delay)
         return delay
@@ -64,6 +65,7 @@ class _BarStream(StockDataStream):
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         if msg.get("T") == "subscription":
             self._stats.connects += 1
+            self._stats.connected = True
             self._inbox.put(_BACKFILL)
         await super()._dispatch(msg)
 
@@ -93,7 +95,7 @@ class AlpacaSource:
     ) -> None:
         self.symbols = sorted({s.upper() for s in symbols})
         if not self.symbols:
-            raise ValueError("an Alpaca source needs symbols")
+            raise DataSourceError("alpaca: a live source needs symbols")
         self.alpaca, self.vendor = alpaca, vendor
         self.backoff = backoff or Backoff(
             vendor.backoff_initial_seconds, vendor.backoff_max_seconds, vendor.backoff_jitter
@@ -104,8 +106,11 @@ class AlpacaSource:
         self._seen: dict[str, pd.Timestamp] = {}  # newest bar received, by symbol
 
     def run(self, store: BarStore, stop: threading.Event) -> None:
-        """Backfill, then stream until ``stop`` is set. A refused key fails here, at once."""
-        self.backfill(store)
+        """Backfill, then stream until ``stop`` is set. A refused key fails here, at once; an
+        unreachable vendor is retried."""
+        self._backfill_until_done(store, stop)
+        if stop.is_set():
+            return
         stream = _BarStream(self.alpaca, self.backoff, self._inbox, self.stats)
         subscribe = stream.subscribe_bars if self.vendor.frequency == "1min" else (
             stream.subscribe_daily_bars
@@ -113,6 +118,8 @@ class AlpacaSource:
         subscribe(self._on_bar, *self.symbols)
         thread = threading.Thread(target=stream.run, name="alpaca-data-stream", daemon=True)
         thread.start()
+        while stream._loop is None and thread.is_alive():  # until ``halt`` can reach it
+            time.sleep(0.01)
         try:
             while not stop.is_set():
                 if not thread.is_alive():  # alpaca-py gives up on some errors (a feed not paid for)
@@ -121,6 +128,7 @@ class AlpacaSource:
         finally:
             stream.halt()
             thread.join(timeout=15)
+            self.stats.connected = False
 
     async def _on_bar(self, message: dict[str, Any]) -> None:
         self._inbox.put(message)
@@ -180,8 +188,8 @@ class AlpacaSource:
         return len(raw.frame)
 
     def _backfill_until_done(self, store: BarStore, stop: threading.Event) -> None:
-        """A backfill after a reconnect, retried with backoff while the vendor is unreachable
-        (streamed bars wait in the queue meanwhile)."""
+        """A backfill, retried with backoff while the vendor is unreachable (after a reconnect,
+        streamed bars wait in the queue meanwhile)."""
         attempt = 0
         while not stop.is_set():
             try:

@@ -71,6 +71,7 @@ class PollingSource:
             except Exception as exc:  # a vendor fails in its own ways; the next poll may work
                 failures += 1
                 self.stats.errors += 1
+                self.stats.connected = False
                 self._seen = pd.Series(dtype=str)  # after an outage, load the whole window
                 delay = self.backoff.delay(failures)
                 self.stats.retry_delays.append(delay)
@@ -79,6 +80,7 @@ class PollingSource:
                 stop.wait(delay)
                 continue
             failures = 0
+            self.stats.connected = True
             self.poll_once(raw, store)
             stop.wait(self.every)
 

@@ -5,6 +5,7 @@ time; and what is stored already, for the backfill of a gap."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,8 +21,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SourceStats:
-    """What a live source has done so far (read by the service's /metrics and the tests)."""
+    """What a live source has done so far (read by the service's /metrics and /healthz, and the
+    tests). ``connected``: a stream is subscribed now; ``last_load_at``: wall time (epoch
+    seconds) of the last load that held a bar."""
 
+    connected: bool = False
+    last_load_at: float | None = None
     connects: int = 0
     backfills: int = 0
     retry_delays: list[float] = field(default_factory=list)
@@ -47,6 +52,7 @@ class BarStore:
             return None
         report = ingest(FrameProvider(raw, raw.source), self.url, self.settings)
         self.stats.loads += 1
+        self.stats.last_load_at = time.time()
         self.stats.inserted += report.inserted
         self.stats.updated += report.updated
         self.stats.quarantined += report.quarantined

@@ -100,23 +100,28 @@ class AlpacaProvider:
         end: datetime | None = None,
         inclusive: bool = False,
     ) -> RawBars:
-        """The bars of each symbol after its own start (at or after: ``inclusive``): one
-        request from the earliest start, pages followed by alpaca-py."""
-        request = StockBarsRequest(
-            symbol_or_symbols=sorted(starts),
-            timeframe=TIMEFRAMES[self.frequency],
-            start=min(starts.values()),
-            end=end,
-            adjustment=Adjustment.ALL,
-            feed=DataFeed(self.settings.data_feed),
-        )
-        by_symbol = self._get(request)
-        rows = [
-            {"S": symbol, **bar}
-            for symbol, bars in by_symbol.items()
-            if symbol in starts
-            for bar in bars
-        ]
+        """The bars of each symbol after its own start (at or after: ``inclusive``). Symbols
+        whose starts fall on the same day share a request from the earliest of them (pages
+        followed by alpaca-py): one far behind does not drag the others back with it."""
+        groups: dict[object, list[str]] = {}
+        for symbol, start in starts.items():
+            groups.setdefault(pd.Timestamp(start).floor("D"), []).append(symbol)
+        rows = []
+        for symbols in groups.values():
+            request = StockBarsRequest(
+                symbol_or_symbols=sorted(symbols),
+                timeframe=TIMEFRAMES[self.frequency],
+                start=min(starts[s] for s in symbols),
+                end=end,
+                adjustment=Adjustment.ALL,
+                feed=DataFeed(self.settings.data_feed),
+            )
+            rows += [
+                {"S": symbol, **bar}
+                for symbol, bars in self._get(request).items()
+                if symbol in symbols
+                for bar in bars
+            ]
         raw = alpaca_bars(rows, f"alpaca {self.settings.data_url}")
         if raw.frame.empty:
             return raw

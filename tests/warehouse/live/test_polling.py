@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.alpaca import wait_for
-from tests.support.vendors import quarantined, running, stored
+from tests.support.vendors import eventually, quarantined, running, stored
 from warehouse.live.backoff import Backoff
 from warehouse.live.polling import PollingSource
 from warehouse.providers.files import FileProvider
@@ -49,12 +48,12 @@ def source(path: Path) -> PollingSource:
 def test_a_growing_file_is_appended_as_it_grows(feed: Path, db_url: str):
     poller = source(feed)
     with running(poller, db_url) as failures:
-        wait_for(lambda: len(stored(db_url)) == 2)
+        eventually(lambda: len(stored(db_url)) == 2)
         append(feed, row("AAA", 31) + row("BBB", 31))
-        wait_for(lambda: len(stored(db_url)) == 4)
+        eventually(lambda: len(stored(db_url)) == 4)
         # a correction of a stored bar: the changed row is sent, and updates it
         publish(feed, feed.read_text().replace(row("AAA", 31), row("AAA", 31, close=10.5)))
-        wait_for(lambda: any(r[0] == "AAA" and r[5] == 10.5 for r in stored(db_url)))
+        eventually(lambda: any(r[0] == "AAA" and r[5] == 10.5 for r in stored(db_url)))
     assert not failures
     # 2 + 2 new + 1 changed: rows already seen are not loaded again
     assert poller.stats.polled == 5
@@ -66,9 +65,11 @@ def test_a_failing_poll_backs_off_and_recovers(feed: Path, db_url: str):
     hidden = feed.with_suffix(".away")
     feed.rename(hidden)
     with running(poller, db_url) as failures:
-        wait_for(lambda: len(poller.stats.retry_delays) >= 4)
+        eventually(lambda: len(poller.stats.retry_delays) >= 4)
+        assert not poller.stats.connected
         hidden.rename(feed)
-        wait_for(lambda: len(stored(db_url)) == 2)
+        eventually(lambda: len(stored(db_url)) == 2)
+        eventually(lambda: poller.stats.connected)  # a poll answered
     assert not failures
     first = poller.stats.retry_delays[:4]
     assert first == sorted(first) and first[3] > first[0]
@@ -77,9 +78,9 @@ def test_a_failing_poll_backs_off_and_recovers(feed: Path, db_url: str):
 def test_a_bad_row_is_quarantined_with_its_reason(feed: Path, db_url: str):
     poller = source(feed)
     with running(poller, db_url) as failures:
-        wait_for(lambda: len(stored(db_url)) == 2)
+        eventually(lambda: len(stored(db_url)) == 2)
         append(feed, "AAA,2024-03-01T14:32:00Z,10,8,9,10,100\n")  # high below low
-        wait_for(lambda: quarantined(db_url))
+        eventually(lambda: quarantined(db_url))
     assert not failures
     [(symbol, reason, source_name)] = quarantined(db_url)
     assert symbol == "AAA" and "high >= max(open, close)" in reason and source_name == "csv"
