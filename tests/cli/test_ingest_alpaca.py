@@ -13,7 +13,7 @@ from trading_runtime.alpaca.standin import StandIn
 
 
 def test_ingest_backfills_from_alpaca(qtis_env, tmp_path):
-    with StandIn(Market(minute_bars(6)), KEY, SECRET) as standin:
+    with StandIn(Market(minute_bars(6), timeframe="1Min"), KEY, SECRET) as standin:
         ingest_from(standin, qtis_env, tmp_path)
 
 

@@ -49,7 +49,7 @@ def source_for(standin: StandIn, **changes) -> AlpacaSource:
 
 @pytest.fixture
 def standin():
-    with StandIn(Market(minute_bars(8)), KEY, SECRET, page_size=5) as s:
+    with StandIn(Market(minute_bars(8), timeframe="1Min"), KEY, SECRET, page_size=5) as s:
         yield s
 
 
@@ -66,7 +66,7 @@ def test_streamed_bars_are_validated_and_a_bad_one_quarantined(db_url: str):
     bars = minute_bars(6)
     bad = (bars["symbol"] == "BBB") & (bars["ts"] == bars["ts"].unique()[3])
     bars.loc[bad, "high"] = bars.loc[bad, "low"] / 2  # high below low: not a bar
-    with StandIn(Market(bars), KEY, SECRET) as standin:
+    with StandIn(Market(bars, timeframe="1Min"), KEY, SECRET) as standin:
         standin.market.advance()
         source = source_for(standin)
         with running(source, db_url) as failures:
@@ -122,7 +122,7 @@ def test_reconnect_waits_grow_while_the_stream_is_unreachable(standin: StandIn, 
 def test_the_secret_is_never_logged(db_url: str, caplog: pytest.LogCaptureFixture):
     secret = "Zq7-very-secret-alpaca-key-91"
     caplog.set_level(logging.DEBUG)
-    with StandIn(Market(minute_bars(4)), KEY, secret) as standin:
+    with StandIn(Market(minute_bars(4), timeframe="1Min"), KEY, secret) as standin:
         standin.market.advance()
         source = source_for(standin, secret=secret)
         with running(source, db_url) as failures:
@@ -150,7 +150,7 @@ def test_the_secret_is_never_logged(db_url: str, caplog: pytest.LogCaptureFixtur
 
 def test_a_vendor_down_at_start_is_retried_until_it_comes_up(db_url: str):
     port = free_port()
-    market = Market(minute_bars(4))
+    market = Market(minute_bars(4), timeframe="1Min")
     market.advance()
     down = AlpacaSettings(
         key_id=KEY,
