@@ -91,7 +91,7 @@ def _print_live(console, url, stream, rehearsal, back, code, latency, at_broker)
         last = reconciled[-1]
         state = "[green]book equals broker[/]" if last.matched else f"[red]{last.action}[/]"
         console.print(
-            f"  reconciliation: {len(reconciled)} checks (at start, after the restart, every 3 s);"
+            f"  reconciliation: {len(reconciled)} checks (at each start, then every 3 s);"
             f" last ({last.trigger}): {state}, {len(last.differences)} differences"
         )
     if len(latency):

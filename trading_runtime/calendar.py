@@ -8,7 +8,7 @@ bar is stamped at its start and covers the minute after it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from core.errors import InputError
 
 FREQUENCIES = ("1d", "1min")
 MINUTE = timedelta(minutes=1)
+MIDNIGHT = time(0)
 FIRST_SESSION = "1990-01-01"  # the bundled sample and any daily history fit after it
 
 
@@ -42,8 +43,14 @@ class TradingCalendar:
         return TradingCalendar(exchange, calendar)
 
     def session_of(self, ts: datetime, stamp_tz: str | None = None) -> date:
-        """The date a daily bar stamped ``ts`` in ``stamp_tz`` (default: the exchange's) is for."""
-        return ts.astimezone(ZoneInfo(stamp_tz) if stamp_tz else self._cal.tz).date()
+        """The date a daily bar stamped ``ts`` in ``stamp_tz`` (default: the exchange's) is for.
+        A bar stamped at midnight UTC rather than local midnight (vendors and files that give
+        a date only, loaded as UTC) is for its UTC date."""
+        local = ts.astimezone(ZoneInfo(stamp_tz) if stamp_tz else self._cal.tz)
+        utc = ts.astimezone(UTC)
+        if local.time() != MIDNIGHT and utc.time() == MIDNIGHT:
+            return utc.date()
+        return local.date()
 
     def in_session(self, ts: datetime, frequency: str, stamp_tz: str | None = None) -> bool:
         """Whether the bar stamped ``ts`` falls in a trading session (outside the calendar's

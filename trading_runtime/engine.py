@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -46,7 +46,17 @@ from trading_runtime.telemetry import EventObserver
 class Reconciling(Protocol):
     """``reconcile.Reconciler``: the events of a comparison with the broker, when one is due."""
 
+    def due(self) -> str | None: ...
+
     def check(self, book: Book) -> list[ev.Event]: ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A venue whose news arrives by itself (a broker's stream): what came since it was last
+    asked, between bars."""
+
+    def take_updates(self) -> list[ev.Event]: ...
 
 
 class EngineHalted(RuntimeError):
@@ -234,6 +244,35 @@ class Engine:
         self._take_answers()
         self.journal.write(self._pending)
         self._journaled()
+
+    def idle(self) -> None:
+        """Between bars (a live feed waiting for the next one): an operator's command and a
+        due reconciliation take effect now, journaled at once, with the venue's news first
+        (fills the broker reported meanwhile: the book must hold them before it is compared)."""
+        now = time.perf_counter()
+        commands = now - self._polled >= self.settings.command_poll_seconds
+        due = self.reconciler is not None and self.reconciler.due() is not None
+        if not (commands or due):
+            return
+        self._take_answers()
+        self.router.new_bar()
+        for venue in self.router.venues:
+            if isinstance(venue, Reporting):
+                for event in venue.take_updates():
+                    self._emit(event)
+        if commands:
+            self._polled = now
+            self._apply_commands()
+        self._reconcile()
+        if self._pending:
+            self.journal.write(self._pending)
+            self._journaled()
+        for client_id in self.router.to_cancel:
+            venue = self.router.venue(self.book.orders[client_id].account)
+            answer = venue.cancel(client_id, "requested")
+            if answer is not None:
+                self._answers.append(answer)
+        self._pending, self._carry = [], []
 
     def record(self, event: ev.Event) -> None:
         """Journal ``event`` now, between bars (a live feed's notice: a late bar, a stale

@@ -119,6 +119,9 @@ class LiveFeed(BarFeed):
         super().__init__(past.symbols, past.times, dict(past.arrays), len(past.times))
         self._instruments, self._settings = instruments, settings
         self._stop, self._notice = stop, on_notice
+        # called while the feed waits between bars (the engine: operators' commands and a due
+        # reconciliation take effect then, not only at the next bar)
+        self.on_idle: Callable[[], None] | None = None
         self._col = {s: i for i, s in enumerate(self.symbols)}
         self._steps = {ts: i for i, ts in enumerate(self._stamps)}
         self._tradable = [False] * len(self._stamps)
@@ -180,6 +183,8 @@ class LiveFeed(BarFeed):
 
     def _collect(self) -> list[_Section]:
         """Wait (a short while) for announced loads; the cross-sections now ready, in order."""
+        if self.on_idle is not None:
+            self.on_idle()
         now = time.monotonic()
         if not self._stale and now >= self._stale_at:
             self._stale = True

@@ -1,6 +1,6 @@
 """Sessions, holidays and early closes from exchange_calendars, for daily and 1-minute bars."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import psycopg
 import pytest
@@ -83,3 +83,16 @@ def test_instruments_have_an_exchange_xnys_by_default(db_url):
             " where table_name = 'instruments' and column_name = 'exchange'"
         ).fetchone()
     assert default == ("'XNYS'::text",)
+
+
+def test_a_daily_bar_stamped_at_midnight_utc_is_for_its_utc_date():
+    """Files and vendors that give a date only are loaded at midnight UTC: 2024-11-25 00:00
+    UTC is the Monday's bar, though it is Sunday evening in New York."""
+    xnys = TradingCalendar.of("XNYS")
+    monday_utc = datetime(2024, 11, 25, tzinfo=UTC)
+    assert xnys.session_of(monday_utc, "America/New_York") == date(2024, 11, 25)
+    assert xnys.in_session(monday_utc, "1d", "America/New_York")
+    monday_ny = datetime(2024, 11, 25, 5, tzinfo=UTC)  # midnight in New York
+    assert xnys.session_of(monday_ny, "America/New_York") == date(2024, 11, 25)
+    saturday_utc = datetime(2024, 11, 23, tzinfo=UTC)
+    assert not xnys.in_session(saturday_utc, "1d", "America/New_York")

@@ -290,6 +290,10 @@ class AlpacaExecution:
         return event if event in applied else None
 
     def on_bar(self, bar: CrossSection) -> list[ev.Event]:
+        """Every event received since the last call (see :meth:`received`)."""
+        return self.take_updates()
+
+    def take_updates(self) -> list[ev.Event]:
         """Every event received since the last call; after a reconnect, the open orders' states
         are read back first (updates sent while the stream was down are lost at Alpaca)."""
         self.connect()

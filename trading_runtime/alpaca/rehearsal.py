@@ -9,6 +9,7 @@ it again."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from warehouse.providers.continuation import continuation
 from warehouse.reads import read_bars
 
 HISTORY_DAYS = 300  # of stored bars the continuation draws its days from
+READY = re.compile(r"live: (http://\S+)/healthz")  # what `qtis trade live` prints once up
 
 
 class ServiceDied(RuntimeError):
@@ -70,6 +72,7 @@ class Rehearsal:
         self.standin = StandIn(self.market, self.key, self.secret)
         self.extra_env = dict(env or {})
         self.process: subprocess.Popen | None = None
+        self.health_url: str | None = None
         self.starts = 0
         self.log = home / "logs" / f"live-{stream}.log"
         self.committed: dict[datetime, float] = {}  # bar time -> when its load committed
@@ -120,12 +123,14 @@ class Rehearsal:
             | self.extra_env
         )
 
-    def start(self) -> subprocess.Popen:
-        """Start (or restart) the service; returns once it is up (its health port answers)."""
+    def start(self, timeout: float = 120.0) -> subprocess.Popen:
+        """Start (or restart) the service; returns once it is up: its feed listens, its
+        ``/healthz`` answers (the URL is then in ``health_url``)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "cli.app", "trade", "live", "--stream", self.stream]
         with self.log.open("a") as log:
             log.write(f"\n--- start {self.starts + 1} at {time.time():.3f}\n")
+        offset = self.log.stat().st_size
         self.process = subprocess.Popen(
             command + self.args,
             env=self.env(),
@@ -134,6 +139,15 @@ class Rehearsal:
             start_new_session=True,
         )
         self.starts += 1
+        deadline = time.monotonic() + timeout
+        while (found := READY.search(self.log.read_text()[offset:])) is None:
+            if self.process.poll() is not None:
+                raise ServiceDied(f"the service exited ({self.process.returncode}) while"
+                                  f" starting: see {self.log}")  # fmt: skip
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the service did not start in {timeout:g} s: see {self.log}")
+            time.sleep(0.05)
+        self.health_url = found.group(1) + "/healthz"
         return self.process
 
     def kill(self) -> None:
@@ -160,15 +174,18 @@ class Rehearsal:
         return ts
 
     def wait_for_bar(self, ts: datetime, timeout: float) -> None:
+        """Until the service has journaled the bar of ``ts`` and the broker has every order
+        the journal sent so far (the bar's orders must be at the broker before the next bar
+        opens, or they would fill a bar later than a replay fills them)."""
         deadline = time.monotonic() + timeout
-        while not self.journaled(ts):
+        while not (self.journaled(ts) and self.submitted() <= set(self.arrivals())):
             if self.process is not None and self.process.poll() is not None:
                 raise ServiceDied(
-                    f"the service exited ({self.process.returncode}) before it journaled the bar"
+                    f"the service exited ({self.process.returncode}) before it traded the bar"
                     f" of {ts:%Y-%m-%d}: see {self.log}"
                 )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the service did not journal the bar of {ts:%Y-%m-%d} in"
+                raise TimeoutError(f"the service did not trade the bar of {ts:%Y-%m-%d} in"
                                    f" {timeout:g} s: see {self.log}")  # fmt: skip
             time.sleep(0.02)
 
@@ -180,6 +197,16 @@ class Rehearsal:
                 (self.stream, ts.isoformat()),
             ).fetchone()
         return row is not None
+
+    def submitted(self) -> set[str]:
+        """The client ids of every order the journal says was sent."""
+        with connect(self.url) as conn:
+            rows = conn.execute(
+                "select payload->'order'->>'client_id' from runtime.events"
+                " where stream = %s and type = 'order_submitted'",
+                (self.stream,),
+            ).fetchall()
+        return {cid for (cid,) in rows}
 
     # --- what happened ------------------------------------------------------------------------
 
