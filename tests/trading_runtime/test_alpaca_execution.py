@@ -161,7 +161,9 @@ def test_a_dropped_stream_loses_no_fill(standin, alpaca, caplog):
     third = bar(standin, alpaca)
     simulator.observe(second)
     assert shape(alpaca.on_bar(third)) == shape(simulator.on_bar(third))  # CCC's next 50
-    assert "reconnected" in caplog.text and SECRET not in caplog.text  # keys are never logged
+    assert (
+        "open orders read back" in caplog.text and SECRET not in caplog.text
+    )  # keys are never logged
 
 
 def test_a_restart_sends_nothing_twice(standin, alpaca):

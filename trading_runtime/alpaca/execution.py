@@ -231,10 +231,7 @@ class AlpacaExecution:
             except APIError as exc:
                 if exc.status_code != 429:
                     raise
-                after = (
-                    exc.response.headers.get("Retry-After") if exc.response is not None else None
-                )
-                pause = min(float(after) if after else wait, self.max_wait)
+                pause = min(retry_after(exc) or wait, self.max_wait)
                 log.warning("Alpaca rate limit: waiting %s s (Retry-After)", pause)
             except RequestException as exc:
                 pause = wait
@@ -355,7 +352,7 @@ class AlpacaExecution:
             if state is not None:
                 with self._lock:
                     self._inbox += self.tracker.settle(state)
-        log.info("Alpaca stream reconnected: %d open orders read back", len(open_ids))
+        log.info("Alpaca stream (re)connected: %d open orders read back", len(open_ids))
 
     def _lookup(self, cid: str) -> Any:
         try:
@@ -402,6 +399,15 @@ class AlpacaExecution:
         query = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=PAGE)
         orders = {o.client_order_id: _open(o) for o in self._call(self.client.get_orders, query)}
         return BrokerState(positions, cash, orders, datetime.now(UTC))
+
+
+def retry_after(exc: APIError) -> float | None:
+    """A 429's Retry-After in seconds (None: absent, or an HTTP date - the backoff decides)."""
+    after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+    try:
+        return float(after) if after else None
+    except ValueError:
+        return None
 
 
 def _code(exc: APIError) -> int | None:
