@@ -161,7 +161,9 @@ def test_a_dropped_stream_loses_no_fill(standin, alpaca, caplog):
     third = bar(standin, alpaca)
     simulator.observe(second)
     assert shape(alpaca.on_bar(third)) == shape(simulator.on_bar(third))  # CCC's next 50
-    assert "reconnected" in caplog.text and SECRET not in caplog.text  # keys are never logged
+    assert (
+        "open orders read back" in caplog.text and SECRET not in caplog.text
+    )  # keys are never logged
 
 
 def test_a_restart_sends_nothing_twice(standin, alpaca):
@@ -298,3 +300,27 @@ def test_an_unreachable_broker_is_retried_then_named():
     adapter = AlpacaExecution(INSTRUMENTS, COSTS, where, attempts=2, max_wait=0.1)
     with pytest.raises(AlpacaError, match=f"cannot reach Alpaca at {url}"):
         adapter.broker_state()
+
+
+def test_concurrent_submission_keeps_each_symbols_order(standin):
+    """Symbols POSTed at once: the same fills as the simulator's, in another order across
+    symbols only (one symbol's orders still reach the broker in order)."""
+    plan = {0: PLAN[0] + [order("a-6-AAA", qty=30.0), order("a-7-CCC", "CCC", 10.0)], 2: PLAN[2]}
+    with AlpacaExecution(INSTRUMENTS, COSTS, settings(standin), concurrency=4) as alpaca:
+        assert alpaca.wait_connected(10)
+        wait_for(lambda: standin.market._update_listeners)
+        simulator = SimulatedBroker(COSTS, INSTRUMENTS, SYMBOLS)
+        got, want = [], []
+        for k in range(6):
+            cross = bar(standin, alpaca)
+            got += alpaca.on_bar(cross)
+            want += simulator.on_bar(cross)
+            simulator.observe(cross)
+            answers = alpaca.submit(plan.get(k, []), k)
+            assert [e.client_id for e in answers] == [o.client_id for o in plan.get(k, [])]
+            got += answers
+            want += simulator.submit(plan.get(k, []), k)
+    assert sorted(shape(got), key=str) == sorted(shape(want), key=str)
+    for symbol in SYMBOLS:
+        mine = [cid for cid in standin.market.desk.arrived if cid.endswith(symbol)]
+        assert mine == [o.client_id for k in sorted(plan) for o in plan[k] if o.symbol == symbol]

@@ -171,9 +171,20 @@ def test_duplicates_rejects_cancels_and_rate_limits(standin):
         client.submit_order(buy("acct-2-BBB", "BBB"))
     assert rejected.value.status_code == 422
     [open_order] = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    assert client.get_order_by_id(open_order.id).client_order_id == "acct-1-AAA"
     client.cancel_order_by_id(open_order.id)
     assert client.get_order_by_client_id("acct-1-AAA").status == "canceled"
     assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
+    client.submit_order(buy("acct-3-CCC", "CCC"))
+    client.submit_order(buy("acct-4-AAA", "AAA"))
+    cancelled = client.cancel_orders()
+    assert sorted(str(c.id) for c in cancelled) == sorted(
+        str(client.get_order_by_client_id(cid).id) for cid in ("acct-3-CCC", "acct-4-AAA")
+    )
+    closed = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED))
+    assert {o.client_order_id: o.status for o in closed} == {
+        "acct-1-AAA": "canceled", "acct-3-CCC": "canceled", "acct-4-AAA": "canceled"}  # fmt: skip
+    assert client.get_clock().timestamp == standin.market.times[0]
     client._retry = 0  # alpaca-py would retry a 429 after a fixed 3 s itself
     market.misbehave(rate_limited=1, retry_after=7)
     with pytest.raises(APIError) as limited:

@@ -4,6 +4,8 @@ stand-in never sends (a reject after acceptance, replaced, done_for_day, pending
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +14,7 @@ from alpaca.trading.models import TradeUpdate
 from trading_runtime import events as ev
 from trading_runtime.alpaca.updates import Tracker
 from trading_runtime.alpaca.wire import order_json
-from trading_runtime.domain import Order, OrderStatus, Side
+from trading_runtime.domain import Fill, Order, OrderStatus, Side
 from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel
 
@@ -61,3 +63,19 @@ def test_an_update_of_an_order_never_sent_is_an_alert(tracker):
     stranger = Order("x-9-AAA", "x", "AAA", Side.SELL, 5.0).moved_to(OrderStatus.SUBMITTED)
     [alert] = tracker.update(update(stranger, "new", OrderStatus.ACCEPTED))
     assert (alert.type, alert.kind) == (ev.RISK_ALERT, "unknown_order")
+
+
+def test_a_fill_the_journal_has_is_not_applied_again_after_a_restart(tracker):
+    order = sent(tracker, accepted=True)
+    fill = Fill("a-1-AAA:old", "a-1-AAA", "a", "AAA", Side.BUY, 4.0, 10.0, 0.0, NOW, 10.0)
+    journal = order.with_fill(fill)
+    again = Tracker({"AAA": Instrument("AAA")}, CostModel())
+    again.track(journal)  # the restarted process knows the order from its journal
+    old = TradeUpdate(event="partial_fill", order=order_json(journal, NOW, NOW), timestamp=NOW,
+                      execution_id=uuid.uuid4(), price=10.0, qty=4.0)  # fmt: skip
+    assert again.update(old) == []
+    later = journal.with_fill(replace(fill, fill_id="x", quantity=6.0))
+    new = TradeUpdate(event="fill", order=order_json(later, NOW, NOW), timestamp=NOW,
+                      execution_id=uuid.uuid4(), price=10.0, qty=6.0)  # fmt: skip
+    [filled] = again.update(new)
+    assert filled.fill.quantity == 6.0 and again.known["a-1-AAA"].status == OrderStatus.FILLED

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -94,6 +95,12 @@ def request(order: Order) -> OrderRequest:
     )
 
 
+def rest_client(key: str, secret: str, settings: AlpacaSettings) -> TradingClient:
+    client = TradingClient(key, secret, paper=settings.paper, url_override=settings.trading_url)
+    client._retry = 0  # alpaca-py retries a 429 after a fixed 3 s; we honour Retry-After
+    return client
+
+
 class _Stream(TradingStream):
     """alpaca-py's trade updates stream, telling the adapter each time it (re)connects."""
 
@@ -116,14 +123,20 @@ class AlpacaExecution:
         settings: AlpacaSettings,
         attempts: int = 6,
         max_wait: float = 30.0,
+        concurrency: int = 1,
     ) -> None:
         """``attempts``: tries of one REST call through 429s and connection errors, waiting
-        Retry-After (or a doubling backoff up to ``max_wait`` seconds) in between."""
+        Retry-After (or a doubling backoff up to ``max_wait`` seconds) in between.
+        ``concurrency``: symbols whose orders are POSTed at once (Alpaca has no batch
+        endpoint, and each request is a network round trip). One symbol's orders always go in
+        order; with 1 (the default) every order does, so the broker queues them as a replay's
+        simulator does and the fills equal the replay's event for event."""
         key, secret = keys(settings)
-        self.client = TradingClient(
-            key, secret, paper=settings.paper, url_override=settings.trading_url
-        )
-        self.client._retry = 0  # alpaca-py retries a 429 after a fixed 3 s; we honour Retry-After
+        self.url = settings.trading_url
+        self._new_client = lambda: rest_client(key, secret, settings)
+        self._local = threading.local()  # a client (an HTTP session) per thread
+        self.concurrency = concurrency
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="alpaca-rest")
         self.tracker = Tracker(instruments, costs)
         self.attempts, self.max_wait = attempts, max_wait
         self.connects = 0
@@ -146,7 +159,16 @@ class AlpacaExecution:
             )
             self._thread.start()
 
+    @property
+    def client(self) -> TradingClient:
+        """This thread's alpaca-py client (a requests session is not shared between threads)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._new_client()
+        return client
+
     def close(self) -> None:
+        self._pool.shutdown()
         if self._thread is not None:
             while self._stream._loop is None and self._thread.is_alive():
                 self._thread.join(0.01)
@@ -202,10 +224,7 @@ class AlpacaExecution:
             except APIError as exc:
                 if exc.status_code != 429:
                     raise
-                after = (
-                    exc.response.headers.get("Retry-After") if exc.response is not None else None
-                )
-                pause = min(float(after) if after else wait, self.max_wait)
+                pause = min(retry_after(exc) or wait, self.max_wait)
                 log.warning("Alpaca rate limit: waiting %s s (Retry-After)", pause)
             except RequestException as exc:
                 pause = wait
@@ -215,7 +234,7 @@ class AlpacaExecution:
         try:
             return fn(*args)
         except RequestException as exc:
-            raise AlpacaError(f"cannot reach Alpaca at {self.client._base_url}: {exc}") from exc
+            raise AlpacaError(f"cannot reach Alpaca at {self.url}: {exc}") from exc
 
     # --- the execution interface ----------------------------------------------------------------
 
@@ -223,12 +242,19 @@ class AlpacaExecution:
         """POST each order (client order id = the engine's id): accepted or rejected each.
         ``step`` is unused: the broker times orders by its own market."""
         self.connect()
-        out = []
-        for order in orders:
-            with self._lock:
+        with self._lock:
+            for order in orders:
                 self.tracker.track(order)
-            out += self._send(order)
-        return out
+        symbols = {o.symbol for o in orders}
+        if len(symbols) == 1 or self.concurrency == 1:
+            return self._send_all(orders)
+        by_symbol = {s: [o for o in orders if o.symbol == s] for s in symbols}
+        sent = dict(zip(by_symbol, self._pool.map(self._send_all, by_symbol.values()), strict=True))
+        answers = {e.client_id: e for events in sent.values() for e in events}
+        return [answers[o.client_id] for o in orders if o.client_id in answers]
+
+    def _send_all(self, orders: list[Order]) -> list[ev.Event]:
+        return [e for order in orders for e in self._send(order)]
 
     def _send(self, order: Order) -> list[ev.Event]:
         """POST one order: its answer (accepted or rejected), as the engine times it; anything
@@ -323,7 +349,7 @@ class AlpacaExecution:
             if state is not None:
                 with self._lock:
                     self._inbox += self.tracker.settle(state)
-        log.info("Alpaca stream reconnected: %d open orders read back", len(open_ids))
+        log.info("Alpaca stream (re)connected: %d open orders read back", len(open_ids))
 
     def _lookup(self, cid: str) -> Any:
         try:
@@ -370,6 +396,15 @@ class AlpacaExecution:
         query = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=PAGE)
         orders = {o.client_order_id: _open(o) for o in self._call(self.client.get_orders, query)}
         return BrokerState(positions, cash, orders, datetime.now(UTC))
+
+
+def retry_after(exc: APIError) -> float | None:
+    """A 429's Retry-After in seconds (None: absent, or an HTTP date - the backoff decides)."""
+    after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+    try:
+        return float(after) if after else None
+    except ValueError:
+        return None
 
 
 def _code(exc: APIError) -> int | None:

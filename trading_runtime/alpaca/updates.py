@@ -59,9 +59,13 @@ class Tracker:
         self.duplicates = 0
 
     def track(self, order: Order) -> None:
+        """``order`` was sent, or is the journal's at a restart: what it has filled counts as
+        covered (an update of a fill the journal has is not applied again)."""
         if order.status == OrderStatus.NEW:
             order = order.moved_to(OrderStatus.SUBMITTED)
         self.known.setdefault(order.client_id, order)
+        if order.filled > 0:
+            self.synced.setdefault(order.client_id, order.filled)
 
     def open_ids(self) -> list[str]:
         return [cid for cid, o in self.known.items() if o.status.is_open]
