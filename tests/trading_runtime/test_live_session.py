@@ -4,16 +4,21 @@ trading client, driven one bar at a time by a rehearsal (trading_runtime.alpaca.
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.alpaca import wait_for
 from tests.support.bars import load_bars
+from tests.support.cli import qtis
 from tests.support.db import copy_database
 from tests.support.service import free_port
+from trading_runtime import events as ev
 from trading_runtime.alpaca.rehearsal import Rehearsal
 from trading_runtime.analytics.conventions import conventions
 from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.journal import Journal
 from trading_runtime.live import first_live_day
 from trading_runtime.runs import report, run
 from trading_runtime.settings import CostModel
@@ -84,3 +89,33 @@ def test_a_live_session_fills_as_a_replay_of_the_same_bars(live_db, tmp_path):
     # every order the journal sent reached the broker once, and no other
     sent = {f[0] for f in live_fills}
     assert sent <= set(at_broker)
+
+
+def test_an_operators_halt_applies_while_the_service_waits_for_a_bar(live_db, tmp_path):
+    """Between daily bars a service waits for hours: a halt takes effect then, not at the next
+    bar, and /healthz says so."""
+    rehearsal = Rehearsal(live_db, SYMBOLS, 2, "halting", ARGS, tmp_path, CostModel(**COSTS),
+                          _service_env())  # fmt: skip
+    with rehearsal:
+        rehearsal.start()
+        rehearsal.advance()
+        env = {"QTIS_DATABASE_URL": live_db, "QTIS_HOME": str(tmp_path)}
+        halted = qtis("trade", "halt", "--stream", "halting", "--reason", "test", env=env)
+        assert halted.returncode == 0, halted.stderr
+        wait_for(lambda: ev.COMMAND_APPLIED in _types(live_db, "halting"), timeout=60)
+        health = httpx.get(rehearsal.health_url, timeout=10)
+        assert health.status_code == 503
+        assert any("halted" in p for p in health.json()["problems"])
+        rehearsal.advance()
+        assert rehearsal.stop() == 0
+    types = _types(live_db, "halting")
+    bars = [i for i, t in enumerate(types) if t == ev.BAR_CLOSED]
+    assert bars[0] < types.index(ev.COMMAND_APPLIED) < bars[1]
+
+
+def _types(url: str, stream: str) -> list[str]:
+    journal = Journal(url, stream)
+    try:
+        return [event.type for event in journal.read()]
+    finally:
+        journal.close()
