@@ -62,7 +62,12 @@ def live(
     run it again with the same --stream to resume."""
     # deferred: the engine pulls sklearn and scipy (~2 s) that other qtis commands do not need
     from trading_runtime.engine import EngineHalted
-    from trading_runtime.live import BROKERS, LiveParts, first_live_day, run_live
+    from trading_runtime.live import (  # deferred: as above
+        BROKERS,
+        LiveParts,
+        first_live_day,
+        run_live,
+    )
 
     if broker not in BROKERS:
         raise fail(f"unknown broker {broker!r}: one of {', '.join(BROKERS)}")

@@ -14,25 +14,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from serving.predictor import Predicting
 from trading_runtime import events as ev
+from trading_runtime.aims import Aims
 from trading_runtime.book import Account, Book, TradingState
 from trading_runtime.broker import CrossSection, SimulatedBroker
 from trading_runtime.commands import command_events, risk_state
 from trading_runtime.config import RunConfig
 from trading_runtime.domain import Order, Side
-from trading_runtime.execution import Execution
+from trading_runtime.execution import Execution, Reporting
 from trading_runtime.feed import BarSource
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
 from trading_runtime.journal import Journal, JournalError
 from trading_runtime.portfolio.sizer import rebalance_events
+from trading_runtime.reconcile import Reconciler
 from trading_runtime.risk import RiskEngine
 from trading_runtime.routing import EngineHooks, Router
 from trading_runtime.schedules import Schedules
@@ -43,50 +44,8 @@ from trading_runtime.strategies import Slot, StrategyContext, build_slot
 from trading_runtime.telemetry import EventObserver
 
 
-class Reconciling(Protocol):
-    """``reconcile.Reconciler``: the events of a comparison with the broker, when one is due."""
-
-    def due(self) -> str | None: ...
-
-    def check(self, book: Book) -> list[ev.Event]: ...
-
-
-@runtime_checkable
-class Reporting(Protocol):
-    """A venue whose news arrives by itself (a broker's stream): what came since it was last
-    asked, between bars."""
-
-    def take_updates(self) -> list[ev.Event]: ...
-
-
 class EngineHalted(RuntimeError):
     """Trading stopped because the journal could not be written; nothing unjournaled was sent."""
-
-
-@dataclass(frozen=True)
-class Aims:
-    """What a strategy wants after one bar, per symbol: its signal's strength, the model's
-    forecast (None: a rule), the target quantity and what it holds with its working orders.
-    Each order journals its symbol's entries as its decision."""
-
-    strength: np.ndarray
-    forecast: np.ndarray | None
-    target: np.ndarray
-    current: np.ndarray
-
-    def decision(self, slot: Slot, i: int) -> ev.Decision:
-        forecast = None if self.forecast is None else float(self.forecast[i])
-        lineage = slot.source.lineage(i)
-        model = slot.config.signal == "model"
-        return ev.Decision(
-            slot.config.signal,
-            float(self.strength[i]),
-            float(self.target[i]),
-            float(self.current[i]),
-            None if forecast is None or np.isnan(forecast) else forecast,
-            slot.config.horizon if model else None,
-            lineage,
-        )
 
 
 class Engine:
@@ -109,7 +68,7 @@ class Engine:
         execution: Execution | None = None,
         observers: Sequence[EventObserver] = (),
         cancel_on_stop: bool = True,
-        reconciler: Reconciling | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.config, self.feed, self.journal = config, feed, journal
         self.observers = list(observers)  # metrics, alerts: they see every event

@@ -39,3 +39,11 @@ class Execution(Protocol):
         """Every event this venue returned so far is committed to the journal: a venue that
         must not forget them before (FIX: the incoming sequence number) may let go now."""
         ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A venue whose news arrives by itself (a broker's stream): what came since it was last
+    asked, taken between bars as well as in ``on_bar``."""
+
+    def take_updates(self) -> list[Event]: ...
