@@ -30,8 +30,11 @@ from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel
 from warehouse.announce import BarListener
 from warehouse.db import connect
+from warehouse.ingest import ingest
+from warehouse.providers.base import FrameProvider, RawBars
 from warehouse.providers.continuation import continuation
 from warehouse.reads import read_bars
+from warehouse.settings import WarehouseSettings
 
 HISTORY_DAYS = 300  # of stored bars the continuation draws its days from
 READY = re.compile(r"live: (http://\S+)/healthz")  # what `qtis trade live` prints once up
@@ -61,6 +64,11 @@ class Rehearsal:
         cash: float = 1_000_000.0,
     ) -> None:
         self.url, self.stream, self.args, self.home = url, stream, list(args), home
+        options = dict(zip(self.args, [*self.args[1:], ""], strict=True))
+        # --feed warehouse: the rehearsal loads each bar itself, as another process would;
+        # --broker sim: the orders stay in the service (its simulated venue), not at the stand-in
+        self.loads_bars = options.get("--feed", "warehouse") == "warehouse"
+        self.at_standin = options.get("--broker", "sim") == "alpaca"
         history = read_bars(url, list(symbols)).to_pandas()
         last = history.groupby("symbol")["ts"].transform("max").min()
         recent = history[history["ts"] >= history["ts"].max() - pd.Timedelta(days=HISTORY_DAYS)]
@@ -170,6 +178,10 @@ class Rehearsal:
         ts = self.market.advance()
         if ts is None:
             raise LookupError("the rehearsal's market has no bar left")
+        if self.loads_bars:
+            frame = self.bars[self.bars["ts"] == ts].reset_index(drop=True)
+            raw = RawBars(frame, "rehearsal", "the stand-in market", [])
+            ingest(FrameProvider(raw, raw.source), self.url, WarehouseSettings())
         self.wait_for_bar(ts, timeout)
         return ts
 
@@ -178,7 +190,9 @@ class Rehearsal:
         the journal sent so far (the bar's orders must be at the broker before the next bar
         opens, or they would fill a bar later than a replay fills them)."""
         deadline = time.monotonic() + timeout
-        while not (self.journaled(ts) and self.submitted() <= set(self.arrivals())):
+        while not (
+            self.journaled(ts) and (not self.at_standin or self.submitted() <= set(self.arrivals()))
+        ):
             if self.process is not None and self.process.poll() is not None:
                 raise ServiceDied(
                     f"the service exited ({self.process.returncode}) before it traded the bar"
