@@ -37,7 +37,7 @@ from trading_runtime.runs import RunReport, StreamBusy, build_engine, fix_execut
 from trading_runtime.settings import FixSettings, LiveSettings, RuntimeSettings
 from trading_runtime.telemetry import EventObserver, RuntimeMetrics
 from warehouse.db import connect
-from warehouse.live import open_source, run_source
+from warehouse.live import SourceStats, open_source, run_source
 from warehouse.settings import AlpacaSettings, VendorSettings, WarehouseSettings
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def run_live(
     with ExitStack() as resources:
         if feed != "warehouse":
             symbols = sorted(load_instruments(url, config.symbols))
-            failed = resources.enter_context(vendor_stream(feed, url, symbols, parts, stop))
+            failed, stats = resources.enter_context(vendor_stream(feed, url, symbols, parts, stop))
+            status.source = stats
         engine = build_engine(
             url, config, parts.runtime, parts.serving, parts.fix, venue_log, None, resources,
             [status, metrics, *observers], tracking=parts.tracking,
@@ -185,10 +186,10 @@ def broker_execution(
 @contextmanager
 def vendor_stream(
     feed: str, url: str, symbols: Sequence[str], parts: LiveParts, stop: threading.Event
-) -> Iterator[list[BaseException]]:
-    """The vendor's bars written into the warehouse on a thread while the session runs. A
-    source that fails for good (refused keys, a database that cannot store) stops the session:
-    its error is in the yielded list."""
+) -> Iterator[tuple[list[BaseException], SourceStats]]:
+    """The vendor's bars written into the warehouse on a thread while the session runs, and
+    what it has done (``/healthz``). A source that fails for good (refused keys, a database
+    that cannot store) stops the session: its error is in the yielded list."""
     source = open_source(feed, symbols, parts.vendor, parts.alpaca)
     failed: list[BaseException] = []
 
@@ -203,7 +204,7 @@ def vendor_stream(
     thread = threading.Thread(target=pump, name=f"qtis-{feed}-feed", daemon=True)
     thread.start()
     try:
-        yield failed
+        yield failed, source.stats
     finally:
         stop.set()
         thread.join(30)

@@ -14,6 +14,7 @@ from typing import Any
 
 from trading_runtime import events as ev
 from trading_runtime.book import Book, TradingState
+from warehouse.live import SourceStats
 
 
 class LiveStatus:
@@ -29,6 +30,7 @@ class LiveStatus:
         self.feed_reason = ""
         self.reconciled: dict[str, Any] | None = None
         self.halted: dict[str, str] = {}
+        self.source: SourceStats | None = None  # the vendor's stream, when this service runs it
         self._lock = threading.Lock()
 
     def observe(self, event: ev.Event, book: Book) -> None:
@@ -66,6 +68,8 @@ class LiveStatus:
                 problems.append(f"feed {self.feed}: {self.feed_reason}")
             if not self.connected():
                 problems.append("broker disconnected")
+            if self.source is not None and not self.source.connected:
+                problems.append("market data stream disconnected (reconnecting)")
             if self.reconciled and self.reconciled["action"] == "halted":
                 problems.append("the book differs from the broker: trading halted")
             problems += [f"{name} halted: {why}" for name, why in sorted(self.halted.items())]
@@ -83,4 +87,12 @@ class LiveStatus:
                 "fills": self.fills,
                 "late_bars": self.late,
                 "reconciled": self.reconciled,
+                "market_data": self._market_data(),
             }
+
+    def _market_data(self) -> dict[str, Any] | None:
+        source = self.source
+        if source is None:
+            return None
+        return {"connected": source.connected, "loads": source.loads,
+                "reconnects": max(0, source.connects - 1)}  # fmt: skip
