@@ -9,41 +9,13 @@ from quant.conventions import Conventions
 from registry.settings import TrackingSettings
 from serving.settings import ServingSettings
 from tests.support.alpaca import KEY, SECRET, follow, market_of
+from tests.support.venue_costs import BARS, hand_config
 from trading_runtime.alpaca.execution import AlpacaExecution
 from trading_runtime.alpaca.standin import StandIn
-from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.engine import Engine
 from trading_runtime.runs import build_engine, report, run
-from trading_runtime.settings import CostModel, FixSettings, RuntimeSettings
+from trading_runtime.settings import FixSettings, RuntimeSettings
 from warehouse.settings import AlpacaSettings
-
-COSTS = CostModel(
-    commission_bps=2.0,
-    commission_per_share=0.01,
-    half_spread_bps=5.0,
-    slippage="fixed",
-    slippage_bps=10.0,
-    participation=0.1,
-    latency_bars=0,
-)
-BARS = [  # date, open, high, low, close, volume: the second buy fills over two bars
-    ("2024-01-02", 10.0, 10.0, 10.0, 10.0, 1e6),
-    ("2024-01-03", 10.0, 11.0, 10.0, 11.0, 1e6),
-    ("2024-01-04", 12.0, 12.5, 11.5, 12.0, 1e6),
-    ("2024-01-05", 11.0, 11.0, 9.0, 9.0, 1e6),
-    ("2024-01-08", 9.5, 9.6, 8.9, 9.5, 1e6),
-    ("2024-01-09", 9.6, 10.2, 9.5, 10.0, 600),
-    ("2024-01-10", 10.0, 10.2, 9.8, 10.1, 1e6),
-    ("2024-01-11", 10.1, 10.3, 10.0, 10.2, 1e6),
-]
-
-
-def config(stream: str) -> RunConfig:
-    strategy = StrategyConfig(
-        signal="sma-cross", fast=1, slow=2, sizing="fixed", quantity=100, capital=100_000,
-        limits={"reducing_drawdown": None, "halt_drawdown": None},
-    )  # fmt: skip
-    return RunConfig(stream=stream, strategies=[strategy], costs=COSTS.model_dump(), warmup_bars=0)
 
 
 def comparable(fills: list[dict]) -> list[tuple]:
@@ -53,9 +25,9 @@ def comparable(fills: list[dict]) -> list[tuple]:
 
 def test_a_backtest_through_alpaca_ends_as_the_simulators(hand_market, tmp_path):
     url = hand_market(BARS)
-    simulated = run(url, config("sim")).to_json()
+    simulated = run(url, hand_config("sim")).to_json()
     serving = ServingSettings()
-    base = build_engine(url, config("alpaca"), RuntimeSettings(), serving,
+    base = build_engine(url, hand_config("alpaca"), RuntimeSettings(), serving,
                         FixSettings(store_dir=tmp_path), tracking=TrackingSettings())  # fmt: skip
     market = market_of(base.feed, base.config.cost_model(), base.instruments)
     with StandIn(market, KEY, SECRET) as standin:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.alpaca import KEY, SECRET, daily_bars, wait_for
 from tests.support.service import free_port
+from tests.support.venue_costs import COSTS
 from trading_runtime import events as ev
 from trading_runtime.alpaca.execution import AlpacaError, AlpacaExecution
 from trading_runtime.alpaca.market import Market
@@ -20,20 +21,10 @@ from trading_runtime.broker import SimulatedBroker
 from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
 from trading_runtime.execution import Execution
 from trading_runtime.instruments import Instrument
-from trading_runtime.settings import CostModel
 from warehouse.settings import AlpacaSettings
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
 INSTRUMENTS = {s: Instrument(s) for s in SYMBOLS}
-COSTS = CostModel(
-    commission_bps=2.0,
-    commission_per_share=0.01,
-    half_spread_bps=5.0,
-    slippage="fixed",
-    slippage_bps=10.0,
-    participation=0.1,
-    latency_bars=0,
-)
 
 
 def bars():

@@ -16,9 +16,9 @@ from quant.conventions import Conventions
 from registry.settings import TrackingSettings
 from serving.settings import ServingSettings
 from tests.support.venue import DAY0, RawClient, bar, logged_on
+from tests.support.venue_costs import BARS, COSTS, hand_config
 from trading_runtime import events as ev
 from trading_runtime.broker import SimulatedBroker
-from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.domain import Order, OrderType, Side, TimeInForce
 from trading_runtime.engine import Engine
 from trading_runtime.execution import Execution
@@ -29,17 +29,8 @@ from trading_runtime.fix.session import FixSessionError
 from trading_runtime.fix.venue import FixVenue
 from trading_runtime.instruments import Instrument
 from trading_runtime.runs import build_engine, report, run
-from trading_runtime.settings import CostModel, FixSettings, RuntimeSettings
+from trading_runtime.settings import FixSettings, RuntimeSettings
 
-COSTS = CostModel(
-    commission_bps=2.0,
-    commission_per_share=0.01,
-    half_spread_bps=5.0,
-    slippage="fixed",
-    slippage_bps=10.0,
-    participation=0.1,
-    latency_bars=0,
-)
 INSTRUMENTS = {"X": Instrument("X")}
 
 
@@ -258,34 +249,14 @@ def test_a_silent_session_gets_heartbeats_then_a_test_request(raw_venue):
 
 # --- the engine -----------------------------------------------------------------------------
 
-BARS = [  # date, open, high, low, close, volume: the second buy fills over two bars
-    ("2024-01-02", 10.0, 10.0, 10.0, 10.0, 1e6),
-    ("2024-01-03", 10.0, 11.0, 10.0, 11.0, 1e6),
-    ("2024-01-04", 12.0, 12.5, 11.5, 12.0, 1e6),
-    ("2024-01-05", 11.0, 11.0, 9.0, 9.0, 1e6),
-    ("2024-01-08", 9.5, 9.6, 8.9, 9.5, 1e6),
-    ("2024-01-09", 9.6, 10.2, 9.5, 10.0, 600),
-    ("2024-01-10", 10.0, 10.2, 9.8, 10.1, 1e6),
-    ("2024-01-11", 10.1, 10.3, 10.0, 10.2, 1e6),
-]
-
-
-def config(stream: str) -> RunConfig:
-    strategy = StrategyConfig(
-        signal="sma-cross", fast=1, slow=2, sizing="fixed", quantity=100, capital=100_000,
-        limits={"reducing_drawdown": None, "halt_drawdown": None},
-    )  # fmt: skip
-    costs = COSTS.model_dump()
-    return RunConfig(stream=stream, strategies=[strategy], costs=costs, warmup_bars=0)
-
 
 def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, settings):
     url = hand_market(BARS)
-    simulated = run(url, config("sim")).to_json()
+    simulated = run(url, hand_config("sim")).to_json()
     serving = ServingSettings()
     # its feed, instruments and journal
     base = build_engine(
-        url, config("fix"), RuntimeSettings(), serving, settings, tracking=TrackingSettings()
+        url, hand_config("fix"), RuntimeSettings(), serving, settings, tracking=TrackingSettings()
     )
     with FixVenue(base.config.cost_model(), base.instruments, base.symbols, settings) as venue:
         venue.follow(base.feed)
