@@ -8,15 +8,20 @@ it again."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import pandas as pd
 
@@ -25,11 +30,13 @@ from trading_runtime.alpaca.standin import StandIn
 from trading_runtime.domain import Order
 from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel
+from warehouse.announce import BarListener
 from warehouse.db import connect
 from warehouse.providers.continuation import continuation
 from warehouse.reads import read_bars
 
 HISTORY_DAYS = 300  # of stored bars the continuation draws its days from
+KILL_POINTS = ("loaded", "sent", "random", "idle")  # where :meth:`Rehearsal.kill_at` can land
 
 
 class ServiceDied(RuntimeError):
@@ -54,12 +61,17 @@ class Rehearsal:
         env: dict[str, str] | None = None,
         seed: int = 0,
         cash: float = 1_000_000.0,
+        amend: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     ) -> None:
+        """``amend``: changes the continued bars before the market publishes them (a test adds
+        a bar out of the session, say)."""
         self.url, self.stream, self.args, self.home = url, stream, list(args), home
         history = read_bars(url, list(symbols)).to_pandas()
         last = history.groupby("symbol")["ts"].transform("max").min()
         recent = history[history["ts"] >= history["ts"].max() - pd.Timedelta(days=HISTORY_DAYS)]
         self.bars = continuation(recent[recent["ts"] <= last], count, seed)
+        if amend is not None:
+            self.bars = amend(self.bars)
         instruments = {s: Instrument(s) for s in symbols}
         self.market = Market(self.bars, costs or CostModel(), instruments, cash)
         self.times: list[datetime] = list(self.market.times)
@@ -129,6 +141,54 @@ class Rehearsal:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def kill_at(self, point: str, rng: random.Random) -> None:
+        """SIGKILL at ``point`` of a bar (one of ``KILL_POINTS``): as soon as the bar's load
+        into the warehouse committed (its NOTIFY; the engine has probably not journaled it
+        yet); as the first order of a bar reaches the broker (bars are published until one
+        sends orders; the answers are not journaled yet); a random 0-300 ms after a bar is
+        published; or between bars."""
+        if point == "loaded":
+            with BarListener(self.url) as listener:
+                ts = self.market.advance()
+                self._until(lambda: any(b.last >= ts for b in listener.wait(0.05)), "its load")
+        elif point == "sent":
+            self._until_sent()
+        elif point == "random":
+            self.market.advance()
+            time.sleep(rng.uniform(0.0, 0.3))
+        elif point == "idle":
+            self.advance()
+        else:
+            raise ValueError(f"unknown kill point {point!r}: one of {KILL_POINTS}")
+        self.kill()
+
+    def _until_sent(self, bars: int = 20) -> None:
+        for _ in range(bars):
+            before = len(self.arrivals())
+            ts = self.market.advance()
+            self._until(
+                lambda b=before, t=ts: len(self.arrivals()) > b or self.journaled(t),
+                "orders or the bar",
+            )
+            if len(self.arrivals()) > before:
+                return
+        raise LookupError(f"{bars} bars and no order: nothing to kill the service after")
+
+    def _until(self, done: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.process is not None and self.process.poll() is not None:
+                raise ServiceDied(f"the service exited while waiting for {what}: see {self.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout:g} s for {what}: see {self.log}")
+            time.sleep(0.002)
+
+    def restart(self, timeout: float = 120.0) -> None:
+        """Start the service again; returns once it has journaled the market's last bar."""
+        self.start()
+        if self.market.step >= 0:
+            self.wait_for_bar(self.market.now, timeout)
+
     # --- the market clock -------------------------------------------------------------------
 
     def advance(self, timeout: float = 120.0) -> datetime:
@@ -163,6 +223,36 @@ class Rehearsal:
         return row is not None
 
     # --- what happened ------------------------------------------------------------------------
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads of the stream's journaled events of type ``kind``, in journal order."""
+        with connect(self.url) as conn:
+            rows = conn.execute(
+                "select payload from runtime.events where stream = %s and type = %s order by seq",
+                (self.stream, kind),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The service's ``/healthz``: its HTTP status and answer (QTIS_LIVE_HEALTH_PORT must
+        be in ``env``)."""
+        port = self.env()["QTIS_LIVE_HEALTH_PORT"]
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def broker_positions(self) -> dict[str, float]:
+        """The broker's non-zero positions, by symbol."""
+        with self.market.lock:
+            held = self.market.desk.positions.items()
+            return {s: p.quantity for s, p in held if p.quantity != 0}
+
+    def duplicates(self) -> list[str]:
+        """Client ids the broker received a second time (and refused: 422)."""
+        with self.market.lock:
+            return list(self.market.desk.duplicates)
 
     def broker_orders(self) -> dict[str, Order]:
         """Every order the broker received, in its latest state, by client id."""
