@@ -249,6 +249,36 @@ class Rehearsal:
             held = self.market.desk.positions.items()
             return {s: p.quantity for s, p in held if p.quantity != 0}
 
+    def audit(self) -> dict[str, Any]:
+        """What a crash could have broken, journal against broker: orders journaled but never
+        at the broker (``lost``), at the broker but not journaled, journaled or sent twice
+        (the broker's 422s), orders whose fills differ, and whether the last reconciliation
+        found the book equal to the broker. ``ok``: none of these."""
+        sent = [p["order"]["client_id"] for p in self.events("order_submitted")]
+        at_broker = self.broker_orders()
+        filled: dict[str, float] = {}
+        for payload in self.events("order_filled"):
+            fill = payload["fill"]
+            filled[fill["client_id"]] = filled.get(fill["client_id"], 0.0) + fill["quantity"]
+        broker = {c: o.filled for c, o in at_broker.items() if o.filled}
+        differ = [c for c in sorted(set(filled) | set(broker))
+                  if abs(filled.get(c, 0.0) - broker.get(c, 0.0)) > 1e-6]  # fmt: skip
+        reconciled = self.events("reconciled")
+        found: dict[str, Any] = {
+            "lost": sorted(set(sent) - set(at_broker)),
+            "unjournaled": sorted(set(at_broker) - set(sent)),
+            "journaled_twice": sorted(c for c in set(sent) if sent.count(c) > 1),
+            "sent_twice": self.duplicates(),
+            "fills_differ": differ,
+        }
+        matched = bool(reconciled) and bool(reconciled[-1]["matched"])
+        return found | {
+            "ok": matched and not any(found.values()),
+            "reconciled_matched": matched,
+            "orders": len(sent),
+            "fills": len(self.events("order_filled")),
+        }
+
     def duplicates(self) -> list[str]:
         """Client ids the broker received a second time (and refused: 422)."""
         with self.market.lock:
