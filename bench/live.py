@@ -15,8 +15,9 @@ when the order's POST reached it. Both clocks are this machine's. p50/p99 over e
 over each bar's first order. The engine's own split (``stages_us`` of ``order_accepted``: bar
 arrival in the engine -> features -> decided -> journal committed -> acknowledged) shows where
 the time goes; commit -> engine = the rest. Signal: ``sma-cross`` (3/8) by default; ``--model``
-trades the registered champion in process (needs one: ``qtis train`` + promotion, the
-database's MLflow), ``--model-url`` over HTTP (``qtis serve``).
+also trades a small XGBoost champion (trained here on the first universe, as
+``bench.runtime`` trains it; 600 stored sessions instead of 120, for its features) in process,
+and ``--http`` over HTTP too (the BentoML service started as ``bench.serving`` starts it).
 (b) ``reconcile()`` on a book of 500 positions and a ``BrokerState`` that agrees (p50/p99 of
 repeated calls), and ``AlpacaExecution.broker_state()`` through alpaca-py against the stand-in
 holding 500 positions.
@@ -37,9 +38,12 @@ service's home is a temporary directory. Everything shares the machine's cores.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,9 @@ from rich.table import Table
 
 from bench._results import write
 from bench._timing import call_latency
+from bench.runtime import GARCH_REFIT, train_champion
+from bench.serving import free_port
+from bench.serving import start as start_service
 from trading_runtime import events as ev
 from trading_runtime.alpaca.execution import AlpacaExecution
 from trading_runtime.alpaca.market import Market
@@ -59,8 +66,10 @@ from trading_runtime.book import Book
 from trading_runtime.instruments import Instrument
 from trading_runtime.reconcile import BrokerState, reconcile
 from trading_runtime.settings import CostModel
+from transforms.garch import update_garch
+from transforms.spec import default_spec
 from warehouse.announce import BarListener
-from warehouse.db import drop_database, recreate_database
+from warehouse.db import drop_database, recreate_database, sqlalchemy_url
 from warehouse.ingest import ingest
 from warehouse.providers.base import FrameProvider, RawBars
 from warehouse.providers.base import Instrument as Listing
@@ -69,6 +78,7 @@ from warehouse.schema import migrate
 from warehouse.settings import AlpacaSettings, get_settings
 
 HISTORY = 120  # stored sessions before the live ones (the signal's warm-up)
+MODEL_HISTORY = 600  # the model's features: GARCH needs 250 bars, the serving probe more
 TARGET_P99_MS = {10: 10.0, 500: 100.0}  # in process
 TARGET_RECOVERY_S = 10.0
 POSITIONS = 500
@@ -81,28 +91,49 @@ def symbols_of(n: int) -> list[str]:
     return [f"S{i:04d}" for i in range(n)]
 
 
-def history(symbols: list[str], seed: int) -> RawBars:
-    """``HISTORY`` XNYS sessions of random walks, stamped as the warehouse stamps daily bars."""
+def history(symbols: list[str], seed: int, sessions: int) -> RawBars:
+    """``sessions`` XNYS sessions of random walks, stamped as the warehouse stamps daily bars,
+    in five sectors (the model's features compare a symbol with its sector)."""
     rng = np.random.default_rng(seed)
-    times = next_sessions(pd.Timestamp("2022-12-30", tz="UTC"), HISTORY)
+    times = next_sessions(pd.Timestamp("2021-12-30", tz="UTC"), sessions)
     frames = []
     for k, symbol in enumerate(symbols):
         close = (20.0 + k % 200) * np.exp(np.cumsum(rng.normal(0, 0.02, len(times))))
         opens = close * np.exp(rng.normal(0, 0.005, len(times)))
         frames.append(pd.DataFrame({
-            "symbol": symbol, "ts": times, "open": opens, "close": close, "volume": 1e6,
+            "symbol": symbol, "ts": times, "open": opens, "close": close,
+            "volume": np.round(1e6 * np.exp(rng.normal(0, 0.3, len(times)))),
             "high": np.maximum(opens, close) * 1.01, "low": np.minimum(opens, close) * 0.99,
         }))  # fmt: skip
     frame = pd.concat(frames, ignore_index=True)
-    return RawBars(frame, "bench", "bench", [Listing(s) for s in symbols])
+    listings = [Listing(s, sector=f"SECTOR{k % 5}") for k, s in enumerate(symbols)]
+    return RawBars(frame, "bench", "bench", listings)
 
 
-def database(console: Console, symbols: list[str], seed: int) -> str:
+def database(console: Console, symbols: list[str], seed: int, sessions: int) -> str:
     url = recreate_database(f"bench_live_{len(symbols)}", get_settings())
-    with console.status(f"a scratch warehouse of {len(symbols)} symbols x {HISTORY} sessions"):
+    with console.status(f"a scratch warehouse of {len(symbols)} symbols x {sessions} sessions"):
         migrate(url)
-        ingest(FrameProvider(history(symbols, seed)), url, get_settings())
+        ingest(FrameProvider(history(symbols, seed, sessions)), url, get_settings())
     return url
+
+
+def garch(console: Console, url: str) -> None:
+    """The GARCH fits the model's online features replay (refit every ``GARCH_REFIT`` bars)."""
+    spec = default_spec()
+    spec = replace(spec, garch=replace(spec.garch, refit_every=GARCH_REFIT))
+    with console.status("GARCH fits"):
+        update_garch(url, spec=spec)
+
+
+def champion(console: Console, url: str, home: Path, estimators: int) -> dict[str, Any]:
+    """GARCH fits and a small XGBoost forced to @champion (``bench.runtime``'s), tracked in a
+    scratch MLflow database with its artifacts under ``home`` (the service's home too)."""
+    mlflow_url = recreate_database("bench_live_mlflow", get_settings())
+    os.environ["QTIS_MLFLOW_TRACKING_URI"] = sqlalchemy_url(mlflow_url)
+    os.environ["QTIS_DATABASE_URL"] = url  # before QTIS_HOME: the same server
+    os.environ["QTIS_HOME"] = str(home)
+    return train_champion(console, url, estimators, short=True) | {"mlflow_url": mlflow_url}
 
 
 def rehearsal(url: str, symbols: list[str], bars: int, stream: str, home: Path, signal: list[str],
@@ -113,6 +144,31 @@ def rehearsal(url: str, symbols: list[str], bars: int, stream: str, home: Path, 
 
 
 # --- (a) latency --------------------------------------------------------------------------------
+
+
+class Announcements:
+    """The ``qtis_bars`` NOTIFYs, each with when this process received it (a listening thread:
+    commit -> delivery is the first leg of a bar's way to the engine)."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.got = url, []
+        self._stop, self._ready = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+
+    def _listen(self) -> None:
+        with BarListener(self.url) as listener:
+            self._ready.set()
+            while not self._stop.is_set():
+                self.got += [(b, time.time()) for b in listener.wait(0.05)]
+
+    def __enter__(self) -> Announcements:
+        self._thread.start()
+        self._ready.wait(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -128,16 +184,16 @@ def latency(console: Console, url: str, symbols: list[str], bars: int, home: Pat
     """Bars published one at a time (after one not counted: the service may still be
     starting); each order's arrival at the broker minus the commit of its bar's load."""
     r = rehearsal(url, symbols, bars + 1, f"latency-{label}", home, signal, 1)
-    loads = []
-    with r, BarListener(url) as listener:
+    with r, Announcements(url) as announced:
         r.start()
         with console.status(f"{label}: {bars} bars of {len(symbols)} symbols"):
             warmup = r.advance()  # the service may still be starting: not counted
             for _ in range(bars):
                 r.advance()
-                loads += listener.wait(0.0)
         r.stop()
         arrivals = r.arrivals()
+    loads = [b for b, _ in announced.got if b.first > warmup]
+    delivered = [at - b.committed_at for b, at in announced.got if b.first > warmup]
     times = {p["step"]: pd.Timestamp(p["ts"]) for p in r.events("bar_closed")}
     per_order, bars_sent, slowest = [], {}, []
     for p in r.events("order_submitted"):
@@ -158,6 +214,7 @@ def latency(console: Console, url: str, symbols: list[str], bars: int, home: Pat
         "orders": percentiles(per_order),
         "first_order_of_bar": percentiles([a - c for a, _, c in bars_sent.values()]),
         "last_order_of_bar": percentiles([z - c for _, z, c in bars_sent.values()]),
+        "notify_delivered_ms": percentiles(delivered),
         "engine_stages_ms": engine_stages(r),
         "slowest_orders_ms": sorted(slowest, reverse=True)[:5],
         "audit": r.audit(),
@@ -277,6 +334,26 @@ def show(console: Console, results: dict[str, Any]) -> None:
                       f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f}", f"{z['p99_ms']:.1f}", verdict,
                       split)  # fmt: skip
     console.print(table)
+    split = Table(title="where a bar's time goes (medians, ms)")
+    for column in (
+        "symbols",
+        "signal",
+        "commit -> NOTIFY at a listener",
+        "engine: features",
+        "decided",
+        "journal committed",
+        "orders acked",
+        "first order at the broker",
+    ):
+        split.add_column(column)
+    for row in results["latency"]:
+        s = row["engine_stages_ms"]
+        split.add_row(str(row["symbols"]), row["signal"],
+                      f"{row['notify_delivered_ms']['p50_ms']:.1f}",
+                      *(f"{s.get(k, float('nan')):.1f}"
+                        for k in ("features", "decided", "committed", "acknowledged")),
+                      f"{row['first_order_of_bar']['p50_ms']:.1f}")  # fmt: skip
+    console.print(split)
     rec = results["reconciliation"]
     console.print(
         f"reconciliation of {rec['positions']} positions: reconcile() p50"
@@ -302,36 +379,65 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--model", action="store_true", help="the champion, in process")
-    parser.add_argument("--model-url", help="the champion over HTTP (a running `qtis serve`)")
+    parser.add_argument("--model", action="store_true", help="the champion, in process (a small"
+                        " one is trained on the first universe)")  # fmt: skip
+    parser.add_argument("--estimators", type=int, default=30, help="--model: XGBoost trees")
+    parser.add_argument("--http", action="store_true", help="--model: also over HTTP (the"
+                        " BentoML service started here, as bench.serving starts it)")  # fmt: skip
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
     args = parser.parse_args()
+    if args.http and not args.model:
+        parser.error("--http serves the champion --model trains: give both")
     if args.quick:
         args.symbols, args.bars, args.kills, args.repeats = [10, 100], 15, 5, 50
     console, started = Console(width=160), time.perf_counter()
     signals = {"sma-cross": ["--signal", "sma-cross", "--fast", "3", "--slow", "8"]}
     if args.model:
-        signals["model"] = ["--signal", "model"]
-    if args.model_url:
-        signals["model-http"] = ["--signal", "model", "--model-url", args.model_url]
+        signals["model"] = ["--signal", "model", "--sizing", "vol-target"]
     home = Path(tempfile.mkdtemp(prefix="qtis-bench-live-"))
     targets = {"p99_ms": TARGET_P99_MS, "recovery_s": TARGET_RECOVERY_S}
     results: dict[str, Any] = {"latency": [], "targets": targets}
     urls = []
+    sessions = MODEL_HISTORY if args.model else HISTORY
+    server = None
     try:
-        for n in args.symbols:
-            url = database(console, symbols_of(n), args.seed)
+        for k, n in enumerate(args.symbols):
+            url = database(console, symbols_of(n), args.seed, sessions)
             urls.append(url)
+            if args.model:
+                garch(console, url)
+            if args.model and k == 0:
+                results["champion"] = champion(console, url, home, args.estimators)
+                urls.append(results["champion"]["mlflow_url"])
+            if (
+                args.http and k == 0
+            ):  # over HTTP, the first universe: the service reads its features
+                port = free_port()
+                with console.status("the BentoML service"):
+                    server = start_service(port, batching=False)
+                signals["model-http"] = [
+                    *signals["model"],
+                    "--model-url",
+                    f"http://127.0.0.1:{port}",
+                ]
             for name, signal in signals.items():
                 row = latency(console, url, symbols_of(n), args.bars, home, signal, f"{n}-{name}")
                 results["latency"].append(row | {"signal": name})
+            if server is not None:
+                server.terminate()
+                server.wait(30)
+                server = None
+                del signals["model-http"]
         results["reconciliation"] = reconciliation(console, args.repeats)
         if args.kills:
             n = args.symbols[0]
             results["recoveries"] = recoveries(console, urls[0], symbols_of(n), args.kills,
                                                args.seed, home, signals["sma-cross"])  # fmt: skip
     finally:
+        if server is not None:
+            server.terminate()
+            server.wait(30)
         if not args.keep:
             for url in urls:
                 drop_database(url)

@@ -39,6 +39,22 @@ HISTORY_DAYS = 300  # of stored bars the continuation draws its days from
 KILL_POINTS = ("loaded", "sent", "random", "idle")  # where :meth:`Rehearsal.kill_at` can land
 
 
+# a bar's bar_closed, with the client ids of the orders it sent that the broker did not reject
+_BAR_DONE = """
+select coalesce(array_agg(s.payload->'order'->>'client_id')
+                filter (where s.seq is not null and r.seq is null), '{}')
+  from runtime.events b
+  left join runtime.events s
+    on s.stream = b.stream and s.type = 'order_submitted'
+   and s.payload->'step' = b.payload->'step'
+  left join runtime.events r
+    on r.stream = b.stream and r.type = 'order_rejected'
+   and r.payload->>'client_id' = s.payload->'order'->>'client_id'
+ where b.stream = %(stream)s and b.type = 'bar_closed' and b.payload->>'ts' = %(ts)s
+ group by b.seq
+"""
+
+
 class ServiceDied(RuntimeError):
     """The service exited while the rehearsal waited for it; its log says why."""
 
@@ -214,13 +230,15 @@ class Rehearsal:
             time.sleep(0.02)
 
     def journaled(self, ts: datetime) -> bool:
+        """Whether the service has journaled the bar of ``ts`` and its orders have reached the
+        broker (or were rejected): the engine sends them after the journal commits, and an
+        order that arrives after the next bar was published would fill a bar later."""
         with connect(self.url) as conn:
-            row = conn.execute(
-                "select 1 from runtime.events where stream = %s and type = 'bar_closed'"
-                " and payload->>'ts' = %s limit 1",
-                (self.stream, ts.isoformat()),
-            ).fetchone()
-        return row is not None
+            row = conn.execute(_BAR_DONE, {"stream": self.stream, "ts": ts.isoformat()}).fetchone()
+        if row is None:
+            return False
+        at_broker = self.broker_orders()
+        return all(cid in at_broker for cid in row[0])
 
     # --- what happened ------------------------------------------------------------------------
 
