@@ -144,11 +144,14 @@ def test_a_position_the_book_does_not_know_halts_trading(live_db, tmp_path):
 
 
 def _with_a_saturday(bars: pd.DataFrame) -> pd.DataFrame:
-    """The continued bars and, after their first Friday, a Saturday bar at Friday's close."""
+    """The continued bars and, after their first Friday, a Saturday bar far from Friday's
+    close (up 60% or down 40%): a trend signal allowed to trade it would."""
     friday = min(t for t in bars["ts"].unique() if pd.Timestamp(t).dayofweek == 4)
     rows = bars[bars["ts"] == friday].copy()
     rows["ts"] = pd.Timestamp(friday) + pd.Timedelta(days=1)
-    rows[["open", "high", "low"]] = rows[["close"]].to_numpy().repeat(3, axis=1)
+    jump = rows["symbol"].map({"AAA": 1.6, "BBB": 0.6, "CCC": 1.6})
+    for column in ("open", "high", "low", "close"):
+        rows[column] = rows["close"] * jump
     return pd.concat([bars, rows], ignore_index=True)
 
 
