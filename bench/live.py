@@ -413,7 +413,7 @@ def main() -> None:
                 garch(console, url)
             if args.model and k == 0:
                 results["champion"] = champion(console, url, home, args.estimators)
-                urls.append(results["champion"]["mlflow_url"])
+                urls.append(results["champion"].pop("mlflow_url"))
             if (
                 args.http and k == 0
             ):  # over HTTP, the first universe: the service reads its features

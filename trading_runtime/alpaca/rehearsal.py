@@ -130,7 +130,9 @@ class Rehearsal:
         )
 
     def start(self) -> subprocess.Popen:
-        """Start (or restart) the service; returns once it is up (its health port answers)."""
+        """Start (or restart) the service; returns at once (it takes seconds to come up: a bar
+        published meanwhile reaches it through the vendor adapter's backfill, and
+        :meth:`advance` waits for it). :meth:`restart` waits until it has caught up."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "cli.app", "trade", "live", "--stream", self.stream]
         with self.log.open("a") as log:
