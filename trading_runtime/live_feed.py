@@ -91,7 +91,8 @@ def stored_history(
         return BarFeed(sorted(instruments), pd.DatetimeIndex([], tz=UTC), empty, 0)
     keep = slice(max(0, len(past) - warmup_bars), None)
     arrays = {f: a[keep] for f, a in past.arrays.items()}
-    return BarFeed(past.symbols, past.times[keep], arrays, 0)
+    times = past.times[keep]
+    return BarFeed(past.symbols, times, arrays, len(times))  # all of it warm-up
 
 
 class LiveFeed(BarFeed):
@@ -116,7 +117,9 @@ class LiveFeed(BarFeed):
         except BaseException:
             self._listener.__exit__(None, None, None)
             raise
-        super().__init__(past.symbols, past.times, dict(past.arrays), len(past.times))
+        # a resumed stream's bars stored since ``start`` are steps the engine has journaled,
+        # or (stored while it was down) steps it journals now: observed, never traded
+        super().__init__(past.symbols, past.times, dict(past.arrays), past.first_trading_step)
         self._instruments, self._settings = instruments, settings
         self._stop, self._notice = stop, on_notice
         # called while the feed waits between bars (the engine: operators' commands and a due

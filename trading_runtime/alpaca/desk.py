@@ -64,6 +64,7 @@ class Desk:
         self.times: dict[str, tuple[datetime, datetime]] = {}  # created, updated (market time)
         self.by_id: dict[str, str] = {}  # Alpaca order id -> client order id
         self.arrived: dict[str, float] = {}  # client order id -> time.time() at arrival
+        self.duplicates: list[str] = []  # client ids sent again (answered 422): a client's bug
         self.cash = cash
         self.positions: dict[str, Position] = {}
         self.last: dict[str, float] = {}  # last close per symbol
@@ -79,6 +80,7 @@ class Desk:
             return error(422, 40010000, f"invalid order: {exc}"), []
         cid = order.client_id
         if cid in self.orders:
+            self.duplicates.append(cid)
             return error(422, 40010001, "client_order_id must be unique"), []
         if order.symbol in self.bad.reject_symbols or order.symbol not in self.broker.index:
             return error(422, 42210000, f"asset {order.symbol} is not tradable"), []

@@ -8,7 +8,9 @@ it again."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -16,9 +18,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import pandas as pd
 
@@ -38,6 +43,23 @@ from warehouse.settings import WarehouseSettings
 
 HISTORY_DAYS = 300  # of stored bars the continuation draws its days from
 READY = re.compile(r"live: (http://\S+)/healthz")  # what `qtis trade live` prints once up
+KILL_POINTS = ("loaded", "sent", "random", "idle")  # where :meth:`Rehearsal.kill_at` can land
+
+
+# a bar's bar_closed, with the client ids of the orders it sent that the broker did not reject
+_BAR_DONE = """
+select coalesce(array_agg(s.payload->'order'->>'client_id')
+                filter (where s.seq is not null and r.seq is null), '{}')
+  from runtime.events b
+  left join runtime.events s
+    on s.stream = b.stream and s.type = 'order_submitted'
+   and s.payload->'step' = b.payload->'step'
+  left join runtime.events r
+    on r.stream = b.stream and r.type = 'order_rejected'
+   and r.payload->>'client_id' = s.payload->'order'->>'client_id'
+ where b.stream = %(stream)s and b.type = 'bar_closed' and b.payload->>'ts' = %(ts)s
+ group by b.seq
+"""
 
 
 class ServiceDied(RuntimeError):
@@ -62,7 +84,10 @@ class Rehearsal:
         env: dict[str, str] | None = None,
         seed: int = 0,
         cash: float = 1_000_000.0,
+        amend: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     ) -> None:
+        """``amend``: changes the continued bars before the market publishes them (a test adds
+        a bar out of the session, say)."""
         self.url, self.stream, self.args, self.home = url, stream, list(args), home
         options = dict(zip(self.args, [*self.args[1:], ""], strict=True))
         # --feed warehouse: the rehearsal loads each bar itself, as another process would;
@@ -73,6 +98,8 @@ class Rehearsal:
         last = history.groupby("symbol")["ts"].transform("max").min()
         recent = history[history["ts"] >= history["ts"].max() - pd.Timedelta(days=HISTORY_DAYS)]
         self.bars = continuation(recent[recent["ts"] <= last], count, seed)
+        if amend is not None:
+            self.bars = amend(self.bars)
         instruments = {s: Instrument(s) for s in symbols}
         self.market = Market(self.bars, costs or CostModel(), instruments, cash)
         self.times: list[datetime] = list(self.market.times)
@@ -170,6 +197,54 @@ class Rehearsal:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def kill_at(self, point: str, rng: random.Random) -> None:
+        """SIGKILL at ``point`` of a bar (one of ``KILL_POINTS``): as soon as the bar's load
+        into the warehouse committed (its NOTIFY; the engine has probably not journaled it
+        yet); as the first order of a bar reaches the broker (bars are published until one
+        sends orders; the answers are not journaled yet); a random 0-300 ms after a bar is
+        published; or between bars."""
+        if point == "loaded":
+            with BarListener(self.url) as listener:
+                ts = self.market.advance()
+                self._until(lambda: any(b.last >= ts for b in listener.wait(0.05)), "its load")
+        elif point == "sent":
+            self._until_sent()
+        elif point == "random":
+            self.market.advance()
+            time.sleep(rng.uniform(0.0, 0.3))
+        elif point == "idle":
+            self.advance()
+        else:
+            raise ValueError(f"unknown kill point {point!r}: one of {KILL_POINTS}")
+        self.kill()
+
+    def _until_sent(self, bars: int = 20) -> None:
+        for _ in range(bars):
+            before = len(self.arrivals())
+            ts = self.market.advance()
+            self._until(
+                lambda b=before, t=ts: len(self.arrivals()) > b or self.journaled(t),
+                "orders or the bar",
+            )
+            if len(self.arrivals()) > before:
+                return
+        raise LookupError(f"{bars} bars and no order: nothing to kill the service after")
+
+    def _until(self, done: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.process is not None and self.process.poll() is not None:
+                raise ServiceDied(f"the service exited while waiting for {what}: see {self.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout:g} s for {what}: see {self.log}")
+            time.sleep(0.002)
+
+    def restart(self, timeout: float = 120.0) -> None:
+        """Start the service again; returns once it has journaled the market's last bar."""
+        self.start()
+        if self.market.step >= 0:
+            self.wait_for_bar(self.market.now, timeout)
+
     # --- the market clock -------------------------------------------------------------------
 
     def advance(self, timeout: float = 120.0) -> datetime:
@@ -186,31 +261,32 @@ class Rehearsal:
         return ts
 
     def wait_for_bar(self, ts: datetime, timeout: float) -> None:
-        """Until the service has journaled the bar of ``ts`` and the broker has every order
-        the journal sent so far (the bar's orders must be at the broker before the next bar
-        opens, or they would fill a bar later than a replay fills them)."""
         deadline = time.monotonic() + timeout
-        while not (
-            self.journaled(ts) and (not self.at_standin or self.submitted() <= set(self.arrivals()))
-        ):
+        while not self.journaled(ts):
             if self.process is not None and self.process.poll() is not None:
                 raise ServiceDied(
-                    f"the service exited ({self.process.returncode}) before it traded the bar"
+                    f"the service exited ({self.process.returncode}) before it journaled the bar"
                     f" of {ts:%Y-%m-%d}: see {self.log}"
                 )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the service did not trade the bar of {ts:%Y-%m-%d} in"
+                raise TimeoutError(f"the service did not journal the bar of {ts:%Y-%m-%d} in"
                                    f" {timeout:g} s: see {self.log}")  # fmt: skip
             time.sleep(0.02)
 
     def journaled(self, ts: datetime) -> bool:
+        """Whether the service has journaled the bar of ``ts`` and its orders have reached the
+        broker (or were rejected): the engine sends them after the journal commits, and an
+        order that arrives after the next bar was published would fill a bar later."""
         with connect(self.url) as conn:
-            row = conn.execute(
-                "select 1 from runtime.events where stream = %s and type = 'bar_closed'"
-                " and payload->>'ts' = %s limit 1",
-                (self.stream, ts.isoformat()),
-            ).fetchone()
-        return row is not None
+            row = conn.execute(_BAR_DONE, {"stream": self.stream, "ts": ts.isoformat()}).fetchone()
+        if row is None:
+            return False
+        if not self.at_standin:
+            return True
+        at_broker = self.broker_orders()
+        return all(cid in at_broker for cid in row[0])
+
+    # --- what happened ------------------------------------------------------------------------
 
     def submitted(self) -> set[str]:
         """The client ids of every order the journal says was sent."""
@@ -222,7 +298,65 @@ class Rehearsal:
             ).fetchall()
         return {cid for (cid,) in rows}
 
-    # --- what happened ------------------------------------------------------------------------
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads of the stream's journaled events of type ``kind``, in journal order."""
+        with connect(self.url) as conn:
+            rows = conn.execute(
+                "select payload from runtime.events where stream = %s and type = %s order by seq",
+                (self.stream, kind),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The service's ``/healthz``: its HTTP status and answer (QTIS_LIVE_HEALTH_PORT must
+        be in ``env``)."""
+        url = self.health_url or f"http://127.0.0.1:{self.env()['QTIS_LIVE_HEALTH_PORT']}/healthz"
+        try:
+            with urlopen(url, timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def broker_positions(self) -> dict[str, float]:
+        """The broker's non-zero positions, by symbol."""
+        with self.market.lock:
+            held = self.market.desk.positions.items()
+            return {s: p.quantity for s, p in held if p.quantity != 0}
+
+    def audit(self) -> dict[str, Any]:
+        """What a crash could have broken, journal against broker: orders journaled but never
+        at the broker (``lost``), at the broker but not journaled, journaled or sent twice
+        (the broker's 422s), orders whose fills differ, and whether the last reconciliation
+        found the book equal to the broker. ``ok``: none of these."""
+        sent = [p["order"]["client_id"] for p in self.events("order_submitted")]
+        at_broker = self.broker_orders()
+        filled: dict[str, float] = {}
+        for payload in self.events("order_filled"):
+            fill = payload["fill"]
+            filled[fill["client_id"]] = filled.get(fill["client_id"], 0.0) + fill["quantity"]
+        broker = {c: o.filled for c, o in at_broker.items() if o.filled}
+        differ = [c for c in sorted(set(filled) | set(broker))
+                  if abs(filled.get(c, 0.0) - broker.get(c, 0.0)) > 1e-6]  # fmt: skip
+        reconciled = self.events("reconciled")
+        found: dict[str, Any] = {
+            "lost": sorted(set(sent) - set(at_broker)),
+            "unjournaled": sorted(set(at_broker) - set(sent)),
+            "journaled_twice": sorted(c for c in set(sent) if sent.count(c) > 1),
+            "sent_twice": self.duplicates(),
+            "fills_differ": differ,
+        }
+        matched = bool(reconciled) and bool(reconciled[-1]["matched"])
+        return found | {
+            "ok": matched and not any(found.values()),
+            "reconciled_matched": matched,
+            "orders": len(sent),
+            "fills": len(self.events("order_filled")),
+        }
+
+    def duplicates(self) -> list[str]:
+        """Client ids the broker received a second time (and refused: 422)."""
+        with self.market.lock:
+            return list(self.market.desk.duplicates)
 
     def broker_orders(self) -> dict[str, Order]:
         """Every order the broker received, in its latest state, by client id."""

@@ -24,7 +24,7 @@ import pandas as pd
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
@@ -96,7 +96,10 @@ async def bars(request: Request) -> Response:
 async def orders(request: Request) -> Response:
     market: Market = request.app.state.market
     if request.method == "POST":
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ClientDisconnect:  # the client died mid-request (a test's SIGKILL): no order
+            return Response(status_code=499)
         return reply(market.trade(lambda d, step, now: d.submit(body, step, now)))
     if request.method == "DELETE":
         return reply(market.trade(lambda d, step, now: d.cancel_all(now)))
