@@ -7,6 +7,7 @@ import pytest
 
 from tests.support.bars import hand_bars, load_bars
 from tests.support.db import copy_database
+from tests.support.live import load_history
 from trading_runtime.fix.venue import FixVenue
 from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel
@@ -22,6 +23,12 @@ def hand_market(pg_server, migrated_template):
         return url
 
     return load
+
+
+@pytest.fixture
+def live_db(pg_server, migrated_template):
+    """A warehouse with 160 sessions of three symbols' history (tests.support.live)."""
+    return load_history(copy_database(pg_server, migrated_template))
 
 
 @pytest.fixture

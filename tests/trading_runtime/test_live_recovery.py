@@ -14,15 +14,12 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
+from tests.support.live import ARGS, COSTS, SYMBOLS
 from tests.support.service import free_port
-from tests.trading_runtime import test_live_session as session
 from trading_runtime.alpaca.rehearsal import KILL_POINTS, Rehearsal
 from trading_runtime.settings import CostModel
 
 pytestmark = pytest.mark.slow
-
-live_db = session.live_db  # the fixture: 160 sessions of three symbols' history
-ARGS, COSTS, SYMBOLS = session.ARGS, session.COSTS, session.SYMBOLS
 
 
 def _rehearsal(url, home, count: int, env: dict[str, str] | None = None, **kw) -> Rehearsal:

@@ -5,14 +5,11 @@ trading client, driven one bar at a time by a rehearsal (trading_runtime.alpaca.
 from __future__ import annotations
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
 
 from tests.support.alpaca import wait_for
-from tests.support.bars import load_bars
 from tests.support.cli import qtis
-from tests.support.db import copy_database
+from tests.support.live import ARGS, COSTS, NEW_BARS, STRATEGY, STRATEGY_ARGS, SYMBOLS
 from tests.support.service import free_port
 from trading_runtime import events as ev
 from trading_runtime.alpaca.rehearsal import Rehearsal
@@ -22,38 +19,8 @@ from trading_runtime.journal import Journal
 from trading_runtime.live import first_live_day
 from trading_runtime.runs import report, run
 from trading_runtime.settings import CostModel
-from warehouse.providers.base import Instrument, RawBars
-from warehouse.providers.continuation import next_sessions
 
 pytestmark = pytest.mark.slow
-
-SYMBOLS = ["AAA", "BBB", "CCC"]
-NEW_BARS = 14
-STRATEGY = {"signal": "sma-cross", "fast": 3, "slow": 8}
-STRATEGY_ARGS = ["--signal", "sma-cross", "--fast", "3", "--slow", "8",
-                 "--symbols", ",".join(SYMBOLS)]  # fmt: skip
-ARGS = ["--feed", "alpaca", "--broker", "alpaca", *STRATEGY_ARGS]
-COSTS = {"slippage": "fixed"}  # the stand-in's desk and the replay's simulator alike
-
-
-@pytest.fixture
-def live_db(pg_server, migrated_template):
-    """A warehouse with 160 sessions of three symbols' history."""
-    url = copy_database(pg_server, migrated_template)
-    rng = np.random.default_rng(11)
-    times = next_sessions(pd.Timestamp("2022-12-30", tz="UTC"), 160)
-    frames = []
-    for k, symbol in enumerate(SYMBOLS):
-        close = (40.0 + 30 * k) * np.exp(np.cumsum(rng.normal(0, 0.02, len(times))))
-        opens = close * np.exp(rng.normal(0, 0.005, len(times)))
-        frames.append(pd.DataFrame({
-            "symbol": symbol, "ts": times, "open": opens,
-            "high": np.maximum(opens, close) * 1.01, "low": np.minimum(opens, close) * 0.99,
-            "close": close, "volume": 1e6,
-        }))  # fmt: skip
-    frame = pd.concat(frames, ignore_index=True)
-    load_bars(url, RawBars(frame, "test", "test", [Instrument(s) for s in SYMBOLS]))
-    return url
 
 
 def _service_env() -> dict[str, str]:
