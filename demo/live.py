@@ -19,6 +19,7 @@ from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
 from trading_runtime.runs import model_client
 from training.settings import TrackingSettings
+from warehouse.db import connect
 from warehouse.settings import WarehouseSettings
 
 LIVE_BARS = 16  # new sessions the stand-in streams
@@ -58,7 +59,20 @@ def show_live(console: Console, url: str, settings: WarehouseSettings, tracking:
         latency = np.array(list(rehearsal.bar_to_order().values())) * 1e3
         at_broker = rehearsal.broker_orders()
     _print_live(console, url, stream, rehearsal, back, code, latency, at_broker)
+    removed = _forget_new_bars(url, rehearsal.times[0])
+    console.print(
+        f"  the stand-in's {removed} bars removed from market.bars again: the bundled sample"
+        " stays as it was for the next run (the journal keeps the session)"
+    )
     return stream
+
+
+def _forget_new_bars(url: str, first: datetime) -> int:
+    """The bars the stand-in streamed (synthetic continuations) out of the warehouse."""
+    with connect(url) as conn, conn.transaction():
+        return conn.execute(
+            "delete from market.bars where source = 'alpaca' and ts >= %s", (first,)
+        ).rowcount
 
 
 def _print_live(console, url, stream, rehearsal, back, code, latency, at_broker) -> None:

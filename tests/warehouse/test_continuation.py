@@ -43,3 +43,10 @@ def test_sessions_skip_weekends_and_holidays():
 def test_a_market_too_short_to_continue_is_refused():
     with pytest.raises(ValueError, match="at least two days"):
         continuation(_history(1), 3)
+
+
+def test_new_bars_are_stamped_at_the_time_of_day_of_the_last():
+    history = _history()
+    history["ts"] = history["ts"] + pd.Timedelta(hours=5)  # midnight in New York, in winter
+    stamps = continuation(history, 3, seed=2)["ts"].unique()
+    assert all(t.hour == 5 and t.minute == 0 for t in stamps)

@@ -29,7 +29,8 @@ def next_sessions(after: pd.Timestamp, count: int, exchange: str = "XNYS") -> pd
 
 def continuation(history: pd.DataFrame, count: int, seed: int = 0) -> pd.DataFrame:
     """``count`` new daily bars per symbol after the last one in ``history`` (symbol, ts,
-    open, high, low, close, volume; at least two days that every symbol has)."""
+    open, high, low, close, volume; at least two days that every symbol has), stamped at the
+    time of day the last one is (05:00 UTC for bars stamped at midnight in New York)."""
     wide = history.pivot(index="ts", columns="symbol")
     wide = wide.dropna().sort_index()
     if len(wide) < 2:
@@ -40,7 +41,8 @@ def continuation(history: pd.DataFrame, count: int, seed: int = 0) -> pd.DataFra
     volume = wide["volume"].iloc[1:].to_numpy()
     days = np.random.default_rng(seed).integers(0, len(previous), size=count)
     last = wide["close"].iloc[-1].to_numpy()
-    times = next_sessions(wide.index[-1], count)
+    stamp = wide.index[-1].tz_convert("UTC")
+    times = next_sessions(stamp, count) + (stamp - stamp.normalize())  # stamped as the last
     rows = []
     for t, day in zip(times, days, strict=True):
         bar = {field: last * shapes[field][day] for field in PRICES}
