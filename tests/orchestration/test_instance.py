@@ -132,5 +132,5 @@ def test_training_runs_take_the_one_training_slot_and_ingestion_none():
     features = {name for name, t in tags.items() if t.get("qtis/features") == "true"}
     assert training == {"training_job", "tuning_job", "retrain", "daily_pipeline",
                         "online_update_job"}  # fmt: skip
-    assert features == {"features_job", "retrain", "daily_pipeline"}
+    assert features == {"features_job", "retrain", "daily_pipeline", "daily_pull_job"}
     assert not ({"ingest_job", "monitoring_job"} & (training | features))
