@@ -6,6 +6,8 @@ Alpaca) is compared with the simulator on the same run."""
 from __future__ import annotations
 
 from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.engine import Engine
+from trading_runtime.execution import Execution
 from trading_runtime.settings import CostModel
 
 COSTS = CostModel(
@@ -36,3 +38,16 @@ def hand_config(stream: str) -> RunConfig:
         limits={"reducing_drawdown": None, "halt_drawdown": None},
     )  # fmt: skip
     return RunConfig(stream=stream, strategies=[strategy], costs=COSTS.model_dump(), warmup_bars=0)
+
+
+def run_through(base: Engine, execution: Execution, model_batch: int) -> None:
+    """Run ``base``'s configuration, feed and journal again with ``execution`` as its venue;
+    the journal is closed afterwards."""
+    engine = Engine(
+        base.config, base.feed, base.instruments, base.journal, execution=execution,
+        settings=base.settings, model_batch=model_batch,
+    )  # fmt: skip
+    try:
+        engine.run()
+    finally:
+        base.journal.close()

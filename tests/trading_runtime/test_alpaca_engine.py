@@ -9,10 +9,9 @@ from quant.conventions import Conventions
 from registry.settings import TrackingSettings
 from serving.settings import ServingSettings
 from tests.support.alpaca import KEY, SECRET, follow, market_of
-from tests.support.venue_costs import BARS, hand_config
+from tests.support.venue_costs import BARS, hand_config, run_through
 from trading_runtime.alpaca.execution import AlpacaExecution
 from trading_runtime.alpaca.standin import StandIn
-from trading_runtime.engine import Engine
 from trading_runtime.runs import build_engine, report, run
 from trading_runtime.settings import FixSettings, RuntimeSettings
 from warehouse.settings import AlpacaSettings
@@ -36,14 +35,7 @@ def test_a_backtest_through_alpaca_ends_as_the_simulators(hand_market, tmp_path)
         with AlpacaExecution(base.instruments, base.config.cost_model(), alpaca_settings) as alpaca:
             assert alpaca.wait_connected(10)
             follow(market, base.feed, alpaca)
-            engine = Engine(
-                base.config, base.feed, base.instruments, base.journal, execution=alpaca,
-                settings=base.settings, model_batch=serving.serve_max_windows,
-            )  # fmt: skip
-            try:
-                engine.run()
-            finally:
-                base.journal.close()
+            run_through(base, alpaca, serving.serve_max_windows)
     through_alpaca = report(url, "alpaca", Conventions()).to_json()
     ids = [f["client_id"] for f in simulated["fills"]]
     assert len(ids) >= 3 and len(set(ids)) < len(ids)  # a partial fill among them

@@ -16,11 +16,10 @@ from quant.conventions import Conventions
 from registry.settings import TrackingSettings
 from serving.settings import ServingSettings
 from tests.support.venue import DAY0, RawClient, bar, logged_on
-from tests.support.venue_costs import BARS, COSTS, hand_config
+from tests.support.venue_costs import BARS, COSTS, hand_config, run_through
 from trading_runtime import events as ev
 from trading_runtime.broker import SimulatedBroker
 from trading_runtime.domain import Order, OrderType, Side, TimeInForce
-from trading_runtime.engine import Engine
 from trading_runtime.execution import Execution
 from trading_runtime.fix.gateway import FixGateway
 from trading_runtime.fix.messages import new_order
@@ -262,14 +261,7 @@ def test_a_backtest_through_fix_ends_exactly_as_the_simulators(hand_market, sett
         venue.follow(base.feed)
         gateway = FixGateway(base.instruments, settings.model_copy(update={"port": venue.port}))
         with gateway:
-            engine = Engine(
-                base.config, base.feed, base.instruments, base.journal, execution=gateway,
-                settings=base.settings, model_batch=serving.serve_max_windows,
-            )  # fmt: skip
-            try:
-                engine.run()
-            finally:
-                base.journal.close()
+            run_through(base, gateway, serving.serve_max_windows)
             store = gateway.session.store  # the engine said all it got is journaled
             assert store.saved_target == store.next_target > 1
     through_fix = report(url, "fix", Conventions()).to_json()
