@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -215,10 +216,7 @@ class Engine:
             return
         self._take_answers()
         self.router.new_bar()
-        for venue in self.router.venues:
-            if isinstance(venue, Reporting):
-                for event in venue.take_updates():
-                    self._emit(event)
+        self._venue_news()
         if commands:
             self._polled = now
             self._apply_commands()
@@ -311,8 +309,17 @@ class Engine:
         """A live session's book compared with the broker when one is due (at start, after a
         reconnect, every few minutes): the differences, and what the policy does about them."""
         if self.reconciler is not None:
-            for event in self.reconciler.check(self.book):
+            settle = partial(self._venue_news, read_back=True)
+            for event in self.reconciler.check(self.book, settle=settle):
                 self._emit(event)
+
+    def _venue_news(self, read_back: bool = False) -> None:
+        """What a reporting venue heard since it was last asked, applied to the book; with
+        ``read_back``, the open orders' states are asked for now as well (a fill on its way)."""
+        for venue in self.router.venues:
+            if isinstance(venue, Reporting):
+                for event in venue.take_updates(read_back):
+                    self._emit(event)
 
     def _apply_commands(self) -> None:
         for command in self.journal.commands():

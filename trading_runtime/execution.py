@@ -46,4 +46,6 @@ class Reporting(Protocol):
     """A venue whose news arrives by itself (a broker's stream): what came since it was last
     asked, taken between bars as well as in ``on_bar``."""
 
-    def take_updates(self) -> list[Event]: ...
+    def take_updates(self, read_back: bool = False) -> list[Event]:
+        """The news since the last call; ``read_back``: the open orders' states asked for too."""
+        ...

@@ -31,6 +31,7 @@ What is compared:
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -53,6 +54,8 @@ QUANTITY_TOLERANCE = 1e-6  # shares: fractional shares exist, float sums drift b
 CASH_TOLERANCE = 0.01  # one cent
 # the engine's client ids (engine.py, stops.py, schedules.py); account names are [A-Za-z0-9_]
 _OURS = re.compile(r"^(?P<account>[A-Za-z0-9_]+)-(?P<stamp>\d{8}T\d{6})-(?P<rest>.+)$")
+
+log = logging.getLogger(__name__)
 
 
 class ReconcileError(QtisError):
@@ -360,7 +363,13 @@ def summary(differences: Iterable[dict[str, Any]], most: int = 10) -> str:
 class Reconciler:
     """When to reconcile: on the first check, after :meth:`reconnected` (the broker adapter
     calls it from any thread), and every ``minutes``. The engine calls :meth:`check` between
-    bars, after the venue's answers are applied, and journals what it returns."""
+    bars, after the venue's answers are applied, and journals what it returns.
+
+    A comparison races the broker's updates: an order can fill after the book last heard
+    from the broker and before its positions are read. So a comparison that differs is made
+    again, up to ``attempts`` in all, each time after ``settle`` (the engine: the open orders'
+    states read back from the broker and applied to the book); only the last one is
+    journaled."""
 
     def __init__(
         self,
@@ -368,11 +377,14 @@ class Reconciler:
         policy: str,
         minutes: float,
         clock: Callable[[], float] = time.monotonic,
+        attempts: int = 3,
     ) -> None:
         if policy not in POLICIES:
             raise ReconcileError(f"unknown reconciliation policy {policy!r}: one of {POLICIES}")
+        if attempts < 1:
+            raise ReconcileError(f"reconciliation attempts must be at least 1, not {attempts}")
         self.broker_state, self.policy = broker_state, policy
-        self.period, self.clock = minutes * 60.0, clock
+        self.period, self.clock, self.attempts = minutes * 60.0, clock, attempts
         self._last: float | None = None
         self._reconnected = threading.Event()
 
@@ -383,7 +395,8 @@ class Reconciler:
         settings: LiveSettings,
         clock: Callable[[], float] = time.monotonic,
     ) -> Reconciler:
-        return cls(broker_state, settings.reconcile_policy, settings.reconcile_minutes, clock)
+        return cls(broker_state, settings.reconcile_policy, settings.reconcile_minutes, clock,
+                   settings.reconcile_attempts)  # fmt: skip
 
     def reconnected(self) -> None:
         """The broker's connection came back: reconcile at the next check."""
@@ -399,12 +412,27 @@ class Reconciler:
             return "periodic"
         return None
 
-    def check(self, book: Book, trigger: str | None = None) -> list[ev.Event]:
-        """Reconcile ``book`` if one is due (or ``trigger`` is given): its events, else []."""
+    def check(
+        self,
+        book: Book,
+        trigger: str | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> list[ev.Event]:
+        """Reconcile ``book`` if one is due (or ``trigger`` is given): its events, else [].
+        ``settle`` brings the book up to date with the broker before a comparison is made
+        again."""
         trigger = trigger or self.due()
         if trigger is None:
             return []
         self._reconnected.clear()  # a reconnect while the broker is asked counts again
-        state = self.broker_state()
+        for attempt in range(self.attempts):
+            if attempt:
+                settle()
+            events = reconcile(book, self.broker_state(), trigger, self.policy)
+            if events[0].matched or settle is None:
+                break
+            if attempt + 1 < self.attempts:
+                log.info("reconciliation (%s): %d differences; reading the open orders back"
+                         " and comparing again", trigger, len(events[0].differences))  # fmt: skip
         self._last = self.clock()
-        return reconcile(book, state, trigger, self.policy)
+        return events

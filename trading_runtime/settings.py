@@ -217,6 +217,12 @@ class LiveSettings(QtisSettings):
         description="a difference with the broker: adopt the broker's state (a journaled"
         " correction) or halt trading until an operator resumes",
     )
+    reconcile_attempts: int = Field(
+        3,
+        ge=1,
+        description="comparisons before a difference counts: between two, the open orders'"
+        " states are read back from the broker, so a fill still on its way is not taken for one",
+    )
     cancel_on_stop: bool = Field(
         True, description="SIGTERM cancels the open orders (False: they stay at the broker)"
     )

@@ -17,10 +17,12 @@ from trading_runtime import events as ev
 from trading_runtime.alpaca.execution import AlpacaError, AlpacaExecution
 from trading_runtime.alpaca.market import Market
 from trading_runtime.alpaca.standin import StandIn
+from trading_runtime.book import Book
 from trading_runtime.broker import SimulatedBroker
 from trading_runtime.domain import Order, OrderStatus, OrderType, Side, TimeInForce
 from trading_runtime.execution import Execution
 from trading_runtime.instruments import Instrument
+from trading_runtime.reconcile import Reconciler
 from warehouse.settings import AlpacaSettings
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
@@ -208,6 +210,32 @@ def test_broker_state_and_unknown_orders(standin, alpaca):
     assert state.positions["AAA"][0] == 101.0
     assert state.open_orders == {"a-2-BBB": ("BBB", "buy", 100.0, 0.0, "limit", 1.0, None)}
     assert state.cash < 100_000 - 100 * fill.price
+
+
+def test_a_fill_on_its_way_is_read_back_before_it_counts_as_a_difference(standin, alpaca):
+    """The broker filled an order whose update the book has not taken yet (the engine asks
+    between bars): one comparison would halt on it; the reconciler reads the open orders
+    back and compares again."""
+    bar(standin, alpaca)
+    sent = order("a-1-AAA")
+    spec = ev.AccountSpec("a", 100_000.0, {}, False)
+    submitted = ev.OrderSubmitted(sent, 0, None, key="submitted:a-1-AAA")
+    book = Book().apply_all([ev.RunStarted({}, (spec,), key=ev.RUN_STARTED), submitted])
+    book.apply_all(alpaca.submit([sent], 0))
+    reconciler = Reconciler(alpaca.broker_state, "halt", 15.0)
+    book.apply_all(reconciler.check(book))  # the cash baseline
+    bar(standin, alpaca)  # the fill, waiting in the adapter
+
+    def settle() -> None:
+        book.apply_all(alpaca.take_updates(read_back=True))
+
+    once = Reconciler(alpaca.broker_state, "halt", 15.0, attempts=1)
+    [alone, *halts] = once.check(book, "periodic", settle)
+    assert sorted(d["kind"] for d in alone.differences) == ["cash", "order_missing", "position"]
+    assert [h.type for h in halts] == [ev.RISK_STATE_CHANGED]
+    [settled] = reconciler.check(book, "periodic", settle)
+    assert settled.matched, settled.differences
+    assert not book.open and book.accounts["a"].positions["AAA"].quantity == 100.0
 
 
 def test_keys_are_required():

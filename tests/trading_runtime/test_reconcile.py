@@ -359,6 +359,30 @@ def test_the_reconciler_runs_at_start_after_a_reconnect_and_every_n_minutes():
     assert broker.asked == 3
 
 
+def test_a_difference_counts_only_once_it_outlasts_the_settling():
+    """Between comparisons the engine settles (reads the broker's news into the book); a
+    difference that goes away is not journaled, one that stays is, after every attempt."""
+    book = a_book()
+    cid = f"alt-{STAMP}-IBM"  # the working IBM order, filled at the broker
+    fill = Fill(f"{cid}:0", cid, "alt", "IBM", Side.BUY, 10, 20.0, 0.0, T0, 20.0)
+    late = ev.OrderFilled(fill, key=f"fill:{fill.fill_id}")
+    broker = Broker(the_broker(a_book().apply_all([late])))
+    settled = []
+
+    def settle() -> None:
+        settled.append(late)
+        book.apply(late)
+
+    reconciler = Reconciler(broker, "halt", 15.0, attempts=3)
+    [done] = reconciler.check(book, settle=settle)
+    assert done.matched and len(settled) == 1 and broker.asked == 2
+    stuck = Broker(the_broker(book, positions={"AAPL": (90.0, 150.0)}))
+    calls = []
+    events = Reconciler(stuck, "halt", 15.0, attempts=3).check(book, settle=lambda: calls.append(1))
+    assert not events[0].matched and len(calls) == 2 and stuck.asked == 3
+    assert ev.RISK_STATE_CHANGED in {e.type for e in events}
+
+
 def test_a_difference_reaches_the_operator_once_and_a_match_never(tmp_path):
     log = tmp_path / "alerts.jsonl"
     alerts = RuntimeAlerts("live", AlertSink(AlertSettings(log_file=log), tmp_path))

@@ -319,13 +319,15 @@ class AlpacaExecution:
         """Every event received since the last call (see :meth:`received`)."""
         return self.take_updates()
 
-    def take_updates(self) -> list[ev.Event]:
-        """Every event received since the last call; after a reconnect, the open orders' states
-        are read back first (updates sent while the stream was down are lost at Alpaca)."""
+    def take_updates(self, read_back: bool = False) -> list[ev.Event]:
+        """Every event received since the last call; after a reconnect (updates sent while the
+        stream was down are lost at Alpaca), or when asked (``read_back``: a reconciliation
+        found a difference that a fill still on its way may explain), the open orders' states
+        are read back first."""
         self.connect()
         with self._lock:
             resync, self._resync = self._resync, False
-        if resync:
+        if resync or read_back:
             self._read_back()
         with self._lock:
             out, self._inbox = self._inbox, []
