@@ -84,6 +84,7 @@ def test_kill_9_at_random_points_loses_nothing_and_sends_nothing_twice(live_db, 
         starts = [p for p in rehearsal.events("reconciled") if p["trigger"] == "start"]
         assert len(starts) == rehearsal.starts
         assert all(p["matched"] for p in starts), [p["differences"] for p in starts]
+        assert not rehearsal.events("risk_state_changed"), "a restart stopped the trading"
         assert rehearsal.events("order_filled"), "nothing traded: nothing was checked"
         assert _journaled_positions(rehearsal) == _rounded(rehearsal.broker_positions())
 
