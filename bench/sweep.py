@@ -1,26 +1,26 @@
 """Parameter sweeps: ``trading_runtime.sweep`` against vectorbt on the same SMA-cross grid, the
 same bars and the same costs, in the same run, with every fill compared.
 
-The grid is the issue's: fast 5:50:5 x slow 20:200:10 (the cells with fast < slow), over a
-synthetic universe (default 10 symbols x 2000 daily bars; ``warehouse.providers.SyntheticMarket``,
-no database). Both trade each cell as one account over the universe: long ``--quantity`` shares
-while SMA(fast) > SMA(slow) of close, flat otherwise; decided at a bar's close, filled at the
-next bar's open; 1 bp commission on the fill's value and 3 bps (half spread + slippage) on its
-price - vectorbt's ``fees`` and ``slippage`` - with no volume cap and no limit that could deny an
-order (vectorbt has neither). vectorbt is used as its documentation shows: ``MA.run`` of the
-cells' windows (unique windows computed once), ``ma_above`` shifted one bar as the entries and
-its negation as the exits, ``Portfolio.from_signals(price=open, size_type="amount")`` grouped
-by cell with cash sharing, then each cell's total return, Sharpe and max drawdown. Ours:
-``Sweep`` (the moving averages) and ``run_sweep`` (every cell's pass and the same metrics, plus
-the deflated Sharpe of the best cell).
+The grid is the issue's: fast 5:50:5 x slow 20:200:10 (the 174 cells with fast < slow), over
+synthetic universes (default 10 symbols x 2000 daily bars and 100 x 500;
+``warehouse.providers.SyntheticMarket``, no database). Both trade each cell as one account over
+the universe: long 100 shares while SMA(fast) > SMA(slow) of close, flat otherwise; decided at a
+bar's close, filled at the next bar's open; 1 bp commission on the fill's value and 3 bps (half
+spread + slippage) on its price - vectorbt's ``fees`` and ``slippage`` - with no volume cap and
+no limit that could deny an order (vectorbt has neither). vectorbt is used as its documentation
+shows: ``MA.run`` of the cells' windows (unique windows computed once), ``ma_above`` shifted one
+bar as the entries and its negation as the exits, ``Portfolio.from_signals(price=open,
+size_type="amount")`` grouped by cell with cash sharing, then each cell's total return, Sharpe
+and max drawdown. Ours: ``Sweep`` (the moving averages) and ``run_sweep`` (every cell's pass and
+the same metrics, plus the deflated Sharpe of the best cell).
 
 Timed: from the aligned bar arrays to every cell's metrics, median of ``--repeats``, after one
 untimed warm-up each (numba compiles, or loads its cache). Throughput: bars x cells / second
 (and x symbols). Fills are compared per cell as (symbol, bar, side, quantity) exactly and price
 and fee to 1e-9 relative.
 
-    python -m bench.sweep [--symbols 10] [--bars 2000] [--fast 5:50:5] [--slow 20:200:10]
-                          [--repeats 3] [--quick]
+    python -m bench.sweep [--symbols 10 100] [--bars 2000 500] [--fast 5:50:5]
+                          [--slow 20:200:10] [--repeats 3] [--quick]
 """
 
 from __future__ import annotations
@@ -140,43 +140,57 @@ def compare_fills(sweep: Sweep, portfolio, market: Market) -> dict[str, Any]:
             "identical": mismatched == 0, "first_difference": first_mismatch}  # fmt: skip
 
 
+def universe(console: Console, n_symbols: int, n_bars: int, grid: Grid, repeats: int) -> dict:
+    """One universe: both sides timed on the same grid, then every cell's fills compared."""
+    market = market_of(n_symbols, n_bars)
+    n_cells, n_bars = len(grid.cells()), len(market.times)
+    with console.status(f"ours: {n_symbols} x {n_bars}"):
+        our_s, (sweep, result) = timed(lambda: ours(market, grid), repeats)
+    with console.status(f"vectorbt: {n_symbols} x {n_bars}"):
+        their_s, (portfolio, _) = timed(lambda: theirs(market, grid), repeats)
+    with console.status("comparing every cell's fills"):
+        fills = compare_fills(sweep, portfolio, market)
+    return {
+        "symbols": n_symbols,
+        "bars": n_bars,
+        "cells": n_cells,
+        "ours": _rate(our_s, n_bars, n_cells, n_symbols),
+        "vectorbt": _rate(their_s, n_bars, n_cells, n_symbols),
+        "ratio": their_s / our_s,
+        "fills": fills,
+        "best_cell": result.cells[result.best],
+        "deflated_sharpe": result.deflated.to_dict() if result.deflated else None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=10)
-    parser.add_argument("--bars", type=int, default=2000)
+    parser.add_argument("--symbols", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--bars", type=int, nargs="+", default=[2000, 500])
     parser.add_argument("--fast", default="5:50:5")
     parser.add_argument("--slow", default="20:200:10")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="4 symbols x 600 bars, 1 repeat")
     args = parser.parse_args()
     if args.quick:
-        args.symbols, args.bars, args.repeats = 4, 600, 1
+        args.symbols, args.bars, args.repeats = [4], [600], 1
+    if len(args.symbols) != len(args.bars):
+        parser.error("--symbols and --bars pair up: give as many of each")
     console = Console()
     started = time.perf_counter()
-    market = market_of(args.symbols, args.bars)
     grid = Grid(parse_range(args.fast, "fast"), parse_range(args.slow, "slow"), "fixed",
                 (QUANTITY,))  # fmt: skip
-    n_cells, n_bars = len(grid.cells()), len(market.times)
-    with console.status("ours: sweep"):
-        our_s, (sweep, result) = timed(lambda: ours(market, grid), args.repeats)
-    with console.status("vectorbt: MA.run + Portfolio.from_signals"):
-        their_s, (portfolio, _) = timed(lambda: theirs(market, grid), args.repeats)
-    with console.status("comparing every cell's fills"):
-        fills = compare_fills(sweep, portfolio, market)
+    sizes = zip(args.symbols, args.bars, strict=True)
+    runs = [universe(console, n, b, grid, args.repeats) for n, b in sizes]
+    for run in runs:
+        _print(console, run)
     figures = {
-        "grid": {"fast": args.fast, "slow": args.slow, "cells": n_cells},
-        "symbols": args.symbols,
-        "bars": n_bars,
+        "grid": {"fast": args.fast, "slow": args.slow, "cells": len(grid.cells())},
         "repeats": args.repeats,
-        "ours": _rate(our_s, n_bars, n_cells, args.symbols),
-        "vectorbt": _rate(their_s, n_bars, n_cells, args.symbols) | {"version": vbt.__version__},
-        "ratio": their_s / our_s,
-        "fills": fills,
-        "best_cell": result.cells[result.best],
-        "deflated_sharpe": result.deflated.to_dict() if result.deflated else None,
+        "vectorbt_version": vbt.__version__,
+        "universes": runs,
         "total_s": time.perf_counter() - started,
     }
-    _print(console, figures)
     write("sweep", figures, console)
 
 
@@ -186,7 +200,7 @@ def _rate(seconds: float, bars: int, cells: int, symbols: int) -> dict[str, floa
 
 
 def _print(console: Console, f: dict[str, Any]) -> None:
-    title = f"{f['grid']['cells']} cells x {f['bars']} bars x {f['symbols']} symbols"
+    title = f"{f['cells']} cells x {f['bars']} bars x {f['symbols']} symbols"
     table = Table("engine", "seconds", "bars x cells / s", "x symbols / s", title=title)
     for name in ("ours", "vectorbt"):
         r = f[name]
