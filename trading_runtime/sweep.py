@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -34,6 +34,7 @@ from trading_runtime.instruments import Instrument
 from trading_runtime.settings import CostModel, RiskLimits
 from trading_runtime.sizing import EqualWeight
 from transforms.online import OnlineFeatureEngine
+from transforms.spec import default_spec
 
 SIZINGS = {"fixed": 0, "equal": 1, "vol-target": 2}
 MAX_CELLS = 100_000
@@ -150,9 +151,12 @@ class Market:
         )  # fmt: skip
 
 
-def online_atr(url: str, feed: BarFeed) -> np.ndarray:
-    """atr_14 per bar and symbol as the engine's online features give it (one replay)."""
-    features = OnlineFeatureEngine.from_warehouse(url, feed.symbols, warm_up=False)
+def online_atr(feed: BarFeed) -> np.ndarray:
+    """atr_14 per bar and symbol as the engine's online features give it: the same updater
+    replayed over the bars, with the other features of the spec left out."""
+    spec = default_spec()
+    spec = replace(spec, features=tuple(f for f in spec.features if "atr_14" in f.outputs))
+    features = OnlineFeatureEngine(feed.symbols, spec)
     column = list(features.columns).index("atr_14")
     out = np.full(feed.arrays["close"].shape, np.nan)
     for t, bar in enumerate(feed.replay()):
@@ -170,7 +174,7 @@ def load_market(
     sizing: str,
 ) -> Market:
     feed = BarFeed.from_warehouse(url, instruments, start, end, warmup_bars)
-    atr = online_atr(url, feed) if sizing == "vol-target" else None
+    atr = online_atr(feed) if sizing == "vol-target" else None
     return Market.from_feed(feed, instruments, atr)
 
 
