@@ -26,7 +26,7 @@ import numpy as np
 
 from core.errors import InputError
 from quant.conventions import PER_PERIOD, Conventions
-from quant.performance import curve_returns, path_drawdowns, path_sharpe
+from quant.performance import path_drawdowns, path_sharpe
 from quant.significance import DeflatedSharpe, deflated_sharpe_ratio
 from trading_runtime import sweep_kernel as k
 from trading_runtime.feed import BarFeed
@@ -249,10 +249,11 @@ class Sweep:
         m = self.market
         fi, si, fast, slow, kind = (int(v) for v in self.cell_rows[index])
         cell = (fi, si, fast, slow, kind, *(float(v) for v in self.sizes[index]))
-        rec = np.zeros((m.close.size, 5))
         equity, st = np.zeros(len(m.times) - m.first), np.zeros(12)
-        k.run_cell(self.bars, m.first, self.signal_arrays, cell, self.market_args, self.cost_args,
-                   self.limit_args, self.capital, equity, st, rec)  # fmt: skip
+        args = (self.market_args, self.cost_args, self.limit_args, self.capital, equity, st)
+        k.run_cell(self.bars, m.first, self.signal_arrays, cell, *args, np.zeros((0, 5)))
+        rec = np.zeros((int(st[k.FILLS]), 5))  # as many as the first pass counted
+        k.run_cell(self.bars, m.first, self.signal_arrays, cell, *args, rec)
         return [
             {"symbol": m.symbols[int(s)], "ts": m.times[int(t)].isoformat(),
              "side": "buy" if q > 0 else "sell", "quantity": abs(q), "price": p, "fee": fee}
@@ -290,17 +291,23 @@ class SweepResult:
         }
 
 
+def curves(sweep: Sweep, equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's equity from the starting capital on, and its simple returns per bar."""
+    curve = np.hstack([np.full((len(equity), 1), sweep.capital), equity])
+    return curve, np.diff(curve, axis=1) / curve[:, :-1]
+
+
 def grid_metrics(sweep: Sweep, equity: np.ndarray, stats: np.ndarray) -> list[dict[str, Any]]:
     """Per cell: its parameters and the metrics ``metrics.summary`` reports, computed for all
     cells at once (returns per bar from the starting capital)."""
     c = sweep.conventions
-    start = np.full((len(equity), 1), sweep.capital)
-    curve = np.hstack([start, equity])
-    returns = np.diff(curve, axis=1) / curve[:, :-1]
+    curve, returns = curves(sweep, equity)
     years = returns.shape[1] / c.periods_per_year
     sharpe = path_sharpe(returns, c)
     drawdown = path_drawdowns(returns).min(axis=1) if returns.shape[1] else np.zeros(len(equity))
-    turnover = stats[:, k.TRADED] / curve.mean(axis=1) / years if years else np.nan + stats[:, 0]
+    turnover = np.full(len(equity), np.nan)
+    if years:
+        turnover = stats[:, k.TRADED] / curve.mean(axis=1) / years
     out = []
     for i, cell in enumerate(sweep.cells):
         final = float(equity[i, -1]) if equity.shape[1] else sweep.capital
@@ -329,15 +336,12 @@ def grid_metrics(sweep: Sweep, equity: np.ndarray, stats: np.ndarray) -> list[di
 def deflated_best(sweep: Sweep, equity: np.ndarray, best: int) -> DeflatedSharpe | None:
     """The best cell's deflated Sharpe ratio: its per-bar Sharpe against what the best of this
     many unskilled cells would show, the trials' variance being the grid's own."""
-    curve = np.hstack([np.full((len(equity), 1), sweep.capital), equity])
-    returns = np.diff(curve, axis=1) / curve[:, :-1]
+    _, returns = curves(sweep, equity)
     per_bar = path_sharpe(returns, PER_PERIOD)
     moved = per_bar[np.isfinite(per_bar)]
     variance = float(np.var(moved, ddof=1)) if len(moved) > 1 else None
     try:
-        return deflated_sharpe_ratio(
-            curve_returns(sweep.capital, equity[best]), len(sweep.cells), variance
-        )
+        return deflated_sharpe_ratio(returns[best], len(sweep.cells), variance)
     except ValueError:  # too few bars, or moments that give no Sharpe variance
         return None
 
