@@ -71,15 +71,14 @@ def theirs(market: Market, grid: Grid):
     fast = vbt.MA.run(close, [c["fast"] for c in cells], short_name="fast", run_unique=True)
     slow = vbt.MA.run(close, [c["slow"] for c in cells], short_name="slow", run_unique=True)
     above = fast.ma_above(slow)
-    entries = above.vbt.fshift(1).fillna(False).astype(bool)
-    exits = (~above).vbt.fshift(1).fillna(False).astype(bool)
-    prices = pd.concat([open_] * len(cells), axis=1)
-    prices.columns = above.columns
+    entries = above.vbt.signals.fshift(1)  # decided at a close, sent for the next open
+    exits = (~above).vbt.signals.fshift(1)
+    per_cell = (1, len(cells))  # columns: cell-major, symbols within
     portfolio = vbt.Portfolio.from_signals(
-        close=pd.concat([close] * len(cells), axis=1).set_axis(above.columns, axis=1),
+        close=pd.DataFrame(np.tile(close.to_numpy(), per_cell), close.index, above.columns),
         entries=entries,
         exits=exits,
-        price=prices,
+        price=pd.DataFrame(np.tile(open_.to_numpy(), per_cell), close.index, above.columns),
         size=QUANTITY,
         size_type="amount",
         fees=COSTS.commission_bps * 1e-4,
