@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
 Range = Annotated[str, typer.Option(help="start:stop:step (stop included), a,b,c or one value")]
-SizeRange = Annotated[str | None, typer.Option(help="a range, as --fast")]
 
 
 def sweep(
@@ -49,8 +48,8 @@ def sweep(
     top: Annotated[int, typer.Option(help="cells shown, best Sharpe first")] = 10,
     json_out: Annotated[Path | None, typer.Option(help="write every cell's metrics")] = None,
 ) -> None:
-    """Trade every cell of a parameter grid over the universe in one compiled pass, with the
-    backtest's costs, sizing and limits (its fills are the engine's for market orders), and
+    """Trade a parameter grid over the universe at once (a compiled pass per cell, cells in
+    parallel) with the backtest's costs, sizing and limits - its fills are the engine's - and
     report the best cells and the deflated Sharpe of the best given the cells tried."""
     # deferred: the sweep pulls numba, scipy and the online features (~0.5 s measured), which
     # would load on every qtis command
