@@ -118,9 +118,11 @@ def grid_of(fast, slow, sizing, quantity, target_vol, max_weight, runtime) -> Gr
 def print_sweep(result: SweepResult, top: int, elapsed: float) -> None:
     """The best ``top`` cells, the best cell's deflated Sharpe, and the sweep's size and speed."""
     ranked = result.ranked()[:top]
-    extra = [k for k in ("size", "max_weight") if k in ranked[0]]
-    title = f"best {len(ranked)} of {len(result.cells)} cells"
-    columns = ("return", "Sharpe", "max DD", "turnover/yr", "fills", "denied", "fees")
+    params = ("size", "max_weight")
+    extra = [k for k in params if len({c.get(k) for c in result.cells}) > 1]  # swept ones
+    same = ", ".join(f"{k} {ranked[0][k]:g}" for k in params if k in ranked[0] and k not in extra)
+    title = f"best {len(ranked)} of {len(result.cells)} cells" + (f" ({same})" if same else "")
+    columns = ("return", "Sharpe", "max DD", "turnover", "fills", "denied", "fees")
     table = Table("fast", "slow", *extra, *columns, title=title)
     for c in ranked:
         table.add_row(
