@@ -4,7 +4,7 @@ for fill, on the bundled sample; and a grid that makes no sweep says what to cha
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pytest
@@ -12,11 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from trading_runtime import sweep_kernel as k
 from trading_runtime.analytics.conventions import conventions
+from trading_runtime.broker import CrossSection
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.instruments import load_instruments
 from trading_runtime.runs import run
 from trading_runtime.settings import CostModel, RiskLimits, RuntimeSettings
+from trading_runtime.signals import SmaCross
 from trading_runtime.sweep import (
     Grid,
     Sweep,
@@ -26,7 +29,6 @@ from trading_runtime.sweep import (
     parse_range,
     run_sweep,
 )
-from trading_runtime.sweep_kernel import pairwise_sum
 
 START = date(2009, 1, 2)
 OFF = dict.fromkeys(("max_order_notional", "max_order_quantity", "max_position_notional",
@@ -129,4 +131,25 @@ def test_the_sweep_refuses_what_it_does_not_simulate():
 def test_the_exact_mean_sums_in_numpys_order(x):
     """Near ties are decided on sums made in numpy's order, as the engine's ``SmaCross``
     makes them (a row of a 2-D array summed along it)."""
-    assert pairwise_sum(x, 0, len(x)) == x[None, :].sum(axis=1)[0]
+    assert k.pairwise_sum(x, 0, len(x)) == x[None, :].sum(axis=1)[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 6),
+    st.integers(7, 30),
+    arrays(np.float64, (80, 3), elements=st.sampled_from([99.9, 100.0, 100.1, 0.3, np.nan])),
+)
+def test_signals_are_the_engines_even_on_ties_and_gaps(fast, slow, closes):
+    """Prices from a few values make equal means common (flat stretches, repeats): the sweep's
+    running sums, summed again exactly near a tie, give the engine's ``SmaCross`` signal on
+    every bar, and symbols without a bar hold still as the engine's ring does."""
+    comp, seen = k.compress(closes)
+    means = k.rolling_means(comp, seen, np.array([fast, slow]))
+    engine = SmaCross(3, fast, slow)
+    for t, close in enumerate(closes):
+        bar = CrossSection(t, datetime(2020, 1, 1), close, close, close, close, close)
+        engine.observe(bar, None)
+        expected, _ = engine.signals(bar)
+        ours = [k.long_signal(means, comp, seen, 0, 1, fast, slow, t, s) for s in range(3)]
+        assert ours == list(expected), t
