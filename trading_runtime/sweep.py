@@ -3,14 +3,16 @@ the universe in one compiled pass per cell (``sweep_kernel``), with costs, and t
 metrics - with the deflated Sharpe ratio of the best cell given how many cells were tried, since
 picking the best of a grid is a multiple test.
 
-A cell trades as ``qtis trade backtest`` would with the same options: market orders decided at
-a bar's close fill at the next open (after ``latency_bars``) with the cost model's half spread,
+A cell trades as ``qtis trade backtest`` would with the same options: market orders decided at a
+bar's close fill at the next open (after ``latency_bars``) with the cost model's half spread,
 fixed slippage and commission, up to its volume participation; sizing, lot rounding, the order
 caps, the pre-trade checks a market order meets and the drawdown states are the engine's. Its
-fills equal the engine's (tests/trading_runtime/test_sweep.py) except where an order is sent
-beside a partly filled one (the volume cap left a remainder): the sweep nets the two and counts
-such cells as ``approximate``. Not swept: stops, TWAP/VWAP, portfolio sizing, VaR/ES limits and
-the volatility and impact slippage models (the sweep says so rather than ignore them).
+fills equal the engine's (tests/trading_runtime/test_sweep.py), orders still working when the
+next one is sent included, up to ``sweep_kernel.SLOTS`` of them per symbol (more, with a long
+latency or a tight volume cap: the last two are netted and the cell counted ``approximate``).
+Model-threshold grids are not swept yet. Not swept: stops, TWAP/VWAP, portfolio sizing, VaR/ES
+limits and the volatility and impact slippage models (the sweep says so rather than ignore
+them).
 """
 
 from __future__ import annotations
