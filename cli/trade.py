@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli import trade_live, trade_streams
+from cli import trade_live, trade_streams, trade_sweep
 from cli.common import console, err, fail, option_group, ready_url, shared_options, write_json
 from cli.render.trading import print_comparison, print_metrics, print_walk_forward
 from cli.trade_streams import (
@@ -350,6 +350,7 @@ def paper(
 
 # after the run commands, in the order `qtis trade --help` lists them
 for command in (
+    trade_sweep.sweep,
     trade_live.live,
     trade_streams.runs,
     trade_streams.report,
