@@ -34,7 +34,7 @@ class CoMoments:
 
 
 @kernel
-def _resum(xbuf, ybuf, sums, tmp, i) -> None:
+def _resum(xbuf: np.ndarray, ybuf: np.ndarray, sums: np.ndarray, tmp: np.ndarray, i: int) -> None:
     """Row ``i``'s sums recomputed from its window (NaN as 0), bounding drift."""
     size = xbuf.shape[1]
     for j in range(size):
@@ -47,7 +47,21 @@ def _resum(xbuf, ybuf, sums, tmp, i) -> None:
 
 
 @kernel
-def _pair_kernel(mask, r, mkt, xbuf, ybuf, pos, stagger, sums, valid, tmp, market, out, cols):
+def _pair_kernel(
+    mask: np.ndarray,
+    r: np.ndarray,
+    mkt: float,
+    xbuf: np.ndarray,
+    ybuf: np.ndarray,
+    pos: np.ndarray,
+    stagger: np.ndarray,
+    sums: np.ndarray,
+    valid: np.ndarray,
+    tmp: np.ndarray,
+    market: bool,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
     """Push (r, mkt) for the masked symbols; write correlation and beta (``market``) or
     relative strength, NaN until the window is full."""
     size = xbuf.shape[1]
@@ -85,7 +99,7 @@ def _pair_kernel(mask, r, mkt, xbuf, ybuf, pos, stagger, sums, valid, tmp, marke
 
 
 @kernel
-def _group_mean(r, members, tmp) -> float:
+def _group_mean(r: np.ndarray, members: np.ndarray, tmp: np.ndarray) -> float:
     """Mean of ``r`` over ``members`` where present (NaN if none): numpy's ``r[ok].mean()``."""
     k = 0
     for j in members:
@@ -96,7 +110,14 @@ def _group_mean(r, members, tmp) -> float:
 
 
 @kernel
-def _sector_kernel(r, members, offsets, tmp, out, col) -> None:
+def _sector_kernel(
+    r: np.ndarray,
+    members: np.ndarray,
+    offsets: np.ndarray,
+    tmp: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
     """Each return less its sector's mean return (NaN without a sector)."""
     for s in range(offsets.shape[0] - 1):
         group = members[offsets[s] : offsets[s + 1]]

@@ -39,14 +39,24 @@ def _ema_state(n: int, window: int, skip: int = 0) -> np.ndarray:
 
 
 @kernel
-def _ema_kernel(mask, c, state, out, col) -> None:
+def _ema_kernel(
+    mask: np.ndarray, c: np.ndarray, state: np.ndarray, out: np.ndarray, col: int
+) -> None:
     for i in range(mask.shape[0]):
         if mask[i]:
             out[col, i] = _ema(state, i, c[i])
 
 
 @kernel
-def _macd_kernel(mask, c, fast, slow, signal, out, cols) -> None:
+def _macd_kernel(
+    mask: np.ndarray,
+    c: np.ndarray,
+    fast: np.ndarray,
+    slow: np.ndarray,
+    signal: np.ndarray,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
     for i in range(mask.shape[0]):
         if mask[i]:
             line = _ema(fast, i, c[i]) - _ema(slow, i, c[i])
@@ -55,7 +65,18 @@ def _macd_kernel(mask, c, fast, slow, signal, out, cols) -> None:
 
 
 @kernel
-def _rsi_kernel(mask, x, n, count, prev, gain, loss, value, out, col) -> None:
+def _rsi_kernel(
+    mask: np.ndarray,
+    x: np.ndarray,
+    n: int,
+    count: np.ndarray,
+    prev: np.ndarray,
+    gain: np.ndarray,
+    loss: np.ndarray,
+    value: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
     """TA-Lib RSI: Wilder's smoothing of gains and losses, seeded with their window mean."""
     for i in range(mask.shape[0]):
         if not mask[i]:
@@ -81,7 +102,19 @@ def _rsi_kernel(mask, x, n, count, prev, gain, loss, value, out, col) -> None:
 
 
 @kernel
-def _atr_kernel(mask, h, lo, c, n, count, prev, total, value, out, col) -> None:
+def _atr_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    n: int,
+    count: np.ndarray,
+    prev: np.ndarray,
+    total: np.ndarray,
+    value: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
     """TA-Lib ATR: Wilder's smoothing of the true range, seeded with its mean over ``window``."""
     for i in range(mask.shape[0]):
         if not mask[i]:
@@ -101,7 +134,18 @@ def _atr_kernel(mask, h, lo, c, n, count, prev, total, value, out, col) -> None:
 
 
 @kernel
-def _psar_kernel(mask, h, lo, acc, amax, count, long_, st, out, col) -> None:
+def _psar_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    acc: float,
+    amax: float,
+    count: np.ndarray,
+    long_: np.ndarray,
+    st: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
     """TA-Lib SAR; st columns: sar, ep, af, previous high, previous low, value (in force)."""
     for i in range(mask.shape[0]):
         if not mask[i]:
@@ -142,7 +186,18 @@ def _psar_kernel(mask, h, lo, acc, amax, count, long_, st, out, col) -> None:
 
 
 @kernel
-def _cumulative_kernel(mask, kind, h, lo, c, v, pc, total, out, col) -> None:
+def _cumulative_kernel(
+    mask: np.ndarray,
+    kind: int,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    pc: np.ndarray,
+    total: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
     """Running sums of OBV (kind 0), VPT (1) and A/D (2) terms."""
     for i in range(mask.shape[0]):
         if not mask[i]:

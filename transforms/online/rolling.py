@@ -150,7 +150,15 @@ def _row_min(buf: np.ndarray, i: int) -> float:
 
 
 @kernel
-def extremes_push(mask, x, buf, pos, nans, is_max, res) -> None:
+def extremes_push(
+    mask: np.ndarray,
+    x: np.ndarray,
+    buf: np.ndarray,
+    pos: np.ndarray,
+    nans: np.ndarray,
+    is_max: bool,
+    res: np.ndarray,
+) -> None:
     """Push ``x`` into the masked rows' windows; ``res`` gets each window's max (``is_max``) or
     min, NaN if any value is (np.max / np.min of the row): ``nans`` counts the window's NaN, so
     a scan sees none."""
@@ -211,7 +219,18 @@ class Moments:
 
 
 @kernel
-def moments_push(mask, x, buf, pos, stagger, ref, s1, s2, valid, tmp) -> None:
+def moments_push(
+    mask: np.ndarray,
+    x: np.ndarray,
+    buf: np.ndarray,
+    pos: np.ndarray,
+    stagger: np.ndarray,
+    ref: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    valid: np.ndarray,
+    tmp: np.ndarray,
+) -> None:
     """Add ``x`` to the masked rows' windows (dropping the values overwritten); a row whose
     ring wraps at its stagger is re-centred: its sums recomputed around its window's mean.
 
@@ -247,7 +266,9 @@ def moments_push(mask, x, buf, pos, stagger, ref, s1, s2, valid, tmp) -> None:
 
 
 @kernel
-def moments_stats(size, ref, s1, s2, valid, ddof) -> tuple[float, float]:
+def moments_stats(
+    size: int, ref: float, s1: float, s2: float, valid: int, ddof: int
+) -> tuple[float, float]:
     """A row's window mean and variance (``ddof``) from its scalars; NaN until it is full."""
     if valid != size:
         return np.nan, np.nan

@@ -29,14 +29,22 @@ from transforms.spec import Feature
 
 
 @kernel
-def _copy_kernel(mask, x, out, col) -> None:
+def _copy_kernel(mask: np.ndarray, x: np.ndarray, out: np.ndarray, col: int) -> None:
     for i in range(mask.shape[0]):
         if mask[i]:
             out[col, i] = x[i]
 
 
 @kernel
-def _moments_kernel(mask, x, moments, kind, k, out, cols):
+def _moments_kernel(
+    mask: np.ndarray,
+    x: np.ndarray,
+    moments: tuple,
+    kind: int,
+    k: float,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
     """sma (kind 0), bbands (1), volume_z (2) and hist_vol (3, ``k`` the annualization)."""
     moments_push(mask, x, *moments)
     buf, _, _, ref, s1, s2, valid, _ = moments
@@ -60,7 +68,19 @@ def _moments_kernel(mask, x, moments, kind, k, out, cols):
 
 
 @kernel
-def _extremes_kernel(mask, h, lo, c, highs, lows, willr, d, v, out, cols):
+def _extremes_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    highs: tuple,
+    lows: tuple,
+    willr: bool,
+    d: tuple,
+    v: np.ndarray,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
     """Stochastic %K/%D (``d`` the %D Moments, ``v`` scratch for %K) or Williams %R over the
     window's range."""
     extremes_push(mask, h, *highs)
@@ -86,7 +106,9 @@ def _extremes_kernel(mask, h, lo, c, highs, lows, willr, d, v, out, cols):
 
 
 @kernel
-def _roc_kernel(mask, c, buf, pos, out, col) -> None:
+def _roc_kernel(
+    mask: np.ndarray, c: np.ndarray, buf: np.ndarray, pos: np.ndarray, out: np.ndarray, col: int
+) -> None:
     for i in range(mask.shape[0]):
         if mask[i]:
             base = ring_push(buf, pos, i, c[i])  # the value ``window`` bars back
@@ -94,7 +116,16 @@ def _roc_kernel(mask, c, buf, pos, out, col) -> None:
 
 
 @kernel
-def _range_kernel(mask, h, lo, c, highs, lows, out, cols) -> None:
+def _range_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    highs: tuple,
+    lows: tuple,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
     extremes_push(mask, h, *highs)
     extremes_push(mask, lo, *lows)
     hh, ll = highs[-1], lows[-1]
@@ -105,7 +136,14 @@ def _range_kernel(mask, h, lo, c, highs, lows, out, cols) -> None:
 
 
 @kernel
-def _pivots_kernel(mask, ph, pl, pc, out, cols) -> None:
+def _pivots_kernel(
+    mask: np.ndarray,
+    ph: np.ndarray,
+    pl: np.ndarray,
+    pc: np.ndarray,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
     for i in range(mask.shape[0]):
         if mask[i]:
             p = (ph[i] + pl[i] + pc[i]) / 3
