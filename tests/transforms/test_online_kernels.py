@@ -7,6 +7,7 @@ value of every column must be equal (NaN where the other is NaN).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 import yaml
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tests.support.online_reference.engine import NumpyEngine
-from transforms.online import OnlineFeatureEngine
+from transforms.online import OnlineFeatureEngine, cross_asset, recursive, rolling, windowed
 from transforms.spec import SPEC_PATH, FeatureSpec, default_spec, parse_spec
 
 WINDOW_KEYS = ("window", "fast", "slow", "signal", "k_window", "d_window")
@@ -96,3 +97,16 @@ def test_kernels_equal_numpy_engine_on_the_default_spec(seed, gaps):
         rng.random(shape) < gaps,
     )
     feed(default_spec(), bars, ["tech", "tech", None, "energy"])
+
+
+def test_kernels_run_on_the_calling_thread_only():
+    """One core: no kernel is compiled with ``parallel`` (numba's thread pool)."""
+    modules = (rolling, recursive, windowed, cross_asset)
+    kernels = {
+        name: obj.targetoptions
+        for module in modules
+        for name, obj in vars(module).items()
+        if isinstance(obj, numba.core.dispatcher.Dispatcher)
+    }
+    assert len(kernels) >= 20
+    assert [name for name, options in kernels.items() if options.get("parallel")] == []
