@@ -7,6 +7,11 @@ value of every column must be equal (NaN where the other is NaN).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 import pandas as pd
@@ -110,3 +115,20 @@ def test_kernels_run_on_the_calling_thread_only():
     }
     assert len(kernels) >= 20
     assert [name for name, options in kernels.items() if options.get("parallel")] == []
+
+
+def test_without_a_writable_cache_the_kernels_compile_in_process():
+    """A read-only install (systemd's ProtectSystem, no home) leaves numba no cache directory:
+    importing the engine must not fail, its kernels are then compiled without a disk cache."""
+    code = (
+        "import numba.core.caching as c; c.CacheImpl._locator_classes = []; "  # no place to write
+        "import numpy as np; from transforms.online import rolling; "
+        "print(type(rolling.pairwise_sum._cache).__name__, "
+        "rolling.pairwise_sum(np.arange(300.0), 0, 300))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["NullCache", "44850.0"]

@@ -10,6 +10,7 @@ window are :func:`pairwise_sum`, numpy's own summation order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -18,9 +19,24 @@ Bar = dict[str, np.ndarray]  # open/high/low/close/volume, prev_* and ret for on
 # one per spec entry: step(mask, bar, out) writes every column of the entry into out
 Updater = Callable[[np.ndarray, Bar, np.ndarray], None]
 
+
+def _njit(**options: Any) -> Callable[[Callable], Callable]:
+    """``nb.njit`` whose machine code is cached on disk where numba can write (beside the
+    module, ~/.cache/numba or NUMBA_CACHE_DIR); where it cannot (a read-only install, as under
+    systemd's ProtectSystem) the kernels compile in each process instead, about 10 s."""
+
+    def decorate(fn: Callable) -> Callable:
+        try:
+            return nb.njit(cache=True, **options)(fn)
+        except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+            return nb.njit(**options)(fn)
+
+    return decorate
+
+
 # error_model="numpy": x / 0 is inf or NaN as in numpy, not ZeroDivisionError; no fastmath, so
 # LLVM neither reorders nor fuses the arithmetic
-kernel = nb.njit(cache=True, error_model="numpy", nogil=True)
+kernel = _njit(error_model="numpy", nogil=True)
 
 _FLOAT_MAX = np.finfo(np.float64).max
 
@@ -130,7 +146,7 @@ def ring_push(buf: np.ndarray, pos: np.ndarray, i: int, x: float) -> float:
 
 
 # max and min are exact in any order, so a scan may be vectorized (NaN excluded by the caller)
-_scan = nb.njit(cache=True, error_model="numpy", nogil=True, fastmath={"nnan", "reassoc", "nsz"})
+_scan = _njit(error_model="numpy", nogil=True, fastmath={"nnan", "reassoc", "nsz"})
 
 
 @_scan
