@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 from tests.support.online_reference.engine import NumpyEngine
 from transforms.online import OnlineFeatureEngine, cross_asset, recursive, rolling, windowed
+from transforms.online.rolling import pairwise_sum
 from transforms.spec import SPEC_PATH, FeatureSpec, default_spec, parse_spec
 
 WINDOW_KEYS = ("window", "fast", "slow", "signal", "k_window", "d_window")
@@ -102,6 +103,30 @@ def test_kernels_equal_numpy_engine_on_the_default_spec(seed, gaps):
         rng.random(shape) < gaps,
     )
     feed(default_spec(), bars, ["tech", "tech", None, "energy"])
+
+
+def test_market_mean_over_many_symbols():
+    """300 symbols: the equal-weight market return sums more than 128 values (pairwise halves)."""
+    rng = np.random.default_rng(7)
+    shape = (30, 300)
+    bars = make_bars(
+        rng.normal(0, 0.02, shape),
+        rng.uniform(0, 0.03, (*shape, 2)),
+        rng.integers(0, 10**6, shape).astype(float),
+        rng.random(shape) < 0.1,
+    )
+    feed(small_spec(None), bars, [None, "tech", "energy"] * 100)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=hnp.arrays(float, st.integers(0, 700), elements=st.floats(-1e12, 1e12)),
+    lo=st.integers(0, 20),
+)
+def test_pairwise_sum_is_numpys_sum(a, lo):
+    """The order of numpy's add.reduce, so window sums are the numpy engine's to the bit."""
+    lo = min(lo, len(a))
+    assert pairwise_sum(a, lo, len(a) - lo) == np.sum(a[lo:])
 
 
 def test_kernels_run_on_the_calling_thread_only():
