@@ -1,9 +1,11 @@
 """The streaming twin of features.bar_features: every feature of the spec, updated bar by bar.
 
 One ``update`` takes a cross-section (all symbols at one timestamp) and advances fixed-size state
-per symbol - recursion values, ring buffers, running sums - vectorized across symbols with numpy.
-Nothing is recomputed over history. Formulas and operation order follow docs/features.md and
-the SQL in transforms/dbt, so replaying the history reproduces the table (see the parity test).
+per symbol - recursion values, ring buffers, running sums - with one compiled kernel per spec entry
+looping over the symbols (transforms/online/rolling.py says how it stays on one core and equal to
+the numpy version). Nothing is recomputed over history. Formulas and operation order follow
+docs/features.md and the SQL in transforms/dbt, so replaying the history reproduces the table
+(see the parity test).
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ class OnlineFeatureEngine:
         self._prev = {k: np.full(n, np.nan) for k in ("close", "high", "low")}
         self._updaters: list[Updater] = []
         for f in self.spec.features:
+            cols = np.array([self._col[c] for c in f.outputs], dtype=np.int64)
             if f.stage == "recursive":
-                self._updaters.append(recursive_updater(f, n))
+                self._updaters.append(recursive_updater(f, n, cols))
             elif f.stage == "windowed":
-                self._updaters.append(windowed_updater(f, n, self.spec.bars_per_year))
+                self._updaters.append(windowed_updater(f, n, cols, self.spec.bars_per_year))
         self._cross = CrossAsset(
             self.spec.stage("cross_asset"),
             self.symbols,
@@ -58,7 +61,11 @@ class OnlineFeatureEngine:
         )
         tz = exchange_tz or {}
         zones = [tz.get(s, "UTC") for s in self.symbols]
-        self._zones = {z: np.array([x == z for x in zones]) for z in set(zones)}
+        cal = np.array([self._col[c] for c in CALENDAR_COLUMNS])
+        self._zones: dict[str, tuple] = {}  # where a zone's row goes in the (columns x symbols)
+        for zone in set(zones):
+            members = np.flatnonzero([x == zone for x in zones])
+            self._zones[zone] = (cal, slice(None)) if len(members) == n else np.ix_(cal, members)
         self._garch = GarchFilter(self.symbols, self.spec.bars_per_year, garch_fits)
 
     def update(
@@ -72,46 +79,44 @@ class OnlineFeatureEngine:
         mask: np.ndarray | None = None,
     ) -> np.ndarray:
         """Advance one cross-section; returns (symbols x columns), NaN where undefined."""
-        close = np.asarray(close, dtype=float)
-        mask = ~np.isnan(close) if mask is None else np.asarray(mask, dtype=bool)
+        close = np.ascontiguousarray(close, dtype=float)
+        mask = ~np.isnan(close) if mask is None else np.ascontiguousarray(mask, dtype=bool)
         prev_close = self._prev["close"]
         with np.errstate(divide="ignore", invalid="ignore"):
             ret = np.log(close / prev_close)
         bar: Bar = {
-            "open": np.asarray(open, dtype=float),
-            "high": np.asarray(high, dtype=float),
-            "low": np.asarray(low, dtype=float),
+            "open": np.ascontiguousarray(open, dtype=float),
+            "high": np.ascontiguousarray(high, dtype=float),
+            "low": np.ascontiguousarray(low, dtype=float),
             "close": close,
-            "volume": np.asarray(volume, dtype=float),
+            "volume": np.ascontiguousarray(volume, dtype=float),
             "prev_close": prev_close,
             "prev_high": self._prev["high"],
             "prev_low": self._prev["low"],
             "ret": ret,
         }
-        out = np.full((len(self.symbols), len(self.columns)), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for updater in self._updaters:
-                for column, values in updater(mask, bar).items():
-                    out[:, self._col[column]] = values
-            self._cross.step(mask, ret, out)
+        # column-major: each kernel writes its columns along the symbols; callers get the
+        # transpose, (symbols x columns) whose columns are contiguous
+        out = np.full((len(self.columns), len(self.symbols)), np.nan)
+        for updater in self._updaters:
+            updater(mask, bar, out)
+        self._cross.step(mask, ret, out)
         self._calendar(ts, out)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pct = np.log(close / prev_close) * 100  # as transforms.garch.percent_log_returns
-        out[:, self._col[self.spec.garch.name]] = self._garch.step(ts, mask, pct)
+        pct = ret * 100  # as transforms.garch.percent_log_returns
+        out[self._col[self.spec.garch.name]] = self._garch.step(ts, mask, pct)
         for key, values in (("close", close), ("high", bar["high"]), ("low", bar["low"])):
             self._prev[key] = np.where(mask, values, self._prev[key])
-        out[~mask] = np.nan
-        return out
+        out[:, ~mask] = np.nan
+        return out.T
 
     def _calendar(self, ts: dt.datetime | pd.Timestamp, out: np.ndarray) -> None:
         stamp = pd.Timestamp(ts)
         if stamp.tzinfo is None:
             stamp = stamp.tz_localize("UTC")
-        cols = [self._col[c] for c in CALENDAR_COLUMNS]
         before, after = self.spec.turn_of_month_before, self.spec.turn_of_month_after
-        for zone, members in self._zones.items():
+        for zone, where in self._zones.items():
             day = stamp.tz_convert(zone).date()
-            out[np.ix_(members, cols)] = calendar_row(day, before, after)
+            out[where] = np.array(calendar_row(day, before, after))[:, None]
 
     def replay(self, bars: pd.DataFrame) -> pd.DataFrame:
         """Feed bars (symbol, ts, open, high, low, close, volume) in time order; one row per bar."""

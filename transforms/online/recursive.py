@@ -1,221 +1,258 @@
 """The recursive feature kinds: each value is a function of the previous value and the new bar.
 
 Exactly the arithmetic of transforms/dbt/macros/aggregates.sql (TA-Lib conventions for EMA, MACD,
-RSI, ATR and SAR; running sums for OBV, VPT and A/D).
+RSI, ATR and SAR; running sums for OBV, VPT and A/D). Each kind is one kernel over the symbols of
+a cross-section that advances its state arrays and writes its columns (``cols``) of ``out``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from transforms.online.rolling import Bar, Updater
+from transforms.online.rolling import Updater, kernel, nmax, nmin
 from transforms.spec import Feature
 
 
-class Ema:
-    """TA-Lib EMA: SMA seed over ``window`` inputs after ``skip``; NaN inputs are not counted."""
+@kernel
+def _ema(state: np.ndarray, i: int, x: float) -> float:
+    """TA-Lib EMA of row ``i``; state columns: count, sum, value, window, skip, k.
 
-    def __init__(self, n: int, window: int, skip: int = 0) -> None:
-        self.window, self.skip, self.k = window, skip, 2.0 / (window + 1)
-        self.count = np.zeros(n)
-        self.sum = np.zeros(n)
-        self.value = np.full(n, np.nan)
-
-    def step(self, mask: np.ndarray, x: np.ndarray) -> np.ndarray:
-        m = mask & ~np.isnan(x)
-        count = self.count + m
-        seeding = m & (count > self.skip) & (count - self.skip <= self.window)
-        self.sum = np.where(seeding, self.sum + x, self.sum)
-        seeded = m & (count - self.skip == self.window)
-        running = m & (count - self.skip > self.window)
-        value = np.where(seeded, self.sum / self.window, self.value)
-        self.value = np.where(running, (x - self.value) * self.k + self.value, value)
-        self.count = count
-        return self.value
+    SMA seed over ``window`` inputs after ``skip``; NaN inputs are not counted."""
+    if not np.isnan(x):
+        window, skip = state[i, 3], state[i, 4]
+        count = state[i, 0] + 1
+        if count > skip and count - skip <= window:
+            state[i, 1] = state[i, 1] + x
+        if count - skip == window:
+            state[i, 2] = state[i, 1] / window
+        elif count - skip > window:
+            state[i, 2] = (x - state[i, 2]) * state[i, 5] + state[i, 2]
+        state[i, 0] = count
+    return state[i, 2]
 
 
-class Rsi:
+def _ema_state(n: int, window: int, skip: int = 0) -> np.ndarray:
+    state = np.zeros((n, 6))
+    state[:, 2] = np.nan
+    state[:, 3], state[:, 4], state[:, 5] = window, skip, 2.0 / (window + 1)
+    return state
+
+
+@kernel
+def _ema_kernel(
+    mask: np.ndarray, c: np.ndarray, state: np.ndarray, out: np.ndarray, col: int
+) -> None:
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            out[col, i] = _ema(state, i, c[i])
+
+
+@kernel
+def _macd_kernel(
+    mask: np.ndarray,
+    c: np.ndarray,
+    fast: np.ndarray,
+    slow: np.ndarray,
+    signal: np.ndarray,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            line = _ema(fast, i, c[i]) - _ema(slow, i, c[i])
+            sig = _ema(signal, i, line)
+            out[cols[0], i], out[cols[1], i], out[cols[2], i] = line, sig, line - sig
+
+
+@kernel
+def _rsi_kernel(
+    mask: np.ndarray,
+    x: np.ndarray,
+    n: int,
+    count: np.ndarray,
+    prev: np.ndarray,
+    gain: np.ndarray,
+    loss: np.ndarray,
+    value: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
     """TA-Lib RSI: Wilder's smoothing of gains and losses, seeded with their window mean."""
-
-    def __init__(self, n: int, window: int) -> None:
-        self.n = window
-        self.count = np.zeros(n)
-        self.prev = np.full(n, np.nan)
-        self.gain = np.zeros(n)
-        self.loss = np.zeros(n)
-        self.value = np.full(n, np.nan)
-
-    def step(self, mask: np.ndarray, x: np.ndarray) -> np.ndarray:
-        n = self.n
-        d = x - self.prev
-        count = self.count + mask
-        move = mask & (count > 1)
-        up = np.where(d < 0, 0.0, d)
-        down = np.where(d < 0, -d, 0.0)
-        early = move & (count <= n + 1)
-        late = move & (count > n + 1)
-        gain = np.where(late, self.gain * (n - 1), self.gain)
-        loss = np.where(late, self.loss * (n - 1), self.loss)
-        gain = np.where(move & (d >= 0), gain + up, gain)
-        loss = np.where(move & (d < 0), loss + down, loss)
-        divide = late | (early & (count == n + 1))
-        gain = np.where(divide, gain / n, gain)
-        loss = np.where(divide, loss / n, loss)
-        total = gain + loss
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rsi = np.where(np.abs(total) < 1e-14, 0.0, 100.0 * (gain / total))
-        self.value = np.where(divide, rsi, self.value)
-        self.gain, self.loss, self.count = gain, loss, count
-        self.prev = np.where(mask, x, self.prev)
-        return self.value
+    for i in range(mask.shape[0]):
+        if not mask[i]:
+            continue
+        d = x[i] - prev[i]
+        count[i] += 1
+        if count[i] > 1:
+            g, lo = gain[i], loss[i]
+            late = count[i] > n + 1
+            if late:
+                g, lo = g * (n - 1), lo * (n - 1)
+            if d >= 0:
+                g = g + (0.0 if d < 0 else d)
+            if d < 0:
+                lo = lo + -d
+            if late or count[i] == n + 1:
+                g, lo = g / n, lo / n
+                total = g + lo
+                value[i] = 0.0 if np.abs(total) < 1e-14 else 100.0 * (g / total)
+            gain[i], loss[i] = g, lo
+        prev[i] = x[i]
+        out[col, i] = value[i]
 
 
-class Atr:
+@kernel
+def _atr_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    n: int,
+    count: np.ndarray,
+    prev: np.ndarray,
+    total: np.ndarray,
+    value: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
     """TA-Lib ATR: Wilder's smoothing of the true range, seeded with its mean over ``window``."""
-
-    def __init__(self, n: int, window: int) -> None:
-        self.n = window
-        self.count = np.zeros(n)
-        self.prev = np.full(n, np.nan)
-        self.sum = np.zeros(n)
-        self.value = np.full(n, np.nan)
-
-    def step(self, mask: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
-        n = self.n
-        p = self.prev
-        tr = np.maximum(np.maximum(h - lo, np.abs(p - h)), np.abs(lo - p))
-        count = self.count + mask
-        move = mask & (count > 1)
-        seeding = move & (count <= n + 1)
-        self.sum = np.where(seeding, self.sum + tr, self.sum)
-        value = np.where(move & (count == n + 1), self.sum / n, self.value)
-        running = move & (count > n + 1)
-        self.value = np.where(running, ((self.value * (n - 1)) + tr) / n, value)
-        self.count = count
-        self.prev = np.where(mask, c, self.prev)
-        return self.value
+    for i in range(mask.shape[0]):
+        if not mask[i]:
+            continue
+        p = prev[i]
+        tr = nmax(nmax(h[i] - lo[i], np.abs(p - h[i])), np.abs(lo[i] - p))
+        count[i] += 1
+        if count[i] > 1:
+            if count[i] <= n + 1:
+                total[i] = total[i] + tr
+            if count[i] == n + 1:
+                value[i] = total[i] / n
+            elif count[i] > n + 1:
+                value[i] = ((value[i] * (n - 1)) + tr) / n
+        prev[i] = c[i]
+        out[col, i] = value[i]
 
 
-class Psar:
-    """TA-Lib SAR, branch by branch with np.where; the value is the SAR in force for the bar."""
-
-    def __init__(self, n: int, acceleration: float, maximum: float) -> None:
-        self.acc, self.max = min(acceleration, maximum), maximum
-        self.count = np.zeros(n)
-        self.long = np.zeros(n, dtype=bool)
-        self.sar, self.ep, self.af = (np.full(n, np.nan) for _ in range(3))
-        self.ph, self.pl = np.full(n, np.nan), np.full(n, np.nan)
-        self.value = np.full(n, np.nan)
-
-    def step(self, mask: np.ndarray, h: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        acc, amax = self.acc, self.max
-        first = mask & (self.count == 1)
-        # bar 1: direction from minus-DM, initial SAR and extreme point from bar 0
-        dm_minus = self.pl - lo
-        short = (dm_minus > 0) & ((h - self.ph) < dm_minus)
-        long_ = np.where(first, ~short, self.long)
-        sar = np.where(first, np.where(short, self.ph, self.pl), self.sar)
-        ep = np.where(first, np.where(short, lo, h), self.ep)
-        af = np.where(first, acc, self.af)
-        ph = np.where(first, h, self.ph)
-        pl = np.where(first, lo, self.pl)
-
-        # long branch
-        flip_l = lo <= sar
-        s_fl = np.maximum(np.maximum(ep, ph), h)
-        out_fl = s_fl
-        n_fl = s_fl + acc * (lo - s_fl)
-        n_fl = np.maximum(np.maximum(n_fl, ph), h)
-        new_ep_l = h > ep
-        ep_l = np.where(new_ep_l, h, ep)
-        af_l = np.where(new_ep_l, np.minimum(af + acc, amax), af)
-        n_l = sar + af_l * (ep_l - sar)
-        n_l = np.minimum(np.minimum(n_l, pl), lo)
-        # short branch
-        flip_s = h >= sar
-        s_fs = np.minimum(np.minimum(ep, pl), lo)
-        out_fs = s_fs
-        n_fs = s_fs + acc * (h - s_fs)
-        n_fs = np.minimum(np.minimum(n_fs, pl), lo)
-        new_ep_s = lo < ep
-        ep_s = np.where(new_ep_s, lo, ep)
-        af_s = np.where(new_ep_s, np.minimum(af + acc, amax), af)
-        n_s = sar + af_s * (ep_s - sar)
-        n_s = np.maximum(np.maximum(n_s, ph), h)
-
-        out = np.where(long_, np.where(flip_l, out_fl, sar), np.where(flip_s, out_fs, sar))
-        new_sar = np.where(long_, np.where(flip_l, n_fl, n_l), np.where(flip_s, n_fs, n_s))
-        new_ep = np.where(long_, np.where(flip_l, lo, ep_l), np.where(flip_s, h, ep_s))
-        new_af = np.where(long_, np.where(flip_l, acc, af_l), np.where(flip_s, acc, af_s))
-        new_long = np.where(long_, ~flip_l, flip_s)
-
-        active = mask & (self.count >= 1)
-        self.value = np.where(active, out, self.value)
-        self.sar = np.where(active, new_sar, self.sar)
-        self.ep = np.where(active, new_ep, self.ep)
-        self.af = np.where(active, new_af, self.af)
-        self.long = np.where(active, new_long, self.long)
-        self.ph = np.where(mask, h, self.ph)
-        self.pl = np.where(mask, lo, self.pl)
-        self.count = self.count + mask
-        return self.value
+@kernel
+def _psar_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    acc: float,
+    amax: float,
+    count: np.ndarray,
+    long_: np.ndarray,
+    st: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
+    """TA-Lib SAR; st columns: sar, ep, af, previous high, previous low, value (in force)."""
+    for i in range(mask.shape[0]):
+        if not mask[i]:
+            continue
+        hi, low = h[i], lo[i]
+        sar, ep, af, ph, pl = st[i, 0], st[i, 1], st[i, 2], st[i, 3], st[i, 4]
+        is_long = long_[i]
+        if count[i] == 1:  # bar 1: direction from minus-DM, SAR and extreme point from bar 0
+            dm_minus = pl - low
+            short = (dm_minus > 0) and ((hi - ph) < dm_minus)
+            is_long = not short
+            sar, ep = (ph, low) if short else (pl, hi)
+            af, ph, pl = acc, hi, low
+        if count[i] >= 1:
+            if is_long and low <= sar:  # long, flips
+                value = nmax(nmax(ep, ph), hi)
+                sar = nmax(nmax(value + acc * (low - value), ph), hi)
+                ep, af, is_long = low, acc, False
+            elif is_long:
+                if hi > ep:
+                    ep, af = hi, nmin(af + acc, amax)
+                value = sar
+                sar = nmin(nmin(sar + af * (ep - sar), pl), low)
+            elif hi >= sar:  # short, flips
+                value = nmin(nmin(ep, pl), low)
+                sar = nmin(nmin(value + acc * (hi - value), pl), low)
+                ep, af, is_long = hi, acc, True
+            else:
+                if low < ep:
+                    ep, af = low, nmin(af + acc, amax)
+                value = sar
+                sar = nmax(nmax(sar + af * (ep - sar), ph), hi)
+            st[i, 0], st[i, 1], st[i, 2], st[i, 5] = sar, ep, af, value
+            long_[i] = is_long
+        st[i, 3], st[i, 4] = hi, low
+        count[i] += 1
+        out[col, i] = st[i, 5]
 
 
-def _cumulative(n: int, term: Callable[[Bar, np.ndarray], np.ndarray]) -> Updater:
-    total = np.full(n, np.nan)
+@kernel
+def _cumulative_kernel(
+    mask: np.ndarray,
+    kind: int,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    pc: np.ndarray,
+    total: np.ndarray,
+    out: np.ndarray,
+    col: int,
+) -> None:
+    """Running sums of OBV (kind 0), VPT (1) and A/D (2) terms."""
+    for i in range(mask.shape[0]):
+        if not mask[i]:
+            continue
+        first = np.isnan(pc[i])
+        if kind == 0:
+            t = v[i] if first else np.sign(c[i] - pc[i]) * v[i]
+        elif kind == 1:
+            t = 0.0 if first else v[i] * (c[i] - pc[i]) / pc[i]
+        else:
+            t = ((c[i] - lo[i]) - (h[i] - c[i])) / (h[i] - lo[i]) * v[i] if h[i] > lo[i] else 0.0
+        total[i] = t if np.isnan(total[i]) else total[i] + t
+        out[col, i] = total[i]
 
-    def step(mask: np.ndarray, bar: Bar) -> dict[str, np.ndarray]:
-        first = np.isnan(bar["prev_close"])
-        t = term(bar, first)
-        total[mask] = np.where(np.isnan(total[mask]), t[mask], total[mask] + t[mask])
-        return {"value": total}
 
-    return step
+_CUMULATIVE = {"obv": 0, "vpt": 1, "ad": 2}
 
 
-def recursive_updater(f: Feature, n: int) -> Updater:
-    o = f.outputs
+def _wilder(n: int) -> tuple[np.ndarray, ...]:
+    """count, previous input, running total (gain or sum), loss, value: RSI's and ATR's state."""
+    return (np.zeros(n, dtype=np.int64), *(np.full(n, x) for x in (np.nan, 0.0, 0.0, np.nan)))
+
+
+def recursive_updater(f: Feature, n: int, cols: np.ndarray) -> Updater:
+    """The updater of one recursive spec entry over ``n`` symbols, writing columns ``cols``."""
     if f.kind == "ema":
-        ema = Ema(n, f["window"])
-        return lambda m, b: {o[0]: ema.step(m, b["close"])}
+        ema = _ema_state(n, f["window"])
+        return lambda m, b, out: _ema_kernel(m, b["close"], ema, out, cols[0])
     if f.kind == "macd":
-        fast = Ema(n, f["fast"], f["slow"] - f["fast"])
-        slow = Ema(n, f["slow"])
-        signal = Ema(n, f["signal"])
-
-        def macd(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-            line = fast.step(m, b["close"]) - slow.step(m, b["close"])
-            sig = signal.step(m, line).copy()
-            return {o[0]: line, o[1]: sig, o[2]: line - sig}
-
-        return macd
+        fast = _ema_state(n, f["fast"], f["slow"] - f["fast"])
+        slow, signal = _ema_state(n, f["slow"]), _ema_state(n, f["signal"])
+        return lambda m, b, out: _macd_kernel(m, b["close"], fast, slow, signal, out, cols)
     if f.kind == "rsi":
-        rsi = Rsi(n, f["window"])
-        return lambda m, b: {o[0]: rsi.step(m, b["close"])}
+        count, prev, gain, loss, value = _wilder(n)
+        w = f["window"]
+        return lambda m, b, out: _rsi_kernel(
+            m, b["close"], w, count, prev, gain, loss, value, out, cols[0]
+        )
     if f.kind == "atr":
-        atr = Atr(n, f["window"])
-        return lambda m, b: {o[0]: atr.step(m, b["high"], b["low"], b["close"])}
+        count, prev, total, _, value = _wilder(n)
+        w = f["window"]
+        return lambda m, b, out: _atr_kernel(
+            m, b["high"], b["low"], b["close"], w, count, prev, total, value, out, cols[0]
+        )
     if f.kind == "psar":
-        psar = Psar(n, f["acceleration"], f["maximum"])
-        return lambda m, b: {o[0]: psar.step(m, b["high"], b["low"])}
-    terms: dict[str, Callable[[Bar, np.ndarray], np.ndarray]] = {
-        "obv": lambda b, first: np.where(
-            first, b["volume"], np.sign(b["close"] - b["prev_close"]) * b["volume"]
-        ),
-        "vpt": lambda b, first: np.where(
-            first, 0.0, b["volume"] * (b["close"] - b["prev_close"]) / b["prev_close"]
-        ),
-        "ad": lambda b, first: np.where(
-            b["high"] > b["low"],
-            ((b["close"] - b["low"]) - (b["high"] - b["close"]))
-            / np.where(b["high"] > b["low"], b["high"] - b["low"], 1.0)
-            * b["volume"],
-            0.0,
-        ),
-    }
-    if f.kind in terms:
-        step = _cumulative(n, terms[f.kind])
-        return lambda m, b: {o[0]: step(m, b)["value"]}
+        acc, amax = min(f["acceleration"], f["maximum"]), float(f["maximum"])
+        count, long_ = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
+        st = np.full((n, 6), np.nan)
+        return lambda m, b, out: _psar_kernel(
+            m, b["high"], b["low"], acc, amax, count, long_, st, out, cols[0]
+        )
+    if f.kind in _CUMULATIVE:
+        kind, total = _CUMULATIVE[f.kind], np.full(n, np.nan)
+        fields = ("high", "low", "close", "volume", "prev_close")
+        return lambda m, b, out: _cumulative_kernel(
+            m, kind, *(b[k] for k in fields), total, out, cols[0]
+        )
     raise ValueError(f"online engine: no updater for recursive kind {f.kind!r} ({f.name})")

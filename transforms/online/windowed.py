@@ -1,7 +1,8 @@
 """The windowed feature kinds: each value is a function of the last ``window`` bars.
 
 Rolling sums (:class:`Moments`) give means and variances in O(1) per bar; extremes are taken over
-ring buffers. Formulas follow the SQL in transforms/dbt/macros/features.sql.
+ring buffers. Formulas follow the SQL in transforms/dbt/macros/features.sql. Each kind is one
+kernel over the symbols of a cross-section, writing its columns (``cols``) of ``out``.
 """
 
 from __future__ import annotations
@@ -11,155 +12,213 @@ from collections.abc import Callable
 
 import numpy as np
 
-from transforms.online.rolling import Bar, Moments, Ring, Updater, safe_div
+from transforms.online.rolling import (
+    Bar,
+    Extreme,
+    Moments,
+    Ring,
+    Updater,
+    extremes_push,
+    kernel,
+    moments_push,
+    moments_stats,
+    ring_push,
+    safe_div,
+)
 from transforms.spec import Feature
 
 
-def _log_return(f: Feature, n: int) -> Updater:
-    o = f.outputs
-    return lambda m, b: {o[0]: b["ret"]}
+@kernel
+def _copy_kernel(mask: np.ndarray, x: np.ndarray, out: np.ndarray, col: int) -> None:
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            out[col, i] = x[i]
 
 
-def _sma(f: Feature, n: int) -> Updater:
-    o = f.outputs
-    mom = Moments(n, f["window"])
+@kernel
+def _moments_kernel(
+    mask: np.ndarray,
+    x: np.ndarray,
+    moments: tuple,
+    kind: int,
+    k: float,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
+    """sma (kind 0), bbands (1), volume_z (2) and hist_vol (3, ``k`` the annualization)."""
+    moments_push(mask, x, *moments)
+    buf, _, _, ref, s1, s2, valid, _ = moments
+    size, ddof = buf.shape[1], 0 if kind == 1 else 1
+    for i in range(mask.shape[0]):
+        if not mask[i]:
+            continue
+        mean, var = moments_stats(size, ref[i], s1[i], s2[i], valid[i], ddof)
+        if kind == 0:
+            out[cols[0], i] = mean
+        elif kind == 1:
+            sd = np.sqrt(var)
+            upper, lower = mean + k * sd, mean - k * sd
+            out[cols[0], i], out[cols[1], i], out[cols[2], i] = upper, mean, lower
+            out[cols[3], i] = safe_div(x[i] - lower, upper - lower)
+            out[cols[4], i] = safe_div(upper - lower, mean)
+        elif kind == 2:
+            out[cols[0], i] = safe_div(x[i] - mean, np.sqrt(var))
+        else:
+            out[cols[0], i] = np.sqrt(var) * k
 
-    def sma(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        mom.push(m, b["close"])
-        return {o[0]: mom.mean()}
 
-    return sma
+@kernel
+def _extremes_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    highs: tuple,
+    lows: tuple,
+    willr: bool,
+    d: tuple,
+    v: np.ndarray,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
+    """Stochastic %K/%D (``d`` the %D Moments, ``v`` scratch for %K) or Williams %R over the
+    window's range."""
+    extremes_push(mask, h, *highs)
+    extremes_push(mask, lo, *lows)
+    hh, ll = highs[-1], lows[-1]
+    for i in range(mask.shape[0]):
+        if not mask[i]:
+            continue
+        rng = hh[i] - ll[i]
+        if willr:
+            w = -100 * (hh[i] - c[i]) / rng if rng > 0 else (0.0 if rng == 0 else np.nan)
+            out[cols[0], i] = w
+        else:
+            v[i] = 100 * (c[i] - ll[i]) / rng if rng > 0 else (0.0 if rng == 0 else np.nan)
+            out[cols[0], i] = v[i]
+    if willr:
+        return
+    moments_push(mask, v, *d)
+    buf, _, _, ref, s1, s2, valid, _ = d
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            out[cols[1], i] = moments_stats(buf.shape[1], ref[i], s1[i], s2[i], valid[i], 1)[0]
 
 
-def _bbands(f: Feature, n: int) -> Updater:
-    o = f.outputs
-    mom, k = Moments(n, f["window"]), f["k"]
-
-    def bbands(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        mom.push(m, b["close"])
-        mid, sd = mom.mean(), np.sqrt(mom.var(0))
-        upper, lower = mid + k * sd, mid - k * sd
-        pctb = safe_div(b["close"] - lower, upper - lower)
-        return {
-            o[0]: upper,
-            o[1]: mid,
-            o[2]: lower,
-            o[3]: pctb,
-            o[4]: safe_div(upper - lower, mid),
-        }
-
-    return bbands
+@kernel
+def _roc_kernel(
+    mask: np.ndarray, c: np.ndarray, buf: np.ndarray, pos: np.ndarray, out: np.ndarray, col: int
+) -> None:
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            base = ring_push(buf, pos, i, c[i])  # the value ``window`` bars back
+            out[col, i] = 0.0 if base == 0 else (c[i] / base - 1) * 100
 
 
-def _extremes(f: Feature, n: int) -> Updater:
+@kernel
+def _range_kernel(
+    mask: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    highs: tuple,
+    lows: tuple,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
+    extremes_push(mask, h, *highs)
+    extremes_push(mask, lo, *lows)
+    hh, ll = highs[-1], lows[-1]
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            out[cols[0], i], out[cols[1], i] = hh[i], ll[i]
+            out[cols[2], i], out[cols[3], i] = c[i] / hh[i] - 1, c[i] / ll[i] - 1
+
+
+@kernel
+def _pivots_kernel(
+    mask: np.ndarray,
+    ph: np.ndarray,
+    pl: np.ndarray,
+    pc: np.ndarray,
+    out: np.ndarray,
+    cols: np.ndarray,
+) -> None:
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            p = (ph[i] + pl[i] + pc[i]) / 3
+            out[cols[0], i], out[cols[1], i], out[cols[2], i] = p, 2 * p - pl[i], 2 * p - ph[i]
+            out[cols[3], i], out[cols[4], i] = p + (ph[i] - pl[i]), p - (ph[i] - pl[i])
+
+
+def _moments(kind: int, field: str, scale: float = 0.0) -> Callable[..., Updater]:
+    def build(f: Feature, n: int, cols: np.ndarray) -> Updater:
+        state = Moments(n, f["window"]).state()
+        k = float(f["k"]) if kind == 1 else scale
+
+        def step(m: np.ndarray, b: Bar, out: np.ndarray) -> None:
+            _moments_kernel(m, b[field], state, kind, k, out, cols)
+
+        return step
+
+    return build
+
+
+def _log_return(f: Feature, n: int, cols: np.ndarray) -> Updater:
+    return lambda m, b, out: _copy_kernel(m, b["ret"], out, cols[0])
+
+
+def _extremes(f: Feature, n: int, cols: np.ndarray) -> Updater:
     """Stochastic %K/%D and Williams %R: the close within the window's high-low range."""
-    o = f.outputs
-    kind = f.kind
-    w = f["k_window"] if kind == "stoch" else f["window"]
-    highs, lows = Ring(n, w), Ring(n, w)
-    d = Moments(n, f["d_window"]) if kind == "stoch" else None
+    willr = f.kind == "willr"
+    w = f["window"] if willr else f["k_window"]
+    highs, lows = Extreme(n, w, True).state(), Extreme(n, w, False).state()
+    d, v = Moments(n, 1 if willr else f["d_window"]).state(), np.full(n, np.nan)
 
-    def extremes(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        highs.push(m, b["high"])
-        lows.push(m, b["low"])
-        hh, ll = highs.buf.max(axis=1), lows.buf.min(axis=1)
-        rng = hh - ll
-        c = b["close"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if kind == "willr":
-                v = np.where(rng > 0, -100 * (hh - c) / rng, np.where(rng == 0, 0.0, np.nan))
-                return {o[0]: v}
-            v = np.where(rng > 0, 100 * (c - ll) / rng, np.where(rng == 0, 0.0, np.nan))
-        d.push(m, v)
-        return {o[0]: v, o[1]: d.mean()}
+    def step(m: np.ndarray, b: Bar, out: np.ndarray) -> None:
+        _extremes_kernel(m, b["high"], b["low"], b["close"], highs, lows, willr, d, v, out, cols)
 
-    return extremes
+    return step
 
 
-def _roc(f: Feature, n: int) -> Updater:
-    o = f.outputs
+def _roc(f: Feature, n: int, cols: np.ndarray) -> Updater:
     closes = Ring(n, f["window"])
-
-    def roc(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        base = closes.oldest()
-        closes.push(m, b["close"])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.where(base == 0, 0.0, (b["close"] / base - 1) * 100)
-        return {o[0]: v}
-
-    return roc
+    return lambda m, b, out: _roc_kernel(m, b["close"], closes.buf, closes.pos, out, cols[0])
 
 
-def _volume_z(f: Feature, n: int) -> Updater:
-    o = f.outputs
-    mom = Moments(n, f["window"])
+def _range(f: Feature, n: int, cols: np.ndarray) -> Updater:
+    w = f["window"]
+    highs, lows = Extreme(n, w, True).state(), Extreme(n, w, False).state()
 
-    def volume_z(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        mom.push(m, b["volume"])
-        return {o[0]: safe_div(b["volume"] - mom.mean(), np.sqrt(mom.var(1)))}
+    def step(m: np.ndarray, b: Bar, out: np.ndarray) -> None:
+        _range_kernel(m, b["high"], b["low"], b["close"], highs, lows, out, cols)
 
-    return volume_z
-
-
-def _hist_vol(f: Feature, n: int, bars_per_year: float) -> Updater:
-    o = f.outputs
-    mom = Moments(n, f["window"])
-    scale = math.sqrt(bars_per_year)
-
-    def hist_vol(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        mom.push(m, b["ret"])
-        return {o[0]: np.sqrt(mom.var(1)) * scale}
-
-    return hist_vol
+    return step
 
 
-def _range(f: Feature, n: int) -> Updater:
-    o = f.outputs
-    highs, lows = Ring(n, f["window"]), Ring(n, f["window"])
-
-    def range_(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        highs.push(m, b["high"])
-        lows.push(m, b["low"])
-        hh, ll = highs.buf.max(axis=1), lows.buf.min(axis=1)
-        return {o[0]: hh, o[1]: ll, o[2]: b["close"] / hh - 1, o[3]: b["close"] / ll - 1}
-
-    return range_
+def _pivots(f: Feature, n: int, cols: np.ndarray) -> Updater:
+    return lambda m, b, out: _pivots_kernel(
+        m, b["prev_high"], b["prev_low"], b["prev_close"], out, cols
+    )
 
 
-def _pivots(f: Feature, n: int) -> Updater:
-    o = f.outputs
-
-    def pivots(m: np.ndarray, b: Bar) -> dict[str, np.ndarray]:
-        ph, pl, pc = b["prev_high"], b["prev_low"], b["prev_close"]
-        p = (ph + pl + pc) / 3
-        return {
-            o[0]: p,
-            o[1]: 2 * p - pl,
-            o[2]: 2 * p - ph,
-            o[3]: p + (ph - pl),
-            o[4]: p - (ph - pl),
-        }
-
-    return pivots
-
-
-_BUILDERS: dict[str, Callable[[Feature, int], Updater]] = {
+_BUILDERS: dict[str, Callable[[Feature, int, np.ndarray], Updater]] = {
     "log_return": _log_return,
-    "sma": _sma,
-    "bbands": _bbands,
+    "sma": _moments(0, "close"),
+    "bbands": _moments(1, "close"),
     "stoch": _extremes,
     "willr": _extremes,
     "roc": _roc,
-    "volume_z": _volume_z,
+    "volume_z": _moments(2, "volume"),
     "range": _range,
     "pivots": _pivots,
 }
 
 
-def windowed_updater(f: Feature, n: int, bars_per_year: float) -> Updater:
-    """The updater of one windowed spec entry over ``n`` symbols."""
+def windowed_updater(f: Feature, n: int, cols: np.ndarray, bars_per_year: float) -> Updater:
+    """The updater of one windowed spec entry over ``n`` symbols, writing columns ``cols``."""
     if f.kind == "hist_vol":
-        return _hist_vol(f, n, bars_per_year)
+        return _moments(3, "ret", math.sqrt(bars_per_year))(f, n, cols)
     if f.kind not in _BUILDERS:
         raise ValueError(f"online engine: no updater for windowed kind {f.kind!r} ({f.name})")
-    return _BUILDERS[f.kind](f, n)
+    return _BUILDERS[f.kind](f, n, cols)
