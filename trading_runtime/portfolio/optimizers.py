@@ -7,6 +7,13 @@ how far one rebalance moves from the weights held: the new weights are the held 
 towards the optimum by at most ``turnover`` of gross weight. Both ends satisfy the (convex)
 constraints, so the blend does too. Hierarchical risk parity takes no linear constraints, so
 there a sector over its cap is scaled down to it and the rest stays in cash.
+
+The variance methods solve skfolio's problems in faster forms with the same optimum
+(``solvers.py``: the variance as a quadratic objective, risk parity by Newton's method where no
+cap binds); ``reference=True`` solves them as skfolio states them, the baseline the fast forms
+are benchmarked against. ``solver_params`` (clarabel's settings) defaults to skfolio's for the
+reference and to ``solvers.TIGHT`` otherwise: skfolio's stopping tolerances leave a
+min-variance solve up to ~1e-3 of gross weight from its optimum.
 """
 
 from __future__ import annotations
@@ -64,9 +71,17 @@ class PortfolioOptimizer:
     """``fit(returns, ...)`` then ``weights_``: one rebalance's target weights (estimator style:
     configuration in the constructor, results as fitted attributes)."""
 
-    def __init__(self, config: PortfolioConfig, sectors: dict[str, str | None] | None = None):
+    def __init__(
+        self,
+        config: PortfolioConfig,
+        sectors: dict[str, str | None] | None = None,
+        reference: bool = False,
+        solver_params: dict | None = None,
+    ):
         self.config = config
         self.sectors = sectors or {}
+        self.reference = reference
+        self.solver_params = solver_params
 
     def fit(
         self,
@@ -105,11 +120,32 @@ class PortfolioOptimizer:
         if c.method == "equal":
             k = len(direction)
             return direction * min(c.budget / k, c.max_weight)
-        estimator = self._estimator(returns, direction, views, confidence)
-        estimator.fit(returns)
-        weights = np.asarray(estimator.weights_, dtype=float)
+        weights = None
+        if c.method == "risk-parity" and not self.reference:
+            weights = self._risk_parity(returns)
+        if weights is None:
+            estimator = self._estimator(returns, direction, views, confidence)
+            estimator.fit(returns)
+            weights = np.asarray(estimator.weights_, dtype=float)
         if c.method in LONG_ONLY_METHODS:  # fully invested by construction: scale to budget
             weights *= c.budget
+        return weights
+
+    def _risk_parity(self, returns: pd.DataFrame) -> np.ndarray | None:
+        """Newton's equal-risk-contribution weights when no weight or sector cap binds (then
+        they are RiskBudgeting's optimum), else None: the caps need the constrained solve."""
+        from skfolio.prior import EmpiricalPrior  # deferred: skfolio, see _estimator
+
+        from trading_runtime.portfolio.solvers import risk_parity  # deferred: imports skfolio
+
+        prior = EmpiricalPrior(covariance_estimator=self._covariance()).fit(returns)
+        weights = risk_parity(prior.return_distribution_.covariance)
+        if weights is None or weights.max() > self.config.max_weight:
+            return None
+        sectors = np.array([self.sectors.get(a) or "unknown" for a in returns.columns])
+        for sector, cap in self.config.sector_caps.items():
+            if weights[sectors == sector].sum() > cap:
+                return None
         return weights
 
     def _estimator(self, returns, direction, views, confidence):
@@ -124,22 +160,32 @@ class PortfolioOptimizer:
         )
         from skfolio.prior import EmpiricalPrior  # deferred: as above
 
+        from trading_runtime.portfolio.solvers import (  # deferred: imports skfolio, as above
+            QuadraticMeanRisk,
+        )
+
         c = self.config
         low = np.where(direction < 0, -c.max_weight, 0.0)
         high = np.where(direction > 0, c.max_weight, 0.0)
         bounds = {"min_weights": low, "max_weights": high}
         linear = self._sector_constraints(list(returns.columns))
         prior = EmpiricalPrior(covariance_estimator=self._covariance())
+        settings = {} if self._solver_params() is None else {"solver_params": self._solver_params()}
         if c.method == "hrp":
             return HierarchicalRiskParity(prior_estimator=prior, **bounds)
         budget = {"budget": c.budget} | ({"max_short": c.budget} if c.long_short else {})
         if c.method == "risk-parity":
             return RiskBudgeting(
-                risk_measure=RiskMeasure.VARIANCE, prior_estimator=prior, **bounds, **linear
+                risk_measure=RiskMeasure.VARIANCE,
+                prior_estimator=prior,
+                **bounds,
+                **linear,
+                **settings,
             )
-        common = {**bounds, **budget, **linear}
+        common = {**bounds, **budget, **linear, **settings}
+        variance = MeanRisk if self.reference else QuadraticMeanRisk
         if c.method == "min-variance":
-            return MeanRisk(
+            return variance(
                 ObjectiveFunction.MINIMIZE_RISK,
                 risk_measure=RiskMeasure.VARIANCE,
                 prior_estimator=prior,
@@ -154,13 +200,21 @@ class PortfolioOptimizer:
                 prior_estimator=prior,
                 **common,
             )
-        return MeanRisk(
+        return variance(
             ObjectiveFunction.MAXIMIZE_UTILITY,
             risk_measure=RiskMeasure.VARIANCE,
             risk_aversion=c.risk_aversion,
             prior_estimator=self._black_litterman(list(returns.columns), views, confidence),
             **common,
         )
+
+    def _solver_params(self) -> dict | None:
+        """clarabel's settings for skfolio's convex solves; None: skfolio's own."""
+        from trading_runtime.portfolio.solvers import TIGHT  # deferred: imports skfolio
+
+        if self.solver_params is not None or self.reference:
+            return self.solver_params
+        return TIGHT
 
     def _covariance(self):
         # deferred: skfolio, see _estimator
