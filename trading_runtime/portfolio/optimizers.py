@@ -8,12 +8,13 @@ towards the optimum by at most ``turnover`` of gross weight. Both ends satisfy t
 constraints, so the blend does too. Hierarchical risk parity takes no linear constraints, so
 there a sector over its cap is scaled down to it and the rest stays in cash.
 
-The variance methods solve skfolio's problems in faster forms with the same optimum
+The convex methods solve skfolio's problems in faster forms with the same optimum
 (``solvers.py``: the variance as a quadratic objective, risk parity by Newton's method where no
-cap binds); ``reference=True`` solves them as skfolio states them, the baseline the fast forms
-are benchmarked against. ``solver_params`` (clarabel's settings) defaults to skfolio's for the
-reference and to ``solvers.TIGHT`` otherwise: skfolio's stopping tolerances leave a
-min-variance solve up to ~1e-3 of gross weight from its optimum.
+cap binds, mean-CVaR's linear program by HiGHS' simplex); ``reference=True`` solves them as
+skfolio states them, the baseline the fast forms are benchmarked against. ``solver_params``
+(clarabel's settings) defaults to skfolio's for the reference and to ``solvers.TIGHT``
+otherwise: skfolio's stopping tolerances leave a min-variance solve up to ~1e-3 of gross
+weight from its optimum.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class PortfolioOptimizer:
         from skfolio.prior import EmpiricalPrior  # deferred: as above
 
         from trading_runtime.portfolio.solvers import (  # deferred: imports skfolio, as above
+            LINEAR_PROGRAM,
             QuadraticMeanRisk,
         )
 
@@ -198,7 +200,7 @@ class PortfolioOptimizer:
                 risk_aversion=c.risk_aversion,
                 cvar_beta=c.cvar_beta,
                 prior_estimator=prior,
-                **common,
+                **common | ({} if self.reference else LINEAR_PROGRAM),
             )
         return variance(
             ObjectiveFunction.MAXIMIZE_UTILITY,

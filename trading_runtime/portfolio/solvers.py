@@ -11,6 +11,10 @@ interior point, not cvxpy's canonicalization (~5%) or the covariance (~5%):
 - Risk budgeting with equal budgets (risk parity) takes a log-barrier over exponential cones;
   where no weight or sector cap binds, its optimum is the equal-risk-contribution portfolio,
   found by Newton's method on its smooth convex form (Spinu 2013) in a few 500 x 500 solves.
+- Mean-CVaR is a linear program: clarabel spent ~21 interior-point iterations of ~40 ms on
+  its dense 252-scenario x 500-asset block, HiGHS' simplex (scipy's, through cvxpy) solves it
+  in a fifth of the time to a vertex, the exact optimum. On returns where clarabel stops short
+  (skfolio then warns "Solution may be inaccurate") HiGHS' objective is the better one.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ TIGHT = {
     "tol_ktratio": 1e-10,
     "max_iter": 500,
 }
+LINEAR_PROGRAM = {"solver": "SCIPY", "solver_params": {"scipy_options": {"method": "highs"}}}
 RISK_PARITY_TOL = 1e-10  # largest relative error of a risk contribution at the optimum
 NEWTON_STEPS = 100
 # above this Newton decrement a step is damped (backtracking); below it, in the region where
