@@ -91,7 +91,7 @@ def test_quadratic_variance_gives_the_cone_solves_weights(method, variant, seed)
     assert np.abs(fast - reference).sum() < L1
 
 
-@pytest.mark.parametrize("method", ["min-variance", "black-litterman", "risk-parity"])
+@pytest.mark.parametrize("method", ["min-variance", "black-litterman", "risk-parity", "hrp"])
 def test_five_hundred_assets_give_the_same_weights(method):
     returns = factor_returns(500, seed=7)
     fast, reference = both(PortfolioConfig(method=method), returns, **views_of(500))
@@ -118,6 +118,14 @@ def test_risk_parity_gives_risk_budgetings_weights(options, seed):
     fast, reference = both(
         PortfolioConfig(method="risk-parity", **options), factor_returns(120, seed)
     )
+    assert np.abs(fast - reference).sum() < L1
+
+
+@pytest.mark.parametrize("options", [{}, {"sector_caps": {"tech": 0.3}, "max_weight": 0.02}])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_hierarchical_risk_parity_gives_skfolios_weights(options, seed):
+    config = PortfolioConfig(method="hrp", **options)
+    fast, reference = both(config, factor_returns(120, seed))
     assert np.abs(fast - reference).sum() < L1
 
 

@@ -8,13 +8,13 @@ towards the optimum by at most ``turnover`` of gross weight. Both ends satisfy t
 constraints, so the blend does too. Hierarchical risk parity takes no linear constraints, so
 there a sector over its cap is scaled down to it and the rest stays in cash.
 
-The convex methods solve skfolio's problems in faster forms with the same optimum
-(``solvers.py``: the variance as a quadratic objective, risk parity by Newton's method where no
-cap binds, mean-CVaR's linear program by HiGHS' simplex); ``reference=True`` solves them as
-skfolio states them, the baseline the fast forms are benchmarked against. ``solver_params``
-(clarabel's settings) defaults to skfolio's for the reference and to ``solvers.TIGHT``
-otherwise: skfolio's stopping tolerances leave a min-variance solve up to ~1e-3 of gross
-weight from its optimum.
+The methods solve skfolio's problems in faster forms with the same optimum (``solvers.py``:
+the variance as a quadratic objective, risk parity by Newton's method where no cap binds,
+mean-CVaR's linear program by HiGHS' simplex, HRP's cluster variances directly);
+``reference=True`` solves them as skfolio states them, the baseline the fast forms are
+benchmarked against. ``solver_params`` (clarabel's settings) defaults to skfolio's for the
+reference and to ``solvers.TIGHT`` otherwise: skfolio's stopping tolerances leave a
+min-variance solve up to ~1e-3 of gross weight from its optimum.
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ class PortfolioOptimizer:
 
         from trading_runtime.portfolio.solvers import (  # deferred: imports skfolio, as above
             LINEAR_PROGRAM,
+            DirectHierarchicalRiskParity,
             QuadraticMeanRisk,
         )
 
@@ -174,7 +175,8 @@ class PortfolioOptimizer:
         prior = EmpiricalPrior(covariance_estimator=self._covariance())
         settings = {} if self._solver_params() is None else {"solver_params": self._solver_params()}
         if c.method == "hrp":
-            return HierarchicalRiskParity(prior_estimator=prior, **bounds)
+            hrp = HierarchicalRiskParity if self.reference else DirectHierarchicalRiskParity
+            return hrp(prior_estimator=prior, **bounds)
         budget = {"budget": c.budget} | ({"max_short": c.budget} if c.long_short else {})
         if c.method == "risk-parity":
             return RiskBudgeting(

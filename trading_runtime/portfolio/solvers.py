@@ -11,6 +11,8 @@ interior point, not cvxpy's canonicalization (~5%) or the covariance (~5%):
 - Risk budgeting with equal budgets (risk parity) takes a log-barrier over exponential cones;
   where no weight or sector cap binds, its optimum is the equal-risk-contribution portfolio,
   found by Newton's method on its smooth convex form (Spinu 2013) in a few 500 x 500 solves.
+- Hierarchical risk parity priced each cluster's variance through a skfolio Portfolio object
+  (1,498 of them at 500 assets, 0.39 s); the same ``w'Cw`` over the cluster's assets is ~1 ms.
 - Mean-CVaR is a linear program: clarabel spent ~21 interior-point iterations of ~40 ms on
   its dense 252-scenario x 500-asset block, HiGHS' simplex (scipy's, through cvxpy) solves it
   in a fifth of the time to a vertex, the exact optimum. On returns where clarabel stops short
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import cvxpy as cp
 import numpy as np
-from skfolio.optimization import MeanRisk
+from skfolio import RiskMeasure
+from skfolio.optimization import HierarchicalRiskParity, MeanRisk
 
 # clarabel's defaults stop at a relative gap of 1e-8, a few 1e-4 of gross weight away from the
 # optimum on a flat 500-asset min-variance problem; these reach it (measured: < 1e-6)
@@ -46,6 +49,17 @@ class QuadraticMeanRisk(MeanRisk):
     def _variance_risk(self, return_distribution, w):
         covariance = cp.psd_wrap(return_distribution.covariance)
         return cp.quad_form(w, covariance), []
+
+
+class DirectHierarchicalRiskParity(HierarchicalRiskParity):
+    """skfolio's HRP with a cluster's variance computed over its assets' covariance block."""
+
+    def _risk(self, weights, return_distribution):
+        if self.risk_measure != RiskMeasure.VARIANCE:
+            return super()._risk(weights, return_distribution)
+        held = np.flatnonzero(weights)
+        block = return_distribution.covariance[np.ix_(held, held)]
+        return float(weights[held] @ block @ weights[held])
 
 
 def risk_parity(covariance: np.ndarray) -> np.ndarray | None:
