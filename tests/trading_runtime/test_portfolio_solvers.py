@@ -40,7 +40,8 @@ def both(config: PortfolioConfig, returns: pd.DataFrame, **fit) -> tuple[np.ndar
     """The fast path's weights and skfolio's as it states the problem, on the same inputs."""
     sectors = sectors_of(returns.columns)
     fast = PortfolioOptimizer(config, sectors).fit(returns, **fit).weights_
-    skfolio = PortfolioOptimizer(config, sectors, reference=True, solver_params=TIGHT)
+    as_stated = config.model_copy(update={"solver": "skfolio"})
+    skfolio = PortfolioOptimizer(as_stated, sectors, solver_params=TIGHT)
     reference = skfolio.fit(returns, **fit).weights_
     return fast, reference
 
@@ -67,7 +68,8 @@ def interior_point(config, returns, sectors, direction) -> tuple[np.ndarray, boo
     """skfolio's clarabel solve of mean-cvar, and whether it reported its optimum inaccurate."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        optimizer = PortfolioOptimizer(config, sectors, reference=True)
+        as_stated = config.model_copy(update={"solver": "skfolio"})
+        optimizer = PortfolioOptimizer(as_stated, sectors)
         weights = optimizer.fit(returns, direction).weights_
     return weights, any("inaccurate" in str(w.message) for w in caught)
 

@@ -11,9 +11,9 @@ there a sector over its cap is scaled down to it and the rest stays in cash.
 The methods solve skfolio's problems in faster forms with the same optimum (``solvers.py``:
 the variance as a quadratic objective, risk parity by Newton's method where no cap binds,
 mean-CVaR's linear program by HiGHS' simplex, HRP's cluster variances directly);
-``reference=True`` solves them as skfolio states them, the baseline the fast forms are
-benchmarked against. ``solver_params`` (clarabel's settings) defaults to skfolio's for the
-reference and to ``solvers.TIGHT`` otherwise: skfolio's stopping tolerances leave a
+``solver="skfolio"`` solves them as skfolio states them, the baseline the fast forms are
+benchmarked against. ``solver_params`` (clarabel's settings) defaults to skfolio's there and
+to ``solvers.TIGHT`` otherwise: skfolio's stopping tolerances leave a
 min-variance solve up to ~1e-3 of gross weight from its optimum.
 """
 
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Method = Literal["equal", "min-variance", "risk-parity", "hrp", "mean-cvar", "black-litterman"]
 Covariance = Literal["empirical", "ledoit-wolf", "denoise"]
+Solver = Literal["fast", "skfolio"]
 LONG_ONLY_METHODS = ("risk-parity", "hrp")
 
 
@@ -51,6 +52,11 @@ class PortfolioConfig(BaseModel):
     cvar_beta: float = Field(0.95, gt=0.5, lt=1, description="mean-cvar: CVaR confidence")
     risk_aversion: float = Field(1.0, gt=0, description="mean-cvar / black-litterman utility")
     tau: float = Field(0.05, gt=0, description="black-litterman: uncertainty of the prior")
+    solver: Solver = Field(
+        "fast",
+        description="fast: the faster forms of the same problems; skfolio: as skfolio states "
+        "them (the reference the fast forms are measured against)",
+    )
     correlation_recent: int = Field(
         21, ge=2, description="bars of the recent correlation each rebalance checks"
     )
@@ -76,12 +82,11 @@ class PortfolioOptimizer:
         self,
         config: PortfolioConfig,
         sectors: dict[str, str | None] | None = None,
-        reference: bool = False,
         solver_params: dict | None = None,
     ):
         self.config = config
         self.sectors = sectors or {}
-        self.reference = reference
+        self.reference = config.solver == "skfolio"
         self.solver_params = solver_params
 
     def fit(
