@@ -14,6 +14,7 @@ import pytest
 from skfolio import RiskMeasure
 from skfolio.optimization import RiskBudgeting
 
+from trading_runtime.portfolio.correlation import mean_pairwise_correlation
 from trading_runtime.portfolio.optimizers import PortfolioConfig, PortfolioOptimizer
 from trading_runtime.portfolio.solvers import TIGHT, risk_parity
 from warehouse.providers import SyntheticMarket
@@ -161,3 +162,17 @@ def test_mean_cvar_gives_the_interior_points_optimum(data, variant, seed):
         assert utility(returns, fast) >= utility(returns, reference) - 1e-12
     else:
         assert np.abs(fast - reference).sum() < L1
+
+
+@pytest.mark.parametrize("holes", [False, True], ids=["complete", "with gaps"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mean_pairwise_correlation_is_pandas_pairwise_one(holes, seed):
+    """The rebalance's correlation check: numpy's one matrix where every bar is there, pandas'
+    pairwise-complete correlations where some are missing - the same mean either way."""
+    returns = factor_returns(60, seed, bars=120)
+    returns["S000"] = 0.0  # a constant column has no correlation: left out of the mean
+    if holes:
+        returns.iloc[::7, 3] = np.nan
+    corr = returns.corr().to_numpy()
+    expected = np.nanmean(corr[np.triu_indices_from(corr, k=1)])
+    assert mean_pairwise_correlation(returns) == pytest.approx(expected, abs=1e-12)
