@@ -94,6 +94,18 @@ def test_quadratic_variance_gives_the_cone_solves_weights(method, variant, seed)
     assert np.abs(fast - reference).sum() < L1
 
 
+@pytest.mark.parametrize("method", ["min-variance", "black-litterman"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_warm_start_from_held_weights_reaches_the_same_optimum(method, seed):
+    """The screened solve starts from the assets held: any holdings give skfolio's weights."""
+    returns = factor_returns(150, seed)
+    held = np.zeros(150)
+    held[np.random.default_rng(seed).choice(150, 40, replace=False)] = 0.98 / 40
+    config = PortfolioConfig(method=method, sector_caps={"tech": 0.3}, max_weight=0.1)
+    fast, reference = both(config, returns, previous=held, **views_of(150))
+    assert np.abs(fast - reference).sum() < L1
+
+
 @pytest.mark.parametrize("method", ["min-variance", "black-litterman", "risk-parity", "hrp"])
 def test_five_hundred_assets_give_the_same_weights(method):
     returns = factor_returns(500, seed=7)

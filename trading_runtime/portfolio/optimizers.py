@@ -31,6 +31,7 @@ Method = Literal["equal", "min-variance", "risk-parity", "hrp", "mean-cvar", "bl
 Covariance = Literal["empirical", "ledoit-wolf", "denoise"]
 Solver = Literal["fast", "skfolio"]
 LONG_ONLY_METHODS = ("risk-parity", "hrp")
+SCREENED = ("min-variance", "black-litterman")  # long-only: solved over a subset at a time
 
 
 class PortfolioConfig(BaseModel):
@@ -120,7 +121,8 @@ class PortfolioOptimizer:
             # The reference path keeps the threads, as it ran before
             threads = nullcontext() if self.reference else threadpool_limits(1, user_api="blas")
             with threads:
-                weights[chosen] = self._solve(sub, direction[chosen], sub_views, confidence)
+                held = previous[chosen]
+                weights[chosen] = self._solve(sub, direction[chosen], sub_views, confidence, held)
         weights = self._cap_sectors(list(returns.columns), weights)
         self.optimal_ = weights
         self.weights_ = self._within_turnover(weights, previous)
@@ -129,7 +131,7 @@ class PortfolioOptimizer:
 
     # --- the solve --------------------------------------------------------------------------
 
-    def _solve(self, returns, direction, views, confidence) -> np.ndarray:
+    def _solve(self, returns, direction, views, confidence, held) -> np.ndarray:
         c = self.config
         if c.method == "equal":
             k = len(direction)
@@ -137,6 +139,8 @@ class PortfolioOptimizer:
         weights = None
         if c.method == "risk-parity" and not self.reference:
             weights = self._risk_parity(returns)
+        if c.method in SCREENED and not (self.reference or c.long_short):
+            weights = self._screened(returns, views, confidence, held)
         if weights is None:
             estimator = self._estimator(returns, direction, views, confidence)
             # only Black-Litterman's views name assets; a plain array spares scikit-learn's
@@ -147,6 +151,27 @@ class PortfolioOptimizer:
         if c.method in LONG_ONLY_METHODS:  # fully invested by construction: scale to budget
             weights *= c.budget
         return weights
+
+    def _screened(self, returns, views, confidence, held) -> np.ndarray | None:
+        """Long-only min-variance or Black-Litterman's utility over a subset of the assets at a
+        time, starting from those held (``solvers.ScreenedVariance``); None: solve the whole."""
+        from skfolio.prior import EmpiricalPrior  # deferred: skfolio, see _estimator
+
+        from trading_runtime.portfolio.solvers import ScreenedVariance  # deferred: as above
+
+        c = self.config
+        if c.method == "black-litterman":
+            prior = self._black_litterman(list(returns.columns), views, confidence).fit(returns)
+            mu, aversion = prior.return_distribution_.mu, c.risk_aversion
+        else:
+            prior = EmpiricalPrior(covariance_estimator=self._covariance())
+            prior.fit(returns.to_numpy())
+            mu, aversion = np.zeros(returns.shape[1]), 1.0
+        sectors = self._sector_of(list(returns.columns))
+        groups = [(sectors == s, cap) for s, cap in c.sector_caps.items() if (sectors == s).any()]
+        covariance = prior.return_distribution_.covariance
+        problem = ScreenedVariance(covariance, mu, aversion, c.max_weight, c.budget, groups)
+        return problem.solve(np.flatnonzero(held > 0))
 
     def _risk_parity(self, returns: pd.DataFrame) -> np.ndarray | None:
         """Newton's equal-risk-contribution weights when no weight or sector cap binds (then
@@ -159,7 +184,7 @@ class PortfolioOptimizer:
         weights = risk_parity(prior.return_distribution_.covariance)
         if weights is None or weights.max() > self.config.max_weight:
             return None
-        sectors = np.array([self.sectors.get(a) or "unknown" for a in returns.columns])
+        sectors = self._sector_of(list(returns.columns))
         for sector, cap in self.config.sector_caps.items():
             if weights[sectors == sector].sum() > cap:
                 return None
@@ -282,17 +307,20 @@ class PortfolioOptimizer:
         caps = self.config.sector_caps
         if not caps:
             return {}
-        groups = [[self.sectors.get(a) or "unknown" for a in assets]]
+        groups = [self._sector_of(assets).tolist()]
         present = set(groups[0])
         rules = [f"{s} <= {cap}" for s, cap in caps.items() if s in present]
         if self.config.long_short or not rules:  # gross caps on signed weights: applied after
             return {}
         return {"groups": groups, "linear_constraints": rules}
 
+    def _sector_of(self, assets: list[str]) -> np.ndarray:
+        return np.array([self.sectors.get(a) or "unknown" for a in assets])
+
     def _cap_sectors(self, assets: list[str], weights: np.ndarray) -> np.ndarray:
         """Scale a sector over its gross cap down to it (the rest stays in cash)."""
         out = weights.copy()
-        sectors = np.array([self.sectors.get(a) or "unknown" for a in assets])
+        sectors = self._sector_of(assets)
         for sector, cap in self.config.sector_caps.items():
             mask = sectors == sector
             gross = np.abs(out[mask]).sum()
