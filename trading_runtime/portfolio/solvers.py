@@ -7,7 +7,9 @@ interior point, not cvxpy's canonicalization (~5%) or the covariance (~5%):
   Cholesky factor; clarabel takes a quadratic objective directly and needs about half the
   iterations on it (min-variance: 28 cone iterations, 0.72 s, against 14, 0.14 s). The optimum
   is the same convex problem's, so the tolerances are set tight enough that it agrees with the
-  cone solve to well under 1e-4 of gross weight.
+  cone solve to well under 1e-4 of gross weight. Long-only, the optimum holds ~15-40 of 500
+  assets, so ``ScreenedVariance`` solves that program over a subset at a time (warm-started
+  from the assets held) until no asset left out would improve it: 0.37 s -> 0.07 s.
 - Risk budgeting with equal budgets (risk parity) takes a log-barrier over exponential cones;
   where no weight or sector cap binds, its optimum is the equal-risk-contribution portfolio,
   found by Newton's method on its smooth convex form (Spinu 2013) in a few 500 x 500 solves.
@@ -44,7 +46,7 @@ NEWTON_STEPS = 100
 # Newton converges quadratically, full steps are taken: the objective's change is rounding there
 DAMPED_DECREMENT = 1e-6
 FIRST_SUBSET = 60  # assets the first subset of a screened solve takes (besides those held)
-ADDED_PER_ROUND = 30  # most negative reduced costs joining the subset per round
+ADDED_PER_ROUND = 30  # most negative reduced costs joining the subset per round, at least
 MAX_ROUNDS = 20
 REDUCED_COST_TOL = 1e-9  # relative to the gradient's scale: above solver noise, far below a gap
 
@@ -150,7 +152,8 @@ class ScreenedVariance:
                 out = np.zeros(n)
                 out[subset] = weights
                 return out
-            subset = np.union1d(subset, entering[np.argsort(reduced[entering])][:ADDED_PER_ROUND])
+            joining = max(ADDED_PER_ROUND, len(subset) // 2)  # grows with a wide optimum
+            subset = np.union1d(subset, entering[np.argsort(reduced[entering])][:joining])
         return None
 
     def _subset(self, subset: np.ndarray):
