@@ -106,6 +106,16 @@ def test_a_warm_start_from_held_weights_reaches_the_same_optimum(method, seed):
     assert np.abs(fast - reference).sum() < L1
 
 
+@pytest.mark.parametrize("method", ["min-variance", "black-litterman"])
+def test_a_wide_optimum_is_solved_whole(method):
+    """A cap of 0.012 spreads the budget over 82+ of 120 assets: the screen gives way to one
+    solve of the whole program, with the same weights."""
+    config = PortfolioConfig(method=method, max_weight=0.012)
+    fast, reference = both(config, factor_returns(120, 4), **views_of(120))
+    assert (fast > 1e-6).sum() > 60
+    assert np.abs(fast - reference).sum() < L1
+
+
 @pytest.mark.parametrize("method", ["min-variance", "black-litterman", "risk-parity", "hrp"])
 def test_five_hundred_assets_give_the_same_weights(method):
     returns = factor_returns(500, seed=7)

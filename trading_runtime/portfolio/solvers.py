@@ -154,6 +154,8 @@ class ScreenedVariance:
                 return out
             joining = max(ADDED_PER_ROUND, len(subset) // 2)  # grows with a wide optimum
             subset = np.union1d(subset, entering[np.argsort(reduced[entering])][:joining])
+            if len(subset) > n // 2:  # a wide optimum: one solve of the whole is cheaper
+                subset = np.arange(n)
         return None
 
     def _subset(self, subset: np.ndarray):
