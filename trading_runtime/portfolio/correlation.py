@@ -32,7 +32,14 @@ def mean_pairwise_correlation(returns: pd.DataFrame) -> float:
     """The average of the off-diagonal correlations (pairwise complete observations)."""
     if returns.shape[1] < 2:
         raise ValueError("mean pairwise correlation needs at least 2 assets")
-    corr = returns.corr().to_numpy()
+    values = returns.to_numpy(dtype=float)
+    if np.isfinite(values).all():
+        # every bar there: one matrix product equals pandas' pairwise loop (~10x faster at 500
+        # assets, most of a rebalance bar's non-solve time); a constant column gives NaN in both
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.corrcoef(values, rowvar=False)
+    else:
+        corr = returns.corr().to_numpy()  # pairwise-complete observations
     return float(np.nanmean(corr[np.triu_indices_from(corr, k=1)]))
 
 
