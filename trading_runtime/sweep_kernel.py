@@ -19,6 +19,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from transforms.online.rolling import pairwise_sum
+
 TIE = 1e-8  # relative gap of two means below which both are summed again exactly
 SLOTS = 8  # working orders one symbol may have at once (more: netted, the cell approximate)
 
@@ -31,53 +33,6 @@ COMMISSION_BPS, PER_SHARE, COMMISSION_MIN, HALF_SPREAD, SLIPPAGE_BPS, PARTICIPAT
 (ORDER_NOTIONAL, ORDER_QUANTITY, POSITION_NOTIONAL, POSITION_QUANTITY, SYMBOL_WEIGHT,
  SECTOR_WEIGHT, GROSS, NET, ALLOW_SHORT, CASH_ACCOUNT, MARGIN, FEE_RESERVE, ORDERS_PER_BAR,
  REDUCING_DD, HALT_DD) = range(15)  # fmt: skip
-
-
-@njit(cache=True)
-def _block_sum(a: np.ndarray, lo: int, n: int) -> float:
-    """numpy's sum of at most 128 values: 8 accumulators, then the rest in order."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    r = a[lo : lo + 8].copy()
-    i = 8
-    while i < n - (n % 8):
-        for j in range(8):
-            r[j] += a[lo + i + j]
-        i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:
-    """numpy's float64 sum of ``a[lo:lo+n]`` in its order: blocks of at most 128, halves
-    (a multiple of 8 first) added pairwise. Iterative: numba cannot cache a recursive one."""
-    tasks = np.empty((128, 3), dtype=np.int64)  # (lo, n, 0 sum | 1 add the last two)
-    values = np.empty(128)
-    top, depth = 1, 0
-    tasks[0, 0], tasks[0, 1], tasks[0, 2] = lo, n, 0
-    while top:
-        top -= 1
-        start, count, add = tasks[top, 0], tasks[top, 1], tasks[top, 2]
-        if add:
-            depth -= 1
-            values[depth - 1] = values[depth - 1] + values[depth]
-        elif count <= 128:
-            values[depth] = _block_sum(a, start, count)
-            depth += 1
-        else:
-            half = count // 2
-            half -= half % 8
-            for row in ((0, 0, 1), (start + half, count - half, 0), (start, half, 0)):
-                tasks[top, 0], tasks[top, 1], tasks[top, 2] = row
-                top += 1
-    return values[0]
 
 
 @njit(cache=True)
