@@ -41,8 +41,11 @@ class Account:
         return position.quantity if position else 0.0
 
     def equity_at(self, marks: dict[str, float]) -> float:
+        """Cash and the marked positions (a flat one adds exactly nothing: skipped)."""
         return self.cash + sum(
-            p.market_value(marks.get(s, p.avg_price)) for s, p in self.positions.items()
+            p.market_value(marks.get(s, p.avg_price))
+            for s, p in self.positions.items()
+            if p.quantity
         )
 
     @property

@@ -219,6 +219,7 @@ class SimulatedBroker:
         if order.type != OrderType.MARKET and order.type != OrderType.STOP:
             limit = order.limit_price  # a limit never fills through its price
             price = min(price, limit) if order.side == Side.BUY else max(price, limit)
+        price, reference = float(price), float(reference)  # numpy's scalars: journaled as floats
         return Fill(
             fill_id=f"{order.client_id}:{ev.stamp(bar.ts)}",
             client_id=order.client_id,

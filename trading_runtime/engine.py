@@ -12,6 +12,7 @@ identically, and its events (keyed) are written once.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -335,11 +336,12 @@ class Engine:
         book = self.book
         held = {s for a in book.accounts.values() for s in a.positions}
         held |= {o.symbol for o in book.open.values()}
+        closes, index = bar.close.tolist(), self.index  # Python floats: no numpy scalar a symbol
         marks = {}
         for symbol in sorted(held):
-            price = bar.close[self.index[symbol]] if symbol in self.index else np.nan
-            if not np.isnan(price):
-                marks[symbol] = float(price)
+            price = closes[index[symbol]] if symbol in index else math.nan
+            if price == price:  # not NaN
+                marks[symbol] = price
         closed = ev.BarClosed(bar.ts.isoformat(), bar.step, marks, key=f"bar:{bar.step}")
         self._emit(closed)
         # the equity the projection arrived at, journaled with the bar (before it is written)

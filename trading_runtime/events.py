@@ -13,8 +13,9 @@ of a bar): appending the same key twice is a no-op, which makes a replayed decis
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar, Self
 
 from trading_runtime.domain import Fill, Order, Side
@@ -67,13 +68,11 @@ class Event:
     def to_payload(self) -> dict[str, Any]:
         """The JSON object the journal stores."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in _META:
+        for name, omit_none in _payload_fields(type(self)):
+            value = getattr(self, name)
+            if value is None and omit_none:
                 continue
-            value = getattr(self, f.name)
-            if value is None and f.metadata.get("omit_none"):
-                continue
-            out[f.name] = _encode(value)
+            out[name] = _encode(value)
         return out
 
     @classmethod
@@ -91,7 +90,19 @@ def _same(value: Any) -> Any:
     return value
 
 
+@cache
+def _payload_fields(cls: type[Event]) -> tuple[tuple[str, bool], ...]:
+    """Each payload field's name and whether it is left out while None (once per class: the
+    journal encodes every event, and ``dataclasses.fields`` is not cheap)."""
+    return tuple(
+        (f.name, bool(f.metadata.get("omit_none"))) for f in fields(cls) if f.name not in _META
+    )
+
+
 def _encode(value: Any) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:  # the usual case, by exact type: no isinstance chain
+        return value
     if isinstance(value, Order | Fill | AccountSpec | Decision):
         return value.to_payload()
     if isinstance(value, tuple):
@@ -99,6 +110,9 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Side):
         return value.value
     return value
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None), dict, list})
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +162,16 @@ class Decision:
     model: ModelLineage | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
+        model = self.model
+        return {
+            "signal": self.signal,
+            "strength": self.strength,
+            "target": self.target,
+            "position": self.position,
+            "forecast": self.forecast,
+            "horizon": self.horizon,
+            "model": None if model is None else {f: getattr(model, f) for f in LINEAGE_FIELDS},
+        }
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Decision:
@@ -157,6 +180,7 @@ class Decision:
         return cls(**{**data, "model": lineage})
 
 
+LINEAGE_FIELDS = tuple(f.name for f in fields(ModelLineage))
 DECISION = {"decision": Decision.from_payload}  # decoders of the events that carry one
 
 

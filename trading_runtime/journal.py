@@ -2,7 +2,10 @@
 rebuild state.
 
 Paper and live runs write each step (its fills, decisions and the end of its bar) in one
-transaction and act only after it commits. Backtests buffer and COPY in batches. One engine
+transaction and act only after it commits. Backtests buffer and COPY in batches, each on a
+writer thread while the engine simulates the next bars (the server's work overlaps the loop);
+the next batch waits for the one before, so the chain stays in order, and a failed batch stops
+the run at the next write, before its results are read. One engine
 owns a stream at a time (a Postgres advisory lock), so the journal has a single writer of
 engine events; operators' commands are the only other writes, and the engine applies them
 through ``command_applied`` events so that replay applies them at the same point.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -69,16 +73,23 @@ class Journal:
         self._conn = connect(url, autocommit=True)  # transaction() blocks are the commits
         self._lock_conn: psycopg.Connection | None = None
         self._tail: bytes | None = None  # the hash this writer appended last (None: ask)
+        self._copier: ThreadPoolExecutor | None = None  # backtests: COPYs behind the loop
+        self._behind: tuple[Future, list[Event]] | None = None  # the batch being COPYed
+        self._broken: str | None = None  # a batch behind failed: nothing after it is written
 
     # --- writing ----------------------------------------------------------------------------
 
     def write(self, events: Sequence[Event], snapshot: dict[str, Any] | None = None) -> None:
         """Append ``events`` (and a snapshot of the state after them) atomically. Events whose
         key is already in the stream are skipped: that is what makes a redo harmless."""
+        if self._broken is not None:
+            raise JournalError(self._broken)
         if self.batched:
             self._buffer.extend(events)
-            if snapshot is not None or len(self._buffer) >= self.batch_size:
+            if snapshot is not None:
                 self.flush(snapshot)
+            elif len(self._buffer) >= self.batch_size:
+                self._flush_behind()
             return
         self._append(events, snapshot, copy=False)
 
@@ -86,14 +97,53 @@ class Journal:
     def committed(self) -> bool:
         """Everything written so far is committed (a batched journal holds rows until a
         flush)."""
-        return not self._buffer
+        return not self._buffer and self._behind is None
 
     def flush(self, snapshot: dict[str, Any] | None = None) -> None:
-        """COPY the buffered events (backtests) in one transaction."""
+        """COPY the buffered events (backtests) in one transaction, after the batch behind."""
+        if self._broken is not None:
+            raise JournalError(self._broken)
+        self._settle()
         if not self._buffer and snapshot is None:
             return
         self._append(self._buffer, snapshot, copy=True)
         self._buffer.clear()
+
+    def _flush_behind(self) -> None:
+        """Chain a full batch here and COPY it on the writer thread; the connection is the
+        thread's until :meth:`_settle`, which every other use of it calls first."""
+        self._settle()
+        events, self._buffer = self._buffer, []
+        try:
+            if self._tail is None:
+                self._tail = self._last_hash(self._conn)
+        except psycopg.Error as exc:
+            raise JournalError(f"cannot write the journal of {self.stream!r}: {exc}") from exc
+        rows = self._chain(events, self._tail)
+        if self._copier is None:
+            self._copier = ThreadPoolExecutor(1, thread_name_prefix="journal-copy")
+        self._behind = (self._copier.submit(self._store, rows, None, True), events)
+        self._tail = rows[-1][-1]
+
+    def _settle(self) -> None:
+        """Wait for the batch behind; if another writer got there first, append it again
+        under the lock (as :meth:`_append` does)."""
+        if self._behind is None:
+            return
+        future, events = self._behind
+        self._behind = None
+        try:
+            try:
+                future.result()
+            except psycopg.Error as exc:
+                if not _retried(exc):
+                    raise
+                self._append_locked(events)
+        except psycopg.Error as exc:
+            # the events after it were decided on it: a journal with a gap would replay wrong
+            self._broken = f"cannot write the journal of {self.stream!r}: {exc}"
+            self._buffer.clear()
+            raise JournalError(self._broken) from exc
 
     def _append(self, events: Sequence[Event], snapshot: dict[str, Any] | None, copy: bool):
         """Chain ``events`` to the last hash this writer knows and store them (``copy``: with
@@ -114,6 +164,10 @@ class Journal:
         if self._tail is None:
             self._tail = self._last_hash(self._conn)
         rows = self._chain(events, self._tail)
+        self._store(rows, snapshot, copy)
+        return rows[-1][-1] if rows else self._tail
+
+    def _store(self, rows: Sequence[tuple], snapshot: dict[str, Any] | None, copy: bool) -> None:
         if not copy and snapshot is None and len(rows) <= ROWS_PER_INSERT:
             if rows:  # one statement is its own transaction: one round trip
                 self._insert(self._conn, rows)
@@ -122,7 +176,6 @@ class Journal:
                 (self._copy if copy else self._insert_all)(cur, rows)
                 if snapshot is not None:
                     self._snapshot(cur, snapshot)
-        return rows[-1][-1] if rows else self._tail
 
     def _append_locked(
         self, events: Sequence[Event], snapshot: dict[str, Any] | None = None
@@ -218,6 +271,7 @@ class Journal:
 
     def append_command(self, command: Command) -> int:
         """An operator's command (from another process than the engine); returns its seq."""
+        self._settle()
         try:
             (seq,) = self._append_locked([command])
         except psycopg.Error as exc:
@@ -227,6 +281,7 @@ class Journal:
     # --- reading ----------------------------------------------------------------------------
 
     def exists(self) -> bool:
+        self._settle()
         return self._conn.execute(
             "select exists (select 1 from runtime.events where stream = %s)", (self.stream,)
         ).fetchone()[0]
@@ -258,6 +313,7 @@ class Journal:
 
     def commands(self) -> list[Command]:
         """Every operator command of the stream (few; the partial index finds them)."""
+        self._settle()
         rows = self._conn.execute(
             "select seq, type, key, payload, ts from runtime.events"
             " where stream = %s and type = 'command' order by seq",
@@ -266,6 +322,7 @@ class Journal:
         return [decode(t, p, k, s, ts) for s, t, k, p, ts in rows]
 
     def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
+        self._settle()
         row = self._conn.execute(
             "select seq, state from runtime.snapshots where stream = %s order by seq desc limit 1",
             (self.stream,),
@@ -288,9 +345,11 @@ class Journal:
 
     def close(self) -> None:
         try:
-            if self.batched and not self._conn.closed:
+            if self.batched and not self._conn.closed and self._broken is None:
                 self.flush()
         finally:
+            if self._copier is not None:
+                self._copier.shutdown()
             self.release()
             self._conn.close()
 

@@ -11,13 +11,21 @@ loads the jsonb back gets the same text: jsonb rewrites only numbers that JSON w
 differently after the round trip (``-0.0`` and floats of 1e16 and more, which come back as
 ``0.0`` and integers), and :func:`canonical` makes that rewrite itself before hashing.
 Here (not in the runtime) because migration 0007 chains the events written before it.
+
+The canonical text is ``json.dumps``'s, byte for byte (old chains must verify). orjson writes
+the same text ten times faster for the usual payload; where the two could differ (a float it
+prints another way, NaN, non-ASCII text, a type json would ``str``), the text falls back to
+``json.dumps``, which a property test checks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
+
+import orjson
 
 GENESIS = b"qtis.runtime.events\0"
 
@@ -28,8 +36,31 @@ def genesis(stream: str) -> bytes:
     return hashlib.sha256(GENESIS + stream.encode()).digest()
 
 
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_EXPONENT = re.compile(r"e[-+]?\d")  # orjson's 1e16 and 1e-7 (json: 1e+16, 1e-07)
+
+
 def _text(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is json.dumps's to write (default=str)")
+
+
+def _fast_text(payload: Any) -> str | None:
+    """orjson's text where it equals ``_text``'s, else None. ``null`` may be NaN (json writes
+    ``NaN``, which jsonb refuses: that write must fail as it always did); ``-0.0`` is
+    rewritten by jsonb; json escapes all but printable ASCII."""
+    try:
+        text = orjson.dumps(payload, default=_refuse, option=_ORJSON).decode()
+    except TypeError:  # a type orjson would write its own way, or an int beyond 64 bits
+        return None
+    if "null" in text or "-0.0" in text or not text.isascii() or "\x7f" in text:  # json: \u007f
+        return None
+    if "0.0000" in text or _EXPONENT.search(text):  # 0.00001: orjson's, json's is 1e-05
+        return None
+    return text
 
 
 def _as_jsonb(value: Any) -> Any:
@@ -51,6 +82,9 @@ def canonical(payload: dict[str, Any]) -> str:
     """The JSON text that is stored and hashed: keys sorted, no spaces, numbers as they read
     back from jsonb. Only a text that could hold a rewritten number (an exponent or ``-0.0``)
     pays for the walk through the payload."""
+    text = _fast_text(payload)
+    if text is not None:
+        return text
     text = _text(payload)
     if "e+" in text or "-0.0" in text:
         text = _text(_as_jsonb(payload))

@@ -28,7 +28,7 @@ from serving.settings import ServingSettings
 from trading_runtime import events as ev
 from trading_runtime.audit import audit_trail
 from trading_runtime.config import RunConfig, StrategyConfig
-from trading_runtime.journal import Journal
+from trading_runtime.journal import Journal, JournalError
 from trading_runtime.runs import run
 from trading_runtime.verify import verify_chain
 from training.lineage import VersionMeta
@@ -276,6 +276,47 @@ def test_each_event_is_chained_to_the_one_before_it_whoever_appends_it(db_url):
         assert prev_hash == prev  # linked to the row before it: no fork, no gap
         assert digest == reference_hash("chained", prev, type_, key, payload)
         prev = digest
+
+
+def test_a_backtest_journal_copies_behind_the_loop_in_one_chain(db_url):
+    """Batches COPYed on the writer thread while the engine goes on, an operator's command
+    landing meanwhile (the writer's last hash is stale), a redo of a keyed event: every event
+    once, in the engine's order, one unbroken chain."""
+    engine = Journal(db_url, "behind", batched=True, batch_size=2)
+    operator = Journal(db_url, "behind")
+    try:
+        engine.write([alert(1, "a:1"), alert(2)])  # a full batch: copied behind
+        operator.append_command(ev.Command("halt", "ops", "test"))
+        engine.write([alert(1, "a:1"), alert(3, "a:3")])  # a:1 again: a redo, kept once
+        engine.write([alert(4)])
+    finally:
+        engine.close()
+        operator.close()
+    rows = stored(db_url, "behind")
+    alerts = [r[3]["message"] for r in rows if r[1] == "risk_alert"]
+    assert alerts == ["alert 1", "alert 2", "alert 3", "alert 4"]
+    assert [r[1] for r in rows].count("command") == 1
+    prev = hashlib.sha256(b"qtis.runtime.events\0behind").digest()
+    for _, type_, key, payload, prev_hash, digest in rows:
+        assert prev_hash == prev
+        assert digest == reference_hash("behind", prev, type_, key, payload)
+        prev = digest
+
+
+def test_a_batch_that_fails_behind_the_loop_stops_the_next_write(db_url):
+    """jsonb refuses NaN: the batch copied behind fails, and the engine hears it at its next
+    write, as a JournalError (the engine halts on one); nothing after it is written, not even
+    at close (a journal with a gap would replay to another book)."""
+    journal = Journal(db_url, "behind-fails", batched=True, batch_size=1)
+    try:
+        journal.write([ev.LimitsChanged("main", {"max_var": float("nan")}, "ops", "test")])
+        with pytest.raises(JournalError, match="cannot write the journal of 'behind-fails'"):
+            journal.write([alert(2)])
+        with pytest.raises(JournalError, match=r"NaN|invalid input syntax"):
+            journal.write([alert(3)])
+    finally:
+        journal.close()
+    assert stored(db_url, "behind-fails") == []
 
 
 @pytest.mark.storage

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trading_runtime import events as ev
 from trading_runtime.domain import (
     TRANSITIONS,
     Fill,
@@ -118,3 +120,14 @@ def test_prices_land_on_ticks(price, tick):
     rounded = round_price(Instrument("X", tick_size=tick), price)
     assert abs(rounded / tick - round(rounded / tick)) < 1e-6
     assert abs(rounded - price) <= tick / 2 + 1e-9
+
+
+def test_a_decision_payload_is_its_fields_and_reads_back():
+    lineage = ev.ModelLineage("qtis-xgboost", "3", "champion", "run-1", "ab" * 32)
+    for decision in (
+        ev.Decision("model", 0.5, 100.0, -20.0, 0.0123, 5, lineage),
+        ev.Decision("sma-cross", 1.0, 100.0, 0.0),
+    ):
+        assert decision.to_payload() == asdict(decision)
+        assert list(decision.to_payload()) == [f.name for f in fields(ev.Decision)]
+        assert ev.Decision.from_payload(decision.to_payload()) == decision
