@@ -1,11 +1,12 @@
 """The demo's trading part: the ``reference_backtests`` asset (the champion out of sample next to
-buy-and-hold and an SMA cross, after costs), a walk-forward that refits a model per window, then
-a short paper session with its tick-to-order latency from the journal and the journal's own
-verification."""
+buy-and-hold and an SMA cross, after costs), a walk-forward that refits a model per window, an
+SMA-cross parameter sweep with its deflated Sharpe, then a short paper session with its
+tick-to-order latency from the journal and the journal's own verification."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from cli.render.format import num, pct
 from cli.render.trading import denials_text, print_walk_forward
+from cli.trade_sweep import grid_of, print_sweep
 from orchestration.assets.trading import reference_backtests
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource
@@ -23,9 +25,16 @@ from trading_runtime.analytics.analysis import analyze
 from trading_runtime.analytics.conventions import conventions
 from trading_runtime.analytics.tearsheet import write_tear_sheet
 from trading_runtime.config import RunConfig, StrategyConfig
+from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
 from trading_runtime.runs import model_client, run
-from trading_runtime.settings import RiskReportSettings, RuntimeSettings, WalkForwardSettings
+from trading_runtime.settings import (
+    RiskLimits,
+    RiskReportSettings,
+    RuntimeSettings,
+    WalkForwardSettings,
+)
+from trading_runtime.sweep import Sweep, load_market, run_sweep
 from trading_runtime.verify import verify
 from trading_runtime.walkforward_sources import walk_forward_by_source
 from training.evaluate import plain
@@ -68,6 +77,7 @@ def show_trading(console: Console, warehouse: WarehouseResource) -> str | None:
     console.print(_tear_sheet(warehouse, meta), soft_wrap=True)
     tracking = warehouse.tracking()
     _walk_forward(console, warehouse, tracking)
+    _sweep(console, warehouse.url())
     return _paper(console, warehouse.url(), meta["window"].value[:10], tracking)
 
 
@@ -110,6 +120,23 @@ def _walk_forward(
     path = warehouse.settings().home / "reports" / "walkforward.json"
     path.write_text(json.dumps(plain(found.to_json()), indent=1, default=str))
     console.print(f"  walk-forward JSON: {path.resolve()}", soft_wrap=True, highlight=False)
+
+
+def _sweep(console: Console, url: str) -> None:
+    """What `qtis trade sweep` does: an SMA-cross grid over the universe in one compiled pass
+    per cell, with the backtest's costs and vol-target sizing, and the deflated Sharpe of the
+    best cell given how many were tried (the first run compiles the kernels, ~20 s)."""
+    runtime = RuntimeSettings()
+    grid = grid_of("5:30:5", "40:200:20", "vol-target", None, None, None, runtime)
+    console.print("[bold]Parameter sweep[/] (qtis trade sweep --fast 5:30:5 --slow 40:200:20)")
+    with console.status(f"sweeping {len(grid.cells())} SMA-cross cells over the universe"):
+        started = time.perf_counter()
+        instruments = load_instruments(url)
+        market = load_market(url, instruments, None, None, 250, grid.sizing)
+        costs = RunConfig(stream="demo-sweep").cost_model()
+        per_year = conventions(periods_per_year=runtime.bars_per_year)
+        result = run_sweep(Sweep(market, grid, costs, RiskLimits(), runtime.capital, per_year))
+    print_sweep(result, 5, time.perf_counter() - started)
 
 
 def _paper(console: Console, url: str, start: str, tracking: TrackingSettings) -> str:
