@@ -3,7 +3,9 @@
 Choosing must never see a test bar of the evaluation that is reported later: a study only uses
 the history before the first walk-forward test block (minus the embargo), and inside that span
 runs its own purged walk-forward folds. The objective is the mean out-of-sample score over those
-inner folds; pruning watches the validation loss epoch by epoch (boosting round by round).
+inner folds; pruning watches the validation loss epoch by epoch (boosting round by round) of
+the latest inner fold, which each trial runs first. Extra workers fork from a preloaded fork
+server (``training.workers``), so they start without paying the imports again.
 """
 
 from __future__ import annotations
