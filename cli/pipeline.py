@@ -22,6 +22,7 @@ from cli.render.training import (
     print_update,
 )
 from training.settings import TrackingSettings, TuningSettings
+from training.workers import prestart
 from warehouse.ingest import ingest as run_ingest
 from warehouse.providers import SOURCES, DataSourceError, make_provider
 from warehouse.settings import get_settings
@@ -287,7 +288,12 @@ def tune(
     splits: Annotated[int, typer.Option(help="inner walk-forward folds")] = 2,
     xgb_estimators: Annotated[int, typer.Option(help="max boosting rounds")] = 300,
     score: Annotated[str, typer.Option(help="objective: r2 (vs zero forecast) or ic")] = "r2",
-    pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
+    pruner: Annotated[
+        str | None,
+        typer.Option(
+            help="median, successive-halving, hyperband or none; default QTIS_TUNE_PRUNER"
+        ),
+    ] = None,
     study: Annotated[str | None, typer.Option(help="study name (default qtis-<model>)")] = None,
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     seed: Annotated[int, typer.Option(help="sampler seed (trial n draws with seed + n)")] = 7,
@@ -295,6 +301,8 @@ def tune(
 ) -> None:
     """Optuna search on the history before the reported test folds; studies live in Postgres
     and `qtis train` starts from their best trial."""
+    if workers > 1:
+        prestart()  # the helpers' fork server imports the training stack alongside us
     # deferred: optuna, torch, lightning, mlflow and xgboost (~5 s measured) would load on every
     # qtis command
     from training.runner import families
@@ -302,16 +310,16 @@ def tune(
     from training.tuning import tune as run_tune  # deferred: as above
 
     chosen = families(model)
+    stores = {"tracking": TrackingSettings(), "tuning": TuningSettings()}
     try:
         shared = {
             "trials": trials, "workers": workers, "size": size, "epochs": epochs,
             "window": window, "splits": splits, "xgb_estimators": xgb_estimators, "score": score,
-            "pruner": pruner, "timeout": timeout, "seed": seed,
+            "pruner": pruner or stores["tuning"].pruner, "timeout": timeout, "seed": seed,
             "study": study if len(chosen) == 1 else None,
         }  # fmt: skip
         configs = [TuneConfig(family=family, **shared) for family in chosen]
         url = ready_url()
-        stores = {"tracking": TrackingSettings(), "tuning": TuningSettings()}
         results = []
         columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:

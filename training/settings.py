@@ -5,6 +5,7 @@ store (``QTIS_TUNE_*``; the older ``QTIS_OPTUNA_*`` names still work)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
@@ -67,8 +68,18 @@ class TrackingServerSettings(QtisSettings):
     )
 
 
+Pruner = Literal["median", "successive-halving", "hyperband", "none"]
+PRUNERS: tuple[str, ...] = get_args(Pruner)
+
+
 class TuningSettings(QtisSettings):
     model_config = SettingsConfigDict(env_prefix="QTIS_TUNE_")
+
+    pruner: Pruner = Field(
+        default="successive-halving",
+        description="pruner of `qtis tune` and the pipeline's studies (docs/benchmarks.md"
+        " compares them on a market with a planted signal)",
+    )
 
     storage: str | None = Field(
         default=None,

@@ -3,12 +3,13 @@
 Choosing must never see a test bar of the evaluation that is reported later: a study only uses
 the history before the first walk-forward test block (minus the embargo), and inside that span
 runs its own purged walk-forward folds. The objective is the mean out-of-sample score over those
-inner folds; pruning watches the validation loss epoch by epoch (boosting round by round).
+inner folds; pruning watches the validation loss epoch by epoch (boosting round by round) of
+the latest inner fold, which each trial runs first. Extra workers fork from a preloaded fork
+server (``training.workers``), so they start without paying the imports again.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 import uuid
@@ -27,7 +28,7 @@ from quant.intervals import information_coefficients
 from quant.splits import PurgedWalkForward, before_first_test
 from training.data import TrainingData, load_training_data
 from training.runner import FAMILIES, SIZES, TrainConfig
-from training.settings import TrackingSettings, TuningSettings
+from training.settings import PRUNERS, TrackingSettings, TuningSettings
 from training.studies import (
     TrialSeededSampler,
     estimator_kwargs,
@@ -38,8 +39,8 @@ from training.studies import (
 )
 from training.tracking import configure
 from training.windows import window_ends
+from training.workers import adopt, context, environment, prestart
 
-PRUNERS = ("median", "hyperband", "none")
 SCORES = ("r2", "ic")
 
 
@@ -56,7 +57,7 @@ class TuneConfig:
     min_history: int = 200
     xgb_estimators: int = 300
     score: str = "r2"
-    pruner: str = "median"
+    pruner: str = TuningSettings.model_fields["pruner"].default  # QTIS_TUNE_PRUNER's default
     seed: int = 7
     timeout: float | None = None
     study: str | None = None
@@ -117,16 +118,18 @@ def score(pred: np.ndarray, true: np.ndarray, ts: np.ndarray, kind: str) -> floa
 
 
 class _FoldTrial:
-    """The trial as the pruning callbacks see it: steps offset by the fold, so fold k's epoch e
-    is one step of a single curve that the pruner compares across trials; higher is better.
+    """The trial as the pruning callbacks see it: steps offset by the fold, so each fold's
+    epochs continue one curve (recorded per trial); higher is better. Only the first fold run,
+    the latest, is ``judged`` by the pruner: its early validation loss ranks candidates as
+    their objective does, the earliest fold's ranks them backwards (docs/benchmarks.md).
 
     Only every ``interval``-th step reaches the storage (and the pruner): XGBoost's callback
     reports every boosting round, and a database round trip per round (plus the pruner reading
     every trial's curve) would cost more than pruning saves."""
 
-    def __init__(self, trial, offset: int, interval: int = 1) -> None:
+    def __init__(self, trial, offset: int, interval: int = 1, judged: bool = True) -> None:
         self._trial, self._offset, self._interval = trial, offset, interval
-        self._reported = False
+        self._judged, self._reported = judged, False
 
     def report(self, value: float, step: int) -> None:
         self._reported = (step + 1) % self._interval == 0
@@ -136,7 +139,7 @@ class _FoldTrial:
             self._trial.report(-value, step=step + self._offset)
 
     def should_prune(self) -> bool:
-        return self._reported and self._trial.should_prune()
+        return self._judged and self._reported and self._trial.should_prune()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._trial, name)
@@ -188,9 +191,13 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: st
             kwargs["n_jobs"] = config.thread_count()
         make = TrainConfig(**(asdict(base) | {"params": {config.family: kwargs}})).factories()
         scores = []
-        for k, (train, validation, test) in enumerate(folds):
+        # the latest fold first: its curve is the one that ranks candidates (see _pruner)
+        for rank, k in enumerate(reversed(range(len(folds)))):
+            train, validation, test = folds[k]
             model = make[config.family]()
-            fold_trial = _FoldTrial(trial, k * config.steps_per_fold, config.report_interval)
+            fold_trial = _FoldTrial(
+                trial, rank * config.steps_per_fold, config.report_interval, judged=rank == 0
+            )
             if config.family == "xgboost":
                 model.callbacks = [XGBoostPruningCallback(fold_trial, "validation_0-rmse")]
             else:
@@ -207,9 +214,11 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: st
 def _pruner(config: TuneConfig):
     if config.pruner == "none":
         return optuna.pruners.NopPruner()
-    total = config.steps_per_fold * config.splits
+    # pruners judge the latest fold only (the first run, see _FoldTrial)
     if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=total)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.steps_per_fold)
+    if config.pruner == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     warmup = 1 if config.family != "xgboost" else min(20, config.xgb_estimators // 5)
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
 
@@ -323,6 +332,12 @@ def run_worker(
         torch.set_num_threads(threads)  # the caller (a Dagster step, the CLI) trains next
 
 
+def _helper(place: tuple[dict[str, str], str], *args: Any, **kwargs: Any) -> None:
+    """A worker process of ``tune``: the caller's environment, then :func:`run_worker`."""
+    adopt(*place)
+    run_worker(*args, **kwargs)
+
+
 @dataclass
 class TuneResult:
     study: str
@@ -359,6 +374,8 @@ def tune(
     ``track`` logs the study and its trials to ``tracking``'s MLflow store. Calls on other
     machines may share the study at the same time: each runs and counts its own trials."""
     stores = {"tracking": tracking, "tuning": tuning}
+    if config.workers > 1:
+        prestart()  # the helpers' imports overlap the data loading below
     data = tuning_data(url, config)  # fails early, here, with the clear message
     study = open_study(url, config, tuning=tuning)
     call = uuid.uuid4().hex  # marks this call's trials
@@ -371,9 +388,9 @@ def tune(
         mlflow.set_tags({"optuna_study": config.name, "model_family": config.family})
         mlflow.end_run()
     started = time.perf_counter()
-    context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
+    place = environment()
     helpers = [
-        context.Process(target=run_worker, args=(url, config, w, parent, call), kwargs=stores)
+        context().Process(target=_helper, args=(place, url, config, w, parent, call), kwargs=stores)
         for w in range(1, config.workers)
     ]
     for p in helpers:

@@ -27,7 +27,9 @@ class TuningConfig(Config):
     min_history: int = PIPELINE.min_history  # bars of a symbol's warm-up before its rows are used
     xgb_estimators: int = PIPELINE.xgb_estimators
     score: str = PIPELINE.score  # r2 (vs the zero forecast) or ic
-    pruner: str = PIPELINE.pruner  # median, hyperband or none
+    pruner: str | None = (
+        None  # median, successive-halving, hyperband, none; unset: QTIS_TUNE_PRUNER
+    )
     seed: int = PIPELINE.seed
     timeout: float | None = PIPELINE.timeout
 
@@ -42,12 +44,14 @@ def _tuning_asset(family: str) -> AssetsDefinition:
     def _tune(
         context: AssetExecutionContext, warehouse: WarehouseResource, config: TuningConfig
     ) -> MaterializeResult:
+        tuning = warehouse.tuning()
+        chosen = config.model_dump() | {"pruner": config.pruner or tuning.pruner}
         result = tune(
             warehouse.url(),
-            TuneConfig(family=family, **config.model_dump()),
+            TuneConfig(family=family, **chosen),
             on_progress=lambda done, total: context.log.info(f"{done}/{total} trials"),
             tracking=warehouse.tracking(),
-            tuning=warehouse.tuning(),
+            tuning=tuning,
         )
         return MaterializeResult(
             metadata={

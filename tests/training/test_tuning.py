@@ -122,6 +122,39 @@ def test_workers_with_one_seed_draw_apart_and_one_process_repeats_itself():
     assert draws([TrialSeededSampler(7)]) == draws([TrialSeededSampler(7)]) == two_machines
 
 
+def test_pruned_trials_are_recorded_as_pruned(built, stores):
+    """Successive halving over enqueued candidates: a trial it stops ends PRUNED (not failed),
+    inside the latest fold, the only one the pruner judges; the result counts it and MLflow
+    logs it as pruned, while finished trials carry the curve of every fold."""
+    url, _ = built
+    config = TuneConfig(
+        family="xgboost",
+        trials=4,
+        xgb_estimators=40,
+        pruner="successive-halving",
+        study="p",
+        threads=1,  # one OpenMP thread: two on a busy 2-core machine run 30x slower
+    )
+    study = open_study(url, config, tuning=stores["tuning"])
+    base = {"max_depth": 3, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 5.0}
+    for rate in (0.3, 0.01, 0.1, 0.005):
+        study.enqueue_trial(base | {"learning_rate": rate, "reg_lambda": 1.0})
+    result = tune(url, config, **stores)
+    states = optuna.trial.TrialState
+    trials = study.get_trials()
+    pruned = [t for t in trials if t.state == states.PRUNED]
+    assert pruned and result.pruned == len(pruned) and result.failed == 0
+    assert {t.state for t in trials} == {states.COMPLETE, states.PRUNED}
+    assert all(max(t.intermediate_values) < config.steps_per_fold for t in pruned)
+    done = [t for t in trials if t.state == states.COMPLETE]
+    assert all(max(t.intermediate_values) >= config.steps_per_fold for t in done)
+    assert all({"fold_0_score", "fold_1_score"} <= set(t.user_attrs) for t in done)
+    children = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'"
+    )
+    assert sorted(children["tags.state"]) == sorted(t.state.name for t in trials)
+
+
 def test_tuning_data_ends_before_the_reported_test_period(built):
     url, _ = built
     config = TuneConfig(family="xgboost", first_test=0.5)
@@ -146,11 +179,12 @@ def test_pruning_sees_every_fold_and_the_cli_reports(built, stores, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (result,) = json.loads(out.read_text())
+    assert result["config"]["pruner"] == "successive-halving"  # the default, chosen in bench
     assert result["study"] == "qtis-xgboost" and result["total_trials"] == 3
     assert result["best_value"] is not None and set(result["best_params"]) >= {"max_depth"}
     study = optuna.load_study(study_name="qtis-xgboost", storage=os.environ["QTIS_OPTUNA_STORAGE"])
     steps = [set(t.intermediate_values) for t in study.get_trials()]
-    # boosting rounds of fold 1 are reported after fold 0's (offset by xgb_estimators)
+    # the rounds of one fold are reported after the other's (offset by xgb_estimators)
     assert any(min(s) < 60 <= max(s) for s in steps if s)
     bad = qtis("tune", "--model", "xgboost", "--trials", "1", "--window", "30", env=env)
     assert bad.returncode != 0 and "--study" in bad.stderr  # different setup, same study

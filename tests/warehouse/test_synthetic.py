@@ -28,3 +28,18 @@ def test_intraday_bars_stay_inside_the_session():
     minutes = frame["ts"].dt.hour * 60 + frame["ts"].dt.minute
     assert minutes.min() >= 14 * 60 + 30 and minutes.max() < 21 * 60
     assert frame["ts"].dt.dayofweek.max() < 5
+
+
+def test_momentum_plants_a_lagged_return_signal():
+    """``momentum`` is the signal the tuning benchmark plants: each asset's bar return leans on
+    the one before with that coefficient (the pooled lag-1 regression slope finds it), and
+    without it the lagged return carries nothing."""
+
+    def slope(momentum: float) -> float:
+        bars = SyntheticMarket(n_symbols=20, n_bars=1500, seed=3, momentum=momentum).generate()
+        wide = np.log(bars.pivot(index="ts", columns="symbol", values="close")).diff()
+        now, before = wide.iloc[2:].to_numpy().ravel(), wide.iloc[1:-1].to_numpy().ravel()
+        return float(np.dot(before, now) / np.dot(before, before))
+
+    assert abs(slope(0.3) - 0.3) < 0.05
+    assert abs(slope(0.0)) < 0.05
