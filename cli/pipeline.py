@@ -316,6 +316,7 @@ def tune(
             "trials": trials, "workers": workers, "size": size, "epochs": epochs,
             "window": window, "splits": splits, "xgb_estimators": xgb_estimators, "score": score,
             "pruner": pruner or stores["tuning"].pruner, "timeout": timeout, "seed": seed,
+            "threads": stores["tuning"].threads,
             "study": study if len(chosen) == 1 else None,
         }  # fmt: skip
         configs = [TuneConfig(family=family, **shared) for family in chosen]

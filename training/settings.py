@@ -80,6 +80,12 @@ class TuningSettings(QtisSettings):
         description="pruner of `qtis tune` and the pipeline's studies (docs/benchmarks.md"
         " compares them on a market with a planted signal)",
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="threads per tuning worker (torch, XGBoost); unset: the machine's cores"
+        " shared out among the workers (on a busy small machine 1 is often faster)",
+    )
 
     storage: str | None = Field(
         default=None,

@@ -45,7 +45,10 @@ def _tuning_asset(family: str) -> AssetsDefinition:
         context: AssetExecutionContext, warehouse: WarehouseResource, config: TuningConfig
     ) -> MaterializeResult:
         tuning = warehouse.tuning()
-        chosen = config.model_dump() | {"pruner": config.pruner or tuning.pruner}
+        chosen = config.model_dump() | {
+            "pruner": config.pruner or tuning.pruner,
+            "threads": tuning.threads,
+        }
         result = tune(
             warehouse.url(),
             TuneConfig(family=family, **chosen),

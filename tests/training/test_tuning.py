@@ -32,6 +32,7 @@ def stores(pg_server, tmp_path, monkeypatch) -> dict:
     monkeypatch.setenv("QTIS_OPTUNA_STORAGE", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
     monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
+    monkeypatch.setenv("QTIS_TUNE_THREADS", "1")  # 2 OpenMP threads on 2 busy cores: ~30x slower
     return {"tracking": TrackingSettings(), "tuning": TuningSettings()}
 
 
@@ -73,6 +74,7 @@ def test_tune_processes_on_two_machines_lose_no_trial_and_repeat_none(built, pg_
         "QTIS_DATABASE_URL": url,
         "QTIS_OPTUNA_STORAGE": optuna_url,
         "QTIS_MLFLOW_TRACKING_URI": tracking,
+        "QTIS_TUNE_THREADS": "1",  # two processes on the machine's cores
     }
     args = ["tune", "--model", "xgboost", "--trials", "2", "--xgb-estimators", "20"]
     runs = [
@@ -180,6 +182,7 @@ def test_pruning_sees_every_fold_and_the_cli_reports(built, stores, tmp_path):
     assert done.returncode == 0, done.stderr
     (result,) = json.loads(out.read_text())
     assert result["config"]["pruner"] == "successive-halving"  # the default, chosen in bench
+    assert result["config"]["threads"] == 1  # QTIS_TUNE_THREADS, set by ``stores``
     assert result["study"] == "qtis-xgboost" and result["total_trials"] == 3
     assert result["best_value"] is not None and set(result["best_params"]) >= {"max_depth"}
     study = optuna.load_study(study_name="qtis-xgboost", storage=os.environ["QTIS_OPTUNA_STORAGE"])
