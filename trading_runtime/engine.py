@@ -97,6 +97,8 @@ class Engine:
         self.schedules = Schedules(hooks, feed)
         self.stops = Stops(hooks)
         self.live = config.mode in ("paper", "live")  # paced: commands, snapshots
+        if self.live:
+            feed.on_idle = self.idle  # between bars: commands, due reconciliations
         self.features = features
         self.columns = list(features.columns) if features is not None else []
         self.returns = ReturnWindow(len(self.symbols), self.settings.return_window)

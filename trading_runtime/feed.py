@@ -5,8 +5,8 @@ listed or from its delisting on). A paper run paces them like a live feed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
@@ -28,6 +28,7 @@ class BarSource(Protocol):
     times: pd.DatetimeIndex
     arrays: dict[str, np.ndarray]  # field -> (times, symbols)
     first_trading_step: int
+    on_idle: Callable[[], None] | None  # called while waiting for the next bar
 
     def __len__(self) -> int: ...
 
@@ -42,6 +43,7 @@ class BarFeed:
     times: pd.DatetimeIndex
     arrays: dict[str, np.ndarray]  # field -> (times, symbols)
     first_trading_step: int
+    on_idle: Callable[[], None] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -65,11 +67,15 @@ class BarFeed:
         self, start: int = 0, bars_per_second: float | None = None, paced_from: int = 0
     ) -> Iterator[CrossSection]:
         """Cross-sections from ``start`` on, paced like a live feed from ``paced_from`` when
-        ``bars_per_second`` is given (earlier bars are history: they come at once)."""
+        ``bars_per_second`` is given (earlier bars are history: they come at once). While it
+        waits, ``on_idle`` runs (an operator's command is polled then, not between a bar's
+        arrival and its orders)."""
         due = time.monotonic()
         for step in range(start, len(self.times)):
             if bars_per_second and step >= paced_from:
                 due += 1.0 / bars_per_second
+                if self.on_idle is not None and due > time.monotonic():
+                    self.on_idle()
                 time.sleep(max(0.0, due - time.monotonic()))
             yield self.at(step)
 

@@ -117,7 +117,6 @@ def run_live(
         if not journal.acquire():
             raise StreamBusy(f"an engine is already running stream {config.stream!r}")
         relay.attach(engine.record)
-        engine.feed.on_idle = engine.idle
         live = parts.live
         health = HealthServer(
             metrics.registry, status.health, live.health_host, live.health_port, health_open
