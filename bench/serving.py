@@ -7,6 +7,8 @@ the load generator and the whole machine used, as shares of the machine's cores.
 
     python -m bench.serving [--seconds 3] [--workers 1]
 
+With ``--workers N`` other than 1 the figures go to ``bench/results/serving_workersN.json``.
+
 Needs ``wrk`` (Debian: ``apt-get install wrk``). Uses scratch databases (bench_serving,
 bench_serving_mlflow) on the QTIS server with the bundled sample.
 """
@@ -290,7 +292,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="QTIS_SERVE_WORKERS")
     args = parser.parse_args()
     wrk()  # before minutes of preparation
-    console = Console()
+    console = Console(width=max(160, Console().width))  # the table's 13 columns
     with tempfile.TemporaryDirectory() as tmp:
         url = prepare(console, Path(tmp) / ".qtis")
         rows = []
@@ -304,7 +306,13 @@ def main() -> None:
         "rows": rows,
         "batching_throughput_ratio_c32": ratios,
     }
-    write("serving", figures, console)
+    # the figures of record are one worker's; other worker counts go beside them
+    write(
+        "serving",
+        figures,
+        console,
+        file=None if args.workers == 1 else f"serving_workers{args.workers}.json",
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from serving.batching import AdaptiveBatcher
 from serving.binary import ArrayBodies
 from serving.errors import NoChampion, RequestError, ValidationMessages
 from serving.guards import BodyGuard
+from serving.model_set import settle
 from serving.openapi import ApiDocument, Shapes
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
@@ -140,6 +141,7 @@ class QtisService:
             log.error("not starting: %s", exc)
             raise
         self._publish()
+        self._loaded = settle(self.predictor.loaded(), None)
         self.batcher = None
         if SETTINGS.serve_batching:
             self.batcher = AdaptiveBatcher(
@@ -152,6 +154,11 @@ class QtisService:
             threading.Thread(target=self._watch, name="qtis-alias-watch", daemon=True).start()
         log.info("serving %s", self.predictor.loaded())
 
+    def _reloaded(self, loaded: dict) -> dict:
+        self._publish()
+        self._loaded = settle(loaded, self._loaded)
+        return loaded
+
     def _publish(self) -> None:
         for model in (self.predictor.champion, self.predictor.challenger):
             if model is not None:
@@ -160,8 +167,7 @@ class QtisService:
     def _watch(self) -> None:
         while not self._stop.wait(SETTINGS.serve_reload_seconds):
             try:
-                loaded = self.predictor.reload()
-                self._publish()
+                loaded = self._reloaded(self.predictor.reload())
                 log.debug("aliases checked: %s", loaded)
             except Exception as exc:  # keep serving what is loaded
                 log.error("alias check failed: %s", exc)
@@ -246,9 +252,7 @@ class QtisService:
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:
         """Load whatever holds the aliases now (admin role)."""
-        loaded = self.predictor.reload()
-        self._publish()
-        return loaded
+        return self._reloaded(self.predictor.reload())
 
     @bentoml.api(route="/admin/rollback")
     def admin_rollback(
@@ -266,8 +270,7 @@ class QtisService:
             decision = rollback(url, probe, reason, actor="api", tracking=TRACKING)
         except ValueError as exc:
             return _rejected("admin_rollback", RequestError(str(exc), None, 409))
-        loaded = self.predictor.reload()
-        self._publish()
+        loaded = self._reloaded(self.predictor.reload())
         return {"decision": decision.decision, "reason": decision.reason, **loaded}
 
 

@@ -6,10 +6,12 @@ client's retry policy (against a small HTTP server that always answers 503)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,6 +28,7 @@ from serving.binary import NPY, read_npy
 from serving.client import ServingClient, ServingError
 from serving.errors import RequestError
 from serving.guards import BodyGuard
+from serving.model_set import settle
 from serving.settings import ServingSettings
 from tests.support.service import npy
 
@@ -387,3 +390,22 @@ def test_admin_calls_are_sent_once_and_reads_are_retried(unavailable):
         with pytest.raises(ServingError, match="503"):
             client.info()
     assert asked == ["/admin/rollback", "/admin/reload", *["/model"] * 4]
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_settle_frees_a_replaced_models_cycles_and_freezes_the_rest():
+    try:
+        kept = Cycle()
+        ref = weakref.ref(kept)
+        gc.freeze()  # as settle left the models loaded at start
+        del kept
+        assert settle({"champion": "1"}, {"champion": "1"}) == {"champion": "1"}
+        assert ref() is not None  # nothing changed: nothing collected, the freeze holds
+        settle({"champion": "2"}, {"champion": "1"})
+        assert ref() is None and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
