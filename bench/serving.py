@@ -1,20 +1,25 @@
 """Serving latency and throughput: the real BentoML service on loopback, single-window
-``POST /predict`` requests from an async client at concurrency 1, 8 and 32, for an XGBoost and an
-LSTM champion, with adaptive batching on and off (the baseline, measured in the same run).
+``POST /predict`` requests from ``wrk`` (a C load generator in its own process, one thread) at
+concurrency 1, 8 and 32, for an XGBoost and an LSTM champion, each window sent as JSON and as an
+``.npy`` body (``application/x-npy``), with adaptive batching on and off (the baseline, measured
+in the same run, in turns). Each measurement also records the CPU the service's process tree,
+the load generator and the whole machine used, as shares of the machine's cores.
 
-    python -m bench.serving [--seconds 4]
+    python -m bench.serving [--seconds 3] [--workers 1]
 
-Uses scratch databases (bench_serving, bench_serving_mlflow) on the QTIS server with the bundled
-sample. The load generator shares the machine's cores with the service: on 2 cores its own CPU
-time caps throughput, so the numbers are a floor of what a separate client would see.
+With ``--workers N`` other than 1 the figures go to ``bench/results/serving_workersN.json``.
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``). Uses scratch databases (bench_serving,
+bench_serving_mlflow) on the QTIS server with the bundled sample.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import resource
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -23,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -30,7 +36,9 @@ from bench._results import write
 from warehouse.settings import get_settings
 
 CONCURRENCY = (1, 8, 32)
-ROUNDS = 3
+ROUNDS = 2
+LUA = Path(__file__).with_name("serving.lua")
+BODIES = {"json": "application/json", "npy": "application/x-npy"}
 
 
 def prepare(console: Console, home: Path) -> str:
@@ -71,14 +79,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(port: int, batching: bool) -> subprocess.Popen:
+def start(port: int, batching: bool, workers: int = 1) -> subprocess.Popen:
     from serving.launch import service_command, service_env
 
     env = service_env() | {
         "QTIS_SERVE_BATCHING": str(batching).lower(),
+        "QTIS_SERVE_WORKERS": str(workers),
         "QTIS_SERVE_RELOAD_SECONDS": "0",
         "QTIS_API_RATE_LIMIT": "1000000",
         "QTIS_API_RATE_BURST": "1000000",
+        # its own: BentoML empties BENTOML_HOME/prometheus_multiproc_dir when a service
+        # starts, which would wipe the metrics of the other service measured beside it
+        "BENTOML_HOME": tempfile.mkdtemp(prefix="qtis-bench-bentoml-"),
     }
     process = subprocess.Popen(
         service_command("127.0.0.1", port),
@@ -100,49 +112,84 @@ def start(port: int, batching: bool) -> subprocess.Popen:
     raise SystemExit("the service did not start")
 
 
-async def load(base: str, body: bytes, concurrency: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    stop = time.perf_counter() + seconds
-    headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+def wrk() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("bench.serving needs the wrk load generator: apt-get install wrk")
+    return found
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 
-        async def user() -> None:
-            while time.perf_counter() < stop:
-                t0 = time.perf_counter()
-                response = await client.post("/predict", content=body, headers=headers)
-                latencies.append((time.perf_counter() - t0) * 1e3)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU of ``process`` and every process under it (the BentoML workers)."""
+    root = psutil.Process(process.pid)
+    total = 0.0
+    for p in (root, *root.children(recursive=True)):
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
-        started = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    values = np.array(latencies)
+
+def load(port: int, body: Path, media: str, concurrency: int, seconds: int, service) -> dict:
+    """One wrk run; the CPU shares are of all the machine's cores over the run."""
+    env = dict(os.environ, QTIS_BENCH_BODY=str(body), QTIS_BENCH_TYPE=media)
+    command = [wrk(), "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "30s", "-s",
+               str(LUA), f"http://127.0.0.1:{port}/predict"]  # fmt: skip
+    # wrk is the only child reaped during the run: RUSAGE_CHILDREN's growth is its CPU
+    children, served = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds(service)
+    machine = psutil.cpu_times()
+    started = time.perf_counter()
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    after, cores = resource.getrusage(resource.RUSAGE_CHILDREN), psutil.cpu_count()
+    busy = psutil.cpu_times()
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    statuses = {int(k): int(v) for k, v in figures["status"].items()}
+
+    def share(cpu: float) -> float:
+        return cpu / (wall * cores)
+
     return {
         "concurrency": concurrency,
-        "requests": len(values),
-        "throughput_rps": len(values) / elapsed,
-        "p50_ms": float(np.percentile(values, 50)),
-        "p99_ms": float(np.percentile(values, 99)),
+        "requests": figures["requests"],
+        "throughput_rps": figures["requests"] / figures["seconds"],
+        "p50_ms": figures["p50_ms"],
+        "p99_ms": figures["p99_ms"],
         "status": {str(k): v for k, v in sorted(statuses.items())},
+        "non_2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
         "server_errors": sum(v for k, v in statuses.items() if k >= 500),
+        "socket_errors": figures["socket_errors"],
+        "service_cpu_share": share(cpu_seconds(service) - served),
+        "load_cpu_share": share(
+            after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        ),
+        "machine_cpu_share": share(busy.user + busy.system - machine.user - machine.system),
     }
 
 
-def batch_sizes(base: str) -> float:
-    """Mean windows per model call over the service's life (its qtis_batch_windows histogram)."""
-    text = httpx.get(base + "/metrics").text
+def batch_counts(port: int) -> tuple[float, float]:
+    """Windows scored and model calls so far (the service's qtis_batch_windows histogram)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     value = {
         line.split()[0]: float(line.split()[1])
         for line in text.splitlines()
         if line.startswith(("qtis_batch_windows_sum", "qtis_batch_windows_count"))
     }
-    return value["qtis_batch_windows_sum"] / max(1.0, value["qtis_batch_windows_count"])
+    return value.get("qtis_batch_windows_sum", 0.0), value.get("qtis_batch_windows_count", 0.0)
 
 
-def measure(url: str, name: str, seconds: float, console: Console) -> list[dict]:
+def bodies(window: np.ndarray, folder: Path) -> dict[str, Path]:
+    """The one window as a JSON and as an .npy request body, in files wrk reads."""
+    (json_body := folder / "body.json").write_text(
+        json.dumps({"request": {"windows": window.tolist()}})
+    )
+    np.save(npy_body := folder / "body.npy", window.astype(np.float32))
+    return {"json": json_body, "npy": npy_body}
+
+
+def measure(url: str, name: str, seconds: int, workers: int, console: Console) -> list[dict]:
     from registry.aliases import force
     from registry.model_registry import ModelRegistry
     from serving.probe import serving_probe
@@ -156,87 +203,116 @@ def measure(url: str, name: str, seconds: float, console: Console) -> list[dict]
           tracking=tracking)  # fmt: skip
     model = ModelRegistry(url, tracking).load("champion", name, "1")
     window = WindowSource(url, model.features).sample(model.window, n=1)
-    body = json.dumps({"request": {"windows": window.tolist()}}).encode()
+    folder = Path(tempfile.mkdtemp(prefix="qtis-bench-serving-"))
+    files = bodies(window, folder)
     # both services up at once and measured in turns (off, on, off, on, ...): a drift of the
     # machine (the prediction log growing, autovacuum, other work) then hits both alike
-    processes = {batching: (start(port := free_port(), batching), port) for batching in (0, 1)}
-    samples: dict[tuple[bool, int], list[dict]] = {}
+    services = {b: (start(port := free_port(), b, workers), port) for b in (False, True)}
+    samples: dict[tuple[str, bool, int], list[dict]] = {}
     try:
-        for _, port in processes.values():
-            asyncio.run(load(f"http://127.0.0.1:{port}", body, 4, 2.0))  # warm up
-        for concurrency in CONCURRENCY:
-            for turn in range(ROUNDS):
-                for batching, (_, port) in processes.items():
-                    label = f"{name} batching={'on' if batching else 'off'} c={concurrency}"
-                    with console.status(f"{label} (round {turn + 1} of {ROUNDS})"):
-                        row = asyncio.run(
-                            load(f"http://127.0.0.1:{port}", body, concurrency, seconds)
-                        )
-                    samples.setdefault((bool(batching), concurrency), []).append(row)
-        calls = batch_sizes(f"http://127.0.0.1:{processes[1][1]}")
+        for process, port in services.values():  # warm up
+            for body, media in BODIES.items():
+                load(port, files[body], media, 4, 1, process)
+        for body, media in BODIES.items():
+            for concurrency in CONCURRENCY:
+                for turn in range(ROUNDS):
+                    for batching, (process, port) in services.items():
+                        label = f"{name} {body} batching={'on' if batching else 'off'} "
+                        with console.status(f"{label}c={concurrency} (round {turn + 1})"):
+                            before = batch_counts(port)
+                            row = load(port, files[body], media, concurrency, seconds, process)
+                            after = batch_counts(port)
+                        calls = max(1.0, after[1] - before[1])
+                        row["windows_per_model_call"] = (after[0] - before[0]) / calls
+                        samples.setdefault((body, batching, concurrency), []).append(row)
     finally:
-        for process, _ in processes.values():
+        for process, _ in services.values():
             process.terminate()
             process.wait(timeout=30)
-    rows = []
-    for (batching, concurrency), runs in samples.items():
-        rows.append(
-            {
-                "champion": name,
-                "batching": batching,
-                "concurrency": concurrency,
-                "requests": sum(r["requests"] for r in runs),
-                # medians over the rounds
-                **{
-                    key: float(np.median([r[key] for r in runs]))
-                    for key in ("throughput_rps", "p50_ms", "p99_ms")
-                },
-                "server_errors": sum(r["server_errors"] for r in runs),
-                "rounds": runs,
-                "windows_per_model_call": calls if batching else 1.0,
+        shutil.rmtree(folder)
+    return [summary(name, key, runs) for key, runs in sorted(samples.items())]
+
+
+def summary(name: str, key: tuple[str, bool, int], runs: list[dict]) -> dict:
+    """One table row: medians over the rounds (sums for counts), the rounds kept."""
+    body, batching, concurrency = key
+    medians = ("throughput_rps", "p50_ms", "p99_ms", "windows_per_model_call",
+               "service_cpu_share", "load_cpu_share", "machine_cpu_share")  # fmt: skip
+    return {
+        "champion": name,
+        "body": body,
+        "batching": batching,
+        "concurrency": concurrency,
+        "requests": sum(r["requests"] for r in runs),
+        **{key: float(np.median([r[key] for r in runs])) for key in medians},
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "server_errors": sum(r["server_errors"] for r in runs),
+        "socket_errors": sum(r["socket_errors"] for r in runs),
+        "rounds": runs,
+    }
+
+
+def report(rows: list[dict], seconds: int, workers: int, console: Console) -> dict:
+    table = Table(
+        "champion", "body", "batching", "c", "requests", "req/s", "p50 ms", "p99 ms",
+        "non-2xx", "windows/call", "service CPU", "wrk CPU", "machine CPU",
+        title=f"POST /predict, one window per request, wrk on loopback, {workers} worker(s); "
+        f"median of {ROUNDS} rounds of {seconds} s, batching on and off measured in turns; "
+        "CPU as shares of all cores",
+    )  # fmt: skip
+    for r in rows:
+        table.add_row(
+            r["champion"], r["body"], "on" if r["batching"] else "off", str(r["concurrency"]),
+            f"{r['requests']:,}", f"{r['throughput_rps']:.0f}", f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}", str(r["non_2xx"]), f"{r['windows_per_model_call']:.1f}",
+            f"{r['service_cpu_share']:.0%}", f"{r['load_cpu_share']:.0%}",
+            f"{r['machine_cpu_share']:.0%}",
+        )  # fmt: skip
+    console.print(table)
+    ratios: dict[str, dict[str, float]] = {}
+    for name in sorted({r["champion"] for r in rows}):
+        for body in BODIES:
+            by = {
+                (r["batching"], r["concurrency"]): r
+                for r in rows
+                if r["champion"] == name and r["body"] == body
             }
-        )
-    return sorted(rows, key=lambda r: (r["batching"], r["concurrency"]))
+            ratio = by[(True, 32)]["throughput_rps"] / by[(False, 32)]["throughput_rps"]
+            ratios.setdefault(name, {})[body] = ratio
+            console.print(
+                f"{name} {body}: batching on/off throughput at c=32: {ratio:.2f}x; p99 at c=1: "
+                f"{by[(False, 1)]['p99_ms']:.2f} ms (off), {by[(True, 1)]['p99_ms']:.2f} ms (on)"
+            )
+    return ratios
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement and round")
+    parser.add_argument("--seconds", type=int, default=3, help="per measurement and round")
+    parser.add_argument("--workers", type=int, default=1, help="QTIS_SERVE_WORKERS")
     args = parser.parse_args()
-    console = Console()
+    wrk()  # before minutes of preparation
+    console = Console(width=max(160, Console().width))  # the table's 13 columns
     with tempfile.TemporaryDirectory() as tmp:
         url = prepare(console, Path(tmp) / ".qtis")
         rows = []
         for name in ("qtis-xgboost", "qtis-lstm"):
-            rows += measure(url, name, args.seconds, console)
-    table = Table(
-        "champion", "batching", "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "5xx",
-        title=f"POST /predict, one window per request, loopback; median of {ROUNDS} rounds of "
-        f"{args.seconds:g} s, batching on and off measured in turns",
-    )  # fmt: skip
-    for r in rows:
-        table.add_row(
-            r["champion"], "on" if r["batching"] else "off", str(r["concurrency"]),
-            f"{r['requests']:,}", f"{r['throughput_rps']:.0f}", f"{r['p50_ms']:.2f}",
-            f"{r['p99_ms']:.2f}", str(r["server_errors"]),
-        )  # fmt: skip
-    console.print(table)
-    ratios = {}
-    for name in ("qtis-xgboost", "qtis-lstm"):
-        by = {(r["batching"], r["concurrency"]): r for r in rows if r["champion"] == name}
-        ratios[name] = by[(True, 32)]["throughput_rps"] / by[(False, 32)]["throughput_rps"]
-        console.print(
-            f"{name}: batching on/off throughput at c=32: {ratios[name]:.2f}x; p99 at c=1: "
-            f"{by[(False, 1)]['p99_ms']:.2f} ms (off), {by[(True, 1)]['p99_ms']:.2f} ms (on); "
-            f"batching merged {by[(True, 32)]['windows_per_model_call']:.2f} windows per model "
-            "call on average"
-        )
+            rows += measure(url, name, args.seconds, args.workers, console)
+    ratios = report(rows, args.seconds, args.workers, console)
     figures = {
         "seconds_per_point": args.seconds,
+        "workers": args.workers,
+        "load_generator": "wrk 1 thread",
         "rows": rows,
         "batching_throughput_ratio_c32": ratios,
     }
-    write("serving", figures, console)
+    # the figures of record are one worker's; other worker counts go beside them
+    write(
+        "serving",
+        figures,
+        console,
+        file=None if args.workers == 1 else f"serving_workers{args.workers}.json",
+    )
 
 
 if __name__ == "__main__":

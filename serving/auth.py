@@ -162,8 +162,11 @@ def required_role(path: str) -> str | None:
     return ROUTE_ROLES.get(path, "predict")
 
 
-async def reply(send, status: int, body: dict, headers: Iterable[tuple[bytes, bytes]] = ()):
-    data = json.dumps(body).encode()
+async def reply(
+    send, status: int, body: dict | bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A JSON answer: ``body`` as a dict, or already encoded."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",

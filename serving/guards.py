@@ -1,4 +1,5 @@
-"""What a request body must be before anything parses it: JSON (else 415) and at most
+"""What a request body must be before anything parses it: JSON, or ``.npy`` for ``POST
+/predict`` (:mod:`serving.binary`), else 415; and at most
 ``QTIS_SERVE_MAX_BODY_BYTES`` (else 413, answered from the Content-Length header unread, or as
 soon as a streamed body passes the cap). BentoML would otherwise hand any content type to its
 form parser (a 500 for ``multipart/form-data`` without a boundary) and read any size."""
@@ -6,14 +7,18 @@ form parser (a 500 for ``multipart/form-data`` without a boundary) and read any 
 from __future__ import annotations
 
 from serving.auth import reply
+from serving.binary import NPY, ROUTE, media_type
 
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = "application/json"
+_UNSUPPORTED = f"send the body as {JSON} (or {NPY} to POST {ROUTE})"
 
 
-def is_json(content_type: bytes) -> bool:
-    media = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
-    return media == JSON
+def accepted(scope) -> bool:
+    """JSON anywhere; an ``.npy`` array only where :class:`serving.binary.ArrayBodies` reads
+    it."""
+    media = media_type(scope.get("headers") or [])
+    return media == JSON or (media == NPY and scope.get("path") == ROUTE)
 
 
 class BodyGuard:
@@ -28,15 +33,15 @@ class BodyGuard:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         content_type, length = headers.get(b"content-type"), headers.get(b"content-length")
-        if content_type is not None and not is_json(content_type):
-            return await _refuse(send, 415, f"send the body as {JSON}", "content-type")
+        if content_type is not None and not accepted(scope):
+            return await _refuse(send, 415, _UNSUPPORTED, "content-type")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             return await self._too_large(send)
         body, whole = await _read(receive, self.max_bytes)
         if not whole:
             return await self._too_large(send) if body is not None else None  # None: gone
         if body and content_type is None:
-            return await _refuse(send, 415, f"send the body as {JSON}", "content-type")
+            return await _refuse(send, 415, _UNSUPPORTED, "content-type")
         sent = False
 
         async def replay():

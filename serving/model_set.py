@@ -4,6 +4,7 @@ registry and swapped together as one immutable :class:`Serving`, or one model pi
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass
@@ -16,6 +17,19 @@ from serving.schemas import ModelCard
 from serving.windows import WindowSource
 
 log = logging.getLogger("qtis.serving")
+
+
+def settle(loaded: dict, before: dict | None) -> dict:
+    """When the models served changed: collect the garbage once, then freeze what is left
+    (the models, the libraries) out of the collector's full passes. A full pass over the ~450k
+    objects of a worker's libraries took 0.22 s with the GIL held, stalling every request in
+    flight: measured (bench/serving.py, 32 concurrent requests) the p99 fell from 0.43-0.52 s
+    to 0.06-0.11 s with the freeze. Requests' own objects are still collected as before."""
+    if loaded != before:
+        gc.unfreeze()  # a replaced model's cycles are freed now, not kept for ever
+        gc.collect()
+        gc.freeze()
+    return loaded
 
 
 def card(model: LoadedModel) -> ModelCard:

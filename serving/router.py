@@ -37,12 +37,17 @@ class Prepared:
     started: float  # perf_counter when the request arrived
 
 
-def check_windows(raw: list, field: str, model: LoadedModel) -> np.ndarray:
+def check_windows(raw: list | np.ndarray, field: str, model: LoadedModel) -> np.ndarray:
     """``raw`` as (windows, bars, features) float32 windows that ``model`` can score; windows
-    of different lengths keep their last bars, as many as the shortest has."""
+    of different lengths keep their last bars, as many as the shortest has. An array (an
+    ``.npy`` body) is taken as it is."""
     try:
-        shortest = min((len(w) for w in raw), default=0)
-        windows = np.asarray([w[len(w) - shortest :] for w in raw], dtype=np.float32)
+        if isinstance(raw, np.ndarray):
+            with np.errstate(over="ignore"):  # past float32's range: inf, refused below
+                windows = raw.astype(np.float32, copy=False)
+        else:
+            shortest = min((len(w) for w in raw), default=0)
+            windows = np.asarray([w[len(w) - shortest :] for w in raw], dtype=np.float32)
     except ValueError as exc:
         raise RequestError(
             f"{field} must be a rectangular (windows, bars, features) array: {exc}", field

@@ -13,7 +13,8 @@ registry, checks for new aliases every ``QTIS_SERVE_RELOAD_SECONDS`` (and on ``P
 
 Bad requests get a 4xx JSON body ``{"error": ..., "field": ...}``, never a 5xx. In front of the
 routes, outermost first: authentication, roles and rate limits (:mod:`serving.auth`), the body's
-type and size (:mod:`serving.guards`), readable validation messages (:mod:`serving.errors`) and
+type and size (:mod:`serving.guards`), ``.npy`` bodies of ``POST /predict``
+(:mod:`serving.binary`), readable validation messages (:mod:`serving.errors`) and
 the OpenAPI document made true to the model served (:mod:`serving.openapi`).
 
 It binds ``QTIS_SERVE_HOST:QTIS_SERVE_PORT`` (127.0.0.1:3100) however it is started (``qtis
@@ -29,6 +30,7 @@ import threading
 from typing import Annotated
 
 import bentoml
+import numpy as np
 import psutil
 from fastapi import FastAPI
 from pydantic import Field
@@ -38,8 +40,10 @@ from core.settings import check_environment
 from registry.settings import TrackingSettings
 from serving.auth import BearerAuth, check_exposure
 from serving.batching import AdaptiveBatcher
+from serving.binary import ArrayBodies
 from serving.errors import NoChampion, RequestError, ValidationMessages
 from serving.guards import BodyGuard
+from serving.model_set import settle
 from serving.openapi import ApiDocument, Shapes
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
@@ -102,9 +106,9 @@ def listening_hosts() -> list[str]:
     return [c.laddr.ip for c in found if c.status == psutil.CONN_LISTEN]
 
 
-def check_bars(windows: list | None, field: str) -> None:
+def check_bars(windows: list | np.ndarray | None, field: str) -> None:
     """More bars than QTIS_SERVE_MAX_BARS in any window: a 413, before any is converted."""
-    longest = max((len(w) for w in windows or ()), default=0)
+    longest = max((len(w) for w in (windows if windows is not None else ())), default=0)
     if longest > SETTINGS.serve_max_bars:
         raise RequestError(
             f"{field}: {longest} bars in a window, at most {SETTINGS.serve_max_bars} "
@@ -116,7 +120,7 @@ def check_bars(windows: list | None, field: str) -> None:
 
 @bentoml.asgi_app(pages, path="/")
 @bentoml.service(
-    workers=1,
+    workers=SETTINGS.serve_workers,
     traffic={"timeout": 30, "max_concurrency": SETTINGS.serve_max_concurrency},
     http={"host": SETTINGS.serve_host, "port": SETTINGS.serve_port},
 )
@@ -137,6 +141,7 @@ class QtisService:
             log.error("not starting: %s", exc)
             raise
         self._publish()
+        self._loaded = settle(self.predictor.loaded(), None)
         self.batcher = None
         if SETTINGS.serve_batching:
             self.batcher = AdaptiveBatcher(
@@ -149,6 +154,11 @@ class QtisService:
             threading.Thread(target=self._watch, name="qtis-alias-watch", daemon=True).start()
         log.info("serving %s", self.predictor.loaded())
 
+    def _reloaded(self, loaded: dict) -> dict:
+        self._publish()
+        self._loaded = settle(loaded, self._loaded)
+        return loaded
+
     def _publish(self) -> None:
         for model in (self.predictor.champion, self.predictor.challenger):
             if model is not None:
@@ -157,8 +167,7 @@ class QtisService:
     def _watch(self) -> None:
         while not self._stop.wait(SETTINGS.serve_reload_seconds):
             try:
-                loaded = self.predictor.reload()
-                self._publish()
+                loaded = self._reloaded(self.predictor.reload())
                 log.debug("aliases checked: %s", loaded)
             except Exception as exc:  # keep serving what is loaded
                 log.error("alias check failed: %s", exc)
@@ -187,21 +196,31 @@ class QtisService:
 
     @bentoml.api(route="/predict")
     async def predict(self, request: PredictRequest) -> PredictResponse:
-        """Forecasts of every horizon for a batch of windows, or for symbols as of a time."""
-        predictor = self.predictor
+        """Forecasts of every horizon for a batch of windows, or for symbols as of a time
+        (or, with an ``application/x-npy`` body, for the windows in it: :mod:`serving.binary`)."""
         try:
-            check_bars(request.windows, "windows")
-            if request.symbols is not None:  # a warehouse read: off the event loop
-                prepared = await asyncio.to_thread(predictor.prepare, request)
-            else:
-                prepared = predictor.prepare(request)
-            if self.batcher is not None:
-                predictions = await self.batcher.score(prepared.serve, prepared.windows)
-            else:
-                BATCH_WINDOWS.observe(len(prepared.windows))
-                predictions = await asyncio.to_thread(prepared.serve.predict, prepared.windows)
+            return await self._predict(request)
         except RequestError as exc:
             return _rejected("predict", exc)
+
+    async def predict_array(self, windows: np.ndarray) -> bytes:
+        """The JSON answer to an ``.npy`` body's windows (raises :class:`RequestError`)."""
+        # built unvalidated: the array is checked as one by the same code as JSON windows
+        request = PredictRequest.model_construct(windows=windows)
+        return (await self._predict(request)).model_dump_json().encode()
+
+    async def _predict(self, request: PredictRequest) -> PredictResponse:
+        predictor = self.predictor
+        check_bars(request.windows, "windows")
+        if request.symbols is not None:  # a warehouse read: off the event loop
+            prepared = await asyncio.to_thread(predictor.prepare, request)
+        else:
+            prepared = predictor.prepare(request)
+        if self.batcher is not None:
+            predictions = await self.batcher.score(prepared.serve, prepared.windows)
+        else:
+            BATCH_WINDOWS.observe(len(prepared.windows))
+            predictions = await asyncio.to_thread(prepared.serve.predict, prepared.windows)
         response = predictor.respond(request, prepared, predictions)
         PREDICTIONS.labels(role=response.role, model=response.model, version=response.version).inc(
             len(response.predictions)
@@ -233,9 +252,7 @@ class QtisService:
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:
         """Load whatever holds the aliases now (admin role)."""
-        loaded = self.predictor.reload()
-        self._publish()
-        return loaded
+        return self._reloaded(self.predictor.reload())
 
     @bentoml.api(route="/admin/rollback")
     def admin_rollback(
@@ -253,13 +270,17 @@ class QtisService:
             decision = rollback(url, probe, reason, actor="api", tracking=TRACKING)
         except ValueError as exc:
             return _rejected("admin_rollback", RequestError(str(exc), None, 409))
-        loaded = self.predictor.reload()
-        self._publish()
+        loaded = self._reloaded(self.predictor.reload())
         return {"decision": decision.decision, "reason": decision.reason, **loaded}
 
 
 # outermost first: an unauthenticated caller is turned away before its body is read
 QtisService.add_asgi_middleware(BearerAuth, settings=SETTINGS, home=WAREHOUSE.home)
 QtisService.add_asgi_middleware(BodyGuard, max_bytes=SETTINGS.serve_max_body_bytes)
+QtisService.add_asgi_middleware(
+    ArrayBodies,
+    answer=lambda: bentoml.get_current_service().predict_array,
+    rejected=lambda exc: REJECTED.labels(endpoint="predict", status=str(exc.status)).inc(),
+)
 QtisService.add_asgi_middleware(ValidationMessages)
 QtisService.add_asgi_middleware(ApiDocument, shapes=lambda: bentoml.get_current_service().shapes())

@@ -26,6 +26,12 @@ class ServingSettings(QtisSettings):
     serve_port: int = Field(
         3100, ge=1, le=65535, description="port the service binds, however started"
     )
+    serve_workers: int = Field(
+        1,
+        ge=1,
+        description="worker processes of the service, each with its models and batcher: at"
+        " most the cores it may use",
+    )
     serve_max_windows: int = Field(256, ge=1, description="windows one /predict may carry")
     serve_max_bars: int = Field(
         512, ge=1, description="bars one window may carry (a window is trimmed to the model's)"

@@ -1,28 +1,36 @@
 """The service's parts on their own: the rate limits, role checks and audit of the auth
-middleware and the body guard (in front of a small ASGI app, through httpx), the token and
-exposure rules, the adaptive batcher merging concurrent requests, and the client's retry policy
-(against a small HTTP server that always answers 503)."""
+middleware, the body guard and the ``.npy`` body reader (in front of a small ASGI app, through
+httpx), the token and exposure rules, the adaptive batcher merging concurrent requests, and the
+client's retry policy (against a small HTTP server that always answers 503)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from serving.auth import BearerAuth, OpenExposure, RateLimiter, check_exposure, required_role
 from serving.batching import AdaptiveBatcher
+from serving.binary import NPY, read_npy
 from serving.client import ServingClient, ServingError
 from serving.errors import RequestError
 from serving.guards import BodyGuard
+from serving.model_set import settle
 from serving.settings import ServingSettings
+from tests.support.service import npy
 
 TOKEN = "a-token-of-sufficient-length"
 
@@ -298,6 +306,49 @@ def test_only_json_bodies_within_the_cap_reach_the_service():
     assert status(stream(), "application/json") == 413
     echoed = asyncio.run(post(b'{"a": 1}', {"content-type": "application/json; charset=utf-8"}))
     assert echoed.status_code == 200 and echoed.content == b'{"a": 1}'
+    assert status(b"\x93NUMPY", NPY) == 200  # an array body, for POST /predict only
+    assert asyncio.run(post(b"\x93NUMPY", {"content-type": NPY})).content == b"\x93NUMPY"
+
+
+def test_npy_bodies_are_refused_elsewhere():
+    async def post(path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=BodyGuard(echo_body, max_bytes=1024))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.post(path, content=b"\x93NUMPY", headers={"content-type": NPY})
+
+    answer = asyncio.run(post("/explain"))
+    assert answer.status_code == 415 and NPY in answer.json()["error"]
+
+
+@given(
+    arrays(
+        st.sampled_from([np.float32, np.float64, np.int16]),
+        st.tuples(*[st.integers(1, 4)] * 3),
+        elements=st.integers(-1000, 1000),
+    )
+)
+def test_npy_bodies_are_read_as_they_were_saved(array):
+    np.testing.assert_array_equal(read_npy(npy(array)), array)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b'{"request": {}}', 400, "magic"),
+        (npy(np.array([[[1, "a"]]], dtype=object), allow_pickle=True), 400, "allow_pickle"),
+        (npy(np.array([[["a"]]])), 400, "dtype <U1"),
+        (npy(np.ones((1, 2, 3)))[:-8], 400, "expected"),  # truncated
+        (npy(np.ones((1, 2, 3))) + b"\0", 400, "1 bytes after"),
+        (npy(np.ones((2, 3))), 422, "(windows, bars, features)"),
+        (npy(np.ones((0, 2, 3))), 422, "non-empty"),
+    ],
+    ids=["not npy", "pickled", "strings", "truncated", "trailing", "2-d", "empty"],
+)
+def test_bad_npy_bodies_are_a_4xx_naming_the_problem(body, status, needle):
+    with pytest.raises(RequestError) as raised:
+        read_npy(body)
+    assert raised.value.status == status and needle in str(raised.value)
+    assert raised.value.field == ("body" if status == 400 else "windows")
 
 
 @pytest.fixture
@@ -339,3 +390,22 @@ def test_admin_calls_are_sent_once_and_reads_are_retried(unavailable):
         with pytest.raises(ServingError, match="503"):
             client.info()
     assert asked == ["/admin/rollback", "/admin/reload", *["/model"] * 4]
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_settle_frees_a_replaced_models_cycles_and_freezes_the_rest():
+    try:
+        kept = Cycle()
+        ref = weakref.ref(kept)
+        gc.freeze()  # as settle left the models loaded at start
+        del kept
+        assert settle({"champion": "1"}, {"champion": "1"}) == {"champion": "1"}
+        assert ref() is not None  # nothing changed: nothing collected, the freeze holds
+        settle({"champion": "2"}, {"champion": "1"})
+        assert ref() is None and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -22,19 +22,20 @@ from registry import aliases
 from registry.model_registry import ModelRegistry
 from registry.promotions import champions
 from registry.settings import TrackingSettings
+from serving.binary import NPY
 from serving.champion_source import ChampionSource
 from serving.client import ServingClient, ServingError
 from serving.errors import NoChampion
 from serving.predictor import Predictor
 from serving.probe import serving_probe
-from serving.schemas import ExplainRequest, PredictRequest
+from serving.schemas import ExplainRequest, PredictRequest, PredictResponse
 from serving.settings import ServingSettings
 from serving.windows import WindowSource
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from tests.support.planted import register
 from tests.support.promotion import holders, race, race_start, relaxed
-from tests.support.service import free_port, running_service, server_errors
+from tests.support.service import free_port, npy, running_service, server_errors
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.settings import RuntimeSettings, WalkForwardSettings
 from trading_runtime.walkforward import bar_timeline, walk_forward
@@ -227,6 +228,39 @@ def test_bad_input_is_a_4xx_naming_the_problem(service, client):
     nan = '{"request": {"windows": [[[NaN]]]}}'
     response = httpx.post(base + "/predict", content=nan, headers=headers)
     assert response.status_code == 400 and response.json()["field"] == "request.windows.0.0.0"
+    assert server_errors(base) == []
+
+
+def test_an_npy_body_answers_as_json_does_and_bad_ones_are_a_4xx(service, client):
+    base, url, _ = service
+    windows = windows_from_warehouse(url, client)
+    by_json = client.predict(PredictRequest(windows=windows.tolist()))
+    headers = {"authorization": f"Bearer {PREDICT_TOKEN}", "content-type": NPY}
+
+    def post(array: np.ndarray | bytes, path: str = "/predict", **kw) -> httpx.Response:
+        body = array if isinstance(array, bytes) else npy(array)
+        return httpx.post(base + path, content=body, headers=kw.get("headers", headers))
+
+    answer = post(windows.astype(np.float64))
+    assert answer.status_code == 200, answer.text
+    by_npy = PredictResponse.model_validate_json(answer.content)
+    assert (by_npy.model, by_npy.version, by_npy.role) == (
+        by_json.model,
+        by_json.version,
+        "champion",
+    )
+    np.testing.assert_array_equal(by_npy.predictions, by_json.predictions)
+    features = windows.shape[2]
+    for body, status, needle in [
+        (b'{"request": {}}', 400, "not a .npy array"),
+        (np.ones((1, 20, 2)), 422, f"{features} features"),
+        (np.full((1, 20, features), 1e39), 422, "finite 32-bit"),
+        (np.ones((MAX_WINDOWS + 1, 20, features)), 413, "at most"),
+    ]:
+        answer = post(body)
+        assert answer.status_code == status and needle in answer.json()["error"], answer.text
+    assert post(windows, "/explain").status_code == 415
+    assert post(windows, headers={"content-type": NPY}).status_code == 401  # auth still holds
     assert server_errors(base) == []
 
 

@@ -3,6 +3,7 @@ it: the serving tests run against it over HTTP."""
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import time
@@ -11,9 +12,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from serving.launch import service_command, service_env
+
+
+def npy(array: np.ndarray, allow_pickle: bool = False) -> bytes:
+    """``array`` as an ``application/x-npy`` request body."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
 
 
 def free_port() -> int:
