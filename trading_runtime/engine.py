@@ -168,6 +168,8 @@ class Engine:
             for bar in self.feed.replay(0, pace, paced_from=resume_at):
                 if bar.step < resume_at:
                     self._observe(bar)
+                    if self.live and bar.step == resume_at - 1:
+                        self._prime(bar)
                 else:
                     self._step(bar)
                 if progress is not None:
@@ -253,6 +255,15 @@ class Engine:
             slot.source.observe(bar, self._features)
         for venue in self.router.venues:
             venue.observe(bar)
+
+    def _prime(self, bar: CrossSection) -> None:
+        """At the end of history, before the first bar traded: ask the strategies for signals
+        once and throw them away, and take the idle step (the first command poll, what the
+        start journaled nothing of yet). The first bar traded then pays for no first call:
+        measured, it was the slowest of a paper run (6 ms against a 2 ms median)."""
+        for slot in self.slots:
+            slot.source.signals(bar)
+        self.idle()
 
     def _emit(self, event: ev.Event) -> None:
         self.book.apply(event)
