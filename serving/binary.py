@@ -15,6 +15,7 @@ model cannot score get the same 4xx the JSON path gives.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -37,28 +38,49 @@ def media_type(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 def read_npy(body: bytes) -> np.ndarray:
-    """``body`` as a (windows, bars, features) float32 array, or a 400 saying why not."""
+    """``body`` as a (windows, bars, features) array of real numbers, or a 400 saying why not.
+    The header's shape is checked against the bytes that follow it before anything is
+    allocated: a small body claiming a huge shape is refused, not a MemoryError."""
     stream = io.BytesIO(body)
     try:
-        array = np.lib.format.read_array(stream, allow_pickle=False)
-        if array.dtype.kind not in "fiu":
-            raise ValueError(f"dtype {array.dtype} is not a real number type")
+        shape, fortran, dtype = _header(stream)
+        if dtype.hasobject:
+            raise ValueError("object arrays need allow_pickle, which is refused")
+        if dtype.kind not in "fiu":
+            raise ValueError(f"dtype {dtype} is not a real number type")
     except ValueError as exc:
         raise RequestError(
             f"body: not a .npy array of (windows, bars, features) numbers ({NPY}): {exc}",
             "body",
             400,
         ) from exc
-    if stream.tell() != len(body):
+    expected, data = math.prod(shape) * dtype.itemsize, memoryview(body)[stream.tell() :]
+    if len(data) < expected:
         raise RequestError(
-            f"body: {len(body) - stream.tell()} bytes after the .npy array", "body", 400
+            f"body: the .npy header says {shape} {dtype}, expected {expected} bytes of data,"
+            f" got {len(data)}",
+            "body",
+            400,
         )
+    if len(data) > expected:
+        raise RequestError(f"body: {len(data) - expected} bytes after the .npy array", "body", 400)
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     if array.ndim != 3 or 0 in array.shape:
         raise RequestError(
             f"windows must be a non-empty (windows, bars, features) array, got shape {array.shape}",
             "windows",
         )
     return array
+
+
+def _header(stream: io.BytesIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype of a ``.npy`` header (format 1.0 or 2.0)."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise ValueError(f".npy format {version[0]}.{version[1]}: only 1.0 and 2.0 are read")
 
 
 class ArrayBodies:

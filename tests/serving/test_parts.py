@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import json
 import os
 import threading
@@ -331,6 +332,15 @@ def test_npy_bodies_are_read_as_they_were_saved(array):
     np.testing.assert_array_equal(read_npy(npy(array)), array)
 
 
+def _claiming(shape: tuple[int, ...]) -> bytes:
+    """A .npy header that claims ``shape`` of float64, followed by 64 bytes."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    return header.getvalue() + bytes(64)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [
@@ -341,8 +351,9 @@ def test_npy_bodies_are_read_as_they_were_saved(array):
         (npy(np.ones((1, 2, 3))) + b"\0", 400, "1 bytes after"),
         (npy(np.ones((2, 3))), 422, "(windows, bars, features)"),
         (npy(np.ones((0, 2, 3))), 422, "non-empty"),
+        (_claiming((10**9, 60, 56)), 400, "expected"),  # allocates nothing
     ],
-    ids=["not npy", "pickled", "strings", "truncated", "trailing", "2-d", "empty"],
+    ids=["not npy", "pickled", "strings", "truncated", "trailing", "2-d", "empty", "huge shape"],
 )
 def test_bad_npy_bodies_are_a_4xx_naming_the_problem(body, status, needle):
     with pytest.raises(RequestError) as raised:
