@@ -129,7 +129,7 @@ def ab(
 
 def _book(stream: str):
     # deferred: sklearn and scipy (~2 s measured) would load on every qtis command
-    from trading_runtime.engine import rebuild
+    from trading_runtime.book import rebuild
 
     journal = Journal(ready_url(), stream)
     try:

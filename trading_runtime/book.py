@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trading_runtime import events as ev
 from trading_runtime.domain import Order, OrderStatus, Position
+
+if TYPE_CHECKING:
+    from trading_runtime.journal import Journal
 
 
 class TradingState(StrEnum):
@@ -351,3 +354,10 @@ class Book:
         book.finished, book.events = state["finished"], state["events"]
         book.reconcile_baseline = state.get("reconcile_baseline")  # older snapshots: none
         return book
+
+
+def rebuild(journal: Journal, from_snapshot: bool = True) -> Book:
+    """The book as the journal says it is: the latest snapshot plus the events after it."""
+    snapshot = journal.latest_snapshot() if from_snapshot else None
+    book = Book.from_state(snapshot[1]) if snapshot else Book()
+    return book.apply_all(journal.read(snapshot[0] if snapshot else 0))

@@ -18,10 +18,9 @@ from monitoring.alerts import AlertSink
 from monitoring.runtime_alerts import RuntimeAlerts
 from monitoring.settings import AlertSettings
 from trading_runtime import events as ev
-from trading_runtime.book import Book, TradingState
+from trading_runtime.book import Book, TradingState, rebuild
 from trading_runtime.broker import CrossSection
 from trading_runtime.domain import Fill, Order, OrderStatus, OrderType, Side
-from trading_runtime.engine import rebuild
 from trading_runtime.instruments import Instrument
 from trading_runtime.journal import Journal
 from trading_runtime.reconcile import BrokerState, Reconciler, reconcile

@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
+from trading_runtime.book import rebuild
 from trading_runtime.chaos import crash_and_resume
 from trading_runtime.config import RunConfig, StrategyConfig
-from trading_runtime.engine import rebuild
 from trading_runtime.journal import Journal
 from trading_runtime.runs import run
 
