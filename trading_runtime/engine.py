@@ -346,7 +346,7 @@ class Engine:
         book = self.book
         held = {s for a in book.accounts.values() for s in a.positions}
         held |= {o.symbol for o in book.open.values()}
-        closes, index = bar.close.tolist(), self.index  # Python floats: no numpy scalar a symbol
+        closes, index = bar.close.tolist(), self.index  # Python floats, not numpy scalars
         marks = {}
         for symbol in sorted(held):
             price = closes[index[symbol]] if symbol in index else np.nan

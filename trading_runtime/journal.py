@@ -118,7 +118,7 @@ class Journal:
             if self._tail is None:
                 self._tail = self._last_hash(self._conn)
         except psycopg.Error as exc:
-            raise JournalError(f"cannot write the journal of {self.stream!r}: {exc}") from exc
+            raise self._failed(exc) from exc
         rows = self._chain(events, self._tail)
         if self._copier is None:
             self._copier = ThreadPoolExecutor(1, thread_name_prefix="journal-copy")
@@ -141,9 +141,13 @@ class Journal:
                 self._append_locked(events)
         except psycopg.Error as exc:
             # the events after it were decided on it: a journal with a gap would replay wrong
-            self._broken = f"cannot write the journal of {self.stream!r}: {exc}"
+            failed = self._failed(exc)
+            self._broken = str(failed)
             self._buffer.clear()
-            raise JournalError(self._broken) from exc
+            raise failed from exc
+
+    def _failed(self, exc: psycopg.Error) -> JournalError:
+        return JournalError(f"cannot write the journal of {self.stream!r}: {exc}")
 
     def _append(self, events: Sequence[Event], snapshot: dict[str, Any] | None, copy: bool):
         """Chain ``events`` to the last hash this writer knows and store them (``copy``: with
@@ -157,7 +161,7 @@ class Journal:
                     raise
                 self._append_locked(events, snapshot)
         except psycopg.Error as exc:
-            raise JournalError(f"cannot write the journal of {self.stream!r}: {exc}") from exc
+            raise self._failed(exc) from exc
 
     def _unlocked(self, events: Sequence[Event], snapshot, copy: bool) -> bytes:
         """The fast path, and the usual one: no lock, no read. Returns the new last hash."""
@@ -275,7 +279,7 @@ class Journal:
         try:
             (seq,) = self._append_locked([command])
         except psycopg.Error as exc:
-            raise JournalError(f"cannot write the journal of {self.stream!r}: {exc}") from exc
+            raise self._failed(exc) from exc
         return seq
 
     # --- reading ----------------------------------------------------------------------------
