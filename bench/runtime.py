@@ -12,7 +12,10 @@ the loop only - our ``Engine.run()`` after ``build_engine`` (bars and instrument
 journal opened) and backtrader's ``Strategy.start()`` to ``stop()`` (after its feeds are
 preloaded and the strategy built; its indicators' computation is inside). bars/s = symbols x
 bars / seconds, median of ``--repeats``. Fills are compared as (symbol, day, signed quantity,
-price rounded to 1e-9).
+price rounded to 1e-9). After each round the run's own events are written again, alone, to a
+scratch stream the way the backtest writes them (payloads, canonical JSON, hash chain, COPY into
+the indexed table): backtrader's time over that is the ratio the engine could reach at most
+while it keeps its journal (the "ceiling" column).
 (b) The same universes, ``signal="model", sizing="vol-target"`` with the default costs and
 limits (but no drawdown states: a halted account would skip the decisions), the champion loaded
 in process; timed the same way.
@@ -198,7 +201,31 @@ def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
             k: (v / 1e3 if k != "orders" else v) for k, v in result.latency_us.items()
         },
         "stages_ms": stages(url, config.stream),
+        "journal_only": journal_only(url, config.stream, runtime.journal_batch),
     }
+
+
+def journal_only(url: str, stream: str, batch: int) -> dict:
+    """The run's own events written again to a scratch stream the way the backtest writes them
+    (batched: payloads, canonical JSON, the hash chain, COPY): the time the journal alone takes,
+    which the loop cannot go under while it keeps the journal."""
+    from trading_runtime.journal import Journal
+
+    source = Journal(url, stream)
+    try:
+        events = list(source.read())
+    finally:
+        source.close()
+    copy = Journal(url, f"{stream}-journal-only", batched=True, batch_size=batch)
+    try:
+        gc.collect()
+        started, cpu = time.perf_counter(), time.process_time()
+        copy.write(events)
+        copy.flush()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        copy.close()
+    return {"events": len(events), "seconds": seconds, "cpu_s": cpu}
 
 
 def stages(url: str, stream: str) -> dict[str, dict[str, float]]:
@@ -369,6 +396,11 @@ def bench_rule(console: Console, url: str, label: str, repeats: int) -> dict:
         "engine_cpu_s": median(ours, "cpu_s"),
         "backtrader_cpu_s": median(theirs, "cpu_s"),
         "cpu_ratio": median(theirs, "cpu_s") / median(ours, "cpu_s"),
+        # the same events written alone: the most the ratio could be with the journal kept
+        "journal_events": first["journal_only"]["events"],
+        "journal_only_s": float(np.median([r["journal_only"]["seconds"] for r in ours])),
+        "journal_ceiling_ratio": median(theirs, "seconds")
+        / float(np.median([r["journal_only"]["seconds"] for r in ours])),
         "orders": first["orders"],
         "denials": first["denials"],
         "engine_tick_to_order_ms": first["tick_to_order_ms"],
@@ -450,7 +482,7 @@ def ms(value: float | None) -> str:
 def show(console: Console, results: dict, repeats: int) -> None:
     table = Table(
         "universe", "engine bars/s", "backtrader bars/s", "ratio", "CPU s (ours / bt)",
-        "fills (ours / bt)", "identical",
+        "fills (ours / bt)", "identical", "journal alone s (events)", "ceiling",
         title=f"SMA({FAST}/{SLOW}) cross, no costs, market orders: loop only, median of "
         f"{repeats} rounds",
     )  # fmt: skip
@@ -464,6 +496,8 @@ def show(console: Console, results: dict, repeats: int) -> None:
             f"{r['backtrader_bars_per_s']:,.0f}", f"{r['ratio']:.2f}x",
             f"{r['engine_cpu_s']:.2f} / {r['backtrader_cpu_s']:.2f}",
             f"{check['fills']:,} / {check['backtrader_fills']:,}", same,
+            f"{r['journal_only_s']:.3f} ({r['journal_events']:,})",
+            f"{r['journal_ceiling_ratio']:.1f}x",
         )  # fmt: skip
     console.print(table)
     for r in results["rule"]:
@@ -516,6 +550,7 @@ def targets(results: dict) -> dict:
         "target": f">= {TARGET_RATIO:g}x backtrader's bars/s on the same strategy and data",
         "measured": ratios,
         "met": all(v >= TARGET_RATIO for v in ratios.values()),
+        "journal_ceiling": {str(r["symbols"]): r["journal_ceiling_ratio"] for r in results["rule"]},
     }
     same = {str(r["symbols"]): r["fills_check"]["identical"] for r in results["rule"]}
     out["identical_fills"] = {
