@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from warehouse.db import sqlalchemy_url
+from warehouse.db import sqlalchemy_url, unreachable
 
 VERSION_TABLE = "qtis_schema_version"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -48,8 +48,13 @@ def current_revision(url: str) -> str | None:
 
 
 def migrate(url: str) -> tuple[str | None, str]:
-    """Upgrade to head; a no-op when already there. Returns (revision before, revision after)."""
-    before = current_revision(url)
+    """Upgrade to head; a no-op when already there. Returns (revision before, revision after).
+    Every ``qtis`` command starts here: a server it cannot reach is the one-line
+    ``ConnectionError`` (without the password) the CLI prints, not SQLAlchemy's traceback."""
+    try:
+        before = current_revision(url)
+    except sa.exc.OperationalError as exc:  # unreachable, refused, a URL libpq cannot read
+        raise unreachable(url, exc.orig) from exc
     head = head_revision()
     if before != head:
         engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.NullPool)

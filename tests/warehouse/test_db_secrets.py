@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
 from warehouse.db import connect, split_password
+from warehouse.schema import migrate
 
 PASSWORDS = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
@@ -70,3 +71,19 @@ def test_a_connection_error_does_not_repeat_the_password(url: str):
         connect(url, connect_timeout=5)
     assert "s3cr" not in str(caught.value), caught.value
     assert "QTIS_DATABASE_URL" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://trader:s3cr%20et@localhost:1/qtis",  # the server is not there
+        "postgresql://trader:s3cr%zzet@localhost:1/qtis",  # a "%" typed raw
+    ],
+)
+def test_migrating_an_unreachable_database_is_a_connection_error_without_the_password(url: str):
+    """Every `qtis` command migrates first: an external server that is down is the one-line
+    ConnectionError the CLI prints (exit 2), not SQLAlchemy's traceback."""
+    with pytest.raises(ConnectionError) as caught:
+        migrate(url)
+    assert "cannot connect to Postgres at" in str(caught.value), caught.value
+    assert "s3cr" not in str(caught.value), caught.value
