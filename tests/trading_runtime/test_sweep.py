@@ -1,6 +1,7 @@
 """The sweep against the event engine: for several cells of a grid (windows, sizings, costs,
-limits on and off, a volume cap that binds) the sweep's fills are the engine's backtest's, fill
-for fill, on the bundled sample; and a grid that makes no sweep says what to change."""
+limits on and off, a volume cap that binds; model thresholds) the sweep's fills are the engine's
+backtest's, fill for fill, on the bundled sample; and a grid that makes no sweep says what to
+change."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from serving.predictor import Predictor
+from serving.settings import ServingSettings
+from tests.support.momentum import momentum_model
 from trading_runtime import sweep_kernel as k
 from trading_runtime.analytics.conventions import conventions
 from trading_runtime.broker import CrossSection
@@ -29,6 +33,7 @@ from trading_runtime.sweep import (
     parse_range,
     run_sweep,
 )
+from trading_runtime.sweep_model import load_model_market
 
 START = date(2009, 1, 2)
 OFF = dict.fromkeys(("max_order_notional", "max_order_quantity", "max_position_notional",
@@ -95,6 +100,53 @@ def test_sweep_fills_equal_the_engines(market, sizing, fast, slow, size, costs, 
         assert totals["denied"] > 0  # the checks were exercised, not only passed
     if costs is TIGHT_VOLUME:
         assert any(f[3] < size for f in expected)  # orders did fill in parts
+
+
+def test_model_threshold_cells_fill_as_the_engine(market):
+    """The served model's forecasts, replayed once, traded at three thresholds (none, one that
+    drops the weaker forecasts, one that drops most): each cell's fills, orders and equity are
+    the engine's backtest of that threshold (vol-target sizing: fractional strengths, so the
+    model's rebalance band decides which orders go)."""
+    runtime = RuntimeSettings()
+    serving = ServingSettings(serve_shadow_log=False)
+    predictor = Predictor.of(market, momentum_model(), serving)
+    thresholds, span = (0.0, 0.01, 0.03), {"start": START, "end": date(2011, 12, 30)}
+    instruments = load_instruments(market)
+    bars = load_model_market(market, instruments, predictor, span["start"], span["end"], 250,
+                             batch=serving.serve_max_windows)  # fmt: skip
+    forecasts = np.abs(bars.forecast[bars.first :])
+    assert np.mean(forecasts[np.isfinite(forecasts)] < thresholds[-1]) > 0.5  # drops most
+    grid = Grid(
+        sizing="vol-target", sizes=(0.15,), caps=(0.15,), signal="model", thresholds=thresholds
+    )  # a cap low enough that the cash check never denies
+    per_year = conventions(periods_per_year=runtime.bars_per_year)
+    configs = [RunConfig(stream=f"sweep-model-{i}", start=span["start"], end=span["end"],
+                         strategies=[StrategyConfig(signal="model", threshold=h, max_weight=0.15,
+                                                     limits=OFF)])
+               for i, h in enumerate(thresholds)]  # fmt: skip
+    sweep = Sweep(bars, grid, configs[0].cost_model(), RiskLimits(**OFF), runtime.capital,
+                  per_year, min_trade=runtime.min_trade)  # fmt: skip
+    result = run_sweep(sweep)
+    counts = []
+    for i, config in enumerate(configs):
+        engine = run(market, config, settings=runtime, predictor=predictor)
+        expected, cell, totals = fills_of(engine), result.cells[i], engine.metrics["main"]
+        assert cell["threshold"] == thresholds[i] and not cell["approximate"]
+        assert totals["denied"] == 0 and len(expected) > 10, engine.denial_examples
+        same(swept(sweep.fills(i)), expected)
+        assert cell["fills"] == len(expected) and cell["orders"] == totals["orders"]
+        assert cell["final_equity"] == pytest.approx(totals["final_equity"], abs=0.02)
+        assert cell["sharpe"] == pytest.approx(totals["sharpe"], rel=1e-6)
+        counts.append(len(expected))
+    assert counts[0] > counts[1] > counts[2]  # the thresholds did filter
+
+
+def test_a_model_sweep_refuses_what_it_does_not_simulate():
+    with pytest.raises(SweepError, match="--threshold goes with --signal model"):
+        Grid((5,), (20,), thresholds=(0.001,)).cells()
+    with pytest.raises(SweepError, match="--fast and --slow go with --signal sma-cross"):
+        Grid((5,), (20,), signal="model").cells()
+    assert parse_range("0:0.004:0.001", "threshold", integer=False, zero=True)[0] == 0.0
 
 
 @pytest.mark.parametrize(
