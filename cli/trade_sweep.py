@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from trading_runtime.sweep import Grid, Market, SweepResult
 
 Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
-Range = Annotated[str, typer.Option(help="start:stop:step (stop included), a,b,c or one value")]
-Window = Annotated[str | None, typer.Option(help="sma-cross: a range of windows")]
+Window = Annotated[
+    str | None, typer.Option(help="sma-cross: windows, start:stop:step (stop included), a,b,c")
+]
 WARMUP_BARS = 250  # bars before the start that warm the features up, as a backtest's
 
 
@@ -100,9 +101,8 @@ def sweep(
 def market_of(url: str, grid: Grid, symbols, span, horizon: int) -> Market:
     """The bars; for a model grid with the champion's forecasts (the model loaded in process,
     from QTIS_MLFLOW_*'s registry, as a backtest loads it)."""
-    # deferred: numba, as in sweep()
-    from trading_runtime.sweep import load_market
-    from trading_runtime.sweep_model import load_model_market
+    from trading_runtime.sweep import load_market  # deferred: numba, as in sweep()
+    from trading_runtime.sweep_model import load_model_market  # deferred: numba (it imports sweep)
 
     instruments = load_instruments(url, ro.split_symbols(symbols))
     if grid.signal != "model":

@@ -26,6 +26,7 @@ from trading_runtime.settings import CostModel, RiskLimits, RuntimeSettings
 from trading_runtime.signals import SmaCross
 from trading_runtime.sweep import (
     Grid,
+    Market,
     Sweep,
     SweepError,
     cost_columns,
@@ -147,6 +148,14 @@ def test_a_model_sweep_refuses_what_it_does_not_simulate():
     with pytest.raises(SweepError, match="--fast and --slow go with --signal sma-cross"):
         Grid((5,), (20,), signal="model").cells()
     assert parse_range("0:0.004:0.001", "threshold", integer=False, zero=True)[0] == 0.0
+    bars = np.ones((3, 1))
+    market = Market(["X"], None, 0, bars, bars, bars, np.ones(1), np.ones(1), np.zeros(1, int), 1)
+    grid = Grid(sizing="equal", signal="model")
+    with pytest.raises(SweepError, match="trades the champion's forecasts: load_model_market"):
+        Sweep(market, grid)
+    market.forecast, market.strength = bars, bars
+    with pytest.raises(SweepError, match="trades a model long only: set allow_short off"):
+        Sweep(market, grid, limits=RiskLimits(allow_short=True))
 
 
 @pytest.mark.parametrize(
