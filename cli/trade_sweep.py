@@ -41,6 +41,9 @@ def sweep(
         str | None, typer.Option(help="model: smallest |forecast| acted on (a range, from 0)")
     ] = None,
     horizon: Annotated[int, typer.Option(help="model: the forecast horizon traded")] = 1,
+    in_sample: Annotated[
+        bool, typer.Option(help="model: trade bars it was trained on (not honest)")
+    ] = False,
     sizing: Annotated[str, typer.Option(help="fixed | equal | vol-target")] = "vol-target",
     quantity: Annotated[str | None, typer.Option(help="fixed sizing: units (a range)")] = None,
     target_vol: Annotated[str | None, typer.Option(help="vol-target: annual (a range)")] = None,
@@ -69,6 +72,8 @@ def sweep(
 
     runtime = RuntimeSettings()
     try:
+        if in_sample and signal != "model":
+            raise InputError("--in-sample goes with --signal model")
         grid = grid_of(signal, (fast, slow, threshold), sizing, quantity, target_vol, max_weight,
                        runtime)  # fmt: skip
         costs = {"commission_bps": commission_bps, "half_spread_bps": spread_bps,
@@ -85,8 +90,8 @@ def sweep(
     url = ready_url()
     started = time.perf_counter()
     try:
-        market = market_of(url, grid, symbols, (start and start.date(), end and end.date()),
-                           horizon)  # fmt: skip
+        span = (start and start.date(), end and end.date())
+        market = market_of(url, grid, symbols, span, (horizon, in_sample))
         per_year = conventions(periods_per_year=runtime.bars_per_year)
         swept = Sweep(market, grid, run.cost_model(), limits, capital or runtime.capital, per_year,
                       runtime.min_trade)  # fmt: skip
@@ -98,9 +103,9 @@ def sweep(
         write_json(json_out, result.to_json(), f" ({len(result.cells)} cells)", indent=1)
 
 
-def market_of(url: str, grid: Grid, symbols, span, horizon: int) -> Market:
+def market_of(url: str, grid: Grid, symbols, span, model: tuple[int, bool]) -> Market:
     """The bars; for a model grid with the champion's forecasts (the model loaded in process,
-    from QTIS_MLFLOW_*'s registry, as a backtest loads it)."""
+    from QTIS_MLFLOW_*'s registry, as a backtest loads it) at ``model``: horizon, in sample."""
     from trading_runtime.sweep import load_market  # deferred: numba, as in sweep()
     from trading_runtime.sweep_model import load_model_market  # deferred: numba (it imports sweep)
 
@@ -109,8 +114,9 @@ def market_of(url: str, grid: Grid, symbols, span, horizon: int) -> Market:
         return load_market(url, instruments, *span, WARMUP_BARS, grid.sizing)
     serving = ServingSettings()
     predictor = model_client(url, None, serving, TrackingSettings())
+    horizon, in_sample = model
     return load_model_market(url, instruments, predictor, *span, WARMUP_BARS, horizon,
-                             serving.serve_max_windows)  # fmt: skip
+                             serving.serve_max_windows, in_sample)  # fmt: skip
 
 
 def grid_of(signal, signals, sizing, quantity, target_vol, max_weight, runtime) -> Grid:

@@ -13,9 +13,9 @@ next one is sent included, up to ``sweep_kernel.SLOTS`` of them per symbol (more
 latency or a tight volume cap: the last two are netted and the cell counted ``approximate``).
 A model cell rebalances as the engine's model strategy does (an order when the target moved by
 ``min_trade`` of itself, or to flat); its forecasts are made once for the whole grid
-(``sweep_model``), since they do not depend on the threshold. Not swept: stops, TWAP/VWAP,
-portfolio sizing, short model positions, VaR/ES limits and the volatility and impact slippage
-models (the sweep says so rather than ignore them).
+(``sweep_model``), since they do not depend on the threshold; with ``allow_short`` it goes
+short on negative forecasts. Not swept: stops, TWAP/VWAP, portfolio sizing, VaR/ES limits and
+the volatility and impact slippage models (the sweep says so rather than ignore them).
 """
 
 from __future__ import annotations
@@ -266,11 +266,6 @@ class Sweep:
         if self.grid.signal == "model":
             if m.forecast is None or m.strength is None:
                 raise SweepError("a model grid trades the champion's forecasts: load_model_market")
-            if self.limits.allow_short:
-                raise SweepError(
-                    "the sweep trades a model long only: set allow_short off (backtest a"
-                    " long-short model with `qtis trade backtest`)"
-                )
             self.windows = np.zeros(0, np.int64)
             seen = np.zeros((0, 0), np.int64)
             return np.zeros((0, 0, 0)), none, seen, m.forecast, m.strength

@@ -93,12 +93,12 @@ def long_signal(means, comp, seen, fi, si, fast, slow, t, s) -> float:
 
 
 @njit(cache=True)
-def model_signal(forecast, strength, threshold, t, s) -> float:
-    """``ModelSignals``' strength, long only: none where the forecast is below ``threshold``
-    (a missing forecast has strength 0 already)."""
+def model_signal(forecast, strength, threshold, t, s, short) -> float:
+    """``ModelSignals``' strength, none where the forecast is below ``threshold`` (a missing
+    forecast has strength 0 already); not below 0 unless ``short``, as ``Engine._decide``."""
     if abs(forecast[t, s]) < threshold:
         return 0.0
-    return max(strength[t, s], 0.0)
+    return strength[t, s] if short else max(strength[t, s], 0.0)
 
 
 @njit(cache=True)
@@ -219,7 +219,7 @@ def target_of(kind, size, cap, n, bars_per_year, strength, equity, price, vol) -
     of equity), 2 volatility target (``size`` annual vol shared by the ``n`` symbols, at most
     ``cap`` of equity each; ``vol`` the symbol's daily volatility)."""
     if kind == 0:
-        return size if strength > 0 else 0.0
+        return math.copysign(size, strength) if strength != 0 else 0.0
     if kind == 1:
         target = strength * size / n * equity / price
     else:
@@ -332,7 +332,8 @@ def decide(t, close, vol, sig, cell, market, limits, held, queue, marks, st, scr
         if signal == 0:
             strength = long_signal(means, comp, seen, fi, si, fast, slow, t, s)
         else:
-            strength = model_signal(forecast, model_strength, threshold, t, s)
+            short = limits[ALLOW_SHORT] > 0
+            strength = model_signal(forecast, model_strength, threshold, t, s, short)
         raw = target_of(kind, size, cap, n, bars_per_year, strength, st[EQUITY], price, vol[t, s])
         target = math.copysign(math.floor(abs(raw) / lot[s] + 1e-9) * lot[s], raw)
         current = held[s] + work[s]

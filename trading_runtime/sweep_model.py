@@ -6,7 +6,8 @@ same predictor, windows, batches and volatility scaling as ``qtis trade backtest
 model``), asked at threshold 0 on every traded bar: its forecast, and its strength (the forecast
 over the symbol's volatility over the horizon, clipped to [-1, 1]; 0 where there is none). The
 kernel zeroes the strength where the forecast is below a cell's threshold, as ``ModelSignals``
-does. The model trades only bars after the ones its training saw (``runs.out_of_sample``).
+does. The model trades only bars after the ones its training saw (``runs.out_of_sample``), unless
+``in_sample`` is set as for a backtest.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from transforms.online import OnlineFeatureEngine
 
 
 def model_span(
-    predictor: Predicting, start: date | None, end: date | None, horizon: int
+    predictor: Predicting, start: date | None, end: date | None, horizon: int, in_sample: bool
 ) -> tuple[date | None, date | None]:
     """The traded span the engine would give the champion: from the day after the last bar its
-    training (labels included) saw when no start is given; an earlier start is refused."""
+    training (labels included) saw when no start is given; an earlier start is refused unless
+    ``in_sample``."""
     strategy = StrategyConfig(signal="model", horizon=horizon)
-    config = RunConfig(stream="sweep", strategies=[strategy], start=start, end=end)
+    config = RunConfig(stream="sweep", strategies=[strategy], start=start, end=end,
+                       in_sample=in_sample)  # fmt: skip
     config = out_of_sample(config, latest_trained(predictor, config))
     return config.start, config.end
 
@@ -45,10 +48,11 @@ def load_model_market(
     warmup_bars: int,
     horizon: int = 1,
     batch: int = 256,
+    in_sample: bool = False,
 ) -> Market:
     """The bars of a model-threshold sweep with the champion's forecasts and strengths
     (``Market.forecast``, ``Market.strength``) and the online ATR (for vol-target sizing)."""
-    start, end = model_span(predictor, start, end, horizon)
+    start, end = model_span(predictor, start, end, horizon, in_sample)
     feed = BarFeed.from_warehouse(url, instruments, start, end, warmup_bars)
     features = OnlineFeatureEngine.from_warehouse(url, feed.symbols, warm_up=False)
     columns = list(features.columns)

@@ -69,6 +69,7 @@ def test_a_model_sweep_grids_thresholds_with_sizing(trade, market, tmp_path, mon
         (("--threshold", "0:0.004:0.001"), "--threshold goes with --signal model"),
         (("--signal", "model", "--fast", "5:20:5"), "--fast and --slow go with --signal sma-cross"),
         (("--signal", "model", "--threshold", "-1"), "--threshold '-1': every value must be"),
+        (("--in-sample",), "--in-sample goes with --signal model"),
         (("--quantity", "100"), "--quantity goes with --sizing fixed"),
         (("--slippage-bps", "-1"), "slippage_bps"),
     ],
