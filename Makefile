@@ -76,6 +76,7 @@ bench: $(STAMP)
 	@$(BIN)/python -m bench.serving
 	@$(BIN)/python -m bench.runtime
 	@$(BIN)/python -m bench.sweep
+	@$(BIN)/python -m bench.sweep_model
 	@$(BIN)/python -m bench.recovery
 	@$(BIN)/python -m bench.live --model --http
 	@$(BIN)/python -m bench.portfolio

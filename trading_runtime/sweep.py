@@ -1,4 +1,5 @@
-"""Parameter sweeps: an SMA-cross grid (fast x slow windows, and a sizing parameter) traded over
+"""Parameter sweeps: an SMA-cross grid (fast x slow windows) or a model-threshold grid (the
+champion's forecasts acted on above each threshold), times the sizing parameters, traded over
 the universe in one compiled pass per cell (``sweep_kernel``), with costs, and the grid's
 metrics - with the deflated Sharpe ratio of the best cell given how many cells were tried, since
 picking the best of a grid is a multiple test.
@@ -10,9 +11,11 @@ caps, the pre-trade checks a market order meets and the drawdown states are the 
 fills equal the engine's (tests/trading_runtime/test_sweep.py), orders still working when the
 next one is sent included, up to ``sweep_kernel.SLOTS`` of them per symbol (more, with a long
 latency or a tight volume cap: the last two are netted and the cell counted ``approximate``).
-Model-threshold grids are not swept yet. Not swept: stops, TWAP/VWAP, portfolio sizing, VaR/ES
-limits and the volatility and impact slippage models (the sweep says so rather than ignore
-them).
+A model cell rebalances as the engine's model strategy does (an order when the target moved by
+``min_trade`` of itself, or to flat); its forecasts are made once for the whole grid
+(``sweep_model``), since they do not depend on the threshold; with ``allow_short`` it goes
+short on negative forecasts. Not swept: stops, TWAP/VWAP, portfolio sizing, VaR/ES limits and
+the volatility and impact slippage models (the sweep says so rather than ignore them).
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from quant.significance import DeflatedSharpe, deflated_sharpe_ratio
 from trading_runtime import sweep_kernel as k
 from trading_runtime.feed import BarFeed
 from trading_runtime.instruments import Instrument
-from trading_runtime.settings import CostModel, RiskLimits
+from trading_runtime.settings import CostModel, RiskLimits, RuntimeSettings
 from trading_runtime.sizing import EqualWeight
 from transforms.online import OnlineFeatureEngine
 from transforms.spec import default_spec
 
 SIZINGS = {"fixed": 0, "equal": 1, "vol-target": 2}
+SIGNALS = {"sma-cross": 0, "model": 1}  # the kernel's signal kinds
 MAX_CELLS = 100_000
 LIMIT_FIELDS = (
     "max_order_notional",
@@ -63,8 +67,11 @@ class SweepError(ValueError, InputError):
     """A grid or an option the sweep cannot run; the message says what to change."""
 
 
-def parse_range(text: str, name: str, integer: bool = True) -> tuple[float, ...]:
-    """``start:stop:step`` (stop included when the steps reach it), ``a,b,c`` or one value."""
+def parse_range(
+    text: str, name: str, integer: bool = True, zero: bool = False
+) -> tuple[float, ...]:
+    """``start:stop:step`` (stop included when the steps reach it), ``a,b,c`` or one value;
+    every value above 0 (``zero``: at least 0)."""
     cast = int if integer else float
     kind = "whole numbers" if integer else "numbers"
     try:
@@ -87,33 +94,45 @@ def parse_range(text: str, name: str, integer: bool = True) -> tuple[float, ...]
         raise SweepError(
             f"--{name} {text!r}: expected {kind} as start:stop:step, a,b,c or one value"
         ) from exc
-    if any(v <= 0 for v in values):
-        raise SweepError(f"--{name} {text!r}: every value must be above 0")
+    if any(v < 0 or (v == 0 and not zero) for v in values):
+        raise SweepError(
+            f"--{name} {text!r}: every value must be {'at least' if zero else 'above'} 0"
+        )
     return values
 
 
 @dataclass(frozen=True)
 class Grid:
-    """The cells: every fast x slow pair with fast < slow, times the sizing parameter's values
-    (``sizes``: units for fixed, annual target vol for vol-target; ``caps``: vol-target's
-    largest weight per symbol)."""
+    """The cells: every fast x slow pair with fast < slow (``signal`` sma-cross) or every
+    threshold (model), times the sizing parameter's values (``sizes``: units for fixed, annual
+    target vol for vol-target; ``caps``: vol-target's largest weight per symbol)."""
 
-    fast: tuple[int, ...]
-    slow: tuple[int, ...]
+    fast: tuple[int, ...] = ()
+    slow: tuple[int, ...] = ()
     sizing: str = "vol-target"
     sizes: tuple[float, ...] = (0.15,)
     caps: tuple[float, ...] = (0.25,)
+    signal: str = "sma-cross"
+    thresholds: tuple[float, ...] = ()  # model: the smallest forecast acted on, per cell
 
     def cells(self) -> list[dict[str, Any]]:
         if self.sizing not in SIZINGS:
             raise SweepError(f"--sizing {self.sizing!r}: one of {', '.join(SIZINGS)}")
+        if self.signal not in SIGNALS:
+            raise SweepError(f"--signal {self.signal!r}: sma-cross or model")
+        model = self.signal == "model"
+        if model and (self.fast or self.slow):
+            raise SweepError("--fast and --slow go with --signal sma-cross")
+        if self.thresholds and not model:
+            raise SweepError("--threshold goes with --signal model")
         sizes = self.sizes if self.sizing != "equal" else (EqualWeight(1).gross,)
         caps = self.caps if self.sizing == "vol-target" else (math.nan,)
-        out = [
-            {"fast": f, "slow": s, "size": z, "cap": c}
-            for f, s, z, c in itertools.product(self.fast, self.slow, sizes, caps)
-            if f < s
-        ]
+        if model:
+            signals = [{"threshold": h} for h in self.thresholds or (0.0,)]
+        else:
+            pairs = itertools.product(self.fast, self.slow)
+            signals = [{"fast": f, "slow": s} for f, s in pairs if f < s]
+        out = [p | {"size": z, "cap": c} for p, z, c in itertools.product(signals, sizes, caps)]
         if not out:
             raise SweepError(
                 f"no cell with fast < slow in --fast {list(self.fast)} x --slow {list(self.slow)}"
@@ -138,6 +157,9 @@ class Market:
     sector: np.ndarray  # index into the sectors, -1: none
     n_sectors: int
     atr: np.ndarray | None = None  # atr_14 of the online features, for vol-target
+    # a model grid's (``sweep_model``): the champion's forecast (NaN: none) and strength
+    forecast: np.ndarray | None = None
+    strength: np.ndarray | None = None
 
     @classmethod
     def from_feed(cls, feed: BarFeed, instruments: dict[str, Instrument], atr=None) -> Market:
@@ -210,30 +232,47 @@ class Sweep:
     limits: RiskLimits = field(default_factory=RiskLimits)
     capital: float = 1_000_000.0
     conventions: Conventions = field(default_factory=Conventions)
+    # a model cell's rebalance band, as QTIS_TRADE_MIN_TRADE gives the engine's
+    min_trade: float = RuntimeSettings.model_fields["min_trade"].default
 
     def __post_init__(self) -> None:
         self.cells = self.grid.cells()
         m = self.market
         if self.grid.sizing == "vol-target" and m.atr is None:
             raise SweepError("vol-target sizing needs the online ATR (Market.atr)")
-        windows = sorted({c["fast"] for c in self.cells} | {c["slow"] for c in self.cells})
-        self.windows = np.array(windows, np.int64)
-        comp, seen = k.compress(m.close)
-        means = k.rolling_means(comp, seen, self.windows)
-        self.signal_arrays = (means, comp, seen)
+        self.signal_arrays = self._signal_arrays()
         with np.errstate(invalid="ignore", divide="ignore"):
             vol = m.atr / m.close if m.atr is not None else np.zeros_like(m.close)
         self.bars = (m.open, m.close, m.volume, vol)
-        at = {w: i for i, w in enumerate(windows)}
-        kind = SIZINGS[self.grid.sizing]
+        at = {w: i for i, w in enumerate(self.windows.tolist())}
+        signal, kind = SIGNALS[self.grid.signal], SIZINGS[self.grid.sizing]
         self.cell_rows = np.array(
-            [[at[c["fast"]], at[c["slow"]], c["fast"], c["slow"], kind] for c in self.cells],
+            [[signal, at.get(c.get("fast"), 0), at.get(c.get("slow"), 0), c.get("fast", 0),
+              c.get("slow", 0), kind] for c in self.cells],
             np.int64,
+        )  # fmt: skip
+        self.sizes = np.array(
+            [[c["size"], c["cap"], c.get("threshold", math.nan)] for c in self.cells], float
         )
-        self.sizes = np.array([[c["size"], c["cap"]] for c in self.cells], float)
         self.market_args = (m.lot, m.multiplier, m.sector, self.costs.latency_bars,
-                            self.conventions.periods_per_year, m.n_sectors)  # fmt: skip
+                            self.conventions.periods_per_year, m.n_sectors,
+                            self.min_trade)  # fmt: skip
         self.cost_args, self.limit_args = cost_columns(self.costs), limit_columns(self.limits)
+
+    def _signal_arrays(self) -> tuple[np.ndarray, ...]:
+        """The kernel's ``sig``: (means, comp, seen) of the SMA's windows and (forecast,
+        strength) of the model, the other signal's empty."""
+        m, none = self.market, np.zeros((0, 0))
+        if self.grid.signal == "model":
+            if m.forecast is None or m.strength is None:
+                raise SweepError("a model grid trades the champion's forecasts: load_model_market")
+            self.windows = np.zeros(0, np.int64)
+            seen = np.zeros((0, 0), np.int64)
+            return np.zeros((0, 0, 0)), none, seen, m.forecast, m.strength
+        windows = sorted({c["fast"] for c in self.cells} | {c["slow"] for c in self.cells})
+        self.windows = np.array(windows, np.int64)
+        comp, seen = k.compress(m.close)
+        return k.rolling_means(comp, seen, self.windows), comp, seen, none, none
 
     def run(self) -> tuple[np.ndarray, np.ndarray]:
         """Equity per cell and traded bar, and each cell's counters (kernel ``st`` columns)."""
@@ -249,8 +288,7 @@ class Sweep:
         """Cell ``index``'s fills, as the engine reports them (symbol, ts, side, quantity,
         price, fee), in time order."""
         m = self.market
-        fi, si, fast, slow, kind = (int(v) for v in self.cell_rows[index])
-        cell = (fi, si, fast, slow, kind, *(float(v) for v in self.sizes[index]))
+        cell = (*(int(v) for v in self.cell_rows[index]), *(float(v) for v in self.sizes[index]))
         equity, st = np.zeros(len(m.times) - m.first), np.zeros(12)
         args = (self.market_args, self.cost_args, self.limit_args, self.capital, equity, st)
         k.run_cell(self.bars, m.first, self.signal_arrays, cell, *args, np.zeros((0, 5)))
@@ -313,7 +351,7 @@ def grid_metrics(sweep: Sweep, equity: np.ndarray, stats: np.ndarray) -> list[di
     out = []
     for i, cell in enumerate(sweep.cells):
         final = float(equity[i, -1]) if equity.shape[1] else sweep.capital
-        row = {"fast": cell["fast"], "slow": cell["slow"]}
+        row = {key: cell[key] for key in ("fast", "slow", "threshold") if key in cell}
         if sweep.grid.sizing != "equal":
             row["size"] = cell["size"]
         if sweep.grid.sizing == "vol-target":

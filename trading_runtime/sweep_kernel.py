@@ -1,11 +1,12 @@
 """Compiled loops of a parameter sweep (``trading_runtime.sweep``): the moving averages of every
 window a grid uses, and each cell's account simulated bar by bar with the engine's rules for a
-long-only SMA cross trading market orders - the simulated venue's fills (next open, half spread
-plus fixed slippage, commission, a volume participation cap), lot rounding, the order caps of
-``sizing.order_size``, the pre-trade checks of ``risk.RiskEngine`` that apply to market orders
-(order rate, quantity and notional, concentration, sector, gross and net exposure, cash or
-margin) and the drawdown states. Cells run in parallel; each is one sequential pass, because
-sizing by equity and the checks make every bar depend on the fills before it.
+long-only SMA cross (entries and exits) or a long-only model strategy (a threshold on the
+champion's forecasts, rebalanced) trading market orders - the simulated venue's fills (next
+open, half spread plus fixed slippage, commission, a volume participation cap), lot rounding,
+the order caps of ``sizing.order_size``, the pre-trade checks of ``risk.RiskEngine`` that apply
+to market orders (order rate, quantity and notional, concentration, sector, gross and net
+exposure, cash or margin) and the drawdown states. Cells run in parallel; each is one sequential
+pass, because sizing by equity and the checks make every bar depend on the fills before it.
 
 Means come from running sums; where a cell's fast and slow means are within ``TIE`` of each
 other they are summed again exactly as the engine's ``SmaCross`` sums them (numpy's pairwise
@@ -89,6 +90,15 @@ def long_signal(means, comp, seen, fi, si, fast, slow, t, s) -> float:
     if abs(f - m) <= TIE * abs(m):
         f, m = exact_mean(comp, s, k, fast), exact_mean(comp, s, k, slow)
     return 1.0 if f > m else 0.0
+
+
+@njit(cache=True)
+def model_signal(forecast, strength, threshold, t, s, short) -> float:
+    """``ModelSignals``' strength, none where the forecast is below ``threshold`` (a missing
+    forecast has strength 0 already); not below 0 unless ``short``, as ``Engine._decide``."""
+    if abs(forecast[t, s]) < threshold:
+        return 0.0
+    return strength[t, s] if short else max(strength[t, s], 0.0)
 
 
 @njit(cache=True)
@@ -209,7 +219,7 @@ def target_of(kind, size, cap, n, bars_per_year, strength, equity, price, vol) -
     of equity), 2 volatility target (``size`` annual vol shared by the ``n`` symbols, at most
     ``cap`` of equity each; ``vol`` the symbol's daily volatility)."""
     if kind == 0:
-        return size if strength > 0 else 0.0
+        return math.copysign(size, strength) if strength != 0 else 0.0
     if kind == 1:
         target = strength * size / n * equity / price
     else:
@@ -305,11 +315,12 @@ def approve(s, d, q, price, m, held, work, vals, sectors, sector, exp) -> None:
 
 @njit(cache=True)
 def decide(t, close, vol, sig, cell, market, limits, held, queue, marks, st, scratch) -> None:
-    """``Engine._decide`` and ``_orders`` for a rule that trades entries and exits only: the
-    orders of bar ``t`` towards the sizer's targets, capped, checked and counted."""
-    means, comp, seen = sig
-    fi, si, fast, slow, kind, size, cap = cell
-    lot, mult, sector, latency, bars_per_year, _ = market
+    """``Engine._decide`` and ``_orders``: the orders of bar ``t`` towards the sizer's targets,
+    capped, checked and counted; the SMA cross (signal 0) trades entries and exits only, the
+    model (1) rebalances once the target moved by ``min_trade`` of itself."""
+    means, comp, seen, forecast, model_strength = sig
+    signal, fi, si, fast, slow, kind, size, cap, threshold = cell
+    lot, mult, sector, latency, bars_per_year, _, min_trade = market
     sectors, vals, exp = scratch
     work, slots, due, count = queue
     n = close.shape[1]
@@ -318,15 +329,21 @@ def decide(t, close, vol, sig, cell, market, limits, held, queue, marks, st, scr
         price = close[t, s]
         if math.isnan(price):
             continue
-        strength = long_signal(means, comp, seen, fi, si, fast, slow, t, s)
+        if signal == 0:
+            strength = long_signal(means, comp, seen, fi, si, fast, slow, t, s)
+        else:
+            short = limits[ALLOW_SHORT] > 0
+            strength = model_signal(forecast, model_strength, threshold, t, s, short)
         raw = target_of(kind, size, cap, n, bars_per_year, strength, st[EQUITY], price, vol[t, s])
         target = math.copysign(math.floor(abs(raw) / lot[s] + 1e-9) * lot[s], raw)
         current = held[s] + work[s]
-        if np.sign(target) == np.sign(current):
+        delta = target - current
+        if signal == 0 and np.sign(target) == np.sign(current):
+            continue
+        if signal == 1 and not (target == 0.0 or abs(delta) >= min_trade * abs(target)):
             continue
         if st[STATE] == REDUCING and not (abs(target) < abs(current) and target * current >= 0):
             continue
-        delta = target - current
         if abs(delta) < lot[s]:
             continue
         q = abs(delta)
@@ -384,11 +401,12 @@ def run_cell(bars, first, sig, cell, market, costs, limits, capital, equity, st,
 
 @njit(parallel=True, cache=True)
 def run_cells(bars, first, sig, cells, sizes, market, costs, limits, capital, equity, stats):
-    """Every cell (rows of ``cells``: fast index, slow index, fast, slow, sizing kind; of
-    ``sizes``: size, cap) into its row of ``equity`` and ``stats``; cells in parallel."""
+    """Every cell (rows of ``cells``: signal kind, fast index, slow index, fast, slow, sizing
+    kind; of ``sizes``: size, cap, threshold) into its row of ``equity`` and ``stats``; cells in
+    parallel."""
     no_record = np.zeros((0, 5))
     for c in prange(cells.shape[0]):
-        cell = (cells[c, 0], cells[c, 1], cells[c, 2], cells[c, 3], cells[c, 4], sizes[c, 0],
-                sizes[c, 1])  # fmt: skip
+        cell = (cells[c, 0], cells[c, 1], cells[c, 2], cells[c, 3], cells[c, 4], cells[c, 5],
+                sizes[c, 0], sizes[c, 1], sizes[c, 2])  # fmt: skip
         run_cell(bars, first, sig, cell, market, costs, limits, capital, equity[c], stats[c],
                  no_record)  # fmt: skip

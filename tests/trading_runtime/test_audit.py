@@ -8,9 +8,7 @@ import hashlib
 import json
 import uuid
 from datetime import date
-from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
 import psycopg
 import pytest
@@ -20,11 +18,11 @@ from alembic.config import Config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from registry.loaded import LoadedModel
 from registry.model_registry import ModelRegistry
 from registry.settings import TrackingSettings
 from serving.predictor import Predictor
 from serving.settings import ServingSettings
+from tests.support.momentum import ARTIFACT, momentum_model
 from trading_runtime import events as ev
 from trading_runtime.audit import audit_trail
 from trading_runtime.config import RunConfig, StrategyConfig
@@ -32,11 +30,9 @@ from trading_runtime.journal import Journal, JournalError
 from trading_runtime.runs import run
 from trading_runtime.verify import verify_chain
 from training.lineage import VersionMeta
-from transforms.spec import default_spec
 from warehouse.db import sqlalchemy_url
 from warehouse.schema import MIGRATIONS_DIR, migrate
 
-ARTIFACT = "ab" * 32
 # JSON values as a payload may hold them (jsonb refuses NaN, infinities and NUL characters)
 TEXT = st.characters(codec="utf-8", exclude_characters="\0")  # what Postgres text holds
 SCALARS = (
@@ -50,22 +46,6 @@ JSON = st.recursive(
     max_leaves=8,
 )  # fmt: skip
 START, END = date(2012, 1, 3), date(2012, 5, 1)
-
-
-def momentum_model(artifact: str | None = ARTIFACT) -> LoadedModel:
-    """A registered-looking model whose forecast a test can recompute from the bars: the
-    5-bar mean's distance from the 20-bar mean, for every horizon."""
-
-    def predict_features(x: np.ndarray) -> np.ndarray:
-        value = (x[:, 0].astype(np.float64) - x[:, 1]) / x[:, 1]
-        return np.repeat(value[:, None], len(default_spec().horizons), axis=1)
-
-    impl = SimpleNamespace(input_kind="features", bundle=SimpleNamespace(
-        predict_features=predict_features))  # fmt: skip
-    return LoadedModel(
-        "champion", "qtis-test", "7", "run-7", impl, 1, ("sma_5", "sma_20"),
-        default_spec().horizons, artifact_sha256=artifact,
-    )  # fmt: skip
 
 
 def momentum(url: str) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """The sweep against the event engine: for several cells of a grid (windows, sizings, costs,
-limits on and off, a volume cap that binds) the sweep's fills are the engine's backtest's, fill
-for fill, on the bundled sample; and a grid that makes no sweep says what to change."""
+limits on and off, a volume cap that binds; model thresholds) the sweep's fills are the engine's
+backtest's, fill for fill, on the bundled sample; and a grid that makes no sweep says what to
+change."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from serving.predictor import Predictor
+from serving.settings import ServingSettings
+from tests.support.momentum import momentum_model
 from trading_runtime import sweep_kernel as k
 from trading_runtime.analytics.conventions import conventions
 from trading_runtime.broker import CrossSection
@@ -22,6 +26,7 @@ from trading_runtime.settings import CostModel, RiskLimits, RuntimeSettings
 from trading_runtime.signals import SmaCross
 from trading_runtime.sweep import (
     Grid,
+    Market,
     Sweep,
     SweepError,
     cost_columns,
@@ -29,8 +34,10 @@ from trading_runtime.sweep import (
     parse_range,
     run_sweep,
 )
+from trading_runtime.sweep_model import load_model_market
 
 START = date(2009, 1, 2)
+MODEL_SPAN = {"start": START, "end": date(2011, 12, 30)}
 OFF = dict.fromkeys(("max_order_notional", "max_order_quantity", "max_position_notional",
                      "max_symbol_weight", "max_gross_exposure", "max_net_exposure",
                      "reducing_drawdown", "halt_drawdown"))  # fmt: skip
@@ -95,6 +102,85 @@ def test_sweep_fills_equal_the_engines(market, sizing, fast, slow, size, costs, 
         assert totals["denied"] > 0  # the checks were exercised, not only passed
     if costs is TIGHT_VOLUME:
         assert any(f[3] < size for f in expected)  # orders did fill in parts
+
+
+@pytest.fixture(scope="module")
+def momentum(market):
+    """A model served by the in-process predictor, and its forecasts replayed once."""
+    serving = ServingSettings(serve_shadow_log=False)
+    predictor = Predictor.of(market, momentum_model(), serving)
+    bars = load_model_market(market, load_instruments(market), predictor, MODEL_SPAN["start"],
+                             MODEL_SPAN["end"], 250, batch=serving.serve_max_windows)  # fmt: skip
+    return predictor, bars
+
+
+def model_cells_fill_as_the_engine(market, momentum, grid, strategy) -> list[dict]:
+    """Every cell of ``grid`` (thresholds x one size) against the engine's backtest of
+    ``strategy`` at that threshold: fills, orders, denials, equity, Sharpe. Returns the
+    engine's fills per cell."""
+    runtime, (predictor, bars) = RuntimeSettings(), momentum
+    per_year = conventions(periods_per_year=runtime.bars_per_year)
+    costs = RunConfig(stream="costs").cost_model()
+    sweep = Sweep(bars, grid, costs, RiskLimits(**strategy.limits), runtime.capital, per_year,
+                  min_trade=runtime.min_trade)  # fmt: skip
+    result = run_sweep(sweep)
+    fills = []
+    for i, threshold in enumerate(grid.thresholds):
+        cell, name = result.cells[i], f"sweep-model-{strategy.sizing}-{i}"
+        config = RunConfig(stream=name, **MODEL_SPAN, strategies=[strategy.model_copy(
+            update={"threshold": threshold})])  # fmt: skip
+        engine = run(market, config, settings=runtime, predictor=predictor)
+        expected, totals = fills_of(engine), engine.metrics["main"]
+        assert cell["threshold"] == threshold and not cell["approximate"]
+        same(swept(sweep.fills(i)), expected)
+        assert cell["fills"] == len(expected) and cell["orders"] == totals["orders"]
+        assert cell["denied"] == totals["denied"]
+        assert cell["final_equity"] == pytest.approx(totals["final_equity"], abs=0.02)
+        assert cell["sharpe"] == pytest.approx(totals["sharpe"], rel=1e-6)
+        fills.append(expected)
+    return fills
+
+
+def test_model_threshold_cells_fill_as_the_engine(market, momentum):
+    """The served model's forecasts, replayed once, traded at three thresholds (none, one that
+    drops the weaker forecasts, one that drops most): each cell's fills, orders and equity are
+    the engine's backtest of that threshold (vol-target sizing: fractional strengths, so the
+    model's rebalance band decides which orders go; no order denied)."""
+    thresholds, bars = (0.0, 0.01, 0.03), momentum[1]
+    forecasts = np.abs(bars.forecast[bars.first :])
+    assert np.mean(forecasts[np.isfinite(forecasts)] < thresholds[-1]) > 0.5  # drops most
+    grid = Grid(
+        sizing="vol-target", sizes=(0.15,), caps=(0.15,), signal="model", thresholds=thresholds
+    )  # a cap low enough that the cash check never denies
+    strategy = StrategyConfig(signal="model", max_weight=0.15, limits=OFF)
+    fills = model_cells_fill_as_the_engine(market, momentum, grid, strategy)
+    assert len(fills[0]) > len(fills[1]) > len(fills[2]) > 10  # the thresholds did filter
+
+
+def test_a_short_model_cell_fills_as_the_engine(market, momentum):
+    """With ``allow_short`` a negative forecast goes short, in the sweep as in the engine."""
+    grid = Grid(sizing="fixed", sizes=(100.0,), signal="model", thresholds=(0.01,))
+    strategy = StrategyConfig(signal="model", sizing="fixed", quantity=100,
+                              limits=OFF | {"allow_short": True})  # fmt: skip
+    (fills,) = model_cells_fill_as_the_engine(market, momentum, grid, strategy)
+    held, positions = dict.fromkeys({f[0] for f in fills}, 0.0), set()
+    for symbol, _, side, quantity, *_ in fills:
+        held[symbol] += quantity if side == "buy" else -quantity
+        positions.add(held[symbol])
+    assert len(fills) > 10 and positions == {-100.0, 0.0, 100.0}  # short, flat and long
+
+
+def test_a_model_sweep_refuses_what_it_does_not_simulate():
+    with pytest.raises(SweepError, match="--threshold goes with --signal model"):
+        Grid((5,), (20,), thresholds=(0.001,)).cells()
+    with pytest.raises(SweepError, match="--fast and --slow go with --signal sma-cross"):
+        Grid((5,), (20,), signal="model").cells()
+    assert parse_range("0:0.004:0.001", "threshold", integer=False, zero=True)[0] == 0.0
+    bars = np.ones((3, 1))
+    market = Market(["X"], None, 0, bars, bars, bars, np.ones(1), np.ones(1), np.zeros(1, int), 1)
+    grid = Grid(sizing="equal", signal="model")
+    with pytest.raises(SweepError, match="trades the champion's forecasts: load_model_market"):
+        Sweep(market, grid)
 
 
 @pytest.mark.parametrize(
