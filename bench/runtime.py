@@ -160,8 +160,11 @@ def model_config(**fields):
     return RunConfig(strategies=[strategy], **fields)
 
 
-def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
-    """One run: build the engine (not timed), then its loop (timed), then its journal's report."""
+def timed_engine(
+    url: str, config, venue_log: Path | None = None, journal_alone: bool = False
+) -> dict:
+    """One run: build the engine (not timed), then its loop (timed), then its journal's report
+    (``journal_alone``: and the time its events take to write alone, :func:`journal_only`)."""
     from serving.settings import ServingSettings
     from trading_runtime.analytics.conventions import conventions
     from trading_runtime.runs import build_engine, report
@@ -201,7 +204,9 @@ def timed_engine(url: str, config, venue_log: Path | None = None) -> dict:
             k: (v / 1e3 if k != "orders" else v) for k, v in result.latency_us.items()
         },
         "stages_ms": stages(url, config.stream),
-        "journal_only": journal_only(url, config.stream, runtime.journal_batch),
+        "journal_only": (
+            journal_only(url, config.stream, runtime.journal_batch) if journal_alone else None
+        ),
     }
 
 
@@ -375,7 +380,7 @@ def bench_rule(console: Console, url: str, label: str, repeats: int) -> dict:
             free_costs=True, warmup_bars=0,
         )  # fmt: skip
         with console.status(f"{label}: engine, SMA cross (round {turn + 1} of {repeats})"):
-            ours.append(timed_engine(url, config))
+            ours.append(timed_engine(url, config, journal_alone=True))
         with console.status(f"{label}: backtrader, SMA cross (round {turn + 1} of {repeats})"):
             theirs.append(run_backtrader(frames))
     check = compare(our_fills(ours[0]["fills"]), theirs[0]["fills"])
