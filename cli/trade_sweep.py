@@ -183,7 +183,8 @@ def print_sweep(result: SweepResult, top: int, elapsed: float) -> None:
     console.print(
         f"{len(result.cells)} cells x {result.bars:,} bars x {result.symbols} symbols:"
         f" {result.seconds:.2f} s trading ({rate:,.0f} cell-symbol-bars/s), {elapsed:.1f} s"
-        " with loading",
+        f" with loading and {result.compile_seconds:.1f} s compiling the kernel (once:"
+        " numba caches it)",
         highlight=False,
     )
 

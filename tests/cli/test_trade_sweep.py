@@ -35,6 +35,9 @@ def test_sweep_prints_the_best_cells_and_the_deflated_sharpe(trade, tmp_path):
     best = written["best"]
     assert best["sharpe"] == max(c["sharpe"] for c in written["cells"])
     assert {c["size"] for c in written["cells"]} == {0.1, 0.2}
+    # the kernel's one-off compile (or cache load) is reported apart from the grid's trading
+    assert written["compile_seconds"] > 0 and written["seconds"] > 0
+    assert "s compiling the kernel" in " ".join(result.output.split())
 
 
 def test_a_model_sweep_grids_thresholds_with_sizing(trade, market, tmp_path, monkeypatch):
