@@ -41,6 +41,7 @@ from registry.settings import TrackingSettings
 from serving.auth import BearerAuth, check_exposure
 from serving.batching import AdaptiveBatcher
 from serving.binary import ArrayBodies
+from serving.deadline import install as install_deadline
 from serving.errors import NoChampion, RequestError, ValidationMessages
 from serving.guards import BodyGuard
 from serving.model_set import settle
@@ -89,6 +90,7 @@ MODEL_VERSION = bentoml.metrics.Gauge(
 )
 
 pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+install_deadline()  # traffic.timeout's 504, without BentoML's timer kept per request
 
 
 def _rejected(endpoint: str, exc: RequestError) -> JSONResponse:
