@@ -89,6 +89,9 @@ MODEL_VERSION = bentoml.metrics.Gauge(
     labelnames=["role", "model"],
 )
 
+# BentoML records a request's OpenTelemetry spans even when no exporter takes them; for
+# /predict they were half of an .npy request's CPU (docs/serving.md), so they are opt-in there
+TRACING = {} if SETTINGS.serve_trace_predict else {"tracing": {"excluded_urls": ["/predict$"]}}
 pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 install_deadline()  # traffic.timeout's 504, without BentoML's timer kept per request
 
@@ -125,6 +128,7 @@ def check_bars(windows: list | np.ndarray | None, field: str) -> None:
     workers=SETTINGS.serve_workers,
     traffic={"timeout": 30, "max_concurrency": SETTINGS.serve_max_concurrency},
     http={"host": SETTINGS.serve_host, "port": SETTINGS.serve_port},
+    **TRACING,
 )
 class QtisService:
     def __init__(self) -> None:
