@@ -332,7 +332,13 @@ def test_npy_bodies_are_refused_elsewhere():
     )
 )
 def test_npy_bodies_are_read_as_they_were_saved(array):
-    np.testing.assert_array_equal(read_npy(npy(array)), array)
+    body = npy(array)
+    np.testing.assert_array_equal(read_npy(body), array)
+    # the header again (parsed once per distinct header), after another shape's
+    read_npy(npy(np.zeros((1, 1, 1), np.float32)))
+    again = read_npy(body)
+    np.testing.assert_array_equal(again, array)
+    assert again.dtype == array.dtype
 
 
 def _claiming(shape: tuple[int, ...]) -> bytes:
