@@ -1,9 +1,12 @@
 """Serving latency and throughput: the real BentoML service on loopback, single-window
 ``POST /predict`` requests from ``wrk`` (a C load generator in its own process, one thread) at
-concurrency 1, 8 and 32, for an XGBoost and an LSTM champion, each window sent as JSON and as an
-``.npy`` body (``application/x-npy``), with adaptive batching on and off (the baseline, measured
-in the same run, in turns). Each measurement also records the CPU the service's process tree,
-the load generator and the whole machine used, as shares of the machine's cores.
+concurrency 1, 8 and 32, for an XGBoost and an LSTM champion (small), each window sent as JSON
+and as an ``.npy`` body (``application/x-npy``), with adaptive batching on and off (the baseline,
+measured in the same run, in turns); and, as an extra row, the LSTM at its default (seed) size
+with ``.npy`` bodies. Each measurement also records the CPU the service's process tree, the load
+generator and the whole machine used, as shares of the machine's cores, and the service's CPU
+per request; each champion's model call is also timed alone, for 1 and for 32 windows, which
+bounds what batching can gain.
 
     python -m bench.serving [--seconds 3] [--workers 1]
 
@@ -29,6 +32,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -37,6 +41,14 @@ from warehouse.settings import get_settings
 
 CONCURRENCY = (1, 8, 32)
 ROUNDS = 2
+# (label, registered name, version, bodies): the small models of record, and the LSTM at its
+# default size, an extra row for a heavier model (the .npy body only, to keep the run short)
+CHAMPIONS = (
+    ("qtis-xgboost", "qtis-xgboost", "1", ("json", "npy")),
+    ("qtis-lstm", "qtis-lstm", "1", ("json", "npy")),
+    ("qtis-lstm seed size", "qtis-lstm", "2", ("npy",)),
+)
+MODEL_CALL_WINDOWS = (1, 32)
 LUA = Path(__file__).with_name("serving.lua")
 BODIES = {"json": "application/json", "npy": "application/x-npy"}
 
@@ -69,6 +81,9 @@ def prepare(console: Console, home: Path) -> str:
             models=("xgboost", "lstm"), size="small", epochs=1, splits=2, xgb_estimators=200,
             explain_samples=0,
         )  # fmt: skip
+        run_training(url, config, tracking=TrackingSettings())
+    with console.status("training the LSTM at its default (seed) size: version 2"):
+        config = TrainConfig(models=("lstm",), size="seed", epochs=1, splits=2, explain_samples=0)
         run_training(url, config, tracking=TrackingSettings())
     return url
 
@@ -161,7 +176,8 @@ def load(port: int, body: Path, media: str, concurrency: int, seconds: int, serv
         "non_2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
         "server_errors": sum(v for k, v in statuses.items() if k >= 500),
         "socket_errors": figures["socket_errors"],
-        "service_cpu_share": share(cpu_seconds(service) - served),
+        "service_cpu_share": share(service_cpu := cpu_seconds(service) - served),
+        "service_cpu_ms_per_request": service_cpu / max(1, figures["requests"]) * 1e3,
         "load_cpu_share": share(
             after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
         ),
@@ -189,7 +205,30 @@ def bodies(window: np.ndarray, folder: Path) -> dict[str, Path]:
     return {"json": json_body, "npy": npy_body}
 
 
-def measure(url: str, name: str, seconds: int, workers: int, console: Console) -> list[dict]:
+def model_call_ms(model, window: np.ndarray, repeats: int = 100) -> dict[str, float]:
+    """The model call alone, in this process on one thread as the service runs it (milliseconds
+    per call of 1 and of 32 windows): what batching can save at most."""
+    from registry.loaded import limit_threads
+
+    torch.set_num_threads(1)
+    limit_threads(model.impl.bundle, 1)
+    out = {}
+    for n in MODEL_CALL_WINDOWS:
+        windows = np.repeat(window.astype(np.float32), n, axis=0)
+        for _ in range(10):
+            model.predict(windows)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model.predict(windows)
+        out[str(n)] = (time.perf_counter() - started) / repeats * 1e3
+    return out
+
+
+def measure(
+    url: str, champion: tuple[str, str, str, tuple[str, ...]], seconds: int, workers: int,
+    console: Console,
+) -> tuple[list[dict], dict[str, float]]:  # fmt: skip
+    """Rows of ``champion`` (label, name, version, bodies), and its model call's cost."""
     from registry.aliases import force
     from registry.model_registry import ModelRegistry
     from serving.probe import serving_probe
@@ -197,12 +236,15 @@ def measure(url: str, name: str, seconds: int, workers: int, console: Console) -
     from training.promotion import PromotionSettings
     from training.settings import TrackingSettings
 
+    label, name, version, sent = champion
     tracking = TrackingSettings()
     probe = serving_probe(url, samples=20, tracking=tracking)
-    force(url, name, "1", "serving benchmark", probe, PromotionSettings(), actor="bench",
+    force(url, name, version, "serving benchmark", probe, PromotionSettings(), actor="bench",
           tracking=tracking)  # fmt: skip
-    model = ModelRegistry(url, tracking).load("champion", name, "1")
+    model = ModelRegistry(url, tracking).load("champion", name, version)
     window = WindowSource(url, model.features).sample(model.window, n=1)
+    with console.status(f"{label}: the model call alone"):
+        cost = model_call_ms(model, window)
     folder = Path(tempfile.mkdtemp(prefix="qtis-bench-serving-"))
     files = bodies(window, folder)
     # both services up at once and measured in turns (off, on, off, on, ...): a drift of the
@@ -211,16 +253,17 @@ def measure(url: str, name: str, seconds: int, workers: int, console: Console) -
     samples: dict[tuple[str, bool, int], list[dict]] = {}
     try:
         for process, port in services.values():  # warm up
-            for body, media in BODIES.items():
-                load(port, files[body], media, 4, 1, process)
-        for body, media in BODIES.items():
+            for body in sent:
+                load(port, files[body], BODIES[body], 4, 1, process)
+        for body in sent:
             for concurrency in CONCURRENCY:
                 for turn in range(ROUNDS):
                     for batching, (process, port) in services.items():
-                        label = f"{name} {body} batching={'on' if batching else 'off'} "
-                        with console.status(f"{label}c={concurrency} (round {turn + 1})"):
+                        title = f"{label} {body} batching={'on' if batching else 'off'} "
+                        with console.status(f"{title}c={concurrency} (round {turn + 1})"):
                             before = batch_counts(port)
-                            row = load(port, files[body], media, concurrency, seconds, process)
+                            row = load(port, files[body], BODIES[body], concurrency, seconds,
+                                       process)  # fmt: skip
                             after = batch_counts(port)
                         calls = max(1.0, after[1] - before[1])
                         row["windows_per_model_call"] = (after[0] - before[0]) / calls
@@ -230,14 +273,15 @@ def measure(url: str, name: str, seconds: int, workers: int, console: Console) -
             process.terminate()
             process.wait(timeout=30)
         shutil.rmtree(folder)
-    return [summary(name, key, runs) for key, runs in sorted(samples.items())]
+    return [summary(label, key, runs) for key, runs in sorted(samples.items())], cost
 
 
 def summary(name: str, key: tuple[str, bool, int], runs: list[dict]) -> dict:
     """One table row: medians over the rounds (sums for counts), the rounds kept."""
     body, batching, concurrency = key
     medians = ("throughput_rps", "p50_ms", "p99_ms", "windows_per_model_call",
-               "service_cpu_share", "load_cpu_share", "machine_cpu_share")  # fmt: skip
+               "service_cpu_share", "service_cpu_ms_per_request", "load_cpu_share",
+               "machine_cpu_share")  # fmt: skip
     return {
         "champion": name,
         "body": body,
@@ -252,10 +296,13 @@ def summary(name: str, key: tuple[str, bool, int], runs: list[dict]) -> dict:
     }
 
 
-def report(rows: list[dict], seconds: int, workers: int, console: Console) -> dict:
+def report(
+    rows: list[dict], costs: dict[str, dict[str, float]], seconds: int, workers: int,
+    console: Console,
+) -> dict:  # fmt: skip
     table = Table(
         "champion", "body", "batching", "c", "requests", "req/s", "p50 ms", "p99 ms",
-        "non-2xx", "windows/call", "service CPU", "wrk CPU", "machine CPU",
+        "non-2xx", "windows/call", "service CPU", "ms CPU/req", "wrk CPU", "machine CPU",
         title=f"POST /predict, one window per request, wrk on loopback, {workers} worker(s); "
         f"median of {ROUNDS} rounds of {seconds} s, batching on and off measured in turns; "
         "CPU as shares of all cores",
@@ -265,25 +312,39 @@ def report(rows: list[dict], seconds: int, workers: int, console: Console) -> di
             r["champion"], r["body"], "on" if r["batching"] else "off", str(r["concurrency"]),
             f"{r['requests']:,}", f"{r['throughput_rps']:.0f}", f"{r['p50_ms']:.2f}",
             f"{r['p99_ms']:.2f}", str(r["non_2xx"]), f"{r['windows_per_model_call']:.1f}",
-            f"{r['service_cpu_share']:.0%}", f"{r['load_cpu_share']:.0%}",
+            f"{r['service_cpu_share']:.0%}", f"{r['service_cpu_ms_per_request']:.2f}",
+            f"{r['load_cpu_share']:.0%}",
             f"{r['machine_cpu_share']:.0%}",
         )  # fmt: skip
     console.print(table)
     ratios: dict[str, dict[str, float]] = {}
-    for name in sorted({r["champion"] for r in rows}):
+    for name in dict.fromkeys(r["champion"] for r in rows):
         for body in BODIES:
             by = {
                 (r["batching"], r["concurrency"]): r
                 for r in rows
                 if r["champion"] == name and r["body"] == body
             }
+            if not by:
+                continue
             ratio = by[(True, 32)]["throughput_rps"] / by[(False, 32)]["throughput_rps"]
             ratios.setdefault(name, {})[body] = ratio
             console.print(
                 f"{name} {body}: batching on/off throughput at c=32: {ratio:.2f}x; p99 at c=1: "
                 f"{by[(False, 1)]['p99_ms']:.2f} ms (off), {by[(True, 1)]['p99_ms']:.2f} ms (on)"
             )
+    for name, cost in costs.items():
+        console.print(
+            f"{name}: the model call alone takes {cost['1']:.3f} ms for 1 window, "
+            f"{cost['32']:.3f} ms for 32: batching could at most multiply throughput by "
+            f"{ceiling(cost):.1f} if the service cost nothing else"
+        )
     return ratios
+
+
+def ceiling(cost: dict[str, float]) -> float:
+    """Throughput with 32 windows per model call over 1 per call, counting the model alone."""
+    return 32 * cost["1"] / cost["32"]
 
 
 def main() -> None:
@@ -292,19 +353,25 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="QTIS_SERVE_WORKERS")
     args = parser.parse_args()
     wrk()  # before minutes of preparation
-    console = Console(width=max(160, Console().width))  # the table's 13 columns
+    console = Console(width=max(170, Console().width))  # the table's 14 columns
     with tempfile.TemporaryDirectory() as tmp:
         url = prepare(console, Path(tmp) / ".qtis")
-        rows = []
-        for name in ("qtis-xgboost", "qtis-lstm"):
-            rows += measure(url, name, args.seconds, args.workers, console)
-    ratios = report(rows, args.seconds, args.workers, console)
+        rows, costs = [], {}
+        for champion in CHAMPIONS:
+            measured, costs[champion[0]] = measure(url, champion, args.seconds, args.workers,
+                                                   console)  # fmt: skip
+            rows += measured
+    ratios = report(rows, costs, args.seconds, args.workers, console)
     figures = {
         "seconds_per_point": args.seconds,
         "workers": args.workers,
         "load_generator": "wrk 1 thread",
         "rows": rows,
         "batching_throughput_ratio_c32": ratios,
+        # milliseconds per model call of 1 and of 32 windows, in process on one thread, and
+        # the throughput ratio batching would reach if the service cost nothing else
+        "model_call_ms": costs,
+        "batching_ceiling_c32": {name: ceiling(cost) for name, cost in costs.items()},
     }
     # the figures of record are one worker's; other worker counts go beside them
     write(

@@ -41,6 +41,7 @@ from registry.settings import TrackingSettings
 from serving.auth import BearerAuth, check_exposure
 from serving.batching import AdaptiveBatcher
 from serving.binary import ArrayBodies
+from serving.deadline import install as install_deadline
 from serving.errors import NoChampion, RequestError, ValidationMessages
 from serving.guards import BodyGuard
 from serving.model_set import settle
@@ -88,7 +89,11 @@ MODEL_VERSION = bentoml.metrics.Gauge(
     labelnames=["role", "model"],
 )
 
+# BentoML records a request's OpenTelemetry spans even when no exporter takes them; for
+# /predict they were half of an .npy request's CPU (docs/serving.md), so they are opt-in there
+TRACING = {} if SETTINGS.serve_trace_predict else {"tracing": {"excluded_urls": ["/predict$"]}}
 pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+install_deadline()  # traffic.timeout's 504, without BentoML's timer kept per request
 
 
 def _rejected(endpoint: str, exc: RequestError) -> JSONResponse:
@@ -123,6 +128,7 @@ def check_bars(windows: list | np.ndarray | None, field: str) -> None:
     workers=SETTINGS.serve_workers,
     traffic={"timeout": 30, "max_concurrency": SETTINGS.serve_max_concurrency},
     http={"host": SETTINGS.serve_host, "port": SETTINGS.serve_port},
+    **TRACING,
 )
 class QtisService:
     def __init__(self) -> None:

@@ -46,6 +46,11 @@ class ServingSettings(QtisSettings):
         4096, ge=1, description="windows waiting for the model; more are answered 429"
     )
     serve_batching: bool = Field(True, description="adaptive batching of /predict")
+    serve_trace_predict: bool = Field(
+        False,
+        description="BentoML opens OpenTelemetry spans for /predict too: they cost about half"
+        " of an .npy request's CPU and go nowhere unless a tracing exporter is configured",
+    )
     serve_max_batch_size: int = Field(256, ge=1, description="windows one adaptive batch holds")
     serve_model_threads: int = Field(
         1, ge=1, description="threads per model call: a server's parallelism is its requests"

@@ -1,11 +1,12 @@
 """The service's parts on their own: the rate limits, role checks and audit of the auth
 middleware, the body guard and the ``.npy`` body reader (in front of a small ASGI app, through
-httpx), the token and exposure rules, the adaptive batcher merging concurrent requests, and the
-client's retry policy (against a small HTTP server that always answers 503)."""
+httpx), the token and exposure rules, the adaptive batcher merging concurrent requests, the request
+deadline, and the client's retry policy (against a small HTTP server that always answers 503)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import io
 import json
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import numpy as np
 import pytest
+from bentoml._internal.server.http import traffic
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -27,6 +29,7 @@ from serving.auth import BearerAuth, OpenExposure, RateLimiter, check_exposure, 
 from serving.batching import AdaptiveBatcher
 from serving.binary import NPY, read_npy
 from serving.client import ServingClient, ServingError
+from serving.deadline import install
 from serving.errors import RequestError
 from serving.guards import BodyGuard
 from serving.model_set import settle
@@ -329,7 +332,13 @@ def test_npy_bodies_are_refused_elsewhere():
     )
 )
 def test_npy_bodies_are_read_as_they_were_saved(array):
-    np.testing.assert_array_equal(read_npy(npy(array)), array)
+    body = npy(array)
+    np.testing.assert_array_equal(read_npy(body), array)
+    # the header again (parsed once per distinct header), after another shape's
+    read_npy(npy(np.zeros((1, 1, 1), np.float32)))
+    again = read_npy(body)
+    np.testing.assert_array_equal(again, array)
+    assert again.dtype == array.dtype
 
 
 def _claiming(shape: tuple[int, ...]) -> bytes:
@@ -420,3 +429,33 @@ def test_settle_frees_a_replaced_models_cycles_and_freezes_the_rest():
         assert ref() is None and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+REQUEST = contextvars.ContextVar("request")
+
+
+def test_the_request_deadline_lets_go_of_an_answered_request_and_504s_a_late_one():
+    install()  # as serving.service does
+    deadline = traffic.TimeoutMiddleware  # what BentoML builds the service's stack from
+
+    async def slow(scope, receive, send) -> None:
+        await asyncio.sleep(1)
+        await echo(scope, receive, send)
+
+    async def run(app, timeout: float) -> tuple[httpx.Response, bool]:
+        REQUEST.set(Cycle())  # what a request's context holds (its trace span, ...)
+        request = weakref.ref(REQUEST.get())
+        transport = httpx.ASGITransport(app=deadline(app, timeout=timeout))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            answer = await c.post("/predict")
+        REQUEST.set(None)
+        for _ in range(3):  # the loop's turns that drop cancelled timers
+            await asyncio.sleep(0)
+        gc.collect()
+        return answer, request() is not None
+
+    answer, kept = asyncio.run(run(echo, timeout=3600))
+    assert answer.status_code == 200 and answer.content == b"ok"
+    assert not kept, "an answered request's context is kept until its deadline"
+    late, _ = asyncio.run(run(slow, timeout=0.05))
+    assert late.status_code == 504 and "0.05 s" in late.json()["error"]

@@ -264,6 +264,20 @@ def test_an_npy_body_answers_as_json_does_and_bad_ones_are_a_4xx(service, client
     assert server_errors(base) == []
 
 
+def test_predict_opens_no_trace_span_unless_asked(service):
+    """QTIS_SERVE_TRACE_PREDICT off (the default): BentoML opens no OpenTelemetry span for
+    /predict (unexported, they took half of an .npy request's CPU); other routes keep theirs.
+    BentoML answers its span's id as X-BentoML-Request-ID, so the header shows which did."""
+    base, *_ = service
+    headers = {"authorization": f"Bearer {PREDICT_TOKEN}"}
+    symbols = {"request": {"symbols": ["IBM"]}}
+    predicted = httpx.post(base + "/predict", json=symbols, headers=headers)
+    explained = httpx.post(base + "/explain", json={"request": {"symbol": "IBM"}}, headers=headers)
+    assert predicted.status_code == explained.status_code == 200, (predicted.text, explained.text)
+    assert "x-bentoml-request-id" not in predicted.headers
+    assert "x-bentoml-request-id" in explained.headers
+
+
 def test_the_shadow_challenger_is_logged_and_never_answers(service, client):
     _, url, _ = service
     response = client.predict(PredictRequest(symbols=SYMBOLS))
