@@ -581,7 +581,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, nargs="+", default=[10, 500])
     parser.add_argument("--bars", type=int, nargs="+", default=[2000, 500], help="per universe")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per measurement (median)")
-    # 1,000 bars: ~110 model orders, ~400 sma-cross ones; over the 96 of 300 bars the p99 was the max
+    # 1,000 bars: ~110 model orders, ~400 sma-cross; over the 96 of 300 bars p99 was the max
     parser.add_argument("--paper-bars", type=int, default=1000)
     parser.add_argument("--paper-rate", type=float, default=50.0, help="paper pace, bars/s")
     parser.add_argument("--estimators", type=int, default=50, help="XGBoost trees")
