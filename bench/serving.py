@@ -94,7 +94,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(port: int, batching: bool, workers: int = 1) -> subprocess.Popen:
+def start(port: int, batching: bool, home: Path, workers: int = 1) -> subprocess.Popen:
     from serving.launch import service_command, service_env
 
     env = service_env() | {
@@ -105,7 +105,7 @@ def start(port: int, batching: bool, workers: int = 1) -> subprocess.Popen:
         "QTIS_API_RATE_BURST": "1000000",
         # its own: BentoML empties BENTOML_HOME/prometheus_multiproc_dir when a service
         # starts, which would wipe the metrics of the other service measured beside it
-        "BENTOML_HOME": tempfile.mkdtemp(prefix="qtis-bench-bentoml-"),
+        "BENTOML_HOME": str(home),
     }
     process = subprocess.Popen(
         service_command("127.0.0.1", port),
@@ -226,9 +226,10 @@ def model_call_ms(model, window: np.ndarray, repeats: int = 100) -> dict[str, fl
 
 def measure(
     url: str, champion: tuple[str, str, str, tuple[str, ...]], seconds: int, workers: int,
-    console: Console,
+    console: Console, scratch: Path,
 ) -> tuple[list[dict], dict[str, float]]:  # fmt: skip
-    """Rows of ``champion`` (label, name, version, bodies), and its model call's cost."""
+    """Rows of ``champion`` (label, name, version, bodies), and its model call's cost;
+    ``scratch``: the run's folder for the request bodies and the services' BENTOML_HOMEs."""
     from registry.aliases import force
     from registry.model_registry import ModelRegistry
     from serving.probe import serving_probe
@@ -245,11 +246,15 @@ def measure(
     window = WindowSource(url, model.features).sample(model.window, n=1)
     with console.status(f"{label}: the model call alone"):
         cost = model_call_ms(model, window)
-    folder = Path(tempfile.mkdtemp(prefix="qtis-bench-serving-"))
+    folder = scratch / label.replace(" ", "-")
+    folder.mkdir(parents=True)
     files = bodies(window, folder)
     # both services up at once and measured in turns (off, on, off, on, ...): a drift of the
     # machine (the prediction log growing, autovacuum, other work) then hits both alike
-    services = {b: (start(port := free_port(), b, workers), port) for b in (False, True)}
+    services = {
+        b: (start(port := free_port(), b, folder / f"bentoml-{b}", workers), port)
+        for b in (False, True)
+    }
     samples: dict[tuple[str, bool, int], list[dict]] = {}
     try:
         for process, port in services.values():  # warm up
@@ -359,7 +364,7 @@ def main() -> None:
         rows, costs = [], {}
         for champion in CHAMPIONS:
             measured, costs[champion[0]] = measure(url, champion, args.seconds, args.workers,
-                                                   console)  # fmt: skip
+                                                   console, Path(tmp))  # fmt: skip
             rows += measured
     ratios = report(rows, costs, args.seconds, args.workers, console)
     figures = {
