@@ -38,17 +38,19 @@ class Deadline:
             nonlocal started
             if not started:  # answering: no deadline for the rest of the body
                 started = True
-                deadline.reschedule(None)
+                if not deadline.expired():  # (an app that caught the cancel answers late)
+                    deadline.reschedule(None)
             await send(message)
 
         try:
             async with deadline:
-                return await self.app(scope, receive, answer)
+                await self.app(scope, receive, answer)
         except TimeoutError:
             if not deadline.expired():  # the app's own
                 raise
-        message = f"not answered within {self.timeout:g} s (the service's traffic timeout)"
-        await reply(send, 504, {"error": message, "field": None})
+        if deadline.expired() and not started:  # also when the app swallowed the cancel
+            message = f"not answered within {self.timeout:g} s (the service's traffic timeout)"
+            await reply(send, 504, {"error": message, "field": None})
 
 
 def install() -> None:

@@ -459,3 +459,20 @@ def test_the_request_deadline_lets_go_of_an_answered_request_and_504s_a_late_one
     assert not kept, "an answered request's context is kept until its deadline"
     late, _ = asyncio.run(run(slow, timeout=0.05))
     assert late.status_code == 504 and "0.05 s" in late.json()["error"]
+
+    async def deaf(scope, receive, send) -> None:  # swallows the deadline's cancellation
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            return
+
+    async def stubborn(scope, receive, send) -> None:  # ... and answers anyway
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            await echo(scope, receive, send)
+
+    swallowed, _ = asyncio.run(run(deaf, timeout=0.05))
+    assert swallowed.status_code == 504, swallowed.text  # not the server's bare 500
+    answered, _ = asyncio.run(run(stubborn, timeout=0.05))
+    assert answered.status_code == 200 and answered.content == b"ok"  # its answer, unchanged
