@@ -41,7 +41,11 @@ def head_revision() -> str:
 
 def current_revision(url: str) -> str | None:
     engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.NullPool)
-    with engine.connect() as conn:
+    try:
+        conn = engine.connect()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:  # unreachable, refused,
+        raise unreachable(url, exc.orig) from exc  # or a URL libpq cannot read
+    with conn:
         return MigrationContext.configure(
             conn, opts={"version_table": VERSION_TABLE}
         ).get_current_revision()
@@ -51,10 +55,7 @@ def migrate(url: str) -> tuple[str | None, str]:
     """Upgrade to head; a no-op when already there. Returns (revision before, revision after).
     Every ``qtis`` command starts here: a server it cannot reach is the one-line
     ``ConnectionError`` (without the password) the CLI prints, not SQLAlchemy's traceback."""
-    try:
-        before = current_revision(url)
-    except sa.exc.OperationalError as exc:  # unreachable, refused, a URL libpq cannot read
-        raise unreachable(url, exc.orig) from exc
+    before = current_revision(url)
     head = head_revision()
     if before != head:
         engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.NullPool)

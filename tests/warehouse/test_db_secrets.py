@@ -78,6 +78,7 @@ def test_a_connection_error_does_not_repeat_the_password(url: str):
     [
         "postgresql://trader:s3cr%20et@localhost:1/qtis",  # the server is not there
         "postgresql://trader:s3cr%zzet@localhost:1/qtis",  # a "%" typed raw
+        "postgresql://trader:s3cr3t@localhost:1/qtis?foo=bar",  # an option libpq refuses
     ],
 )
 def test_migrating_an_unreachable_database_is_a_connection_error_without_the_password(url: str):
