@@ -21,6 +21,7 @@ from cli.render.training import (
     print_tuning,
     print_update,
 )
+from training.families import FAMILIES, MODEL_HELP, SEED_FAMILIES, parse_families
 from training.settings import TrackingSettings, TuningSettings
 from training.workers import prestart
 from warehouse.ingest import ingest as run_ingest
@@ -44,11 +45,18 @@ def _split_symbols(symbols: list[str] | None) -> list[str] | None:
     return [s.strip().upper() for item in symbols for s in item.split(",") if s.strip()]
 
 
+def _families(model: str) -> tuple[str, ...]:
+    try:
+        return parse_families(model)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
 def _parse_params(pairs: list[str]) -> dict[str, dict]:
     """FAMILY.NAME=VALUE overrides (values parsed as YAML: 0, 1e-3, [16, 8], true)."""
     # deferred: training.runner pulls torch, lightning, mlflow and xgboost (~5 s measured), which
     # would load on every qtis command
-    from training.runner import FAMILIES, override_params
+    from training.runner import override_params
 
     raw: dict[str, dict] = {}
     for pair in pairs:
@@ -119,7 +127,7 @@ def _join_nodes(num_nodes: int, node_rank: int) -> int:
 
 
 def train(
-    model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "all",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = ",".join(SEED_FAMILIES),
     size: Annotated[
         str, typer.Option(help="network sizes: seed (the spec's), small, tiny")
     ] = "seed",
@@ -163,11 +171,11 @@ def train(
     --num-nodes M: run this on M machines, each with its --node-rank and MASTER_ADDR/MASTER_PORT
     (node 0's address, a free port); only global rank 0 prints, logs and writes --json-out."""
     # deferred: torch, lightning, mlflow and xgboost (~5 s) would load on every qtis command
-    from training.runner import TrainConfig, families, run_training
+    from training.runner import TrainConfig, run_training
 
     rank = _join_nodes(num_nodes, node_rank)
     config = TrainConfig(
-        models=families(model), size=size, window=window, epochs=epochs, splits=splits,
+        models=_families(model), size=size, window=window, epochs=epochs, splits=splits,
         cost_bps=cost_bps, seed=seed, accelerator=accelerator, strategy=strategy,
         devices=int(devices) if devices.isdigit() else devices, precision=precision,
         num_nodes=num_nodes, params=_parse_params(param or []), explain_samples=explain_samples,
@@ -204,11 +212,11 @@ def update(
     model: Annotated[
         str | None,
         typer.Option(
-            help="lstm, transformer or xgboost (default: the champion's family, else "
-            "the most recently registered)"
+            help=f"{', '.join(FAMILIES)} (default: the champion's family, else the most "
+            "recently registered)"
         ),
     ] = None,
-    rounds: Annotated[int, typer.Option(help="xgboost: boosting rounds to add")] = 50,
+    rounds: Annotated[int, typer.Option(help="tree models: boosting rounds to add")] = 50,
     steps: Annotated[int, typer.Option(help="networks: fine-tuning optimizer steps (max)")] = 50,
     lr: Annotated[float, typer.Option(help="networks: fine-tuning learning rate")] = 1e-4,
     holdout: Annotated[
@@ -239,7 +247,7 @@ def update(
 def explain(
     model: Annotated[
         str | None,
-        typer.Option(help="lstm, transformer or xgboost (default: the champion's family)"),
+        typer.Option(help=f"{', '.join(FAMILIES)} (default: the champion's family)"),
     ] = None,
     version: Annotated[
         str | None, typer.Option(help="registered version (default: @champion, else latest)")
@@ -279,7 +287,7 @@ def explain(
 
 
 def tune(
-    model: Annotated[str, typer.Option(help="lstm, transformer, xgboost or all")] = "xgboost",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "xgboost",
     trials: Annotated[int, typer.Option(help="trials to add to the study")] = 20,
     workers: Annotated[int, typer.Option(help="worker processes sharing the study")] = 1,
     size: Annotated[str, typer.Option(help="network size preset the widths scale")] = "small",
@@ -301,15 +309,14 @@ def tune(
 ) -> None:
     """Optuna search on the history before the reported test folds; studies live in Postgres
     and `qtis train` starts from their best trial."""
+    chosen = _families(model)
     if workers > 1:
         prestart()  # the helpers' fork server imports the training stack alongside us
     # deferred: optuna, torch, lightning, mlflow and xgboost (~5 s measured) would load on every
     # qtis command
-    from training.runner import families
     from training.tuning import TuneConfig  # deferred: as above
     from training.tuning import tune as run_tune  # deferred: as above
 
-    chosen = families(model)
     stores = {"tracking": TrackingSettings(), "tuning": TuningSettings()}
     try:
         shared = {

@@ -30,7 +30,7 @@ from orchestration.assets.tuning import tuning_assets
 from orchestration.instance import dagster_home
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource, dbt_resource
-from training.runner import FAMILIES
+from training.families import SEED_FAMILIES
 from transforms import store
 from transforms.spec import default_spec
 from warehouse import quality
@@ -257,10 +257,12 @@ def _train(console: Console, warehouse: WarehouseResource):
         "walk-forward, small sizes), stacking them and running the promotion gates, through "
         "Dagster"
     ):
+        seeds = {f"{f}_{step}" for f in SEED_FAMILIES for step in ("model", "tuning")}
         result = run_assets(
-            [*tuning_assets, *training_assets, ensemble_model, promotion, model_update],
+            [a for a in (*tuning_assets, *training_assets) if a.op.name in seeds]
+            + [ensemble_model, promotion, model_update],
             {"warehouse": warehouse},
-            ops={a.op.name: {"config": DEMO_TRAINING} for a in training_assets}
+            ops={f"{f}_model": {"config": DEMO_TRAINING} for f in SEED_FAMILIES}
             | {name: {"config": config} for name, config in DEMO_TUNING.items()}
             | {"model_update": {"config": DEMO_UPDATE}},
         )
@@ -269,7 +271,7 @@ def _train(console: Console, warehouse: WarehouseResource):
     _print_tuning(console, result)
     home = warehouse.settings().home
     print_evaluation(console, json.loads(report_path(home, "ensemble").read_text()))
-    for node in (*(f"{family}_model" for family in FAMILIES), "ensemble_model"):
+    for node in (*(f"{family}_model" for family in SEED_FAMILIES), "ensemble_model"):
         meta = result.asset_materializations_for_node(node)[0].metadata
         console.print(
             f"  MLflow: {meta['registered_model'].value} version {meta['version'].value} "
@@ -312,7 +314,7 @@ def _print_tuning(console: Console, result) -> None:
         "study", "trials", "pruned", "best objective (OOS R² vs zero)", "best params",
         title="Optuna (inner purged walk-forward folds, all before the test period below)",
     )  # fmt: skip
-    for family in FAMILIES:
+    for family in SEED_FAMILIES:
         meta = result.asset_materializations_for_node(f"{family}_tuning")[0].metadata
         best = meta["best_value"].value
         params = ", ".join(

@@ -38,7 +38,7 @@ from trading_runtime import runs
 from trading_runtime.ab import NoShadow, compare
 from trading_runtime.analytics.conventions import conventions as analytics_conventions
 from trading_runtime.settings import RuntimeSettings
-from training.runner import FAMILIES
+from training.families import FAMILIES
 from training.settings import TrackingSettings
 from warehouse.settings import WarehouseSettings
 

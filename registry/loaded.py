@@ -48,10 +48,10 @@ class LoadedModel:
         # (~3 s), which serving needs only now
         from training.explain import explain_network, explain_tree
         from training.models.sequence import SequenceBundle  # deferred: as above
-        from training.models.tabular import XGBoostModel  # deferred: as above
+        from training.models.tabular import TreeModel  # deferred: as above
 
         bundle = self.impl.bundle
-        if isinstance(bundle, XGBoostModel):
+        if isinstance(bundle, TreeModel):
             return explain_tree(bundle, window[:, -1, :], self.features, self.horizons)
         if isinstance(bundle, SequenceBundle):
             return explain_network(

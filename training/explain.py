@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 from training.data import TrainingData, load_training_data
 from training.lineage import VersionMeta, stamp
 from training.models.sequence import SequenceBundle
-from training.models.tabular import XGBoostModel
+from training.models.tabular import TreeModel
 from training.settings import TrackingSettings
 from training.windows import window_ends
 from warehouse.db import connect
@@ -88,7 +88,7 @@ def explain(
 ) -> Attributions:
     """Attributions of a fitted family model (its registered bundle) for the bars ``rows``;
     ``background`` rows are the reference the networks' expected gradients integrate from."""
-    if isinstance(model, XGBoostModel):
+    if isinstance(model, TreeModel):
         return explain_tree(model, data.features[rows], data.feature_names, data.horizons)
     if isinstance(model, SequenceBundle):
         short = [r for r in (rows, background) if (data.row_in_symbol[r] < model.window - 1).any()]
@@ -112,17 +112,21 @@ def explain(
 
 
 def explain_tree(
-    model: XGBoostModel,
+    model: TreeModel,
     features: np.ndarray,
     feature_names: tuple[str, ...],
     horizons: tuple[int, ...],
 ) -> Attributions:
-    explainer = shap.TreeExplainer(model.model)
-    values = np.asarray(explainer.shap_values(features), dtype=np.float64)
+    values, base_values = [], []
+    for part in model.explainable():
+        explainer = shap.TreeExplainer(part)
+        found = np.asarray(explainer.shap_values(features), dtype=np.float64)
+        values.append(found.reshape(len(features), len(feature_names), -1))
+        base_values.append(np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64)))
     return Attributions(
-        values=values.reshape(len(features), len(feature_names), len(horizons)),
+        values=np.concatenate(values, axis=-1),
         inputs=np.asarray(features, dtype=np.float64),
-        base_values=np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64)),
+        base_values=np.concatenate(base_values),
         feature_names=tuple(feature_names),
         horizons=tuple(horizons),
         method="tree",

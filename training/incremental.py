@@ -1,7 +1,7 @@
-"""How each family learns from new rows without a full retrain (``training.online`` picks the
-rows and registers the result): XGBoost keeps boosting from the trees the base model predicts
-with; a network is fine-tuned from its weights on inputs scaled with the scaler and target scale
-it was trained with (never refitted), and recompiled to ONNX."""
+"""How a network learns from new rows without a full retrain (``training.online`` picks the
+rows and registers the result; a tree model boosts more rounds itself, ``TreeModel.boosted``):
+it is fine-tuned from its weights on inputs scaled with the scaler and target scale it was
+trained with (never refitted), and recompiled to ONNX."""
 
 from __future__ import annotations
 
@@ -12,37 +12,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import xgboost as xgb
 from torch.utils.data import DataLoader
 
 from training.data import TrainingData
 from training.models.sequence import SequenceModel, SequenceModule
 from training.windows import WindowDataset
-
-
-def update_xgboost(base: Any, data: TrainingData, rows: np.ndarray, rounds: int):
-    """Boost ``rounds`` more rounds on the update rows, starting from the trees the base model
-    predicts with (an early-stopped booster holds more trees than its best iteration uses)."""
-    booster = base.model.get_booster()
-    try:
-        used = int(base.model.best_iteration) + 1
-    except AttributeError:  # trained without early stopping: every round counts
-        used = booster.num_boosted_rounds()
-    params = base.model.get_params() | {
-        "n_estimators": rounds,
-        "early_stopping_rounds": None,  # no validation rows: the holdout only reports
-        "callbacks": None,
-    }
-    model = xgb.XGBRegressor(**params)
-    model.fit(data.features[rows], data.returns[rows], xgb_model=booster[:used], verbose=False)
-    updated = dataclasses.replace(base, callbacks=[])
-    updated.model = model
-    details = {
-        "rounds_before": used,
-        "rounds_added": model.get_booster().num_boosted_rounds() - used,
-        "rounds_after": model.get_booster().num_boosted_rounds(),
-    }
-    return updated, details
 
 
 def update_network(

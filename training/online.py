@@ -33,7 +33,8 @@ from core.errors import InputError
 from quant.intervals import information_coefficients
 from training import explain
 from training.data import TrainingData, load_training_data
-from training.incremental import update_network, update_xgboost
+from training.families import FAMILIES, is_tree
+from training.incremental import update_network
 from training.lineage import (
     FAMILY,
     LABEL_END,
@@ -57,7 +58,7 @@ from training.tracking import (
 )
 from training.windows import window_ends
 
-UPDATABLE = ("lstm", "transformer", "xgboost")
+UPDATABLE = FAMILIES
 
 
 class NothingToUpdate(ValueError, InputError):
@@ -289,9 +290,9 @@ def _fit_update(
     steps: int,
     lr: float,
 ) -> tuple[Any, dict[str, Any]]:
-    """(updated bundle, details): more trees for XGBoost, a fine-tune for a network."""
-    if base.family == "xgboost":
-        return update_xgboost(bundle, data, rows, rounds)
+    """(updated bundle, details): more trees for a tree model, a fine-tune for a network."""
+    if is_tree(base.family):
+        return bundle.boosted(data, rows, rounds)
     params = base.params
     return update_network(
         bundle, data, rows, steps=steps, lr=lr,
@@ -305,7 +306,7 @@ def _example(data: TrainingData, base: _Base) -> np.ndarray:
     """The input example the new version is registered with (the last two inputs)."""
     window = base.window
     ends = window_ends(data, window, base.min_history)[-2:]
-    if base.family == "xgboost":
+    if is_tree(base.family):
         return data.features[ends]
     return data.features[ends[:, None] + np.arange(-window + 1, 1)]
 

@@ -1,13 +1,13 @@
 """A fitted model as files that load without pickle: the networks as ONNX (what serving runs)
-plus their weights as a plain ``.npz`` (what explaining and online updates need), XGBoost in its
-own UBJSON format, the ensemble as a JSON manifest over its members' directories. Every
-directory has a ``manifest.json`` saying what it holds; reading builds the same bundle classes
-training fits, from installed code only, so a registered version's files are data, never code.
+plus their weights as a plain ``.npz`` (what explaining and online updates need), tree models in
+their library's own format (XGBoost UBJSON, LightGBM text), the ensemble as a JSON manifest over
+its members' directories. Every directory has a ``manifest.json`` saying what it holds; reading
+builds the same bundle classes training fits, from installed code only, so a registered
+version's files are data, never code.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import xgboost as xgb
 
 from core.errors import QtisError
 from training.models.sequence import SequenceBundle
-from training.models.tabular import XGBoostModel
+from training.models.tabular import TREE_MODELS, TreeModel
 from training.windows import FeatureScaler
 
 FORMAT = "qtis-portable/1"
@@ -35,7 +34,7 @@ class Portable:
     """What a registered version serves: the fitted bundle, whether it takes windows or the
     last bar's features, and the feature columns in the order it reads them."""
 
-    bundle: Any  # SequenceBundle, XGBoostModel or EnsembleBundle
+    bundle: Any  # SequenceBundle, a TreeModel or EnsembleBundle
     input_kind: str  # "windows" | "features"
     features: tuple[str, ...]
     window: int = 1  # bars per window it reads (1: the last bar's features)
@@ -84,11 +83,8 @@ def _write_bundle(bundle: Any, directory: Path) -> dict[str, Any]:
     # deferred: training.ensemble imports training.tracking, which imports this module
     from training.ensemble import EnsembleBundle
 
-    if isinstance(bundle, XGBoostModel):
-        bundle.model.save_model(directory / "booster.ubj")
-        params = {f.name: getattr(bundle, f.name) for f in dataclasses.fields(bundle)}
-        params.pop("callbacks")
-        return {"kind": "xgboost", "params": params, "booster": "booster.ubj"}
+    if isinstance(bundle, TreeModel):
+        return {"kind": bundle.family, "params": bundle.params(), **bundle.save(directory)}
     if isinstance(bundle, SequenceBundle):
         state = {k: v.detach().cpu().numpy() for k, v in bundle.state.items()}
         np.savez(directory / "weights.npz", **state)
@@ -122,7 +118,7 @@ def _write_bundle(bundle: Any, directory: Path) -> dict[str, Any]:
         }  # fmt: skip
     raise TypeError(
         f"{type(bundle).__name__} has no portable format: a registered model is a "
-        "SequenceBundle, an XGBoostModel or an EnsembleBundle"
+        "SequenceBundle, a TreeModel or an EnsembleBundle"
     )
 
 
@@ -131,11 +127,8 @@ def _read_bundle(manifest: dict[str, Any], directory: Path) -> Any:
     from training.ensemble import EnsembleBundle, StackedEnsemble
 
     kind = manifest.get("kind")
-    if kind == "xgboost":
-        model = XGBoostModel(**manifest["params"])
-        model.model = xgb.XGBRegressor()
-        model.model.load_model(directory / manifest["booster"])
-        return model
+    if kind in TREE_MODELS:
+        return TREE_MODELS[kind].load(manifest, directory)
     if kind == "sequence":
         return _read_sequence(manifest, directory)
     if kind == "ensemble":

@@ -16,34 +16,38 @@ from training import explain
 from training.data import load_training_data
 from training.distributed import PRECISIONS, global_rank
 from training.evaluate import Estimator, Evaluation, evaluate
+from training.families import FAMILIES, SEED_FAMILIES, is_tree
 from training.lineage import LABEL_END, TRAINED_THROUGH, stamp
-from training.models.networks import LSTMConfig, TransformerConfig
+from training.models.networks import NETWORKS
 from training.models.sequence import SequenceModel
-from training.models.tabular import HistoricalMeanModel, RidgeModel, XGBoostModel, ZeroModel
+from training.models.tabular import TREE_MODELS, HistoricalMeanModel, RidgeModel, ZeroModel
 from training.settings import TrackingSettings
 from training.tracking import configure, log_family
 from training.windows import window_ends
 from transforms.spec import default_spec
 
-FAMILIES = ("lstm", "transformer", "xgboost")
-NETWORK_CONFIGS = {"lstm": LSTMConfig, "transformer": TransformerConfig}
-# network sizes: "seed" is the seed spec's architecture; "small" trains in seconds on a CPU
+# network sizes: "seed" is the seed spec's architecture (the networks' defaults); "small" trains
+# in seconds on a CPU
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
-    "seed": {"lstm": {}, "transformer": {}},
+    "seed": {kind: {} for kind in NETWORKS},
     "small": {
         "lstm": {"hidden": (32, 16), "dense": 16},
         "transformer": {"d_model": 32, "heads": 4, "layers": 2, "feed_forward": 64},
+        "bilstm_attention": {"hidden": 16, "layers": 1, "attention": 16},
+        "cnn": {"channels": 16},
     },
     "tiny": {
         "lstm": {"hidden": (8, 4), "dense": 4},
         "transformer": {"d_model": 8, "heads": 2, "layers": 1, "feed_forward": 16},
+        "bilstm_attention": {"hidden": 4, "layers": 1, "attention": 4},
+        "cnn": {"channels": 4},
     },
 }
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    models: Sequence[str] = FAMILIES
+    models: Sequence[str] = SEED_FAMILIES
     size: str = "seed"
     window: int = 60
     epochs: int = 20
@@ -53,7 +57,7 @@ class TrainConfig:
     min_history: int = 200
     cost_bps: float = 5.0
     seed: int = 7
-    xgb_estimators: int = 600
+    xgb_estimators: int = 600  # boosting rounds of every tree family (early stopping ends most)
     accelerator: str = "auto"  # a GPU when there is one, else the CPU
     devices: int | str = 1
     strategy: str = "auto"
@@ -97,11 +101,11 @@ class TrainConfig:
 
         made: dict[str, Callable[[], Estimator]] = {}
         for name in self.models:
-            if name == "xgboost":
+            if is_tree(name):
                 made[name] = functools.partial(
-                    XGBoostModel,
+                    TREE_MODELS[name],
                     **{"n_estimators": self.xgb_estimators, "seed": self.seed}
-                    | dict(self.params.get("xgboost", {})),
+                    | dict(self.params.get(name, {})),
                 )
             else:
                 made[name] = sequence(name)
@@ -114,19 +118,14 @@ class TrainConfig:
 PIPELINE = TrainConfig(size="small", epochs=5, splits=3, xgb_estimators=300)
 
 
-def families(model: str) -> tuple[str, ...]:
-    """``"all"`` or a comma-separated list of families -> the families."""
-    return FAMILIES if model == "all" else tuple(m.strip() for m in model.split(","))
-
-
 def override_params(family: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
     """``{"dropout": 0, "lr": 1e-3}`` -> estimator arguments of ``family``: network fields go into
     its ``config``; unknown names are refused with the list of known ones."""
-    if family == "xgboost":
-        known = {f.name for f in dataclasses.fields(XGBoostModel)} - {"callbacks", "seed"}
+    if is_tree(family):
+        known = {f.name for f in dataclasses.fields(TREE_MODELS[family])} - {"callbacks", "seed"}
         network: set[str] = set()
     else:
-        network = {f.name for f in dataclasses.fields(NETWORK_CONFIGS[family])}
+        network = {f.name for f in dataclasses.fields(NETWORKS[family].config)}
         known = {f.name for f in dataclasses.fields(SequenceModel)} - {"kind", "callbacks"}
     out: dict[str, Any] = {}
     for key, value in pairs.items():
@@ -181,7 +180,7 @@ def run_training(
             if not logs:
                 continue
             example_rows = ends[-2:]
-            if family == "xgboost":
+            if is_tree(family):
                 example = data.features[example_rows]
                 finals[family] = model.bundle()
             else:

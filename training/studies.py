@@ -18,6 +18,8 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from training.families import is_tree
+from training.models.networks import network_config
 from training.runner import SIZES, TrainConfig
 from training.settings import TuningSettings
 from warehouse.db import companion_database, exclusive
@@ -91,6 +93,15 @@ def study_name(family: str) -> str:
 
 def suggest(trial, family: str) -> dict[str, Any]:
     """The search space of each family (raw Optuna parameters)."""
+    if family == "lightgbm":
+        return {
+            "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "min_child_samples": trial.suggest_int("min_child_samples", 10, 500, log=True),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 100.0, log=True),
+        }
     if family == "xgboost":
         return {
             "max_depth": trial.suggest_int("max_depth", 2, 8),
@@ -112,22 +123,9 @@ def suggest(trial, family: str) -> dict[str, Any]:
 def estimator_kwargs(family: str, params: dict[str, Any], size: str) -> dict[str, Any]:
     """Optuna parameters -> arguments of the family's estimator (``TrainConfig.params``); widths
     scale the chosen size preset."""
-    if family == "xgboost":
+    if is_tree(family):
         return dict(params)
-    base = SIZES[size][family]
-    width = float(params["width"])
-    if family == "lstm":
-        config = {
-            "hidden": tuple(max(2, round(h * width)) for h in base.get("hidden", (128, 64, 32))),
-            "dense": max(2, round(base.get("dense", 50) * width)),
-        }
-    else:
-        heads = base.get("heads", 8)
-        d_model = max(heads, heads * round(base.get("d_model", 512) * width / heads))
-        config = {
-            "d_model": d_model,
-            "feed_forward": max(4, round(base.get("feed_forward", 2048) * width)),
-        }
+    config = network_config(family, SIZES[size][family]).widened(float(params["width"]))
     config["dropout"] = float(params["dropout"])
     return {
         "lr": float(params["lr"]),

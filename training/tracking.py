@@ -29,6 +29,7 @@ from core.errors import ConfigError
 from training import artifacts, explain
 from training.evaluate import BASELINES, Evaluation
 from training.explain import Attributions
+from training.families import CATALOG
 from training.lineage import ARTIFACT_SHA256, SPEC_HASH, TRAINED_THROUGH, UPDATE_OF, VersionMeta
 from training.portable import Portable, write
 from training.settings import TrackingSettings
@@ -36,12 +37,7 @@ from training.tracking_server import backend_store, is_local, is_server
 from transforms.spec import SPEC_PATH
 from warehouse.db import exclusive
 
-REGISTERED_NAMES = {
-    "lstm": "qtis-lstm",
-    "transformer": "qtis-transformer",
-    "xgboost": "qtis-xgboost",
-    "ensemble": "qtis-ensemble",
-}
+REGISTERED_NAMES = {f.name: f.registered for f in CATALOG.values()} | {"ensemble": "qtis-ensemble"}
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -130,8 +126,8 @@ def load_bundle(name: str, version: str | int) -> Any:
 # what a registered model needs to load; stated, because MLflow's inference loads the model in
 # a subprocess to watch its imports (10 s and more per model)
 MODEL_REQUIREMENTS = (
-    "mlflow", "numpy", "pandas", "scikit-learn", "xgboost", "onnx", "onnxruntime", "torch",
-    "lightning",
+    "mlflow", "numpy", "pandas", "scikit-learn", "xgboost", "lightgbm", "onnx", "onnxruntime",
+    "torch", "lightning",
 )  # fmt: skip
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")  # the pyfunc, logged as code
 

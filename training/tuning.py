@@ -21,13 +21,18 @@ import mlflow
 import numpy as np
 import optuna
 import torch
-from optuna_integration import PyTorchLightningPruningCallback, XGBoostPruningCallback
+from optuna_integration import (
+    LightGBMPruningCallback,
+    PyTorchLightningPruningCallback,
+    XGBoostPruningCallback,
+)
 
 from core.secrets import redact
 from quant.intervals import information_coefficients
 from quant.splits import PurgedWalkForward, before_first_test
 from training.data import TrainingData, load_training_data
-from training.runner import FAMILIES, SIZES, TrainConfig
+from training.families import FAMILIES, is_tree, lookup
+from training.runner import SIZES, TrainConfig
 from training.settings import PRUNERS, TrackingSettings, TuningSettings
 from training.studies import (
     TrialSeededSampler,
@@ -42,6 +47,16 @@ from training.windows import window_ends
 from training.workers import adopt, context, environment, prestart
 
 SCORES = ("r2", "ic")
+# each family's Optuna callback reporting its validation loss per epoch or boosting round (a
+# LightGBM model reports its first horizon's booster, the one it fits first)
+PRUNING_CALLBACKS: dict[str, Callable[[Any], Any]] = {
+    "xgboost": lambda trial: XGBoostPruningCallback(trial, "validation_0-rmse"),
+    "lightgbm": lambda trial: LightGBMPruningCallback(trial, "l2", valid_name="valid_0"),
+} | {
+    name: (lambda trial: PyTorchLightningPruningCallback(trial, "val_loss"))
+    for name in FAMILIES
+    if not is_tree(name)
+}
 
 
 @dataclass(frozen=True)
@@ -64,8 +79,7 @@ class TuneConfig:
     threads: int | None = None  # per worker; default: the machine's cores shared out
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"unknown model {self.family!r}; choose from {FAMILIES}")
+        lookup(self.family)  # an unknown name is refused with the list
         if self.pruner not in PRUNERS:
             raise ValueError(f"unknown pruner {self.pruner!r}; choose from {PRUNERS}")
         if self.score not in SCORES:
@@ -82,12 +96,12 @@ class TuneConfig:
     @property
     def steps_per_fold(self) -> int:
         """Steps one fold counts (epochs or boosting rounds)."""
-        return self.xgb_estimators if self.family == "xgboost" else self.epochs
+        return self.xgb_estimators if is_tree(self.family) else self.epochs
 
     @property
     def report_interval(self) -> int:
         """Steps between reports to the pruner: every epoch; about 30 times per fold for trees."""
-        return max(1, self.xgb_estimators // 30) if self.family == "xgboost" else 1
+        return max(1, self.xgb_estimators // 30) if is_tree(self.family) else 1
 
     def thread_count(self) -> int:
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
@@ -187,7 +201,7 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: st
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("call", call)
         kwargs = estimator_kwargs(config.family, suggest(trial, config.family), config.size)
-        if config.family == "xgboost":
+        if is_tree(config.family):
             kwargs["n_jobs"] = config.thread_count()
         make = TrainConfig(**(asdict(base) | {"params": {config.family: kwargs}})).factories()
         scores = []
@@ -198,10 +212,7 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: st
             fold_trial = _FoldTrial(
                 trial, rank * config.steps_per_fold, config.report_interval, judged=rank == 0
             )
-            if config.family == "xgboost":
-                model.callbacks = [XGBoostPruningCallback(fold_trial, "validation_0-rmse")]
-            else:
-                model.callbacks = [PyTorchLightningPruningCallback(fold_trial, "val_loss")]
+            model.callbacks = [PRUNING_CALLBACKS[config.family](fold_trial)]
             model.fit(data, train, validation)
             pred = model.predict(data, test)
             scores.append(score(pred, data.returns[test], data.ts[test], config.score))
@@ -219,7 +230,7 @@ def _pruner(config: TuneConfig):
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.steps_per_fold)
     if config.pruner == "successive-halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    warmup = 1 if config.family != "xgboost" else min(20, config.xgb_estimators // 5)
+    warmup = min(20, config.xgb_estimators // 5) if is_tree(config.family) else 1
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
 
 

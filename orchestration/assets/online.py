@@ -15,8 +15,8 @@ from dagster import (
 )
 
 from orchestration.resources import WarehouseResource
+from training.families import FAMILIES
 from training.online import NothingToUpdate, update_model
-from training.runner import FAMILIES
 
 
 class UpdateConfig(Config):

@@ -7,7 +7,7 @@ from orchestration.resources import WarehouseResource
 from registry.aliases import promote
 from registry.promotions import status
 from serving.probe import serving_probe
-from training.runner import FAMILIES
+from training.families import FAMILIES
 from training.settings import PromotionSettings
 
 

@@ -1,6 +1,6 @@
 """One Dagster asset per model family, downstream of the dbt training set and its tuning study:
 walk-forward evaluation next to the baselines, then the final model logged and registered in
-MLflow; and the stacked ensemble of the three."""
+MLflow; and the stacked ensemble of the three seed families."""
 
 import json
 from pathlib import Path
@@ -17,7 +17,8 @@ from dagster import (
 
 from orchestration.resources import WarehouseResource
 from training.ensemble import run_ensemble
-from training.runner import FAMILIES, PIPELINE, TrainConfig, run_training
+from training.families import FAMILIES, SEED_FAMILIES
+from training.runner import PIPELINE, TrainConfig, run_training
 from training.studies import with_tuned_params
 
 
@@ -107,15 +108,15 @@ class EnsembleConfig(Config):
 
 @asset(
     group_name="training",
-    deps=[AssetKey(f"{family}_model") for family in FAMILIES],
-    description="qtis-ensemble: the three families stacked on their out-of-fold predictions",
+    deps=[AssetKey(f"{family}_model") for family in SEED_FAMILIES],
+    description="qtis-ensemble: the three seed families stacked on their out-of-fold predictions",
 )
 def ensemble_model(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: EnsembleConfig
 ) -> MaterializeResult:
     run = run_ensemble(
         warehouse.url(),
-        FAMILIES,
+        SEED_FAMILIES,
         regime_feature=config.regime_feature,
         tracking=warehouse.tracking(),
     )

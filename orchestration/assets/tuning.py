@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from orchestration.resources import WarehouseResource
-from training.runner import FAMILIES
+from training.families import FAMILIES
 from training.tuning import PIPELINE, TuneConfig, tune
 
 

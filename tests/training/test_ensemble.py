@@ -13,8 +13,9 @@ from tests.support.db import fresh_database
 from training.data import TrainingData
 from training.ensemble import evaluate_ensemble, run_ensemble
 from training.evaluate import evaluate
+from training.families import SEED_FAMILIES
 from training.models.tabular import ZeroModel
-from training.runner import FAMILIES, TrainConfig, run_training
+from training.runner import TrainConfig, run_training
 from training.settings import TrackingSettings
 from warehouse.db import sqlalchemy_url
 
@@ -81,7 +82,7 @@ def test_registered_ensemble_serves_like_any_model(built, stores):
     run_training(url, config, symbols=["IBM", "MSFT"], tracking=tracking)
     run = run_ensemble(url, tracking=tracking)
     report = run.result.evaluation.to_dict()
-    assert set(report["models"]) == {*FAMILIES, "ensemble", "zero", "ridge", "buy_and_hold"}
+    assert set(report["models"]) == {*SEED_FAMILIES, "ensemble", "zero", "ridge", "buy_and_hold"}
     rows = {m["test_rows"] for m in report["models"].values()}
     assert len(rows) == 1  # every model scored on the same test bars
     info = run.registered

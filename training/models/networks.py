@@ -1,12 +1,19 @@
-"""The seed's sequence models as plain torch modules: (batch, window, features) -> (batch, 5)."""
+"""The sequence families' networks as plain torch modules: (batch, window, features) ->
+(batch, horizons)."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+
+def _scaled(size: int, width: float, least: int = 2) -> int:
+    return max(least, round(size * width))
 
 
 @dataclass(frozen=True)
@@ -14,6 +21,11 @@ class LSTMConfig:
     hidden: tuple[int, ...] = (128, 64, 32)
     dense: int = 50
     dropout: float = 0.2
+
+    def widened(self, width: float) -> dict[str, Any]:
+        """The layer widths times ``width`` (the tuning search scales a size preset so)."""
+        return {"hidden": tuple(_scaled(h, width) for h in self.hidden),
+                "dense": _scaled(self.dense, width)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,11 @@ class TransformerConfig:
     layers: int = 4
     feed_forward: int = 2048
     dropout: float = 0.1
+
+    def widened(self, width: float) -> dict[str, Any]:
+        heads = self.heads  # d_model stays a multiple of the heads
+        return {"d_model": max(heads, heads * round(self.d_model * width / heads)),
+                "feed_forward": _scaled(self.feed_forward, width, least=4)}  # fmt: skip
 
 
 class StackedLSTM(nn.Module):
@@ -75,3 +92,108 @@ class WindowTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x) + self.position[:, : x.shape[1]]
         return self.head(self.norm(self.encoder(h).mean(dim=1)))
+
+
+@dataclass(frozen=True)
+class AttentionLSTMConfig:
+    hidden: int = 64  # per direction
+    layers: int = 2
+    attention: int = 32  # width of the additive attention's score layer
+    dropout: float = 0.2
+
+    def widened(self, width: float) -> dict[str, Any]:
+        return {"hidden": _scaled(self.hidden, width), "attention": _scaled(self.attention, width)}
+
+
+@dataclass(frozen=True)
+class TemporalCNNConfig:
+    channels: int = 64
+    kernel: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)  # receptive field 1 + (kernel-1)*sum = 63 bars
+    dropout: float = 0.1
+
+    def widened(self, width: float) -> dict[str, Any]:
+        return {"channels": _scaled(self.channels, width)}
+
+
+class AttentionBiLSTM(nn.Module):
+    """A bidirectional LSTM whose states are pooled by additive (Bahdanau) attention over time;
+    :meth:`attention` returns the weights, so a user can see which bars a forecast rests on."""
+
+    def __init__(self, n_features: int, n_outputs: int, config: AttentionLSTMConfig) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            n_features, config.hidden, num_layers=config.layers, batch_first=True,
+            bidirectional=True, dropout=config.dropout if config.layers > 1 else 0.0,
+        )  # fmt: skip
+        width = 2 * config.hidden
+        self.score = nn.Sequential(
+            nn.Linear(width, config.attention), nn.Tanh(), nn.Linear(config.attention, 1)
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, n_outputs))
+
+    def attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states (batch, window, 2*hidden), weights (batch, window) summing to 1 over time)."""
+        states, _ = self.lstm(x)
+        weights = torch.softmax(self.score(states).squeeze(-1), dim=1)
+        return states, weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, weights = self.attention(x)
+        context = (states * weights.unsqueeze(-1)).sum(dim=1)
+        return self.head(self.dropout(context))
+
+
+class TemporalCNN(nn.Module):
+    """Causal dilated 1D convolutions (a temporal convolutional network): residual blocks whose
+    dilation doubles, so the last bar's output sees the whole window; the head reads it."""
+
+    def __init__(self, n_features: int, n_outputs: int, config: TemporalCNNConfig) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(n_features, config.channels, 1)
+        self.pads = [(config.kernel - 1) * d for d in config.dilations]
+        self.convs = nn.ModuleList(
+            nn.Conv1d(config.channels, config.channels, config.kernel, dilation=d)
+            for d in config.dilations
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.channels, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x.transpose(1, 2))  # (batch, channels, window)
+        for pad, conv in zip(self.pads, self.convs, strict=True):
+            # left padding only: a bar's output never sees later bars
+            h = h + self.dropout(torch.relu(conv(nn.functional.pad(h, (pad, 0)))))
+        return self.head(h[:, :, -1])
+
+
+@dataclass(frozen=True)
+class Network:
+    """A sequence family's network: its configuration class and how it is built."""
+
+    config: type
+    build: Callable[[int, int, int, Any], nn.Module]  # (features, outputs, window, config)
+
+
+NETWORKS: dict[str, Network] = {
+    "lstm": Network(LSTMConfig, lambda f, o, w, c: StackedLSTM(f, o, c)),
+    "transformer": Network(TransformerConfig, WindowTransformer),
+    "bilstm_attention": Network(AttentionLSTMConfig, lambda f, o, w, c: AttentionBiLSTM(f, o, c)),
+    "cnn": Network(TemporalCNNConfig, lambda f, o, w, c: TemporalCNN(f, o, c)),
+}
+
+
+def network_config(kind: str, config: Mapping[str, Any]) -> Any:
+    """The typed configuration of network ``kind`` from plain values (lists become tuples, as
+    JSON and MLflow return them)."""
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown sequence model {kind!r}; choose from {', '.join(NETWORKS)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    return NETWORKS[kind].config(**values)
+
+
+def build_network(
+    kind: str, n_features: int, n_outputs: int, window: int, config: Mapping[str, Any]
+) -> nn.Module:
+    return NETWORKS[kind].build(n_features, n_outputs, window, network_config(kind, config))

@@ -1,5 +1,6 @@
-"""LSTM and Transformer estimators on windows, trained with Lightning (devices, precision and
-nodes pass through; CPU by default where no GPU is found)."""
+"""The sequence families' estimators on windows (networks in ``training.models.networks``),
+trained with Lightning (devices, precision and nodes pass through; CPU by default where no GPU
+is found)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from training.data import TrainingData
 from training.distributed import on_cuda
 from training.models import onnx_export
-from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
+from training.models.networks import build_network, network_config
 from training.windows import FeatureScaler, WindowDataModule
 
 
@@ -39,12 +40,7 @@ class SequenceModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if kind == "lstm":
-            self.net = StackedLSTM(n_features, n_outputs, LSTMConfig(**config))
-        elif kind == "transformer":
-            self.net = WindowTransformer(n_features, n_outputs, window, TransformerConfig(**config))
-        else:
-            raise ValueError(f"unknown sequence model {kind!r} (lstm, transformer)")
+        self.net = build_network(kind, n_features, n_outputs, window, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -67,7 +63,8 @@ class SequenceModule(L.LightningModule):
 
 @dataclass
 class SequenceModel:
-    """fit/predict estimator: ``kind`` is lstm or transformer; sizes default to the seed's."""
+    """fit/predict estimator: ``kind`` names a network of ``training.models.networks.NETWORKS``;
+    sizes default to the seed's."""
 
     kind: str = "lstm"
     window: int = 60
@@ -88,8 +85,7 @@ class SequenceModel:
     callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (pruning)
 
     def __post_init__(self) -> None:
-        defaults = LSTMConfig() if self.kind == "lstm" else TransformerConfig()
-        self.config = asdict(defaults) | dict(self.config)
+        self.config = asdict(network_config(self.kind, {})) | dict(self.config)
         self.module: SequenceModule | None = None  # with scaler and target_scale, set by fit
 
     def _trainer(self, **kwargs: Any) -> L.Trainer:
@@ -175,12 +171,9 @@ class SequenceBundle:
 
     def net(self) -> torch.nn.Module:
         if getattr(self, "_net", None) is None:
-            if self.kind == "lstm":
-                net = StackedLSTM(self.n_features, self.n_outputs, LSTMConfig(**self.config))
-            else:
-                net = WindowTransformer(
-                    self.n_features, self.n_outputs, self.window, TransformerConfig(**self.config)
-                )
+            net = build_network(
+                self.kind, self.n_features, self.n_outputs, self.window, self.config
+            )
             net.load_state_dict(self.state)
             self._net = net.eval()
         return self._net
@@ -207,6 +200,16 @@ class SequenceBundle:
                 self._session = onnx_export.session(self.onnx, threads=torch.get_num_threads())
             out = self._session.run(None, {"x": x})[0]
         return out * self.target_scale
+
+    @torch.inference_mode()
+    def attention(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, window, features) of raw feature values -> (batch, window) attention weights
+        over the bars (each row sums to 1), for a network that pools by attention."""
+        net = self.net()
+        if not hasattr(net, "attention"):
+            raise ValueError(f"a {self.kind} network has no attention weights over time")
+        x = np.ascontiguousarray(self.scaler.transform(np.asarray(windows, dtype=np.float32)))
+        return net.attention(torch.from_numpy(x))[1].numpy()
 
     def predict_rows(self, features: np.ndarray, rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
         parts = [np.empty((0, self.n_outputs), dtype=np.float32)]

@@ -1,0 +1,56 @@
+"""The model families QTIS trains, in one place: what each reads (the last bar's features or a
+window of bars) and its registered name. Code that differs by family asks this module (or the
+family's estimator) instead of comparing names. Light on purpose (no torch, no boosters): the CLI
+reads it to parse and document its options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    tree: bool  # a tree model on the current bar's features (else a network on windows)
+    summary: str
+
+    @property
+    def registered(self) -> str:
+        return f"qtis-{self.name}"
+
+
+CATALOG: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("lstm", False, "stacked LSTM (the seed's network)"),
+        Family("transformer", False, "encoder-only Transformer over the window"),
+        Family("xgboost", True, "gradient-boosted trees (XGBoost), one multi-output model"),
+        Family("lightgbm", True, "gradient-boosted trees (LightGBM), one booster per horizon"),
+        Family("bilstm_attention", False, "bidirectional LSTM pooled by temporal attention"),
+        Family("cnn", False, "dilated causal 1D convolutions (a temporal convolutional network)"),
+    )
+}
+FAMILIES: tuple[str, ...] = tuple(CATALOG)
+# the stacked ensemble's members and the demo's pipeline: the three seed families (the others train
+# by name, `qtis train --model all` trains every family)
+SEED_FAMILIES: tuple[str, ...] = ("lstm", "transformer", "xgboost")
+MODEL_HELP = f"{', '.join(FAMILIES)}, a comma-separated list, or all"
+
+
+def lookup(name: str) -> Family:
+    """The family called ``name``; an unknown name is refused with the list."""
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(FAMILIES)}") from None
+
+
+def is_tree(name: str) -> bool:
+    return lookup(name).tree
+
+
+def parse_families(model: str) -> tuple[str, ...]:
+    """``"all"`` or a comma-separated list of families -> the families (unknown ones refused)."""
+    if model == "all":
+        return FAMILIES
+    return tuple(lookup(m.strip()).name for m in model.split(","))
