@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -46,7 +47,11 @@ def write_panel(folder: Path) -> Path:
 def show_panels(console: Console, settings: WarehouseSettings) -> None:
     """Ingest the panel and the OHLCV symbol into the scratch database; print, per symbol,
     the inputs it lacks, how many features its last bar has, and a few of them."""
-    url = recreate_database(DATABASE, settings)
+    try:
+        url = recreate_database(DATABASE, settings)
+    except psycopg.Error as exc:  # e.g. no CREATEDB right on a managed server
+        console.print(f"[yellow]price panels skipped[/]: no scratch database {DATABASE} ({exc})")
+        return
     migrate(url)
     with tempfile.TemporaryDirectory() as folder:
         panel = ingest(FileProvider(write_panel(Path(folder)), "csv"), url, settings)
