@@ -10,6 +10,7 @@ from cli.common import console, ready_url
 from cli.render.features import FeatureProgress, print_build, print_feature_list
 from transforms.build import build_features
 from transforms.spec import default_spec
+from warehouse.quality import missing_inputs
 
 features_app = typer.Typer(
     help="The feature store: dbt models over market.bars, GARCH, labels.", no_args_is_help=True
@@ -33,6 +34,16 @@ def features_build(
 
 
 @features_app.command("list")
-def features_list() -> None:
-    """Every feature column of features.bar_features, from transforms/feature_spec.yml."""
-    print_feature_list(console, default_spec())
+def features_list(
+    universe: Annotated[
+        bool,
+        typer.Option(
+            "--universe/--spec-only",
+            help="Also show the stored symbols that lack inputs (needs the database)",
+        ),
+    ] = True,
+) -> None:
+    """Every feature column of features.bar_features, from transforms/feature_spec.yml, with the
+    bar inputs it reads; and the stored symbols without some inputs (features null for them)."""
+    gaps = missing_inputs(ready_url()) if universe else None
+    print_feature_list(console, default_spec(), gaps)

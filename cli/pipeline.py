@@ -81,6 +81,13 @@ def ingest(
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="HEADER=COLUMN, e.g. Px_Last=close")
     ] = None,
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="csv/parquet: long (symbol, ts, close [, open, high, low, volume]), wide (a "
+            "date column and one column of closes per symbol) or auto"
+        ),
+    ] = "auto",
     n_symbols: Annotated[int, typer.Option(help="synthetic: symbols")] = 20,
     n_bars: Annotated[int, typer.Option(help="synthetic: bars per symbol")] = 1000,
     freq: Annotated[str, typer.Option(help="synthetic: bar length (1D, 5min, ...)")] = "1D",
@@ -90,7 +97,7 @@ def ingest(
     """Load bars into market.bars (same code path as the Dagster asset raw_bars)."""
     synthetic = {"n_symbols": n_symbols, "n_bars": n_bars, "freq": freq, "seed": seed}
     try:
-        provider = make_provider(source, path, _parse_map(map_ or []), synthetic)
+        provider = make_provider(source, path, _parse_map(map_ or []), synthetic, layout=layout)
         url = ready_url()
         if as_json:
             report = run_ingest(provider, url, get_settings(), _split_symbols(symbols))

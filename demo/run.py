@@ -18,6 +18,7 @@ from cli.render.training import print_evaluation
 from core.secrets import redact
 from demo.live import show_live
 from demo.monitoring import show_drift
+from demo.panels import show_panels
 from demo.serving import print_promotion, show_serving
 from demo.summary import print_summary
 from demo.trading import show_trading
@@ -87,6 +88,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     _print_ingest(console, url, result, checks)
     _print_features(console, url, result, checks)
     console.print(f"  dbt log of this run: {dbt_log}")
+    show_panels(console, settings)
     training = _train(console, warehouse)
     paper = show_trading(console, warehouse)
     show_live(console, url, settings, warehouse.tracking())

@@ -97,6 +97,33 @@ KINDS: dict[str, tuple[tuple[str, ...], Callable[[dict], tuple[list[str], list[i
     "rel_strength": (("window",), _windowed(1)),
     "sector_relative": ((), lambda e: ([e["name"]], [1])),
 }
+# kind -> the bar inputs it reads (o/h/l/c/v: open, high, low, close, volume). A bar store may
+# lack all but close (a close-only price panel); a feature needing an input its symbol lacks is
+# null there, in dbt and online alike (docs/features.md).
+INPUT_COLUMNS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+KIND_INPUTS: dict[str, str] = {
+    "ema": "c",
+    "macd": "c",
+    "rsi": "c",
+    "atr": "hlc",
+    "psar": "hl",
+    "obv": "cv",
+    "vpt": "cv",
+    "ad": "hlcv",
+    "log_return": "c",
+    "sma": "c",
+    "bbands": "c",
+    "stoch": "hlc",
+    "willr": "hlc",
+    "roc": "c",
+    "volume_z": "v",
+    "hist_vol": "c",
+    "range": "hlc",
+    "pivots": "hlc",
+    "market": "c",
+    "rel_strength": "c",
+    "sector_relative": "c",
+}
 STAGE_KINDS = {
     "recursive": {"ema", "macd", "rsi", "atr", "psar", "obv", "vpt", "ad"},
     "windowed": {
@@ -139,6 +166,11 @@ class Feature:
     def window(self) -> int:
         return int(self.params.get("window", 0))
 
+    @property
+    def inputs(self) -> str:
+        """The bar inputs it reads, as letters (``"hlc"``): see ``INPUT_COLUMNS``."""
+        return KIND_INPUTS[self.kind]
+
 
 @dataclass(frozen=True)
 class GarchSpec:
@@ -172,6 +204,18 @@ class FeatureSpec:
         if stage in (None, "garch"):
             cols.append(self.garch.name)
         return cols
+
+    def column_inputs(self) -> dict[str, str]:
+        """Every feature column -> the bar inputs it reads (calendar columns: none, only the
+        bar's time)."""
+        inputs = {c: f.inputs for f in self.features for c in f.outputs}
+        return inputs | dict.fromkeys(CALENDAR_COLUMNS, "") | {self.garch.name: "c"}
+
+    def columns_needing(self, missing: str) -> list[str]:
+        """Feature columns, in table order, that read any of the ``missing`` inputs (letters):
+        null for a symbol without them."""
+        needs = self.column_inputs()
+        return [c for c in self.columns() if set(needs[c]) & set(missing)]
 
     def level_columns(self) -> list[str]:
         """Columns in price or cumulative-volume units (see ``LEVEL_OUTPUTS``)."""

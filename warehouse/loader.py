@@ -22,8 +22,7 @@ from warehouse.timescale import bars_per_day, fit_chunk_interval
 
 STAGE_COLUMNS = """
     symbol text not null, ts timestamptz not null,
-    open float8 not null, high float8 not null, low float8 not null,
-    close float8 not null, volume float8 not null
+    open float8, high float8, low float8, close float8 not null, volume float8
 """
 _STAGE = f"create temp table bars_stage ({STAGE_COLUMNS}) on commit drop"
 
@@ -86,7 +85,8 @@ _VALUES = ("open", "high", "low", "close", "volume")
 
 
 def binary_copy_payload(bars: pd.DataFrame) -> list[bytes]:
-    """Encode bars in Postgres binary COPY format with numpy, one record array per symbol width.
+    """Encode bars in Postgres binary COPY format with numpy, one record array per symbol width
+    and pattern of nulls (NaN: a column the source did not have, written as NULL).
 
     Building the bytes column-wise is several times faster than a Python loop over rows, and
     binary COPY skips text parsing on the server.
@@ -97,10 +97,15 @@ def binary_copy_payload(bars: pd.DataFrame) -> list[bytes]:
     symbol_bytes = np.array(encoded, dtype=object)
     ts = bars["ts"].dt.tz_convert("UTC").astype("datetime64[us, UTC]").array.asi8 - PG_EPOCH_US
     values = bars[list(_VALUES)].to_numpy(np.float64)
+    present = ~np.isnan(values)
+    # one group per (width, nulls) pair; a null field is its length -1 and no bytes
+    pattern = present @ (1 << np.arange(len(_VALUES)))
+    groups = np.unique(np.c_[widths, pattern], axis=0)
 
     parts = [_COPY_HEADER]
-    for width in np.unique(widths):
-        rows = np.flatnonzero(widths == width)
+    for width, bits in groups:
+        rows = np.flatnonzero((widths == width) & (pattern == bits))
+        kept = [i for i in range(len(_VALUES)) if bits >> i & 1]
         fields = [
             ("n", ">i2"),
             ("symbol_len", ">i4"),
@@ -108,8 +113,8 @@ def binary_copy_payload(bars: pd.DataFrame) -> list[bytes]:
             ("ts_len", ">i4"),
             ("ts", ">i8"),
         ]
-        for name in _VALUES:
-            fields += [(f"{name}_len", ">i4"), (name, ">f8")]
+        for i, name in enumerate(_VALUES):
+            fields += [(f"{name}_len", ">i4")] + ([(name, ">f8")] if i in kept else [])
         record = np.empty(len(rows), dtype=np.dtype(fields))
         record["n"] = 2 + len(_VALUES)
         record["symbol_len"] = width
@@ -117,8 +122,9 @@ def binary_copy_payload(bars: pd.DataFrame) -> list[bytes]:
         record["ts_len"] = 8
         record["ts"] = ts[rows]
         for i, name in enumerate(_VALUES):
-            record[f"{name}_len"] = 8
-            record[name] = values[rows, i]
+            record[f"{name}_len"] = 8 if i in kept else -1
+            if i in kept:
+                record[name] = values[rows, i]
         parts.append(record.tobytes())
     parts.append(_COPY_TRAILER)
     return parts

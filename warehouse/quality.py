@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from warehouse.db import connect
+from warehouse.validation import OPTIONAL_NUMBERS
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,35 @@ def summary(url: str) -> WarehouseSummary:
         )
     per_symbol = bars_per_symbol(url)
     return WarehouseSummary(len(per_symbol), bars, first, last, quarantined, flags, per_symbol)
+
+
+@dataclass(frozen=True)
+class MissingInputs:
+    """A symbol whose bars lack some of open, high, low or volume (a close-only source)."""
+
+    symbol: str
+    bars: int
+    missing: dict[str, int]  # column -> bars without it (only columns some bar lacks)
+
+    @property
+    def lacks_all(self) -> list[str]:
+        """The columns none of its bars has."""
+        return [c for c, n in self.missing.items() if n == self.bars]
+
+
+def missing_inputs(url: str) -> list[MissingInputs]:
+    """Symbols with bars that lack an optional input, by symbol; the features that read it are
+    null there (transforms.spec.FeatureSpec.columns_needing)."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            f"""
+            select symbol, count(*), {", ".join(f"count(*) - count({c})" for c in OPTIONAL_NUMBERS)}
+            from market.bars group by symbol
+            having count(*) > least({", ".join(f"count({c})" for c in OPTIONAL_NUMBERS)})
+            order by symbol
+            """
+        ).fetchall()
+    return [
+        MissingInputs(s, n, {c: m for c, m in zip(OPTIONAL_NUMBERS, gaps, strict=True) if m})
+        for s, n, *gaps in rows
+    ]

@@ -6,6 +6,10 @@ text kept, not a NaN that slips through. The parsed rows are then checked with a
 spikes are suspicious rather than wrong: they load and are recorded as flags
 (:mod:`warehouse.flags`, over everything staged by an ingest, in the database).
 
+Close is the one price every bar needs. A source without an open, high, low or volume column
+(a close-only price panel) stores them as null; a source with the column needs a value in every
+row, as before, so one file never mixes bars with and without an input.
+
 A timestamp outside the accepted window (:class:`TimeWindow`, from settings) is a bad row too: a
 typo such as 2204 for 2024 must not load, nor make the loader create a partition for every month
 in between, and a value beyond what pandas can hold (year 1, year 3000) must not crash it.
@@ -37,7 +41,29 @@ DUPLICATE = "duplicate (symbol, ts) in this batch"
 # Postgres text and jsonb cannot hold a NUL character: the quarantine shows it as U+FFFD
 NUL_SHOWN = "\ufffd"
 
+# columns a source may lack altogether (a close-only price panel): stored as null
+OPTIONAL_NUMBERS = ("open", "high", "low", "volume")
+
 _finite = pa.Check(lambda s: np.isfinite(s), name="must be finite")
+
+
+def _at_least(column: str, others: list[str]) -> pa.Check:
+    """``column`` >= the largest of ``others`` present, where ``column`` is present."""
+    return pa.Check(
+        lambda f: f[column].isna() | (f[column] >= f[others].max(axis=1)),
+        name=f"{column} >= max({', '.join(others)})",
+    )
+
+
+def _at_most(column: str, others: list[str]) -> pa.Check:
+    return pa.Check(
+        lambda f: f[column].isna() | (f[column] <= f[others].min(axis=1)),
+        name=f"{column} <= min({', '.join(others)})",
+    )
+
+
+# Column checks skip nulls (pandera's default): a price a row has must be positive and finite;
+# OHLC consistency compares the prices a row has (close always).
 BAR_SCHEMA = pa.DataFrameSchema(
     {
         "symbol": pa.Column(
@@ -46,22 +72,17 @@ BAR_SCHEMA = pa.DataFrameSchema(
         "ts": pa.Column(pd.DatetimeTZDtype("ns", "UTC"), nullable=False),
         **{
             c: pa.Column(
-                float, [pa.Check(lambda s: s > 0, name="must be > 0"), _finite], nullable=False
+                float,
+                [pa.Check(lambda s: s > 0, name="must be > 0"), _finite],
+                nullable=c in OPTIONAL_NUMBERS,
             )
             for c in PRICE_COLUMNS
         },
         "volume": pa.Column(
-            float, [pa.Check(lambda s: s >= 0, name="must be >= 0"), _finite], nullable=False
+            float, [pa.Check(lambda s: s >= 0, name="must be >= 0"), _finite], nullable=True
         ),
     },
-    checks=[
-        pa.Check(
-            lambda f: f["high"] >= f[["open", "close"]].max(axis=1), name="high >= max(open, close)"
-        ),
-        pa.Check(
-            lambda f: f["low"] <= f[["open", "close"]].min(axis=1), name="low <= min(open, close)"
-        ),
-    ],
+    checks=[_at_least("high", ["open", "close"]), _at_most("low", ["open", "close"])],
     strict=False,
     name="bars",
 )
@@ -283,6 +304,9 @@ def validate_bars(
     parsed = pd.DataFrame({"symbol": symbol.astype(object), "ts": ts})
     number_columns = [*NUMBER_COLUMNS, *(["adj_close"] if "adj_close" in raw.columns else [])]
     for col in number_columns:
+        if col not in raw.columns:  # a source without this column: null, not a bad row
+            parsed[col] = np.nan
+            continue
         values = pd.to_numeric(raw[col], errors="coerce").astype(float)
         reasons.add(raw[col].isna(), f"{col}: missing")
         reasons.add(values.isna() & raw[col].notna(), f"{col}: not a number", raw[col])

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from transforms import store
 from transforms.build import FeatureBuild
-from transforms.spec import FeatureSpec
+from transforms.spec import INPUT_COLUMNS, FeatureSpec
+from warehouse.quality import MissingInputs
 
 
 class FeatureProgress:
@@ -111,21 +112,48 @@ def _status(status: str) -> str:
     return f"[{colour}]{status}[/]"
 
 
-def print_feature_list(console: Console, spec: FeatureSpec) -> None:
-    """Every feature column with its kind, stage, parameters and warm-up."""
-    table = Table("column", "kind", "stage", "parameters", "warm-up bars", title="feature spec")
+def print_feature_list(
+    console: Console, spec: FeatureSpec, gaps: list[MissingInputs] | None = None
+) -> None:
+    """Every feature column with its kind, stage, parameters, bar inputs and warm-up; then the
+    stored symbols that lack inputs (``gaps``) and which features are null for them."""
+    inputs = spec.column_inputs()
+    table = Table(
+        "column", "kind", "stage", "parameters", "inputs", "warm-up bars", title="feature spec"
+    )
     for f in spec.features:
         params = ", ".join(f"{k}={v}" for k, v in f.params.items())
         for column, warmup in zip(f.outputs, f.warmups, strict=True):
-            table.add_row(column, f.kind, f.stage, params, str(warmup))
+            table.add_row(column, f.kind, f.stage, params, inputs[column], str(warmup))
     for column in spec.columns("calendar"):
-        table.add_row(column, "calendar", "calendar", "", "0")
+        table.add_row(column, "calendar", "calendar", "", "", "0")
     g = spec.garch
     table.add_row(
-        g.name, "garch", "python", f"window={g.window}, refit_every={g.refit_every}", str(g.min_obs)
+        g.name,
+        "garch",
+        "python",
+        f"window={g.window}, refit_every={g.refit_every}",
+        inputs[g.name],
+        str(g.min_obs),
     )
     console.print(table)
     console.print(
-        f"{len(spec.columns())} features; labels: {', '.join(spec.label_columns())} "
-        f"(definitions: docs/features.md)"
+        f"{len(spec.columns())} features; inputs: o/h/l/c/v = open/high/low/close/volume; "
+        f"labels: {', '.join(spec.label_columns())} (definitions: docs/features.md)"
     )
+    if gaps:
+        print_missing_inputs(console, spec, gaps)
+
+
+def print_missing_inputs(console: Console, spec: FeatureSpec, gaps: list[MissingInputs]) -> None:
+    """The stored symbols whose bars lack inputs, and the features null for them."""
+    letter = {column: key for key, column in INPUT_COLUMNS.items()}
+    table = Table("symbol", "bars", "lacks", "null features", title="symbols without some inputs")
+    for gap in gaps:
+        lacks = ", ".join(
+            letter[c] if n == gap.bars else f"{letter[c]} ({n:,} bars)"
+            for c, n in gap.missing.items()
+        )
+        null = spec.columns_needing("".join(letter[c] for c in gap.missing))
+        table.add_row(gap.symbol, f"{gap.bars:,}", lacks, f"{len(null)}: {', '.join(null)}")
+    console.print(table)

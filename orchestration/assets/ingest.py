@@ -39,6 +39,11 @@ class RawBarsConfig(Config):
     path: str | None = Field(default=None, description="File or directory for csv/parquet")
     symbols: list[str] = Field(default_factory=list, description="Subset of symbols; empty = all")
     column_map: dict[str, str] = Field(default_factory=dict, description="File header -> column")
+    layout: str = Field(
+        default="auto",
+        description="csv/parquet: long, wide (a date column, one column of closes per symbol) "
+        "or auto",
+    )
     n_symbols: int = Field(default=20, description="synthetic: number of symbols")
     n_bars: int = Field(default=1000, description="synthetic: bars per symbol")
     freq: str = Field(default="1D", description="synthetic: bar length, e.g. 1D or 5min")
@@ -49,15 +54,17 @@ class RawBarsConfig(Config):
 def raw_bars(
     context: AssetExecutionContext, config: RawBarsConfig, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    """Validated OHLCV bars in ``market.bars``; bad rows in ``market.bars_quarantine``. A
-    partition: that day's bars only."""
+    """Validated bars (OHLCV, or close-only from a price panel) in ``market.bars``; bad rows
+    in ``market.bars_quarantine``. A partition: that day's bars only."""
     synthetic = {
         "n_symbols": config.n_symbols,
         "n_bars": config.n_bars,
         "freq": config.freq,
         "seed": config.seed,
     }
-    provider = make_provider(config.source, config.path, config.column_map, synthetic)
+    provider = make_provider(
+        config.source, config.path, config.column_map, synthetic, layout=config.layout
+    )
     if context.has_partition_key:
         provider = Window.day(provider, date.fromisoformat(context.partition_key))
     report = ingest(

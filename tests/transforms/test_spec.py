@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from transforms.spec import SPEC_PATH, SpecError, default_spec, parse_spec
+from transforms.spec import KIND_INPUTS, KINDS, SPEC_PATH, SpecError, default_spec, parse_spec
 
 RAW = yaml.safe_load(SPEC_PATH.read_text())
 
@@ -50,3 +50,15 @@ def test_bad_entries_are_named(edit, message):
     edit(raw)
     with pytest.raises(SpecError, match=message):
         parse_spec(raw)
+
+
+def test_every_kind_declares_its_inputs():
+    """A new kind cannot forget to say what it reads; close-only symbols lose exactly these."""
+    assert set(KIND_INPUTS) == set(KINDS)
+    assert all(inputs and set(inputs) <= set("ohlcv") for inputs in KIND_INPUTS.values())
+    spec = default_spec()
+    assert set(spec.column_inputs()) == set(spec.columns())
+    needing = spec.columns_needing("hlv")
+    assert spec.columns_needing("ohlv") == needing  # no feature reads the open
+    assert {"atr_14", "psar", "obv", "vpt", "ad", "volume_z_20", "pivot", "high_20"} <= set(needing)
+    assert not {"ema_12", "rsi_14", "ret_1", "hv_20", "corr_mkt_60", "garch_vol"} & set(needing)

@@ -282,3 +282,19 @@ def test_nul_characters_are_quarantined_not_a_crash(db_url, tmp_path):
         ("N\ufffdL", "symbol: contains NUL", "x"),
         ("OK", "volume: not a number 'lots\ufffd'", "a\ufffdb"),
     ]
+
+
+def test_a_close_only_panel_stores_nulls_and_reloads_unchanged(db_url, tmp_path):
+    """A wide file: one close per non-empty cell, open/high/low/volume null (binary COPY of
+    NULLs, migration 0013), and a re-ingest finds every row unchanged (nulls compare equal)."""
+    text = "Date,AAA,BBB\n2020-01-02,10,20\n2020-01-03,10.5,\n2020-01-06,11,21\n"
+    path = write_csv(tmp_path / "panel.csv", text)
+    report = ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
+    assert (report.symbols, report.loaded, report.quarantined) == (["AAA", "BBB"], 5, 0)
+    rows = table_rows(db_url, "market.bars")
+    assert [(r[0], r[5]) for r in rows] == [
+        ("AAA", 10.0), ("AAA", 10.5), ("AAA", 11.0), ("BBB", 20.0), ("BBB", 21.0)
+    ]  # fmt: skip
+    assert all(r[2] is r[3] is r[4] is r[6] is None for r in rows)
+    again = ingest(FileProvider(path, "csv"), db_url, WarehouseSettings())
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 5)

@@ -198,7 +198,8 @@ def _cumulative_kernel(
     out: np.ndarray,
     col: int,
 ) -> None:
-    """Running sums of OBV (kind 0), VPT (1) and A/D (2) terms."""
+    """Running sums of OBV (kind 0), VPT (1) and A/D (2) terms; a term is NaN where the bar
+    lacks an input (a close-only symbol: no volume, high or low), as in the SQL."""
     for i in range(mask.shape[0]):
         if not mask[i]:
             continue
@@ -206,7 +207,9 @@ def _cumulative_kernel(
         if kind == 0:
             t = v[i] if first else np.sign(c[i] - pc[i]) * v[i]
         elif kind == 1:
-            t = 0.0 if first else v[i] * (c[i] - pc[i]) / pc[i]
+            t = np.nan if np.isnan(v[i]) else (0.0 if first else v[i] * (c[i] - pc[i]) / pc[i])
+        elif np.isnan(h[i]) or np.isnan(lo[i]) or np.isnan(v[i]):
+            t = np.nan
         else:
             t = ((c[i] - lo[i]) - (h[i] - c[i])) / (h[i] - lo[i]) * v[i] if h[i] > lo[i] else 0.0
         total[i] = t if np.isnan(total[i]) else total[i] + t

@@ -16,6 +16,7 @@ from warehouse.providers.base import (
 )
 from warehouse.providers.bundled import BundledProvider
 from warehouse.providers.files import FileProvider
+from warehouse.providers.panels import LAYOUTS, Layout
 from warehouse.providers.synthetic import SyntheticMarket
 from warehouse.providers.vendor import YahooProvider
 from warehouse.settings import AlpacaSettings, VendorSettings
@@ -23,6 +24,7 @@ from warehouse.settings import AlpacaSettings, VendorSettings
 SOURCES = ("bundled", "csv", "parquet", "synthetic", "yfinance", "alpaca")
 
 __all__ = [
+    "LAYOUTS",
     "SOURCES",
     "AlpacaProvider",
     "BarProvider",
@@ -45,8 +47,10 @@ def make_provider(
     column_map: Mapping[str, str] | None = None,
     synthetic: Mapping[str, object] | None = None,
     vendor: VendorSettings | None = None,
+    layout: Layout = "auto",
 ) -> Source:
     """Build the provider named ``source``; the one place the CLI and the asset share.
+    ``layout`` (files): long, wide (a date column and one column of closes per symbol) or auto.
     ``alpaca`` backfills ``vendor.backfill_days`` of ``vendor.frequency`` bars (keys and URLs:
     ``AlpacaSettings``)."""
     if source == "bundled":
@@ -54,7 +58,7 @@ def make_provider(
     if source in ("csv", "parquet"):
         if path is None:
             raise DataSourceError(f"--source {source} needs --path to a file or directory")
-        return FileProvider(path, source, column_map)
+        return FileProvider(path, source, column_map, layout)
     if source == "synthetic":
         return SyntheticMarket(**dict(synthetic or {}))
     if source == "yfinance":

@@ -1,4 +1,4 @@
-"""The provider interface: a source of raw OHLCV rows plus what it knows about instruments."""
+"""The provider interface: a source of raw bars plus what it knows about instruments."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pandas as pd
 
 from core.errors import InputError
 
-# Canonical raw columns every provider returns (values may still be unparsed strings).
-REQUIRED_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
-OPTIONAL_COLUMNS = ("adj_close",)
+# Canonical raw columns every provider returns (values may still be unparsed strings); a source
+# without some of the optional ones (a close-only price panel) stores them as null.
+REQUIRED_COLUMNS = ("symbol", "ts", "close")
+OPTIONAL_COLUMNS = ("open", "high", "low", "volume", "adj_close")
 
 
 class DataSourceError(ValueError, InputError):

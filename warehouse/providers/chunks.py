@@ -128,8 +128,16 @@ def parquet_chunks(path: Path, chunk_bytes: int) -> Iterator[pd.DataFrame]:
             meta = file.metadata
             size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
             rows = max(1, int(chunk_bytes * max(meta.num_rows, 1) / max(size, 1)))
-            yield file.schema_arrow.empty_table().to_pandas()
+            yield _index_as_columns(file.schema_arrow.empty_table().to_pandas())
             for batch in file.iter_batches(batch_size=rows):
-                yield batch.to_pandas()
+                yield _index_as_columns(batch.to_pandas())
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
         raise DataSourceError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A named index pandas wrote (``DataFrame.to_parquet`` of a panel indexed by ``Date``) is a
+    column like any other."""
+    if any(name is not None for name in frame.index.names):
+        return frame.reset_index()
+    return frame

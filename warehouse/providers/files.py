@@ -1,4 +1,6 @@
-"""User files: CSV and Parquet with common headers recognised out of the box."""
+"""User files: CSV and Parquet with common headers recognised out of the box, long (a row per
+symbol and bar) or wide (a date column and one column of closes per symbol,
+:mod:`warehouse.providers.panels`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from warehouse.providers.base import (
     RawBars,
 )
 from warehouse.providers.chunks import csv_chunks, parquet_chunks
+from warehouse.providers.panels import LAYOUTS, Layout, wide_to_long
 
 # Normalised header (lower case, non-alphanumerics removed) -> canonical column.
 HEADER_ALIASES = {
@@ -42,17 +45,10 @@ def _normalise(header: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(header).lower())
 
 
-def standardize_columns(
-    frame: pd.DataFrame,
-    origin: str,
-    column_map: Mapping[str, str] | None = None,
-    default_symbol: str | None = None,
-) -> pd.DataFrame:
-    """Rename headers to the canonical names; fail naming the file if a required one is missing.
-
-    ``column_map`` maps a file header to a canonical name (``{"Px_Last": "close"}``) and wins over
-    the built-in aliases. Without a symbol column, ``default_symbol`` (the file stem) is used.
-    """
+def _renames(
+    frame: pd.DataFrame, origin: str, column_map: Mapping[str, str] | None
+) -> dict[str, str]:
+    """File header -> canonical column, for the headers that have one."""
     explicit = {_normalise(k): v for k, v in (column_map or {}).items()}
     unknown = set(explicit.values()) - set(REQUIRED_COLUMNS) - set(OPTIONAL_COLUMNS)
     if unknown:
@@ -66,6 +62,40 @@ def standardize_columns(
         target = explicit.get(key) or HEADER_ALIASES.get(key)
         if target and target not in renames.values():
             renames[header] = target
+    return renames
+
+
+def _is_wide(renames: dict[str, str]) -> bool:
+    """Auto layout: a date column and no symbol or price header (every other header a symbol)."""
+    return "ts" in renames.values() and not set(renames.values()) - {"ts"}
+
+
+def standardize_columns(
+    frame: pd.DataFrame,
+    origin: str,
+    column_map: Mapping[str, str] | None = None,
+    default_symbol: str | None = None,
+    layout: Layout = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(canonical columns, the rows as the file wrote them); fail naming the file if a required
+    column is missing.
+
+    ``column_map`` maps a file header to a canonical name (``{"Px_Last": "close"}``) and wins over
+    the built-in aliases. Long files need ``symbol`` (without one, ``default_symbol``: the file
+    stem), ``ts`` and ``close``; open, high, low and volume are stored where the file has them.
+    A wide file (``layout``, or ``auto`` and no header but the date is a known column) becomes
+    one close per non-empty cell.
+    """
+    renames = _renames(frame, origin, column_map)
+    if layout == "wide" or (layout == "auto" and _is_wide(renames)):
+        ts = [h for h, target in renames.items() if target == "ts"]
+        if not ts:
+            raise DataSourceError(
+                f"{origin}: a wide file needs a date column (Date, Datetime, Timestamp, ts or "
+                f"time; found: {', '.join(map(str, frame.columns)) or 'none'}); map yours "
+                "with --map HEADER=ts"
+            )
+        return wide_to_long(frame, ts[0], origin)
     out = frame.rename(columns=renames)[list(renames.values())]
     if "symbol" not in out.columns and default_symbol:
         out.insert(0, "symbol", default_symbol)
@@ -73,22 +103,33 @@ def standardize_columns(
     if missing:
         raise DataSourceError(
             f"{origin}: missing required column(s): {', '.join(missing)} "
-            f"(found: {', '.join(map(str, frame.columns)) or 'none'}); "
-            "map other headers with --map HEADER=COLUMN"
+            f"(found: {', '.join(map(str, frame.columns)) or 'none'}); a long file needs "
+            "symbol (or the file name), ts and close, a wide one a date column and one column "
+            "per symbol; map other headers with --map HEADER=COLUMN"
         )
-    return out
+    return out, frame
 
 
 class FileProvider:
-    """Bars from a CSV/Parquet file, or every such file in a directory (one symbol per file ok)."""
+    """Bars from a CSV/Parquet file, or every such file in a directory (one symbol per file ok),
+    in ``layout`` long, wide or auto (wide when the only known header is the date)."""
 
-    def __init__(self, path: str | Path, kind: str, column_map: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        kind: str,
+        column_map: Mapping[str, str] | None = None,
+        layout: Layout = "auto",
+    ):
         if kind not in ("csv", "parquet"):
             raise ValueError(f"file kind must be csv or parquet, got {kind!r}")
+        if layout not in LAYOUTS:
+            raise DataSourceError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self.path = Path(path)
         self.kind = kind
         self.name = kind
         self.column_map = dict(column_map or {})
+        self.layout = layout
 
     def _files(self) -> list[Path]:
         if self.path.is_dir():
@@ -103,8 +144,10 @@ class FileProvider:
         """One chunk of ``file`` in canonical columns, only ``wanted`` symbols (when given; those
         seen are added to ``found``)."""
         stem = file.name.split(".")[0].upper()
-        frame = standardize_columns(raw, str(file), self.column_map, default_symbol=stem)
-        original = raw.assign(_file=str(file))
+        frame, original = standardize_columns(
+            raw, str(file), self.column_map, default_symbol=stem, layout=self.layout
+        )
+        original = original.assign(_file=str(file))
         if wanted:
             upper = frame["symbol"].astype(str).str.upper()
             keep = upper.isin(wanted)

@@ -205,14 +205,20 @@ def recursive_updater(f: Feature, n: int) -> Updater:
             first, b["volume"], np.sign(b["close"] - b["prev_close"]) * b["volume"]
         ),
         "vpt": lambda b, first: np.where(
-            first, 0.0, b["volume"] * (b["close"] - b["prev_close"]) / b["prev_close"]
+            np.isnan(b["volume"]),
+            np.nan,
+            np.where(first, 0.0, b["volume"] * (b["close"] - b["prev_close"]) / b["prev_close"]),
         ),
         "ad": lambda b, first: np.where(
-            b["high"] > b["low"],
-            ((b["close"] - b["low"]) - (b["high"] - b["close"]))
-            / np.where(b["high"] > b["low"], b["high"] - b["low"], 1.0)
-            * b["volume"],
-            0.0,
+            np.isnan(b["high"]) | np.isnan(b["low"]) | np.isnan(b["volume"]),
+            np.nan,
+            np.where(
+                b["high"] > b["low"],
+                ((b["close"] - b["low"]) - (b["high"] - b["close"]))
+                / np.where(b["high"] > b["low"], b["high"] - b["low"], 1.0)
+                * b["volume"],
+                0.0,
+            ),
         ),
     }
     if f.kind in terms:

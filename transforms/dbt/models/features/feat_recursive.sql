@@ -80,11 +80,13 @@ first_pass as (
                  else sign(close - prev_close) * volume end) {{ running() }} as {{ e.name }}
         {%- elif e.kind == 'vpt' %},
         sum(case when is_anchor then seed_{{ e.name }}
+                 when volume is null then null
                  when prev_close is null then 0
                  else volume * (close - prev_close) / prev_close end) {{ running() }}
             as {{ e.name }}
         {%- elif e.kind == 'ad' %},
         sum(case when is_anchor then seed_{{ e.name }}
+                 when high is null or low is null or volume is null then null
                  when high > low then ((close - low) - (high - close)) / (high - low) * volume
                  else 0 end) {{ running() }} as {{ e.name }}
         {%- else %}
