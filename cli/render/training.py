@@ -215,3 +215,22 @@ def print_tuning(console: Console, results: list, score: str) -> None:
     console.print(table)
     for r in results:
         console.print(f"{r.study} best: {r.best_params}")
+
+
+def print_weights(console: Console, series, horizon: int, last: int) -> None:
+    """An ensemble version's weights over time (``training.ensemble_series.load_series``): the
+    last ``last`` out-of-sample bars of one horizon, one column per regime and member, and
+    each column's mean over every bar."""
+    chosen = series[series["horizon"] == horizon]
+    wide = chosen.pivot_table(index="ts", columns=["regime", "member"], values="weight")
+    first = series.iloc[0]
+    table = Table(
+        "bar", *(f"{member} ({regime})" for regime, member in wide.columns),
+        title=f"qtis-ensemble v{first['version']} ({first['combiner']}): weights at the last "
+        f"{min(last, len(wide))} of {len(wide)} out-of-sample bars, horizon {horizon}",
+        caption="mlops.ensemble_weights; served: the weights as of the training end",
+    )  # fmt: skip
+    for ts, row in wide.tail(last).iterrows():
+        table.add_row(str(ts)[:10], *(f"{w:.3f}" for w in row))
+    table.add_row("mean", *(f"{w:.3f}" for w in wide.mean()), style="bold")
+    console.print(table)
