@@ -1,6 +1,6 @@
 """One Dagster asset per model family, downstream of the dbt training set and its tuning study:
 walk-forward evaluation next to the baselines, then the final model logged and registered in
-MLflow; and the stacked ensemble of the three."""
+MLflow; and the ensemble of them (stacked, voted or selected)."""
 
 import json
 from pathlib import Path

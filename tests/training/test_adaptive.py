@@ -1,6 +1,7 @@
 """The adaptive combiners: the weights at a bar see only labels known at that bar, the member
 that has been better lately gets the weight (vote) or the choice (select), every combiner is
-scored next to the members, and the weights over time are stored in mlops and read back."""
+scored next to the members, and the weights over time are stored in mlops and read back
+(`qtis models weights`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from cli.app import app
 from quant.splits import PurgedWalkForward
 from training.adaptive import REGIMES, SelectionEnsemble, VotingEnsemble, fit_out_of_fold
 from training.data import TrainingData
@@ -135,9 +138,10 @@ def test_every_combiner_is_scored_and_the_registered_weights_are_the_last_known(
     assert set(last.loc[last["member"] == "sharp", "weight"]) == {1.0}
 
 
-def test_the_series_is_stored_in_mlops_and_read_back(db_url):
+def test_the_series_is_stored_in_mlops_and_read_back(db_url, monkeypatch):
     """The weights over time go to mlops.ensemble_weights and come back as they were; a later
     version is what is read by default, and a rerun of the same run replaces its rows."""
+    monkeypatch.setenv("QTIS_DATABASE_URL", db_url)
     bars = np.arange(3).astype("datetime64[D]").astype("datetime64[us]")
     weights = np.random.default_rng(0).dirichlet([1, 1], size=(3, 3, 2))  # (bars, 3, h, members)
     series = weight_series(bars, weights, ("a", "b"), HORIZONS, ("low_vol", "high_vol"))
@@ -152,3 +156,11 @@ def test_the_series_is_stored_in_mlops_and_read_back(db_url):
     expected = series.sort_values(["ts", "horizon", "regime", "member"], ignore_index=True)
     pd.testing.assert_frame_equal(back[list(series.columns)], expected, check_dtype=False)
     assert load_series(db_url, version="9").empty
+    shown = CliRunner().invoke(app, ["models", "weights", "1", "--horizon", "5", "--last", "2"])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())  # the table's title wraps at the terminal width
+    assert "qtis-ensemble v1 (select): weights at the last 2 of 3" in text
+    mean = series[series["horizon"] == 5].groupby(["regime", "member"])["weight"].mean()
+    assert all(f"{w:.3f}" in text for w in mean)
+    missing = CliRunner().invoke(app, ["models", "weights", "9"])
+    assert missing.exit_code == 2 and "no weights stored for qtis-ensemble v9" in missing.output
