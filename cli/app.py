@@ -19,7 +19,7 @@ from cli.mlflow import mlflow_app
 from cli.models import models_app, serve
 from cli.monitor import monitor_app
 from cli.optuna import optuna_app
-from cli.pipeline import explain, ingest, train, tune, update
+from cli.pipeline import ensemble, explain, ingest, train, tune, update
 from cli.trade import trade_app
 from orchestration.instance import dagster_home, storage
 from warehouse.settings import get_settings
@@ -33,7 +33,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(trade_app, name="trade")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(config_app, name="config")
-for command in (serve, ingest, train, update, explain, tune):
+for command in (serve, ingest, train, ensemble, update, explain, tune):
     app.command()(command)
 app.add_typer(optuna_app, name="optuna")
 app.add_typer(mlflow_app, name="mlflow")

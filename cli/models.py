@@ -1,4 +1,5 @@
-"""``qtis models`` (champion/challenger status, gated promotion, rollback) and ``qtis serve``."""
+"""``qtis models`` (champion/challenger status, gated promotion, rollback, the ensemble's
+weights over time) and ``qtis serve``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from cli.common import console, fail, ready_url
 from cli.render.promotion import print_decisions
+from cli.render.training import print_weights
 from registry import promotions
 from serving.auth import OpenExposure, check_exposure
 from serving.launch import service_command, service_env
@@ -119,6 +121,35 @@ def models_rollback(
         f"{decision.champion_model} v{decision.champion_version}); a running service picks it "
         "up at its next alias check, or at once on POST /admin/reload"
     )
+
+
+@models_app.command("weights")
+def models_weights(
+    version: Annotated[
+        str | None, typer.Argument(help="qtis-ensemble version (default: the latest stored)")
+    ] = None,
+    horizon: Annotated[int, typer.Option(help="label horizon in bars")] = 1,
+    last: Annotated[int, typer.Option(help="latest out-of-sample bars to show")] = 10,
+) -> None:
+    """The weights qtis-ensemble's combiner gave its members at each out-of-sample bar, as
+    stored in mlops.ensemble_weights by the ensemble run that registered the version."""
+    # deferred: training.ensemble_series pulls mlflow (~1.2 s), which would load on every
+    # qtis command
+    from training.ensemble_series import load_series
+
+    try:
+        series = load_series(ready_url(), version=version)
+    except (ValueError, ConnectionError) as exc:
+        raise fail(str(exc)) from exc
+    if series.empty:
+        raise fail(
+            f"no weights stored for qtis-ensemble{f' v{version}' if version else ''}: "
+            "run the ensemble (`qtis ensemble`, or the Dagster asset ensemble_model)"
+        )
+    if horizon not in set(series["horizon"]):
+        raise fail(f"no horizon {horizon} in the stored weights: one of "
+                   f"{sorted(set(series['horizon']))}")  # fmt: skip
+    print_weights(console, series, horizon, last)
 
 
 def serve(

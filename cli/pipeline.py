@@ -1,5 +1,6 @@
-"""The pipeline's top-level commands: ``qtis ingest``, ``train``, ``update``, ``explain`` and
-``tune`` - each parses its options, runs the step of the package below, and prints its tables."""
+"""The pipeline's top-level commands: ``qtis ingest``, ``train``, ``ensemble``, ``update``,
+``explain`` and ``tune`` - each parses its options, runs the step of the package below, and
+prints its tables."""
 
 from __future__ import annotations
 
@@ -213,6 +214,39 @@ def train(
     print_registered(console, result.registered)
     if json_out and rank == 0:
         write_json(json_out, report | {"registered": result.registered_info()})
+
+
+def ensemble(
+    combiner: Annotated[
+        str,
+        typer.Option(
+            help="stack (least squares), vote (inverse recent error) or select (best"
+            " recent member per volatility regime)"
+        ),
+    ] = "stack",
+    lookback: Annotated[int, typer.Option(help="bars of known labels vote/select weigh")] = 63,
+    regime_feature: Annotated[str, typer.Option(help="feature splitting the regimes")] = "hv_20",
+    json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
+) -> None:
+    """Combine the latest registered members into qtis-ensemble on their out-of-fold
+    predictions (same code path as the Dagster asset ensemble_model); every combiner is scored
+    out of sample next to them and the baselines, and the weights over time are stored."""
+    # deferred: training.ensemble pulls torch, lightning, mlflow and xgboost (~5 s), as in train
+    from training.ensemble import run_ensemble
+
+    try:
+        url = ready_url()
+        with console.status(f"combining the members ({combiner})"):
+            run = run_ensemble(url, regime_feature=regime_feature, tracking=TrackingSettings(),
+                               combiner=combiner, lookback=lookback)  # fmt: skip
+    except (ValueError, ConnectionError) as exc:
+        raise fail(str(exc)) from exc
+    report = run.result.evaluation.to_dict() | {"combiner": combiner}
+    print_evaluation(console, report)
+    print_registered(console, {"ensemble": run.registered})
+    console.print(f"weights over time: `qtis models weights {run.registered['version']}`")
+    if json_out:
+        write_json(json_out, report | {"ensemble_weights": run.bundle.stack.weights()})
 
 
 def update(

@@ -1,10 +1,14 @@
-"""qtis-ensemble: a stacked, volatility-regime-aware combination of the LSTM, Transformer and
-XGBoost predictions.
+"""qtis-ensemble: the registered members (LSTM, Transformer, XGBoost, ...) combined on their
+out-of-fold predictions by one of three combiners, each scored out of sample next to them.
+
+- ``stack`` (default, ``training.stack``): volatility-regime-aware least-squares weights. Its
+  score is nested: the combination used on test fold k is fitted on folds before k (purged by
+  the longest horizon); fold 0, with no earlier predictions, uses equal weights.
+- ``vote`` and ``select`` (``training.adaptive``): weights from the members' recent errors on
+  labels already known at each bar (inverse-MSE voting; per-regime choice of the best member).
 
 The meta-learner only ever sees out-of-fold predictions: each member's walk-forward test
-predictions. Its own out-of-sample score is nested the same way: the combination used on test
-fold k is fitted on folds before k (purged by the longest horizon); fold 0, with no earlier
-predictions, uses equal weights.
+predictions.
 """
 
 from __future__ import annotations
@@ -18,81 +22,18 @@ import numpy as np
 import pandas as pd
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
-from sklearn.linear_model import LinearRegression
 
 from quant.splits import PurgedWalkForward
+from training.adaptive import ADAPTIVE, AdaptiveEnsemble, fit_out_of_fold
 from training.data import TrainingData, load_training_data
+from training.ensemble_series import log_series, save_series, weight_series
 from training.evaluate import Evaluation, ModelResult, evaluate, fold_scores
 from training.lineage import LABEL_END, TRAINED_THROUGH, UPDATE_OF, VersionMeta, stamp
 from training.models.tabular import HistoricalMeanModel, RidgeModel, ZeroModel
 from training.settings import TrackingSettings
+from training.stack import StackedEnsemble, equal_weights, fixed_weights
 from training.tracking import REGISTERED_NAMES, configure, load_bundle, log_family
 from training.windows import window_ends
-
-
-@dataclass
-class StackedEnsemble:
-    """Per horizon and volatility regime, non-negative weights (plus an intercept) on the
-    members' predictions, least squares on out-of-fold rows. The regime is the current bar's
-    ``regime_feature`` above or below its median on the rows the weights were fitted on; a
-    regime with fewer than ``min_regime_rows`` rows uses the pooled weights."""
-
-    members: tuple[str, ...]
-    horizons: tuple[int, ...]
-    regime_feature: str = "hv_20"
-    min_regime_rows: int = 250
-
-    def fit(self, predictions: np.ndarray, regime: np.ndarray, returns: np.ndarray):
-        """predictions (n, members, horizons), regime (n,), returns (n, horizons)."""
-        n, _, horizons = predictions.shape
-        self.threshold_ = float(np.nanmedian(regime)) if n else 0.0
-        high = regime > self.threshold_
-        self.weights_ = np.zeros((3, horizons, len(self.members)))  # pooled, low, high
-        self.intercepts_ = np.zeros((3, horizons))
-        for h in range(horizons):
-            ok = np.isfinite(returns[:, h]) & np.isfinite(predictions[:, :, h]).all(axis=1)
-            for r, rows in enumerate((ok, ok & ~high, ok & high)):
-                if r and rows.sum() < self.min_regime_rows:
-                    rows = ok
-                if rows.sum() < len(self.members) + 1:  # nothing to learn from: equal weights
-                    self.weights_[r, h] = 1.0 / len(self.members)
-                    continue
-                meta = LinearRegression(positive=True).fit(
-                    predictions[rows, :, h], returns[rows, h]
-                )
-                self.weights_[r, h], self.intercepts_[r, h] = meta.coef_, meta.intercept_
-        return self
-
-    def combine(self, predictions: np.ndarray, regime: np.ndarray) -> np.ndarray:
-        which = np.where(regime > self.threshold_, 2, 1)
-        weights = self.weights_[which]  # (n, horizons, members)
-        return (np.einsum("nmh,nhm->nh", predictions, weights) + self.intercepts_[which]).astype(
-            np.float32
-        )
-
-    def weights(self) -> dict[str, Any]:
-        """Readable weights: regime -> horizon -> member -> weight."""
-        names = ("pooled", "low_vol", "high_vol")
-        return {
-            "threshold": self.threshold_,
-            **{
-                name: {
-                    f"h{h}": dict(zip(self.members, map(float, self.weights_[r, i]), strict=True))
-                    | {"intercept": float(self.intercepts_[r, i])}
-                    for i, h in enumerate(self.horizons)
-                }
-                for r, name in enumerate(names)
-            },
-        }
-
-
-def equal_weights(members: Sequence[str], horizons: Sequence[int]) -> StackedEnsemble:
-    """The combination available before any out-of-fold prediction exists."""
-    ensemble = StackedEnsemble(tuple(members), tuple(horizons))
-    ensemble.threshold_ = 0.0
-    ensemble.weights_ = np.full((3, len(horizons), len(members)), 1.0 / len(members))
-    ensemble.intercepts_ = np.zeros((3, len(horizons)))
-    return ensemble
 
 
 def align_out_of_fold(
@@ -128,9 +69,20 @@ def align_out_of_fold(
 
 @dataclass
 class EnsembleEvaluation:
-    evaluation: Evaluation  # members, ensemble and baselines on the same test bars
-    final: StackedEnsemble  # fitted on every out-of-fold row: what gets registered
-    fold_weights: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: Evaluation  # members, the combiners and baselines on the same test bars
+    final: StackedEnsemble  # the registered combination (a vote or selection: frozen weights)
+    fold_weights: list[dict[str, Any]] = field(default_factory=list)  # the stack's, per fold
+    combiner: str = "stack"
+    series: pd.DataFrame | None = None  # the combiner's weights at each OOS bar (ensemble_series)
+
+
+COMBINERS = ("stack", *ADAPTIVE)
+# the regimes whose weights each combiner tells apart (the vote has one set for all)
+SWITCHED = {
+    "stack": ("low_vol", "high_vol"),
+    "vote": ("pooled",),
+    "select": ("low_vol", "high_vol"),
+}
 
 
 def evaluate_ensemble(
@@ -140,23 +92,72 @@ def evaluate_ensemble(
     regime_feature: str = "hv_20",
     name: str = "ensemble",
     fit_through: np.datetime64 | None = None,
+    combiner: str = "stack",
+    lookback: int = 63,
 ) -> EnsembleEvaluation:
-    """Nested out-of-sample score of the stack next to its members and the baselines. The
-    registered stack fits the out-of-fold rows whose labels end by ``fit_through`` (the members'
-    own label end, so that the ensemble has seen no later bar than they have)."""
+    """Out-of-sample scores of every combiner (the nested stack, the vote and the selection,
+    walked forward on known labels over ``lookback`` bars) next to the members and the
+    baselines: ``combiner``'s as ``name``, the others as ``name_<combiner>``. The registered
+    combination uses the out-of-fold rows whose labels end by ``fit_through`` (the members'
+    own label end, so that the ensemble has seen no later bar than they have): the stack fitted
+    on them, or the vote's or selection's weights as of that bar."""
     if regime_feature not in data.feature_names:
         raise ValueError(f"regime feature {regime_feature!r} is not a feature column")
+    if combiner not in COMBINERS:
+        raise ValueError(f"combiner must be one of {', '.join(COMBINERS)}, got {combiner!r}")
     members = tuple(frames)
     rows, folds, predictions = align_out_of_fold(data, frames)
     regime = data.features[rows, data.feature_names.index(regime_feature)]
     returns = data.returns[rows]
     times = np.unique(data.ts)
+    steps = np.searchsorted(times, data.ts[rows])
+    bars, first = np.unique(steps, return_index=True)
+    stacks, fold_weights = _nested_stacks(data, members, rows, folds, predictions, regime,
+                                          returns, times, regime_feature)  # fmt: skip
+    combined = {"stack": np.empty((len(rows), len(data.horizons)), dtype=np.float32)}
+    for k, stack in stacks.items():
+        combined["stack"][folds == k] = stack.combine(predictions[folds == k], regime[folds == k])
+    paths = {"stack": np.stack([stacks[k].weights_ for k in folds[first]])}
+    adaptive = {}
+    for kind in ADAPTIVE:
+        adaptive[kind] = fit_out_of_fold(kind, members, data, rows, predictions, regime_feature,
+                                         lookback)  # fmt: skip
+        combined[kind] = adaptive[kind].combine(predictions, regime, steps)
+        paths[kind] = adaptive[kind].weights_at(bars)
+    final = _final(data, members, combiner, adaptive, predictions, regime, returns, times,
+                   rows, fit_through, regime_feature)  # fmt: skip
+    results = {m: ModelResult(m, rows, predictions[:, i]) for i, m in enumerate(members)}
+    results[name] = ModelResult(name, rows, combined[combiner])
+    for other in COMBINERS:
+        if other != combiner:
+            results[f"{name}_{other}"] = ModelResult(f"{name}_{other}", rows, combined[other])
+    results |= {b: r for b, r in baselines.results.items() if b not in results}
+    evaluation = Evaluation(data, results, baselines.fold_rows, baselines.cost_bps)
+    for result in results.values():  # per-fold scores, recomputed on the shared test bars
+        if not result.fold_metrics:
+            result.fold_metrics = _fold_metrics(evaluation, result)
+    series = weight_series(times[bars], paths[combiner], members, data.horizons,
+                           SWITCHED[combiner])  # fmt: skip
+    return EnsembleEvaluation(evaluation, final, fold_weights, combiner, series)
+
+
+def _nested_stacks(
+    data: TrainingData,
+    members: tuple[str, ...],
+    rows: np.ndarray,
+    folds: np.ndarray,
+    predictions: np.ndarray,
+    regime: np.ndarray,
+    returns: np.ndarray,
+    times: np.ndarray,
+    regime_feature: str,
+) -> tuple[dict[int, StackedEnsemble], list[dict[str, Any]]]:
+    """Per test fold, the stack fitted on the folds before it, purged by the longest horizon
+    (fold 0: equal weights), and its readable weights."""
     horizon = max(data.horizons)
-    combined = np.empty((len(rows), len(data.horizons)), dtype=np.float32)
-    fold_weights = []
+    stacks, fold_weights = {}, []
     for k in sorted(set(folds)):
-        test = folds == k
-        start = np.searchsorted(times, data.ts[rows[test]].min())
+        start = np.searchsorted(times, data.ts[rows[folds == k]].min())
         cutoff = times[max(0, start - horizon)]  # purge labels that reach into fold k
         past = (folds < k) & (data.ts[rows] < cutoff)
         if past.any():
@@ -165,26 +166,42 @@ def evaluate_ensemble(
             )
         else:
             stack = equal_weights(members, data.horizons)
-        combined[test] = stack.combine(predictions[test], regime[test])
+        stacks[int(k)] = stack
         fold_weights.append({"fold": int(k), "fit_rows": int(past.sum())} | stack.weights())
+    return stacks, fold_weights
+
+
+def _final(
+    data: TrainingData,
+    members: tuple[str, ...],
+    combiner: str,
+    adaptive: Mapping[str, AdaptiveEnsemble],
+    predictions: np.ndarray,
+    regime: np.ndarray,
+    returns: np.ndarray,
+    times: np.ndarray,
+    rows: np.ndarray,
+    fit_through: np.datetime64 | None,
+    regime_feature: str,
+) -> StackedEnsemble:
+    """The combination to register, from what is known by ``fit_through`` (default: the last
+    bar)."""
+    now = len(times) - 1
+    if fit_through is not None:
+        now = int(np.searchsorted(times, fit_through, side="right")) - 1
+    if combiner in adaptive:
+        chosen = adaptive[combiner]
+        weights = chosen.weights_at(np.array([now]))[0]
+        return fixed_weights(members, data.horizons, weights, chosen.threshold_, regime_feature)
     fit = np.ones(len(rows), dtype=bool)
     if fit_through is not None:
+        horizon = max(data.horizons)
         fit = data.ts[rows] <= times[max(0, np.searchsorted(times, fit_through) - horizon)]
-    final = (
-        StackedEnsemble(members, data.horizons, regime_feature).fit(
-            predictions[fit], regime[fit], returns[fit]
-        )
-        if fit.any()
-        else equal_weights(members, data.horizons)
+    if not fit.any():
+        return equal_weights(members, data.horizons)
+    return StackedEnsemble(members, data.horizons, regime_feature).fit(
+        predictions[fit], regime[fit], returns[fit]
     )
-    results = {m: ModelResult(m, rows, predictions[:, i]) for i, m in enumerate(members)}
-    results[name] = ModelResult(name, rows, combined)
-    results |= {b: r for b, r in baselines.results.items() if b not in results}
-    evaluation = Evaluation(data, results, baselines.fold_rows, baselines.cost_bps)
-    for result in results.values():  # per-fold scores, recomputed on the shared test bars
-        if not result.fold_metrics:
-            result.fold_metrics = _fold_metrics(evaluation, result)
-    return EnsembleEvaluation(evaluation, final, fold_weights)
 
 
 def _fold_metrics(evaluation: Evaluation, result: ModelResult) -> list[dict[str, Any]]:
@@ -233,6 +250,8 @@ class EnsembleConfig:
     splits: int
     first_test: float
     cost_bps: float
+    combiner: str = "stack"  # stack | vote | select (COMBINERS)
+    lookback: int = 63  # bars of known labels the vote and the selection look back over
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tuning: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -309,6 +328,7 @@ def _baselines(data: TrainingData, setup: _Setup) -> Evaluation:
 
 
 def _register(
+    url: str,
     data: TrainingData,
     result: EnsembleEvaluation,
     bundle: EnsembleBundle,
@@ -317,8 +337,10 @@ def _register(
     setup: _Setup,
     regime_feature: str,
     fit_through: np.datetime64 | None,
+    lookback: int,
 ) -> dict[str, Any]:
-    """Log and register qtis-ensemble (with its per-fold and final weights)."""
+    """Log and register qtis-ensemble (with its per-fold and final weights, every combiner's
+    report, and its weights over time, also stored in ``mlops.ensemble_weights``)."""
     metas = [VersionMeta.from_tags(run.data.tags) for _, run, _ in found.values()]
     trials = sum(m.tuning_trials for m in metas)
     config = EnsembleConfig(
@@ -330,6 +352,8 @@ def _register(
         splits=setup.splits,
         first_test=setup.first_test,
         cost_bps=setup.cost_bps,
+        combiner=result.combiner,
+        lookback=lookback,
         tuning={"ensemble": {"study": "members' studies", "trials": trials}},
     )
     window = setup.window
@@ -343,11 +367,17 @@ def _register(
         tags={TRAINED_THROUGH: through, LABEL_END: labels,
               "members": config.member_versions},
     )  # fmt: skip
-    with mlflow.start_run(run_id=registered["run_id"]):
+    run_id = registered["run_id"]
+    with mlflow.start_run(run_id=run_id):
         mlflow.log_dict(
-            {"final": result.final.weights(), "per_fold": result.fold_weights},
+            {"combiner": result.combiner, "final": result.final.weights(),
+             "per_fold": result.fold_weights},
             "ensemble_weights.json",
-        )
+        )  # fmt: skip
+        mlflow.log_dict(result.evaluation.to_dict(), "ensemble_report.json")
+    log_series(run_id, result.series)
+    save_series(url, registered["registered"], str(registered["version"]), run_id,
+                result.combiner, result.series)  # fmt: skip
     registered["example"] = example
     return registered
 
@@ -360,10 +390,16 @@ def run_ensemble(
     track: bool = True,
     *,
     tracking: TrackingSettings,
+    combiner: str = "stack",
+    lookback: int = 63,
 ) -> EnsembleRun:
-    """Stack the registered members (latest versions unless given) on their logged out-of-fold
-    predictions, score the stack out of sample next to them and the baselines, and register
-    qtis-ensemble (``tracking``: the MLflow store they are read from and it goes to)."""
+    """Combine the registered members (latest versions unless given) on their logged
+    out-of-fold predictions, score every combiner out of sample next to them and the
+    baselines, and register qtis-ensemble with ``combiner``'s combination (stack, vote or
+    select; ``lookback``: the bars of known labels the vote and the selection weigh) and its
+    weights over time (``tracking``: the MLflow store they are read from and it goes to)."""
+    if combiner not in COMBINERS:
+        raise ValueError(f"combiner must be one of {', '.join(COMBINERS)}, got {combiner!r}")
     configure(url, tracking)
     client = MlflowClient()
     found = {f: _member(client, f, (versions or {}).get(f)) for f in members}
@@ -376,7 +412,8 @@ def run_ensemble(
     seen = [m.label_end for m in metas]
     # None: older members
     fit_through = np.datetime64(stamp(max(seen)), "us") if all(seen) else None
-    result = evaluate_ensemble(data, frames, baselines, regime_feature, fit_through=fit_through)
+    result = evaluate_ensemble(data, frames, baselines, regime_feature, fit_through=fit_through,
+                               combiner=combiner, lookback=lookback)  # fmt: skip
     bundle = EnsembleBundle(
         members={f: b for f, (_, _, b) in found.items()},
         stack=result.final,
@@ -385,7 +422,6 @@ def run_ensemble(
     )
     registered: dict[str, Any] = {}
     if track:
-        registered = _register(
-            data, result, bundle, members, found, setup, regime_feature, fit_through
-        )
+        registered = _register(url, data, result, bundle, members, found, setup,
+                               regime_feature, fit_through, lookback)  # fmt: skip
     return EnsembleRun(result, registered, bundle)

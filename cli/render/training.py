@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 
 def _ci(interval: dict[str, Any] | None, digits: int = 3) -> str:
@@ -53,13 +53,16 @@ def print_evaluation(console: Console, report: dict[str, Any]) -> None:
         )
     console.print(table)
     horizons = report["horizons"]
-    by_h = Table("model", *(f"IC h={h}" for h in horizons), title="IC by horizon (OOS)")
+    by_h = Table(
+        Column("model", no_wrap=True), *(f"IC h={h}" for h in horizons),
+        title="IC by horizon (OOS)",
+    )  # fmt: skip
     for name, m in models.items():
         if name not in ("zero", "buy_and_hold"):
             by_h.add_row(name, *(_ci(m["horizons"][f"h{h}"]["ic"]) for h in horizons))
     console.print(by_h)
     folds = Table(
-        "model",
+        Column("model", no_wrap=True),
         *(f"fold {f['fold']}" for f in next(iter(models.values()))["folds"]),
         title="Per fold, horizon 1: IC / Sharpe after costs",
     )
@@ -215,3 +218,24 @@ def print_tuning(console: Console, results: list, score: str) -> None:
     console.print(table)
     for r in results:
         console.print(f"{r.study} best: {r.best_params}")
+
+
+def print_weights(console: Console, series, horizon: int, last: int) -> None:
+    """An ensemble version's weights over time (``training.ensemble_series.load_series``): per
+    regime the combiner tells apart, the last ``last`` out-of-sample bars of one horizon, one
+    column per member, and each member's mean weight over every bar."""
+    chosen = series[series["horizon"] == horizon]
+    first = series.iloc[0]
+    bars = chosen["ts"].nunique()
+    console.print(
+        f"qtis-ensemble v{first['version']} ({first['combiner']}): weights at the last "
+        f"{min(last, bars)} of {bars} out-of-sample bars, horizon {horizon} "
+        "(mlops.ensemble_weights; served: the weights as of the training end)"
+    )
+    for regime, rows in chosen.groupby("regime", sort=False):
+        wide = rows.pivot(index="ts", columns="member", values="weight")
+        table = Table(Column("bar", no_wrap=True), *wide.columns, title=f"regime {regime}")
+        for ts, row in wide.tail(last).iterrows():
+            table.add_row(str(ts)[:10], *(f"{w:.3f}" for w in row))
+        table.add_row("mean", *(f"{w:.3f}" for w in wide.mean()), style="bold")
+        console.print(table)

@@ -1,6 +1,6 @@
 """One Dagster asset per model family, downstream of the dbt training set and its tuning study:
 walk-forward evaluation next to the baselines, then the final model logged and registered in
-MLflow; and the stacked ensemble of the three seed families."""
+MLflow; and the ensemble of the three seed families (stacked, voted or selected)."""
 
 import json
 from pathlib import Path
@@ -103,13 +103,18 @@ training_assets = [_training_asset(family) for family in FAMILIES]
 
 
 class EnsembleConfig(Config):
-    regime_feature: str = "hv_20"  # the volatility regime that switches the stack's weights
+    regime_feature: str = "hv_20"  # the volatility regime that switches the weights
+    # stack (least squares, nested by fold), vote (inverse recent error) or select (the best
+    # recent member per regime); the other two are scored next to it in the report
+    combiner: str = "stack"
+    lookback: int = 63  # bars of known labels the vote and the selection weigh
 
 
 @asset(
     group_name="training",
     deps=[AssetKey(f"{family}_model") for family in SEED_FAMILIES],
-    description="qtis-ensemble: the three seed families stacked on their out-of-fold predictions",
+    description="qtis-ensemble: the seed families combined on their out-of-fold predictions "
+    "(stacked, voted or selected), with its weights over time in mlops.ensemble_weights",
 )
 def ensemble_model(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: EnsembleConfig
@@ -119,6 +124,8 @@ def ensemble_model(
         SEED_FAMILIES,
         regime_feature=config.regime_feature,
         tracking=warehouse.tracking(),
+        combiner=config.combiner,
+        lookback=config.lookback,
     )
     report = run.result.evaluation.to_dict()
     report["ensemble_weights"] = run.bundle.stack.weights()
@@ -133,6 +140,7 @@ def ensemble_model(
             "version": str(info["version"]),
             "mlflow_run_id": info["run_id"],
             "members": ", ".join(f"{f} v{v}" for f, v in run.bundle.versions.items()),
+            "combiner": config.combiner,
             **{
                 f"oos_ic_h1_{name}": m["horizons"]["h1"]["ic"]["value"]
                 for name, m in models.items()

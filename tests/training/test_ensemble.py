@@ -1,5 +1,6 @@
-"""qtis-ensemble: stacked on out-of-fold predictions only, scored next to its members and the
-baselines, registered as one pyfunc model that predicts what the in-memory stack predicts."""
+"""qtis-ensemble: stacked on out-of-fold predictions only, scored next to its members, the
+other combiners and the baselines, registered as one pyfunc model that predicts what the
+in-memory combination predicts, with its weights over time in MLflow and mlops."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from quant.splits import PurgedWalkForward
 from tests.support.db import fresh_database
 from training.data import TrainingData
 from training.ensemble import evaluate_ensemble, run_ensemble
+from training.ensemble_series import load_series
 from training.evaluate import evaluate
 from training.families import SEED_FAMILIES
 from training.models.tabular import ZeroModel
@@ -82,7 +85,8 @@ def test_registered_ensemble_serves_like_any_model(built, stores):
     run_training(url, config, symbols=["IBM", "MSFT"], tracking=tracking)
     run = run_ensemble(url, tracking=tracking)
     report = run.result.evaluation.to_dict()
-    assert set(report["models"]) == {*SEED_FAMILIES, "ensemble", "zero", "ridge", "buy_and_hold"}
+    combiners = {"ensemble", "ensemble_vote", "ensemble_select"}
+    assert set(report["models"]) == {*SEED_FAMILIES, *combiners, "zero", "ridge", "buy_and_hold"}
     rows = {m["test_rows"] for m in report["models"].values()}
     assert len(rows) == 1  # every model scored on the same test bars
     info = run.registered
@@ -95,3 +99,29 @@ def test_registered_ensemble_serves_like_any_model(built, stores):
     assert run.bundle.versions == {"lstm": "1", "transformer": "1", "xgboost": "1"}
     tags = mlflow.get_run(info["run_id"]).data.tags
     assert tags["members"] == "lstm:1,transformer:1,xgboost:1"
+    stored = load_series(url)  # the stack's weights at each out-of-sample bar, fold by fold
+    assert set(stored["combiner"]) == {"stack"} and set(stored["version"]) == {"1"}
+    assert stored["ts"].nunique() == len(np.unique(run.result.evaluation.data.ts[
+        run.result.evaluation.results["ensemble"].rows]))  # fmt: skip
+
+    voted = run_ensemble(url, tracking=tracking, combiner="vote", lookback=20)  # same members
+    assert str(voted.registered["version"]) == "2"
+    assert set(voted.result.evaluation.results) >= {"ensemble", "ensemble_stack"}
+    final = voted.bundle.stack.weights()["pooled"]["h1"]  # frozen as of the members' label end
+    assert sum(final[f] for f in SEED_FAMILIES) == pytest.approx(1.0) and final["intercept"] == 0.0
+    loaded = mlflow.pyfunc.load_model("models:/qtis-ensemble/2")
+    np.testing.assert_array_equal(
+        np.asarray(loaded.predict(example)), voted.bundle.predict_windows(example)
+    )
+    run_id = voted.registered["run_id"]
+    assert mlflow.get_run(run_id).data.params["combiner"] == "vote"
+    series = load_series(url)
+    assert set(series["version"]) == {"2"} and set(series["regime"]) == {"pooled"}
+    logged = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="ensemble_weight_series.csv"))  # fmt: skip
+    assert len(logged) == len(series)
+    history = MlflowClient().get_metric_history(run_id, "weight_h1_pooled_xgboost")
+    mine = series[(series["horizon"] == 1) & (series["member"] == "xgboost")]
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        list(mine["weight"])
+    )
