@@ -227,3 +227,26 @@ def read_series(url: str, series_ids: Sequence[str]) -> pd.DataFrame:
     for col in ("observed_at", "released_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    series_id: str
+    observations: int
+    vintages: int
+    first_observed: pd.Timestamp
+    last_observed: pd.Timestamp
+    first_release: pd.Timestamp
+    last_release: pd.Timestamp
+    source: str
+
+
+def series_summary(url: str) -> list[SeriesSummary]:
+    """One line per stored series: its span of observations and of releases."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            "select series_id, count(distinct observed_at), count(*), min(observed_at),"
+            " max(observed_at), min(released_at), max(released_at), string_agg(distinct source,"
+            " ', ') from market.series group by series_id order by series_id"
+        ).fetchall()
+    return [SeriesSummary(*r) for r in rows]
