@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('series_features') }}
 {{ config(
     materialized='incremental',
     unique_key=['symbol', 'ts'],
@@ -7,7 +8,6 @@
 {# The feature store: one row per (symbol, ts), one column per feature of the spec; with
    series.train, the series features as known at ts too (a series that changed since the last
    build makes the next build a full refresh: transforms/store.py). #}
--- depends_on: {{ ref('series_features') }}
 {%- set floor = incremental_floor(this, 1) -%}
 
 with cursor as (
