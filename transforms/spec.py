@@ -6,6 +6,7 @@ Column names and warm-up lengths are derived here once; the dbt models receive t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -288,6 +289,8 @@ def _series_feature(raw: Any) -> SeriesFeature:
     if not isinstance(raw, dict) or not {"name", "series", "kind"} <= raw.keys():
         raise SpecError(f"series: every entry needs 'name', 'series' and 'kind', got {raw!r}")
     name, kind = raw["name"], raw["kind"]
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(name)):  # a column name in the SQL as it is
+        raise SpecError(f"series/{name}: a name is lower-case letters, digits and _")
     if kind not in SERIES_KINDS:
         raise SpecError(f"series/{name}: kind {kind!r} is not one of {', '.join(SERIES_KINDS)}")
     param = SERIES_KINDS[kind][0]
