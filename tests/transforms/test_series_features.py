@@ -95,7 +95,6 @@ def test_a_release_moved_later_reaches_no_bar_before_it(with_series):
     assert (before.loc[between, "unemp_chg_1"] != unseen).all()
 
 
-@pytest.mark.slow  # a full-refresh bar_features build: about 10 s
 def test_train_joins_them_into_the_training_set(built):
     url, _ = built
     spec = dataclasses.replace(SPEC, series=dataclasses.replace(SPEC.series, train=True))
