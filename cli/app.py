@@ -20,6 +20,7 @@ from cli.models import models_app, serve
 from cli.monitor import monitor_app
 from cli.optuna import optuna_app
 from cli.pipeline import ensemble, explain, ingest, train, tune, update
+from cli.series import series_app
 from cli.trade import trade_app
 from orchestration.instance import dagster_home, storage
 from warehouse.settings import get_settings
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
+app.add_typer(series_app, name="series")
 app.add_typer(models_app, name="models")
 app.add_typer(trade_app, name="trade")
 app.add_typer(monitor_app, name="monitor")

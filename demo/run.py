@@ -19,6 +19,7 @@ from core.secrets import redact
 from demo.live import show_live
 from demo.monitoring import show_drift
 from demo.panels import show_panels
+from demo.series import ingest_sample, show_series
 from demo.serving import print_promotion, show_serving
 from demo.summary import print_summary
 from demo.trading import show_trading
@@ -83,12 +84,15 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     warehouse = WarehouseResource()
     with console.status("starting the database and applying migrations"):
         url = warehouse.url()
+    with console.status("loading the US macro sample into market.series"):
+        series = ingest_sample(url)
     result = _materialize_data(console, warehouse, source, dbt_log)
     checks = result.get_asset_check_evaluations()
     _print_ingest(console, url, result, checks)
     _print_features(console, url, result, checks)
     console.print(f"  dbt log of this run: {dbt_log}")
     show_panels(console, settings)
+    show_series(console, url, series, min(quality.bars_per_symbol(url)))
     training = _train(console, warehouse)
     paper = show_trading(console, warehouse)
     show_live(console, url, settings, warehouse.tracking())

@@ -81,5 +81,7 @@ def build_features(
     garch = update_garch(url, full_refresh=full_refresh, progress=progress.garch_symbol)
     progress.garch_done(len(garch.symbols))
     progress.dbt_started(dbt_node_count(select))
-    dbt = build(url, full_refresh=full_refresh, select=select, on_node=progress.dbt_node)
+    # series dated in the past reach rows bar_features holds: its rebuild, not GARCH's
+    again = full_refresh or store.series_stale(url)
+    dbt = build(url, full_refresh=again, select=select, on_node=progress.dbt_node)
     return FeatureBuild(garch=garch, dbt=dbt)

@@ -6,6 +6,7 @@ Column names and warm-up lengths are derived here once; the dbt models receive t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -182,6 +183,50 @@ class GarchSpec:
     refit_every: int = 21
 
 
+# series kind -> (its length parameter, observations it reads back from the latest, inclusive)
+SERIES_KINDS: dict[str, tuple[str | None, Callable[[int], int]]] = {
+    "value": (None, lambda n: 1),
+    "change": ("releases", lambda k: k + 1),
+    "zscore": ("window", lambda n: n),
+    "surprise": ("window", lambda n: n + 1),
+}
+
+
+@dataclass(frozen=True)
+class SeriesFeature:
+    """A feature of one point-in-time series (market.series), as known at each bar."""
+
+    name: str
+    series: str
+    kind: str
+    length: int  # releases (change) or window (zscore, surprise); 0 for value
+
+    @property
+    def depth(self) -> int:
+        """Observations it reads: the latest and the ones before it."""
+        return SERIES_KINDS[self.kind][1](self.length)
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """``series:`` of the spec. ``train`` puts the columns into features.bar_features (and so
+    the training set and the models' inputs); otherwise they live in features.series_features
+    only, and the default feature set does not change."""
+
+    train: bool = False
+    features: tuple[SeriesFeature, ...] = ()
+
+    def columns(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def depths(self) -> dict[str, int]:
+        """Per series, the most observations any of its features reads."""
+        out: dict[str, int] = {}
+        for f in self.features:
+            out[f.series] = max(out.get(f.series, 0), f.depth)
+        return out
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     bars_per_year: float
@@ -191,6 +236,7 @@ class FeatureSpec:
     turn_of_month_after: int
     garch: GarchSpec
     horizons: tuple[int, ...]
+    series: SeriesSpec = SeriesSpec()
     warmups: dict[str, int] = field(default_factory=dict)
 
     def stage(self, stage: str) -> list[Feature]:
@@ -203,6 +249,8 @@ class FeatureSpec:
             cols += list(CALENDAR_COLUMNS)
         if stage in (None, "garch"):
             cols.append(self.garch.name)
+        if stage in (None, "series") and self.series.train:
+            cols += self.series.columns()
         return cols
 
     def column_inputs(self) -> dict[str, str]:
@@ -251,6 +299,12 @@ class FeatureSpec:
             "garch_column": self.garch.name,
             "horizons": list(self.horizons),
             "max_horizon": max(self.horizons),
+            "series": [
+                {"name": f.name, "series": f.series, "kind": f.kind, "length": f.length}
+                for f in self.series.features
+            ],
+            "series_depth": self.series.depths(),
+            "series_train": self.series.train,
             **{s: [entry(f) for f in self.stage(s)] for s in STAGE_KINDS},
         }
 
@@ -275,6 +329,34 @@ def _feature(stage: str, raw: Any) -> Feature:
     return Feature(name, kind, stage, params, tuple(outputs), tuple(warmups))
 
 
+def _series_feature(raw: Any) -> SeriesFeature:
+    if not isinstance(raw, dict) or not {"name", "series", "kind"} <= raw.keys():
+        raise SpecError(f"series: every entry needs 'name', 'series' and 'kind', got {raw!r}")
+    name, kind = raw["name"], raw["kind"]
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(name)):  # a column name in the SQL as it is
+        raise SpecError(f"series/{name}: a name is lower-case letters, digits and _")
+    if kind not in SERIES_KINDS:
+        raise SpecError(f"series/{name}: kind {kind!r} is not one of {', '.join(SERIES_KINDS)}")
+    param = SERIES_KINDS[kind][0]
+    length = raw.get(param, 0) if param else 0
+    if param and (not isinstance(length, int) or isinstance(length, bool) or length < 1):
+        raise SpecError(f"series/{name}: {param} must be a positive integer, got {length!r}")
+    if kind == "zscore" and length < 2:
+        raise SpecError(f"series/{name}: a z-score needs a window of at least 2")
+    unknown = set(raw) - {"name", "series", "kind", *([param] if param else [])}
+    if unknown:
+        raise SpecError(f"series/{name}: unknown parameter(s) {', '.join(sorted(unknown))}")
+    return SeriesFeature(str(name), str(raw["series"]), kind, int(length))
+
+
+def _series(raw: Any) -> SeriesSpec:
+    raw = raw or {}
+    train = raw.get("train", False)
+    if not isinstance(train, bool):
+        raise SpecError(f"series.train must be true or false, got {train!r}")
+    return SeriesSpec(train, tuple(_series_feature(e) for e in raw.get("features") or []))
+
+
 def parse_spec(raw: dict[str, Any]) -> FeatureSpec:
     features = [_feature(s, e) for s in ("recursive", "windowed") for e in raw.get(s) or []]
     cross = raw.get("cross_asset") or {}
@@ -292,13 +374,16 @@ def parse_spec(raw: dict[str, Any]) -> FeatureSpec:
         turn_of_month_after=int(tom.get("after", 3)),
         garch=garch,
         horizons=horizons,
+        series=_series(raw.get("series")),
     )
-    columns = spec.columns()
+    columns = spec.columns() + ([] if spec.series.train else spec.series.columns())
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
         raise SpecError(f"duplicate feature columns: {', '.join(duplicated)}")
     warmups = {c: w for f in features for c, w in zip(f.outputs, f.warmups, strict=True)}
     warmups |= dict.fromkeys(CALENDAR_COLUMNS, 0) | {garch.name: garch.min_obs}
+    if spec.series.train:  # defined from the first release on, whatever the bar count
+        warmups |= dict.fromkeys(spec.series.columns(), 0)
     object.__setattr__(spec, "warmups", warmups)
     return spec
 

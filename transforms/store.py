@@ -12,6 +12,7 @@ from warehouse.db import connect
 
 TABLES = (
     "bar_features",
+    "series_features",
     "labels",
     "training_set",
     "garch_vol",
@@ -80,3 +81,24 @@ def rewritten_history(url: str) -> list[str]:
         if conn.execute("select to_regclass('features.bar_features') is null").fetchone()[0]:
             return []
         return [row[0] for row in conn.execute(query)]
+
+
+def series_stale(url: str, spec: FeatureSpec | None = None) -> bool:
+    """With ``series.train``: a vintage of a spec series was ingested after the last build, so
+    rows features.bar_features already holds may see different values now (a release dated in
+    the past): the incremental bar_features would keep the old ones, a full refresh is due."""
+    spec = spec or default_spec()
+    if not spec.series.train or not spec.series.features:
+        return False
+    query = """
+        select exists (
+            select 1 from market.series s
+            where s.series_id = any(%s)
+              and s.ingested_at > (select coalesce(max(built_at), '-infinity')
+                                   from features.series_releases)
+        )
+    """
+    with connect(url) as conn:
+        if conn.execute("select to_regclass('features.series_releases') is null").fetchone()[0]:
+            return False  # never built: the first build is a full one
+        return conn.execute(query, (list(spec.series.depths()),)).fetchone()[0]

@@ -18,7 +18,7 @@ from orchestration.assets.ingest import raw_bars
 from orchestration.resources import WarehouseResource
 from transforms.dbt_runner import dbt_env, dbt_vars, ensure_manifest
 from transforms.garch import update_garch
-from transforms.store import rewritten_history
+from transforms.store import rewritten_history, series_stale
 
 # market.bars is what raw_bars writes; other sources keep their own keys (instruments are
 # registered by the same asset but dagster-dbt needs one key per source).
@@ -63,7 +63,10 @@ def feature_store(
     rewritten = [] if config.full_refresh else rewritten_history(url)
     if rewritten:
         context.log.warning(f"history changed for {rewritten}: running a full refresh")
-    if config.full_refresh or rewritten:
+    stale = not (config.full_refresh or rewritten) and series_stale(url)
+    if stale:
+        context.log.warning("series were ingested since the last build: running a full refresh")
+    if config.full_refresh or rewritten or stale:
         args.append("--full-refresh")
     yield from dbt.cli(args, context=context).stream()
 

@@ -62,3 +62,38 @@ def test_every_kind_declares_its_inputs():
     assert spec.columns_needing("ohlv") == needing  # no feature reads the open
     assert {"atr_14", "psar", "obv", "vpt", "ad", "volume_z_20", "pivot", "high_20"} <= set(needing)
     assert not {"ema_12", "rsi_14", "ret_1", "hv_20", "corr_mkt_60", "garch_vol"} & set(needing)
+
+
+def test_series_features_stay_out_of_the_default_feature_set():
+    spec = default_spec()
+    assert spec.series.features and not spec.series.train
+    assert not set(spec.series.columns()) & set(spec.columns())
+    raw = copy.deepcopy(RAW)
+    raw["series"]["train"] = True
+    trained = parse_spec(raw)
+    assert trained.columns() == spec.columns() + spec.series.columns()
+    assert trained.dbt_vars()["series_depth"] == {
+        "unemp": 2,
+        "infl": 8,
+        "tbilrate": 5,
+        "realgdp": 5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "x", "series": "s", "kind": "median"}, "is not one of"),
+        ({"name": "x", "series": "s", "kind": "change"}, "releases must be a positive"),
+        ({"name": "x", "series": "s", "kind": "zscore", "window": 1}, "at least 2"),
+        ({"name": "x", "series": "s", "kind": "value", "window": 3}, "unknown parameter"),
+        ({"name": "x", "kind": "value"}, "needs 'name', 'series' and 'kind'"),
+        ({"name": "GDP-z", "series": "s", "kind": "value"}, "lower-case"),
+        ({"name": "sma_5", "series": "s", "kind": "value"}, "duplicate"),
+    ],
+)
+def test_bad_series_entries_are_named(entry, message):
+    raw = copy.deepcopy(RAW)
+    raw["series"]["features"].append(entry)
+    with pytest.raises(SpecError, match=message):
+        parse_spec(raw)

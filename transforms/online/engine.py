@@ -21,10 +21,12 @@ from transforms.online.calendar import calendar_row
 from transforms.online.cross_asset import CrossAsset
 from transforms.online.recursive import recursive_updater
 from transforms.online.rolling import Bar, Updater
+from transforms.online.series import SeriesTwin
 from transforms.online.windowed import windowed_updater
 from transforms.spec import CALENDAR_COLUMNS, FeatureSpec, default_spec
 from warehouse.db import connect
 from warehouse.reads import read_bars
+from warehouse.series import read_series
 
 
 class OnlineFeatureEngine:
@@ -38,6 +40,7 @@ class OnlineFeatureEngine:
         sectors: Mapping[str, str | None] | None = None,
         exchange_tz: Mapping[str, str] | None = None,
         garch_fits: Mapping[str, Sequence[Fit]] | None = None,
+        series_releases: pd.DataFrame | None = None,
     ) -> None:
         self.spec = spec or default_spec()
         self.symbols = list(symbols)
@@ -67,6 +70,10 @@ class OnlineFeatureEngine:
             members = np.flatnonzero([x == zone for x in zones])
             self._zones[zone] = (cal, slice(None)) if len(members) == n else np.ix_(cal, members)
         self._garch = GarchFilter(self.symbols, self.spec.bars_per_year, garch_fits)
+        # market-wide series, as known at each bar (only when the spec trains on them)
+        series = self.spec.series.features if self.spec.series.train else ()
+        self._series = SeriesTwin(series, series_releases)
+        self._series_cols = [self._col[f.name] for f in series]
 
     def update(
         self,
@@ -104,6 +111,8 @@ class OnlineFeatureEngine:
         self._calendar(ts, out)
         pct = ret * 100  # as transforms.garch.percent_log_returns
         out[self._col[self.spec.garch.name]] = self._garch.step(ts, mask, pct)
+        if self._series_cols:
+            out[self._series_cols] = self._series.step(ts)[:, None]
         for key, values in (("close", close), ("high", bar["high"]), ("low", bar["low"])):
             self._prev[key] = np.where(mask, values, self._prev[key])
         out[:, ~mask] = np.nan
@@ -145,13 +154,16 @@ class OnlineFeatureEngine:
         *,
         warm_up: bool = True,
     ) -> OnlineFeatureEngine:
-        """An engine for ``symbols`` (sectors, time zones and GARCH fits from the warehouse),
-        warmed up on every stored bar unless ``warm_up`` is false."""
+        """An engine for ``symbols`` (sectors, time zones, GARCH fits and, when the spec trains
+        on them, series releases from the warehouse), warmed up on every stored bar unless
+        ``warm_up`` is false."""
         with connect(url) as conn:
             rows = conn.execute(
                 "select symbol, sector, exchange_tz from market.instruments order by symbol"
             ).fetchall()
         info = {s: (sector, tz) for s, sector, tz in rows if not symbols or s in symbols}
+        spec = spec or default_spec()
+        series = spec.series.train and spec.series.features
         names = sorted(info)
         engine = cls(
             names,
@@ -159,6 +171,7 @@ class OnlineFeatureEngine:
             sectors={s: v[0] for s, v in info.items()},
             exchange_tz={s: v[1] for s, v in info.items()},
             garch_fits=load_fits(url, names),
+            series_releases=read_series(url, list(spec.series.depths())) if series else None,
         )
         if warm_up:
             bars = read_bars(url, names).to_pandas()
