@@ -155,8 +155,24 @@ class _FoldTrial:
     def should_prune(self) -> bool:
         return self._judged and self._reported and self._trial.should_prune()
 
+    @property
+    def study(self) -> Any:
+        """The study as the callbacks see it: minimizing the loss they report (LightGBM's
+        callback checks its metric's direction against the study's)."""
+        return _LossStudy(self._trial.study)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._trial, name)
+
+
+class _LossStudy:
+    direction = optuna.study.StudyDirection.MINIMIZE
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
 
 
 def tuning_data(url: str, config: TuneConfig) -> TrainingData:

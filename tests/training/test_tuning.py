@@ -124,21 +124,30 @@ def test_workers_with_one_seed_draw_apart_and_one_process_repeats_itself():
     assert draws([TrialSeededSampler(7)]) == draws([TrialSeededSampler(7)]) == two_machines
 
 
-def test_pruned_trials_are_recorded_as_pruned(built, stores):
+TREE_BASES = {
+    "xgboost": {"max_depth": 3, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 5.0},
+    "lightgbm": {"num_leaves": 7, "subsample": 0.8, "colsample_bytree": 0.8,
+                 "min_child_samples": 50},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", TREE_BASES)
+def test_pruned_trials_are_recorded_as_pruned(family, built, stores):
     """Successive halving over enqueued candidates: a trial it stops ends PRUNED (not failed),
     inside the latest fold, the only one the pruner judges; the result counts it and MLflow
-    logs it as pruned, while finished trials carry the curve of every fold."""
+    logs it as pruned, while finished trials carry the curve of every fold. Each tree family's
+    own pruning callback reports its validation loss (LightGBM's checks the direction)."""
     url, _ = built
     config = TuneConfig(
-        family="xgboost",
+        family=family,
         trials=4,
         xgb_estimators=40,
         pruner="successive-halving",
-        study="p",
+        study=f"p-{family}",
         threads=1,  # one OpenMP thread: two on a busy 2-core machine run 30x slower
     )
     study = open_study(url, config, tuning=stores["tuning"])
-    base = {"max_depth": 3, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 5.0}
+    base = TREE_BASES[family]
     for rate in (0.3, 0.01, 0.1, 0.005):
         study.enqueue_trial(base | {"learning_rate": rate, "reg_lambda": 1.0})
     result = tune(url, config, **stores)
