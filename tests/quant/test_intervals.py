@@ -6,6 +6,7 @@ from __future__ import annotations
 import empyrical
 import numpy as np
 import pytest
+from scipy import stats
 
 from quant.intervals import (
     cross_sectional_ic,
@@ -77,6 +78,8 @@ def test_cross_sectional_ic_per_bar_is_what_the_ic_averages():
     assert len(daily) == 40
     first = ts == 0
     assert daily["ic"].iloc[0] == pytest.approx(np.corrcoef(pred[first], true[first])[0, 1])
+    rho = stats.spearmanr(pred[first], true[first]).statistic
+    assert daily["rank_ic"].iloc[0] == pytest.approx(rho)
     pooled = information_coefficients(pred, true, ts)
     assert pooled["ic"].value == pytest.approx(daily["ic"].mean())
     assert pooled["rank_ic"].value == pytest.approx(daily["rank_ic"].mean())
