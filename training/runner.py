@@ -13,7 +13,7 @@ import numpy as np
 
 from quant.splits import PurgedWalkForward, final_split
 from training import explain
-from training.data import load_training_data
+from training.data import TrainingData, load_training_data
 from training.distributed import PRECISIONS, global_rank
 from training.evaluate import Estimator, Evaluation, evaluate
 from training.families import FAMILIES, SEED_FAMILIES, is_tree
@@ -157,10 +157,7 @@ def run_training(
     if not len(data):
         raise ValueError("features.training_set is empty: run `qtis features build` first")
     horizon = max(default_spec().horizons)
-    splitter = PurgedWalkForward(
-        n_splits=config.splits, horizon=horizon, first_test=config.first_test
-    )
-    evaluation = _evaluate(data, config, splitter, on_fold)
+    evaluation = walk_forward(data, config, on_fold)
     registered: dict[str, dict[str, Any]] = {}
     finals: dict[str, Any] = {}
     if track:  # final fits run in every DDP process; MLflow only hears from rank 0
@@ -224,7 +221,16 @@ class TrainingRun:
         }
 
 
-def _evaluate(data, config: TrainConfig, splitter, on_fold) -> Evaluation:
+def walk_forward(
+    data: TrainingData,
+    config: TrainConfig,
+    on_fold: Callable[[str, int], None] | None = None,
+) -> Evaluation:
+    """Every model of ``config`` and the baselines, by purged walk-forward over ``data``
+    (embargo: the longest label horizon): out-of-sample predictions and their scores."""
+    splitter = PurgedWalkForward(
+        n_splits=config.splits, horizon=max(data.horizons), first_test=config.first_test
+    )
     return evaluate(
         data,
         config.factories(),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import empyrical
 import numpy as np
 import pytest
+from scipy import stats
 
 from quant.intervals import (
+    cross_sectional_ic,
     directional_accuracy,
     information_coefficients,
     mean_interval,
@@ -65,3 +67,20 @@ def test_overlapping_labels_widen_the_intervals():
     assert deflated["accuracy"].high - deflated["accuracy"].low > 3 * (
         naive["accuracy"].high - naive["accuracy"].low
     )
+
+
+def test_cross_sectional_ic_per_bar_is_what_the_ic_averages():
+    rng = np.random.default_rng(5)
+    ts = np.repeat(np.arange(40), 8)
+    true = rng.normal(size=len(ts))
+    pred = 0.3 * true + rng.normal(size=len(ts))
+    daily = cross_sectional_ic(pred, true, ts)
+    assert len(daily) == 40
+    first = ts == 0
+    assert daily["ic"].iloc[0] == pytest.approx(np.corrcoef(pred[first], true[first])[0, 1])
+    rho = stats.spearmanr(pred[first], true[first]).statistic
+    assert daily["rank_ic"].iloc[0] == pytest.approx(rho)
+    pooled = information_coefficients(pred, true, ts)
+    assert pooled["ic"].value == pytest.approx(daily["ic"].mean())
+    assert pooled["rank_ic"].value == pytest.approx(daily["rank_ic"].mean())
+    assert cross_sectional_ic(pred[:4], true[:4], ts[:4]).empty  # 4 symbols: no cross-section
