@@ -34,11 +34,15 @@ SPAN = ("2010-01-01", "2013-03-01")  # inside the bundled sample's history
 SHOWN = ("rsi_14", "hv_20", "atr_14", "obv", "stoch_k_14")
 
 
-def write_panel(folder: Path) -> Path:
-    """The panel as a wide CSV: a ``Date`` column and one column of closes per symbol."""
-    from skfolio.datasets import load_sp500_dataset  # deferred: only this step reads it
+def write_panel(
+    folder: Path, span: tuple[str, str] = SPAN, symbols: tuple[str, ...] | None = PANEL
+) -> Path:
+    """skfolio's S&P 500 adjusted closes over ``span`` (all 20 symbols when ``symbols`` is None)
+    as a wide CSV: a ``Date`` column and one column of closes per symbol."""
+    from skfolio.datasets import load_sp500_dataset  # deferred: only the panel steps read it
 
-    prices = load_sp500_dataset().loc[SPAN[0] : SPAN[1], list(PANEL)]
+    prices = load_sp500_dataset().loc[span[0] : span[1]]
+    prices = prices if symbols is None else prices[list(symbols)]
     path = folder / "sp500_panel.csv"
     prices.to_csv(path, index_label="Date")
     return path

@@ -19,6 +19,7 @@ from core.secrets import redact
 from demo.live import show_live
 from demo.monitoring import show_drift
 from demo.panels import show_panels
+from demo.research import show_research
 from demo.series import ingest_sample, show_series
 from demo.serving import print_promotion, show_serving
 from demo.summary import print_summary
@@ -94,12 +95,14 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     show_panels(console, settings)
     show_series(console, url, series, min(quality.bars_per_symbol(url)))
     training = _train(console, warehouse)
+    research = show_research(console, settings)
     paper = show_trading(console, warehouse)
     show_live(console, url, settings, warehouse.tracking())
     drift = show_drift(console, warehouse)
     reports = settings.home / "reports"
     sheets = sorted(reports.glob("tearsheet_*.html"), key=lambda p: p.stat().st_mtime)
     print_summary(console, url, settings.home, drift, [
+        ("research", research),
         ("Dagster UI", f"make ui -> http://127.0.0.1:3000 (DAGSTER_HOME={home})"),
         ("MLflow UI", "qtis mlflow ui -> http://127.0.0.1:5000 (experiment qtis)"),
         ("tear sheet", str(sheets[-1].resolve()) if sheets else "none"),
