@@ -141,7 +141,7 @@ def test_shap_explains_a_symbol_inside_its_cross_section(fitted):
     windows = data.features[rows[:, None] + np.arange(-WINDOW + 1, 1)]
     background = data.features[rows[:, None] - 30 + np.arange(-WINDOW + 1, 1)]
     found = explain_network(
-        bundle, windows, background, data.feature_names, data.horizons, nsamples=200
+        bundle, windows, background, data.feature_names, data.horizons, nsamples=800
     )
     assert found.values.shape == (len(rows), 3, 2)
     # expected gradients add up to the forecast less the mean forecast on the background,
