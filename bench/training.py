@@ -1,5 +1,6 @@
 """Training-side speed: data loading (Arrow via ADBC vs pandas.read_sql, same query), training
-throughput of the seed-size networks and XGBoost on CPU, and single-window inference latency.
+throughput of the seed-size networks and XGBoost on CPU, and single-window inference latency
+(the cross-asset network: one request of 4 symbols' windows, one cross-section, and of 1).
 
     python -m bench.training [--symbols 100] [--bars 2520] [--batches 10]
 """
@@ -20,7 +21,14 @@ from rich.table import Table
 from bench._results import write
 from bench._timing import call_latency
 from training.data import load_training_data
-from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
+from training.models.networks import (
+    CrossAssetAttention,
+    CrossAssetConfig,
+    LSTMConfig,
+    StackedLSTM,
+    TransformerConfig,
+    WindowTransformer,
+)
 from training.models.sequence import SequenceBundle, masked_mse
 from training.models.tabular import XGBoostModel
 from training.windows import FeatureScaler
@@ -94,6 +102,9 @@ def bench_fit(n_features: int, batches: int, batch_size: int = 256, window: int 
             masked_mse(net(x), y).backward()
             opt.step()
         out[name] = batch_size * batches / (time.perf_counter() - start)
+    out["cross_asset (64 x 2 layers, 32 symbols)"] = cross_asset_fit(
+        n_features, batches, batch_size, window
+    )
     rng = np.random.default_rng(0)
     n = 50_000
     feats = rng.normal(size=(n, n_features)).astype(np.float32)
@@ -106,6 +117,25 @@ def bench_fit(n_features: int, batches: int, batch_size: int = 256, window: int 
     model.model.fit(feats, target)
     out["xgboost (100 trees, 5 outputs)"] = n / (time.perf_counter() - start)
     return {"samples_per_s": out, "xgb_model": model, "features": feats}
+
+
+def cross_asset_fit(
+    n_features: int, batches: int, batch_size: int = 256, window: int = 60, symbols: int = 32
+) -> float:
+    """Training windows/s of the seed-size cross-asset network: batches of whole cross-sections
+    (``batch_size`` windows, ``symbols`` per cross-section), as ``CrossAssetModel`` feeds it."""
+    torch.manual_seed(0)
+    x = torch.randn(batch_size // symbols, symbols, window, n_features)
+    y = torch.randn(batch_size // symbols, symbols, 5) * 0.01
+    net = CrossAssetAttention(n_features, 5, CrossAssetConfig()).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    for i in range(batches + 1):
+        if i == 1:
+            start = time.perf_counter()  # the first batch warms up allocators
+        opt.zero_grad()
+        masked_mse(net.cross_sections(x), y).backward()
+        opt.step()
+    return x.shape[0] * symbols * batches / (time.perf_counter() - start)
 
 
 def bench_latency(
@@ -140,6 +170,18 @@ def bench_latency(
         predictors[f"{kind}, torch eager"] = (bundle.predict_windows, windows, repeats)
         served = replace(bundle).compile()  # what training registers and serving loads
         predictors[f"{kind}, ONNX Runtime (served)"] = (served.predict_windows, windows, repeats)
+    net = CrossAssetAttention(n_features, 5, CrossAssetConfig())
+    bundle = SequenceBundle(
+        kind="cross_asset", n_features=n_features, n_outputs=5, window=window,
+        config=asdict(CrossAssetConfig()), state=net.state_dict(), scaler=scaler,
+        target_scale=np.ones(5, dtype=np.float32),
+    )  # fmt: skip
+    served = replace(bundle).compile()
+    section = rng.normal(size=(4, window, n_features)).astype(np.float32)  # one request, 4 symbols
+    for label, x in (("4 symbols", section), ("1 window", windows)):
+        name = f"cross_asset, {label}"
+        predictors[f"{name}, torch eager"] = (bundle.predict_windows, x, n // 3)
+        predictors[f"{name}, ONNX Runtime (served)"] = (served.predict_windows, x, n // 3)
     predictors["xgboost"] = (xgb_model.predict_features, windows[:, -1], n)
     return {
         name: call_latency(predict, x, repeats)

@@ -3,8 +3,11 @@
 Trees get exact TreeSHAP (``shap.TreeExplainer``). Networks get expected gradients
 (``shap.GradientExplainer``) against a background of training windows, in the model's own
 output units (returns, after its target scale); a window's attributions are summed over its time
-steps, so every family ranks the same feature names. The ranking travels with the model version
-(MLflow artifacts and ``mlops.feature_attributions``) so monitoring can see attribution drift.
+steps, so every family ranks the same feature names. A cross-sectional network's forecast for
+one symbol is explained by that symbol's window with the rest of its cross-section held as it
+was (the other symbols' windows at that bar, or the rest of a served request). The ranking
+travels with the model version (MLflow artifacts and ``mlops.feature_attributions``) so
+monitoring can see attribution drift.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from scipy.stats import spearmanr
 
 from training.data import TrainingData, load_training_data
 from training.lineage import VersionMeta, stamp
+from training.models.cross_asset import by_time
 from training.models.sequence import SequenceBundle
 from training.models.tabular import TreeModel
 from training.settings import TrackingSettings
@@ -107,8 +111,18 @@ def explain(
             data.horizons,
             nsamples=nsamples,
             seed=seed,
+            peers=_peers(data, rows, model.window) if model.cross_sectional else None,
         )
     raise TypeError(f"no explainer for {type(model).__name__}")
+
+
+def _peers(data: TrainingData, rows: np.ndarray, window: int) -> list[np.ndarray]:
+    """Per row, the windows of the other symbols of its cross-section (a full window then)."""
+    full = window_ends(data, window)
+    groups = by_time(data.ts, full[np.isin(data.ts[full], data.ts[rows])])
+    at = {data.ts[g[0]]: g for g in groups}
+    offsets = np.arange(-window + 1, 1)
+    return [data.features[at[data.ts[r]][at[data.ts[r]] != r][:, None] + offsets] for r in rows]
 
 
 def explain_tree(
@@ -141,17 +155,29 @@ def explain_network(
     horizons: tuple[int, ...],
     nsamples: int = 100,
     seed: int = 7,
+    peers: Sequence[np.ndarray] | None = None,
 ) -> Attributions:
-    """Expected gradients on the scaled windows the network sees; outputs in return units."""
+    """Expected gradients on the scaled windows the network sees; outputs in return units.
+
+    A cross-sectional network explains each window inside its cross-section, the others held
+    fixed: ``peers[i]`` (symbols, window, features) are window i's, by default the other
+    ``windows`` (the batch is one cross-section, as ``predict_windows`` reads it); one
+    explainer per window then, and ``base_values`` is the mean of the windows' own bases. Each
+    draw runs the whole cross-section, so a window gets ``nsamples`` / symbols draws (at least
+    10): the cost of explaining stays that of a window network, from 4 symbols to hundreds."""
 
     class _Scaled(torch.nn.Module):
         def __init__(self, net: torch.nn.Module, scale: np.ndarray) -> None:
             super().__init__()
             self.net = net
             self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+            self.peers: torch.Tensor | None = None  # the fixed rest of a cross-section
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x) * self.scale
+            if self.peers is None:
+                return self.net(x) * self.scale
+            rest = self.peers.unsqueeze(0).expand(len(x), *self.peers.shape)
+            return self.net.cross_sections(torch.cat([x.unsqueeze(1), rest], 1))[:, 0] * self.scale
 
     model = _Scaled(bundle.net(), bundle.target_scale).eval()
 
@@ -159,19 +185,30 @@ def explain_network(
         x = bundle.scaler.transform(np.asarray(x, dtype=np.float32))
         return torch.from_numpy(np.ascontiguousarray(x))
 
-    reference = scaled(background)
+    reference, inputs = scaled(background), scaled(windows)
+    if bundle.cross_sectional and peers is None:
+        peers = [np.delete(windows, i, axis=0) for i in range(len(windows))]
+    contexts = [None] if peers is None else [scaled(p) for p in peers]
+    parts = [inputs] if peers is None else [inputs[i : i + 1] for i in range(len(inputs))]
     numpy_state = np.random.get_state()  # shap seeds numpy's global generator: give it back
+    found, bases = [], []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        explainer = shap.GradientExplainer(model, reference, batch_size=256)
-        values = np.asarray(
-            explainer.shap_values(scaled(windows), nsamples=nsamples, rseed=seed),
-            dtype=np.float64,
-        )  # (samples, window, features, horizons)
+        for context, part in zip(contexts, parts, strict=True):
+            model.peers = context
+            explainer = shap.GradientExplainer(model, reference, batch_size=256)
+            draws = nsamples if context is None else max(10, nsamples // (1 + len(context)))
+            found.append(
+                np.asarray(
+                    explainer.shap_values(part, nsamples=draws, rseed=seed), dtype=np.float64
+                ).reshape(len(part), bundle.window, len(feature_names), len(horizons))
+            )
+            with torch.no_grad():
+                bases.append(model(reference).mean(dim=0).numpy())
+    model.peers = None
     np.random.set_state(numpy_state)
-    values = values.reshape(len(windows), bundle.window, len(feature_names), len(horizons))
-    with torch.no_grad():
-        base = model(reference).mean(dim=0).numpy()
+    values = np.concatenate(found)  # (samples, window, features, horizons)
+    base = np.mean(bases, axis=0)
     return Attributions(
         values=values.sum(axis=1),
         inputs=np.asarray(windows[:, -1, :], dtype=np.float64),

@@ -28,6 +28,7 @@ CATALOG: dict[str, Family] = {
         Family("lightgbm", True, "gradient-boosted trees (LightGBM), one booster per horizon"),
         Family("bilstm_attention", False, "bidirectional LSTM pooled by temporal attention"),
         Family("cnn", False, "dilated causal 1D convolutions (a temporal convolutional network)"),
+        Family("cross_asset", False, "attention across the symbols of a cross-section at each bar"),
     )
 }
 FAMILIES: tuple[str, ...] = tuple(CATALOG)

@@ -15,6 +15,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from training.data import TrainingData
+from training.models.cross_asset import (
+    CrossSectionDataset,
+    CrossSectionModule,
+    by_time,
+    pad_cross_sections,
+)
 from training.models.sequence import SequenceModel, SequenceModule
 from training.windows import WindowDataset
 
@@ -35,18 +41,26 @@ def update_network(
     if len(rows) < 2:  # batch norm needs more than one window per batch
         raise ValueError(f"{len(rows)} new labelled bar: too few to fine-tune a network on")
     L.seed_everything(seed, workers=True, verbose=False)
-    module = SequenceModule(
+    cross = base.cross_sectional  # learns from whole cross-sections (the new rows of each bar)
+    module = (CrossSectionModule if cross else SequenceModule)(
         base.kind, base.n_features, base.n_outputs, base.window, base.config, lr, weight_decay
     )
     module.net.load_state_dict(base.state)
     features = base.scaler.transform(data.features)
     targets = (data.returns / base.target_scale).astype(np.float32)
+    if cross:
+        groups = by_time(data.ts, rows)
+        dataset = CrossSectionDataset(features, targets, groups, base.window)
+        size = max(1, batch_size // max(len(g) for g in groups))  # batch_size counts windows
+    else:
+        dataset, size = WindowDataset(features, targets, rows, base.window), batch_size
     loader = DataLoader(
-        WindowDataset(features, targets, rows, base.window),
-        batch_size=min(batch_size, len(rows)),
+        dataset,
+        batch_size=min(size, len(dataset)),
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),
-        drop_last=len(rows) > batch_size,  # no odd short batch (batch norm needs 2 windows)
+        drop_last=len(dataset) > size,  # no odd short batch (batch norm needs 2 windows)
+        collate_fn=pad_cross_sections if cross else None,
     )
     trainer = SequenceModel(kind=base.kind, window=base.window)._trainer(
         max_steps=steps, limit_val_batches=0

@@ -45,6 +45,7 @@ from training.lineage import (
     stamp,
 )
 from training.metrics import mse
+from training.models.cross_asset import predict_cross_sections
 from training.models.sequence import SequenceModel
 from training.settings import TrackingSettings
 from training.tracking import (
@@ -214,6 +215,8 @@ def resolve_base(
 def _predict(bundle: Any, data: TrainingData, rows: np.ndarray) -> np.ndarray:
     if not len(rows):
         return np.empty((0, len(data.horizons)), dtype=np.float32)
+    if getattr(bundle, "cross_sectional", False):  # each row inside its bar's cross-section
+        return predict_cross_sections(bundle, data, rows)
     if hasattr(bundle, "predict_windows"):
         return bundle.predict_rows(data.features, rows)
     return bundle.predict_features(data.features[rows])

@@ -18,6 +18,7 @@ from training.distributed import PRECISIONS, global_rank
 from training.evaluate import Estimator, Evaluation, evaluate
 from training.families import FAMILIES, SEED_FAMILIES, is_tree
 from training.lineage import LABEL_END, TRAINED_THROUGH, stamp
+from training.models.cross_asset import CrossAssetModel
 from training.models.networks import NETWORKS
 from training.models.sequence import SequenceModel
 from training.models.tabular import TREE_MODELS, HistoricalMeanModel, RidgeModel, ZeroModel
@@ -35,12 +36,14 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "transformer": {"d_model": 32, "heads": 4, "layers": 2, "feed_forward": 64},
         "bilstm_attention": {"hidden": 16, "layers": 1, "attention": 16},
         "cnn": {"channels": 16},
+        "cross_asset": {"d_model": 32, "heads": 4, "layers": 1, "feed_forward": 64},
     },
     "tiny": {
         "lstm": {"hidden": (8, 4), "dense": 4},
         "transformer": {"d_model": 8, "heads": 2, "layers": 1, "feed_forward": 16},
         "bilstm_attention": {"hidden": 4, "layers": 1, "attention": 4},
         "cnn": {"channels": 4},
+        "cross_asset": {"d_model": 8, "heads": 2, "layers": 1, "feed_forward": 16},
     },
 }
 
@@ -97,7 +100,9 @@ class TrainConfig:
                 "num_nodes": self.num_nodes,
                 "progress": self.progress,
             } | tuned
-            return lambda: SequenceModel(kind, config=config, **kwargs)
+            # a cross-sectional network learns from whole cross-sections, not loose windows
+            estimator = CrossAssetModel if NETWORKS[kind].cross_sectional else SequenceModel
+            return lambda: estimator(kind, config=config, **kwargs)
 
         made: dict[str, Callable[[], Estimator]] = {}
         for name in self.models:

@@ -93,6 +93,12 @@ class WindowDataModule(L.LightningDataModule):
             self.features = self.scaler.transform(self.data.features)
             self.targets = (self.data.returns / self.target_scale).astype(np.float32)
 
+    collate_fn = None  # how items become a batch (None: torch's default stacking)
+
+    def dataset(self, rows: np.ndarray) -> Dataset:
+        """The training items of ``rows``: one window each."""
+        return WindowDataset(self.features, self.targets, rows, self.window)
+
     def train_dataloader(self) -> DataLoader:
         """One seeded permutation per epoch, dealt out across processes: under DDP with N
         processes, rank r takes every N-th window of it in batches of batch_size / N, so the
@@ -102,18 +108,22 @@ class WindowDataModule(L.LightningDataModule):
         world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
         if self.batch_size % world:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by {world} devices")
-        dataset = WindowDataset(self.features, self.targets, self.train_rows, self.window)
+        dataset = self.dataset(self.train_rows)
         sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
         return DataLoader(
             dataset,
             batch_size=self.batch_size // world,
             sampler=sampler,
+            collate_fn=self.collate_fn,
             **loader_options(trainer),
         )
 
     def val_dataloader(self) -> DataLoader:
         """Every process validates on all windows, so early stopping sees one number."""
-        dataset = WindowDataset(self.features, self.targets, self.validation_rows, self.window)
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=False, **loader_options(self.trainer)
+            self.dataset(self.validation_rows),
+            batch_size=self.batch_size,
+            shuffle=False,
+            collate_fn=self.collate_fn,
+            **loader_options(self.trainer),
         )

@@ -1,4 +1,5 @@
-"""The model families beyond the seed's three (LightGBM, the attention BiLSTM, the temporal CNN):
+"""The model families beyond the seed's three (LightGBM, the attention BiLSTM, the temporal CNN,
+cross-asset attention):
 one catalog, fit/predict, portable files, SHAP, tuning arguments, online updates; and the
 random-walk check that no family finds an edge where there is none."""
 
@@ -24,7 +25,7 @@ from training.windows import window_ends
 from transforms.dbt_runner import build
 from warehouse.providers.synthetic import SyntheticMarket
 
-NEW = ("lightgbm", "bilstm_attention", "cnn")
+NEW = ("lightgbm", "bilstm_attention", "cnn", "cross_asset")
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +88,19 @@ def test_new_families_fit_predict_and_serve_from_their_files(family, data, fold,
     kind = "features" if is_tree(family) else "windows"
     write(Portable(bundle, kind, data.feature_names, 1 if is_tree(family) else 30), tmp_path / "m")
     served = read(tmp_path / "m")
-    rows = test[:8]
+    picked = np.arange(8)
+    if family == "cross_asset":  # a request is one cross-section: the symbols at one bar
+        picked = np.flatnonzero(data.ts[test] == data.ts[test[0]])
+        assert len(picked) == 2
+    rows = test[picked]
     x = data.features[rows] if is_tree(family) else data.features[rows[:, None] + np.arange(-29, 1)]
-    np.testing.assert_allclose(served.predict(x), pred[:8], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(served.predict(x), pred[picked], rtol=1e-4, atol=1e-6)
     # SHAP: the attributions add up to the forecast (exactly for trees, by design of TreeSHAP)
     explained = explain(served.bundle, data, rows, train[-20:], nsamples=20)
-    assert explained.values.shape == (8, len(data.feature_names), 5)
+    assert explained.values.shape == (len(rows), len(data.feature_names), 5)
     if is_tree(family):
         total = explained.base_values + explained.values.sum(axis=1)
-        np.testing.assert_allclose(total, pred[:8], rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(total, pred[picked], rtol=1e-3, atol=1e-6)
     if family == "bilstm_attention":
         weights = served.bundle.attention(x)
         assert weights.shape == (8, 30)

@@ -1,5 +1,6 @@
 """The sequence families' networks as plain torch modules: (batch, window, features) ->
-(batch, horizons)."""
+(batch, horizons). A cross-sectional network (``Network.cross_sectional``) reads its batch as
+the symbols of one cross-section: each row's forecast depends on the other rows."""
 
 from __future__ import annotations
 
@@ -169,11 +170,77 @@ class TemporalCNN(nn.Module):
 
 
 @dataclass(frozen=True)
+class CrossAssetConfig:
+    d_model: int = 64  # width of the temporal encoder's states and of the attention
+    heads: int = 4
+    layers: int = 2  # blocks of attention across symbols (at every bar) then along time
+    feed_forward: int = 128
+    dropout: float = 0.1
+
+    def widened(self, width: float) -> dict[str, Any]:
+        heads = self.heads  # d_model stays a multiple of the heads
+        return {"d_model": max(heads, heads * round(self.d_model * width / heads)),
+                "feed_forward": _scaled(self.feed_forward, width, least=4)}  # fmt: skip
+
+
+class CrossAssetAttention(nn.Module):
+    """Attention across the symbols of a cross-section, at every bar of the window: a causal
+    LSTM encodes each symbol's window; each block lets every symbol attend to the others at the
+    same bar (a Transformer layer over the symbols, no symbol embedding: permutation-equivariant)
+    and then carries what it learnt along time (an LSTM, residual); additive attention over the
+    bars pools each symbol's states into its forecast. All windows of a cross-section end at the
+    same bar, so no symbol sees a later bar of another.
+
+    ``forward`` takes ONE cross-section, (symbols, window, features) -> (symbols, horizons) (the
+    served and ONNX-exported signature); :meth:`cross_sections` takes a batch of them padded to
+    the widest, with a mask of the padding (what training uses)."""
+
+    def __init__(self, n_features: int, n_outputs: int, config: CrossAssetConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.encode = nn.LSTM(n_features, d, batch_first=True)
+        sizes = (d, config.heads, config.feed_forward, config.dropout)
+        self.across = nn.ModuleList(
+            nn.TransformerEncoderLayer(*sizes, batch_first=True, norm_first=True)
+            for _ in range(config.layers)
+        )
+        self.along = nn.ModuleList(nn.LSTM(d, d, batch_first=True) for _ in range(config.layers))
+        self.norm = nn.LayerNorm(d)
+        self.score = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(d, n_outputs)
+
+    def cross_sections(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, symbols, window, features), padding (batch, symbols) True where a symbol is
+        absent -> (batch, symbols, horizons) (padded symbols' outputs are meaningless)."""
+        batch, symbols, window, _ = x.shape
+        h, _ = self.encode(x.flatten(0, 1))  # (batch*symbols, window, d)
+        mask = None
+        if padding is not None:  # the same symbols are absent at every bar of a cross-section
+            mask = padding.repeat_interleave(window, dim=0)  # (batch*window, symbols)
+        for across, along in zip(self.across, self.along, strict=True):
+            # (batch, symbols, window, d) -> one sequence over the symbols per (batch, bar)
+            bars = h.unflatten(0, (batch, symbols)).transpose(1, 2).flatten(0, 1)
+            bars = across(bars, src_key_padding_mask=mask)
+            h = bars.unflatten(0, (batch, window)).transpose(1, 2).flatten(0, 1)
+            h = h + self.dropout(along(h)[0])
+        h = self.norm(h)
+        weights = torch.softmax(self.score(h).squeeze(-1), dim=1)  # over the bars
+        pooled = (h * weights.unsqueeze(-1)).sum(dim=1)
+        return self.head(self.dropout(pooled)).unflatten(0, (batch, symbols))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cross_sections(x.unsqueeze(0))[0]
+
+
+@dataclass(frozen=True)
 class Network:
     """A sequence family's network: its configuration class and how it is built."""
 
     config: type
     build: Callable[[int, int, int, Any], nn.Module]  # (features, outputs, window, config)
+    # its batch is one cross-section (the symbols at one bar): rows are not independent
+    cross_sectional: bool = False
 
 
 NETWORKS: dict[str, Network] = {
@@ -181,6 +248,9 @@ NETWORKS: dict[str, Network] = {
     "transformer": Network(TransformerConfig, WindowTransformer),
     "bilstm_attention": Network(AttentionLSTMConfig, lambda f, o, w, c: AttentionBiLSTM(f, o, c)),
     "cnn": Network(TemporalCNNConfig, lambda f, o, w, c: TemporalCNN(f, o, c)),
+    "cross_asset": Network(
+        CrossAssetConfig, lambda f, o, w, c: CrossAssetAttention(f, o, c), cross_sectional=True
+    ),
 }
 
 

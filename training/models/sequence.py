@@ -8,7 +8,7 @@ import logging
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -17,7 +17,7 @@ import torch
 from training.data import TrainingData
 from training.distributed import on_cuda
 from training.models import onnx_export
-from training.models.networks import build_network, network_config
+from training.models.networks import NETWORKS, build_network, network_config
 from training.windows import FeatureScaler, WindowDataModule
 
 
@@ -84,6 +84,8 @@ class SequenceModel:
     progress: bool = False
     callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (pruning)
 
+    module_class: ClassVar[type[SequenceModule]] = SequenceModule
+
     def __post_init__(self) -> None:
         self.config = asdict(network_config(self.kind, {})) | dict(self.config)
         self.module: SequenceModule | None = None  # with scaler and target_scale, set by fit
@@ -115,11 +117,9 @@ class SequenceModel:
 
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> SequenceModel:
         L.seed_everything(self.seed, workers=True, verbose=False)
-        datamodule = WindowDataModule(
-            data, train, validation, self.window, self.batch_size, self.seed
-        )
+        datamodule = self.datamodule(data, train, validation)
         self.scaler, self.target_scale = datamodule.scaler, datamodule.target_scale
-        self.module = SequenceModule(
+        self.module = self.module_class(
             self.kind, data.features.shape[1], data.returns.shape[1], self.window, self.config,
             self.lr, self.weight_decay,
         )  # fmt: skip
@@ -134,6 +134,12 @@ class SequenceModel:
         trainer.fit(self.module, datamodule=datamodule)
         self.epochs_, self.processes_ = trainer.current_epoch, trainer.world_size
         return self
+
+    def datamodule(
+        self, data: TrainingData, train: np.ndarray, validation: np.ndarray
+    ) -> WindowDataModule:
+        """The fold's batches: windows, each an independent sample."""
+        return WindowDataModule(data, train, validation, self.window, self.batch_size, self.seed)
 
     def bundle(self) -> SequenceBundle:
         """Everything prediction needs, without Lightning or the training data (for MLflow)."""
@@ -211,7 +217,18 @@ class SequenceBundle:
         x = np.ascontiguousarray(self.scaler.transform(np.asarray(windows, dtype=np.float32)))
         return net.attention(torch.from_numpy(x))[1].numpy()
 
+    @property
+    def cross_sectional(self) -> bool:
+        """Its network reads a batch as one cross-section: a batch of unrelated windows (other
+        bars, other requests) must not be scored together."""
+        return NETWORKS[self.kind].cross_sectional
+
     def predict_rows(self, features: np.ndarray, rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        if self.cross_sectional:
+            raise ValueError(
+                f"a {self.kind} network scores cross-sections, not loose rows: use "
+                "training.models.cross_asset.predict_cross_sections(bundle, data, rows)"
+            )
         parts = [np.empty((0, self.n_outputs), dtype=np.float32)]
         offsets = np.arange(-self.window + 1, 1)
         for start in range(0, len(rows), chunk):
