@@ -11,7 +11,6 @@ fine-tune alone (``training.transfer_report`` compares them)."""
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,15 +48,20 @@ class SharedFit:
 
     def __init__(self, make: Callable[[], SequenceModel]) -> None:
         self.make = make
-        self._fitted: tuple[str, SequenceModel] | None = None  # the last fold's only
+        # the last fold's fit only: (data, train rows, validation rows, fitted network)
+        self._fitted: tuple[TrainingData, np.ndarray, np.ndarray, SequenceModel] | None = None
 
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> SequenceModel:
-        key = hashlib.sha256(
-            f"{id(data)}:{len(train)}".encode() + train.tobytes() + validation.tobytes()
-        ).hexdigest()
-        if self._fitted is None or self._fitted[0] != key:
-            self._fitted = (key, self.make().fit(data, train, validation))
-        return self._fitted[1]
+        last = self._fitted
+        if not (
+            last
+            and last[0] is data
+            and np.array_equal(last[1], train)
+            and np.array_equal(last[2], validation)
+        ):
+            model = self.make().fit(data, train, validation)
+            last = self._fitted = (data, train.copy(), validation.copy(), model)
+        return last[3]
 
     def estimator(self) -> _Pretrained:
         return _Pretrained(self)
@@ -139,9 +143,11 @@ class FineTunedModel:
     def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
         keys = self.group_of(data.symbols[rows])
         out = np.empty((len(rows), self.pretrained_.n_outputs), dtype=np.float32)
-        for group in set(keys):
+        for group in map(str, set(keys)):
             at = keys == group
             bundle = self.bundles_.get(group, self.pretrained_)
+            unseen = {"train_rows": 0, "fine_tuned": False, "reason": "no training rows"}
+            self.details_.setdefault(group or "(no sector)", unseen)  # in the fold's record too
             out[at] = bundle.predict_rows(data.features, rows[at])
         return out
 

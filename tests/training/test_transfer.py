@@ -81,6 +81,13 @@ def test_each_group_gets_its_own_weights_and_the_rest_stay_pre_trained(data, fol
     )
     assert "no sector" in few.details_["(no sector)"]["reason"]
     np.testing.assert_array_equal(few.predict(data, test), pre)
+    unseen = FineTunedModel(network, steps=5, min_rows=301)
+    unseen.fine_tune(tuned.pretrained_, data, train[data.symbols[train] == "MSFT"])
+    assert set(unseen.details_) == {"MSFT"}
+    np.testing.assert_array_equal(unseen.predict(data, test), pre)
+    assert unseen.details_["IBM"] == {
+        "train_rows": 0, "fine_tuned": False, "reason": "no training rows"
+    }  # fmt: skip
 
 
 def test_a_group_is_fine_tuned_on_its_own_training_rows_only(data, fold, tuned):
@@ -124,17 +131,17 @@ def test_the_evaluation_scores_both_on_the_same_rows_from_one_pre_training(built
     )  # fmt: skip
     assert list(factories) == ["lstm", "lstm+ft_sector", "zero"]
     recent = data.take(data.rows_left < 700)  # each symbol's last bars: short fits
-    splitter = PurgedWalkForward(n_splits=2, horizon=20, first_test=0.6)
+    splitter = PurgedWalkForward(n_splits=1, horizon=20, first_test=0.7)
     evaluation = evaluate(recent, factories, splitter, window=20)
-    assert len(calls) == 2  # one pre-training per fold, shared
+    assert len(calls) == 1  # one pre-training, shared by both entries
     pre, post = evaluation.results["lstm"], evaluation.results["lstm+ft_sector"]
     np.testing.assert_array_equal(pre.rows, post.rows)
     assert not np.allclose(pre.predictions, post.predictions)
     report = evaluation.to_dict()
     assert {"lstm", "lstm+ft_sector", "zero"} == set(report["models"])
     section = compare(evaluation, tuning)["lstm"]
-    # both symbols are in one sector: one fine-tuned copy per fold
-    assert [list(f) for f in section["folds"]] == [["Information Technology"]] * 2
+    # both symbols are in one sector: one fine-tuned copy
+    assert [list(f) for f in section["folds"]] == [["Information Technology"]]
     dm = section["diebold_mariano"]["h1"]
     labelled = pre.rows[np.isfinite(recent.returns[pre.rows, 0])]
     assert dm["n"] == len(np.unique(recent.ts[labelled])) and 0 <= dm["p_value"] <= 1
