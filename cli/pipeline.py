@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
@@ -22,12 +22,16 @@ from cli.render.training import (
     print_tuning,
     print_update,
 )
+from cli.render.transfer import print_fine_tuning
 from training.families import FAMILIES, MODEL_HELP, SEED_FAMILIES, parse_families
 from training.settings import TrackingSettings, TuningSettings
 from training.workers import prestart
 from warehouse.ingest import ingest as run_ingest
 from warehouse.providers import SOURCES, DataSourceError, make_provider
 from warehouse.settings import get_settings
+
+if TYPE_CHECKING:
+    from training.runner import TrainConfig, TrainingRun
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:
@@ -173,13 +177,21 @@ def train(
             " [default: 0.15]"
         ),
     ] = None,
+    fine_tune: Annotated[
+        str | None,
+        typer.Option(
+            help="also evaluate each network fine-tuned per symbol or sector from its "
+            "pre-trained weights, beside it (the pre-trained model is what is registered)"
+        ),
+    ] = None,
+    fine_tune_steps: Annotated[int, typer.Option(help="AdamW steps per group")] = 50,
 ) -> None:
     """Walk-forward training and out-of-sample evaluation next to the baselines.
 
     --num-nodes M: run this on M machines, each with its --node-rank and MASTER_ADDR/MASTER_PORT
     (node 0's address, a free port); only global rank 0 prints, logs and writes --json-out."""
     # deferred: torch, lightning, mlflow and xgboost (~5 s) would load on every qtis command
-    from training.runner import TrainConfig, run_training
+    from training.runner import TrainConfig
 
     rank = _join_nodes(num_nodes, node_rank)
     config = TrainConfig(
@@ -187,8 +199,27 @@ def train(
         cost_bps=cost_bps, seed=seed, accelerator=accelerator, strategy=strategy,
         devices=int(devices) if devices.isdigit() else devices, precision=precision,
         num_nodes=num_nodes, params=_parse_params(param or []), explain_samples=explain_samples,
+        fine_tune=fine_tune, fine_tune_steps=fine_tune_steps,
         **({} if holdout is None else {"holdout": holdout}),
     )  # fmt: skip
+    result = _run_training(config, _split_symbols(symbols), track, tuned)
+    report = result.evaluation.to_dict()
+    print_evaluation(console, report)
+    if result.fine_tuning:
+        report["fine_tuning"] = result.fine_tuning
+        print_fine_tuning(console, report)
+    print_registered(console, result.registered)
+    if json_out and rank == 0:
+        write_json(json_out, report | {"registered": result.registered_info()})
+
+
+def _run_training(
+    config: TrainConfig, symbols: list[str] | None, track: bool, tuned: bool
+) -> TrainingRun:
+    """``qtis train``'s run: tuned parameters (``tuned``), then the training with its progress."""
+    # deferred: torch, lightning, mlflow and xgboost (~5 s) would load on every qtis command
+    from training.runner import run_training
+
     try:
         config.factories()
         url = ready_url()
@@ -200,20 +231,14 @@ def train(
         with console.status("training") as status:
 
             def on_fold(name: str, k: int) -> None:
-                step = f"fold {k + 1}/{splits}" if k >= 0 else "final fit on all history"
+                step = f"fold {k + 1}/{config.splits}" if k >= 0 else "final fit on all history"
                 status.update(f"{step}: fitting {name}")
 
-            result = run_training(
-                url, config, _split_symbols(symbols), on_fold, track=track,
-                tracking=TrackingSettings(),
-            )  # fmt: skip
+            return run_training(
+                url, config, symbols, on_fold, track=track, tracking=TrackingSettings()
+            )
     except (ValueError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
-    report = result.evaluation.to_dict()
-    print_evaluation(console, report)
-    print_registered(console, result.registered)
-    if json_out and rank == 0:
-        write_json(json_out, report | {"registered": result.registered_info()})
 
 
 def ensemble(

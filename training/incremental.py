@@ -35,9 +35,12 @@ def update_network(
     weight_decay: float,
     batch_size: int,
     seed: int,
+    compiled: bool = True,
 ):
     """At most ``steps`` AdamW steps from the base weights on windows ending at ``rows``, inputs
-    and targets scaled as at training (the bundle's scaler and target scale, kept fixed)."""
+    and targets scaled as at training (the bundle's scaler and target scale, kept fixed);
+    ``compiled``: exported to ONNX for serving (seconds per call; an evaluation's copies that
+    are never registered predict with torch instead)."""
     if len(rows) < 2:  # batch norm needs more than one window per batch
         raise ValueError(f"{len(rows)} new labelled bar: too few to fine-tune a network on")
     L.seed_everything(seed, workers=True, verbose=False)
@@ -69,5 +72,7 @@ def update_network(
         warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")  # none wanted
         trainer.fit(module, train_dataloaders=loader)
     state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
-    updated = dataclasses.replace(base, state=state, onnx=None).compile()
+    updated = dataclasses.replace(base, state=state, onnx=None)
+    if compiled:
+        updated.compile()
     return updated, {"steps": int(trainer.global_step), "batch_size": loader.batch_size}

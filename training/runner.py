@@ -24,6 +24,8 @@ from training.models.sequence import SequenceModel
 from training.models.tabular import TREE_MODELS, HistoricalMeanModel, RidgeModel, ZeroModel
 from training.settings import TrackingSettings
 from training.tracking import configure, log_family
+from training.transfer import GROUPINGS, FineTuning, read_sectors, with_fine_tuning
+from training.transfer_report import compare, log_fine_tuning
 from training.windows import window_ends
 from transforms.spec import default_spec
 
@@ -75,6 +77,12 @@ class TrainConfig:
     # came from (study name, number of trials: promotion deflates the Sharpe ratio by it)
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tuning: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # transfer learning (training.transfer): each network family is also evaluated fine-tuned per
+    # "symbol" or "sector" from its pre-trained weights, beside itself; what is registered stays
+    # the pre-trained model (serving does not route by symbol), the comparison goes to MLflow
+    fine_tune: str | None = None
+    fine_tune_steps: int = 50
+    fine_tune_lr: float = 1e-4
 
     def factories(self) -> dict[str, Callable[[], Estimator]]:
         unknown = set(self.models) - set(FAMILIES)
@@ -162,7 +170,9 @@ def run_training(
     if not len(data):
         raise ValueError("features.training_set is empty: run `qtis features build` first")
     horizon = max(default_spec().horizons)
-    evaluation = walk_forward(data, config, on_fold)
+    factories, tuning = _with_fine_tuning(url, data, config)
+    evaluation = walk_forward(data, config, on_fold, factories)
+    fine_tuning = compare(evaluation, tuning) if tuning else {}
     registered: dict[str, dict[str, Any]] = {}
     finals: dict[str, Any] = {}
     if track:  # final fits run in every DDP process; MLflow only hears from rank 0
@@ -203,13 +213,18 @@ def run_training(
                 family, evaluation, config, finals[family], example, trained, attributions
             )
             registered[family]["example"] = example
+            if family in fine_tuning:
+                log_fine_tuning(
+                    registered[family]["run_id"], fine_tuning[family],
+                    evaluation.to_dict()["models"][fine_tuning[family]["fine_tuned"]],
+                )  # fmt: skip
             if attributions is not None:
                 info = registered[family]
                 explain.save_ranking(
                     url, info["registered"], info["version"], info["run_id"], attributions
                 )
                 info["top_features"] = attributions.ranking()[:5]
-    return TrainingRun(evaluation, registered, finals)
+    return TrainingRun(evaluation, registered, finals, fine_tuning)
 
 
 @dataclass
@@ -217,6 +232,8 @@ class TrainingRun:
     evaluation: Evaluation
     registered: dict[str, dict[str, Any]]  # family -> run id, model URI, version, metrics
     final_models: dict[str, Any]  # family -> the fitted bundle that was registered
+    # network family -> pre-trained vs fine-tuned out of sample (training.transfer_report)
+    fine_tuning: dict[str, Any] = field(default_factory=dict)
 
     def registered_info(self) -> dict[str, dict[str, Any]]:
         """What was registered, per family, without the input examples (for reports)."""
@@ -230,18 +247,42 @@ def walk_forward(
     data: TrainingData,
     config: TrainConfig,
     on_fold: Callable[[str, int], None] | None = None,
+    factories: dict[str, Callable[[], Estimator]] | None = None,
 ) -> Evaluation:
-    """Every model of ``config`` and the baselines, by purged walk-forward over ``data``
-    (embargo: the longest label horizon): out-of-sample predictions and their scores."""
+    """Every model of ``config`` (or ``factories``) and the baselines, by purged walk-forward
+    over ``data`` (embargo: the longest label horizon): out-of-sample predictions and their
+    scores."""
     splitter = PurgedWalkForward(
         n_splits=config.splits, horizon=max(data.horizons), first_test=config.first_test
     )
     return evaluate(
         data,
-        config.factories(),
+        factories or config.factories(),
         splitter,
         window=config.window,
         min_history=config.min_history,
         cost_bps=config.cost_bps,
         on_fold=on_fold,
     )
+
+
+def _with_fine_tuning(
+    url: str, data, config: TrainConfig
+) -> tuple[dict[str, Callable[[], Estimator]], FineTuning | None]:
+    """The models to evaluate: with ``config.fine_tune``, each network family followed by its
+    fine-tuned variant (sectors read from market.instruments)."""
+    factories = config.factories()
+    if config.fine_tune is None:
+        return factories, None
+    networks = [m for m in config.models if not is_tree(m)]
+    if config.fine_tune not in GROUPINGS or not networks:
+        raise ValueError(
+            f"fine-tuning needs a grouping in {GROUPINGS} (got {config.fine_tune!r}) and a "
+            f"network family among the models (got {', '.join(config.models)}): tree models "
+            "are not fine-tuned"
+        )
+    groups = read_sectors(url, sorted(set(data.symbols))) if config.fine_tune == "sector" else None
+    return with_fine_tuning(
+        factories, networks, config.fine_tune, groups, steps=config.fine_tune_steps,
+        lr=config.fine_tune_lr, batch_size=config.batch_size, seed=config.seed,
+    )  # fmt: skip

@@ -42,6 +42,10 @@ class TrainingConfig(Config):
     # latest share of bars the registered model never sees (labels included): the reference
     # backtests trade them out of sample; 0 trains on all history, for live trading
     holdout: float = PIPELINE.holdout
+    # "symbol" or "sector": a network family is also evaluated fine-tuned per group from its
+    # pre-trained weights (training.transfer); the pre-trained model is what is registered
+    fine_tune: str | None = PIPELINE.fine_tune
+    fine_tune_steps: int = PIPELINE.fine_tune_steps
 
 
 def report_path(home: Path, family: str) -> Path:
@@ -74,7 +78,7 @@ def _training_asset(family: str) -> AssetsDefinition:
             on_fold=lambda name, k: context.log.info(f"{name}: fold {k}"),
             tracking=warehouse.tracking(),
         )
-        report = run.evaluation.to_dict()
+        report = run.evaluation.to_dict() | {"fine_tuning": run.fine_tuning}
         path = report_path(warehouse.settings().home, family)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, default=str))
@@ -93,10 +97,24 @@ def _training_asset(family: str) -> AssetsDefinition:
                 "report": str(path),
                 "tuning_trials": int(train_config.tuning.get(family, {}).get("trials", 0)),
                 "top_features": ", ".join(info.get("top_features", [])),
+                **_fine_tuned_metadata(report, family),
             }
         )
 
     return _train
+
+
+def _fine_tuned_metadata(report: dict, family: str) -> dict:
+    """With fine-tuning: the fine-tuned variant's h1 IC and Sharpe, and the verdict."""
+    section = report["fine_tuning"].get(family)
+    if not section:
+        return {}
+    tuned = report["models"][section["fine_tuned"]]
+    return {
+        "fine_tuned_oos_ic_h1": tuned["horizons"]["h1"]["ic"]["value"],
+        "fine_tuned_oos_sharpe": tuned["trading"]["sharpe"]["value"],
+        "fine_tuning": section["verdict"],
+    }
 
 
 training_assets = [_training_asset(family) for family in FAMILIES]

@@ -1,0 +1,193 @@
+"""Transfer learning: pre-train on every symbol, fine-tune per group on that group's training rows
+only, route predictions by group; evaluated beside the pre-trained network on the same rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from quant.splits import PurgedWalkForward
+from tests.support.cli import qtis
+from tests.support.db import fresh_database
+from training.data import load_training_data
+from training.evaluate import evaluate
+from training.models.sequence import SequenceModel
+from training.models.tabular import ZeroModel
+from training.transfer import FineTunedModel, SharedFit, read_sectors, with_fine_tuning
+from training.transfer_report import compare
+from training.windows import window_ends
+from warehouse.db import sqlalchemy_url
+
+TINY = {"hidden": (8, 4), "dense": 4}
+
+
+def network() -> SequenceModel:
+    return SequenceModel("lstm", window=20, config=TINY, max_epochs=1, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def data(built):
+    return load_training_data(built[0], symbols=["IBM", "MSFT"])
+
+
+@pytest.fixture(scope="module")
+def fold(data):
+    ends = set(window_ends(data, 20, 200))
+    f = next(iter(PurgedWalkForward(n_splits=1, horizon=20, first_test=0.8).split(data.ts)))
+    pick = lambda rows: np.array([r for r in rows if r in ends])  # noqa: E731
+    train, val, test = pick(f.train), pick(f.validation), pick(f.test)
+    # a short train slice per symbol keeps the fits fast
+    keep = np.concatenate([train[data.symbols[train] == s][-300:] for s in ("IBM", "MSFT")])
+    return np.sort(keep), val, test
+
+
+@pytest.fixture(scope="module")
+def tuned(data, fold):
+    train, val, _ = fold
+    return FineTunedModel(network, steps=5, min_rows=50, batch_size=64).fit(data, train, val)
+
+
+def states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_each_group_gets_its_own_weights_and_the_rest_stay_pre_trained(data, fold, tuned):
+    train, _, test = fold
+    assert set(tuned.bundles_) == {"IBM", "MSFT"}
+    for group, bundle in tuned.bundles_.items():
+        assert not states_equal(bundle.state, tuned.pretrained_.state), group
+        assert tuned.details_[group] == {
+            "train_rows": 300, "fine_tuned": True, "steps": 5, "batch_size": 64
+        }  # fmt: skip
+    pre = tuned.pretrained_.predict_rows(data.features, test)
+    post = tuned.predict(data, test)
+    assert post.shape == pre.shape and not np.allclose(pre, post)
+    for symbol in ("IBM", "MSFT"):  # each row is routed to its own group's weights
+        rows = test[data.symbols[test] == symbol]
+        expected = tuned.bundles_[symbol].predict_rows(data.features, rows)
+        np.testing.assert_array_equal(post[data.symbols[test] == symbol], expected)
+    # a group with too few rows, or one never seen, keeps the pre-trained weights
+    few = FineTunedModel(network, steps=5, min_rows=301, groups={"MSFT": "tech"})
+    few.fine_tune(tuned.pretrained_, data, train)
+    assert few.bundles_ == {}
+    assert (
+        few.details_["tech"]["fine_tuned"] is False
+        and "fewer than 301" in (few.details_["tech"]["reason"])
+    )
+    assert "no sector" in few.details_["(no sector)"]["reason"]
+    np.testing.assert_array_equal(few.predict(data, test), pre)
+    unseen = FineTunedModel(network, steps=5, min_rows=301)
+    unseen.fine_tune(tuned.pretrained_, data, train[data.symbols[train] == "MSFT"])
+    assert set(unseen.details_) == {"MSFT"}
+    np.testing.assert_array_equal(unseen.predict(data, test), pre)
+    assert unseen.details_["IBM"] == {
+        "train_rows": 0, "fine_tuned": False, "reason": "no training rows"
+    }  # fmt: skip
+
+
+def test_a_group_is_fine_tuned_on_its_own_training_rows_only(data, fold, tuned):
+    """IBM's rows, and every validation and test label, moved: MSFT's fine-tune is the same
+    (and the pre-trained weights it started from are left as they were)."""
+    train, val, test = fold
+    before = {k: v.clone() for k, v in tuned.pretrained_.state.items()}
+    ibm = data.symbols == "IBM"
+    moved = dataclasses.replace(data, returns=data.returns.copy(), features=data.features.copy())
+    moved.returns[ibm] *= -3.0
+    moved.features[ibm] += 1.0
+    moved.returns[val], moved.returns[test] = -1.0, 1.0
+    again = FineTunedModel(network, steps=5, min_rows=50, batch_size=64)
+    again.fine_tune(tuned.pretrained_, moved, train)
+    assert states_equal(again.bundles_["MSFT"].state, tuned.bundles_["MSFT"].state)
+    assert not states_equal(again.bundles_["IBM"].state, tuned.bundles_["IBM"].state)
+    assert states_equal(tuned.pretrained_.state, before)
+    msft = test[data.symbols[test] == "MSFT"]
+    np.testing.assert_array_equal(again.predict(data, msft), tuned.predict(data, msft))
+
+
+def test_pre_training_and_fine_tuning_never_see_test_labels(data, fold, tuned):
+    train, val, test = fold
+    moved = dataclasses.replace(data, returns=data.returns.copy())
+    moved.returns[test] = 1.0
+    refit = FineTunedModel(network, steps=5, min_rows=50, batch_size=64).fit(moved, train, val)
+    assert states_equal(refit.pretrained_.state, tuned.pretrained_.state)
+    np.testing.assert_array_equal(refit.predict(moved, test), tuned.predict(data, test))
+
+
+def test_the_evaluation_scores_both_on_the_same_rows_from_one_pre_training(built, data):
+    calls = []
+
+    def counted() -> SequenceModel:
+        calls.append(1)
+        return network()
+
+    factories, tuning = with_fine_tuning(
+        {"lstm": counted, "zero": ZeroModel}, ["lstm"], "sector",
+        read_sectors(built[0], ["IBM", "MSFT"]), steps=3, min_rows=50, batch_size=64,
+    )  # fmt: skip
+    assert list(factories) == ["lstm", "lstm+ft_sector", "zero"]
+    recent = data.take(data.rows_left < 700)  # each symbol's last bars: short fits
+    splitter = PurgedWalkForward(n_splits=1, horizon=20, first_test=0.7)
+    evaluation = evaluate(recent, factories, splitter, window=20)
+    assert len(calls) == 1  # one pre-training, shared by both entries
+    pre, post = evaluation.results["lstm"], evaluation.results["lstm+ft_sector"]
+    np.testing.assert_array_equal(pre.rows, post.rows)
+    assert not np.allclose(pre.predictions, post.predictions)
+    report = evaluation.to_dict()
+    assert {"lstm", "lstm+ft_sector", "zero"} == set(report["models"])
+    section = compare(evaluation, tuning)["lstm"]
+    # both symbols are in one sector: one fine-tuned copy
+    assert [list(f) for f in section["folds"]] == [["Information Technology"]]
+    dm = section["diebold_mariano"]["h1"]
+    labelled = pre.rows[np.isfinite(recent.returns[pre.rows, 0])]
+    assert dm["n"] == len(np.unique(recent.ts[labelled])) and 0 <= dm["p_value"] <= 1
+    assert section["verdict"].startswith("fine-tuning") and set(section["symbols_mse_h1"]) == {
+        "IBM", "MSFT"
+    }  # fmt: skip
+
+
+def test_shared_fit_refits_for_another_fold(data, fold):
+    train, val, _ = fold
+    made = []
+    shared = SharedFit(lambda: made.append(1) or ZeroModel())
+    first = shared.fit(data, train, val)
+    assert shared.fit(data, train, val) is first and len(made) == 1
+    shared.fit(data, train[:-10], val)
+    assert len(made) == 2
+
+
+@pytest.mark.slow
+def test_train_cli_with_fine_tuning_reports_both_and_logs_the_comparison(
+    built, pg_server, tmp_path
+):
+    url, _ = built
+    out = tmp_path / "oos.json"
+    tracking = sqlalchemy_url(fresh_database(pg_server))
+    env = {
+        "QTIS_DATABASE_URL": url,
+        "QTIS_HOME": str(tmp_path / ".qtis"),
+        "QTIS_MLFLOW_TRACKING_URI": tracking,
+    }
+    run = qtis(
+        "train", "--model", "lstm", "--size", "tiny", "--epochs", "1", "--splits", "2",
+        "--window", "20", "--symbols", "IBM,MSFT", "--explain-samples", "0", "--no-tuned",
+        "--fine-tune", "symbol", "--fine-tune-steps", "3", "--json-out", str(out), env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "pre-trained vs fine-tuned per symbol" in run.stdout
+    report = json.loads(out.read_text())
+    assert set(report["models"]) == {"lstm", "lstm+ft_symbol", "zero", "ridge", "buy_and_hold"}
+    assert report["models"]["lstm"]["test_rows"] == report["models"]["lstm+ft_symbol"]["test_rows"]
+    section = report["fine_tuning"]["lstm"]
+    assert [sorted(f) for f in section["folds"]] == [["IBM", "MSFT"]] * 2
+    assert set(report["registered"]) == {"lstm"}  # the pre-trained model, not the fine-tuned
+    run_id = report["registered"]["lstm"]["run_id"]
+    logged = MlflowClient(tracking, registry_uri=tracking).get_run(run_id).data
+    assert {"ft_oos_ic_h1", "ft_oos_sharpe", "ft_dm_p_h1"} <= set(logged.metrics)
+    assert logged.tags["fine_tune"] == "symbol"
+    bad = qtis("train", "--model", "xgboost", "--fine-tune", "symbol", "--no-tuned", env=env)
+    assert bad.returncode != 0 and "network family" in bad.stderr
