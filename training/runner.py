@@ -274,12 +274,14 @@ def _with_fine_tuning(
     factories = config.factories()
     if config.fine_tune is None:
         return factories, None
-    networks = [m for m in config.models if not is_tree(m)]
+    # a cross-sectional network is not fine-tuned per group: a group's rows are not its
+    # cross-sections, and its forecasts need every symbol of a bar
+    networks = [m for m in config.models if not is_tree(m) and not NETWORKS[m].cross_sectional]
     if config.fine_tune not in GROUPINGS or not networks:
         raise ValueError(
             f"fine-tuning needs a grouping in {GROUPINGS} (got {config.fine_tune!r}) and a "
             f"network family among the models (got {', '.join(config.models)}): tree models "
-            "are not fine-tuned"
+            "and cross_asset are not fine-tuned"
         )
     groups = read_sectors(url, sorted(set(data.symbols))) if config.fine_tune == "sector" else None
     return with_fine_tuning(

@@ -20,7 +20,7 @@ from training.models.cross_asset import (
     predict_cross_sections,
 )
 from training.models.networks import CrossAssetAttention, network_config
-from training.runner import SIZES, TrainConfig
+from training.runner import SIZES, TrainConfig, _with_fine_tuning
 from training.studies import estimator_kwargs
 from training.windows import window_ends
 
@@ -161,3 +161,13 @@ def test_tuning_widens_the_cross_asset_network_in_whole_heads():
     assert widened == {"d_model": 48, "feed_forward": 96, "dropout": 0.1}
     config = TrainConfig(models=("cross_asset",), size="tiny", window=WINDOW)
     assert isinstance(config.factories()["cross_asset"](), CrossAssetModel)
+
+
+def test_cross_asset_is_not_fine_tuned_per_group():
+    """A group's rows are not cross-sections: transfer learning leaves the family alone."""
+    alone = TrainConfig(models=("cross_asset",), fine_tune="symbol")
+    with pytest.raises(ValueError, match="cross_asset are not fine-tuned"):
+        _with_fine_tuning("unused", _market(), alone)
+    both = TrainConfig(models=("lstm", "cross_asset"), size="tiny", fine_tune="symbol")
+    factories, fine_tuning = _with_fine_tuning("unused", _market(), both)
+    assert set(fine_tuning.details) == {"lstm"} and "cross_asset" in factories
