@@ -35,6 +35,11 @@ class LoadedModel:
     def label(self) -> str:
         return f"{self.name} v{self.version}"
 
+    @property
+    def cross_sectional(self) -> bool:
+        """It attends across a request's windows (one cross-section): requests are not merged."""
+        return bool(getattr(self.impl.bundle, "cross_sectional", False))
+
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """(n, bars >= window, features) -> (n, horizons)."""
         if self.impl.input_kind == "features":

@@ -41,7 +41,8 @@ class AdaptiveBatcher:
 
     async def score(self, model: Any, windows: np.ndarray) -> np.ndarray:
         """``model.predict(windows)``, merged with whatever else is waiting for the same model.
-        ``model`` has ``window`` (bars it reads) and ``predict``."""
+        ``model`` has ``window`` (bars it reads) and ``predict``; one whose ``cross_sectional``
+        is true is called once per request."""
         if self._queued + len(windows) > self.max_queued:
             raise RequestError(
                 f"the service is busy: {self._queued} windows wait for the model "
@@ -59,9 +60,12 @@ class AdaptiveBatcher:
     def _next_batch(self) -> list[Pending]:
         model = self._pending[0][0]
         batch, size = [], 0
+        # a cross-sectional model reads a request's windows as one cross-section: merging two
+        # requests would make each one's forecasts depend on the other's symbols
+        alone = getattr(model, "cross_sectional", False)
         while self._pending and self._pending[0][0] is model:
             n = len(self._pending[0][1])
-            if batch and size + n > self.max_windows:
+            if batch and (alone or size + n > self.max_windows):
                 break
             batch.append(self._pending.popleft())
             size += n

@@ -137,6 +137,23 @@ def test_batcher_merges_concurrent_requests_and_splits_answers():
     assert max(model.calls) <= 64
 
 
+def test_a_cross_sectional_model_is_called_once_per_request():
+    """Its forecasts for a request depend on the request's other windows (the cross-section),
+    so concurrent requests are never merged into one call."""
+    model = SlowModel()
+    model.cross_sectional = True
+    batcher = AdaptiveBatcher(max_windows=64)
+    inputs = [np.full((1 + i % 3, 4, 2), float(i), dtype=np.float32) for i in range(6)]
+
+    async def run() -> list[np.ndarray]:
+        return await asyncio.gather(*(batcher.score(model, x) for x in inputs))
+
+    outputs = asyncio.run(run())
+    for x, y in zip(inputs, outputs, strict=True):
+        np.testing.assert_array_equal(y, x[:, -1, :2] * 2)
+    assert model.calls == [len(x) for x in inputs]
+
+
 def test_batcher_alone_scores_at_once_and_respects_the_cap():
     model = SlowModel()
     batcher = AdaptiveBatcher(max_windows=4)
