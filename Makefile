@@ -72,6 +72,7 @@ bench: $(STAMP)
 	@$(BIN)/python -m bench.fix_fuzz
 	@$(BIN)/python -m bench.features
 	@$(BIN)/python -m bench.training
+	@$(BIN)/python -m bench.models
 	@$(BIN)/python -m bench.tuning
 	@$(BIN)/python -m bench.serving
 	@$(BIN)/python -m bench.runtime

@@ -35,7 +35,6 @@ from transforms.spec import default_spec
 
 KINDS = ("lstm", "transformer")
 # the names bench/training.py files its CPU figures under
-CPU_TRAINING = {"lstm": "lstm (128-64-32)", "transformer": "transformer (512 x 4 layers)"}
 
 
 @dataclass(frozen=True)
@@ -175,12 +174,12 @@ def cpu_reference() -> dict[str, Any]:
 
 
 def report(console: Console, results: dict[str, Any], reference: dict[str, Any]) -> None:
-    ref_train = reference.get("training_samples_per_s", {})
+    ref_train = reference.get("training_windows_per_s", {})  # by family
     t = Table("network", "device", "precision", "samples/s", "CPU samples/s (training.json)",
               title="training throughput, seed sizes")  # fmt: skip
     for kind in KINDS:
         fig = results["training"][kind]
-        cpu = ref_train.get(CPU_TRAINING[kind])
+        cpu = ref_train.get(kind)
         t.add_row(kind, fig["device"], fig["precision"], f"{fig['samples_per_s']:,.0f}",
                   f"{cpu:,.0f}" if cpu else "-")  # fmt: skip
     console.print(t)
@@ -189,7 +188,7 @@ def report(console: Console, results: dict[str, Any], reference: dict[str, Any])
               title="single-window inference, in process")  # fmt: skip
     for kind in KINDS:
         for path, fig in results["inference"][kind].items():
-            cpu_key = f"{kind}, ONNX Runtime (served)" if "ONNX" in path else f"{kind}, torch eager"
+            cpu_key = kind if "ONNX" in path else f"{kind}, torch eager"  # served: the family
             cpu = ref_latency.get(cpu_key, {}).get("p99_ms")
             rate = fig.get("samples_per_s", 1e3 / fig["p50_ms"])
             t.add_row(kind, path, f"{fig['p50_ms']:.3f}", f"{fig['p99_ms']:.3f}", f"{rate:,.0f}",

@@ -70,6 +70,7 @@ def write_panel(folder: Path, years: float) -> tuple[Path, dict[str, Any]]:
 
 def prepare(work: Path, years: float, console: Console) -> tuple[str, dict[str, Any]]:
     """An embedded server under ``work`` with the panel ingested and its features built."""
+    # deferred: dbt, GARCH and the server are loaded only when the data is prepared
     from transforms.dbt_runner import build
     from transforms.garch import update_garch
     from warehouse import embedded
@@ -115,7 +116,7 @@ def main() -> None:
     parser.add_argument("--cost-bps", type=float, default=5.0)
     args = parser.parse_args()
     console = Console()
-    from warehouse import embedded
+    from warehouse import embedded  # deferred: as in prepare
 
     train = TrainConfig(models=parse_families(args.models), size=args.size, epochs=args.epochs,
                         splits=args.splits, xgb_estimators=args.xgb_estimators,
