@@ -114,8 +114,11 @@ def _grouped_corr(frame: pd.DataFrame) -> pd.Series:
     dy = frame["y"] - grouped["y"].transform("mean")
     sums = pd.DataFrame({"ts": frame["ts"], "py": dp * dy, "pp": dp * dp, "yy": dy * dy})
     sums = sums.groupby("ts").sum()
-    denominator = np.sqrt(sums["pp"] * sums["yy"])
-    return (sums["py"] / denominator.where(denominator > 0)).rename(None)
+    # a bar whose forecasts (or outcomes) are all equal has no correlation: rounding in the
+    # group means must not make one up
+    varies = (grouped[["p", "y"]].max() > grouped[["p", "y"]].min()).all(axis=1)
+    denominator = np.sqrt(sums["pp"] * sums["yy"]).where(varies)
+    return (sums["py"] / denominator).rename(None)
 
 
 def directional_accuracy(pred: np.ndarray, true: np.ndarray, overlap: int = 1) -> dict[str, object]:

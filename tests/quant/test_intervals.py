@@ -84,3 +84,6 @@ def test_cross_sectional_ic_per_bar_is_what_the_ic_averages():
     assert pooled["ic"].value == pytest.approx(daily["ic"].mean())
     assert pooled["rank_ic"].value == pytest.approx(daily["rank_ic"].mean())
     assert cross_sectional_ic(pred[:4], true[:4], ts[:4]).empty  # 4 symbols: no cross-section
+    same = np.repeat(rng.normal(size=40), 8).astype(np.float32)  # one forecast for every symbol
+    assert cross_sectional_ic(same, true, ts)["ic"].isna().all()
+    assert np.isnan(information_coefficients(same, true, ts)["ic"].value)  # undefined, not 0
