@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 from orchestration.assets.online import model_update
 from orchestration.definitions import defs
 from orchestration.resources import WarehouseResource
+from training.families import FAMILIES
 
 ROUNDS = 7
 
@@ -16,7 +17,7 @@ def test_model_update_sits_after_the_models_and_outside_the_daily_job():
     graph = defs.resolve_asset_graph()
     assert graph.get(AssetKey("model_update")).parent_keys == {
         AssetKey(["features", "training_set"]),
-        *(AssetKey(f"{f}_model") for f in ("lstm", "transformer", "xgboost")),
+        *(AssetKey(f"{f}_model") for f in FAMILIES),  # every family takes online updates
     }
     job = defs.resolve_job_def("online_update_job").asset_layer.selected_asset_keys
     assert job == {AssetKey("model_update")}
