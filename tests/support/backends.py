@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support import timescale
@@ -58,7 +59,14 @@ class Backends:
         if backend not in self._servers:
             if backend == "embedded":
                 pgdata = self._tmp.mktemp("pg") / "data"
-                self._servers[backend] = embedded.start(pgdata)
+                admin = embedded.start(pgdata)
+                # the whole suite on one server: its modules' pools (MLflow, Optuna, Dagster)
+                # outgrew the default 100 connections ("sorry, too many clients already"); as
+                # the TimescaleDB server, 200 (takes effect at the restart)
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    conn.execute("alter system set max_connections = 200")
+                embedded.restart(pgdata)
+                self._servers[backend] = admin
                 self._stops.append(lambda: embedded.stop(pgdata))
             else:
                 server = timescale.TimescaleServer.start()
