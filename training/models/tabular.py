@@ -4,6 +4,7 @@ zero / historical-mean baselines."""
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,10 +23,10 @@ def _complete(data: TrainingData, rows: np.ndarray) -> np.ndarray:
     return rows[~np.isnan(data.returns[rows]).any(axis=1)]
 
 
-class TreeModel:
+class TreeModel(ABC):
     """What the tree families share: they read the last bar's raw features (no scaling), are
-    their own bundle, save to their library's native files, explain with TreeSHAP, tune with
-    their library's Optuna pruning callback and take online updates by boosting more rounds."""
+    their own bundle, save to their library's native files, explain with TreeSHAP and take
+    online updates by boosting more rounds (their Optuna pruning callbacks: training.tuning)."""
 
     family: ClassVar[str]
     callbacks: list[Any]
@@ -33,9 +34,9 @@ class TreeModel:
     def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
         return self.predict_features(data.features[rows])
 
+    @abstractmethod
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         """(batch, features) of raw feature values -> (batch, horizons)."""
-        raise NotImplementedError
 
     def bundle(self) -> TreeModel:
         return self
@@ -45,25 +46,26 @@ class TreeModel:
         fields = dataclasses.fields(self)  # type: ignore[arg-type]
         return {f.name: getattr(self, f.name) for f in fields if f.name != "callbacks"}
 
+    @abstractmethod
     def explainable(self) -> list[Any]:
         """The fitted models ``shap.TreeExplainer`` reads, whose outputs are the horizons in
         order (one multi-output model, or one per horizon)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def save(self, directory: Path) -> dict[str, Any]:
         """Write the boosters under ``directory``; returns the manifest entries naming them."""
-        raise NotImplementedError
 
     @classmethod
+    @abstractmethod
     def load(cls, manifest: dict[str, Any], directory: Path) -> TreeModel:
-        raise NotImplementedError
+        """The model :meth:`save` wrote (its manifest entries and the directory)."""
 
+    @abstractmethod
     def boosted(
         self, data: TrainingData, rows: np.ndarray, rounds: int
     ) -> tuple[TreeModel, dict[str, Any]]:
         """(a copy boosted ``rounds`` more rounds on ``rows`` from the trees it predicts with,
         details): the online update."""
-        raise NotImplementedError
 
 
 @dataclass
