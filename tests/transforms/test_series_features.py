@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.support.bars import read_table
+from tests.support.db import copy_database, database_name, drop_database
 from transforms.dbt_runner import build
 from transforms.online import OnlineFeatureEngine
 from transforms.online.series import SeriesTwin, series_value
@@ -55,6 +57,28 @@ def with_series(market):
     load_series(market, macro_sample())
     assert build(market, full_refresh=True, select=SERIES_MODELS).success
     return market
+
+
+@pytest.mark.storage
+def test_builds_on_index_only_plans(pg_server, market_template):
+    """Hash aggregates and sequential scans off, so TimescaleDB plans its SkipScan for the
+    distinct bar times: it once failed there ('unsupported subplan type for SkipScan: Result')
+    when the model's no-series-yet test sat under the scan, on CI but not here."""
+    url = copy_database(pg_server, market_template)
+    try:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            for setting in ("enable_hashagg", "enable_seqscan"):
+                conn.execute(
+                    sql.SQL("alter database {} set {} = off").format(
+                        sql.Identifier(database_name(url)), sql.Identifier(setting)
+                    )
+                )
+        assert build(url, full_refresh=True, select=SERIES_MODELS).success
+        load_series(url, macro_sample())
+        assert build(url, full_refresh=True, select=SERIES_MODELS).success
+        assert len(sql_features(url)) > 0
+    finally:
+        drop_database(pg_server, url)
 
 
 def test_dbt_and_the_online_twin_agree(with_series):
