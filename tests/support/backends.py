@@ -29,6 +29,9 @@ from warehouse.providers.base import RawBars
 from warehouse.schema import migrate
 
 BACKENDS = ("embedded", "timescale")
+# a throw-away server: quicker without changing what any query returns (timescale.CONF has them)
+TEST_SERVER_SETTINGS = {"max_connections": "200", "fsync": "off", "synchronous_commit": "off",
+                        "full_page_writes": "off"}  # fmt: skip
 SELECTED = pytest.StashKey[tuple[str, ...]]()  # the session's --backends
 
 
@@ -61,10 +64,11 @@ class Backends:
                 pgdata = self._tmp.mktemp("pg") / "data"
                 admin = embedded.start(pgdata)
                 # the whole suite on one server: its modules' pools (MLflow, Optuna, Dagster)
-                # outgrew the default 100 connections ("sorry, too many clients already"); as
-                # the TimescaleDB server, 200 (takes effect at the restart)
+                # outgrew the default 100 connections ("sorry, too many clients already"); and,
+                # as on the TimescaleDB server, no waiting on the disk (take effect at the restart)
                 with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute("alter system set max_connections = 200")
+                    for setting, value in TEST_SERVER_SETTINGS.items():
+                        conn.execute(f"alter system set {setting} = {value}")
                 embedded.restart(pgdata)
                 self._servers[backend] = admin
                 self._stops.append(lambda: embedded.stop(pgdata))

@@ -45,7 +45,9 @@ def copy_database(admin_url: str, template_url: str) -> str:
                 (template,),
             )
             conn.execute(
-                sql.SQL("create database {} template {}").format(
+                # file_copy: the files as they are, where the default (wal_log) writes every page
+                # of the template to the write-ahead log again
+                sql.SQL("create database {} template {} strategy file_copy").format(
                     sql.Identifier(name), sql.Identifier(template)
                 )
             )
