@@ -9,7 +9,8 @@ drawdown after costs, all with 95% intervals.
     python -m bench.models [--size small] [--epochs 2] [--splits 4] [--years 12] [--top-k 5]
                            [--horizon 1] [--rebalance 1] [--cost-bps 5] [--models all]
 
-The default finishes in about ten minutes on 2 CPU cores; ``--size seed --years 33`` is the
+The default took 49 minutes on 2 CPU cores (beside a test run; the networks' fits are most of
+it, docs/model_benchmarks.md); ``--models`` picks families, ``--size seed --years 33`` is the
 whole history at the seed's network sizes (hours on a CPU).
 """
 
