@@ -12,6 +12,7 @@ import torch
 from quant.splits import PurgedWalkForward
 from tests.support.bars import load_bars
 from tests.support.db import copy_database
+from tests.support.folds import window_fold
 from training.data import load_training_data
 from training.evaluate import evaluate
 from training.explain import explain
@@ -21,7 +22,6 @@ from training.models.tabular import TREE_MODELS, LightGBMModel
 from training.portable import Portable, read, write
 from training.runner import SIZES, TrainConfig, override_params
 from training.studies import estimator_kwargs
-from training.windows import window_ends
 from transforms.dbt_runner import build
 from warehouse.providers.synthetic import SyntheticMarket
 
@@ -29,16 +29,9 @@ NEW = ("lightgbm", "bilstm_attention", "cnn", "cross_asset")
 
 
 @pytest.fixture(scope="module")
-def data(built):
-    return load_training_data(built[0], symbols=["IBM", "MSFT"])
-
-
-@pytest.fixture(scope="module")
 def fold(data):
-    ends = set(window_ends(data, 30, 200))
-    f = next(iter(PurgedWalkForward(n_splits=1, horizon=20, first_test=0.8).split(data.ts)))
-    pick = lambda rows: np.array([r for r in rows if r in ends])  # noqa: E731
-    return pick(f.train)[-800:], pick(f.validation), pick(f.test)
+    train, val, test = window_fold(data, 30)
+    return train[-800:], val, test
 
 
 def test_every_family_has_one_model_and_unknown_names_are_refused():

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from quant.splits import PurgedWalkForward
 from tests.support.cli import qtis
-from training.data import load_training_data
+from tests.support.folds import window_fold
 from training.models.networks import LSTMConfig, StackedLSTM, TransformerConfig, WindowTransformer
 from training.models.sequence import SequenceBundle, SequenceModel
 from training.models.tabular import RidgeModel, XGBoostModel
@@ -21,16 +20,8 @@ from training.windows import FeatureScaler, WindowDataModule, WindowDataset, win
 
 
 @pytest.fixture(scope="module")
-def data(built):
-    return load_training_data(built[0], symbols=["IBM", "MSFT"])
-
-
-@pytest.fixture(scope="module")
 def fold(data):
-    ends = set(window_ends(data, 20, 200))
-    f = next(iter(PurgedWalkForward(n_splits=1, horizon=20, first_test=0.8).split(data.ts)))
-    pick = lambda rows: np.array([r for r in rows if r in ends])  # noqa: E731
-    return pick(f.train), pick(f.validation), pick(f.test)
+    return window_fold(data, 20)
 
 
 def test_seed_architectures():

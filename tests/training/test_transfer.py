@@ -14,13 +14,12 @@ from mlflow.tracking import MlflowClient
 from quant.splits import PurgedWalkForward
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
-from training.data import load_training_data
+from tests.support.folds import window_fold
 from training.evaluate import evaluate
 from training.models.sequence import SequenceModel
 from training.models.tabular import ZeroModel
 from training.transfer import FineTunedModel, SharedFit, read_sectors, with_fine_tuning
 from training.transfer_report import compare
-from training.windows import window_ends
 from warehouse.db import sqlalchemy_url
 
 TINY = {"hidden": (8, 4), "dense": 4}
@@ -31,16 +30,8 @@ def network() -> SequenceModel:
 
 
 @pytest.fixture(scope="module")
-def data(built):
-    return load_training_data(built[0], symbols=["IBM", "MSFT"])
-
-
-@pytest.fixture(scope="module")
 def fold(data):
-    ends = set(window_ends(data, 20, 200))
-    f = next(iter(PurgedWalkForward(n_splits=1, horizon=20, first_test=0.8).split(data.ts)))
-    pick = lambda rows: np.array([r for r in rows if r in ends])  # noqa: E731
-    train, val, test = pick(f.train), pick(f.validation), pick(f.test)
+    train, val, test = window_fold(data, 20)
     # a short train slice per symbol keeps the fits fast
     keep = np.concatenate([train[data.symbols[train] == s][-300:] for s in ("IBM", "MSFT")])
     return np.sort(keep), val, test
