@@ -6,6 +6,15 @@ from rich.console import Console
 from rich.table import Table
 
 
+def print_quarantine(console: Console, reasons: dict[str, int], table_name: str) -> None:
+    """Rows set aside per reason (nothing when none were), titled by the quarantine table."""
+    if reasons:
+        table = Table("quarantine reason", "rows", title=table_name)
+        for reason, count in reasons.items():
+            table.add_row(reason, f"{count:,}")
+        console.print(table)
+
+
 def print_ingest(console: Console, report) -> None:
     """``report``: a ``warehouse.ingest.IngestReport``."""
     console.print(
@@ -14,11 +23,7 @@ def print_ingest(console: Console, report) -> None:
         f"{report.unchanged:,} unchanged), [{'red' if report.quarantined else 'green'}]"
         f"{report.quarantined:,} quarantined[/]"
     )
-    if report.quarantine_reasons:
-        table = Table("quarantine reason", "rows", title="market.bars_quarantine")
-        for reason, count in report.quarantine_reasons.items():
-            table.add_row(reason, f"{count:,}")
-        console.print(table)
+    print_quarantine(console, report.quarantine_reasons, "market.bars_quarantine")
     if report.flags:
         console.print(
             "flagged (loaded, see market.bar_flags): "

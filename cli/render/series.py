@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from cli.render.ingest import print_quarantine
 from warehouse.series import SeriesReport, SeriesSummary
 
 
@@ -23,11 +24,7 @@ def print_series_ingest(console: Console, report: SeriesReport) -> None:
             f"releases {report.first_release:%Y-%m-%d %H:%M} .. "
             f"{report.last_release:%Y-%m-%d %H:%M} UTC"
         )
-    if report.reasons:
-        table = Table("quarantine reason", "rows", title="market.series_quarantine")
-        for reason, count in report.reasons.items():
-            table.add_row(reason, f"{count:,}")
-        console.print(table)
+    print_quarantine(console, report.reasons, "market.series_quarantine")
 
 
 def print_series_list(console: Console, rows: Sequence[SeriesSummary]) -> None:
