@@ -44,12 +44,16 @@ timescaledb:
 # Test tiers: `make test` is the full suite (what CI runs); `make test-quick` leaves out the tests
 # marked slow (multi-process, server, training, demo and regime tests). `-m postgres` / `-m "not
 # postgres"` select by whether a test needs a database, `-m storage` the tests that run on both
-# backends (`--backends embedded,timescale`; see tests/conftest.py).
+# backends (`--backends embedded,timescale`; see tests/conftest.py). Both run TEST_WORKERS test
+# files at once (pytest-xdist): most of the suite waits on servers, daemons and subprocesses, so two
+# workers finish in about two thirds of the time even on two cores. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: $(STAMP) timescaledb
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-quick: $(STAMP) timescaledb
-	@$(BIN)/python -m pytest -m "not slow"
+	@$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 ui: $(STAMP)
 	@$(BIN)/qtis ui

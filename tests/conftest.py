@@ -16,6 +16,7 @@ is the quick tier (``make test-quick``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs workers (xdist)
+        # one dbt target and log folder per worker: two builds in one folder overwrite each other
+        os.environ["DBT_TARGET_PATH"] = f"target-{worker}"
+        os.environ["DBT_LOG_PATH"] = f"logs-{worker}"
     option = config.getoption("--backends")
     names = parse(option)
     if option != "auto" and "timescale" in names and (why := timescale.missing()):

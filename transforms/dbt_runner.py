@@ -20,7 +20,6 @@ from psycopg.conninfo import conninfo_to_dict
 from transforms.spec import SPEC_PATH, FeatureSpec, default_spec
 
 PROJECT_DIR = Path(__file__).parent / "dbt"
-MANIFEST_PATH = PROJECT_DIR / "target" / "manifest.json"
 
 
 class DbtError(RuntimeError):
@@ -64,16 +63,28 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def manifest_path() -> Path:
+    """Where ``dbt parse`` writes the manifest. dbt's ``DBT_TARGET_PATH`` overrides the project's
+    ``target``, so processes building at once (the test workers) each keep their own."""
+    return PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target") / "manifest.json"
+
+
 def _project_mtime() -> float:
     files = [SPEC_PATH, *PROJECT_DIR.rglob("*.sql"), *PROJECT_DIR.rglob("*.yml")]
     files += PROJECT_DIR.glob("seeds/*.csv")
-    return max(p.stat().st_mtime for p in files if "target" not in p.parts)
+    outputs = ("target", "logs", "dbt_packages")  # dbt's own output folders, any suffix
+    return max(
+        p.stat().st_mtime
+        for p in files
+        if not p.relative_to(PROJECT_DIR).parts[0].startswith(outputs)
+    )
 
 
 def ensure_manifest(spec: FeatureSpec | None = None) -> Path:
     """``dbt parse`` when the manifest is missing or older than the project (Dagster needs it)."""
-    if MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _project_mtime():
-        return MANIFEST_PATH
+    manifest = manifest_path()
+    if manifest.exists() and manifest.stat().st_mtime >= _project_mtime():
+        return manifest
     # deferred: dbt (~2 s measured) would load with transforms.build on every qtis command
     from dbt.cli.main import dbtRunner
 
@@ -83,7 +94,7 @@ def ensure_manifest(spec: FeatureSpec | None = None) -> Path:
         )
     if not result.success:
         raise DbtError(f"dbt parse failed: {result.exception}")
-    return MANIFEST_PATH
+    return manifest
 
 
 @dataclass
