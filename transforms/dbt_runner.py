@@ -72,11 +72,14 @@ def manifest_path() -> Path:
 def _project_mtime() -> float:
     files = [SPEC_PATH, *PROJECT_DIR.rglob("*.sql"), *PROJECT_DIR.rglob("*.yml")]
     files += PROJECT_DIR.glob("seeds/*.csv")
-    outputs = ("target", "logs", "dbt_packages")  # dbt's own output folders, any suffix
-    return max(
-        p.stat().st_mtime
-        for p in files
-        if not p.relative_to(PROJECT_DIR).parts[0].startswith(outputs)
+    return max(p.stat().st_mtime for p in files if not _generated(p))
+
+
+def _generated(path: Path) -> bool:
+    """In one of dbt's output folders (``target``, ``target-gw0``, ``logs``, packages)."""
+    outputs = ("target", "logs", "dbt_packages")
+    return path.is_relative_to(PROJECT_DIR) and path.relative_to(PROJECT_DIR).parts[0].startswith(
+        outputs
     )
 
 
