@@ -180,8 +180,9 @@ def train(
     fine_tune: Annotated[
         str | None,
         typer.Option(
-            help="also evaluate each network fine-tuned per symbol or sector from its "
-            "pre-trained weights, beside it (the pre-trained model is what is registered)"
+            help="symbol or sector: also fine-tune each window network per group from its "
+            "pre-trained weights, evaluate it beside it and register it (qtis-lstm-ft-symbol), "
+            "served by symbol"
         ),
     ] = None,
     fine_tune_steps: Annotated[int, typer.Option(help="AdamW steps per group")] = 50,
@@ -313,7 +314,10 @@ def update(
 def explain(
     model: Annotated[
         str | None,
-        typer.Option(help=f"{', '.join(FAMILIES)} (default: the champion's family)"),
+        typer.Option(
+            help=f"{', '.join(FAMILIES)}, or a fine-tuned one such as lstm+ft_symbol (default: "
+            "the champion's family)"
+        ),
     ] = None,
     version: Annotated[
         str | None, typer.Option(help="registered version (default: @champion, else latest)")

@@ -209,9 +209,12 @@ def current_frame(data, model, s: DriftSettings, as_of: datetime | None = None) 
     return _frame(data, model, recent, last, s.predict_rows)
 
 
-def forecasts(features: np.ndarray, model, rows: np.ndarray, batch: int) -> np.ndarray:
-    """The model's forecast for the window ending at each of ``rows``, ``batch`` windows a
-    call: the window tensor of every row of a large universe would not fit in memory."""
+def forecasts(
+    features: np.ndarray, model, rows: np.ndarray, batch: int, symbols: np.ndarray
+) -> np.ndarray:
+    """The model's forecast for the window ending at each of ``rows`` (of the row's symbol in
+    ``symbols``: a fine-tuned model scores each by its copy), ``batch`` windows a call: the
+    window tensor of every row of a large universe would not fit in memory."""
     out = np.empty((len(rows), len(model.horizons)))
     lags = np.arange(-model.window + 1, 1)
     for start in range(0, len(rows), batch):
@@ -219,14 +222,16 @@ def forecasts(features: np.ndarray, model, rows: np.ndarray, batch: int) -> np.n
         windows = (
             features[ends][:, None, :] if model.window == 1 else features[ends[:, None] + lags]
         )
-        out[start : start + len(ends)] = model.predict(windows.astype(np.float32, copy=False))
+        out[start : start + len(ends)] = model.predict(
+            windows.astype(np.float32, copy=False), list(symbols[ends])
+        )
     return out
 
 
 def _frame(data, model, rows: np.ndarray, known_by: np.datetime64, batch: int) -> pd.DataFrame:
     columns = [data.feature_names.index(f) for f in model.features]
     features = data.features[:, columns]
-    forecast = forecasts(features, model, rows, batch)
+    forecast = forecasts(features, model, rows, batch, data.symbols)
     frame = pd.DataFrame(features[rows], columns=list(model.features))
     left = data.rows_left[rows]
     for k, h in enumerate(model.horizons):

@@ -3,7 +3,7 @@ it (window, features, horizons), its lineage, and its SHAP explanation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,15 +40,33 @@ class LoadedModel:
         """It attends across a request's windows (one cross-section): requests are not merged."""
         return bool(getattr(self.impl.bundle, "cross_sectional", False))
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """(n, bars >= window, features) -> (n, horizons)."""
+    @property
+    def routes_by(self) -> str | None:
+        """A fine-tuned model's grouping ("symbol", "sector"): it scores each window with its
+        symbol's copy, so it needs the windows' symbols (without one: the pre-trained network)."""
+        bundle = self.impl.bundle
+        return bundle.grouping if getattr(bundle, "routes_by_symbol", False) else None
+
+    def predict(
+        self, windows: np.ndarray, symbols: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """(n, bars >= window, features) -> (n, horizons); ``symbols``: each window's symbol,
+        read by a model that routes by symbol (``routes_by``) and ignored by the others."""
         if self.impl.input_kind == "features":
             return self.impl.bundle.predict_features(windows[:, -1, :])
+        if self.routes_by is not None:
+            return self.impl.bundle.predict_windows(windows[:, -self.window :, :], symbols)
         return self.impl.bundle.predict_windows(windows[:, -self.window :, :])
 
-    def explain(self, window: np.ndarray, background: Callable[[], np.ndarray]) -> Any:
+    def explain(
+        self,
+        window: np.ndarray,
+        background: Callable[[], np.ndarray],
+        symbol: str | None = None,
+    ) -> Any:
         """SHAP attributions (``training.explain.Attributions``) of the forecast for ``window``
-        (1, bars, features); ``background`` gives the reference windows a network needs."""
+        (1, bars, features); ``background`` gives the reference windows a network needs;
+        ``symbol``: the window's, which picks a fine-tuned model's copy."""
         # deferred: the explainers and bundles pull torch+lightning (~6 s measured) and shap
         # (~3 s), which serving needs only now
         from training.explain import explain_network, explain_tree
@@ -56,6 +74,8 @@ class LoadedModel:
         from training.models.tabular import TreeModel  # deferred: as above
 
         bundle = self.impl.bundle
+        if self.routes_by is not None:
+            bundle = bundle.bundle_for(symbol)
         if isinstance(bundle, TreeModel):
             return explain_tree(bundle, window[:, -1, :], self.features, self.horizons)
         if isinstance(bundle, SequenceBundle):

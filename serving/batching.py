@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from serving.errors import RequestError
 
-Pending = tuple[Any, np.ndarray, asyncio.Future]
+# (model, windows, each window's symbol or None for a request of raw windows, the answer)
+Pending = tuple[Any, np.ndarray, list[str | None], asyncio.Future]
 
 
 class AdaptiveBatcher:
@@ -39,10 +40,13 @@ class AdaptiveBatcher:
         self._queued = 0  # windows waiting in _pending
         self._worker: asyncio.Task | None = None
 
-    async def score(self, model: Any, windows: np.ndarray) -> np.ndarray:
-        """``model.predict(windows)``, merged with whatever else is waiting for the same model.
-        ``model`` has ``window`` (bars it reads) and ``predict``; one whose ``cross_sectional``
-        is true is called once per request."""
+    async def score(
+        self, model: Any, windows: np.ndarray, symbols: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """``model.predict(windows, symbols)``, merged with whatever else is waiting for the same
+        model. ``model`` has ``window`` (bars it reads) and ``predict``; one whose
+        ``cross_sectional`` is true is called once per request. ``symbols``: each window's (a
+        merged batch passes None for the windows of a request that named none)."""
         if self._queued + len(windows) > self.max_queued:
             raise RequestError(
                 f"the service is busy: {self._queued} windows wait for the model "
@@ -51,7 +55,8 @@ class AdaptiveBatcher:
                 429,
             )
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((model, windows[:, -model.window :, :], future))
+        named = list(symbols) if symbols is not None else [None] * len(windows)
+        self._pending.append((model, windows[:, -model.window :, :], named, future))
         self._queued += len(windows)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
@@ -78,31 +83,35 @@ class AdaptiveBatcher:
                 await self._score(self._next_batch())
         finally:  # cancelled (shutdown): nobody waits for ever
             while self._pending:
-                _answer_failed(self._pending.popleft()[2], RuntimeError("service stopping"))
+                _answer_failed(self._pending.popleft()[-1], RuntimeError("service stopping"))
             self._queued = 0
 
     async def _score(self, batch: list[Pending]) -> None:
-        live = [item for item in batch if not item[2].done()]  # a gone caller is not scored
+        live = [item for item in batch if not item[-1].done()]  # a gone caller is not scored
         try:
             if not live:
                 return
             model = live[0][0]
-            windows = np.concatenate([w for _, w, _ in live]) if len(live) > 1 else live[0][1]
+            windows = np.concatenate([w for _, w, _, _ in live]) if len(live) > 1 else live[0][1]
+            # a fine-tuned model (registry.loaded.LoadedModel.routes_by) scores by symbol
+            routed = getattr(model, "routes_by", None) is not None
+            symbols = [s for *_, named, _ in live for s in named]
             if self.on_batch:
                 self.on_batch(len(windows))
             try:
-                out = await asyncio.to_thread(model.predict, windows)
+                args = (windows, symbols) if routed else (windows,)
+                out = await asyncio.to_thread(model.predict, *args)
                 if len(out) != len(windows):
                     raise RuntimeError(f"{len(out)} forecasts for {len(windows)} windows")
             except Exception as exc:
                 if len(live) == 1:
-                    _answer_failed(live[0][2], exc)
+                    _answer_failed(live[0][-1], exc)
                     return
                 for item in live:  # one bad input fails only its own request
                     await self._score([item])
                 return
             start = 0
-            for _, part, future in live:
+            for _, part, _, future in live:
                 if not future.done():
                     future.set_result(out[start : start + len(part)])
                 start += len(part)

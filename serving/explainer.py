@@ -43,7 +43,8 @@ class Explainer:
         model, windows = now.champion, now.champion_windows
         window = self._window(request, model, windows)
         try:
-            found = model.explain(window, lambda: self._background_for(model, windows))
+            background = lambda: self._background_for(model, windows)  # noqa: E731
+            found = model.explain(window, background, request.symbol)
         except NotExplainable as exc:
             raise RequestError(str(exc), None, 409) from exc
         values = found.values[0]  # (features, horizons)
@@ -54,7 +55,7 @@ class Explainer:
             method=found.method,
             horizons=list(model.horizons),
             base_values=found.base_values.tolist(),
-            prediction=model.predict(window)[0].astype(float).tolist(),
+            prediction=model.predict(window, [request.symbol])[0].astype(float).tolist(),
             attributions=[
                 FeatureAttribution(
                     feature=model.features[i],

@@ -47,6 +47,7 @@ def card(model: LoadedModel) -> ModelCard:
         trained_through=model.trained_through,
         label_end=model.label_end,
         artifact_sha256=model.artifact_sha256,
+        routes_by=model.routes_by,
     )
 
 

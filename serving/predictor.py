@@ -145,7 +145,8 @@ class Predictor:
 
     def predict(self, request: PredictRequest, role: Role | None = None) -> PredictResponse:
         prepared = self.router.prepare(request, role)
-        return self.router.respond(request, prepared, prepared.serve.predict(prepared.windows))
+        predictions = prepared.serve.predict(prepared.windows, request.symbols)
+        return self.router.respond(request, prepared, predictions)
 
     def explain(self, request: ExplainRequest) -> ExplainResponse:
         """SHAP attributions of the champion's forecast for one window."""

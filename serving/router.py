@@ -173,7 +173,7 @@ class Router:
     def _score_shadow(self, model, windows, request, as_of, request_id) -> None:
         started = time.perf_counter()
         try:
-            predictions = model.predict(windows)
+            predictions = model.predict(windows, request.symbols)
         except Exception as exc:  # the shadow never hurts the answer
             log.error("shadow %s v%s failed: %s", model.name, model.version, exc)
             return

@@ -121,6 +121,11 @@ class ModelCard(_Strict):
     artifact_sha256: str | None = Field(
         None, description="digest of its artifacts recorded at registration (None: not recorded)"
     )
+    routes_by: str | None = Field(
+        None,
+        description="a fine-tuned model's grouping (symbol or sector): a request by symbols gets"
+        " each symbol's fine-tuned copy, a request of raw windows the pre-trained network",
+    )
 
 
 class ModelInfo(_Strict):

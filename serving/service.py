@@ -223,10 +223,14 @@ class QtisService:
         else:
             prepared = predictor.prepare(request)
         if self.batcher is not None:
-            predictions = await self.batcher.score(prepared.serve, prepared.windows)
+            predictions = await self.batcher.score(
+                prepared.serve, prepared.windows, request.symbols
+            )
         else:
             BATCH_WINDOWS.observe(len(prepared.windows))
-            predictions = await asyncio.to_thread(prepared.serve.predict, prepared.windows)
+            predictions = await asyncio.to_thread(
+                prepared.serve.predict, prepared.windows, request.symbols
+            )
         response = predictor.respond(request, prepared, predictions)
         PREDICTIONS.labels(role=response.role, model=response.model, version=response.version).inc(
             len(response.predictions)

@@ -30,8 +30,10 @@ from psycopg.types.json import Jsonb
 from scipy.stats import spearmanr
 
 from training.data import TrainingData, load_training_data
+from training.families import FAMILIES, FINE_TUNED
 from training.lineage import VersionMeta, stamp
 from training.models.cross_asset import by_time
+from training.models.routed import RoutedBundle
 from training.models.sequence import SequenceBundle
 from training.models.tabular import TreeModel
 from training.settings import TrackingSettings
@@ -113,7 +115,32 @@ def explain(
             seed=seed,
             peers=_peers(data, rows, model.window) if model.cross_sectional else None,
         )
+    if isinstance(model, RoutedBundle):  # each bar by the network that forecasts it
+        return _explain_routed(model, data, rows, background, nsamples, seed)
     raise TypeError(f"no explainer for {type(model).__name__}")
+
+
+def _explain_routed(
+    model: RoutedBundle,
+    data: TrainingData,
+    rows: np.ndarray,
+    background: np.ndarray,
+    nsamples: int,
+    seed: int,
+) -> Attributions:
+    """A fine-tuned model's attributions: each row's by its group's copy (or the pre-trained
+    network), against the same background; ``base_values`` is the rows' mean base."""
+    values = np.empty((len(rows), len(data.feature_names), len(data.horizons)), dtype=np.float64)
+    inputs = np.empty((len(rows), len(data.feature_names)), dtype=np.float64)
+    bases = np.empty((len(rows), len(data.horizons)), dtype=np.float64)
+    for group, at in model.group_rows(data.symbols[rows]).items():
+        part = explain(
+            model.copies.get(group, model.pretrained), data, rows[at], background, nsamples, seed
+        )
+        values[at], inputs[at], bases[at] = part.values, part.inputs, part.base_values
+    return Attributions(
+        values, inputs, bases.mean(axis=0), data.feature_names, data.horizons, "gradient"
+    )
 
 
 def _peers(data: TrainingData, rows: np.ndarray, window: int) -> list[np.ndarray]:
@@ -412,7 +439,7 @@ def explain_registered(
         raise ValueError("--samples must be at least 1")
     configure(url, tracking)
     client = MlflowClient()
-    family, found = resolve_base(client, family, version, action="explain")
+    family, found = resolve_base(client, family, version, "explain", (*FAMILIES, *FINE_TUNED))
     name = REGISTERED_NAMES[family]
     run = client.get_run(found.run_id)
     bundle = load_bundle(name, found.version)

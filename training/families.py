@@ -13,6 +13,9 @@ class Family:
     name: str
     tree: bool  # a tree model on the current bar's features (else a network on windows)
     summary: str
+    # a window network fine-tunes per symbol or sector (training.transfer); a cross-sectional one
+    # does not: a group's rows are not its cross-sections
+    fine_tunable: bool = False
 
     @property
     def registered(self) -> str:
@@ -22,12 +25,22 @@ class Family:
 CATALOG: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("lstm", False, "stacked LSTM (the seed's network)"),
-        Family("transformer", False, "encoder-only Transformer over the window"),
+        Family("lstm", False, "stacked LSTM (the seed's network)", fine_tunable=True),
+        Family("transformer", False, "encoder-only Transformer over the window", fine_tunable=True),
         Family("xgboost", True, "gradient-boosted trees (XGBoost), one multi-output model"),
         Family("lightgbm", True, "gradient-boosted trees (LightGBM), one booster per horizon"),
-        Family("bilstm_attention", False, "bidirectional LSTM pooled by temporal attention"),
-        Family("cnn", False, "dilated causal 1D convolutions (a temporal convolutional network)"),
+        Family(
+            "bilstm_attention",
+            False,
+            "bidirectional LSTM pooled by temporal attention",
+            fine_tunable=True,
+        ),
+        Family(
+            "cnn",
+            False,
+            "dilated causal 1D convolutions (a temporal convolutional network)",
+            fine_tunable=True,
+        ),
         Family("cross_asset", False, "attention across the symbols of a cross-section at each bar"),
     )
 }
@@ -36,6 +49,26 @@ FAMILIES: tuple[str, ...] = tuple(CATALOG)
 # by name, `qtis train --model all` trains every family)
 SEED_FAMILIES: tuple[str, ...] = ("lstm", "transformer", "xgboost")
 MODEL_HELP = f"{', '.join(FAMILIES)}, a comma-separated list, or all"
+# transfer learning: pre-trained on the whole universe, fine-tuned per symbol or per sector
+GROUPINGS: tuple[str, ...] = ("symbol", "sector")
+
+
+def fine_tuned_name(family: str, group: str) -> str:
+    """The fine-tuned variant of ``family`` in evaluations and registrations: ``lstm+ft_symbol``."""
+    return f"{family}+ft_{group}"
+
+
+# each fine-tuned variant -> (its family, its grouping)
+FINE_TUNED: dict[str, tuple[str, str]] = {
+    fine_tuned_name(f.name, g): (f.name, g)
+    for f in CATALOG.values()
+    if f.fine_tunable
+    for g in GROUPINGS
+}
+# registered model names: qtis-lstm, ..., and qtis-lstm-ft-symbol for a fine-tuned variant
+REGISTERED: dict[str, str] = {f.name: f.registered for f in CATALOG.values()} | {
+    name: f"qtis-{family}-ft-{group}" for name, (family, group) in FINE_TUNED.items()
+}
 
 
 def lookup(name: str) -> Family:

@@ -163,17 +163,21 @@ def _latest(client, name: str):
 
 
 def resolve_base(
-    client, family: str | None = None, version: str | int | None = None, action: str = "update"
+    client,
+    family: str | None = None,
+    version: str | int | None = None,
+    action: str = "update",
+    families: Sequence[str] = UPDATABLE,
 ):
-    """(family, model version) to ``action`` (update, explain): the named version; else the
-    family's @champion; else its latest version. With no family: the family whose model holds
-    @champion, else the family registered most recently."""
-    names = {f: REGISTERED_NAMES[f] for f in UPDATABLE}
+    """(family, model version) to ``action`` (update, explain), among ``families``: the named
+    version; else the family's @champion; else its latest version. With no family: the family
+    whose model holds @champion, else the family registered most recently."""
+    names = {f: REGISTERED_NAMES[f] for f in families}
     if family is None:
         try:
             champion = holder(client, CHAMPION)
         except ValueError as exc:  # several hold it
-            message = f"{exc}, or name the family to {action} ({', '.join(UPDATABLE)})"
+            message = f"{exc}, or name the family to {action} ({', '.join(families)})"
             raise ValueError(message) from exc
         champions = [champion[0]] if champion else []
         if champions:
@@ -181,11 +185,11 @@ def resolve_base(
             if champions[0] not in by_name:
                 raise ValueError(
                     f"the champion is {champions[0]}, which {action} does not cover: "
-                    f"name one family to {action} ({', '.join(UPDATABLE)})"
+                    f"name one family to {action} ({', '.join(families)})"
                 )
             family = by_name[champions[0]]
         else:
-            latest = {f: v for f in UPDATABLE if (v := _latest(client, names[f])) is not None}
+            latest = {f: v for f in families if (v := _latest(client, names[f])) is not None}
             if not latest:
                 raise ValueError(
                     f"no model is registered yet ({', '.join(names.values())}): "
@@ -193,7 +197,7 @@ def resolve_base(
                 )
             family = max(latest, key=lambda f: int(latest[f].creation_timestamp))
     if family not in names:
-        raise ValueError(f"cannot {action} {family!r}: choose from {', '.join(UPDATABLE)}")
+        raise ValueError(f"cannot {action} {family!r}: choose from {', '.join(families)}")
     name = names[family]
     if version is not None:
         try:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from core.errors import QtisError
+from training.models.routed import RoutedBundle
 from training.models.sequence import SequenceBundle
 from training.models.tabular import TREE_MODELS, TreeModel
 from training.windows import FeatureScaler
@@ -99,6 +100,8 @@ def _write_bundle(bundle: Any, directory: Path) -> dict[str, Any]:
             "weights": "weights.npz",
             "onnx": "network.onnx" if bundle.onnx is not None else None,
         }  # fmt: skip
+    if isinstance(bundle, RoutedBundle):
+        return _write_routed(bundle, directory)
     if isinstance(bundle, EnsembleBundle):
         members = {}
         for family, member in bundle.members.items():
@@ -118,7 +121,7 @@ def _write_bundle(bundle: Any, directory: Path) -> dict[str, Any]:
         }  # fmt: skip
     raise TypeError(
         f"{type(bundle).__name__} has no portable format: a registered model is a "
-        "SequenceBundle, a TreeModel or an EnsembleBundle"
+        "SequenceBundle, a RoutedBundle, a TreeModel or an EnsembleBundle"
     )
 
 
@@ -131,6 +134,8 @@ def _read_bundle(manifest: dict[str, Any], directory: Path) -> Any:
         return TREE_MODELS[kind].load(manifest, directory)
     if kind == "sequence":
         return _read_sequence(manifest, directory)
+    if kind == "routed":
+        return _read_routed(manifest, directory)
     if kind == "ensemble":
         members = {
             family: _read_bundle(json.loads((directory / sub / MANIFEST).read_text()),
@@ -145,6 +150,32 @@ def _read_bundle(manifest: dict[str, Any], directory: Path) -> Any:
         stack.weights_, stack.intercepts_ = np.array(s["weights"]), np.array(s["intercepts"])
         return EnsembleBundle(members, stack, int(manifest["regime_index"]), manifest["versions"])
     raise NotPortable(f"unknown model kind {kind!r} in {directory / MANIFEST}")
+
+
+def _write_routed(bundle: RoutedBundle, directory: Path) -> dict[str, Any]:
+    """The pre-trained network under ``pretrained/``, each copy under ``copies/<n>/`` (group
+    names are symbols or sector names, not folder names)."""
+    parts = {"pretrained": bundle.pretrained} | {
+        f"copies/{i}": copy for i, copy in enumerate(bundle.copies.values())
+    }
+    for sub, part in parts.items():
+        (directory / sub).mkdir(parents=True)
+        (directory / sub / MANIFEST).write_text(json.dumps(_write_bundle(part, directory / sub)))
+    return {
+        "kind": "routed", "grouping": bundle.grouping, "pretrained": "pretrained",
+        "copies": {group: f"copies/{i}" for i, group in enumerate(bundle.copies)},
+        "routes": bundle.routes,
+    }  # fmt: skip
+
+
+def _read_routed(manifest: dict[str, Any], directory: Path) -> RoutedBundle:
+    def part(sub: str) -> SequenceBundle:
+        return _read_sequence(json.loads((directory / sub / MANIFEST).read_text()), directory / sub)
+
+    copies = {group: part(sub) for group, sub in manifest["copies"].items()}
+    return RoutedBundle(
+        part(manifest["pretrained"]), copies, manifest["routes"], manifest["grouping"]
+    )
 
 
 def _read_sequence(manifest: dict[str, Any], directory: Path) -> SequenceBundle:

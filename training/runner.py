@@ -16,7 +16,7 @@ from training import explain
 from training.data import TrainingData, load_training_data
 from training.distributed import PRECISIONS, global_rank
 from training.evaluate import Estimator, Evaluation, evaluate
-from training.families import FAMILIES, SEED_FAMILIES, is_tree
+from training.families import FAMILIES, GROUPINGS, SEED_FAMILIES, fine_tuned_name, is_tree, lookup
 from training.lineage import LABEL_END, TRAINED_THROUGH, stamp
 from training.models.cross_asset import CrossAssetModel
 from training.models.networks import NETWORKS
@@ -24,7 +24,7 @@ from training.models.sequence import SequenceModel
 from training.models.tabular import TREE_MODELS, HistoricalMeanModel, RidgeModel, ZeroModel
 from training.settings import TrackingSettings
 from training.tracking import configure, log_family
-from training.transfer import GROUPINGS, FineTuning, read_sectors, with_fine_tuning
+from training.transfer import FineTuning, read_sectors, with_fine_tuning
 from training.transfer_report import compare, log_fine_tuning
 from training.windows import window_ends
 from transforms.spec import default_spec
@@ -77,9 +77,10 @@ class TrainConfig:
     # came from (study name, number of trials: promotion deflates the Sharpe ratio by it)
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tuning: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # transfer learning (training.transfer): each network family is also evaluated fine-tuned per
-    # "symbol" or "sector" from its pre-trained weights, beside itself; what is registered stays
-    # the pre-trained model (serving does not route by symbol), the comparison goes to MLflow
+    # transfer learning (training.transfer): each window network family is also evaluated
+    # fine-tuned per "symbol" or "sector" from its pre-trained weights, beside itself, and both
+    # are registered: the fine-tuned one (qtis-lstm-ft-symbol) routes each symbol's windows to
+    # its group's copy; the comparison goes to MLflow
     fine_tune: str | None = None
     fine_tune_steps: int = 50
     fine_tune_lr: float = 1e-4
@@ -184,6 +185,12 @@ def run_training(
         valid = np.zeros(len(data), dtype=bool)
         valid[ends] = True
         train, val = final.train[valid[final.train]], final.validation[valid[final.validation]]
+        # online updates start after the last training row; trading after the last bar a
+        # label of training or early stopping looked at
+        trained = {
+            TRAINED_THROUGH: stamp(data.ts[train].max()),
+            LABEL_END: stamp(data.label_end(np.concatenate([train, val]), horizon)),
+        }
         factories = config.factories()
         for family in config.models:
             if on_fold:
@@ -198,33 +205,47 @@ def run_training(
             else:
                 example = data.features[example_rows[:, None] + np.arange(-config.window + 1, 1)]
                 finals[family] = model.bundle().compile()  # served through ONNX Runtime
-            # online updates start after the last training row; trading after the last bar a
-            # label of training or early stopping looked at
-            trained = {
-                TRAINED_THROUGH: stamp(data.ts[train].max()),
-                LABEL_END: stamp(data.label_end(np.concatenate([train, val]), horizon)),
-            }
-            attributions = None
-            if config.explain_samples > 0:
-                attributions = explain.explain_final(
-                    finals[family], data, train, config.explain_samples, config.seed
-                )
-            registered[family] = log_family(
-                family, evaluation, config, finals[family], example, trained, attributions
-            )
-            registered[family]["example"] = example
+            variants = [family]
+            if tuning and lookup(family).fine_tunable:  # its copies, from the same weights
+                variants.append(fine_tuned_name(family, tuning.group))
+                finals[variants[-1]] = tuning.fine_tuned(model.bundle(), data, train).compile()
+            for name in variants:
+                registered[name] = _register(
+                    url, name, evaluation, config, finals[name], example, trained,
+                    (data, train),
+                )  # fmt: skip
             if family in fine_tuning:
                 log_fine_tuning(
                     registered[family]["run_id"], fine_tuning[family],
                     evaluation.to_dict()["models"][fine_tuning[family]["fine_tuned"]],
                 )  # fmt: skip
-            if attributions is not None:
-                info = registered[family]
-                explain.save_ranking(
-                    url, info["registered"], info["version"], info["run_id"], attributions
-                )
-                info["top_features"] = attributions.ranking()[:5]
     return TrainingRun(evaluation, registered, finals, fine_tuning)
+
+
+def _register(
+    url: str,
+    name: str,
+    evaluation: Evaluation,
+    config: TrainConfig,
+    bundle: Any,
+    example: np.ndarray,
+    trained: dict[str, str],
+    fitted_on: tuple[TrainingData, np.ndarray],
+) -> dict[str, Any]:
+    """Explain the final ``bundle`` on the rows it was fitted on, log it to MLflow with its
+    evaluation and register it (as ``name``'s qtis-* model), and save its SHAP ranking."""
+    attributions = None
+    if config.explain_samples > 0:
+        data, train = fitted_on
+        attributions = explain.explain_final(
+            bundle, data, train, config.explain_samples, config.seed
+        )
+    info = log_family(name, evaluation, config, bundle, example, trained, attributions)
+    info["example"] = example
+    if attributions is not None:
+        explain.save_ranking(url, info["registered"], info["version"], info["run_id"], attributions)
+        info["top_features"] = attributions.ranking()[:5]
+    return info
 
 
 @dataclass
@@ -276,7 +297,7 @@ def _with_fine_tuning(
         return factories, None
     # a cross-sectional network is not fine-tuned per group: a group's rows are not its
     # cross-sections, and its forecasts need every symbol of a bar
-    networks = [m for m in config.models if not is_tree(m) and not NETWORKS[m].cross_sectional]
+    networks = [m for m in config.models if lookup(m).fine_tunable]
     if config.fine_tune not in GROUPINGS or not networks:
         raise ValueError(
             f"fine-tuning needs a grouping in {GROUPINGS} (got {config.fine_tune!r}) and a "

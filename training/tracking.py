@@ -29,7 +29,7 @@ from core.errors import ConfigError
 from training import artifacts, explain
 from training.evaluate import BASELINES, Evaluation
 from training.explain import Attributions
-from training.families import CATALOG
+from training.families import REGISTERED
 from training.lineage import ARTIFACT_SHA256, SPEC_HASH, TRAINED_THROUGH, UPDATE_OF, VersionMeta
 from training.portable import Portable, write
 from training.settings import TrackingSettings
@@ -37,7 +37,7 @@ from training.tracking_server import backend_store, is_local, is_server
 from transforms.spec import SPEC_PATH
 from warehouse.db import exclusive
 
-REGISTERED_NAMES = {f.name: f.registered for f in CATALOG.values()} | {"ensemble": "qtis-ensemble"}
+REGISTERED_NAMES = REGISTERED | {"ensemble": "qtis-ensemble"}
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from training.data import TrainingData
+from training.families import GROUPINGS, fine_tuned_name
 from training.incremental import update_network
+from training.models.routed import RoutedBundle
 from training.models.sequence import SequenceBundle, SequenceModel
 from warehouse.db import connect
 
-GROUPINGS = ("symbol", "sector")
 NO_SECTOR = ""  # the group of a symbol without a sector: never fine-tuned
 
 
@@ -35,11 +36,6 @@ def read_sectors(url: str, symbols: Sequence[str]) -> dict[str, str]:
             (list(symbols),),
         ).fetchall()
     return dict(rows)
-
-
-def fine_tuned_name(family: str, group: str) -> str:
-    """How the fine-tuned variant of ``family`` is reported: ``lstm+ft_symbol``."""
-    return f"{family}+ft_{group}"
 
 
 class SharedFit:
@@ -84,7 +80,7 @@ class FineTunedModel:
     each row to its group's weights, or the pre-trained ones for a group that was not fine-tuned
     (never seen, too few rows, no sector). ``groups``: symbol -> group (None: by symbol)."""
 
-    base: Callable[[], SequenceModel] | SharedFit
+    base: Callable[[], SequenceModel] | SharedFit | None  # None: fine_tune given weights only
     group: str = "symbol"
     groups: Mapping[str, str] | None = None
     steps: int = 50
@@ -109,6 +105,8 @@ class FineTunedModel:
         return np.array([self.groups.get(s, NO_SECTOR) for s in symbols], dtype=str)
 
     def fit(self, data: TrainingData, train: np.ndarray, validation: np.ndarray) -> FineTunedModel:
+        if self.base is None:
+            raise ValueError("FineTunedModel.fit needs a base network to pre-train")
         shared = self.base if isinstance(self.base, SharedFit) else SharedFit(self.base)
         model = shared.fit(data, train, validation)
         self.processes_ = getattr(model, "processes_", 1)
@@ -140,16 +138,19 @@ class FineTunedModel:
         if self.record is not None:
             self.record.append(self.details_)
 
+    def bundle(self) -> RoutedBundle:
+        """The pre-trained network and its copies, routed by symbol: what is registered."""
+        if self.groups is None:
+            routes = {group: group for group in self.bundles_}
+        else:
+            routes = {s: g for s, g in self.groups.items() if g in self.bundles_}
+        return RoutedBundle(self.pretrained_, dict(self.bundles_), routes, self.group)
+
     def predict(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
-        keys = self.group_of(data.symbols[rows])
-        out = np.empty((len(rows), self.pretrained_.n_outputs), dtype=np.float32)
-        for group in map(str, set(keys)):
-            at = keys == group
-            bundle = self.bundles_.get(group, self.pretrained_)
-            unseen = {"train_rows": 0, "fine_tuned": False, "reason": "no training rows"}
+        unseen = {"train_rows": 0, "fine_tuned": False, "reason": "no training rows"}
+        for group in map(str, set(self.group_of(data.symbols[rows]))):
             self.details_.setdefault(group or "(no sector)", unseen)  # in the fold's record too
-            out[at] = bundle.predict_rows(data.features, rows[at])
-        return out
+        return self.bundle().predict_rows(data.features, rows, data.symbols)
 
 
 @dataclass
@@ -160,7 +161,22 @@ class FineTuning:
     steps: int
     lr: float
     min_rows: int
+    groups: Mapping[str, str] | None = None  # symbol -> sector (None: by symbol)
+    batch_size: int = 256
+    seed: int = 7
     details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # family -> folds
+
+    def fine_tuned(
+        self, pretrained: SequenceBundle, data: TrainingData, train: np.ndarray
+    ) -> RoutedBundle:
+        """``pretrained`` and its copies fine-tuned on ``train`` as the evaluation did: the model
+        that is registered beside the pre-trained one."""
+        model = FineTunedModel(
+            None, self.group, self.groups, steps=self.steps, lr=self.lr,
+            min_rows=self.min_rows, batch_size=self.batch_size, seed=self.seed,
+        )  # fmt: skip
+        model.fine_tune(pretrained, data, train)
+        return model.bundle()
 
 
 def with_fine_tuning(
@@ -177,7 +193,7 @@ def with_fine_tuning(
 ) -> tuple[dict[str, Callable[[], Any]], FineTuning]:
     """``factories`` with each network family in ``networks`` followed by its fine-tuned
     variant (``fine_tuned_name``); the two share each fold's pre-training."""
-    tuning = FineTuning(group, steps, lr, min_rows)
+    tuning = FineTuning(group, steps, lr, min_rows, groups, batch_size, seed)
     settings = {"steps": steps, "lr": lr, "min_rows": min_rows, "batch_size": batch_size}
     out: dict[str, Callable[[], Any]] = {}
     for name, make in factories.items():

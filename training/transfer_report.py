@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from quant.significance import diebold_mariano
 from training.evaluate import Evaluation, plain
-from training.transfer import FineTuning, fine_tuned_name
+from training.families import fine_tuned_name
+from training.transfer import FineTuning
 
 
 def per_bar_losses(

@@ -42,8 +42,8 @@ class TrainingConfig(Config):
     # latest share of bars the registered model never sees (labels included): the reference
     # backtests trade them out of sample; 0 trains on all history, for live trading
     holdout: float = PIPELINE.holdout
-    # "symbol" or "sector": a network family is also evaluated fine-tuned per group from its
-    # pre-trained weights (training.transfer); the pre-trained model is what is registered
+    # "symbol" or "sector": a window network family is also evaluated fine-tuned per group from
+    # its pre-trained weights (training.transfer), and registered beside it (qtis-lstm-ft-symbol)
     fine_tune: str | None = PIPELINE.fine_tune
     fine_tune_steps: int = PIPELINE.fine_tune_steps
 
@@ -97,20 +97,24 @@ def _training_asset(family: str) -> AssetsDefinition:
                 "report": str(path),
                 "tuning_trials": int(train_config.tuning.get(family, {}).get("trials", 0)),
                 "top_features": ", ".join(info.get("top_features", [])),
-                **_fine_tuned_metadata(report, family),
+                **_fine_tuned_metadata(report, family, run.registered),
             }
         )
 
     return _train
 
 
-def _fine_tuned_metadata(report: dict, family: str) -> dict:
-    """With fine-tuning: the fine-tuned variant's h1 IC and Sharpe, and the verdict."""
+def _fine_tuned_metadata(report: dict, family: str, registered: dict) -> dict:
+    """With fine-tuning: where the fine-tuned variant is registered, its h1 IC and Sharpe, and
+    the verdict."""
     section = report["fine_tuning"].get(family)
     if not section:
         return {}
     tuned = report["models"][section["fine_tuned"]]
+    info = registered[section["fine_tuned"]]
     return {
+        "fine_tuned_registered_model": info["registered"],
+        "fine_tuned_version": str(info["version"]),
         "fine_tuned_oos_ic_h1": tuned["horizons"]["h1"]["ic"]["value"],
         "fine_tuned_oos_sharpe": tuned["trading"]["sharpe"]["value"],
         "fine_tuning": section["verdict"],

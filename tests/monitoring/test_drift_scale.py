@@ -51,7 +51,7 @@ class WindowMean:
     def __post_init__(self) -> None:
         self.batches: list[int] = []
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
+    def predict(self, windows: np.ndarray, symbols=None) -> np.ndarray:
         self.batches.append(len(windows))
         return windows[:, :, 0].mean(axis=1, keepdims=True)
 

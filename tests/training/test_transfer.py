@@ -12,12 +12,22 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from quant.splits import PurgedWalkForward
+from registry.aliases import force, promote
+from serving.predictor import Predictor
+from serving.probe import serving_probe
+from serving.schemas import ExplainRequest, PredictRequest
+from serving.settings import ServingSettings
 from tests.support.cli import qtis
 from tests.support.db import fresh_database
 from tests.support.folds import window_fold
+from tests.support.promotion import relaxed
+from training import portable
 from training.evaluate import evaluate
+from training.explain import explain
 from training.models.sequence import SequenceModel
 from training.models.tabular import ZeroModel
+from training.runner import TrainConfig, run_training
+from training.settings import TrackingSettings
 from training.transfer import FineTunedModel, SharedFit, read_sectors, with_fine_tuning
 from training.transfer_report import compare
 from warehouse.db import sqlalchemy_url
@@ -79,6 +89,57 @@ def test_each_group_gets_its_own_weights_and_the_rest_stay_pre_trained(data, fol
     assert unseen.details_["IBM"] == {
         "train_rows": 0, "fine_tuned": False, "reason": "no training rows"
     }  # fmt: skip
+
+
+def test_the_fine_tuned_model_routes_by_symbol_and_stores_without_pickle(
+    data, fold, tuned, tmp_path
+):
+    """What is registered: each symbol's windows go to its copy, windows without a symbol (or
+    of a symbol never fine-tuned) to the pre-trained network; the files load back the same."""
+    _, _, test = fold
+    routed = tuned.bundle()
+    assert routed.routes == {"IBM": "IBM", "MSFT": "MSFT"} and routed.grouping == "symbol"
+    rows = test[:: max(1, len(test) // 40)]
+    windows = data.features[rows[:, None] + np.arange(-19, 1)]
+    symbols = list(data.symbols[rows])
+    assert {"IBM", "MSFT"} <= set(symbols)
+    np.testing.assert_array_equal(
+        routed.predict_windows(windows, symbols), tuned.predict(data, rows)
+    )
+    np.testing.assert_array_equal(
+        routed.predict_windows(windows), tuned.pretrained_.predict_windows(windows)
+    )
+    unknown = routed.predict_windows(
+        windows, ["AAPL", None] * (len(rows) // 2) + ["X"] * (len(rows) % 2)
+    )
+    np.testing.assert_array_equal(unknown, tuned.pretrained_.predict_windows(windows))
+    with pytest.raises(ValueError, match="2 symbols for"):
+        routed.predict_windows(windows, ["IBM", "MSFT"])
+    model = portable.Portable(routed, "windows", data.feature_names, 20)
+    portable.write(model, tmp_path / "m")
+    back = portable.read(tmp_path / "m").bundle
+    assert back.routes == routed.routes and set(back.copies) == {"IBM", "MSFT"}
+    np.testing.assert_array_equal(
+        back.predict_windows(windows, symbols), routed.predict_windows(windows, symbols)
+    )
+    # sectors: every symbol of a fine-tuned sector goes to the sector's copy
+    by_sector = FineTunedModel(
+        None, "sector", {"IBM": "tech", "MSFT": "tech"}, steps=2, min_rows=50
+    )
+    by_sector.fine_tune(tuned.pretrained_, data, fold[0])
+    assert by_sector.bundle().routes == {"IBM": "tech", "MSFT": "tech"}
+
+
+def test_a_fine_tuned_model_is_explained_row_by_row_by_its_own_copy(data, fold, tuned):
+    train, _, test = fold
+    routed = tuned.bundle()
+    ibm, msft = (test[data.symbols[test] == s][-3:] for s in ("IBM", "MSFT"))
+    rows, background = np.sort(np.concatenate([ibm, msft])), train[-30:]
+    found = explain(routed, data, rows, background, nsamples=20)
+    assert found.values.shape == (6, len(data.feature_names), len(data.horizons))
+    for symbol, own in (("IBM", ibm), ("MSFT", msft)):
+        alone = explain(tuned.bundles_[symbol], data, own, background, nsamples=20)
+        np.testing.assert_allclose(found.values[np.isin(rows, own)], alone.values)
 
 
 def test_a_group_is_fine_tuned_on_its_own_training_rows_only(data, fold, tuned):
@@ -175,10 +236,55 @@ def test_train_cli_with_fine_tuning_reports_both_and_logs_the_comparison(
     assert report["models"]["lstm"]["test_rows"] == report["models"]["lstm+ft_symbol"]["test_rows"]
     section = report["fine_tuning"]["lstm"]
     assert [sorted(f) for f in section["folds"]] == [["IBM", "MSFT"]] * 2
-    assert set(report["registered"]) == {"lstm"}  # the pre-trained model, not the fine-tuned
+    # the pre-trained model and, beside it, the fine-tuned one
+    assert set(report["registered"]) == {"lstm", "lstm+ft_symbol"}
+    assert report["registered"]["lstm+ft_symbol"]["registered"] == "qtis-lstm-ft-symbol"
     run_id = report["registered"]["lstm"]["run_id"]
     logged = MlflowClient(tracking, registry_uri=tracking).get_run(run_id).data
     assert {"ft_oos_ic_h1", "ft_oos_sharpe", "ft_dm_p_h1"} <= set(logged.metrics)
     assert logged.tags["fine_tune"] == "symbol"
     bad = qtis("train", "--model", "xgboost", "--fine-tune", "symbol", "--no-tuned", env=env)
     assert bad.returncode != 0 and "network family" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_fine_tuned_model_is_registered_gated_and_served_by_symbol(
+    built, pg_server, tmp_path, monkeypatch
+):
+    url, _ = built
+    monkeypatch.setenv("QTIS_MLFLOW_TRACKING_URI", sqlalchemy_url(fresh_database(pg_server)))
+    monkeypatch.setenv("QTIS_HOME", str(tmp_path / ".qtis"))
+    tracking = TrackingSettings()
+    config = TrainConfig(
+        models=("lstm",), size="tiny", epochs=1, splits=2, window=20, explain_samples=20,
+        fine_tune="symbol", fine_tune_steps=3,
+    )  # fmt: skip
+    run = run_training(url, config, symbols=["IBM", "MSFT"], tracking=tracking)
+    info, routed = run.registered["lstm+ft_symbol"], run.final_models["lstm+ft_symbol"]
+    assert (info["registered"], str(info["version"])) == ("qtis-lstm-ft-symbol", "1")
+    assert info["top_features"]  # explained, and the ranking saved for drift monitoring
+    # fine-tuned from the very weights registered as qtis-lstm
+    assert states_equal(routed.pretrained.state, run.final_models["lstm"].state)
+    assert set(routed.copies) == {"IBM", "MSFT"}
+    probe = serving_probe(url, tracking=tracking)
+    (decision,) = promote(url, probe, relaxed(), [("qtis-lstm-ft-symbol", "1")], tracking=tracking)
+    assert decision.model == "qtis-lstm-ft-symbol" and decision.gates  # judged by the gates
+    if decision.decision != "promoted":
+        force(url, "qtis-lstm-ft-symbol", "1", "served by symbol", probe, relaxed(),
+              tracking=tracking)  # fmt: skip
+    predictor = Predictor(url, ServingSettings(), tracking=tracking)
+    try:
+        assert predictor.info().champion.routes_by == "symbol"
+        answer = predictor.predict(PredictRequest(symbols=["IBM", "MSFT"]))
+        windows, _ = predictor.models.current.champion_windows.latest(["IBM", "MSFT"], None, 20)
+        for i, symbol in enumerate(("IBM", "MSFT")):
+            copy = routed.copies[symbol].predict_windows(windows[i : i + 1])[0]
+            np.testing.assert_allclose(answer.predictions[i], copy, rtol=1e-5, atol=1e-7)
+        raw = predictor.predict(PredictRequest(windows=windows.tolist()))
+        pre = routed.pretrained.predict_windows(windows)
+        np.testing.assert_allclose(raw.predictions, pre, rtol=1e-5, atol=1e-7)
+        assert not np.allclose(raw.predictions, answer.predictions)
+        explained = predictor.explain(ExplainRequest(symbol="MSFT"))
+        np.testing.assert_allclose(explained.prediction, answer.predictions[1], rtol=1e-5)
+    finally:
+        predictor.close()

@@ -177,10 +177,13 @@ class SequenceBundle:
 
     def net(self) -> torch.nn.Module:
         if getattr(self, "_net", None) is None:
-            net = build_network(
-                self.kind, self.n_features, self.n_outputs, self.window, self.config
-            )
-            net.load_state_dict(self.state)
+            # first built inside predict_windows' inference mode, its weights would be inference
+            # tensors, which SHAP's expected gradients (autograd) cannot use later
+            with torch.inference_mode(False):
+                net = build_network(
+                    self.kind, self.n_features, self.n_outputs, self.window, self.config
+                )
+                net.load_state_dict(self.state)
             self._net = net.eval()
         return self._net
 
