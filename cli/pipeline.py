@@ -23,7 +23,13 @@ from cli.render.training import (
     print_update,
 )
 from cli.render.transfer import print_fine_tuning
-from training.families import FAMILIES, MODEL_HELP, SEED_FAMILIES, parse_families
+from training.families import (
+    FAMILIES,
+    MODEL_HELP,
+    SEED_FAMILIES,
+    fine_tuned_variants,
+    parse_families,
+)
 from training.settings import TrackingSettings, TuningSettings
 from training.workers import prestart
 from warehouse.ingest import ingest as run_ingest
@@ -375,11 +381,23 @@ def tune(
     study: Annotated[str | None, typer.Option(help="study name (default qtis-<model>)")] = None,
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     seed: Annotated[int, typer.Option(help="sampler seed (trial n draws with seed + n)")] = 7,
+    fine_tune: Annotated[
+        str | None,
+        typer.Option(
+            help="symbol or sector: search each network's fine-tune (steps, lr, min rows) in "
+            "its own study, qtis-<model>+ft_<grouping>, that `qtis train --fine-tune` reads"
+        ),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option(help="also write the results as JSON")] = None,
 ) -> None:
     """Optuna search on the history before the reported test folds; studies live in Postgres
     and `qtis train` starts from their best trial."""
     chosen = _families(model)
+    if fine_tune is not None:
+        try:
+            chosen = fine_tuned_variants(chosen, fine_tune)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
     if workers > 1:
         prestart()  # the helpers' fork server imports the training stack alongside us
     # deferred: optuna, torch, lightning, mlflow and xgboost (~5 s measured) would load on every

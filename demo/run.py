@@ -246,6 +246,9 @@ def _print_features(console: Console, url: str, result, checks) -> None:
 
 # small but real: the seed's architectures at reduced width, a few epochs, three folds
 DEMO_TRAINING = {"size": "small", "epochs": 2, "splits": 3, "window": 60, "xgb_estimators": 200}
+# transfer learning: the LSTM is also fine-tuned per symbol, evaluated beside itself, registered
+# (qtis-lstm-ft-symbol) and judged by the gates like the others
+DEMO_FINE_TUNE = {"lstm": {"fine_tune": "symbol"}}
 # a short study per family (a handful of trials) on the history before the test folds
 DEMO_TUNING = {
     "xgboost_tuning": {"trials": 12, "workers": 2, "xgb_estimators": 200},
@@ -271,7 +274,10 @@ def _train(console: Console, warehouse: WarehouseResource):
             [a for a in (*tuning_assets, *training_assets) if a.op.name in seeds]
             + [ensemble_model, promotion, model_update],
             {"warehouse": warehouse},
-            ops={f"{f}_model": {"config": DEMO_TRAINING} for f in SEED_FAMILIES}
+            ops={
+                f"{f}_model": {"config": DEMO_TRAINING | DEMO_FINE_TUNE.get(f, {})}
+                for f in SEED_FAMILIES
+            }
             | {name: {"config": config} for name, config in DEMO_TUNING.items()}
             | {"model_update": {"config": DEMO_UPDATE}},
         )
@@ -292,6 +298,12 @@ def _train(console: Console, warehouse: WarehouseResource):
                 else ""
             )
         )
+        if "fine_tuned_registered_model" in meta:
+            console.print(
+                f"  MLflow: {meta['fine_tuned_registered_model'].value} version "
+                f"{meta['fine_tuned_version'].value} (fine-tuned per symbol, served by symbol): "
+                f"{meta['fine_tuning'].value}"
+            )
     _print_update(console, result)
     if print_promotion(console, result, warehouse.url(), warehouse.tracking()) is not None:
         show_serving(console, warehouse.url(), home / "logs" / "demo-serving.log")

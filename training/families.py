@@ -80,7 +80,15 @@ def lookup(name: str) -> Family:
 
 
 def is_tree(name: str) -> bool:
-    return lookup(name).tree
+    """A tree family (a fine-tuned variant is its network's: never)."""
+    return lookup(FINE_TUNED[name][0] if name in FINE_TUNED else name).tree
+
+
+def study_index(name: str) -> int:
+    """A stable number per family and fine-tuned variant (for seeding their searches apart)."""
+    return (
+        FAMILIES.index(name) if name in FAMILIES else len(FAMILIES) + sorted(FINE_TUNED).index(name)
+    )
 
 
 def parse_families(model: str) -> tuple[str, ...]:
@@ -88,3 +96,18 @@ def parse_families(model: str) -> tuple[str, ...]:
     if model == "all":
         return FAMILIES
     return tuple(lookup(m.strip()).name for m in model.split(","))
+
+
+def fine_tuned_variants(families: tuple[str, ...], grouping: str) -> tuple[str, ...]:
+    """The fine-tuned variants of the window networks among ``families``; refused, with why,
+    for an unknown grouping or when there is none."""
+    if grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r}; choose from {', '.join(GROUPINGS)}")
+    found = tuple(fine_tuned_name(f, grouping) for f in families if lookup(f).fine_tunable)
+    if not found:
+        tunable = ", ".join(f.name for f in CATALOG.values() if f.fine_tunable)
+        raise ValueError(
+            f"none of {', '.join(families)} is fine-tuned: tree models and cross_asset are not "
+            f"(choose among {tunable})"
+        )
+    return found

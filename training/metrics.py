@@ -14,8 +14,30 @@ import numpy as np
 import pandas as pd
 
 from quant.conventions import Conventions
-from quant.intervals import Interval, directional_accuracy, sharpe_interval
+from quant.intervals import (
+    Interval,
+    directional_accuracy,
+    information_coefficients,
+    sharpe_interval,
+)
 from quant.performance import cagr, max_drawdown
+
+SCORES = ("r2", "ic")  # what a tuning study maximizes
+
+
+def objective_score(pred: np.ndarray, true: np.ndarray, ts: np.ndarray, kind: str) -> float:
+    """Out-of-sample score, averaged over horizons: ``r2`` = 1 - SSE/SSE of the zero forecast
+    (the random walk), ``ic`` = information coefficient."""
+    values = []
+    for i in range(true.shape[1]):
+        ok = np.isfinite(true[:, i])
+        p, y = pred[ok, i].astype(np.float64), true[ok, i].astype(np.float64)
+        if kind == "r2":
+            values.append(1.0 - np.sum((p - y) ** 2) / max(np.sum(y**2), 1e-300))
+        else:
+            ic = information_coefficients(p, y, ts[ok])["ic"].value
+            values.append(ic if np.isfinite(ic) else 0.0)
+    return float(np.mean(values))
 
 
 def mse(pred: np.ndarray, true: np.ndarray) -> float:

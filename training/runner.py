@@ -208,7 +208,8 @@ def run_training(
             variants = [family]
             if tuning and lookup(family).fine_tunable:  # its copies, from the same weights
                 variants.append(fine_tuned_name(family, tuning.group))
-                finals[variants[-1]] = tuning.fine_tuned(model.bundle(), data, train).compile()
+                copies = tuning.fine_tuned(family, model.bundle(), data, train)
+                finals[variants[-1]] = copies.compile()
             for name in variants:
                 registered[name] = _register(
                     url, name, evaluation, config, finals[name], example, trained,
@@ -308,4 +309,5 @@ def _with_fine_tuning(
     return with_fine_tuning(
         factories, networks, config.fine_tune, groups, steps=config.fine_tune_steps,
         lr=config.fine_tune_lr, batch_size=config.batch_size, seed=config.seed,
+        tuned=config.params,  # a variant's best trial (training.studies.with_tuned_params)
     )  # fmt: skip

@@ -18,7 +18,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from training.families import is_tree
+from training.families import FINE_TUNED, fine_tuned_name, is_tree, lookup
 from training.models.networks import network_config
 from training.runner import SIZES, TrainConfig
 from training.settings import TuningSettings
@@ -92,7 +92,15 @@ def study_name(family: str) -> str:
 
 
 def suggest(trial, family: str) -> dict[str, Any]:
-    """The search space of each family (raw Optuna parameters)."""
+    """The search space of each family (raw Optuna parameters); a fine-tuned variant's is its
+    fine-tune's (training.transfer): steps per group, learning rate, and the rows a group needs
+    for a copy of its own."""
+    if family in FINE_TUNED:
+        return {
+            "steps": trial.suggest_int("steps", 5, 400, log=True),
+            "lr": trial.suggest_float("lr", 1e-5, 1e-3, log=True),
+            "min_rows": trial.suggest_categorical("min_rows", [64, 128, 256, 512]),
+        }
     if family == "lightgbm":
         return {
             "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
@@ -123,7 +131,7 @@ def suggest(trial, family: str) -> dict[str, Any]:
 def estimator_kwargs(family: str, params: dict[str, Any], size: str) -> dict[str, Any]:
     """Optuna parameters -> arguments of the family's estimator (``TrainConfig.params``); widths
     scale the chosen size preset."""
-    if is_tree(family):
+    if is_tree(family) or family in FINE_TUNED:
         return dict(params)
     config = network_config(family, SIZES[size][family]).widened(float(params["width"]))
     config["dropout"] = float(params["dropout"])
@@ -165,7 +173,12 @@ def with_tuned_params(url: str, config: TrainConfig, tuning: TuningSettings) -> 
     """``config`` with each family's best tuned parameters (when a study in ``tuning``'s store
     has them)."""
     params, provenance = dict(config.params), dict(config.tuning)
-    for family in config.models:
+    variants = [  # with fine-tuning: its own study's best steps, lr and min_rows too
+        fine_tuned_name(family, config.fine_tune)
+        for family in config.models
+        if config.fine_tune and lookup(family).fine_tunable
+    ]
+    for family in (*config.models, *variants):
         found = tuned_params(url, family, config.size, tuning=tuning)
         if found:
             best, provenance[family] = found

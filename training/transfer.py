@@ -155,26 +155,23 @@ class FineTunedModel:
 
 @dataclass
 class FineTuning:
-    """What ``with_fine_tuning`` set up: the grouping and each family's per-fold fit details."""
+    """What ``with_fine_tuning`` set up: the grouping, each family's fine-tune settings (steps,
+    lr, min_rows, batch_size) and per-fold fit details."""
 
     group: str
-    steps: int
-    lr: float
-    min_rows: int
     groups: Mapping[str, str] | None = None  # symbol -> sector (None: by symbol)
-    batch_size: int = 256
     seed: int = 7
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> settings
     details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # family -> folds
 
     def fine_tuned(
-        self, pretrained: SequenceBundle, data: TrainingData, train: np.ndarray
+        self, family: str, pretrained: SequenceBundle, data: TrainingData, train: np.ndarray
     ) -> RoutedBundle:
         """``pretrained`` and its copies fine-tuned on ``train`` as the evaluation did: the model
         that is registered beside the pre-trained one."""
         model = FineTunedModel(
-            None, self.group, self.groups, steps=self.steps, lr=self.lr,
-            min_rows=self.min_rows, batch_size=self.batch_size, seed=self.seed,
-        )  # fmt: skip
+            None, self.group, self.groups, seed=self.seed, **self.settings[family]
+        )
         model.fine_tune(pretrained, data, train)
         return model.bundle()
 
@@ -190,20 +187,24 @@ def with_fine_tuning(
     min_rows: int = 128,
     batch_size: int = 256,
     seed: int = 7,
+    tuned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Callable[[], Any]], FineTuning]:
     """``factories`` with each network family in ``networks`` followed by its fine-tuned
-    variant (``fine_tuned_name``); the two share each fold's pre-training."""
-    tuning = FineTuning(group, steps, lr, min_rows, groups, batch_size, seed)
-    settings = {"steps": steps, "lr": lr, "min_rows": min_rows, "batch_size": batch_size}
+    variant (``fine_tuned_name``); the two share each fold's pre-training. ``tuned``: a
+    variant's settings from its study (steps, lr, min_rows), over the ones given here."""
+    tuning = FineTuning(group, groups, seed)
+    given = {"steps": steps, "lr": lr, "min_rows": min_rows, "batch_size": batch_size}
     out: dict[str, Callable[[], Any]] = {}
     for name, make in factories.items():
         if name not in networks:
             out[name] = make
             continue
+        variant = fine_tuned_name(name, group)
+        settings = tuning.settings[name] = given | dict((tuned or {}).get(variant, {}))
         shared = SharedFit(make)
         record = tuning.details[name] = []
         out[name] = shared.estimator
-        out[fine_tuned_name(name, group)] = functools.partial(
+        out[variant] = functools.partial(
             FineTunedModel, shared, group, groups, seed=seed, record=record, **settings
         )
     return out, tuning

@@ -28,10 +28,10 @@ from optuna_integration import (
 )
 
 from core.secrets import redact
-from quant.intervals import information_coefficients
 from quant.splits import PurgedWalkForward, before_first_test
 from training.data import TrainingData, load_training_data
-from training.families import FAMILIES, is_tree, lookup
+from training.families import FAMILIES, FINE_TUNED, is_tree, lookup, study_index
+from training.metrics import SCORES, objective_score
 from training.runner import SIZES, TrainConfig
 from training.settings import PRUNERS, TrackingSettings, TuningSettings
 from training.studies import (
@@ -43,10 +43,10 @@ from training.studies import (
     suggest,
 )
 from training.tracking import configure
+from training.transfer_tuning import PreTraining, fine_tune_objective, pre_training
 from training.windows import window_ends
 from training.workers import adopt, context, environment, prestart
 
-SCORES = ("r2", "ic")
 # each family's Optuna callback reporting its validation loss per epoch or boosting round (a
 # LightGBM model reports its first horizon's booster, the one it fits first)
 PRUNING_CALLBACKS: dict[str, Callable[[Any], Any]] = {
@@ -79,7 +79,8 @@ class TuneConfig:
     threads: int | None = None  # per worker; default: the machine's cores shared out
 
     def __post_init__(self) -> None:
-        lookup(self.family)  # an unknown name is refused with the list
+        if self.family not in FINE_TUNED:  # a variant's study searches its fine-tune
+            lookup(self.family)  # an unknown name is refused with the list
         if self.pruner not in PRUNERS:
             raise ValueError(f"unknown pruner {self.pruner!r}; choose from {PRUNERS}")
         if self.score not in SCORES:
@@ -114,21 +115,6 @@ class TuneConfig:
 
 # what the Dagster pipeline's studies run per materialization (`qtis tune` adds 20 trials)
 PIPELINE = TuneConfig(trials=10)
-
-
-def score(pred: np.ndarray, true: np.ndarray, ts: np.ndarray, kind: str) -> float:
-    """Out-of-sample score, averaged over horizons: ``r2`` = 1 - SSE/SSE of the zero forecast
-    (the random walk), ``ic`` = information coefficient."""
-    values = []
-    for i in range(true.shape[1]):
-        ok = np.isfinite(true[:, i])
-        p, y = pred[ok, i].astype(np.float64), true[ok, i].astype(np.float64)
-        if kind == "r2":
-            values.append(1.0 - np.sum((p - y) ** 2) / max(np.sum(y**2), 1e-300))
-        else:
-            ic = information_coefficients(p, y, ts[ok])["ic"].value
-            values.append(ic if np.isfinite(ic) else 0.0)
-    return float(np.mean(values))
 
 
 class _FoldTrial:
@@ -183,7 +169,13 @@ def tuning_data(url: str, config: TuneConfig) -> TrainingData:
     return data.take(keep)
 
 
-def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: str) -> Callable:
+def make_objective(
+    data: TrainingData,
+    config: TuneConfig,
+    worker: int,
+    call: str,
+    start: PreTraining | None = None,  # a fine-tuned variant's (training.transfer_tuning)
+) -> Callable:
     torch.set_num_threads(config.thread_count())
     horizon = max(data.horizons)
     splitter = PurgedWalkForward(n_splits=config.splits, horizon=horizon, first_test=0.5)
@@ -203,19 +195,18 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: st
                 f"uses the {len(np.unique(data.ts))} bars before the reported test period); "
                 "load more bars or lower min_history"
             )
-    base = TrainConfig(
-        models=(config.family,),
-        size=config.size,
-        window=config.window,
-        epochs=config.epochs,
-        xgb_estimators=config.xgb_estimators,
-        seed=config.seed,
-    )
+    base = pre_training_config(config)
 
-    def objective(trial: optuna.Trial) -> float:
+    def mark(trial: optuna.Trial) -> None:
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("call", call)
+
+    if start is not None:
+        return fine_tune_objective(data, config.family, folds, start, config.score, mark)
+
+    def objective(trial: optuna.Trial) -> float:
+        mark(trial)
         kwargs = estimator_kwargs(config.family, suggest(trial, config.family), config.size)
         if is_tree(config.family):
             kwargs["n_jobs"] = config.thread_count()
@@ -231,11 +222,20 @@ def make_objective(data: TrainingData, config: TuneConfig, worker: int, call: st
             model.callbacks = [PRUNING_CALLBACKS[config.family](fold_trial)]
             model.fit(data, train, validation)
             pred = model.predict(data, test)
-            scores.append(score(pred, data.returns[test], data.ts[test], config.score))
+            scores.append(objective_score(pred, data.returns[test], data.ts[test], config.score))
             trial.set_user_attr(f"fold_{k}_score", scores[-1])
         return float(np.mean(scores))
 
     return objective
+
+
+def pre_training_config(config: TuneConfig) -> TrainConfig:
+    """How a trial trains its family (a fine-tuned variant: how its network is pre-trained)."""
+    family = FINE_TUNED[config.family][0] if config.family in FINE_TUNED else config.family
+    return TrainConfig(
+        models=(family,), size=config.size, window=config.window, epochs=config.epochs,
+        xgb_estimators=config.xgb_estimators, seed=config.seed,
+    )  # fmt: skip
 
 
 def _pruner(config: TuneConfig):
@@ -345,9 +345,13 @@ def run_worker(
     study = open_study(url, config, create=False, tuning=tuning)
     # distinct draws per trial (whichever worker or machine runs it) and per family (else every
     # study starts with the same points)
-    study.sampler = TrialSeededSampler(config.seed + 1000 * FAMILIES.index(config.family))
+    study.sampler = TrialSeededSampler(config.seed + 1000 * study_index(config.family))
     threads = torch.get_num_threads()
-    objective = make_objective(data or tuning_data(url, config), config, worker, call)
+    data = data or tuning_data(url, config)
+    start = None
+    if config.family in FINE_TUNED:
+        start = pre_training(url, config.family, data, pre_training_config(config), tuning)
+    objective = make_objective(data, config, worker, call, start)
     callbacks = [_stop_after(call, config.trials), _log_trial(parent_run_id, config)]
     if on_finished:
         callbacks.append(lambda s, t: on_finished(_finished(s, call)))

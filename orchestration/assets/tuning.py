@@ -6,12 +6,13 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Config,
+    Failure,
     MaterializeResult,
     asset,
 )
 
 from orchestration.resources import WarehouseResource
-from training.families import FAMILIES
+from training.families import FAMILIES, fine_tuned_variants
 from training.tuning import PIPELINE, TuneConfig, tune
 
 
@@ -32,6 +33,9 @@ class TuningConfig(Config):
     )
     seed: int = PIPELINE.seed
     timeout: float | None = PIPELINE.timeout
+    # "symbol" or "sector": search the family's fine-tune (training.transfer_tuning) in its own
+    # study, qtis-<family>+ft_<grouping>, which the training asset reads with the same fine_tune
+    fine_tune: str | None = None
 
 
 def _tuning_asset(family: str) -> AssetsDefinition:
@@ -45,13 +49,19 @@ def _tuning_asset(family: str) -> AssetsDefinition:
         context: AssetExecutionContext, warehouse: WarehouseResource, config: TuningConfig
     ) -> MaterializeResult:
         tuning = warehouse.tuning()
-        chosen = config.model_dump() | {
+        chosen = config.model_dump(exclude={"fine_tune"}) | {
             "pruner": config.pruner or tuning.pruner,
             "threads": tuning.threads,
         }
+        try:
+            studied = (
+                fine_tuned_variants((family,), config.fine_tune)[0] if config.fine_tune else family
+            )
+        except ValueError as exc:
+            raise Failure(str(exc)) from exc
         result = tune(
             warehouse.url(),
-            TuneConfig(family=family, **chosen),
+            TuneConfig(family=studied, **chosen),
             on_progress=lambda done, total: context.log.info(f"{done}/{total} trials"),
             tracking=warehouse.tracking(),
             tuning=tuning,

@@ -19,6 +19,7 @@ from training.data import load_training_data
 from training.runner import TrainConfig
 from training.settings import TrackingSettings, TuningSettings
 from training.studies import TrialSeededSampler, estimator_kwargs, with_tuned_params
+from training.transfer import with_fine_tuning
 from training.tuning import TuneConfig, open_study, tune, tuning_data
 from warehouse.db import sqlalchemy_url
 
@@ -61,6 +62,40 @@ def test_two_workers_share_one_study_and_lose_no_trial(built, stores):
     tuned = with_tuned_params(url, TrainConfig(models=("lstm",), size="tiny"), stores["tuning"])
     assert tuned.params["lstm"] == estimator_kwargs("lstm", study.best_params, "tiny")
     assert tuned.tuning["lstm"]["trials"] == len(trials)
+
+
+def test_a_fine_tune_study_searches_the_fine_tune_and_training_reads_it(built, stores, tmp_path):
+    """`qtis tune --fine-tune symbol`: a study of its own over the fine-tune's steps, lr and min
+    rows, every trial starting from the same pre-trained weights (one pre-training per fold);
+    `qtis train --fine-tune symbol` then fine-tunes with its best trial, counted for promotion."""
+    url, _ = built
+    out = tmp_path / "tune.json"
+    run = qtis(
+        "tune", "--model", "lstm", "--fine-tune", "symbol", "--trials", "3", "--size", "tiny",
+        "--window", "20", "--epochs", "1", "--json-out", str(out), env={"QTIS_DATABASE_URL": url},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    (result,) = json.loads(out.read_text())
+    assert (result["study"], result["complete"]) == ("qtis-lstm+ft_symbol", 3)
+    study = optuna.load_study(
+        study_name="qtis-lstm+ft_symbol", storage=os.environ["QTIS_OPTUNA_STORAGE"]
+    )
+    trials = study.get_trials()
+    assert all(set(t.params) == {"steps", "lr", "min_rows"} for t in trials)
+    assert len({t.user_attrs["pretrained_score"] for t in trials}) == 1  # one pre-training
+    assert len({t.value for t in trials}) > 1  # the fine-tunes differ
+    config = TrainConfig(models=("lstm", "xgboost"), size="tiny", fine_tune="symbol")
+    tuned = with_tuned_params(url, config, stores["tuning"])
+    assert tuned.params["lstm+ft_symbol"] == study.best_params
+    assert tuned.tuning["lstm+ft_symbol"]["trials"] == 3
+    _, fine_tuning = with_fine_tuning(
+        tuned.factories(), ["lstm"], "symbol", tuned=tuned.params, steps=50, lr=1e-4
+    )
+    assert fine_tuning.settings["lstm"] == study.best_params | {"batch_size": 256}
+    refused = qtis(
+        "tune", "--model", "xgboost", "--fine-tune", "symbol", env={"QTIS_DATABASE_URL": url}
+    )
+    assert refused.returncode != 0 and "tree models and cross_asset are not" in refused.stderr
 
 
 def test_tune_processes_on_two_machines_lose_no_trial_and_repeat_none(built, pg_server, tmp_path):
