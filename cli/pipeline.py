@@ -29,6 +29,7 @@ from training.families import (
     SEED_FAMILIES,
     fine_tuned_variants,
     parse_families,
+    parse_training,
 )
 from training.settings import TrackingSettings, TuningSettings
 from training.workers import prestart
@@ -145,7 +146,13 @@ def _join_nodes(num_nodes: int, node_rank: int) -> int:
 
 
 def train(
-    model: Annotated[str, typer.Option(help=MODEL_HELP)] = ",".join(SEED_FAMILIES),
+    model: Annotated[
+        str,
+        typer.Option(
+            help=f"{MODEL_HELP}; a fine-tuned variant such as lstm+ft_symbol trains its family "
+            "as --fine-tune symbol does"
+        ),
+    ] = ",".join(SEED_FAMILIES),
     size: Annotated[
         str, typer.Option(help="network sizes: seed (the spec's), small, tiny")
     ] = "seed",
@@ -201,8 +208,12 @@ def train(
     from training.runner import TrainConfig
 
     rank = _join_nodes(num_nodes, node_rank)
+    try:
+        families, fine_tune = parse_training(model, fine_tune)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
     config = TrainConfig(
-        models=_families(model), size=size, window=window, epochs=epochs, splits=splits,
+        models=families, size=size, window=window, epochs=epochs, splits=splits,
         cost_bps=cost_bps, seed=seed, accelerator=accelerator, strategy=strategy,
         devices=int(devices) if devices.isdigit() else devices, precision=precision,
         num_nodes=num_nodes, params=_parse_params(param or []), explain_samples=explain_samples,

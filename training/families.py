@@ -111,3 +111,17 @@ def fine_tuned_variants(families: tuple[str, ...], grouping: str) -> tuple[str, 
             f"(choose among {tunable})"
         )
     return found
+
+
+def parse_training(model: str, fine_tune: str | None) -> tuple[tuple[str, ...], str | None]:
+    """What `qtis train --model` names -> (families, grouping): a fine-tuned variant
+    (``lstm+ft_symbol``) trains its family with that grouping, as ``--fine-tune symbol`` does;
+    two groupings in one run are refused."""
+    names = [m.strip() for m in model.split(",")] if model != "all" else list(FAMILIES)
+    groupings = {FINE_TUNED[m][1] for m in names if m in FINE_TUNED} | (
+        {fine_tune} if fine_tune else set()
+    )
+    if len(groupings) > 1:
+        raise ValueError(f"one grouping per run: {' and '.join(sorted(groupings))} were asked for")
+    bases = [FINE_TUNED[m][0] if m in FINE_TUNED else lookup(m).name for m in names]
+    return tuple(dict.fromkeys(bases)), (groupings.pop() if groupings else None)

@@ -24,6 +24,7 @@ from tests.support.promotion import relaxed
 from training import portable
 from training.evaluate import evaluate
 from training.explain import explain
+from training.families import fine_tuned_variants, parse_training
 from training.models.sequence import SequenceModel
 from training.models.tabular import ZeroModel
 from training.runner import TrainConfig, run_training
@@ -202,6 +203,21 @@ def test_the_evaluation_scores_both_on_the_same_rows_from_one_pre_training(built
     }  # fmt: skip
 
 
+def test_a_fine_tuned_variant_names_its_family_and_grouping():
+    assert parse_training("lstm+ft_symbol,xgboost", None) == (("lstm", "xgboost"), "symbol")
+    assert parse_training("lstm,cnn+ft_sector", "sector") == (("lstm", "cnn"), "sector")
+    assert parse_training("lstm", None) == (("lstm",), None)
+    with pytest.raises(ValueError, match="one grouping per run"):
+        parse_training("lstm+ft_symbol", "sector")
+    with pytest.raises(ValueError, match="unknown model 'lstm\\+ft_desk'"):
+        parse_training("lstm+ft_desk", None)
+    assert fine_tuned_variants(("lstm", "xgboost", "cross_asset"), "symbol") == ("lstm+ft_symbol",)
+    with pytest.raises(ValueError, match="tree models and cross_asset are not"):
+        fine_tuned_variants(("xgboost",), "symbol")
+    with pytest.raises(ValueError, match="unknown grouping 'desk'"):
+        fine_tuned_variants(("lstm",), "desk")
+
+
 def test_shared_fit_refits_for_another_fold(data, fold):
     train, val, _ = fold
     made = []
@@ -225,9 +241,9 @@ def test_train_cli_with_fine_tuning_reports_both_and_logs_the_comparison(
         "QTIS_MLFLOW_TRACKING_URI": tracking,
     }
     run = qtis(
-        "train", "--model", "lstm", "--size", "tiny", "--epochs", "1", "--splits", "2",
+        "train", "--model", "lstm+ft_symbol", "--size", "tiny", "--epochs", "1", "--splits", "2",
         "--window", "20", "--symbols", "IBM,MSFT", "--explain-samples", "0", "--no-tuned",
-        "--fine-tune", "symbol", "--fine-tune-steps", "3", "--json-out", str(out), env=env,
+        "--fine-tune-steps", "3", "--json-out", str(out), env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "pre-trained vs fine-tuned per symbol" in run.stdout
