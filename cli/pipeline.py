@@ -64,6 +64,19 @@ def _families(model: str) -> tuple[str, ...]:
         raise fail(str(exc)) from exc
 
 
+TRAIN_MODEL_HELP = (
+    f"{MODEL_HELP}; a fine-tuned variant such as lstm+ft_symbol trains its family as "
+    "--fine-tune symbol does"
+)
+
+
+def _training_models(model: str, fine_tune: str | None) -> tuple[tuple[str, ...], str | None]:
+    try:
+        return parse_training(model, fine_tune)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
 def _parse_params(pairs: list[str]) -> dict[str, dict]:
     """FAMILY.NAME=VALUE overrides (values parsed as YAML: 0, 1e-3, [16, 8], true)."""
     # deferred: training.runner pulls torch, lightning, mlflow and xgboost (~5 s measured), which
@@ -146,13 +159,7 @@ def _join_nodes(num_nodes: int, node_rank: int) -> int:
 
 
 def train(
-    model: Annotated[
-        str,
-        typer.Option(
-            help=f"{MODEL_HELP}; a fine-tuned variant such as lstm+ft_symbol trains its family "
-            "as --fine-tune symbol does"
-        ),
-    ] = ",".join(SEED_FAMILIES),
+    model: Annotated[str, typer.Option(help=TRAIN_MODEL_HELP)] = ",".join(SEED_FAMILIES),
     size: Annotated[
         str, typer.Option(help="network sizes: seed (the spec's), small, tiny")
     ] = "seed",
@@ -208,10 +215,7 @@ def train(
     from training.runner import TrainConfig
 
     rank = _join_nodes(num_nodes, node_rank)
-    try:
-        families, fine_tune = parse_training(model, fine_tune)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    families, fine_tune = _training_models(model, fine_tune)
     config = TrainConfig(
         models=families, size=size, window=window, epochs=epochs, splits=splits,
         cost_bps=cost_bps, seed=seed, accelerator=accelerator, strategy=strategy,
