@@ -94,12 +94,13 @@ class AdaptiveBatcher:
             model = live[0][0]
             windows = np.concatenate([w for _, w, _, _ in live]) if len(live) > 1 else live[0][1]
             # a fine-tuned model (registry.loaded.LoadedModel.routes_by) scores by symbol
-            routed = getattr(model, "routes_by", None) is not None
-            symbols = [s for *_, named, _ in live for s in named]
+            if getattr(model, "routes_by", None) is not None:
+                args = (windows, [s for *_, named, _ in live for s in named])
+            else:
+                args = (windows,)
             if self.on_batch:
                 self.on_batch(len(windows))
             try:
-                args = (windows, symbols) if routed else (windows,)
                 out = await asyncio.to_thread(model.predict, *args)
                 if len(out) != len(windows):
                     raise RuntimeError(f"{len(out)} forecasts for {len(windows)} windows")

@@ -43,8 +43,9 @@ class Explainer:
         model, windows = now.champion, now.champion_windows
         window = self._window(request, model, windows)
         try:
-            background = lambda: self._background_for(model, windows)  # noqa: E731
-            found = model.explain(window, background, request.symbol)
+            found = model.explain(
+                window, lambda: self._background_for(model, windows), request.symbol
+            )
         except NotExplainable as exc:
             raise RequestError(str(exc), None, 409) from exc
         values = found.values[0]  # (features, horizons)

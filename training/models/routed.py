@@ -73,7 +73,7 @@ class RoutedBundle:
     ) -> np.ndarray:
         """The windows ending at ``rows`` of ``features``, each by its symbol's network."""
         return self._routed(
-            [symbols[r] for r in rows], lambda bundle, at: bundle.predict_rows(features, rows[at])
+            np.asarray(symbols)[rows], lambda bundle, at: bundle.predict_rows(features, rows[at])
         )
 
     def _routed(self, symbols: Sequence[str | None], score) -> np.ndarray:
