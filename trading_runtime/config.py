@@ -12,11 +12,45 @@ from trading_runtime.portfolio.optimizers import PortfolioConfig
 from trading_runtime.settings import CostModel, RiskLimits, RuntimeSettings
 
 
+class PairsConfig(BaseModel):
+    """Pairs trading (``signal: pairs``): cointegration on a trailing formation window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formation: int = Field(250, ge=30, description="bars the cointegration is tested over")
+    reselect: int = Field(63, ge=1, description="bars between re-selections of the pairs")
+    entry_z: float = Field(2.0, gt=0, description="spread z-score that opens a position")
+    exit_z: float = Field(0.5, ge=0, description="z-score within which it closes")
+    method: Literal["engle-granger", "johansen"] = "engle-granger"
+    significance: float = Field(0.05, gt=0, lt=1, description="Engle-Granger p-value cut")
+    max_pairs: int = Field(2, ge=1, description="pairs traded at once, no symbol in two")
+
+    @model_validator(mode="after")
+    def _check(self) -> PairsConfig:
+        if self.exit_z >= self.entry_z:
+            raise ValueError(f"exit_z {self.exit_z} must be below entry_z {self.entry_z}")
+        if self.method == "johansen" and self.significance != 0.05:
+            raise ValueError("johansen is read at its 95% critical value: significance 0.05")
+        return self
+
+
+class HedgeConfig(BaseModel):
+    """A beta hedge on the strategy's book (``hedge:``): ``symbol`` is bought or sold so the
+    book's beta to it stays within ``band`` of ``target_beta`` (fractions of equity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str
+    window: int = Field(63, ge=2, description="bars of returns the betas are estimated on")
+    band: float = Field(0.1, gt=0, description="beta drift (of equity) tolerated before re-hedging")
+    target_beta: float = Field(0.0, description="the book's beta the hedge aims at")
+
+
 class StrategyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("main", pattern=r"^[A-Za-z0-9_]+$", description="its sub-account")
-    signal: Literal["buy-and-hold", "sma-cross", "model"] = "sma-cross"
+    signal: Literal["buy-and-hold", "sma-cross", "model", "pairs"] = "sma-cross"
     fast: int = Field(20, ge=1)
     slow: int = Field(50, ge=2)
     horizon: int = Field(1, ge=1, description="model forecast horizon traded")
@@ -51,6 +85,9 @@ class StrategyConfig(BaseModel):
         " its full configuration",
     )
 
+    pairs: PairsConfig | None = Field(None, description="signal pairs: its settings")
+    hedge: HedgeConfig | None = Field(None, description="keep the book's beta to a symbol")
+
     @field_validator("portfolio", mode="before")
     @classmethod
     def _method_name(cls, value):
@@ -62,8 +99,31 @@ class StrategyConfig(BaseModel):
             raise ValueError("give stop_atr or trail_atr, not both")
         if self.model_role == "challenger" and self.signal != "model":
             raise ValueError("model_role challenger goes with signal model")
-        RiskLimits(**self.limits)  # an unknown or out-of-range limit is refused here
+        limits = RiskLimits(**self.limits)  # an unknown or out-of-range limit is refused here
+        if self.signal == "pairs":
+            self._check_pairs(limits)
+        elif self.pairs is not None:
+            raise ValueError("pairs settings go with signal pairs")
+        if self.hedge is not None and not limits.allow_short:
+            raise ValueError("a beta hedge sells its instrument short: add allow_short to limits")
         return self
+
+    def _check_pairs(self, limits: RiskLimits) -> None:
+        if self.pairs is None:
+            self.pairs = PairsConfig()
+        if not limits.allow_short:
+            raise ValueError("pairs sell one leg short: add allow_short: true to limits")
+        if self.portfolio is not None or self.sizing != "equal":
+            raise ValueError(
+                "pairs size their legs by the hedge ratio: use sizing equal (no portfolio)"
+            )
+
+    @property
+    def history_bars(self) -> int:
+        """Bars of history the strategy needs before its first decision (warm-up)."""
+        return max(
+            self.pairs.formation if self.pairs else 0, self.hedge.window if self.hedge else 0
+        )
 
     def resolved_limits(self) -> dict:
         return RiskLimits(**self.limits).model_dump()

@@ -14,12 +14,14 @@ import numpy as np
 
 from serving.predictor import Predicting
 from trading_runtime.config import StrategyConfig
+from trading_runtime.hedging import BetaHedge
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
 from trading_runtime.portfolio.sizer import PortfolioSizer
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.signals import BuyAndHold, ModelSignals, SignalSource, SmaCross
 from trading_runtime.sizing import EqualWeight, FixedQuantity, Sizer, StopPolicy, VolatilityTarget
+from trading_runtime.stat_arb import PairsSignals
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Slot:
     stops: StopPolicy
     rebalance: bool
     portfolio: PortfolioSizer | None = None
+    hedge: BetaHedge | None = None
 
     @property
     def needs_volatility(self) -> bool:
@@ -71,7 +74,29 @@ SIGNALS: dict[str, Callable[[StrategyConfig, StrategyContext], SignalSource]] = 
     "buy-and-hold": lambda s, ctx: BuyAndHold(len(ctx.symbols)),
     "sma-cross": lambda s, ctx: SmaCross(len(ctx.symbols), s.fast, s.slow),
     "model": _model,
+    "pairs": lambda s, ctx: PairsSignals(len(ctx.symbols), **s.pairs.model_dump()),
 }
+
+
+def _hedge(s: StrategyConfig, ctx: StrategyContext) -> BetaHedge | None:
+    if s.hedge is None:
+        return None
+    if s.hedge.symbol not in ctx.symbols:
+        raise ValueError(
+            f"strategy {s.name} hedges with {s.hedge.symbol}, which is not in the run's"
+            f" symbols {ctx.symbols}: add it to --symbols"
+        )
+    multipliers = np.array([ctx.instruments[sym].multiplier for sym in ctx.symbols])
+    return BetaHedge(
+        ctx.symbols.index(s.hedge.symbol),
+        ctx.returns,
+        multipliers,
+        window=s.hedge.window,
+        band=s.hedge.band,
+        target_beta=s.hedge.target_beta,
+        min_bars=min(20, s.hedge.window),
+    )
+
 
 SIZERS: dict[str, Callable[[StrategyConfig, StrategyContext], Sizer]] = {
     "fixed": lambda s, ctx: FixedQuantity(s.quantity),
@@ -88,13 +113,15 @@ SIZERS: dict[str, Callable[[StrategyConfig, StrategyContext], Sizer]] = {
 def build_slot(s: StrategyConfig, ctx: StrategyContext) -> Slot:
     """The strategy ``s`` ready to trade: its signal source, sizing and stops."""
     source = SIGNALS[s.signal](s, ctx)
-    rebalance = s.rebalance if s.rebalance is not None else s.signal == "model"
+    hedge = _hedge(s, ctx)
+    rebalance = s.rebalance if s.rebalance is not None else s.signal == "model" or bool(hedge)
     if s.portfolio is None:
         sizer = SIZERS[s.sizing](s, ctx)
-        return Slot(s, source, sizer, StopPolicy(s.stop_atr, s.trail_atr), rebalance)
+        stops = StopPolicy(s.stop_atr, s.trail_atr)
+        return Slot(s, source, sizer, stops, rebalance, hedge=hedge)
     sectors = {sym: ctx.instruments[sym].sector for sym in ctx.symbols}
     multipliers = np.array([ctx.instruments[sym].multiplier for sym in ctx.symbols])
     portfolio = PortfolioSizer(
         s.portfolio, ctx.symbols, ctx.returns, multipliers, sectors, s.horizon
     )
-    return Slot(s, source, None, StopPolicy(s.stop_atr, s.trail_atr), True, portfolio)
+    return Slot(s, source, None, StopPolicy(s.stop_atr, s.trail_atr), True, portfolio, hedge)
