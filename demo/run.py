@@ -23,6 +23,7 @@ from demo.research import show_research
 from demo.series import ingest_sample, show_series
 from demo.serving import print_promotion, show_serving
 from demo.summary import print_summary
+from demo.strategies import show_strategies
 from demo.trading import show_trading
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.ingest import raw_bars, raw_bars_checks
@@ -97,6 +98,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     training = _train(console, warehouse)
     research = show_research(console, settings)
     paper = show_trading(console, warehouse)
+    show_strategies(console, url)
     show_live(console, url, settings, warehouse.tracking())
     drift = show_drift(console, warehouse)
     reports = settings.home / "reports"

@@ -243,12 +243,14 @@ class WalkForwardResult:
 
 def _check(config: RunConfig) -> None:
     models = [s for s in config.strategies if s.signal == "model"]
-    if not models:
-        raise ValueError("a walk-forward trades a model: use --signal model")
     if any(s.model_role != "champion" for s in models):
         raise ValueError("a walk-forward trades one model per window: no challenger strategies")
     if config.model_url or config.in_sample:
         raise ValueError("a walk-forward trades in process and out of sample only")
+
+
+def _trades_model(config: RunConfig) -> bool:
+    return any(s.signal == "model" for s in config.strategies)
 
 
 def _window_config(
@@ -310,23 +312,17 @@ def walk_forward(
     _refuse_existing(url, streams)
     if progress:
         progress(0, len(windows), None)
-    models = source(symbols, horizon)
+    # rules (pairs, SMA, a hedge) fit nothing: each window only warms up on the bars before it
+    models = source(symbols, horizon) if _trades_model(config) else None
     capital = {s.name: config.capital(s, runtime) for s in config.strategies}
     initial = _live_total(config, capital)
     warmup = feature_warmup() if settings.warmup_bars is None else settings.warmup_bars
+    warmup = max(warmup, *(s.history_bars for s in config.strategies))
     results, reports = [], []
     for window, stream in zip(windows, streams, strict=True):
         result = WindowResult(window)
         try:
-            model = models.model(window)
-            result.model, result.trained_through = model.label, model.trained_through
-            result.label_end, result.training_rows = model.label_end, model.training_rows
-            try:
-                assert_unseen(window, model.label_end)
-            except LeakageError as exc:
-                if settings.source == "retrain":
-                    raise  # a fit on its own window's labels is a bug, never a skip
-                raise Skip(f"refused: {exc}") from exc
+            model = _window_model(models, window, result, settings.source)
         except Skip as exc:
             result.skipped = str(exc)
         else:
@@ -335,7 +331,7 @@ def walk_forward(
                 url,
                 window_config,
                 settings=runtime,
-                predictor=model.predictor,
+                predictor=model.predictor if model else None,
                 conventions=conventions,
             )
             capital = {a: report.equity_curve[-1]["equity"][a] for a in capital}
@@ -345,6 +341,25 @@ def walk_forward(
         if progress:
             progress(len(results), len(windows), result)
     return _stitch(url, config, settings, symbols, horizon, initial, results, reports, conventions)
+
+
+def _window_model(
+    models: ModelSource | None, window: Window, result: WindowResult, source: str
+) -> WindowModel | None:
+    """The window's model, noted on ``result``, once shown never to have seen the window's
+    bars (``Skip`` otherwise); None when the strategies trade rules only."""
+    if models is None:
+        return None
+    model = models.model(window)
+    result.model, result.trained_through = model.label, model.trained_through
+    result.label_end, result.training_rows = model.label_end, model.training_rows
+    try:
+        assert_unseen(window, model.label_end)
+    except LeakageError as exc:
+        if source == "retrain":
+            raise  # a fit on its own window's labels is a bug, never a skip
+        raise Skip(f"refused: {exc}") from exc
+    return model
 
 
 def _live_total(config: RunConfig, values: dict[str, float]) -> float:
@@ -407,6 +422,8 @@ def _stitch(
         ],
     }
     plan = settings.model_dump() | {"purge": settings.purge or horizon}
+    if not _trades_model(config):
+        plan["source"] = "rules"  # no model per window
     return WalkForwardResult(
         config.stream, plan, symbols, horizon, results, metrics, curve, fills, baseline
     )

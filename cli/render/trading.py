@@ -107,6 +107,8 @@ def print_walk_forward(found, out: Console = console) -> None:
         trained = f"{w.train_start} to {w.train_end}"
         if s["source"] == "champion":  # its own training, not the plan's span
             trained = f"through {r.trained_through or '-'}"
+        elif s["source"] == "rules":  # nothing trained: the bars before only warm it up
+            trained = "-"
         table.add_row(
             w.name,
             trained,

@@ -206,8 +206,14 @@ def test_walkforward_command_prints_windows_and_writes_json(built, tmp_path):
     assert huge.exit_code == 2 and "need" in huge.output and "--windows" in huge.output
     bad = trade(*common, "--mode", "sideways")
     assert bad.exit_code == 2 and "--mode" in bad.output
-    rules = trade("--signal", "sma-cross", "--stream", "cli-wf-rules")
-    assert rules.exit_code == 2 and "--signal model" in rules.output
+    pairs = tmp_path / "pairs.yaml"  # rules walk forward too: nothing fitted, warm-up only
+    pairs.write_text(
+        "strategies:\n  - {name: pairs, signal: pairs, sizing: equal,"
+        " limits: {allow_short: true}, pairs: {formation: 120, entry_z: 1.5}}\n"
+    )
+    rules = trade(*plan, "--strategies", str(pairs), "--stream", "cli-wf-pairs")
+    text = " ".join(rules.output.split())
+    assert rules.exit_code == 0 and "w01" in text and "rules" in text, rules.output
 
     with psycopg.connect(url) as conn:
         conn.execute("delete from mlops.promotions")
