@@ -22,8 +22,8 @@ from demo.panels import show_panels
 from demo.research import show_research
 from demo.series import ingest_sample, show_series
 from demo.serving import print_promotion, show_serving
-from demo.summary import print_summary
 from demo.strategies import show_strategies
+from demo.summary import print_summary
 from demo.trading import show_trading
 from orchestration.assets.features import feature_store, garch_vol
 from orchestration.assets.ingest import raw_bars, raw_bars_checks
