@@ -50,7 +50,8 @@ def test_backtest_writes_the_tear_sheet_and_prints_its_path(backtest):
     assert page.count("<script") == CHARTS + 1  # plotly.js inlined once, then one per chart
     assert "cdn.plot.ly" not in page.split("</head>")[1]  # nothing to fetch from the web
     assert "Conventions" in page and "252 periods per year" in page
-    for table in ("metrics", "execution", "var-es", "stress", "shocks", "sectors", "correlation"):
+    for table in ("metrics", "execution", "var-es", "var-backtest", "stress", "shocks", "sectors",
+                  "correlation"):  # fmt: skip
         assert f'id="{table}"' in page, table
     metrics = json.loads(data.read_text())["metrics"]["main"]
     for key in ("sharpe", "sortino", "calmar", "max_drawdown_duration", "hit_rate",
@@ -74,9 +75,9 @@ def test_report_prints_intervals_and_execution_quality(backtest):
 
 
 def test_the_report_measures_the_final_holdings_risk(backtest, market):
-    """VaR/ES by every method at 95/99% and 1/10 bars, stress windows, shocks, sectors and the
-    correlation check of the last holdings; the historical figures recomputed here from the
-    bars and the stated weights."""
+    """VaR/ES by every method (the t copula included) at 95/99% and 1/10 bars, the rolling VaR
+    backtest, stress windows, shocks, sectors and the correlation check of the last holdings;
+    the historical figures recomputed here from the bars and the stated weights."""
     trade, out, _, _, _ = backtest
     data = out / "risk.json"
     assert trade("report", "sheet-bt", "--json-out", str(data)).exit_code == 0
@@ -84,8 +85,9 @@ def test_the_report_measures_the_final_holdings_risk(backtest, market):
     weights = pd.Series(risk["weights"])
     assert risk["as_of"] >= "2011-06-01" and 0 < weights.abs().sum() <= 1.05
     table = {(r["method"], r["level"], r["horizon"]): r for r in risk["var_es"]}
-    assert set(table) == {(m, lv, h) for m in ("historical", "parametric", "monte-carlo", "evt")
-                          for lv in (0.95, 0.99) for h in (1, 10)}  # fmt: skip
+    methods = ("historical", "parametric", "monte-carlo", "evt", "copula")
+    assert set(table) == {(m, lv, h) for m in methods for lv in (0.95, 0.99)
+                          for h in (1, 10)}  # fmt: skip
     for row in table.values():
         assert 0 < row["var"] <= row["es"], row
         assert row["var"] < table[(row["method"], 0.99, row["horizon"])]["var"] + 1e-12
@@ -98,6 +100,10 @@ def test_the_report_measures_the_final_holdings_risk(backtest, market):
         got = table[("historical", level, horizon)]
         assert got["var"] == pytest.approx(expected.var, abs=1e-12)
         assert got["es"] == pytest.approx(expected.es, abs=1e-12)
+    backtest = risk["var_backtest"]
+    assert backtest["bars"] == 250 and len(backtest["rows"]) == 16  # 8 methods at 99% and 95%
+    for row in backtest["rows"]:
+        assert row["observations"] == 250 and 0 <= row["kupiec_p"] <= 1, row
     worst = [w["pnl"] for w in risk["stress"]]
     assert len(worst) == 5 and worst == sorted(worst) and worst[0] < 0
     assert risk["shocks"] == [{"shock": "all", "move": -0.1,

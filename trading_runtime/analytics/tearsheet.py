@@ -158,8 +158,9 @@ Table = tuple[list[str], list[tuple[str, list[str]]]]
 
 
 def risk_tables(risk: dict) -> dict[str, tuple[str, Table]]:
-    """The final holdings' risk as (title, table) by table id: VaR/ES by method, the stress
-    windows, the shocks and the sectors (the numbers in ``Analysis.risk``)."""
+    """The final holdings' risk as (title, table) by table id: VaR/ES by method, the VaR
+    backtest, the stress windows, the shocks and the sectors (the numbers in
+    ``Analysis.risk``)."""
     var_rows = []
     for method in dict.fromkeys(r["method"] for r in risk["var_es"]):
         for horizon in (1, 10):
@@ -183,11 +184,38 @@ def risk_tables(risk: dict) -> dict[str, tuple[str, Table]]:
     return {
         "var-es": ("VaR and ES of the last holdings", (["VaR 95%", "ES 95%", "VaR 99%", "ES 99%"],
                                                         var_rows)),
+        "var-backtest": backtest_table(risk.get("var_backtest", {})),
         "stress": ("Worst historical windows, replayed on these holdings", (["last bar", "P&L"],
                                                                              stress)),
         "shocks": ("Shocks (QTIS_REPORT_SHOCKS)", (["move", "P&L"], shocks)),
         "sectors": ("Exposure by sector", (["long", "short", "net", "gross"], sectors)),
     }  # fmt: skip
+
+
+BACKTEST_COLUMNS = (  # column, key, format
+    ("exceptions", "exceptions", "{:,.0f}"),
+    ("expected", "expected", "{:.1f}"),
+    ("rate", "rate", "{:.2%}"),
+    ("Kupiec p", "kupiec_p", "{:.3f}"),
+    ("independence p", "independence_p", "{:.3f}"),
+    ("cond. coverage p", "cc_p", "{:.3f}"),
+)
+
+
+def backtest_table(backtest: dict) -> tuple[str, Table]:
+    """Each method's rolling 1-bar VaR on the holdings' weights, tested out of sample."""
+    title = f"VaR backtest: {backtest.get('note', 'not computed')}"
+    if backtest.get("rows"):
+        title = (
+            f"VaR backtest: 1-bar VaR over the last {backtest['bars']:,} bars, each from the"
+            f" {backtest['window']} before, refitted every {backtest['refit']}; p < 0.05 rejects"
+        )
+    rows = [
+        (f"{r['method']}, {r['level']:.0%}" + (" (not computed)" if r.get("note") else ""),
+         [_cell(r.get(key), fmt) for _, key, fmt in BACKTEST_COLUMNS])
+        for r in backtest.get("rows", [])
+    ]  # fmt: skip
+    return title, ([c for c, _, _ in BACKTEST_COLUMNS], rows)
 
 
 def risk_caption(risk: dict) -> str:
