@@ -5,6 +5,12 @@ Limits are judged on the account as it would be if the order and every other ope
 the account filled at the last price, so a burst of orders cannot slip past a limit one by one.
 An order that makes a position smaller is always allowed unless trading is halted: a limit that
 a price move pushed past can only be worked back inside.
+
+Futures (asset class ``future``) do not pay their notional: an order that adds contracts needs
+their initial margin (the instrument's per-contract ``initial_margin``, else ``futures_margin``
+of the notional) in the cash left free by working buys and by the margin of the futures held
+and working. Exposure limits count their notional (quantity x price x multiplier) like any
+other position's; ``max_gross_by_asset_class`` caps each asset class's gross.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument, listed, round_quantity
 from trading_runtime.portfolio.risk import ScenarioPnL, scenario_risk
 from trading_runtime.settings import RiskLimits
+
+FUTURE = "future"  # Instrument.asset_class of futures contracts
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,8 @@ LIMIT_OF = {
     "net_exposure": "max_net_exposure",
     "cash": "fee_reserve_bps",
     "margin": "initial_margin",
+    "futures_margin": "futures_margin",
+    "asset_class_exposure": "max_gross_by_asset_class",
     "max_var": "max_var",
     "max_es": "max_es",
     "trading_state": "reducing_drawdown",
@@ -60,6 +70,7 @@ class RiskEngine:
         self._limits: dict[str, tuple[dict, RiskLimits]] = {}
         self.multipliers = {s: i.multiplier for s, i in instruments.items()}
         self.sectors = {s: i.sector for s, i in instruments.items()}
+        self.classes = {s: i.asset_class for s, i in instruments.items()}
         self.returns: ReturnWindow | None = None  # for VaR/ES limits: see use_returns
         self.columns: dict[str, int] = {}
         self._rows: tuple[int, np.ndarray] | None = None
@@ -91,6 +102,21 @@ class RiskEngine:
 
     def sector(self, symbol: str) -> str | None:
         return self.sectors.get(symbol)
+
+    def is_future(self, symbol: str) -> bool:
+        return self.classes.get(symbol) == FUTURE
+
+    def contract_margin(
+        self, symbol: str, price: float, limits: RiskLimits, multiplier: float
+    ) -> float:
+        """Initial margin of one contract of ``symbol`` in the account's money, ``multiplier``
+        being one price point's worth in it: the instrument's own figure (in its currency,
+        converted by ``multiplier`` over the contract's), else ``limits.futures_margin`` of
+        one contract's notional at ``price``."""
+        instrument = self.instruments[symbol]
+        if instrument.initial_margin is not None:
+            return instrument.initial_margin * multiplier / instrument.multiplier
+        return limits.futures_margin * price * multiplier
 
     def check(self, order: Order, book: Book, price: float) -> Denial | None:
         """None if ``order`` may be sent at last price ``price``; else the first failed check.
@@ -200,6 +226,17 @@ class RiskEngine:
                     f"sector {sector} would be {in_sector / equity:.1%} of equity"
                     f" (limit {limits.max_sector_weight:.0%})",
                 )
+        caps = limits.max_gross_by_asset_class or {}
+        kind = instrument.asset_class
+        if kind in caps:
+            now = exposure.classes.get(kind, 0.0)
+            then = (now - abs(old) + abs(new)) / equity
+            if then > caps[kind] + 1e-9:
+                return Denial(
+                    "asset_class_exposure",
+                    f"{kind} gross would be {then:.2f}x equity (now {now / equity:.2f}x,"
+                    f" limit {caps[kind]:.2f}x)",
+                )
         gross = (exposure.gross - abs(old) + abs(new)) / equity
         net = abs(exposure.net - old + new) / equity
         if limits.max_gross_exposure is not None and gross > limits.max_gross_exposure + 1e-9:
@@ -216,20 +253,54 @@ class RiskEngine:
         reserve = 1 + limits.fee_reserve_bps * 1e-4
         exposure = self._exposure_of(account, book)
         multiplier = self.instruments[order.symbol].multiplier
+        if self.is_future(order.symbol):
+            return self._futures_margin(order, account, book, price, after, limits, multiplier)
         if limits.cash_account:
             if order.side != Side.BUY:
                 return None
             cost = order.quantity * _order_price(order, price) * multiplier
-            free = account.cash - exposure.committed * reserve
+            free = exposure.cash - exposure.committed * reserve - exposure.margin
             if cost * reserve > free + 1e-9:
                 return Denial("cash", f"needs {cost * reserve:,.2f} with fees, {free:,.2f} free")
             return None
         equity = exposure.equity_at(self, order.symbol, account, book, price)
         old = exposure.values.get(order.symbol, 0.0)
-        gross = exposure.gross - abs(old) + abs(after * price * multiplier)
-        needed = gross * limits.initial_margin * reserve
+        gross = exposure.gross - exposure.classes.get(FUTURE, 0.0)
+        gross += abs(after * price * multiplier) - abs(old)
+        needed = gross * limits.initial_margin * reserve + exposure.margin
         if needed > equity + 1e-9:
             return Denial("margin", f"needs {needed:,.2f} margin, equity {equity:,.2f}")
+        return None
+
+    def _futures_margin(
+        self, order, account, book, price, after, limits, multiplier
+    ) -> Denial | None:
+        """A futures order that adds contracts needs their initial margin (and the fee
+        reserve on its notional) in the cash the account has free: its cash as if futures
+        fills moved no notional, less working buys and the margin of the futures held and
+        working (a margin account: its equity less the other positions' margin)."""
+        per = self.contract_margin(order.symbol, price, limits, multiplier)
+        before = after - order.side.sign * order.quantity
+        contracts = abs(after) - abs(before)
+        if contracts <= 1e-12:
+            return None
+        exposure = self._exposure_of(account, book)
+        reserve = limits.fee_reserve_bps * 1e-4
+        fees = order.quantity * _order_price(order, price) * multiplier * reserve
+        if limits.cash_account:
+            base = exposure.cash - exposure.committed * (1 + reserve)
+        else:
+            equity = exposure.equity_at(self, order.symbol, account, book, price)
+            others = exposure.gross - exposure.classes.get(FUTURE, 0.0)
+            base = equity - others * limits.initial_margin * (1 + reserve)
+        used = exposure.margin - exposure.margins.get(order.symbol, 0.0) + abs(before) * per
+        free, needed = base - used, contracts * per + fees
+        if needed > free + 1e-9:
+            return Denial(
+                "futures_margin",
+                f"needs {needed:,.2f} ({contracts:g} contracts x {per:,.2f} initial margin"
+                f" + {fees:,.2f} fee reserve), {free:,.2f} cash free",
+            )
         return None
 
     def _tail_risk(self, order, account, book, price, after, limits) -> Denial | None:
@@ -270,8 +341,10 @@ class RiskEngine:
 class Exposure:
     """One account's exposure as it would be once every working order fills, for the bar being
     decided: each symbol's signed value at the last marks, their gross, net and per-sector sums,
-    equity and the cash committed to working buys. Built once a bar and kept up to date as
-    orders are approved, so checking an order costs O(1), not O(symbols)."""
+    equity and the cash committed to working buys; per asset class the gross; per future the
+    initial margin of the position working orders would leave, and the cash as if no futures
+    fill had moved its notional. Built once a bar and kept up to date as orders are approved,
+    so checking an order costs O(1), not O(symbols)."""
 
     key: tuple
     values: dict[str, float]
@@ -279,8 +352,15 @@ class Exposure:
     net: float
     sectors: dict[str, float]
     equity: float
-    committed: float
+    committed: float  # working buys of everything but futures (futures need margin)
+    classes: dict[str, float]  # gross per asset class
+    margins: dict[str, float]  # initial margin per future
+    cash: float  # as if no futures fill had moved its notional
     scenarios: ScenarioPnL | None = None  # built by the first VaR/ES check of the bar
+
+    @property
+    def margin(self) -> float:
+        return sum(self.margins.values())
 
     @classmethod
     def build(cls, key: tuple, risk: RiskEngine, account: Account, book: Book) -> Exposure:
@@ -290,18 +370,39 @@ class Exposure:
         for order in book.working(account.name):
             s = order.symbol
             quantities[s] = quantities.get(s, 0.0) + order.signed_remaining
-            if order.side == Side.BUY:
+            if order.side == Side.BUY and not risk.is_future(s):
                 mark = marks.get(s, 0.0)
                 committed += order.remaining * _order_price(order, mark) * multipliers.get(s, 1.0)
         values = {s: q * marks.get(s, 0.0) * multipliers.get(s, 1.0) for s, q in quantities.items()}
         sectors: dict[str, float] = {}
+        classes: dict[str, float] = {}
         for symbol, value in values.items():
             sector = risk.sectors.get(symbol)
             if sector:
                 sectors[sector] = sectors.get(sector, 0.0) + abs(value)
+            kind = risk.classes.get(symbol)
+            if kind:
+                classes[kind] = classes.get(kind, 0.0) + abs(value)
         gross = sum(map(abs, values.values()))
         equity = account.equity_at(marks)
-        return cls(key, values, gross, sum(values.values()), sectors, equity, committed)
+        limits = risk._limits_of(account)
+        margins = {
+            s: abs(q) * risk.contract_margin(s, marks.get(s, 0.0), limits, multipliers.get(s, 1.0))
+            for s, q in quantities.items()
+            if q and risk.is_future(s)
+        }
+        # the cash as if futures fills had not moved their notional: the equity less every
+        # other position's value (the book pays a future's notional at the fill and counts
+        # it in the position's value; with variation-margin accounting that sum is the cash)
+        others = [
+            p.quantity * marks.get(s, p.avg_price) * multipliers.get(s, 1.0)
+            for s, p in account.positions.items()
+            if p.quantity and not risk.is_future(s)
+        ]
+        held = any(p.quantity and risk.is_future(s) for s, p in account.positions.items())
+        cash = equity - sum(others) if held else account.cash
+        return cls(key, values, gross, sum(values.values()), sectors, equity, committed,
+                   classes, margins, cash)  # fmt: skip
 
     def equity_at(self, risk, symbol, account, book, price) -> float:
         """Equity with ``symbol`` marked at ``price`` instead of its last mark."""
@@ -323,7 +424,13 @@ class Exposure:
         sector = risk.sector(order.symbol)
         if sector:
             self.sectors[sector] = self.sectors.get(sector, 0.0) + abs(new) - abs(old)
-        if order.side == Side.BUY:
+        kind = risk.classes.get(order.symbol)
+        if kind:
+            self.classes[kind] = self.classes.get(kind, 0.0) + abs(new) - abs(old)
+        if risk.is_future(order.symbol):
+            per = risk.contract_margin(order.symbol, price, risk._limits_of(account), multiplier)
+            self.margins[order.symbol] = abs(before + order.side.sign * order.quantity) * per
+        elif order.side == Side.BUY:
             self.committed += order.quantity * _order_price(order, price) * multiplier
         if self.scenarios is not None:
             self.scenarios.add(order.symbol, new - old)

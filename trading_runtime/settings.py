@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PositiveFloat
 from pydantic_settings import SettingsConfigDict
 
 from core.settings import QtisSettings
@@ -33,6 +33,18 @@ class RiskLimits(QtisSettings):
         True, description="buys need the cash (no margin); otherwise gross x margin <= equity"
     )
     initial_margin: float = Field(0.5, gt=0, le=1, description="margin accounts only")
+    futures_margin: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="a future's initial margin per contract as a share of its notional, where"
+        " the instrument has none of its own (market.instruments.initial_margin)",
+    )
+    max_gross_by_asset_class: dict[str, PositiveFloat] | None = Field(
+        None,
+        description='gross / equity per asset class, e.g. {"future": 2.0, "option": 0.5};'
+        " classes not named are not limited",
+    )
     fee_reserve_bps: float = Field(20.0, ge=0, description="cash kept back for fees, in bps")
     price_band: float | None = Field(0.1, gt=0, description="|limit or stop - last| / last")
     max_orders_per_bar: int | None = Field(100, gt=0, description="orders one account may send")

@@ -35,6 +35,7 @@ class Instrument:
     listed_from: date | None = None
     delisted_at: date | None = None
     exchange: str = "XNYS"  # MIC of the trading calendar (trading_runtime.calendar)
+    initial_margin: float | None = None  # per contract (futures); None: the risk limit's rate
 
 
 @dataclass
