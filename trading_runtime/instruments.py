@@ -16,8 +16,8 @@ def load_instruments(url: str, symbols: list[str] | None = None) -> dict[str, In
     with connect(url) as conn:
         rows = conn.execute(
             "select symbol, name, sector, asset_class, currency, exchange_tz, tick_size,"
-            " lot_size, multiplier, listed_from, delisted_at, exchange, initial_margin"
-            " from market.instruments"
+            " lot_size, multiplier, listed_from, delisted_at, exchange, initial_margin,"
+            " underlying, expiry, strike, option_right, exercise_style from market.instruments"
             " where %s::text[] is null or symbol = any(%s) order by symbol",
             (symbols, symbols),
         ).fetchall()

@@ -225,16 +225,21 @@ def register_instruments(
         cur.executemany(
             """
             insert into market.instruments (symbol, name, sector, asset_class, currency,
-                exchange_tz, tick_size, lot_size, multiplier, listed_from, delisted_at, exchange)
+                exchange_tz, tick_size, lot_size, multiplier, listed_from, delisted_at, exchange,
+                initial_margin, underlying, expiry, strike, option_right, exercise_style)
             values (%(symbol)s, %(name)s, %(sector)s, %(asset_class)s, %(currency)s,
                 %(exchange_tz)s, %(tick_size)s, %(lot_size)s, %(multiplier)s, %(listed_from)s,
-                %(delisted_at)s, %(exchange)s)
+                %(delisted_at)s, %(exchange)s, %(initial_margin)s, %(underlying)s, %(expiry)s,
+                %(strike)s, %(option_right)s, %(exercise_style)s)
             on conflict (symbol) do update set
                 name = excluded.name, sector = excluded.sector, asset_class = excluded.asset_class,
                 currency = excluded.currency, exchange_tz = excluded.exchange_tz,
                 tick_size = excluded.tick_size, lot_size = excluded.lot_size,
                 multiplier = excluded.multiplier, listed_from = excluded.listed_from,
                 delisted_at = excluded.delisted_at, exchange = excluded.exchange,
+                initial_margin = excluded.initial_margin, underlying = excluded.underlying,
+                expiry = excluded.expiry, strike = excluded.strike,
+                option_right = excluded.option_right, exercise_style = excluded.exercise_style,
                 updated_at = now()
             """,
             [vars(i) for i in known],

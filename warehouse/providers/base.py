@@ -36,6 +36,11 @@ class Instrument:
     delisted_at: date | None = None
     exchange: str = "XNYS"  # MIC of the trading calendar (trading_runtime.calendar)
     initial_margin: float | None = None  # per contract (futures); None: the risk limit's rate
+    underlying: str | None = None  # a future's root, an option's underlying symbol
+    expiry: date | None = None  # derivatives: the last trading day
+    strike: float | None = None  # options
+    option_right: str | None = None  # "call" | "put"
+    exercise_style: str | None = None  # "european" | "american"
 
 
 @dataclass
