@@ -1,6 +1,10 @@
 """The projection: orders, positions, cash, PnL and risk state, derived from journal events and
 nothing else. ``Book.apply`` is the only way state changes, so replaying a stream (or a snapshot
-and the events after it) rebuilds exactly what the engine had."""
+and the events after it) rebuilds exactly what the engine had.
+
+Money is in the run's base currency: a fill of an instrument in another currency moves the cash
+by its ``cash_flow`` (converted at the rate the fill carries: the one journaled conversion), and
+positions are valued at their marks times the FX marks each ``bar_closed`` carries."""
 
 from __future__ import annotations
 
@@ -43,10 +47,12 @@ class Account:
         position = self.positions.get(symbol)
         return position.quantity if position else 0.0
 
-    def equity_at(self, marks: dict[str, float]) -> float:
-        """Cash and the marked positions (a flat one adds exactly nothing: skipped)."""
+    def equity_at(self, marks: dict[str, float], rates: dict[str, float] | None = None) -> float:
+        """Cash and the marked positions (a flat one adds exactly nothing: skipped), those of
+        ``rates``' symbols converted to the base currency at their rate."""
+        rates = rates or {}
         return self.cash + sum(
-            p.market_value(marks.get(s, p.avg_price))
+            p.market_value(marks.get(s, p.avg_price), rates.get(s, 1.0))
             for s, p in self.positions.items()
             if p.quantity
         )
@@ -78,6 +84,10 @@ class Schedule:
 class Book:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
+        self.base_currency = "USD"  # what cash, P&L and limits are in
+        self.fx: dict[str, float] = {}  # the last FX mark of each foreign currency
+        self.currencies: dict[str, str] = {}  # symbol -> its currency, when not the base
+        self.rates: dict[str, float] = {}  # symbol -> its currency's FX mark (derived)
         self.accounts: dict[str, Account] = {}
         self.orders: dict[str, Order] = {}
         self.open: dict[str, Order] = {}
@@ -111,6 +121,7 @@ class Book:
 
     def _on_run_started(self, e: ev.RunStarted) -> None:
         self.config = e.config
+        self.base_currency = e.base_currency or "USD"
         for spec in e.accounts:
             capital = float(spec.capital)
             self.accounts[spec.name] = Account(
@@ -219,19 +230,25 @@ class Book:
             fill.symbol, multiplier=fill.multiplier
         )
         account.positions[fill.symbol] = held.with_fill(fill)
-        account.cash -= fill.signed_quantity * fill.price * fill.multiplier + fill.fee
-        account.fees += fill.fee
-        account.slippage += fill.slippage_cost
+        account.cash += fill.cash_flow
+        account.fees += fill.fee * fill.fx_rate
+        account.slippage += fill.slippage_cost * fill.fx_rate
+        if fill.currency is not None:
+            self.currencies[fill.symbol] = fill.currency
+            self.rates[fill.symbol] = self.fx.setdefault(fill.currency, fill.fx_rate)
         if order.tag == "stop":
             account.stopped[fill.symbol] = 1 if fill.side == "sell" else -1
         self.marks.setdefault(fill.symbol, fill.price)
 
     def _on_bar_closed(self, e: ev.BarClosed) -> None:
         self.marks.update(e.marks)
+        if e.fx:
+            self.fx.update(e.fx)
+            self.rates = {s: self.fx[c] for s, c in self.currencies.items() if c in self.fx}
         self.last_bar, self.step = e.ts, e.step
         self.orders_this_bar.clear()
         for account in self.accounts.values():
-            account.equity = account.equity_at(self.marks)
+            account.equity = account.equity_at(self.marks, self.rates)
             account.peak = max(account.peak, account.equity)
 
     def _on_risk_state_changed(self, e: ev.RiskStateChanged) -> None:
@@ -288,7 +305,7 @@ class Book:
                     "initial": a.initial,
                     "cash": a.cash,
                     "limits": a.limits,
-                    "positions": [asdict(p) for p in a.positions.values()],
+                    "positions": [_position_state(p) for p in a.positions.values()],
                     "fees": a.fees,
                     "slippage": a.slippage,
                     "state": a.state.value,
@@ -313,7 +330,16 @@ class Book:
             "finished": self.finished,
             "events": self.events,
             "reconcile_baseline": self.reconcile_baseline,
+            **self._currency_state(),
         }
+
+    def _currency_state(self) -> dict[str, Any]:
+        """The base currency and FX marks; a one-currency USD book has none to keep (its
+        snapshot stays as it was)."""
+        if self.base_currency == "USD" and not self.fx and not self.currencies:
+            return {}
+        return {"base_currency": self.base_currency, "fx": self.fx,
+                "currencies": self.currencies}  # fmt: skip
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Book:
@@ -353,7 +379,19 @@ class Book:
         book.orders_this_bar = dict(state["orders_this_bar"])
         book.finished, book.events = state["finished"], state["events"]
         book.reconcile_baseline = state.get("reconcile_baseline")  # older snapshots: none
+        book.base_currency = state.get("base_currency", "USD")
+        book.fx, book.currencies = dict(state.get("fx", {})), dict(state.get("currencies", {}))
+        book.rates = {s: book.fx[c] for s, c in book.currencies.items() if c in book.fx}
         return book
+
+
+def _position_state(position: Position) -> dict[str, Any]:
+    """A position as a snapshot keeps it (``fx`` only when it is not 1.0: a position in the
+    base currency is kept as it always was)."""
+    state = asdict(position)
+    if state["fx"] == 1.0:
+        del state["fx"]
+    return state
 
 
 def rebuild(journal: Journal, from_snapshot: bool = True) -> Book:

@@ -5,6 +5,10 @@ open when it gaps through them). Fills pay a half spread, slippage by the chosen
 commission, and one symbol's fills in a bar take at most ``participation`` of its volume (the
 rest of the order waits, or is cancelled for IOC; FOK fills entirely or not at all).
 
+A fill of an instrument outside the account's base currency carries the rate it converts at
+(``fx``: the FX pair's open of the bar it fills in, trading_runtime.fx); its price and fee stay
+in the instrument's currency (commission_min and commission_per_share are in it too).
+
 In paper mode the venue keeps a log of every order it received (fsync'd), the way a real venue
 remembers orders across a client's crash: a restarted engine re-sending an order finds it known
 and nothing is sent twice.
@@ -18,6 +22,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +30,9 @@ from trading_runtime import events as ev
 from trading_runtime.domain import Fill, Order, OrderStatus, OrderType, Side, TimeInForce
 from trading_runtime.instruments import Instrument, round_quantity
 from trading_runtime.settings import CostModel
+
+if TYPE_CHECKING:
+    from trading_runtime.fx import FxRates
 
 EWMA_LAMBDA = 0.94  # RiskMetrics decay of the daily variance estimate slippage scales with
 
@@ -58,8 +66,10 @@ class SimulatedBroker:
         instruments: dict[str, Instrument],
         symbols: list[str],
         venue_log: Path | None = None,
+        fx: FxRates | None = None,
     ) -> None:
         self.costs, self.instruments = costs, instruments
+        self.fx = fx  # None, or a one-currency run: every fill in the base currency
         self.index = {s: i for i, s in enumerate(symbols)}
         self.working: dict[str, Order] = {}
         self.eligible: dict[str, int] = {}
@@ -220,6 +230,9 @@ class SimulatedBroker:
             limit = order.limit_price  # a limit never fills through its price
             price = min(price, limit) if order.side == Side.BUY else max(price, limit)
         price, reference = float(price), float(reference)  # numpy's scalars: journaled as floats
+        currency, rate = (None, 1.0)
+        if self.fx is not None and self.fx.active:
+            currency, rate = self.fx.for_fill(order.symbol, bar)
         return Fill(
             fill_id=f"{order.client_id}:{ev.stamp(bar.ts)}",
             client_id=order.client_id,
@@ -232,6 +245,8 @@ class SimulatedBroker:
             ts=bar.ts,
             reference=reference,
             multiplier=instrument.multiplier,
+            currency=currency,
+            fx_rate=rate,
         )
 
     def _sigma(self, bar: CrossSection, i: int) -> float:

@@ -204,6 +204,11 @@ class Fill:
     ts: datetime  # bar the fill happened in
     reference: float  # the price before costs (open, limit or stop): slippage = price - it
     multiplier: float = 1.0
+    # an instrument outside the account's base currency: its currency, and the rate (base per
+    # 1 unit of it) the fill converted at - price and fee are in ``currency``, the account's
+    # cash moves by ``cash_flow`` (trading_runtime.fx, docs/multi_currency.md)
+    currency: str | None = None  # None: the base currency (``fx_rate`` 1.0)
+    fx_rate: float = 1.0
 
     @property
     def signed_quantity(self) -> float:
@@ -211,12 +216,23 @@ class Fill:
 
     @property
     def slippage_cost(self) -> float:
-        """Money lost to spread, slippage and impact (positive is a cost)."""
+        """Money lost to spread, slippage and impact (positive is a cost), in the instrument's
+        currency."""
         return self.side.sign * (self.price - self.reference) * self.quantity * self.multiplier
 
+    @property
+    def cash_flow(self) -> float:
+        """What the fill does to the account's cash, in the base currency: the traded notional
+        and the fee, converted at ``fx_rate`` (exactly the unconverted sum when it is 1.0)."""
+        return -(self.signed_quantity * self.price * self.multiplier + self.fee) * self.fx_rate
+
     def to_payload(self) -> dict[str, Any]:
+        """The journal's JSON; a fill in the base currency leaves ``currency`` and ``fx_rate``
+        out, so its payload is what it was before accounts had a base currency."""
         data = {name: getattr(self, name) for name in FILL_FIELDS}
         data["ts"] = self.ts.isoformat()
+        if self.currency is None and self.fx_rate == 1.0:
+            del data["currency"], data["fx_rate"]
         return data
 
     @classmethod
@@ -231,35 +247,52 @@ FILL_FIELDS = tuple(f.name for f in fields(Fill))
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """A net position at average cost; ``realized`` is the PnL of what was closed."""
+    """A net position at average cost; ``realized`` is the PnL of what was closed.
+
+    ``avg_price`` is in the instrument's currency and ``fx`` the average rate its cost was
+    converted at (weighted by local cost), so ``avg_price x fx`` is the average cost in the
+    account's base currency. ``realized`` is in the base currency: proceeds converted at the
+    closing fill's rate less cost converted at the opening fills' - the FX move on the
+    principal included (1.0 throughout, and the formulas those of one currency, in the base)."""
 
     symbol: str
     quantity: float = 0.0
     avg_price: float = 0.0
     realized: float = 0.0
     multiplier: float = 1.0
+    fx: float = 1.0
 
     def with_fill(self, fill: Fill) -> Position:
         q, dq = self.quantity, fill.signed_quantity
         new = q + dq
-        realized = self.realized
+        realized, fx, rate = self.realized, self.fx, fill.fx_rate
         if q == 0 or (q > 0) == (dq > 0):  # opening or adding
             avg = (self.avg_price * abs(q) + fill.price * abs(dq)) / abs(new)
+            if q == 0:
+                fx = rate
+            elif rate != fx:  # the base cost's average rate
+                fx = (self.avg_price * abs(q) * fx + fill.price * abs(dq) * rate) / (avg * abs(new))
         else:  # reducing, closing or flipping
             closed = min(abs(dq), abs(q))
             realized += (
-                closed * (fill.price - self.avg_price) * (1 if q > 0 else -1) * (self.multiplier)
-            )
+                closed * (fill.price * rate - self.avg_price * fx) * (1 if q > 0 else -1)
+                * (self.multiplier)
+            )  # fmt: skip
             if abs(new) < 1e-12:
-                new, avg = 0.0, 0.0
+                new, avg, fx = 0.0, 0.0, 1.0
             elif (new > 0) == (q > 0):
                 avg = self.avg_price
             else:
-                avg = fill.price
-        return replace(self, quantity=new, avg_price=avg, realized=realized)
+                avg, fx = fill.price, rate
+        return replace(self, quantity=new, avg_price=avg, realized=realized, fx=fx)
 
-    def market_value(self, price: float) -> float:
-        return self.quantity * price * self.multiplier
+    def market_value(self, price: float, rate: float = 1.0) -> float:
+        """At ``price`` (its currency), in the base currency at ``rate``."""
+        return self.quantity * price * self.multiplier * rate
 
-    def unrealized(self, price: float) -> float:
-        return self.quantity * (price - self.avg_price) * self.multiplier
+    def unrealized(self, price: float, rate: float | None = None) -> float:
+        """At ``price``: in the instrument's currency, or with ``rate`` in the base currency
+        (against the cost converted at the opening fills' rates: the FX move included)."""
+        if rate is None:
+            return self.quantity * (price - self.avg_price) * self.multiplier
+        return self.quantity * (price * rate - self.avg_price * self.fx) * self.multiplier

@@ -30,6 +30,7 @@ from trading_runtime.config import RunConfig
 from trading_runtime.domain import Order, Side
 from trading_runtime.execution import Execution, Reporting
 from trading_runtime.feed import BarSource
+from trading_runtime.fx import FxRates
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
 from trading_runtime.journal import Journal, JournalError
@@ -80,14 +81,12 @@ class Engine:
         self.index = {s: i for i, s in enumerate(self.symbols)}
         self.instruments = instruments
         self.lots = np.array([instruments[s].lot_size for s in self.symbols])
-        broker = execution or SimulatedBroker(
-            config.cost_model(), instruments, self.symbols, venue_log
-        )
+        self.fx = FxRates(settings.base_currency, instruments, self.symbols, execution is None)
+        venue = partial(SimulatedBroker, config.cost_model(), instruments, self.symbols, fx=self.fx)
+        broker = execution or venue(venue_log)
         # shadow strategies trade a hypothetical book: a venue of its own, same costs and bars
         shadow = {s.name for s in config.strategies if s.shadow}
-        shadow_broker = (
-            SimulatedBroker(config.cost_model(), instruments, self.symbols) if shadow else None
-        )
+        shadow_broker = venue() if shadow else None
         self.risk = RiskEngine(instruments)
         self.router = Router(broker, shadow_broker, shadow, self.risk, self._emit)
         hooks = EngineHooks(
@@ -135,10 +134,10 @@ class Engine:
                 for s in self.config.strategies
             )
             config = self.config.model_dump(mode="json")
-            self._emit(ev.RunStarted(config, accounts, key=ev.RUN_STARTED))
+            self._emit(ev.RunStarted(config, accounts, self.fx.base, key=ev.RUN_STARTED))
             self._carry, self._pending = self._pending, []
             return
-        self.book = rebuild(self.journal)
+        self.book = self.fx.check(rebuild(self.journal))
         if _stored_config(self.book.config) != self.config.model_dump(mode="json"):
             raise ValueError(
                 f"stream {self.journal.stream!r} was started with another configuration;"
@@ -346,13 +345,13 @@ class Engine:
         book = self.book
         held = {s for a in book.accounts.values() for s in a.positions}
         held |= {o.symbol for o in book.open.values()}
-        closes, index = bar.close.tolist(), self.index  # Python floats, not numpy scalars
+        closes, index, fx = bar.close.tolist(), self.index, self.fx.marks(bar)  # floats, not numpy
         marks = {}
         for symbol in sorted(held):
             price = closes[index[symbol]] if symbol in index else np.nan
             if price == price:  # not NaN
                 marks[symbol] = price
-        closed = ev.BarClosed(bar.ts.isoformat(), bar.step, marks, key=f"bar:{bar.step}")
+        closed = ev.BarClosed(bar.ts.isoformat(), bar.step, marks, fx=fx, key=f"bar:{bar.step}")
         self._emit(closed)
         # the equity the projection arrived at, journaled with the bar (before it is written)
         # so that `qtis trade replay` can check that the events still give it
@@ -405,15 +404,16 @@ class Engine:
         strength, forecast = slot.source.signals(bar)
         took = time.perf_counter() - started
         account = self.book.accounts[slot.config.name]
-        strength = np.asarray(strength, dtype=float).copy()
+        strength = self.fx.tradable(strength)  # an FX pair is a rate, not traded
         held, working = holdings(self.book, account, self.index)
         self.stops.respect_stop_outs(account, strength, bar.step)
         if not account.limits.get("allow_short"):
             strength = np.maximum(strength, 0.0)
         closing = bar.step == self.exit_step
         target = self._targets(slot, account, bar, strength, forecast, held)
-        if slot.hedge is not None:  # the book's beta held within its band
-            target = slot.hedge.targets(target, bar.close, held + working, account.equity)
+        for overlay in slot.overlays:  # futures rolls, a beta hedge
+            target = overlay.targets(target, bar, self.fx.in_base(bar), held + working,
+                                     account.equity)  # fmt: skip
         if closing:  # flatten_at_end: every position out, so the run's P&L is its own
             target = np.zeros_like(target)
             self.schedules.end(self.book, account.name, "flattening at the end of the run")
@@ -433,9 +433,9 @@ class Engine:
             if slot.needs_volatility:
                 vol = daily_vol(self._features, self.columns, bar.close, slot.config.vol,
                                 self.settings.bars_per_year)  # fmt: skip
-            return slot.sizer.targets(strength, bar.close, account.equity, vol)
+            return slot.sizer.targets(strength, self.fx.in_base(bar), account.equity, vol)
         target, rebalance = slot.portfolio.targets(
-            bar.step, strength, forecast, bar.close, account.equity, held
+            bar.step, strength, forecast, self.fx.in_base(bar), account.equity, held
         )
         if rebalance is not None:
             method = slot.config.portfolio.method
@@ -453,7 +453,7 @@ class Engine:
     ) -> None:
         """Orders (or schedules) towards the target from the current quantity for the symbols
         whose difference is worth trading, each journaled with its decision."""
-        name, close = account.name, bar.close
+        name, close, base = account.name, bar.close, self.fx.in_base(bar)
         target, current = aims.target, aims.current
         delta = target - current
         if slot.rebalance:
@@ -476,7 +476,7 @@ class Engine:
             side = Side.BUY if delta[i] > 0 else Side.SELL
             client_id = f"{name}-{stamp}-{symbol}"
             instrument = self.instruments[symbol]
-            quantity = order_size(instrument, account.limits, abs(delta[i]), close[i], closing)
+            quantity = order_size(instrument, account.limits, abs(delta[i]), base[i], closing)
             if quantity <= 0:
                 continue
             decision = aims.decision(slot, i)

@@ -186,10 +186,14 @@ DECISION = {"decision": Decision.from_payload}  # decoders of the events that ca
 
 @dataclass(frozen=True, slots=True)
 class RunStarted(Event):
+    """``base_currency``: what the accounts' cash, P&L and limits are in (None: a journal from
+    before it was recorded, all USD)."""
+
     type: ClassVar[str] = RUN_STARTED
     decoders: ClassVar[dict] = {"accounts": lambda v: tuple(map(AccountSpec.from_payload, v))}
     config: dict[str, Any]
     accounts: tuple[AccountSpec, ...]
+    base_currency: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,13 +279,16 @@ class OrderTriggered(Event):
 @dataclass(frozen=True, slots=True)
 class BarClosed(Event):
     """``equity``: what the projection arrived at, added before the bar is written, so that
-    `qtis trade replay` can check that the events still give it."""
+    `qtis trade replay` can check that the events still give it. ``fx``: the bar's FX marks,
+    base currency per 1 unit of each foreign currency the run trades (None: a one-currency
+    run), which positions in those currencies are valued at."""
 
     type: ClassVar[str] = BAR_CLOSED
     ts: str
     step: int
     marks: dict[str, float]
     equity: dict[str, float] | None = field(default=None, metadata=OMIT_NONE)
+    fx: dict[str, float] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, slots=True)

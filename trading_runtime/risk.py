@@ -69,6 +69,7 @@ class RiskEngine:
         self._cache: dict[str, Exposure] = {}
         self._limits: dict[str, tuple[dict, RiskLimits]] = {}
         self.multipliers = {s: i.multiplier for s, i in instruments.items()}
+        self.currencies = {s: i.currency for s, i in instruments.items()}
         self.sectors = {s: i.sector for s, i in instruments.items()}
         self.classes = {s: i.asset_class for s, i in instruments.items()}
         self.returns: ReturnWindow | None = None  # for VaR/ES limits: see use_returns
@@ -97,8 +98,19 @@ class RiskEngine:
             self._limits[account.name] = cached
         return cached[1]
 
-    def multiplier(self, symbol: str) -> float:
-        return self.multipliers.get(symbol, 1.0)
+    def multiplier(self, symbol: str, book: Book | None = None) -> float:
+        """The base-currency value of one unit of ``symbol``'s price: its multiplier times its
+        currency's FX mark in ``book`` (1.0 in the base currency; docs/multi_currency.md)."""
+        multiplier = self.multipliers.get(symbol, 1.0)
+        if book is None or not book.fx:
+            return multiplier
+        return multiplier * book.fx.get(self.currencies.get(symbol), 1.0)
+
+    def base_multipliers(self, book: Book) -> dict[str, float]:
+        """``multiplier`` of every instrument (the multipliers themselves in one currency)."""
+        if not book.fx:
+            return self.multipliers
+        return {s: self.multiplier(s, book) for s in self.multipliers}
 
     def sector(self, symbol: str) -> str | None:
         return self.sectors.get(symbol)
@@ -174,14 +186,15 @@ class RiskEngine:
             return None
         if account.state == TradingState.REDUCING:
             return Denial("trading_state", f"risk-reducing orders only ({account.state_reason})")
-        notional = order.quantity * price * instrument.multiplier
+        multiplier = self.multiplier(order.symbol, book)  # notionals in the base currency
+        notional = order.quantity * price * multiplier
         for check, value, limit in (
             ("max_order_quantity", order.quantity, limits.max_order_quantity),
             ("max_order_notional", notional, limits.max_order_notional),
             ("max_position_quantity", abs(after), limits.max_position_quantity),
             (
                 "max_position_notional",
-                abs(after) * price * instrument.multiplier,
+                abs(after) * price * multiplier,
                 limits.max_position_notional,
             ),
         ):
@@ -208,7 +221,7 @@ class RiskEngine:
         if equity <= 0:
             return Denial("equity", f"equity is {equity:,.2f}: nothing can be added")
         instrument = self.instruments[order.symbol]
-        new = after * price * instrument.multiplier
+        new = after * price * self.multiplier(order.symbol, book)
         old = exposure.values.get(order.symbol, 0.0)
         weight = abs(new) / equity
         if limits.max_symbol_weight is not None and weight > limits.max_symbol_weight + 1e-9:
@@ -252,7 +265,7 @@ class RiskEngine:
     def _funds(self, order, account, book, price, after, limits) -> Denial | None:
         reserve = 1 + limits.fee_reserve_bps * 1e-4
         exposure = self._exposure_of(account, book)
-        multiplier = self.instruments[order.symbol].multiplier
+        multiplier = self.multiplier(order.symbol, book)
         if self.is_future(order.symbol):
             return self._futures_margin(order, account, book, price, after, limits, multiplier)
         if limits.cash_account:
@@ -316,7 +329,7 @@ class RiskEngine:
         if exposure.scenarios is None:
             exposure.scenarios = ScenarioPnL(rows, self.columns, exposure.values)
         equity = exposure.equity_at(self, order.symbol, account, book, price)
-        new = after * price * self.instruments[order.symbol].multiplier
+        new = after * price * self.multiplier(order.symbol, book)
         delta = new - exposure.values.get(order.symbol, 0.0)
         level = limits.var_level
         now = scenario_risk(exposure.scenarios.with_change(order.symbol, delta), level)
@@ -364,7 +377,7 @@ class Exposure:
 
     @classmethod
     def build(cls, key: tuple, risk: RiskEngine, account: Account, book: Book) -> Exposure:
-        marks, multipliers = book.marks, risk.multipliers
+        marks, multipliers = book.marks, risk.base_multipliers(book)
         quantities = {s: p.quantity for s, p in account.positions.items()}
         committed = 0.0
         for order in book.working(account.name):
@@ -384,7 +397,7 @@ class Exposure:
             if kind:
                 classes[kind] = classes.get(kind, 0.0) + abs(value)
         gross = sum(map(abs, values.values()))
-        equity = account.equity_at(marks)
+        equity = account.equity_at(marks, book.rates)
         limits = risk._limits_of(account)
         margins = {
             s: abs(q) * risk.contract_margin(s, marks.get(s, 0.0), limits, multipliers.get(s, 1.0))
@@ -409,12 +422,13 @@ class Exposure:
         mark = book.marks.get(symbol)
         if mark is None or price == mark:
             return self.equity
-        return self.equity + account.quantity(symbol) * (price - mark) * risk.multiplier(symbol)
+        multiplier = risk.multiplier(symbol, book)
+        return self.equity + account.quantity(symbol) * (price - mark) * multiplier
 
     def add(self, risk: RiskEngine, order: Order, book: Book, price: float) -> None:
         """Count an approved order: its symbol's projected value moves to the new position."""
         account = book.accounts[order.account]
-        multiplier = risk.multiplier(order.symbol)
+        multiplier = risk.multiplier(order.symbol, book)
         before = account.quantity(order.symbol) + book.pending_quantity(account.name, order.symbol)
         new = (before + order.side.sign * order.quantity) * price * multiplier
         old = self.values.get(order.symbol, 0.0)

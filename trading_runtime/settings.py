@@ -104,6 +104,12 @@ class RuntimeSettings(QtisSettings):
     model_config = SettingsConfigDict(env_prefix="QTIS_TRADE_")
 
     capital: float = Field(1_000_000.0, gt=0, description="starting cash per strategy")
+    base_currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="currency of the accounts' cash, P&L, exposure and limits; instruments in"
+        " others convert through FX pairs (docs/multi_currency.md)",
+    )
     target_vol: float = Field(0.15, gt=0, description="annual volatility the sizer aims at")
     max_weight: float = Field(0.25, gt=0, description="sizer's cap per symbol (of equity)")
     min_trade: float = Field(

@@ -3,6 +3,10 @@
 Volatility targeting gives each symbol an equal share of the annual risk budget, assuming the
 symbols uncorrelated (budget / sqrt(n)), with daily volatility from ATR/close; the gross
 exposure limit of the risk engine stops a correlated book from adding up past its cap.
+
+Equity is in the account's base currency, so every ``price`` here is too: the engine passes each
+symbol's price converted at its FX mark (``FxRates.in_base``), and a quantity is base equity
+over a base price - the same as the equity converted to the instrument's currency over its own.
 """
 
 from __future__ import annotations
@@ -123,9 +127,10 @@ def order_size(
     price: float,
     exit_all: bool = False,
 ) -> float:
-    """``wanted`` cut to the account's per-order quantity and notional ``limits``, in lots: a
-    target beyond them is worked towards, not refused bar after bar. A final exit is not cut
-    (there is no later bar to work it on; the risk checks pass what shrinks)."""
+    """``wanted`` cut to the account's per-order quantity and notional ``limits`` (``price`` in
+    the base currency, as the limits are), in lots: a target beyond them is worked towards,
+    not refused bar after bar. A final exit is not cut (there is no later bar to work it on;
+    the risk checks pass what shrinks)."""
     cap = wanted
     if exit_all:
         return float(round_quantity(instrument, cap))

@@ -48,8 +48,8 @@ class RuntimeMetrics:
         if isinstance(event, ev.BarClosed):
             for name, account in book.accounts.items():
                 gross = sum(
-                    abs(position.market_value(book.marks.get(symbol, position.avg_price)))
-                    for symbol, position in account.positions.items()
+                    abs(p.market_value(book.marks.get(s, p.avg_price), book.rates.get(s, 1.0)))
+                    for s, p in account.positions.items()
                 )
                 labels = (self.stream, name)
                 self.equity.labels(*labels).set(account.equity)

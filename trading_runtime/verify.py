@@ -55,7 +55,7 @@ def verify(journal: Journal) -> Verification:
                 continue
             filled[f.client_id] = filled.get(f.client_id, 0.0) + f.quantity
             side = 1 if f.side == "buy" else -1
-            cost = side * f.quantity * f.price * f.multiplier + f.fee
+            cost = (side * f.quantity * f.price * f.multiplier + f.fee) * f.fx_rate  # in base
             paid[f.account] = paid.get(f.account, 0.0) + cost
         book.apply(event)
         if isinstance(event, ev.BarClosed):

@@ -103,7 +103,7 @@ def execution_quality(
             fill = event.fill
             s = sums.setdefault(fill.account, _Sums())
             sign = 1 if fill.side == "buy" else -1
-            units = fill.quantity * fill.multiplier
+            units = fill.quantity * fill.multiplier * fill.fx_rate  # money in the base currency
             price, reference = fill.price, fill.reference
             s.fills += 1
             s.reference_notional += reference * units
@@ -120,7 +120,7 @@ def execution_quality(
             s.arrival_notional += decision.arrival * units
             s.delay += sign * (reference - decision.arrival) * units
             s.execution += sign * (price - reference) * units
-            s.fees += fill.fee
+            s.fees += fill.fee * fill.fx_rate
     for decision in decisions.values():
         if decision.arrival is None:  # every slice was denied: nothing reached the market
             continue

@@ -53,6 +53,9 @@ def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
     held: dict[str, dict[str, float]] = {}
     multiplier: dict[str, float] = {}
     marks: dict[str, float] = {}
+    rates: dict[str, float] = {}  # base per 1 unit of a symbol's currency (multi-currency)
+    fx: dict[str, float] = {}
+    currency: dict[str, str] = {}
     times, quantities, values, equity = [], [], [], []
     for event in events:
         if isinstance(event, ev.OrderFilled):
@@ -62,14 +65,20 @@ def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
             account[fill.symbol] = account.get(fill.symbol, 0.0) + sign * fill.quantity
             multiplier[fill.symbol] = fill.multiplier
             marks.setdefault(fill.symbol, fill.price)
+            if fill.currency is not None:
+                currency[fill.symbol] = fill.currency
+                rates[fill.symbol] = fx.setdefault(fill.currency, fill.fx_rate)
         elif isinstance(event, ev.BarClosed):
             marks.update(event.marks)
+            if event.fx:
+                fx.update(event.fx)
+                rates = {s: fx[c] for s, c in currency.items() if c in fx}
             times.append(pd.Timestamp(event.ts))
             for name in event.equity:
                 held.setdefault(name, {})
             quantities.append({a: dict(q) for a, q in held.items()})
             values.append(
-                {a: {s: q * marks[s] * multiplier[s] for s, q in h.items()}
+                {a: {s: q * marks[s] * multiplier[s] * rates.get(s, 1.0) for s, q in h.items()}
                  for a, h in held.items()}
             )  # fmt: skip
             equity.append(dict(event.equity))
