@@ -232,6 +232,13 @@ def continuous(
     )
 
 
+def trading_days_left(day: date, expiry: date, holidays: Sequence[date] = ()) -> int:
+    """Trading days (Monday to Friday, less ``holidays``) from ``day`` up to, not including,
+    ``expiry``: what the ``expiry`` rule compares with ``days_before_expiry``."""
+    hol = np.array(holidays, dtype="datetime64[D]")
+    return int(np.busday_count(np.datetime64(day, "D"), np.datetime64(expiry, "D"), holidays=hol))
+
+
 def fallback_bars(
     dates: pd.DatetimeIndex, contracts: Sequence[FuturesContract], rule: RollRule
 ) -> np.ndarray:

@@ -87,6 +87,9 @@ class StrategyConfig(BaseModel):
 
     pairs: PairsConfig | None = Field(None, description="signal pairs: its settings")
     hedge: HedgeConfig | None = Field(None, description="keep the book's beta to a symbol")
+    roll_days: int = Field(
+        5, ge=0, description="futures: trading days before expiry a root rolls to the next"
+    )
 
     @field_validator("portfolio", mode="before")
     @classmethod

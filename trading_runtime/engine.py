@@ -411,8 +411,9 @@ class Engine:
             strength = np.maximum(strength, 0.0)
         closing = bar.step == self.exit_step
         target = self._targets(slot, account, bar, strength, forecast, held)
-        if slot.hedge is not None:  # the book's beta held within its band
-            target = slot.hedge.targets(target, bar.close, held + working, account.equity)
+        for overlay in slot.overlays:  # futures rolls, a beta hedge
+            target = overlay.targets(target, bar, self.fx.in_base(bar), held + working,
+                                     account.equity)  # fmt: skip
         if closing:  # flatten_at_end: every position out, so the run's P&L is its own
             target = np.zeros_like(target)
             self.schedules.end(self.book, account.name, "flattening at the end of the run")

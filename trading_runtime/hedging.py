@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from quant.performance import alpha_beta
+from trading_runtime.broker import CrossSection
 from trading_runtime.history import ReturnWindow
 
 
@@ -56,11 +57,17 @@ class BetaHedge:
         return float(np.sum(money * np.nan_to_num(betas)))
 
     def targets(
-        self, target: np.ndarray, price: np.ndarray, current: np.ndarray, equity: float
+        self,
+        target: np.ndarray,
+        bar: CrossSection,
+        price: np.ndarray,
+        current: np.ndarray,
+        equity: float,
     ) -> np.ndarray:
         """``target`` with the hedge's quantity set: kept at ``current`` while the book's beta
         (the targets with the current hedge) is within the band, else re-sized to the target
-        beta. No hedge is placed until every held symbol's beta is known."""
+        beta. No hedge is placed until every held symbol's beta is known. ``price``: in the
+        account's currency."""
         out = np.asarray(target, dtype=float).copy()
         h = self.index
         out[h] = current[h]

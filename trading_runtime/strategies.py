@@ -8,12 +8,15 @@ new one is one factory and one entry, not another branch in the engine.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from serving.predictor import Predicting
+from trading_runtime.broker import CrossSection
 from trading_runtime.config import StrategyConfig
+from trading_runtime.futures import FuturesRolls
 from trading_runtime.hedging import BetaHedge
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
@@ -38,6 +41,20 @@ class StrategyContext:
     model_batch: int  # windows per model request (QTIS_SERVE_MAX_WINDOWS)
 
 
+class Overlay(Protocol):
+    """What adjusts a strategy's target quantities after sizing (``prices`` in the account's
+    currency, ``current``: held and working)."""
+
+    def targets(
+        self,
+        target: np.ndarray,
+        bar: CrossSection,
+        prices: np.ndarray,
+        current: np.ndarray,
+        equity: float,
+    ) -> np.ndarray: ...
+
+
 @dataclass
 class Slot:
     """One strategy and its sub-account."""
@@ -48,7 +65,7 @@ class Slot:
     stops: StopPolicy
     rebalance: bool
     portfolio: PortfolioSizer | None = None
-    hedge: BetaHedge | None = None
+    overlays: list[Overlay] = field(default_factory=list)  # a beta hedge, futures rolls
 
     @property
     def needs_volatility(self) -> bool:
@@ -111,17 +128,18 @@ SIZERS: dict[str, Callable[[StrategyConfig, StrategyContext], Sizer]] = {
 
 
 def build_slot(s: StrategyConfig, ctx: StrategyContext) -> Slot:
-    """The strategy ``s`` ready to trade: its signal source, sizing and stops."""
+    """The strategy ``s`` ready to trade: its signal source, sizing, stops and overlays."""
     source = SIGNALS[s.signal](s, ctx)
     hedge = _hedge(s, ctx)
-    rebalance = s.rebalance if s.rebalance is not None else s.signal == "model" or bool(hedge)
+    rolls = FuturesRolls.of(ctx.symbols, ctx.instruments, s.roll_days)
+    overlays = [o for o in (rolls, hedge) if o is not None]
+    rebalance = s.rebalance if s.rebalance is not None else s.signal == "model" or hedge is not None
+    stops = StopPolicy(s.stop_atr, s.trail_atr)
     if s.portfolio is None:
-        sizer = SIZERS[s.sizing](s, ctx)
-        stops = StopPolicy(s.stop_atr, s.trail_atr)
-        return Slot(s, source, sizer, stops, rebalance, hedge=hedge)
+        return Slot(s, source, SIZERS[s.sizing](s, ctx), stops, rebalance, overlays=overlays)
     sectors = {sym: ctx.instruments[sym].sector for sym in ctx.symbols}
     multipliers = np.array([ctx.instruments[sym].multiplier for sym in ctx.symbols])
     portfolio = PortfolioSizer(
         s.portfolio, ctx.symbols, ctx.returns, multipliers, sectors, s.horizon
     )
-    return Slot(s, source, None, StopPolicy(s.stop_atr, s.trail_atr), True, portfolio, hedge)
+    return Slot(s, source, None, stops, True, portfolio, overlays)

@@ -33,6 +33,7 @@ def hedge_of(returns: np.ndarray, **options) -> BetaHedge:
 
 
 MARKET = np.random.default_rng(2).normal(0, 0.01, 50)
+BAR = None  # the hedge reads prices, not the bar
 
 
 def test_betas_are_the_regression_slopes_on_the_hedge():
@@ -45,11 +46,11 @@ def test_inside_the_band_the_hedge_holds_outside_it_is_resized_to_the_target():
     price = np.array([50.0, 100.0])
     # 100 shares at beta 2: 20,000 of beta money on 100,000 equity; the hedge holds -380
     # shares (-19,000): drift 1,000 / 100,000 = 0.01, inside the band - kept
-    kept = hedge.targets(np.array([0.0, 100.0]), price, np.array([-380.0, 100.0]), 100_000)
+    kept = hedge.targets(np.array([0.0, 100.0]), BAR, price, np.array([-380.0, 100.0]), 100_000)
     assert kept == pytest.approx([-380.0, 100.0])
     # the book doubles to 200 shares: drift (40,000 - 19,000) / 100,000 = 0.21 > 0.1, so the
     # hedge goes to -40,000 / 50 = -800 shares, beta 0 exactly
-    moved = hedge.targets(np.array([0.0, 200.0]), price, np.array([-380.0, 100.0]), 100_000)
+    moved = hedge.targets(np.array([0.0, 200.0]), BAR, price, np.array([-380.0, 100.0]), 100_000)
     assert moved == pytest.approx([-800.0, 200.0])
     assert hedge.exposure(moved, price, hedge.betas()) == pytest.approx(0.0, abs=1e-6)
 
@@ -57,11 +58,11 @@ def test_inside_the_band_the_hedge_holds_outside_it_is_resized_to_the_target():
 def test_a_target_beta_and_an_unknown_beta():
     hedge = hedge_of(np.column_stack([MARKET, MARKET]), band=0.05, target_beta=0.5)
     price = np.array([10.0, 10.0])
-    out = hedge.targets(np.array([0.0, 1000.0]), price, np.zeros(2), 10_000)
+    out = hedge.targets(np.array([0.0, 1000.0]), BAR, price, np.zeros(2), 10_000)
     assert out[0] == pytest.approx(-500.0)  # 10,000 of beta money, 5,000 of it hedged
     few = BetaHedge(0, window_of(np.column_stack([MARKET[:5], MARKET[:5]])), np.ones(2),
                     window=50, min_bars=20)  # fmt: skip
-    unchanged = few.targets(np.array([0.0, 1000.0]), price, np.array([-7.0, 0.0]), 10_000)
+    unchanged = few.targets(np.array([0.0, 1000.0]), BAR, price, np.array([-7.0, 0.0]), 10_000)
     assert unchanged[0] == -7.0  # too few bars to know the beta: no new hedge
 
 
