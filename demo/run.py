@@ -16,6 +16,7 @@ from rich.table import Table
 from cli.render.format import symbols_text
 from cli.render.training import print_evaluation
 from core.secrets import redact
+from demo.futures import show_futures
 from demo.live import show_live
 from demo.monitoring import show_drift
 from demo.panels import show_panels
@@ -99,6 +100,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     research = show_research(console, settings)
     paper = show_trading(console, warehouse)
     show_strategies(console, url)
+    show_futures(console, settings)
     show_live(console, url, settings, warehouse.tracking())
     drift = show_drift(console, warehouse)
     reports = settings.home / "reports"

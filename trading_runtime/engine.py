@@ -25,9 +25,10 @@ from trading_runtime import events as ev
 from trading_runtime.aims import Aims
 from trading_runtime.book import Account, Book, TradingState, rebuild
 from trading_runtime.broker import CrossSection, SimulatedBroker
-from trading_runtime.commands import command_events, risk_state
+from trading_runtime.commands import command_events
 from trading_runtime.config import RunConfig
 from trading_runtime.domain import Order, Side
+from trading_runtime.drawdown import drawdown_change
 from trading_runtime.execution import Execution, Reporting
 from trading_runtime.feed import BarSource
 from trading_runtime.fx import FxRates
@@ -359,40 +360,15 @@ class Engine:
         self._pending[-1] = replace(closed, equity=equity)  # _emit appended it last
 
     def _risk_states(self) -> None:
-        """Drawdown protection: REDUCING at one drawdown, HALTED at a deeper one. An automatic
-        REDUCING lifts once the drawdown is back under its level, or once the account is flat
-        (the loss is taken: the peak restarts from there); a halt needs `resume`."""
+        """Drawdown protection (``trading_runtime.drawdown``); a halt cancels what works."""
         for account in self.book.accounts.values():
+            change = drawdown_change(self.book, account)
+            if change is None:
+                continue
+            self._emit(change)
             if account.state == TradingState.HALTED:
-                continue
-            halt = account.limits.get("halt_drawdown")
-            reduce = account.limits.get("reducing_drawdown")
-            dd, state = account.drawdown, account.state
-            if halt is not None and dd >= halt:
-                new, why = TradingState.HALTED, f"reached the halt level {halt:.0%}"
-            elif state == TradingState.ACTIVE and reduce is not None and dd >= reduce:
-                new, why = TradingState.REDUCING, f"reached the reducing level {reduce:.0%}"
-            elif state == TradingState.REDUCING and account.state_reason.startswith("drawdown"):
-                if reduce is None or dd < reduce:
-                    new, why = TradingState.ACTIVE, "is back under the reducing level"
-                elif self._flat(account):  # de-risked: the loss is taken, trade from here
-                    new, why = TradingState.ACTIVE, "taken: flat again, the peak restarts here"
-                else:
-                    continue
-            else:
-                continue
-            reason = f"drawdown {dd:.1%} from the peak {account.peak:,.2f} {why}"
-            key = f"{account.name}:{self.book.step}"
-            reset = new == TradingState.ACTIVE and dd >= (reduce or 1.0)
-            self._emit(risk_state(account.name, new, reason, "risk", key, reset))
-            if new == TradingState.HALTED:
                 for order in self.book.working(account.name):
                     self.router.cancel(order.client_id, "trading halted by drawdown")
-
-    def _flat(self, account: Account) -> bool:
-        return not self.book.working(account.name) and not any(
-            p.quantity for p in account.positions.values()
-        )
 
     # --- decisions --------------------------------------------------------------------------
 
