@@ -229,6 +229,7 @@ def print_report(stream: str, analysis) -> None:
     # deferred: the tear sheet pulls arch, sklearn, scipy and matplotlib (~4 s measured) and would
     # load on every qtis command
     from trading_runtime.analytics.tearsheet import (
+        asset_class_rows,
         execution_rows,
         metric_rows,
         risk_caption,
@@ -238,6 +239,7 @@ def print_report(stream: str, analysis) -> None:
     tables = [
         (f"stream {stream} (intervals: {analysis.conventions.ci_level:.0%} bootstrap)",
          metric_rows(analysis)),
+        ("by asset class (P&L incl. fees, exposure of equity)", asset_class_rows(analysis)),
         ("execution quality (vs arrival: the decision bar's close)", execution_rows(analysis)),
     ]  # fmt: skip
     if analysis.risk.get("as_of"):

@@ -17,6 +17,7 @@ from quant.conventions import Conventions
 from quant.intervals import Interval
 from quant.performance import alpha_beta, curve_returns, performance
 from trading_runtime.analytics import execution, positions
+from trading_runtime.analytics.asset_classes import by_asset_class
 from trading_runtime.analytics.positions import Holdings
 from trading_runtime.analytics.risk_report import risk_report
 from trading_runtime.instruments import load_instruments
@@ -39,6 +40,7 @@ class Analysis:
     benchmark_name: str
     benchmark_metrics: dict[str, float]
     risk: dict[str, Any]  # of the final holdings: VaR/ES, stress, shocks, sectors, correlation
+    asset_classes: dict[str, dict[str, dict[str, Any]]]  # account -> class -> P&L, exposure
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (intervals as value/low/high; NaN stays float: pass through ``plain``)."""
@@ -50,6 +52,7 @@ class Analysis:
             "execution": self.execution,
             "benchmark": {"name": self.benchmark_name, "metrics": self.benchmark_metrics},
             "risk": self.risk,
+            "asset_classes": self.asset_classes,
         }
 
 
@@ -99,11 +102,15 @@ def analyze(
         exposure = held[account].summary() if account in held else {}
         metrics[account] = run.metrics[account] | exposure | {"alpha": alpha, "beta": beta}
         intervals[account] = bootstrap_intervals(returns[account].to_numpy(), c)
-    portfolio = {}
+    portfolio, classes = {}, {}
     if "total" in held:
         universe = run.book.config.get("symbols")
+        instruments = _instruments(url, universe)
         history = _asset_returns(url, universe, index)
-        portfolio = risk_report(held["total"], history, _instruments(url, universe), risk)
+        portfolio = risk_report(held["total"], history, instruments, risk)
+        for name, h in held.items():
+            initial = sum(run.book.accounts[a].initial for a in _members(run.book, name))
+            classes[name] = by_asset_class(h, instruments, initial)
     return Analysis(
         stream,
         c,
@@ -116,6 +123,7 @@ def analyze(
         name,
         performance(benchmark.to_numpy(), conventions=c),
         portfolio,
+        classes,
     )
 
 

@@ -21,6 +21,17 @@ class Holdings:
     quantities: pd.DataFrame  # signed units after the bar's fills, a column per symbol
     values: pd.DataFrame  # market value at the bar's close
     equity: pd.Series
+    flows: pd.DataFrame  # cash the bar's fills moved, fees included (purchases negative)
+
+    @property
+    def pnl(self) -> pd.DataFrame:
+        """Each symbol's profit and loss per bar: its value's change plus its cash flows (a
+        purchase's cash out, a sale's cash in, the fees); summed over the symbols, the
+        change of equity."""
+        values = self.values.reindex(columns=self.flows.columns.union(self.values.columns))
+        values = values.fillna(0.0)
+        flows = self.flows.reindex(columns=values.columns).fillna(0.0)
+        return values.diff().fillna(values) + flows
 
     @property
     def weights(self) -> pd.DataFrame:
@@ -56,13 +67,16 @@ def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
     rates: dict[str, float] = {}  # base per 1 unit of a symbol's currency (multi-currency)
     fx: dict[str, float] = {}
     currency: dict[str, str] = {}
-    times, quantities, values, equity = [], [], [], []
+    times, quantities, values, equity, flows = [], [], [], [], []
+    flow: dict[str, dict[str, float]] = {}  # this bar's cash flows, per account and symbol
     for event in events:
         if isinstance(event, ev.OrderFilled):
             fill = event.fill
             account = held.setdefault(fill.account, {})
             sign = 1 if fill.side == "buy" else -1
             account[fill.symbol] = account.get(fill.symbol, 0.0) + sign * fill.quantity
+            paid = flow.setdefault(fill.account, {})
+            paid[fill.symbol] = paid.get(fill.symbol, 0.0) + fill.cash_flow
             multiplier[fill.symbol] = fill.multiplier
             marks.setdefault(fill.symbol, fill.price)
             if fill.currency is not None:
@@ -82,6 +96,8 @@ def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
                  for a, h in held.items()}
             )  # fmt: skip
             equity.append(dict(event.equity))
+            flows.append(flow)
+            flow = {}
     index = pd.DatetimeIndex(times, name="ts")
     equities = pd.DataFrame(equity, index=index)
     out = {}
@@ -90,12 +106,14 @@ def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
             _frame([row.get(name, {}) for row in quantities], index),
             _frame([row.get(name, {}) for row in values], index),
             equities[name],
+            _frame([row.get(name, {}) for row in flows], index),
         )
     if out:
         out["total"] = Holdings(
             _total([h.quantities for h in out.values()]),
             _total([h.values for h in out.values()]),
             equities.sum(axis=1),
+            _total([h.flows for h in out.values()]),
         )
     return out
 

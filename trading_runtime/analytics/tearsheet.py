@@ -95,6 +95,10 @@ th:first-child, td:first-child {{ text-align: left; }}
 {analysis.conventions.ci_level:.0%} block-bootstrap percentile intervals.</p>
 <h2>Performance</h2>
 {_html_table("metrics", metric_rows(analysis))}
+<h2>By asset class</h2>
+<p>P&amp;L (value change plus the fills' cash, fees included) and exposure (fractions of
+equity) of each asset class, in the account's currency.</p>
+{_html_table("asset-classes", asset_class_rows(analysis))}
 <h2>Execution quality</h2>
 {_html_table("execution", execution_rows(analysis))}
 {risk_section(analysis.risk)}
@@ -155,6 +159,26 @@ def execution_rows(analysis: Analysis) -> tuple[list[str], list[tuple[str, list[
 
 
 Table = tuple[list[str], list[tuple[str, list[str]]]]
+
+ASSET_CLASS_COLUMNS = (  # label, key, format
+    ("P&L", "pnl", "{:,.2f}"),
+    ("contribution", "contribution", "{:.2%}"),
+    ("mean gross", "gross", "{:.1%}"),
+    ("max gross", "max_gross", "{:.1%}"),
+    ("mean net", "net", "{:.1%}"),
+)
+
+
+def asset_class_rows(analysis: Analysis, account: str = "total") -> Table:
+    """P&L attribution and exposure by asset class of one account (the whole book by
+    default): a row per class, the symbols it traded last."""
+    table = analysis.asset_classes.get(account, {})
+    rows = [
+        (name, [_cell(row[key], fmt) for _, key, fmt in ASSET_CLASS_COLUMNS]
+         + [", ".join(row["symbols"])])
+        for name, row in table.items()
+    ]  # fmt: skip
+    return [label for label, _, _ in ASSET_CLASS_COLUMNS] + ["symbols"], rows
 
 
 def risk_tables(risk: dict) -> dict[str, tuple[str, Table]]:
