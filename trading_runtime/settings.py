@@ -172,6 +172,10 @@ class RiskReportSettings(QtisSettings):
     correlation_threshold: float = Field(0.2, gt=0, description="move that raises the alert")
     paths: int = Field(10_000, ge=100, description="Monte Carlo paths")
     seed: int = 0
+    backtest_bars: int = Field(250, ge=20, description="VaR backtest: bars tested (the last)")
+    backtest_window: int = Field(250, ge=30, description="VaR backtest: bars each forecast uses")
+    backtest_refit: int = Field(21, ge=1, description="VaR backtest: bars between refits")
+    backtest_paths: int = Field(2_000, ge=100, description="VaR backtest: most simulated paths")
 
 
 class FixSettings(QtisSettings):

@@ -12,7 +12,7 @@ from quant.copula import fit_t_copula, simulate_portfolio
 from quant.risk import empirical_var_es
 from quant.var_backtest import METHODS, rolling_backtest
 from trading_runtime.analytics.positions import Holdings
-from trading_runtime.analytics.risk_report import BACKTEST_WINDOW, risk_report
+from trading_runtime.analytics.risk_report import risk_report
 from trading_runtime.analytics.tearsheet import risk_section, risk_tables
 from trading_runtime.instruments import Instrument
 from trading_runtime.settings import RiskReportSettings
@@ -51,7 +51,7 @@ def test_the_report_has_the_copula_and_the_var_backtest():
         assert (row["var"], row["es"]) == pytest.approx(expected, abs=1e-12)
         assert 0 < row["var"] < row["es"]
     backtest = risk["var_backtest"]
-    assert (backtest["window"], backtest["refit"], backtest["bars"]) == (BACKTEST_WINDOW, 21, 50)
+    assert (backtest["window"], backtest["refit"], backtest["bars"]) == (250, 21, 50)
     rows = pd.DataFrame(backtest["rows"])
     assert rows[["level", "method"]].values.tolist() == [
         [level, method] for level in (0.99, 0.95) for method in METHODS

@@ -5,7 +5,7 @@ values plus cash add up to the equity it journaled)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -21,7 +21,8 @@ class Holdings:
     quantities: pd.DataFrame  # signed units after the bar's fills, a column per symbol
     values: pd.DataFrame  # market value at the bar's close
     equity: pd.Series
-    flows: pd.DataFrame  # cash the bar's fills moved, fees included (purchases negative)
+    # cash the bar's fills moved, fees included (purchases negative); none given: no fills
+    flows: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def pnl(self) -> pd.DataFrame:

@@ -26,10 +26,6 @@ from trading_runtime.settings import RiskReportSettings
 METHODS = ("historical", "parametric", "monte-carlo", "evt", "copula")
 LEVELS = (0.95, 0.99)
 HORIZONS = (1, 10)
-# The VaR backtest: the last BACKTEST_BARS bars (Basel's year), each forecast from the
-# BACKTEST_WINDOW bars before it, refitted every BACKTEST_REFIT bars; ~0.7 s a refit for 3
-# assets (the t fits of Monte Carlo t, EVT and the copula), so about 10 s here.
-BACKTEST_WINDOW, BACKTEST_REFIT, BACKTEST_BARS, BACKTEST_PATHS = 250, 21, 250, 2_000
 
 
 def risk_report(
@@ -114,12 +110,13 @@ def _var_backtest(history: pd.DataFrame, held: pd.Series, s: RiskReportSettings)
     """Every method's rolling 1-bar VaR on these weights over the last bars where every held
     asset has a return, tested for coverage and independence."""
     frame = history.dropna()
-    settings = {"window": BACKTEST_WINDOW, "refit": BACKTEST_REFIT,
-                "paths": min(s.paths, BACKTEST_PATHS)}  # fmt: skip
-    if len(frame) <= BACKTEST_WINDOW:
-        note = f"not computed: {len(frame)} bars, the backtest needs more than {BACKTEST_WINDOW}"
+    settings = {"window": s.backtest_window, "refit": s.backtest_refit,
+                "paths": min(s.paths, s.backtest_paths)}  # fmt: skip
+    if len(frame) <= s.backtest_window:
+        note = f"not computed: {len(frame)} bars, the backtest needs more than {s.backtest_window}"
         return settings | {"bars": 0, "rows": [], "note": note}
-    table = rolling_backtest(frame, held, LEVELS[::-1], last=BACKTEST_BARS, seed=s.seed, **settings)
+    table = rolling_backtest(frame, held, LEVELS[::-1], last=s.backtest_bars, seed=s.seed,
+                             **settings)  # fmt: skip
     rows = table.replace({np.nan: None}).to_dict(orient="records")
     return settings | {"bars": int(table["observations"].max()), "rows": rows}
 
