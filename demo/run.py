@@ -21,6 +21,7 @@ from demo.live import show_live
 from demo.monitoring import show_drift
 from demo.panels import show_panels
 from demo.research import show_research
+from demo.risk import show_var_backtests
 from demo.series import ingest_sample, show_series
 from demo.serving import print_promotion, show_serving
 from demo.strategies import show_strategies
@@ -35,6 +36,7 @@ from orchestration.assets.tuning import tuning_assets
 from orchestration.instance import dagster_home
 from orchestration.materialize import run_assets
 from orchestration.resources import WarehouseResource, dbt_resource
+from trading_runtime.settings import RiskReportSettings
 from training.families import SEED_FAMILIES
 from transforms import store
 from transforms.spec import default_spec
@@ -100,6 +102,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     research = show_research(console, settings)
     paper = show_trading(console, warehouse)
     show_strategies(console, url)
+    show_var_backtests(console, url, RiskReportSettings())
     show_futures(console, settings)
     show_live(console, url, settings, warehouse.tracking())
     drift = show_drift(console, warehouse)
