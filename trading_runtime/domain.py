@@ -121,7 +121,7 @@ class Order:
     stop_price: float | None = None
     reduce_only: bool = False
     created: datetime | None = None  # bar the decision was taken on
-    tag: str = "entry"  # entry | stop | algo | flatten | manual
+    tag: str = "entry"  # entry | stop | algo | flatten | manual | roll
     parent_id: str | None = None  # the TWAP/VWAP schedule a child belongs to
     status: OrderStatus = OrderStatus.NEW
     filled: float = 0.0

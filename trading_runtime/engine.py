@@ -457,7 +457,8 @@ class Engine:
                 continue
             decision = aims.decision(slot, i)
             if slot.config.algo == "market" or closing:
-                order = Order(client_id, name, symbol, side, quantity, created=bar.ts)
+                tag = "roll" if symbol in slot.rolling() else "entry"
+                order = Order(client_id, name, symbol, side, quantity, created=bar.ts, tag=tag)
                 self.router.submit(self.book, order, float(close[i]), decision)
             else:
                 self.schedules.start(name, slot.config.algo, slot.config.algo_bars, client_id,

@@ -49,6 +49,8 @@ def test_the_root_is_held_in_one_contract_and_rolled_before_expiry(futures_marke
     rolled_out = [f["symbol"] for f in report.fills if f["side"] == "sell"]
     assert rolled_out == ["ESH22", "ESM22", "ESU22", "ESZ22"][: len(rolled_out)]
     assert len(rolled_out) >= 3  # ~14 months of bars: several quarterly rolls
+    tags = [report.book.orders[f["client_id"]].tag for f in report.fills]
+    assert tags == ["entry"] + ["roll"] * (len(tags) - 1)  # journaled as rolls
 
 
 def test_futures_margin_is_checked_on_the_roll(futures_market):
