@@ -67,14 +67,14 @@ class Slot:
     portfolio: PortfolioSizer | None = None
     overlays: list[Overlay] = field(default_factory=list)  # a beta hedge, futures rolls
 
-    @property
-    def needs_volatility(self) -> bool:
     def rolling(self) -> set[str]:
         """The futures whose orders on this bar are rolls (out of the old contract and into
         the next): their orders are tagged ``roll`` in the journal."""
         due = (d for o in self.overlays if isinstance(o, FuturesRolls) for d in o.due)
         return {s for d in due for s in (d.from_symbol, d.to_symbol) if s}
 
+    @property
+    def needs_volatility(self) -> bool:
         return self.sizer is not None and self.sizer.needs_volatility
 
 
