@@ -274,6 +274,63 @@ def _option(contract: OptionContract, market: MarketInputs) -> ql.VanillaOption:
     return ql.VanillaOption(ql.PlainVanillaPayoff(kind, contract.strike), exercise)
 
 
+# --- implied volatility ---------------------------------------------------------------------
+
+
+def implied_volatility(
+    contract: OptionContract,
+    price: float,
+    market: MarketInputs,
+    pricer: OptionPricer | None = None,
+    *,
+    accuracy: float = 1e-12,
+    max_evaluations: int = 500,
+    min_vol: float = 1e-4,
+    max_vol: float = 5.0,
+) -> float:
+    """The volatility at which ``contract`` is worth ``price`` under ``market`` (its own
+    ``volatility`` is only the solver's first guess). European: QuantLib's
+    ``VanillaOption.impliedVolatility`` (the analytic engine); American: QuantLib's ``Brent``
+    solver on ``pricer``'s engine, so the volatility reprices with the same engine the greeks
+    come from (QuantLib's own American implied vol uses a fixed coarser grid). ``accuracy``
+    is on the volatility. A price outside what ``min_vol``..``max_vol`` can give (below the
+    intrinsic value, say) is a ``ValueError`` that names the bounds, as is a bound the engine
+    cannot price at (the CRR tree needs a volatility above about |rate| x sqrt(step))."""
+    _finite("price", price)
+    _check_dates(contract, market)
+    if price <= 0:
+        raise ValueError(f"price must be > 0 to imply a volatility, got {price}")
+    pricer = pricer or OptionPricer()
+    try:
+        low = pricer.price(contract, replace(market, volatility=min_vol)).price
+        high = pricer.price(contract, replace(market, volatility=max_vol)).price
+    except RuntimeError as exc:  # a CRR tree at a tiny volatility: "negative probability"
+        raise ValueError(
+            f"the {pricer.american_engine} engine cannot price at min_vol {min_vol} or max_vol"
+            f" {max_vol} ({exc}): narrow the bounds"
+        ) from exc
+    if not low <= price <= high:
+        raise ValueError(
+            f"no volatility in [{min_vol}, {max_vol}] prices {contract.right} {contract.strike}"
+            f" at {price} (it is worth {low:.6g} to {high:.6g} there)"
+        )
+    guess = min(max(market.volatility, min_vol), max_vol)
+    with _evaluation_date(market.valuation_date):
+        if contract.style == "european":
+            option = _option(contract, market)
+            option.setPricingEngine(ql.AnalyticEuropeanEngine(_process(market)))
+            return option.impliedVolatility(
+                price, _process(market), accuracy, max_evaluations, min_vol, max_vol
+            )
+
+        def error(vol: float) -> float:
+            return pricer._priced_american(contract, replace(market, volatility=vol)).NPV() - price
+
+        solver = ql.Brent()
+        solver.setMaxEvaluations(max_evaluations)
+        return solver.solve(error, accuracy, guess, min_vol, max_vol)
+
+
 # --- expiry ---------------------------------------------------------------------------------
 
 

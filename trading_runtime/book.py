@@ -277,6 +277,23 @@ class Book:
     def _on_stop_cleared(self, e: ev.StopCleared) -> None:
         self.accounts[e.account].stopped.pop(e.symbol, None)
 
+    def _on_option_settled(self, e: ev.OptionSettled) -> None:
+        """Expiry: the position leaves at the settlement price like a closing fill without fees
+        (cash by quantity x multiplier x price; realized P&L against the average cost)."""
+        account = self.accounts[e.account]
+        held = account.positions[e.symbol]
+        rate, size = self.rates.get(e.symbol, 1.0), e.quantity * held.multiplier
+        account.cash += size * e.settlement_price * rate
+        realized = held.realized + size * (e.settlement_price * rate - held.avg_price * held.fx)
+        left = held.quantity - e.quantity
+        account.positions[e.symbol] = replace(
+            held,
+            quantity=left,
+            realized=realized,
+            **({} if left else {"avg_price": 0.0, "fx": 1.0}),
+        )
+        self.marks[e.symbol] = e.settlement_price
+
     def _on_run_finished(self, e: ev.RunFinished) -> None:
         self.finished = True
 

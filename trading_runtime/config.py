@@ -46,6 +46,16 @@ class HedgeConfig(BaseModel):
     target_beta: float = Field(0.0, description="the book's beta the hedge aims at")
 
 
+class DeltaHedgeConfig(BaseModel):
+    """A delta hedge of the strategy's options on ``underlying`` (``delta_hedge:``): the
+    underlying is traded so the options' delta plus the stock stays within ``band`` shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    underlying: str
+    band: float = Field(gt=0, description="|delta| in units of the underlying before re-hedging")
+
+
 class StrategyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,6 +97,9 @@ class StrategyConfig(BaseModel):
 
     pairs: PairsConfig | None = Field(None, description="signal pairs: its settings")
     hedge: HedgeConfig | None = Field(None, description="keep the book's beta to a symbol")
+    delta_hedge: DeltaHedgeConfig | None = Field(
+        None, description="keep the options' delta to an underlying within a band"
+    )
     roll_days: int = Field(
         5, ge=0, description="futures: trading days before expiry a root rolls to the next"
     )
@@ -109,6 +122,8 @@ class StrategyConfig(BaseModel):
             raise ValueError("pairs settings go with signal pairs")
         if self.hedge is not None and not limits.allow_short:
             raise ValueError("a beta hedge sells its instrument short: add allow_short to limits")
+        if self.delta_hedge is not None and not limits.allow_short:
+            raise ValueError("a delta hedge sells the underlying short: add allow_short to limits")
         return self
 
     def _check_pairs(self, limits: RiskLimits) -> None:

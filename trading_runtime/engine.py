@@ -35,6 +35,7 @@ from trading_runtime.fx import FxRates
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
 from trading_runtime.journal import Journal, JournalError
+from trading_runtime.options import OptionDesk
 from trading_runtime.portfolio.sizer import rebalance_events
 from trading_runtime.reconcile import Reconciler
 from trading_runtime.risk import RiskEngine
@@ -89,6 +90,8 @@ class Engine:
         shadow = {s.name for s in config.strategies if s.shadow}
         shadow_broker = venue() if shadow else None
         self.risk = RiskEngine(instruments)
+        self.options = OptionDesk.of(instruments, self.symbols, settings)  # greeks, expiry
+        self.risk.use_options(self.options)
         self.router = Router(broker, shadow_broker, shadow, self.risk, self._emit)
         hooks = EngineHooks(
             instruments, self.index, self._emit, self.router.submit, self.router.cancel
@@ -292,6 +295,8 @@ class Engine:
             for event in venue.on_bar(bar):
                 self._emit(event)
         self._reconcile()
+        for settled in self.options.settle(self.book, bar):  # options at expiry: options.py
+            self._emit(settled)
         self._observe(bar)
         featured = time.perf_counter()
         self._close_bar(bar)
@@ -346,6 +351,7 @@ class Engine:
         book = self.book
         held = {s for a in book.accounts.values() for s in a.positions}
         held |= {o.symbol for o in book.open.values()}
+        held |= self.options.underlyings(held)  # an option's greeks need its underlying's mark
         closes, index, fx = bar.close.tolist(), self.index, self.fx.marks(bar)  # floats, not numpy
         marks = {}
         for symbol in sorted(held):

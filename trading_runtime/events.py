@@ -45,6 +45,7 @@ BAR_LATE = "bar_late"  # live feed: a bar that came after its cross-section, or 
 FEED_STATUS = "feed_status"  # live feed: went stale (no trading) or fresh again
 RECONCILED = "reconciled"  # the book compared with the broker's positions, cash, open orders
 BOOK_CORRECTED = "book_corrected"  # the book adopted the broker's state (reconciliation)
+OPTION_SETTLED = "option_settled"  # an option position closed at expiry (trading_runtime.options)
 
 COMMANDS = ("halt", "resume", "limits")
 
@@ -445,6 +446,21 @@ class BookCorrected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class OptionSettled(Event):
+    """An account's ``quantity`` of ``symbol`` settled in cash at expiry: ``settlement_price``
+    per unit of the underlying (the exercise value at ``underlying_price``, 0 unexercised)."""
+
+    type: ClassVar[str] = OPTION_SETTLED
+    account: str
+    symbol: str
+    quantity: float
+    underlying_price: float
+    settlement_price: float
+    exercised: bool
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     type: ClassVar[str] = RUN_FINISHED
 
@@ -456,7 +472,7 @@ TYPES: dict[str, type[Event]] = {
         OrderCancelled, OrderExpired, CancelRequested, OrderTriggered, BarClosed,
         RiskStateChanged, LimitsChanged, ScheduleStarted, ScheduleEnded, Command,
         CommandApplied, StopCleared, PortfolioRebalanced, RiskAlert, RunFinished, BarLate,
-        FeedStatus, Reconciled, BookCorrected,
+        FeedStatus, Reconciled, BookCorrected, OptionSettled,
     )
 }  # fmt: skip
 

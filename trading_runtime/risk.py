@@ -24,6 +24,8 @@ from trading_runtime.book import Account, Book, TradingState
 from trading_runtime.domain import Order, OrderType, Side
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument, listed, round_quantity
+from trading_runtime.option_risk import GreekLimits
+from trading_runtime.options import OptionDesk
 from trading_runtime.portfolio.risk import ScenarioPnL, scenario_risk
 from trading_runtime.settings import RiskLimits
 
@@ -59,6 +61,9 @@ LIMIT_OF = {
     "asset_class_exposure": "max_gross_by_asset_class",
     "max_var": "max_var",
     "max_es": "max_es",
+    "max_delta": "max_delta",  # greeks: trading_runtime.option_risk
+    "max_gamma": "max_gamma",
+    "max_vega": "max_vega",
     "trading_state": "reducing_drawdown",
 }
 
@@ -75,6 +80,11 @@ class RiskEngine:
         self.returns: ReturnWindow | None = None  # for VaR/ES limits: see use_returns
         self.columns: dict[str, int] = {}
         self._rows: tuple[int, np.ndarray] | None = None
+        self.greeks: GreekLimits | None = None  # option greek limits: see use_options
+
+    def use_options(self, desk: OptionDesk) -> None:
+        """Judge orders in options and their underlyings on greek limits (option_risk.py)."""
+        self.greeks = GreekLimits(desk) if desk.contracts else None
 
     def use_returns(self, window: ReturnWindow, symbols: list[str]) -> None:
         """Judge VaR/ES limits on ``window`` (the engine's, its columns in ``symbols`` order)."""
@@ -206,7 +216,12 @@ class RiskEngine:
             self._exposure(order, account, book, price, after, limits)
             or self._funds(order, account, book, price, after, limits)
             or self._tail_risk(order, account, book, price, after, limits)
+            or self._greeks(order, account, book, limits)
         )
+
+    def _greeks(self, order, account, book, limits) -> Denial | None:
+        found = self.greeks and self.greeks.check(order, account, book, limits)
+        return Denial(*found) if found else None
 
     def _exposure_of(self, account: Account, book: Book) -> Exposure:
         key = (account.name, book.step, book.last_bar, account.cash, len(book.cancelling))

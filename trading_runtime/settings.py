@@ -62,6 +62,21 @@ class RiskLimits(QtisSettings):
     var_min_bars: int = Field(
         20, ge=2, description="bars of returns before the VaR/ES limits apply"
     )
+    max_delta: float | None = Field(
+        None,
+        gt=0,
+        description="options: |delta in currency| / equity after the order (the underlyings'"
+        " share-equivalent value, options and stock together)",
+    )
+    max_gamma: float | None = Field(
+        None,
+        gt=0,
+        description="options: |gamma in currency| after the order: the change of the delta in"
+        " currency for a 1% move of every underlying",
+    )
+    max_vega: float | None = Field(
+        None, gt=0, description="options: |vega| in currency per 1 volatility point (0.01)"
+    )
 
 
 class CostModel(QtisSettings):
@@ -123,6 +138,20 @@ class RuntimeSettings(QtisSettings):
     bars_per_year: float = Field(252.0, gt=0)
     return_window: int = Field(
         252, ge=2, description="bars of returns kept for portfolio optimization and VaR limits"
+    )
+    option_rate: float = Field(
+        0.0,
+        description="options: risk-free rate (continuously compounded, annual) their implied"
+        " volatility and greeks are computed with (docs/options.md)",
+    )
+    option_dividend_yield: float = Field(
+        0.0, description="options: the underlyings' dividend yield (continuously compounded)"
+    )
+    option_fallback_vol: float = Field(
+        0.2,
+        gt=0,
+        description="options: the volatility used where a close implies none (below intrinsic"
+        " value, say)",
     )
 
 

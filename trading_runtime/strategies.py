@@ -16,10 +16,12 @@ import numpy as np
 from serving.predictor import Predicting
 from trading_runtime.broker import CrossSection
 from trading_runtime.config import StrategyConfig
+from trading_runtime.delta_hedge import DeltaHedge
 from trading_runtime.futures import FuturesRolls
 from trading_runtime.hedging import BetaHedge
 from trading_runtime.history import ReturnWindow
 from trading_runtime.instruments import Instrument
+from trading_runtime.options import OptionExpiries, OptionMarket
 from trading_runtime.portfolio.sizer import PortfolioSizer
 from trading_runtime.settings import RuntimeSettings
 from trading_runtime.signals import BuyAndHold, ModelSignals, SignalSource, SmaCross
@@ -138,8 +140,13 @@ def build_slot(s: StrategyConfig, ctx: StrategyContext) -> Slot:
     source = SIGNALS[s.signal](s, ctx)
     hedge = _hedge(s, ctx)
     rolls = FuturesRolls.of(ctx.symbols, ctx.instruments, s.roll_days)
-    overlays = [o for o in (rolls, hedge) if o is not None]
-    rebalance = s.rebalance if s.rebalance is not None else s.signal == "model" or hedge is not None
+    expiries = OptionExpiries.of(ctx.symbols, ctx.instruments)  # expired options flat
+    delta = s.delta_hedge and DeltaHedge.of(s.delta_hedge.underlying, s.delta_hedge.band,
+                                            ctx.symbols, ctx.instruments,
+                                            OptionMarket.of(ctx.settings))  # fmt: skip
+    overlays = [o for o in (rolls, expiries, hedge, delta) if o]
+    hedged = hedge is not None or bool(delta)
+    rebalance = s.rebalance if s.rebalance is not None else s.signal == "model" or hedged
     stops = StopPolicy(s.stop_atr, s.trail_atr)
     if s.portfolio is None:
         return Slot(s, source, SIZERS[s.sizing](s, ctx), stops, rebalance, overlays=overlays)

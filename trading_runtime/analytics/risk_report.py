@@ -8,6 +8,7 @@ lately."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from quant.risk import empirical_var_es
 from quant.var_backtest import rolling_backtest
 from trading_runtime.analytics.positions import Holdings
 from trading_runtime.instruments import Instrument
+from trading_runtime.options import OptionDesk, OptionMarket, contract_of
 from trading_runtime.portfolio.correlation import correlation_breakdown
 from trading_runtime.portfolio.risk import portfolio_var_es
 from trading_runtime.portfolio.stress import apply_shocks, historical_stress, sector_exposure
@@ -33,9 +35,15 @@ def risk_report(
     asset_returns: pd.DataFrame,
     instruments: dict[str, Instrument],
     settings: RiskReportSettings,
+    *,
+    option_market: OptionMarket | None = None,
+    spots: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """``asset_returns``: per-bar simple returns, a column per symbol, all the history there is.
-    The holdings are the last bar's that held anything, as weights of equity."""
+    The holdings are the last bar's that held anything, as weights of equity. Options held
+    add a ``greeks`` section, valued with ``option_market`` (``OptionMarket.of`` the run's
+    RuntimeSettings) at the last bar's closes: an option's from its value, an underlying's
+    from its own value when held, else from ``spots``."""
     s = settings
     weights = holdings.weights.fillna(0.0)
     invested = weights.abs().sum(axis=1) > 0
@@ -57,6 +65,9 @@ def risk_report(
         "shocks": _shocks(held, instruments, s),
         "sectors": sector_exposure(held.to_dict(), instruments).to_dict(orient="index"),
     }
+    greeks = _greeks(holdings, as_of, instruments, option_market, spots or {})
+    if greeks is not None:
+        report["greeks"] = greeks
     universe = asset_returns.loc[:as_of].dropna(axis=1, how="all")
     try:
         alert = correlation_breakdown(
@@ -143,3 +154,58 @@ def _shocks(
         except ValueError as exc:  # names nothing held now
             rows.append({"shock": name, "move": move, "pnl": math.nan, "note": str(exc)})
     return rows
+
+
+def _greeks(
+    holdings: Holdings,
+    as_of: pd.Timestamp,
+    instruments: dict[str, Instrument],
+    market: OptionMarket | None,
+    spots: Mapping[str, float],
+) -> dict[str, Any] | None:
+    """The option book's greeks at ``as_of`` per underlying and in total (None: no option
+    held): delta in shares and currency, 1% gamma and vega per volatility point in currency,
+    theta per calendar day; and each option's implied volatility."""
+    quantities = holdings.quantities.loc[as_of]
+    values = holdings.values.loc[as_of]
+    contracts = {s: contract_of(instruments[s]) for s in quantities.index
+                 if quantities[s] and s in instruments}  # fmt: skip
+    options = {s: c for s, c in contracts.items() if c is not None and c.expiry > as_of.date()}
+    if not options:
+        return None
+    if market is None:
+        return {"note": "not computed: pass option_market (OptionMarket.of(RuntimeSettings))"}
+    prices = {s: float(values[s]) / (float(quantities[s]) * instruments[s].multiplier)
+              for s in quantities.index if quantities[s] and s in values}  # fmt: skip
+    underlyings = sorted({c.underlying for c in options.values()})
+    missing = [u for u in underlyings if u not in prices and u not in spots]
+    if missing:
+        return {"note": f"not computed: no price of {', '.join(missing)} (pass spots=)"}
+    prices = {**spots, **prices}
+    desk = OptionDesk(instruments, [*options, *underlyings], market)
+    held = {s: float(quantities.get(s, 0.0)) for s in (*options, *underlyings)}
+    day = as_of.date()
+
+    def row(greeks, underlying: str | None) -> dict[str, float]:
+        out = {"delta_units": greeks.delta_units.get(underlying, math.nan)} if underlying else {}
+        return out | {
+            "delta": greeks.delta_currency, "gamma_1pct": greeks.gamma_currency,
+            "vega_per_point": greeks.vega / 100, "theta_per_day": greeks.theta_per_day,
+            "rho": greeks.rho,
+        }  # fmt: skip
+
+    by_underlying = {u: row(desk.greeks(held, prices, day, only=u), u) for u in underlyings}
+    valued = [desk.value(s, prices[s], prices[c.underlying], day) for s, c in options.items()]
+    return {
+        "as_of": as_of.isoformat(),
+        "inputs": {"rate": market.rate, "dividend_yield": market.dividend_yield},
+        "options": [_option_row(v, held[v.symbol]) for v in valued],
+        "by_underlying": by_underlying,
+        "total": row(desk.greeks(held, prices, day), None),
+    }
+
+
+def _option_row(valued, quantity: float) -> dict[str, Any]:
+    return {"symbol": valued.symbol, "quantity": quantity, "price": valued.price,
+            "spot": valued.spot, "volatility": valued.volatility, "implied": valued.implied,
+            "delta": valued.greeks.delta}  # fmt: skip
