@@ -59,9 +59,11 @@ def analysis_of(url: str, stream: str):
     # deferred: arch, sklearn, scipy and matplotlib (~3.5 s measured) would load on every qtis
     # command
     from trading_runtime.analytics.analysis import analyze
+    from trading_runtime.options import OptionMarket  # deferred: QuantLib, as above
 
+    options = OptionMarket.of(RuntimeSettings())
     try:
-        return analyze(url, stream, run_conventions(), RiskReportSettings())
+        return analyze(url, stream, run_conventions(), RiskReportSettings(), option_market=options)
     except LookupError as exc:
         raise fail(str(exc)) from exc
 

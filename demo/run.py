@@ -19,6 +19,7 @@ from core.secrets import redact
 from demo.futures import show_futures
 from demo.live import show_live
 from demo.monitoring import show_drift
+from demo.options import show_options
 from demo.panels import show_panels
 from demo.research import show_research
 from demo.risk import show_var_backtests
@@ -104,6 +105,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     show_strategies(console, url)
     show_var_backtests(console, url, RiskReportSettings())
     show_futures(console, settings)
+    show_options(console, settings)
     show_live(console, url, settings, warehouse.tracking())
     drift = show_drift(console, warehouse)
     reports = settings.home / "reports"

@@ -26,6 +26,7 @@ from trading_runtime.analytics.conventions import conventions
 from trading_runtime.analytics.tearsheet import write_tear_sheet
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.journal import Journal
+from trading_runtime.options import OptionMarket
 from trading_runtime.runs import model_client, run
 from trading_runtime.settings import (
     RiskLimits,
@@ -92,10 +93,11 @@ def _tear_sheet(warehouse: WarehouseResource, meta) -> str:
         return value if value == value else -float("inf")  # NaN last
 
     name = "champion" if "champion" in names else max(names, key=sharpe)
-    stream, bars_per_year = f"{meta['streams'].value}-{name}", RuntimeSettings().bars_per_year
+    stream, runtime = f"{meta['streams'].value}-{name}", RuntimeSettings()
     analysis = analyze(
-        warehouse.url(), stream, conventions(periods_per_year=bars_per_year), RiskReportSettings()
-    )
+        warehouse.url(), stream, conventions(periods_per_year=runtime.bars_per_year),
+        RiskReportSettings(), option_market=OptionMarket.of(runtime),
+    )  # fmt: skip
     path = warehouse.settings().home / "reports" / f"tearsheet_{name}.html"
     return f"[bold]Tear sheet[/] of {name}: {write_tear_sheet(analysis, path).resolve()}"
 

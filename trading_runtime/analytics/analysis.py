@@ -22,6 +22,7 @@ from trading_runtime.analytics.positions import Holdings
 from trading_runtime.analytics.risk_report import risk_report
 from trading_runtime.instruments import load_instruments
 from trading_runtime.journal import Journal
+from trading_runtime.options import OptionMarket
 from trading_runtime.runs import report
 from trading_runtime.settings import RiskReportSettings
 from warehouse.reads import read_bars
@@ -62,12 +63,14 @@ def analyze(
     conventions: Conventions,
     risk: RiskReportSettings,
     benchmark: pd.Series | None = None,
+    option_market: OptionMarket | None = None,
 ) -> Analysis:
     """The analysis of ``stream``. ``benchmark``: per-bar returns indexed by bar time (bars it
     lacks count as 0); default the equal-weight buy-and-hold of the run's universe. The entry
     point builds ``conventions`` (QTIS_ANALYTICS_*, with the engine's bars per year,
     QTIS_TRADE_BARS_PER_YEAR, the figure the run's own metrics use) and ``risk``
-    (QTIS_REPORT_*)."""
+    (QTIS_REPORT_*), and ``option_market`` (``OptionMarket.of`` the RuntimeSettings) for the
+    greeks of options held."""
     c = conventions
     run = report(url, stream, c)
     journal = Journal(url, stream)
@@ -107,7 +110,12 @@ def analyze(
         universe = run.book.config.get("symbols")
         instruments = _instruments(url, universe)
         history = _asset_returns(url, universe, index)
-        portfolio = risk_report(held["total"], history, instruments, risk)
+        spots = {}
+        if not bars.empty:  # the last close of each symbol: an option's underlying may be unheld
+            last = bars.sort_values("ts").groupby("symbol")["close"].last()
+            spots = {str(k): float(v) for k, v in last.items()}
+        portfolio = risk_report(held["total"], history, instruments, risk,
+                                option_market=option_market, spots=spots)  # fmt: skip
         for name, h in held.items():
             initial = sum(run.book.accounts[a].initial for a in _members(run.book, name))
             classes[name] = by_asset_class(h, instruments, initial)

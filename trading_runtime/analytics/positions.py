@@ -11,7 +11,7 @@ import pandas as pd
 
 from trading_runtime import events as ev
 
-EVENTS = (ev.ORDER_FILLED, ev.BAR_CLOSED)
+EVENTS = (ev.ORDER_FILLED, ev.OPTION_SETTLED, ev.BAR_CLOSED)
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,12 @@ def holdings(events: Iterable[ev.Event]) -> dict[str, Holdings]:
             if fill.currency is not None:
                 currency[fill.symbol] = fill.currency
                 rates[fill.symbol] = fx.setdefault(fill.currency, fill.fx_rate)
+        elif isinstance(event, ev.OptionSettled):  # closed at its settlement, no fee
+            account = held.setdefault(event.account, {})
+            account[event.symbol] = account.get(event.symbol, 0.0) - event.quantity
+            paid = flow.setdefault(event.account, {})
+            cash = event.quantity * event.settlement_price * multiplier.get(event.symbol, 1.0)
+            paid[event.symbol] = paid.get(event.symbol, 0.0) + cash * rates.get(event.symbol, 1.0)
         elif isinstance(event, ev.BarClosed):
             marks.update(event.marks)
             if event.fx:

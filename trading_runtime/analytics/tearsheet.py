@@ -181,6 +181,26 @@ def asset_class_rows(analysis: Analysis, account: str = "total") -> Table:
     return [label for label, _, _ in ASSET_CLASS_COLUMNS] + ["symbols"], rows
 
 
+GREEK_COLUMNS = (  # column, key, format
+    ("delta (units)", "delta_units", "{:,.1f}"),
+    ("delta", "delta", "{:,.0f}"),
+    ("gamma (1%)", "gamma_1pct", "{:,.0f}"),
+    ("vega (1 pt)", "vega_per_point", "{:,.0f}"),
+    ("theta (day)", "theta_per_day", "{:,.0f}"),
+)
+
+
+def greeks_table(greeks: dict) -> tuple[str, Table]:
+    """The option book's greeks per underlying and in total (currency but the units)."""
+    rows = [
+        (name, [_cell(row.get(key), fmt) for _, key, fmt in GREEK_COLUMNS])
+        for name, row in [*greeks.get("by_underlying", {}).items(),
+                          *([("total", greeks["total"])] if "total" in greeks else [])]
+    ]  # fmt: skip
+    title = "Option greeks of the last holdings (QuantLib, implied volatility from the closes)"
+    return greeks.get("note", title), ([c for c, _, _ in GREEK_COLUMNS], rows)
+
+
 def risk_tables(risk: dict) -> dict[str, tuple[str, Table]]:
     """The final holdings' risk as (title, table) by table id: VaR/ES by method, the VaR
     backtest, the stress windows, the shocks and the sectors (the numbers in
@@ -213,6 +233,7 @@ def risk_tables(risk: dict) -> dict[str, tuple[str, Table]]:
                                                                              stress)),
         "shocks": ("Shocks (QTIS_REPORT_SHOCKS)", (["move", "P&L"], shocks)),
         "sectors": ("Exposure by sector", (["long", "short", "net", "gross"], sectors)),
+        "greeks": greeks_table(risk.get("greeks", {})),
     }  # fmt: skip
 
 
