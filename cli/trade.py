@@ -99,7 +99,13 @@ Portfolio = Annotated[
 ]
 
 
-Signal = Annotated[str, typer.Option(help="buy-and-hold | sma-cross | model")]
+Signal = Annotated[
+    str,
+    typer.Option(
+        help="buy-and-hold | sma-cross | model | pairs (pairs: --sizing equal --limit"
+        " allow_short=true; its settings in a --strategies YAML, docs/strategies.md)"
+    ),
+]
 ChallengerShadow = Annotated[
     bool,
     typer.Option(

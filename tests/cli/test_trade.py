@@ -56,6 +56,13 @@ def test_backtest_prints_metrics_and_writes_json(trade, tmp_path):
     assert again.exit_code == 2 and "already exists" in again.output
 
 
+def test_a_pairs_backtest_from_the_command_line(trade):
+    pairs = ["--signal", "pairs", "--sizing", "equal", "--limit", "allow_short=true"]
+    result = trade("backtest", *pairs, "--start", "2009-06-01", "--stream", "cli-pairs")
+    assert result.exit_code == 0, result.output
+    assert "cli-pairs" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -64,6 +71,8 @@ def test_backtest_prints_metrics_and_writes_json(trade, tmp_path):
         (["--symbols", "NOPE"], "unknown symbols NOPE"),
         (["--signal", "coin-flip"], "signal"),
         (["--start", "2030-01-01"], "no bars on or after 2030-01-01"),
+        (["--signal", "pairs", "--limit", "allow_short=true"], "use sizing equal"),
+        (["--signal", "pairs", "--sizing", "equal"], "add allow_short: true to limits"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(trade, args, message):
