@@ -42,6 +42,12 @@ class StrategyContext:
     local: bool  # the model is asked in process, not over HTTP
     model_batch: int  # windows per model request (QTIS_SERVE_MAX_WINDOWS)
 
+    @property
+    def traded(self) -> int:
+        """How many symbols a sizer shares the equity among: an FX pair is a rate, never
+        traded (at least 1)."""
+        return sum(self.instruments[s].asset_class != "fx" for s in self.symbols) or 1
+
 
 class Overlay(Protocol):
     """What adjusts a strategy's target quantities after sizing (``prices`` in the account's
@@ -125,9 +131,9 @@ def _hedge(s: StrategyConfig, ctx: StrategyContext) -> BetaHedge | None:
 
 SIZERS: dict[str, Callable[[StrategyConfig, StrategyContext], Sizer]] = {
     "fixed": lambda s, ctx: FixedQuantity(s.quantity),
-    "equal": lambda s, ctx: EqualWeight(len(ctx.symbols)),
+    "equal": lambda s, ctx: EqualWeight(ctx.traded),
     "vol-target": lambda s, ctx: VolatilityTarget(
-        len(ctx.symbols),
+        ctx.traded,
         s.target_vol or ctx.settings.target_vol,
         s.max_weight or ctx.settings.max_weight,
         ctx.settings.bars_per_year,

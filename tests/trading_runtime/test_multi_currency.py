@@ -31,9 +31,11 @@ from trading_runtime.broker import CrossSection
 from trading_runtime.config import RunConfig, StrategyConfig
 from trading_runtime.domain import Fill, Position, Side
 from trading_runtime.fx import FxRateMissing, FxRates
+from trading_runtime.history import ReturnWindow
 from trading_runtime.journal import Journal
 from trading_runtime.runs import run
 from trading_runtime.settings import RuntimeSettings
+from trading_runtime.strategies import StrategyContext, build_slot
 from trading_runtime.verify import verify
 from warehouse.providers.base import Instrument, RawBars
 
@@ -247,3 +249,15 @@ def test_a_base_currency_fill_journals_as_before_and_old_payloads_load():
     # a book snapshot of a one-currency USD book keeps no currency state
     book = Book().apply_all([ev.RunStarted({}, (ev.AccountSpec("a", 1e5, {}),))])
     assert "fx" not in book.to_state() and book.base_currency == "USD"
+
+
+def test_sizers_share_the_equity_among_the_traded_symbols_not_the_fx_pairs():
+    instruments = {
+        "SAP": Instrument("SAP", currency="EUR"),
+        "EURUSD": Instrument("EURUSD", asset_class="fx"),
+    }
+    context = StrategyContext(["EURUSD", "SAP"], instruments, [], ReturnWindow(2, 5),
+                              RuntimeSettings(), None, True, 1)  # fmt: skip
+    for sizing in ("equal", "vol-target"):
+        slot = build_slot(StrategyConfig(signal="buy-and-hold", sizing=sizing), context)
+        assert slot.sizer.n == 1  # SAP alone: before, the pair took half of the equity
