@@ -16,6 +16,7 @@ from rich.table import Table
 from cli.render.format import symbols_text
 from cli.render.training import print_evaluation
 from core.secrets import redact
+from demo.currencies import show_currencies
 from demo.futures import show_futures
 from demo.live import show_live
 from demo.monitoring import show_drift
@@ -106,6 +107,7 @@ def run_demo(console: Console, synthetic: int | None = None) -> None:
     show_var_backtests(console, url, RiskReportSettings())
     show_futures(console, settings)
     show_options(console, settings)
+    show_currencies(console, settings)
     show_live(console, url, settings, warehouse.tracking())
     drift = show_drift(console, warehouse)
     reports = settings.home / "reports"
