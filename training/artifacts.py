@@ -61,6 +61,9 @@ def verify(label: str, actual: str, expected: str | None, source: str = "registr
         )
     else:
         return
+    # a library's logging.config call (Optuna's and Evidently's migration env.py run
+    # fileConfig, which disables every existing logger) must never silence this alert
+    alerts.disabled = False
     alerts.critical(message, extra={"alert_key": f"model-integrity:{label}"})
     raise ArtifactMismatch(message)
 
