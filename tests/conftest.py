@@ -16,6 +16,7 @@ is the quick tier (``make test-quick``)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,36 @@ def pytest_configure(config: pytest.Config) -> None:
     if option != "auto" and "timescale" in names and (why := timescale.missing()):
         raise pytest.UsageError(f"--backends {option}: {why}")
     config.stash[SELECTED] = names
+
+
+# the project's loggers: its packages' module loggers and the named ones (qtis.alerts, ...)
+PROJECT_LOGGERS = frozenset(
+    [
+        "qtis",
+        "core",
+        "warehouse",
+        "quant",
+        "transforms",
+        "training",
+        "registry",
+        "serving",
+        "trading_runtime",
+        "monitoring",
+        "orchestration",
+        "cli",
+        "demo",
+    ]
+)
+
+
+@pytest.fixture(autouse=True)
+def _project_loggers_enabled() -> None:
+    """Each test hears the project's loggers: a library's logging.config call in an earlier
+    test on the worker (``fileConfig`` disables every logger that exists) would otherwise
+    silence them, and a test asserting on a warning or an alert would fail by test order."""
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and name.split(".")[0] in PROJECT_LOGGERS:
+            logger.disabled = False
 
 
 def pytest_report_header(config: pytest.Config) -> str:
